@@ -1,0 +1,22 @@
+//! Pure rules of open131: identifiers parsed once at the edge, lifecycles as
+//! transition functions, and the KYC decisions. Nothing here does IO or reads
+//! the clock: `now`/`today` is always a parameter.
+#![forbid(unsafe_code)]
+
+pub mod dates;
+pub mod ident;
+pub mod kyc;
+pub mod personal;
+
+/// One offending field of a request, named by its JSON path (`payload.inn`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
