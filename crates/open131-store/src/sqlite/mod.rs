@@ -1,0 +1,419 @@
+//! The embedded backend: SQLite in WAL mode with `synchronous=FULL`, one writer
+//! thread with grouped commits ([`writer`]) and a small pool of read connections.
+//!
+//! Point reads by primary key take microseconds, less than handing them to a
+//! blocking thread would cost, so readers run on the caller's thread.
+
+mod writer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use open131_domain::ident::{Inn, PassportNumber};
+use open131_domain::kyc::{self, CheckEvent, CheckState, KycApplication, Outcome};
+use open131_domain::personal::Personal;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use time::{Date, OffsetDateTime};
+
+use crate::{CheckRecord, Decision, InsertCheck, NewCheck, ProjectKey, ProjectRecord, Result, Store, StoreError};
+use writer::{db, Writer};
+
+pub use writer::{WRITE_BATCH_MAX_JOBS, WRITE_QUEUE_MAX_JOBS};
+
+/// Read connections kept open.
+pub const READ_POOL_CONNECTIONS: usize = 4;
+/// How long a connection waits for another process's write lock (the admin CLI), in ms.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE_NAME: &str = "open131.sqlite3";
+
+/// Versioned migrations, applied in order, each once.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir` and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io(format!("{}: {e}", data_dir.display())))?;
+        let path = data_dir.join(DATABASE_FILE_NAME);
+        let write_conn = connect(&path)?;
+        migrate(&write_conn)?;
+        let readers = (0..READ_POOL_CONNECTIONS)
+            .map(|_| {
+                let conn = connect(&path)?;
+                conn.execute_batch("PRAGMA query_only = ON").map_err(db)?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { writer: Writer::spawn(write_conn)?, readers, next_reader: AtomicUsize::new(0) })
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        // Take the first idle connection, else wait for the one in turn.
+        for offset in 0..self.readers.len() {
+            if let Ok(conn) = self.readers[(start + offset) % self.readers.len()].try_lock() {
+                return f(&conn);
+            }
+        }
+        let conn = self.readers[start % self.readers.len()]
+            .lock()
+            .map_err(|_| StoreError::Db("a read connection was poisoned".into()))?;
+        f(&conn)
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(db)?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(db)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(db)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL) STRICT",
+    )
+    .map_err(db)?;
+    for (version, name, sql) in MIGRATIONS {
+        // IMMEDIATE: a server and an admin command starting together migrate once.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db)?;
+        let applied: bool = conn
+            .query_row("SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)", [version], |r| r.get(0))
+            .map_err(db)?;
+        let result = if applied {
+            Ok(())
+        } else {
+            conn.execute_batch(sql).and_then(|_| {
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at_us) VALUES (?1, ?2, ?3)",
+                    params![version, name, to_us(OffsetDateTime::now_utc())],
+                )
+                .map(|_| ())
+            })
+        };
+        match result {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(db)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(StoreError::Db(format!("migration {version} ({name}) failed: {e}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn to_us(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000) as i64
+}
+
+fn from_us(us: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
+}
+
+const DATE_FORMAT: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+fn parse_date(s: &str) -> Result<Date> {
+    Date::parse(s, DATE_FORMAT).map_err(|e| StoreError::Corrupt(format!("date {s:?}: {e}")))
+}
+
+fn format_date(d: Date) -> Result<String> {
+    d.format(DATE_FORMAT).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+const CHECK_COLUMNS: &str = "project_id, id, api_version, passport_number, inn, agent_contract_number, \
+     birthday, issuer_date, outcome, created_at_us, due_at_us, finished_at_us";
+
+/// Raw row of `kyc_checks`; converted to a [`CheckRecord`] by [`check_from_row`].
+struct CheckRow {
+    project_id: String,
+    id: i64,
+    api_version: String,
+    passport_number: String,
+    inn: String,
+    agent_contract_number: String,
+    birthday: String,
+    issuer_date: String,
+    outcome: Option<String>,
+    created_at_us: i64,
+    due_at_us: i64,
+    finished_at_us: Option<i64>,
+}
+
+impl CheckRow {
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            project_id: row.get(0)?,
+            id: row.get(1)?,
+            api_version: row.get(2)?,
+            passport_number: row.get(3)?,
+            inn: row.get(4)?,
+            agent_contract_number: row.get(5)?,
+            birthday: row.get(6)?,
+            issuer_date: row.get(7)?,
+            outcome: row.get(8)?,
+            created_at_us: row.get(9)?,
+            due_at_us: row.get(10)?,
+            finished_at_us: row.get(11)?,
+        })
+    }
+}
+
+fn check_from_row(row: CheckRow) -> Result<CheckRecord> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("check {}/{}: {what}", row.project_id, row.id));
+    let state = match &row.outcome {
+        None => CheckState::Pending,
+        Some(s) => CheckState::Finished(Outcome::parse(s).ok_or_else(|| corrupt("unknown outcome"))?),
+    };
+    let application = KycApplication {
+        passport: PassportNumber::parse(&row.passport_number).map_err(|_| corrupt("passport_number"))?,
+        inn: Inn::parse_individual(&row.inn).map_err(|_| corrupt("inn"))?,
+        agent_contract_number: Personal::new(row.agent_contract_number.clone()),
+        birthday: parse_date(&row.birthday)?,
+        issuer_date: parse_date(&row.issuer_date)?,
+    };
+    Ok(CheckRecord {
+        state,
+        application,
+        created_at: from_us(row.created_at_us)?,
+        due_at: from_us(row.due_at_us)?,
+        finished_at: row.finished_at_us.map(from_us).transpose()?,
+        project_id: row.project_id,
+        id: row.id,
+        api_version: row.api_version,
+    })
+}
+
+fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
+    let head = conn
+        .prepare_cached("SELECT id, created_at_us, kyc_mode FROM projects WHERE id = ?1")
+        .map_err(db)?
+        .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
+        .optional()
+        .map_err(db)?;
+    let Some((id, created_at_us, kyc_mode)) = head else { return Ok(None) };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT fingerprint, spki_der, created_at_us FROM project_keys WHERE project_id = ?1 ORDER BY created_at_us, fingerprint",
+        )
+        .map_err(db)?;
+    let keys = stmt
+        .query_map([&id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?)))
+        .map_err(db)?
+        .map(|row| {
+            let (fingerprint, spki_der, at) = row.map_err(db)?;
+            Ok(ProjectKey { fingerprint, spki_der, created_at: from_us(at)? })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(ProjectRecord { id, created_at: from_us(created_at_us)?, kyc_mode, keys }))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
+        let id = id.to_string();
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .execute(
+                        "INSERT INTO projects (id, created_at_us) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                        params![id, to_us(now)],
+                    )
+                    .map_err(db)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn add_project_key(&self, project_id: &str, fingerprint: &str, spki_der: &[u8], now: OffsetDateTime) -> Result<bool> {
+        let (project_id, fingerprint, spki_der) = (project_id.to_string(), fingerprint.to_string(), spki_der.to_vec());
+        self.writer
+            .write(move |conn| {
+                let exists: bool = conn
+                    .query_row("SELECT EXISTS(SELECT 1 FROM projects WHERE id = ?1)", [&project_id], |r| r.get(0))
+                    .map_err(db)?;
+                if !exists {
+                    return Err(StoreError::NoSuchProject(project_id));
+                }
+                let n = conn
+                    .execute(
+                        "INSERT INTO project_keys (project_id, fingerprint, spki_der, created_at_us) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (project_id, fingerprint) DO NOTHING",
+                        params![project_id, fingerprint, spki_der, to_us(now)],
+                    )
+                    .map_err(db)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn project(&self, id: &str) -> Result<Option<ProjectRecord>> {
+        self.read(|conn| load_project(conn, id))
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectRecord>> {
+        self.read(|conn| {
+            let ids: Vec<String> = conn
+                .prepare("SELECT id FROM projects ORDER BY id")
+                .map_err(db)?
+                .query_map([], |r| r.get(0))
+                .map_err(db)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db)?;
+            ids.iter().filter_map(|id| load_project(conn, id).transpose()).collect()
+        })
+    }
+
+    async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck> {
+        let birthday = format_date(check.application.birthday)?;
+        let issuer_date = format_date(check.application.issuer_date)?;
+        self.writer
+            .write(move |conn| {
+                let app = &check.application;
+                let id: i64 = conn
+                    .prepare_cached(
+                        "INSERT INTO id_sequences (project_id, kind, last) VALUES (?1, 'kyc_check', 1)
+                         ON CONFLICT (project_id, kind) DO UPDATE SET last = last + 1 RETURNING last",
+                    )
+                    .map_err(db)?
+                    .query_row([&check.project_id], |r| r.get(0))
+                    .map_err(db)?;
+                let inserted = conn
+                    .prepare_cached(
+                        "INSERT INTO kyc_checks (project_id, id, api_version, passport_number, inn, agent_contract_number,
+                             birthday, issuer_date, payload, created_at_us, due_at_us)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                         ON CONFLICT (project_id, passport_number, inn, agent_contract_number) DO NOTHING",
+                    )
+                    .map_err(db)?
+                    .execute(params![
+                        check.project_id,
+                        id,
+                        check.api_version,
+                        app.passport.expose(),
+                        app.inn.expose(),
+                        app.agent_contract_number.expose(),
+                        birthday,
+                        issuer_date,
+                        check.payload_json,
+                        to_us(check.created_at),
+                        to_us(check.due_at),
+                    ])
+                    .map_err(db)?;
+                if inserted == 1 {
+                    return Ok(InsertCheck::Created(id));
+                }
+                let earlier: i64 = conn
+                    .prepare_cached(
+                        "SELECT id FROM kyc_checks WHERE project_id = ?1 AND passport_number = ?2 AND inn = ?3
+                             AND agent_contract_number = ?4",
+                    )
+                    .map_err(db)?
+                    .query_row(
+                        params![check.project_id, app.passport.expose(), app.inn.expose(), app.agent_contract_number.expose()],
+                        |r| r.get(0),
+                    )
+                    .map_err(db)?;
+                // Give the sequence number back: the savepoint is rolled back on Err,
+                // so undo the bump by hand and report the duplicate as success.
+                conn.prepare_cached("UPDATE id_sequences SET last = last - 1 WHERE project_id = ?1 AND kind = 'kyc_check'")
+                    .map_err(db)?
+                    .execute([&check.project_id])
+                    .map_err(db)?;
+                Ok(InsertCheck::Duplicate(earlier))
+            })
+            .await
+    }
+
+    async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>> {
+        let row = self.read(|conn| {
+            conn.prepare_cached(&format!("SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE project_id = ?1 AND id = ?2"))
+                .map_err(db)?
+                .query_row(params![project_id, id], CheckRow::read)
+                .optional()
+                .map_err(db)
+        })?;
+        row.map(check_from_row).transpose()
+    }
+
+    async fn due_checks(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>> {
+        let rows = self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE outcome IS NULL AND due_at_us <= ?1
+                 ORDER BY due_at_us LIMIT ?2"
+            ))
+            .map_err(db)?
+            .query_map(params![to_us(now), limit as i64], CheckRow::read)
+            .map_err(db)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db)
+        })?;
+        rows.into_iter().map(check_from_row).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>> {
+        let us: Option<i64> = self.read(|conn| {
+            conn.prepare_cached("SELECT MIN(due_at_us) FROM kyc_checks WHERE outcome IS NULL")
+                .map_err(db)?
+                .query_row([], |r| r.get(0))
+                .map_err(db)
+        })?;
+        us.map(from_us).transpose()
+    }
+
+    async fn finish_checks(&self, decisions: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>> {
+        self.writer
+            .write(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "UPDATE kyc_checks SET outcome = ?3, finished_at_us = ?4
+                         WHERE project_id = ?1 AND id = ?2 AND outcome IS NULL",
+                    )
+                    .map_err(db)?;
+                decisions
+                    .iter()
+                    .map(|d| {
+                        // The domain's lifecycle says a verdict is only legal on a pending
+                        // check; the WHERE clause is how the database enforces it.
+                        debug_assert!(kyc::transition(CheckState::Pending, CheckEvent::Decide(d.outcome)).is_ok());
+                        let n = stmt.execute(params![d.project_id, d.id, d.outcome.as_str(), to_us(now)]).map_err(db)?;
+                        Ok(n == 1)
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|conn| {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)
+        })
+    }
+
+    async fn meta_init(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>> {
+        let key = key.to_string();
+        self.writer
+            .write(move |conn| {
+                conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", params![key, value])
+                    .map_err(db)?;
+                conn.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| r.get(0)).map_err(db)
+            })
+            .await
+    }
+}
