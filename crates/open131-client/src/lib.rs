@@ -1,0 +1,114 @@
+//! Rust SDK for the passport verification (KYC) API, against Bank 131 or open131.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), open131_client::ClientError> {
+//! use open131_client::KycClient;
+//! use open131_wire::sign::SigningKey;
+//! let key = SigningKey::from_pem(&std::fs::read_to_string("demo.key.pem").unwrap()).unwrap();
+//! let client = KycClient::new("http://127.0.0.1:8131", "demo", key);
+//! let payload = serde_json::json!({"first_name": "…"});
+//! let answer = client.check(&payload).await?;
+//! println!("{:?}", answer.body.data);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+use open131_wire::canonical::{canonical_bytes, CanonicalError};
+use open131_wire::kyc::KycResponse;
+use open131_wire::sign::{KeyError, SigningKey};
+use serde_json::{json, Value};
+
+/// Header naming the partner project.
+pub const PROJECT_HEADER: &str = "X-PARTNER-PROJECT";
+/// Per-request timeout of the SDK, in seconds.
+pub const REQUEST_TIMEOUT_S: u64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("payload cannot be signed: {0}")]
+    Canonical(#[from] CanonicalError),
+    #[error("signing failed: {0}")]
+    Key(#[from] KeyError),
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("unexpected answer (HTTP {status}): {body}")]
+    Unexpected { status: u16, body: String },
+}
+
+/// An answer: the HTTP status (read it first, as the bank says) and the envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub http_status: u16,
+    pub body: KycResponse,
+}
+
+/// The body of `POST check`: `{"payload": …, "signature": base64(RSA-SHA256(canonical(payload)))}`.
+pub fn signed_check_body(payload: &Value, key: &SigningKey) -> Result<Vec<u8>, ClientError> {
+    let signature = key.sign_base64(&canonical_bytes(payload)?)?;
+    Ok(json!({"payload": payload, "signature": signature}).to_string().into_bytes())
+}
+
+pub struct KycClient {
+    http: reqwest::Client,
+    base_url: String,
+    project: String,
+    key: SigningKey,
+    version: String,
+}
+
+impl KycClient {
+    /// A v1.1 client for `base_url` (e.g. `http://127.0.0.1:8131`).
+    pub fn new(base_url: &str, project: &str, key: SigningKey) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            project: project.to_string(),
+            key,
+            version: "v1.1".into(),
+        }
+    }
+
+    /// Uses another API version path (`v1.1`, `v2.0`).
+    pub fn with_version(mut self, version: &str) -> Self {
+        self.version = version.to_string();
+        self
+    }
+
+    /// `POST check` for `payload`, signed with the client's key.
+    pub async fn check(&self, payload: &Value) -> Result<Answer, ClientError> {
+        let body = signed_check_body(payload, &self.key)?;
+        let response = self
+            .http
+            .post(format!("{}/api/{}/check", self.base_url, self.version))
+            .header(PROJECT_HEADER, &self.project)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        answer(response).await
+    }
+
+    /// `GET check/{id}`.
+    pub async fn status(&self, id: &str) -> Result<Answer, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/api/{}/check/{}", self.base_url, self.version, id))
+            .header(PROJECT_HEADER, &self.project)
+            .send()
+            .await?;
+        answer(response).await
+    }
+}
+
+async fn answer(response: reqwest::Response) -> Result<Answer, ClientError> {
+    let http_status = response.status().as_u16();
+    let bytes = response.bytes().await?;
+    match serde_json::from_slice::<KycResponse>(&bytes) {
+        Ok(body) => Ok(Answer { http_status, body }),
+        Err(_) => Err(ClientError::Unexpected { status: http_status, body: String::from_utf8_lossy(&bytes).into_owned() }),
+    }
+}

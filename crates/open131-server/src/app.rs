@@ -1,0 +1,74 @@
+//! The application value shared by handlers and workers, and the router.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use open131_store::Store;
+use open131_wire::kyc::KycErrorCode;
+use tokio::sync::Notify;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::projects::Projects;
+use crate::reply::KycReply;
+use crate::verifier::{SandboxVerifier, Verifier};
+
+/// Everything a request or a worker needs. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub projects: Arc<Projects>,
+    pub verifier: Arc<dyn Verifier>,
+    /// Woken when a check is accepted, so the verifier need not poll.
+    pub verifier_wake: Arc<Notify>,
+}
+
+impl App {
+    pub fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            config: Arc::new(config),
+            projects: Arc::new(Projects::new(store.clone())),
+            store,
+            clock,
+            verifier: Arc::new(SandboxVerifier),
+            verifier_wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Decides every check that is due now; returns how many were finished.
+    pub async fn verify_due(&self) -> anyhow::Result<usize> {
+        crate::verifier::verify_due(self).await
+    }
+}
+
+pub fn router(app: App) -> Router {
+    let timeout = app.config.request_timeout;
+    Router::new()
+        .route("/api/v1.1/check", post(crate::kyc::post_check))
+        .route("/api/v1.1/check/{id}", get(crate::kyc::get_check))
+        .fallback(|| async { KycReply::error(KycErrorCode::NotFound) })
+        .method_not_allowed_fallback(|| async { KycReply::error(KycErrorCode::MethodNotAllowed) })
+        .layer(middleware::from_fn(move |req: Request, next: Next| limit_time(req, next, timeout)))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a request handler panicked");
+            KycReply::error(KycErrorCode::InternalError).into_response()
+        }))
+        .with_state(app)
+}
+
+/// A request that outlives the limit is answered with a generic 500. Its write,
+/// if already queued, may still commit: a 200 always means committed, the
+/// converse is not promised (the client retries and meets `already_exists`).
+async fn limit_time(req: Request, next: Next, limit: std::time::Duration) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => KycReply::internal(&"request timed out").into_response(),
+    }
+}

@@ -1,0 +1,81 @@
+//! The demo project created on first start, so a newcomer can send a signed
+//! request within a minute.
+
+use std::path::{Path, PathBuf};
+
+use open131_store::Store;
+use open131_wire::canonical::canonical_bytes;
+use open131_wire::sign::SigningKey;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+/// Id of the demo project.
+pub const DEMO_PROJECT_ID: &str = "demo";
+/// File (in the data directory) holding the demo project's private key.
+pub const DEMO_KEY_FILE_NAME: &str = "demo.key.pem";
+
+#[derive(Debug)]
+pub struct Demo {
+    pub key_path: PathBuf,
+    /// `None` when the key file is gone (the project still exists).
+    pub key: Option<SigningKey>,
+    pub created: bool,
+}
+
+/// Creates the demo project and its key pair unless they exist; reuses them otherwise.
+pub async fn ensure_demo(store: &dyn Store, data_dir: &Path, now: OffsetDateTime) -> anyhow::Result<Demo> {
+    let key_path = data_dir.join(DEMO_KEY_FILE_NAME);
+    if store.project(DEMO_PROJECT_ID).await?.is_some() {
+        let key = match std::fs::read_to_string(&key_path) {
+            Ok(text) => Some(SigningKey::from_pem(&text)?),
+            Err(_) => None,
+        };
+        return Ok(Demo { key_path, key, created: false });
+    }
+    // Key file first: if we crash before the project row, the next start makes a new pair.
+    let key = SigningKey::generate()?;
+    write_private(&key_path, &key.to_pkcs8_pem()?)?;
+    let public = key.verifying_key()?;
+    store.create_project(DEMO_PROJECT_ID, now).await?;
+    store.add_project_key(DEMO_PROJECT_ID, &public.fingerprint(), public.spki_der(), now).await?;
+    Ok(Demo { key_path, key: Some(key), created: true })
+}
+
+fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    options.open(path)?.write_all(pem.as_bytes())
+}
+
+/// A fictional person that passes the sandbox check.
+pub fn sample_payload() -> Value {
+    json!({
+        "first_name": "Иванов", "last_name": "Иван", "patronymic": "Иванович",
+        "birthday": "15.06.1990", "birthplace": "г. Москва",
+        "inn": "500100732259",
+        "identity_document": "Паспорт гражданина РФ", "passport_number": "4510123456",
+        "issuer": "ОВД района Хамовники г. Москвы", "issuer_code": "770-001", "issuer_date": "20.06.2010",
+        "citizenship": "РФ", "postcode": "119021", "address": "г. Москва, ул. Льва Толстого, д. 16",
+        "email": "ivanov@example.ru", "phone_number": "+79001234567",
+        "agent_contract_number": "DEMO-1", "agent_contract_date": "10.01.2024",
+        "beneficial_owners": "ВБ отсутствует", "public_officials": "Нет",
+        "migration_card": "-", "right_to_stay_in_rf": "-"
+    })
+}
+
+/// A ready-to-paste `curl` for a signed check by the demo project.
+pub fn example_request(key: &SigningKey, base_url: &str) -> anyhow::Result<String> {
+    let payload = sample_payload();
+    let signature = key.sign_base64(&canonical_bytes(&payload)?)?;
+    let body = json!({"payload": payload, "signature": signature});
+    Ok(format!(
+        "curl -s -X POST {base_url}/api/v1.1/check -H 'Content-Type: application/json' -H 'X-PARTNER-PROJECT: {DEMO_PROJECT_ID}' -d '{body}'\n\
+         curl -s {base_url}/api/v1.1/check/1 -H 'X-PARTNER-PROJECT: {DEMO_PROJECT_ID}'"
+    ))
+}

@@ -1,0 +1,228 @@
+//! The passport verification API: `POST /api/v1.1/check` and `GET /api/v1.1/check/{id}`.
+//!
+//! Order of the checks on `POST`, each answering as the bank's page says:
+//! header (422) → body shape and every field (422, all fields named at once) →
+//! project (200 `partner_project_not_found`) → signature (200 `invalid_sign`,
+//! nothing stored) → duplicate (200 `already_exists` with the first id) → stored
+//! and acknowledged as `pending` only after its commit.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use open131_domain::kyc::{self, CheckState, Outcome};
+use open131_domain::FieldError;
+use open131_store::{InsertCheck, NewCheck};
+use open131_wire::canonical;
+use open131_wire::kyc::{
+    FieldDetail, KycErrorCode, KycResponse, DESCRIPTION_PASSPORT_INVALID, DESCRIPTION_PASSPORT_NOT_FOUND,
+};
+use serde_json::Value;
+
+use crate::app::App;
+use crate::projects::Project;
+use crate::reply::KycReply;
+
+/// Header naming the partner project (HTTP header names are case-insensitive).
+pub const PROJECT_HEADER: &str = "x-partner-project";
+/// Largest accepted `X-PARTNER-PROJECT` value, in bytes.
+pub const PROJECT_ID_MAX_BYTES: usize = 128;
+/// API version recorded with a v1.1 check.
+pub const API_V11: &str = "v1.1";
+
+fn detail(field: &str, message: impl Into<String>) -> FieldDetail {
+    FieldDetail { field: field.to_string(), message: message.into() }
+}
+
+fn from_domain(errors: Vec<FieldError>) -> Vec<FieldDetail> {
+    errors.into_iter().map(|e| FieldDetail { field: e.field, message: e.message }).collect()
+}
+
+/// The project id from the header, or the 422 the page prescribes.
+fn project_header(headers: &HeaderMap) -> Result<&str, KycReply> {
+    let value = headers.get(PROJECT_HEADER).map(|v| v.to_str().map(str::trim));
+    match value {
+        Some(Ok(id)) if !id.is_empty() && id.len() <= PROJECT_ID_MAX_BYTES => Ok(id),
+        _ => Err(KycReply::error(KycErrorCode::RequestHeaderValidationError)),
+    }
+}
+
+async fn project(app: &App, id: &str) -> Result<std::sync::Arc<Project>, KycReply> {
+    match app.projects.get(id).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(KycReply::error(KycErrorCode::PartnerProjectNotFound)),
+        Err(e) => Err(KycReply::internal(&e)),
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, KycReply> {
+    let too_large = || {
+        KycReply::invalid(
+            KycErrorCode::RequestBodyTooLarge,
+            vec![detail("body", format!("must be at most {limit} bytes"))],
+        )
+    };
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let is_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.into_inner().is::<http_body_util::LengthLimitError>();
+            if is_limit {
+                Err(too_large())
+            } else {
+                Err(KycReply::invalid(
+                    KycErrorCode::RequestBodyValidationError,
+                    vec![detail("body", "could not be read completely")],
+                ))
+            }
+        }
+    }
+}
+
+/// `POST /api/v1.1/check`.
+pub async fn post_check(State(app): State<App>, headers: HeaderMap, body: Body) -> KycReply {
+    match post_check_inner(&app, &headers, body).await {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+async fn post_check_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<KycReply, KycReply> {
+    let project_id = project_header(headers)?;
+    let bytes = read_body(body, app.config.body_size_max_bytes).await?;
+    let now = app.clock.now();
+
+    // Shape of the envelope: {"payload": {...}, "signature": "..."}.
+    let invalid = |details| KycReply::invalid(KycErrorCode::RequestBodyValidationError, details);
+    let root: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| invalid(vec![detail("body", format!("is not valid JSON: {e}"))]))?;
+    let Value::Object(mut root) = root else {
+        return Err(invalid(vec![detail("body", "must be a JSON object")]));
+    };
+    let mut details = Vec::new();
+    let signature = match root.remove("signature") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s),
+        Some(Value::String(_)) => {
+            details.push(detail("signature", "must not be empty"));
+            None
+        }
+        None | Some(Value::Null) => {
+            details.push(detail("signature", "is required"));
+            None
+        }
+        Some(_) => {
+            details.push(detail("signature", "must be a string"));
+            None
+        }
+    };
+    let payload = match root.remove("payload") {
+        Some(Value::Object(map)) => Some(map),
+        None | Some(Value::Null) => {
+            details.push(detail("payload", "is required"));
+            None
+        }
+        Some(_) => {
+            details.push(detail("payload", "must be a JSON object"));
+            None
+        }
+    };
+    let application = match &payload {
+        Some(map) => {
+            let payload_value = Value::Object(map.clone());
+            if let Some(path) = canonical::find_float(&payload_value) {
+                details.push(detail(&path, "floating-point numbers are not allowed"));
+            }
+            match kyc::parse_v11(map, now) {
+                Ok(app) => Some(app),
+                Err(errors) => {
+                    details.extend(from_domain(errors));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let (Some(signature), Some(payload), Some(application), true) = (signature, payload, application, details.is_empty())
+    else {
+        details.sort_by(|a, b| a.field.cmp(&b.field));
+        return Err(invalid(details));
+    };
+
+    let project = project(app, project_id).await?;
+    let payload = Value::Object(payload);
+    let message = canonical::canonical_bytes(&payload).map_err(|e| KycReply::internal(&e))?;
+    let verified = app.projects.verify(&project, &message, &signature).await.map_err(|e| KycReply::internal(&e))?;
+    if !verified {
+        tracing::info!(project = %project.id, "check refused: no registered key verifies the signature");
+        return Err(KycReply::error(KycErrorCode::InvalidSign));
+    }
+
+    let delay = time::Duration::try_from(app.config.kyc_delay).unwrap_or(time::Duration::ZERO);
+    let new = NewCheck {
+        project_id: project.id.clone(),
+        api_version: API_V11.to_string(),
+        application,
+        payload_json: payload.to_string(),
+        created_at: now,
+        due_at: kyc::due_at(now, delay),
+    };
+    match app.store.insert_check(new).await {
+        Ok(InsertCheck::Created(id)) => {
+            tracing::debug!(project = %project.id, id, "check accepted");
+            app.verifier_wake.notify_one();
+            Ok(KycReply::ok(KycResponse::pending(id.to_string())))
+        }
+        Ok(InsertCheck::Duplicate(id)) => Ok(KycReply::error_with(
+            KycErrorCode::AlreadyExists,
+            KycResponse::error(KycErrorCode::AlreadyExists).with_id(id.to_string()),
+        )),
+        Err(e) => Err(KycReply::internal(&e)),
+    }
+}
+
+/// `GET /api/v1.1/check/{id}`.
+pub async fn get_check(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> KycReply {
+    match get_check_inner(&app, &headers, &id).await {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+/// Parses a check id: a positive decimal integer, nothing else.
+fn parse_id(id: &str) -> Option<i64> {
+    if id.is_empty() || id.len() > 18 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    id.parse().ok().filter(|n| *n > 0)
+}
+
+async fn get_check_inner(app: &App, headers: &HeaderMap, id: &str) -> Result<KycReply, KycReply> {
+    let project_id = project_header(headers)?;
+    let project = project(app, project_id).await?;
+    let not_found = || KycReply::error(KycErrorCode::RequestNotFound);
+    let id = parse_id(id).ok_or_else(not_found)?;
+    let check = app.store.check(&project.id, id).await.map_err(|e| KycReply::internal(&e))?.ok_or_else(not_found)?;
+    Ok(status_reply(check.id, check.state))
+}
+
+/// The answer for a check in `state`.
+pub fn status_reply(id: i64, state: CheckState) -> KycReply {
+    let id = id.to_string();
+    let failed = |code: KycErrorCode, description: &str| {
+        KycReply::error_with(code, KycResponse::error_described(code, description).with_id(id.clone()))
+    };
+    match state {
+        CheckState::Pending => KycReply::ok(KycResponse::pending(id)),
+        CheckState::Finished(Outcome::Valid) => KycReply::ok(KycResponse::valid(id)),
+        CheckState::Finished(Outcome::PassportInvalid) => {
+            failed(KycErrorCode::PassportValidationFailure, DESCRIPTION_PASSPORT_INVALID)
+        }
+        CheckState::Finished(Outcome::PassportNotFound) => {
+            failed(KycErrorCode::PassportValidationFailure, DESCRIPTION_PASSPORT_NOT_FOUND)
+        }
+        CheckState::Finished(Outcome::InnMismatch) => {
+            failed(KycErrorCode::InnValidationFailure, KycErrorCode::InnValidationFailure.default_description())
+        }
+        CheckState::Finished(Outcome::InvalidSign) => {
+            failed(KycErrorCode::InvalidSign, KycErrorCode::InvalidSign.default_description())
+        }
+    }
+}

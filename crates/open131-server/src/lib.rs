@@ -1,0 +1,44 @@
+//! The open131 server: an axum application ([`app`]) over a [`Store`], with the
+//! background verifier ([`verifier`]) and the first-start demo project ([`demo`]).
+//!
+//! Entry point: [`run`] serves on a bound listener until `shutdown` resolves,
+//! then drains requests and stops the workers.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod kyc;
+pub mod projects;
+pub mod reply;
+pub mod verifier;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use open131_store::Store;
+use tokio::net::TcpListener;
+
+pub use app::App;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::Config;
+
+/// Serves `app` on `listener` until `shutdown` resolves. In-flight requests are
+/// finished before it returns; the verifier stops at a batch boundary.
+pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = app.config.background_verifier.then(|| tokio::spawn(verifier::run_worker(app.clone(), stop_rx.clone())));
+    let router = app::router(app.clone());
+    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let _ = stop_tx.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    served
+}
+
+/// Opens the SQLite store in `config.data_dir`.
+pub fn open_sqlite(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(open131_store::sqlite::SqliteStore::open(&config.data_dir)?))
+}

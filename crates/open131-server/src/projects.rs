@@ -1,0 +1,86 @@
+//! Partner projects and their keys, cached in memory.
+//!
+//! The admin CLI writes projects and keys straight into the store, possibly
+//! while the server runs, so the cache is filled on a miss and re-read when no
+//! cached key verifies a signature: a new project or a rotated key is seen on
+//! its first request, with no restart and no polling.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use open131_store::{ProjectRecord, Store, StoreError};
+use open131_wire::sign::VerifyingKey;
+
+/// Most projects kept in the cache; past it the cache is simply cleared.
+pub const PROJECT_CACHE_MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug)]
+pub struct Project {
+    pub id: String,
+    pub kyc_mode: String,
+    pub keys: Vec<VerifyingKey>,
+}
+
+impl Project {
+    fn from_record(record: ProjectRecord) -> Self {
+        let keys = record
+            .keys
+            .iter()
+            .filter_map(|k| match VerifyingKey::from_spki_der(&k.spki_der) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    tracing::error!(project = %record.id, fingerprint = %k.fingerprint, error = %e, "stored key is unusable; skipped");
+                    None
+                }
+            })
+            .collect();
+        Self { id: record.id, kyc_mode: record.kyc_mode, keys }
+    }
+
+    fn verifies(&self, message: &[u8], signature_b64: &str) -> bool {
+        self.keys.iter().any(|k| k.verify_base64(message, signature_b64))
+    }
+}
+
+pub struct Projects {
+    store: Arc<dyn Store>,
+    cache: RwLock<HashMap<String, Arc<Project>>>,
+}
+
+impl Projects {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store, cache: RwLock::new(HashMap::new()) }
+    }
+
+    /// The project named `id`, from the cache or the store.
+    pub async fn get(&self, id: &str) -> Result<Option<Arc<Project>>, StoreError> {
+        if let Some(p) = self.cache.read().ok().and_then(|c| c.get(id).cloned()) {
+            return Ok(Some(p));
+        }
+        self.reload(id).await
+    }
+
+    async fn reload(&self, id: &str) -> Result<Option<Arc<Project>>, StoreError> {
+        let Some(record) = self.store.project(id).await? else { return Ok(None) };
+        let project = Arc::new(Project::from_record(record));
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= PROJECT_CACHE_MAX_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(project.id.clone(), project.clone());
+        }
+        Ok(Some(project))
+    }
+
+    /// True when one of the project's registered keys verifies `signature_b64`
+    /// over `message`. Re-reads the keys once if the cached ones all fail.
+    pub async fn verify(&self, project: &Project, message: &[u8], signature_b64: &str) -> Result<bool, StoreError> {
+        if project.verifies(message, signature_b64) {
+            return Ok(true);
+        }
+        match self.reload(&project.id).await? {
+            Some(fresh) if fresh.keys != project.keys => Ok(fresh.verifies(message, signature_b64)),
+            _ => Ok(false),
+        }
+    }
+}

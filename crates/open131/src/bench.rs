@@ -1,0 +1,209 @@
+//! Load generator: `open131 bench kyc`.
+//!
+//! Requests are built and signed *before* the timed window (RSA signing costs
+//! ~0.4 ms on the client, far more than the server's verify), then sent by
+//! `concurrency` tasks over keep-alive connections. Reports requests/s and
+//! p50/p99 latency per phase.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use open131_domain::ident::Inn;
+use open131_wire::sign::SigningKey;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// POST check (durable creations) then GET check/{id} (status reads).
+    Kyc {
+        #[arg(long, default_value = "http://127.0.0.1:8131")]
+        url: String,
+        #[arg(long, default_value = "demo")]
+        project: String,
+        /// Private key of the project (default: the demo key in the data directory).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Distinct checks to create (each pre-signed).
+        #[arg(long, default_value_t = 20_000)]
+        checks: usize,
+        /// Status reads to send after the creations.
+        #[arg(long, default_value_t = 100_000)]
+        reads: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+pub async fn run(data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
+    let BenchCommand::Kyc { url, project, key, checks, reads, concurrency } = cmd;
+    let key_path = key.unwrap_or_else(|| data_dir.join(open131_server::demo::DEMO_KEY_FILE_NAME));
+    let key = SigningKey::from_pem(&std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?)?;
+    let base = url.trim_end_matches('/').to_string();
+    let concurrency = concurrency.max(1);
+
+    let started = Instant::now();
+    let bodies = presign(&key, checks)?;
+    println!("pre-signed {checks} checks in {:.1}s (outside the timed window)", started.elapsed().as_secs_f64());
+
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(concurrency).build(connector);
+
+    let post_uri: hyper::Uri = format!("{base}/api/v1.1/check").parse()?;
+    let bodies = Arc::new(bodies);
+    let (report, ids) = phase(&client, concurrency, checks, {
+        let bodies = bodies.clone();
+        let project = project.clone();
+        move |i| {
+            hyper::Request::post(post_uri.clone())
+                .header("content-type", "application/json")
+                .header("x-partner-project", project.as_str())
+                .body(Full::new(Bytes::from(bodies[i].clone())))
+        }
+    })
+    .await?;
+    report.print("POST /api/v1.1/check (durable creations)");
+    if ids.is_empty() {
+        bail!("no check was created; is the server at {base} and project {project:?} right?");
+    }
+
+    let ids = Arc::new(ids);
+    let (report, _) = phase(&client, concurrency, reads, {
+        let ids = ids.clone();
+        let base = base.clone();
+        move |i| {
+            hyper::Request::get(format!("{base}/api/v1.1/check/{}", ids[i % ids.len()]))
+                .header("x-partner-project", project.as_str())
+                .body(Full::new(Bytes::new()))
+        }
+    })
+    .await?;
+    report.print("GET /api/v1.1/check/{id} (status reads)");
+    Ok(())
+}
+
+/// Distinct, valid v1.1 checks, signed on all cores.
+fn presign(key: &SigningKey, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let chunk = n.div_ceil(threads.max(1)).max(1);
+    let ranges: Vec<(usize, usize)> = (0..n).step_by(chunk).map(|s| (s, (s + chunk).min(n))).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .into_iter()
+            .map(|(from, to)| {
+                scope.spawn(move || -> anyhow::Result<Vec<Vec<u8>>> {
+                    (from..to)
+                        .map(|i| {
+                            let mut payload = open131_server::demo::sample_payload();
+                            let inn = Inn::complete_individual(&format!("77{:08}", i % 100_000_000)).unwrap_or_default();
+                            payload["inn"] = inn.into();
+                            payload["passport_number"] = format!("4510{:06}", 100_000 + i % 900_000).into();
+                            payload["agent_contract_number"] = format!("BENCH-{run}-{i}").into();
+                            Ok(open131_client::signed_check_body(&payload, key)?)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(n);
+        for h in handles {
+            all.extend(h.join().map_err(|_| anyhow::anyhow!("a signing thread panicked"))??);
+        }
+        Ok(all)
+    })
+}
+
+struct Report {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Report {
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let idx = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[idx] as f64 / 1000.0
+    }
+
+    fn print(&self, title: &str) {
+        println!(
+            "{title}: {} requests in {:.2}s = {:.0} req/s; p50 {:.2} ms, p99 {:.2} ms; {} not ok",
+            self.requests,
+            self.elapsed.as_secs_f64(),
+            self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            self.percentile(0.50),
+            self.percentile(0.99),
+            self.errors
+        );
+    }
+}
+
+/// Sends `total` requests built by `make(i)` with `concurrency` tasks. Returns the
+/// report and the `data.id`s of answers with status `pending` or `ok`.
+async fn phase<F>(client: &HttpClient, concurrency: usize, total: usize, make: F) -> anyhow::Result<(Report, Vec<String>)>
+where
+    F: Fn(usize) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error> + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, make, next) = (client.clone(), make.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut ids = Vec::new();
+                let mut errors = 0usize;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    let request = make(i)?;
+                    let t = Instant::now();
+                    let response = client.request(request).await?;
+                    let status = response.status();
+                    let body = response.into_body().collect().await?.to_bytes();
+                    latencies.push(t.elapsed().as_micros() as u64);
+                    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let good = status == 200 && matches!(parsed["status"].as_str(), Some("pending" | "ok"));
+                    if good {
+                        if let Some(id) = parsed["data"]["id"].as_str() {
+                            ids.push(id.to_string());
+                        }
+                    } else {
+                        errors += 1;
+                    }
+                }
+                anyhow::Ok((latencies, ids, errors))
+            })
+        })
+        .collect();
+    let mut report = Report { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::with_capacity(total) };
+    let mut ids = Vec::new();
+    for w in workers {
+        let (lat, got, errors) = w.await??;
+        report.latencies_us.extend(lat);
+        ids.extend(got);
+        report.errors += errors;
+    }
+    report.elapsed = started.elapsed();
+    report.requests = report.latencies_us.len();
+    report.latencies_us.sort_unstable();
+    Ok((report, ids))
+}

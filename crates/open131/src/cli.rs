@@ -1,0 +1,294 @@
+//! Command-line surface. Admin commands open the store directly, so they work
+//! while a server runs on the same data directory (SQLite WAL allows it); the
+//! server sees their changes on the next request.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use open131_client::KycClient;
+use open131_server::config::{DATA_DIR_DEFAULT, LISTEN_DEFAULT};
+use open131_server::{demo, App, Config, SystemClock};
+use open131_store::Store;
+use open131_wire::sign::{SigningKey, VerifyingKey};
+use time::OffsetDateTime;
+
+/// File in the data directory that a running server holds locked.
+pub const SERVE_LOCK_FILE_NAME: &str = "serve.lock";
+
+#[derive(Parser, Debug)]
+#[command(name = "open131", version, about = "A self-hosted Bank 131 partner API server")]
+pub struct Args {
+    /// Data directory (database, demo key).
+    #[arg(long, global = true, env = "OPEN131_DATA_DIR", default_value = DATA_DIR_DEFAULT)]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        #[arg(long, env = "OPEN131_LISTEN", default_value = LISTEN_DEFAULT)]
+        listen: std::net::SocketAddr,
+        /// How long a new check stays pending: `0`, `500ms`, `2s`, `5m`, `1h` (bare number = seconds).
+        #[arg(long, env = "OPEN131_KYC_DELAY", default_value = "2s", value_parser = parse_duration)]
+        kyc_delay: Duration,
+    },
+    /// Manage partner projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Key utilities.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Passport verification as a partner would call it.
+    #[command(subcommand)]
+    Kyc(KycCommand),
+    /// Load benchmarks against a running server.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectCommand {
+    /// Register a project with its first public key.
+    Add {
+        id: String,
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Register one more public key for a project (key rotation).
+    AddKey {
+        id: String,
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// List projects and their keys.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Write a new RSA-2048 private key (PKCS#8 PEM) and its public key.
+    Generate {
+        /// Where to write the private key.
+        private_key: PathBuf,
+        /// Where to write the public key (default: `<private_key>.pub`).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KycCommand {
+    /// Send a check for the person in a JSON file (the v1.1 `payload` object); prints its id.
+    Check {
+        #[arg(long)]
+        project: String,
+        /// The project's private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:8131")]
+        url: String,
+        person: PathBuf,
+    },
+    /// Print the state of a check.
+    Status {
+        id: String,
+        #[arg(long)]
+        project: String,
+        /// Unused by the status call (it is not signed); accepted for symmetry with `check`.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long, default_value = "http://127.0.0.1:8131")]
+        url: String,
+    },
+}
+
+/// Parses `0`, `250ms`, `2s`, `5m`, `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 2s or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
+}
+
+fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(Arc::new(
+        open131_store::sqlite::SqliteStore::open(data_dir)
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+    ))
+}
+
+fn read_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    VerifyingKey::from_pem(&text).with_context(|| format!("{} is not a usable RSA key", path.display()))
+}
+
+fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    SigningKey::from_pem(&text).with_context(|| format!("{} is not a usable RSA private key", path.display()))
+}
+
+fn print_answer(answer: &open131_client::Answer) -> anyhow::Result<()> {
+    println!("HTTP {} {}", answer.http_status, serde_json::to_string(&answer.body)?);
+    Ok(())
+}
+
+pub async fn execute(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Serve { listen, kyc_delay } => serve(args.data_dir, listen, kyc_delay).await,
+        Command::Project(cmd) => project(&args.data_dir, cmd).await,
+        Command::Keys(KeysCommand::Generate { private_key, public_key }) => {
+            let key = SigningKey::generate()?;
+            let public_path = public_key.unwrap_or_else(|| PathBuf::from(format!("{}.pub", private_key.display())));
+            std::fs::write(&private_key, key.to_pkcs8_pem()?)
+                .with_context(|| format!("writing {}", private_key.display()))?;
+            std::fs::write(&public_path, key.verifying_key()?.to_pem())
+                .with_context(|| format!("writing {}", public_path.display()))?;
+            println!("private key: {}\npublic key:  {}", private_key.display(), public_path.display());
+            Ok(())
+        }
+        Command::Kyc(KycCommand::Check { project, key, url, person }) => {
+            let text = std::fs::read_to_string(&person).with_context(|| format!("reading {}", person.display()))?;
+            let payload: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", person.display()))?;
+            let client = KycClient::new(&url, &project, read_signing_key(&key)?);
+            let answer = client.check(&payload).await?;
+            match answer.body.data.as_ref() {
+                Some(data) if answer.http_status == 200 => {
+                    println!("{}", data.id);
+                    if answer.body.error.is_some() {
+                        eprintln!("{}", serde_json::to_string(&answer.body)?);
+                    }
+                    Ok(())
+                }
+                _ => {
+                    print_answer(&answer)?;
+                    bail!("the check was not accepted")
+                }
+            }
+        }
+        Command::Kyc(KycCommand::Status { id, project, key: _, url }) => {
+            // The status call is not signed; a throwaway key satisfies the client type.
+            let client = KycClient::new(&url, &project, SigningKey::generate()?);
+            print_answer(&client.status(&id).await?)
+        }
+        Command::Bench(cmd) => crate::bench::run(&args.data_dir, cmd).await,
+    }
+}
+
+async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    let now = OffsetDateTime::now_utc();
+    match cmd {
+        ProjectCommand::Add { id, public_key } => {
+            validate_project_id(&id)?;
+            let key = read_public_key(&public_key)?;
+            if !store.create_project(&id, now).await? {
+                bail!("project {id:?} already exists (use `project add-key` to add a key)");
+            }
+            store.add_project_key(&id, &key.fingerprint(), key.spki_der(), now).await?;
+            println!("project {id} added with key {}", key.fingerprint());
+        }
+        ProjectCommand::AddKey { id, public_key } => {
+            let key = read_public_key(&public_key)?;
+            if store.add_project_key(&id, &key.fingerprint(), key.spki_der(), now).await? {
+                println!("key {} added to project {id}", key.fingerprint());
+            } else {
+                println!("project {id} already has key {}", key.fingerprint());
+            }
+        }
+        ProjectCommand::List => {
+            for p in store.projects().await? {
+                println!("{}\tkyc_mode={}\tkeys={}", p.id, p.kyc_mode, p.keys.len());
+                for k in &p.keys {
+                    println!("\t{}", k.fingerprint);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Project ids travel in a header: printable ASCII without spaces, 1–128 bytes.
+fn validate_project_id(id: &str) -> anyhow::Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= open131_server::kyc::PROJECT_ID_MAX_BYTES
+        && id.bytes().all(|b| b.is_ascii_graphic());
+    if !ok {
+        bail!("project id must be 1-128 printable ASCII characters without spaces");
+    }
+    Ok(())
+}
+
+async fn serve(data_dir: PathBuf, listen: std::net::SocketAddr, kyc_delay: Duration) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let lock_path = data_dir.join(SERVE_LOCK_FILE_NAME);
+    let lock = std::fs::File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!("another open131 server is already serving {}", data_dir.display());
+    }
+    let store = open_store(&data_dir)?;
+    let demo = demo::ensure_demo(store.as_ref(), &data_dir, OffsetDateTime::now_utc()).await?;
+
+    let mut config = Config::new(data_dir.clone());
+    config.listen = listen;
+    config.kyc_delay = kyc_delay;
+    let app = App::new(config, store, Arc::new(SystemClock));
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let local = listener.local_addr()?;
+    let base_url = format!("http://{local}");
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "open131 listening on {base_url} (data directory {})", data_dir.display())?;
+    if demo.created {
+        writeln!(out, "created demo project {:?}; its private key is {}", demo::DEMO_PROJECT_ID, demo.key_path.display())?;
+    }
+    match &demo.key {
+        Some(key) => writeln!(out, "try it:\n{}", demo::example_request(key, &base_url)?)?,
+        None => writeln!(out, "demo key file {} is missing; register a key with `open131 project add-key`", demo.key_path.display())?,
+    }
+    out.flush()?;
+    drop(out);
+
+    tracing::info!(%local, "serving");
+    open131_server::run(listener, app, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    drop(lock);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
