@@ -109,6 +109,8 @@ async fn answer(response: reqwest::Response) -> Result<Answer, ClientError> {
     let bytes = response.bytes().await?;
     match serde_json::from_slice::<KycResponse>(&bytes) {
         Ok(body) => Ok(Answer { http_status, body }),
-        Err(_) => Err(ClientError::Unexpected { status: http_status, body: String::from_utf8_lossy(&bytes).into_owned() }),
+        Err(_) => {
+            Err(ClientError::Unexpected { status: http_status, body: String::from_utf8_lossy(&bytes).into_owned() })
+        }
     }
 }

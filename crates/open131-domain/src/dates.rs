@@ -21,9 +21,7 @@ pub fn parse_ddmmyyyy(text: &str) -> Result<Date, &'static str> {
     if !shape_ok {
         return Err("must be a date in the form DD.MM.YYYY");
     }
-    let num = |r: std::ops::Range<usize>| -> u32 {
-        b[r].iter().fold(0, |acc, c| acc * 10 + u32::from(c - b'0'))
-    };
+    let num = |r: std::ops::Range<usize>| -> u32 { b[r].iter().fold(0, |acc, c| acc * 10 + u32::from(c - b'0')) };
     let (day, month, year) = (num(0..2), num(3..5), num(6..10));
     let month = u8::try_from(month)
         .ok()
@@ -41,9 +39,8 @@ pub fn parse_ddmmyyyy(text: &str) -> Result<Date, &'static str> {
 /// falls on 1 March in common years.
 pub fn anniversary(birthday: Date, years: i32) -> Date {
     let year = birthday.year() + years;
-    Date::from_calendar_date(year, birthday.month(), birthday.day()).unwrap_or_else(|_| {
-        Date::from_calendar_date(year, Month::March, 1).unwrap_or(birthday)
-    })
+    Date::from_calendar_date(year, birthday.month(), birthday.day())
+        .unwrap_or_else(|_| Date::from_calendar_date(year, Month::March, 1).unwrap_or(birthday))
 }
 
 /// Full years of age on `today`.

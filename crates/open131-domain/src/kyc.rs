@@ -89,7 +89,8 @@ pub fn parse_v11(payload: &Map<String, Value>, now: OffsetDateTime) -> Result<Ky
         .and_then(|s| Inn::parse_individual(&s).map_err(|m| errors.push(FieldError::new(path("inn"), m))).ok());
 
     let date = |name: &str, errors: &mut Vec<FieldError>| -> Option<Date> {
-        text(name, errors).and_then(|s| parse_ddmmyyyy(&s).map_err(|m| errors.push(FieldError::new(path(name), m))).ok())
+        text(name, errors)
+            .and_then(|s| parse_ddmmyyyy(&s).map_err(|m| errors.push(FieldError::new(path(name), m))).ok())
     };
     let birthday = date("birthday", &mut errors);
     let issuer_date = date("issuer_date", &mut errors);
@@ -148,13 +149,7 @@ pub fn parse_v11(payload: &Map<String, Value>, now: OffsetDateTime) -> Result<Ky
 
     match (passport, inn, contract, birthday, issuer_date) {
         (Some(passport), Some(inn), Some(contract), Some(birthday), Some(issuer_date)) if errors.is_empty() => {
-            Ok(KycApplication {
-                passport,
-                inn,
-                agent_contract_number: Personal::new(contract),
-                birthday,
-                issuer_date,
-            })
+            Ok(KycApplication { passport, inn, agent_contract_number: Personal::new(contract), birthday, issuer_date })
         }
         _ => {
             errors.sort_by(|a, b| a.field.cmp(&b.field));
@@ -429,8 +424,7 @@ mod tests {
 
     #[test]
     fn transition_table() {
-        let states = std::iter::once(CheckState::Pending)
-            .chain(Outcome::ALL.into_iter().map(CheckState::Finished));
+        let states = std::iter::once(CheckState::Pending).chain(Outcome::ALL.into_iter().map(CheckState::Finished));
         for state in states {
             for outcome in Outcome::ALL {
                 let got = transition(state, CheckEvent::Decide(outcome));

@@ -26,9 +26,14 @@ pub use config::Config;
 
 /// Serves `app` on `listener` until `shutdown` resolves. In-flight requests are
 /// finished before it returns; the verifier stops at a batch boundary.
-pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = app.config.background_verifier.then(|| tokio::spawn(verifier::run_worker(app.clone(), stop_rx.clone())));
+    let worker =
+        app.config.background_verifier.then(|| tokio::spawn(verifier::run_worker(app.clone(), stop_rx.clone())));
     let router = app::router(app.clone());
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);

@@ -9,24 +9,25 @@ use open131_wire::kyc::{FieldDetail, KycErrorCode, KycResponse};
 #[derive(Debug)]
 pub struct KycReply {
     pub code: Option<KycErrorCode>,
-    pub body: KycResponse,
+    /// Boxed: replies travel in `Err` variants, which should stay small.
+    pub body: Box<KycResponse>,
 }
 
 impl KycReply {
     pub fn ok(body: KycResponse) -> Self {
-        Self { code: None, body }
+        Self { code: None, body: Box::new(body) }
     }
 
     pub fn error(code: KycErrorCode) -> Self {
-        Self { code: Some(code), body: KycResponse::error(code) }
+        Self { code: Some(code), body: Box::new(KycResponse::error(code)) }
     }
 
     pub fn error_with(code: KycErrorCode, body: KycResponse) -> Self {
-        Self { code: Some(code), body }
+        Self { code: Some(code), body: Box::new(body) }
     }
 
     pub fn invalid(code: KycErrorCode, details: Vec<FieldDetail>) -> Self {
-        Self { code: Some(code), body: KycResponse::invalid(code, details) }
+        Self { code: Some(code), body: Box::new(KycResponse::invalid(code, details)) }
     }
 
     /// A server-side failure: the cause goes to the log, the client learns nothing of it.

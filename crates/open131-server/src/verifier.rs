@@ -38,7 +38,7 @@ impl Verifier for SandboxVerifier {
 /// One round: decides every check due now (up to the batch limit).
 pub async fn verify_due(app: &App) -> anyhow::Result<usize> {
     let now = app.clock.now();
-    let due = app.store.due_checks(now, VERIFY_BATCH_MAX_CHECKS).await?;
+    let due = app.store.due_checks(now - delay(app), VERIFY_BATCH_MAX_CHECKS).await?;
     if due.is_empty() {
         return Ok(0);
     }
@@ -50,6 +50,10 @@ pub async fn verify_due(app: &App) -> anyhow::Result<usize> {
     Ok(finished.into_iter().filter(|f| *f).count())
 }
 
+fn delay(app: &App) -> time::Duration {
+    time::Duration::try_from(app.config.kyc_delay).unwrap_or(time::Duration::ZERO)
+}
+
 /// The worker loop: rounds while there is work, then sleeps until the next due
 /// check, a new check, or the idle limit.
 pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
@@ -59,9 +63,9 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
         }
         let wait = match verify_due(&app).await {
             Ok(n) if n >= VERIFY_BATCH_MAX_CHECKS => Duration::ZERO,
-            Ok(_) => match app.store.next_due().await {
-                Ok(Some(at)) => {
-                    let until = at - app.clock.now();
+            Ok(_) => match app.store.oldest_pending().await {
+                Ok(Some(created)) => {
+                    let until = kyc::due_at(created, delay(&app)) - app.clock.now();
                     Duration::try_from(until).unwrap_or(Duration::ZERO).min(Duration::from_millis(VERIFY_IDLE_MAX_MS))
                 }
                 Ok(None) => Duration::from_millis(VERIFY_IDLE_MAX_MS),

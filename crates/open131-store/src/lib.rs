@@ -52,7 +52,6 @@ pub struct NewCheck {
     pub application: KycApplication,
     pub payload_json: String,
     pub created_at: OffsetDateTime,
-    pub due_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +69,6 @@ pub struct CheckRecord {
     pub state: CheckState,
     pub application: KycApplication,
     pub created_at: OffsetDateTime,
-    pub due_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
 }
 
@@ -87,17 +85,24 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a project; `false` if it already existed (nothing changes then).
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
     /// Registers a public key; `false` if the project already had it.
-    async fn add_project_key(&self, project_id: &str, fingerprint: &str, spki_der: &[u8], now: OffsetDateTime) -> Result<bool>;
+    async fn add_project_key(
+        &self,
+        project_id: &str,
+        fingerprint: &str,
+        spki_der: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<bool>;
     async fn project(&self, id: &str) -> Result<Option<ProjectRecord>>;
     async fn projects(&self) -> Result<Vec<ProjectRecord>>;
 
     async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck>;
     /// A check of `project_id`; another project's id is simply absent.
     async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>>;
-    /// Pending checks due at `now`, oldest first, at most `limit`.
-    async fn due_checks(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>>;
-    /// Earliest due time among pending checks.
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>>;
+    /// Pending checks created at or before `created_up_to`, oldest first, at most `limit`.
+    /// (The verifier passes `now - delay`, so the delay setting governs old checks too.)
+    async fn due_checks(&self, created_up_to: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>>;
+    /// Creation time of the oldest pending check.
+    async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>>;
     /// Records verdicts in one commit. Per decision: `true` if it finished the
     /// check, `false` if the check was not pending (the lifecycle forbids a second verdict).
     async fn finish_checks(&self, decisions: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>>;

@@ -135,10 +135,7 @@ mod tests {
     #[test]
     fn floats_are_refused_with_their_path() {
         let v = json!({"a": [1, {"b": 1.5}]});
-        assert_eq!(
-            canonical_bytes(&v),
-            Err(CanonicalError::Float { path: "payload.a[1].b".into() })
-        );
+        assert_eq!(canonical_bytes(&v), Err(CanonicalError::Float { path: "payload.a[1].b".into() }));
         assert_eq!(find_float(&json!({"a": 1})), None);
     }
 }

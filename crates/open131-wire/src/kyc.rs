@@ -65,9 +65,7 @@ impl KycErrorCode {
     pub fn code(self) -> &'static str {
         match self {
             Self::RequestHeaderValidationError => "request_header_validation_error",
-            Self::RequestBodyValidationError | Self::RequestBodyTooLarge => {
-                "request_body_validation_error"
-            }
+            Self::RequestBodyValidationError | Self::RequestBodyTooLarge => "request_body_validation_error",
             Self::InvalidSign => "invalid_sign",
             Self::PassportValidationFailure => "passport_validation_failure",
             Self::InnValidationFailure => "inn_validation_failure",
@@ -85,13 +83,9 @@ impl KycErrorCode {
     pub fn default_description(self) -> &'static str {
         match self {
             Self::RequestHeaderValidationError => "request_header_validation_error",
-            Self::RequestBodyValidationError | Self::RequestBodyTooLarge => {
-                "request_body_validation_error"
-            }
+            Self::RequestBodyValidationError | Self::RequestBodyTooLarge => "request_body_validation_error",
             Self::InvalidSign => "Signature verification failure",
-            Self::PassportValidationFailure | Self::InnValidationFailure => {
-                "Passport, inn validation failure"
-            }
+            Self::PassportValidationFailure | Self::InnValidationFailure => "Passport, inn validation failure",
             Self::AlreadyExists => "Request with the same data already exists",
             Self::RequestNotFound => "Request with given id not found",
             Self::PartnerProjectNotFound => "partner project not found",
@@ -162,11 +156,7 @@ impl KycResponse {
     }
 
     fn with_data(status: KycStatus, id: impl Into<String>, description: &str) -> Self {
-        Self {
-            status,
-            error: None,
-            data: Some(KycData { id: id.into(), description: Some(description.to_string()) }),
-        }
+        Self { status, error: None, data: Some(KycData { id: id.into(), description: Some(description.to_string()) }) }
     }
 
     /// An error answer with the code's default description.

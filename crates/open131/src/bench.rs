@@ -47,7 +47,9 @@ type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Ful
 pub async fn run(data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
     let BenchCommand::Kyc { url, project, key, checks, reads, concurrency } = cmd;
     let key_path = key.unwrap_or_else(|| data_dir.join(open131_server::demo::DEMO_KEY_FILE_NAME));
-    let key = SigningKey::from_pem(&std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?)?;
+    let key = SigningKey::from_pem(
+        &std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?,
+    )?;
     let base = url.trim_end_matches('/').to_string();
     let concurrency = concurrency.max(1);
 
@@ -106,7 +108,8 @@ fn presign(key: &SigningKey, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
                     (from..to)
                         .map(|i| {
                             let mut payload = open131_server::demo::sample_payload();
-                            let inn = Inn::complete_individual(&format!("77{:08}", i % 100_000_000)).unwrap_or_default();
+                            let inn =
+                                Inn::complete_individual(&format!("77{:08}", i % 100_000_000)).unwrap_or_default();
                             payload["inn"] = inn.into();
                             payload["passport_number"] = format!("4510{:06}", 100_000 + i % 900_000).into();
                             payload["agent_contract_number"] = format!("BENCH-{run}-{i}").into();
@@ -155,7 +158,12 @@ impl Report {
 
 /// Sends `total` requests built by `make(i)` with `concurrency` tasks. Returns the
 /// report and the `data.id`s of answers with status `pending` or `ok`.
-async fn phase<F>(client: &HttpClient, concurrency: usize, total: usize, make: F) -> anyhow::Result<(Report, Vec<String>)>
+async fn phase<F>(
+    client: &HttpClient,
+    concurrency: usize,
+    total: usize,
+    make: F,
+) -> anyhow::Result<(Report, Vec<String>)>
 where
     F: Fn(usize) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error> + Send + Sync + 'static,
 {
@@ -194,7 +202,8 @@ where
             })
         })
         .collect();
-    let mut report = Report { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::with_capacity(total) };
+    let mut report =
+        Report { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::with_capacity(total) };
     let mut ids = Vec::new();
     for w in workers {
         let (lat, got, errors) = w.await??;

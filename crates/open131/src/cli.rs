@@ -255,11 +255,20 @@ async fn serve(data_dir: PathBuf, listen: std::net::SocketAddr, kyc_delay: Durat
     let mut out = std::io::stdout().lock();
     writeln!(out, "open131 listening on {base_url} (data directory {})", data_dir.display())?;
     if demo.created {
-        writeln!(out, "created demo project {:?}; its private key is {}", demo::DEMO_PROJECT_ID, demo.key_path.display())?;
+        writeln!(
+            out,
+            "created demo project {:?}; its private key is {}",
+            demo::DEMO_PROJECT_ID,
+            demo.key_path.display()
+        )?;
     }
     match &demo.key {
         Some(key) => writeln!(out, "try it:\n{}", demo::example_request(key, &base_url)?)?,
-        None => writeln!(out, "demo key file {} is missing; register a key with `open131 project add-key`", demo.key_path.display())?,
+        None => writeln!(
+            out,
+            "demo key file {} is missing; register a key with `open131 project add-key`",
+            demo.key_path.display()
+        )?,
     }
     out.flush()?;
     drop(out);

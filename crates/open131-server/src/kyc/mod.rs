@@ -64,8 +64,7 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, KycRep
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(e) => {
-            let is_limit = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            let is_limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
                 || e.into_inner().is::<http_body_util::LengthLimitError>();
             if is_limit {
                 Err(too_large())
@@ -93,8 +92,8 @@ async fn post_check_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<
 
     // Shape of the envelope: {"payload": {...}, "signature": "..."}.
     let invalid = |details| KycReply::invalid(KycErrorCode::RequestBodyValidationError, details);
-    let root: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| invalid(vec![detail("body", format!("is not valid JSON: {e}"))]))?;
+    let root: Value =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(vec![detail("body", format!("is not valid JSON: {e}"))]))?;
     let Value::Object(mut root) = root else {
         return Err(invalid(vec![detail("body", "must be a JSON object")]));
     };
@@ -141,7 +140,8 @@ async fn post_check_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<
         }
         None => None,
     };
-    let (Some(signature), Some(payload), Some(application), true) = (signature, payload, application, details.is_empty())
+    let (Some(signature), Some(payload), Some(application), true) =
+        (signature, payload, application, details.is_empty())
     else {
         details.sort_by(|a, b| a.field.cmp(&b.field));
         return Err(invalid(details));
@@ -156,14 +156,12 @@ async fn post_check_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<
         return Err(KycReply::error(KycErrorCode::InvalidSign));
     }
 
-    let delay = time::Duration::try_from(app.config.kyc_delay).unwrap_or(time::Duration::ZERO);
     let new = NewCheck {
         project_id: project.id.clone(),
         api_version: API_V11.to_string(),
         application,
         payload_json: payload.to_string(),
         created_at: now,
-        due_at: kyc::due_at(now, delay),
     };
     match app.store.insert_check(new).await {
         Ok(InsertCheck::Created(id)) => {

@@ -35,7 +35,6 @@ CREATE TABLE kyc_checks (
     payload               TEXT    NOT NULL,
     outcome               TEXT,
     created_at_us         INTEGER NOT NULL,
-    due_at_us             INTEGER NOT NULL,
     finished_at_us        INTEGER,
     PRIMARY KEY (project_id, id),
     -- The duplicate rule (`already_exists`) is this constraint, not a lookup.
@@ -43,7 +42,8 @@ CREATE TABLE kyc_checks (
     CHECK ((outcome IS NULL) = (finished_at_us IS NULL))
 ) STRICT;
 
-CREATE INDEX kyc_checks_due ON kyc_checks (due_at_us) WHERE outcome IS NULL;
+-- Pending checks by age: the verifier takes those older than the configured delay.
+CREATE INDEX kyc_checks_pending ON kyc_checks (created_at_us) WHERE outcome IS NULL;
 
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,

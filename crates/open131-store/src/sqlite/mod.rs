@@ -138,7 +138,7 @@ fn format_date(d: Date) -> Result<String> {
 }
 
 const CHECK_COLUMNS: &str = "project_id, id, api_version, passport_number, inn, agent_contract_number, \
-     birthday, issuer_date, outcome, created_at_us, due_at_us, finished_at_us";
+     birthday, issuer_date, outcome, created_at_us, finished_at_us";
 
 /// Raw row of `kyc_checks`; converted to a [`CheckRecord`] by [`check_from_row`].
 struct CheckRow {
@@ -152,7 +152,6 @@ struct CheckRow {
     issuer_date: String,
     outcome: Option<String>,
     created_at_us: i64,
-    due_at_us: i64,
     finished_at_us: Option<i64>,
 }
 
@@ -169,8 +168,7 @@ impl CheckRow {
             issuer_date: row.get(7)?,
             outcome: row.get(8)?,
             created_at_us: row.get(9)?,
-            due_at_us: row.get(10)?,
-            finished_at_us: row.get(11)?,
+            finished_at_us: row.get(10)?,
         })
     }
 }
@@ -192,7 +190,6 @@ fn check_from_row(row: CheckRow) -> Result<CheckRecord> {
         state,
         application,
         created_at: from_us(row.created_at_us)?,
-        due_at: from_us(row.due_at_us)?,
         finished_at: row.finished_at_us.map(from_us).transpose()?,
         project_id: row.project_id,
         id: row.id,
@@ -241,7 +238,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn add_project_key(&self, project_id: &str, fingerprint: &str, spki_der: &[u8], now: OffsetDateTime) -> Result<bool> {
+    async fn add_project_key(
+        &self,
+        project_id: &str,
+        fingerprint: &str,
+        spki_der: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         let (project_id, fingerprint, spki_der) = (project_id.to_string(), fingerprint.to_string(), spki_der.to_vec());
         self.writer
             .write(move |conn| {
@@ -297,8 +300,8 @@ impl Store for SqliteStore {
                 let inserted = conn
                     .prepare_cached(
                         "INSERT INTO kyc_checks (project_id, id, api_version, passport_number, inn, agent_contract_number,
-                             birthday, issuer_date, payload, created_at_us, due_at_us)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                             birthday, issuer_date, payload, created_at_us)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                          ON CONFLICT (project_id, passport_number, inn, agent_contract_number) DO NOTHING",
                     )
                     .map_err(db)?
@@ -313,7 +316,6 @@ impl Store for SqliteStore {
                         issuer_date,
                         check.payload_json,
                         to_us(check.created_at),
-                        to_us(check.due_at),
                     ])
                     .map_err(db)?;
                 if inserted == 1 {
@@ -352,14 +354,14 @@ impl Store for SqliteStore {
         row.map(check_from_row).transpose()
     }
 
-    async fn due_checks(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>> {
+    async fn due_checks(&self, created_up_to: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>> {
         let rows = self.read(|conn| {
             conn.prepare_cached(&format!(
-                "SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE outcome IS NULL AND due_at_us <= ?1
-                 ORDER BY due_at_us LIMIT ?2"
+                "SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= ?1
+                 ORDER BY created_at_us LIMIT ?2"
             ))
             .map_err(db)?
-            .query_map(params![to_us(now), limit as i64], CheckRow::read)
+            .query_map(params![to_us(created_up_to), limit as i64], CheckRow::read)
             .map_err(db)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db)
@@ -367,9 +369,9 @@ impl Store for SqliteStore {
         rows.into_iter().map(check_from_row).collect()
     }
 
-    async fn next_due(&self) -> Result<Option<OffsetDateTime>> {
+    async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>> {
         let us: Option<i64> = self.read(|conn| {
-            conn.prepare_cached("SELECT MIN(due_at_us) FROM kyc_checks WHERE outcome IS NULL")
+            conn.prepare_cached("SELECT MIN(created_at_us) FROM kyc_checks WHERE outcome IS NULL")
                 .map_err(db)?
                 .query_row([], |r| r.get(0))
                 .map_err(db)
@@ -392,7 +394,8 @@ impl Store for SqliteStore {
                         // The domain's lifecycle says a verdict is only legal on a pending
                         // check; the WHERE clause is how the database enforces it.
                         debug_assert!(kyc::transition(CheckState::Pending, CheckEvent::Decide(d.outcome)).is_ok());
-                        let n = stmt.execute(params![d.project_id, d.id, d.outcome.as_str(), to_us(now)]).map_err(db)?;
+                        let n =
+                            stmt.execute(params![d.project_id, d.id, d.outcome.as_str(), to_us(now)]).map_err(db)?;
                         Ok(n == 1)
                     })
                     .collect()
@@ -410,8 +413,11 @@ impl Store for SqliteStore {
         let key = key.to_string();
         self.writer
             .write(move |conn| {
-                conn.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", params![key, value])
-                    .map_err(db)?;
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                    params![key, value],
+                )
+                .map_err(db)?;
                 conn.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| r.get(0)).map_err(db)
             })
             .await

@@ -1,0 +1,120 @@
+//! Server-side faults: a failing store and a panicking handler both answer a
+//! generic 500 in the envelope (never a dropped connection, never internals);
+//! and the real background verifier finishes checks on its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use common::{key, person, start_with};
+use open131_store::{CheckRecord, Decision, InsertCheck, NewCheck, ProjectRecord, Result, Store, StoreError};
+use time::OffsetDateTime;
+
+const INTERNAL: &str = r#"{"status":"error","error":{"code":"internal_error","description":"Internal error. Please send the request again later."}}"#;
+
+/// What the wrapped store does to `insert_check` and `check`.
+const PASS: u8 = 0;
+const FAIL: u8 = 1;
+const PANIC: u8 = 2;
+
+struct Faulty {
+    inner: Arc<dyn Store>,
+    mode: Arc<AtomicU8>,
+}
+
+impl Faulty {
+    fn trip(&self) -> Result<()> {
+        match self.mode.load(Ordering::SeqCst) {
+            FAIL => Err(StoreError::Db("disk I/O error at /secret/path/open131.sqlite3".into())),
+            PANIC => panic!("store exploded"),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Faulty {
+    async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
+        self.inner.create_project(id, now).await
+    }
+    async fn add_project_key(&self, p: &str, f: &str, d: &[u8], now: OffsetDateTime) -> Result<bool> {
+        self.inner.add_project_key(p, f, d, now).await
+    }
+    async fn project(&self, id: &str) -> Result<Option<ProjectRecord>> {
+        self.inner.project(id).await
+    }
+    async fn projects(&self) -> Result<Vec<ProjectRecord>> {
+        self.inner.projects().await
+    }
+    async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck> {
+        self.trip()?;
+        self.inner.insert_check(check).await
+    }
+    async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>> {
+        self.trip()?;
+        self.inner.check(project_id, id).await
+    }
+    async fn due_checks(&self, up_to: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>> {
+        self.inner.due_checks(up_to, limit).await
+    }
+    async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>> {
+        self.inner.oldest_pending().await
+    }
+    async fn finish_checks(&self, d: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>> {
+        self.inner.finish_checks(d, now).await
+    }
+    async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.meta_get(key).await
+    }
+    async fn meta_init(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>> {
+        self.inner.meta_init(key, value).await
+    }
+}
+
+#[tokio::test]
+async fn store_failures_and_panics_are_a_generic_500() {
+    let mode = Arc::new(AtomicU8::new(PASS));
+    let m = mode.clone();
+    let s = start_with(|_| {}, move |inner| Arc::new(Faulty { inner, mode: m }) as Arc<dyn Store>).await;
+
+    mode.store(FAIL, Ordering::SeqCst);
+    assert_eq!(s.post_check("alpha", key(0), &person()).await, (500, INTERNAL.to_string()));
+    assert_eq!(s.get_check("alpha", "1").await, (500, INTERNAL.to_string()));
+
+    mode.store(PANIC, Ordering::SeqCst);
+    assert_eq!(s.post_check("alpha", key(0), &person()).await, (500, INTERNAL.to_string()));
+    assert_eq!(s.get_check("alpha", "1").await, (500, INTERNAL.to_string()));
+
+    // The server is still healthy afterwards.
+    mode.store(PASS, Ordering::SeqCst);
+    let (status, body) = s.post_check("alpha", key(0), &person()).await;
+    assert_eq!((status, body.contains("\"pending\"")), (200, true), "{body}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_verifier_finishes_checks_by_itself() {
+    let s = start_with(
+        |c| {
+            c.background_verifier = true;
+            c.kyc_delay = std::time::Duration::ZERO;
+        },
+        |store| store,
+    )
+    .await;
+    assert_eq!(s.post_check("alpha", key(0), &person()).await.0, 200);
+    // The worker is woken by the insert; wait for its verdict (bounded, no timing assertion).
+    let mut body = String::new();
+    for _ in 0..500 {
+        body = s.get_check("alpha", "1").await.1;
+        if !body.contains("pending") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(body, r#"{"status":"ok","data":{"id":"1","description":"valid"}}"#);
+    s.stop().await;
+}

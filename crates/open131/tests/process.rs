@@ -1,0 +1,229 @@
+//! The `open131` binary as a user runs it: first start, admin commands against
+//! a running server, `kill -9` durability, restart, SIGTERM, and logs free of
+//! personal data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use open131_wire::sign::SigningKey;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_open131");
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+/// Starts `open131 serve` on port 0 and reads the address it prints.
+fn serve(dir: &Path, kyc_delay: &str) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--kyc-delay", kyc_delay])
+        .env("OPEN131_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, url }
+}
+
+impl Server {
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut text).unwrap();
+        text
+    }
+}
+
+fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).arg("--data-dir").arg(dir).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn person(i: usize) -> Value {
+    json!({
+        "first_name": "Кузнецова", "last_name": "Мария", "birthday": "02.03.1985", "birthplace": "Тверь",
+        "inn": "500100732259", "identity_document": "Паспорт гражданина РФ",
+        "passport_number": format!("2805{:06}", 200_000 + i), "issuer": "УФМС", "issuer_code": "690-001",
+        "issuer_date": "10.03.2005", "citizenship": "РФ", "postcode": "170000", "address": "Тверь",
+        "email": "m@example.ru", "phone_number": "+79000000000", "agent_contract_number": format!("K-{i}"),
+        "agent_contract_date": "01.02.2024", "beneficial_owners": "ВБ отсутствует", "public_officials": "Нет",
+        "migration_card": "-", "right_to_stay_in_rf": "-"
+    })
+}
+
+async fn post(http: &reqwest::Client, url: &str, project: &str, key: &SigningKey, payload: &Value) -> (u16, Value) {
+    let body = open131_client::signed_check_body(payload, key).unwrap();
+    let r = http
+        .post(format!("{url}/api/v1.1/check"))
+        .header("X-PARTNER-PROJECT", project)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn get(http: &reqwest::Client, url: &str, project: &str, id: &str) -> Value {
+    let r = http.get(format!("{url}/api/v1.1/check/{id}")).header("X-PARTNER-PROJECT", project).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_check_and_restart_finishes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // Checks stay pending for an hour: the crash happens while they are unfinished.
+    let mut server = serve(dir.path(), "1h");
+    let key = SigningKey::from_pem(&std::fs::read_to_string(dir.path().join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+
+    // Fire requests concurrently; kill the server once 100 are acknowledged,
+    // with the rest still in flight.
+    let bodies: Vec<_> = (0..400).map(|i| open131_client::signed_check_body(&person(i), &key).unwrap()).collect();
+    let (acks_tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let url = server.url.clone();
+    let mut tasks = Vec::new();
+    for body in bodies {
+        let (http, url, acks_tx) = (http.clone(), url.clone(), acks_tx.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(format!("{url}/api/v1.1/check"))
+                .header("X-PARTNER-PROJECT", "demo")
+                .body(body)
+                .send()
+                .await
+                .ok()?;
+            let v: Value = r.json().await.ok()?;
+            let id = v["data"]["id"].as_str()?.to_string();
+            (v["status"] == "pending").then(|| acks_tx.send(id)).map(|_| ())
+        }));
+    }
+    drop(acks_tx);
+    let mut acked = Vec::new();
+    while let Some(id) = acks.recv().await {
+        acked.push(id);
+        if acked.len() == 100 {
+            server.child.kill().unwrap(); // SIGKILL on Unix
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    server.child.wait().unwrap();
+    assert!(acked.len() >= 100, "too few checks acknowledged before the kill: {}", acked.len());
+
+    // Restart with no delay: every acknowledged check is there and gets finished.
+    let mut server = serve(dir.path(), "0");
+    for id in &acked {
+        let mut v = get(&http, &server.url, "demo", id).await;
+        for _ in 0..500 {
+            if v["status"] != "pending" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            v = get(&http, &server.url, "demo", id).await;
+        }
+        assert_eq!(v, json!({"status": "ok", "data": {"id": id, "description": "valid"}}), "check {id}");
+    }
+
+    // SIGTERM stops the server cleanly.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    let logs = server.stderr();
+    assert!(logs.contains("shutdown requested"), "{logs}");
+    for secret in ["2805200000", "500100732259", "Кузнецова", "Мария"] {
+        assert!(!logs.contains(secret), "personal data {secret} in the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_and_client_commands_work_against_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), "0");
+    let d = dir.path();
+
+    // A second server on the same data directory is refused.
+    let (ok, _, err) = cli(d, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!ok && err.contains("already serving"), "{err}");
+
+    let private = d.join("partner.pem");
+    let (ok, _, _) = cli(d, &["keys", "generate", private.to_str().unwrap()]);
+    assert!(ok);
+    let public = format!("{}.pub", private.display());
+    let (ok, out, err) = cli(d, &["project", "add", "shop", "--public-key", &public]);
+    assert!(ok, "{err}");
+    assert!(out.contains("project shop added"));
+    let (ok, _, err) = cli(d, &["project", "add", "shop", "--public-key", &public]);
+    assert!(!ok && err.contains("already exists"));
+    let (ok, _, err) = cli(d, &["project", "add", "bad id", "--public-key", &public]);
+    assert!(!ok && err.contains("printable"));
+    let (ok, _, err) = cli(d, &["project", "add", "x", "--public-key", "/nonexistent.pem"]);
+    assert!(!ok && err.contains("reading"));
+
+    // Rotation: a second key, both verify.
+    let second = d.join("second.pem");
+    assert!(cli(d, &["keys", "generate", second.to_str().unwrap()]).0);
+    let (ok, out, _) = cli(d, &["project", "add-key", "shop", "--public-key", &format!("{}.pub", second.display())]);
+    assert!(ok && out.contains("added"));
+    let (_, list, _) = cli(d, &["project", "list"]);
+    assert!(list.contains("demo\tkyc_mode=sandbox\tkeys=1"), "{list}");
+    assert!(list.contains("shop\tkyc_mode=sandbox\tkeys=2"), "{list}");
+
+    // `kyc check` / `kyc status` as a partner, against the running server (no restart).
+    let person_file = d.join("person.json");
+    std::fs::write(&person_file, person(1).to_string()).unwrap();
+    let (ok, out, err) = cli(
+        d,
+        &[
+            "kyc",
+            "check",
+            "--project",
+            "shop",
+            "--key",
+            private.to_str().unwrap(),
+            "--url",
+            &server.url,
+            person_file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "1");
+    let http = reqwest::Client::new();
+    let second_key = SigningKey::from_pem(&std::fs::read_to_string(&second).unwrap()).unwrap();
+    let (status, v) = post(&http, &server.url, "shop", &second_key, &person(2)).await;
+    assert_eq!((status, v["data"]["id"].as_str()), (200, Some("2")));
+
+    let mut out = String::new();
+    for _ in 0..500 {
+        out = cli(d, &["kyc", "status", "1", "--project", "shop", "--url", &server.url]).1;
+        if !out.contains("pending") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(out.trim(), r#"HTTP 200 {"status":"ok","data":{"id":"1","description":"valid"}}"#);
+
+    // A second start reuses the demo project and key.
+    let key_before = std::fs::read(d.join("demo.key.pem")).unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut again = serve(d, "0");
+    assert_eq!(std::fs::read(d.join("demo.key.pem")).unwrap(), key_before);
+    let (_, list, _) = cli(d, &["project", "list"]);
+    assert_eq!(list.matches("demo\t").count(), 1);
+    again.child.kill().unwrap();
+    again.child.wait().unwrap();
+}
