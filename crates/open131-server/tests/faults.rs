@@ -19,6 +19,7 @@ const INTERNAL: &str = r#"{"status":"error","error":{"code":"internal_error","de
 const PASS: u8 = 0;
 const FAIL: u8 = 1;
 const PANIC: u8 = 2;
+const HANG: u8 = 3;
 
 struct Faulty {
     inner: Arc<dyn Store>,
@@ -26,8 +27,9 @@ struct Faulty {
 }
 
 impl Faulty {
-    fn trip(&self) -> Result<()> {
+    async fn trip(&self) -> Result<()> {
         match self.mode.load(Ordering::SeqCst) {
+            HANG => std::future::pending().await,
             FAIL => Err(StoreError::Db("disk I/O error at /secret/path/open131.sqlite3".into())),
             PANIC => panic!("store exploded"),
             _ => Ok(()),
@@ -50,11 +52,11 @@ impl Store for Faulty {
         self.inner.projects().await
     }
     async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck> {
-        self.trip()?;
+        self.trip().await?;
         self.inner.insert_check(check).await
     }
     async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>> {
-        self.trip()?;
+        self.trip().await?;
         self.inner.check(project_id, id).await
     }
     async fn due_checks(&self, up_to: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>> {
@@ -92,6 +94,20 @@ async fn store_failures_and_panics_are_a_generic_500() {
     mode.store(PASS, Ordering::SeqCst);
     let (status, body) = s.post_check("alpha", key(0), &person()).await;
     assert_eq!((status, body.contains("\"pending\"")), (200, true), "{body}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_past_the_time_limit_is_a_generic_500() {
+    let mode = Arc::new(AtomicU8::new(HANG));
+    let m = mode.clone();
+    let s = start_with(
+        |c| c.request_timeout = std::time::Duration::from_millis(200),
+        move |inner| Arc::new(Faulty { inner, mode: m }) as Arc<dyn Store>,
+    )
+    .await;
+    assert_eq!(s.get_check("alpha", "1").await, (500, INTERNAL.to_string()));
+    mode.store(PASS, Ordering::SeqCst);
     s.stop().await;
 }
 
