@@ -6,7 +6,10 @@
 pub mod dates;
 pub mod ident;
 pub mod kyc;
+pub mod ledger;
+pub mod payout;
 pub mod personal;
+pub mod session;
 
 /// One offending field of a request, named by its JSON path (`payload.inn`).
 #[derive(Debug, Clone, PartialEq, Eq)]

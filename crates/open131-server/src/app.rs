@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use open131_store::Store;
 use open131_wire::kyc::KycErrorCode;
+use open131_wire::sign::SigningKey;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -28,11 +29,27 @@ pub struct App {
     pub verifier: Arc<dyn Verifier>,
     /// Woken when a check is accepted, so the verifier need not poll.
     pub verifier_wake: Arc<Notify>,
+    /// Woken when a payout timer is set.
+    pub processor_wake: Arc<Notify>,
+    /// Woken when a webhook is enqueued.
+    pub webhook_wake: Arc<Notify>,
+    /// The bank's own key: signs webhooks.
+    pub bank_key: Arc<SigningKey>,
+    pub http: reqwest::Client,
 }
 
 impl App {
-    pub fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>, bank_key: SigningKey) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(crate::webhooks::WEBHOOK_TIMEOUT_S))
+            .pool_max_idle_per_host(crate::webhooks::WEBHOOK_CONCURRENCY_PER_PROJECT)
+            .build()
+            .unwrap_or_default();
         Self {
+            processor_wake: Arc::new(Notify::new()),
+            webhook_wake: Arc::new(Notify::new()),
+            bank_key: Arc::new(bank_key),
+            http,
             config: Arc::new(config),
             projects: Arc::new(Projects::new(store.clone())),
             store,
@@ -46,6 +63,16 @@ impl App {
     pub async fn verify_due(&self) -> anyhow::Result<usize> {
         crate::verifier::verify_due(self).await
     }
+
+    /// Fires every payout timer due now; returns how many changed a session.
+    pub async fn process_due(&self) -> anyhow::Result<usize> {
+        crate::api::processor::process_due(self).await
+    }
+
+    /// Attempts every webhook due now; returns how many were attempted.
+    pub async fn deliver_due(&self) -> anyhow::Result<usize> {
+        crate::webhooks::deliver_due(self).await
+    }
 }
 
 pub fn router(app: App) -> Router {
@@ -53,6 +80,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/api/v1.1/check", post(crate::kyc::post_check))
         .route("/api/v1.1/check/{id}", get(crate::kyc::get_check))
+        .route("/api/{version}/{*method}", axum::routing::any(crate::api::handle))
         .fallback(|| async { KycReply::error(KycErrorCode::NotFound) })
         .method_not_allowed_fallback(|| async { KycReply::error(KycErrorCode::MethodNotAllowed) })
         .layer(middleware::from_fn(move |req: Request, next: Next| limit_time(req, next, timeout)))

@@ -14,6 +14,13 @@ pub const BODY_SIZE_MAX_BYTES: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT_S: u64 = 30;
 /// How long a new check stays pending by default, in seconds.
 pub const KYC_DELAY_DEFAULT_S: u64 = 2;
+/// Sandbox provider: time from confirmation to the result, in ms.
+pub const PAYOUT_PROCESSING_DELAY_DEFAULT_MS: u64 = 1_000;
+/// Sandbox provider: the "slow success" outcome, in seconds.
+pub const PAYOUT_SLOW_DELAY_DEFAULT_S: u64 = 60;
+/// Sandbox: time from success to the recipient bank's return, in seconds
+/// (days at a real bank; short here so tests and demos see it).
+pub const BANK_RETURN_DELAY_DEFAULT_S: u64 = 30;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -23,9 +30,16 @@ pub struct Config {
     pub kyc_delay: Duration,
     pub body_size_max_bytes: usize,
     pub request_timeout: Duration,
-    /// Run the verifier in the background. Tests that drive time by hand turn it
-    /// off and call [`crate::App::verify_due`] themselves.
-    pub background_verifier: bool,
+    /// Time from `init`/`start` to `ready_to_confirm` (the bank "prepares" the payout).
+    pub payout_prepare_delay: Duration,
+    pub payout_processing_delay: Duration,
+    pub payout_slow_delay: Duration,
+    pub bank_return_delay: Duration,
+    /// Run the workers (verifier, payout timers, webhook dispatcher) in the
+    /// background. Tests that drive time by hand turn them off and call
+    /// [`crate::App::verify_due`], [`crate::App::process_due`] and
+    /// [`crate::App::deliver_due`] themselves.
+    pub background_workers: bool,
 }
 
 impl Config {
@@ -36,7 +50,11 @@ impl Config {
             kyc_delay: Duration::from_secs(KYC_DELAY_DEFAULT_S),
             body_size_max_bytes: BODY_SIZE_MAX_BYTES,
             request_timeout: Duration::from_secs(REQUEST_TIMEOUT_S),
-            background_verifier: true,
+            payout_prepare_delay: Duration::ZERO,
+            payout_processing_delay: Duration::from_millis(PAYOUT_PROCESSING_DELAY_DEFAULT_MS),
+            payout_slow_delay: Duration::from_secs(PAYOUT_SLOW_DELAY_DEFAULT_S),
+            bank_return_delay: Duration::from_secs(BANK_RETURN_DELAY_DEFAULT_S),
+            background_workers: true,
         }
     }
 }

@@ -13,6 +13,24 @@ use time::OffsetDateTime;
 pub const DEMO_PROJECT_ID: &str = "demo";
 /// File (in the data directory) holding the demo project's private key.
 pub const DEMO_KEY_FILE_NAME: &str = "demo.key.pem";
+/// File (in the data directory) holding the bank's own key, which signs webhooks.
+pub const BANK_KEY_FILE_NAME: &str = "bank.key.pem";
+/// Balance the demo project starts with, in kopecks (1,000,000.00 RUB).
+pub const DEMO_BALANCE_MINOR: i64 = 100_000_000;
+
+/// The bank key: read from the data directory, or created there on first start.
+pub fn ensure_bank_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
+    let path = data_dir.join(BANK_KEY_FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(SigningKey::from_pem(&text)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate()?;
+            write_private(&path, &key.to_pkcs8_pem()?)?;
+            Ok(key)
+        }
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+}
 
 #[derive(Debug)]
 pub struct Demo {
@@ -38,6 +56,7 @@ pub async fn ensure_demo(store: &dyn Store, data_dir: &Path, now: OffsetDateTime
     let public = key.verifying_key()?;
     store.create_project(DEMO_PROJECT_ID, now).await?;
     store.add_project_key(DEMO_PROJECT_ID, &public.fingerprint(), public.spki_der(), now).await?;
+    store.topup(DEMO_PROJECT_ID, "rub", DEMO_BALANCE_MINOR, now).await?;
     Ok(Demo { key_path, key: Some(key), created: true })
 }
 

@@ -5,6 +5,7 @@
 //! then drains requests and stops the workers.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod kyc;
 pub mod projects;
 pub mod reply;
 pub mod verifier;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,12 +34,19 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker =
-        app.config.background_verifier.then(|| tokio::spawn(verifier::run_worker(app.clone(), stop_rx.clone())));
+    let workers = if app.config.background_workers {
+        vec![
+            tokio::spawn(verifier::run_worker(app.clone(), stop_rx.clone())),
+            tokio::spawn(api::processor::run_worker(app.clone(), stop_rx.clone())),
+            tokio::spawn(webhooks::run_worker(app.clone(), stop_rx.clone())),
+        ]
+    } else {
+        Vec::new()
+    };
     let router = app::router(app.clone());
     let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);
-    if let Some(worker) = worker {
+    for worker in workers {
         let _ = worker.await;
     }
     served

@@ -8,17 +8,24 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use open131_store::{ProjectRecord, Store, StoreError};
+use std::time::{Duration, Instant};
+
+use open131_store::{ProjectRecord, ProjectSettings, Store, StoreError};
 use open131_wire::sign::VerifyingKey;
 
 /// Most projects kept in the cache; past it the cache is simply cleared.
 pub const PROJECT_CACHE_MAX_ENTRIES: usize = 10_000;
+/// Cached settings (methods allowed, webhook URL) are re-read after this, in ms:
+/// `open131 project set` takes effect within a second on a running server.
+pub const PROJECT_CACHE_TTL_MS: u64 = 1_000;
 
 #[derive(Debug)]
 pub struct Project {
     pub id: String,
     pub kyc_mode: String,
+    pub settings: ProjectSettings,
     pub keys: Vec<VerifyingKey>,
+    loaded_at: Instant,
 }
 
 impl Project {
@@ -34,7 +41,13 @@ impl Project {
                 }
             })
             .collect();
-        Self { id: record.id, kyc_mode: record.kyc_mode, keys }
+        Self { id: record.id, kyc_mode: record.kyc_mode, settings: record.settings, keys, loaded_at: Instant::now() }
+    }
+
+    /// True when the project may call main-API `method` (`*` allows all).
+    pub fn may_call(&self, method: &str) -> bool {
+        let methods = self.settings.methods.trim();
+        methods == "*" || methods.split(',').any(|m| m.trim() == method)
     }
 
     fn verifies(&self, message: &[u8], signature_b64: &str) -> bool {
@@ -55,7 +68,9 @@ impl Projects {
     /// The project named `id`, from the cache or the store.
     pub async fn get(&self, id: &str) -> Result<Option<Arc<Project>>, StoreError> {
         if let Some(p) = self.cache.read().ok().and_then(|c| c.get(id).cloned()) {
-            return Ok(Some(p));
+            if p.loaded_at.elapsed() < Duration::from_millis(PROJECT_CACHE_TTL_MS) {
+                return Ok(Some(p));
+            }
         }
         self.reload(id).await
     }

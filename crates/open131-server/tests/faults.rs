@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::{key, person, start_with};
-use open131_store::{CheckRecord, Decision, InsertCheck, NewCheck, ProjectRecord, Result, Store, StoreError};
+use open131_domain::session::Timer;
+use open131_store::*;
 use time::OffsetDateTime;
 
 const INTERNAL: &str = r#"{"status":"error","error":{"code":"internal_error","description":"Internal error. Please send the request again later."}}"#;
@@ -68,6 +69,50 @@ impl Store for Faulty {
     async fn finish_checks(&self, d: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>> {
         self.inner.finish_checks(d, now).await
     }
+    async fn set_project_settings(&self, p: &str, c: SettingsChange) -> Result<()> {
+        self.inner.set_project_settings(p, c).await
+    }
+    async fn write_session(&self, w: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome> {
+        self.trip().await?;
+        self.inner.write_session(w, now).await
+    }
+    async fn session(&self, p: &str, id: &str) -> Result<Option<SessionRecord>> {
+        self.trip().await?;
+        self.inner.session(p, id).await
+    }
+    async fn due_timers(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<DueTimer>> {
+        self.inner.due_timers(now, limit).await
+    }
+    async fn drop_timer(&self, p: &str, s: &str, t: Timer) -> Result<()> {
+        self.inner.drop_timer(p, s, t).await
+    }
+    async fn topup(&self, p: &str, c: &str, a: i64, now: OffsetDateTime) -> Result<()> {
+        self.inner.topup(p, c, a, now).await
+    }
+    async fn wallets(&self, p: &str) -> Result<Vec<WalletRecord>> {
+        self.inner.wallets(p).await
+    }
+    async fn posting_sums(&self, p: &str, c: &str) -> Result<Vec<(String, i64)>> {
+        self.inner.posting_sums(p, c).await
+    }
+    async fn claim_webhooks(&self, n: OffsetDateTime, l: OffsetDateTime, limit: usize) -> Result<Vec<WebhookRecord>> {
+        self.inner.claim_webhooks(n, l, limit).await
+    }
+    async fn record_attempts(&self, r: Vec<AttemptResult>) -> Result<()> {
+        self.inner.record_attempts(r).await
+    }
+    async fn webhooks(&self, f: WebhookFilter) -> Result<Vec<WebhookRecord>> {
+        self.inner.webhooks(f).await
+    }
+    async fn webhook_attempts(&self, id: i64) -> Result<Vec<AttemptRecord>> {
+        self.inner.webhook_attempts(id).await
+    }
+    async fn resend_webhook(&self, id: i64, now: OffsetDateTime) -> Result<bool> {
+        self.inner.resend_webhook(id, now).await
+    }
+    async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>> {
+        self.inner.next_webhook_at().await
+    }
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.inner.meta_get(key).await
     }
@@ -115,7 +160,7 @@ async fn a_request_past_the_time_limit_is_a_generic_500() {
 async fn background_verifier_finishes_checks_by_itself() {
     let s = start_with(
         |c| {
-            c.background_verifier = true;
+            c.background_workers = true;
             c.kyc_delay = std::time::Duration::ZERO;
         },
         |store| store,

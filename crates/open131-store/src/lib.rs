@@ -5,11 +5,14 @@
 //! Invariant: a method that returns `Ok` from a write has committed it durably.
 #![forbid(unsafe_code)]
 
+pub mod payouts;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use open131_domain::kyc::{CheckState, KycApplication, Outcome};
 use time::OffsetDateTime;
+
+pub use payouts::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,6 +37,7 @@ pub struct ProjectRecord {
     pub created_at: OffsetDateTime,
     /// `sandbox` or `registry`.
     pub kyc_mode: String,
+    pub settings: ProjectSettings,
     pub keys: Vec<ProjectKey>,
 }
 
@@ -106,6 +110,40 @@ pub trait Store: Send + Sync + 'static {
     /// Records verdicts in one commit. Per decision: `true` if it finished the
     /// check, `false` if the check was not pending (the lifecycle forbids a second verdict).
     async fn finish_checks(&self, decisions: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>>;
+
+    async fn set_project_settings(&self, project_id: &str, change: SettingsChange) -> Result<()>;
+
+    // Payout sessions.
+    async fn write_session(&self, write: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome>;
+    async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>>;
+    /// Timers due at `now`, oldest first.
+    async fn due_timers(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<DueTimer>>;
+    /// Drops a timer that fired but no longer applies (the session moved on).
+    async fn drop_timer(&self, project_id: &str, session_id: &str, timer: open131_domain::session::Timer)
+        -> Result<()>;
+
+    // The ledger.
+    async fn topup(&self, project_id: &str, currency: &str, amount: i64, now: OffsetDateTime) -> Result<()>;
+    async fn wallets(&self, project_id: &str) -> Result<Vec<WalletRecord>>;
+    /// Per-account sums of the postings of a wallet (`account` name → sum).
+    async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>>;
+
+    // The webhook outbox.
+    /// Pending webhooks due at `now`; each is leased until `lease_until` so a
+    /// crash mid-delivery only delays it.
+    async fn claim_webhooks(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<WebhookRecord>>;
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()>;
+    async fn webhooks(&self, filter: WebhookFilter) -> Result<Vec<WebhookRecord>>;
+    async fn webhook_attempts(&self, webhook_id: i64) -> Result<Vec<AttemptRecord>>;
+    /// Makes a webhook pending again, due at `now`; false if there is no such webhook.
+    async fn resend_webhook(&self, webhook_id: i64, now: OffsetDateTime) -> Result<bool>;
+    /// Earliest next attempt among pending webhooks.
+    async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>>;
 
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Sets `key` only if unset; returns the value that is stored afterwards.

@@ -38,7 +38,16 @@ pub enum Command {
         /// How long a new check stays pending: `0`, `500ms`, `2s`, `5m`, `1h` (bare number = seconds).
         #[arg(long, env = "OPEN131_KYC_DELAY", default_value = "2s", value_parser = parse_duration)]
         kyc_delay: Duration,
+        /// Sandbox provider: time from confirmation to a payout's result.
+        #[arg(long, env = "OPEN131_PAYOUT_DELAY", default_value = "1s", value_parser = parse_duration)]
+        payout_delay: Duration,
     },
+    /// Project wallets.
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+    /// The webhook outbox.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Manage partner projects.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -69,10 +78,60 @@ pub enum ProjectCommand {
     },
     /// List projects and their keys.
     List,
+    /// Change a project's settings.
+    Set {
+        id: String,
+        /// Where webhooks are POSTed (`none` removes it).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// Skip the confirmation step (the bank's single-request payouts).
+        #[arg(long)]
+        auto_confirm: Option<bool>,
+        /// How long a payout waits for `session/confirm`, e.g. `24h`.
+        #[arg(long, value_parser = parse_duration)]
+        confirm_timeout: Option<Duration>,
+        /// Main-API methods the project may call: `*` or a comma-separated list.
+        #[arg(long)]
+        methods: Option<String>,
+        /// `sandbox` or `registry`.
+        #[arg(long)]
+        kyc_mode: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WalletCommand {
+    /// Add money to a project's wallet (amount in minor units, e.g. kopecks).
+    Topup {
+        project: String,
+        amount: i64,
+        #[arg(long, default_value = "rub")]
+        currency: String,
+    },
+    /// Show a project's wallets.
+    Balance { project: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhooksCommand {
+    /// Every delivery with its attempts, response codes and next retry.
+    List {
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        session: Option<String>,
+        /// Show each attempt too.
+        #[arg(long)]
+        attempts: bool,
+    },
+    /// Send a webhook again (the running server picks it up within a second).
+    Resend { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
+    /// Print the bank's public key (PEM): partners verify webhooks with it.
+    BankPublic,
     /// Write a new RSA-2048 private key (PKCS#8 PEM) and its public key.
     Generate {
         /// Where to write the private key.
@@ -149,7 +208,16 @@ fn print_answer(answer: &open131_client::Answer) -> anyhow::Result<()> {
 
 pub async fn execute(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Serve { listen, kyc_delay } => serve(args.data_dir, listen, kyc_delay).await,
+        Command::Serve { listen, kyc_delay, payout_delay } => {
+            serve(args.data_dir, listen, kyc_delay, payout_delay).await
+        }
+        Command::Keys(KeysCommand::BankPublic) => {
+            std::fs::create_dir_all(&args.data_dir)?;
+            print!("{}", demo::ensure_bank_key(&args.data_dir)?.verifying_key()?.to_pem());
+            Ok(())
+        }
+        Command::Wallet(cmd) => wallet(&args.data_dir, cmd).await,
+        Command::Webhooks(cmd) => webhooks(&args.data_dir, cmd).await,
         Command::Project(cmd) => project(&args.data_dir, cmd).await,
         Command::Keys(KeysCommand::Generate { private_key, public_key }) => {
             let key = SigningKey::generate()?;
@@ -211,6 +279,28 @@ async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
                 println!("project {id} already has key {}", key.fingerprint());
             }
         }
+        ProjectCommand::Set { id, webhook_url, auto_confirm, confirm_timeout, methods, kyc_mode } => {
+            if let Some(mode) = &kyc_mode {
+                if !["sandbox", "registry"].contains(&mode.as_str()) {
+                    bail!("--kyc-mode must be sandbox or registry");
+                }
+            }
+            if let Some(url) = &webhook_url {
+                if url != "none" && !(url.starts_with("http://") || url.starts_with("https://")) {
+                    bail!("--webhook-url must start with http:// or https:// (or be `none`)");
+                }
+            }
+            let change = open131_store::SettingsChange {
+                webhook_url: webhook_url.map(|u| (u != "none").then_some(u)),
+                auto_confirm,
+                confirm_timeout_s: confirm_timeout.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                methods,
+                kyc_mode,
+            };
+            store.set_project_settings(&id, change).await?;
+            let p = store.project(&id).await?.context("project vanished")?;
+            println!("{id}: {:?}", p.settings);
+        }
         ProjectCommand::List => {
             for p in store.projects().await? {
                 println!("{}\tkyc_mode={}\tkeys={}", p.id, p.kyc_mode, p.keys.len());
@@ -234,7 +324,80 @@ fn validate_project_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(data_dir: PathBuf, listen: std::net::SocketAddr, kyc_delay: Duration) -> anyhow::Result<()> {
+async fn wallet(data_dir: &Path, cmd: WalletCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    match cmd {
+        WalletCommand::Topup { project, amount, currency } => {
+            open131_domain::payout::Money::new(amount, &currency).map_err(|e| anyhow::anyhow!(e))?;
+            if store.project(&project).await?.is_none() {
+                bail!("no such project: {project}");
+            }
+            store.topup(&project, &currency.to_ascii_lowercase(), amount, OffsetDateTime::now_utc()).await?;
+            println!("topped up {project} with {amount} {currency}");
+        }
+        WalletCommand::Balance { project } => {
+            for w in store.wallets(&project).await? {
+                println!("{}	available={}	reserved={}	paid_out={}", w.currency, w.available, w.reserved, w.payouts);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn webhooks(data_dir: &Path, cmd: WebhooksCommand) -> anyhow::Result<()> {
+    let store = open_store(data_dir)?;
+    match cmd {
+        WebhooksCommand::List { project, session, attempts } => {
+            let filter = open131_store::WebhookFilter { project_id: project, session_id: session, limit: None };
+            println!("id	project	session	type	state	attempts	last_status	next_attempt	last_error");
+            for w in store.webhooks(filter).await? {
+                let next = if w.state == open131_store::WebhookState::Pending {
+                    open131_wire::api::timestamp(w.next_attempt_at)
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "{}	{}	{}	{}	{}	{}	{}	{}	{}",
+                    w.id,
+                    w.project_id,
+                    w.session_id,
+                    w.kind,
+                    w.state.as_str(),
+                    w.attempts,
+                    w.last_status.map_or("-".into(), |s| s.to_string()),
+                    next,
+                    w.last_error.as_deref().unwrap_or("-")
+                );
+                if attempts {
+                    for a in store.webhook_attempts(w.id).await? {
+                        println!(
+                            "	attempt {} at {}: {} ({} ms){}",
+                            a.attempt,
+                            open131_wire::api::timestamp(a.at),
+                            a.status.map_or("no response".into(), |s| format!("HTTP {s}")),
+                            a.duration_ms,
+                            a.error.map(|e| format!(" {e}")).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+        WebhooksCommand::Resend { id } => {
+            if !store.resend_webhook(id, OffsetDateTime::now_utc()).await? {
+                bail!("no webhook {id}");
+            }
+            println!("webhook {id} is pending again");
+        }
+    }
+    Ok(())
+}
+
+async fn serve(
+    data_dir: PathBuf,
+    listen: std::net::SocketAddr,
+    kyc_delay: Duration,
+    payout_delay: Duration,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let lock_path = data_dir.join(SERVE_LOCK_FILE_NAME);
     let lock = std::fs::File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
@@ -247,7 +410,9 @@ async fn serve(data_dir: PathBuf, listen: std::net::SocketAddr, kyc_delay: Durat
     let mut config = Config::new(data_dir.clone());
     config.listen = listen;
     config.kyc_delay = kyc_delay;
-    let app = App::new(config, store, Arc::new(SystemClock));
+    config.payout_processing_delay = payout_delay;
+    let bank_key = demo::ensure_bank_key(&data_dir)?;
+    let app = App::new(config, store, Arc::new(SystemClock), bank_key);
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr()?;
     let base_url = format!("http://{local}");

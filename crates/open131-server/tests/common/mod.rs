@@ -16,7 +16,22 @@ pub const START: OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
 /// Keys are slow to generate; each test binary makes its few once.
 pub fn key(n: usize) -> &'static SigningKey {
     static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
-    &KEYS.get_or_init(|| (0..4).map(|_| SigningKey::generate().unwrap()).collect())[n]
+    &KEYS.get_or_init(|| (0..5).map(|_| SigningKey::generate().unwrap()).collect())[n]
+}
+
+/// The bank key of every test server in this binary.
+pub fn bank_key() -> &'static SigningKey {
+    key(4)
+}
+
+trait CloneKey {
+    fn clone_key(&self) -> SigningKey;
+}
+
+impl CloneKey for SigningKey {
+    fn clone_key(&self) -> SigningKey {
+        SigningKey::from_pem(&self.to_pkcs8_pem().unwrap()).unwrap()
+    }
 }
 
 pub struct TestServer {
@@ -40,11 +55,11 @@ pub async fn start_with(
 ) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path().to_path_buf());
-    config.background_verifier = false;
+    config.background_workers = false;
     configure(&mut config);
     let store = wrap(open131_server::open_sqlite(&config).unwrap());
     let clock = Arc::new(ManualClock::new(START));
-    let app = App::new(config, store, clock.clone());
+    let app = App::new(config, store, clock.clone(), bank_key().clone_key());
     add_project(&app, "alpha", &[key(0)]).await;
     add_project(&app, "beta", &[key(1)]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

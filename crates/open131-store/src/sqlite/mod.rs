@@ -4,6 +4,7 @@
 //! Point reads by primary key take microseconds, less than handing them to a
 //! blocking thread would cost, so readers run on the caller's thread.
 
+mod payouts;
 mod writer;
 
 use std::path::Path;
@@ -17,7 +18,13 @@ use open131_domain::personal::Personal;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use time::{Date, OffsetDateTime};
 
-use crate::{CheckRecord, Decision, InsertCheck, NewCheck, ProjectKey, ProjectRecord, Result, Store, StoreError};
+use crate::{
+    AttemptRecord, AttemptResult, CheckRecord, Decision, DueTimer, InsertCheck, NewCheck, ProjectKey, ProjectRecord,
+    ProjectSettings, Result, SessionRecord, SessionWrite, SettingsChange, Store, StoreError, WalletRecord,
+    WebhookFilter, WebhookRecord, WriteOutcome,
+};
+use open131_domain::ledger::Movement;
+use open131_domain::session::Timer;
 use writer::{db, Writer};
 
 pub use writer::{WRITE_BATCH_MAX_JOBS, WRITE_QUEUE_MAX_JOBS};
@@ -30,7 +37,10 @@ pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 pub const DATABASE_FILE_NAME: &str = "open131.sqlite3";
 
 /// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, "payouts", include_str!("../../migrations/sqlite/0002_payouts.sql")),
+];
 
 pub struct SqliteStore {
     writer: Writer,
@@ -117,11 +127,11 @@ fn migrate(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn to_us(t: OffsetDateTime) -> i64 {
+pub(crate) fn to_us(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000) as i64
 }
 
-fn from_us(us: i64) -> Result<OffsetDateTime> {
+pub(crate) fn from_us(us: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
         .map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
 }
@@ -199,12 +209,27 @@ fn check_from_row(row: CheckRow) -> Result<CheckRecord> {
 
 fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
     let head = conn
-        .prepare_cached("SELECT id, created_at_us, kyc_mode FROM projects WHERE id = ?1")
+        .prepare_cached(
+            "SELECT id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods
+             FROM projects WHERE id = ?1",
+        )
         .map_err(db)?
-        .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                ProjectSettings {
+                    kyc_mode: r.get(2)?,
+                    webhook_url: r.get(3)?,
+                    auto_confirm: r.get::<_, i64>(4)? != 0,
+                    confirm_timeout_s: r.get(5)?,
+                    methods: r.get(6)?,
+                },
+            ))
+        })
         .optional()
         .map_err(db)?;
-    let Some((id, created_at_us, kyc_mode)) = head else { return Ok(None) };
+    let Some((id, created_at_us, settings)) = head else { return Ok(None) };
     let mut stmt = conn
         .prepare_cached(
             "SELECT fingerprint, spki_der, created_at_us FROM project_keys WHERE project_id = ?1 ORDER BY created_at_us, fingerprint",
@@ -218,7 +243,13 @@ fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
             Ok(ProjectKey { fingerprint, spki_der, created_at: from_us(at)? })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Some(ProjectRecord { id, created_at: from_us(created_at_us)?, kyc_mode, keys }))
+    Ok(Some(ProjectRecord {
+        id,
+        created_at: from_us(created_at_us)?,
+        kyc_mode: settings.kyc_mode.clone(),
+        settings,
+        keys,
+    }))
 }
 
 #[async_trait]
@@ -401,6 +432,127 @@ impl Store for SqliteStore {
                     .collect()
             })
             .await
+    }
+
+    async fn set_project_settings(&self, project_id: &str, change: SettingsChange) -> Result<()> {
+        let project_id = project_id.to_string();
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .execute(
+                        "UPDATE projects SET
+                             webhook_url = CASE WHEN ?2 THEN ?3 ELSE webhook_url END,
+                             auto_confirm = COALESCE(?4, auto_confirm),
+                             confirm_timeout_s = COALESCE(?5, confirm_timeout_s),
+                             methods = COALESCE(?6, methods),
+                             kyc_mode = COALESCE(?7, kyc_mode)
+                         WHERE id = ?1",
+                        params![
+                            project_id,
+                            change.webhook_url.is_some(),
+                            change.webhook_url.clone().flatten(),
+                            change.auto_confirm.map(i64::from),
+                            change.confirm_timeout_s,
+                            change.methods,
+                            change.kyc_mode,
+                        ],
+                    )
+                    .map_err(db)?;
+                if n == 0 {
+                    return Err(StoreError::NoSuchProject(project_id));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn write_session(&self, write: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome> {
+        let result = self.writer.write(move |conn| payouts::write_session(conn, &write, now)).await;
+        match result {
+            Ok(version) => Ok(WriteOutcome::Applied(version)),
+            Err(payouts::Refusal::Outcome(o)) => Ok(o),
+            Err(payouts::Refusal::Error(e)) => Err(e),
+        }
+    }
+
+    async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>> {
+        self.read(|conn| payouts::session(conn, project_id, id))
+    }
+
+    async fn due_timers(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<DueTimer>> {
+        self.read(|conn| payouts::due_timers(conn, now, limit))
+    }
+
+    async fn drop_timer(&self, project_id: &str, session_id: &str, timer: Timer) -> Result<()> {
+        let (p, s) = (project_id.to_string(), session_id.to_string());
+        self.writer.write(move |conn| payouts::delete_timer(conn, &p, &s, timer)).await
+    }
+
+    async fn topup(&self, project_id: &str, currency: &str, amount: i64, now: OffsetDateTime) -> Result<()> {
+        let (p, c) = (project_id.to_string(), currency.to_string());
+        let result = self
+            .writer
+            .write(move |conn| payouts::apply_movement(conn, &p, &c, Movement::TopUp, amount, None, now))
+            .await;
+        match result {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::Corrupt("a top-up cannot make a balance negative".into())),
+            Err(payouts::Refusal::Error(e)) => Err(e),
+            Err(payouts::Refusal::Outcome(o)) => Err(StoreError::Db(format!("top-up refused: {o:?}"))),
+        }
+    }
+
+    async fn wallets(&self, project_id: &str) -> Result<Vec<WalletRecord>> {
+        self.read(|conn| payouts::wallets(conn, project_id))
+    }
+
+    async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>> {
+        self.read(|conn| payouts::posting_sums(conn, project_id, currency))
+    }
+
+    async fn claim_webhooks(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<WebhookRecord>> {
+        self.writer.write(move |conn| payouts::claim_webhooks(conn, now, lease_until, limit)).await
+    }
+
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()> {
+        self.writer.write(move |conn| payouts::record_attempts(conn, &results)).await
+    }
+
+    async fn webhooks(&self, filter: WebhookFilter) -> Result<Vec<WebhookRecord>> {
+        self.read(|conn| payouts::webhooks(conn, &filter))
+    }
+
+    async fn webhook_attempts(&self, webhook_id: i64) -> Result<Vec<AttemptRecord>> {
+        self.read(|conn| payouts::webhook_attempts(conn, webhook_id))
+    }
+
+    async fn resend_webhook(&self, webhook_id: i64, now: OffsetDateTime) -> Result<bool> {
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .execute(
+                        "UPDATE webhooks SET state = 'pending', next_attempt_at_us = ?2 WHERE id = ?1",
+                        params![webhook_id, to_us(now)],
+                    )
+                    .map_err(db)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>> {
+        let us: Option<i64> = self.read(|conn| {
+            conn.prepare_cached("SELECT MIN(next_attempt_at_us) FROM webhooks WHERE state = 'pending'")
+                .map_err(db)?
+                .query_row([], |r| r.get(0))
+                .map_err(db)
+        })?;
+        us.map(from_us).transpose()
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {

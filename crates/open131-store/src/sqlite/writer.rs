@@ -37,32 +37,40 @@ impl Writer {
     }
 
     /// Runs `f` inside the next group transaction and answers after its COMMIT.
-    pub async fn write<R, F>(&self, f: F) -> Result<R>
+    /// An `Err` from `f` rolls back `f`'s changes alone and is passed back as is.
+    pub async fn write<R, E, F>(&self, f: F) -> Result<R, E>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let outcome = in_savepoint(conn, f);
             Box::new(move |commit: Result<()>| {
-                let _ = reply.send(commit.and(outcome));
+                let _ = reply.send(match commit {
+                    Ok(()) => outcome,
+                    Err(e) => Err(E::from(e)),
+                });
             })
         });
-        self.sender.send(job).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.sender.send(job).await.map_err(|_| E::from(StoreError::Closed))?;
+        answer.await.map_err(|_| E::from(StoreError::Closed))?
     }
 }
 
-fn in_savepoint<R>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
-    conn.execute_batch("SAVEPOINT job").map_err(db)?;
+fn in_savepoint<R, E: From<StoreError>>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<R, E>,
+) -> Result<R, E> {
+    conn.execute_batch("SAVEPOINT job").map_err(|e| E::from(db(e)))?;
     match f(conn) {
         Ok(value) => {
-            conn.execute_batch("RELEASE job").map_err(db)?;
+            conn.execute_batch("RELEASE job").map_err(|e| E::from(db(e)))?;
             Ok(value)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job").map_err(db)?;
+            conn.execute_batch("ROLLBACK TO job; RELEASE job").map_err(|e| E::from(db(e)))?;
             Err(e)
         }
     }

@@ -1,0 +1,195 @@
+//! Applying an event to a session: the pure transition decides, this module
+//! turns its effects into one atomic store write (new state, ledger movements,
+//! webhook rows, timers) and handles the two races the database reports:
+//! a concurrent change (re-read, recompute) and an empty wallet (the
+//! `ReserveRefused` event from the same starting phase).
+
+use open131_domain::ledger::Movement;
+use open131_domain::session::{self, Effect, Event, FailureCode, Phase, Timer, WrongState};
+use open131_store::{NewWebhook, SessionRecord, SessionWrite, StoreError, WriteOutcome};
+use open131_wire::api::WebhookBody;
+use time::OffsetDateTime;
+
+use crate::app::App;
+
+/// Times a change is recomputed after losing a race before giving up.
+pub const VERSION_CONFLICT_RETRIES_MAX: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    WrongState(#[from] WrongState),
+    #[error("idempotency key already used")]
+    Idempotency,
+    #[error("no such session")]
+    NoSuchSession,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("could not apply the change: {0}")]
+    Internal(String),
+}
+
+/// How to apply an event.
+#[derive(Debug, Clone, Default)]
+pub struct Apply {
+    pub idempotency: Option<(String, String)>,
+    pub consumed_timer: Option<Timer>,
+}
+
+/// The sandbox plan stored with a payout.
+pub fn plan_text(plan: &open131_domain::payout::SandboxPlan) -> String {
+    match plan.outcome {
+        Err(code) => format!("fail:{}", code.as_str()),
+        Ok(()) if plan.slow => "ok:slow".into(),
+        Ok(()) if plan.returned => "ok:returned".into(),
+        Ok(()) => "ok".into(),
+    }
+}
+
+/// The provider's verdict for a stored plan.
+pub fn provider_event(plan: &str) -> Event {
+    match plan.strip_prefix("fail:").and_then(FailureCode::parse) {
+        Some(code) => Event::ProviderFailed(code),
+        None => Event::ProviderSucceeded { returned: plan == "ok:returned" },
+    }
+}
+
+fn timer_due(
+    app: &App,
+    record: &SessionRecord,
+    timer: Timer,
+    confirm_timeout_s: i64,
+    now: OffsetDateTime,
+) -> OffsetDateTime {
+    let c = &app.config;
+    let std = match timer {
+        Timer::Prepare => c.payout_prepare_delay,
+        Timer::ConfirmTimeout => std::time::Duration::from_secs(confirm_timeout_s.max(0) as u64),
+        Timer::ProviderResult => {
+            let slow = record.payout.as_ref().is_some_and(|p| p.plan == "ok:slow");
+            if slow {
+                c.payout_slow_delay
+            } else {
+                c.payout_processing_delay
+            }
+        }
+        Timer::BankReturn => c.bank_return_delay,
+    };
+    now + time::Duration::try_from(std).unwrap_or(time::Duration::ZERO)
+}
+
+fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    // Random ids: sequential ones would tell a partner how busy other partners are.
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        bytes = OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes()[..8].try_into().unwrap_or([7; 8]);
+    }
+    format!("{prefix}{}", u64::from_le_bytes(bytes) % 10_000_000_000_000_000)
+}
+
+pub fn new_session_id() -> String {
+    new_id("ps_")
+}
+
+pub fn new_payout_id() -> String {
+    new_id("po_")
+}
+
+/// Applies `event` to `record` (re-reading it after a lost race) and returns the committed state.
+/// `record.version == 0` with `Created` means "a session not yet stored": it is created.
+pub async fn apply(
+    app: &App,
+    mut record: SessionRecord,
+    event: Event,
+    how: Apply,
+) -> Result<SessionRecord, EngineError> {
+    let settings = match app.store.project(&record.project_id).await? {
+        Some(p) => p.settings,
+        None => return Err(EngineError::Internal("session of an unknown project".into())),
+    };
+    let mut event = event;
+    for _ in 0..VERSION_CONFLICT_RETRIES_MAX {
+        let now = app.clock.now();
+        let (phase, effects) = session::transition(record.phase, event)?;
+        let mut next = record.clone();
+        next.phase = phase;
+        next.updated_at = now;
+        if session::is_final(phase) && record.finished_at.is_none() {
+            next.finished_at = Some(now);
+        }
+        let mut movements = Vec::new();
+        let mut timers = Vec::new();
+        let mut kinds = Vec::new();
+        for effect in &effects {
+            match effect {
+                Effect::Reserve => movements.push(Movement::Reserve),
+                Effect::Debit => movements.push(Movement::Debit),
+                Effect::Release => movements.push(Movement::Release),
+                Effect::Return => {
+                    movements.push(Movement::Return);
+                    next.refund = Some(open131_store::RefundRecord { id: new_id("rf_"), created_at: now });
+                }
+                Effect::Webhook(kind) => kinds.push(*kind),
+                Effect::Schedule(t) => timers.push((*t, timer_due(app, &next, *t, settings.confirm_timeout_s, now))),
+            }
+        }
+        let webhooks = kinds
+            .iter()
+            .map(|kind| {
+                let body = WebhookBody { kind: kind.as_str().to_string(), session: super::render::session(&next) };
+                serde_json::to_vec(&body)
+                    .map(|body| NewWebhook { kind: kind.as_str().to_string(), body })
+                    .map_err(|e| EngineError::Internal(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let creating = record.version == 0;
+        let write = SessionWrite {
+            expected_version: (!creating).then_some(record.version),
+            record: next.clone(),
+            idempotency: how.idempotency.clone(),
+            movements,
+            webhooks,
+            timers,
+            consumed_timer: how.consumed_timer,
+        };
+        let has_webhooks = !write.webhooks.is_empty();
+        let has_timers = !write.timers.is_empty();
+        match app.store.write_session(write, now).await? {
+            WriteOutcome::Applied(version) => {
+                next.version = version;
+                if has_webhooks {
+                    app.webhook_wake.notify_one();
+                }
+                if has_timers {
+                    app.processor_wake.notify_one();
+                }
+                return Ok(next);
+            }
+            WriteOutcome::IdempotencyConflict => return Err(EngineError::Idempotency),
+            WriteOutcome::Insufficient => {
+                // Same starting phase, the ledger's answer as the event.
+                event = Event::ReserveRefused;
+            }
+            WriteOutcome::VersionConflict => {
+                record = app.store.session(&record.project_id, &record.id).await?.ok_or(EngineError::NoSuchSession)?;
+            }
+        }
+    }
+    Err(EngineError::Internal("too many concurrent changes to one session".into()))
+}
+
+/// A session record that does not exist yet (version 0).
+pub fn unsaved(project_id: &str, api_version: &str, now: OffsetDateTime) -> SessionRecord {
+    SessionRecord {
+        project_id: project_id.to_string(),
+        id: new_session_id(),
+        api_version: api_version.to_string(),
+        phase: Phase::Created,
+        version: 0,
+        payout: None,
+        refund: None,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+    }
+}

@@ -1,0 +1,65 @@
+//! Session records → wire shapes, in the naming of the session's API version.
+
+use open131_domain::session::{payout_status, session_status, Phase};
+use open131_store::SessionRecord;
+use open131_wire::api::{timestamp, Amount, ApiError, PayoutWire, RefundWire, SessionWire};
+use serde_json::Value;
+
+fn json(text: &Option<String>) -> Option<Value> {
+    text.as_deref().and_then(|t| serde_json::from_str(t).ok())
+}
+
+fn error_of(phase: Phase) -> Option<ApiError> {
+    match phase {
+        Phase::Failed(code) => Some(ApiError {
+            code: code.as_str().to_string(),
+            description: code.description().to_string(),
+            details: Vec::new(),
+        }),
+        _ => None,
+    }
+}
+
+pub fn session(record: &SessionRecord) -> SessionWire {
+    let v2 = record.api_version == "v2";
+    let payouts: Option<Vec<PayoutWire>> = record.payout.as_ref().map(|p| {
+        let method: Option<Value> = serde_json::from_str(&p.method_masked).ok();
+        let refunds = record
+            .refund
+            .iter()
+            .map(|r| RefundWire {
+                id: r.id.clone(),
+                status: "accepted".into(),
+                created_at: timestamp(r.created_at),
+                finished_at: Some(timestamp(r.created_at)),
+                amount_details: Amount { amount: p.amount, currency: p.currency.clone() },
+                is_chargeback: false,
+            })
+            .collect();
+        vec![PayoutWire {
+            id: p.id.clone(),
+            status: payout_status(record.phase).unwrap_or("in_progress").to_string(),
+            created_at: timestamp(p.created_at),
+            finished_at: record.finished_at.map(timestamp),
+            customer: json(&p.customer),
+            payment_method: if v2 { None } else { method.clone() },
+            payout_details: if v2 { method } else { None },
+            amount_details: Amount { amount: p.amount, currency: p.currency.clone() },
+            participant_details: serde_json::from_str(&p.participant_details).ok(),
+            metadata: json(&p.metadata),
+            error: error_of(record.phase),
+            refunds,
+        }]
+    });
+    SessionWire {
+        id: record.id.clone(),
+        status: session_status(record.phase).to_string(),
+        created_at: timestamp(record.created_at),
+        updated_at: timestamp(record.updated_at),
+        finished_at: record.finished_at.map(timestamp),
+        next_action: (record.phase == Phase::AwaitingConfirm).then(|| "confirm".to_string()),
+        payments: if v2 { None } else { payouts.clone() },
+        payout_list: if v2 { payouts } else { None },
+        error: error_of(record.phase),
+    }
+}

@@ -1,0 +1,224 @@
+//! Webhook delivery from the durable outbox.
+//!
+//! A webhook row is written in the same transaction as the state change that
+//! causes it, so none is lost or sent for a change that rolled back. The
+//! dispatcher claims due rows with a lease (a crash mid-delivery only delays a
+//! row until the lease ends: delivery is at least once), signs the exact bytes
+//! with the bank key (`X-PARTNER-SIGN`), and POSTs them. Only HTTP 200 counts
+//! as delivered; anything else, a timeout or a refused connection is retried.
+//!
+//! Retry schedule: after the n-th failed attempt wait
+//! `min(5 s × 2^(n−1), 1 h)`, times a random factor in [0.8, 1.2); give up
+//! after 30 attempts (about 21 hours after the first). `open131 webhooks resend`
+//! makes any webhook pending again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use open131_store::{AttemptResult, WebhookRecord};
+use tokio::sync::{watch, Semaphore};
+
+use crate::app::App;
+
+/// Per-attempt timeout, in seconds.
+pub const WEBHOOK_TIMEOUT_S: u64 = 10;
+/// Deliveries in flight to one partner project at once.
+pub const WEBHOOK_CONCURRENCY_PER_PROJECT: usize = 16;
+/// Deliveries in flight in total.
+pub const WEBHOOK_IN_FLIGHT_MAX: usize = 256;
+/// Attempts before a webhook is given up (state `failed`).
+pub const WEBHOOK_ATTEMPTS_MAX: i64 = 30;
+/// First retry delay, in seconds; doubles per attempt.
+pub const WEBHOOK_RETRY_BASE_S: u64 = 5;
+/// Longest retry delay, in seconds.
+pub const WEBHOOK_RETRY_CAP_S: u64 = 3_600;
+/// How long a claimed webhook is reserved for its delivery, in seconds.
+pub const WEBHOOK_LEASE_S: i64 = 120;
+/// Longest sleep of an idle dispatcher, in ms.
+pub const DISPATCHER_IDLE_MAX_MS: u64 = 500;
+
+/// Delay before the next attempt after `failed_attempts` failures; `jitter` in [0, 1).
+pub fn retry_delay(failed_attempts: i64, jitter: f64) -> Duration {
+    let exp = u32::try_from(failed_attempts.clamp(1, 32) - 1).unwrap_or(31);
+    let base = WEBHOOK_RETRY_BASE_S.saturating_mul(1u64 << exp.min(30)).min(WEBHOOK_RETRY_CAP_S);
+    Duration::from_secs_f64(base as f64 * (0.8 + 0.4 * jitter.clamp(0.0, 0.999_999)))
+}
+
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// Per-project concurrency limits, shared by every delivery of one dispatcher.
+#[derive(Default)]
+struct Limits {
+    per_project: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Limits {
+    fn for_project(&self, project: &str) -> Arc<Semaphore> {
+        let mut map = self.per_project.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(project.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(WEBHOOK_CONCURRENCY_PER_PROJECT)))
+            .clone()
+    }
+}
+
+/// One attempt: returns its result (never fails; failures are results).
+async fn attempt(app: &App, limits: &Limits, hook: &WebhookRecord) -> AttemptResult {
+    let semaphore = limits.for_project(&hook.project_id);
+    let _permit = semaphore.acquire().await;
+    let started = Instant::now();
+    let outcome: Result<u16, String> = async {
+        let url = match app.store.project(&hook.project_id).await {
+            Ok(Some(p)) => p.settings.webhook_url.ok_or("no webhook URL is set for the project")?,
+            Ok(None) => return Err("the project no longer exists".to_string()),
+            Err(e) => return Err(format!("store: {e}")),
+        };
+        let key = app.bank_key.clone();
+        let body = hook.body.clone();
+        // RSA signing takes ~0.4 ms: keep it off the async workers.
+        let signature = tokio::task::spawn_blocking(move || key.sign_base64(&body))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let response = app
+            .http
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("X-PARTNER-SIGN", signature)
+            .body(hook.body.clone())
+            .timeout(Duration::from_secs(WEBHOOK_TIMEOUT_S))
+            .send()
+            .await
+            .map_err(|e| if e.is_timeout() { "timed out".to_string() } else { format!("connection: {e}") })?;
+        Ok(response.status().as_u16())
+    }
+    .await;
+    let now = app.clock.now();
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let failed = |status: Option<i64>, error: String| {
+        let failures = hook.attempts + 1;
+        let gave_up = failures >= WEBHOOK_ATTEMPTS_MAX;
+        let next =
+            (!gave_up).then(|| now + time::Duration::try_from(retry_delay(failures, jitter())).unwrap_or_default());
+        tracing::info!(webhook = hook.id, project = %hook.project_id, attempt = failures, error = %error, gave_up, "webhook not delivered");
+        AttemptResult {
+            webhook_id: hook.id,
+            at: now,
+            status,
+            error: Some(error),
+            duration_ms,
+            next_attempt_at: next,
+            gave_up,
+        }
+    };
+    match outcome {
+        Ok(200) => AttemptResult {
+            webhook_id: hook.id,
+            at: now,
+            status: Some(200),
+            error: None,
+            duration_ms,
+            next_attempt_at: None,
+            gave_up: false,
+        },
+        Ok(status) => failed(Some(i64::from(status)), format!("HTTP {status}")),
+        Err(e) => failed(None, e),
+    }
+}
+
+/// Attempts every webhook due now and waits for all of them (tests and the CLI
+/// use this; the worker streams instead). Returns how many were attempted.
+pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
+    let now = app.clock.now();
+    let claimed =
+        app.store.claim_webhooks(now, now + time::Duration::seconds(WEBHOOK_LEASE_S), WEBHOOK_IN_FLIGHT_MAX).await?;
+    let limits = Arc::new(Limits::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    for hook in claimed {
+        let (app, limits) = (app.clone(), limits.clone());
+        tasks.spawn(async move { attempt(&app, &limits, &hook).await });
+    }
+    let mut results = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        results.push(r?);
+    }
+    let n = results.len();
+    app.store.record_attempts(results).await?;
+    Ok(n)
+}
+
+/// The worker: keeps up to [`WEBHOOK_IN_FLIGHT_MAX`] deliveries going; each
+/// records its own result, so a slow partner never holds up another's.
+pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
+    let limits = Arc::new(Limits::default());
+    let in_flight = Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX));
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let free = in_flight.available_permits();
+        let now = app.clock.now();
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            match app.store.claim_webhooks(now, now + time::Duration::seconds(WEBHOOK_LEASE_S), free).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not claim webhooks");
+                    Vec::new()
+                }
+            }
+        };
+        let claimed_any = !claimed.is_empty();
+        for hook in claimed {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+            let (app, limits) = (app.clone(), limits.clone());
+            tokio::spawn(async move {
+                let result = attempt(&app, &limits, &hook).await;
+                if let Err(e) = app.store.record_attempts(vec![result]).await {
+                    tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
+                }
+                drop(permit);
+            });
+        }
+        if claimed_any {
+            continue;
+        }
+        let wait = match app.store.next_webhook_at().await {
+            Ok(Some(at)) => Duration::try_from(at - app.clock.now()).unwrap_or(Duration::ZERO),
+            _ => Duration::from_millis(DISPATCHER_IDLE_MAX_MS),
+        }
+        .clamp(Duration::from_millis(5), Duration::from_millis(DISPATCHER_IDLE_MAX_MS));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = app.webhook_wake.notified() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    // Let deliveries in flight finish (bounded by their timeout) before returning.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(WEBHOOK_TIMEOUT_S + 1),
+        in_flight.acquire_many(u32::try_from(WEBHOOK_IN_FLIGHT_MAX).unwrap_or(u32::MAX)),
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_doubles_with_jitter_and_caps() {
+        assert_eq!(retry_delay(1, 0.5), Duration::from_secs(5));
+        assert_eq!(retry_delay(2, 0.5), Duration::from_secs(10));
+        assert_eq!(retry_delay(3, 0.0), Duration::from_secs(16));
+        assert_eq!(retry_delay(20, 0.5), Duration::from_secs(3600));
+        assert!(retry_delay(1, 0.999) < Duration::from_secs(6));
+        let total: f64 = (1..WEBHOOK_ATTEMPTS_MAX).map(|n| retry_delay(n, 0.5).as_secs_f64()).sum();
+        assert!((20.0 * 3600.0..24.0 * 3600.0).contains(&total), "{total}");
+    }
+}

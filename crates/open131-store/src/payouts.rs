@@ -1,0 +1,177 @@
+//! Records of the payout side: sessions, timers, wallets, the webhook outbox.
+
+use open131_domain::ledger::Movement;
+use open131_domain::session::{Phase, Timer};
+use time::OffsetDateTime;
+
+/// Settings of a project that the main API needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectSettings {
+    pub webhook_url: Option<String>,
+    pub auto_confirm: bool,
+    pub confirm_timeout_s: i64,
+    /// `*` or a comma-separated list of methods the project may call.
+    pub methods: String,
+    pub kyc_mode: String,
+}
+
+/// A change to project settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsChange {
+    /// `Some(None)` removes the URL.
+    pub webhook_url: Option<Option<String>>,
+    pub auto_confirm: Option<bool>,
+    pub confirm_timeout_s: Option<i64>,
+    pub methods: Option<String>,
+    pub kyc_mode: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutRecord {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    /// JSON of the masked method (version-neutral; the server names it per version).
+    pub method_masked: String,
+    pub participant_details: String,
+    pub customer: Option<String>,
+    pub metadata: Option<String>,
+    /// The sandbox plan: `ok`, `ok:slow`, `ok:returned` or `fail:<code>`.
+    pub plan: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRecord {
+    pub id: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub project_id: String,
+    pub id: String,
+    /// `v1` or `v2`: the naming of its responses and webhooks.
+    pub api_version: String,
+    pub phase: Phase,
+    pub version: i64,
+    pub payout: Option<PayoutRecord>,
+    pub refund: Option<RefundRecord>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// A webhook to enqueue with a state change.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub kind: String,
+    pub body: Vec<u8>,
+}
+
+/// One atomic change of a session: the new record and everything that must
+/// commit with it or not at all.
+#[derive(Debug, Clone)]
+pub struct SessionWrite {
+    /// `None` creates the session (its id must be new).
+    pub expected_version: Option<i64>,
+    /// The new state; its `version` is ignored (the store sets it).
+    pub record: SessionRecord,
+    pub idempotency: Option<(String, String)>,
+    /// Ledger movements on the payout's amount and currency.
+    pub movements: Vec<Movement>,
+    pub webhooks: Vec<NewWebhook>,
+    pub timers: Vec<(Timer, OffsetDateTime)>,
+    /// A timer that fired and is consumed by this change.
+    pub consumed_timer: Option<Timer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Committed; the session's new version.
+    Applied(i64),
+    /// The idempotency key was used before: nothing changed.
+    IdempotencyConflict,
+    /// Someone changed the session since it was read: nothing changed; re-read and retry.
+    VersionConflict,
+    /// The wallet cannot cover a reservation: nothing changed.
+    Insufficient,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletRecord {
+    pub currency: String,
+    pub available: i64,
+    pub reserved: i64,
+    pub payouts: i64,
+    pub funding: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTimer {
+    pub project_id: String,
+    pub session_id: String,
+    pub timer: Timer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookState {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl WebhookState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRecord {
+    pub id: i64,
+    pub project_id: String,
+    pub session_id: String,
+    pub kind: String,
+    pub body: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub state: WebhookState,
+    pub attempts: i64,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+/// The result of one delivery attempt and what to do next.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub webhook_id: i64,
+    pub at: OffsetDateTime,
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    /// `None` = delivered (or given up when `gave_up`), else the next attempt time.
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub gave_up: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WebhookFilter {
+    pub project_id: Option<String>,
+    pub session_id: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub attempt: i64,
+    pub at: OffsetDateTime,
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}

@@ -1,0 +1,495 @@
+//! SQL of the payout side: sessions with optimistic versions, idempotency
+//! keys, timers, wallets and postings, and the webhook outbox.
+
+use open131_domain::ledger::{postings, Account, Movement};
+use open131_domain::session::{parse_phase, phase_name, Timer};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use time::OffsetDateTime;
+
+use super::writer::db;
+use super::{from_us, to_us};
+use crate::payouts::*;
+use crate::{Result, StoreError};
+
+/// Why a change was refused inside its savepoint (rolled back by returning it as Err).
+pub(crate) enum Refusal {
+    Outcome(WriteOutcome),
+    Error(StoreError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Error(e)
+    }
+}
+
+fn err(e: rusqlite::Error) -> Refusal {
+    Refusal::Error(db(e))
+}
+
+pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDateTime) -> Result<i64, Refusal> {
+    let r = &w.record;
+    if let Some((key, method)) = &w.idempotency {
+        let n = conn
+            .prepare_cached(
+                "INSERT INTO idempotency_keys (project_id, key, method, created_at_us) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (project_id, key) DO NOTHING",
+            )
+            .map_err(err)?
+            .execute(params![r.project_id, key, method, to_us(now)])
+            .map_err(err)?;
+        if n == 0 {
+            return Err(Refusal::Outcome(WriteOutcome::IdempotencyConflict));
+        }
+    }
+    let p = r.payout.as_ref();
+    let version = match w.expected_version {
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO sessions (project_id, id, api_version, phase, version, payout_id, amount, currency,
+                     method_masked, participant_details, customer, metadata, plan, refund_id, refunded_at_us,
+                     created_at_us, updated_at_us, payout_created_at_us, finished_at_us)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            )
+            .map_err(err)?
+            .execute(params![
+                r.project_id,
+                r.id,
+                r.api_version,
+                phase_name(r.phase),
+                p.map(|p| &p.id),
+                p.map(|p| p.amount),
+                p.map(|p| &p.currency),
+                p.map(|p| &p.method_masked),
+                p.map(|p| &p.participant_details),
+                p.and_then(|p| p.customer.as_ref()),
+                p.and_then(|p| p.metadata.as_ref()),
+                p.map(|p| &p.plan),
+                r.refund.as_ref().map(|f| &f.id),
+                r.refund.as_ref().map(|f| to_us(f.created_at)),
+                to_us(r.created_at),
+                to_us(r.updated_at),
+                p.map(|p| to_us(p.created_at)),
+                r.finished_at.map(to_us),
+            ])
+            .map_err(err)?;
+            1
+        }
+        Some(expected) => {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE sessions SET phase = ?3, version = version + 1, payout_id = ?4, amount = ?5, currency = ?6,
+                         method_masked = ?7, participant_details = ?8, customer = ?9, metadata = ?10, plan = ?11,
+                         refund_id = ?12, refunded_at_us = ?13, updated_at_us = ?14, payout_created_at_us = ?15,
+                         finished_at_us = ?16
+                     WHERE project_id = ?1 AND id = ?2 AND version = ?17",
+                )
+                .map_err(err)?
+                .execute(params![
+                    r.project_id,
+                    r.id,
+                    phase_name(r.phase),
+                    p.map(|p| &p.id),
+                    p.map(|p| p.amount),
+                    p.map(|p| &p.currency),
+                    p.map(|p| &p.method_masked),
+                    p.map(|p| &p.participant_details),
+                    p.and_then(|p| p.customer.as_ref()),
+                    p.and_then(|p| p.metadata.as_ref()),
+                    p.map(|p| &p.plan),
+                    r.refund.as_ref().map(|f| &f.id),
+                    r.refund.as_ref().map(|f| to_us(f.created_at)),
+                    to_us(r.updated_at),
+                    p.map(|p| to_us(p.created_at)),
+                    r.finished_at.map(to_us),
+                    expected,
+                ])
+                .map_err(err)?;
+            if n == 0 {
+                return Err(Refusal::Outcome(WriteOutcome::VersionConflict));
+            }
+            expected + 1
+        }
+    };
+    if !w.movements.is_empty() {
+        let payout = p.ok_or_else(|| Refusal::Error(StoreError::Corrupt("ledger movement without a payout".into())))?;
+        for m in &w.movements {
+            if !apply_movement(conn, &r.project_id, &payout.currency, *m, payout.amount, Some(&r.id), now)? {
+                return Err(Refusal::Outcome(WriteOutcome::Insufficient));
+            }
+        }
+    }
+    for hook in &w.webhooks {
+        conn.prepare_cached(
+            "INSERT INTO webhooks (project_id, session_id, type, body, created_at_us, state, next_attempt_at_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?5)",
+        )
+        .map_err(err)?
+        .execute(params![r.project_id, r.id, hook.kind, hook.body, to_us(now)])
+        .map_err(err)?;
+    }
+    if let Some(t) = w.consumed_timer {
+        delete_timer(conn, &r.project_id, &r.id, t).map_err(Refusal::Error)?;
+    }
+    for (timer, due) in &w.timers {
+        conn.prepare_cached(
+            "INSERT INTO session_timers (project_id, session_id, timer, due_at_us) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (project_id, session_id, timer) DO UPDATE SET due_at_us = excluded.due_at_us",
+        )
+        .map_err(err)?
+        .execute(params![r.project_id, r.id, timer.as_str(), to_us(*due)])
+        .map_err(err)?;
+    }
+    Ok(version)
+}
+
+pub(crate) fn delete_timer(conn: &Connection, project: &str, session: &str, timer: Timer) -> Result<()> {
+    conn.prepare_cached("DELETE FROM session_timers WHERE project_id = ?1 AND session_id = ?2 AND timer = ?3")
+        .map_err(db)?
+        .execute(params![project, session, timer.as_str()])
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Applies a movement to the wallet and writes its two postings. `false` when a
+/// guarded balance would go negative (nothing written then).
+pub(crate) fn apply_movement(
+    conn: &Connection,
+    project: &str,
+    currency: &str,
+    movement: Movement,
+    amount: i64,
+    session: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<bool, Refusal> {
+    conn.prepare_cached(
+        "INSERT INTO wallets (project_id, currency) VALUES (?1, ?2) ON CONFLICT (project_id, currency) DO NOTHING",
+    )
+    .map_err(err)?
+    .execute(params![project, currency])
+    .map_err(err)?;
+    let pair = postings(movement, amount);
+    // One UPDATE for both postings, guarded so no checked balance goes negative.
+    let delta = |account: Account| pair.iter().filter(|p| p.account == account).map(|p| p.amount).sum::<i64>();
+    let n = conn
+        .prepare_cached(
+            "UPDATE wallets SET available = available + ?3, reserved = reserved + ?4, funding = funding + ?5,
+                 payouts = payouts + ?6
+             WHERE project_id = ?1 AND currency = ?2
+               AND available + ?3 >= 0 AND reserved + ?4 >= 0 AND payouts + ?6 >= 0",
+        )
+        .map_err(err)?
+        .execute(params![
+            project,
+            currency,
+            delta(Account::Available),
+            delta(Account::Reserved),
+            delta(Account::Funding),
+            delta(Account::Payouts)
+        ])
+        .map_err(err)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO ledger_postings (project_id, currency, movement, account, amount, session_id, created_at_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(err)?;
+    for p in pair {
+        stmt.execute(params![project, currency, movement.as_str(), p.account.as_str(), p.amount, session, to_us(now)])
+            .map_err(err)?;
+    }
+    Ok(true)
+}
+
+const SESSION_COLUMNS: &str = "project_id, id, api_version, phase, version, payout_id, amount, currency, method_masked,
+     participant_details, customer, metadata, plan, refund_id, refunded_at_us, created_at_us, updated_at_us,
+     payout_created_at_us, finished_at_us";
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Result<SessionRecord>> {
+    let project_id: String = row.get(0)?;
+    let id: String = row.get(1)?;
+    let phase_text: String = row.get(3)?;
+    let payout_id: Option<String> = row.get(5)?;
+    let refund_id: Option<String> = row.get(13)?;
+    let refunded_at: Option<i64> = row.get(14)?;
+    let payout_created: Option<i64> = row.get(17)?;
+    let finished: Option<i64> = row.get(18)?;
+    let payout = match payout_id {
+        Some(pid) => Some((
+            pid,
+            row.get::<_, Option<i64>>(6)?,
+            row.get::<_, Option<String>>(7)?,
+            row.get::<_, Option<String>>(8)?,
+            row.get::<_, Option<String>>(9)?,
+            row.get::<_, Option<String>>(10)?,
+            row.get::<_, Option<String>>(11)?,
+            row.get::<_, Option<String>>(12)?,
+        )),
+        None => None,
+    };
+    let api_version: String = row.get(2)?;
+    let version: i64 = row.get(4)?;
+    let created: i64 = row.get(15)?;
+    let updated: i64 = row.get(16)?;
+    Ok((|| {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("session {project_id}/{id}: {what}"));
+        let phase = parse_phase(&phase_text).ok_or_else(|| corrupt("phase"))?;
+        let payout = match payout {
+            Some((
+                pid,
+                Some(amount),
+                Some(currency),
+                Some(method),
+                Some(participant),
+                customer,
+                metadata,
+                Some(plan),
+            )) => Some(PayoutRecord {
+                id: pid,
+                amount,
+                currency,
+                method_masked: method,
+                participant_details: participant,
+                customer,
+                metadata,
+                plan,
+                created_at: from_us(payout_created.ok_or_else(|| corrupt("payout time"))?)?,
+            }),
+            Some(_) => return Err(corrupt("incomplete payout")),
+            None => None,
+        };
+        let refund = match (refund_id, refunded_at) {
+            (Some(id), Some(at)) => Some(RefundRecord { id, created_at: from_us(at)? }),
+            _ => None,
+        };
+        Ok(SessionRecord {
+            project_id: project_id.clone(),
+            id: id.clone(),
+            api_version,
+            phase,
+            version,
+            payout,
+            refund,
+            created_at: from_us(created)?,
+            updated_at: from_us(updated)?,
+            finished_at: finished.map(from_us).transpose()?,
+        })
+    })())
+}
+
+pub(crate) fn session(conn: &Connection, project: &str, id: &str) -> Result<Option<SessionRecord>> {
+    conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?1 AND id = ?2"))
+        .map_err(db)?
+        .query_row(params![project, id], session_from_row)
+        .optional()
+        .map_err(db)?
+        .transpose()
+}
+
+pub(crate) fn due_timers(conn: &Connection, now: OffsetDateTime, limit: usize) -> Result<Vec<DueTimer>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= ?1 ORDER BY due_at_us LIMIT ?2",
+        )
+        .map_err(db)?
+        .query_map(params![to_us(now), limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    rows.into_iter()
+        .map(|(project_id, session_id, t)| {
+            let timer = Timer::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("timer {t:?}")))?;
+            Ok(DueTimer { project_id, session_id, timer })
+        })
+        .collect()
+}
+
+pub(crate) fn wallets(conn: &Connection, project: &str) -> Result<Vec<WalletRecord>> {
+    conn.prepare_cached(
+        "SELECT currency, available, reserved, payouts, funding FROM wallets WHERE project_id = ?1 ORDER BY currency",
+    )
+    .map_err(db)?
+    .query_map([project], |r| {
+        Ok(WalletRecord {
+            currency: r.get(0)?,
+            available: r.get(1)?,
+            reserved: r.get(2)?,
+            payouts: r.get(3)?,
+            funding: r.get(4)?,
+        })
+    })
+    .map_err(db)?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(db)
+}
+
+pub(crate) fn posting_sums(conn: &Connection, project: &str, currency: &str) -> Result<Vec<(String, i64)>> {
+    conn.prepare_cached(
+        "SELECT account, SUM(amount) FROM ledger_postings WHERE project_id = ?1 AND currency = ?2
+         GROUP BY account ORDER BY account",
+    )
+    .map_err(db)?
+    .query_map(params![project, currency], |r| Ok((r.get(0)?, r.get(1)?)))
+    .map_err(db)?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(db)
+}
+
+const WEBHOOK_COLUMNS: &str = "id, project_id, session_id, type, body, created_at_us, state, attempts,
+     next_attempt_at_us, last_status, last_error, delivered_at_us";
+
+fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<(WebhookRecordRaw, ())> {
+    Ok((
+        WebhookRecordRaw {
+            id: r.get(0)?,
+            project_id: r.get(1)?,
+            session_id: r.get(2)?,
+            kind: r.get(3)?,
+            body: r.get(4)?,
+            created_at_us: r.get(5)?,
+            state: r.get(6)?,
+            attempts: r.get(7)?,
+            next_attempt_at_us: r.get(8)?,
+            last_status: r.get(9)?,
+            last_error: r.get(10)?,
+            delivered_at_us: r.get(11)?,
+        },
+        (),
+    ))
+}
+
+pub(crate) struct WebhookRecordRaw {
+    id: i64,
+    project_id: String,
+    session_id: String,
+    kind: String,
+    body: Vec<u8>,
+    created_at_us: i64,
+    state: String,
+    attempts: i64,
+    next_attempt_at_us: i64,
+    last_status: Option<i64>,
+    last_error: Option<String>,
+    delivered_at_us: Option<i64>,
+}
+
+impl WebhookRecordRaw {
+    fn into_record(self) -> Result<WebhookRecord> {
+        let state = match self.state.as_str() {
+            "pending" => WebhookState::Pending,
+            "delivered" => WebhookState::Delivered,
+            "failed" => WebhookState::Failed,
+            other => return Err(StoreError::Corrupt(format!("webhook state {other:?}"))),
+        };
+        Ok(WebhookRecord {
+            id: self.id,
+            project_id: self.project_id,
+            session_id: self.session_id,
+            kind: self.kind,
+            body: self.body,
+            created_at: from_us(self.created_at_us)?,
+            state,
+            attempts: self.attempts,
+            next_attempt_at: from_us(self.next_attempt_at_us)?,
+            last_status: self.last_status,
+            last_error: self.last_error,
+            delivered_at: self.delivered_at_us.map(from_us).transpose()?,
+        })
+    }
+}
+
+pub(crate) fn claim_webhooks(
+    conn: &Connection,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<WebhookRecord>> {
+    let raw = conn
+        .prepare_cached(&format!(
+            "UPDATE webhooks SET next_attempt_at_us = ?2
+             WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= ?1
+                          ORDER BY next_attempt_at_us LIMIT ?3)
+             RETURNING {WEBHOOK_COLUMNS}"
+        ))
+        .map_err(db)?
+        .query_map(params![to_us(now), to_us(lease_until), limit as i64], webhook_from_row)
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    let mut out: Vec<WebhookRecord> = raw.into_iter().map(|(r, ())| r.into_record()).collect::<Result<_>>()?;
+    out.sort_by_key(|w| w.id);
+    Ok(out)
+}
+
+pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> Result<()> {
+    for a in results {
+        let attempt: i64 = conn
+            .prepare_cached("UPDATE webhooks SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts")
+            .map_err(db)?
+            .query_row([a.webhook_id], |r| r.get(0))
+            .map_err(db)?;
+        conn.prepare_cached(
+            "INSERT INTO webhook_attempts (webhook_id, attempt, at_us, status, error, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(db)?
+        .execute(params![a.webhook_id, attempt, to_us(a.at), a.status, a.error, a.duration_ms])
+        .map_err(db)?;
+        let (state, next, delivered) = match (a.next_attempt_at, a.gave_up) {
+            (Some(next), _) => ("pending", to_us(next), None),
+            (None, true) => ("failed", to_us(a.at), None),
+            (None, false) => ("delivered", to_us(a.at), Some(to_us(a.at))),
+        };
+        conn.prepare_cached(
+            "UPDATE webhooks SET state = ?2, next_attempt_at_us = ?3, last_status = ?4, last_error = ?5,
+                 delivered_at_us = COALESCE(?6, delivered_at_us)
+             WHERE id = ?1",
+        )
+        .map_err(db)?
+        .execute(params![a.webhook_id, state, next, a.status, a.error, delivered])
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn webhooks(conn: &Connection, filter: &WebhookFilter) -> Result<Vec<WebhookRecord>> {
+    let raw = conn
+        .prepare_cached(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks
+             WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR session_id = ?2)
+             ORDER BY id LIMIT ?3"
+        ))
+        .map_err(db)?
+        .query_map(
+            params![filter.project_id, filter.session_id, filter.limit.map_or(i64::MAX, |l| l as i64)],
+            webhook_from_row,
+        )
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    raw.into_iter().map(|(r, ())| r.into_record()).collect()
+}
+
+pub(crate) fn webhook_attempts(conn: &Connection, id: i64) -> Result<Vec<AttemptRecord>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT attempt, at_us, status, error, duration_ms FROM webhook_attempts WHERE webhook_id = ?1 ORDER BY attempt",
+        )
+        .map_err(db)?
+        .query_map([id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?))
+        })
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    rows.into_iter()
+        .map(|(attempt, at, status, error, duration_ms)| {
+            Ok(AttemptRecord { attempt, at: from_us(at)?, status, error, duration_ms })
+        })
+        .collect()
+}

@@ -1,0 +1,294 @@
+//! The main API (sessions, payouts, wallets, webhooks): error codes with their
+//! one HTTP-status table, the envelope, and the wire shapes of sessions.
+//!
+//! v1 and v2 differ only in names: `payments`/`payout_list` for the list of
+//! payouts and `payment_method`/`payout_details` for a payout's method. The
+//! shapes carry both as options and the server fills the one of its version.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::kyc::FieldDetail;
+
+/// API version of a request path, which decides the names used in answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    V1,
+    V2,
+}
+
+impl ApiVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V2 => "v2",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "v1" => Some(Self::V1),
+            "v2" => Some(Self::V2),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiErrorCode {
+    IdentificationError,
+    AuthenticationError,
+    AuthorizationError,
+    InvalidRequest,
+    /// Body over the size limit (`invalid_request`, HTTP 413).
+    RequestTooLarge,
+    SessionWrongState,
+    IdempotencyKeyAlreadyExists,
+    /// Unknown method path (ours).
+    NotFound,
+    MethodNotAllowed,
+    InternalError,
+}
+
+impl ApiErrorCode {
+    pub const ALL: [ApiErrorCode; 10] = [
+        Self::IdentificationError,
+        Self::AuthenticationError,
+        Self::AuthorizationError,
+        Self::InvalidRequest,
+        Self::RequestTooLarge,
+        Self::SessionWrongState,
+        Self::IdempotencyKeyAlreadyExists,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::InternalError,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::IdentificationError => "identification_error",
+            Self::AuthenticationError => "authentication_error",
+            Self::AuthorizationError => "authorization_error",
+            Self::InvalidRequest | Self::RequestTooLarge => "invalid_request",
+            Self::SessionWrongState => "session_wrong_state",
+            Self::IdempotencyKeyAlreadyExists => "idempotency_key_already_exists",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::InternalError => "internal_error",
+        }
+    }
+
+    pub fn default_description(self) -> &'static str {
+        match self {
+            Self::IdentificationError => "Partner identification error",
+            Self::AuthenticationError => "Authentication error: check the X-PARTNER-SIGN signature",
+            Self::AuthorizationError => "Not enough privileges for the operation",
+            Self::InvalidRequest => "Invalid request",
+            Self::RequestTooLarge => "Request body is too large",
+            Self::SessionWrongState => "Operation is not allowed in the current session status",
+            Self::IdempotencyKeyAlreadyExists => {
+                "Request with this idempotency key is already in progress or processed"
+            }
+            Self::NotFound => "Unknown method",
+            Self::MethodNotAllowed => "HTTP method not allowed for this path",
+            Self::InternalError => "Internal error. Please send the request again later.",
+        }
+    }
+
+    /// The one table from error code to HTTP status.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::IdentificationError | Self::AuthenticationError => 401,
+            Self::AuthorizationError => 403,
+            Self::InvalidRequest | Self::SessionWrongState | Self::IdempotencyKeyAlreadyExists => 400,
+            Self::RequestTooLarge => 413,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::InternalError => 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: String,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldDetail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    pub status: String,
+    pub error: ApiError,
+}
+
+impl ErrorEnvelope {
+    pub fn new(code: ApiErrorCode, description: Option<&str>, details: Vec<FieldDetail>) -> Self {
+        Self {
+            status: "error".into(),
+            error: ApiError {
+                code: code.code().into(),
+                description: description.unwrap_or(code.default_description()).into(),
+                details,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    pub amount: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundWire {
+    pub id: String,
+    pub status: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub amount_details: Amount,
+    pub is_chargeback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayoutWire {
+    pub id: String,
+    pub status: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Value>,
+    /// v1 name of the method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<Value>,
+    /// v2 name of the method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_details: Option<Value>,
+    pub amount_details: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_details: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<RefundWire>,
+}
+
+impl PayoutWire {
+    /// The method under whichever name it came.
+    pub fn method(&self) -> Option<&Value> {
+        self.payout_details.as_ref().or(self.payment_method.as_ref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionWire {
+    pub id: String,
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_action: Option<String>,
+    /// v1 name of the payout list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payments: Option<Vec<PayoutWire>>,
+    /// v2 name of the payout list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout_list: Option<Vec<PayoutWire>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+impl SessionWire {
+    /// The payouts under whichever name they came.
+    pub fn payouts(&self) -> &[PayoutWire] {
+        self.payout_list.as_deref().or(self.payments.as_deref()).unwrap_or(&[])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionResponse {
+    pub status: String,
+    pub session: SessionWire,
+}
+
+/// Body of a webhook: `{"type": …, "session": {…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookBody {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub session: SessionWire,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletWire {
+    pub id: String,
+    pub amount_details: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletBalanceResponse {
+    pub status: String,
+    pub wallets: Vec<WalletWire>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankWire {
+    pub id: String,
+    pub eng_name: String,
+    pub ru_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanksResponse {
+    pub status: String,
+    pub banks: Vec<BankWire>,
+}
+
+/// RFC 3339, UTC, microseconds: `2020-05-29T07:01:37.499907Z`.
+pub fn timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_microseconds_and_z() {
+        let t = time::macros::datetime!(2020-05-29 07:01:37.499907 UTC);
+        assert_eq!(timestamp(t), "2020-05-29T07:01:37.499907Z");
+        let t = time::macros::datetime!(2020-05-29 10:01:37 +03:00);
+        assert_eq!(timestamp(t), "2020-05-29T07:01:37.000000Z");
+    }
+
+    #[test]
+    fn error_table() {
+        for code in ApiErrorCode::ALL {
+            assert!([400, 401, 403, 404, 405, 413, 500].contains(&code.http_status()));
+        }
+        let e = serde_json::to_string(&ErrorEnvelope::new(ApiErrorCode::SessionWrongState, None, vec![])).unwrap();
+        assert_eq!(
+            e,
+            r#"{"status":"error","error":{"code":"session_wrong_state","description":"Operation is not allowed in the current session status"}}"#
+        );
+    }
+}
