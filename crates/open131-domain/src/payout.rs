@@ -475,7 +475,8 @@ fn parse_tax(f: &mut Fields<'_>, tax: &Map<String, Value>, p: &str) {
     let dp = format!("{p}.tax_details");
     match kind.as_str() {
         "tax_full" => {
-            let rules: [(&str, fn(&str) -> bool, &str); 2] =
+            type Rule = (&'static str, fn(&str) -> bool, &'static str);
+            let rules: [Rule; 2] =
                 [("kbk", kbk_ok, "must be 20 digits (KBK)"), ("oktmo", oktmo_ok, "must be 8 or 11 digits (OKTMO)")];
             for (key, ok, msg) in rules {
                 if let Some(v) = f.string(details, key, &format!("{dp}.{key}")) {

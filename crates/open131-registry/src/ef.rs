@@ -45,6 +45,7 @@
 //! file said).
 
 use std::fmt;
+use std::num::NonZeroU64;
 use std::ops::Range;
 
 use crate::bits::{low_mask, select_in_word, words_for_bits, PackedInts, WORD_BITS};
@@ -64,8 +65,6 @@ const STORED_FIELDS: u64 = 5;
 /// Why a sequence could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EfError {
-    /// The universe must contain at least one value.
-    EmptyUniverse,
     /// A value is not below the universe.
     OutOfRange { value: u64, universe: u64 },
     /// A value is smaller than its predecessor.
@@ -77,7 +76,6 @@ pub(crate) enum EfError {
 impl fmt::Display for EfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EfError::EmptyUniverse => write!(f, "the universe is empty"),
             EfError::OutOfRange { value, universe } => write!(f, "value {value} is not below the universe {universe}"),
             EfError::NotSorted { index, value, previous } => {
                 write!(f, "value {value} at index {index} is smaller than its predecessor {previous}")
@@ -132,16 +130,14 @@ pub(crate) struct EfBuilder {
 
 impl EfBuilder {
     /// Prepares for exactly `len` values below `universe`.
-    pub(crate) fn new(universe: u64, len: u64) -> Result<EfBuilder, EfError> {
-        if universe == 0 {
-            return Err(EfError::EmptyUniverse);
-        }
+    pub(crate) fn new(universe: NonZeroU64, len: u64) -> EfBuilder {
+        let universe = universe.get();
         let low_bits = low_bits_for(universe, len);
         let upper_bits = len + bucket_count(universe, low_bits);
         // One extra zero word so every scan that reads `word + 1` stays in bounds.
         let upper = vec![0u64; (words_for_bits(upper_bits) + 1) as usize];
         let lower = PackedInts::with_capacity(low_bits, len);
-        Ok(EfBuilder { universe, expected: len, low_bits, upper, lower, pushed: 0, last: 0 })
+        EfBuilder { universe, expected: len, low_bits, upper, lower, pushed: 0, last: 0 }
     }
 
     /// Appends the next value.
@@ -156,12 +152,22 @@ impl EfBuilder {
         if self.pushed >= self.expected {
             return Err(EfError::CountMismatch { expected: self.expected, actual: self.pushed + 1 });
         }
+        self.push_unchecked(value);
+        Ok(())
+    }
+
+    /// Appends the next value without validating it: the caller guarantees
+    /// that values are non-decreasing, below the universe and not more than
+    /// announced (a violation can only panic on an index or build a wrong
+    /// sequence, never break memory safety).
+    #[inline]
+    pub(crate) fn push_unchecked(&mut self, value: u64) {
+        debug_assert!(value < self.universe && value >= self.last && self.pushed < self.expected);
         let pos = (value >> self.low_bits) + self.pushed;
         self.upper[(pos / WORD_BITS) as usize] |= 1 << (pos % WORD_BITS);
         self.lower.push(value);
         self.pushed += 1;
         self.last = value;
-        Ok(())
     }
 
     /// Finishes the encoding and builds the select-0 directory.
@@ -169,8 +175,14 @@ impl EfBuilder {
         if self.pushed != self.expected {
             return Err(EfError::CountMismatch { expected: self.expected, actual: self.pushed });
         }
+        Ok(self.finish_unchecked())
+    }
+
+    /// Finishes an encoding whose values were all pushed (see [`EfBuilder::push_unchecked`]).
+    pub(crate) fn finish_unchecked(mut self) -> EliasFano {
+        debug_assert_eq!(self.pushed, self.expected);
         self.lower.shrink_to_fit();
-        Ok(EliasFano::with_directory(self.universe, self.expected, self.low_bits, self.upper, self.lower))
+        EliasFano::with_directory(self.universe, self.pushed, self.low_bits, self.upper, self.lower)
     }
 }
 
@@ -189,9 +201,9 @@ pub(crate) struct EliasFano {
 }
 
 impl EliasFano {
-    /// Encodes an already sorted slice.
-    pub(crate) fn from_sorted(universe: u64, values: &[u64]) -> Result<EliasFano, EfError> {
-        let mut b = EfBuilder::new(universe, values.len() as u64)?;
+    /// Encodes a sorted slice, checking it.
+    pub(crate) fn from_sorted(universe: NonZeroU64, values: &[u64]) -> Result<EliasFano, EfError> {
+        let mut b = EfBuilder::new(universe, values.len() as u64);
         for &v in values {
             b.push(v)?;
         }
@@ -460,7 +472,7 @@ mod tests {
 
     fn check_set(universe: u64, set: &BTreeSet<u64>, probes: &[u64]) {
         let values: Vec<u64> = set.iter().copied().collect();
-        let ef = EliasFano::from_sorted(universe, &values).unwrap();
+        let ef = EliasFano::from_sorted(NonZeroU64::new(universe).unwrap(), &values).unwrap();
         assert_eq!(ef.len(), values.len() as u64);
         assert_eq!(ef.iter().collect::<Vec<_>>(), values);
         for &v in &values {
@@ -492,17 +504,20 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert_eq!(EliasFano::from_sorted(0, &[]), Err(EfError::EmptyUniverse));
-        assert_eq!(EliasFano::from_sorted(10, &[10]), Err(EfError::OutOfRange { value: 10, universe: 10 }));
-        assert_eq!(EliasFano::from_sorted(10, &[5, 4]), Err(EfError::NotSorted { index: 1, value: 4, previous: 5 }));
-        let b = EfBuilder::new(10, 2).unwrap();
+        let ten = NonZeroU64::new(10).unwrap();
+        assert_eq!(EliasFano::from_sorted(ten, &[10]), Err(EfError::OutOfRange { value: 10, universe: 10 }));
+        assert_eq!(EliasFano::from_sorted(ten, &[5, 4]), Err(EfError::NotSorted { index: 1, value: 4, previous: 5 }));
+        let b = EfBuilder::new(ten, 2);
         assert_eq!(b.finish().err(), Some(EfError::CountMismatch { expected: 2, actual: 0 }));
+        let mut b = EfBuilder::new(ten, 1);
+        b.push(3).unwrap();
+        assert_eq!(b.push(4), Err(EfError::CountMismatch { expected: 1, actual: 2 }));
     }
 
     #[test]
     fn multiset_equal_ranges() {
         let values = [3u64, 3, 3, 7, 100, 100, 1 << 30, (1 << 30) + 1, (1 << 30) + 1];
-        let ef = EliasFano::from_sorted(1 << 40, &values).unwrap();
+        let ef = EliasFano::from_sorted(NonZeroU64::new(1 << 40).unwrap(), &values).unwrap();
         for probe in [0u64, 3, 4, 7, 100, 101, 1 << 30, (1 << 30) + 1, (1 << 30) + 2, 1 << 41] {
             let expect: Vec<u64> = (0..values.len() as u64).filter(|&i| values[i as usize] == probe).collect();
             let got: Vec<u64> = ef.equal_range(probe).collect();

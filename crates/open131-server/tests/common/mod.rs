@@ -150,3 +150,141 @@ pub fn without(field: &str) -> Value {
     p.as_object_mut().unwrap().remove(field);
     p
 }
+
+/// A main-API answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestServer {
+    /// POSTs exactly `bytes` to `/api/{version}/{method}`, signed by `key` for `project`.
+    pub async fn call_bytes(
+        &self,
+        version: &str,
+        method: &str,
+        project: &str,
+        key: &SigningKey,
+        bytes: Vec<u8>,
+        idempotency: Option<&str>,
+    ) -> Answer {
+        let sign = key.sign_base64(&bytes).unwrap();
+        let mut request = self
+            .http
+            .post(format!("{}/api/{version}/{method}", self.url))
+            .header("x-partner-project", project)
+            .header("x-partner-sign", sign)
+            .header("content-type", "application/json")
+            .body(bytes);
+        if let Some(k) = idempotency {
+            request = request.header("x-partner-idempotency-key", k);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status, body, text }
+    }
+
+    /// Signed call with a JSON body (compact serde_json bytes).
+    pub async fn call(&self, version: &str, method: &str, body: &Value) -> Answer {
+        self.call_bytes(version, method, "alpha", key(0), serde_json::to_vec(body).unwrap(), None).await
+    }
+
+    /// Runs timers and webhook deliveries until nothing is due (the clock stands still).
+    pub async fn settle(&self) {
+        for _ in 0..20 {
+            let a = self.app.process_due().await.unwrap();
+            let b = self.app.deliver_due().await.unwrap();
+            if a == 0 && b == 0 {
+                return;
+            }
+        }
+        panic!("the server did not settle");
+    }
+
+    pub async fn advance(&self, seconds: i64) {
+        self.clock.advance(time::Duration::seconds(seconds));
+        self.settle().await;
+    }
+
+    pub async fn set_webhook(&self, project: &str, url: &str) {
+        let change = open131_store::SettingsChange { webhook_url: Some(Some(url.to_string())), ..Default::default() };
+        self.app.store.set_project_settings(project, change).await.unwrap();
+    }
+
+    pub async fn balance(&self, project: &str) -> (i64, i64) {
+        let w = self.app.store.wallets(project).await.unwrap();
+        let rub = w.iter().find(|w| w.currency == "rub").unwrap();
+        (rub.available, rub.reserved)
+    }
+}
+
+/// One webhook as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub body: Value,
+    pub signature_ok: bool,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    received: Vec<Received>,
+    /// Statuses to answer with before answering 200.
+    script: std::collections::VecDeque<u16>,
+}
+
+/// A partner's webhook endpoint on 127.0.0.1:0. It verifies every signature
+/// with the bank's public key over the raw bytes, as a partner must.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    state: Arc<std::sync::Mutex<ReceiverState>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let state = Arc::new(std::sync::Mutex::new(ReceiverState::default()));
+        let public = bank_key().verifying_key().unwrap();
+        let s = state.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (s, public) = (s.clone(), public.clone());
+                async move {
+                    let sign = headers.get("x-partner-sign").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    let signature_ok = public.verify_base64(&body, sign);
+                    let mut st = s.lock().unwrap();
+                    let status = st.script.pop_front().unwrap_or(200);
+                    st.received
+                        .push(Received { body: serde_json::from_slice(&body).unwrap_or(Value::Null), signature_ok });
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, state }
+    }
+
+    /// Answer these statuses to the next deliveries, then 200.
+    pub fn fail_with(&self, statuses: &[u16]) {
+        self.state.lock().unwrap().script.extend(statuses.iter().copied());
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    /// Types of the webhooks received for `session`, in order.
+    pub fn types_for(&self, session: &str) -> Vec<String> {
+        self.received()
+            .iter()
+            .filter(|r| r.body["session"]["id"] == session)
+            .map(|r| r.body["type"].as_str().unwrap().to_string())
+            .collect()
+    }
+}

@@ -1,0 +1,551 @@
+//! Payouts end to end over real HTTP with a manual clock: the flows of v1 and
+//! v2, confirm / cancel / timeout / auto-confirm, every sandbox outcome, the
+//! ledger, idempotency, isolation, and webhooks checked by a receiver that
+//! verifies each signature with the bank key.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{key, start, Receiver, TestServer};
+use open131_domain::ident::{complete_account, luhn_ok, Bik};
+use serde_json::{json, Value};
+
+const START_BALANCE: i64 = 10_000_000;
+
+fn mir_card() -> String {
+    let card = "2200000000094940".to_string();
+    assert!(luhn_ok(&card));
+    card
+}
+
+fn card_payout(version: &str, number: &str, amount: i64) -> Value {
+    let method = json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": number}}});
+    let key = if version == "v2" { "payout_details" } else { "payment_method" };
+    json!({
+        key: method,
+        "participant_details": {"recipient": {"full_name": "Иванов Иван Иванович"}},
+        "amount_details": {"amount": amount, "currency": "rub"},
+        "customer": {"reference": "user-17"},
+        "metadata": {"order": "A-1", "note": null}
+    })
+}
+
+fn account_payout(amount: i64) -> Value {
+    let bik = Bik::parse("049205131").unwrap();
+    let account = complete_account(&bik, "4070281020000000002").unwrap();
+    json!({
+        "payment_method": {"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {
+            "bik": "049205131", "account": account, "full_name": "Иванов Иван Иванович",
+            "description": "Оплата по договору 17", "is_fast": false}}},
+        "participant_details": {"recipient": {"full_name": "Иванов Иван Иванович"}},
+        "amount_details": {"amount": amount, "currency": "rub"}
+    })
+}
+
+async fn server() -> (TestServer, Receiver) {
+    let s = start().await;
+    let r = Receiver::start().await;
+    s.set_webhook("alpha", &r.url).await;
+    s.app.store.topup("alpha", "rub", START_BALANCE, common::START).await.unwrap();
+    (s, r)
+}
+
+fn session_id(a: &common::Answer) -> String {
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["session"]["id"].as_str().unwrap().to_string()
+}
+
+async fn status(s: &TestServer, version: &str, id: &str) -> Value {
+    let a = s.call(version, "session/status", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["session"].clone()
+}
+
+#[tokio::test]
+async fn v1_card_payout_confirm_and_finish() {
+    let (s, r) = server().await;
+    let a = s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 10_000)).await;
+    let id = session_id(&a);
+    let session = &a.body["session"];
+    assert!(id.starts_with("ps_"));
+    assert_eq!(session["status"], "in_progress");
+    let payout = &session["payments"][0];
+    assert!(payout["id"].as_str().unwrap().starts_with("po_"));
+    assert_eq!(payout["status"], "in_progress");
+    assert_eq!(
+        payout["payment_method"],
+        json!({"type": "card", "card": {"brand": "mir", "last4": "4940", "bin": "220000"}})
+    );
+    assert_eq!(payout["amount_details"], json!({"amount": 10_000, "currency": "rub"}));
+    assert_eq!(payout["metadata"], json!({"order": "A-1"}), "nulls are dropped, never echoed");
+    assert!(session.get("payout_list").is_none() && !a.text.contains("null"), "{}", a.text);
+    assert!(!a.text.contains(&mir_card()), "the card number never comes back");
+    // RFC 3339 UTC with microseconds.
+    let created = session["created_at"].as_str().unwrap();
+    assert_eq!(created.len(), 27, "{created}");
+    assert!(created.ends_with('Z'));
+
+    s.settle().await;
+    let st = status(&s, "v1", &id).await;
+    assert_eq!((st["status"].as_str(), st["next_action"].as_str()), (Some("in_progress"), Some("confirm")));
+    assert_eq!(st["payments"][0]["status"], "pending");
+    assert_eq!(r.types_for(&id), vec!["ready_to_confirm"]);
+    assert_eq!(s.balance("alpha").await, (START_BALANCE, 0), "nothing reserved before confirm");
+
+    let a = s.call("v1", "session/confirm", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["session"]["payments"][0]["status"], "in_progress");
+    assert!(a.body["session"].get("next_action").is_none());
+    assert_eq!(s.balance("alpha").await, (START_BALANCE - 10_000, 10_000), "confirm reserves");
+
+    s.advance(1).await;
+    let st = status(&s, "v1", &id).await;
+    assert_eq!(st["status"], "accepted");
+    assert_eq!(st["payments"][0]["status"], "succeeded");
+    assert!(st["finished_at"].is_string());
+    assert_eq!(s.balance("alpha").await, (START_BALANCE - 10_000, 0), "success debits the reservation");
+    assert_eq!(r.types_for(&id), vec!["ready_to_confirm", "payment_finished"]);
+    let received = r.received();
+    assert!(received.iter().all(|w| w.signature_ok), "every webhook verifies with the bank key");
+    let finished = &received[1].body["session"];
+    assert_eq!(finished["payments"][0]["status"], "succeeded");
+    assert!(finished.get("payout_list").is_none(), "v1 sessions send v1 names");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn v2_create_then_start_uses_v2_names_everywhere() {
+    let (s, r) = server().await;
+    // SDKs send `[]` for an empty request.
+    let a = s.call_bytes("v2", "session/create", "alpha", key(0), b"[]".to_vec(), None).await;
+    let id = session_id(&a);
+    assert_eq!(a.body["session"]["status"], "created");
+    assert!(a.body["session"].get("payout_list").is_none());
+
+    let mut body = card_payout("v2", "4242424242424242", 5_000);
+    body["session_id"] = json!(id);
+    let a = s.call("v2", "session/start/payout", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let payout = &a.body["session"]["payout_list"][0];
+    assert_eq!(payout["payout_details"]["card"]["brand"], "visa");
+    assert!(a.body["session"].get("payments").is_none() && payout.get("payment_method").is_none());
+    // Starting twice is a state error.
+    let again = s.call("v2", "session/start/payout", &body).await;
+    assert_eq!((again.status, again.body["error"]["code"].as_str()), (400, Some("session_wrong_state")));
+
+    s.settle().await;
+    s.call("v2", "session/confirm", &json!({"session_id": id})).await;
+    s.advance(1).await;
+    assert_eq!(r.types_for(&id), vec!["ready_to_confirm", "payment_finished"]);
+    for w in r.received() {
+        assert!(w.body["session"]["payout_list"].is_array() && w.body["session"].get("payments").is_none());
+    }
+    // A v1 status call still answers in the session's own names? No: the path's names.
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_before_confirm_and_wrong_states() {
+    let (s, r) = server().await;
+    let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 7_000)).await);
+    // Confirming before the bank is ready is a state error.
+    let early = s.call("v1", "session/confirm", &json!({"session_id": id})).await;
+    assert_eq!((early.status, early.body["error"]["code"].as_str()), (400, Some("session_wrong_state")));
+    s.settle().await;
+    let a = s.call("v1", "session/cancel", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["session"]["status"], "cancelled");
+    assert_eq!(a.body["session"]["payments"][0]["status"], "failed");
+    assert_eq!(a.body["session"]["payments"][0]["error"]["code"], "session_cancelled_by_partner");
+    for method in ["session/cancel", "session/confirm"] {
+        let again = s.call("v1", method, &json!({"session_id": id})).await;
+        assert_eq!(
+            (again.status, again.body["error"]["code"].as_str()),
+            (400, Some("session_wrong_state")),
+            "{method}"
+        );
+    }
+    s.settle().await;
+    assert_eq!(r.types_for(&id), vec!["ready_to_confirm", "payment_finished"]);
+    assert_eq!(s.balance("alpha").await, (START_BALANCE, 0));
+    // A created session can be cancelled too.
+    let created = session_id(&s.call_bytes("v1", "session/create", "alpha", key(0), Vec::new(), None).await);
+    let a = s.call("v1", "session/cancel", &json!({"session_id": created})).await;
+    assert_eq!(a.body["session"]["status"], "cancelled");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn confirm_timeout_and_auto_confirm() {
+    let (s, r) = server().await;
+    let change = open131_store::SettingsChange { confirm_timeout_s: Some(600), ..Default::default() };
+    s.app.store.set_project_settings("alpha", change).await.unwrap();
+    let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 1_000)).await);
+    s.settle().await;
+    s.advance(599).await;
+    assert_eq!(status(&s, "v1", &id).await["payments"][0]["status"], "pending");
+    s.advance(1).await;
+    let st = status(&s, "v1", &id).await;
+    assert_eq!(st["payments"][0]["error"]["code"], "confirm_timeout");
+    assert_eq!(st["status"], "cancelled");
+    assert_eq!(r.types_for(&id), vec!["ready_to_confirm", "payment_finished"]);
+
+    // Single-request payouts: no ready_to_confirm, no confirm call.
+    let change = open131_store::SettingsChange { auto_confirm: Some(true), ..Default::default() };
+    s.app.store.set_project_settings("alpha", change).await.unwrap();
+    let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 2_000)).await);
+    s.settle().await;
+    assert_eq!(s.balance("alpha").await, (START_BALANCE - 2_000, 2_000));
+    s.advance(1).await;
+    assert_eq!(status(&s, "v1", &id).await["payments"][0]["status"], "succeeded");
+    assert_eq!(r.types_for(&id), vec!["payment_finished"]);
+    s.stop().await;
+}
+
+async fn run_to_end(s: &TestServer, body: &Value) -> (String, Value) {
+    let id = session_id(&s.call("v1", "session/init/payout", body).await);
+    s.settle().await;
+    let a = s.call("v1", "session/confirm", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    s.advance(1).await;
+    let st = status(s, "v1", &id).await;
+    (id, st)
+}
+
+#[tokio::test]
+async fn every_sandbox_outcome() {
+    let (s, r) = server().await;
+    let failures = [
+        (13_102, "declined_by_issuer_bank"),
+        (13_103, "not_permitted_by_issuer_bank"),
+        (13_104, "bank_card_expired"),
+        (13_105, "card_number_does_not_exist"),
+        (13_106, "account_not_found"),
+        (13_107, "provider_timeout"),
+        (13_108, "provider_exceeds_amount_limit"),
+    ];
+    for (amount, code) in failures {
+        let (id, st) = run_to_end(&s, &card_payout("v1", &mir_card(), amount)).await;
+        assert_eq!(st["payments"][0]["status"], "failed", "{code}");
+        assert_eq!(st["payments"][0]["error"]["code"], code);
+        assert_eq!(st["status"], "cancelled");
+        let finished = r
+            .received()
+            .into_iter()
+            .find(|w| w.body["session"]["id"] == id.as_str() && w.body["type"] == "payment_finished")
+            .unwrap();
+        assert_eq!(finished.body["session"]["payments"][0]["error"]["code"], code);
+    }
+    assert_eq!(s.balance("alpha").await, (START_BALANCE, 0), "failures release every reservation");
+
+    // Slow success: still in progress after the normal delay, done after the slow one.
+    let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 13_109)).await);
+    s.settle().await;
+    s.call("v1", "session/confirm", &json!({"session_id": id})).await;
+    s.advance(1).await;
+    assert_eq!(status(&s, "v1", &id).await["payments"][0]["status"], "in_progress");
+    s.advance(60).await;
+    assert_eq!(status(&s, "v1", &id).await["payments"][0]["status"], "succeeded");
+
+    // A bank-account payout that succeeds, then is returned by the recipient's bank.
+    let (id, st) = run_to_end(&s, &account_payout(13_110)).await;
+    assert_eq!(st["payments"][0]["status"], "succeeded");
+    let masked = st["payments"][0]["payment_method"]["bank_account"]["ru"]["account"].as_str().unwrap();
+    assert!(masked.contains('*'), "{masked}");
+    let before = s.balance("alpha").await.0;
+    s.advance(30).await;
+    let st = status(&s, "v1", &id).await;
+    let refund = &st["payments"][0]["refunds"][0];
+    assert!(refund["id"].as_str().unwrap().starts_with("rf_"));
+    assert_eq!(refund["amount_details"], json!({"amount": 13_110, "currency": "rub"}));
+    assert_eq!(st["payments"][0]["status"], "succeeded");
+    assert_eq!(s.balance("alpha").await.0, before + 13_110, "the returned money is available again");
+    assert_eq!(r.types_for(&id), vec!["ready_to_confirm", "payment_finished", "payment_refunded"]);
+
+    // Any other valid data succeeds, for every method.
+    let fps = json!({
+        "payment_method": {"type": "bank_account", "bank_account": {"system_type": "faster_payment_system",
+            "faster_payment_system": {"phone": "+79001234567", "bank_id": "100000000111", "description": "x"}}},
+        "participant_details": {"recipient": {"first_name": "Иван", "last_name": "Иванов"}},
+        "amount_details": {"amount": 500, "currency": "RUB"}
+    });
+    let wallet = json!({
+        "payment_method": {"type": "wallet", "wallet": {"type": "yoomoney", "yoomoney": {"account": "410011234567890"}}},
+        "participant_details": {"recipient": {"full_name": "Иванов Иван"}},
+        "amount_details": {"amount": 500, "currency": "rub"}
+    });
+    let tax = json!({
+        "payment_method": {"type": "tax", "tax": {"type": "tax_short", "tax_details": {"period": {"type": "quarter", "number": 2, "year": 2026}}}},
+        "participant_details": {"recipient": {"full_name": "Иванов Иван"}},
+        "amount_details": {"amount": 500, "currency": "rub"}
+    });
+    for body in [fps, wallet, tax, account_payout(2_500)] {
+        let (_, st) = run_to_end(&s, &body).await;
+        assert_eq!(st["payments"][0]["status"], "succeeded", "{body}");
+    }
+    assert!(r.received().iter().all(|w| w.signature_ok));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn insufficient_balance_fails_the_payout() {
+    let (s, r) = server().await;
+    let (id, st) = run_to_end(&s, &card_payout("v1", &mir_card(), START_BALANCE + 1)).await;
+    assert_eq!(st["payments"][0]["error"]["code"], "insufficient_wallet_balance");
+    assert_eq!(s.balance("alpha").await, (START_BALANCE, 0));
+    assert_eq!(r.types_for(&id), vec!["ready_to_confirm", "payment_finished"]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn ledger_postings_always_equal_the_wallet() {
+    let (s, _r) = server().await;
+    for amount in [1_000, 13_102, 13_110, 2_000] {
+        run_to_end(&s, &account_payout(amount)).await;
+    }
+    s.advance(30).await;
+    let sums: std::collections::HashMap<String, i64> =
+        s.app.store.posting_sums("alpha", "rub").await.unwrap().into_iter().collect();
+    let wallet = s.app.store.wallets("alpha").await.unwrap().remove(0);
+    assert_eq!(sums.values().sum::<i64>(), 0, "double entry: every movement balances");
+    assert_eq!(sums["available"], wallet.available);
+    assert_eq!(sums.get("reserved").copied().unwrap_or(0), wallet.reserved);
+    assert_eq!(sums["payouts"], wallet.payouts);
+    assert_eq!(wallet.available, START_BALANCE - 3_000);
+    let a = s.call_bytes("v1", "wallet/balance", "alpha", key(0), b"{}".to_vec(), None).await;
+    assert_eq!(
+        a.body,
+        json!({"status": "ok", "wallets": [{"id": "w_rub", "amount_details": {"amount": START_BALANCE - 3_000, "currency": "rub"}}]})
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_enforced_by_the_database() {
+    let (s, _r) = server().await;
+    let body = serde_json::to_vec(&card_payout("v1", &mir_card(), 1_000)).unwrap();
+    let first = s.call_bytes("v1", "session/init/payout", "alpha", key(0), body.clone(), Some("key-1")).await;
+    assert_eq!(first.status, 200);
+    let again = s.call_bytes("v1", "session/init/payout", "alpha", key(0), body.clone(), Some("key-1")).await;
+    assert_eq!(again.status, 400);
+    assert_eq!(again.body["error"]["code"], "idempotency_key_already_exists");
+    // Another project may use the same key.
+    let beta = s.call_bytes("v1", "session/init/payout", "beta", key(1), body.clone(), Some("key-1")).await;
+    assert_eq!(beta.status, 200, "{}", beta.text);
+
+    // Concurrent duplicates: exactly one wins.
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (url, body) = (s.url.clone(), body.clone());
+            tokio::spawn(async move {
+                let sign = key(0).sign_base64(&body).unwrap();
+                reqwest::Client::new()
+                    .post(format!("{url}/api/v1/session/init/payout"))
+                    .header("x-partner-project", "alpha")
+                    .header("x-partner-sign", sign)
+                    .header("x-partner-idempotency-key", "race")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 15);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn signatures_cover_the_raw_bytes_in_every_style() {
+    let (s, _r) = server().await;
+    let number = mir_card();
+    // The same request written as different clients write it.
+    let styles = [
+        // PHP json_encode(JSON_UNESCAPED_UNICODE): raw UTF-8, escaped slashes.
+        format!(r#"{{"payment_method":{{"type":"card","card":{{"type":"bank_card","bank_card":{{"number":"{number}"}}}}}},"participant_details":{{"recipient":{{"full_name":"Иванов Иван"}}}},"amount_details":{{"amount":100,"currency":"rub"}},"metadata":"a\/b"}}"#),
+        // ASCII-only with \u escapes.
+        format!(r#"{{"payment_method":{{"type":"card","card":{{"type":"bank_card","bank_card":{{"number":"{number}"}}}}}},"participant_details":{{"recipient":{{"full_name":"\u0418\u0432\u0430\u043d\u043e\u0432 \u0418\u0432\u0430\u043d"}}}},"amount_details":{{"amount":100,"currency":"rub"}}}}"#),
+        // Pretty-printed with spaces and newlines, keys in another order.
+        format!("{{\n  \"amount_details\": {{ \"currency\": \"rub\", \"amount\": 100 }},\n  \"participant_details\": {{ \"recipient\": {{ \"full_name\": \"Иванов Иван\" }} }},\n  \"payment_method\": {{ \"type\": \"card\", \"card\": {{ \"type\": \"bank_card\", \"bank_card\": {{ \"number\": \"{number}\" }} }} }}\n}}\n"),
+    ];
+    for bytes in styles {
+        let a = s.call_bytes("v1", "session/init/payout", "alpha", key(0), bytes.clone().into_bytes(), None).await;
+        assert_eq!(a.status, 200, "{bytes}: {}", a.text);
+        assert_eq!(a.body["session"]["payments"][0]["participant_details"]["recipient"]["full_name"], "Иванов Иван");
+    }
+    // `[]` and an empty body are empty objects; fps/banks is signed over `[]`.
+    for (method, bytes) in [("fps/banks", b"[]".to_vec()), ("wallet/balance", Vec::new())] {
+        let a = s.call_bytes("v1", method, "alpha", key(0), bytes, None).await;
+        assert_eq!(a.status, 200, "{method}: {}", a.text);
+    }
+    let sign = key(0).sign_base64(b"[]").unwrap();
+    let r = s
+        .http
+        .get(format!("{}/api/v1/fps/banks", s.url))
+        .header("X-PARTNER-PROJECT", "alpha")
+        .header("X-PARTNER-SIGN", sign)
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    let banks: Value = r.json().await.unwrap();
+    assert!(banks["banks"].as_array().unwrap().iter().any(|b| b["id"] == "100000000111"));
+
+    // A signature over other bytes, a missing one, an unknown project.
+    let body = serde_json::to_vec(&card_payout("v1", &number, 100)).unwrap();
+    let sign = key(0).sign_base64(&body).unwrap();
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    let send = |project: &'static str, sign: Option<String>, bytes: Vec<u8>| {
+        let mut req = s.http.post(format!("{}/api/v1/session/init/payout", s.url)).body(bytes);
+        if !project.is_empty() {
+            req = req.header("X-Partner-Project", project);
+        }
+        if let Some(sign) = sign {
+            req = req.header("X-Partner-Sign", sign);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap()["error"]["code"].as_str().unwrap().to_string())
+        }
+    };
+    assert_eq!(send("alpha", Some(sign.clone()), tampered).await, (401, "authentication_error".into()));
+    assert_eq!(send("alpha", None, body.clone()).await, (401, "authentication_error".into()));
+    assert_eq!(send("beta", Some(sign.clone()), body.clone()).await, (401, "authentication_error".into()));
+    assert_eq!(send("gamma", Some(sign.clone()), body.clone()).await, (401, "identification_error".into()));
+    assert_eq!(send("", Some(sign.clone()), body.clone()).await, (401, "identification_error".into()));
+
+    // A project limited to some methods.
+    let change =
+        open131_store::SettingsChange { methods: Some("session/status,wallet/balance".into()), ..Default::default() };
+    s.app.store.set_project_settings("beta", change).await.unwrap();
+    s.clock.advance(time::Duration::seconds(2));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // let the settings cache expire (1 s TTL)
+    let a = s.call_bytes("v1", "session/init/payout", "beta", key(1), body.clone(), None).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (403, Some("authorization_error")));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_requests_name_every_field() {
+    let (s, _r) = server().await;
+    let bad = json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {
+            "number": "4242424242424241", "expiration_month": "01", "expiration_year": "20", "security_code": "12"}}},
+        "participant_details": {"recipient": {"first_name": "Иван"}},
+        "amount_details": {"amount": 0, "currency": "xyz"}
+    });
+    let a = s.call("v1", "session/init/payout", &bad).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("invalid_request")));
+    let fields: Vec<&str> =
+        a.body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "amount_details.amount",
+            "participant_details.recipient",
+            "payment_method.card.bank_card.expiration_year",
+            "payment_method.card.bank_card.number",
+            "payment_method.card.bank_card.security_code",
+        ]
+    );
+    let cases = [
+        (
+            json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {"bik": "049205131", "account": "40702810200000000026", "full_name": "И", "description": "x"}}}),
+            "payment_method.bank_account.ru.account",
+        ),
+        (
+            json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {"bik": "04920513", "account": "40702810200000000025", "full_name": "И", "description": "x"}}}),
+            "payment_method.bank_account.ru.bik",
+        ),
+        (
+            json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {"bik": "049205131", "account": "40702810200000000025", "full_name": "И", "description": "д".repeat(211)}}}),
+            "payment_method.bank_account.ru.description",
+        ),
+        (
+            json!({"type": "bank_account", "bank_account": {"system_type": "faster_payment_system", "faster_payment_system": {"phone": "89001234567", "bank_id": "100000000111"}}}),
+            "payment_method.bank_account.faster_payment_system.phone",
+        ),
+        (
+            json!({"type": "bank_account", "bank_account": {"system_type": "faster_payment_system", "faster_payment_system": {"phone": "+79001234567", "bank_id": "1"}}}),
+            "payment_method.bank_account.faster_payment_system.bank_id",
+        ),
+        (
+            json!({"type": "wallet", "wallet": {"type": "qiwi", "qiwi": {"account": "123"}}}),
+            "payment_method.wallet.qiwi.account",
+        ),
+        (
+            json!({"type": "tax", "tax": {"type": "tax_full", "tax_details": {"kbk": "123", "oktmo": "45000000"}, "payer": {"inn": "7707083893"}, "payee": {"bik": "049205131", "account": "40702810200000000025", "name": "УФК", "inn": "7707083893", "kpp": "770701001"}}}),
+            "payment_method.tax.tax_details.kbk",
+        ),
+        (
+            json!({"type": "tax", "tax": {"type": "tax_short", "tax_details": {"period": {"type": "month", "number": 13, "year": 2026}}}}),
+            "payment_method.tax.tax_details.period.number",
+        ),
+        (json!({"type": "crypto"}), "payment_method.type"),
+    ];
+    for (method, field) in cases {
+        let body = json!({"payment_method": method, "participant_details": {"recipient": {"full_name": "И"}}, "amount_details": {"amount": 100, "currency": "rub"}});
+        let a = s.call("v1", "session/init/payout", &body).await;
+        assert_eq!(a.status, 400, "{field}: {}", a.text);
+        let got: Vec<&str> =
+            a.body["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+        assert_eq!(got, vec![field], "{}", a.text);
+    }
+    for (bytes, field) in [(&b"{"[..], "body"), (b"[1]", "body"), (b"{}", "session_id")] {
+        let a = s.call_bytes("v1", "session/status", "alpha", key(0), bytes.to_vec(), None).await;
+        assert_eq!((a.status, a.body["error"]["details"][0]["field"].as_str()), (400, Some(field)), "{}", a.text);
+    }
+    let a = s.call("v1", "session/nope", &json!({})).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("not_found")));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn projects_cannot_see_each_others_sessions() {
+    let (s, _r) = server().await;
+    let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 1_000)).await);
+    for method in ["session/status", "session/confirm", "session/cancel"] {
+        let body = serde_json::to_vec(&json!({"session_id": id})).unwrap();
+        let a = s.call_bytes("v1", method, "beta", key(1), body, None).await;
+        assert_eq!(a.status, 400, "{method}");
+        assert_eq!(a.body["error"]["details"][0], json!({"field": "session_id", "message": "no such session"}));
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_on_schedule() {
+    let (s, r) = server().await;
+    r.fail_with(&[500, 404]);
+    let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 1_000)).await);
+    s.settle().await;
+    let hooks = s.app.store.webhooks(open131_store::WebhookFilter::default()).await.unwrap();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!((hooks[0].attempts, hooks[0].last_status), (1, Some(500)));
+    assert_eq!(hooks[0].state, open131_store::WebhookState::Pending);
+    // The first retry is 5 s ± 20% later.
+    s.advance(3).await;
+    assert_eq!(s.app.store.webhooks(Default::default()).await.unwrap()[0].attempts, 1);
+    s.advance(3).await;
+    let h = &s.app.store.webhooks(Default::default()).await.unwrap()[0];
+    assert_eq!((h.attempts, h.last_status), (2, Some(404)));
+    s.advance(13).await;
+    let h = &s.app.store.webhooks(Default::default()).await.unwrap()[0];
+    assert_eq!((h.attempts, h.last_status, h.state), (3, Some(200), open131_store::WebhookState::Delivered));
+    assert_eq!(r.types_for(&id), vec!["ready_to_confirm"; 3], "at least once: the same webhook three times");
+    let attempts = s.app.store.webhook_attempts(h.id).await.unwrap();
+    assert_eq!(attempts.iter().map(|a| a.status).collect::<Vec<_>>(), vec![Some(500), Some(404), Some(200)]);
+    // Resend makes it pending again.
+    assert!(s.app.store.resend_webhook(h.id, open131_server::Clock::now(&*s.clock)).await.unwrap());
+    s.settle().await;
+    assert_eq!(r.types_for(&id).len(), 4);
+    s.stop().await;
+}
