@@ -44,6 +44,7 @@
 //! is internally consistent (no lookup can index out of bounds, whatever the
 //! file said).
 
+#[cfg(test)]
 use std::fmt;
 use std::num::NonZeroU64;
 use std::ops::Range;
@@ -62,7 +63,9 @@ const LOW_BITS_MAX: u32 = 63;
 /// Number of `u64` fields in the stored header of an Elias–Fano section.
 const STORED_FIELDS: u64 = 5;
 
-/// Why a sequence could not be encoded.
+/// Why a sequence could not be encoded (the checked path is used by tests;
+/// the builders feed sorted, range-checked values to the unchecked path).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EfError {
     /// A value is not below the universe.
@@ -73,6 +76,7 @@ pub(crate) enum EfError {
     CountMismatch { expected: u64, actual: u64 },
 }
 
+#[cfg(test)]
 impl fmt::Display for EfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -85,6 +89,7 @@ impl fmt::Display for EfError {
     }
 }
 
+#[cfg(test)]
 impl std::error::Error for EfError {}
 
 /// Low-part width for `len` values below `universe`: `floor(log2(universe / len))`.
@@ -140,8 +145,8 @@ impl EfBuilder {
         EfBuilder { universe, expected: len, low_bits, upper, lower, pushed: 0, last: 0 }
     }
 
-    /// Appends the next value.
-    #[inline]
+    /// Appends the next value, checking it.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, value: u64) -> Result<(), EfError> {
         if value >= self.universe {
             return Err(EfError::OutOfRange { value, universe: self.universe });
@@ -170,8 +175,9 @@ impl EfBuilder {
         self.last = value;
     }
 
-    /// Finishes the encoding and builds the select-0 directory.
-    pub(crate) fn finish(mut self) -> Result<EliasFano, EfError> {
+    /// Finishes the encoding, checking the count.
+    #[cfg(test)]
+    pub(crate) fn finish(self) -> Result<EliasFano, EfError> {
         if self.pushed != self.expected {
             return Err(EfError::CountMismatch { expected: self.expected, actual: self.pushed });
         }
@@ -202,6 +208,7 @@ pub(crate) struct EliasFano {
 
 impl EliasFano {
     /// Encodes a sorted slice, checking it.
+    #[cfg(test)]
     pub(crate) fn from_sorted(universe: NonZeroU64, values: &[u64]) -> Result<EliasFano, EfError> {
         let mut b = EfBuilder::new(universe, values.len() as u64);
         for &v in values {

@@ -242,7 +242,7 @@ impl<'a> BodyReader<'a> {
     }
 }
 
-fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> IndexFileError + '_ {
+fn io_error<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> IndexFileError + 'a {
     move |source| IndexFileError::Io { path: path.to_path_buf(), action, source }
 }
 

@@ -105,7 +105,7 @@ mod tests {
             radix_sort(&mut v);
             assert_eq!(v, expect);
         }
-        let mut w: Vec<u128> = (0..100_000).map(|i| (u128::from(next()) << 34) | u128::from(i % 7)).collect();
+        let mut w: Vec<u128> = (0..100_000u64).map(|i| (u128::from(next()) << 34) | u128::from(i % 7)).collect();
         let mut expect = w.clone();
         expect.sort_unstable();
         radix_sort(&mut w);

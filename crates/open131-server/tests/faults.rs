@@ -110,6 +110,9 @@ impl Store for Faulty {
     async fn resend_webhook(&self, id: i64, now: OffsetDateTime) -> Result<bool> {
         self.inner.resend_webhook(id, now).await
     }
+    async fn resend_pending(&self, p: Option<&str>, now: OffsetDateTime) -> Result<usize> {
+        self.inner.resend_pending(p, now).await
+    }
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>> {
         self.inner.next_webhook_at().await
     }

@@ -140,7 +140,9 @@ async fn v2_create_then_start_uses_v2_names_everywhere() {
     for w in r.received() {
         assert!(w.body["session"]["payout_list"].is_array() && w.body["session"].get("payments").is_none());
     }
-    // A v1 status call still answers in the session's own names? No: the path's names.
+    // The session's own version names it, whatever path asks.
+    let v1_view = status(&s, "v1", &id).await;
+    assert!(v1_view["payout_list"].is_array() && v1_view.get("payments").is_none());
     s.stop().await;
 }
 

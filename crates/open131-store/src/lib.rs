@@ -142,6 +142,8 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_attempts(&self, webhook_id: i64) -> Result<Vec<AttemptRecord>>;
     /// Makes a webhook pending again, due at `now`; false if there is no such webhook.
     async fn resend_webhook(&self, webhook_id: i64, now: OffsetDateTime) -> Result<bool>;
+    /// Makes every pending webhook (of one project, or all) due at `now`; returns how many.
+    async fn resend_pending(&self, project_id: Option<&str>, now: OffsetDateTime) -> Result<usize>;
     /// Earliest next attempt among pending webhooks.
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>>;
 

@@ -40,12 +40,51 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Signed `session/init/payout` (creations), `session/status` (reads), then
+    /// webhook deliveries to a receiver in this process that verifies each signature.
+    /// Needs the server's data directory (`--data-dir`) to point the project's
+    /// webhook URL at the receiver.
+    Payouts {
+        #[arg(long, default_value = "http://127.0.0.1:8131")]
+        url: String,
+        #[arg(long, default_value = "demo")]
+        project: String,
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Payouts to create (each pre-signed).
+        #[arg(long, default_value_t = 20_000)]
+        payouts: usize,
+        /// Status reads (each pre-signed).
+        #[arg(long, default_value_t = 50_000)]
+        reads: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 pub async fn run(data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Kyc { url, project, key, checks, reads, concurrency } = cmd;
+    match cmd {
+        BenchCommand::Kyc { url, project, key, checks, reads, concurrency } => {
+            kyc(data_dir, url, project, key, checks, reads, concurrency).await
+        }
+        BenchCommand::Payouts { url, project, key, payouts, reads, concurrency } => {
+            crate::bench_payouts::run(data_dir, url, project, key, payouts, reads, concurrency).await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn kyc(
+    data_dir: &Path,
+    url: String,
+    project: String,
+    key: Option<PathBuf>,
+    checks: usize,
+    reads: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
     let key_path = key.unwrap_or_else(|| data_dir.join(open131_server::demo::DEMO_KEY_FILE_NAME));
     let key = SigningKey::from_pem(
         &std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?,
@@ -57,22 +96,26 @@ pub async fn run(data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
     let bodies = presign(&key, checks)?;
     println!("pre-signed {checks} checks in {:.1}s (outside the timed window)", started.elapsed().as_secs_f64());
 
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(concurrency).build(connector);
+    let client = http_client(concurrency);
 
     let post_uri: hyper::Uri = format!("{base}/api/v1.1/check").parse()?;
     let bodies = Arc::new(bodies);
-    let (report, ids) = phase(&client, concurrency, checks, {
-        let bodies = bodies.clone();
-        let project = project.clone();
-        move |i| {
-            hyper::Request::post(post_uri.clone())
-                .header("content-type", "application/json")
-                .header("x-partner-project", project.as_str())
-                .body(Full::new(Bytes::from(bodies[i].clone())))
-        }
-    })
+    let (report, ids) = phase(
+        &client,
+        concurrency,
+        checks,
+        {
+            let bodies = bodies.clone();
+            let project = project.clone();
+            move |i| {
+                hyper::Request::post(post_uri.clone())
+                    .header("content-type", "application/json")
+                    .header("x-partner-project", project.as_str())
+                    .body(Full::new(Bytes::from(bodies[i].clone())))
+            }
+        },
+        kyc_id,
+    )
     .await?;
     report.print("POST /api/v1.1/check (durable creations)");
     if ids.is_empty() {
@@ -80,18 +123,55 @@ pub async fn run(data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
     }
 
     let ids = Arc::new(ids);
-    let (report, _) = phase(&client, concurrency, reads, {
-        let ids = ids.clone();
-        let base = base.clone();
-        move |i| {
-            hyper::Request::get(format!("{base}/api/v1.1/check/{}", ids[i % ids.len()]))
-                .header("x-partner-project", project.as_str())
-                .body(Full::new(Bytes::new()))
-        }
-    })
+    let (report, _) = phase(
+        &client,
+        concurrency,
+        reads,
+        {
+            let ids = ids.clone();
+            let base = base.clone();
+            move |i| {
+                hyper::Request::get(format!("{base}/api/v1.1/check/{}", ids[i % ids.len()]))
+                    .header("x-partner-project", project.as_str())
+                    .body(Full::new(Bytes::new()))
+            }
+        },
+        kyc_id,
+    )
     .await?;
     report.print("GET /api/v1.1/check/{id} (status reads)");
     Ok(())
+}
+
+/// A keep-alive HTTP/1 client with up to `concurrency` pooled connections.
+pub(crate) fn http_client(concurrency: usize) -> HttpClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(concurrency).build(connector)
+}
+
+/// A KYC answer is good when pending or ok; its id is `data.id`.
+fn kyc_id(status: u16, body: &serde_json::Value) -> (bool, Option<String>) {
+    let good = status == 200 && matches!(body["status"].as_str(), Some("pending" | "ok"));
+    (good, body["data"]["id"].as_str().map(str::to_string))
+}
+
+/// Runs `f(i)` for `0..n` on every core, keeping the order.
+pub(crate) fn parallel<T: Send>(n: usize, f: impl Fn(usize) -> anyhow::Result<T> + Sync) -> anyhow::Result<Vec<T>> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let chunk = n.div_ceil(threads.max(1)).max(1);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|from| scope.spawn(move || (from..(from + chunk).min(n)).map(f).collect::<anyhow::Result<Vec<T>>>()))
+            .collect();
+        let mut all = Vec::with_capacity(n);
+        for h in handles {
+            all.extend(h.join().map_err(|_| anyhow::anyhow!("a worker thread panicked"))??);
+        }
+        Ok(all)
+    })
 }
 
 /// Distinct, valid v1.1 checks, signed on all cores.
@@ -127,7 +207,7 @@ fn presign(key: &SigningKey, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     })
 }
 
-struct Report {
+pub(crate) struct Report {
     requests: usize,
     errors: usize,
     elapsed: Duration,
@@ -143,7 +223,7 @@ impl Report {
         self.latencies_us[idx] as f64 / 1000.0
     }
 
-    fn print(&self, title: &str) {
+    pub(crate) fn print(&self, title: &str) {
         println!(
             "{title}: {} requests in {:.2}s = {:.0} req/s; p50 {:.2} ms, p99 {:.2} ms; {} not ok",
             self.requests,
@@ -156,16 +236,19 @@ impl Report {
     }
 }
 
-/// Sends `total` requests built by `make(i)` with `concurrency` tasks. Returns the
-/// report and the `data.id`s of answers with status `pending` or `ok`.
-async fn phase<F>(
+/// Sends `total` requests built by `make(i)` with `concurrency` tasks. `classify`
+/// says whether an answer is good and which id it carries. Returns the report
+/// and the ids of the good answers.
+pub(crate) async fn phase<F, C>(
     client: &HttpClient,
     concurrency: usize,
     total: usize,
     make: F,
+    classify: C,
 ) -> anyhow::Result<(Report, Vec<String>)>
 where
     F: Fn(usize) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error> + Send + Sync + 'static,
+    C: Fn(u16, &serde_json::Value) -> (bool, Option<String>) + Send + Sync + Copy + 'static,
 {
     let make = Arc::new(make);
     let next = Arc::new(AtomicUsize::new(0));
@@ -189,13 +272,10 @@ where
                     let body = response.into_body().collect().await?.to_bytes();
                     latencies.push(t.elapsed().as_micros() as u64);
                     let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    let good = status == 200 && matches!(parsed["status"].as_str(), Some("pending" | "ok"));
-                    if good {
-                        if let Some(id) = parsed["data"]["id"].as_str() {
-                            ids.push(id.to_string());
-                        }
-                    } else {
-                        errors += 1;
+                    match classify(status.as_u16(), &parsed) {
+                        (true, Some(id)) => ids.push(id),
+                        (true, None) => {}
+                        (false, _) => errors += 1,
                     }
                 }
                 anyhow::Ok((latencies, ids, errors))

@@ -126,6 +126,11 @@ pub enum WebhooksCommand {
     },
     /// Send a webhook again (the running server picks it up within a second).
     Resend { id: i64 },
+    /// Make every pending webhook due now instead of at its next retry.
+    RetryPending {
+        #[arg(long)]
+        project: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -381,6 +386,10 @@ async fn webhooks(data_dir: &Path, cmd: WebhooksCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+        WebhooksCommand::RetryPending { project } => {
+            let n = store.resend_pending(project.as_deref(), OffsetDateTime::now_utc()).await?;
+            println!("{n} pending webhooks are due now");
         }
         WebhooksCommand::Resend { id } => {
             if !store.resend_webhook(id, OffsetDateTime::now_utc()).await? {

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_payouts;
 mod cli;
 
 use clap::Parser;

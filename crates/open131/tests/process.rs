@@ -227,3 +227,106 @@ async fn admin_and_client_commands_work_against_a_running_server() {
     again.child.kill().unwrap();
     again.child.wait().unwrap();
 }
+
+/// A partner endpoint in a thread: answers `status` to every POST and records the bodies.
+fn webhook_receiver(status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut length, mut sign) = (0usize, String::new());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok() && line != "\r\n" && !line.is_empty() {
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if lower.starts_with("x-partner-sign:") {
+                    sign = line["x-partner-sign:".len()..].trim().to_string();
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            log.lock().unwrap().push((String::from_utf8(body).unwrap(), sign));
+            let _ = write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, seen)
+}
+
+async fn signed(http: &reqwest::Client, url: &str, method: &str, key: &SigningKey, body: &Value) -> Value {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let r = http
+        .post(format!("{url}/api/v1/{method}"))
+        .header("x-partner-project", "demo")
+        .header("x-partner-sign", key.sign_base64(&bytes).unwrap())
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The partner's endpoint is failing when the state changes.
+    let (failing_url, failing_seen) = webhook_receiver(503);
+    let mut server = serve(d, "0");
+    assert!(cli(d, &["project", "set", "demo", "--webhook-url", &failing_url]).0);
+    let key = SigningKey::from_pem(&std::fs::read_to_string(d.join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let body = json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+        "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
+        "amount_details": {"amount": 1000, "currency": "rub"}
+    });
+    let created = signed(&http, &server.url, "session/init/payout", &key, &body).await;
+    let session = created["session"]["id"].as_str().unwrap().to_string();
+    // Wait until the bank is ready (ready_to_confirm committed and attempted once).
+    for _ in 0..500 {
+        if !failing_seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(failing_seen.lock().unwrap().len(), 1, "one failed attempt before the crash");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    // The endpoint recovers; the restarted server retries on its schedule (first retry ~5 s).
+    let (url, seen) = webhook_receiver(200);
+    assert!(cli(d, &["project", "set", "demo", "--webhook-url", &url]).0);
+    let mut server = serve(d, "0");
+    for _ in 0..1500 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let delivered = seen.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1, "the webhook committed before the crash is delivered after it");
+    let (text, sign) = &delivered[0];
+    let bank_public = cli(d, &["keys", "bank-public"]).1;
+    let bank = open131_wire::sign::VerifyingKey::from_pem(&bank_public).unwrap();
+    assert!(bank.verify_base64(text.as_bytes(), sign), "signed with the bank key over the exact bytes");
+    let webhook: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        (webhook["type"].as_str(), webhook["session"]["id"].as_str()),
+        (Some("ready_to_confirm"), Some(session.as_str()))
+    );
+
+    let (ok, list, _) = cli(d, &["webhooks", "list", "--attempts"]);
+    assert!(ok);
+    assert!(list.contains("ready_to_confirm\tdelivered\t2\t200"), "{list}");
+    assert!(list.contains("HTTP 503") && list.contains("HTTP 200"), "{list}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

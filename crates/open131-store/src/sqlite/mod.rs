@@ -545,6 +545,19 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn resend_pending(&self, project_id: Option<&str>, now: OffsetDateTime) -> Result<usize> {
+        let project_id = project_id.map(str::to_string);
+        self.writer
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE webhooks SET next_attempt_at_us = ?2 WHERE state = 'pending' AND (?1 IS NULL OR project_id = ?1)",
+                    params![project_id, to_us(now)],
+                )
+                .map_err(db)
+            })
+            .await
+    }
+
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>> {
         let us: Option<i64> = self.read(|conn| {
             conn.prepare_cached("SELECT MIN(next_attempt_at_us) FROM webhooks WHERE state = 'pending'")

@@ -1,0 +1,208 @@
+//! Load generator: `open131 bench payouts`.
+//!
+//! 1. `session/init/payout` — every request signed before the timed window;
+//! 2. `session/status` on the created sessions — signed before the window;
+//! 3. webhook deliveries: the project's webhook URL is pointed at a receiver
+//!    inside this process (it verifies every signature with the bank key, as a
+//!    partner must), every pending webhook is made due at once, and the rate is
+//!    taken from the first to the last arrival.
+//!
+//! During 1 and 2 the project has no webhook URL, so the webhooks those phases
+//! cause wait in the outbox instead of competing with the measured requests.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use open131_store::Store;
+use open131_wire::sign::{SigningKey, VerifyingKey};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::bench::{http_client, parallel, phase};
+
+/// How long phase 3 waits for the outbox to drain before reporting what arrived, in seconds.
+const DRAIN_WAIT_MAX_S: u64 = 120;
+
+fn session_id(status: u16, body: &serde_json::Value) -> (bool, Option<String>) {
+    let good = status == 200 && body["status"] == "ok";
+    (good, body["session"]["id"].as_str().map(str::to_string))
+}
+
+#[derive(Default)]
+struct Arrivals {
+    verified: AtomicU64,
+    bad_signature: AtomicU64,
+    first_last: Mutex<Option<(Instant, Instant)>>,
+}
+
+pub async fn run(
+    data_dir: &Path,
+    url: String,
+    project: String,
+    key: Option<PathBuf>,
+    payouts: usize,
+    reads: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let key_path = key.unwrap_or_else(|| data_dir.join(open131_server::demo::DEMO_KEY_FILE_NAME));
+    let key = SigningKey::from_pem(
+        &std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?,
+    )?;
+    let bank_path = data_dir.join(open131_server::demo::BANK_KEY_FILE_NAME);
+    let bank = SigningKey::from_pem(
+        &std::fs::read_to_string(&bank_path).with_context(|| format!("reading {}", bank_path.display()))?,
+    )?
+    .verifying_key()?;
+    let store: Arc<dyn Store> = Arc::new(open131_store::sqlite::SqliteStore::open(data_dir)?);
+    let saved = store.project(&project).await?.context("no such project in this data directory")?.settings;
+    let set_url = |u: Option<String>| open131_store::SettingsChange { webhook_url: Some(u), ..Default::default() };
+    store.set_project_settings(&project, set_url(None)).await?;
+    let base = url.trim_end_matches('/').to_string();
+    let concurrency = concurrency.max(1);
+    let client = http_client(concurrency);
+
+    let result = async {
+        // 1. Creations.
+        let t = Instant::now();
+        let signed = parallel(payouts, |i| {
+            let body = serde_json::to_vec(&json!({
+                "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "2200000000094940"}}},
+                "participant_details": {"recipient": {"full_name": "Иванов Иван Иванович"}},
+                "amount_details": {"amount": 10_000, "currency": "rub"},
+                "metadata": {"bench": i}
+            }))?;
+            let sign = key.sign_base64(&body)?;
+            Ok((body, sign))
+        })?;
+        println!("pre-signed {payouts} payouts in {:.1}s (outside the timed window)", t.elapsed().as_secs_f64());
+        let signed = Arc::new(signed);
+        let uri: hyper::Uri = format!("{base}/api/v1/session/init/payout").parse()?;
+        let (report, ids) = phase(
+            &client,
+            concurrency,
+            payouts,
+            {
+                let (signed, project) = (signed.clone(), project.clone());
+                move |i| {
+                    hyper::Request::post(uri.clone())
+                        .header("content-type", "application/json")
+                        .header("x-partner-project", project.as_str())
+                        .header("x-partner-sign", signed[i].1.as_str())
+                        .body(Full::new(Bytes::from(signed[i].0.clone())))
+                }
+            },
+            session_id,
+        )
+        .await?;
+        report.print("POST /api/v1/session/init/payout (payouts created)");
+        if ids.is_empty() {
+            bail!("no payout was created; is the server at {base} serving this data directory?");
+        }
+
+        // 2. Status reads.
+        let t = Instant::now();
+        let distinct = reads.min(ids.len());
+        let status_signed = parallel(distinct, |i| {
+            let body = serde_json::to_vec(&json!({"session_id": ids[i]}))?;
+            let sign = key.sign_base64(&body)?;
+            Ok((body, sign))
+        })?;
+        println!("pre-signed {distinct} status requests in {:.1}s", t.elapsed().as_secs_f64());
+        let status_signed = Arc::new(status_signed);
+        let uri: hyper::Uri = format!("{base}/api/v1/session/status").parse()?;
+        let (report, _) = phase(
+            &client,
+            concurrency,
+            reads,
+            {
+                let (signed, project) = (status_signed.clone(), project.clone());
+                move |i| {
+                    let (body, sign) = &signed[i % signed.len()];
+                    hyper::Request::post(uri.clone())
+                        .header("content-type", "application/json")
+                        .header("x-partner-project", project.as_str())
+                        .header("x-partner-sign", sign.as_str())
+                        .body(Full::new(Bytes::from(body.clone())))
+                }
+            },
+            |status, body| (status == 200 && body["status"] == "ok", None),
+        )
+        .await?;
+        report.print("POST /api/v1/session/status (status reads)");
+
+        // 3. Webhook deliveries.
+        let expected = wait_for_outbox(store.as_ref(), &project, ids.len()).await?;
+        let arrivals = Arc::new(Arrivals::default());
+        let receiver = receiver(bank, arrivals.clone()).await?;
+        store.set_project_settings(&project, set_url(Some(receiver))).await?;
+        // The server re-reads project settings for each delivery; make everything due now.
+        store.resend_pending(Some(&project), OffsetDateTime::now_utc()).await?;
+        let deadline = Instant::now() + Duration::from_secs(DRAIN_WAIT_MAX_S);
+        while (arrivals.verified.load(Ordering::Relaxed) as usize) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let verified = arrivals.verified.load(Ordering::Relaxed);
+        let bad = arrivals.bad_signature.load(Ordering::Relaxed);
+        let span = arrivals.first_last.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.map(|(a, b)| b - a);
+        let secs = span.map_or(0.0, |d| d.as_secs_f64()).max(1e-9);
+        println!(
+            "webhook deliveries: {verified} of {expected} verified in {secs:.2}s = {:.0} deliveries/s; {bad} with a bad signature",
+            verified as f64 / secs
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    store.set_project_settings(&project, set_url(saved.webhook_url)).await?;
+    result
+}
+
+/// Waits until the bank has prepared every payout (one `ready_to_confirm` each
+/// in the outbox) or the count stops growing; returns the pending count.
+async fn wait_for_outbox(store: &dyn Store, project: &str, payouts: usize) -> anyhow::Result<usize> {
+    let mut last = 0;
+    for _ in 0..600 {
+        let filter = open131_store::WebhookFilter { project_id: Some(project.to_string()), ..Default::default() };
+        let pending =
+            store.webhooks(filter).await?.iter().filter(|w| w.state == open131_store::WebhookState::Pending).count();
+        if pending >= payouts || (pending == last && pending > 0) {
+            return Ok(pending);
+        }
+        last = pending;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(last)
+}
+
+/// A partner endpoint on 127.0.0.1:0 that verifies each webhook's signature.
+async fn receiver(bank: VerifyingKey, arrivals: Arc<Arrivals>) -> anyhow::Result<String> {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (bank, arrivals) = (bank.clone(), arrivals.clone());
+            async move {
+                let sign = headers.get("x-partner-sign").and_then(|v| v.to_str().ok()).unwrap_or("");
+                if bank.verify_base64(&body, sign) {
+                    arrivals.verified.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    arrivals.bad_signature.fetch_add(1, Ordering::Relaxed);
+                }
+                let now = Instant::now();
+                if let Ok(mut fl) = arrivals.first_last.lock() {
+                    *fl = Some(fl.map_or((now, now), |(first, _)| (first, now)));
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
