@@ -9,6 +9,8 @@
 //! always keep one zero padding word at the end, so reading any value is two
 //! unconditional word loads and a shift.
 
+/// Fewest words a [`PackedInts`] holds (so that `get` can read two words).
+const PADDED_MIN_WORDS: usize = 2;
 /// Bits in one storage word.
 pub(crate) const WORD_BITS: u64 = 64;
 
@@ -76,8 +78,8 @@ pub(crate) fn words_for_bits(bits: u64) -> u64 {
 
 /// A vector of `len` unsigned integers of `width` bits each, packed into words.
 ///
-/// Invariant: `words.len() == words_for_bits(len * width) + 1`; the last word
-/// (and every bit past `len * width`) is zero.
+/// Invariant: `words.len() >= max(words_for_bits(len * width) + 1, 2)`; every
+/// word and bit past `len * width` is zero, so `get` may always read two words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PackedInts {
     width: u32,
@@ -90,8 +92,8 @@ impl PackedInts {
     pub(crate) fn with_capacity(width: u32, capacity: u64) -> PackedInts {
         debug_assert!(width <= 64);
         let words = words_for_bits(capacity.saturating_mul(u64::from(width))) + 1;
-        let mut v = Vec::with_capacity(usize::try_from(words).unwrap_or(0));
-        v.push(0);
+        let mut v = Vec::with_capacity(usize::try_from(words).unwrap_or(0).max(PADDED_MIN_WORDS));
+        v.resize(PADDED_MIN_WORDS, 0);
         PackedInts { width, len: 0, words: v }
     }
 
@@ -112,7 +114,11 @@ impl PackedInts {
                 return None;
             }
         }
+        words.reserve_exact(PADDED_MIN_WORDS);
         words.push(0);
+        if words.len() < PADDED_MIN_WORDS {
+            words.resize(PADDED_MIN_WORDS, 0);
+        }
         Some(PackedInts { width, len, words })
     }
 
@@ -128,8 +134,8 @@ impl PackedInts {
         let bit = self.len * width;
         let word = (bit / WORD_BITS) as usize;
         let offset = bit % WORD_BITS;
-        // `words` always ends with the padding word, which becomes the next storage word.
-        let needed = word + 2;
+        // Keep one zero padding word after the last word this value touches.
+        let needed = ((bit + width - 1) / WORD_BITS) as usize + 2;
         while self.words.len() < needed {
             self.words.push(0);
         }
@@ -164,8 +170,7 @@ impl PackedInts {
 
     /// Storage words without the padding word (what is written to disk).
     pub(crate) fn stored_words(&self) -> &[u64] {
-        let n = self.words.len().saturating_sub(1);
-        &self.words[..n]
+        &self.words[..words_for_bits(self.len * u64::from(self.width)) as usize]
     }
 
     /// Heap bytes held.
@@ -176,7 +181,7 @@ impl PackedInts {
     /// Releases spare capacity after building.
     pub(crate) fn shrink_to_fit(&mut self) {
         let needed = (words_for_bits(self.len * u64::from(self.width)) + 1) as usize;
-        self.words.resize(needed.max(1), 0);
+        self.words.resize(needed.max(PADDED_MIN_WORDS), 0);
         self.words.shrink_to_fit();
     }
 

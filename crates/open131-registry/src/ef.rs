@@ -431,6 +431,7 @@ impl EliasFano {
         if ones != len {
             return Err(CorruptBody::new(upper_at, format!("Elias-Fano upper part has {ones} ones, expected {len}")));
         }
+        upper.reserve_exact(1);
         upper.push(0);
         Ok(EliasFano::with_directory(universe, len, low_bits, upper, lower))
     }

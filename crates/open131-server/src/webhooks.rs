@@ -7,6 +7,10 @@
 //! with the bank key (`X-PARTNER-SIGN`), and POSTs them. Only HTTP 200 counts
 //! as delivered; anything else, a timeout or a refused connection is retried.
 //!
+//! A project without a webhook URL has its webhooks parked (re-checked hourly,
+//! no attempt counted); setting a URL releases them at once, so the partner
+//! gets the backlog.
+//!
 //! Retry schedule: after the n-th failed attempt wait
 //! `min(5 s × 2^(n−1), 1 h)`, times a random factor in [0.8, 1.2); give up
 //! after 30 attempts (about 21 hours after the first). `open131 webhooks resend`
@@ -35,6 +39,8 @@ pub const WEBHOOK_RETRY_BASE_S: u64 = 5;
 pub const WEBHOOK_RETRY_CAP_S: u64 = 3_600;
 /// How long a claimed webhook is reserved for its delivery, in seconds.
 pub const WEBHOOK_LEASE_S: i64 = 120;
+/// How long a webhook of a project without a URL waits before it is looked at again, in seconds.
+pub const WEBHOOK_PARK_S: i64 = 3_600;
 /// Longest sleep of an idle dispatcher, in ms.
 pub const DISPATCHER_IDLE_MAX_MS: u64 = 500;
 
@@ -68,15 +74,27 @@ impl Limits {
 
 /// One attempt: returns its result (never fails; failures are results).
 async fn attempt(app: &App, limits: &Limits, hook: &WebhookRecord) -> AttemptResult {
+    let url = match app.store.project(&hook.project_id).await {
+        Ok(Some(p)) => p.settings.webhook_url,
+        _ => None,
+    };
+    let Some(url) = url else {
+        let at = app.clock.now();
+        return AttemptResult {
+            webhook_id: hook.id,
+            at,
+            status: None,
+            error: Some("no webhook URL is set for the project".into()),
+            duration_ms: 0,
+            next_attempt_at: Some(at + time::Duration::seconds(WEBHOOK_PARK_S)),
+            gave_up: false,
+            parked: true,
+        };
+    };
     let semaphore = limits.for_project(&hook.project_id);
     let _permit = semaphore.acquire().await;
     let started = Instant::now();
     let outcome: Result<u16, String> = async {
-        let url = match app.store.project(&hook.project_id).await {
-            Ok(Some(p)) => p.settings.webhook_url.ok_or("no webhook URL is set for the project")?,
-            Ok(None) => return Err("the project no longer exists".to_string()),
-            Err(e) => return Err(format!("store: {e}")),
-        };
         let key = app.bank_key.clone();
         let body = hook.body.clone();
         // RSA signing takes ~0.4 ms: keep it off the async workers.
@@ -113,6 +131,7 @@ async fn attempt(app: &App, limits: &Limits, hook: &WebhookRecord) -> AttemptRes
             duration_ms,
             next_attempt_at: next,
             gave_up,
+            parked: false,
         }
     };
     match outcome {
@@ -124,6 +143,7 @@ async fn attempt(app: &App, limits: &Limits, hook: &WebhookRecord) -> AttemptRes
             duration_ms,
             next_attempt_at: None,
             gave_up: false,
+            parked: false,
         },
         Ok(status) => failed(Some(i64::from(status)), format!("HTTP {status}")),
         Err(e) => failed(None, e),

@@ -69,8 +69,8 @@ impl Store for Faulty {
     async fn finish_checks(&self, d: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>> {
         self.inner.finish_checks(d, now).await
     }
-    async fn set_project_settings(&self, p: &str, c: SettingsChange) -> Result<()> {
-        self.inner.set_project_settings(p, c).await
+    async fn set_project_settings(&self, p: &str, c: SettingsChange, now: OffsetDateTime) -> Result<()> {
+        self.inner.set_project_settings(p, c, now).await
     }
     async fn write_session(&self, w: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome> {
         self.trip().await?;

@@ -181,7 +181,7 @@ async fn cancel_before_confirm_and_wrong_states() {
 async fn confirm_timeout_and_auto_confirm() {
     let (s, r) = server().await;
     let change = open131_store::SettingsChange { confirm_timeout_s: Some(600), ..Default::default() };
-    s.app.store.set_project_settings("alpha", change).await.unwrap();
+    s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
     let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 1_000)).await);
     s.settle().await;
     s.advance(599).await;
@@ -194,7 +194,7 @@ async fn confirm_timeout_and_auto_confirm() {
 
     // Single-request payouts: no ready_to_confirm, no confirm call.
     let change = open131_store::SettingsChange { auto_confirm: Some(true), ..Default::default() };
-    s.app.store.set_project_settings("alpha", change).await.unwrap();
+    s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
     let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 2_000)).await);
     s.settle().await;
     assert_eq!(s.balance("alpha").await, (START_BALANCE - 2_000, 2_000));
@@ -427,7 +427,7 @@ async fn signatures_cover_the_raw_bytes_in_every_style() {
     // A project limited to some methods.
     let change =
         open131_store::SettingsChange { methods: Some("session/status,wallet/balance".into()), ..Default::default() };
-    s.app.store.set_project_settings("beta", change).await.unwrap();
+    s.app.store.set_project_settings("beta", change, common::START).await.unwrap();
     s.clock.advance(time::Duration::seconds(2));
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // let the settings cache expire (1 s TTL)
     let a = s.call_bytes("v1", "session/init/payout", "beta", key(1), body.clone(), None).await;
@@ -549,5 +549,20 @@ async fn failed_deliveries_are_retried_on_schedule() {
     assert!(s.app.store.resend_webhook(h.id, open131_server::Clock::now(&*s.clock)).await.unwrap());
     s.settle().await;
     assert_eq!(r.types_for(&id).len(), 4);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_wait_for_a_url_without_burning_attempts() {
+    let s = start().await;
+    s.app.store.topup("alpha", "rub", START_BALANCE, common::START).await.unwrap();
+    let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 1_000)).await);
+    s.advance(3600).await;
+    let hooks = s.app.store.webhooks(Default::default()).await.unwrap();
+    assert_eq!((hooks.len(), hooks[0].attempts), (1, 0), "no URL: kept, not attempted");
+    let r = Receiver::start().await;
+    s.set_webhook("alpha", &r.url).await;
+    s.settle().await;
+    assert_eq!(r.types_for(&id), vec!["ready_to_confirm"]);
     s.stop().await;
 }

@@ -111,7 +111,8 @@ pub trait Store: Send + Sync + 'static {
     /// check, `false` if the check was not pending (the lifecycle forbids a second verdict).
     async fn finish_checks(&self, decisions: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>>;
 
-    async fn set_project_settings(&self, project_id: &str, change: SettingsChange) -> Result<()>;
+    /// Changes settings; setting a webhook URL makes the project's pending webhooks due at `now`.
+    async fn set_project_settings(&self, project_id: &str, change: SettingsChange, now: OffsetDateTime) -> Result<()>;
 
     // Payout sessions.
     async fn write_session(&self, write: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome>;

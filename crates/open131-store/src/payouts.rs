@@ -158,6 +158,8 @@ pub struct AttemptResult {
     /// `None` = delivered (or given up when `gave_up`), else the next attempt time.
     pub next_attempt_at: Option<OffsetDateTime>,
     pub gave_up: bool,
+    /// Not an attempt: the project has no webhook URL; wait until `next_attempt_at`.
+    pub parked: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -61,7 +61,7 @@ pub async fn run(
     let store: Arc<dyn Store> = Arc::new(open131_store::sqlite::SqliteStore::open(data_dir)?);
     let saved = store.project(&project).await?.context("no such project in this data directory")?.settings;
     let set_url = |u: Option<String>| open131_store::SettingsChange { webhook_url: Some(u), ..Default::default() };
-    store.set_project_settings(&project, set_url(None)).await?;
+    store.set_project_settings(&project, set_url(None), OffsetDateTime::now_utc()).await?;
     let base = url.trim_end_matches('/').to_string();
     let concurrency = concurrency.max(1);
     let client = http_client(concurrency);
@@ -139,9 +139,8 @@ pub async fn run(
         let expected = wait_for_outbox(store.as_ref(), &project, ids.len()).await?;
         let arrivals = Arc::new(Arrivals::default());
         let receiver = receiver(bank, arrivals.clone()).await?;
-        store.set_project_settings(&project, set_url(Some(receiver))).await?;
-        // The server re-reads project settings for each delivery; make everything due now.
-        store.resend_pending(Some(&project), OffsetDateTime::now_utc()).await?;
+        // Setting the URL makes the parked backlog due at once.
+        store.set_project_settings(&project, set_url(Some(receiver)), OffsetDateTime::now_utc()).await?;
         let deadline = Instant::now() + Duration::from_secs(DRAIN_WAIT_MAX_S);
         while (arrivals.verified.load(Ordering::Relaxed) as usize) < expected && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -157,7 +156,7 @@ pub async fn run(
         anyhow::Ok(())
     }
     .await;
-    store.set_project_settings(&project, set_url(saved.webhook_url)).await?;
+    store.set_project_settings(&project, set_url(saved.webhook_url), OffsetDateTime::now_utc()).await?;
     result
 }
 

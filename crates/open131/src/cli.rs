@@ -302,7 +302,7 @@ async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
                 methods,
                 kyc_mode,
             };
-            store.set_project_settings(&id, change).await?;
+            store.set_project_settings(&id, change, now).await?;
             let p = store.project(&id).await?.context("project vanished")?;
             println!("{id}: {:?}", p.settings);
         }

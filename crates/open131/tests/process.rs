@@ -34,6 +34,14 @@ fn serve(dir: &Path, kyc_delay: &str) -> Server {
     Server { child, url }
 }
 
+/// A failing assertion must not leave a server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Server {
     fn stderr(&mut self) -> String {
         let mut text = String::new();

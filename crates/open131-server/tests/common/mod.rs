@@ -212,7 +212,8 @@ impl TestServer {
 
     pub async fn set_webhook(&self, project: &str, url: &str) {
         let change = open131_store::SettingsChange { webhook_url: Some(Some(url.to_string())), ..Default::default() };
-        self.app.store.set_project_settings(project, change).await.unwrap();
+        let now = open131_server::Clock::now(&*self.clock);
+        self.app.store.set_project_settings(project, change, now).await.unwrap();
     }
 
     pub async fn balance(&self, project: &str) -> (i64, i64) {

@@ -434,7 +434,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_project_settings(&self, project_id: &str, change: SettingsChange) -> Result<()> {
+    async fn set_project_settings(&self, project_id: &str, change: SettingsChange, now: OffsetDateTime) -> Result<()> {
         let project_id = project_id.to_string();
         self.writer
             .write(move |conn| {
@@ -460,6 +460,14 @@ impl Store for SqliteStore {
                     .map_err(db)?;
                 if n == 0 {
                     return Err(StoreError::NoSuchProject(project_id));
+                }
+                if matches!(change.webhook_url, Some(Some(_))) {
+                    // A (new) URL releases the webhooks parked while there was none.
+                    conn.execute(
+                        "UPDATE webhooks SET next_attempt_at_us = ?2 WHERE project_id = ?1 AND state = 'pending'",
+                        params![project_id, to_us(now)],
+                    )
+                    .map_err(db)?;
                 }
                 Ok(())
             })

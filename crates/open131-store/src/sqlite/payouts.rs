@@ -428,6 +428,14 @@ pub(crate) fn claim_webhooks(
 
 pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> Result<()> {
     for a in results {
+        if a.parked {
+            // Not an attempt: the project has nowhere to send it yet.
+            conn.prepare_cached("UPDATE webhooks SET next_attempt_at_us = ?2, last_error = ?3 WHERE id = ?1")
+                .map_err(db)?
+                .execute(params![a.webhook_id, a.next_attempt_at.map_or(to_us(a.at), to_us), a.error])
+                .map_err(db)?;
+            continue;
+        }
         let attempt: i64 = conn
             .prepare_cached("UPDATE webhooks SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts")
             .map_err(db)?
