@@ -506,7 +506,7 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
     Ok(report)
 }
 
-fn print_report(r: &BenchReport, layout: &crate::ef::EfLayout, w: &mut Writer<'_>) -> Result<(), BenchError> {
+fn print_report(r: &BenchReport, layout: &crate::blocked::SetLayout, w: &mut Writer<'_>) -> Result<(), BenchError> {
     let i = &r.import;
     let n = r.keys.max(1) as f64;
     let bits = |bytes: f64| bytes * 8.0 / n;
@@ -574,10 +574,16 @@ fn print_report(r: &BenchReport, layout: &crate::ef::EfLayout, w: &mut Writer<'_
         bits(r.size_bytes as f64),
         r.memory_ratio()
     ))?;
+    w.line(format!(
+        "  blocks of 2^{} keys: {} Elias-Fano, {} bitmap, {} empty",
+        layout.low_bits + crate::blocked::BLOCK_BUCKETS_LOG2,
+        with_commas(layout.ef_blocks),
+        with_commas(layout.bitmap_blocks),
+        with_commas(layout.blocks - layout.ef_blocks - layout.bitmap_blocks)
+    ))?;
     for (name, bytes) in [
-        (format!("  upper bits (unary high parts, l = {})", layout.low_bits), layout.upper_bytes),
-        ("  lower bits (packed low parts)".to_string(), layout.lower_bytes),
-        ("  select-0 directory".to_string(), layout.directory_bytes),
+        (format!("  block data (l = {})", layout.low_bits), layout.data_bytes),
+        ("  block directory".to_string(), layout.directory_bytes),
     ] {
         w.line(format!("{:<44} {:>14} {:>10.3}", name, megabytes(bytes as f64), bits(bytes as f64)))?;
     }

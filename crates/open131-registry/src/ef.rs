@@ -314,7 +314,7 @@ impl EliasFano {
     }
 
     /// Membership test, valid when the values are strictly increasing (a set).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn contains_in_set(&self, key: u64) -> bool {
         if key >= self.universe {
             return false;

@@ -163,6 +163,20 @@ impl<W: Write> BodyWriter<W> {
         self.write_bytes(&v.to_le_bytes())
     }
 
+    pub(crate) fn write_u32s(&mut self, values: &[u32]) -> io::Result<()> {
+        for batch in values.chunks(WRITE_WORDS_PER_BATCH * 2) {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            scratch.clear();
+            for v in batch {
+                scratch.extend_from_slice(&v.to_le_bytes());
+            }
+            let result = self.write_bytes(&scratch);
+            self.scratch = scratch;
+            result?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn write_words(&mut self, words: &[u64]) -> io::Result<()> {
         for batch in words.chunks(WRITE_WORDS_PER_BATCH) {
             let mut scratch = std::mem::take(&mut self.scratch);
@@ -231,6 +245,15 @@ impl<'a> BodyReader<'a> {
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
             .collect())
+    }
+
+    /// Reads `count` little-endian `u32`s (the length is checked before allocating).
+    pub(crate) fn read_u32s(&mut self, count: u64) -> Result<Vec<u32>, CorruptBody> {
+        let bytes = count
+            .checked_mul(4)
+            .ok_or_else(|| CorruptBody::new(self.offset(), format!("value count {count} overflows")))?;
+        let raw = self.read_bytes(bytes)?;
+        Ok(raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     /// Fails unless the whole body was consumed.

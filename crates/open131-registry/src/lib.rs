@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod bits;
+mod blocked;
 mod ef;
 mod format;
 mod malformed;
@@ -31,6 +32,7 @@ pub mod passports;
 pub mod synth;
 pub mod taxpayers;
 
+pub use blocked::SetLayout;
 pub use ef::EfLayout;
 pub use format::{IndexFileError, FORMAT_VERSION};
 pub use import::{

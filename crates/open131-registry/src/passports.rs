@@ -31,17 +31,15 @@
 //! and a body of: the Elias–Fano section (universe, n, l, word counts, upper
 //! words, lower words) followed by the malformed rows.
 
-use std::num::NonZeroU64;
 use std::path::Path;
 
-use crate::ef::{EfBuilder, EfLayout, EliasFano};
+use crate::blocked::{BlockedSet, SetLayout};
 use crate::format::{load_checked, save_atomic, IndexFileError, PASSPORT_MAGIC};
 use crate::malformed::{match_key, strip_whitespace, MalformedSet};
 use crate::radix::radix_sort;
 
 /// Exclusive upper bound of passport keys: 10^10 (10 decimal digits).
 pub const PASSPORT_KEY_UNIVERSE: u64 = 10_000_000_000;
-const PASSPORT_UNIVERSE: NonZeroU64 = NonZeroU64::MIN.saturating_add(PASSPORT_KEY_UNIVERSE - 1);
 /// Digits of a passport series.
 pub const PASSPORT_SERIES_DIGITS: usize = 4;
 /// Digits of a passport number.
@@ -136,20 +134,17 @@ impl PassportIndexBuilder {
         radix_sort(&mut keys);
         keys.dedup();
         // Every key was range-checked on push (or parsed from 10 digits) and
-        // the slice is now sorted and distinct: the unchecked pushes are sound.
-        let mut ef = EfBuilder::new(PASSPORT_UNIVERSE, keys.len() as u64);
-        for &k in &keys {
-            ef.push_unchecked(k);
-        }
+        // the slice is now sorted and distinct, as the encoder requires.
+        let set = BlockedSet::from_sorted_distinct(PASSPORT_KEY_UNIVERSE, &keys);
         drop(keys);
-        PassportIndex { keys: ef.finish_unchecked(), malformed: MalformedSet::from_rows(malformed) }
+        PassportIndex { keys: set, malformed: MalformedSet::from_rows(malformed) }
     }
 }
 
 /// An immutable set of passport keys plus the malformed rows of its source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PassportIndex {
-    keys: EliasFano,
+    keys: BlockedSet,
     malformed: MalformedSet,
 }
 
@@ -171,7 +166,7 @@ impl PassportIndex {
     /// Whether the 10-digit key is in the list.
     #[inline]
     pub fn contains(&self, key: u64) -> bool {
-        self.keys.contains_in_set(key)
+        self.keys.contains(key)
     }
 
     /// Whether a passport written as text is in the list: 10 digits once
@@ -215,7 +210,7 @@ impl PassportIndex {
     }
 
     /// The keys in ascending order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
         self.keys.iter()
     }
 
@@ -224,8 +219,8 @@ impl PassportIndex {
         self.keys.size_bytes() + self.malformed.size_bytes()
     }
 
-    /// Sizes of the Elias–Fano parts.
-    pub fn layout(&self) -> EfLayout {
+    /// Sizes of the parts of the key set.
+    pub fn layout(&self) -> SetLayout {
         self.keys.layout()
     }
 
@@ -243,7 +238,7 @@ impl PassportIndex {
     pub fn load(path: impl AsRef<Path>) -> Result<PassportIndex, IndexFileError> {
         load_checked(path.as_ref(), PASSPORT_MAGIC, "passport", |r| {
             let at = r.offset();
-            let keys = EliasFano::read(r)?;
+            let keys = BlockedSet::read(r)?;
             if keys.universe() != PASSPORT_KEY_UNIVERSE {
                 return Err(crate::format::CorruptBody::new(
                     at,

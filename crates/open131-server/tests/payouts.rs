@@ -566,3 +566,60 @@ async fn webhooks_wait_for_a_url_without_burning_attempts() {
     assert_eq!(r.types_for(&id), vec!["ready_to_confirm"]);
     s.stop().await;
 }
+
+/// Random sequences of real operations (top-ups, payouts of random amounts and
+/// outcomes, confirm, cancel, time passing) keep the ledger's invariants after
+/// every step: postings sum to zero, no guarded balance is negative, and the
+/// wallet equals the sum of its postings.
+#[tokio::test]
+async fn random_operations_keep_the_ledger_consistent() {
+    let (s, _r) = server().await;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut sessions: Vec<String> = Vec::new();
+    for step in 0..120 {
+        match next(6) {
+            0 => {
+                let amount = 1 + next(50_000) as i64;
+                s.app.store.topup("alpha", "rub", amount, common::START).await.unwrap();
+            }
+            1 | 2 => {
+                let amount = match next(4) {
+                    0 => 13_102 + next(9) as i64, // a sandbox outcome (13102..=13110)
+                    1 => START_BALANCE,           // likely more than is available
+                    _ => 1 + next(2_000_000) as i64,
+                };
+                let body = if next(2) == 0 { account_payout(amount) } else { card_payout("v1", &mir_card(), amount) };
+                let a = s.call("v1", "session/init/payout", &body).await;
+                sessions.push(session_id(&a));
+            }
+            3 if !sessions.is_empty() => {
+                let id = &sessions[next(sessions.len() as u64) as usize];
+                let method = if next(3) == 0 { "session/cancel" } else { "session/confirm" };
+                let a = s.call("v1", method, &json!({"session_id": id})).await;
+                assert!(a.status == 200 || a.body["error"]["code"] == "session_wrong_state", "{}", a.text);
+            }
+            _ => s.advance(1 + next(40) as i64).await,
+        }
+        s.settle().await;
+        let sums: std::collections::HashMap<String, i64> =
+            s.app.store.posting_sums("alpha", "rub").await.unwrap().into_iter().collect();
+        let w = s.app.store.wallets("alpha").await.unwrap().remove(0);
+        let sum = |k: &str| sums.get(k).copied().unwrap_or(0);
+        assert_eq!(sums.values().sum::<i64>(), 0, "step {step}: postings do not balance");
+        assert!(w.available >= 0 && w.reserved >= 0 && w.payouts >= 0, "step {step}: {w:?}");
+        assert_eq!(
+            (sum("available"), sum("reserved"), sum("payouts"), sum("funding")),
+            (w.available, w.reserved, w.payouts, w.funding),
+            "step {step}"
+        );
+        let a = s.call_bytes("v1", "wallet/balance", "alpha", key(0), b"[]".to_vec(), None).await;
+        assert_eq!(a.body["wallets"][0]["amount_details"]["amount"], w.available, "step {step}");
+    }
+    s.stop().await;
+}
