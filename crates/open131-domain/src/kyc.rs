@@ -30,15 +30,58 @@ pub const FIXED_LITERALS_V11: [(&str, &[&str]); 6] = [
 const REQUIRED_TEXT_V11: [&str; 7] =
     ["first_name", "last_name", "birthplace", "issuer", "address", "phone_number", "agent_contract_number"];
 
-/// A v1.1 application that passed every format rule. Only what the verifier
-/// and the duplicate rule need is kept typed; the whole payload is stored as sent.
+/// API version of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KycVersion {
+    V11,
+    V20,
+}
+
+impl KycVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V11 => "v1.1",
+            Self::V20 => "v2.0",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "v1.1" => Some(Self::V11),
+            "v2.0" => Some(Self::V20),
+            _ => None,
+        }
+    }
+}
+
+/// A Russian internal passport as the verifier needs it.
+#[derive(Debug, Clone)]
+pub struct RfPassport {
+    pub number: PassportNumber,
+    pub issue_date: Date,
+}
+
+/// An application that passed every format rule. Only what the verifier and
+/// the duplicate rule need is kept typed; the whole payload is stored as sent.
 #[derive(Debug, Clone)]
 pub struct KycApplication {
-    pub passport: PassportNumber,
-    pub inn: Inn,
+    pub version: KycVersion,
+    /// The Russian passport: always in v1.1, for residents in v2.0.
+    pub rf_passport: Option<RfPassport>,
+    /// The identity document in the duplicate rule: the passport's 10 digits, or
+    /// `FOREIGN_PASSPORT:<number>` for a non-resident. Shared by v1.1 and v2.0.
+    pub document_key: Personal<String>,
+    /// The taxpayer number as sent (12 digits for a Russian INN).
+    pub inn: Personal<String>,
     pub agent_contract_number: Personal<String>,
     pub birthday: Date,
-    pub issuer_date: Date,
+}
+
+impl KycApplication {
+    /// The Russian INN, when this person has a Russian passport.
+    pub fn ru_inn(&self) -> Option<Inn> {
+        self.rf_passport.as_ref().and_then(|_| Inn::parse_individual(self.inn.expose()).ok())
+    }
 }
 
 /// Parses and validates a v1.1 `payload`, returning every offending field at once.
@@ -149,7 +192,14 @@ pub fn parse_v11(payload: &Map<String, Value>, now: OffsetDateTime) -> Result<Ky
 
     match (passport, inn, contract, birthday, issuer_date) {
         (Some(passport), Some(inn), Some(contract), Some(birthday), Some(issuer_date)) if errors.is_empty() => {
-            Ok(KycApplication { passport, inn, agent_contract_number: Personal::new(contract), birthday, issuer_date })
+            Ok(KycApplication {
+                version: KycVersion::V11,
+                document_key: Personal::new(passport.expose().to_string()),
+                rf_passport: Some(RfPassport { number: passport, issue_date: issuer_date }),
+                inn: Personal::new(inn.expose().to_string()),
+                agent_contract_number: Personal::new(contract),
+                birthday,
+            })
         }
         _ => {
             errors.sort_by(|a, b| a.field.cmp(&b.field));
@@ -159,7 +209,7 @@ pub fn parse_v11(payload: &Map<String, Value>, now: OffsetDateTime) -> Result<Ky
     }
 }
 
-fn is_issuer_code(s: &str) -> bool {
+pub(crate) fn is_issuer_code(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 7 && b[3] == b'-' && b.iter().enumerate().all(|(i, c)| i == 3 || c.is_ascii_digit())
 }
@@ -257,22 +307,26 @@ pub fn transition(state: CheckState, event: CheckEvent) -> Result<CheckState, Wr
 /// INN check digits first, then a passport that expired by age or whose blank
 /// was printed after the issue year. `None` means "no structural objection".
 pub fn structural_verdict(app: &KycApplication, today: Date) -> Option<Outcome> {
-    if !app.inn.check_digits_ok() {
+    if app.ru_inn().is_some_and(|inn| !inn.check_digits_ok()) {
         return Some(Outcome::InnMismatch);
     }
+    let passport = app.rf_passport.as_ref()?;
     let expired_by_age = PASSPORT_REPLACE_AGES_YEARS.into_iter().any(|age| {
         let birthday = anniversary(app.birthday, age);
-        today >= birthday && app.issuer_date < birthday
+        today >= birthday && passport.issue_date < birthday
     });
-    if expired_by_age || app.passport.blank_year() > app.issuer_date.year() {
+    if expired_by_age || passport.number.blank_year() > passport.issue_date.year() {
         return Some(Outcome::PassportInvalid);
     }
     None
 }
 
-/// Sandbox triggers on the passport number's last six digits (documented in the README).
+/// Sandbox triggers on the last six characters of the identity document's
+/// number (documented in the README).
 pub fn sandbox_verdict(app: &KycApplication) -> Outcome {
-    match app.passport.number() {
+    let key = app.document_key.expose();
+    let last6 = key.get(key.len().saturating_sub(6)..).unwrap_or("");
+    match last6 {
         "000001" => Outcome::PassportInvalid,
         "000002" => Outcome::PassportNotFound,
         "000003" => Outcome::InnMismatch,
@@ -283,6 +337,42 @@ pub fn sandbox_verdict(app: &KycApplication) -> Outcome {
 /// The whole sandbox decision: structural rules, then triggers.
 pub fn decide_sandbox(app: &KycApplication, now: OffsetDateTime) -> Outcome {
     structural_verdict(app, moscow_today(now)).unwrap_or_else(|| sandbox_verdict(app))
+}
+
+/// What the registries say about an application (registry mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryAnswers {
+    /// The passport is on the MVD list of invalid passports.
+    pub passport_listed_invalid: bool,
+    /// How the taxpayer registry links the INN to the passport.
+    pub inn: InnLink,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InnLink {
+    /// The registry links this INN to this passport.
+    Linked,
+    /// The registry has the INN, linked to other passports only.
+    OtherPassport,
+    /// The registry does not know the INN.
+    Unknown,
+    /// Not applicable (no Russian passport to link).
+    NotChecked,
+}
+
+/// Registry mode: the structural rules, then the MVD list, then the taxpayer
+/// registry. A person without a Russian passport is on neither list.
+pub fn decide_registry(app: &KycApplication, now: OffsetDateTime, answers: RegistryAnswers) -> Outcome {
+    if let Some(outcome) = structural_verdict(app, moscow_today(now)) {
+        return outcome;
+    }
+    if answers.passport_listed_invalid {
+        return Outcome::PassportInvalid;
+    }
+    match answers.inn {
+        InnLink::Unknown | InnLink::OtherPassport => Outcome::InnMismatch,
+        InnLink::Linked | InnLink::NotChecked => Outcome::Valid,
+    }
 }
 
 /// When a check accepted at `created` becomes due for verification.

@@ -6,6 +6,7 @@
 pub mod dates;
 pub mod ident;
 pub mod kyc;
+pub mod kyc_v2;
 pub mod ledger;
 pub mod payout;
 pub mod personal;

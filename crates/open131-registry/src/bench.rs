@@ -352,10 +352,19 @@ fn import_with_progress(path: &Path, w: &mut Writer<'_>) -> Result<(PassportInde
             Phase::Reading if p.rows >= next_print => {
                 next_print += PROGRESS_PRINT_EVERY_ROWS;
                 let pct = p.total_bytes.map(|t| format!(" ({:.0}%)", 100.0 * p.bytes_read as f64 / t.max(1) as f64));
-                format!("    … {} rows{} in {:.1} s", with_commas(p.rows), pct.unwrap_or_default(), p.elapsed.as_secs_f64())
+                format!(
+                    "    … {} rows{} in {:.1} s",
+                    with_commas(p.rows),
+                    pct.unwrap_or_default(),
+                    p.elapsed.as_secs_f64()
+                )
             }
             Phase::Building => {
-                format!("    … {} rows read in {:.1} s; sorting and encoding", with_commas(p.rows), p.elapsed.as_secs_f64())
+                format!(
+                    "    … {} rows read in {:.1} s; sorting and encoding",
+                    with_commas(p.rows),
+                    p.elapsed.as_secs_f64()
+                )
             }
             _ => return,
         };
@@ -428,7 +437,11 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
     let bz2_import = if bz2_rows > 0 {
         let bz2 = opts.dir.join(format!("passports-{bz2_rows}-{}.csv.bz2", opts.seed));
         created.push(bz2.clone());
-        w.line(format!("[4/6] compressing {} rows to {} (not timed), then building from it", with_commas(bz2_rows), bz2.display()))?;
+        w.line(format!(
+            "[4/6] compressing {} rows to {} (not timed), then building from it",
+            with_commas(bz2_rows),
+            bz2.display()
+        ))?;
         synth_bz2_file(&bz2, bz2_rows, opts.seed)?;
         let (_, stats) = import_with_progress(&bz2, w)?;
         Some(stats)
@@ -471,17 +484,29 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
         let misses = sample_misses(&small, lookups, &mut rng);
         let n = small.len().max(1) as f64;
         let ef_rate = measure("Elias-Fano", &hits, &misses, |k| small.contains(k))?;
-        compare.push(CompareRow { name: "Elias-Fano (this crate)", bytes_per_key: small.size_bytes() as f64 / n, rate: ef_rate });
+        compare.push(CompareRow {
+            name: "Elias-Fano (this crate)",
+            bytes_per_key: small.size_bytes() as f64 / n,
+            rate: ef_rate,
+        });
         let sorted: Vec<u64> = small.iter().collect();
         drop(small);
         let vec_rate = measure("sorted Vec", &hits, &misses, |k| sorted.binary_search(&k).is_ok())?;
-        compare.push(CompareRow { name: "sorted Vec<u64>", bytes_per_key: (sorted.capacity() * 8) as f64 / n, rate: vec_rate });
+        compare.push(CompareRow {
+            name: "sorted Vec<u64>",
+            bytes_per_key: (sorted.capacity() * 8) as f64 / n,
+            rate: vec_rate,
+        });
         let set: HashSet<u64> = sorted.iter().copied().collect();
         drop(sorted);
         let set_rate = measure("HashSet", &hits, &misses, |k| set.contains(&k))?;
         // hashbrown: buckets = capacity * 8 / 7 rounded up to a power of two; 8-byte key + 1 control byte each.
         let buckets = ((set.capacity() as u64 * 8).div_ceil(7)).next_power_of_two();
-        compare.push(CompareRow { name: "HashSet<u64> (std, SipHash)", bytes_per_key: (buckets * 9) as f64 / n, rate: set_rate });
+        compare.push(CompareRow {
+            name: "HashSet<u64> (std, SipHash)",
+            bytes_per_key: (buckets * 9) as f64 / n,
+            rate: set_rate,
+        });
     }
 
     let report = BenchReport {

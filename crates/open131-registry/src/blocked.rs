@@ -410,10 +410,7 @@ impl BlockedSet {
 
     /// Bytes [`BlockedSet::write`] produces.
     pub(crate) fn encoded_len(&self) -> u64 {
-        STORED_FIELDS * 8
-            + (self.data.len() as u64 - 1) * 8
-            + self.rel.len() as u64 * 4
-            + self.bases.len() as u64 * 8
+        STORED_FIELDS * 8 + (self.data.len() as u64 - 1) * 8 + self.rel.len() as u64 * 4 + self.bases.len() as u64 * 8
     }
 
     /// Writes the set.
@@ -544,7 +541,8 @@ impl BlockedSet {
 fn split_directory(starts: &[u64]) -> (u32, Vec<u32>, Vec<u64>) {
     let mut group_log2 = DIRECTORY_GROUP_LOG2_MAX;
     loop {
-        let fits = starts.iter().enumerate().all(|(i, &s)| s - starts[(i >> group_log2) << group_log2] <= u64::from(u32::MAX));
+        let fits =
+            starts.iter().enumerate().all(|(i, &s)| s - starts[(i >> group_log2) << group_log2] <= u64::from(u32::MAX));
         if fits || group_log2 == 0 {
             break;
         }

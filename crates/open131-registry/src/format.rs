@@ -241,10 +241,7 @@ impl<'a> BodyReader<'a> {
             .checked_mul(8)
             .ok_or_else(|| CorruptBody::new(self.offset(), format!("word count {count} overflows")))?;
         let raw = self.read_bytes(bytes)?;
-        Ok(raw
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect())
+        Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect())
     }
 
     /// Reads `count` little-endian `u32`s (the length is checked before allocating).
@@ -259,7 +256,10 @@ impl<'a> BodyReader<'a> {
     /// Fails unless the whole body was consumed.
     pub(crate) fn finish(&self) -> Result<(), CorruptBody> {
         if self.remaining() != 0 {
-            return Err(CorruptBody::new(self.offset(), format!("{} unread bytes at the end of the body", self.remaining())));
+            return Err(CorruptBody::new(
+                self.offset(),
+                format!("{} unread bytes at the end of the body", self.remaining()),
+            ));
         }
         Ok(())
     }
@@ -284,7 +284,8 @@ pub(crate) fn save_atomic(
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "index".to_string());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = write_file(&tmp, magic, body_len, write_body);
-    let result = result.and_then(|()| fs::rename(&tmp, path).map_err(io_error(path, "renaming the new index into place")));
+    let result =
+        result.and_then(|()| fs::rename(&tmp, path).map_err(io_error(path, "renaming the new index into place")));
     if result.is_err() {
         // Best effort: the temporary file is useless now; the original error is what matters.
         let _ = fs::remove_file(&tmp);

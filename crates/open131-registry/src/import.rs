@@ -40,7 +40,9 @@ use std::time::{Duration, Instant};
 use bzip2::read::MultiBzDecoder;
 
 use crate::malformed::strip_whitespace;
-use crate::passports::{parse_digits, PassportIndex, PassportIndexBuilder, PASSPORT_NUMBER_DIGITS, PASSPORT_SERIES_DIGITS};
+use crate::passports::{
+    parse_digits, PassportIndex, PassportIndexBuilder, PASSPORT_NUMBER_DIGITS, PASSPORT_SERIES_DIGITS,
+};
 use crate::taxpayers::{inn12_is_valid, pack_pair, TaxpayerIndex, TaxpayerIndexBuilder, INN_DIGITS};
 
 /// Header line of the MVD list.
@@ -276,11 +278,8 @@ fn scan_csv<R: Read>(
     mut parse_row: impl FnMut(&[u8]) -> bool,
 ) -> Result<ScanTotals, ImportError> {
     let count = Rc::new(Cell::new(0u64));
-    let io_err = |line: u64, source: io::Error, count: &Rc<Cell<u64>>| ImportError::Io {
-        line,
-        bytes_read: count.get(),
-        source,
-    };
+    let io_err =
+        |line: u64, source: io::Error, count: &Rc<Cell<u64>>| ImportError::Io { line, bytes_read: count.get(), source };
     let (mut source, compressed) = open_source(reader, count.clone()).map_err(|e| io_err(1, e, &count))?;
     let mut t = ScanTotals {
         rows: 0,
@@ -429,8 +428,8 @@ pub fn import_passports_csv(
     let started = Instant::now();
     let mut keys: Vec<u64> = Vec::new();
     let mut reserved = false;
-    let totals = scan_csv(reader, size_hint, PASSPORT_CSV_HEADER, progress, started, |line| {
-        match parse_passport_row(line) {
+    let totals =
+        scan_csv(reader, size_hint, PASSPORT_CSV_HEADER, progress, started, |line| match parse_passport_row(line) {
             Some(key) => {
                 if !reserved {
                     reserved = true;
@@ -440,8 +439,7 @@ pub fn import_passports_csv(
                 true
             }
             None => false,
-        }
-    })?;
+        })?;
     let read_time = started.elapsed();
     let valid = keys.len() as u64;
     let malformed_rows = totals.malformed.len() as u64;
@@ -482,8 +480,8 @@ pub fn import_taxpayers_csv(
     let mut pairs: Vec<u128> = Vec::new();
     let mut reserved = false;
     let mut bad_check_digits = 0u64;
-    let totals = scan_csv(reader, size_hint, TAXPAYER_CSV_HEADER, progress, started, |line| {
-        match parse_taxpayer_row(line) {
+    let totals =
+        scan_csv(reader, size_hint, TAXPAYER_CSV_HEADER, progress, started, |line| match parse_taxpayer_row(line) {
             Some((inn, passport)) => {
                 if !reserved {
                     reserved = true;
@@ -496,8 +494,7 @@ pub fn import_taxpayers_csv(
                 true
             }
             None => false,
-        }
-    })?;
+        })?;
     let read_time = started.elapsed();
     let valid = pairs.len() as u64;
     let malformed_rows = totals.malformed.len() as u64;
@@ -565,7 +562,8 @@ pub fn import_passports_file(
 ) -> Result<(PassportIndex, ImportStats), ImportFileError> {
     let path = path.as_ref();
     let (file, size) = open_with_size(path)?;
-    import_passports_csv(file, size, progress).map_err(|source| ImportFileError::Import { path: path.to_path_buf(), source })
+    import_passports_csv(file, size, progress)
+        .map_err(|source| ImportFileError::Import { path: path.to_path_buf(), source })
 }
 
 /// [`import_taxpayers_csv`] on a file, with its size as the size hint.
@@ -575,7 +573,8 @@ pub fn import_taxpayers_file(
 ) -> Result<(TaxpayerIndex, ImportStats), ImportFileError> {
     let path = path.as_ref();
     let (file, size) = open_with_size(path)?;
-    import_taxpayers_csv(file, size, progress).map_err(|source| ImportFileError::Import { path: path.to_path_buf(), source })
+    import_taxpayers_csv(file, size, progress)
+        .map_err(|source| ImportFileError::Import { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]

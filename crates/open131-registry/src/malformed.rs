@@ -68,7 +68,9 @@ impl MalformedSet {
 
     /// Heap bytes held.
     pub(crate) fn size_bytes(&self) -> usize {
-        let boxes = |v: &Vec<Box<[u8]>>| v.capacity() * std::mem::size_of::<Box<[u8]>>() + v.iter().map(|r| r.len()).sum::<usize>();
+        let boxes = |v: &Vec<Box<[u8]>>| {
+            v.capacity() * std::mem::size_of::<Box<[u8]>>() + v.iter().map(|r| r.len()).sum::<usize>()
+        };
         boxes(&self.rows) + boxes(&self.keys)
     }
 

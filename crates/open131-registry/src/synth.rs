@@ -103,9 +103,8 @@ const REGION_WEIGHTS: [(u8, u32); 26] = [
     (71, 5),  // Tyumen oblast
 ];
 /// Blank print years in the series, as their two digits.
-const BLANK_YEARS: [u8; 30] = [
-    97, 98, 99, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
-];
+const BLANK_YEARS: [u8; 30] =
+    [97, 98, 99, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26];
 /// Numbers per series.
 const NUMBERS_PER_SERIES: u64 = 1_000_000;
 /// Output buffer size; flushed to the writer when nearly full.

@@ -262,11 +262,8 @@ impl TaxpayerIndex {
     /// Writes the index atomically (temporary file, fsync, rename).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), IndexFileError> {
         let passport_words = self.passports.stored_words();
-        let body_len = self.inns.encoded_len()
-            + 8
-            + 3 * 8
-            + passport_words.len() as u64 * 8
-            + self.malformed.encoded_len();
+        let body_len =
+            self.inns.encoded_len() + 8 + 3 * 8 + passport_words.len() as u64 * 8 + self.malformed.encoded_len();
         save_atomic(path.as_ref(), TAXPAYER_MAGIC, body_len, |w| {
             self.inns.write(w)?;
             w.write_u64(self.distinct_inns)?;
@@ -295,7 +292,10 @@ impl TaxpayerIndex {
             if width != u64::from(PASSPORT_KEY_BITS) || len != inns.len() {
                 return Err(CorruptBody::new(
                     at,
-                    format!("passport column has {len} values of {width} bits, expected {} of {PASSPORT_KEY_BITS}", inns.len()),
+                    format!(
+                        "passport column has {len} values of {width} bits, expected {} of {PASSPORT_KEY_BITS}",
+                        inns.len()
+                    ),
                 ));
             }
             let words = r.read_words(words)?;

@@ -16,8 +16,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::projects::Projects;
+use crate::registries::Registries;
 use crate::reply::KycReply;
-use crate::verifier::{SandboxVerifier, Verifier};
+use crate::verifier::{KycVerifier, Verifier};
 
 /// Everything a request or a worker needs. Cheap to clone.
 #[derive(Clone)]
@@ -35,6 +36,10 @@ pub struct App {
     pub webhook_wake: Arc<Notify>,
     /// The bank's own key: signs webhooks.
     pub bank_key: Arc<SigningKey>,
+    /// The MVD and taxpayer registries (hot-swapped).
+    pub registries: Arc<Registries>,
+    /// Bearer token of the admin endpoints (`None` disables them).
+    pub admin_token: Option<Arc<str>>,
     pub http: reqwest::Client,
 }
 
@@ -45,6 +50,7 @@ impl App {
             .pool_max_idle_per_host(crate::webhooks::WEBHOOK_CONCURRENCY_PER_PROJECT)
             .build()
             .unwrap_or_default();
+        let registries = Arc::new(Registries::default());
         Self {
             processor_wake: Arc::new(Notify::new()),
             webhook_wake: Arc::new(Notify::new()),
@@ -54,7 +60,9 @@ impl App {
             projects: Arc::new(Projects::new(store.clone())),
             store,
             clock,
-            verifier: Arc::new(SandboxVerifier),
+            verifier: Arc::new(KycVerifier { registries: registries.clone() }),
+            registries,
+            admin_token: None,
             verifier_wake: Arc::new(Notify::new()),
         }
     }
@@ -80,6 +88,12 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/api/v1.1/check", post(crate::kyc::post_check))
         .route("/api/v1.1/check/{id}", get(crate::kyc::get_check))
+        .route("/api/v2.0/check", post(crate::kyc::post_check_v2))
+        .route("/api/v2.0/check/{id}", get(crate::kyc::get_check))
+        .route("/api/v2/check", post(crate::kyc::post_check_v2))
+        .route("/api/v2/check/{id}", get(crate::kyc::get_check))
+        .route("/admin/v1/kyc/resolve", post(crate::admin::resolve))
+        .route("/admin/v1/registry/reload", post(crate::admin::reload_registries))
         .route("/api/{version}/{*method}", axum::routing::any(crate::api::handle))
         .fallback(|| async { KycReply::error(KycErrorCode::NotFound) })
         .method_not_allowed_fallback(|| async { KycReply::error(KycErrorCode::MethodNotAllowed) })

@@ -5,6 +5,7 @@
 //! then drains requests and stops the workers.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod clock;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod kyc;
 pub mod projects;
+pub mod registries;
 pub mod reply;
 pub mod verifier;
 pub mod webhooks;
@@ -39,6 +41,7 @@ pub async fn run(
             tokio::spawn(verifier::run_worker(app.clone(), stop_rx.clone())),
             tokio::spawn(api::processor::run_worker(app.clone(), stop_rx.clone())),
             tokio::spawn(webhooks::run_worker(app.clone(), stop_rx.clone())),
+            tokio::spawn(registries::run_watcher(app.clone(), stop_rx.clone())),
         ]
     } else {
         Vec::new()

@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use open131_domain::kyc::{self, Outcome};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use open131_domain::kyc::{self, InnLink, Outcome, RegistryAnswers};
 use open131_store::{CheckRecord, Decision};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -19,33 +22,70 @@ pub const VERIFY_BATCH_MAX_CHECKS: usize = 1024;
 pub const VERIFY_IDLE_MAX_MS: u64 = 1_000;
 /// Pause after a store error before trying again, in ms.
 pub const VERIFY_ERROR_BACKOFF_MS: u64 = 1_000;
+/// A check that cannot be decided yet (registry mode without a loaded registry)
+/// is looked at again after this, in seconds.
+pub const VERIFY_WAIT_RETRY_S: i64 = 30;
 
-/// Decides one check. Behind a trait so registries of real data can replace the sandbox.
+/// Decides one check for a project in `mode` (`sandbox` or `registry`);
+/// `None` when it cannot be decided yet.
 pub trait Verifier: Send + Sync + 'static {
-    fn decide(&self, check: &CheckRecord, now: OffsetDateTime) -> Outcome;
+    fn decide(&self, check: &CheckRecord, mode: &str, now: OffsetDateTime) -> Option<Outcome>;
 }
 
-/// Structural rules, then the sandbox triggers on the passport number.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SandboxVerifier;
+/// The verifier of both modes: structural rules everywhere; then sandbox
+/// triggers, or the MVD and taxpayer registries.
+pub struct KycVerifier {
+    pub registries: Arc<crate::registries::Registries>,
+}
 
-impl Verifier for SandboxVerifier {
-    fn decide(&self, check: &CheckRecord, now: OffsetDateTime) -> Outcome {
-        kyc::decide_sandbox(&check.application, now)
+impl Verifier for KycVerifier {
+    fn decide(&self, check: &CheckRecord, mode: &str, now: OffsetDateTime) -> Option<Outcome> {
+        let app = &check.application;
+        if mode != "registry" {
+            return Some(kyc::decide_sandbox(app, now));
+        }
+        // Never pass people unchecked: no registry, no verdict.
+        let (passports, taxpayers) = (self.registries.passports()?, self.registries.taxpayers()?);
+        let passport_listed_invalid = passports.contains_raw(app.document_key.expose());
+        let inn = match (&app.rf_passport, app.ru_inn().and_then(|i| i.expose().parse::<u64>().ok())) {
+            (Some(rf), Some(inn)) if taxpayers.contains_pair(inn, rf.number.key()) => InnLink::Linked,
+            (Some(_), Some(inn)) if taxpayers.contains_inn(inn) => InnLink::OtherPassport,
+            (Some(_), _) => InnLink::Unknown,
+            (None, _) => InnLink::NotChecked,
+        };
+        Some(kyc::decide_registry(app, now, RegistryAnswers { passport_listed_invalid, inn }))
     }
 }
 
 /// One round: decides every check due now (up to the batch limit).
 pub async fn verify_due(app: &App) -> anyhow::Result<usize> {
     let now = app.clock.now();
-    let due = app.store.due_checks(now - delay(app), VERIFY_BATCH_MAX_CHECKS).await?;
+    let due = app.store.due_checks(now - delay(app), now, VERIFY_BATCH_MAX_CHECKS).await?;
     if due.is_empty() {
         return Ok(0);
     }
-    let decisions: Vec<Decision> = due
-        .iter()
-        .map(|c| Decision { project_id: c.project_id.clone(), id: c.id, outcome: app.verifier.decide(c, now) })
-        .collect();
+    let mut modes: HashMap<String, String> = HashMap::new();
+    let mut decisions = Vec::new();
+    let mut waiting = Vec::new();
+    for c in &due {
+        if !modes.contains_key(&c.project_id) {
+            let mode = app.store.project(&c.project_id).await?.map_or_else(|| "sandbox".into(), |p| p.kyc_mode);
+            modes.insert(c.project_id.clone(), mode);
+        }
+        let mode = modes.get(&c.project_id).map_or("sandbox", String::as_str);
+        match app.verifier.decide(c, mode, now) {
+            Some(outcome) => decisions.push(Decision { project_id: c.project_id.clone(), id: c.id, outcome }),
+            None => waiting.push((c.project_id.clone(), c.id)),
+        }
+    }
+    if !waiting.is_empty() {
+        tracing::warn!(
+            checks = waiting.len(),
+            retry_in_s = VERIFY_WAIT_RETRY_S,
+            "checks in registry mode stay pending: a registry has never been loaded (open131 registry import / taxpayers import)"
+        );
+        app.store.postpone_checks(waiting, now + time::Duration::seconds(VERIFY_WAIT_RETRY_S)).await?;
+    }
     let finished = app.store.finish_checks(decisions, now).await?;
     Ok(finished.into_iter().filter(|f| *f).count())
 }

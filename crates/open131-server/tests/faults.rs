@@ -60,8 +60,11 @@ impl Store for Faulty {
         self.trip().await?;
         self.inner.check(project_id, id).await
     }
-    async fn due_checks(&self, up_to: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>> {
-        self.inner.due_checks(up_to, limit).await
+    async fn due_checks(&self, up_to: OffsetDateTime, now: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>> {
+        self.inner.due_checks(up_to, now, limit).await
+    }
+    async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()> {
+        self.inner.postpone_checks(checks, until).await
     }
     async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>> {
         self.inner.oldest_pending().await

@@ -102,9 +102,17 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck>;
     /// A check of `project_id`; another project's id is simply absent.
     async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>>;
-    /// Pending checks created at or before `created_up_to`, oldest first, at most `limit`.
-    /// (The verifier passes `now - delay`, so the delay setting governs old checks too.)
-    async fn due_checks(&self, created_up_to: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>>;
+    /// Pending checks created at or before `created_up_to` and not postponed past
+    /// `now`, oldest first, at most `limit`. (The verifier passes `now - delay`, so
+    /// the delay setting governs old checks too.)
+    async fn due_checks(
+        &self,
+        created_up_to: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>>;
+    /// Leaves pending checks alone until `until` (a verifier that cannot decide yet).
+    async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()>;
     /// Creation time of the oldest pending check.
     async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>>;
     /// Records verdicts in one commit. Per decision: `true` if it finished the

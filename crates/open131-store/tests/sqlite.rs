@@ -52,7 +52,8 @@ async fn ids_are_per_project_and_duplicates_point_to_the_first() {
     assert_eq!(store.insert_check(new_check("beta", "4510123456", "A-1")).await.unwrap(), InsertCheck::Created(1));
 
     let c = store.check("alpha", 2).await.unwrap().unwrap();
-    assert_eq!(c.application.passport.expose(), "4510123457");
+    assert_eq!(c.application.document_key.expose(), "4510123457");
+    assert_eq!(c.application.rf_passport.as_ref().unwrap().number.expose(), "4510123457");
     assert_eq!(c.state, CheckState::Pending);
     assert!(store.check("beta", 2).await.unwrap().is_none(), "beta must not see alpha's check 2");
 }
@@ -63,9 +64,9 @@ async fn verdicts_follow_the_lifecycle() {
     let store = store_with_projects(dir.path()).await;
     store.insert_check(new_check("alpha", "4510123456", "A-1")).await.unwrap();
     store.insert_check(new_check("alpha", "4510123457", "A-1")).await.unwrap();
-    assert!(store.due_checks(NOW - Duration::seconds(1), 10).await.unwrap().is_empty(), "none created that early");
+    assert!(store.due_checks(NOW - Duration::seconds(1), NOW, 10).await.unwrap().is_empty(), "none created that early");
     assert_eq!(store.oldest_pending().await.unwrap(), Some(NOW));
-    let due = store.due_checks(NOW, 10).await.unwrap();
+    let due = store.due_checks(NOW, NOW, 10).await.unwrap();
     assert_eq!(due.len(), 2);
 
     let decide = |id, outcome| Decision { project_id: "alpha".into(), id, outcome };

@@ -9,7 +9,7 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use open131_domain::kyc::{self, CheckState, Outcome};
+use open131_domain::kyc::{self, CheckState, KycVersion, Outcome};
 use open131_domain::FieldError;
 use open131_store::{InsertCheck, NewCheck};
 use open131_wire::canonical;
@@ -26,8 +26,6 @@ use crate::reply::KycReply;
 pub const PROJECT_HEADER: &str = "x-partner-project";
 /// Largest accepted `X-PARTNER-PROJECT` value, in bytes.
 pub const PROJECT_ID_MAX_BYTES: usize = 128;
-/// API version recorded with a v1.1 check.
-pub const API_V11: &str = "v1.1";
 
 fn detail(field: &str, message: impl Into<String>) -> FieldDetail {
     FieldDetail { field: field.to_string(), message: message.into() }
@@ -80,12 +78,24 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, KycRep
 
 /// `POST /api/v1.1/check`.
 pub async fn post_check(State(app): State<App>, headers: HeaderMap, body: Body) -> KycReply {
-    match post_check_inner(&app, &headers, body).await {
+    match post_check_inner(&app, &headers, body, KycVersion::V11).await {
         Ok(reply) | Err(reply) => reply,
     }
 }
 
-async fn post_check_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<KycReply, KycReply> {
+/// `POST /api/v2.0/check` (also `/api/v2/check`).
+pub async fn post_check_v2(State(app): State<App>, headers: HeaderMap, body: Body) -> KycReply {
+    match post_check_inner(&app, &headers, body, KycVersion::V20).await {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+async fn post_check_inner(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    version: KycVersion,
+) -> Result<KycReply, KycReply> {
     let project_id = project_header(headers)?;
     let bytes = read_body(body, app.config.body_size_max_bytes).await?;
     let now = app.clock.now();
@@ -130,7 +140,11 @@ async fn post_check_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<
             if let Some(path) = canonical::find_float(&payload_value) {
                 details.push(detail(&path, "floating-point numbers are not allowed"));
             }
-            match kyc::parse_v11(map, now) {
+            let parsed = match version {
+                KycVersion::V11 => kyc::parse_v11(map, now),
+                KycVersion::V20 => open131_domain::kyc_v2::parse_v20(map, now),
+            };
+            match parsed {
                 Ok(app) => Some(app),
                 Err(errors) => {
                     details.extend(from_domain(errors));
@@ -158,7 +172,7 @@ async fn post_check_inner(app: &App, headers: &HeaderMap, body: Body) -> Result<
 
     let new = NewCheck {
         project_id: project.id.clone(),
-        api_version: API_V11.to_string(),
+        api_version: version.as_str().to_string(),
         application,
         payload_json: payload.to_string(),
         created_at: now,

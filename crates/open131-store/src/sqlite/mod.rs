@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use open131_domain::ident::{Inn, PassportNumber};
-use open131_domain::kyc::{self, CheckEvent, CheckState, KycApplication, Outcome};
+use open131_domain::ident::PassportNumber;
+use open131_domain::kyc::{self, CheckEvent, CheckState, KycApplication, KycVersion, Outcome, RfPassport};
 use open131_domain::personal::Personal;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use time::{Date, OffsetDateTime};
@@ -40,6 +40,7 @@ pub const DATABASE_FILE_NAME: &str = "open131.sqlite3";
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, "payouts", include_str!("../../migrations/sqlite/0002_payouts.sql")),
+    (3, "kyc_v2", include_str!("../../migrations/sqlite/0003_kyc_v2.sql")),
 ];
 
 pub struct SqliteStore {
@@ -159,7 +160,7 @@ struct CheckRow {
     inn: String,
     agent_contract_number: String,
     birthday: String,
-    issuer_date: String,
+    issuer_date: Option<String>,
     outcome: Option<String>,
     created_at_us: i64,
     finished_at_us: Option<i64>,
@@ -189,12 +190,21 @@ fn check_from_row(row: CheckRow) -> Result<CheckRecord> {
         None => CheckState::Pending,
         Some(s) => CheckState::Finished(Outcome::parse(s).ok_or_else(|| corrupt("unknown outcome"))?),
     };
+    // A Russian passport is stored with its issue date; a non-resident's document has none.
+    let rf_passport = match &row.issuer_date {
+        Some(d) => Some(RfPassport {
+            number: PassportNumber::parse(&row.passport_number).map_err(|_| corrupt("passport_number"))?,
+            issue_date: parse_date(d)?,
+        }),
+        None => None,
+    };
     let application = KycApplication {
-        passport: PassportNumber::parse(&row.passport_number).map_err(|_| corrupt("passport_number"))?,
-        inn: Inn::parse_individual(&row.inn).map_err(|_| corrupt("inn"))?,
+        version: KycVersion::parse(&row.api_version).ok_or_else(|| corrupt("api_version"))?,
+        rf_passport,
+        document_key: Personal::new(row.passport_number.clone()),
+        inn: Personal::new(row.inn.clone()),
         agent_contract_number: Personal::new(row.agent_contract_number.clone()),
         birthday: parse_date(&row.birthday)?,
-        issuer_date: parse_date(&row.issuer_date)?,
     };
     Ok(CheckRecord {
         state,
@@ -316,7 +326,7 @@ impl Store for SqliteStore {
 
     async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck> {
         let birthday = format_date(check.application.birthday)?;
-        let issuer_date = format_date(check.application.issuer_date)?;
+        let issuer_date = check.application.rf_passport.as_ref().map(|p| format_date(p.issue_date)).transpose()?;
         self.writer
             .write(move |conn| {
                 let app = &check.application;
@@ -340,7 +350,7 @@ impl Store for SqliteStore {
                         check.project_id,
                         id,
                         check.api_version,
-                        app.passport.expose(),
+                        app.document_key.expose(),
                         app.inn.expose(),
                         app.agent_contract_number.expose(),
                         birthday,
@@ -359,7 +369,12 @@ impl Store for SqliteStore {
                     )
                     .map_err(db)?
                     .query_row(
-                        params![check.project_id, app.passport.expose(), app.inn.expose(), app.agent_contract_number.expose()],
+                        params![
+                            check.project_id,
+                            app.document_key.expose(),
+                            app.inn.expose(),
+                            app.agent_contract_number.expose()
+                        ],
                         |r| r.get(0),
                     )
                     .map_err(db)?;
@@ -385,14 +400,20 @@ impl Store for SqliteStore {
         row.map(check_from_row).transpose()
     }
 
-    async fn due_checks(&self, created_up_to: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>> {
+    async fn due_checks(
+        &self,
+        created_up_to: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>> {
         let rows = self.read(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= ?1
+                     AND (retry_at_us IS NULL OR retry_at_us <= ?3)
                  ORDER BY created_at_us LIMIT ?2"
             ))
             .map_err(db)?
-            .query_map(params![to_us(created_up_to), limit as i64], CheckRow::read)
+            .query_map(params![to_us(created_up_to), limit as i64, to_us(now)], CheckRow::read)
             .map_err(db)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db)
@@ -574,6 +595,22 @@ impl Store for SqliteStore {
                 .map_err(db)
         })?;
         us.map(from_us).transpose()
+    }
+
+    async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()> {
+        self.writer
+            .write(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "UPDATE kyc_checks SET retry_at_us = ?3 WHERE project_id = ?1 AND id = ?2 AND outcome IS NULL",
+                    )
+                    .map_err(db)?;
+                for (project, id) in &checks {
+                    stmt.execute(params![project, id, to_us(until)]).map_err(db)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {

@@ -1,0 +1,129 @@
+//! Operator endpoints, for a partner's test suite to drive outcomes on demand.
+//!
+//! They are authenticated by a bearer token kept in the data directory
+//! (`admin.token`, created on first start), never by a project key, so a
+//! partner's production credentials cannot reach them.
+//!
+//! - `POST /admin/v1/kyc/resolve` `{"project", "id", "as"}` forces a pending
+//!   check's outcome (`ok`, `passport_invalid`, `passport_not_found`,
+//!   `inn_mismatch`, `invalid_sign`).
+//! - `POST /admin/v1/registry/reload` loads changed registry files now.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use open131_domain::kyc::{CheckState, Outcome};
+use open131_store::Decision;
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::registries::ReloadEvent;
+
+fn error(status: StatusCode, code: &str, description: &str) -> Response {
+    (status, Json(json!({"status": "error", "error": {"code": code, "description": description}}))).into_response()
+}
+
+fn authorized(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = app.admin_token.as_deref() else {
+        return Err(error(StatusCode::NOT_FOUND, "not_found", "Unknown path"));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if aws_lc_rs::constant_time::verify_slices_are_equal(given.trim().as_bytes(), token.as_bytes()).is_err() {
+        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "A valid admin bearer token is required"));
+    }
+    Ok(())
+}
+
+/// Forces a pending check's final outcome.
+pub async fn resolve(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(r) = authorized(&app, &headers) {
+        return r;
+    }
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "body must be a JSON object");
+    };
+    let project = body.get("project").and_then(Value::as_str).unwrap_or("");
+    let id = match body.get("id") {
+        Some(Value::String(s)) => s.parse::<i64>().ok(),
+        Some(Value::Number(n)) => n.as_i64(),
+        _ => None,
+    };
+    let outcome = body.get("as").and_then(Value::as_str).and_then(Outcome::parse);
+    let (Some(id), Some(outcome)) = (id, outcome) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "need project, id and as (ok, passport_invalid, passport_not_found, inn_mismatch, invalid_sign)",
+        );
+    };
+    match resolve_check(&app, project, id, outcome).await {
+        Ok(reply) => (StatusCode::OK, Json(json!({"status": "ok", "check": reply}))).into_response(),
+        Err(ResolveError::NotFound) => {
+            error(StatusCode::NOT_FOUND, "request_not_found", "no such check in this project")
+        }
+        Err(ResolveError::NotPending) => error(StatusCode::CONFLICT, "check_not_pending", "the check is already final"),
+        Err(ResolveError::Store(e)) => {
+            tracing::error!(error = %e, "resolve failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no such check")]
+    NotFound,
+    #[error("the check is already final")]
+    NotPending,
+    #[error("store: {0}")]
+    Store(#[from] open131_store::StoreError),
+}
+
+/// Forces `outcome` on a pending check; returns the check's KYC answer afterwards.
+/// Shared by the admin endpoint and `open131 kyc resolve`.
+pub async fn resolve_check(app: &App, project: &str, id: i64, outcome: Outcome) -> Result<Value, ResolveError> {
+    resolve_in_store(app.store.as_ref(), project, id, outcome, app.clock.now()).await
+}
+
+pub async fn resolve_in_store(
+    store: &dyn open131_store::Store,
+    project: &str,
+    id: i64,
+    outcome: Outcome,
+    now: time::OffsetDateTime,
+) -> Result<Value, ResolveError> {
+    let check = store.check(project, id).await?.ok_or(ResolveError::NotFound)?;
+    if check.state != CheckState::Pending {
+        return Err(ResolveError::NotPending);
+    }
+    let decision = Decision { project_id: project.to_string(), id, outcome };
+    // `finish_checks` only finishes pending checks: a race with the verifier loses cleanly.
+    if store.finish_checks(vec![decision], now).await? != vec![true] {
+        return Err(ResolveError::NotPending);
+    }
+    let reply = crate::kyc::status_reply(id, CheckState::Finished(outcome));
+    serde_json::to_value(&*reply.body).map_err(|e| ResolveError::Store(open131_store::StoreError::Db(e.to_string())))
+}
+
+/// Loads changed registry files now.
+pub async fn reload_registries(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&app, &headers) {
+        return r;
+    }
+    let events: Vec<Value> = crate::registries::reload(&app)
+        .await
+        .into_iter()
+        .map(|e| match e {
+            ReloadEvent::Loaded { registry, entries, malformed } => {
+                json!({"registry": registry, "loaded": true, "entries": entries, "malformed": malformed})
+            }
+            ReloadEvent::Refused { registry, error } => json!({"registry": registry, "loaded": false, "error": error}),
+        })
+        .collect();
+    (StatusCode::OK, Json(json!({"status": "ok", "events": events}))).into_response()
+}

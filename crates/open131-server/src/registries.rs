@@ -1,0 +1,174 @@
+//! The loaded registries (MVD invalid passports, FNS taxpayers) and their
+//! hot swap.
+//!
+//! `open131 registry import` / `open131 taxpayers import` write a new index
+//! file next to the old one and rename it over `registry/passports.idx` /
+//! `registry/taxpayers.idx` (atomic). The server looks at the files' identity
+//! (inode, size, mtime) every second, or at once on `POST /admin/v1/registry/reload`;
+//! a changed file is loaded on a blocking thread and swapped in with one atomic
+//! pointer store. Lookups never wait: they hold the index they started with, and
+//! the old index is freed when the last of them finishes. A new file that does
+//! not load (corrupt, truncated) is refused with a log line and the old index
+//! stays in use. At start, a corrupt file stops the server (README).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+use open131_registry::{PassportIndex, TaxpayerIndex};
+
+/// Folder of the index files inside the data directory.
+pub const REGISTRY_DIR_NAME: &str = "registry";
+pub const PASSPORTS_FILE_NAME: &str = "passports.idx";
+pub const TAXPAYERS_FILE_NAME: &str = "taxpayers.idx";
+/// How often the server looks for a new index file, in ms.
+pub const REGISTRY_WATCH_INTERVAL_MS: u64 = 1_000;
+
+/// Identity of a file on disk: a rename over it changes the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    len: u64,
+    modified_ns: i128,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    let modified_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128);
+    Some(Stamp { inode, len: meta.len(), modified_ns })
+}
+
+pub fn passports_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(REGISTRY_DIR_NAME).join(PASSPORTS_FILE_NAME)
+}
+
+pub fn taxpayers_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(REGISTRY_DIR_NAME).join(TAXPAYERS_FILE_NAME)
+}
+
+/// What a reload did, for logs and the admin endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadEvent {
+    Loaded { registry: &'static str, entries: u64, malformed: u64 },
+    Refused { registry: &'static str, error: String },
+}
+
+#[derive(Default)]
+pub struct Registries {
+    passports: ArcSwapOption<PassportIndex>,
+    taxpayers: ArcSwapOption<TaxpayerIndex>,
+    stamps: Mutex<(Option<Stamp>, Option<Stamp>)>,
+}
+
+impl Registries {
+    /// Loads whatever index files exist. A file that exists but does not load
+    /// is an error: the server refuses to start rather than pass people unchecked
+    /// or silently forget a registry.
+    pub fn load_at_start(data_dir: &Path) -> Result<Self, String> {
+        let registries = Self::default();
+        for event in registries.reload_changed(data_dir) {
+            match event {
+                ReloadEvent::Refused { registry, error } => {
+                    return Err(format!("the {registry} index cannot be loaded: {error}"));
+                }
+                ReloadEvent::Loaded { registry, entries, malformed } => {
+                    tracing::info!(registry, entries, malformed, "registry loaded");
+                }
+            }
+        }
+        Ok(registries)
+    }
+
+    pub fn passports(&self) -> Option<Arc<PassportIndex>> {
+        self.passports.load_full()
+    }
+
+    pub fn taxpayers(&self) -> Option<Arc<TaxpayerIndex>> {
+        self.taxpayers.load_full()
+    }
+
+    /// Installs indexes directly (tests, or a caller that built them in memory).
+    pub fn install(&self, passports: Option<PassportIndex>, taxpayers: Option<TaxpayerIndex>) {
+        if let Some(p) = passports {
+            self.passports.store(Some(Arc::new(p)));
+        }
+        if let Some(t) = taxpayers {
+            self.taxpayers.store(Some(Arc::new(t)));
+        }
+    }
+
+    /// Loads the index files whose identity changed since the last look. Blocking:
+    /// call it from a blocking thread.
+    pub fn reload_changed(&self, data_dir: &Path) -> Vec<ReloadEvent> {
+        let mut events = Vec::new();
+        let mut stamps = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+        let path = passports_path(data_dir);
+        let now = stamp(&path);
+        if now.is_some() && now != stamps.0 {
+            stamps.0 = now;
+            match PassportIndex::load(&path) {
+                Ok(index) => {
+                    events.push(ReloadEvent::Loaded {
+                        registry: "passports",
+                        entries: index.len(),
+                        malformed: index.malformed_len() as u64,
+                    });
+                    self.passports.store(Some(Arc::new(index)));
+                }
+                Err(e) => events.push(ReloadEvent::Refused { registry: "passports", error: e.to_string() }),
+            }
+        }
+        let path = taxpayers_path(data_dir);
+        let now = stamp(&path);
+        if now.is_some() && now != stamps.1 {
+            stamps.1 = now;
+            match TaxpayerIndex::load(&path) {
+                Ok(index) => {
+                    events.push(ReloadEvent::Loaded {
+                        registry: "taxpayers",
+                        entries: index.len(),
+                        malformed: index.malformed_len() as u64,
+                    });
+                    self.taxpayers.store(Some(Arc::new(index)));
+                }
+                Err(e) => events.push(ReloadEvent::Refused { registry: "taxpayers", error: e.to_string() }),
+            }
+        }
+        events
+    }
+}
+
+/// Loads changed index files on a blocking thread and logs what happened.
+pub async fn reload(app: &crate::App) -> Vec<ReloadEvent> {
+    let (registries, dir) = (app.registries.clone(), app.config.data_dir.clone());
+    let events = tokio::task::spawn_blocking(move || registries.reload_changed(&dir)).await.unwrap_or_default();
+    for e in &events {
+        match e {
+            ReloadEvent::Loaded { registry, entries, malformed } => {
+                tracing::info!(registry, entries, malformed, "registry swapped in");
+            }
+            ReloadEvent::Refused { registry, error } => {
+                tracing::error!(registry, %error, "new registry index refused; the previous one stays in use");
+            }
+        }
+    }
+    events
+}
+
+pub async fn run_watcher(app: crate::App, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(REGISTRY_WATCH_INTERVAL_MS)) => {}
+            _ = stop.changed() => return,
+        }
+        reload(&app).await;
+    }
+}
