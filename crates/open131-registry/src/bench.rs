@@ -600,11 +600,13 @@ fn print_report(r: &BenchReport, layout: &crate::blocked::SetLayout, w: &mut Wri
         r.memory_ratio()
     ))?;
     w.line(format!(
-        "  blocks of 2^{} keys: {} Elias-Fano, {} bitmap, {} empty",
-        layout.low_bits + crate::blocked::BLOCK_BUCKETS_LOG2,
+        "  {} blocks of 2^{} keys: {} Elias-Fano, {} bitmap, {} array, {} empty",
+        with_commas(layout.blocks),
+        layout.block_shift,
         with_commas(layout.ef_blocks),
         with_commas(layout.bitmap_blocks),
-        with_commas(layout.blocks - layout.ef_blocks - layout.bitmap_blocks)
+        with_commas(layout.array_blocks),
+        with_commas(layout.blocks - layout.ef_blocks - layout.bitmap_blocks - layout.array_blocks)
     ))?;
     for (name, bytes) in [
         (format!("  block data (l = {})", layout.low_bits), layout.data_bytes),

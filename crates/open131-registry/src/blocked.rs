@@ -19,44 +19,48 @@
 //!
 //! With `n` keys below `U`, `l = floor(log2(U / n))` as in plain Elias–Fano.
 //! The key space is cut into *blocks* of `2^(l + BLOCK_BUCKETS_LOG2)` keys,
-//! i.e. `BLOCK_BUCKETS` Elias–Fano buckets of `2^l` keys, ~`BLOCK_BUCKETS / 2`
-//! to `BLOCK_BUCKETS` keys per block on average. Each block is encoded on its
-//! own in one shared bit stream, choosing the smaller of:
+//! i.e. `BLOCK_BUCKETS` Elias–Fano buckets of `2^l` keys, about
+//! `BLOCK_BUCKETS / 2` to `BLOCK_BUCKETS` keys per block on average. Each
+//! non-empty block is encoded on its own in one shared bit stream, behind a
+//! `TAG_BITS`-bit tag, as the smallest of:
 //!
-//! * **empty**: 0 bits;
-//! * **Elias–Fano**: the block's `c` keys as local Elias–Fano — `c` ones and
-//!   `BLOCK_BUCKETS` zeros of unary bucket codes, then `c` low parts of `l`
-//!   bits: `c·(l + 1) + BLOCK_BUCKETS` bits;
+//! * **Elias–Fano** (only for `c ≤ EF_BLOCK_KEYS_MAX` keys, which bounds the
+//!   unary scan): `c` ones and `BLOCK_BUCKETS` zeros of unary bucket codes,
+//!   then `c` low parts of `l` bits — `c·(l + 1) + BLOCK_BUCKETS` bits;
 //! * **bitmap**: one bit per key of the block, `2^(l + BLOCK_BUCKETS_LOG2)`
-//!   bits; chosen when denser than ~1/(l + 1), i.e. inside stolen batches
-//!   (contiguous number ranges) or densely invalidated old series, where it
-//!   costs ~1 bit per key instead of `l + 2`.
+//!   bits; the choice inside stolen batches (contiguous number ranges) or
+//!   densely invalidated old series, where it costs ~1 bit per key instead of
+//!   `l + 2`;
+//! * **sorted array** of the keys' offsets in the block, `l + BLOCK_BUCKETS_LOG2`
+//!   bits each, bisected: the fallback for blocks too populated for a short
+//!   unary scan yet too sparse for a bitmap, which only happens when keys are
+//!   much denser locally than on average (e.g. a small list that is mostly
+//!   one batch).
 //!
-//! The encoding is implied by the block's size (`end - start`): 0 → empty,
-//! the bitmap size → bitmap (an Elias–Fano block is always strictly smaller),
-//! otherwise `c = (size - BLOCK_BUCKETS) / (l + 1)`, computed with a
-//! precomputed exact-division multiplier.
+//! An empty block takes no bits. A block's size is `end - start`, and the key
+//! count follows from it and the tag (for Elias–Fano by an exact division by
+//! `l + 1` with a precomputed multiplier).
 //!
 //! The directory holds each block's start bit offset as a `u32` relative to a
 //! `u64` base per group of `2^g` blocks (`g ≤ DIRECTORY_GROUP_LOG2_MAX`,
 //! chosen at build time so that every relative offset fits): 32 bits per
-//! block, ~0.2 bits per key.
+//! block, ~0.3 bits per key.
 //!
-//! Size on scattered keys: `l + 1 + (BLOCK_BUCKETS + 32) / c` bits per key,
-//! ≈ 1.14× the bound at the MVD list's density; on clustered keys the
+//! Size on scattered keys: about `l + 1 + (BLOCK_BUCKETS + 34) / c` bits per
+//! key, ≈ 1.15× the bound at the MVD list's density; on clustered keys the
 //! bitmaps make it smaller than the bound for scattered sets (the bound
 //! being a worst case over all sets of that size).
 //!
 //! # Lookup
 //!
-//! `block = key >> (l + BLOCK_BUCKETS_LOG2)`; read its start and end. Bitmap:
-//! test one bit. Elias–Fano: the key's bucket `b` starts after the `b`-th
-//! zero of the block's unary part (a scan of one or two words with in-word
-//! select); its run of ones gives the bucket's size; a full bucket (`2^l`
-//! keys) is a hit without reading low bits; otherwise the bucket's few low
-//! parts are scanned.
+//! `block = key >> (l + BLOCK_BUCKETS_LOG2)`; read its start and end, then
+//! its tag. Bitmap: test one bit. Elias–Fano: the key's bucket `b` starts
+//! after the `b`-th zero of the unary part (a scan of a few words with
+//! in-word select); its run of ones gives the bucket's size; a full bucket
+//! (`2^l` keys) is a hit without reading low bits; otherwise the bucket's low
+//! parts are scanned (bisected when many). Array: bisection.
 //!
-//! A loaded set is validated block by block (sizes, unary parts holding
+//! A loaded set is validated block by block (tags, sizes, unary parts holding
 //! exactly `BLOCK_BUCKETS` zeros, total count), so no lookup on a loaded set
 //! can read out of bounds, whatever the file contained.
 
@@ -64,9 +68,16 @@ use crate::bits::{low_mask, select_in_word, words_for_bits, WORD_BITS};
 use crate::format::{BodyReader, BodyWriter, CorruptBody};
 
 /// log2 of the Elias–Fano buckets per block.
-pub(crate) const BLOCK_BUCKETS_LOG2: u32 = 7;
+pub(crate) const BLOCK_BUCKETS_LOG2: u32 = 6;
 /// Elias–Fano buckets per block (zeros in an Elias–Fano block's unary part).
 pub(crate) const BLOCK_BUCKETS: u64 = 1 << BLOCK_BUCKETS_LOG2;
+/// Most keys an Elias–Fano block may hold (its unary scan is at most this plus `BLOCK_BUCKETS` bits).
+pub(crate) const EF_BLOCK_KEYS_MAX: u64 = 1024;
+/// Bits of the tag in front of every non-empty block.
+const TAG_BITS: u32 = 2;
+const TAG_EF: u64 = 0;
+const TAG_BITMAP: u64 = 1;
+const TAG_ARRAY: u64 = 2;
 /// Largest log2 of the blocks per directory group (the `u64` base table stays tiny).
 const DIRECTORY_GROUP_LOG2_MAX: u32 = 16;
 /// Largest block width accepted, in bits of key (keeps every shift in range).
@@ -75,6 +86,8 @@ const BLOCK_SHIFT_MAX: u32 = 48;
 const LOW_BITS_MAX: u32 = BLOCK_SHIFT_MAX - BLOCK_BUCKETS_LOG2;
 /// Number of `u64` fields in the stored header of a blocked set.
 const STORED_FIELDS: u64 = 8;
+/// Below this many candidates a sorted run is scanned linearly instead of bisected.
+const LINEAR_SCAN_MAX: u64 = 16;
 
 /// Reads 64 bits starting at bit `pos` (the stream has a zero padding word).
 #[inline]
@@ -96,7 +109,7 @@ impl BitWriter {
     }
 
     fn reserve_to(&mut self, bits: u64) {
-        let needed = words_for_bits(bits) as usize;
+        let needed = words_for_bits(bits) as usize + 1;
         if self.words.len() < needed {
             self.words.resize(needed, 0);
         }
@@ -141,11 +154,9 @@ impl BitWriter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Shape {
     low_bits: u32,
-    /// `l + BLOCK_BUCKETS_LOG2`.
+    /// `l + BLOCK_BUCKETS_LOG2`: bits of a key's offset in its block.
     block_shift: u32,
     blocks: u64,
-    /// Bits of a bitmap block.
-    bitmap_bits: u64,
     /// `l + 1 = 2^div_shift · odd`; `div_inverse · odd ≡ 1 (mod 2^64)`.
     div_shift: u32,
     div_inverse: u64,
@@ -162,25 +173,35 @@ impl Shape {
         for _ in 0..5 {
             inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
         }
-        Shape {
-            low_bits,
-            block_shift,
-            blocks: ((universe - 1) >> block_shift) + 1,
-            bitmap_bits: 1 << block_shift,
-            div_shift,
-            div_inverse: inverse,
-        }
+        Shape { low_bits, block_shift, blocks: ((universe - 1) >> block_shift) + 1, div_shift, div_inverse: inverse }
     }
 
-    /// Size of an Elias–Fano block of `c` keys.
+    /// Keys per block (bits of a bitmap block).
+    fn block_keys(&self) -> u64 {
+        1 << self.block_shift
+    }
+
+    /// Body bits of an Elias–Fano block of `c` keys.
     fn ef_bits(&self, c: u64) -> u64 {
         c * (u64::from(self.low_bits) + 1) + BLOCK_BUCKETS
     }
 
-    /// Keys of an Elias–Fano block of `size` bits (exact division by `l + 1`).
+    /// Keys of an Elias–Fano block of `body` bits (exact division by `l + 1`).
     #[inline]
-    fn ef_count(&self, size: u64) -> u64 {
-        ((size - BLOCK_BUCKETS) >> self.div_shift).wrapping_mul(self.div_inverse)
+    fn ef_count(&self, body: u64) -> u64 {
+        ((body - BLOCK_BUCKETS) >> self.div_shift).wrapping_mul(self.div_inverse)
+    }
+
+    /// The smallest encoding of a block of `c ≥ 1` keys, and its body bits.
+    fn choose(&self, c: u64) -> (u64, u64) {
+        let mut best = (TAG_BITMAP, self.block_keys());
+        if c * u64::from(self.block_shift) < best.1 {
+            best = (TAG_ARRAY, c * u64::from(self.block_shift));
+        }
+        if c <= EF_BLOCK_KEYS_MAX && self.ef_bits(c) <= best.1 {
+            best = (TAG_EF, self.ef_bits(c));
+        }
+        best
     }
 }
 
@@ -199,30 +220,27 @@ pub(crate) struct BlockedSet {
     bases: Vec<u64>,
 }
 
-/// Sizes of the parts of a [`BlockedSet`], for reports.
+/// Sizes of the parts of a passport key set, for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetLayout {
     /// Keys stored.
     pub len: u64,
-    /// Width `l` of the low parts, in bits.
+    /// Width `l` of the Elias–Fano low parts, in bits.
     pub low_bits: u32,
-    /// Blocks of `2^(l + 7)` keys.
+    /// log2 of the keys per block.
+    pub block_shift: u32,
+    /// Blocks.
     pub blocks: u64,
-    /// Blocks stored as bitmaps.
-    pub bitmap_blocks: u64,
     /// Blocks stored as Elias–Fano.
     pub ef_blocks: u64,
+    /// Blocks stored as bitmaps.
+    pub bitmap_blocks: u64,
+    /// Blocks stored as sorted arrays.
+    pub array_blocks: u64,
     /// Heap bytes of the bit stream.
     pub data_bytes: usize,
     /// Heap bytes of the block directory.
     pub directory_bytes: usize,
-}
-
-/// What a block's size says about it.
-enum BlockKind {
-    Empty,
-    Bitmap,
-    EliasFano { count: u64 },
 }
 
 impl BlockedSet {
@@ -239,8 +257,7 @@ impl BlockedSet {
         let mut out = BitWriter::with_capacity_bits(shape.ef_bits(len) + shape.blocks);
         let mut starts: Vec<u64> = Vec::with_capacity(shape.blocks as usize + 1);
         let mut i = 0usize;
-        let low_mask_l = low_mask(low_bits);
-        let block_mask = shape.bitmap_bits - 1;
+        let block_mask = shape.block_keys() - 1;
         for block in 0..shape.blocks {
             starts.push(out.bits);
             let end_key = (block + 1) << shape.block_shift;
@@ -254,19 +271,29 @@ impl BlockedSet {
             if c == 0 {
                 continue;
             }
-            let base = out.bits;
-            if shape.ef_bits(c) >= shape.bitmap_bits {
-                out.push_zeros(shape.bitmap_bits);
-                for &k in block_keys {
-                    out.set(base + (k & block_mask));
+            let (tag, _) = shape.choose(c);
+            out.push(tag, TAG_BITS);
+            let body = out.bits;
+            match tag {
+                TAG_BITMAP => {
+                    out.push_zeros(shape.block_keys());
+                    for &k in block_keys {
+                        out.set(body + (k & block_mask));
+                    }
                 }
-            } else {
-                out.push_zeros(BLOCK_BUCKETS + c);
-                for (t, &k) in block_keys.iter().enumerate() {
-                    out.set(base + ((k & block_mask) >> low_bits) + t as u64);
+                TAG_ARRAY => {
+                    for &k in block_keys {
+                        out.push(k & block_mask, shape.block_shift);
+                    }
                 }
-                for &k in block_keys {
-                    out.push(k & low_mask_l, low_bits);
+                _ => {
+                    out.push_zeros(BLOCK_BUCKETS + c);
+                    for (t, &k) in block_keys.iter().enumerate() {
+                        out.set(body + ((k & block_mask) >> low_bits) + t as u64);
+                    }
+                    for &k in block_keys {
+                        out.push(k, low_bits);
+                    }
                 }
             }
         }
@@ -291,17 +318,6 @@ impl BlockedSet {
         self.bases[block >> self.group_log2] + u64::from(self.rel[block])
     }
 
-    #[inline]
-    fn kind(&self, size: u64) -> BlockKind {
-        if size == 0 {
-            BlockKind::Empty
-        } else if size == self.shape.bitmap_bits {
-            BlockKind::Bitmap
-        } else {
-            BlockKind::EliasFano { count: self.shape.ef_count(size) }
-        }
-    }
-
     /// Whether `key` is in the set.
     #[inline]
     pub(crate) fn contains(&self, key: u64) -> bool {
@@ -310,30 +326,35 @@ impl BlockedSet {
         }
         let block = (key >> self.shape.block_shift) as usize;
         let start = self.start(block);
-        let size = self.start(block + 1) - start;
-        let local = key & (self.shape.bitmap_bits - 1);
-        match self.kind(size) {
-            BlockKind::Empty => false,
-            BlockKind::Bitmap => {
-                let pos = start + local;
+        let end = self.start(block + 1);
+        if start == end {
+            return false;
+        }
+        let local = key & (self.shape.block_keys() - 1);
+        let tag = get64(&self.data, start) & 3;
+        let body = start + u64::from(TAG_BITS);
+        match tag {
+            TAG_BITMAP => {
+                let pos = body + local;
                 (self.data[(pos / WORD_BITS) as usize] >> (pos % WORD_BITS)) & 1 == 1
             }
-            BlockKind::EliasFano { count } => self.contains_in_ef_block(start, count, local),
+            TAG_EF => self.contains_in_ef_block(body, self.shape.ef_count(end - body), local),
+            _ => self.contains_in_array_block(body, (end - body) / u64::from(self.shape.block_shift), local),
         }
     }
 
     #[inline]
-    fn contains_in_ef_block(&self, start: u64, count: u64, local: u64) -> bool {
+    fn contains_in_ef_block(&self, body: u64, count: u64, local: u64) -> bool {
         let l = self.shape.low_bits;
         let bucket = local >> l;
-        // Position (relative to `start`) of the bucket's first one: just after zero number `bucket - 1`.
+        // Position (relative to `body`) of the bucket's first one: just after zero number `bucket - 1`.
         let run_start = if bucket == 0 {
             0
         } else {
             let mut remaining = bucket - 1;
             let mut pos = 0u64;
             loop {
-                let zeros = !get64(&self.data, start + pos);
+                let zeros = !get64(&self.data, body + pos);
                 let n = u64::from(zeros.count_ones());
                 if remaining < n {
                     break pos + select_in_word(zeros, remaining) + 1;
@@ -346,8 +367,7 @@ impl BlockedSet {
         // The bucket's size is the run of ones starting there (it ends within the unary part).
         let mut run = 0u64;
         loop {
-            let word = get64(&self.data, start + run_start + run);
-            let ones = u64::from(word.trailing_ones());
+            let ones = u64::from(get64(&self.data, body + run_start + run).trailing_ones());
             run += ones;
             if ones < WORD_BITS {
                 break;
@@ -359,13 +379,34 @@ impl BlockedSet {
         if run == 1 << l {
             return true;
         }
-        let low = local & low_mask(l);
-        let lower = start + BLOCK_BUCKETS + count + first * u64::from(l);
-        let mask = low_mask(l);
-        for t in 0..run {
-            let v = get64(&self.data, lower + t * u64::from(l)) & mask;
-            if v >= low {
-                return v == low;
+        let lower = body + BLOCK_BUCKETS + count + first * u64::from(l);
+        self.search(lower, l, run, local & low_mask(l))
+    }
+
+    #[inline]
+    fn contains_in_array_block(&self, body: u64, count: u64, local: u64) -> bool {
+        self.search(body, self.shape.block_shift, count, local)
+    }
+
+    /// Whether `target` is among the `count` sorted `width`-bit values starting at bit `from`.
+    #[inline]
+    fn search(&self, from: u64, width: u32, count: u64, target: u64) -> bool {
+        let mask = low_mask(width);
+        let w = u64::from(width);
+        let (mut lo, mut hi) = (0u64, count);
+        while hi - lo > LINEAR_SCAN_MAX {
+            let mid = lo + (hi - lo) / 2;
+            if get64(&self.data, from + mid * w) & mask < target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        // The first value >= target is at an index in lo..=hi (hi included when < count).
+        for t in lo..count {
+            let v = get64(&self.data, from + t * w) & mask;
+            if v >= target {
+                return v == target;
             }
         }
         false
@@ -373,31 +414,35 @@ impl BlockedSet {
 
     /// Keys in ascending order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        (0..self.shape.blocks as usize).flat_map(move |block| {
-            let start = self.start(block);
-            let size = self.start(block + 1) - start;
-            let base_key = (block as u64) << self.shape.block_shift;
-            BlockIter::new(self, start, size, base_key)
-        })
+        (0..self.shape.blocks as usize).flat_map(move |block| BlockIter::new(self, block))
+    }
+
+    /// Tag and body range of a non-empty block.
+    fn block_body(&self, block: usize) -> Option<(u64, u64, u64)> {
+        let start = self.start(block);
+        let end = self.start(block + 1);
+        if start == end {
+            return None;
+        }
+        Some((get64(&self.data, start) & 3, start + u64::from(TAG_BITS), end))
     }
 
     /// Sizes of the parts.
     pub(crate) fn layout(&self) -> SetLayout {
-        let mut bitmap_blocks = 0;
-        let mut ef_blocks = 0;
+        let mut counts = [0u64; 4];
         for block in 0..self.shape.blocks as usize {
-            match self.kind(self.start(block + 1) - self.start(block)) {
-                BlockKind::Empty => {}
-                BlockKind::Bitmap => bitmap_blocks += 1,
-                BlockKind::EliasFano { .. } => ef_blocks += 1,
+            if let Some((tag, _, _)) = self.block_body(block) {
+                counts[tag as usize] += 1;
             }
         }
         SetLayout {
             len: self.len,
             low_bits: self.shape.low_bits,
+            block_shift: self.shape.block_shift,
             blocks: self.shape.blocks,
-            bitmap_blocks,
-            ef_blocks,
+            ef_blocks: counts[TAG_EF as usize],
+            bitmap_blocks: counts[TAG_BITMAP as usize],
+            array_blocks: counts[TAG_ARRAY as usize],
             data_bytes: self.data.capacity() * 8,
             directory_bytes: self.rel.capacity() * 4 + self.bases.capacity() * 8,
         }
@@ -472,23 +517,20 @@ impl BlockedSet {
 
     /// Checks every block so that lookups stay in bounds and the count is right.
     fn validate(&self) -> Result<(), String> {
-        let mut previous = 0u64;
-        let mut total = 0u64;
-        for block in 0..=self.shape.blocks as usize {
-            let start = self.start(block);
-            if start < previous || start > self.data_bits {
-                return Err(format!("block {block} starts at bit {start}, out of order or past the data"));
-            }
-            if block > 0 {
-                let size = start - previous;
-                total += self.check_block(previous, size).map_err(|e| format!("block {}: {e}", block - 1))?;
-            } else if start != 0 {
-                return Err("the first block does not start at bit 0".to_string());
-            }
-            previous = start;
+        if self.start(0) != 0 {
+            return Err("the first block does not start at bit 0".to_string());
         }
-        if previous != self.data_bits {
-            return Err(format!("blocks end at bit {previous}, the data at {}", self.data_bits));
+        let mut total = 0u64;
+        for block in 0..self.shape.blocks as usize {
+            let (start, end) = (self.start(block), self.start(block + 1));
+            if end < start || end > self.data_bits {
+                return Err(format!("block {block} ends at bit {end}: out of order or past the data"));
+            }
+            total += self.check_block(start, end).map_err(|e| format!("block {block}: {e}"))?;
+        }
+        let end = self.start(self.shape.blocks as usize);
+        if end != self.data_bits {
+            return Err(format!("blocks end at bit {end}, the data at {}", self.data_bits));
         }
         if total != self.len {
             return Err(format!("blocks hold {total} keys, the header says {}", self.len));
@@ -497,7 +539,13 @@ impl BlockedSet {
     }
 
     /// Keys in the block, or why it is malformed.
-    fn check_block(&self, start: u64, size: u64) -> Result<u64, String> {
+    fn check_block(&self, start: u64, end: u64) -> Result<u64, String> {
+        if start == end {
+            return Ok(0);
+        }
+        if end - start < u64::from(TAG_BITS) {
+            return Err("too short for its tag".to_string());
+        }
         let ones = |from: u64, bits: u64| -> u64 {
             let mut total = 0u64;
             let mut pos = 0;
@@ -508,32 +556,28 @@ impl BlockedSet {
             }
             total
         };
-        if size == 0 {
-            return Ok(0);
+        let tag = get64(&self.data, start) & 3;
+        let body = start + u64::from(TAG_BITS);
+        let size = end - body;
+        let invalid = || format!("{size} bits is not a valid size for a block with tag {tag}");
+        match tag {
+            TAG_BITMAP if size == self.shape.block_keys() => Ok(ones(body, size)),
+            TAG_ARRAY if size > 0 && size % u64::from(self.shape.block_shift) == 0 => {
+                Ok(size / u64::from(self.shape.block_shift))
+            }
+            TAG_EF if size > BLOCK_BUCKETS => {
+                let count = self.shape.ef_count(size);
+                if count == 0 || count > EF_BLOCK_KEYS_MAX || self.shape.ef_bits(count) != size {
+                    return Err(invalid());
+                }
+                let unary_ones = ones(body, BLOCK_BUCKETS + count);
+                if unary_ones != count {
+                    return Err(format!("unary part has {unary_ones} ones for {count} keys"));
+                }
+                Ok(count)
+            }
+            _ => Err(invalid()),
         }
-        if size == self.shape.bitmap_bits {
-            return Ok(ones(start, size));
-        }
-        let invalid = || format!("size {size} is not a valid block size");
-        if size <= BLOCK_BUCKETS || size > self.shape.bitmap_bits {
-            return Err(invalid());
-        }
-        let count = self.shape.ef_count(size);
-        let exact = count
-            .checked_mul(u64::from(self.shape.low_bits) + 1)
-            .and_then(|b| b.checked_add(BLOCK_BUCKETS))
-            .is_some_and(|b| b == size);
-        if !exact {
-            return Err(invalid());
-        }
-        if self.shape.ef_bits(count) >= self.shape.bitmap_bits {
-            return Err(invalid());
-        }
-        let unary_ones = ones(start, BLOCK_BUCKETS + count);
-        if unary_ones != count {
-            return Err(format!("unary part has {unary_ones} ones for {count} keys"));
-        }
-        Ok(count)
     }
 }
 
@@ -556,30 +600,30 @@ fn split_directory(starts: &[u64]) -> (u32, Vec<u32>, Vec<u64>) {
 /// Decodes one block.
 struct BlockIter<'a> {
     set: &'a BlockedSet,
-    start: u64,
+    tag: u64,
+    body: u64,
     base_key: u64,
-    kind: IterKind,
-    /// Bitmap: next local key to test. Elias–Fano: next unary position.
+    /// Bitmap: next offset to test. Elias–Fano: next unary position.
     cursor: u64,
-    /// Elias–Fano: keys decoded so far and their total.
+    /// Keys decoded so far and their total (Elias–Fano, array).
     index: u64,
     count: u64,
 }
 
-enum IterKind {
-    Empty,
-    Bitmap,
-    EliasFano,
-}
-
 impl<'a> BlockIter<'a> {
-    fn new(set: &'a BlockedSet, start: u64, size: u64, base_key: u64) -> BlockIter<'a> {
-        let (kind, count) = match set.kind(size) {
-            BlockKind::Empty => (IterKind::Empty, 0),
-            BlockKind::Bitmap => (IterKind::Bitmap, 0),
-            BlockKind::EliasFano { count } => (IterKind::EliasFano, count),
-        };
-        BlockIter { set, start, base_key, kind, cursor: 0, index: 0, count }
+    fn new(set: &'a BlockedSet, block: usize) -> BlockIter<'a> {
+        let base_key = (block as u64) << set.shape.block_shift;
+        match set.block_body(block) {
+            None => BlockIter { set, tag: TAG_BITMAP, body: 0, base_key, cursor: u64::MAX, index: 0, count: 0 },
+            Some((tag, body, end)) => {
+                let count = match tag {
+                    TAG_EF => set.shape.ef_count(end - body),
+                    TAG_ARRAY => (end - body) / u64::from(set.shape.block_shift),
+                    _ => 0,
+                };
+                BlockIter { set, tag, body, base_key, cursor: 0, index: 0, count }
+            }
+        }
     }
 }
 
@@ -587,13 +631,16 @@ impl Iterator for BlockIter<'_> {
     type Item = u64;
 
     fn next(&mut self) -> Option<u64> {
-        match self.kind {
-            IterKind::Empty => None,
-            IterKind::Bitmap => {
-                while self.cursor < self.set.shape.bitmap_bits {
-                    let word = get64(&self.set.data, self.start + self.cursor);
-                    let left = self.set.shape.bitmap_bits - self.cursor;
-                    let word = if left < WORD_BITS { word & low_mask(left as u32) } else { word };
+        let data = &self.set.data;
+        match self.tag {
+            TAG_BITMAP => {
+                let bits = self.set.shape.block_keys();
+                while self.cursor < bits {
+                    let mut word = get64(data, self.body + self.cursor);
+                    let left = bits - self.cursor;
+                    if left < WORD_BITS {
+                        word &= low_mask(left as u32);
+                    }
                     if word == 0 {
                         self.cursor += WORD_BITS;
                         continue;
@@ -605,25 +652,32 @@ impl Iterator for BlockIter<'_> {
                 }
                 None
             }
-            IterKind::EliasFano => {
+            TAG_ARRAY => {
                 if self.index == self.count {
                     return None;
                 }
-                // Next one in the unary part.
+                let width = self.set.shape.block_shift;
+                let v = get64(data, self.body + self.index * u64::from(width)) & low_mask(width);
+                self.index += 1;
+                Some(self.base_key + v)
+            }
+            _ => {
+                if self.index == self.count {
+                    return None;
+                }
                 loop {
-                    let word = get64(&self.set.data, self.start + self.cursor);
-                    if word == 0 {
-                        self.cursor += WORD_BITS;
-                        continue;
+                    let word = get64(data, self.body + self.cursor);
+                    if word != 0 {
+                        self.cursor += u64::from(word.trailing_zeros());
+                        break;
                     }
-                    self.cursor += u64::from(word.trailing_zeros());
-                    break;
+                    self.cursor += WORD_BITS;
                 }
                 let bucket = self.cursor - self.index;
                 self.cursor += 1;
                 let l = self.set.shape.low_bits;
-                let lower = self.start + BLOCK_BUCKETS + self.count + self.index * u64::from(l);
-                let low = get64(&self.set.data, lower) & low_mask(l);
+                let lower = self.body + BLOCK_BUCKETS + self.count + self.index * u64::from(l);
+                let low = get64(data, lower) & low_mask(l);
                 self.index += 1;
                 Some(self.base_key + (bucket << l) + low)
             }
@@ -641,7 +695,7 @@ mod tests {
         *s >> 11
     }
 
-    fn check(universe: u64, keys: &BTreeSet<u64>, probes: &[u64]) {
+    fn check(universe: u64, keys: &BTreeSet<u64>, probes: &[u64]) -> SetLayout {
         let v: Vec<u64> = keys.iter().copied().collect();
         let set = BlockedSet::from_sorted_distinct(universe, &v);
         assert_eq!(set.len(), v.len() as u64);
@@ -652,6 +706,7 @@ mod tests {
                 assert_eq!(set.contains(p), keys.contains(&p), "probe {p}");
             }
         }
+        set.layout()
     }
 
     #[test]
@@ -665,24 +720,29 @@ mod tests {
     }
 
     #[test]
-    fn sparse_dense_and_mixed_blocks() {
-        let u = 10_000_000_000u64;
+    fn all_block_kinds() {
         let mut s = 1;
-        check(u, &BTreeSet::new(), &[0, u - 1]);
-        check(u, &[0, u - 1].into(), &[1, u - 2]);
+        let u = 100_000_000u64;
         let mut keys: BTreeSet<u64> = (0..20_000).map(|_| lcg(&mut s) % u).collect();
-        keys.extend(4_509_000_000..4_509_030_000);
-        keys.extend((7_000_000_000..7_000_100_000).step_by(3));
+        keys.extend(1_000_000..1_200_000); // full batches: bitmaps
+        keys.extend((5_000_000..5_300_000).step_by(3)); // dense: bitmaps
+        keys.extend((9_000_000..9_400_000).step_by(20)); // 5%: arrays
         keys.extend(u - 5000..u);
         let probes: Vec<u64> = (0..20_000).map(|_| lcg(&mut s) % u).collect();
-        check(u, &keys, &probes);
-        let set = BlockedSet::from_sorted_distinct(u, &keys.iter().copied().collect::<Vec<_>>());
-        let layout = set.layout();
-        assert!(layout.bitmap_blocks > 0 && layout.ef_blocks > 0, "{layout:?}");
-        // Small universes and full universes.
+        let layout = check(u, &keys, &probes);
+        assert!(layout.bitmap_blocks > 0 && layout.ef_blocks > 0 && layout.array_blocks > 0, "{layout:?}");
+    }
+
+    #[test]
+    fn edges_and_small_universes() {
+        let u = 10_000_000_000u64;
+        check(u, &BTreeSet::new(), &[0, u - 1]);
+        check(u, &[0, u - 1].into(), &[1, u - 2]);
+        check(u, &(0..50_000).chain(u - 50_000..u).collect(), &[]);
         check(1, &[0].into(), &[0, 1]);
         check(1000, &(0..1000).collect(), &[1000]);
         check(1000, &(0..1000).step_by(2).collect(), &[999]);
+        check(1 << BLOCK_SHIFT_MAX, &[0, 1 << 40, (1 << BLOCK_SHIFT_MAX) - 1].into(), &[5]);
     }
 
     #[test]

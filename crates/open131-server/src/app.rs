@@ -67,6 +67,12 @@ impl App {
         }
     }
 
+    /// Uses `registries` (and a verifier that reads them).
+    pub fn set_registries(&mut self, registries: Arc<Registries>) {
+        self.verifier = Arc::new(KycVerifier { registries: registries.clone() });
+        self.registries = registries;
+    }
+
     /// Decides every check that is due now; returns how many were finished.
     pub async fn verify_due(&self) -> anyhow::Result<usize> {
         crate::verifier::verify_due(self).await

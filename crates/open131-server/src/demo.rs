@@ -15,6 +15,24 @@ pub const DEMO_PROJECT_ID: &str = "demo";
 pub const DEMO_KEY_FILE_NAME: &str = "demo.key.pem";
 /// File (in the data directory) holding the bank's own key, which signs webhooks.
 pub const BANK_KEY_FILE_NAME: &str = "bank.key.pem";
+/// File (in the data directory) holding the bearer token of the admin endpoints.
+pub const ADMIN_TOKEN_FILE_NAME: &str = "admin.token";
+
+/// The admin token: read from the data directory, or created there on first start.
+pub fn ensure_admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
+        _ => {
+            let mut bytes = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("no randomness for the admin token"))?;
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            write_private(&path, &token)?;
+            Ok(token)
+        }
+    }
+}
+
 /// Balance the demo project starts with, in kopecks (1,000,000.00 RUB).
 pub const DEMO_BALANCE_MINOR: i64 = 100_000_000;
 

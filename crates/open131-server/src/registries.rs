@@ -150,6 +150,15 @@ impl Registries {
 pub async fn reload(app: &crate::App) -> Vec<ReloadEvent> {
     let (registries, dir) = (app.registries.clone(), app.config.data_dir.clone());
     let events = tokio::task::spawn_blocking(move || registries.reload_changed(&dir)).await.unwrap_or_default();
+    if events.iter().any(|e| matches!(e, ReloadEvent::Loaded { .. })) {
+        // Checks that waited for a registry are decided now, not at their next retry.
+        match app.store.release_postponed_checks().await {
+            Ok(n) if n > 0 => tracing::info!(checks = n, "checks waiting for a registry are due again"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not release waiting checks"),
+        }
+        app.verifier_wake.notify_one();
+    }
     for e in &events {
         match e {
             ReloadEvent::Loaded { registry, entries, malformed } => {

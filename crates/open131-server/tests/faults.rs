@@ -66,6 +66,9 @@ impl Store for Faulty {
     async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()> {
         self.inner.postpone_checks(checks, until).await
     }
+    async fn release_postponed_checks(&self) -> Result<usize> {
+        self.inner.release_postponed_checks().await
+    }
     async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>> {
         self.inner.oldest_pending().await
     }

@@ -113,6 +113,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<CheckRecord>>;
     /// Leaves pending checks alone until `until` (a verifier that cannot decide yet).
     async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()>;
+    /// Makes every postponed pending check due again (a registry was just loaded); returns how many.
+    async fn release_postponed_checks(&self) -> Result<usize>;
     /// Creation time of the oldest pending check.
     async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>>;
     /// Records verdicts in one commit. Per decision: `true` if it finished the

@@ -48,6 +48,12 @@ pub enum Command {
     /// The webhook outbox.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// The MVD invalid-passports registry.
+    #[command(subcommand)]
+    Registry(crate::registry_cli::RegistryCommand),
+    /// The taxpayer (INN to passport) registry.
+    #[command(subcommand)]
+    Taxpayers(crate::registry_cli::TaxpayersCommand),
     /// Manage partner projects.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -160,6 +166,15 @@ pub enum KycCommand {
         url: String,
         person: PathBuf,
     },
+    /// Force a pending check's final outcome (on the data directory, like other admin commands).
+    Resolve {
+        id: String,
+        #[arg(long)]
+        project: String,
+        /// ok, passport_invalid, passport_not_found, inn_mismatch or invalid_sign.
+        #[arg(long = "as")]
+        outcome: String,
+    },
     /// Print the state of a check.
     Status {
         id: String,
@@ -222,6 +237,25 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Wallet(cmd) => wallet(&args.data_dir, cmd).await,
+        Command::Registry(cmd) => crate::registry_cli::registry(&args.data_dir, cmd).await,
+        Command::Taxpayers(cmd) => crate::registry_cli::taxpayers(&args.data_dir, cmd).await,
+        Command::Kyc(KycCommand::Resolve { id, project, outcome }) => {
+            let outcome = open131_domain::kyc::Outcome::parse(&outcome).with_context(|| {
+                format!("--as must be one of ok, passport_invalid, passport_not_found, inn_mismatch, invalid_sign (got {outcome:?})")
+            })?;
+            let id: i64 = id.parse().with_context(|| format!("{id:?} is not a check id"))?;
+            let store = open_store(&args.data_dir)?;
+            let answer = open131_server::admin::resolve_in_store(
+                store.as_ref(),
+                &project,
+                id,
+                outcome,
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+            println!("{answer}");
+            Ok(())
+        }
         Command::Webhooks(cmd) => webhooks(&args.data_dir, cmd).await,
         Command::Project(cmd) => project(&args.data_dir, cmd).await,
         Command::Keys(KeysCommand::Generate { private_key, public_key }) => {
@@ -415,19 +449,32 @@ async fn serve(
     }
     let store = open_store(&data_dir)?;
     let demo = demo::ensure_demo(store.as_ref(), &data_dir, OffsetDateTime::now_utc()).await?;
+    let dir = data_dir.clone();
+    let registries = tokio::task::spawn_blocking(move || open131_server::registries::Registries::load_at_start(&dir))
+        .await?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "refusing to start: {e}. Import the registry again (open131 registry import / taxpayers import) \
+                 or remove the file to run without it."
+            )
+        })?;
+    let admin_token = demo::ensure_admin_token(&data_dir)?;
 
     let mut config = Config::new(data_dir.clone());
     config.listen = listen;
     config.kyc_delay = kyc_delay;
     config.payout_processing_delay = payout_delay;
     let bank_key = demo::ensure_bank_key(&data_dir)?;
-    let app = App::new(config, store, Arc::new(SystemClock), bank_key);
+    let mut app = App::new(config, store, Arc::new(SystemClock), bank_key);
+    app.set_registries(Arc::new(registries));
+    app.admin_token = Some(admin_token.into());
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let local = listener.local_addr()?;
     let base_url = format!("http://{local}");
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "open131 listening on {base_url} (data directory {})", data_dir.display())?;
+    writeln!(out, "admin token (for /admin/v1/...): {}", data_dir.join(demo::ADMIN_TOKEN_FILE_NAME).display())?;
     if demo.created {
         writeln!(
             out,

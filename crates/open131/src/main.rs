@@ -4,6 +4,7 @@
 mod bench;
 mod bench_payouts;
 mod cli;
+mod registry_cli;
 
 use clap::Parser;
 

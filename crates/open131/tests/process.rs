@@ -338,3 +338,83 @@ async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_commands_feed_a_running_server_and_a_corrupt_index_stops_a_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = d.join("list.csv");
+    let (ok, out, err) = cli(d, &["registry", "synth", "--rows", "20000", "--seed", "7", csv.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("malformed_rows"), "{out}");
+    // A passport from the synthetic list, to check against.
+    let listed = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .find_map(|l| {
+            let (s, n) = l.split_once(',')?;
+            (s.len() == 4 && n.len() == 6 && l.bytes().all(|b| b.is_ascii_digit() || b == b','))
+                .then(|| format!("{s}{n}"))
+        })
+        .unwrap();
+    let mut server = serve(d, "0");
+    let (ok, out, err) = cli(d, &["registry", "import", csv.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("20000 rows read"), "{out}");
+    let tax = d.join("tax.csv");
+    std::fs::write(&tax, format!("inn,passport_number\n500100732259,{listed}\n500100732259,2805200001\n")).unwrap();
+    assert!(cli(d, &["taxpayers", "import", tax.to_str().unwrap()]).0);
+    assert!(cli(d, &["project", "set", "demo", "--kyc-mode", "registry"]).0);
+    let (_, info, _) = cli(d, &["registry", "info"]);
+    assert!(info.contains("passports:") && info.contains("taxpayers: 2 pairs"), "{info}");
+
+    // The running server swaps the new indexes in by itself (it checks every second).
+    let key = SigningKey::from_pem(&std::fs::read_to_string(d.join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let mut listed_person = person(1);
+    listed_person["passport_number"] = json!(listed);
+    listed_person["issuer_date"] = json!("10.03.2025");
+    let (status, v) = post(&http, &server.url, "demo", &key, &listed_person).await;
+    assert_eq!(status, 200, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    let mut answer = Value::Null;
+    for _ in 0..1000 {
+        answer = get(&http, &server.url, "demo", &id).await;
+        if answer["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(answer["error"]["code"], "passport_validation_failure", "{answer}");
+
+    // An operator forces a pending check's outcome from the command line.
+    let mut other = person(2);
+    other["passport_number"] = json!("2805200001");
+    std::fs::write(d.join("unused"), "").unwrap();
+    assert!(cli(d, &["project", "set", "demo", "--kyc-mode", "sandbox"]).0);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut server = serve(d, "1h");
+    let (_, v) = post(&http, &server.url, "demo", &key, &other).await;
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    let (ok, out, err) = cli(d, &["kyc", "resolve", &id, "--project", "demo", "--as", "inn_mismatch"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("inn_validation_failure"), "{out}");
+    assert_eq!(get(&http, &server.url, "demo", &id).await["error"]["code"], "inn_validation_failure");
+    let (ok, _, err) = cli(d, &["kyc", "resolve", &id, "--project", "demo", "--as", "ok"]);
+    assert!(!ok && err.contains("already final"), "{err}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    // A corrupt index stops the next start with a clear message.
+    let idx = d.join("registry").join("passports.idx");
+    let mut bytes = std::fs::read(&idx).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&idx, bytes).unwrap();
+    let out = Command::new(BIN).arg("--data-dir").arg(d).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to start") && err.contains("passports index"), "{err}");
+}

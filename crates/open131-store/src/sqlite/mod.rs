@@ -613,6 +613,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn release_postponed_checks(&self) -> Result<usize> {
+        self.writer
+            .write(|conn| {
+                conn.execute(
+                    "UPDATE kyc_checks SET retry_at_us = NULL WHERE outcome IS NULL AND retry_at_us IS NOT NULL",
+                    [],
+                )
+                .map_err(db)
+            })
+            .await
+    }
+
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.read(|conn| {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)
