@@ -68,7 +68,7 @@ use crate::bits::{low_mask, select_in_word, words_for_bits, WORD_BITS};
 use crate::format::{BodyReader, BodyWriter, CorruptBody};
 
 /// log2 of the Elias–Fano buckets per block.
-pub(crate) const BLOCK_BUCKETS_LOG2: u32 = 6;
+pub(crate) const BLOCK_BUCKETS_LOG2: u32 = 8;
 /// Elias–Fano buckets per block (zeros in an Elias–Fano block's unary part).
 pub(crate) const BLOCK_BUCKETS: u64 = 1 << BLOCK_BUCKETS_LOG2;
 /// Most keys an Elias–Fano block may hold (its unary scan is at most this plus `BLOCK_BUCKETS` bits).

@@ -28,7 +28,8 @@ use crate::bench::{http_client, parallel, phase};
 /// How long phase 3 waits for the outbox to drain before reporting what arrived, in seconds.
 const DRAIN_WAIT_MAX_S: u64 = 120;
 
-fn session_id(status: u16, body: &serde_json::Value) -> (bool, Option<String>) {
+fn session_id(status: u16, body: &[u8]) -> (bool, Option<String>) {
+    let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let good = status == 200 && body["status"] == "ok";
     (good, body["session"]["id"].as_str().map(str::to_string))
 }
@@ -130,7 +131,7 @@ pub async fn run(
                         .body(Full::new(Bytes::from(body.clone())))
                 }
             },
-            |status, body| (status == 200 && body["status"] == "ok", None),
+            crate::bench::read_ok,
         )
         .await?;
         report.print("POST /api/v1/session/status (status reads)");
