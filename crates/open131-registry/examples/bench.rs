@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Options: `--rows N`, `--seed S`, `--compare-rows M` (0 skips the
-//! comparison), `--bz2-rows K` (0 skips the bzip2 import), `--lookups L`,
+//! comparison), `--bz2-rows K` (0 skips the bzip2 import), `--taxpayer-rows T`
+//! (0 skips the taxpayer index; default `N × 50 / 137`), `--lookups L`,
 //! `--dir D`, `--keep` (keep the generated files).
 
 #![forbid(unsafe_code)]
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 use open131_registry::bench::{run, BenchOptions};
 
 const USAGE: &str =
-    "usage: bench [--rows N] [--seed S] [--compare-rows M] [--bz2-rows K] [--lookups L] [--dir D] [--keep]";
+    "usage: bench [--rows N] [--seed S] [--compare-rows M] [--bz2-rows K] [--taxpayer-rows T] [--lookups L] [--dir D] [--keep]";
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<BenchOptions, String> {
     let mut opts = BenchOptions::default();
@@ -35,6 +36,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<BenchOptions, String
             "--seed" => opts.seed = number()?,
             "--compare-rows" => opts.compare_rows = number()?,
             "--bz2-rows" => opts.bz2_rows = number()?,
+            "--taxpayer-rows" => opts.taxpayer_rows = Some(number()?),
             "--lookups" => opts.lookups = number()?.max(1),
             "--dir" => opts.dir = value.into(),
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),

@@ -14,14 +14,19 @@
 //!    timed), rows/s;
 //! 5. load the file fresh, timing from the start of `load` to the first
 //!    answered lookup and reading VmRSS from `/proc/self/status` before and
-//!    after (page cache warm: the file was just written); then time lookups
+//!    after (page cache warm: the file was just written; the delta is exact
+//!    for large indexes, whose arrays are `mmap`ed by the allocator, but can
+//!    undercount small ones that reuse memory freed earlier); then time lookups
 //!    of the pre-generated key arrays (so the PRNG is outside the timed
 //!    loop): hits sampled evenly from the list and shuffled, misses uniform
 //!    over the key space and rejected when present. Results are counted and
 //!    checked (all hits found, no miss found) and the keys pass through
 //!    `black_box`, so the loop cannot be optimised away;
 //! 6. at `compare_rows` rows, the same lookups against a `HashSet<u64>` (std,
-//!    SipHash) and a sorted `Vec<u64>` (binary search).
+//!    SipHash) and a sorted `Vec<u64>` (binary search);
+//! 7. the taxpayer index at `taxpayer_rows` rows (by default in the real
+//!    lists' ratio, 50 M pairs for 137 M passports): synthesize, build, save,
+//!    load, and time `contains_pair` for present and absent pairs.
 //!
 //! The lower bound uses Stirling's formula:
 //! `log2 C(U, n) ≈ U·H(n/U) − ½·log2(2π·n·(1 − n/U))`, where `U·H(n/U) =
@@ -37,10 +42,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::format::IndexFileError;
-use crate::import::{import_passports_file, ImportFileError, ImportStats, Phase, Progress};
+use crate::import::{import_passports_file, import_taxpayers_file, ImportFileError, ImportStats, Phase, Progress};
 use crate::passports::{PassportIndex, PASSPORT_KEY_UNIVERSE};
 use crate::rng::SplitMix64;
-use crate::synth::synth_passports;
+use crate::synth::{synth_passports, synth_taxpayers};
+use crate::taxpayers::{TaxpayerIndex, INN_UNIVERSE};
 
 /// Default rows of the main run (the size of the real MVD list).
 pub const DEFAULT_ROWS: u64 = 137_000_000;
@@ -50,7 +56,7 @@ pub const DEFAULT_COMPARE_ROWS: u64 = 20_000_000;
 pub const DEFAULT_BZ2_ROWS: u64 = 5_000_000;
 /// Default lookups per timed run.
 pub const DEFAULT_LOOKUPS: u64 = 10_000_000;
-/// Lookups run untimed before each timed run (to fault pages in and train predictors).
+/// Lookups run untimed before each timed run (to train the branch predictors).
 const WARMUP_LOOKUPS: usize = 1_000_000;
 /// Goal: index size at most this multiple of the lower bound.
 pub const GOAL_SIZE_RATIO_MAX: f64 = 1.3;
@@ -60,10 +66,14 @@ pub const GOAL_LOOKUPS_PER_SEC_MIN: f64 = 5_000_000.0;
 pub const GOAL_BUILD_ROWS_PER_SEC_MIN: f64 = 2_000_000.0;
 /// Goal: seconds from the start of `load` to the first answered lookup.
 pub const GOAL_LOAD_SECS_MAX: f64 = 1.0;
+/// Default taxpayer rows = rows / this × `TAXPAYER_ROWS_MULTIPLIER` (50 M pairs for 137 M passports).
+const TAXPAYER_ROWS_DIVISOR: u64 = 137;
+/// See `TAXPAYER_ROWS_DIVISOR`.
+const TAXPAYER_ROWS_MULTIPLIER: u64 = 50;
 /// Print an import progress line every this many rows.
 const PROGRESS_PRINT_EVERY_ROWS: u64 = 32 << 20;
 /// Seed offset for the key arrays, so they differ from the list's own stream.
-const KEY_STREAM_SEED_OFFSET: u64 = 0x5EED_0F_4B_E4C4;
+const KEY_STREAM_SEED_OFFSET: u64 = 0x5EED_0F4B_E4C4;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +86,8 @@ pub struct BenchOptions {
     pub compare_rows: u64,
     /// Rows of the bzip2 import (capped at `rows`; 0 skips it).
     pub bz2_rows: u64,
+    /// Rows of the taxpayer run (`None`: `rows × 50 / 137`, the real lists' ratio; 0 skips it).
+    pub taxpayer_rows: Option<u64>,
     /// Lookups per timed run.
     pub lookups: u64,
     /// Directory for the generated files.
@@ -91,6 +103,7 @@ impl Default for BenchOptions {
             seed: 1,
             compare_rows: DEFAULT_COMPARE_ROWS,
             bz2_rows: DEFAULT_BZ2_ROWS,
+            taxpayer_rows: None,
             lookups: DEFAULT_LOOKUPS,
             dir: std::env::temp_dir().join("open131-registry-bench"),
             keep_files: false,
@@ -153,6 +166,29 @@ pub struct BenchReport {
     pub compare: Vec<CompareRow>,
     /// Distinct keys of the comparison set.
     pub compare_keys: u64,
+    /// The taxpayer index run (when not skipped).
+    pub taxpayers: Option<TaxpayerBench>,
+}
+
+/// Taxpayer index measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaxpayerBench {
+    /// Import statistics.
+    pub import: ImportStats,
+    /// Seconds to synthesize the CSV.
+    pub synth_secs: f64,
+    /// Distinct pairs indexed.
+    pub pairs: u64,
+    /// Distinct INNs.
+    pub inns: u64,
+    /// Bytes of the index file.
+    pub file_bytes: u64,
+    /// `size_bytes()` of the loaded index.
+    pub size_bytes: u64,
+    /// Seconds to load the index file.
+    pub load_secs: f64,
+    /// `contains_pair` rates.
+    pub rate: LookupRate,
 }
 
 impl BenchReport {
@@ -261,21 +297,22 @@ fn sample_misses(index: &PassportIndex, count: usize, rng: &mut SplitMix64) -> V
     keys
 }
 
-/// Runs `lookup` over `keys` (after a warm-up), returning lookups/s and how many were found.
+/// Runs `lookup` over `keys`: the first `WARMUP_LOOKUPS` untimed (to train
+/// the branch predictors), the others timed (so no timed key was warmed up).
+/// Returns lookups/s and how many of all the keys were found.
 fn time_lookups(keys: &[u64], lookup: impl Fn(u64) -> bool) -> (f64, u64) {
-    let mut checksum = 0u64;
-    for &k in keys.iter().take(WARMUP_LOOKUPS) {
-        checksum = checksum.wrapping_add(u64::from(lookup(k)));
-    }
-    black_box(checksum);
-    let started = Instant::now();
+    let split = if keys.len() > 2 * WARMUP_LOOKUPS { WARMUP_LOOKUPS } else { 0 };
+    let (warm, timed) = keys.split_at(split);
     let mut found = 0u64;
-    for &k in keys {
+    for &k in warm {
+        found += u64::from(lookup(black_box(k)));
+    }
+    let started = Instant::now();
+    for &k in timed {
         found += u64::from(lookup(black_box(k)));
     }
     let elapsed = started.elapsed();
-    black_box(found);
-    (rate(keys.len() as u64, elapsed), found)
+    (rate(timed.len() as u64, elapsed), black_box(found))
 }
 
 fn measure(name: &str, hits: &[u64], misses: &[u64], lookup: impl Fn(u64) -> bool) -> Result<LookupRate, BenchError> {
@@ -302,7 +339,7 @@ fn with_commas(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -344,38 +381,119 @@ fn synth_bz2_file(path: &Path, rows: u64, seed: u64) -> Result<u64, BenchError> 
     Ok(fs::metadata(path).map_err(io_at("reading the .bz2 size", path))?.len())
 }
 
-fn import_with_progress(path: &Path, w: &mut Writer<'_>) -> Result<(PassportIndex, ImportStats), BenchError> {
+/// The line to print for a progress report, if any.
+fn progress_line(p: &Progress, next_print: &mut u64) -> Option<String> {
+    match p.phase {
+        Phase::Reading if p.rows >= *next_print => {
+            *next_print += PROGRESS_PRINT_EVERY_ROWS;
+            let pct = p.total_bytes.map(|t| format!(" ({:.0}%)", 100.0 * p.bytes_read as f64 / t.max(1) as f64));
+            Some(format!(
+                "    … {} rows{} in {:.1} s",
+                with_commas(p.rows),
+                pct.unwrap_or_default(),
+                p.elapsed.as_secs_f64()
+            ))
+        }
+        Phase::Building => Some(format!(
+            "    … {} rows read in {:.1} s; sorting and encoding",
+            with_commas(p.rows),
+            p.elapsed.as_secs_f64()
+        )),
+        _ => None,
+    }
+}
+
+/// Runs an import, printing progress lines as it goes.
+fn with_progress<T>(
+    w: &mut Writer<'_>,
+    import: impl FnOnce(&mut dyn FnMut(&Progress)) -> Result<T, ImportFileError>,
+) -> Result<T, BenchError> {
     let mut next_print = PROGRESS_PRINT_EVERY_ROWS;
     let mut write_error = None;
-    let result = import_passports_file(path, &mut |p: &Progress| {
-        let line = match p.phase {
-            Phase::Reading if p.rows >= next_print => {
-                next_print += PROGRESS_PRINT_EVERY_ROWS;
-                let pct = p.total_bytes.map(|t| format!(" ({:.0}%)", 100.0 * p.bytes_read as f64 / t.max(1) as f64));
-                format!(
-                    "    … {} rows{} in {:.1} s",
-                    with_commas(p.rows),
-                    pct.unwrap_or_default(),
-                    p.elapsed.as_secs_f64()
-                )
+    let result = import(&mut |p: &Progress| {
+        if let Some(line) = progress_line(p, &mut next_print) {
+            if write_error.is_none() {
+                write_error = w.line(line).err();
             }
-            Phase::Building => {
-                format!(
-                    "    … {} rows read in {:.1} s; sorting and encoding",
-                    with_commas(p.rows),
-                    p.elapsed.as_secs_f64()
-                )
-            }
-            _ => return,
-        };
-        if write_error.is_none() {
-            write_error = w.line(line).err();
         }
     });
     if let Some(e) = write_error {
         return Err(e);
     }
     Ok(result?)
+}
+
+fn import_with_progress(path: &Path, w: &mut Writer<'_>) -> Result<(PassportIndex, ImportStats), BenchError> {
+    with_progress(w, |progress| import_passports_file(path, progress))
+}
+
+/// Synthesizes, imports, saves, loads and queries a taxpayer index of `rows` rows.
+fn run_taxpayers(
+    opts: &BenchOptions,
+    rows: u64,
+    w: &mut Writer<'_>,
+    created: &mut Vec<PathBuf>,
+    rng: &mut SplitMix64,
+) -> Result<TaxpayerBench, BenchError> {
+    let csv = opts.dir.join(format!("taxpayers-{rows}-{}.csv", opts.seed));
+    created.push(csv.clone());
+    w.line(format!("[7/7] taxpayer index: synthesizing {} rows, building, saving, loading", with_commas(rows)))?;
+    let t = Instant::now();
+    let file = File::create(&csv).map_err(io_at("creating the CSV", &csv))?;
+    synth_taxpayers(rows, opts.seed, file).map_err(io_at("writing the CSV", &csv))?;
+    let synth_secs = t.elapsed().as_secs_f64();
+    let (index, import) = with_progress(w, |progress| import_taxpayers_file(&csv, progress))?;
+    if !opts.keep_files {
+        let _ = fs::remove_file(&csv);
+    }
+    let idx = opts.dir.join(format!("taxpayers-{rows}-{}.idx", opts.seed));
+    created.push(idx.clone());
+    index.save(&idx)?;
+    let file_bytes = fs::metadata(&idx).map_err(io_at("reading the index size", &idx))?.len();
+    let lookups = opts.lookups as usize;
+    let stride = (index.len() as usize / lookups.max(1)).max(1);
+    let mut hits: Vec<(u64, u64)> = index.iter().step_by(stride).take(lookups).collect();
+    for i in (1..hits.len()).rev() {
+        hits.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let mut misses = Vec::with_capacity(lookups);
+    while misses.len() < lookups {
+        let pair = (rng.below(INN_UNIVERSE), rng.below(PASSPORT_KEY_UNIVERSE));
+        if !index.contains_pair(pair.0, pair.1) {
+            misses.push(pair);
+        }
+    }
+    drop(index);
+    let t = Instant::now();
+    let loaded = TaxpayerIndex::load(&idx)?;
+    let load_secs = t.elapsed().as_secs_f64();
+    let time = |pairs: &[(u64, u64)]| -> (f64, u64) {
+        let started = Instant::now();
+        let mut found = 0u64;
+        for &(inn, passport) in pairs {
+            found += u64::from(loaded.contains_pair(black_box(inn), black_box(passport)));
+        }
+        (rate(pairs.len() as u64, started.elapsed()), black_box(found))
+    };
+    let (hits_per_sec, found_hits) = time(&hits);
+    let (misses_per_sec, found_misses) = time(&misses);
+    if found_hits != hits.len() as u64 || found_misses != 0 {
+        return Err(BenchError::WrongAnswer(format!(
+            "taxpayers: {found_hits} of {} hits and {found_misses} of {} misses found",
+            hits.len(),
+            misses.len()
+        )));
+    }
+    Ok(TaxpayerBench {
+        import,
+        synth_secs,
+        pairs: loaded.len(),
+        inns: loaded.inn_count(),
+        file_bytes,
+        size_bytes: loaded.size_bytes() as u64,
+        load_secs,
+        rate: LookupRate { hits_per_sec, misses_per_sec },
+    })
 }
 
 /// Runs the benchmark, printing a readable report to `out`.
@@ -397,23 +515,24 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
     let lookups = opts.lookups as usize;
     let mut rng = SplitMix64::new(opts.seed.wrapping_add(KEY_STREAM_SEED_OFFSET));
     w.line(format!(
-        "open131 registry bench: {} rows, seed {}, {} lookups per run, dir {}",
+        "open131 registry bench: {} rows, seed {}, {} lookups per run (the first {} untimed), dir {}",
         with_commas(opts.rows),
         opts.seed,
         with_commas(opts.lookups),
+        with_commas(if opts.lookups as usize > 2 * WARMUP_LOOKUPS { WARMUP_LOOKUPS as u64 } else { 0 }),
         opts.dir.display()
     ))?;
 
     // 1. Synthesize.
     let csv = opts.dir.join(format!("passports-{}-{}.csv", opts.rows, opts.seed));
     created.push(csv.clone());
-    w.line(format!("[1/6] synthesizing {}", csv.display()))?;
+    w.line(format!("[1/7] synthesizing {}", csv.display()))?;
     let t = Instant::now();
     let csv_bytes = synth_file(&csv, opts.rows, opts.seed)?;
     let synth_secs = t.elapsed().as_secs_f64();
 
     // 2. Build from plain CSV.
-    w.line("[2/6] building the index from the plain CSV")?;
+    w.line("[2/7] building the index from the plain CSV")?;
     let (index, import) = import_with_progress(&csv, w)?;
     if !opts.keep_files {
         let _ = fs::remove_file(&csv);
@@ -422,7 +541,7 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
     // 4. Save (before the bz2 run, so that the big index can be dropped early).
     let idx_path = opts.dir.join(format!("passports-{}-{}.idx", opts.rows, opts.seed));
     created.push(idx_path.clone());
-    w.line(format!("[3/6] saving {}", idx_path.display()))?;
+    w.line(format!("[3/7] saving {}", idx_path.display()))?;
     let t = Instant::now();
     index.save(&idx_path)?;
     let save_secs = t.elapsed().as_secs_f64();
@@ -438,7 +557,7 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
         let bz2 = opts.dir.join(format!("passports-{bz2_rows}-{}.csv.bz2", opts.seed));
         created.push(bz2.clone());
         w.line(format!(
-            "[4/6] compressing {} rows to {} (not timed), then building from it",
+            "[4/7] compressing {} rows to {} (not timed), then building from it",
             with_commas(bz2_rows),
             bz2.display()
         ))?;
@@ -450,7 +569,7 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
     };
 
     // 5. Fresh load.
-    w.line("[5/6] loading the index file fresh and timing lookups")?;
+    w.line("[5/7] loading the index file fresh and timing lookups")?;
     let rss_before_kib = vm_rss_kib();
     let t = Instant::now();
     let loaded = PassportIndex::load(&idx_path)?;
@@ -471,7 +590,7 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
     let mut compare = Vec::new();
     let mut compare_keys = 0;
     if opts.compare_rows > 0 {
-        w.line(format!("[6/6] comparison at {} rows", with_commas(opts.compare_rows)))?;
+        w.line(format!("[6/7] comparison at {} rows", with_commas(opts.compare_rows)))?;
         let small_csv = opts.dir.join(format!("passports-{}-{}.csv", opts.compare_rows, opts.seed));
         created.push(small_csv.clone());
         synth_file(&small_csv, opts.compare_rows, opts.seed)?;
@@ -483,13 +602,14 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
         let hits = sample_hits(&small, lookups, &mut rng);
         let misses = sample_misses(&small, lookups, &mut rng);
         let n = small.len().max(1) as f64;
-        let ef_rate = measure("Elias-Fano", &hits, &misses, |k| small.contains(k))?;
+        let ef_rate = measure("blocked Elias-Fano", &hits, &misses, |k| small.contains(k))?;
         compare.push(CompareRow {
-            name: "Elias-Fano (this crate)",
+            name: "blocked Elias-Fano (this crate)",
             bytes_per_key: small.size_bytes() as f64 / n,
             rate: ef_rate,
         });
-        let sorted: Vec<u64> = small.iter().collect();
+        let mut sorted: Vec<u64> = small.iter().collect();
+        sorted.shrink_to_fit();
         drop(small);
         let vec_rate = measure("sorted Vec", &hits, &misses, |k| sorted.binary_search(&k).is_ok())?;
         compare.push(CompareRow {
@@ -509,6 +629,10 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
         });
     }
 
+    let taxpayer_rows = opts.taxpayer_rows.unwrap_or(opts.rows / TAXPAYER_ROWS_DIVISOR * TAXPAYER_ROWS_MULTIPLIER);
+    let taxpayers =
+        if taxpayer_rows > 0 { Some(run_taxpayers(opts, taxpayer_rows, w, created, &mut rng)?) } else { None };
+
     let report = BenchReport {
         options: opts.clone(),
         import,
@@ -526,6 +650,7 @@ fn run_inner(opts: &BenchOptions, w: &mut Writer<'_>, created: &mut Vec<PathBuf>
         rate,
         compare,
         compare_keys,
+        taxpayers,
     };
     print_report(&report, &layout, w)?;
     Ok(report)
@@ -659,10 +784,9 @@ fn print_report(r: &BenchReport, layout: &crate::blocked::SetLayout, w: &mut Wri
     if !r.compare.is_empty() {
         w.line("")?;
         w.line(format!(
-            "comparison at {} rows ({} distinct keys), {} lookups each:",
+            "comparison at {} rows ({} distinct keys), same lookup scheme:",
             with_commas(r.options.compare_rows),
-            with_commas(r.compare_keys),
-            with_commas(r.options.lookups)
+            with_commas(r.compare_keys)
         ))?;
         w.line(format!("{:<44} {:>14} {:>10} {:>14}", "structure", "bytes/key", "hits/s", "misses/s"))?;
         for c in &r.compare {
@@ -676,6 +800,40 @@ fn print_report(r: &BenchReport, layout: &crate::blocked::SetLayout, w: &mut Wri
         }
         w.line("(HashSet bytes/key is an estimate: buckets × (8-byte key + 1 control byte) / keys, with")?;
         w.line(" buckets = capacity × 8/7 rounded up to a power of two, as hashbrown lays tables out)")?;
+    }
+    if let Some(t) = &r.taxpayers {
+        let pairs = t.pairs.max(1) as f64;
+        w.line("")?;
+        w.line(format!(
+            "taxpayer index: {} rows → {} distinct pairs, {} INNs, {} malformed rows, {} bad check digits",
+            with_commas(t.import.rows),
+            with_commas(t.pairs),
+            with_commas(t.inns),
+            with_commas(t.import.malformed_rows),
+            with_commas(t.import.inn_check_digit_failures)
+        ))?;
+        w.line(format!(
+            "  synthesize {:.2} s ({}/s); build {:.2} s ({} rows/s: read {:.2} s, sort + encode {:.2} s)",
+            t.synth_secs,
+            millions(rate(t.import.rows, Duration::from_secs_f64(t.synth_secs))),
+            (t.import.read_time + t.import.build_time).as_secs_f64(),
+            millions(rate(t.import.rows, t.import.read_time + t.import.build_time)),
+            t.import.read_time.as_secs_f64(),
+            t.import.build_time.as_secs_f64()
+        ))?;
+        w.line(format!(
+            "  file {} ({:.2} bytes/pair), size_bytes() {} ({:.2} bytes/pair), load {:.1} ms",
+            megabytes(t.file_bytes as f64),
+            t.file_bytes as f64 / pairs,
+            megabytes(t.size_bytes as f64),
+            t.size_bytes as f64 / pairs,
+            t.load_secs * 1e3
+        ))?;
+        w.line(format!(
+            "  contains_pair on one thread: hits {}/s, misses {}/s",
+            millions(t.rate.hits_per_sec),
+            millions(t.rate.misses_per_sec)
+        ))?;
     }
     Ok(())
 }
@@ -709,6 +867,7 @@ mod tests {
             seed: 3,
             compare_rows: 20_000,
             bz2_rows: 10_000,
+            taxpayer_rows: Some(20_000),
             lookups: 5_000,
             dir: dir.path().to_path_buf(),
             keep_files: false,
@@ -722,6 +881,8 @@ mod tests {
         assert_eq!(r.bz2_import.as_ref().unwrap().rows, 10_000);
         assert!(r.bz2_import.as_ref().unwrap().compressed);
         assert_eq!(r.compare.len(), 3);
+        assert_eq!(r.taxpayers.as_ref().unwrap().import.rows, 20_000);
+        assert!(text.contains("taxpayer index"), "{text}");
         assert!(r.file_bytes > 0 && r.size_bytes > 0);
         // Files are cleaned up.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "{text}");

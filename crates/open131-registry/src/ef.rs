@@ -1,6 +1,10 @@
 //! Elias–Fano encoding of a non-decreasing sequence of integers below a
 //! universe `U`, with a select-0 directory for membership lookups.
 //!
+//! Used for the taxpayer index's INN column, a *multiset* (an INN repeats
+//! once per linked passport) whose lookups must return index ranges into the
+//! parallel passport column, which the blocked set of `blocked.rs` cannot.
+//!
 //! # Layout
 //!
 //! Each value `v` of the `n` values is split into `l = floor(log2(U / n))`
@@ -21,10 +25,10 @@
 //!
 //! # The select-0 directory (and why it has two levels)
 //!
-//! A plain "position of every S-th zero" sample is not enough for the MVD
-//! list: stolen batches are contiguous number ranges, whose buckets are full
-//! (64 ones per zero with `l = 6`), so S zeros can span `65 * S` bits and the
-//! scan from a sample would read kilobytes. Instead the directory stores:
+//! A plain "position of every S-th zero" sample is not enough for clustered
+//! data: where keys are dense, buckets are full (`2^l` ones per zero), so S
+//! zeros can span `(2^l + 1) * S` bits and the scan from a sample would read
+//! kilobytes. Instead the directory stores:
 //!
 //! * `zeros_before[b]`: zeros before superblock `b` (`SUPERBLOCK_WORDS` words,
 //!   512 bits); this bounds the final scan to at most 8 words wherever the
@@ -35,9 +39,9 @@
 //!   superblocks apart) or a short bisection (dense regions).
 //!
 //! Together they cost about 64 bits per 512 bits of `upper` plus 64 bits per
-//! 512 zeros, i.e. ~0.3 bits per value at the MVD list's density, and a
-//! lookup touches one hint, one or two cache lines of `zeros_before`, one or
-//! two lines of `upper` and one or two lines of `lower`.
+//! 512 zeros, i.e. ~0.3 bits per value, and a lookup touches one hint, one or
+//! two cache lines of `zeros_before`, one or two lines of `upper` and one or
+//! two lines of `lower`.
 //!
 //! The directory is derived data: it is rebuilt on load instead of being
 //! stored, which keeps the file small and guarantees that a loaded structure
@@ -107,7 +111,7 @@ fn bucket_count(universe: u64, low_bits: u32) -> u64 {
     ((universe - 1) >> low_bits) + 1
 }
 
-/// Sizes of the parts of an [`EliasFano`], for reports.
+/// Sizes of the parts of an Elias–Fano sequence (the taxpayer INN column), for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EfLayout {
     /// Values stored.

@@ -64,7 +64,7 @@ pub(crate) fn radix_sort<T: RadixKey>(v: &mut Vec<T>) {
     }
     let mut scratch: Vec<T> = Vec::new();
     for (pass, h) in histograms.iter().enumerate() {
-        if h.iter().any(|&c| c == n) {
+        if h.contains(&n) {
             continue;
         }
         if scratch.is_empty() {

@@ -24,9 +24,10 @@ fn error(status: StatusCode, code: &str, description: &str) -> Response {
     (status, Json(json!({"status": "error", "error": {"code": code, "description": description}}))).into_response()
 }
 
-fn authorized(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal to send, if the request does not carry the admin token.
+fn refusal(app: &App, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = app.admin_token.as_deref() else {
-        return Err(error(StatusCode::NOT_FOUND, "not_found", "Unknown path"));
+        return Some(error(StatusCode::NOT_FOUND, "not_found", "Unknown path"));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -34,14 +35,14 @@ fn authorized(app: &App, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if aws_lc_rs::constant_time::verify_slices_are_equal(given.trim().as_bytes(), token.as_bytes()).is_err() {
-        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "A valid admin bearer token is required"));
+        return Some(error(StatusCode::UNAUTHORIZED, "unauthorized", "A valid admin bearer token is required"));
     }
-    Ok(())
+    None
 }
 
 /// Forces a pending check's final outcome.
 pub async fn resolve(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
+    if let Some(r) = refusal(&app, &headers) {
         return r;
     }
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
@@ -112,7 +113,7 @@ pub async fn resolve_in_store(
 
 /// Loads changed registry files now.
 pub async fn reload_registries(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
+    if let Some(r) = refusal(&app, &headers) {
         return r;
     }
     let events: Vec<Value> = crate::registries::reload(&app)

@@ -236,8 +236,11 @@ async fn admin_and_client_commands_work_against_a_running_server() {
     again.child.wait().unwrap();
 }
 
+/// Bodies and signatures a receiver got.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 /// A partner endpoint in a thread: answers `status` to every POST and records the bodies.
-fn webhook_receiver(status: u16) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>) {
+fn webhook_receiver(status: u16) -> (String, Seen) {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
