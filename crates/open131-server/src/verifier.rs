@@ -20,6 +20,8 @@ use crate::app::App;
 pub const VERIFY_BATCH_MAX_CHECKS: usize = 1024;
 /// Longest sleep of an idle verifier, in ms: a safety net; new checks wake it at once.
 pub const VERIFY_IDLE_MAX_MS: u64 = 1_000;
+/// Shortest sleep after a round that decided nothing, in ms.
+pub const VERIFY_IDLE_MIN_MS: u64 = 10;
 /// Pause after a store error before trying again, in ms.
 pub const VERIFY_ERROR_BACKOFF_MS: u64 = 1_000;
 /// A check that cannot be decided yet (registry mode without a loaded registry)
@@ -43,6 +45,11 @@ impl Verifier for KycVerifier {
         let app = &check.application;
         if mode != "registry" {
             return Some(kyc::decide_sandbox(app, now));
+        }
+        if app.rf_passport.is_none() {
+            // A non-resident has no Russian passport: neither registry applies.
+            let answers = RegistryAnswers { passport_listed_invalid: false, inn: InnLink::NotChecked };
+            return Some(kyc::decide_registry(app, now, answers));
         }
         // Never pass people unchecked: no registry, no verdict.
         let (passports, taxpayers) = (self.registries.passports()?, self.registries.taxpayers()?);
@@ -101,9 +108,11 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        let wait = match verify_due(&app).await {
+        let round = verify_due(&app).await;
+        let progressed = matches!(round, Ok(n) if n > 0);
+        let wait = match round {
             Ok(n) if n >= VERIFY_BATCH_MAX_CHECKS => Duration::ZERO,
-            Ok(_) => match app.store.oldest_pending().await {
+            Ok(_) => match app.store.oldest_pending(app.clock.now()).await {
                 Ok(Some(created)) => {
                     let until = kyc::due_at(created, delay(&app)) - app.clock.now();
                     Duration::try_from(until).unwrap_or(Duration::ZERO).min(Duration::from_millis(VERIFY_IDLE_MAX_MS))
@@ -119,7 +128,11 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
                 Duration::from_millis(VERIFY_ERROR_BACKOFF_MS)
             }
         };
+        // A round that decided nothing never loops at once: that would spin.
+        let wait = if progressed { wait } else { wait.max(Duration::from_millis(VERIFY_IDLE_MIN_MS)) };
         if wait.is_zero() {
+            // Store calls can complete without ever suspending: give the worker thread back.
+            tokio::task::yield_now().await;
             continue;
         }
         tokio::select! {

@@ -41,6 +41,8 @@ pub const WEBHOOK_RETRY_CAP_S: u64 = 3_600;
 pub const WEBHOOK_LEASE_S: i64 = 120;
 /// How long a webhook of a project without a URL waits before it is looked at again, in seconds.
 pub const WEBHOOK_PARK_S: i64 = 3_600;
+/// A webhook whose project has no free slot is looked at again after this, in ms.
+pub const WEBHOOK_BUSY_RETRY_MS: i64 = 200;
 /// Longest sleep of an idle dispatcher, in ms.
 pub const DISPATCHER_IDLE_MAX_MS: u64 = 500;
 
@@ -72,8 +74,9 @@ impl Limits {
     }
 }
 
-/// One attempt: returns its result (never fails; failures are results).
-async fn attempt(app: &App, limits: &Limits, hook: &WebhookRecord) -> AttemptResult {
+/// One attempt: returns its result (never fails; failures are results). The
+/// caller holds the project's concurrency permit.
+async fn attempt(app: &App, hook: &WebhookRecord) -> AttemptResult {
     let url = match app.store.project(&hook.project_id).await {
         Ok(Some(p)) => p.settings.webhook_url,
         _ => None,
@@ -82,6 +85,7 @@ async fn attempt(app: &App, limits: &Limits, hook: &WebhookRecord) -> AttemptRes
         let at = app.clock.now();
         return AttemptResult {
             webhook_id: hook.id,
+            claimed_attempts: hook.attempts,
             at,
             status: None,
             error: Some("no webhook URL is set for the project".into()),
@@ -91,8 +95,6 @@ async fn attempt(app: &App, limits: &Limits, hook: &WebhookRecord) -> AttemptRes
             parked: true,
         };
     };
-    let semaphore = limits.for_project(&hook.project_id);
-    let _permit = semaphore.acquire().await;
     let started = Instant::now();
     let outcome: Result<u16, String> = async {
         let key = app.bank_key.clone();
@@ -118,13 +120,16 @@ async fn attempt(app: &App, limits: &Limits, hook: &WebhookRecord) -> AttemptRes
     let now = app.clock.now();
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let failed = |status: Option<i64>, error: String| {
-        let failures = hook.attempts + 1;
+        // Counted since the last revival (`webhooks resend`), so a revived webhook
+        // gets a whole new schedule.
+        let failures = hook.attempts + 1 - hook.attempts_base;
         let gave_up = failures >= WEBHOOK_ATTEMPTS_MAX;
         let next =
             (!gave_up).then(|| now + time::Duration::try_from(retry_delay(failures, jitter())).unwrap_or_default());
         tracing::info!(webhook = hook.id, project = %hook.project_id, attempt = failures, error = %error, gave_up, "webhook not delivered");
         AttemptResult {
             webhook_id: hook.id,
+            claimed_attempts: hook.attempts,
             at: now,
             status,
             error: Some(error),
@@ -137,6 +142,7 @@ async fn attempt(app: &App, limits: &Limits, hook: &WebhookRecord) -> AttemptRes
     match outcome {
         Ok(200) => AttemptResult {
             webhook_id: hook.id,
+            claimed_attempts: hook.attempts,
             at: now,
             status: Some(200),
             error: None,
@@ -160,7 +166,11 @@ pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
     let mut tasks = tokio::task::JoinSet::new();
     for hook in claimed {
         let (app, limits) = (app.clone(), limits.clone());
-        tasks.spawn(async move { attempt(&app, &limits, &hook).await });
+        tasks.spawn(async move {
+            let semaphore = limits.for_project(&hook.project_id);
+            let _permit = semaphore.acquire().await;
+            attempt(&app, &hook).await
+        });
     }
     let mut results = Vec::new();
     while let Some(r) = tasks.join_next().await {
@@ -172,7 +182,9 @@ pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
 }
 
 /// The worker: keeps up to [`WEBHOOK_IN_FLIGHT_MAX`] deliveries going; each
-/// records its own result, so a slow partner never holds up another's.
+/// records its own result. A claimed webhook goes out only if its project has a
+/// free slot; otherwise it is given back unattempted for a moment, so a slow
+/// partner neither holds the global slots nor lets leases run out in a queue.
 pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
     let limits = Arc::new(Limits::default());
     let in_flight = Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX));
@@ -193,19 +205,34 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
                 }
             }
         };
-        let claimed_any = !claimed.is_empty();
+        let mut started = 0usize;
+        let mut busy = Vec::new();
         for hook in claimed {
-            let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
-            let (app, limits) = (app.clone(), limits.clone());
+            let Ok(project_permit) = limits.for_project(&hook.project_id).try_acquire_owned() else {
+                busy.push(hook.id);
+                continue;
+            };
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                busy.push(hook.id);
+                continue;
+            };
+            started += 1;
+            let app = app.clone();
             tokio::spawn(async move {
-                let result = attempt(&app, &limits, &hook).await;
+                let result = attempt(&app, &hook).await;
                 if let Err(e) = app.store.record_attempts(vec![result]).await {
                     tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
                 }
-                drop(permit);
+                drop((permit, project_permit));
             });
         }
-        if claimed_any {
+        if !busy.is_empty() {
+            let later = app.clock.now() + time::Duration::milliseconds(WEBHOOK_BUSY_RETRY_MS);
+            if let Err(e) = app.store.release_webhooks(busy, later).await {
+                tracing::error!(error = %e, "could not give back webhooks of busy projects; their lease will");
+            }
+        }
+        if started > 0 {
             continue;
         }
         let wait = match app.store.next_webhook_at().await {

@@ -69,8 +69,8 @@ impl Store for Faulty {
     async fn release_postponed_checks(&self) -> Result<usize> {
         self.inner.release_postponed_checks().await
     }
-    async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>> {
-        self.inner.oldest_pending().await
+    async fn oldest_pending(&self, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
+        self.inner.oldest_pending(now).await
     }
     async fn finish_checks(&self, d: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>> {
         self.inner.finish_checks(d, now).await
@@ -81,6 +81,9 @@ impl Store for Faulty {
     async fn write_session(&self, w: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome> {
         self.trip().await?;
         self.inner.write_session(w, now).await
+    }
+    async fn idempotency_key_used(&self, p: &str, k: &str) -> Result<bool> {
+        self.inner.idempotency_key_used(p, k).await
     }
     async fn session(&self, p: &str, id: &str) -> Result<Option<SessionRecord>> {
         self.trip().await?;
@@ -115,6 +118,9 @@ impl Store for Faulty {
     }
     async fn resend_webhook(&self, id: i64, now: OffsetDateTime) -> Result<bool> {
         self.inner.resend_webhook(id, now).await
+    }
+    async fn release_webhooks(&self, ids: Vec<i64>, at: OffsetDateTime) -> Result<()> {
+        self.inner.release_webhooks(ids, at).await
     }
     async fn resend_pending(&self, p: Option<&str>, now: OffsetDateTime) -> Result<usize> {
         self.inner.resend_pending(p, now).await

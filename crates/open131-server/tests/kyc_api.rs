@@ -285,7 +285,7 @@ async fn ids_of_other_projects_and_garbage_ids_are_request_not_found() {
     assert_eq!(s.post_check("alpha", key(0), &person()).await, (200, pending("1")));
     assert_eq!(s.post_check("alpha", key(0), &with("agent_contract_number", json!("2"))).await, (200, pending("2")));
     // beta has its own numbering and cannot see alpha's checks.
-    for id in ["1", "2", "3", "0", "-1", "abc", "1.0", "99999999999999999999", "%20"] {
+    for id in ["1", "2", "3", "0", "-1", "abc", "1.0", "99999999999999999999", "%20", "%FF", "%C3%28"] {
         assert_eq!(s.get_check("beta", id).await, (200, REQUEST_NOT_FOUND.to_string()), "{id}");
     }
     // The same person sent by beta is not a duplicate of alpha's.

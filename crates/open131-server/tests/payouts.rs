@@ -331,6 +331,16 @@ async fn idempotency_keys_are_enforced_by_the_database() {
     let again = s.call_bytes("v1", "session/init/payout", "alpha", key(0), body.clone(), Some("key-1")).await;
     assert_eq!(again.status, 400);
     assert_eq!(again.body["error"]["code"], "idempotency_key_already_exists");
+    // Repeating a confirm or a cancel with its key is an idempotency error, not a state error.
+    let id = session_id(&first);
+    s.settle().await;
+    let confirm = serde_json::to_vec(&json!({"session_id": id})).unwrap();
+    let a = s.call_bytes("v1", "session/confirm", "alpha", key(0), confirm.clone(), Some("confirm-1")).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = s.call_bytes("v1", "session/confirm", "alpha", key(0), confirm.clone(), Some("confirm-1")).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("idempotency_key_already_exists")));
+    let a = s.call_bytes("v1", "session/cancel", "alpha", key(0), confirm, Some("confirm-1")).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("idempotency_key_already_exists")));
     // Another project may use the same key.
     let beta = s.call_bytes("v1", "session/init/payout", "beta", key(1), body.clone(), Some("key-1")).await;
     assert_eq!(beta.status, 200, "{}", beta.text);
@@ -507,6 +517,14 @@ async fn invalid_requests_name_every_field() {
     }
     let a = s.call("v1", "session/nope", &json!({})).await;
     assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("not_found")));
+    // An oversized body is a 413 in the envelope, before any authentication work.
+    let big = vec![b' '; 70 * 1024];
+    let a = s.call_bytes("v1", "session/status", "alpha", key(0), big, None).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (413, Some("invalid_request")));
+    // Bytes that are not UTF-8 in the path still get the envelope.
+    let r = s.http.post(format!("{}/api/v1/%FF", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "not_found");
     s.stop().await;
 }
 
@@ -621,5 +639,55 @@ async fn random_operations_keep_the_ledger_consistent() {
         let a = s.call_bytes("v1", "wallet/balance", "alpha", key(0), b"[]".to_vec(), None).await;
         assert_eq!(a.body["wallets"][0]["amount_details"]["amount"], w.available, "step {step}");
     }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_revived_webhook_gets_a_whole_new_schedule_and_stale_results_are_ignored() {
+    let (s, r) = server().await;
+    r.fail_with(&[500; 400]);
+    session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 1_000)).await);
+    s.settle().await;
+    for _ in 0..40 {
+        s.advance(3_600).await;
+    }
+    let first = |s: &TestServer| {
+        let store = s.app.store.clone();
+        async move {
+            store
+                .webhooks(Default::default())
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|w| w.kind == "ready_to_confirm")
+                .unwrap()
+        }
+    };
+    let h = first(&s).await;
+    assert_eq!(
+        (h.state, h.attempts),
+        (open131_store::WebhookState::Failed, open131_server::webhooks::WEBHOOK_ATTEMPTS_MAX)
+    );
+    assert!(s.app.store.resend_webhook(h.id, open131_server::Clock::now(&*s.clock)).await.unwrap());
+    s.settle().await;
+    let h = first(&s).await;
+    assert_eq!(h.state, open131_store::WebhookState::Pending, "one more failure does not give up again");
+    assert_eq!(h.attempts, open131_server::webhooks::WEBHOOK_ATTEMPTS_MAX + 1);
+
+    // A result from a claim whose lease ran out (another claim recorded since) is ignored.
+    let stale = open131_store::AttemptResult {
+        webhook_id: h.id,
+        claimed_attempts: h.attempts - 1,
+        at: open131_server::Clock::now(&*s.clock),
+        status: Some(200),
+        error: None,
+        duration_ms: 1,
+        next_attempt_at: None,
+        gave_up: false,
+        parked: false,
+    };
+    s.app.store.record_attempts(vec![stale]).await.unwrap();
+    let after = first(&s).await;
+    assert_eq!((after.state, after.attempts), (open131_store::WebhookState::Pending, h.attempts));
     s.stop().await;
 }

@@ -115,8 +115,8 @@ pub trait Store: Send + Sync + 'static {
     async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()>;
     /// Makes every postponed pending check due again (a registry was just loaded); returns how many.
     async fn release_postponed_checks(&self) -> Result<usize>;
-    /// Creation time of the oldest pending check.
-    async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>>;
+    /// Creation time of the oldest pending check that is not postponed past `now`.
+    async fn oldest_pending(&self, now: OffsetDateTime) -> Result<Option<OffsetDateTime>>;
     /// Records verdicts in one commit. Per decision: `true` if it finished the
     /// check, `false` if the check was not pending (the lifecycle forbids a second verdict).
     async fn finish_checks(&self, decisions: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>>;
@@ -126,6 +126,9 @@ pub trait Store: Send + Sync + 'static {
 
     // Payout sessions.
     async fn write_session(&self, write: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome>;
+    /// Whether the project has used this idempotency key (to name the right error
+    /// when a repeat would also be in the wrong state; the insert still enforces it).
+    async fn idempotency_key_used(&self, project_id: &str, key: &str) -> Result<bool>;
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>>;
     /// Timers due at `now`, oldest first.
     async fn due_timers(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<DueTimer>>;
@@ -153,6 +156,8 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_attempts(&self, webhook_id: i64) -> Result<Vec<AttemptRecord>>;
     /// Makes a webhook pending again, due at `now`; false if there is no such webhook.
     async fn resend_webhook(&self, webhook_id: i64, now: OffsetDateTime) -> Result<bool>;
+    /// Gives claimed webhooks back unattempted, due at `at` (their project was busy).
+    async fn release_webhooks(&self, ids: Vec<i64>, at: OffsetDateTime) -> Result<()>;
     /// Makes every pending webhook (of one project, or all) due at `now`; returns how many.
     async fn resend_pending(&self, project_id: Option<&str>, now: OffsetDateTime) -> Result<usize>;
     /// Earliest next attempt among pending webhooks.

@@ -141,6 +141,8 @@ pub struct WebhookRecord {
     pub created_at: OffsetDateTime,
     pub state: WebhookState,
     pub attempts: i64,
+    /// `attempts` when the webhook was last revived by a resend.
+    pub attempts_base: i64,
     pub next_attempt_at: OffsetDateTime,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
@@ -151,6 +153,9 @@ pub struct WebhookRecord {
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub webhook_id: i64,
+    /// The webhook's `attempts` when it was claimed: a result is recorded only if
+    /// no other claim recorded one since (a stale delivery never overwrites).
+    pub claimed_attempts: i64,
     pub at: OffsetDateTime,
     pub status: Option<i64>,
     pub error: Option<String>,

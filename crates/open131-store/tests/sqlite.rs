@@ -65,7 +65,7 @@ async fn verdicts_follow_the_lifecycle() {
     store.insert_check(new_check("alpha", "4510123456", "A-1")).await.unwrap();
     store.insert_check(new_check("alpha", "4510123457", "A-1")).await.unwrap();
     assert!(store.due_checks(NOW - Duration::seconds(1), NOW, 10).await.unwrap().is_empty(), "none created that early");
-    assert_eq!(store.oldest_pending().await.unwrap(), Some(NOW));
+    assert_eq!(store.oldest_pending(NOW).await.unwrap(), Some(NOW));
     let due = store.due_checks(NOW, NOW, 10).await.unwrap();
     assert_eq!(due.len(), 2);
 
@@ -84,7 +84,17 @@ async fn verdicts_follow_the_lifecycle() {
     let c = store.check("alpha", 1).await.unwrap().unwrap();
     assert_eq!(c.state, CheckState::Finished(Outcome::Valid));
     assert_eq!(c.finished_at, Some(later));
-    assert_eq!(store.oldest_pending().await.unwrap(), None);
+    assert_eq!(store.oldest_pending(NOW).await.unwrap(), None);
+
+    // A postponed check is neither due nor "oldest pending" until its retry time
+    // (a verifier that counted it would spin), and a release makes it due again.
+    store.insert_check(new_check("alpha", "4510123999", "P")).await.unwrap();
+    store.postpone_checks(vec![("alpha".into(), 3)], NOW + Duration::seconds(30)).await.unwrap();
+    assert!(store.due_checks(NOW, NOW, 10).await.unwrap().is_empty());
+    assert_eq!(store.oldest_pending(NOW).await.unwrap(), None);
+    assert_eq!(store.oldest_pending(NOW + Duration::seconds(30)).await.unwrap(), Some(NOW));
+    assert_eq!(store.release_postponed_checks().await.unwrap(), 1);
+    assert_eq!(store.due_checks(NOW, NOW, 10).await.unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,10 +100,13 @@ fn from_domain(errors: Vec<FieldError>) -> Vec<FieldDetail> {
 pub async fn handle(
     State(app): State<App>,
     method: Method,
-    Path((version, path)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(Path((version, path))) = path else {
+        return KycReply::error(KycErrorCode::NotFound).into_response();
+    };
     let Some(version) = ApiVersion::parse(&version) else {
         return KycReply::error(KycErrorCode::NotFound).into_response();
     };
@@ -133,12 +136,16 @@ async fn handle_inner(
         _ => return Err(identification()),
     };
     let limit = app.config.body_size_max_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiReply::error(
-            ApiErrorCode::RequestTooLarge,
-            None,
-            vec![detail("body", format!("must be at most {limit} bytes"))],
-        )
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if crate::reply::is_length_limit(e) {
+            ApiReply::error(
+                ApiErrorCode::RequestTooLarge,
+                None,
+                vec![detail("body", format!("must be at most {limit} bytes"))],
+            )
+        } else {
+            ApiReply::invalid(vec![detail("body", "could not be read completely")])
+        }
     })?;
     let project = match app.projects.get(&project_id).await {
         Ok(Some(p)) => p,
@@ -170,6 +177,13 @@ async fn handle_inner(
             )]))
         }
     };
+    if let Some((key, _)) = &idempotency {
+        // A repeat answers the idempotency error even when it would also be in the
+        // wrong state by now (a confirm repeated after it went through).
+        if app.store.idempotency_key_used(&project.id, key).await.map_err(|e| ApiReply::internal(&e))? {
+            return Err(ApiReply::error(ApiErrorCode::IdempotencyKeyAlreadyExists, None, Vec::new()));
+        }
+    }
     let body = parse_body(&bytes)?;
     let ctx = Ctx { app, project_id: &project.id, version, idempotency };
     match name {

@@ -62,9 +62,7 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, KycRep
     match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => Ok(bytes),
         Err(e) => {
-            let is_limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.into_inner().is::<http_body_util::LengthLimitError>();
-            if is_limit {
+            if crate::reply::is_length_limit(e) {
                 Err(too_large())
             } else {
                 Err(KycReply::invalid(
@@ -192,7 +190,13 @@ async fn post_check_inner(
 }
 
 /// `GET /api/v1.1/check/{id}`.
-pub async fn get_check(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> KycReply {
+pub async fn get_check(
+    State(app): State<App>,
+    headers: HeaderMap,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> KycReply {
+    // An id that is not even valid UTF-8 is simply an unknown id.
+    let id = id.map(|Path(id)| id).unwrap_or_default();
     match get_check_inner(&app, &headers, &id).await {
         Ok(reply) | Err(reply) => reply,
     }

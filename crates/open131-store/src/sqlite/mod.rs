@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, "payouts", include_str!("../../migrations/sqlite/0002_payouts.sql")),
     (3, "kyc_v2", include_str!("../../migrations/sqlite/0003_kyc_v2.sql")),
+    (4, "webhook_revival", include_str!("../../migrations/sqlite/0004_webhook_revival.sql")),
 ];
 
 pub struct SqliteStore {
@@ -421,12 +422,15 @@ impl Store for SqliteStore {
         rows.into_iter().map(check_from_row).collect()
     }
 
-    async fn oldest_pending(&self) -> Result<Option<OffsetDateTime>> {
+    async fn oldest_pending(&self, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
         let us: Option<i64> = self.read(|conn| {
-            conn.prepare_cached("SELECT MIN(created_at_us) FROM kyc_checks WHERE outcome IS NULL")
-                .map_err(db)?
-                .query_row([], |r| r.get(0))
-                .map_err(db)
+            conn.prepare_cached(
+                "SELECT MIN(created_at_us) FROM kyc_checks
+                 WHERE outcome IS NULL AND (retry_at_us IS NULL OR retry_at_us <= ?1)",
+            )
+            .map_err(db)?
+            .query_row([to_us(now)], |r| r.get(0))
+            .map_err(db)
         })?;
         us.map(from_us).transpose()
     }
@@ -504,6 +508,15 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn idempotency_key_used(&self, project_id: &str, key: &str) -> Result<bool> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT EXISTS(SELECT 1 FROM idempotency_keys WHERE project_id = ?1 AND key = ?2)")
+                .map_err(db)?
+                .query_row(params![project_id, key], |r| r.get(0))
+                .map_err(db)
+        })
+    }
+
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>> {
         self.read(|conn| payouts::session(conn, project_id, id))
     }
@@ -565,7 +578,8 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 let n = conn
                     .execute(
-                        "UPDATE webhooks SET state = 'pending', next_attempt_at_us = ?2 WHERE id = ?1",
+                        "UPDATE webhooks SET state = 'pending', next_attempt_at_us = ?2, attempts_base = attempts
+                         WHERE id = ?1",
                         params![webhook_id, to_us(now)],
                     )
                     .map_err(db)?;
@@ -583,6 +597,20 @@ impl Store for SqliteStore {
                     params![project_id, to_us(now)],
                 )
                 .map_err(db)
+            })
+            .await
+    }
+
+    async fn release_webhooks(&self, ids: Vec<i64>, at: OffsetDateTime) -> Result<()> {
+        self.writer
+            .write(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached("UPDATE webhooks SET next_attempt_at_us = ?2 WHERE id = ?1 AND state = 'pending'")
+                    .map_err(db)?;
+                for id in &ids {
+                    stmt.execute(params![id, to_us(at)]).map_err(db)?;
+                }
+                Ok(())
             })
             .await
     }

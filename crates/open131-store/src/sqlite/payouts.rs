@@ -341,7 +341,7 @@ pub(crate) fn posting_sums(conn: &Connection, project: &str, currency: &str) -> 
 }
 
 const WEBHOOK_COLUMNS: &str = "id, project_id, session_id, type, body, created_at_us, state, attempts,
-     next_attempt_at_us, last_status, last_error, delivered_at_us";
+     next_attempt_at_us, last_status, last_error, delivered_at_us, attempts_base";
 
 fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<(WebhookRecordRaw, ())> {
     Ok((
@@ -358,6 +358,7 @@ fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<(WebhookRecordRaw, ())> {
             last_status: r.get(9)?,
             last_error: r.get(10)?,
             delivered_at_us: r.get(11)?,
+            attempts_base: r.get(12)?,
         },
         (),
     ))
@@ -376,6 +377,7 @@ pub(crate) struct WebhookRecordRaw {
     last_status: Option<i64>,
     last_error: Option<String>,
     delivered_at_us: Option<i64>,
+    attempts_base: i64,
 }
 
 impl WebhookRecordRaw {
@@ -395,6 +397,7 @@ impl WebhookRecordRaw {
             created_at: from_us(self.created_at_us)?,
             state,
             attempts: self.attempts,
+            attempts_base: self.attempts_base,
             next_attempt_at: from_us(self.next_attempt_at_us)?,
             last_status: self.last_status,
             last_error: self.last_error,
@@ -430,17 +433,24 @@ pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> R
     for a in results {
         if a.parked {
             // Not an attempt: the project has nowhere to send it yet.
-            conn.prepare_cached("UPDATE webhooks SET next_attempt_at_us = ?2, last_error = ?3 WHERE id = ?1")
-                .map_err(db)?
-                .execute(params![a.webhook_id, a.next_attempt_at.map_or(to_us(a.at), to_us), a.error])
-                .map_err(db)?;
+            conn.prepare_cached(
+                "UPDATE webhooks SET next_attempt_at_us = ?2, last_error = ?3 WHERE id = ?1 AND attempts = ?4",
+            )
+            .map_err(db)?
+            .execute(params![a.webhook_id, a.next_attempt_at.map_or(to_us(a.at), to_us), a.error, a.claimed_attempts])
+            .map_err(db)?;
             continue;
         }
-        let attempt: i64 = conn
-            .prepare_cached("UPDATE webhooks SET attempts = attempts + 1 WHERE id = ?1 RETURNING attempts")
+        let attempt: Option<i64> = conn
+            .prepare_cached(
+                "UPDATE webhooks SET attempts = attempts + 1 WHERE id = ?1 AND attempts = ?2 RETURNING attempts",
+            )
             .map_err(db)?
-            .query_row([a.webhook_id], |r| r.get(0))
+            .query_row(params![a.webhook_id, a.claimed_attempts], |r| r.get(0))
+            .optional()
             .map_err(db)?;
+        // Another claim (after this one's lease ran out) already recorded a result.
+        let Some(attempt) = attempt else { continue };
         conn.prepare_cached(
             "INSERT INTO webhook_attempts (webhook_id, attempt, at_us, status, error, duration_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -94,7 +94,22 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
             }
             continue;
         }
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
+        let completions: Vec<Completion> = batch
+            .into_iter()
+            .filter_map(|job| {
+                // A panicking job must not take the writer (and every later write) down
+                // with it: undo its savepoint and carry on. Its caller sees the reply
+                // channel close (an error), never a success.
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))) {
+                    Ok(completion) => Some(completion),
+                    Err(_) => {
+                        tracing::error!("a write job panicked; its changes are rolled back");
+                        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                        None
+                    }
+                }
+            })
+            .collect();
         let commit = conn.execute_batch("COMMIT").map_err(db);
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs, "group commit failed; every job in it is answered with an error");
@@ -111,4 +126,35 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
 
 pub(crate) fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Db(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_writer_goes_on() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let writer = Writer::spawn(conn).unwrap();
+        let insert = |v: i64| move |c: &Connection| c.execute("INSERT INTO t VALUES (?1)", [v]).map(|_| ()).map_err(db);
+        writer.write(insert(1)).await.unwrap();
+        let boom = writer
+            .write(|c: &Connection| -> Result<()> {
+                c.execute("INSERT INTO t VALUES (2)", []).map_err(db)?;
+                panic!("job bug");
+            })
+            .await;
+        assert!(boom.is_err(), "the panicking job is answered with an error");
+        writer.write(insert(3)).await.unwrap();
+        let values: Vec<i64> = writer
+            .write(|c: &Connection| {
+                let mut s = c.prepare("SELECT v FROM t ORDER BY v").map_err(db)?;
+                let rows = s.query_map([], |r| r.get(0)).map_err(db)?;
+                rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!(values, vec![1, 3], "the panicking job's insert was rolled back");
+    }
 }
