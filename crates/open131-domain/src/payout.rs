@@ -136,13 +136,36 @@ impl PayoutMethod {
                 }
                 json!({"type": "wallet", "wallet": {"type": kind.as_str(), kind.as_str(): inner}})
             }
-            Self::Tax { tax } => json!({"type": "tax", "tax": tax}),
+            Self::Tax { tax } => json!({"type": "tax", "tax": mask_tax(tax)}),
         }
     }
 
     fn is_bank_account(&self) -> bool {
         matches!(self, Self::BankAccountRu { .. })
     }
+}
+
+/// A tax payment as shown back: the payer's INN and the accounts masked (the
+/// payer may be a person), the budget codes as sent.
+fn mask_tax(tax: &Value) -> Value {
+    let mut out = tax.clone();
+    let tail = |s: &str, keep: usize| -> String {
+        let n = s.chars().count();
+        s.chars().enumerate().map(|(i, c)| if i + keep < n { '*' } else { c }).collect()
+    };
+    if let Some(inn) = out.pointer_mut("/payer/inn") {
+        if let Some(s) = inn.as_str() {
+            *inn = json!(tail(s, 4));
+        }
+    }
+    for pointer in ["/payee/account", "/payee/account_eks"] {
+        if let Some(acc) = out.pointer_mut(pointer) {
+            if let Some(s) = acc.as_str() {
+                *acc = json!(tail(s, 4));
+            }
+        }
+    }
+    out
 }
 
 /// A parsed payout: method, amount and the partner's echo fields (nulls removed).
@@ -576,5 +599,29 @@ pub fn sandbox_plan(method: &PayoutMethod, amount: &Money) -> SandboxPlan {
         13_109 => SandboxPlan { outcome: Ok(()), slow: true, returned: false },
         13_110 if method.is_bank_account() => SandboxPlan { outcome: Ok(()), slow: false, returned: true },
         _ => SandboxPlan { outcome: Ok(()), slow: false, returned: false },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tax_payments_are_shown_with_the_payer_inn_and_accounts_masked() {
+        let body = json!({
+            "payment_method": {"type": "tax", "tax": {"type": "tax_full", "uin": "0",
+                "tax_details": {"kbk": "18210102010011000110", "oktmo": "45000000"},
+                "payer": {"inn": "500100732259"},
+                "payee": {"bik": "024501901", "account": "03100643000000017300", "name": "УФК", "inn": "7727406020", "kpp": "770801001"}}},
+            "participant_details": {"recipient": {"full_name": "И"}},
+            "amount_details": {"amount": 100, "currency": "rub"}
+        });
+        let p = parse_payout(body.as_object().unwrap(), time::macros::date!(2026 - 11 - 30)).unwrap();
+        let shown = p.method.masked();
+        assert_eq!(shown["tax"]["payer"]["inn"], "********2259");
+        assert_eq!(shown["tax"]["payee"]["account"], "****************7300");
+        assert_eq!(shown["tax"]["tax_details"]["kbk"], "18210102010011000110");
+        assert!(!shown.to_string().contains("500100732259"));
     }
 }

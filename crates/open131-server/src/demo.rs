@@ -53,32 +53,39 @@ pub fn ensure_bank_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
 #[derive(Debug)]
 pub struct Demo {
     pub key_path: PathBuf,
-    /// `None` when the key file is gone (the project still exists).
-    pub key: Option<SigningKey>,
+    pub key: SigningKey,
     pub created: bool,
 }
 
-/// Creates the demo project and its key pair unless they exist; reuses them otherwise.
+/// Makes sure the demo project, its key and its starting balance exist; reuses
+/// what is there. Every step is idempotent, so a crash in the middle of a first
+/// start is completed by the next start: the key file (written atomically)
+/// before its registration, the registration before the top-up, and the top-up
+/// only while the project has no wallet at all.
 pub async fn ensure_demo(store: &dyn Store, data_dir: &Path, now: OffsetDateTime) -> anyhow::Result<Demo> {
     let key_path = data_dir.join(DEMO_KEY_FILE_NAME);
-    if store.project(DEMO_PROJECT_ID).await?.is_some() {
-        let key = match std::fs::read_to_string(&key_path) {
-            Ok(text) => Some(SigningKey::from_pem(&text)?),
-            Err(_) => None,
-        };
-        return Ok(Demo { key_path, key, created: false });
-    }
-    // Key file first: if we crash before the project row, the next start makes a new pair.
-    let key = SigningKey::generate()?;
-    write_private(&key_path, &key.to_pkcs8_pem()?)?;
+    let created = store.project(DEMO_PROJECT_ID).await?.is_none();
+    let key = match std::fs::read_to_string(&key_path) {
+        Ok(text) => SigningKey::from_pem(&text)?,
+        Err(_) => {
+            let key = SigningKey::generate()?;
+            write_private(&key_path, &key.to_pkcs8_pem()?)?;
+            key
+        }
+    };
     let public = key.verifying_key()?;
     store.create_project(DEMO_PROJECT_ID, now).await?;
     store.add_project_key(DEMO_PROJECT_ID, &public.fingerprint(), public.spki_der(), now).await?;
-    store.topup(DEMO_PROJECT_ID, "rub", DEMO_BALANCE_MINOR, now).await?;
-    Ok(Demo { key_path, key: Some(key), created: true })
+    if store.wallets(DEMO_PROJECT_ID).await?.is_empty() {
+        store.topup(DEMO_PROJECT_ID, "rub", DEMO_BALANCE_MINOR, now).await?;
+    }
+    Ok(Demo { key_path, key, created })
 }
 
-fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
+/// Writes a secret file readable by its owner only, atomically: a temporary
+/// file, fsync, rename. A crash leaves the old file or the new one, never half.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -87,7 +94,15 @@ fn write_private(path: &Path, pem: &str) -> std::io::Result<()> {
         options.mode(0o600);
     }
     use std::io::Write;
-    options.open(path)?.write_all(pem.as_bytes())
+    let mut file = options.open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// A fictional person that passes the sandbox check.

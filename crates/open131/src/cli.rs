@@ -483,14 +483,7 @@ async fn serve(
             demo.key_path.display()
         )?;
     }
-    match &demo.key {
-        Some(key) => writeln!(out, "try it:\n{}", demo::example_request(key, &base_url)?)?,
-        None => writeln!(
-            out,
-            "demo key file {} is missing; register a key with `open131 project add-key`",
-            demo.key_path.display()
-        )?,
-    }
+    writeln!(out, "try it:\n{}", demo::example_request(&demo.key, &base_url)?)?;
     out.flush()?;
     drop(out);
 
