@@ -3,6 +3,7 @@
 //! the clock: `now`/`today` is always a parameter.
 #![forbid(unsafe_code)]
 
+pub mod allowlist;
 pub mod dates;
 pub mod ident;
 pub mod kyc;

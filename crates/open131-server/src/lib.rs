@@ -47,7 +47,9 @@ pub async fn run(
         Vec::new()
     };
     let router = app::router(app.clone());
-    let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    // The peer address feeds the per-project source-IP allowlists.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     let _ = stop_tx.send(true);
     for worker in workers {
         let _ = worker.await;

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 
 use std::time::{Duration, Instant};
 
+use open131_domain::allowlist::IpAllowlist;
 use open131_store::{ProjectRecord, ProjectSettings, Store, StoreError};
 use open131_wire::sign::VerifyingKey;
 
@@ -25,6 +26,8 @@ pub struct Project {
     pub kyc_mode: String,
     pub settings: ProjectSettings,
     pub keys: Vec<VerifyingKey>,
+    /// Where the project's requests may come from.
+    pub allowlist: IpAllowlist,
     loaded_at: Instant,
 }
 
@@ -41,7 +44,19 @@ impl Project {
                 }
             })
             .collect();
-        Self { id: record.id, kyc_mode: record.kyc_mode, settings: record.settings, keys, loaded_at: Instant::now() }
+        // A stored list that no longer parses allows nobody rather than everybody.
+        let allowlist = IpAllowlist::parse(&record.settings.allowed_ips).unwrap_or_else(|e| {
+            tracing::error!(project = %record.id, error = %e, "unusable allowed_ips; refusing every address");
+            IpAllowlist::Networks(Vec::new())
+        });
+        Self {
+            id: record.id,
+            kyc_mode: record.kyc_mode,
+            settings: record.settings,
+            keys,
+            allowlist,
+            loaded_at: Instant::now(),
+        }
     }
 
     /// True when the project may call main-API `method` (`*` allows all).
@@ -85,6 +100,14 @@ impl Projects {
             cache.insert(project.id.clone(), project.clone());
         }
         Ok(Some(project))
+    }
+
+    /// Drops a cached project so its next use re-reads the store (tests, and
+    /// callers in this process that just changed its settings).
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(id);
+        }
     }
 
     /// True when one of the project's registered keys verifies `signature_b64`

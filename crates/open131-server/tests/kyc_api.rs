@@ -368,3 +368,36 @@ async fn chunked_post(url: &str, kib: usize) -> u16 {
     let text = String::from_utf8_lossy(&answer);
     text.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+#[tokio::test]
+async fn a_source_ip_allowlist_hides_the_project_from_other_addresses() {
+    let s = start().await;
+    assert_eq!(s.post_check("alpha", key(0), &person()).await, (200, pending("1")));
+    let set = |list: &str| open131_store::SettingsChange { allowed_ips: Some(list.into()), ..Default::default() };
+    s.app.store.set_project_settings("alpha", set("10.0.0.0/8, 192.168.1.7"), common::START).await.unwrap();
+    s.app.projects.forget("alpha");
+    // From 127.0.0.1 the project looks unknown, to the KYC API and to the main API alike.
+    assert_eq!(
+        s.post_check("alpha", key(0), &with("agent_contract_number", json!("x"))).await,
+        (200, PROJECT_NOT_FOUND.to_string())
+    );
+    assert_eq!(s.get_check("alpha", "1").await, (200, PROJECT_NOT_FOUND.to_string()));
+    let body = b"{}".to_vec();
+    let sign = key(0).sign_base64(&body).unwrap();
+    let r = s
+        .http
+        .post(format!("{}/api/v1/wallet/balance", s.url))
+        .header("X-PARTNER-PROJECT", "alpha")
+        .header("X-PARTNER-SIGN", sign)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "identification_error");
+    // Once the address is registered, everything works again.
+    s.app.store.set_project_settings("alpha", set("127.0.0.1"), common::START).await.unwrap();
+    s.app.projects.forget("alpha");
+    assert_eq!(s.get_check("alpha", "1").await, (200, pending("1")));
+    s.stop().await;
+}

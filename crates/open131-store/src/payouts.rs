@@ -13,6 +13,8 @@ pub struct ProjectSettings {
     /// `*` or a comma-separated list of methods the project may call.
     pub methods: String,
     pub kyc_mode: String,
+    /// `*` or the addresses/networks the project's requests may come from.
+    pub allowed_ips: String,
 }
 
 /// A change to project settings; `None` leaves a setting as it is.
@@ -24,6 +26,7 @@ pub struct SettingsChange {
     pub confirm_timeout_s: Option<i64>,
     pub methods: Option<String>,
     pub kyc_mode: Option<String>,
+    pub allowed_ips: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -102,6 +102,9 @@ pub enum ProjectCommand {
         /// `sandbox` or `registry`.
         #[arg(long)]
         kyc_mode: Option<String>,
+        /// Source addresses allowed for the project: `*` or e.g. `127.0.0.1,10.0.0.0/8`.
+        #[arg(long)]
+        allowed_ips: Option<String>,
     },
 }
 
@@ -318,7 +321,11 @@ async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
                 println!("project {id} already has key {}", key.fingerprint());
             }
         }
-        ProjectCommand::Set { id, webhook_url, auto_confirm, confirm_timeout, methods, kyc_mode } => {
+        ProjectCommand::Set { id, webhook_url, auto_confirm, confirm_timeout, methods, kyc_mode, allowed_ips } => {
+            if let Some(list) = &allowed_ips {
+                open131_domain::allowlist::IpAllowlist::parse(list)
+                    .map_err(|e| anyhow::anyhow!("--allowed-ips: {e}"))?;
+            }
             if let Some(mode) = &kyc_mode {
                 if !["sandbox", "registry"].contains(&mode.as_str()) {
                     bail!("--kyc-mode must be sandbox or registry");
@@ -335,6 +342,7 @@ async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
                 confirm_timeout_s: confirm_timeout.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
                 methods,
                 kyc_mode,
+                allowed_ips,
             };
             store.set_project_settings(&id, change, now).await?;
             let p = store.project(&id).await?.context("project vanished")?;

@@ -13,7 +13,7 @@ pub mod processor;
 pub mod render;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use open131_domain::dates::moscow_today;
@@ -99,6 +99,7 @@ fn from_domain(errors: Vec<FieldError>) -> Vec<FieldDetail> {
 /// Entry point of `/api/{version}/{*method}`.
 pub async fn handle(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     method: Method,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
@@ -117,13 +118,14 @@ pub async fn handle(
     if !http_ok {
         return ApiReply::error(ApiErrorCode::MethodNotAllowed, None, Vec::new()).into_response();
     }
-    match handle_inner(&app, version, name, mutating, &headers, body).await {
+    match handle_inner(&app, peer.ip(), version, name, mutating, &headers, body).await {
         Ok(reply) | Err(reply) => reply.into_response(),
     }
 }
 
 async fn handle_inner(
     app: &App,
+    peer: std::net::IpAddr,
     version: ApiVersion,
     name: &str,
     mutating: bool,
@@ -148,7 +150,9 @@ async fn handle_inner(
         }
     })?;
     let project = match app.projects.get(&project_id).await {
-        Ok(Some(p)) => p,
+        // An address outside the project's allowlist is not told the project exists.
+        Ok(Some(p)) if p.allowlist.allows(peer) => p,
+        Ok(Some(_)) => return Err(identification()),
         Ok(None) => return Err(identification()),
         Err(e) => return Err(ApiReply::internal(&e)),
     };

@@ -7,7 +7,9 @@
 //! and acknowledged as `pending` only after its commit.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use open131_domain::kyc::{self, CheckState, KycVersion, Outcome};
 use open131_domain::FieldError;
@@ -44,9 +46,16 @@ fn project_header(headers: &HeaderMap) -> Result<&str, KycReply> {
     }
 }
 
-async fn project(app: &App, id: &str) -> Result<std::sync::Arc<Project>, KycReply> {
+/// The project, if it exists and `peer` is on its allowlist. A request from an
+/// address the project did not register is answered as for an unknown project,
+/// so it learns nothing.
+async fn project(app: &App, id: &str, peer: IpAddr) -> Result<std::sync::Arc<Project>, KycReply> {
     match app.projects.get(id).await {
-        Ok(Some(p)) => Ok(p),
+        Ok(Some(p)) if p.allowlist.allows(peer) => Ok(p),
+        Ok(Some(p)) => {
+            tracing::info!(project = %p.id, %peer, "request from an address outside the project's allowlist");
+            Err(KycReply::error(KycErrorCode::PartnerProjectNotFound))
+        }
         Ok(None) => Err(KycReply::error(KycErrorCode::PartnerProjectNotFound)),
         Err(e) => Err(KycReply::internal(&e)),
     }
@@ -75,21 +84,32 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, KycRep
 }
 
 /// `POST /api/v1.1/check`.
-pub async fn post_check(State(app): State<App>, headers: HeaderMap, body: Body) -> KycReply {
-    match post_check_inner(&app, &headers, body, KycVersion::V11).await {
+pub async fn post_check(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> KycReply {
+    match post_check_inner(&app, peer.ip(), &headers, body, KycVersion::V11).await {
         Ok(reply) | Err(reply) => reply,
     }
 }
 
 /// `POST /api/v2.0/check` (also `/api/v2/check`).
-pub async fn post_check_v2(State(app): State<App>, headers: HeaderMap, body: Body) -> KycReply {
-    match post_check_inner(&app, &headers, body, KycVersion::V20).await {
+pub async fn post_check_v2(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> KycReply {
+    match post_check_inner(&app, peer.ip(), &headers, body, KycVersion::V20).await {
         Ok(reply) | Err(reply) => reply,
     }
 }
 
 async fn post_check_inner(
     app: &App,
+    peer: IpAddr,
     headers: &HeaderMap,
     body: Body,
     version: KycVersion,
@@ -159,7 +179,7 @@ async fn post_check_inner(
         return Err(invalid(details));
     };
 
-    let project = project(app, project_id).await?;
+    let project = project(app, project_id, peer).await?;
     let payload = Value::Object(payload);
     let message = canonical::canonical_bytes(&payload).map_err(|e| KycReply::internal(&e))?;
     let verified = app.projects.verify(&project, &message, &signature).await.map_err(|e| KycReply::internal(&e))?;
@@ -192,12 +212,13 @@ async fn post_check_inner(
 /// `GET /api/v1.1/check/{id}`.
 pub async fn get_check(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> KycReply {
     // An id that is not even valid UTF-8 is simply an unknown id.
     let id = id.map(|Path(id)| id).unwrap_or_default();
-    match get_check_inner(&app, &headers, &id).await {
+    match get_check_inner(&app, peer.ip(), &headers, &id).await {
         Ok(reply) | Err(reply) => reply,
     }
 }
@@ -210,9 +231,9 @@ fn parse_id(id: &str) -> Option<i64> {
     id.parse().ok().filter(|n| *n > 0)
 }
 
-async fn get_check_inner(app: &App, headers: &HeaderMap, id: &str) -> Result<KycReply, KycReply> {
+async fn get_check_inner(app: &App, peer: IpAddr, headers: &HeaderMap, id: &str) -> Result<KycReply, KycReply> {
     let project_id = project_header(headers)?;
-    let project = project(app, project_id).await?;
+    let project = project(app, project_id, peer).await?;
     let not_found = || KycReply::error(KycErrorCode::RequestNotFound);
     let id = parse_id(id).ok_or_else(not_found)?;
     let check = app.store.check(&project.id, id).await.map_err(|e| KycReply::internal(&e))?.ok_or_else(not_found)?;

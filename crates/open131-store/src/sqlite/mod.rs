@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "payouts", include_str!("../../migrations/sqlite/0002_payouts.sql")),
     (3, "kyc_v2", include_str!("../../migrations/sqlite/0003_kyc_v2.sql")),
     (4, "webhook_revival", include_str!("../../migrations/sqlite/0004_webhook_revival.sql")),
+    (5, "allowed_ips", include_str!("../../migrations/sqlite/0005_allowed_ips.sql")),
 ];
 
 pub struct SqliteStore {
@@ -221,7 +222,7 @@ fn check_from_row(row: CheckRow) -> Result<CheckRecord> {
 fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
     let head = conn
         .prepare_cached(
-            "SELECT id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods
+            "SELECT id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips
              FROM projects WHERE id = ?1",
         )
         .map_err(db)?
@@ -235,6 +236,7 @@ fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
                     auto_confirm: r.get::<_, i64>(4)? != 0,
                     confirm_timeout_s: r.get(5)?,
                     methods: r.get(6)?,
+                    allowed_ips: r.get(7)?,
                 },
             ))
         })
@@ -470,7 +472,8 @@ impl Store for SqliteStore {
                              auto_confirm = COALESCE(?4, auto_confirm),
                              confirm_timeout_s = COALESCE(?5, confirm_timeout_s),
                              methods = COALESCE(?6, methods),
-                             kyc_mode = COALESCE(?7, kyc_mode)
+                             kyc_mode = COALESCE(?7, kyc_mode),
+                             allowed_ips = COALESCE(?8, allowed_ips)
                          WHERE id = ?1",
                         params![
                             project_id,
@@ -480,6 +483,7 @@ impl Store for SqliteStore {
                             change.confirm_timeout_s,
                             change.methods,
                             change.kyc_mode,
+                            change.allowed_ips,
                         ],
                     )
                     .map_err(db)?;

@@ -1,0 +1,94 @@
+//! Source-IP allowlists: the bank accepts a partner's requests only from the
+//! addresses the partner registered. `*` allows every address.
+
+use std::net::IpAddr;
+
+/// Most networks in one allowlist.
+pub const ALLOWLIST_NETWORKS_MAX: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpAllowlist {
+    Any,
+    Networks(Vec<(IpAddr, u8)>),
+}
+
+impl IpAllowlist {
+    /// Parses `*` or a comma-separated list of addresses and CIDR networks
+    /// (`127.0.0.1, 10.0.0.0/8, ::1`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "*" {
+            return Ok(Self::Any);
+        }
+        let mut networks = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (addr, bits) = match item.split_once('/') {
+                Some((a, b)) => (a, Some(b)),
+                None => (item, None),
+            };
+            let addr: IpAddr = addr.parse().map_err(|_| format!("{item:?} is not an IP address or network"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                None => max,
+                Some(b) => {
+                    b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("{item:?}: bad prefix length"))?
+                }
+            };
+            networks.push((addr, bits));
+        }
+        if networks.is_empty() {
+            return Err("an allowlist is `*` or at least one address".into());
+        }
+        if networks.len() > ALLOWLIST_NETWORKS_MAX {
+            return Err(format!("at most {ALLOWLIST_NETWORKS_MAX} networks"));
+        }
+        Ok(Self::Networks(networks))
+    }
+
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            // An IPv4 peer seen on an IPv6 socket.
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        match self {
+            Self::Any => true,
+            Self::Networks(nets) => nets.iter().any(|(net, bits)| in_network(ip, *net, *bits)),
+        }
+    }
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_and_errors() {
+        let list = IpAllowlist::parse("127.0.0.1, 10.0.0.0/8, 2001:db8::/32").unwrap();
+        for ok in ["127.0.0.1", "10.200.3.4", "2001:db8::1", "::ffff:10.0.0.1"] {
+            assert!(list.allows(ok.parse().unwrap()), "{ok}");
+        }
+        for no in ["127.0.0.2", "11.0.0.1", "2001:db9::1", "::1"] {
+            assert!(!list.allows(no.parse().unwrap()), "{no}");
+        }
+        assert!(IpAllowlist::parse("*").unwrap().allows("8.8.8.8".parse().unwrap()));
+        assert!(IpAllowlist::parse("0.0.0.0/0").unwrap().allows("8.8.8.8".parse().unwrap()));
+        for bad in ["", "localhost", "10.0.0.0/33", "1.2.3.4/x"] {
+            assert!(IpAllowlist::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
