@@ -41,7 +41,10 @@ pub const WEBHOOK_RETRY_CAP_S: u64 = 3_600;
 pub const WEBHOOK_LEASE_S: i64 = 120;
 /// How long a webhook of a project without a URL waits before it is looked at again, in seconds.
 pub const WEBHOOK_PARK_S: i64 = 3_600;
-/// A webhook whose project has no free slot is looked at again after this, in ms.
+/// Claimed webhooks (in flight plus waiting) per project. Twice the concurrency:
+/// a waiting webhook starts within about two timeouts, well inside its lease.
+pub const WEBHOOK_QUEUED_PER_PROJECT_MAX: usize = 2 * WEBHOOK_CONCURRENCY_PER_PROJECT;
+/// A webhook whose project's queue is full is looked at again after this, in ms.
 pub const WEBHOOK_BUSY_RETRY_MS: i64 = 200;
 /// Longest sleep of an idle dispatcher, in ms.
 pub const DISPATCHER_IDLE_MAX_MS: u64 = 500;
@@ -59,18 +62,36 @@ fn jitter() -> f64 {
     f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
 }
 
-/// Per-project concurrency limits, shared by every delivery of one dispatcher.
+/// Per-project limits, shared by every delivery of one dispatcher: the
+/// concurrency semaphore, and a count of the project's claimed webhooks (in
+/// flight or waiting for a slot), bounded by [`WEBHOOK_QUEUED_PER_PROJECT_MAX`].
 #[derive(Default)]
 struct Limits {
-    per_project: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_project: Mutex<HashMap<String, (Arc<Semaphore>, Arc<std::sync::atomic::AtomicUsize>)>>,
 }
 
 impl Limits {
-    fn for_project(&self, project: &str) -> Arc<Semaphore> {
+    fn entry(&self, project: &str) -> (Arc<Semaphore>, Arc<std::sync::atomic::AtomicUsize>) {
         let mut map = self.per_project.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(project.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(WEBHOOK_CONCURRENCY_PER_PROJECT)))
+            .or_insert_with(|| (Arc::new(Semaphore::new(WEBHOOK_CONCURRENCY_PER_PROJECT)), Arc::default()))
             .clone()
+    }
+
+    fn for_project(&self, project: &str) -> Arc<Semaphore> {
+        self.entry(project).0
+    }
+
+    /// How many more webhooks the known projects' queues can take, plus one
+    /// queue's worth for projects not seen yet: the size of the next claim, so
+    /// a claim does not fetch rows only to give them back.
+    fn room(&self) -> usize {
+        let map = self.per_project.lock().unwrap_or_else(|p| p.into_inner());
+        let known: usize = map
+            .values()
+            .map(|(_, q)| WEBHOOK_QUEUED_PER_PROJECT_MAX.saturating_sub(q.load(std::sync::atomic::Ordering::SeqCst)))
+            .sum();
+        known + WEBHOOK_QUEUED_PER_PROJECT_MAX
     }
 }
 
@@ -182,9 +203,10 @@ pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
 }
 
 /// The worker: keeps up to [`WEBHOOK_IN_FLIGHT_MAX`] deliveries going; each
-/// records its own result. A claimed webhook goes out only if its project has a
-/// free slot; otherwise it is given back unattempted for a moment, so a slow
-/// partner neither holds the global slots nor lets leases run out in a queue.
+/// records its own result. A project may hold at most
+/// [`WEBHOOK_QUEUED_PER_PROJECT_MAX`] claimed webhooks; more are given back
+/// unattempted for a moment, so a slow partner neither holds the global slots
+/// nor lets leases run out in a queue.
 pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
     let limits = Arc::new(Limits::default());
     let in_flight = Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX));
@@ -192,7 +214,7 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
-        let free = in_flight.available_permits();
+        let free = in_flight.available_permits().min(limits.room());
         let now = app.clock.now();
         let claimed = if free == 0 {
             Vec::new()
@@ -208,22 +230,32 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
         let mut started = 0usize;
         let mut busy = Vec::new();
         for hook in claimed {
-            let Ok(project_permit) = limits.for_project(&hook.project_id).try_acquire_owned() else {
+            use std::sync::atomic::Ordering::SeqCst;
+            let (semaphore, queued) = limits.entry(&hook.project_id);
+            // A project may have only a short queue of claimed webhooks: deeper, and
+            // the lease of the last would tick away while it waits.
+            if queued.fetch_add(1, SeqCst) >= WEBHOOK_QUEUED_PER_PROJECT_MAX {
+                queued.fetch_sub(1, SeqCst);
                 busy.push(hook.id);
                 continue;
-            };
+            }
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                queued.fetch_sub(1, SeqCst);
                 busy.push(hook.id);
                 continue;
             };
             started += 1;
             let app = app.clone();
             tokio::spawn(async move {
+                let project_permit = semaphore.acquire_owned().await;
                 let result = attempt(&app, &hook).await;
                 if let Err(e) = app.store.record_attempts(vec![result]).await {
                     tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
                 }
                 drop((permit, project_permit));
+                queued.fetch_sub(1, SeqCst);
+                // Room for more: let the dispatcher claim again without waiting for its timer.
+                app.webhook_wake.notify_one();
             });
         }
         if !busy.is_empty() {
