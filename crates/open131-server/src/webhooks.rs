@@ -67,11 +67,14 @@ fn jitter() -> f64 {
 /// flight or waiting for a slot), bounded by [`WEBHOOK_QUEUED_PER_PROJECT_MAX`].
 #[derive(Default)]
 struct Limits {
-    per_project: Mutex<HashMap<String, (Arc<Semaphore>, Arc<std::sync::atomic::AtomicUsize>)>>,
+    per_project: Mutex<HashMap<String, ProjectLimit>>,
 }
 
+/// A project's concurrency semaphore and its count of claimed webhooks.
+type ProjectLimit = (Arc<Semaphore>, Arc<std::sync::atomic::AtomicUsize>);
+
 impl Limits {
-    fn entry(&self, project: &str) -> (Arc<Semaphore>, Arc<std::sync::atomic::AtomicUsize>) {
+    fn entry(&self, project: &str) -> ProjectLimit {
         let mut map = self.per_project.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(project.to_string())
             .or_insert_with(|| (Arc::new(Semaphore::new(WEBHOOK_CONCURRENCY_PER_PROJECT)), Arc::default()))

@@ -309,6 +309,13 @@ async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(failing_seen.lock().unwrap().len(), 1, "one failed attempt before the crash");
+    // Kill only once that failure is on record, so the retry after the restart is a second attempt.
+    for _ in 0..500 {
+        if cli(d, &["webhooks", "list"]).1.contains("ready_to_confirm\tpending\t1\t503") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
