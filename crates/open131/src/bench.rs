@@ -19,46 +19,70 @@ use hyper_util::rt::TokioExecutor;
 use open131_domain::ident::Inn;
 use open131_wire::sign::SigningKey;
 
+/// Which server and project a benchmark loads, and how hard.
+#[derive(clap::Args, Debug)]
+pub struct Target {
+    #[arg(long, default_value = "http://127.0.0.1:8131")]
+    pub url: String,
+    #[arg(long, default_value = "demo")]
+    pub project: String,
+    /// Private key of the project (default: the demo key in the data directory).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+/// A [`Target`] made ready: the signing key read, the URL normalised.
+pub(crate) struct Loaded {
+    pub key: SigningKey,
+    pub base: String,
+    pub project: String,
+    pub concurrency: usize,
+}
+
+impl Target {
+    pub(crate) fn load(self, data_dir: &Path) -> anyhow::Result<Loaded> {
+        let key_path = self.key.unwrap_or_else(|| data_dir.join(open131_server::demo::DEMO_KEY_FILE_NAME));
+        let key = SigningKey::from_pem(
+            &std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?,
+        )?;
+        Ok(Loaded {
+            key,
+            base: self.url.trim_end_matches('/').to_string(),
+            project: self.project,
+            concurrency: self.concurrency.max(1),
+        })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// POST check (durable creations) then GET check/{id} (status reads).
     Kyc {
-        #[arg(long, default_value = "http://127.0.0.1:8131")]
-        url: String,
-        #[arg(long, default_value = "demo")]
-        project: String,
-        /// Private key of the project (default: the demo key in the data directory).
-        #[arg(long)]
-        key: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
         /// Distinct checks to create (each pre-signed).
         #[arg(long, default_value_t = 20_000)]
         checks: usize,
         /// Status reads to send after the creations.
         #[arg(long, default_value_t = 100_000)]
         reads: usize,
-        /// Requests in flight at once.
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
     },
     /// Signed `session/init/payout` (creations), `session/status` (reads), then
     /// webhook deliveries to a receiver in this process that verifies each signature.
     /// Needs the server's data directory (`--data-dir`) to point the project's
     /// webhook URL at the receiver.
     Payouts {
-        #[arg(long, default_value = "http://127.0.0.1:8131")]
-        url: String,
-        #[arg(long, default_value = "demo")]
-        project: String,
-        #[arg(long)]
-        key: Option<PathBuf>,
+        #[command(flatten)]
+        target: Target,
         /// Payouts to create (each pre-signed).
         #[arg(long, default_value_t = 20_000)]
         payouts: usize,
         /// Status reads (each pre-signed).
         #[arg(long, default_value_t = 50_000)]
         reads: usize,
-        #[arg(long, default_value_t = 64)]
-        concurrency: usize,
     },
 }
 
@@ -66,31 +90,15 @@ pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpCon
 
 pub async fn run(data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::Kyc { url, project, key, checks, reads, concurrency } => {
-            kyc(data_dir, url, project, key, checks, reads, concurrency).await
-        }
-        BenchCommand::Payouts { url, project, key, payouts, reads, concurrency } => {
-            crate::bench_payouts::run(data_dir, url, project, key, payouts, reads, concurrency).await
+        BenchCommand::Kyc { target, checks, reads } => kyc(target.load(data_dir)?, checks, reads).await,
+        BenchCommand::Payouts { target, payouts, reads } => {
+            crate::bench_payouts::run(data_dir, target.load(data_dir)?, payouts, reads).await
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn kyc(
-    data_dir: &Path,
-    url: String,
-    project: String,
-    key: Option<PathBuf>,
-    checks: usize,
-    reads: usize,
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    let key_path = key.unwrap_or_else(|| data_dir.join(open131_server::demo::DEMO_KEY_FILE_NAME));
-    let key = SigningKey::from_pem(
-        &std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?,
-    )?;
-    let base = url.trim_end_matches('/').to_string();
-    let concurrency = concurrency.max(1);
+async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> {
+    let Loaded { key, base, project, concurrency } = target;
 
     let started = Instant::now();
     let bodies = presign(&key, checks)?;

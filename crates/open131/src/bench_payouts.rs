@@ -10,7 +10,7 @@
 //! During 1 and 2 the project has no webhook URL, so the webhooks those phases
 //! cause wait in the outbox instead of competing with the measured requests.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use open131_wire::sign::{SigningKey, VerifyingKey};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::bench::{http_client, parallel, phase};
+use crate::bench::{http_client, parallel, phase, Loaded};
 
 /// How long phase 3 waits for the outbox to drain before reporting what arrived, in seconds.
 const DRAIN_WAIT_MAX_S: u64 = 120;
@@ -41,19 +41,8 @@ struct Arrivals {
     first_last: Mutex<Option<(Instant, Instant)>>,
 }
 
-pub async fn run(
-    data_dir: &Path,
-    url: String,
-    project: String,
-    key: Option<PathBuf>,
-    payouts: usize,
-    reads: usize,
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    let key_path = key.unwrap_or_else(|| data_dir.join(open131_server::demo::DEMO_KEY_FILE_NAME));
-    let key = SigningKey::from_pem(
-        &std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?,
-    )?;
+pub async fn run(data_dir: &Path, target: Loaded, payouts: usize, reads: usize) -> anyhow::Result<()> {
+    let Loaded { key, base, project, concurrency } = target;
     let bank_path = data_dir.join(open131_server::demo::BANK_KEY_FILE_NAME);
     let bank = SigningKey::from_pem(
         &std::fs::read_to_string(&bank_path).with_context(|| format!("reading {}", bank_path.display()))?,
@@ -63,8 +52,6 @@ pub async fn run(
     let saved = store.project(&project).await?.context("no such project in this data directory")?.settings;
     let set_url = |u: Option<String>| open131_store::SettingsChange { webhook_url: Some(u), ..Default::default() };
     store.set_project_settings(&project, set_url(None), OffsetDateTime::now_utc()).await?;
-    let base = url.trim_end_matches('/').to_string();
-    let concurrency = concurrency.max(1);
     let client = http_client(concurrency);
 
     let result = async {
