@@ -522,13 +522,12 @@ impl BlockedSet {
             return Err(bad(format!("{data_words} data words for {data_bits} bits")));
         }
         let data_at = r.offset();
-        let mut data = r.read_words(data_words)?;
+        let data = r.read_words_padded(data_words, DATA_PADDING_WORDS)?;
         let tail = data_bits % WORD_BITS;
-        if tail != 0 && data.last().is_some_and(|w| w >> tail != 0) {
+        let last_data_word = data.len().checked_sub(DATA_PADDING_WORDS + 1).map(|i| data[i]);
+        if tail != 0 && last_data_word.is_some_and(|w| w >> tail != 0) {
             return Err(CorruptBody::new(data_at, "bits set past the end of the data"));
         }
-        data.resize(data.len() + DATA_PADDING_WORDS, 0);
-        data.shrink_to_fit();
         let rel = r.read_u32s(rel_len)?;
         let bases = r.read_words(bases_len)?;
         let set = BlockedSet { universe, len, shape, group_log2, data, data_bits, rel, bases };

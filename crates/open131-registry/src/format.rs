@@ -29,7 +29,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use xxhash_rust::xxh3::{xxh3_64, Xxh3};
+use xxhash_rust::xxh3::Xxh3;
 
 /// Version of the body layout written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -192,65 +192,119 @@ impl<W: Write> BodyWriter<W> {
     }
 }
 
-/// Reads body fields from an in-memory file, reporting absolute offsets.
+/// Bytes read from the file per step while decoding large arrays.
+const LOAD_CHUNK_BYTES: usize = 1 << 20;
+
+/// Reads body fields straight from the file, hashing every byte on the way,
+/// and reports absolute offsets. Streaming keeps the load's peak memory at the
+/// index itself: no file-sized buffer is ever held next to the decoded arrays.
 pub(crate) struct BodyReader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+    inner: &'a mut dyn Read,
+    hasher: &'a mut Xxh3,
+    pos: u64,
+    len: u64,
     base: u64,
 }
 
-impl<'a> BodyReader<'a> {
-    fn new(bytes: &'a [u8], base: u64) -> BodyReader<'a> {
-        BodyReader { bytes, pos: 0, base }
-    }
-
+impl BodyReader<'_> {
     /// Absolute file offset of the next byte.
     pub(crate) fn offset(&self) -> u64 {
-        self.base + self.pos as u64
+        self.base + self.pos
     }
 
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
+    fn remaining(&self) -> u64 {
+        self.len - self.pos
     }
 
-    pub(crate) fn read_bytes(&mut self, n: u64) -> Result<&'a [u8], CorruptBody> {
-        if n > self.remaining() as u64 {
+    /// Checks that `n` more bytes exist in the body (before anything is allocated for them).
+    fn check_room(&self, n: u64) -> Result<(), CorruptBody> {
+        if n > self.remaining() {
             return Err(CorruptBody::new(
                 self.offset(),
                 format!("a field of {n} bytes runs past the end of the body ({} bytes left)", self.remaining()),
             ));
         }
-        let start = self.pos;
-        self.pos += n as usize;
-        Ok(&self.bytes[start..self.pos])
+        Ok(())
+    }
+
+    /// Fills `buf` from the file and hashes it.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), CorruptBody> {
+        self.inner
+            .read_exact(buf)
+            .map_err(|e| CorruptBody::new(self.offset(), format!("reading the index failed: {e}")))?;
+        self.hasher.update(buf);
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    pub(crate) fn read_bytes(&mut self, n: u64) -> Result<Vec<u8>, CorruptBody> {
+        self.check_room(n)?;
+        let mut out = vec![0u8; usize::try_from(n).map_err(|_| CorruptBody::new(self.offset(), "field too large"))?];
+        self.fill(&mut out)?;
+        Ok(out)
     }
 
     pub(crate) fn read_u32(&mut self) -> Result<u32, CorruptBody> {
-        let b = self.read_bytes(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.check_room(4)?;
+        let mut b = [0u8; 4];
+        self.fill(&mut b)?;
+        Ok(u32::from_le_bytes(b))
     }
 
     pub(crate) fn read_u64(&mut self) -> Result<u64, CorruptBody> {
-        let b = self.read_bytes(8)?;
-        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        self.check_room(8)?;
+        let mut b = [0u8; 8];
+        self.fill(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Reads `count` little-endian values of `W` bytes each, a chunk at a time
+    /// (the length is checked before allocating).
+    fn read_values<T, const W: usize>(
+        &mut self,
+        count: u64,
+        spare: usize,
+        decode: fn([u8; W]) -> T,
+    ) -> Result<Vec<T>, CorruptBody> {
+        let bytes = count
+            .checked_mul(W as u64)
+            .ok_or_else(|| CorruptBody::new(self.offset(), format!("value count {count} overflows")))?;
+        self.check_room(bytes)?;
+        let count = usize::try_from(count).map_err(|_| CorruptBody::new(self.offset(), "too many values"))?;
+        // `spare` is reserved now so a caller's padding never reallocates (and
+        // never briefly doubles) a large array.
+        let mut out = Vec::with_capacity(count.saturating_add(spare));
+        let mut chunk = vec![0u8; LOAD_CHUNK_BYTES.min(count * W).max(W)];
+        let mut left = count;
+        while left > 0 {
+            let take = left.min(chunk.len() / W);
+            let buf = &mut chunk[..take * W];
+            self.fill(buf)?;
+            out.extend(buf.chunks_exact(W).map(|c| {
+                let mut a = [0u8; W];
+                a.copy_from_slice(c);
+                decode(a)
+            }));
+            left -= take;
+        }
+        Ok(out)
     }
 
     /// Reads `count` little-endian words (the length is checked before allocating).
     pub(crate) fn read_words(&mut self, count: u64) -> Result<Vec<u64>, CorruptBody> {
-        let bytes = count
-            .checked_mul(8)
-            .ok_or_else(|| CorruptBody::new(self.offset(), format!("word count {count} overflows")))?;
-        let raw = self.read_bytes(bytes)?;
-        Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect())
+        self.read_values::<u64, 8>(count, 0, u64::from_le_bytes)
+    }
+
+    /// [`BodyReader::read_words`] followed by `padding` zero words, allocated once.
+    pub(crate) fn read_words_padded(&mut self, count: u64, padding: usize) -> Result<Vec<u64>, CorruptBody> {
+        let mut words = self.read_values::<u64, 8>(count, padding, u64::from_le_bytes)?;
+        words.resize(words.len() + padding, 0);
+        Ok(words)
     }
 
     /// Reads `count` little-endian `u32`s (the length is checked before allocating).
     pub(crate) fn read_u32s(&mut self, count: u64) -> Result<Vec<u32>, CorruptBody> {
-        let bytes = count
-            .checked_mul(4)
-            .ok_or_else(|| CorruptBody::new(self.offset(), format!("value count {count} overflows")))?;
-        let raw = self.read_bytes(bytes)?;
-        Ok(raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        self.read_values::<u32, 4>(count, 0, u32::from_le_bytes)
     }
 
     /// Fails unless the whole body was consumed.
@@ -260,6 +314,19 @@ impl<'a> BodyReader<'a> {
                 self.offset(),
                 format!("{} unread bytes at the end of the body", self.remaining()),
             ));
+        }
+        Ok(())
+    }
+
+    /// Hashes the rest of the body without decoding it (after a decoding error,
+    /// so a damaged file is reported as a checksum mismatch).
+    fn drain(&mut self) -> io::Result<()> {
+        let mut chunk = vec![0u8; LOAD_CHUNK_BYTES];
+        while self.remaining() > 0 {
+            let take = usize::try_from(self.remaining()).unwrap_or(usize::MAX).min(chunk.len());
+            self.inner.read_exact(&mut chunk[..take])?;
+            self.hasher.update(&chunk[..take]);
+            self.pos += take as u64;
         }
         Ok(())
     }
@@ -331,33 +398,48 @@ fn write_file(
     file.sync_all().map_err(io_error(tmp, "syncing the index"))
 }
 
-/// Reads and checks an index file: magic, version, length and checksum.
-/// Returns the whole file; `parse_body` gets a reader over its body.
+/// Reads and checks an index file: magic, version and length first, then the
+/// body decoded as it streams in, then the checksum over everything. A body
+/// that fails to decode is still hashed to the end, so a damaged file reports
+/// the checksum mismatch rather than whatever the damage looked like.
 pub(crate) fn load_checked<T>(
     path: &Path,
     magic: [u8; 8],
     kind: &'static str,
     parse_body: impl FnOnce(&mut BodyReader<'_>) -> Result<T, CorruptBody>,
 ) -> Result<T, IndexFileError> {
-    let mut file = File::open(path).map_err(io_error(path, "opening the index"))?;
-    let len = file.metadata().map_err(io_error(path, "reading the index's metadata"))?.len();
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.read_to_end(&mut bytes).map_err(io_error(path, "reading the index"))?;
-    let body = check_container(path, &bytes, magic, kind)?;
-    let mut reader = BodyReader::new(body, HEADER_BYTES);
+    let file = File::open(path).map_err(io_error(path, "opening the index"))?;
+    let actual_len = file.metadata().map_err(io_error(path, "reading the index's metadata"))?.len();
+    let mut input = std::io::BufReader::with_capacity(LOAD_CHUNK_BYTES, file);
+    let mut header = vec![0u8; usize::try_from(actual_len.min(HEADER_BYTES)).unwrap_or(0)];
+    input.read_exact(&mut header).map_err(io_error(path, "reading the index"))?;
+    let body_len = check_header(path, &header, actual_len, magic, kind)?;
+    let mut hasher = Xxh3::new();
+    hasher.update(&header);
+    let mut reader = BodyReader { inner: &mut input, hasher: &mut hasher, pos: 0, len: body_len, base: HEADER_BYTES };
     let parsed = parse_body(&mut reader).and_then(|t| reader.finish().map(|()| t));
+    if parsed.is_err() {
+        reader.drain().map_err(io_error(path, "reading the index"))?;
+    }
+    let mut stored = [0u8; 8];
+    input.read_exact(&mut stored).map_err(io_error(path, "reading the index's checksum"))?;
+    let stored = u64::from_le_bytes(stored);
+    let computed = hasher.digest();
+    if stored != computed {
+        return Err(IndexFileError::ChecksumMismatch { path: path.to_path_buf(), stored, computed });
+    }
     parsed.map_err(|c| IndexFileError::Corrupt { path: path.to_path_buf(), offset: c.offset, reason: c.reason })
 }
 
-/// Validates the container around the body and returns the body.
-fn check_container<'a>(
+/// Validates the header against the file's length; returns the body length.
+fn check_header(
     path: &Path,
-    bytes: &'a [u8],
+    header: &[u8],
+    actual_len: u64,
     magic: [u8; 8],
     kind: &'static str,
-) -> Result<&'a [u8], IndexFileError> {
-    let actual_len = bytes.len() as u64;
-    let magic_seen = &bytes[..bytes.len().min(magic.len())];
+) -> Result<u64, IndexFileError> {
+    let magic_seen = &header[..header.len().min(magic.len())];
     if magic_seen != &magic[..magic_seen.len()] {
         return Err(IndexFileError::BadMagic { path: path.to_path_buf(), expected: kind, found: magic_seen.to_vec() });
     }
@@ -368,7 +450,7 @@ fn check_container<'a>(
             expected_len: HEADER_BYTES + CHECKSUM_BYTES,
         });
     }
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
     if version != FORMAT_VERSION {
         return Err(IndexFileError::UnsupportedVersion {
             path: path.to_path_buf(),
@@ -377,7 +459,7 @@ fn check_container<'a>(
         });
     }
     let mut body_len = [0u8; 8];
-    body_len.copy_from_slice(&bytes[16..24]);
+    body_len.copy_from_slice(&header[16..24]);
     let body_len = u64::from_le_bytes(body_len);
     let expected_len = body_len.checked_add(HEADER_BYTES + CHECKSUM_BYTES).ok_or_else(|| IndexFileError::Corrupt {
         path: path.to_path_buf(),
@@ -390,15 +472,7 @@ fn check_container<'a>(
     if actual_len > expected_len {
         return Err(IndexFileError::TrailingBytes { path: path.to_path_buf(), actual_len, expected_len });
     }
-    let (content, stored) = bytes.split_at(bytes.len() - CHECKSUM_BYTES as usize);
-    let mut s = [0u8; 8];
-    s.copy_from_slice(stored);
-    let stored = u64::from_le_bytes(s);
-    let computed = xxh3_64(content);
-    if stored != computed {
-        return Err(IndexFileError::ChecksumMismatch { path: path.to_path_buf(), stored, computed });
-    }
-    Ok(&content[HEADER_BYTES as usize..])
+    Ok(body_len)
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ impl MalformedSet {
             if len > MALFORMED_ROW_MAX_BYTES {
                 return Err(CorruptBody::new(r.offset(), format!("malformed row of {len} bytes is too long")));
             }
-            rows.push(r.read_bytes(len)?.to_vec().into_boxed_slice());
+            rows.push(r.read_bytes(len)?.into_boxed_slice());
         }
         let set = MalformedSet::from_rows(rows);
         if set.len() as u64 != count {
