@@ -34,6 +34,13 @@ impl IpAllowlist {
                     b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("{item:?}: bad prefix length"))?
                 }
             };
+            // Peers are compared as IPv4 when they are IPv4-mapped, so entries are too.
+            let (addr, bits) = match addr {
+                IpAddr::V6(v6) if bits >= 96 => {
+                    v6.to_ipv4_mapped().map_or((addr, bits), |v4| (IpAddr::V4(v4), bits - 96))
+                }
+                _ => (addr, bits),
+            };
             networks.push((addr, bits));
         }
         if networks.is_empty() {
@@ -79,6 +86,10 @@ mod tests {
     #[test]
     fn networks_and_errors() {
         let list = IpAllowlist::parse("127.0.0.1, 10.0.0.0/8, 2001:db8::/32").unwrap();
+        let mapped = IpAllowlist::parse("::ffff:127.0.0.1, ::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.allows("127.0.0.1".parse().unwrap()) && mapped.allows("10.1.2.3".parse().unwrap()));
+        let mapped = IpAllowlist::parse("::ffff:127.0.0.1, ::ffff:10.0.0.0/104").unwrap();
+        assert!(mapped.allows("127.0.0.1".parse().unwrap()) && mapped.allows("10.1.2.3".parse().unwrap()));
         for ok in ["127.0.0.1", "10.200.3.4", "2001:db8::1", "::ffff:10.0.0.1"] {
             assert!(list.allows(ok.parse().unwrap()), "{ok}");
         }

@@ -14,13 +14,14 @@
 //!
 //! * the declared body length lets a truncated file be named as such
 //!   ("truncated at byte N of M") before anything else is parsed;
-//! * the checksum is verified over the whole file *before* the body is
-//!   interpreted, so a flipped bit is reported as a checksum mismatch rather
-//!   than as some confusing structural error (xxh3 runs at memory speed: a
-//!   150 MB index costs ~15 ms);
-//! * loading reads the file into memory and converts words with
-//!   `u64::from_le_bytes`: no `unsafe`, no alignment assumptions, and still
-//!   far below a second for the full MVD list;
+//! * loading streams the body through the hasher and the decoder in 1 MiB
+//!   steps, so the index is the only large allocation (no file-sized buffer
+//!   beside it); the checksum is compared at the end, and a body that fails to
+//!   decode is still hashed to the end, so a flipped bit is reported as a
+//!   checksum mismatch rather than as some confusing structural error. Every
+//!   decoded structure is validated as well, so nothing unchecked is ever used;
+//! * words are converted with `u64::from_le_bytes`: no `unsafe`, no alignment
+//!   assumptions, and still far below a second for the full MVD list;
 //! * saving writes a temporary file in the destination directory, fsyncs it,
 //!   renames it over the destination and fsyncs the directory, so a crash
 //!   leaves either the old or the new index, never a torn one.

@@ -23,6 +23,7 @@ pub fn ensure_admin_token(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(ADMIN_TOKEN_FILE_NAME);
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
         _ => {
             let mut bytes = [0u8; 32];
             aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("no randomness for the admin token"))?;
@@ -67,6 +68,10 @@ pub async fn ensure_demo(store: &dyn Store, data_dir: &Path, now: OffsetDateTime
     let created = store.project(DEMO_PROJECT_ID).await?.is_none();
     let key = match std::fs::read_to_string(&key_path) {
         Ok(text) => SigningKey::from_pem(&text)?,
+        // Only a missing file is replaced: an unreadable one is the user's to fix.
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::anyhow!("reading {}: {e}", key_path.display()));
+        }
         Err(_) => {
             let key = SigningKey::generate()?;
             write_private(&key_path, &key.to_pkcs8_pem()?)?;
@@ -99,8 +104,11 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()?;
     drop(file);
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+    // Make the rename durable where directories can be synced (best effort).
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
     }
     Ok(())
 }

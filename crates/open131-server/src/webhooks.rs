@@ -41,11 +41,12 @@ pub const WEBHOOK_RETRY_CAP_S: u64 = 3_600;
 pub const WEBHOOK_LEASE_S: i64 = 120;
 /// How long a webhook of a project without a URL waits before it is looked at again, in seconds.
 pub const WEBHOOK_PARK_S: i64 = 3_600;
-/// Claimed webhooks (in flight plus waiting) per project. Twice the concurrency:
-/// a waiting webhook starts within about two timeouts, well inside its lease.
-pub const WEBHOOK_QUEUED_PER_PROJECT_MAX: usize = 2 * WEBHOOK_CONCURRENCY_PER_PROJECT;
+/// Claimed webhooks (in flight plus waiting) per project. Four times the
+/// concurrency: a waiting webhook starts within about four timeouts (40 s), well
+/// inside its lease, and claims come in batches rather than one per delivery.
+pub const WEBHOOK_QUEUED_PER_PROJECT_MAX: usize = 4 * WEBHOOK_CONCURRENCY_PER_PROJECT;
 /// A webhook whose project's queue is full is looked at again after this, in ms.
-pub const WEBHOOK_BUSY_RETRY_MS: i64 = 200;
+pub const WEBHOOK_BUSY_RETRY_MS: i64 = 1_000;
 /// Longest sleep of an idle dispatcher, in ms.
 pub const DISPATCHER_IDLE_MAX_MS: u64 = 500;
 
@@ -60,6 +61,15 @@ fn jitter() -> f64 {
     let mut b = [0u8; 4];
     let _ = aws_lc_rs::rand::fill(&mut b);
     f64::from(u32::from_le_bytes(b)) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// One place in a project's queue of claimed webhooks, given back on drop.
+struct QueueSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Per-project limits, shared by every delivery of one dispatcher: the
@@ -83,6 +93,16 @@ impl Limits {
 
     fn for_project(&self, project: &str) -> Arc<Semaphore> {
         self.entry(project).0
+    }
+
+    /// Projects whose queue of claimed webhooks is full: claims leave them out,
+    /// so their backlog is not fetched only to be given back.
+    fn full_projects(&self) -> Vec<String> {
+        let map = self.per_project.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|(_, (_, q))| q.load(std::sync::atomic::Ordering::SeqCst) >= WEBHOOK_QUEUED_PER_PROJECT_MAX)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// How many more webhooks the known projects' queues can take, plus one
@@ -184,8 +204,10 @@ async fn attempt(app: &App, hook: &WebhookRecord) -> AttemptResult {
 /// use this; the worker streams instead). Returns how many were attempted.
 pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
     let now = app.clock.now();
-    let claimed =
-        app.store.claim_webhooks(now, now + time::Duration::seconds(WEBHOOK_LEASE_S), WEBHOOK_IN_FLIGHT_MAX).await?;
+    let claimed = app
+        .store
+        .claim_webhooks(now, now + time::Duration::seconds(WEBHOOK_LEASE_S), WEBHOOK_IN_FLIGHT_MAX, Vec::new())
+        .await?;
     let limits = Arc::new(Limits::default());
     let mut tasks = tokio::task::JoinSet::new();
     for hook in claimed {
@@ -207,9 +229,9 @@ pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
 
 /// The worker: keeps up to [`WEBHOOK_IN_FLIGHT_MAX`] deliveries going; each
 /// records its own result. A project may hold at most
-/// [`WEBHOOK_QUEUED_PER_PROJECT_MAX`] claimed webhooks; more are given back
-/// unattempted for a moment, so a slow partner neither holds the global slots
-/// nor lets leases run out in a queue.
+/// [`WEBHOOK_QUEUED_PER_PROJECT_MAX`] claimed webhooks, and claims leave out the
+/// projects whose queue is full, so a slow partner holds at most that many of the
+/// global slots and its backlog is not claimed again and again.
 pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
     let limits = Arc::new(Limits::default());
     let in_flight = Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX));
@@ -222,7 +244,8 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            match app.store.claim_webhooks(now, now + time::Duration::seconds(WEBHOOK_LEASE_S), free).await {
+            let lease_until = now + time::Duration::seconds(WEBHOOK_LEASE_S);
+            match app.store.claim_webhooks(now, lease_until, free, limits.full_projects()).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "could not claim webhooks");
@@ -242,8 +265,9 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
                 busy.push(hook.id);
                 continue;
             }
+            // Gives the queue slot back however the delivery ends (a panic included).
+            let slot = QueueSlot(queued);
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                queued.fetch_sub(1, SeqCst);
                 busy.push(hook.id);
                 continue;
             };
@@ -256,9 +280,13 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
                     tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
                 }
                 drop((permit, project_permit));
-                queued.fetch_sub(1, SeqCst);
-                // Room for more: let the dispatcher claim again without waiting for its timer.
-                app.webhook_wake.notify_one();
+                let left = slot.0.load(std::sync::atomic::Ordering::SeqCst);
+                drop(slot);
+                // Once the queue is half empty, let the dispatcher claim a batch without
+                // waiting for its timer (waking it per delivery would claim one by one).
+                if left <= WEBHOOK_QUEUED_PER_PROJECT_MAX / 2 {
+                    app.webhook_wake.notify_one();
+                }
             });
         }
         if !busy.is_empty() {

@@ -104,8 +104,14 @@ impl Store for Faulty {
     async fn posting_sums(&self, p: &str, c: &str) -> Result<Vec<(String, i64)>> {
         self.inner.posting_sums(p, c).await
     }
-    async fn claim_webhooks(&self, n: OffsetDateTime, l: OffsetDateTime, limit: usize) -> Result<Vec<WebhookRecord>> {
-        self.inner.claim_webhooks(n, l, limit).await
+    async fn claim_webhooks(
+        &self,
+        n: OffsetDateTime,
+        l: OffsetDateTime,
+        limit: usize,
+        skip: Vec<String>,
+    ) -> Result<Vec<WebhookRecord>> {
+        self.inner.claim_webhooks(n, l, limit, skip).await
     }
     async fn record_attempts(&self, r: Vec<AttemptResult>) -> Result<()> {
         self.inner.record_attempts(r).await

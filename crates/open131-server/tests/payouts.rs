@@ -695,3 +695,39 @@ async fn a_revived_webhook_gets_a_whole_new_schedule_and_stale_results_are_ignor
     assert_eq!((after.state, after.attempts), (open131_store::WebhookState::Pending, h.attempts));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_being_delivered_is_not_rescheduled_and_full_projects_are_skipped() {
+    let (s, _r) = server().await;
+    session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 1_000)).await);
+    s.app.process_due().await.unwrap(); // prepare: the ready_to_confirm row is written
+    let now = open131_server::Clock::now(&*s.clock);
+    let lease = now + time::Duration::seconds(120);
+    // A project whose queue is full is left out of the claim.
+    let skipped = s.app.store.claim_webhooks(now, lease, 10, vec!["alpha".into()]).await.unwrap();
+    assert!(skipped.is_empty());
+    let claimed = s.app.store.claim_webhooks(now, lease, 10, Vec::new()).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let id = claimed[0].id;
+    // While it is leased, neither a resend, nor retry-pending, nor a new URL reschedules it.
+    assert!(!s.app.store.resend_webhook(id, now).await.unwrap());
+    assert_eq!(s.app.store.resend_pending(Some("alpha"), now).await.unwrap(), 0);
+    s.set_webhook("alpha", "http://127.0.0.1:9/elsewhere").await;
+    assert!(s.app.store.claim_webhooks(now, lease, 10, Vec::new()).await.unwrap().is_empty(), "not claimable twice");
+    // Once its attempt is recorded, the lease is gone and a resend works.
+    let result = open131_store::AttemptResult {
+        webhook_id: id,
+        claimed_attempts: 0,
+        at: now,
+        status: Some(500),
+        error: Some("HTTP 500".into()),
+        duration_ms: 1,
+        next_attempt_at: Some(now + time::Duration::seconds(5)),
+        gave_up: false,
+        parked: false,
+    };
+    s.app.store.record_attempts(vec![result]).await.unwrap();
+    assert!(s.app.store.resend_webhook(id, now).await.unwrap());
+    assert_eq!(s.app.store.claim_webhooks(now, lease, 10, Vec::new()).await.unwrap().len(), 1);
+    s.stop().await;
+}

@@ -143,18 +143,21 @@ pub trait Store: Send + Sync + 'static {
     async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>>;
 
     // The webhook outbox.
-    /// Pending webhooks due at `now`; each is leased until `lease_until` so a
-    /// crash mid-delivery only delays it.
+    /// Pending webhooks due at `now`, except those of `skip_projects`; each is
+    /// leased until `lease_until` (or until its attempt is recorded) so a crash
+    /// mid-delivery only delays it and no operator command reschedules it meanwhile.
     async fn claim_webhooks(
         &self,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: usize,
+        skip_projects: Vec<String>,
     ) -> Result<Vec<WebhookRecord>>;
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()>;
     async fn webhooks(&self, filter: WebhookFilter) -> Result<Vec<WebhookRecord>>;
     async fn webhook_attempts(&self, webhook_id: i64) -> Result<Vec<AttemptRecord>>;
-    /// Makes a webhook pending again, due at `now`; false if there is no such webhook.
+    /// Makes a webhook pending again, due at `now`; false if there is no such
+    /// webhook or it is being delivered right now (leased).
     async fn resend_webhook(&self, webhook_id: i64, now: OffsetDateTime) -> Result<bool>;
     /// Gives claimed webhooks back unattempted, due at `at` (their project was busy).
     async fn release_webhooks(&self, ids: Vec<i64>, at: OffsetDateTime) -> Result<()>;

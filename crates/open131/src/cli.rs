@@ -435,7 +435,7 @@ async fn webhooks(data_dir: &Path, cmd: WebhooksCommand) -> anyhow::Result<()> {
         }
         WebhooksCommand::Resend { id } => {
             if !store.resend_webhook(id, OffsetDateTime::now_utc()).await? {
-                bail!("no webhook {id}");
+                bail!("no webhook {id}, or it is being delivered right now (try again in a moment)");
             }
             println!("webhook {id} is pending again");
         }

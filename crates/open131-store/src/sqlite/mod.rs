@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "kyc_v2", include_str!("../../migrations/sqlite/0003_kyc_v2.sql")),
     (4, "webhook_revival", include_str!("../../migrations/sqlite/0004_webhook_revival.sql")),
     (5, "allowed_ips", include_str!("../../migrations/sqlite/0005_allowed_ips.sql")),
+    (6, "webhook_lease", include_str!("../../migrations/sqlite/0006_webhook_lease.sql")),
 ];
 
 pub struct SqliteStore {
@@ -493,7 +494,8 @@ impl Store for SqliteStore {
                 if matches!(change.webhook_url, Some(Some(_))) {
                     // A (new) URL releases the webhooks parked while there was none.
                     conn.execute(
-                        "UPDATE webhooks SET next_attempt_at_us = ?2 WHERE project_id = ?1 AND state = 'pending'",
+                        "UPDATE webhooks SET next_attempt_at_us = ?2 WHERE project_id = ?1 AND state = 'pending'
+                             AND (leased_until_us IS NULL OR leased_until_us <= ?2)",
                         params![project_id, to_us(now)],
                     )
                     .map_err(db)?;
@@ -561,8 +563,9 @@ impl Store for SqliteStore {
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: usize,
+        skip_projects: Vec<String>,
     ) -> Result<Vec<WebhookRecord>> {
-        self.writer.write(move |conn| payouts::claim_webhooks(conn, now, lease_until, limit)).await
+        self.writer.write(move |conn| payouts::claim_webhooks(conn, now, lease_until, limit, &skip_projects)).await
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()> {
@@ -583,7 +586,7 @@ impl Store for SqliteStore {
                 let n = conn
                     .execute(
                         "UPDATE webhooks SET state = 'pending', next_attempt_at_us = ?2, attempts_base = attempts
-                         WHERE id = ?1",
+                         WHERE id = ?1 AND (leased_until_us IS NULL OR leased_until_us <= ?2)",
                         params![webhook_id, to_us(now)],
                     )
                     .map_err(db)?;
@@ -597,7 +600,8 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| {
                 conn.execute(
-                    "UPDATE webhooks SET next_attempt_at_us = ?2 WHERE state = 'pending' AND (?1 IS NULL OR project_id = ?1)",
+                    "UPDATE webhooks SET next_attempt_at_us = ?2 WHERE state = 'pending' AND (?1 IS NULL OR project_id = ?1)
+                         AND (leased_until_us IS NULL OR leased_until_us <= ?2)",
                     params![project_id, to_us(now)],
                 )
                 .map_err(db)
@@ -609,7 +613,9 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| {
                 let mut stmt = conn
-                    .prepare_cached("UPDATE webhooks SET next_attempt_at_us = ?2 WHERE id = ?1 AND state = 'pending'")
+                    .prepare_cached(
+                        "UPDATE webhooks SET next_attempt_at_us = ?2, leased_until_us = NULL WHERE id = ?1 AND state = 'pending'",
+                    )
                     .map_err(db)?;
                 for id in &ids {
                     stmt.execute(params![id, to_us(at)]).map_err(db)?;

@@ -411,16 +411,19 @@ pub(crate) fn claim_webhooks(
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: usize,
+    skip_projects: &[String],
 ) -> Result<Vec<WebhookRecord>> {
+    let skip = format!("[{}]", skip_projects.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(","));
     let raw = conn
         .prepare_cached(&format!(
-            "UPDATE webhooks SET next_attempt_at_us = ?2
+            "UPDATE webhooks SET next_attempt_at_us = ?2, leased_until_us = ?2
              WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= ?1
+                              AND project_id NOT IN (SELECT value FROM json_each(?4))
                           ORDER BY next_attempt_at_us LIMIT ?3)
              RETURNING {WEBHOOK_COLUMNS}"
         ))
         .map_err(db)?
-        .query_map(params![to_us(now), to_us(lease_until), limit as i64], webhook_from_row)
+        .query_map(params![to_us(now), to_us(lease_until), limit as i64, skip], webhook_from_row)
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
@@ -434,7 +437,8 @@ pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> R
         if a.parked {
             // Not an attempt: the project has nowhere to send it yet.
             conn.prepare_cached(
-                "UPDATE webhooks SET next_attempt_at_us = ?2, last_error = ?3 WHERE id = ?1 AND attempts = ?4",
+                "UPDATE webhooks SET next_attempt_at_us = ?2, last_error = ?3, leased_until_us = NULL
+                 WHERE id = ?1 AND attempts = ?4",
             )
             .map_err(db)?
             .execute(params![a.webhook_id, a.next_attempt_at.map_or(to_us(a.at), to_us), a.error, a.claimed_attempts])
@@ -465,7 +469,7 @@ pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> R
         };
         conn.prepare_cached(
             "UPDATE webhooks SET state = ?2, next_attempt_at_us = ?3, last_status = ?4, last_error = ?5,
-                 delivered_at_us = COALESCE(?6, delivered_at_us)
+                 delivered_at_us = COALESCE(?6, delivered_at_us), leased_until_us = NULL
              WHERE id = ?1",
         )
         .map_err(db)?
