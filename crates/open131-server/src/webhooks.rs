@@ -45,6 +45,8 @@ pub const WEBHOOK_PARK_S: i64 = 3_600;
 /// concurrency: a waiting webhook starts within about four timeouts (40 s), well
 /// inside its lease, and claims come in batches rather than one per delivery.
 pub const WEBHOOK_QUEUED_PER_PROJECT_MAX: usize = 4 * WEBHOOK_CONCURRENCY_PER_PROJECT;
+/// Rows a claim may take beyond the known projects' room (for projects not seen yet).
+pub const WEBHOOK_CLAIM_SLACK: usize = 8;
 /// A webhook whose project's queue is full is looked at again after this, in ms.
 pub const WEBHOOK_BUSY_RETRY_MS: i64 = 1_000;
 /// Longest sleep of an idle dispatcher, in ms.
@@ -114,7 +116,9 @@ impl Limits {
             .values()
             .map(|(_, q)| WEBHOOK_QUEUED_PER_PROJECT_MAX.saturating_sub(q.load(std::sync::atomic::Ordering::SeqCst)))
             .sum();
-        known + WEBHOOK_QUEUED_PER_PROJECT_MAX
+        // A little room for projects not seen yet: claimed rows beyond the real
+        // room are given back, so a large allowance would churn.
+        known + WEBHOOK_CLAIM_SLACK
     }
 }
 
@@ -279,14 +283,9 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
                 if let Err(e) = app.store.record_attempts(vec![result]).await {
                     tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
                 }
-                drop((permit, project_permit));
-                let left = slot.0.load(std::sync::atomic::Ordering::SeqCst);
-                drop(slot);
-                // Once the queue is half empty, let the dispatcher claim a batch without
-                // waiting for its timer (waking it per delivery would claim one by one).
-                if left <= WEBHOOK_QUEUED_PER_PROJECT_MAX / 2 {
-                    app.webhook_wake.notify_one();
-                }
+                drop((permit, project_permit, slot));
+                // Room for more: let the dispatcher claim again without waiting for its timer.
+                app.webhook_wake.notify_one();
             });
         }
         if !busy.is_empty() {
