@@ -3,7 +3,7 @@
 
 use open131_domain::ledger::{postings, Account, Movement};
 use open131_domain::session::{parse_phase, phase_name, Timer};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 
 use super::writer::db;
@@ -43,35 +43,37 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
         }
     }
     let p = r.payout.as_ref();
+    // The columns a change may set, at the same positions (?1..?16) in both
+    // statements; each statement appends what only it needs.
+    let phase = phase_name(r.phase);
+    let columns: [&dyn rusqlite::ToSql; 16] = [
+        &r.project_id,
+        &r.id,
+        &phase,
+        &p.map(|p| &p.id),
+        &p.map(|p| p.amount),
+        &p.map(|p| &p.currency),
+        &p.map(|p| &p.method_masked),
+        &p.map(|p| &p.participant_details),
+        &p.and_then(|p| p.customer.as_ref()),
+        &p.and_then(|p| p.metadata.as_ref()),
+        &p.map(|p| &p.plan),
+        &r.refund.as_ref().map(|f| &f.id),
+        &r.refund.as_ref().map(|f| to_us(f.created_at)),
+        &to_us(r.updated_at),
+        &p.map(|p| to_us(p.created_at)),
+        &r.finished_at.map(to_us),
+    ];
     let version = match w.expected_version {
         None => {
             conn.prepare_cached(
-                "INSERT INTO sessions (project_id, id, api_version, phase, version, payout_id, amount, currency,
-                     method_masked, participant_details, customer, metadata, plan, refund_id, refunded_at_us,
-                     created_at_us, updated_at_us, payout_created_at_us, finished_at_us)
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                "INSERT INTO sessions (project_id, id, phase, payout_id, amount, currency, method_masked,
+                     participant_details, customer, metadata, plan, refund_id, refunded_at_us, updated_at_us,
+                     payout_created_at_us, finished_at_us, api_version, created_at_us, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 1)",
             )
             .map_err(err)?
-            .execute(params![
-                r.project_id,
-                r.id,
-                r.api_version,
-                phase_name(r.phase),
-                p.map(|p| &p.id),
-                p.map(|p| p.amount),
-                p.map(|p| &p.currency),
-                p.map(|p| &p.method_masked),
-                p.map(|p| &p.participant_details),
-                p.and_then(|p| p.customer.as_ref()),
-                p.and_then(|p| p.metadata.as_ref()),
-                p.map(|p| &p.plan),
-                r.refund.as_ref().map(|f| &f.id),
-                r.refund.as_ref().map(|f| to_us(f.created_at)),
-                to_us(r.created_at),
-                to_us(r.updated_at),
-                p.map(|p| to_us(p.created_at)),
-                r.finished_at.map(to_us),
-            ])
+            .execute(params_from_iter(columns.into_iter().chain([&r.api_version as _, &to_us(r.created_at) as _])))
             .map_err(err)?;
             1
         }
@@ -85,25 +87,7 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                      WHERE project_id = ?1 AND id = ?2 AND version = ?17",
                 )
                 .map_err(err)?
-                .execute(params![
-                    r.project_id,
-                    r.id,
-                    phase_name(r.phase),
-                    p.map(|p| &p.id),
-                    p.map(|p| p.amount),
-                    p.map(|p| &p.currency),
-                    p.map(|p| &p.method_masked),
-                    p.map(|p| &p.participant_details),
-                    p.and_then(|p| p.customer.as_ref()),
-                    p.and_then(|p| p.metadata.as_ref()),
-                    p.map(|p| &p.plan),
-                    r.refund.as_ref().map(|f| &f.id),
-                    r.refund.as_ref().map(|f| to_us(f.created_at)),
-                    to_us(r.updated_at),
-                    p.map(|p| to_us(p.created_at)),
-                    r.finished_at.map(to_us),
-                    expected,
-                ])
+                .execute(params_from_iter(columns.into_iter().chain([&expected as _])))
                 .map_err(err)?;
             if n == 0 {
                 return Err(Refusal::Outcome(WriteOutcome::VersionConflict));
