@@ -23,7 +23,6 @@ pub const PROJECT_CACHE_TTL_MS: u64 = 1_000;
 #[derive(Debug)]
 pub struct Project {
     pub id: String,
-    pub kyc_mode: String,
     pub settings: ProjectSettings,
     pub keys: Vec<VerifyingKey>,
     /// Where the project's requests may come from.
@@ -49,14 +48,7 @@ impl Project {
             tracing::error!(project = %record.id, error = %e, "unusable allowed_ips; refusing every address");
             IpAllowlist::Networks(Vec::new())
         });
-        Self {
-            id: record.id,
-            kyc_mode: record.kyc_mode,
-            settings: record.settings,
-            keys,
-            allowlist,
-            loaded_at: Instant::now(),
-        }
+        Self { id: record.id, settings: record.settings, keys, allowlist, loaded_at: Instant::now() }
     }
 
     /// True when the project may call main-API `method` (`*` allows all).

@@ -76,7 +76,8 @@ pub async fn verify_due(app: &App) -> anyhow::Result<usize> {
     let mut waiting = Vec::new();
     for c in &due {
         if !modes.contains_key(&c.project_id) {
-            let mode = app.store.project(&c.project_id).await?.map_or_else(|| "sandbox".into(), |p| p.kyc_mode);
+            let mode =
+                app.store.project(&c.project_id).await?.map_or_else(|| "sandbox".into(), |p| p.settings.kyc_mode);
             modes.insert(c.project_id.clone(), mode);
         }
         let mode = modes.get(&c.project_id).map_or("sandbox", String::as_str);

@@ -35,8 +35,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct ProjectRecord {
     pub id: String,
     pub created_at: OffsetDateTime,
-    /// `sandbox` or `registry`.
-    pub kyc_mode: String,
     pub settings: ProjectSettings,
     pub keys: Vec<ProjectKey>,
 }

@@ -350,7 +350,7 @@ async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
         }
         ProjectCommand::List => {
             for p in store.projects().await? {
-                println!("{}\tkyc_mode={}\tkeys={}", p.id, p.kyc_mode, p.keys.len());
+                println!("{}\tkyc_mode={}\tkeys={}", p.id, p.settings.kyc_mode, p.keys.len());
                 for k in &p.keys {
                     println!("\t{}", k.fingerprint);
                 }

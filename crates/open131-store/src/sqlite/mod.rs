@@ -257,13 +257,7 @@ fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
             Ok(ProjectKey { fingerprint, spki_der, created_at: from_us(at)? })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Some(ProjectRecord {
-        id,
-        created_at: from_us(created_at_us)?,
-        kyc_mode: settings.kyc_mode.clone(),
-        settings,
-        keys,
-    }))
+    Ok(Some(ProjectRecord { id, created_at: from_us(created_at_us)?, settings, keys }))
 }
 
 #[async_trait]
