@@ -65,6 +65,19 @@ impl IpAllowlist {
     }
 }
 
+impl std::fmt::Display for IpAllowlist {
+    /// The form [`IpAllowlist::parse`] reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Networks(nets) => {
+                let list: Vec<String> = nets.iter().map(|(net, bits)| format!("{net}/{bits}")).collect();
+                f.write_str(&list.join(","))
+            }
+        }
+    }
+}
+
 fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod payout;
 pub mod personal;
 pub mod session;
+pub mod settings;
 
 /// One offending field of a request, named by its JSON path (`payload.inn`).
 #[derive(Debug, Clone, PartialEq, Eq)]
