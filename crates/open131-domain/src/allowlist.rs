@@ -16,12 +16,9 @@ impl IpAllowlist {
     /// Parses `*` or a comma-separated list of addresses and CIDR networks
     /// (`127.0.0.1, 10.0.0.0/8, ::1`).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text == "*" {
-            return Ok(Self::Any);
-        }
+        let Some(items) = crate::settings::list_items(text) else { return Ok(Self::Any) };
         let mut networks = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for item in items {
             let (addr, bits) = match item.split_once('/') {
                 Some((a, b)) => (a, Some(b)),
                 None => (item, None),
@@ -66,13 +63,13 @@ impl IpAllowlist {
 }
 
 impl std::fmt::Display for IpAllowlist {
-    /// The form [`IpAllowlist::parse`] reads back.
+    /// The form [`IpAllowlist::parse`] reads back, except for the empty list
+    /// (a stored list that no longer parses), which allows nobody and prints nothing.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Any => f.write_str("*"),
             Self::Networks(nets) => {
-                let list: Vec<String> = nets.iter().map(|(net, bits)| format!("{net}/{bits}")).collect();
-                f.write_str(&list.join(","))
+                crate::settings::write_list(f, nets.iter().map(|(net, bits)| format!("{net}/{bits}")))
             }
         }
     }
@@ -110,6 +107,10 @@ mod tests {
             assert!(!list.allows(no.parse().unwrap()), "{no}");
         }
         assert!(IpAllowlist::parse("*").unwrap().allows("8.8.8.8".parse().unwrap()));
+        for text in ["*", "127.0.0.1, 10.0.0.0/8, 2001:db8::/32"] {
+            let list = IpAllowlist::parse(text).unwrap();
+            assert_eq!(IpAllowlist::parse(&list.to_string()).unwrap(), list, "{text}");
+        }
         assert!(IpAllowlist::parse("0.0.0.0/0").unwrap().allows("8.8.8.8".parse().unwrap()));
         for bad in ["", "localhost", "10.0.0.0/33", "1.2.3.4/x"] {
             assert!(IpAllowlist::parse(bad).is_err(), "{bad}");

@@ -41,6 +41,32 @@ pub const METHOD_SET_MAX_ENTRIES: usize = 128;
 /// Longest method name in a list, in bytes.
 pub const METHOD_NAME_MAX_BYTES: usize = 128;
 
+/// The items of a setting written as `*` or a comma-separated list: `None` for
+/// `*`, else the trimmed, non-empty items. The one place for that syntax.
+pub(crate) fn list_items(text: &str) -> Option<impl Iterator<Item = &str>> {
+    let text = text.trim();
+    (text != "*").then(|| text.split(',').map(str::trim).filter(|item| !item.is_empty()))
+}
+
+/// Lower-case words (letters, digits, `_`) joined by `/`, at most [`METHOD_NAME_MAX_BYTES`].
+fn is_method_name(m: &str) -> bool {
+    let word = |part: &str| {
+        !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    m.len() <= METHOD_NAME_MAX_BYTES && m.split('/').all(word)
+}
+
+/// Why a method list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MethodSetError {
+    #[error("{0:?} is not a method name (lower-case words joined by '/')")]
+    BadName(String),
+    #[error("a method list is `*` or at least one method")]
+    Empty,
+    #[error("at most {METHOD_SET_MAX_ENTRIES} methods")]
+    TooMany,
+}
+
 /// The main-API methods a project may call: every method, or the ones listed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum MethodSet {
@@ -51,27 +77,20 @@ pub enum MethodSet {
 
 impl MethodSet {
     /// Parses `*` or a comma-separated list of method paths (`session/init/payout`).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text == "*" {
-            return Ok(Self::All);
-        }
+    pub fn parse(text: &str) -> Result<Self, MethodSetError> {
+        let Some(items) = list_items(text) else { return Ok(Self::All) };
         let mut methods = BTreeSet::new();
-        for m in text.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-            let well_formed = m.len() <= METHOD_NAME_MAX_BYTES
-                && m.split('/').all(|part| {
-                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
-                });
-            if !well_formed {
-                return Err(format!("{m:?} is not a method name (lower-case words joined by '/')"));
+        for m in items {
+            if !is_method_name(m) {
+                return Err(MethodSetError::BadName(m.to_string()));
             }
             methods.insert(m.to_string());
         }
         if methods.is_empty() {
-            return Err("a method list is `*` or at least one method".into());
+            return Err(MethodSetError::Empty);
         }
         if methods.len() > METHOD_SET_MAX_ENTRIES {
-            return Err(format!("at most {METHOD_SET_MAX_ENTRIES} methods"));
+            return Err(MethodSetError::TooMany);
         }
         Ok(Self::Only(methods))
     }
@@ -88,12 +107,23 @@ impl fmt::Display for MethodSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::All => f.write_str("*"),
-            Self::Only(methods) => {
-                let list: Vec<&str> = methods.iter().map(String::as_str).collect();
-                f.write_str(&list.join(","))
-            }
+            Self::Only(methods) => write_list(f, methods),
         }
     }
+}
+
+/// Writes `items` comma-separated: the list form [`list_items`] reads.
+pub(crate) fn write_list<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    items: impl IntoIterator<Item = T>,
+) -> fmt::Result {
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
