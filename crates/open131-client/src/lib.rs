@@ -18,8 +18,7 @@ use open131_wire::kyc::KycResponse;
 use open131_wire::sign::{KeyError, SigningKey};
 use serde_json::{json, Value};
 
-/// Header naming the partner project.
-pub const PROJECT_HEADER: &str = "X-PARTNER-PROJECT";
+use open131_wire::headers::PROJECT as PROJECT_HEADER;
 /// Per-request timeout of the SDK, in seconds.
 pub const REQUEST_TIMEOUT_S: u64 = 30;
 

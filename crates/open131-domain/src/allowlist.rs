@@ -12,10 +12,23 @@ pub enum IpAllowlist {
     Networks(Vec<(IpAddr, u8)>),
 }
 
+/// Why an allowlist was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowlistError {
+    #[error("{0:?} is not an IP address or network")]
+    NotAnAddress(String),
+    #[error("{0:?}: bad prefix length")]
+    BadPrefix(String),
+    #[error("an allowlist is `*` or at least one address")]
+    Empty,
+    #[error("at most {ALLOWLIST_NETWORKS_MAX} networks")]
+    TooMany,
+}
+
 impl IpAllowlist {
     /// Parses `*` or a comma-separated list of addresses and CIDR networks
     /// (`127.0.0.1, 10.0.0.0/8, ::1`).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, AllowlistError> {
         let Some(items) = crate::settings::list_items(text) else { return Ok(Self::Any) };
         let mut networks = Vec::new();
         for item in items {
@@ -23,13 +36,15 @@ impl IpAllowlist {
                 Some((a, b)) => (a, Some(b)),
                 None => (item, None),
             };
-            let addr: IpAddr = addr.parse().map_err(|_| format!("{item:?} is not an IP address or network"))?;
+            let addr: IpAddr = addr.parse().map_err(|_| AllowlistError::NotAnAddress(item.to_string()))?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
             let bits = match bits {
                 None => max,
-                Some(b) => {
-                    b.parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("{item:?}: bad prefix length"))?
-                }
+                Some(b) => b
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| AllowlistError::BadPrefix(item.to_string()))?,
             };
             // Peers are compared as IPv4 when they are IPv4-mapped, so entries are too.
             let (addr, bits) = match addr {
@@ -41,10 +56,10 @@ impl IpAllowlist {
             networks.push((addr, bits));
         }
         if networks.is_empty() {
-            return Err("an allowlist is `*` or at least one address".into());
+            return Err(AllowlistError::Empty);
         }
         if networks.len() > ALLOWLIST_NETWORKS_MAX {
-            return Err(format!("at most {ALLOWLIST_NETWORKS_MAX} networks"));
+            return Err(AllowlistError::TooMany);
         }
         Ok(Self::Networks(networks))
     }

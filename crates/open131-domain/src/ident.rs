@@ -15,8 +15,16 @@ fn digits(s: &str) -> Vec<u32> {
     s.bytes().map(|b| u32::from(b - b'0')).collect()
 }
 
-/// `(Σ wᵢ·dᵢ mod 11) mod 10`.
-fn inn_control(d: &[u32], weights: &[u32]) -> u32 {
+/// Weights of a 10-digit (organisation's) INN's check digit over digits 1..=9.
+pub const INN10_WEIGHTS: [u32; 9] = [2, 4, 10, 3, 5, 9, 4, 6, 8];
+/// Weights of a 12-digit INN's first check digit (the 11th) over digits 1..=10.
+pub const INN12_WEIGHTS_FIRST: [u32; 10] = [7, 2, 4, 10, 3, 5, 9, 4, 6, 8];
+/// Weights of a 12-digit INN's second check digit (the 12th) over digits 1..=11.
+pub const INN12_WEIGHTS_SECOND: [u32; 11] = [3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8];
+
+/// An INN check digit: `(Σ wᵢ·dᵢ mod 11) mod 10`. The one implementation of the
+/// rule, used by [`Inn`] and by the taxpayer registry.
+pub fn inn_control(d: &[u32], weights: &[u32]) -> u32 {
     let sum: u32 = d.iter().zip(weights).map(|(a, b)| a * b).sum();
     (sum % 11) % 10
 }
@@ -50,13 +58,13 @@ impl Inn {
 
     /// True when the control digit(s) match (one for 10 digits, two for 12).
     pub fn check_digits_ok(&self) -> bool {
-        const W10: [u32; 9] = [2, 4, 10, 3, 5, 9, 4, 6, 8];
-        const W11: [u32; 10] = [7, 2, 4, 10, 3, 5, 9, 4, 6, 8];
-        const W12: [u32; 11] = [3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8];
         let d = digits(self.expose());
         match d.len() {
-            10 => inn_control(&d[..9], &W10) == d[9],
-            12 => inn_control(&d[..10], &W11) == d[10] && inn_control(&d[..11], &W12) == d[11],
+            10 => inn_control(&d[..9], &INN10_WEIGHTS) == d[9],
+            12 => {
+                inn_control(&d[..10], &INN12_WEIGHTS_FIRST) == d[10]
+                    && inn_control(&d[..11], &INN12_WEIGHTS_SECOND) == d[11]
+            }
             _ => false,
         }
     }
@@ -68,9 +76,26 @@ impl Inn {
             return None;
         }
         let mut d = digits(first_ten);
-        d.push(inn_control(&d, &[7, 2, 4, 10, 3, 5, 9, 4, 6, 8]));
-        d.push(inn_control(&d, &[3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8]));
+        d.push(inn_control(&d, &INN12_WEIGHTS_FIRST));
+        d.push(inn_control(&d, &INN12_WEIGHTS_SECOND));
         Some(d.iter().map(|x| char::from(b'0' + *x as u8)).collect())
+    }
+
+    /// The 12-digit INN, as a number, whose first ten digits are `first_ten`
+    /// (below 10^10): the registry's compact form of [`Inn::complete_individual`].
+    pub fn individual_from_first_ten(first_ten: u64) -> Option<u64> {
+        if first_ten >= 10_000_000_000 {
+            return None;
+        }
+        let mut d = [0u32; 11];
+        let mut rest = first_ten;
+        for slot in d[..10].iter_mut().rev() {
+            *slot = (rest % 10) as u32;
+            rest /= 10;
+        }
+        d[10] = inn_control(&d[..10], &INN12_WEIGHTS_FIRST);
+        let second = inn_control(&d, &INN12_WEIGHTS_SECOND);
+        Some(first_ten * 100 + u64::from(d[10]) * 10 + u64::from(second))
     }
 }
 

@@ -10,8 +10,8 @@ use time::Date;
 use crate::ident::{
     account_matches_bik, kbk_ok, kpp_ok, oktmo_ok, uin_ok, AccountNumber, Bik, CardExpiry, CardNumber, Inn, RuPhone,
 };
+use crate::payout_flow::FailureCode;
 use crate::personal::Personal;
-use crate::session::FailureCode;
 use crate::FieldError;
 
 /// Currencies a wallet may hold (lowercase ISO 4217).
@@ -574,31 +574,64 @@ fn parse_tax(f: &mut Fields<'_>, tax: &Map<String, Value>, p: &str) {
     }
 }
 
-/// What the sandbox provider will do with a payout, decided when it is created.
+/// What the sandbox provider will do with a payout, decided when it is
+/// created and stored under the names of [`SandboxPlan::as_stored`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SandboxPlan {
-    pub outcome: Result<(), FailureCode>,
+pub enum SandboxPlan {
+    Succeed,
     /// Succeeds after the long provider delay.
-    pub slow: bool,
+    SucceedSlowly,
     /// Succeeds, then the recipient's bank returns it (bank accounts only).
-    pub returned: bool,
+    SucceedThenReturned,
+    Fail(FailureCode),
+}
+
+impl SandboxPlan {
+    /// The stored name: `ok`, `ok:slow`, `ok:returned` or `fail:<code>`.
+    pub fn as_stored(self) -> String {
+        match self {
+            Self::Succeed => "ok".into(),
+            Self::SucceedSlowly => "ok:slow".into(),
+            Self::SucceedThenReturned => "ok:returned".into(),
+            Self::Fail(code) => format!("fail:{}", code.as_str()),
+        }
+    }
+
+    pub fn parse_stored(s: &str) -> Option<Self> {
+        match s {
+            "ok" => Some(Self::Succeed),
+            "ok:slow" => Some(Self::SucceedSlowly),
+            "ok:returned" => Some(Self::SucceedThenReturned),
+            _ => s.strip_prefix("fail:").and_then(FailureCode::parse).map(Self::Fail),
+        }
+    }
+
+    /// The provider's verdict when its answer is due.
+    pub fn provider_event(self) -> crate::payout_flow::PayoutEvent {
+        use crate::payout_flow::PayoutEvent as Event;
+        match self {
+            Self::Fail(code) => Event::ProviderFailed(code),
+            Self::SucceedThenReturned => Event::ProviderSucceeded { returned: true },
+            Self::Succeed | Self::SucceedSlowly => Event::ProviderSucceeded { returned: false },
+        }
+    }
 }
 
 /// The sandbox outcome table (README): exact amounts, in minor units, choose
 /// the outcome; any other valid payout succeeds.
 pub fn sandbox_plan(method: &PayoutMethod, amount: &Money) -> SandboxPlan {
-    let fail = |code| SandboxPlan { outcome: Err(code), slow: false, returned: false };
+    use SandboxPlan::Fail;
     match amount.amount() {
-        13_102 => fail(FailureCode::DeclinedByIssuerBank),
-        13_103 => fail(FailureCode::NotPermittedByIssuerBank),
-        13_104 => fail(FailureCode::BankCardExpired),
-        13_105 => fail(FailureCode::CardNumberDoesNotExist),
-        13_106 => fail(FailureCode::AccountNotFound),
-        13_107 => fail(FailureCode::ProviderTimeout),
-        13_108 => fail(FailureCode::ProviderExceedsAmountLimit),
-        13_109 => SandboxPlan { outcome: Ok(()), slow: true, returned: false },
-        13_110 if method.is_bank_account() => SandboxPlan { outcome: Ok(()), slow: false, returned: true },
-        _ => SandboxPlan { outcome: Ok(()), slow: false, returned: false },
+        13_102 => Fail(FailureCode::DeclinedByIssuerBank),
+        13_103 => Fail(FailureCode::NotPermittedByIssuerBank),
+        13_104 => Fail(FailureCode::BankCardExpired),
+        13_105 => Fail(FailureCode::CardNumberDoesNotExist),
+        13_106 => Fail(FailureCode::AccountNotFound),
+        13_107 => Fail(FailureCode::ProviderTimeout),
+        13_108 => Fail(FailureCode::ProviderExceedsAmountLimit),
+        13_109 => SandboxPlan::SucceedSlowly,
+        13_110 if method.is_bank_account() => SandboxPlan::SucceedThenReturned,
+        _ => SandboxPlan::Succeed,
     }
 }
 
@@ -606,6 +639,17 @@ pub fn sandbox_plan(method: &PayoutMethod, amount: &Money) -> SandboxPlan {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_plan_reads_back_from_its_stored_name() {
+        let mut plans = vec![SandboxPlan::Succeed, SandboxPlan::SucceedSlowly, SandboxPlan::SucceedThenReturned];
+        plans.extend(FailureCode::ALL.map(SandboxPlan::Fail));
+        for plan in plans {
+            assert_eq!(SandboxPlan::parse_stored(&plan.as_stored()), Some(plan));
+        }
+        assert_eq!(SandboxPlan::parse_stored("fail:nonsense"), None);
+        assert_eq!(SandboxPlan::parse_stored("OK"), None);
+    }
 
     #[test]
     fn tax_payments_are_shown_with_the_payer_inn_and_accounts_masked() {

@@ -1,395 +1,319 @@
-//! The payout session lifecycle: one state enum ([`Phase`]), one pure
-//! [`transition`] returning the new phase and the effects the caller must carry
-//! out in the same transaction (ledger movements, webhooks, timers).
+//! The session's own lifecycle and how it drives its operation's.
 //!
-//! A session holds at most one payout here (the shape every official client
-//! uses); `Phase` is the combined state of the session and its payout.
+//! A session is one machine ([`SessionState`], [`transition`]): created,
+//! in progress while an operation runs, then accepted or cancelled. Each
+//! operation in it has its own machine (the payout's is
+//! [`crate::payout_flow`]); [`apply`] routes an event to the machine it is
+//! for and tells the session when its operation settles. Both machines speak
+//! the shared effect vocabulary of [`crate::lifecycle`].
 //!
 //! ```text
-//! Created ──Start──► Preparing ──Prepared(manual)──► AwaitingConfirm ──Confirm──► Processing ──► Succeeded ──Returned──► Succeeded(+refund)
-//!    │                   │                              │   │                        └────────► Failed(code)
-//!    │                   └──Prepared(auto)──► Processing │   ├─Cancel──► Failed(session_cancelled_by_partner)
-//!    └─Cancel──► Cancelled                               │   └─ConfirmTimedOut──► Failed(confirm_timeout)
-//!                              (ReserveRefused from Preparing/AwaitingConfirm ──► Failed(insufficient_wallet_balance))
+//! Created ──Start──► InProgress ──Settled(Succeeded)──► Accepted
+//!    │                   └────────Settled(Failed)─────► Cancelled
+//!    └─Cancel──► Cancelled
 //! ```
+//!
+//! A session holds at most one payout today (the shape every official client
+//! uses); the store keeps payouts in a child table, so a list can follow.
 
-/// Why a payout failed; `as_str` is the API error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureCode {
-    DeclinedByIssuerBank,
-    NotPermittedByIssuerBank,
-    BankCardExpired,
-    CardNumberDoesNotExist,
-    AccountNotFound,
-    ProviderTimeout,
-    ProviderExceedsAmountLimit,
-    InsufficientWalletBalance,
-    SessionCancelledByPartner,
-    ConfirmTimeout,
+use crate::lifecycle::{Effect, Settled};
+use crate::payout_flow::{self, PayoutEvent, PayoutState};
+
+/// API version of a main-API path, which decides the names used in answers
+/// and webhooks (`payout_details` or `payment_method`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    V1,
+    V2,
 }
 
-impl FailureCode {
-    pub const ALL: [FailureCode; 10] = [
-        Self::DeclinedByIssuerBank,
-        Self::NotPermittedByIssuerBank,
-        Self::BankCardExpired,
-        Self::CardNumberDoesNotExist,
-        Self::AccountNotFound,
-        Self::ProviderTimeout,
-        Self::ProviderExceedsAmountLimit,
-        Self::InsufficientWalletBalance,
-        Self::SessionCancelledByPartner,
-        Self::ConfirmTimeout,
-    ];
-
+impl ApiVersion {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::DeclinedByIssuerBank => "declined_by_issuer_bank",
-            Self::NotPermittedByIssuerBank => "not_permitted_by_issuer_bank",
-            Self::BankCardExpired => "bank_card_expired",
-            Self::CardNumberDoesNotExist => "card_number_does_not_exist",
-            Self::AccountNotFound => "account_not_found",
-            Self::ProviderTimeout => "provider_timeout",
-            Self::ProviderExceedsAmountLimit => "provider_exceeds_amount_limit",
-            Self::InsufficientWalletBalance => "insufficient_wallet_balance",
-            Self::SessionCancelledByPartner => "session_cancelled_by_partner",
-            Self::ConfirmTimeout => "confirm_timeout",
+            Self::V1 => "v1",
+            Self::V2 => "v2",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    /// The human description sent with the code.
-    pub fn description(self) -> &'static str {
-        match self {
-            Self::DeclinedByIssuerBank => "Declined by issuer bank",
-            Self::NotPermittedByIssuerBank => "Not permitted by issuer bank",
-            Self::BankCardExpired => "Bank card expired",
-            Self::CardNumberDoesNotExist => "Card number does not exist",
-            Self::AccountNotFound => "Account not found",
-            Self::ProviderTimeout => "Provider response timeout, transaction cancelled",
-            Self::ProviderExceedsAmountLimit => "Provider amount limit exceeded",
-            Self::InsufficientWalletBalance => "Insufficient wallet balance",
-            Self::SessionCancelledByPartner => "Session cancelled by partner",
-            Self::ConfirmTimeout => "Cancelled: confirmation did not arrive in time",
+        match s {
+            "v1" => Some(Self::V1),
+            "v2" => Some(Self::V2),
+            _ => None,
         }
     }
 }
 
-/// Combined state of a session and its payout.
+/// The state of a session itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Session exists, no payout yet.
+pub enum SessionState {
+    /// Exists, no operation yet.
     Created,
-    /// Payout accepted; the bank prepares it (payout `in_progress`).
-    Preparing,
-    /// Waiting for `session/confirm` (payout `pending`, `next_action: confirm`).
-    AwaitingConfirm,
-    /// Funds reserved; the provider works (payout `in_progress`).
-    Processing,
-    Succeeded,
-    Failed(FailureCode),
-    /// Cancelled before any payout.
+    /// Its operation runs.
+    InProgress,
+    /// Its operation succeeded.
+    Accepted,
+    /// Cancelled before any operation, or its operation failed.
     Cancelled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Event {
+pub enum SessionEvent {
+    /// An operation starts.
     Start,
-    /// The bank finished preparing; `auto_confirm` skips the confirmation step.
-    Prepared {
-        auto_confirm: bool,
-    },
-    Confirm,
     Cancel,
-    ConfirmTimedOut,
-    /// The ledger refused the reservation the previous transition asked for.
-    ReserveRefused,
-    /// The provider paid; `returned` when the recipient's bank will send it back later.
-    ProviderSucceeded {
-        returned: bool,
-    },
-    ProviderFailed(FailureCode),
-    /// The recipient's bank returned a successful payout.
-    Returned,
+    /// Its operation settled.
+    Settled(Settled),
 }
 
-/// What the caller must do, in the same transaction as the state change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Effect {
-    /// Move the payout amount from available to reserved.
-    Reserve,
-    /// Reserved amount leaves the wallet (paid out).
-    Debit,
-    /// Reserved amount goes back to available.
-    Release,
-    /// A returned payout comes back to available.
-    Return,
-    Webhook(WebhookKind),
-    Schedule(Timer),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WebhookKind {
-    ReadyToConfirm,
-    PaymentFinished,
-    PaymentRefunded,
-}
-
-impl WebhookKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ReadyToConfirm => "ready_to_confirm",
-            Self::PaymentFinished => "payment_finished",
-            Self::PaymentRefunded => "payment_refunded",
-        }
-    }
-}
-
-/// Timers the bank sets for itself; each fires an [`Event`] later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Timer {
-    /// Fires `Prepared`.
-    Prepare,
-    /// Fires `ConfirmTimedOut` (ignored if the session moved on).
-    ConfirmTimeout,
-    /// Fires the provider's verdict.
-    ProviderResult,
-    /// Fires `Returned`.
-    BankReturn,
-}
-
-impl Timer {
-    pub const ALL: [Timer; 4] = [Self::Prepare, Self::ConfirmTimeout, Self::ProviderResult, Self::BankReturn];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Prepare => "prepare",
-            Self::ConfirmTimeout => "confirm_timeout",
-            Self::ProviderResult => "provider_result",
-            Self::BankReturn => "bank_return",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
-
-/// An event not allowed in the current phase; the API answers `session_wrong_state`.
+/// An event the session's state does not allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{event:?} is not allowed when the session is {phase:?}")]
-pub struct WrongState {
-    pub phase: Phase,
-    pub event: Event,
+#[error("{event:?} is not allowed when the session is {state:?}")]
+pub struct SessionWrongState {
+    pub state: SessionState,
+    pub event: SessionEvent,
 }
 
-pub fn transition(phase: Phase, event: Event) -> Result<(Phase, Vec<Effect>), WrongState> {
-    use Effect::*;
-    use Phase::*;
-    let finished = Webhook(WebhookKind::PaymentFinished);
-    let next = match (phase, event) {
-        (Created, Event::Start) => (Preparing, vec![Schedule(Timer::Prepare)]),
-        (Created, Event::Cancel) => (Cancelled, vec![]),
-        (Preparing, Event::Prepared { auto_confirm: false }) => {
-            (AwaitingConfirm, vec![Webhook(WebhookKind::ReadyToConfirm), Schedule(Timer::ConfirmTimeout)])
-        }
-        (Preparing, Event::Prepared { auto_confirm: true }) | (AwaitingConfirm, Event::Confirm) => {
-            (Processing, vec![Reserve, Schedule(Timer::ProviderResult)])
-        }
-        (Preparing | AwaitingConfirm, Event::ReserveRefused) => {
-            (Failed(FailureCode::InsufficientWalletBalance), vec![finished])
-        }
-        (AwaitingConfirm, Event::Cancel) => (Failed(FailureCode::SessionCancelledByPartner), vec![finished]),
-        (AwaitingConfirm, Event::ConfirmTimedOut) => (Failed(FailureCode::ConfirmTimeout), vec![finished]),
-        (Processing, Event::ProviderSucceeded { returned: false }) => (Succeeded, vec![Debit, finished]),
-        (Processing, Event::ProviderSucceeded { returned: true }) => {
-            (Succeeded, vec![Debit, finished, Schedule(Timer::BankReturn)])
-        }
-        (Processing, Event::ProviderFailed(code)) => (Failed(code), vec![Release, finished]),
-        (Succeeded, Event::Returned) => (Succeeded, vec![Return, Webhook(WebhookKind::PaymentRefunded)]),
-        _ => return Err(WrongState { phase, event }),
+/// The session machine. It asks for no effects today (its operation's machine
+/// moves the money and sends the webhooks); it returns them so that a later
+/// session-level effect needs no new plumbing.
+pub fn transition(state: SessionState, event: SessionEvent) -> Result<(SessionState, Vec<Effect>), SessionWrongState> {
+    use SessionState::*;
+    let next = match (state, event) {
+        (Created, SessionEvent::Start) => InProgress,
+        (Created, SessionEvent::Cancel) => Cancelled,
+        (InProgress, SessionEvent::Settled(Settled::Succeeded)) => Accepted,
+        // Decision (the docs are silent): a failed payout cancels its session.
+        (InProgress, SessionEvent::Settled(Settled::Failed)) => Cancelled,
+        _ => return Err(SessionWrongState { state, event }),
     };
-    Ok(next)
+    Ok((next, Vec::new()))
 }
 
 /// `session.status` on the wire.
-pub fn session_status(phase: Phase) -> &'static str {
-    match phase {
-        Phase::Created => "created",
-        Phase::Preparing | Phase::AwaitingConfirm | Phase::Processing => "in_progress",
-        Phase::Succeeded => "accepted",
-        // Decision (the docs are silent): a failed payout cancels its session.
-        Phase::Failed(_) | Phase::Cancelled => "cancelled",
+pub fn wire_status(state: SessionState) -> &'static str {
+    match state {
+        SessionState::Created => "created",
+        SessionState::InProgress => "in_progress",
+        SessionState::Accepted => "accepted",
+        SessionState::Cancelled => "cancelled",
     }
 }
 
-/// The payout's `status` on the wire (`None` when there is no payout).
-pub fn payout_status(phase: Phase) -> Option<&'static str> {
-    match phase {
-        Phase::Created | Phase::Cancelled => None,
-        Phase::Preparing | Phase::Processing => Some("in_progress"),
-        Phase::AwaitingConfirm => Some("pending"),
-        Phase::Succeeded => Some("succeeded"),
-        Phase::Failed(_) => Some("failed"),
+pub fn is_final(state: SessionState) -> bool {
+    matches!(state, SessionState::Accepted | SessionState::Cancelled)
+}
+
+/// Stable storage name of a state (the wire's).
+pub fn state_name(state: SessionState) -> &'static str {
+    wire_status(state)
+}
+
+pub fn parse_state(s: &str) -> Option<SessionState> {
+    use SessionState::*;
+    [Created, InProgress, Accepted, Cancelled].into_iter().find(|st| state_name(*st) == s)
+}
+
+/// A session and its payout, as events find them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Snapshot {
+    pub session: SessionState,
+    pub payout: Option<PayoutState>,
+}
+
+/// What reaches a session: the partner's calls and the bank's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// `session/init/payout` or `session/start/payout`: a payout starts.
+    StartPayout,
+    /// `session/cancel`: cancels a session without an operation, else its
+    /// payout (which allows it only while awaiting confirmation).
+    Cancel,
+    /// An event of the payout's own machine (confirm, timers, the provider).
+    Payout(PayoutEvent),
+}
+
+/// An event not allowed in the current state; the API answers `session_wrong_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{event:?} is not allowed in {snapshot:?}")]
+pub struct WrongState {
+    pub snapshot: Snapshot,
+    pub event: Event,
+}
+
+/// Applies `event` to the machine it is for; when the payout settles the
+/// session hears of it in the same step. Effects come in the order the
+/// machines asked for them (session first).
+pub fn apply(snapshot: Snapshot, event: Event) -> Result<(Snapshot, Vec<Effect>), WrongState> {
+    let wrong = WrongState { snapshot, event };
+    match (event, snapshot.payout) {
+        (Event::StartPayout, None) => {
+            let (session, mut effects) = transition(snapshot.session, SessionEvent::Start).map_err(|_| wrong)?;
+            let (payout, started) = payout_flow::start();
+            effects.extend(started);
+            Ok((Snapshot { session, payout: Some(payout) }, effects))
+        }
+        (Event::Cancel, None) => {
+            let (session, effects) = transition(snapshot.session, SessionEvent::Cancel).map_err(|_| wrong)?;
+            Ok((Snapshot { session, payout: None }, effects))
+        }
+        (Event::Cancel, Some(payout)) => step_payout(snapshot.session, payout, PayoutEvent::Cancel).map_err(|_| wrong),
+        (Event::Payout(e), Some(payout)) => step_payout(snapshot.session, payout, e).map_err(|_| wrong),
+        (Event::StartPayout, Some(_)) | (Event::Payout(_), None) => Err(wrong),
     }
 }
 
-pub fn is_final(phase: Phase) -> bool {
-    matches!(phase, Phase::Succeeded | Phase::Failed(_) | Phase::Cancelled)
-}
-
-/// Stable storage name of a phase.
-pub fn phase_name(phase: Phase) -> String {
-    match phase {
-        Phase::Created => "created".into(),
-        Phase::Preparing => "preparing".into(),
-        Phase::AwaitingConfirm => "awaiting_confirm".into(),
-        Phase::Processing => "processing".into(),
-        Phase::Succeeded => "succeeded".into(),
-        Phase::Failed(code) => format!("failed:{}", code.as_str()),
-        Phase::Cancelled => "cancelled".into(),
-    }
-}
-
-pub fn parse_phase(s: &str) -> Option<Phase> {
-    Some(match s {
-        "created" => Phase::Created,
-        "preparing" => Phase::Preparing,
-        "awaiting_confirm" => Phase::AwaitingConfirm,
-        "processing" => Phase::Processing,
-        "succeeded" => Phase::Succeeded,
-        "cancelled" => Phase::Cancelled,
-        other => Phase::Failed(FailureCode::parse(other.strip_prefix("failed:")?)?),
-    })
+/// One step of the payout's machine, and of the session's when it settles.
+fn step_payout(session: SessionState, payout: PayoutState, event: PayoutEvent) -> Result<(Snapshot, Vec<Effect>), ()> {
+    let (next, payout_effects) = payout_flow::transition(payout, event).map_err(|_| ())?;
+    let (session, mut effects) = match (payout_flow::settled(payout), payout_flow::settled(next)) {
+        (None, Some(how)) => transition(session, SessionEvent::Settled(how)).map_err(|_| ())?,
+        _ => (session, Vec::new()),
+    };
+    effects.extend(payout_effects);
+    Ok((Snapshot { session, payout: Some(next) }, effects))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payout_flow::tests::{all_events as payout_events, all_states as payout_states};
+    use crate::payout_flow::FailureCode;
 
-    fn all_phases() -> Vec<Phase> {
-        let mut v = vec![Phase::Created, Phase::Preparing, Phase::AwaitingConfirm, Phase::Processing, Phase::Succeeded];
-        v.extend(FailureCode::ALL.into_iter().map(Phase::Failed));
-        v.push(Phase::Cancelled);
-        v
+    const STATES: [SessionState; 4] =
+        [SessionState::Created, SessionState::InProgress, SessionState::Accepted, SessionState::Cancelled];
+
+    fn session_events() -> [SessionEvent; 4] {
+        [
+            SessionEvent::Start,
+            SessionEvent::Cancel,
+            SessionEvent::Settled(Settled::Succeeded),
+            SessionEvent::Settled(Settled::Failed),
+        ]
     }
 
-    fn all_events() -> Vec<Event> {
-        let mut v = vec![
-            Event::Start,
-            Event::Prepared { auto_confirm: false },
-            Event::Prepared { auto_confirm: true },
-            Event::Confirm,
-            Event::Cancel,
-            Event::ConfirmTimedOut,
-            Event::ReserveRefused,
-            Event::ProviderSucceeded { returned: false },
-            Event::ProviderSucceeded { returned: true },
-            Event::Returned,
-        ];
-        v.extend(FailureCode::ALL.into_iter().map(Event::ProviderFailed));
-        v
-    }
-
-    /// The whole table: every phase × every event, against an independent listing
-    /// of the legal moves.
+    /// The session machine's whole table.
     #[test]
-    fn full_state_event_table() {
-        use Effect::*;
-        use Phase::*;
-        let finished = Webhook(WebhookKind::PaymentFinished);
+    fn full_session_state_event_table() {
+        use SessionState::*;
         let mut legal = 0;
-        for phase in all_phases() {
-            for event in all_events() {
-                let expected: Option<(Phase, Vec<Effect>)> = match (phase, event) {
-                    (Created, Event::Start) => Some((Preparing, vec![Schedule(Timer::Prepare)])),
-                    (Created, Event::Cancel) => Some((Cancelled, vec![])),
-                    (Preparing, Event::Prepared { auto_confirm: false }) => Some((
-                        AwaitingConfirm,
-                        vec![Webhook(WebhookKind::ReadyToConfirm), Schedule(Timer::ConfirmTimeout)],
-                    )),
-                    (Preparing, Event::Prepared { auto_confirm: true }) => {
-                        Some((Processing, vec![Reserve, Schedule(Timer::ProviderResult)]))
-                    }
-                    (Preparing, Event::ReserveRefused) => {
-                        Some((Failed(FailureCode::InsufficientWalletBalance), vec![finished]))
-                    }
-                    (AwaitingConfirm, Event::Confirm) => {
-                        Some((Processing, vec![Reserve, Schedule(Timer::ProviderResult)]))
-                    }
-                    (AwaitingConfirm, Event::ReserveRefused) => {
-                        Some((Failed(FailureCode::InsufficientWalletBalance), vec![finished]))
-                    }
-                    (AwaitingConfirm, Event::Cancel) => {
-                        Some((Failed(FailureCode::SessionCancelledByPartner), vec![finished]))
-                    }
-                    (AwaitingConfirm, Event::ConfirmTimedOut) => {
-                        Some((Failed(FailureCode::ConfirmTimeout), vec![finished]))
-                    }
-                    (Processing, Event::ProviderSucceeded { returned: false }) => {
-                        Some((Succeeded, vec![Debit, finished]))
-                    }
-                    (Processing, Event::ProviderSucceeded { returned: true }) => {
-                        Some((Succeeded, vec![Debit, finished, Schedule(Timer::BankReturn)]))
-                    }
-                    (Processing, Event::ProviderFailed(c)) => Some((Failed(c), vec![Release, finished])),
-                    (Succeeded, Event::Returned) => {
-                        Some((Succeeded, vec![Return, Webhook(WebhookKind::PaymentRefunded)]))
-                    }
+        for state in STATES {
+            for event in session_events() {
+                let expected = match (state, event) {
+                    (Created, SessionEvent::Start) => Some(InProgress),
+                    (Created, SessionEvent::Cancel) => Some(Cancelled),
+                    (InProgress, SessionEvent::Settled(Settled::Succeeded)) => Some(Accepted),
+                    (InProgress, SessionEvent::Settled(Settled::Failed)) => Some(Cancelled),
                     _ => None,
                 };
-                let got = transition(phase, event);
+                let got = transition(state, event);
                 match expected {
-                    Some(ok) => {
+                    Some(next) => {
                         legal += 1;
-                        assert_eq!(got, Ok(ok), "{phase:?} × {event:?}");
+                        assert_eq!(got, Ok((next, Vec::new())), "{state:?} × {event:?}");
                     }
-                    None => assert_eq!(got, Err(WrongState { phase, event }), "{phase:?} × {event:?}"),
+                    None => assert_eq!(got, Err(SessionWrongState { state, event }), "{state:?} × {event:?}"),
                 }
             }
         }
-        assert_eq!(legal, 12 + FailureCode::ALL.len());
+        assert_eq!(legal, 4);
     }
 
+    fn all_events() -> Vec<Event> {
+        let mut v = vec![Event::StartPayout, Event::Cancel];
+        v.extend(payout_events().into_iter().map(Event::Payout));
+        v
+    }
+
+    fn all_snapshots() -> Vec<Snapshot> {
+        let mut v: Vec<Snapshot> = STATES.iter().map(|s| Snapshot { session: *s, payout: None }).collect();
+        for session in STATES {
+            v.extend(payout_states().into_iter().map(|p| Snapshot { session, payout: Some(p) }));
+        }
+        v
+    }
+
+    /// The composed table: every snapshot × every event is either refused or
+    /// exactly what the two machines say.
     #[test]
-    fn every_reserve_is_settled_exactly_once_on_every_path() {
-        // Walk all event sequences up to length 6 from Created: a Reserve is
-        // always followed by exactly one Debit or Release, never both.
-        fn walk(phase: Phase, reserved: i32, depth: usize) {
-            assert!((0..=1).contains(&reserved), "{phase:?} reserved {reserved}");
-            if is_final(phase) && phase != Phase::Succeeded {
-                assert_eq!(reserved, 0, "{phase:?} ended with money reserved");
+    fn composed_table_follows_the_two_machines() {
+        for snapshot in all_snapshots() {
+            for event in all_events() {
+                let got = apply(snapshot, event);
+                let expected = match (event, snapshot.payout) {
+                    (Event::StartPayout, None) => {
+                        transition(snapshot.session, SessionEvent::Start).ok().map(|(s, _)| {
+                            let (p, fx) = payout_flow::start();
+                            (Snapshot { session: s, payout: Some(p) }, fx)
+                        })
+                    }
+                    (Event::Cancel, None) => transition(snapshot.session, SessionEvent::Cancel)
+                        .ok()
+                        .map(|(s, fx)| (Snapshot { session: s, payout: None }, fx)),
+                    (Event::Cancel | Event::Payout(_), Some(p)) => {
+                        let e = if let Event::Payout(e) = event { e } else { PayoutEvent::Cancel };
+                        payout_flow::transition(p, e).ok().and_then(|(next, fx)| {
+                            let session = match (payout_flow::settled(p), payout_flow::settled(next)) {
+                                (None, Some(how)) => transition(snapshot.session, SessionEvent::Settled(how)).ok()?.0,
+                                _ => snapshot.session,
+                            };
+                            Some((Snapshot { session, payout: Some(next) }, fx))
+                        })
+                    }
+                    _ => None,
+                };
+                match expected {
+                    Some(ok) => assert_eq!(got, Ok(ok), "{snapshot:?} × {event:?}"),
+                    None => assert_eq!(got, Err(WrongState { snapshot, event }), "{snapshot:?} × {event:?}"),
+                }
+            }
+        }
+    }
+
+    /// Every path from a new session: the session is final exactly when its
+    /// payout has settled (or it was cancelled before one), accepted exactly
+    /// when the payout succeeded, and no money stays reserved at the end.
+    #[test]
+    fn every_path_keeps_session_and_payout_in_step() {
+        fn walk(s: Snapshot, reserved: i32, depth: usize) {
+            let settled = s.payout.and_then(payout_flow::settled);
+            match (s.session, s.payout, settled) {
+                (SessionState::Created, None, _) | (SessionState::Cancelled, None, _) => {}
+                (SessionState::InProgress, Some(_), None) => {}
+                (SessionState::Accepted, Some(_), Some(Settled::Succeeded)) => {}
+                (SessionState::Cancelled, Some(_), Some(Settled::Failed)) => {}
+                other => panic!("session and payout out of step: {other:?}"),
+            }
+            if is_final(s.session) {
+                assert_eq!(reserved, 0, "{s:?} ended with money reserved");
             }
             if depth == 0 {
                 return;
             }
             for event in all_events() {
-                if let Ok((next, effects)) = transition(phase, event) {
-                    let mut r = reserved;
-                    for e in effects {
-                        match e {
-                            Effect::Reserve => r += 1,
-                            Effect::Debit | Effect::Release => r -= 1,
-                            _ => {}
-                        }
-                    }
-                    walk(next, r, depth - 1);
+                if let Ok((next, effects)) = apply(s, event) {
+                    walk(next, reserved + crate::lifecycle::reserved_change(&effects), depth - 1);
                 }
             }
         }
-        walk(Phase::Created, 0, 6);
+        walk(Snapshot { session: SessionState::Created, payout: None }, 0, 7);
+    }
+
+    #[test]
+    fn cancel_reaches_the_payout_only_while_it_awaits_confirmation() {
+        let waiting = Snapshot { session: SessionState::InProgress, payout: Some(PayoutState::AwaitingConfirm) };
+        let (next, _) = apply(waiting, Event::Cancel).unwrap();
+        assert_eq!(next.session, SessionState::Cancelled);
+        assert_eq!(next.payout, Some(PayoutState::Failed(FailureCode::SessionCancelledByPartner)));
+        let working = Snapshot { session: SessionState::InProgress, payout: Some(PayoutState::Processing) };
+        assert!(apply(working, Event::Cancel).is_err());
     }
 
     #[test]
     fn names_round_trip() {
-        for p in all_phases() {
-            assert_eq!(parse_phase(&phase_name(p)), Some(p));
+        for s in STATES {
+            assert_eq!(parse_state(state_name(s)), Some(s));
         }
-        assert_eq!(session_status(Phase::AwaitingConfirm), "in_progress");
-        assert_eq!(payout_status(Phase::AwaitingConfirm), Some("pending"));
-        assert_eq!(payout_status(Phase::Created), None);
+        assert_eq!(parse_state("succeeded"), None);
     }
 }

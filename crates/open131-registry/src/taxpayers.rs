@@ -49,10 +49,6 @@ const INN_UNIVERSE_NZ: NonZeroU64 = NonZeroU64::MIN.saturating_add(INN_UNIVERSE 
 pub const INN_DIGITS: usize = 12;
 /// Bits of a stored passport key (10^10 < 2^34).
 pub const PASSPORT_KEY_BITS: u32 = 34;
-/// Weights of the first check digit (11th digit) over digits 1..=10.
-const INN12_WEIGHTS_FIRST: [u64; 10] = [7, 2, 4, 10, 3, 5, 9, 4, 6, 8];
-/// Weights of the second check digit (12th digit) over digits 1..=11.
-const INN12_WEIGHTS_SECOND: [u64; 11] = [3, 7, 2, 4, 10, 3, 5, 9, 4, 6, 8];
 
 /// An INN or passport key out of range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -65,27 +61,10 @@ pub enum PairOutOfRange {
     Passport(u64),
 }
 
-fn digits_of(mut v: u64, out: &mut [u64]) {
-    for d in out.iter_mut().rev() {
-        *d = v % 10;
-        v /= 10;
-    }
-}
-
-fn check_digit(digits: &[u64], weights: &[u64]) -> u64 {
-    digits.iter().zip(weights).map(|(d, w)| d * w).sum::<u64>() % 11 % 10
-}
-
-/// The 12-digit INN made of `first_ten` (below 10^10) and its two check digits.
+/// The 12-digit INN made of `first_ten` (below 10^10) and its two check
+/// digits; the rule itself lives once, in the domain (`Inn`).
 pub fn inn12_with_check_digits(first_ten: u64) -> Option<u64> {
-    if first_ten >= PASSPORT_KEY_UNIVERSE {
-        return None;
-    }
-    let mut d = [0u64; 12];
-    digits_of(first_ten, &mut d[..10]);
-    d[10] = check_digit(&d[..10], &INN12_WEIGHTS_FIRST);
-    d[11] = check_digit(&d[..11], &INN12_WEIGHTS_SECOND);
-    Some(first_ten * 100 + d[10] * 10 + d[11])
+    open131_domain::ident::Inn::individual_from_first_ten(first_ten)
 }
 
 /// Whether a 12-digit INN has valid check digits.

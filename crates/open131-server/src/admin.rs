@@ -1,8 +1,9 @@
 //! Operator endpoints, for a partner's test suite to drive outcomes on demand.
 //!
-//! They are authenticated by a bearer token kept in the data directory
-//! (`admin.token`, created on first start), never by a project key, so a
-//! partner's production credentials cannot reach them.
+//! They are authenticated by a bearer token kept in the database (created by
+//! the first node to start; on SQLite a copy is in the data directory's
+//! `admin.token`), never by a project key, so a partner's production
+//! credentials cannot reach them.
 //!
 //! - `POST /admin/v1/kyc/resolve` `{"project", "id", "as"}` forces a pending
 //!   check's outcome (`ok`, `passport_invalid`, `passport_not_found`,
@@ -12,22 +13,45 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use open131_domain::kyc::{CheckState, Outcome};
 use open131_store::Decision;
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::app::{App, Surface};
 use crate::registries::ReloadEvent;
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
     (status, Json(json!({"status": "error", "error": {"code": code, "description": description}}))).into_response()
 }
 
+/// The admin endpoints' own rendering of the errors no handler produced.
+pub struct Admin;
+
+impl Surface for Admin {
+    fn not_found() -> Response {
+        error(StatusCode::NOT_FOUND, "not_found", "Unknown path")
+    }
+    fn method_not_allowed() -> Response {
+        error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
+    }
+    fn internal() -> Response {
+        error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+    }
+}
+
+/// The admin routes.
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/admin/v1/kyc/resolve", post(resolve))
+        .route("/admin/v1/registry/reload", post(reload_registries))
+}
+
 /// The refusal to send, if the request does not carry the admin token.
 fn refusal(app: &App, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = app.admin_token.as_deref() else {
-        return Some(error(StatusCode::NOT_FOUND, "not_found", "Unknown path"));
+        return Some(Admin::not_found());
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -68,9 +92,9 @@ pub async fn resolve(State(app): State<App>, headers: HeaderMap, body: axum::bod
             error(StatusCode::NOT_FOUND, "request_not_found", "no such check in this project")
         }
         Err(ResolveError::NotPending) => error(StatusCode::CONFLICT, "check_not_pending", "the check is already final"),
-        Err(ResolveError::Store(e)) => {
+        Err(e @ (ResolveError::Store(_) | ResolveError::Reply(_))) => {
             tracing::error!(error = %e, "resolve failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
+            Admin::internal()
         }
     }
 }
@@ -83,6 +107,8 @@ pub enum ResolveError {
     NotPending,
     #[error("store: {0}")]
     Store(#[from] open131_store::StoreError),
+    #[error("reply: {0}")]
+    Reply(#[from] serde_json::Error),
 }
 
 /// Forces `outcome` on a pending check; returns the check's KYC answer afterwards.
@@ -108,7 +134,7 @@ pub async fn resolve_in_store(
         return Err(ResolveError::NotPending);
     }
     let reply = crate::kyc::status_reply(id, CheckState::Finished(outcome));
-    serde_json::to_value(&*reply.body).map_err(|e| ResolveError::Store(open131_store::StoreError::Db(e.to_string())))
+    Ok(serde_json::to_value(&*reply.body)?)
 }
 
 /// Loads changed registry files now.

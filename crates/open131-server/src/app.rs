@@ -4,11 +4,9 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::response::Response;
 use axum::Router;
 use open131_store::Store;
-use open131_wire::kyc::KycErrorCode;
 use open131_wire::sign::SigningKey;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -17,7 +15,6 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::projects::Projects;
 use crate::registries::Registries;
-use crate::reply::KycReply;
 use crate::verifier::{KycVerifier, Verifier};
 
 /// Everything a request or a worker needs. Cheap to clone.
@@ -89,34 +86,56 @@ impl App {
     }
 }
 
-pub fn router(app: App) -> Router {
-    let timeout = app.config.request_timeout;
-    Router::new()
-        .route("/api/v1.1/check", post(crate::kyc::post_check))
-        .route("/api/v1.1/check/{id}", get(crate::kyc::get_check))
-        .route("/api/v2.0/check", post(crate::kyc::post_check_v2))
-        .route("/api/v2.0/check/{id}", get(crate::kyc::get_check))
-        .route("/api/v2/check", post(crate::kyc::post_check_v2))
-        .route("/api/v2/check/{id}", get(crate::kyc::get_check))
-        .route("/admin/v1/kyc/resolve", post(crate::admin::resolve))
-        .route("/admin/v1/registry/reload", post(crate::admin::reload_registries))
-        .route("/api/{version}/{*method}", axum::routing::any(crate::api::handle))
-        .fallback(|| async { KycReply::error(KycErrorCode::NotFound) })
-        .method_not_allowed_fallback(|| async { KycReply::error(KycErrorCode::MethodNotAllowed) })
-        .layer(middleware::from_fn(move |req: Request, next: Next| limit_time(req, next, timeout)))
+/// How a surface (the KYC API, the main API, the admin endpoints) renders the
+/// errors that no handler of its own produced: unknown paths, wrong methods,
+/// panics and requests past the time limit. Each surface answers in its own
+/// envelope, never another's.
+pub trait Surface {
+    fn not_found() -> Response;
+    fn method_not_allowed() -> Response;
+    /// A panic or a timeout: a generic 500 that says nothing of internals.
+    fn internal() -> Response;
+}
+
+/// Adds a surface's 405, time limit and panic guard to its routes.
+pub fn guarded<S: Surface + 'static>(routes: Router<App>, limit: std::time::Duration) -> Router<App> {
+    routes
+        .method_not_allowed_fallback(|| async { S::method_not_allowed() })
+        .layer(middleware::from_fn(move |req: Request, next: Next| limit_time::<S>(req, next, limit)))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             tracing::error!("a request handler panicked");
-            KycReply::error(KycErrorCode::InternalError).into_response()
+            S::internal()
         }))
+}
+
+/// Every surface, each guarded by its own renderer; a path that none of them
+/// serves gets the 404 of the surface its prefix belongs to.
+pub fn router(app: App) -> Router {
+    let limit = app.config.request_timeout;
+    Router::new()
+        .merge(guarded::<crate::kyc::KycApi>(crate::kyc::router(), limit))
+        .merge(guarded::<crate::api::MainApi>(crate::api::router(), limit))
+        .merge(guarded::<crate::admin::Admin>(crate::admin::router(), limit))
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/admin/") {
+                crate::admin::Admin::not_found()
+            } else {
+                crate::kyc::KycApi::not_found()
+            }
+        })
         .with_state(app)
 }
 
-/// A request that outlives the limit is answered with a generic 500. Its write,
-/// if already queued, may still commit: a 200 always means committed, the
-/// converse is not promised (the client retries and meets `already_exists`).
-async fn limit_time(req: Request, next: Next, limit: std::time::Duration) -> Response {
+/// A request that outlives the limit is answered with the surface's generic
+/// 500. Its write, if already queued, may still commit: a 200 always means
+/// committed, the converse is not promised (the client retries and meets
+/// `already_exists` or the idempotency error).
+async fn limit_time<S: Surface + 'static>(req: Request, next: Next, limit: std::time::Duration) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => KycReply::internal(&"request timed out").into_response(),
+        Err(_) => {
+            tracing::error!("a request timed out");
+            S::internal()
+        }
     }
 }

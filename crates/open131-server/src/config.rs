@@ -35,6 +35,9 @@ pub struct Config {
     pub payout_processing_delay: Duration,
     pub payout_slow_delay: Duration,
     pub bank_return_delay: Duration,
+    /// How long a claimed webhook stays reserved for the node delivering it
+    /// (at least `webhooks::WEBHOOK_LEASE_MIN_S`).
+    pub webhook_lease: Duration,
     /// Run the workers (verifier, payout timers, webhook dispatcher) in the
     /// background. Tests that drive time by hand turn them off and call
     /// [`crate::App::verify_due`], [`crate::App::process_due`] and
@@ -54,6 +57,7 @@ impl Config {
             payout_processing_delay: Duration::from_millis(PAYOUT_PROCESSING_DELAY_DEFAULT_MS),
             payout_slow_delay: Duration::from_secs(PAYOUT_SLOW_DELAY_DEFAULT_S),
             bank_return_delay: Duration::from_secs(BANK_RETURN_DELAY_DEFAULT_S),
+            webhook_lease: Duration::from_secs(crate::webhooks::WEBHOOK_LEASE_S),
             background_workers: true,
         }
     }

@@ -11,17 +11,17 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod edge;
 pub mod kyc;
 pub mod projects;
 pub mod registries;
 pub mod reply;
 pub mod verifier;
 pub mod webhooks;
+pub mod worker;
 
 use std::future::Future;
-use std::sync::Arc;
 
-use open131_store::Store;
 use tokio::net::TcpListener;
 
 pub use app::App;
@@ -55,9 +55,4 @@ pub async fn run(
         let _ = worker.await;
     }
     served
-}
-
-/// Opens the SQLite store in `config.data_dir`.
-pub fn open_sqlite(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(Arc::new(open131_store::sqlite::SqliteStore::open(&config.data_dir)?))
 }

@@ -10,7 +10,6 @@ use std::sync::{Arc, RwLock};
 
 use std::time::{Duration, Instant};
 
-use open131_domain::allowlist::IpAllowlist;
 use open131_store::{ProjectRecord, ProjectSettings, Store, StoreError};
 use open131_wire::sign::VerifyingKey;
 
@@ -25,8 +24,6 @@ pub struct Project {
     pub id: String,
     pub settings: ProjectSettings,
     pub keys: Vec<VerifyingKey>,
-    /// Where the project's requests may come from.
-    pub allowlist: IpAllowlist,
     loaded_at: Instant,
 }
 
@@ -43,18 +40,17 @@ impl Project {
                 }
             })
             .collect();
-        // A stored list that no longer parses allows nobody rather than everybody.
-        let allowlist = IpAllowlist::parse(&record.settings.allowed_ips).unwrap_or_else(|e| {
-            tracing::error!(project = %record.id, error = %e, "unusable allowed_ips; refusing every address");
-            IpAllowlist::Networks(Vec::new())
-        });
-        Self { id: record.id, settings: record.settings, keys, allowlist, loaded_at: Instant::now() }
+        Self { id: record.id, settings: record.settings, keys, loaded_at: Instant::now() }
     }
 
-    /// True when the project may call main-API `method` (`*` allows all).
+    /// True when the project may call main-API `method`.
     pub fn may_call(&self, method: &str) -> bool {
-        let methods = self.settings.methods.trim();
-        methods == "*" || methods.split(',').any(|m| m.trim() == method)
+        self.settings.methods.allows(method)
+    }
+
+    /// True when a request from `peer` may be served for this project.
+    pub fn admits(&self, peer: std::net::IpAddr) -> bool {
+        self.settings.allowed_ips.allows(peer)
     }
 
     fn verifies(&self, message: &[u8], signature_b64: &str) -> bool {

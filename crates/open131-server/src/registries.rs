@@ -16,11 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 use open131_registry::{PassportIndex, TaxpayerIndex};
+use open131_store::layout::DataDir;
 
-/// Folder of the index files inside the data directory.
-pub const REGISTRY_DIR_NAME: &str = "registry";
-pub const PASSPORTS_FILE_NAME: &str = "passports.idx";
-pub const TAXPAYERS_FILE_NAME: &str = "taxpayers.idx";
 /// How often the server looks for a new index file, in ms.
 pub const REGISTRY_WATCH_INTERVAL_MS: u64 = 1_000;
 
@@ -46,12 +43,14 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some(Stamp { inode, len: meta.len(), modified_ns })
 }
 
+/// The MVD index file of a data directory (its place is named in [`DataDir`]).
 pub fn passports_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(REGISTRY_DIR_NAME).join(PASSPORTS_FILE_NAME)
+    DataDir::new(data_dir).passports_index()
 }
 
+/// The taxpayer index file of a data directory.
 pub fn taxpayers_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(REGISTRY_DIR_NAME).join(TAXPAYERS_FILE_NAME)
+    DataDir::new(data_dir).taxpayers_index()
 }
 
 /// What a reload did, for logs and the admin endpoint.
@@ -172,12 +171,13 @@ pub async fn reload(app: &crate::App) -> Vec<ReloadEvent> {
     events
 }
 
-pub async fn run_watcher(app: crate::App, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_millis(REGISTRY_WATCH_INTERVAL_MS)) => {}
-            _ = stop.changed() => return,
-        }
+/// The watcher: looks for new index files every [`REGISTRY_WATCH_INTERVAL_MS`]
+/// (the admin endpoint reloads at once without it).
+pub async fn run_watcher(app: crate::App, stop: tokio::sync::watch::Receiver<bool>) {
+    let interval = std::time::Duration::from_millis(REGISTRY_WATCH_INTERVAL_MS);
+    crate::worker::run_loop("registry watcher", stop, None, || async {
         reload(&app).await;
-    }
+        crate::worker::Pace::Idle(interval)
+    })
+    .await;
 }

@@ -5,14 +5,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use open131_wire::kyc::{FieldDetail, KycErrorCode, KycResponse};
 
-/// True when reading a body failed because it exceeded the size limit (as
-/// opposed to, say, the client going away mid-body).
-pub fn is_length_limit(e: axum::Error) -> bool {
-    let inner = e.into_inner();
-    inner.is::<http_body_util::LengthLimitError>()
-        || std::error::Error::source(&*inner).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-}
-
 /// A KYC answer and the error code (if any) that decides its HTTP status.
 #[derive(Debug)]
 pub struct KycReply {

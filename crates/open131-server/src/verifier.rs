@@ -1,8 +1,9 @@
 //! The background verifier: decides pending checks once they are due.
 //!
-//! Work is found in the store (`due_checks`), never only in memory, so a check
-//! accepted before a crash is decided after the next start. Verdicts of one
-//! round are written in one commit.
+//! Work is claimed in the store (`claim_due_checks`, with a lease), never kept
+//! only in memory, so a check accepted before a crash is decided after the next
+//! start, and of several nodes on one database only one decides a check at a
+//! time. Verdicts of one round are written in one commit.
 
 use std::time::Duration;
 
@@ -10,11 +11,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use open131_domain::kyc::{self, InnLink, Outcome, RegistryAnswers};
+use open131_domain::settings::KycMode;
 use open131_store::{CheckRecord, Decision};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use crate::app::App;
+use crate::worker::Pace;
 
 /// Most checks decided in one round (and one commit).
 pub const VERIFY_BATCH_MAX_CHECKS: usize = 1024;
@@ -27,11 +30,14 @@ pub const VERIFY_ERROR_BACKOFF_MS: u64 = 1_000;
 /// A check that cannot be decided yet (registry mode without a loaded registry)
 /// is looked at again after this, in seconds.
 pub const VERIFY_WAIT_RETRY_S: i64 = 30;
+/// A claimed check is left to the node that claimed it this long, in seconds;
+/// if that node dies before its verdict commits, another node takes it after.
+pub const VERIFY_LEASE_S: i64 = 30;
 
 /// Decides one check for a project in `mode` (`sandbox` or `registry`);
 /// `None` when it cannot be decided yet.
 pub trait Verifier: Send + Sync + 'static {
-    fn decide(&self, check: &CheckRecord, mode: &str, now: OffsetDateTime) -> Option<Outcome>;
+    fn decide(&self, check: &CheckRecord, mode: KycMode, now: OffsetDateTime) -> Option<Outcome>;
 }
 
 /// The verifier of both modes: structural rules everywhere; then sandbox
@@ -41,9 +47,9 @@ pub struct KycVerifier {
 }
 
 impl Verifier for KycVerifier {
-    fn decide(&self, check: &CheckRecord, mode: &str, now: OffsetDateTime) -> Option<Outcome> {
+    fn decide(&self, check: &CheckRecord, mode: KycMode, now: OffsetDateTime) -> Option<Outcome> {
         let app = &check.application;
-        if mode != "registry" {
+        if mode == KycMode::Sandbox {
             return Some(kyc::decide_sandbox(app, now));
         }
         if app.rf_passport.is_none() {
@@ -67,20 +73,20 @@ impl Verifier for KycVerifier {
 /// One round: decides every check due now (up to the batch limit).
 pub async fn verify_due(app: &App) -> anyhow::Result<usize> {
     let now = app.clock.now();
-    let due = app.store.due_checks(now - delay(app), now, VERIFY_BATCH_MAX_CHECKS).await?;
+    let lease_until = now + time::Duration::seconds(VERIFY_LEASE_S);
+    let due = app.store.claim_due_checks(now - delay(app), now, lease_until, VERIFY_BATCH_MAX_CHECKS).await?;
     if due.is_empty() {
         return Ok(0);
     }
-    let mut modes: HashMap<String, String> = HashMap::new();
+    let mut modes: HashMap<String, KycMode> = HashMap::new();
     let mut decisions = Vec::new();
     let mut waiting = Vec::new();
     for c in &due {
         if !modes.contains_key(&c.project_id) {
-            let mode =
-                app.store.project(&c.project_id).await?.map_or_else(|| "sandbox".into(), |p| p.settings.kyc_mode);
+            let mode = app.projects.get(&c.project_id).await?.map_or(KycMode::Sandbox, |p| p.settings.kyc_mode);
             modes.insert(c.project_id.clone(), mode);
         }
-        let mode = modes.get(&c.project_id).map_or("sandbox", String::as_str);
+        let mode = modes.get(&c.project_id).copied().unwrap_or_default();
         match app.verifier.decide(c, mode, now) {
             Some(outcome) => decisions.push(Decision { project_id: c.project_id.clone(), id: c.id, outcome }),
             None => waiting.push((c.project_id.clone(), c.id)),
@@ -102,44 +108,41 @@ fn delay(app: &App) -> time::Duration {
     time::Duration::try_from(app.config.kyc_delay).unwrap_or(time::Duration::ZERO)
 }
 
-/// The worker loop: rounds while there is work, then sleeps until the next due
+/// The worker: rounds while there is work, then sleeps until the next due
 /// check, a new check, or the idle limit.
-pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let round = verify_due(&app).await;
-        let progressed = matches!(round, Ok(n) if n > 0);
-        let wait = match round {
-            Ok(n) if n >= VERIFY_BATCH_MAX_CHECKS => Duration::ZERO,
-            Ok(_) => match app.store.oldest_pending(app.clock.now()).await {
-                Ok(Some(created)) => {
-                    let until = kyc::due_at(created, delay(&app)) - app.clock.now();
-                    Duration::try_from(until).unwrap_or(Duration::ZERO).min(Duration::from_millis(VERIFY_IDLE_MAX_MS))
-                }
-                Ok(None) => Duration::from_millis(VERIFY_IDLE_MAX_MS),
-                Err(e) => {
-                    tracing::error!(error = %e, "verifier could not read the next due time");
-                    Duration::from_millis(VERIFY_ERROR_BACKOFF_MS)
-                }
-            },
+pub async fn run_worker(app: App, stop: watch::Receiver<bool>) {
+    let wake = app.verifier_wake.clone();
+    crate::worker::run_loop("verifier", stop, Some(wake), || round(&app)).await;
+}
+
+async fn round(app: &App) -> Pace {
+    match verify_due(app).await {
+        Ok(n) if n >= VERIFY_BATCH_MAX_CHECKS => Pace::Again,
+        // A round that decided something may have left more due right now.
+        Ok(n) => match next_due_in(app).await {
+            Ok(wait) if wait.is_zero() && n > 0 => Pace::Again,
+            // A round that decided nothing never loops at once: that would spin.
+            Ok(wait) => Pace::Idle(wait.max(Duration::from_millis(VERIFY_IDLE_MIN_MS))),
             Err(e) => {
-                tracing::error!(error = %e, "verifier round failed");
-                Duration::from_millis(VERIFY_ERROR_BACKOFF_MS)
+                tracing::error!(error = %e, "verifier could not read the next due time");
+                Pace::Idle(Duration::from_millis(VERIFY_ERROR_BACKOFF_MS))
             }
-        };
-        // A round that decided nothing never loops at once: that would spin.
-        let wait = if progressed { wait } else { wait.max(Duration::from_millis(VERIFY_IDLE_MIN_MS)) };
-        if wait.is_zero() {
-            // Store calls can complete without ever suspending: give the worker thread back.
-            tokio::task::yield_now().await;
-            continue;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = app.verifier_wake.notified() => {}
-            _ = stop.changed() => return,
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "verifier round failed");
+            Pace::Idle(Duration::from_millis(VERIFY_ERROR_BACKOFF_MS))
         }
     }
+}
+
+/// Time until the oldest pending check is due, at most the idle limit.
+async fn next_due_in(app: &App) -> anyhow::Result<Duration> {
+    let idle = Duration::from_millis(VERIFY_IDLE_MAX_MS);
+    Ok(match app.store.oldest_pending(app.clock.now()).await? {
+        Some(created) => {
+            let until = kyc::due_at(created, delay(app)) - app.clock.now();
+            Duration::try_from(until).unwrap_or(Duration::ZERO).min(idle)
+        }
+        None => idle,
+    })
 }

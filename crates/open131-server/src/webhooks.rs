@@ -24,6 +24,7 @@ use open131_store::{AttemptResult, WebhookRecord};
 use tokio::sync::{watch, Semaphore};
 
 use crate::app::App;
+use crate::worker::Pace;
 
 /// Per-attempt timeout, in seconds.
 pub const WEBHOOK_TIMEOUT_S: u64 = 10;
@@ -37,8 +38,15 @@ pub const WEBHOOK_ATTEMPTS_MAX: i64 = 30;
 pub const WEBHOOK_RETRY_BASE_S: u64 = 5;
 /// Longest retry delay, in seconds.
 pub const WEBHOOK_RETRY_CAP_S: u64 = 3_600;
-/// How long a claimed webhook is reserved for its delivery, in seconds.
-pub const WEBHOOK_LEASE_S: i64 = 120;
+/// How long a claimed webhook is reserved for its delivery by default, in
+/// seconds (`Config::webhook_lease`): after it, a webhook whose node died
+/// mid-delivery is delivered again by any node.
+pub const WEBHOOK_LEASE_S: u64 = 120;
+/// The shortest lease accepted: a claimed webhook may wait for its project's
+/// permit behind a full queue (queue / concurrency × timeout = 40 s), then take
+/// its own timeout; a shorter lease would let another node deliver it meanwhile.
+pub const WEBHOOK_LEASE_MIN_S: u64 =
+    (WEBHOOK_QUEUED_PER_PROJECT_MAX / WEBHOOK_CONCURRENCY_PER_PROJECT + 2) as u64 * WEBHOOK_TIMEOUT_S;
 /// How long a webhook of a project without a URL waits before it is looked at again, in seconds.
 pub const WEBHOOK_PARK_S: i64 = 3_600;
 /// Claimed webhooks (in flight plus waiting) per project. Four times the
@@ -93,10 +101,6 @@ impl Limits {
             .clone()
     }
 
-    fn for_project(&self, project: &str) -> Arc<Semaphore> {
-        self.entry(project).0
-    }
-
     /// Projects whose queue of claimed webhooks is full: claims leave them out,
     /// so their backlog is not fetched only to be given back.
     fn full_projects(&self) -> Vec<String> {
@@ -122,12 +126,27 @@ impl Limits {
     }
 }
 
+/// The project's webhook URL: the cached one, re-read from the store before a
+/// webhook is parked for lack of one (a URL set a moment ago by an operator
+/// releases the backlog, which must not be parked again by a stale cache).
+async fn webhook_url(app: &App, project: &str) -> Result<Option<String>, open131_store::StoreError> {
+    let cached = app.projects.get(project).await?.and_then(|p| p.settings.webhook_url.clone());
+    if cached.is_some() {
+        return Ok(cached);
+    }
+    app.projects.forget(project);
+    Ok(app.projects.get(project).await?.and_then(|p| p.settings.webhook_url.clone()))
+}
+
 /// One attempt: returns its result (never fails; failures are results). The
 /// caller holds the project's concurrency permit.
 async fn attempt(app: &App, hook: &WebhookRecord) -> AttemptResult {
-    let url = match app.store.project(&hook.project_id).await {
-        Ok(Some(p)) => p.settings.webhook_url,
-        _ => None,
+    let url = match webhook_url(app, &hook.project_id).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read a project's webhook URL");
+            None
+        }
     };
     let Some(url) = url else {
         let at = app.clock.now();
@@ -156,7 +175,7 @@ async fn attempt(app: &App, hook: &WebhookRecord) -> AttemptResult {
             .http
             .post(&url)
             .header("Content-Type", "application/json")
-            .header("X-PARTNER-SIGN", signature)
+            .header(open131_wire::headers::SIGN, signature)
             .body(hook.body.clone())
             .timeout(Duration::from_secs(WEBHOOK_TIMEOUT_S))
             .send()
@@ -204,89 +223,47 @@ async fn attempt(app: &App, hook: &WebhookRecord) -> AttemptResult {
     }
 }
 
-/// Attempts every webhook due now and waits for all of them (tests and the CLI
-/// use this; the worker streams instead). Returns how many were attempted.
-pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
-    let now = app.clock.now();
-    let claimed = app
-        .store
-        .claim_webhooks(now, now + time::Duration::seconds(WEBHOOK_LEASE_S), WEBHOOK_IN_FLIGHT_MAX, Vec::new())
-        .await?;
-    let limits = Arc::new(Limits::default());
-    let mut tasks = tokio::task::JoinSet::new();
-    for hook in claimed {
-        let (app, limits) = (app.clone(), limits.clone());
-        tasks.spawn(async move {
-            let semaphore = limits.for_project(&hook.project_id);
-            let _permit = semaphore.acquire().await;
-            attempt(&app, &hook).await
-        });
-    }
-    let mut results = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        results.push(r?);
-    }
-    let n = results.len();
-    app.store.record_attempts(results).await?;
-    Ok(n)
+/// The dispatcher: per-project limits and the global in-flight bound, shared
+/// by all its rounds. The worker runs rounds in a loop; tests and admin calls
+/// run the same rounds through [`deliver_due`].
+pub struct Dispatcher {
+    limits: Arc<Limits>,
+    in_flight: Arc<Semaphore>,
 }
 
-/// The worker: keeps up to [`WEBHOOK_IN_FLIGHT_MAX`] deliveries going; each
-/// records its own result. A project may hold at most
-/// [`WEBHOOK_QUEUED_PER_PROJECT_MAX`] claimed webhooks, and claims leave out the
-/// projects whose queue is full, so a slow partner holds at most that many of the
-/// global slots and its backlog is not claimed again and again.
-pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
-    let limits = Arc::new(Limits::default());
-    let in_flight = Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX));
-    loop {
-        if *stop.borrow() {
-            break;
+impl Default for Dispatcher {
+    fn default() -> Self {
+        Self { limits: Arc::default(), in_flight: Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX)) }
+    }
+}
+
+impl Dispatcher {
+    /// One round: claims as many due webhooks as there is room for (leaving out
+    /// projects whose queue is full), starts their deliveries, each of which
+    /// records its own result, and gives back those it has no room for.
+    /// Returns how many deliveries it started.
+    pub async fn round(&self, app: &App) -> usize {
+        let free = self.in_flight.available_permits().min(self.limits.room());
+        if free == 0 {
+            return 0;
         }
-        let free = in_flight.available_permits().min(limits.room());
         let now = app.clock.now();
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
-            let lease_until = now + time::Duration::seconds(WEBHOOK_LEASE_S);
-            match app.store.claim_webhooks(now, lease_until, free, limits.full_projects()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not claim webhooks");
-                    Vec::new()
-                }
+        let lease = app.config.webhook_lease.max(std::time::Duration::from_secs(WEBHOOK_LEASE_MIN_S));
+        let lease_until = now + time::Duration::try_from(lease).unwrap_or(time::Duration::MAX);
+        let claimed = match app.store.claim_webhooks(now, lease_until, free, self.limits.full_projects()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "could not claim webhooks");
+                return 0;
             }
         };
         let mut started = 0usize;
         let mut busy = Vec::new();
         for hook in claimed {
-            use std::sync::atomic::Ordering::SeqCst;
-            let (semaphore, queued) = limits.entry(&hook.project_id);
-            // A project may have only a short queue of claimed webhooks: deeper, and
-            // the lease of the last would tick away while it waits.
-            if queued.fetch_add(1, SeqCst) >= WEBHOOK_QUEUED_PER_PROJECT_MAX {
-                queued.fetch_sub(1, SeqCst);
-                busy.push(hook.id);
-                continue;
+            match self.start(app, hook) {
+                Ok(()) => started += 1,
+                Err(id) => busy.push(id),
             }
-            // Gives the queue slot back however the delivery ends (a panic included).
-            let slot = QueueSlot(queued);
-            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                busy.push(hook.id);
-                continue;
-            };
-            started += 1;
-            let app = app.clone();
-            tokio::spawn(async move {
-                let project_permit = semaphore.acquire_owned().await;
-                let result = attempt(&app, &hook).await;
-                if let Err(e) = app.store.record_attempts(vec![result]).await {
-                    tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
-                }
-                drop((permit, project_permit, slot));
-                // Room for more: let the dispatcher claim again without waiting for its timer.
-                app.webhook_wake.notify_one();
-            });
         }
         if !busy.is_empty() {
             let later = app.clock.now() + time::Duration::milliseconds(WEBHOOK_BUSY_RETRY_MS);
@@ -294,26 +271,81 @@ pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
                 tracing::error!(error = %e, "could not give back webhooks of busy projects; their lease will");
             }
         }
-        if started > 0 {
-            continue;
+        started
+    }
+
+    /// Starts one delivery, or gives its id back when its project's queue or
+    /// the global bound is full.
+    fn start(&self, app: &App, hook: WebhookRecord) -> Result<(), i64> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (semaphore, queued) = self.limits.entry(&hook.project_id);
+        // A project may have only a short queue of claimed webhooks: deeper, and
+        // the lease of the last would tick away while it waits.
+        if queued.fetch_add(1, SeqCst) >= WEBHOOK_QUEUED_PER_PROJECT_MAX {
+            queued.fetch_sub(1, SeqCst);
+            return Err(hook.id);
+        }
+        // Gives the queue slot back however the delivery ends (a panic included).
+        let slot = QueueSlot(queued);
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else { return Err(hook.id) };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let project_permit = semaphore.acquire_owned().await;
+            let result = attempt(&app, &hook).await;
+            if let Err(e) = app.store.record_attempts(vec![result]).await {
+                tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
+            }
+            drop((permit, project_permit, slot));
+            // Room for more: let the dispatcher claim again without waiting for its timer.
+            app.webhook_wake.notify_one();
+        });
+        Ok(())
+    }
+
+    /// Waits until every delivery started has recorded its result, at most `limit`.
+    pub async fn drained(&self, limit: Duration) {
+        let all = u32::try_from(WEBHOOK_IN_FLIGHT_MAX).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(limit, self.in_flight.acquire_many(all)).await;
+    }
+}
+
+/// Attempts every webhook due now with the production dispatcher, round after
+/// round until a round starts nothing, waiting for each round's deliveries
+/// (tests drive time by hand and call this). Returns how many were attempted.
+pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
+    let dispatcher = Dispatcher::default();
+    let mut attempted = 0;
+    loop {
+        let started = dispatcher.round(app).await;
+        dispatcher.drained(Duration::from_secs(WEBHOOK_TIMEOUT_S + 1)).await;
+        if started == 0 {
+            return Ok(attempted);
+        }
+        attempted += started;
+    }
+}
+
+/// The worker: keeps up to [`WEBHOOK_IN_FLIGHT_MAX`] deliveries going. A
+/// project may hold at most [`WEBHOOK_QUEUED_PER_PROJECT_MAX`] claimed webhooks,
+/// and claims leave out the projects whose queue is full, so a slow partner
+/// holds at most that many of the global slots and its backlog is not claimed
+/// again and again. On shutdown, deliveries in flight finish (bounded by their
+/// timeout) before it returns.
+pub async fn run_worker(app: App, stop: watch::Receiver<bool>) {
+    let dispatcher = Dispatcher::default();
+    let wake = app.webhook_wake.clone();
+    crate::worker::run_loop("webhook dispatcher", stop, Some(wake), || async {
+        if dispatcher.round(&app).await > 0 {
+            return Pace::Again;
         }
         let wait = match app.store.next_webhook_at().await {
             Ok(Some(at)) => Duration::try_from(at - app.clock.now()).unwrap_or(Duration::ZERO),
             _ => Duration::from_millis(DISPATCHER_IDLE_MAX_MS),
-        }
-        .clamp(Duration::from_millis(5), Duration::from_millis(DISPATCHER_IDLE_MAX_MS));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = app.webhook_wake.notified() => {}
-            _ = stop.changed() => break,
-        }
-    }
-    // Let deliveries in flight finish (bounded by their timeout) before returning.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(WEBHOOK_TIMEOUT_S + 1),
-        in_flight.acquire_many(u32::try_from(WEBHOOK_IN_FLIGHT_MAX).unwrap_or(u32::MAX)),
-    )
+        };
+        Pace::Idle(wait.clamp(Duration::from_millis(5), Duration::from_millis(DISPATCHER_IDLE_MAX_MS)))
+    })
     .await;
+    dispatcher.drained(Duration::from_secs(WEBHOOK_TIMEOUT_S + 1)).await;
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::{key, person, start_with};
-use open131_domain::session::Timer;
+use open131_domain::lifecycle::Timer;
 use open131_store::*;
 use time::OffsetDateTime;
 
@@ -31,15 +31,25 @@ impl Faulty {
     async fn trip(&self) -> Result<()> {
         match self.mode.load(Ordering::SeqCst) {
             HANG => std::future::pending().await,
-            FAIL => Err(StoreError::Db("disk I/O error at /secret/path/open131.sqlite3".into())),
+            FAIL => Err(StoreError::Io {
+                path: "/secret/path/open131.sqlite3".into(),
+                source: std::io::Error::other("disk I/O error"),
+            }),
             PANIC => panic!("store exploded"),
             _ => Ok(()),
         }
     }
 }
 
-#[async_trait]
+/// Only the calls of a check or a session fail; the rest pass through.
 impl Store for Faulty {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+}
+
+#[async_trait]
+impl ProjectStore for Faulty {
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         self.inner.create_project(id, now).await
     }
@@ -52,6 +62,13 @@ impl Store for Faulty {
     async fn projects(&self) -> Result<Vec<ProjectRecord>> {
         self.inner.projects().await
     }
+    async fn set_project_settings(&self, p: &str, c: SettingsChange, now: OffsetDateTime) -> Result<()> {
+        self.inner.set_project_settings(p, c, now).await
+    }
+}
+
+#[async_trait]
+impl CheckStore for Faulty {
     async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck> {
         self.trip().await?;
         self.inner.insert_check(check).await
@@ -60,8 +77,14 @@ impl Store for Faulty {
         self.trip().await?;
         self.inner.check(project_id, id).await
     }
-    async fn due_checks(&self, up_to: OffsetDateTime, now: OffsetDateTime, limit: usize) -> Result<Vec<CheckRecord>> {
-        self.inner.due_checks(up_to, now, limit).await
+    async fn claim_due_checks(
+        &self,
+        up_to: OffsetDateTime,
+        now: OffsetDateTime,
+        lease: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>> {
+        self.inner.claim_due_checks(up_to, now, lease, limit).await
     }
     async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()> {
         self.inner.postpone_checks(checks, until).await
@@ -75,9 +98,10 @@ impl Store for Faulty {
     async fn finish_checks(&self, d: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>> {
         self.inner.finish_checks(d, now).await
     }
-    async fn set_project_settings(&self, p: &str, c: SettingsChange, now: OffsetDateTime) -> Result<()> {
-        self.inner.set_project_settings(p, c, now).await
-    }
+}
+
+#[async_trait]
+impl SessionStore for Faulty {
     async fn write_session(&self, w: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome> {
         self.trip().await?;
         self.inner.write_session(w, now).await
@@ -89,12 +113,21 @@ impl Store for Faulty {
         self.trip().await?;
         self.inner.session(p, id).await
     }
-    async fn due_timers(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<DueTimer>> {
-        self.inner.due_timers(now, limit).await
+    async fn claim_due_timers(
+        &self,
+        now: OffsetDateTime,
+        lease: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>> {
+        self.inner.claim_due_timers(now, lease, limit).await
     }
     async fn drop_timer(&self, p: &str, s: &str, t: Timer) -> Result<()> {
         self.inner.drop_timer(p, s, t).await
     }
+}
+
+#[async_trait]
+impl LedgerStore for Faulty {
     async fn topup(&self, p: &str, c: &str, a: i64, now: OffsetDateTime) -> Result<()> {
         self.inner.topup(p, c, a, now).await
     }
@@ -104,6 +137,10 @@ impl Store for Faulty {
     async fn posting_sums(&self, p: &str, c: &str) -> Result<Vec<(String, i64)>> {
         self.inner.posting_sums(p, c).await
     }
+}
+
+#[async_trait]
+impl OutboxStore for Faulty {
     async fn claim_webhooks(
         &self,
         n: OffsetDateTime,
@@ -134,6 +171,10 @@ impl Store for Faulty {
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>> {
         self.inner.next_webhook_at().await
     }
+}
+
+#[async_trait]
+impl MetaStore for Faulty {
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.inner.meta_get(key).await
     }
@@ -198,5 +239,45 @@ async fn background_verifier_finishes_checks_by_itself() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(body, r#"{"status":"ok","data":{"id":"1","description":"valid"}}"#);
+    s.stop().await;
+}
+
+/// Each surface renders its own failures: the main API's panics and timeouts
+/// come in the main API's envelope, the admin endpoints' unknown paths and
+/// wrong methods in theirs.
+#[tokio::test]
+async fn every_surface_renders_its_own_failures() {
+    let main_internal = serde_json::to_string(&open131_wire::api::ErrorEnvelope::new(
+        open131_wire::api::ApiErrorCode::InternalError,
+        None,
+        Vec::new(),
+    ))
+    .unwrap();
+    let mode = Arc::new(AtomicU8::new(PASS));
+    let m = mode.clone();
+    let s = start_with(
+        |c| c.request_timeout = std::time::Duration::from_millis(300),
+        move |inner| Arc::new(Faulty { inner, mode: m }) as Arc<dyn Store>,
+    )
+    .await;
+    let status = serde_json::json!({"session_id": "ps_1"});
+    for trip in [PANIC, HANG] {
+        mode.store(trip, Ordering::SeqCst);
+        let a = s.call("v1", "session/status", &status).await;
+        assert_eq!((a.status, a.text.as_str()), (500, main_internal.as_str()), "mode {trip}");
+    }
+    mode.store(PASS, Ordering::SeqCst);
+    let a = s.call("v1", "session/status", &status).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("invalid_request")), "{}", a.text);
+
+    let unknown = s.http.post(format!("{}/admin/v1/nothing", s.url)).send().await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    let body: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert_eq!(body["error"]["description"], "Unknown path", "the admin envelope, not the KYC one: {body}");
+    let wrong = s.http.get(format!("{}/admin/v1/kyc/resolve", s.url)).send().await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 405);
+    let body: serde_json::Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
     s.stop().await;
 }

@@ -373,7 +373,10 @@ async fn chunked_post(url: &str, kib: usize) -> u16 {
 async fn a_source_ip_allowlist_hides_the_project_from_other_addresses() {
     let s = start().await;
     assert_eq!(s.post_check("alpha", key(0), &person()).await, (200, pending("1")));
-    let set = |list: &str| open131_store::SettingsChange { allowed_ips: Some(list.into()), ..Default::default() };
+    let set = |list: &str| open131_store::SettingsChange {
+        allowed_ips: Some(open131_domain::allowlist::IpAllowlist::parse(list).unwrap()),
+        ..Default::default()
+    };
     s.app.store.set_project_settings("alpha", set("10.0.0.0/8, 192.168.1.7"), common::START).await.unwrap();
     s.app.projects.forget("alpha");
     // From 127.0.0.1 the project looks unknown, to the KYC API and to the main API alike.

@@ -182,6 +182,7 @@ async fn confirm_timeout_and_auto_confirm() {
     let (s, r) = server().await;
     let change = open131_store::SettingsChange { confirm_timeout_s: Some(600), ..Default::default() };
     s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
     let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 1_000)).await);
     s.settle().await;
     s.advance(599).await;
@@ -195,6 +196,7 @@ async fn confirm_timeout_and_auto_confirm() {
     // Single-request payouts: no ready_to_confirm, no confirm call.
     let change = open131_store::SettingsChange { auto_confirm: Some(true), ..Default::default() };
     s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
     let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 2_000)).await);
     s.settle().await;
     assert_eq!(s.balance("alpha").await, (START_BALANCE - 2_000, 2_000));
@@ -435,8 +437,10 @@ async fn signatures_cover_the_raw_bytes_in_every_style() {
     assert_eq!(send("", Some(sign.clone()), body.clone()).await, (401, "identification_error".into()));
 
     // A project limited to some methods.
-    let change =
-        open131_store::SettingsChange { methods: Some("session/status,wallet/balance".into()), ..Default::default() };
+    let change = open131_store::SettingsChange {
+        methods: Some(open131_domain::settings::MethodSet::parse("session/status,wallet/balance").unwrap()),
+        ..Default::default()
+    };
     s.app.store.set_project_settings("beta", change, common::START).await.unwrap();
     s.app.projects.forget("beta"); // instead of waiting out the 1 s settings cache
     let a = s.call_bytes("v1", "session/init/payout", "beta", key(1), body.clone(), None).await;

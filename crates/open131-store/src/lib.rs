@@ -1,34 +1,104 @@
-//! Storage for open131 behind one trait, [`Store`]. The SQLite backend
-//! ([`sqlite::SqliteStore`]) is the embedded default; only the backend modules
-//! know SQL.
+//! Storage for open131: one trait per aggregate (projects, checks, sessions,
+//! ledger, outbox, meta) and [`Store`], the one handle on all of them. Two
+//! backends implement every trait: the embedded SQLite ([`sqlite::SqliteStore`],
+//! the default) and PostgreSQL ([`postgres::PgStore`]) for several nodes on one
+//! database. [`open`] picks one from a [`Location`]. Only the backend modules
+//! know SQL; records and their decoding from rows live once ([`rows`]).
 //!
 //! Invariant: a method that returns `Ok` from a write has committed it durably.
 #![forbid(unsafe_code)]
 
+pub mod error;
+pub mod layout;
 pub mod payouts;
+pub mod postgres;
+mod rows;
 pub mod sqlite;
+pub mod testing;
 
 use async_trait::async_trait;
 use open131_domain::kyc::{CheckState, KycApplication, Outcome};
+use open131_domain::lifecycle::Timer;
+use open131_domain::personal::Personal;
 use time::OffsetDateTime;
 
+pub use error::{with_retries, BackendError, Corrupt, StoreError, RETRYABLE_ATTEMPTS_MAX};
 pub use payouts::*;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Db(String),
-    #[error("stored data is not valid: {0}")]
-    Corrupt(String),
-    #[error("no such project: {0}")]
-    NoSuchProject(String),
-    #[error("the store is shut down")]
-    Closed,
-    #[error("io error: {0}")]
-    Io(String),
-}
+pub use postgres::PgStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A PostgreSQL connection URL. It may carry a password, so `Debug` and
+/// `Display` print only its scheme.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Accepts `postgres://…` and `postgresql://…` URLs.
+    pub fn parse(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self(url.to_string()))
+        } else {
+            Err(StoreError::BadLocation("a database URL starts with postgres:// or postgresql://"))
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("postgres://***")
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("postgres://***")
+    }
+}
+
+/// Where a store keeps its data.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// The embedded SQLite database in a data directory.
+    Sqlite(layout::DataDir),
+    /// A PostgreSQL database shared by any number of nodes.
+    Postgres(DatabaseUrl),
+}
+
+impl Location {
+    /// PostgreSQL when a database URL is given, else SQLite in `data_dir`.
+    pub fn choose(database_url: Option<&str>, data_dir: &std::path::Path) -> Result<Self> {
+        match database_url.filter(|u| !u.is_empty()) {
+            Some(url) => Ok(Self::Postgres(DatabaseUrl::parse(url)?)),
+            None => Ok(Self::Sqlite(layout::DataDir::new(data_dir))),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Opens the store at `location`, applying any pending migrations first.
+pub async fn open(location: &Location) -> Result<std::sync::Arc<dyn Store>> {
+    match location {
+        Location::Sqlite(dir) => {
+            let dir = dir.clone();
+            let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(dir.root()))
+                .await
+                .map_err(|_| StoreError::Closed)??;
+            Ok(std::sync::Arc::new(store))
+        }
+        Location::Postgres(url) => Ok(std::sync::Arc::new(postgres::PgStore::connect(url.expose()).await?)),
+    }
+}
 
 /// A partner project and everything needed to authenticate it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,9 +120,9 @@ pub struct ProjectKey {
 #[derive(Debug, Clone)]
 pub struct NewCheck {
     pub project_id: String,
-    pub api_version: String,
     pub application: KycApplication,
-    pub payload_json: String,
+    /// The partner's JSON as sent: personal data, so `Debug` prints `***`.
+    pub payload_json: Personal<String>,
     pub created_at: OffsetDateTime,
 }
 
@@ -67,7 +137,6 @@ pub enum InsertCheck {
 pub struct CheckRecord {
     pub project_id: String,
     pub id: i64,
-    pub api_version: String,
     pub state: CheckState,
     pub application: KycApplication,
     pub created_at: OffsetDateTime,
@@ -82,8 +151,25 @@ pub struct Decision {
     pub outcome: Outcome,
 }
 
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Partner projects, their keys and settings.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait ProjectStore: Send + Sync + 'static {
     /// Creates a project; `false` if it already existed (nothing changes then).
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
     /// Registers a public key; `false` if the project already had it.
@@ -96,51 +182,72 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     async fn project(&self, id: &str) -> Result<Option<ProjectRecord>>;
     async fn projects(&self) -> Result<Vec<ProjectRecord>>;
+    /// Changes settings; setting a webhook URL makes the project's pending webhooks due at `now`.
+    async fn set_project_settings(&self, project_id: &str, change: SettingsChange, now: OffsetDateTime) -> Result<()>;
+}
 
+/// Passport checks (KYC).
+#[async_trait]
+pub trait CheckStore: Send + Sync + 'static {
     async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck>;
     /// A check of `project_id`; another project's id is simply absent.
     async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>>;
-    /// Pending checks created at or before `created_up_to` and not postponed past
-    /// `now`, oldest first, at most `limit`. (The verifier passes `now - delay`, so
-    /// the delay setting governs old checks too.)
-    async fn due_checks(
+    /// Claims pending checks created at or before `created_up_to` and neither
+    /// postponed nor leased past `now`, oldest first, at most `limit`: each is
+    /// leased until `lease_until`, so no other node takes it meanwhile and a
+    /// dead node's checks are taken again after the lease. (The verifier passes
+    /// `now - delay`, so the delay setting governs old checks too.)
+    async fn claim_due_checks(
         &self,
         created_up_to: OffsetDateTime,
         now: OffsetDateTime,
+        lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<CheckRecord>>;
     /// Leaves pending checks alone until `until` (a verifier that cannot decide yet).
     async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()>;
     /// Makes every postponed pending check due again (a registry was just loaded); returns how many.
     async fn release_postponed_checks(&self) -> Result<usize>;
-    /// Creation time of the oldest pending check that is not postponed past `now`.
+    /// Creation time of the oldest pending check that is neither postponed nor leased past `now`.
     async fn oldest_pending(&self, now: OffsetDateTime) -> Result<Option<OffsetDateTime>>;
     /// Records verdicts in one commit. Per decision: `true` if it finished the
     /// check, `false` if the check was not pending (the lifecycle forbids a second verdict).
     async fn finish_checks(&self, decisions: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>>;
+}
 
-    /// Changes settings; setting a webhook URL makes the project's pending webhooks due at `now`.
-    async fn set_project_settings(&self, project_id: &str, change: SettingsChange, now: OffsetDateTime) -> Result<()>;
-
-    // Payout sessions.
+/// Sessions with their operations, idempotency keys and the bank's timers.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
     async fn write_session(&self, write: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome>;
     /// Whether the project has used this idempotency key (to name the right error
     /// when a repeat would also be in the wrong state; the insert still enforces it).
     async fn idempotency_key_used(&self, project_id: &str, key: &str) -> Result<bool>;
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>>;
-    /// Timers due at `now`, oldest first.
-    async fn due_timers(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<DueTimer>>;
+    /// Claims timers due at `now`, oldest first: each is pushed to
+    /// `lease_until`, so no other node fires it meanwhile, and one whose firing
+    /// never committed (a dead node) fires again then.
+    async fn claim_due_timers(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>>;
     /// Drops a timer that fired but no longer applies (the session moved on).
-    async fn drop_timer(&self, project_id: &str, session_id: &str, timer: open131_domain::session::Timer)
-        -> Result<()>;
+    async fn drop_timer(&self, project_id: &str, session_id: &str, timer: Timer) -> Result<()>;
+}
 
-    // The ledger.
+/// Wallets and their double-entry postings.
+#[async_trait]
+pub trait LedgerStore: Send + Sync + 'static {
     async fn topup(&self, project_id: &str, currency: &str, amount: i64, now: OffsetDateTime) -> Result<()>;
     async fn wallets(&self, project_id: &str) -> Result<Vec<WalletRecord>>;
     /// Per-account sums of the postings of a wallet (`account` name → sum).
     async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>>;
+}
 
-    // The webhook outbox.
+/// The webhook outbox.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
     /// Pending webhooks due at `now`, except those of `skip_projects`; each is
     /// leased until `lease_until` (or until its attempt is recorded) so a crash
     /// mid-delivery only delays it and no operator command reschedules it meanwhile.
@@ -163,8 +270,18 @@ pub trait Store: Send + Sync + 'static {
     async fn resend_pending(&self, project_id: Option<&str>, now: OffsetDateTime) -> Result<usize>;
     /// Earliest next attempt among pending webhooks.
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>>;
+}
 
+/// Values every node must share (the bank key, the admin token), set once.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Sets `key` only if unset; returns the value that is stored afterwards.
+    /// Sets `key` only if unset; returns the value that is stored afterwards
+    /// (so of two nodes starting together, both end up with the first one's).
     async fn meta_init(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>>;
+}
+
+/// One handle on every aggregate's store.
+pub trait Store: ProjectStore + CheckStore + SessionStore + LedgerStore + OutboxStore + MetaStore {
+    fn backend(&self) -> Backend;
 }

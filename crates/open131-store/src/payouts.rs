@@ -1,20 +1,26 @@
 //! Records of the payout side: sessions, timers, wallets, the webhook outbox.
 
+use open131_domain::allowlist::IpAllowlist;
 use open131_domain::ledger::Movement;
-use open131_domain::session::{Phase, Timer};
+use open131_domain::lifecycle::Timer;
+use open131_domain::payout::SandboxPlan;
+use open131_domain::payout_flow::PayoutState;
+use open131_domain::personal::Personal;
+use open131_domain::session::{ApiVersion, SessionState};
+use open131_domain::settings::{KycMode, MethodSet};
 use time::OffsetDateTime;
 
-/// Settings of a project that the main API needs.
+/// A project's settings, parsed once when the project is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectSettings {
     pub webhook_url: Option<String>,
     pub auto_confirm: bool,
     pub confirm_timeout_s: i64,
-    /// `*` or a comma-separated list of methods the project may call.
-    pub methods: String,
-    pub kyc_mode: String,
-    /// `*` or the addresses/networks the project's requests may come from.
-    pub allowed_ips: String,
+    /// The main-API methods the project may call.
+    pub methods: MethodSet,
+    pub kyc_mode: KycMode,
+    /// The addresses/networks the project's requests may come from.
+    pub allowed_ips: IpAllowlist,
 }
 
 /// A change to project settings; `None` leaves a setting as it is.
@@ -22,6 +28,33 @@ pub struct ProjectSettings {
 pub struct SettingsChange {
     /// `Some(None)` removes the URL.
     pub webhook_url: Option<Option<String>>,
+    pub auto_confirm: Option<bool>,
+    pub confirm_timeout_s: Option<i64>,
+    pub methods: Option<MethodSet>,
+    pub kyc_mode: Option<KycMode>,
+    pub allowed_ips: Option<IpAllowlist>,
+}
+
+impl SettingsChange {
+    /// The change as the text columns store it (`Display` of each type, which
+    /// its `parse` reads back).
+    pub(crate) fn stored(&self) -> StoredSettingsChange {
+        StoredSettingsChange {
+            set_webhook_url: self.webhook_url.is_some(),
+            webhook_url: self.webhook_url.clone().flatten(),
+            auto_confirm: self.auto_confirm,
+            confirm_timeout_s: self.confirm_timeout_s,
+            methods: self.methods.as_ref().map(ToString::to_string),
+            kyc_mode: self.kyc_mode.map(|m| m.as_str().to_string()),
+            allowed_ips: self.allowed_ips.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// [`SettingsChange`] in column form, shared by both backends' UPDATE.
+pub(crate) struct StoredSettingsChange {
+    pub set_webhook_url: bool,
+    pub webhook_url: Option<String>,
     pub auto_confirm: Option<bool>,
     pub confirm_timeout_s: Option<i64>,
     pub methods: Option<String>,
@@ -36,11 +69,14 @@ pub struct PayoutRecord {
     pub currency: String,
     /// JSON of the masked method (version-neutral; the server names it per version).
     pub method_masked: String,
-    pub participant_details: String,
+    /// The recipient's JSON as sent: personal data, so `Debug` prints `***`.
+    pub participant_details: Personal<String>,
     pub customer: Option<String>,
     pub metadata: Option<String>,
-    /// The sandbox plan: `ok`, `ok:slow`, `ok:returned` or `fail:<code>`.
-    pub plan: String,
+    /// What the sandbox provider will do with it.
+    pub plan: SandboxPlan,
+    /// Where its own lifecycle stands.
+    pub state: PayoutState,
     pub created_at: OffsetDateTime,
 }
 
@@ -54,15 +90,25 @@ pub struct RefundRecord {
 pub struct SessionRecord {
     pub project_id: String,
     pub id: String,
-    /// `v1` or `v2`: the naming of its responses and webhooks.
-    pub api_version: String,
-    pub phase: Phase,
+    /// The naming of its responses and webhooks.
+    pub api_version: ApiVersion,
+    /// The session's own lifecycle state (each payout keeps its own).
+    pub state: SessionState,
     pub version: i64,
-    pub payout: Option<PayoutRecord>,
+    /// The session's payouts, oldest first (a child table: a session holds
+    /// a list of operations; today's sessions hold at most one payout).
+    pub payouts: Vec<PayoutRecord>,
     pub refund: Option<RefundRecord>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
+}
+
+impl SessionRecord {
+    /// The payout of a payout session (its first operation).
+    pub fn payout(&self) -> Option<&PayoutRecord> {
+        self.payouts.first()
+    }
 }
 
 /// A webhook to enqueue with a state change.
@@ -134,11 +180,34 @@ impl WebhookState {
     }
 }
 
+/// What a webhook is about: the kind of object and its id. Sessions send them
+/// today; self-employed status requests and refunds will too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectKind {
+    Session,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "session" => Some(Self::Session),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookRecord {
     pub id: i64,
     pub project_id: String,
-    pub session_id: String,
+    pub subject_kind: SubjectKind,
+    pub subject_id: String,
     pub kind: String,
     pub body: Vec<u8>,
     pub created_at: OffsetDateTime,
@@ -173,7 +242,8 @@ pub struct AttemptResult {
 #[derive(Debug, Clone, Default)]
 pub struct WebhookFilter {
     pub project_id: Option<String>,
-    pub session_id: Option<String>,
+    /// Webhooks about this subject id (a session id, ...).
+    pub subject_id: Option<String>,
     pub limit: Option<usize>,
 }
 

@@ -11,30 +11,6 @@ use time::OffsetDateTime;
 
 use crate::kyc::FieldDetail;
 
-/// API version of a request path, which decides the names used in answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiVersion {
-    V1,
-    V2,
-}
-
-impl ApiVersion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::V1 => "v1",
-            Self::V2 => "v2",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "v1" => Some(Self::V1),
-            "v2" => Some(Self::V2),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiErrorCode {
     IdentificationError,

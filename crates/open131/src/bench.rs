@@ -17,13 +17,18 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use open131_domain::ident::Inn;
+use open131_store::layout::DataDir;
+use open131_store::Location;
+use open131_wire::headers;
 use open131_wire::sign::SigningKey;
 
 /// Which server and project a benchmark loads, and how hard.
 #[derive(clap::Args, Debug)]
 pub struct Target {
-    #[arg(long, default_value = "http://127.0.0.1:8131")]
-    pub url: String,
+    /// The server; several (comma-separated or repeated) for nodes sharing one
+    /// database: request `i` goes to node `i mod n`.
+    #[arg(long, default_value = "http://127.0.0.1:8131", value_delimiter = ',')]
+    pub url: Vec<String>,
     #[arg(long, default_value = "demo")]
     pub project: String,
     /// Private key of the project (default: the demo key in the data directory).
@@ -37,20 +42,21 @@ pub struct Target {
 /// A [`Target`] made ready: the signing key read, the URL normalised.
 pub(crate) struct Loaded {
     pub key: SigningKey,
-    pub base: String,
+    /// Base URLs of the nodes, without a trailing slash.
+    pub bases: Vec<String>,
     pub project: String,
     pub concurrency: usize,
 }
 
 impl Target {
     pub(crate) fn load(self, data_dir: &Path) -> anyhow::Result<Loaded> {
-        let key_path = self.key.unwrap_or_else(|| data_dir.join(open131_server::demo::DEMO_KEY_FILE_NAME));
+        let key_path = self.key.unwrap_or_else(|| DataDir::new(data_dir).demo_key());
         let key = SigningKey::from_pem(
             &std::fs::read_to_string(&key_path).with_context(|| format!("reading {}", key_path.display()))?,
         )?;
         Ok(Loaded {
             key,
-            base: self.url.trim_end_matches('/').to_string(),
+            bases: self.url.iter().map(|u| u.trim_end_matches('/').to_string()).collect(),
             project: self.project,
             concurrency: self.concurrency.max(1),
         })
@@ -88,17 +94,25 @@ pub enum BenchCommand {
 
 pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
-pub async fn run(data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
+pub async fn run(location: &Location, data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Kyc { target, checks, reads } => kyc(target.load(data_dir)?, checks, reads).await,
         BenchCommand::Payouts { target, payouts, reads } => {
-            crate::bench_payouts::run(data_dir, target.load(data_dir)?, payouts, reads).await
+            crate::bench_payouts::run(location, data_dir, target.load(data_dir)?, payouts, reads).await
         }
     }
 }
 
+/// `path` on each node, for request `i` to take `uris[i % uris.len()]`.
+pub(crate) fn node_uris(bases: &[String], path: &str) -> anyhow::Result<Vec<hyper::Uri>> {
+    if bases.is_empty() {
+        bail!("--url names no server");
+    }
+    Ok(bases.iter().map(|b| format!("{b}{path}").parse()).collect::<Result<_, _>>()?)
+}
+
 async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> {
-    let Loaded { key, base, project, concurrency } = target;
+    let Loaded { key, bases, project, concurrency } = target;
 
     let started = Instant::now();
     let bodies = presign(&key, checks)?;
@@ -106,7 +120,7 @@ async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> 
 
     let client = http_client(concurrency);
 
-    let post_uri: hyper::Uri = format!("{base}/api/v1.1/check").parse()?;
+    let post_uris = node_uris(&bases, "/api/v1.1/check")?;
     let bodies = Arc::new(bodies);
     let (report, ids) = phase(
         &client,
@@ -116,9 +130,9 @@ async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> 
             let bodies = bodies.clone();
             let project = project.clone();
             move |i| {
-                hyper::Request::post(post_uri.clone())
+                hyper::Request::post(post_uris[i % post_uris.len()].clone())
                     .header("content-type", "application/json")
-                    .header("x-partner-project", project.as_str())
+                    .header(headers::PROJECT, project.as_str())
                     .body(Full::new(Bytes::from(bodies[i].clone())))
             }
         },
@@ -127,7 +141,7 @@ async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> 
     .await?;
     report.print("POST /api/v1.1/check (durable creations)");
     if ids.is_empty() {
-        bail!("no check was created; is the server at {base} and project {project:?} right?");
+        bail!("no check was created; are the servers at {bases:?} and project {project:?} right?");
     }
 
     let ids = Arc::new(ids);
@@ -137,10 +151,10 @@ async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> 
         reads,
         {
             let ids = ids.clone();
-            let base = base.clone();
             move |i| {
+                let base = &bases[i % bases.len()];
                 hyper::Request::get(format!("{base}/api/v1.1/check/{}", ids[i % ids.len()]))
-                    .header("x-partner-project", project.as_str())
+                    .header(headers::PROJECT, project.as_str())
                     .body(Full::new(Bytes::new()))
             }
         },

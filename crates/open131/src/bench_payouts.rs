@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use http_body_util::Full;
 use hyper::body::Bytes;
-use open131_store::Store;
-use open131_wire::sign::{SigningKey, VerifyingKey};
+use open131_store::layout::DataDir;
+use open131_store::{Location, Store};
+use open131_wire::headers;
+use open131_wire::sign::VerifyingKey;
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -41,15 +43,18 @@ struct Arrivals {
     first_last: Mutex<Option<(Instant, Instant)>>,
 }
 
-pub async fn run(data_dir: &Path, target: Loaded, payouts: usize, reads: usize) -> anyhow::Result<()> {
-    let Loaded { key, base, project, concurrency } = target;
-    let bank_path = data_dir.join(open131_server::demo::BANK_KEY_FILE_NAME);
-    let bank = SigningKey::from_pem(
-        &std::fs::read_to_string(&bank_path).with_context(|| format!("reading {}", bank_path.display()))?,
-    )?
-    .verifying_key()?;
-    let store: Arc<dyn Store> = Arc::new(open131_store::sqlite::SqliteStore::open(data_dir)?);
-    let saved = store.project(&project).await?.context("no such project in this data directory")?.settings;
+pub async fn run(
+    location: &Location,
+    data_dir: &Path,
+    target: Loaded,
+    payouts: usize,
+    reads: usize,
+) -> anyhow::Result<()> {
+    let Loaded { key, bases, project, concurrency } = target;
+    let store = crate::cli::open_store(location).await?;
+    let bank =
+        open131_server::demo::ensure_bank_key(store.as_ref(), &DataDir::new(data_dir), None).await?.verifying_key()?;
+    let saved = store.project(&project).await?.context("no such project in this database")?.settings;
     let set_url = |u: Option<String>| open131_store::SettingsChange { webhook_url: Some(u), ..Default::default() };
     store.set_project_settings(&project, set_url(None), OffsetDateTime::now_utc()).await?;
     let client = http_client(concurrency);
@@ -69,7 +74,7 @@ pub async fn run(data_dir: &Path, target: Loaded, payouts: usize, reads: usize) 
         })?;
         println!("pre-signed {payouts} payouts in {:.1}s (outside the timed window)", t.elapsed().as_secs_f64());
         let signed = Arc::new(signed);
-        let uri: hyper::Uri = format!("{base}/api/v1/session/init/payout").parse()?;
+        let uris = crate::bench::node_uris(&bases, "/api/v1/session/init/payout")?;
         let (report, ids) = phase(
             &client,
             concurrency,
@@ -77,10 +82,10 @@ pub async fn run(data_dir: &Path, target: Loaded, payouts: usize, reads: usize) 
             {
                 let (signed, project) = (signed.clone(), project.clone());
                 move |i| {
-                    hyper::Request::post(uri.clone())
+                    hyper::Request::post(uris[i % uris.len()].clone())
                         .header("content-type", "application/json")
-                        .header("x-partner-project", project.as_str())
-                        .header("x-partner-sign", signed[i].1.as_str())
+                        .header(headers::PROJECT, project.as_str())
+                        .header(headers::SIGN, signed[i].1.as_str())
                         .body(Full::new(Bytes::from(signed[i].0.clone())))
                 }
             },
@@ -89,7 +94,7 @@ pub async fn run(data_dir: &Path, target: Loaded, payouts: usize, reads: usize) 
         .await?;
         report.print("POST /api/v1/session/init/payout (payouts created)");
         if ids.is_empty() {
-            bail!("no payout was created; is the server at {base} serving this data directory?");
+            bail!("no payout was created; are the servers at {bases:?} serving this database?");
         }
 
         // 2. Status reads.
@@ -102,7 +107,7 @@ pub async fn run(data_dir: &Path, target: Loaded, payouts: usize, reads: usize) 
         })?;
         println!("pre-signed {distinct} status requests in {:.1}s", t.elapsed().as_secs_f64());
         let status_signed = Arc::new(status_signed);
-        let uri: hyper::Uri = format!("{base}/api/v1/session/status").parse()?;
+        let uris = crate::bench::node_uris(&bases, "/api/v1/session/status")?;
         let (report, _) = phase(
             &client,
             concurrency,
@@ -111,10 +116,10 @@ pub async fn run(data_dir: &Path, target: Loaded, payouts: usize, reads: usize) 
                 let (signed, project) = (status_signed.clone(), project.clone());
                 move |i| {
                     let (body, sign) = &signed[i % signed.len()];
-                    hyper::Request::post(uri.clone())
+                    hyper::Request::post(uris[i % uris.len()].clone())
                         .header("content-type", "application/json")
-                        .header("x-partner-project", project.as_str())
-                        .header("x-partner-sign", sign.as_str())
+                        .header(headers::PROJECT, project.as_str())
+                        .header(headers::SIGN, sign.as_str())
                         .body(Full::new(Bytes::from(body.clone())))
                 }
             },
@@ -172,7 +177,7 @@ async fn receiver(bank: VerifyingKey, arrivals: Arc<Arrivals>) -> anyhow::Result
         axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
             let (bank, arrivals) = (bank.clone(), arrivals.clone());
             async move {
-                let sign = headers.get("x-partner-sign").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let sign = headers.get(open131_wire::headers::SIGN).and_then(|v| v.to_str().ok()).unwrap_or("");
                 if bank.verify_base64(&body, sign) {
                     arrivals.verified.fetch_add(1, Ordering::Relaxed);
                 } else {

@@ -1,6 +1,7 @@
-//! Command-line surface. Admin commands open the store directly, so they work
-//! while a server runs on the same data directory (SQLite WAL allows it); the
-//! server sees their changes on the next request.
+//! Command-line surface. Admin commands open the store directly (the SQLite
+//! database of `--data-dir`, or the PostgreSQL database of `--database-url`),
+//! so they work while servers run on it; servers see their changes on the next
+//! request, or within the project cache's TTL.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,21 +11,26 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use open131_client::KycClient;
+use open131_domain::allowlist::IpAllowlist;
+use open131_domain::settings::{KycMode, MethodSet};
 use open131_server::config::{DATA_DIR_DEFAULT, LISTEN_DEFAULT};
 use open131_server::{demo, App, Config, SystemClock};
-use open131_store::Store;
+use open131_store::layout::DataDir;
+use open131_store::{Location, Store};
 use open131_wire::sign::{SigningKey, VerifyingKey};
 use time::OffsetDateTime;
-
-/// File in the data directory that a running server holds locked.
-pub const SERVE_LOCK_FILE_NAME: &str = "serve.lock";
 
 #[derive(Parser, Debug)]
 #[command(name = "open131", version, about = "A self-hosted Bank 131 partner API server")]
 pub struct Args {
-    /// Data directory (database, demo key).
+    /// Data directory: the SQLite database (unless --database-url is given),
+    /// the demo key, the registry indexes.
     #[arg(long, global = true, env = "OPEN131_DATA_DIR", default_value = DATA_DIR_DEFAULT)]
     pub data_dir: PathBuf,
+    /// PostgreSQL database shared by every node, e.g. postgres://open131@db:5432/open131.
+    /// Without it the embedded SQLite database in the data directory is used.
+    #[arg(long, global = true, env = "OPEN131_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -41,7 +47,19 @@ pub enum Command {
         /// Sandbox provider: time from confirmation to a payout's result.
         #[arg(long, env = "OPEN131_PAYOUT_DELAY", default_value = "1s", value_parser = parse_duration)]
         payout_delay: Duration,
+        /// How long a webhook claimed by a node stays reserved for it; after a
+        /// node dies, its deliveries are taken over once this runs out (min 60s).
+        #[arg(long, env = "OPEN131_WEBHOOK_LEASE", default_value = "120s", value_parser = parse_duration)]
+        webhook_lease: Duration,
+        /// The bank's private key (PEM) that signs webhooks; by default the one
+        /// kept in the database, created by the first node to start.
+        #[arg(long, env = "OPEN131_BANK_KEY")]
+        bank_key: Option<PathBuf>,
     },
+    /// Apply the database migrations and exit (servers also apply them at start).
+    Migrate,
+    /// Print the bearer token of the admin endpoints (shared by every node).
+    AdminToken,
     /// Project wallets.
     #[command(subcommand)]
     Wallet(WalletCommand),
@@ -97,14 +115,14 @@ pub enum ProjectCommand {
         #[arg(long, value_parser = parse_duration)]
         confirm_timeout: Option<Duration>,
         /// Main-API methods the project may call: `*` or a comma-separated list.
-        #[arg(long)]
-        methods: Option<String>,
+        #[arg(long, value_parser = |s: &str| MethodSet::parse(s).map_err(|e| e.to_string()))]
+        methods: Option<MethodSet>,
         /// `sandbox` or `registry`.
-        #[arg(long)]
-        kyc_mode: Option<String>,
+        #[arg(long, value_parser = |s: &str| KycMode::parse(s).ok_or("must be sandbox or registry"))]
+        kyc_mode: Option<KycMode>,
         /// Source addresses allowed for the project: `*` or e.g. `127.0.0.1,10.0.0.0/8`.
-        #[arg(long)]
-        allowed_ips: Option<String>,
+        #[arg(long, value_parser = IpAllowlist::parse)]
+        allowed_ips: Option<IpAllowlist>,
     },
 }
 
@@ -207,11 +225,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
 }
 
-fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(Arc::new(
-        open131_store::sqlite::SqliteStore::open(data_dir)
-            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
-    ))
+/// The store the global flags name: PostgreSQL with `--database-url`, else
+/// SQLite in `--data-dir`.
+pub fn location(args: &Args) -> anyhow::Result<Location> {
+    Ok(Location::choose(args.database_url.as_deref(), &args.data_dir)?)
+}
+
+pub async fn open_store(location: &Location) -> anyhow::Result<Arc<dyn Store>> {
+    let described = match location {
+        Location::Sqlite(dir) => format!("the SQLite store in {}", dir.root().display()),
+        Location::Postgres(url) => format!("the PostgreSQL database {url}"),
+    };
+    open131_store::open(location).await.with_context(|| format!("opening {described}"))
 }
 
 fn read_public_key(path: &Path) -> anyhow::Result<VerifyingKey> {
@@ -230,16 +255,31 @@ fn print_answer(answer: &open131_client::Answer) -> anyhow::Result<()> {
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<()> {
+    let location = location(&args)?;
     match args.command {
-        Command::Serve { listen, kyc_delay, payout_delay } => {
-            serve(args.data_dir, listen, kyc_delay, payout_delay).await
+        Command::Serve { listen, kyc_delay, payout_delay, webhook_lease, bank_key } => {
+            let node = Node { location, data_dir: DataDir::new(&args.data_dir), bank_key };
+            serve(node, listen, Delays { kyc: kyc_delay, payout: payout_delay, webhook_lease }).await
         }
-        Command::Keys(KeysCommand::BankPublic) => {
-            std::fs::create_dir_all(&args.data_dir)?;
-            print!("{}", demo::ensure_bank_key(&args.data_dir)?.verifying_key()?.to_pem());
+        Command::Migrate => {
+            open_store(&location).await?;
+            println!("the {} database is at the current schema", location.backend().as_str());
             Ok(())
         }
-        Command::Wallet(cmd) => wallet(&args.data_dir, cmd).await,
+        Command::AdminToken => {
+            let store = open_store(&location).await?;
+            let dir = DataDir::new(&args.data_dir);
+            let sqlite_dir = (location.backend() == open131_store::Backend::Sqlite).then_some(&dir);
+            println!("{}", demo::ensure_admin_token(store.as_ref(), sqlite_dir).await?);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::BankPublic) => {
+            let store = open_store(&location).await?;
+            let key = demo::ensure_bank_key(store.as_ref(), &DataDir::new(&args.data_dir), None).await?;
+            print!("{}", key.verifying_key()?.to_pem());
+            Ok(())
+        }
+        Command::Wallet(cmd) => wallet(&location, cmd).await,
         Command::Registry(cmd) => crate::registry_cli::registry(&args.data_dir, cmd).await,
         Command::Taxpayers(cmd) => crate::registry_cli::taxpayers(&args.data_dir, cmd).await,
         Command::Kyc(KycCommand::Resolve { id, project, outcome }) => {
@@ -247,7 +287,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
                 format!("--as must be one of ok, passport_invalid, passport_not_found, inn_mismatch, invalid_sign (got {outcome:?})")
             })?;
             let id: i64 = id.parse().with_context(|| format!("{id:?} is not a check id"))?;
-            let store = open_store(&args.data_dir)?;
+            let store = open_store(&location).await?;
             let answer = open131_server::admin::resolve_in_store(
                 store.as_ref(),
                 &project,
@@ -259,8 +299,8 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             println!("{answer}");
             Ok(())
         }
-        Command::Webhooks(cmd) => webhooks(&args.data_dir, cmd).await,
-        Command::Project(cmd) => project(&args.data_dir, cmd).await,
+        Command::Webhooks(cmd) => webhooks(&location, cmd).await,
+        Command::Project(cmd) => project(&location, cmd).await,
         Command::Keys(KeysCommand::Generate { private_key, public_key }) => {
             let key = SigningKey::generate()?;
             let public_path = public_key.unwrap_or_else(|| PathBuf::from(format!("{}.pub", private_key.display())));
@@ -296,12 +336,12 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             let client = KycClient::new(&url, &project, SigningKey::generate()?);
             print_answer(&client.status(&id).await?)
         }
-        Command::Bench(cmd) => crate::bench::run(&args.data_dir, cmd).await,
+        Command::Bench(cmd) => crate::bench::run(&location, &args.data_dir, cmd).await,
     }
 }
 
-async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()> {
+    let store = open_store(location).await?;
     let now = OffsetDateTime::now_utc();
     match cmd {
         ProjectCommand::Add { id, public_key } => {
@@ -322,15 +362,6 @@ async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
             }
         }
         ProjectCommand::Set { id, webhook_url, auto_confirm, confirm_timeout, methods, kyc_mode, allowed_ips } => {
-            if let Some(list) = &allowed_ips {
-                open131_domain::allowlist::IpAllowlist::parse(list)
-                    .map_err(|e| anyhow::anyhow!("--allowed-ips: {e}"))?;
-            }
-            if let Some(mode) = &kyc_mode {
-                if !["sandbox", "registry"].contains(&mode.as_str()) {
-                    bail!("--kyc-mode must be sandbox or registry");
-                }
-            }
             if let Some(url) = &webhook_url {
                 if url != "none" && !(url.starts_with("http://") || url.starts_with("https://")) {
                     bail!("--webhook-url must start with http:// or https:// (or be `none`)");
@@ -363,7 +394,7 @@ async fn project(data_dir: &Path, cmd: ProjectCommand) -> anyhow::Result<()> {
 /// Project ids travel in a header: printable ASCII without spaces, 1–128 bytes.
 fn validate_project_id(id: &str) -> anyhow::Result<()> {
     let ok = !id.is_empty()
-        && id.len() <= open131_server::kyc::PROJECT_ID_MAX_BYTES
+        && id.len() <= open131_server::edge::PROJECT_ID_MAX_BYTES
         && id.bytes().all(|b| b.is_ascii_graphic());
     if !ok {
         bail!("project id must be 1-128 printable ASCII characters without spaces");
@@ -371,8 +402,8 @@ fn validate_project_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wallet(data_dir: &Path, cmd: WalletCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+async fn wallet(location: &Location, cmd: WalletCommand) -> anyhow::Result<()> {
+    let store = open_store(location).await?;
     match cmd {
         WalletCommand::Topup { project, amount, currency } => {
             open131_domain::payout::Money::new(amount, &currency).map_err(|e| anyhow::anyhow!(e))?;
@@ -391,11 +422,11 @@ async fn wallet(data_dir: &Path, cmd: WalletCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn webhooks(data_dir: &Path, cmd: WebhooksCommand) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+async fn webhooks(location: &Location, cmd: WebhooksCommand) -> anyhow::Result<()> {
+    let store = open_store(location).await?;
     match cmd {
         WebhooksCommand::List { project, session, attempts } => {
-            let filter = open131_store::WebhookFilter { project_id: project, session_id: session, limit: None };
+            let filter = open131_store::WebhookFilter { project_id: project, subject_id: session, limit: None };
             println!("id	project	session	type	state	attempts	last_status	next_attempt	last_error");
             for w in store.webhooks(filter).await? {
                 let next = if w.state == open131_store::WebhookState::Pending {
@@ -407,7 +438,7 @@ async fn webhooks(data_dir: &Path, cmd: WebhooksCommand) -> anyhow::Result<()> {
                     "{}	{}	{}	{}	{}	{}	{}	{}	{}",
                     w.id,
                     w.project_id,
-                    w.session_id,
+                    w.subject_id,
                     w.kind,
                     w.state.as_str(),
                     w.attempts,
@@ -443,22 +474,43 @@ async fn webhooks(data_dir: &Path, cmd: WebhooksCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(
-    data_dir: PathBuf,
-    listen: std::net::SocketAddr,
-    kyc_delay: Duration,
-    payout_delay: Duration,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let lock_path = data_dir.join(SERVE_LOCK_FILE_NAME);
-    let lock = std::fs::File::create(&lock_path).with_context(|| format!("creating {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        bail!("another open131 server is already serving {}", data_dir.display());
+/// Where one node keeps what it serves from.
+struct Node {
+    location: Location,
+    data_dir: DataDir,
+    bank_key: Option<PathBuf>,
+}
+
+/// On SQLite only one server may serve a data directory: the lock is held for
+/// the server's life (the OS drops it if the process dies). PostgreSQL nodes
+/// share their database and take no lock.
+fn lock_sqlite(node: &Node) -> anyhow::Result<Option<std::fs::File>> {
+    if node.location.backend() != open131_store::Backend::Sqlite {
+        return Ok(None);
     }
-    let store = open_store(&data_dir)?;
-    let demo = demo::ensure_demo(store.as_ref(), &data_dir, OffsetDateTime::now_utc()).await?;
-    let dir = data_dir.clone();
-    let registries = tokio::task::spawn_blocking(move || open131_server::registries::Registries::load_at_start(&dir))
+    let path = node.data_dir.serve_lock();
+    let lock = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!("another open131 server is already serving {}", node.data_dir.root().display());
+    }
+    Ok(Some(lock))
+}
+
+/// The serve command's timing settings.
+struct Delays {
+    kyc: Duration,
+    payout: Duration,
+    webhook_lease: Duration,
+}
+
+async fn serve(node: Node, listen: std::net::SocketAddr, delays: Delays) -> anyhow::Result<()> {
+    let dir = node.data_dir.clone();
+    dir.create().with_context(|| format!("creating {}", dir.root().display()))?;
+    let lock = lock_sqlite(&node)?;
+    let store = open_store(&node.location).await?;
+    let demo = demo::ensure_demo(store.as_ref(), &dir, OffsetDateTime::now_utc()).await?;
+    let root = dir.root().to_path_buf();
+    let registries = tokio::task::spawn_blocking(move || open131_server::registries::Registries::load_at_start(&root))
         .await?
         .map_err(|e| {
             anyhow::anyhow!(
@@ -466,13 +518,15 @@ async fn serve(
                  or remove the file to run without it."
             )
         })?;
-    let admin_token = demo::ensure_admin_token(&data_dir)?;
+    let sqlite_dir = lock.is_some().then_some(&dir);
+    let admin_token = demo::ensure_admin_token(store.as_ref(), sqlite_dir).await?;
+    let bank_key = demo::ensure_bank_key(store.as_ref(), &dir, node.bank_key.as_deref()).await?;
 
-    let mut config = Config::new(data_dir.clone());
+    let mut config = Config::new(dir.root().to_path_buf());
     config.listen = listen;
-    config.kyc_delay = kyc_delay;
-    config.payout_processing_delay = payout_delay;
-    let bank_key = demo::ensure_bank_key(&data_dir)?;
+    config.kyc_delay = delays.kyc;
+    config.payout_processing_delay = delays.payout;
+    config.webhook_lease = delays.webhook_lease;
     let mut app = App::new(config, store, Arc::new(SystemClock), bank_key);
     app.set_registries(Arc::new(registries));
     app.admin_token = Some(admin_token.into());
@@ -481,8 +535,16 @@ async fn serve(
     let base_url = format!("http://{local}");
 
     let mut out = std::io::stdout().lock();
-    writeln!(out, "open131 listening on {base_url} (data directory {})", data_dir.display())?;
-    writeln!(out, "admin token (for /admin/v1/...): {}", data_dir.join(demo::ADMIN_TOKEN_FILE_NAME).display())?;
+    match &node.location {
+        Location::Sqlite(_) => {
+            writeln!(out, "open131 listening on {base_url} (data directory {})", dir.root().display())?
+        }
+        Location::Postgres(url) => writeln!(out, "open131 listening on {base_url} (database {url})")?,
+    }
+    match sqlite_dir {
+        Some(d) => writeln!(out, "admin token (for /admin/v1/...): {}", d.admin_token().display())?,
+        None => writeln!(out, "admin token (for /admin/v1/...): `open131 admin-token` with the same --database-url")?,
+    }
     if demo.created {
         writeln!(
             out,
@@ -495,7 +557,7 @@ async fn serve(
     out.flush()?;
     drop(out);
 
-    tracing::info!(%local, "serving");
+    tracing::info!(%local, backend = node.location.backend().as_str(), "serving");
     open131_server::run(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     drop(lock);

@@ -3,73 +3,14 @@
 //! personal data.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
+
+use common::{cli, person, serve, signed, webhook_receiver, Site};
 
 use open131_wire::sign::SigningKey;
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_open131");
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-/// Starts `open131 serve` on port 0 and reads the address it prints.
-fn serve(dir: &Path, kyc_delay: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["--data-dir", dir.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--kyc-delay", kyc_delay])
-        .env("OPEN131_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let url = first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, url }
-}
-
-/// A failing assertion must not leave a server running.
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut text).unwrap();
-        text
-    }
-}
-
-fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).arg("--data-dir").arg(dir).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn person(i: usize) -> Value {
-    json!({
-        "first_name": "Кузнецова", "last_name": "Мария", "birthday": "02.03.1985", "birthplace": "Тверь",
-        "inn": "500100732259", "identity_document": "Паспорт гражданина РФ",
-        "passport_number": format!("2805{:06}", 200_000 + i), "issuer": "УФМС", "issuer_code": "690-001",
-        "issuer_date": "10.03.2005", "citizenship": "РФ", "postcode": "170000", "address": "Тверь",
-        "email": "m@example.ru", "phone_number": "+79000000000", "agent_contract_number": format!("K-{i}"),
-        "agent_contract_date": "01.02.2024", "beneficial_owners": "ВБ отсутствует", "public_officials": "Нет",
-        "migration_card": "-", "right_to_stay_in_rf": "-"
-    })
-}
 
 async fn post(http: &reqwest::Client, url: &str, project: &str, key: &SigningKey, payload: &Value) -> (u16, Value) {
     let body = open131_client::signed_check_body(payload, key).unwrap();
@@ -90,10 +31,10 @@ async fn get(http: &reqwest::Client, url: &str, project: &str, id: &str) -> Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_acknowledged_check_and_restart_finishes_them() {
-    let dir = tempfile::tempdir().unwrap();
+    let site = Site::new().await;
     // Checks stay pending for an hour: the crash happens while they are unfinished.
-    let mut server = serve(dir.path(), "1h");
-    let key = SigningKey::from_pem(&std::fs::read_to_string(dir.path().join("demo.key.pem")).unwrap()).unwrap();
+    let mut server = serve(&site, "1h");
+    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
     let http = reqwest::Client::new();
 
     // Fire requests concurrently; kill the server once 100 are acknowledged,
@@ -132,7 +73,7 @@ async fn kill_9_loses_no_acknowledged_check_and_restart_finishes_them() {
     assert!(acked.len() >= 100, "too few checks acknowledged before the kill: {}", acked.len());
 
     // Restart with no delay: every acknowledged check is there and gets finished.
-    let mut server = serve(dir.path(), "0");
+    let mut server = serve(&site, "0");
     for id in &acked {
         let mut v = get(&http, &server.url, "demo", id).await;
         for _ in 0..500 {
@@ -159,34 +100,38 @@ async fn kill_9_loses_no_acknowledged_check_and_restart_finishes_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_and_client_commands_work_against_a_running_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), "0");
-    let d = dir.path();
+    let site = Site::new().await;
+    let mut server = serve(&site, "0");
+    let d = site.path();
 
-    // A second server on the same data directory is refused.
-    let (ok, _, err) = cli(d, &["serve", "--listen", "127.0.0.1:0"]);
-    assert!(!ok && err.contains("already serving"), "{err}");
+    // A second server on the same SQLite data directory is refused (PostgreSQL
+    // nodes share their database and take no lock).
+    if !site.is_postgres() {
+        let (ok, _, err) = cli(&site, &["serve", "--listen", "127.0.0.1:0"]);
+        assert!(!ok && err.contains("already serving"), "{err}");
+    }
 
     let private = d.join("partner.pem");
-    let (ok, _, _) = cli(d, &["keys", "generate", private.to_str().unwrap()]);
+    let (ok, _, _) = cli(&site, &["keys", "generate", private.to_str().unwrap()]);
     assert!(ok);
     let public = format!("{}.pub", private.display());
-    let (ok, out, err) = cli(d, &["project", "add", "shop", "--public-key", &public]);
+    let (ok, out, err) = cli(&site, &["project", "add", "shop", "--public-key", &public]);
     assert!(ok, "{err}");
     assert!(out.contains("project shop added"));
-    let (ok, _, err) = cli(d, &["project", "add", "shop", "--public-key", &public]);
+    let (ok, _, err) = cli(&site, &["project", "add", "shop", "--public-key", &public]);
     assert!(!ok && err.contains("already exists"));
-    let (ok, _, err) = cli(d, &["project", "add", "bad id", "--public-key", &public]);
+    let (ok, _, err) = cli(&site, &["project", "add", "bad id", "--public-key", &public]);
     assert!(!ok && err.contains("printable"));
-    let (ok, _, err) = cli(d, &["project", "add", "x", "--public-key", "/nonexistent.pem"]);
+    let (ok, _, err) = cli(&site, &["project", "add", "x", "--public-key", "/nonexistent.pem"]);
     assert!(!ok && err.contains("reading"));
 
     // Rotation: a second key, both verify.
     let second = d.join("second.pem");
-    assert!(cli(d, &["keys", "generate", second.to_str().unwrap()]).0);
-    let (ok, out, _) = cli(d, &["project", "add-key", "shop", "--public-key", &format!("{}.pub", second.display())]);
+    assert!(cli(&site, &["keys", "generate", second.to_str().unwrap()]).0);
+    let (ok, out, _) =
+        cli(&site, &["project", "add-key", "shop", "--public-key", &format!("{}.pub", second.display())]);
     assert!(ok && out.contains("added"));
-    let (_, list, _) = cli(d, &["project", "list"]);
+    let (_, list, _) = cli(&site, &["project", "list"]);
     assert!(list.contains("demo\tkyc_mode=sandbox\tkeys=1"), "{list}");
     assert!(list.contains("shop\tkyc_mode=sandbox\tkeys=2"), "{list}");
 
@@ -194,7 +139,7 @@ async fn admin_and_client_commands_work_against_a_running_server() {
     let person_file = d.join("person.json");
     std::fs::write(&person_file, person(1).to_string()).unwrap();
     let (ok, out, err) = cli(
-        d,
+        &site,
         &[
             "kyc",
             "check",
@@ -216,7 +161,7 @@ async fn admin_and_client_commands_work_against_a_running_server() {
 
     let mut out = String::new();
     for _ in 0..500 {
-        out = cli(d, &["kyc", "status", "1", "--project", "shop", "--url", &server.url]).1;
+        out = cli(&site, &["kyc", "status", "1", "--project", "shop", "--url", &server.url]).1;
         if !out.contains("pending") {
             break;
         }
@@ -228,70 +173,22 @@ async fn admin_and_client_commands_work_against_a_running_server() {
     let key_before = std::fs::read(d.join("demo.key.pem")).unwrap();
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    let mut again = serve(d, "0");
+    let mut again = serve(&site, "0");
     assert_eq!(std::fs::read(d.join("demo.key.pem")).unwrap(), key_before);
-    let (_, list, _) = cli(d, &["project", "list"]);
+    let (_, list, _) = cli(&site, &["project", "list"]);
     assert_eq!(list.matches("demo\t").count(), 1);
     again.child.kill().unwrap();
     again.child.wait().unwrap();
 }
 
-/// Bodies and signatures a receiver got.
-type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
-
-/// A partner endpoint in a thread: answers `status` to every POST and records the bodies.
-fn webhook_receiver(status: u16) -> (String, Seen) {
-    use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut length, mut sign) = (0usize, String::new());
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok() && line != "\r\n" && !line.is_empty() {
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if lower.starts_with("x-partner-sign:") {
-                    sign = line["x-partner-sign:".len()..].trim().to_string();
-                }
-                line.clear();
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            log.lock().unwrap().push((String::from_utf8(body).unwrap(), sign));
-            let _ = write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, seen)
-}
-
-async fn signed(http: &reqwest::Client, url: &str, method: &str, key: &SigningKey, body: &Value) -> Value {
-    let bytes = serde_json::to_vec(body).unwrap();
-    let r = http
-        .post(format!("{url}/api/v1/{method}"))
-        .header("x-partner-project", "demo")
-        .header("x-partner-sign", key.sign_base64(&bytes).unwrap())
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    r.json().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let site = Site::new().await;
+    let d = site.path();
     // The partner's endpoint is failing when the state changes.
     let (failing_url, failing_seen) = webhook_receiver(503);
-    let mut server = serve(d, "0");
-    assert!(cli(d, &["project", "set", "demo", "--webhook-url", &failing_url]).0);
+    let mut server = serve(&site, "0");
+    assert!(cli(&site, &["project", "set", "demo", "--webhook-url", &failing_url]).0);
     let key = SigningKey::from_pem(&std::fs::read_to_string(d.join("demo.key.pem")).unwrap()).unwrap();
     let http = reqwest::Client::new();
     let body = json!({
@@ -311,7 +208,7 @@ async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
     assert_eq!(failing_seen.lock().unwrap().len(), 1, "one failed attempt before the crash");
     // Kill only once that failure is on record, so the retry after the restart is a second attempt.
     for _ in 0..500 {
-        if cli(d, &["webhooks", "list"]).1.contains("ready_to_confirm\tpending\t1\t503") {
+        if cli(&site, &["webhooks", "list"]).1.contains("ready_to_confirm\tpending\t1\t503") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -321,8 +218,8 @@ async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
 
     // The endpoint recovers; the restarted server retries on its schedule (first retry ~5 s).
     let (url, seen) = webhook_receiver(200);
-    assert!(cli(d, &["project", "set", "demo", "--webhook-url", &url]).0);
-    let mut server = serve(d, "0");
+    assert!(cli(&site, &["project", "set", "demo", "--webhook-url", &url]).0);
+    let mut server = serve(&site, "0");
     for _ in 0..1500 {
         if !seen.lock().unwrap().is_empty() {
             break;
@@ -332,7 +229,7 @@ async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
     let delivered = seen.lock().unwrap().clone();
     assert_eq!(delivered.len(), 1, "the webhook committed before the crash is delivered after it");
     let (text, sign) = &delivered[0];
-    let bank_public = cli(d, &["keys", "bank-public"]).1;
+    let bank_public = cli(&site, &["keys", "bank-public"]).1;
     let bank = open131_wire::sign::VerifyingKey::from_pem(&bank_public).unwrap();
     assert!(bank.verify_base64(text.as_bytes(), sign), "signed with the bank key over the exact bytes");
     let webhook: Value = serde_json::from_str(text).unwrap();
@@ -341,7 +238,7 @@ async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
         (Some("ready_to_confirm"), Some(session.as_str()))
     );
 
-    let (ok, list, _) = cli(d, &["webhooks", "list", "--attempts"]);
+    let (ok, list, _) = cli(&site, &["webhooks", "list", "--attempts"]);
     assert!(ok);
     assert!(list.contains("ready_to_confirm\tdelivered\t2\t200"), "{list}");
     assert!(list.contains("HTTP 503") && list.contains("HTTP 200"), "{list}");
@@ -351,10 +248,10 @@ async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_commands_feed_a_running_server_and_a_corrupt_index_stops_a_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    let site = Site::new().await;
+    let d = site.path();
     let csv = d.join("list.csv");
-    let (ok, out, err) = cli(d, &["registry", "synth", "--rows", "20000", "--seed", "7", csv.to_str().unwrap()]);
+    let (ok, out, err) = cli(&site, &["registry", "synth", "--rows", "20000", "--seed", "7", csv.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(out.contains("malformed_rows"), "{out}");
     // A passport from the synthetic list, to check against.
@@ -368,15 +265,15 @@ async fn registry_commands_feed_a_running_server_and_a_corrupt_index_stops_a_sta
                 .then(|| format!("{s}{n}"))
         })
         .unwrap();
-    let mut server = serve(d, "0");
-    let (ok, out, err) = cli(d, &["registry", "import", csv.to_str().unwrap()]);
+    let mut server = serve(&site, "0");
+    let (ok, out, err) = cli(&site, &["registry", "import", csv.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(out.contains("20000 rows read"), "{out}");
     let tax = d.join("tax.csv");
     std::fs::write(&tax, format!("inn,passport_number\n500100732259,{listed}\n500100732259,2805200001\n")).unwrap();
-    assert!(cli(d, &["taxpayers", "import", tax.to_str().unwrap()]).0);
-    assert!(cli(d, &["project", "set", "demo", "--kyc-mode", "registry"]).0);
-    let (_, info, _) = cli(d, &["registry", "info"]);
+    assert!(cli(&site, &["taxpayers", "import", tax.to_str().unwrap()]).0);
+    assert!(cli(&site, &["project", "set", "demo", "--kyc-mode", "registry"]).0);
+    let (_, info, _) = cli(&site, &["registry", "info"]);
     assert!(info.contains("passports:") && info.contains("taxpayers: 2 pairs"), "{info}");
 
     // The running server swaps the new indexes in by itself (it checks every second).
@@ -402,17 +299,17 @@ async fn registry_commands_feed_a_running_server_and_a_corrupt_index_stops_a_sta
     let mut other = person(2);
     other["passport_number"] = json!("2805200001");
     std::fs::write(d.join("unused"), "").unwrap();
-    assert!(cli(d, &["project", "set", "demo", "--kyc-mode", "sandbox"]).0);
+    assert!(cli(&site, &["project", "set", "demo", "--kyc-mode", "sandbox"]).0);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    let mut server = serve(d, "1h");
+    let mut server = serve(&site, "1h");
     let (_, v) = post(&http, &server.url, "demo", &key, &other).await;
     let id = v["data"]["id"].as_str().unwrap().to_string();
-    let (ok, out, err) = cli(d, &["kyc", "resolve", &id, "--project", "demo", "--as", "inn_mismatch"]);
+    let (ok, out, err) = cli(&site, &["kyc", "resolve", &id, "--project", "demo", "--as", "inn_mismatch"]);
     assert!(ok, "{err}");
     assert!(out.contains("inn_validation_failure"), "{out}");
     assert_eq!(get(&http, &server.url, "demo", &id).await["error"]["code"], "inn_validation_failure");
-    let (ok, _, err) = cli(d, &["kyc", "resolve", &id, "--project", "demo", "--as", "ok"]);
+    let (ok, _, err) = cli(&site, &["kyc", "resolve", &id, "--project", "demo", "--as", "ok"]);
     assert!(!ok && err.contains("already final"), "{err}");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -423,7 +320,7 @@ async fn registry_commands_feed_a_running_server_and_a_corrupt_index_stops_a_sta
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&idx, bytes).unwrap();
-    let out = Command::new(BIN).arg("--data-dir").arg(d).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    let out = site.command().args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing to start") && err.contains("passports index"), "{err}");

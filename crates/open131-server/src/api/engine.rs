@@ -1,12 +1,18 @@
-//! Applying an event to a session: the pure transition decides, this module
-//! turns its effects into one atomic store write (new state, ledger movements,
-//! webhook rows, timers) and handles the two races the database reports:
+//! Applying an event to a session: the pure machines decide
+//! ([`session::apply`] routes it to the session's or its payout's), this
+//! module turns their effects, in the shared vocabulary of
+//! [`open131_domain::lifecycle`], into one atomic store write (new states,
+//! ledger movements, webhook rows, timers) and handles the two races the
+//! database reports:
 //! a concurrent change (re-read, recompute) and an empty wallet (the
 //! `ReserveRefused` event from the same starting phase).
 
 use open131_domain::ledger::Movement;
-use open131_domain::session::{self, Effect, Event, FailureCode, Phase, Timer, WrongState};
-use open131_store::{NewWebhook, SessionRecord, SessionWrite, StoreError, WriteOutcome};
+use open131_domain::lifecycle::{Effect, Timer};
+use open131_domain::payout::SandboxPlan;
+use open131_domain::payout_flow::PayoutEvent;
+use open131_domain::session::{self, ApiVersion, Event, SessionState, Snapshot, WrongState};
+use open131_store::{NewWebhook, PayoutRecord, SessionRecord, SessionWrite, StoreError, WriteOutcome};
 use open131_wire::api::WebhookBody;
 use time::OffsetDateTime;
 
@@ -34,24 +40,8 @@ pub enum EngineError {
 pub struct Apply {
     pub idempotency: Option<(String, String)>,
     pub consumed_timer: Option<Timer>,
-}
-
-/// The sandbox plan stored with a payout.
-pub fn plan_text(plan: &open131_domain::payout::SandboxPlan) -> String {
-    match plan.outcome {
-        Err(code) => format!("fail:{}", code.as_str()),
-        Ok(()) if plan.slow => "ok:slow".into(),
-        Ok(()) if plan.returned => "ok:returned".into(),
-        Ok(()) => "ok".into(),
-    }
-}
-
-/// The provider's verdict for a stored plan.
-pub fn provider_event(plan: &str) -> Event {
-    match plan.strip_prefix("fail:").and_then(FailureCode::parse) {
-        Some(code) => Event::ProviderFailed(code),
-        None => Event::ProviderSucceeded { returned: plan == "ok:returned" },
-    }
+    /// The payout that [`Event::StartPayout`] starts; the payout machine sets its state.
+    pub new_payout: Option<PayoutRecord>,
 }
 
 fn timer_due(
@@ -66,7 +56,7 @@ fn timer_due(
         Timer::Prepare => c.payout_prepare_delay,
         Timer::ConfirmTimeout => std::time::Duration::from_secs(confirm_timeout_s.max(0) as u64),
         Timer::ProviderResult => {
-            let slow = record.payout.as_ref().is_some_and(|p| p.plan == "ok:slow");
+            let slow = record.payout().is_some_and(|p| p.plan == SandboxPlan::SucceedSlowly);
             if slow {
                 c.payout_slow_delay
             } else {
@@ -96,25 +86,28 @@ pub fn new_payout_id() -> String {
 }
 
 /// Applies `event` to `record` (re-reading it after a lost race) and returns the committed state.
-/// `record.version == 0` with `Created` means "a session not yet stored": it is created.
+/// `record.version == 0` in `Created` means "a session not yet stored": it is created.
 pub async fn apply(
     app: &App,
     mut record: SessionRecord,
     event: Event,
     how: Apply,
 ) -> Result<SessionRecord, EngineError> {
-    let settings = match app.store.project(&record.project_id).await? {
-        Some(p) => p.settings,
+    // The settings as cached (re-read within `PROJECT_CACHE_TTL_MS`).
+    let settings = match app.projects.get(&record.project_id).await? {
+        Some(p) => p.settings.clone(),
         None => return Err(EngineError::Internal("session of an unknown project".into())),
     };
     let mut event = event;
     for _ in 0..VERSION_CONFLICT_RETRIES_MAX {
         let now = app.clock.now();
-        let (phase, effects) = session::transition(record.phase, event)?;
-        let mut next = record.clone();
-        next.phase = phase;
+        let (snapshot, effects) = session::apply(snapshot_of(&record), event)?;
+        let mut next = with_states(&record, snapshot, &how);
+        if snapshot.payout.is_some() && next.payouts.is_empty() {
+            return Err(EngineError::Internal("a payout started without its record".into()));
+        }
         next.updated_at = now;
-        if session::is_final(phase) && record.finished_at.is_none() {
+        if session::is_final(snapshot.session) && record.finished_at.is_none() {
             next.finished_at = Some(now);
         }
         let mut movements = Vec::new();
@@ -122,12 +115,11 @@ pub async fn apply(
         let mut kinds = Vec::new();
         for effect in &effects {
             match effect {
-                Effect::Reserve => movements.push(Movement::Reserve),
-                Effect::Debit => movements.push(Movement::Debit),
-                Effect::Release => movements.push(Movement::Release),
-                Effect::Return => {
-                    movements.push(Movement::Return);
-                    next.refund = Some(open131_store::RefundRecord { id: new_id("rf_"), created_at: now });
+                Effect::Ledger(movement) => {
+                    movements.push(*movement);
+                    if *movement == Movement::Return {
+                        next.refund = Some(open131_store::RefundRecord { id: new_id("rf_"), created_at: now });
+                    }
                 }
                 Effect::Webhook(kind) => kinds.push(*kind),
                 Effect::Schedule(t) => timers.push((*t, timer_due(app, &next, *t, settings.confirm_timeout_s, now))),
@@ -167,8 +159,8 @@ pub async fn apply(
             }
             WriteOutcome::IdempotencyConflict => return Err(EngineError::Idempotency),
             WriteOutcome::Insufficient => {
-                // Same starting phase, the ledger's answer as the event.
-                event = Event::ReserveRefused;
+                // Same starting state, the ledger's answer as the event.
+                event = Event::Payout(PayoutEvent::ReserveRefused);
             }
             WriteOutcome::VersionConflict => {
                 record = app.store.session(&record.project_id, &record.id).await?.ok_or(EngineError::NoSuchSession)?;
@@ -178,15 +170,34 @@ pub async fn apply(
     Err(EngineError::Internal("too many concurrent changes to one session".into()))
 }
 
+/// Where the session and its payout stand.
+fn snapshot_of(record: &SessionRecord) -> Snapshot {
+    Snapshot { session: record.state, payout: record.payout().map(|p| p.state) }
+}
+
+/// `record` moved to `snapshot`: the session's state, and its payout's (the
+/// one being started, if any, joins the session here).
+fn with_states(record: &SessionRecord, snapshot: Snapshot, how: &Apply) -> SessionRecord {
+    let mut next = record.clone();
+    next.state = snapshot.session;
+    if next.payouts.is_empty() {
+        next.payouts.extend(how.new_payout.clone());
+    }
+    if let (Some(payout), Some(state)) = (next.payouts.first_mut(), snapshot.payout) {
+        payout.state = state;
+    }
+    next
+}
+
 /// A session record that does not exist yet (version 0).
-pub fn unsaved(project_id: &str, api_version: &str, now: OffsetDateTime) -> SessionRecord {
+pub fn unsaved(project_id: &str, api_version: ApiVersion, now: OffsetDateTime) -> SessionRecord {
     SessionRecord {
         project_id: project_id.to_string(),
         id: new_session_id(),
-        api_version: api_version.to_string(),
-        phase: Phase::Created,
+        api_version,
+        state: SessionState::Created,
         version: 0,
-        payout: None,
+        payouts: Vec::new(),
         refund: None,
         created_at: now,
         updated_at: now,

@@ -1,56 +1,103 @@
 //! The main API: `POST /api/v1/<method>` and `/api/v2/<method>`, signed over
 //! the raw body bytes (`X-PARTNER-SIGN`).
 //!
-//! Order: known method (404) → `X-PARTNER-PROJECT` (401 identification_error)
-//! → body size (413) → project (401) → signature over the bytes as received
-//! (401 authentication_error) → method allowed for the project (403) → body
-//! (400 invalid_request naming each field) → the method, whose state errors are
-//! 400 session_wrong_state. Idempotency keys are recorded in the same
-//! transaction as the change they guard.
+//! Order: known method (404, [`ApiCall`]) → HTTP method (405) →
+//! `X-PARTNER-PROJECT` (401 identification_error, [`SignedRequest`]) → body
+//! size (413) → project and its allowlist (401) → signature over the bytes as
+//! received (401 authentication_error) → method allowed for the project (403)
+//! → idempotency key → body (400 invalid_request naming each field) → the
+//! method ([`session`], [`wallet`]), whose state errors are 400
+//! session_wrong_state. Idempotency keys are recorded in the same transaction
+//! as the change they guard.
+//!
+//! Invariant: no method handler runs before the signature over the exact bytes
+//! received has verified against one of the project's keys.
 
 pub mod engine;
 pub mod processor;
 pub mod render;
+mod session;
+mod wallet;
 
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use open131_domain::dates::moscow_today;
-use open131_domain::payout::{self, FPS_BANKS};
-use open131_domain::session::{Event, Phase};
+use axum::Router;
+use open131_domain::payout_flow::PayoutEvent;
+use open131_domain::session::{ApiVersion, Event};
 use open131_domain::FieldError;
-use open131_store::PayoutRecord;
-use open131_wire::api::{
-    Amount, ApiErrorCode, ApiVersion, BankWire, BanksResponse, ErrorEnvelope, SessionResponse, WalletBalanceResponse,
-    WalletWire,
-};
+use open131_wire::api::{ApiErrorCode, ErrorEnvelope};
+use open131_wire::headers;
 use open131_wire::kyc::{FieldDetail, KycErrorCode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::app::App;
+use crate::app::{App, Surface};
+use crate::edge::{self, BodyError};
+use crate::projects::Project;
 use crate::reply::KycReply;
-use engine::{Apply, EngineError};
 
-/// Header carrying the body's signature.
-pub const SIGN_HEADER: &str = "x-partner-sign";
-/// Header carrying the idempotency key.
-pub const IDEMPOTENCY_HEADER: &str = "x-partner-idempotency-key";
 /// Longest idempotency key, in bytes.
 pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 128;
 
-/// Methods served, with whether they change state (only those record idempotency keys).
-const METHODS: &[(&str, bool)] = &[
-    ("session/create", true),
-    ("session/init/payout", true),
-    ("session/start/payout", true),
-    ("session/confirm", true),
-    ("session/cancel", true),
-    ("session/status", false),
-    ("wallet/balance", false),
-    ("fps/banks", false),
-];
+/// The methods served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiMethod {
+    SessionCreate,
+    SessionInitPayout,
+    SessionStartPayout,
+    SessionConfirm,
+    SessionCancel,
+    SessionStatus,
+    WalletBalance,
+    FpsBanks,
+}
+
+impl ApiMethod {
+    pub const ALL: [ApiMethod; 8] = [
+        Self::SessionCreate,
+        Self::SessionInitPayout,
+        Self::SessionStartPayout,
+        Self::SessionConfirm,
+        Self::SessionCancel,
+        Self::SessionStatus,
+        Self::WalletBalance,
+        Self::FpsBanks,
+    ];
+
+    /// The path after `/api/v1/`, which is also the name in a project's method list.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::SessionCreate => "session/create",
+            Self::SessionInitPayout => "session/init/payout",
+            Self::SessionStartPayout => "session/start/payout",
+            Self::SessionConfirm => "session/confirm",
+            Self::SessionCancel => "session/cancel",
+            Self::SessionStatus => "session/status",
+            Self::WalletBalance => "wallet/balance",
+            Self::FpsBanks => "fps/banks",
+        }
+    }
+
+    pub fn parse(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.path() == path)
+    }
+
+    /// Whether it changes state (only those record idempotency keys).
+    pub fn mutating(self) -> bool {
+        !matches!(self, Self::SessionStatus | Self::WalletBalance | Self::FpsBanks)
+    }
+
+    /// Every method is a POST; the bank list may also be fetched with GET.
+    fn allows(self, method: &Method) -> bool {
+        method == Method::POST || (self == Self::FpsBanks && method == Method::GET)
+    }
+}
 
 /// A main-API answer: a JSON body with its HTTP status.
 pub struct ApiReply {
@@ -71,13 +118,22 @@ impl ApiReply {
         Self { status: code.http_status(), body: serde_json::to_vec(&envelope).unwrap_or_default() }
     }
 
+    fn code(code: ApiErrorCode) -> Self {
+        Self::error(code, None, Vec::new())
+    }
+
     fn invalid(details: Vec<FieldDetail>) -> Self {
         Self::error(ApiErrorCode::InvalidRequest, None, details)
     }
 
     fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::error(ApiErrorCode::InternalError, None, Vec::new())
+        Self::code(ApiErrorCode::InternalError)
+    }
+
+    fn with_log(self, cause: &dyn std::fmt::Display) -> Self {
+        tracing::debug!(cause = %cause, "request refused");
+        self
     }
 }
 
@@ -88,6 +144,26 @@ impl IntoResponse for ApiReply {
     }
 }
 
+/// The main API's own rendering of the errors no handler produced.
+pub struct MainApi;
+
+impl Surface for MainApi {
+    fn not_found() -> Response {
+        ApiReply::code(ApiErrorCode::NotFound).into_response()
+    }
+    fn method_not_allowed() -> Response {
+        ApiReply::code(ApiErrorCode::MethodNotAllowed).into_response()
+    }
+    fn internal() -> Response {
+        ApiReply::code(ApiErrorCode::InternalError).into_response()
+    }
+}
+
+/// The main API's routes (panic and timeout layers are added by the caller).
+pub fn router() -> Router<App> {
+    Router::new().route("/api/{version}/{*method}", axum::routing::any(handle))
+}
+
 fn detail(field: &str, message: impl Into<String>) -> FieldDetail {
     FieldDetail { field: field.to_string(), message: message.into() }
 }
@@ -96,87 +172,98 @@ fn from_domain(errors: Vec<FieldError>) -> Vec<FieldDetail> {
     errors.into_iter().map(|e| FieldDetail { field: e.field, message: e.message }).collect()
 }
 
-/// Entry point of `/api/{version}/{*method}`.
-pub async fn handle(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    method: Method,
-    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let Ok(Path((version, path))) = path else {
-        return KycReply::error(KycErrorCode::NotFound).into_response();
-    };
-    let Some(version) = ApiVersion::parse(&version) else {
-        return KycReply::error(KycErrorCode::NotFound).into_response();
-    };
-    let Some(&(name, mutating)) = METHODS.iter().find(|(m, _)| *m == path) else {
-        return ApiReply::error(ApiErrorCode::NotFound, None, Vec::new()).into_response();
-    };
-    let http_ok = method == Method::POST || (name == "fps/banks" && method == Method::GET);
-    if !http_ok {
-        return ApiReply::error(ApiErrorCode::MethodNotAllowed, None, Vec::new()).into_response();
+/// Which method of which version a request calls: refused with 404 or 405
+/// before anything about the caller is looked at.
+pub struct ApiCall {
+    pub version: ApiVersion,
+    pub method: ApiMethod,
+}
+
+impl FromRequestParts<App> for ApiCall {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &App) -> Result<Self, Response> {
+        let path = Path::<(String, String)>::from_request_parts(parts, state).await;
+        // An unknown version is not a main-API path at all: the KYC surface's 404.
+        let Some((version, path)) = path.ok().and_then(|Path((v, p))| Some((ApiVersion::parse(&v)?, p))) else {
+            return Err(KycReply::error(KycErrorCode::NotFound).into_response());
+        };
+        let method = ApiMethod::parse(&path).ok_or_else(MainApi::not_found)?;
+        if !method.allows(&parts.method) {
+            return Err(MainApi::method_not_allowed());
+        }
+        Ok(Self { version, method })
     }
-    match handle_inner(&app, peer.ip(), version, name, mutating, &headers, body).await {
+}
+
+/// A request whose signature verified: its project, its exact bytes, and its
+/// idempotency key header (still to be checked by the method).
+pub struct SignedRequest {
+    pub project: Arc<Project>,
+    pub bytes: Bytes,
+    idempotency_key: Option<Result<String, ()>>,
+}
+
+impl FromRequest<App> for SignedRequest {
+    type Rejection = ApiReply;
+
+    async fn from_request(request: Request, app: &App) -> Result<Self, ApiReply> {
+        let (parts, body) = request.into_parts();
+        let identification = || ApiReply::code(ApiErrorCode::IdentificationError);
+        let project_id = edge::project_id(&parts.headers).ok_or_else(identification)?.to_string();
+        let bytes = edge::read_body(body, app.config.body_size_max_bytes).await.map_err(|e| match e {
+            BodyError::TooLarge { limit_bytes } => ApiReply::error(
+                ApiErrorCode::RequestTooLarge,
+                None,
+                vec![detail("body", format!("must be at most {limit_bytes} bytes"))],
+            ),
+            BodyError::Unreadable => ApiReply::invalid(vec![detail("body", "could not be read completely")]),
+        })?;
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let peer = peer.ok_or_else(|| ApiReply::internal(&"no peer address on the connection"))?;
+        let project = edge::admitted_project(app, &project_id, peer)
+            .await
+            .map_err(|e| ApiReply::internal(&e))?
+            .ok_or_else(identification)?;
+        let authentication = || ApiReply::code(ApiErrorCode::AuthenticationError);
+        let signature = header_text(&parts.headers, headers::SIGN).filter(|s| !s.is_empty());
+        let signature = signature.ok_or_else(authentication)?;
+        // The signature covers the bytes exactly as received: never re-serialised JSON.
+        if !app.projects.verify(&project, &bytes, &signature).await.map_err(|e| ApiReply::internal(&e))? {
+            tracing::info!(project = %project.id, "request refused: signature does not verify");
+            return Err(authentication());
+        }
+        let idempotency_key = parts.headers.get(headers::IDEMPOTENCY_KEY).map(|v| match v.to_str().map(str::trim) {
+            Ok(k) if !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX_BYTES => Ok(k.to_string()),
+            _ => Err(()),
+        });
+        Ok(Self { project, bytes, idempotency_key })
+    }
+}
+
+fn header_text(map: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    map.get(name).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string())
+}
+
+/// Entry point of `/api/{version}/{*method}`.
+async fn handle(State(app): State<App>, call: ApiCall, signed: SignedRequest) -> Response {
+    match dispatch(&app, call, signed).await {
         Ok(reply) | Err(reply) => reply.into_response(),
     }
 }
 
-async fn handle_inner(
-    app: &App,
-    peer: std::net::IpAddr,
-    version: ApiVersion,
-    name: &str,
-    mutating: bool,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<ApiReply, ApiReply> {
-    let identification = || ApiReply::error(ApiErrorCode::IdentificationError, None, Vec::new());
-    let project_id = match headers.get(crate::kyc::PROJECT_HEADER).map(|v| v.to_str().map(str::trim)) {
-        Some(Ok(id)) if !id.is_empty() && id.len() <= crate::kyc::PROJECT_ID_MAX_BYTES => id.to_string(),
-        _ => return Err(identification()),
-    };
-    let limit = app.config.body_size_max_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if crate::reply::is_length_limit(e) {
-            ApiReply::error(
-                ApiErrorCode::RequestTooLarge,
-                None,
-                vec![detail("body", format!("must be at most {limit} bytes"))],
-            )
-        } else {
-            ApiReply::invalid(vec![detail("body", "could not be read completely")])
-        }
-    })?;
-    let project = match app.projects.get(&project_id).await {
-        // An address outside the project's allowlist is not told the project exists.
-        Ok(Some(p)) if p.allowlist.allows(peer) => p,
-        Ok(Some(_)) => return Err(identification()),
-        Ok(None) => return Err(identification()),
-        Err(e) => return Err(ApiReply::internal(&e)),
-    };
-    let authentication = || ApiReply::error(ApiErrorCode::AuthenticationError, None, Vec::new());
-    let signature = match headers.get(SIGN_HEADER).map(|v| v.to_str()) {
-        Some(Ok(s)) if !s.trim().is_empty() => s.trim().to_string(),
-        _ => return Err(authentication()),
-    };
-    // The signature covers the bytes exactly as received: never re-serialised JSON.
-    if !app.projects.verify(&project, &bytes, &signature).await.map_err(|e| ApiReply::internal(&e))? {
-        tracing::info!(project = %project.id, method = name, "request refused: signature does not verify");
-        return Err(authentication());
+async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<ApiReply, ApiReply> {
+    let ApiCall { version, method } = call;
+    let project = &signed.project;
+    if !project.may_call(method.path()) {
+        return Err(ApiReply::code(ApiErrorCode::AuthorizationError));
     }
-    if !project.may_call(name) {
-        return Err(ApiReply::error(ApiErrorCode::AuthorizationError, None, Vec::new()));
-    }
-    let idempotency = match headers.get(IDEMPOTENCY_HEADER).map(|v| v.to_str().map(str::trim)) {
+    let idempotency = match signed.idempotency_key {
         None => None,
-        Some(Ok(key)) if !key.is_empty() && key.len() <= IDEMPOTENCY_KEY_MAX_BYTES => {
-            mutating.then(|| (key.to_string(), name.to_string()))
-        }
-        Some(_) => {
+        Some(Ok(key)) => method.mutating().then(|| (key, method.path().to_string())),
+        Some(Err(())) => {
             return Err(ApiReply::invalid(vec![detail(
-                IDEMPOTENCY_HEADER,
+                headers::IDEMPOTENCY_KEY,
                 format!("must be 1 to {IDEMPOTENCY_KEY_MAX_BYTES} visible ASCII characters"),
             )]))
         }
@@ -185,20 +272,20 @@ async fn handle_inner(
         // A repeat answers the idempotency error even when it would also be in the
         // wrong state by now (a confirm repeated after it went through).
         if app.store.idempotency_key_used(&project.id, key).await.map_err(|e| ApiReply::internal(&e))? {
-            return Err(ApiReply::error(ApiErrorCode::IdempotencyKeyAlreadyExists, None, Vec::new()));
+            return Err(ApiReply::code(ApiErrorCode::IdempotencyKeyAlreadyExists));
         }
     }
-    let body = parse_body(&bytes)?;
+    let body = parse_body(&signed.bytes)?;
     let ctx = Ctx { app, project_id: &project.id, version, idempotency };
-    match name {
-        "session/create" => ctx.create().await,
-        "session/init/payout" => ctx.init_payout(&body).await,
-        "session/start/payout" => ctx.start_payout(&body).await,
-        "session/confirm" => ctx.event(&body, Event::Confirm).await,
-        "session/cancel" => ctx.event(&body, Event::Cancel).await,
-        "session/status" => ctx.status(&body).await,
-        "wallet/balance" => ctx.balance().await,
-        _ => Ok(banks()),
+    match method {
+        ApiMethod::SessionCreate => ctx.create().await,
+        ApiMethod::SessionInitPayout => ctx.init_payout(&body).await,
+        ApiMethod::SessionStartPayout => ctx.start_payout(&body).await,
+        ApiMethod::SessionConfirm => ctx.event(&body, Event::Payout(PayoutEvent::Confirm)).await,
+        ApiMethod::SessionCancel => ctx.event(&body, Event::Cancel).await,
+        ApiMethod::SessionStatus => ctx.status(&body).await,
+        ApiMethod::WalletBalance => ctx.balance().await,
+        ApiMethod::FpsBanks => Ok(wallet::banks()),
     }
 }
 
@@ -215,144 +302,11 @@ fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiReply> {
     }
 }
 
-fn banks() -> ApiReply {
-    ApiReply::ok(&BanksResponse {
-        status: "ok".into(),
-        banks: FPS_BANKS
-            .iter()
-            .map(|(id, en, ru)| BankWire { id: id.to_string(), eng_name: en.to_string(), ru_name: ru.to_string() })
-            .collect(),
-    })
-}
-
+/// What a method handler works with: the app, the calling project, the
+/// version (the names of its answers) and the idempotency key to record.
 struct Ctx<'a> {
     app: &'a App,
     project_id: &'a str,
     version: ApiVersion,
     idempotency: Option<(String, String)>,
-}
-
-impl Ctx<'_> {
-    fn reply(&self, record: &open131_store::SessionRecord) -> ApiReply {
-        ApiReply::ok(&SessionResponse { status: "ok".into(), session: render::session(record) })
-    }
-
-    fn engine_error(e: EngineError) -> ApiReply {
-        match e {
-            EngineError::WrongState(w) => {
-                ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()).with_log(&w)
-            }
-            EngineError::Idempotency => ApiReply::error(ApiErrorCode::IdempotencyKeyAlreadyExists, None, Vec::new()),
-            EngineError::NoSuchSession => ApiReply::invalid(vec![detail("session_id", "no such session")]),
-            other => ApiReply::internal(&other),
-        }
-    }
-
-    async fn load(&self, body: &Map<String, Value>) -> Result<open131_store::SessionRecord, ApiReply> {
-        let id = match body.get("session_id") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-            None | Some(Value::Null) => return Err(ApiReply::invalid(vec![detail("session_id", "is required")])),
-            Some(_) => return Err(ApiReply::invalid(vec![detail("session_id", "must be a string")])),
-        };
-        match self.app.store.session(self.project_id, &id).await {
-            Ok(Some(s)) => Ok(s),
-            // Another project's session is indistinguishable from none.
-            Ok(None) => Err(ApiReply::invalid(vec![detail("session_id", "no such session")])),
-            Err(e) => Err(ApiReply::internal(&e)),
-        }
-    }
-
-    async fn create(&self) -> Result<ApiReply, ApiReply> {
-        let record = engine::unsaved(self.project_id, self.version.as_str(), self.app.clock.now());
-        // Creating is storing the `Created` phase as is: no transition, no effects.
-        let write = open131_store::SessionWrite {
-            expected_version: None,
-            record: record.clone(),
-            idempotency: self.idempotency.clone(),
-            movements: Vec::new(),
-            webhooks: Vec::new(),
-            timers: Vec::new(),
-            consumed_timer: None,
-        };
-        match self.app.store.write_session(write, record.created_at).await {
-            Ok(open131_store::WriteOutcome::Applied(version)) => {
-                Ok(self.reply(&open131_store::SessionRecord { version, ..record }))
-            }
-            Ok(open131_store::WriteOutcome::IdempotencyConflict) => Err(Self::engine_error(EngineError::Idempotency)),
-            Ok(other) => Err(ApiReply::internal(&format!("unexpected outcome {other:?} creating a session"))),
-            Err(e) => Err(ApiReply::internal(&e)),
-        }
-    }
-
-    fn payout(&self, body: &Map<String, Value>) -> Result<PayoutRecord, ApiReply> {
-        let now = self.app.clock.now();
-        let request = payout::parse_payout(body, moscow_today(now)).map_err(|e| ApiReply::invalid(from_domain(e)))?;
-        let plan = payout::sandbox_plan(&request.method, &request.amount);
-        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-        Ok(PayoutRecord {
-            id: engine::new_payout_id(),
-            amount: request.amount.amount(),
-            currency: request.amount.currency().to_string(),
-            method_masked: request.method.masked().to_string(),
-            participant_details: request.participant_details.to_string(),
-            customer: text(&request.customer),
-            metadata: text(&request.metadata),
-            plan: engine::plan_text(&plan),
-            created_at: now,
-        })
-    }
-
-    async fn init_payout(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-        let payout = self.payout(body)?;
-        let mut record = engine::unsaved(self.project_id, self.version.as_str(), self.app.clock.now());
-        record.payout = Some(payout);
-        let how = Apply { idempotency: self.idempotency.clone(), ..Apply::default() };
-        let done = engine::apply(self.app, record, Event::Start, how).await.map_err(Self::engine_error)?;
-        Ok(self.reply(&done))
-    }
-
-    async fn start_payout(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-        let mut record = self.load(body).await?;
-        if record.phase != Phase::Created {
-            return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
-        }
-        record.payout = Some(self.payout(body)?);
-        let how = Apply { idempotency: self.idempotency.clone(), ..Apply::default() };
-        let done = engine::apply(self.app, record, Event::Start, how).await.map_err(Self::engine_error)?;
-        Ok(self.reply(&done))
-    }
-
-    async fn event(&self, body: &Map<String, Value>, event: Event) -> Result<ApiReply, ApiReply> {
-        let record = self.load(body).await?;
-        let how = Apply { idempotency: self.idempotency.clone(), ..Apply::default() };
-        let done = engine::apply(self.app, record, event, how).await.map_err(Self::engine_error)?;
-        Ok(self.reply(&done))
-    }
-
-    async fn status(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-        let record = self.load(body).await?;
-        Ok(self.reply(&record))
-    }
-
-    async fn balance(&self) -> Result<ApiReply, ApiReply> {
-        let wallets = self.app.store.wallets(self.project_id).await.map_err(|e| ApiReply::internal(&e))?;
-        let mut out: Vec<WalletWire> = wallets
-            .into_iter()
-            .map(|w| WalletWire {
-                id: format!("w_{}", w.currency),
-                amount_details: Amount { amount: w.available, currency: w.currency },
-            })
-            .collect();
-        if out.is_empty() {
-            out.push(WalletWire { id: "w_rub".into(), amount_details: Amount { amount: 0, currency: "rub".into() } });
-        }
-        Ok(ApiReply::ok(&WalletBalanceResponse { status: "ok".into(), wallets: out }))
-    }
-}
-
-impl ApiReply {
-    fn with_log(self, cause: &dyn std::fmt::Display) -> Self {
-        tracing::debug!(cause = %cause, "request refused");
-        self
-    }
 }

@@ -4,20 +4,28 @@
 
 use std::time::Duration;
 
-use open131_domain::session::{Event, Timer};
+use open131_domain::lifecycle::Timer;
+use open131_domain::payout::SandboxPlan;
+use open131_domain::payout_flow::PayoutEvent;
+use open131_domain::session::Event;
 use tokio::sync::watch;
 
 use super::engine::{self, Apply, EngineError};
 use crate::app::App;
+use crate::worker::Pace;
 
 /// Most timers fired in one round (they are applied concurrently, sharing commits).
 pub const TIMER_BATCH_MAX: usize = 512;
 /// Longest sleep of an idle processor, in ms: timers are due at most this late.
 pub const PROCESSOR_IDLE_MAX_MS: u64 = 100;
+/// A claimed timer is left to the node that claimed it this long, in seconds;
+/// one whose firing never committed (a dead node, a failed write) fires again then.
+pub const TIMER_LEASE_S: i64 = 30;
 
 pub async fn process_due(app: &App) -> anyhow::Result<usize> {
     let now = app.clock.now();
-    let due = app.store.due_timers(now, TIMER_BATCH_MAX).await?;
+    let lease_until = now + time::Duration::seconds(TIMER_LEASE_S);
+    let due = app.store.claim_due_timers(now, lease_until, TIMER_BATCH_MAX).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for t in due {
         let app = app.clone();
@@ -26,17 +34,16 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
                 app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
                 return anyhow::Ok(false);
             };
-            let event = match t.timer {
+            // Today's timers all speak to the session's payout.
+            let event = Event::Payout(match t.timer {
                 Timer::Prepare => {
-                    let settings = app.store.project(&t.project_id).await?.map(|p| p.settings);
-                    Event::Prepared { auto_confirm: settings.is_some_and(|s| s.auto_confirm) }
+                    let project = app.projects.get(&t.project_id).await?;
+                    PayoutEvent::Prepared { auto_confirm: project.is_some_and(|p| p.settings.auto_confirm) }
                 }
-                Timer::ConfirmTimeout => Event::ConfirmTimedOut,
-                Timer::ProviderResult => {
-                    engine::provider_event(session.payout.as_ref().map_or("ok", |p| p.plan.as_str()))
-                }
-                Timer::BankReturn => Event::Returned,
-            };
+                Timer::ConfirmTimeout => PayoutEvent::ConfirmTimedOut,
+                Timer::ProviderResult => session.payout().map_or(SandboxPlan::Succeed, |p| p.plan).provider_event(),
+                Timer::BankReturn => PayoutEvent::Returned,
+            });
             match engine::apply(&app, session, event, Apply { consumed_timer: Some(t.timer), ..Apply::default() }).await
             {
                 Ok(_) => Ok(true),
@@ -54,32 +61,28 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
         match done {
             Ok(Ok(true)) => applied += 1,
             Ok(Ok(false)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "a payout timer failed; it stays due"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, lease_s = TIMER_LEASE_S, "a payout timer failed; it fires again when its lease ends")
+            }
             Err(e) => tracing::error!(error = %e, "a payout timer task panicked"),
         }
     }
     Ok(applied)
 }
 
-pub async fn run_worker(app: App, mut stop: watch::Receiver<bool>) {
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let busy = match process_due(&app).await {
-            Ok(n) => n > 0,
+/// The worker: fires timers while any are due, else sleeps until woken (a new
+/// timer) or for [`PROCESSOR_IDLE_MAX_MS`].
+pub async fn run_worker(app: App, stop: watch::Receiver<bool>) {
+    let wake = app.processor_wake.clone();
+    crate::worker::run_loop("payout timers", stop, Some(wake), || async {
+        match process_due(&app).await {
+            Ok(n) if n > 0 => Pace::Again,
+            Ok(_) => Pace::Idle(Duration::from_millis(PROCESSOR_IDLE_MAX_MS)),
             Err(e) => {
                 tracing::error!(error = %e, "payout timer round failed");
-                false
+                Pace::Idle(Duration::from_millis(PROCESSOR_IDLE_MAX_MS))
             }
-        };
-        if busy {
-            continue;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(PROCESSOR_IDLE_MAX_MS)) => {}
-            _ = app.processor_wake.notified() => {}
-            _ = stop.changed() => return,
-        }
-    }
+    })
+    .await;
 }

@@ -1,6 +1,7 @@
 //! Session records → wire shapes, in the naming of the session's API version.
 
-use open131_domain::session::{payout_status, session_status, Phase};
+use open131_domain::payout_flow::{self, PayoutState};
+use open131_domain::session::{self, ApiVersion};
 use open131_store::SessionRecord;
 use open131_wire::api::{timestamp, Amount, ApiError, PayoutWire, RefundWire, SessionWire};
 use serde_json::Value;
@@ -9,9 +10,10 @@ fn json(text: &Option<String>) -> Option<Value> {
     text.as_deref().and_then(|t| serde_json::from_str(t).ok())
 }
 
-fn error_of(phase: Phase) -> Option<ApiError> {
-    match phase {
-        Phase::Failed(code) => Some(ApiError {
+/// A failed payout's error (also the session's: the failure cancelled it).
+fn error_of(state: Option<PayoutState>) -> Option<ApiError> {
+    match state? {
+        PayoutState::Failed(code) => Some(ApiError {
             code: code.as_str().to_string(),
             description: code.description().to_string(),
             details: Vec::new(),
@@ -21,8 +23,9 @@ fn error_of(phase: Phase) -> Option<ApiError> {
 }
 
 pub fn session(record: &SessionRecord) -> SessionWire {
-    let v2 = record.api_version == "v2";
-    let payouts: Option<Vec<PayoutWire>> = record.payout.as_ref().map(|p| {
+    let v2 = record.api_version == ApiVersion::V2;
+    let payout_state = record.payout().map(|p| p.state);
+    let payouts: Option<Vec<PayoutWire>> = record.payout().map(|p| {
         let method: Option<Value> = serde_json::from_str(&p.method_masked).ok();
         let refunds = record
             .refund
@@ -38,28 +41,28 @@ pub fn session(record: &SessionRecord) -> SessionWire {
             .collect();
         vec![PayoutWire {
             id: p.id.clone(),
-            status: payout_status(record.phase).unwrap_or("in_progress").to_string(),
+            status: payout_flow::wire_status(p.state).to_string(),
             created_at: timestamp(p.created_at),
             finished_at: record.finished_at.map(timestamp),
             customer: json(&p.customer),
             payment_method: if v2 { None } else { method.clone() },
             payout_details: if v2 { method } else { None },
             amount_details: Amount { amount: p.amount, currency: p.currency.clone() },
-            participant_details: serde_json::from_str(&p.participant_details).ok(),
+            participant_details: serde_json::from_str(p.participant_details.expose()).ok(),
             metadata: json(&p.metadata),
-            error: error_of(record.phase),
+            error: error_of(Some(p.state)),
             refunds,
         }]
     });
     SessionWire {
         id: record.id.clone(),
-        status: session_status(record.phase).to_string(),
+        status: session::wire_status(record.state).to_string(),
         created_at: timestamp(record.created_at),
         updated_at: timestamp(record.updated_at),
         finished_at: record.finished_at.map(timestamp),
-        next_action: (record.phase == Phase::AwaitingConfirm).then(|| "confirm".to_string()),
+        next_action: (payout_state == Some(PayoutState::AwaitingConfirm)).then(|| "confirm".to_string()),
         payments: if v2 { None } else { payouts.clone() },
         payout_list: if v2 { payouts } else { None },
-        error: error_of(record.phase),
+        error: error_of(payout_state),
     }
 }

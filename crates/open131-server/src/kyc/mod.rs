@@ -11,7 +11,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
 use open131_domain::kyc::{self, CheckState, KycVersion, Outcome};
+use open131_domain::personal::Personal;
 use open131_domain::FieldError;
 use open131_store::{InsertCheck, NewCheck};
 use open131_wire::canonical;
@@ -20,14 +24,36 @@ use open131_wire::kyc::{
 };
 use serde_json::Value;
 
-use crate::app::App;
+use crate::app::{App, Surface};
+use crate::edge::{self, BodyError};
 use crate::projects::Project;
 use crate::reply::KycReply;
 
-/// Header naming the partner project (HTTP header names are case-insensitive).
-pub const PROJECT_HEADER: &str = "x-partner-project";
-/// Largest accepted `X-PARTNER-PROJECT` value, in bytes.
-pub const PROJECT_ID_MAX_BYTES: usize = 128;
+/// The KYC API's own rendering of the errors no handler produced.
+pub struct KycApi;
+
+impl Surface for KycApi {
+    fn not_found() -> Response {
+        KycReply::error(KycErrorCode::NotFound).into_response()
+    }
+    fn method_not_allowed() -> Response {
+        KycReply::error(KycErrorCode::MethodNotAllowed).into_response()
+    }
+    fn internal() -> Response {
+        KycReply::error(KycErrorCode::InternalError).into_response()
+    }
+}
+
+/// The KYC routes: v1.1, v2.0 (also spelled v2).
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/api/v1.1/check", post(post_check))
+        .route("/api/v1.1/check/{id}", get(get_check))
+        .route("/api/v2.0/check", post(post_check_v2))
+        .route("/api/v2.0/check/{id}", get(get_check))
+        .route("/api/v2/check", post(post_check_v2))
+        .route("/api/v2/check/{id}", get(get_check))
+}
 
 fn detail(field: &str, message: impl Into<String>) -> FieldDetail {
     FieldDetail { field: field.to_string(), message: message.into() }
@@ -39,48 +65,30 @@ fn from_domain(errors: Vec<FieldError>) -> Vec<FieldDetail> {
 
 /// The project id from the header, or the 422 the page prescribes.
 fn project_header(headers: &HeaderMap) -> Result<&str, KycReply> {
-    let value = headers.get(PROJECT_HEADER).map(|v| v.to_str().map(str::trim));
-    match value {
-        Some(Ok(id)) if !id.is_empty() && id.len() <= PROJECT_ID_MAX_BYTES => Ok(id),
-        _ => Err(KycReply::error(KycErrorCode::RequestHeaderValidationError)),
-    }
+    edge::project_id(headers).ok_or_else(|| KycReply::error(KycErrorCode::RequestHeaderValidationError))
 }
 
-/// The project, if it exists and `peer` is on its allowlist. A request from an
-/// address the project did not register is answered as for an unknown project,
-/// so it learns nothing.
+/// The project, if it exists and `peer` is on its allowlist (else, as for an
+/// unknown project, `partner_project_not_found`).
 async fn project(app: &App, id: &str, peer: IpAddr) -> Result<std::sync::Arc<Project>, KycReply> {
-    match app.projects.get(id).await {
-        Ok(Some(p)) if p.allowlist.allows(peer) => Ok(p),
-        Ok(Some(p)) => {
-            tracing::info!(project = %p.id, %peer, "request from an address outside the project's allowlist");
-            Err(KycReply::error(KycErrorCode::PartnerProjectNotFound))
-        }
+    match edge::admitted_project(app, id, peer).await {
+        Ok(Some(p)) => Ok(p),
         Ok(None) => Err(KycReply::error(KycErrorCode::PartnerProjectNotFound)),
         Err(e) => Err(KycReply::internal(&e)),
     }
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, KycReply> {
-    let too_large = || {
-        KycReply::invalid(
+    edge::read_body(body, limit).await.map_err(|e| match e {
+        BodyError::TooLarge { limit_bytes } => KycReply::invalid(
             KycErrorCode::RequestBodyTooLarge,
-            vec![detail("body", format!("must be at most {limit} bytes"))],
-        )
-    };
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes),
-        Err(e) => {
-            if crate::reply::is_length_limit(e) {
-                Err(too_large())
-            } else {
-                Err(KycReply::invalid(
-                    KycErrorCode::RequestBodyValidationError,
-                    vec![detail("body", "could not be read completely")],
-                ))
-            }
-        }
-    }
+            vec![detail("body", format!("must be at most {limit_bytes} bytes"))],
+        ),
+        BodyError::Unreadable => KycReply::invalid(
+            KycErrorCode::RequestBodyValidationError,
+            vec![detail("body", "could not be read completely")],
+        ),
+    })
 }
 
 /// `POST /api/v1.1/check`.
@@ -190,9 +198,8 @@ async fn post_check_inner(
 
     let new = NewCheck {
         project_id: project.id.clone(),
-        api_version: version.as_str().to_string(),
         application,
-        payload_json: payload.to_string(),
+        payload_json: Personal::new(payload.to_string()),
         created_at: now,
     };
     match app.store.insert_check(new).await {

@@ -1,5 +1,7 @@
-//! Test harness: the real server on 127.0.0.1:0 over a fresh SQLite data
-//! directory, a manual clock, and partners with their own RSA keys.
+//! Test harness: the real server on 127.0.0.1:0 over a fresh store (SQLite in
+//! a temporary data directory, or a fresh PostgreSQL database when
+//! `OPEN131_TEST_BACKEND=postgres`), a manual clock, and partners with their
+//! own RSA keys.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, OnceLock};
@@ -57,7 +59,7 @@ pub async fn start_with(
     let mut config = Config::new(dir.path().to_path_buf());
     config.background_workers = false;
     configure(&mut config);
-    let store = wrap(open131_server::open_sqlite(&config).unwrap());
+    let store = wrap(test_store(dir.path()).await);
     let clock = Arc::new(ManualClock::new(START));
     let app = App::new(config, store, clock.clone(), bank_key().clone_key());
     add_project(&app, "alpha", &[key(0)]).await;
@@ -69,6 +71,20 @@ pub async fn start_with(
         let _ = stopped.await;
     }));
     TestServer { url, app, clock, dir, http: reqwest::Client::new(), stop: Some(stop), task: Some(task) }
+}
+
+/// A fresh store on the backend `OPEN131_TEST_BACKEND` selects (SQLite by default).
+pub async fn test_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    let location = match std::env::var("OPEN131_TEST_BACKEND").as_deref() {
+        Ok("postgres") => {
+            let admin = open131_store::testing::postgres_admin_url()
+                .expect("OPEN131_TEST_BACKEND=postgres needs OPEN131_TEST_POSTGRES (scripts/test sets it)");
+            let url = open131_store::testing::fresh_database(&admin).await.unwrap();
+            open131_store::Location::choose(Some(&url), dir).unwrap()
+        }
+        _ => open131_store::Location::choose(None, dir).unwrap(),
+    };
+    open131_store::open(&location).await.unwrap()
 }
 
 /// Registers a project the way `open131 project add` does: straight into the store.
@@ -214,6 +230,7 @@ impl TestServer {
         let change = open131_store::SettingsChange { webhook_url: Some(Some(url.to_string())), ..Default::default() };
         let now = open131_server::Clock::now(&*self.clock);
         self.app.store.set_project_settings(project, change, now).await.unwrap();
+        self.app.projects.forget(project);
     }
 
     pub async fn balance(&self, project: &str) -> (i64, i64) {

@@ -12,19 +12,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use open131_domain::ident::PassportNumber;
-use open131_domain::kyc::{self, CheckEvent, CheckState, KycApplication, KycVersion, Outcome, RfPassport};
-use open131_domain::personal::Personal;
+use open131_domain::kyc::{self, CheckEvent, CheckState};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
+
+use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
 
 use crate::{
-    AttemptRecord, AttemptResult, CheckRecord, Decision, DueTimer, InsertCheck, NewCheck, ProjectKey, ProjectRecord,
-    ProjectSettings, Result, SessionRecord, SessionWrite, SettingsChange, Store, StoreError, WalletRecord,
-    WebhookFilter, WebhookRecord, WriteOutcome,
+    AttemptRecord, AttemptResult, Backend, CheckRecord, CheckStore, Decision, DueTimer, InsertCheck, LedgerStore,
+    MetaStore, NewCheck, OutboxStore, ProjectKey, ProjectRecord, ProjectStore, Result, SessionRecord, SessionStore,
+    SessionWrite, SettingsChange, Store, StoreError, WalletRecord, WebhookFilter, WebhookRecord, WriteOutcome,
 };
 use open131_domain::ledger::Movement;
-use open131_domain::session::Timer;
+use open131_domain::lifecycle::Timer;
 use writer::{db, Writer};
 
 pub use writer::{WRITE_BATCH_MAX_JOBS, WRITE_QUEUE_MAX_JOBS};
@@ -33,8 +33,6 @@ pub use writer::{WRITE_BATCH_MAX_JOBS, WRITE_QUEUE_MAX_JOBS};
 pub const READ_POOL_CONNECTIONS: usize = 4;
 /// How long a connection waits for another process's write lock (the admin CLI), in ms.
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
-/// File name of the database inside the data directory.
-pub const DATABASE_FILE_NAME: &str = "open131.sqlite3";
 
 /// Versioned migrations, applied in order, each once.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -44,6 +42,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "webhook_revival", include_str!("../../migrations/sqlite/0004_webhook_revival.sql")),
     (5, "allowed_ips", include_str!("../../migrations/sqlite/0005_allowed_ips.sql")),
     (6, "webhook_lease", include_str!("../../migrations/sqlite/0006_webhook_lease.sql")),
+    (7, "webhook_subjects", include_str!("../../migrations/sqlite/0007_webhook_subjects.sql")),
+    (8, "check_postponed", include_str!("../../migrations/sqlite/0008_check_postponed.sql")),
+    (9, "payouts", include_str!("../../migrations/sqlite/0009_payouts.sql")),
+    (10, "payout_state", include_str!("../../migrations/sqlite/0010_payout_state.sql")),
 ];
 
 pub struct SqliteStore {
@@ -55,8 +57,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir` and migrates it.
     pub fn open(data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io(format!("{}: {e}", data_dir.display())))?;
-        let path = data_dir.join(DATABASE_FILE_NAME);
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io(data_dir, e))?;
+        let path = crate::layout::DataDir::new(data_dir).database();
         let write_conn = connect(&path)?;
         migrate(&write_conn)?;
         let readers = (0..READ_POOL_CONNECTIONS)
@@ -77,9 +79,7 @@ impl SqliteStore {
                 return f(&conn);
             }
         }
-        let conn = self.readers[start % self.readers.len()]
-            .lock()
-            .map_err(|_| StoreError::Db("a read connection was poisoned".into()))?;
+        let conn = self.readers[start % self.readers.len()].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&conn)
     }
 }
@@ -124,49 +124,11 @@ fn migrate(conn: &Connection) -> Result<()> {
             Ok(()) => conn.execute_batch("COMMIT").map_err(db)?,
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                return Err(StoreError::Db(format!("migration {version} ({name}) failed: {e}")));
+                return Err(StoreError::Migration { version: *version, name, source: e.into() });
             }
         }
     }
     Ok(())
-}
-
-pub(crate) fn to_us(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000) as i64
-}
-
-pub(crate) fn from_us(us: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
-}
-
-const DATE_FORMAT: &[time::format_description::FormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]");
-
-fn parse_date(s: &str) -> Result<Date> {
-    Date::parse(s, DATE_FORMAT).map_err(|e| StoreError::Corrupt(format!("date {s:?}: {e}")))
-}
-
-fn format_date(d: Date) -> Result<String> {
-    d.format(DATE_FORMAT).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-const CHECK_COLUMNS: &str = "project_id, id, api_version, passport_number, inn, agent_contract_number, \
-     birthday, issuer_date, outcome, created_at_us, finished_at_us";
-
-/// Raw row of `kyc_checks`; converted to a [`CheckRecord`] by [`check_from_row`].
-struct CheckRow {
-    project_id: String,
-    id: i64,
-    api_version: String,
-    passport_number: String,
-    inn: String,
-    agent_contract_number: String,
-    birthday: String,
-    issuer_date: Option<String>,
-    outcome: Option<String>,
-    created_at_us: i64,
-    finished_at_us: Option<i64>,
 }
 
 impl CheckRow {
@@ -187,63 +149,25 @@ impl CheckRow {
     }
 }
 
-fn check_from_row(row: CheckRow) -> Result<CheckRecord> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("check {}/{}: {what}", row.project_id, row.id));
-    let state = match &row.outcome {
-        None => CheckState::Pending,
-        Some(s) => CheckState::Finished(Outcome::parse(s).ok_or_else(|| corrupt("unknown outcome"))?),
-    };
-    // A Russian passport is stored with its issue date; a non-resident's document has none.
-    let rf_passport = match &row.issuer_date {
-        Some(d) => Some(RfPassport {
-            number: PassportNumber::parse(&row.passport_number).map_err(|_| corrupt("passport_number"))?,
-            issue_date: parse_date(d)?,
-        }),
-        None => None,
-    };
-    let application = KycApplication {
-        version: KycVersion::parse(&row.api_version).ok_or_else(|| corrupt("api_version"))?,
-        rf_passport,
-        document_key: Personal::new(row.passport_number.clone()),
-        inn: Personal::new(row.inn.clone()),
-        agent_contract_number: Personal::new(row.agent_contract_number.clone()),
-        birthday: parse_date(&row.birthday)?,
-    };
-    Ok(CheckRecord {
-        state,
-        application,
-        created_at: from_us(row.created_at_us)?,
-        finished_at: row.finished_at_us.map(from_us).transpose()?,
-        project_id: row.project_id,
-        id: row.id,
-        api_version: row.api_version,
-    })
-}
-
 fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
     let head = conn
-        .prepare_cached(
-            "SELECT id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips
-             FROM projects WHERE id = ?1",
-        )
+        .prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"))
         .map_err(db)?
         .query_row([id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                ProjectSettings {
-                    kyc_mode: r.get(2)?,
-                    webhook_url: r.get(3)?,
-                    auto_confirm: r.get::<_, i64>(4)? != 0,
-                    confirm_timeout_s: r.get(5)?,
-                    methods: r.get(6)?,
-                    allowed_ips: r.get(7)?,
-                },
-            ))
+            Ok(ProjectRow {
+                id: r.get(0)?,
+                created_at_us: r.get(1)?,
+                kyc_mode: r.get(2)?,
+                webhook_url: r.get(3)?,
+                auto_confirm: r.get::<_, i64>(4)? != 0,
+                confirm_timeout_s: r.get(5)?,
+                methods: r.get(6)?,
+                allowed_ips: r.get(7)?,
+            })
         })
         .optional()
         .map_err(db)?;
-    let Some((id, created_at_us, settings)) = head else { return Ok(None) };
+    let Some((id, created_at, settings)) = head.map(ProjectRow::decode).transpose()? else { return Ok(None) };
     let mut stmt = conn
         .prepare_cached(
             "SELECT fingerprint, spki_der, created_at_us FROM project_keys WHERE project_id = ?1 ORDER BY created_at_us, fingerprint",
@@ -257,11 +181,17 @@ fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
             Ok(ProjectKey { fingerprint, spki_der, created_at: from_us(at)? })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Some(ProjectRecord { id, created_at: from_us(created_at_us)?, settings, keys }))
+    Ok(Some(ProjectRecord { id, created_at, settings, keys }))
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl ProjectStore for SqliteStore {
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         let id = id.to_string();
         self.writer
@@ -322,6 +252,53 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn set_project_settings(&self, project_id: &str, change: SettingsChange, now: OffsetDateTime) -> Result<()> {
+        let project_id = project_id.to_string();
+        let stored = change.stored();
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .execute(
+                        "UPDATE projects SET
+                             webhook_url = CASE WHEN ?2 THEN ?3 ELSE webhook_url END,
+                             auto_confirm = COALESCE(?4, auto_confirm),
+                             confirm_timeout_s = COALESCE(?5, confirm_timeout_s),
+                             methods = COALESCE(?6, methods),
+                             kyc_mode = COALESCE(?7, kyc_mode),
+                             allowed_ips = COALESCE(?8, allowed_ips)
+                         WHERE id = ?1",
+                        params![
+                            project_id,
+                            stored.set_webhook_url,
+                            stored.webhook_url,
+                            stored.auto_confirm.map(i64::from),
+                            stored.confirm_timeout_s,
+                            stored.methods,
+                            stored.kyc_mode,
+                            stored.allowed_ips,
+                        ],
+                    )
+                    .map_err(db)?;
+                if n == 0 {
+                    return Err(StoreError::NoSuchProject(project_id));
+                }
+                if matches!(change.webhook_url, Some(Some(_))) {
+                    // A (new) URL releases the webhooks parked while there was none.
+                    conn.execute(
+                        "UPDATE webhooks SET next_attempt_at_us = ?2 WHERE project_id = ?1 AND state = 'pending'
+                             AND (leased_until_us IS NULL OR leased_until_us <= ?2)",
+                        params![project_id, to_us(now)],
+                    )
+                    .map_err(db)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl CheckStore for SqliteStore {
     async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck> {
         let birthday = format_date(check.application.birthday)?;
         let issuer_date = check.application.rf_passport.as_ref().map(|p| format_date(p.issue_date)).transpose()?;
@@ -347,13 +324,13 @@ impl Store for SqliteStore {
                     .execute(params![
                         check.project_id,
                         id,
-                        check.api_version,
+                        app.version.as_str(),
                         app.document_key.expose(),
                         app.inn.expose(),
                         app.agent_contract_number.expose(),
                         birthday,
                         issuer_date,
-                        check.payload_json,
+                        check.payload_json.expose(),
                         to_us(check.created_at),
                     ])
                     .map_err(db)?;
@@ -395,28 +372,37 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(db)
         })?;
-        row.map(check_from_row).transpose()
+        row.map(CheckRow::decode).transpose()
     }
 
-    async fn due_checks(
+    async fn claim_due_checks(
         &self,
         created_up_to: OffsetDateTime,
         now: OffsetDateTime,
+        lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<CheckRecord>> {
-        let rows = self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= ?1
-                     AND (retry_at_us IS NULL OR retry_at_us <= ?3)
-                 ORDER BY created_at_us LIMIT ?2"
-            ))
-            .map_err(db)?
-            .query_map(params![to_us(created_up_to), limit as i64, to_us(now)], CheckRow::read)
-            .map_err(db)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db)
-        })?;
-        rows.into_iter().map(check_from_row).collect()
+        let rows = self
+            .writer
+            .write(move |conn| {
+                conn.prepare_cached(&format!(
+                    "UPDATE kyc_checks SET retry_at_us = ?4, postponed = 0
+                     WHERE (project_id, id) IN (
+                         SELECT project_id, id FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= ?1
+                             AND (retry_at_us IS NULL OR retry_at_us <= ?3)
+                         ORDER BY created_at_us LIMIT ?2)
+                     RETURNING {CHECK_COLUMNS}"
+                ))
+                .map_err(db)?
+                .query_map(params![to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until)], CheckRow::read)
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)
+            })
+            .await?;
+        let mut checks = rows.into_iter().map(CheckRow::decode).collect::<Result<Vec<_>>>()?;
+        checks.sort_by_key(|c| c.created_at);
+        Ok(checks)
     }
 
     async fn oldest_pending(&self, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
@@ -456,49 +442,38 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn set_project_settings(&self, project_id: &str, change: SettingsChange, now: OffsetDateTime) -> Result<()> {
-        let project_id = project_id.to_string();
+    async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()> {
         self.writer
             .write(move |conn| {
-                let n = conn
-                    .execute(
-                        "UPDATE projects SET
-                             webhook_url = CASE WHEN ?2 THEN ?3 ELSE webhook_url END,
-                             auto_confirm = COALESCE(?4, auto_confirm),
-                             confirm_timeout_s = COALESCE(?5, confirm_timeout_s),
-                             methods = COALESCE(?6, methods),
-                             kyc_mode = COALESCE(?7, kyc_mode),
-                             allowed_ips = COALESCE(?8, allowed_ips)
-                         WHERE id = ?1",
-                        params![
-                            project_id,
-                            change.webhook_url.is_some(),
-                            change.webhook_url.clone().flatten(),
-                            change.auto_confirm.map(i64::from),
-                            change.confirm_timeout_s,
-                            change.methods,
-                            change.kyc_mode,
-                            change.allowed_ips,
-                        ],
+                let mut stmt = conn
+                    .prepare_cached(
+                        "UPDATE kyc_checks SET retry_at_us = ?3, postponed = 1
+                         WHERE project_id = ?1 AND id = ?2 AND outcome IS NULL",
                     )
                     .map_err(db)?;
-                if n == 0 {
-                    return Err(StoreError::NoSuchProject(project_id));
-                }
-                if matches!(change.webhook_url, Some(Some(_))) {
-                    // A (new) URL releases the webhooks parked while there was none.
-                    conn.execute(
-                        "UPDATE webhooks SET next_attempt_at_us = ?2 WHERE project_id = ?1 AND state = 'pending'
-                             AND (leased_until_us IS NULL OR leased_until_us <= ?2)",
-                        params![project_id, to_us(now)],
-                    )
-                    .map_err(db)?;
+                for (project, id) in &checks {
+                    stmt.execute(params![project, id, to_us(until)]).map_err(db)?;
                 }
                 Ok(())
             })
             .await
     }
 
+    async fn release_postponed_checks(&self) -> Result<usize> {
+        self.writer
+            .write(|conn| {
+                conn.execute(
+                    "UPDATE kyc_checks SET retry_at_us = NULL, postponed = 0 WHERE outcome IS NULL AND postponed = 1",
+                    [],
+                )
+                .map_err(db)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
     async fn write_session(&self, write: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome> {
         let result = self.writer.write(move |conn| payouts::write_session(conn, &write, now)).await;
         match result {
@@ -521,15 +496,23 @@ impl Store for SqliteStore {
         self.read(|conn| payouts::session(conn, project_id, id))
     }
 
-    async fn due_timers(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<DueTimer>> {
-        self.read(|conn| payouts::due_timers(conn, now, limit))
+    async fn claim_due_timers(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>> {
+        self.writer.write(move |conn| payouts::claim_due_timers(conn, now, lease_until, limit)).await
     }
 
     async fn drop_timer(&self, project_id: &str, session_id: &str, timer: Timer) -> Result<()> {
         let (p, s) = (project_id.to_string(), session_id.to_string());
         self.writer.write(move |conn| payouts::delete_timer(conn, &p, &s, timer)).await
     }
+}
 
+#[async_trait]
+impl LedgerStore for SqliteStore {
     async fn topup(&self, project_id: &str, currency: &str, amount: i64, now: OffsetDateTime) -> Result<()> {
         let (p, c) = (project_id.to_string(), currency.to_string());
         let result = self
@@ -538,9 +521,9 @@ impl Store for SqliteStore {
             .await;
         match result {
             Ok(true) => Ok(()),
-            Ok(false) => Err(StoreError::Corrupt("a top-up cannot make a balance negative".into())),
+            Ok(false) => Err(StoreError::MovementRefused("a top-up cannot make a balance negative")),
             Err(payouts::Refusal::Error(e)) => Err(e),
-            Err(payouts::Refusal::Outcome(o)) => Err(StoreError::Db(format!("top-up refused: {o:?}"))),
+            Err(payouts::Refusal::Outcome(_)) => Err(StoreError::MovementRefused("a top-up was refused")),
         }
     }
 
@@ -551,7 +534,10 @@ impl Store for SqliteStore {
     async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>> {
         self.read(|conn| payouts::posting_sums(conn, project_id, currency))
     }
+}
 
+#[async_trait]
+impl OutboxStore for SqliteStore {
     async fn claim_webhooks(
         &self,
         now: OffsetDateTime,
@@ -628,35 +614,10 @@ impl Store for SqliteStore {
         })?;
         us.map(from_us).transpose()
     }
+}
 
-    async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()> {
-        self.writer
-            .write(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "UPDATE kyc_checks SET retry_at_us = ?3 WHERE project_id = ?1 AND id = ?2 AND outcome IS NULL",
-                    )
-                    .map_err(db)?;
-                for (project, id) in &checks {
-                    stmt.execute(params![project, id, to_us(until)]).map_err(db)?;
-                }
-                Ok(())
-            })
-            .await
-    }
-
-    async fn release_postponed_checks(&self) -> Result<usize> {
-        self.writer
-            .write(|conn| {
-                conn.execute(
-                    "UPDATE kyc_checks SET retry_at_us = NULL WHERE outcome IS NULL AND retry_at_us IS NOT NULL",
-                    [],
-                )
-                .map_err(db)
-            })
-            .await
-    }
-
+#[async_trait]
+impl MetaStore for SqliteStore {
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.read(|conn| {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)

@@ -2,13 +2,16 @@
 //! keys, timers, wallets and postings, and the webhook outbox.
 
 use open131_domain::ledger::{postings, Account, Movement};
-use open131_domain::session::{parse_phase, phase_name, Timer};
+use open131_domain::lifecycle::Timer;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use time::OffsetDateTime;
 
 use super::writer::db;
-use super::{from_us, to_us};
 use crate::payouts::*;
+use crate::rows::{
+    attempt_outcome, due_timer, from_us, to_us, PayoutRow, PayoutValues, SessionRow, SessionValues, WebhookRow,
+    INSERT_PAYOUT, PAYOUT_OFFSET, SELECT_SESSION, WEBHOOK_COLUMNS,
+};
 use crate::{Result, StoreError};
 
 /// Why a change was refused inside its savepoint (rolled back by returning it as Err).
@@ -42,49 +45,29 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
             return Err(Refusal::Outcome(WriteOutcome::IdempotencyConflict));
         }
     }
-    let p = r.payout.as_ref();
-    // The columns a change may set, at the same positions (?1..?16) in both
+    let v = SessionValues::of(r);
+    // The columns a change may set, at the same positions (?1..?7) in both
     // statements; each statement appends what only it needs.
-    let phase = phase_name(r.phase);
-    let columns: [&dyn rusqlite::ToSql; 16] = [
-        &r.project_id,
-        &r.id,
-        &phase,
-        &p.map(|p| &p.id),
-        &p.map(|p| p.amount),
-        &p.map(|p| &p.currency),
-        &p.map(|p| &p.method_masked),
-        &p.map(|p| &p.participant_details),
-        &p.and_then(|p| p.customer.as_ref()),
-        &p.and_then(|p| p.metadata.as_ref()),
-        &p.map(|p| &p.plan),
-        &r.refund.as_ref().map(|f| &f.id),
-        &r.refund.as_ref().map(|f| to_us(f.created_at)),
-        &to_us(r.updated_at),
-        &p.map(|p| to_us(p.created_at)),
-        &r.finished_at.map(to_us),
-    ];
+    let columns: [&dyn rusqlite::ToSql; 7] =
+        [&v.project_id, &v.id, &v.phase, &v.refund_id, &v.refunded_at_us, &v.updated_at_us, &v.finished_at_us];
     let version = match w.expected_version {
         None => {
             conn.prepare_cached(
-                "INSERT INTO sessions (project_id, id, phase, payout_id, amount, currency, method_masked,
-                     participant_details, customer, metadata, plan, refund_id, refunded_at_us, updated_at_us,
-                     payout_created_at_us, finished_at_us, api_version, created_at_us, version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 1)",
+                "INSERT INTO sessions (project_id, id, phase, refund_id, refunded_at_us, updated_at_us,
+                     finished_at_us, api_version, created_at_us, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
             )
             .map_err(err)?
-            .execute(params_from_iter(columns.into_iter().chain([&r.api_version as _, &to_us(r.created_at) as _])))
+            .execute(params_from_iter(columns.into_iter().chain([&v.api_version as _, &v.created_at_us as _])))
             .map_err(err)?;
             1
         }
         Some(expected) => {
             let n = conn
                 .prepare_cached(
-                    "UPDATE sessions SET phase = ?3, version = version + 1, payout_id = ?4, amount = ?5, currency = ?6,
-                         method_masked = ?7, participant_details = ?8, customer = ?9, metadata = ?10, plan = ?11,
-                         refund_id = ?12, refunded_at_us = ?13, updated_at_us = ?14, payout_created_at_us = ?15,
-                         finished_at_us = ?16
-                     WHERE project_id = ?1 AND id = ?2 AND version = ?17",
+                    "UPDATE sessions SET phase = ?3, version = version + 1, refund_id = ?4, refunded_at_us = ?5,
+                         updated_at_us = ?6, finished_at_us = ?7
+                     WHERE project_id = ?1 AND id = ?2 AND version = ?8",
                 )
                 .map_err(err)?
                 .execute(params_from_iter(columns.into_iter().chain([&expected as _])))
@@ -95,8 +78,30 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
             expected + 1
         }
     };
+    for p in &r.payouts {
+        let p = PayoutValues::of(p);
+        conn.prepare_cached(INSERT_PAYOUT)
+            .map_err(err)?
+            .execute(params![
+                r.project_id,
+                r.id,
+                p.id,
+                p.amount,
+                p.currency,
+                p.method_masked,
+                p.participant_details,
+                p.customer,
+                p.metadata,
+                p.plan,
+                p.created_at_us,
+                p.state
+            ])
+            .map_err(err)?;
+    }
     if !w.movements.is_empty() {
-        let payout = p.ok_or_else(|| Refusal::Error(StoreError::Corrupt("ledger movement without a payout".into())))?;
+        let payout = r
+            .payout()
+            .ok_or_else(|| Refusal::Error(StoreError::MovementRefused("a ledger movement without a payout")))?;
         for m in &w.movements {
             if !apply_movement(conn, &r.project_id, &payout.currency, *m, payout.amount, Some(&r.id), now)? {
                 return Err(Refusal::Outcome(WriteOutcome::Insufficient));
@@ -105,8 +110,9 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
     }
     for hook in &w.webhooks {
         conn.prepare_cached(
-            "INSERT INTO webhooks (project_id, session_id, type, body, created_at_us, state, next_attempt_at_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?5)",
+            "INSERT INTO webhooks (project_id, subject_kind, subject_id, type, body, created_at_us, state,
+                 next_attempt_at_us)
+             VALUES (?1, 'session', ?2, ?3, ?4, ?5, 'pending', ?5)",
         )
         .map_err(err)?
         .execute(params![r.project_id, r.id, hook.kind, hook.body, to_us(now)])
@@ -188,109 +194,73 @@ pub(crate) fn apply_movement(
     Ok(true)
 }
 
-const SESSION_COLUMNS: &str = "project_id, id, api_version, phase, version, payout_id, amount, currency, method_masked,
-     participant_details, customer, metadata, plan, refund_id, refunded_at_us, created_at_us, updated_at_us,
-     payout_created_at_us, finished_at_us";
+fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        project_id: row.get(0)?,
+        id: row.get(1)?,
+        api_version: row.get(2)?,
+        phase: row.get(3)?,
+        version: row.get(4)?,
+        refund_id: row.get(5)?,
+        refunded_at_us: row.get(6)?,
+        created_at_us: row.get(7)?,
+        updated_at_us: row.get(8)?,
+        finished_at_us: row.get(9)?,
+    })
+}
 
-fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Result<SessionRecord>> {
-    let project_id: String = row.get(0)?;
-    let id: String = row.get(1)?;
-    let phase_text: String = row.get(3)?;
-    let payout_id: Option<String> = row.get(5)?;
-    let refund_id: Option<String> = row.get(13)?;
-    let refunded_at: Option<i64> = row.get(14)?;
-    let payout_created: Option<i64> = row.get(17)?;
-    let finished: Option<i64> = row.get(18)?;
-    let payout = match payout_id {
-        Some(pid) => Some((
-            pid,
-            row.get::<_, Option<i64>>(6)?,
-            row.get::<_, Option<String>>(7)?,
-            row.get::<_, Option<String>>(8)?,
-            row.get::<_, Option<String>>(9)?,
-            row.get::<_, Option<String>>(10)?,
-            row.get::<_, Option<String>>(11)?,
-            row.get::<_, Option<String>>(12)?,
-        )),
-        None => None,
-    };
-    let api_version: String = row.get(2)?;
-    let version: i64 = row.get(4)?;
-    let created: i64 = row.get(15)?;
-    let updated: i64 = row.get(16)?;
-    Ok((|| {
-        let corrupt = |what: &str| StoreError::Corrupt(format!("session {project_id}/{id}: {what}"));
-        let phase = parse_phase(&phase_text).ok_or_else(|| corrupt("phase"))?;
-        let payout = match payout {
-            Some((
-                pid,
-                Some(amount),
-                Some(currency),
-                Some(method),
-                Some(participant),
-                customer,
-                metadata,
-                Some(plan),
-            )) => Some(PayoutRecord {
-                id: pid,
-                amount,
-                currency,
-                method_masked: method,
-                participant_details: participant,
-                customer,
-                metadata,
-                plan,
-                created_at: from_us(payout_created.ok_or_else(|| corrupt("payout time"))?)?,
-            }),
-            Some(_) => return Err(corrupt("incomplete payout")),
-            None => None,
-        };
-        let refund = match (refund_id, refunded_at) {
-            (Some(id), Some(at)) => Some(RefundRecord { id, created_at: from_us(at)? }),
-            _ => None,
-        };
-        Ok(SessionRecord {
-            project_id: project_id.clone(),
-            id: id.clone(),
-            api_version,
-            phase,
-            version,
-            payout,
-            refund,
-            created_at: from_us(created)?,
-            updated_at: from_us(updated)?,
-            finished_at: finished.map(from_us).transpose()?,
-        })
-    })())
+fn payout_row(row: &Row<'_>) -> rusqlite::Result<Option<PayoutRow>> {
+    let at = |i: usize| PAYOUT_OFFSET + i;
+    let Some(id) = row.get::<_, Option<String>>(at(0))? else { return Ok(None) };
+    Ok(Some(PayoutRow {
+        id,
+        amount: row.get(at(1))?,
+        currency: row.get(at(2))?,
+        method_masked: row.get(at(3))?,
+        participant_details: row.get(at(4))?,
+        customer: row.get(at(5))?,
+        metadata: row.get(at(6))?,
+        plan: row.get(at(7))?,
+        state: row.get(at(8))?,
+        created_at_us: row.get(at(9))?,
+    }))
 }
 
 pub(crate) fn session(conn: &Connection, project: &str, id: &str) -> Result<Option<SessionRecord>> {
-    conn.prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = ?1 AND id = ?2"))
+    let mut stmt = conn.prepare_cached(SELECT_SESSION).map_err(db)?;
+    let rows = stmt
+        .query_map(params![project, id], |row| Ok((session_row(row)?, payout_row(row)?)))
         .map_err(db)?
-        .query_row(params![project, id], session_from_row)
-        .optional()
-        .map_err(db)?
-        .transpose()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    let mut rows = rows.into_iter();
+    let Some((head, first)) = rows.next() else { return Ok(None) };
+    let payouts = first.into_iter().chain(rows.filter_map(|(_, p)| p)).collect();
+    head.decode(payouts).map(Some)
 }
 
-pub(crate) fn due_timers(conn: &Connection, now: OffsetDateTime, limit: usize) -> Result<Vec<DueTimer>> {
+pub(crate) fn claim_due_timers(
+    conn: &Connection,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<DueTimer>> {
     let rows = conn
         .prepare_cached(
-            "SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= ?1 ORDER BY due_at_us LIMIT ?2",
+            "UPDATE session_timers SET due_at_us = ?3
+             WHERE (project_id, session_id, timer) IN (
+                 SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= ?1
+                 ORDER BY due_at_us LIMIT ?2)
+             RETURNING project_id, session_id, timer",
         )
         .map_err(db)?
-        .query_map(params![to_us(now), limit as i64], |r| {
+        .query_map(params![to_us(now), limit as i64, to_us(lease_until)], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
         })
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
-    rows.into_iter()
-        .map(|(project_id, session_id, t)| {
-            let timer = Timer::parse(&t).ok_or_else(|| StoreError::Corrupt(format!("timer {t:?}")))?;
-            Ok(DueTimer { project_id, session_id, timer })
-        })
-        .collect()
+    rows.into_iter().map(|(project_id, session_id, t)| due_timer(project_id, session_id, &t)).collect()
 }
 
 pub(crate) fn wallets(conn: &Connection, project: &str) -> Result<Vec<WalletRecord>> {
@@ -324,70 +294,23 @@ pub(crate) fn posting_sums(conn: &Connection, project: &str, currency: &str) -> 
     .map_err(db)
 }
 
-const WEBHOOK_COLUMNS: &str = "id, project_id, session_id, type, body, created_at_us, state, attempts,
-     next_attempt_at_us, last_status, last_error, delivered_at_us, attempts_base";
-
-fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<(WebhookRecordRaw, ())> {
-    Ok((
-        WebhookRecordRaw {
-            id: r.get(0)?,
-            project_id: r.get(1)?,
-            session_id: r.get(2)?,
-            kind: r.get(3)?,
-            body: r.get(4)?,
-            created_at_us: r.get(5)?,
-            state: r.get(6)?,
-            attempts: r.get(7)?,
-            next_attempt_at_us: r.get(8)?,
-            last_status: r.get(9)?,
-            last_error: r.get(10)?,
-            delivered_at_us: r.get(11)?,
-            attempts_base: r.get(12)?,
-        },
-        (),
-    ))
-}
-
-pub(crate) struct WebhookRecordRaw {
-    id: i64,
-    project_id: String,
-    session_id: String,
-    kind: String,
-    body: Vec<u8>,
-    created_at_us: i64,
-    state: String,
-    attempts: i64,
-    next_attempt_at_us: i64,
-    last_status: Option<i64>,
-    last_error: Option<String>,
-    delivered_at_us: Option<i64>,
-    attempts_base: i64,
-}
-
-impl WebhookRecordRaw {
-    fn into_record(self) -> Result<WebhookRecord> {
-        let state = match self.state.as_str() {
-            "pending" => WebhookState::Pending,
-            "delivered" => WebhookState::Delivered,
-            "failed" => WebhookState::Failed,
-            other => return Err(StoreError::Corrupt(format!("webhook state {other:?}"))),
-        };
-        Ok(WebhookRecord {
-            id: self.id,
-            project_id: self.project_id,
-            session_id: self.session_id,
-            kind: self.kind,
-            body: self.body,
-            created_at: from_us(self.created_at_us)?,
-            state,
-            attempts: self.attempts,
-            attempts_base: self.attempts_base,
-            next_attempt_at: from_us(self.next_attempt_at_us)?,
-            last_status: self.last_status,
-            last_error: self.last_error,
-            delivered_at: self.delivered_at_us.map(from_us).transpose()?,
-        })
-    }
+fn webhook_row(r: &Row<'_>) -> rusqlite::Result<WebhookRow> {
+    Ok(WebhookRow {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        subject_id: r.get(2)?,
+        kind: r.get(3)?,
+        body: r.get(4)?,
+        created_at_us: r.get(5)?,
+        state: r.get(6)?,
+        attempts: r.get(7)?,
+        next_attempt_at_us: r.get(8)?,
+        last_status: r.get(9)?,
+        last_error: r.get(10)?,
+        delivered_at_us: r.get(11)?,
+        attempts_base: r.get(12)?,
+        subject_kind: r.get(13)?,
+    })
 }
 
 pub(crate) fn claim_webhooks(
@@ -407,11 +330,11 @@ pub(crate) fn claim_webhooks(
              RETURNING {WEBHOOK_COLUMNS}"
         ))
         .map_err(db)?
-        .query_map(params![to_us(now), to_us(lease_until), limit as i64, skip], webhook_from_row)
+        .query_map(params![to_us(now), to_us(lease_until), limit as i64, skip], webhook_row)
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
-    let mut out: Vec<WebhookRecord> = raw.into_iter().map(|(r, ())| r.into_record()).collect::<Result<_>>()?;
+    let mut out: Vec<WebhookRecord> = raw.into_iter().map(WebhookRow::decode).collect::<Result<_>>()?;
     out.sort_by_key(|w| w.id);
     Ok(out)
 }
@@ -446,11 +369,7 @@ pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> R
         .map_err(db)?
         .execute(params![a.webhook_id, attempt, to_us(a.at), a.status, a.error, a.duration_ms])
         .map_err(db)?;
-        let (state, next, delivered) = match (a.next_attempt_at, a.gave_up) {
-            (Some(next), _) => ("pending", to_us(next), None),
-            (None, true) => ("failed", to_us(a.at), None),
-            (None, false) => ("delivered", to_us(a.at), Some(to_us(a.at))),
-        };
+        let (state, next, delivered) = attempt_outcome(a);
         conn.prepare_cached(
             "UPDATE webhooks SET state = ?2, next_attempt_at_us = ?3, last_status = ?4, last_error = ?5,
                  delivered_at_us = COALESCE(?6, delivered_at_us), leased_until_us = NULL
@@ -467,18 +386,18 @@ pub(crate) fn webhooks(conn: &Connection, filter: &WebhookFilter) -> Result<Vec<
     let raw = conn
         .prepare_cached(&format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks
-             WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR session_id = ?2)
+             WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR subject_id = ?2)
              ORDER BY id LIMIT ?3"
         ))
         .map_err(db)?
         .query_map(
-            params![filter.project_id, filter.session_id, filter.limit.map_or(i64::MAX, |l| l as i64)],
-            webhook_from_row,
+            params![filter.project_id, filter.subject_id, filter.limit.map_or(i64::MAX, |l| l as i64)],
+            webhook_row,
         )
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
-    raw.into_iter().map(|(r, ())| r.into_record()).collect()
+    raw.into_iter().map(WebhookRow::decode).collect()
 }
 
 pub(crate) fn webhook_attempts(conn: &Connection, id: i64) -> Result<Vec<AttemptRecord>> {

@@ -32,7 +32,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("open131-sqlite-writer".into())
             .spawn(move || run(conn, receiver))
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+            .map_err(|e| StoreError::io(std::path::Path::new("open131-sqlite-writer thread"), e))?;
         Ok(Self { sender })
     }
 
@@ -110,7 +110,7 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
                 }
             })
             .collect();
-        let commit = conn.execute_batch("COMMIT").map_err(db);
+        let commit = conn.execute_batch("COMMIT").map_err(|e| std::sync::Arc::new(crate::BackendError::Sqlite(e)));
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs, "group commit failed; every job in it is answered with an error");
             let _ = conn.execute_batch("ROLLBACK");
@@ -118,14 +118,14 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
         for complete in completions {
             complete(match &commit {
                 Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Db(e.to_string())),
+                Err(e) => Err(StoreError::CommitFailed(e.clone())),
             });
         }
     }
 }
 
 pub(crate) fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Db(e.to_string())
+    e.into()
 }
 
 #[cfg(test)]

@@ -1,0 +1,99 @@
+//! The vocabulary every lifecycle speaks: the effects a transition asks for
+//! (a ledger movement, a webhook, a timer), the webhooks and the timers. The
+//! session machine ([`crate::session`]) and each operation's machine (the
+//! payout's, [`crate::payout_flow`]; the acquiring payment's and the refund's
+//! next) return these, and the server's engine turns any of them into one
+//! atomic store write without knowing which machine asked.
+
+use crate::ledger::Movement;
+
+/// What the caller must do, in the same transaction as the state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// Move the operation's amount in the wallet. `Return` also records the
+    /// refund that brought the money back.
+    Ledger(Movement),
+    Webhook(WebhookKind),
+    Schedule(Timer),
+}
+
+/// How a finished operation ends; the session machine hears of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Settled {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebhookKind {
+    ReadyToConfirm,
+    PaymentFinished,
+    PaymentRefunded,
+}
+
+impl WebhookKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadyToConfirm => "ready_to_confirm",
+            Self::PaymentFinished => "payment_finished",
+            Self::PaymentRefunded => "payment_refunded",
+        }
+    }
+}
+
+/// Timers the bank sets for itself; each fires an event later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// Fires the payout's `Prepared`.
+    Prepare,
+    /// Fires `ConfirmTimedOut` (moot if the operation moved on).
+    ConfirmTimeout,
+    /// Fires the provider's verdict.
+    ProviderResult,
+    /// Fires `Returned`.
+    BankReturn,
+}
+
+impl Timer {
+    pub const ALL: [Timer; 4] = [Self::Prepare, Self::ConfirmTimeout, Self::ProviderResult, Self::BankReturn];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prepare => "prepare",
+            Self::ConfirmTimeout => "confirm_timeout",
+            Self::ProviderResult => "provider_result",
+            Self::BankReturn => "bank_return",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// How many reservations `effects` open (+1) or settle (−1): the walks of
+/// every machine's paths count with it.
+#[cfg(test)]
+pub(crate) fn reserved_change(effects: &[Effect]) -> i32 {
+    effects
+        .iter()
+        .map(|e| match e {
+            Effect::Ledger(Movement::Reserve) => 1,
+            Effect::Ledger(Movement::Debit | Movement::Release) => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_names_round_trip() {
+        for t in Timer::ALL {
+            assert_eq!(Timer::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(Timer::parse("nap"), None);
+    }
+}

@@ -1,0 +1,326 @@
+//! The payout's own lifecycle, one operation inside a session: one state
+//! enum ([`PayoutState`]), one pure [`transition`] returning the new state and
+//! the effects (from the shared [`crate::lifecycle`] vocabulary) the engine
+//! carries out in the same transaction. The session machine
+//! ([`crate::session`]) starts a payout and hears when it settles.
+//!
+//! ```text
+//! start ─► Preparing ──Prepared(manual)──► AwaitingConfirm ──Confirm──► Processing ──► Succeeded ──Returned──► Succeeded(+refund)
+//!              │                              │   │                        └────────► Failed(code)
+//!              └──Prepared(auto)──► Processing │   ├─Cancel──► Failed(session_cancelled_by_partner)
+//!                                             │   └─ConfirmTimedOut──► Failed(confirm_timeout)
+//!          (ReserveRefused from Preparing/AwaitingConfirm ──► Failed(insufficient_wallet_balance))
+//! ```
+//!
+//! Money: the amount is reserved when the payout is confirmed (or prepared
+//! with auto-confirm), and every reservation ends in exactly one debit or
+//! release (`every_reserve_is_settled_exactly_once_on_every_path`).
+
+use crate::ledger::Movement;
+use crate::lifecycle::{Effect, Settled, Timer, WebhookKind};
+
+/// Why a payout failed; `as_str` is the API error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureCode {
+    DeclinedByIssuerBank,
+    NotPermittedByIssuerBank,
+    BankCardExpired,
+    CardNumberDoesNotExist,
+    AccountNotFound,
+    ProviderTimeout,
+    ProviderExceedsAmountLimit,
+    InsufficientWalletBalance,
+    SessionCancelledByPartner,
+    ConfirmTimeout,
+}
+
+impl FailureCode {
+    pub const ALL: [FailureCode; 10] = [
+        Self::DeclinedByIssuerBank,
+        Self::NotPermittedByIssuerBank,
+        Self::BankCardExpired,
+        Self::CardNumberDoesNotExist,
+        Self::AccountNotFound,
+        Self::ProviderTimeout,
+        Self::ProviderExceedsAmountLimit,
+        Self::InsufficientWalletBalance,
+        Self::SessionCancelledByPartner,
+        Self::ConfirmTimeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeclinedByIssuerBank => "declined_by_issuer_bank",
+            Self::NotPermittedByIssuerBank => "not_permitted_by_issuer_bank",
+            Self::BankCardExpired => "bank_card_expired",
+            Self::CardNumberDoesNotExist => "card_number_does_not_exist",
+            Self::AccountNotFound => "account_not_found",
+            Self::ProviderTimeout => "provider_timeout",
+            Self::ProviderExceedsAmountLimit => "provider_exceeds_amount_limit",
+            Self::InsufficientWalletBalance => "insufficient_wallet_balance",
+            Self::SessionCancelledByPartner => "session_cancelled_by_partner",
+            Self::ConfirmTimeout => "confirm_timeout",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The human description sent with the code.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::DeclinedByIssuerBank => "Declined by issuer bank",
+            Self::NotPermittedByIssuerBank => "Not permitted by issuer bank",
+            Self::BankCardExpired => "Bank card expired",
+            Self::CardNumberDoesNotExist => "Card number does not exist",
+            Self::AccountNotFound => "Account not found",
+            Self::ProviderTimeout => "Provider response timeout, transaction cancelled",
+            Self::ProviderExceedsAmountLimit => "Provider amount limit exceeded",
+            Self::InsufficientWalletBalance => "Insufficient wallet balance",
+            Self::SessionCancelledByPartner => "Session cancelled by partner",
+            Self::ConfirmTimeout => "Cancelled: confirmation did not arrive in time",
+        }
+    }
+}
+
+/// The state of one payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayoutState {
+    /// Accepted; the bank prepares it (wire `in_progress`).
+    Preparing,
+    /// Waiting for `session/confirm` (wire `pending`, `next_action: confirm`).
+    AwaitingConfirm,
+    /// Funds reserved; the provider works (wire `in_progress`).
+    Processing,
+    Succeeded,
+    Failed(FailureCode),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayoutEvent {
+    /// The bank finished preparing; `auto_confirm` skips the confirmation step.
+    Prepared {
+        auto_confirm: bool,
+    },
+    Confirm,
+    Cancel,
+    ConfirmTimedOut,
+    /// The ledger refused the reservation the previous transition asked for.
+    ReserveRefused,
+    /// The provider paid; `returned` when the recipient's bank will send it back later.
+    ProviderSucceeded {
+        returned: bool,
+    },
+    ProviderFailed(FailureCode),
+    /// The recipient's bank returned a successful payout.
+    Returned,
+}
+
+/// An event the payout's state does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{event:?} is not allowed when the payout is {state:?}")]
+pub struct PayoutWrongState {
+    pub state: PayoutState,
+    pub event: PayoutEvent,
+}
+
+/// A new payout: it starts preparing.
+pub fn start() -> (PayoutState, Vec<Effect>) {
+    (PayoutState::Preparing, vec![Effect::Schedule(Timer::Prepare)])
+}
+
+pub fn transition(state: PayoutState, event: PayoutEvent) -> Result<(PayoutState, Vec<Effect>), PayoutWrongState> {
+    use Effect::{Ledger, Schedule, Webhook};
+    use PayoutEvent as E;
+    use PayoutState::*;
+    let finished = Webhook(WebhookKind::PaymentFinished);
+    let next = match (state, event) {
+        (Preparing, E::Prepared { auto_confirm: false }) => {
+            (AwaitingConfirm, vec![Webhook(WebhookKind::ReadyToConfirm), Schedule(Timer::ConfirmTimeout)])
+        }
+        (Preparing, E::Prepared { auto_confirm: true }) | (AwaitingConfirm, E::Confirm) => {
+            (Processing, vec![Ledger(Movement::Reserve), Schedule(Timer::ProviderResult)])
+        }
+        (Preparing | AwaitingConfirm, E::ReserveRefused) => {
+            (Failed(FailureCode::InsufficientWalletBalance), vec![finished])
+        }
+        (AwaitingConfirm, E::Cancel) => (Failed(FailureCode::SessionCancelledByPartner), vec![finished]),
+        (AwaitingConfirm, E::ConfirmTimedOut) => (Failed(FailureCode::ConfirmTimeout), vec![finished]),
+        (Processing, E::ProviderSucceeded { returned: false }) => (Succeeded, vec![Ledger(Movement::Debit), finished]),
+        (Processing, E::ProviderSucceeded { returned: true }) => {
+            (Succeeded, vec![Ledger(Movement::Debit), finished, Schedule(Timer::BankReturn)])
+        }
+        (Processing, E::ProviderFailed(code)) => (Failed(code), vec![Ledger(Movement::Release), finished]),
+        (Succeeded, E::Returned) => (Succeeded, vec![Ledger(Movement::Return), Webhook(WebhookKind::PaymentRefunded)]),
+        _ => return Err(PayoutWrongState { state, event }),
+    };
+    Ok(next)
+}
+
+/// How the payout settled, once it has.
+pub fn settled(state: PayoutState) -> Option<Settled> {
+    match state {
+        PayoutState::Succeeded => Some(Settled::Succeeded),
+        PayoutState::Failed(_) => Some(Settled::Failed),
+        PayoutState::Preparing | PayoutState::AwaitingConfirm | PayoutState::Processing => None,
+    }
+}
+
+/// The payout's `status` on the wire.
+pub fn wire_status(state: PayoutState) -> &'static str {
+    match state {
+        PayoutState::Preparing | PayoutState::Processing => "in_progress",
+        PayoutState::AwaitingConfirm => "pending",
+        PayoutState::Succeeded => "succeeded",
+        PayoutState::Failed(_) => "failed",
+    }
+}
+
+/// Stable storage name of a state.
+pub fn state_name(state: PayoutState) -> String {
+    match state {
+        PayoutState::Preparing => "preparing".into(),
+        PayoutState::AwaitingConfirm => "awaiting_confirm".into(),
+        PayoutState::Processing => "processing".into(),
+        PayoutState::Succeeded => "succeeded".into(),
+        PayoutState::Failed(code) => format!("failed:{}", code.as_str()),
+    }
+}
+
+pub fn parse_state(s: &str) -> Option<PayoutState> {
+    Some(match s {
+        "preparing" => PayoutState::Preparing,
+        "awaiting_confirm" => PayoutState::AwaitingConfirm,
+        "processing" => PayoutState::Processing,
+        "succeeded" => PayoutState::Succeeded,
+        other => PayoutState::Failed(FailureCode::parse(other.strip_prefix("failed:")?)?),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn all_states() -> Vec<PayoutState> {
+        let mut v = vec![PayoutState::Preparing, PayoutState::AwaitingConfirm, PayoutState::Processing];
+        v.push(PayoutState::Succeeded);
+        v.extend(FailureCode::ALL.into_iter().map(PayoutState::Failed));
+        v
+    }
+
+    pub(crate) fn all_events() -> Vec<PayoutEvent> {
+        let mut v = vec![
+            PayoutEvent::Prepared { auto_confirm: false },
+            PayoutEvent::Prepared { auto_confirm: true },
+            PayoutEvent::Confirm,
+            PayoutEvent::Cancel,
+            PayoutEvent::ConfirmTimedOut,
+            PayoutEvent::ReserveRefused,
+            PayoutEvent::ProviderSucceeded { returned: false },
+            PayoutEvent::ProviderSucceeded { returned: true },
+            PayoutEvent::Returned,
+        ];
+        v.extend(FailureCode::ALL.into_iter().map(PayoutEvent::ProviderFailed));
+        v
+    }
+
+    /// The whole table: every state × every event, against an independent
+    /// listing of the legal moves.
+    #[test]
+    fn full_state_event_table() {
+        use Effect::{Ledger, Schedule, Webhook};
+        use PayoutEvent as E;
+        use PayoutState::*;
+        let finished = Webhook(WebhookKind::PaymentFinished);
+        let reserve = vec![Ledger(Movement::Reserve), Schedule(Timer::ProviderResult)];
+        let mut legal = 0;
+        for state in all_states() {
+            for event in all_events() {
+                let expected: Option<(PayoutState, Vec<Effect>)> = match (state, event) {
+                    (Preparing, E::Prepared { auto_confirm: false }) => Some((
+                        AwaitingConfirm,
+                        vec![Webhook(WebhookKind::ReadyToConfirm), Schedule(Timer::ConfirmTimeout)],
+                    )),
+                    (Preparing, E::Prepared { auto_confirm: true }) => Some((Processing, reserve.clone())),
+                    (Preparing, E::ReserveRefused) => {
+                        Some((Failed(FailureCode::InsufficientWalletBalance), vec![finished]))
+                    }
+                    (AwaitingConfirm, E::Confirm) => Some((Processing, reserve.clone())),
+                    (AwaitingConfirm, E::ReserveRefused) => {
+                        Some((Failed(FailureCode::InsufficientWalletBalance), vec![finished]))
+                    }
+                    (AwaitingConfirm, E::Cancel) => {
+                        Some((Failed(FailureCode::SessionCancelledByPartner), vec![finished]))
+                    }
+                    (AwaitingConfirm, E::ConfirmTimedOut) => {
+                        Some((Failed(FailureCode::ConfirmTimeout), vec![finished]))
+                    }
+                    (Processing, E::ProviderSucceeded { returned: false }) => {
+                        Some((Succeeded, vec![Ledger(Movement::Debit), finished]))
+                    }
+                    (Processing, E::ProviderSucceeded { returned: true }) => {
+                        Some((Succeeded, vec![Ledger(Movement::Debit), finished, Schedule(Timer::BankReturn)]))
+                    }
+                    (Processing, E::ProviderFailed(c)) => Some((Failed(c), vec![Ledger(Movement::Release), finished])),
+                    (Succeeded, E::Returned) => {
+                        Some((Succeeded, vec![Ledger(Movement::Return), Webhook(WebhookKind::PaymentRefunded)]))
+                    }
+                    _ => None,
+                };
+                let got = transition(state, event);
+                match expected {
+                    Some(ok) => {
+                        legal += 1;
+                        assert_eq!(got, Ok(ok), "{state:?} × {event:?}");
+                    }
+                    None => assert_eq!(got, Err(PayoutWrongState { state, event }), "{state:?} × {event:?}"),
+                }
+            }
+        }
+        assert_eq!(legal, 10 + FailureCode::ALL.len());
+    }
+
+    #[test]
+    fn every_reserve_is_settled_exactly_once_on_every_path() {
+        // Walk all event sequences up to length 6 from a new payout: a Reserve
+        // is always followed by exactly one Debit or Release, never both.
+        fn walk(state: PayoutState, reserved: i32, depth: usize) {
+            assert!((0..=1).contains(&reserved), "{state:?} reserved {reserved}");
+            if settled(state).is_some() {
+                assert_eq!(reserved, 0, "{state:?} settled with money reserved");
+            }
+            if depth == 0 {
+                return;
+            }
+            for event in all_events() {
+                if let Ok((next, effects)) = transition(state, event) {
+                    walk(next, reserved + crate::lifecycle::reserved_change(&effects), depth - 1);
+                }
+            }
+        }
+        let (state, effects) = start();
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Ledger(_))), "starting moves no money");
+        walk(state, 0, 6);
+    }
+
+    #[test]
+    fn a_settled_payout_never_unsettles() {
+        for state in all_states().into_iter().filter(|s| settled(*s).is_some()) {
+            for event in all_events() {
+                if let Ok((next, _)) = transition(state, event) {
+                    assert_eq!(settled(next), settled(state), "{state:?} × {event:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in all_states() {
+            assert_eq!(parse_state(&state_name(s)), Some(s));
+        }
+        assert_eq!(parse_state("failed:nonsense"), None);
+        assert_eq!(wire_status(PayoutState::AwaitingConfirm), "pending");
+    }
+}

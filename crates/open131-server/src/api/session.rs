@@ -1,0 +1,121 @@
+//! The session methods: `session/create`, `session/init/payout`,
+//! `session/start/payout`, `session/confirm`, `session/cancel` and
+//! `session/status`. Every change goes through the engine (one transition, one
+//! atomic store write); a state error is 400 `session_wrong_state`.
+
+use open131_domain::dates::moscow_today;
+use open131_domain::payout;
+use open131_domain::payout_flow::PayoutState;
+use open131_domain::personal::Personal;
+use open131_domain::session::{Event, SessionState};
+use open131_store::PayoutRecord;
+use open131_wire::api::{ApiErrorCode, SessionResponse};
+use serde_json::{Map, Value};
+
+use super::engine::{self, Apply, EngineError};
+use super::{detail, from_domain, render, ApiReply, Ctx};
+
+impl Ctx<'_> {
+    pub(super) fn reply(&self, record: &open131_store::SessionRecord) -> ApiReply {
+        ApiReply::ok(&SessionResponse { status: "ok".into(), session: render::session(record) })
+    }
+
+    fn engine_error(e: EngineError) -> ApiReply {
+        match e {
+            EngineError::WrongState(w) => {
+                ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()).with_log(&w)
+            }
+            EngineError::Idempotency => ApiReply::error(ApiErrorCode::IdempotencyKeyAlreadyExists, None, Vec::new()),
+            EngineError::NoSuchSession => ApiReply::invalid(vec![detail("session_id", "no such session")]),
+            other => ApiReply::internal(&other),
+        }
+    }
+
+    async fn load(&self, body: &Map<String, Value>) -> Result<open131_store::SessionRecord, ApiReply> {
+        let id = match body.get("session_id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            None | Some(Value::Null) => return Err(ApiReply::invalid(vec![detail("session_id", "is required")])),
+            Some(_) => return Err(ApiReply::invalid(vec![detail("session_id", "must be a string")])),
+        };
+        match self.app.store.session(self.project_id, &id).await {
+            Ok(Some(s)) => Ok(s),
+            // Another project's session is indistinguishable from none.
+            Ok(None) => Err(ApiReply::invalid(vec![detail("session_id", "no such session")])),
+            Err(e) => Err(ApiReply::internal(&e)),
+        }
+    }
+
+    pub(super) async fn create(&self) -> Result<ApiReply, ApiReply> {
+        let record = engine::unsaved(self.project_id, self.version, self.app.clock.now());
+        // Creating is storing the `Created` phase as is: no transition, no effects.
+        let write = open131_store::SessionWrite {
+            expected_version: None,
+            record: record.clone(),
+            idempotency: self.idempotency.clone(),
+            movements: Vec::new(),
+            webhooks: Vec::new(),
+            timers: Vec::new(),
+            consumed_timer: None,
+        };
+        match self.app.store.write_session(write, record.created_at).await {
+            Ok(open131_store::WriteOutcome::Applied(version)) => {
+                Ok(self.reply(&open131_store::SessionRecord { version, ..record }))
+            }
+            Ok(open131_store::WriteOutcome::IdempotencyConflict) => Err(Self::engine_error(EngineError::Idempotency)),
+            Ok(other) => Err(ApiReply::internal(&format!("unexpected outcome {other:?} creating a session"))),
+            Err(e) => Err(ApiReply::internal(&e)),
+        }
+    }
+
+    fn payout(&self, body: &Map<String, Value>) -> Result<PayoutRecord, ApiReply> {
+        let now = self.app.clock.now();
+        let request = payout::parse_payout(body, moscow_today(now)).map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let plan = payout::sandbox_plan(&request.method, &request.amount);
+        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+        Ok(PayoutRecord {
+            id: engine::new_payout_id(),
+            amount: request.amount.amount(),
+            currency: request.amount.currency().to_string(),
+            method_masked: request.method.masked().to_string(),
+            participant_details: Personal::new(request.participant_details.to_string()),
+            customer: text(&request.customer),
+            metadata: text(&request.metadata),
+            plan,
+            // Set by the payout machine when the payout starts.
+            state: PayoutState::Preparing,
+            created_at: now,
+        })
+    }
+
+    pub(super) async fn init_payout(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        let payout = self.payout(body)?;
+        let record = engine::unsaved(self.project_id, self.version, self.app.clock.now());
+        let how = Apply { idempotency: self.idempotency.clone(), new_payout: Some(payout), ..Apply::default() };
+        let done = engine::apply(self.app, record, Event::StartPayout, how).await.map_err(Self::engine_error)?;
+        Ok(self.reply(&done))
+    }
+
+    pub(super) async fn start_payout(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        let record = self.load(body).await?;
+        // The state error comes before any complaint about the body.
+        if record.state != SessionState::Created {
+            return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
+        }
+        let how =
+            Apply { idempotency: self.idempotency.clone(), new_payout: Some(self.payout(body)?), ..Apply::default() };
+        let done = engine::apply(self.app, record, Event::StartPayout, how).await.map_err(Self::engine_error)?;
+        Ok(self.reply(&done))
+    }
+
+    pub(super) async fn event(&self, body: &Map<String, Value>, event: Event) -> Result<ApiReply, ApiReply> {
+        let record = self.load(body).await?;
+        let how = Apply { idempotency: self.idempotency.clone(), ..Apply::default() };
+        let done = engine::apply(self.app, record, event, how).await.map_err(Self::engine_error)?;
+        Ok(self.reply(&done))
+    }
+
+    pub(super) async fn status(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        let record = self.load(body).await?;
+        Ok(self.reply(&record))
+    }
+}

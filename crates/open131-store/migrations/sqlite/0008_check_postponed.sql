@@ -1,0 +1,3 @@
+-- A check's retry time is either a verifier's lease or a postponement (no
+-- registry loaded yet); loading a registry releases only postponements.
+ALTER TABLE kyc_checks ADD COLUMN postponed INTEGER NOT NULL DEFAULT 0;

@@ -1,0 +1,220 @@
+//! Passport checks on PostgreSQL: inserts with the UNIQUE duplicate rule,
+//! leased claims with `SKIP LOCKED`, guarded verdicts.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use open131_domain::kyc::{self, CheckEvent, CheckState};
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+use std::sync::Arc;
+
+use deadpool_postgres::Transaction;
+
+use super::batch::{statements, Step};
+use super::{after_commit_sent, PgStore};
+use crate::rows::{format_date, from_us, to_us, CheckRow, CHECK_COLUMNS};
+use crate::{with_retries, CheckRecord, CheckStore, Decision, InsertCheck, NewCheck, Result, StoreError};
+
+fn check_row(r: &Row) -> Result<CheckRow, tokio_postgres::Error> {
+    Ok(CheckRow {
+        project_id: r.try_get(0)?,
+        id: r.try_get(1)?,
+        api_version: r.try_get(2)?,
+        passport_number: r.try_get(3)?,
+        inn: r.try_get(4)?,
+        agent_contract_number: r.try_get(5)?,
+        birthday: r.try_get(6)?,
+        issuer_date: r.try_get(7)?,
+        outcome: r.try_get(8)?,
+        created_at_us: r.try_get(9)?,
+        finished_at_us: r.try_get(10)?,
+    })
+}
+
+fn decode_checks(rows: &[Row]) -> Result<Vec<CheckRecord>> {
+    rows.iter().map(|r| check_row(r)?.decode()).collect()
+}
+
+impl PgStore {
+    async fn finish_checks_once(&self, decisions: &[Decision], now: OffsetDateTime) -> Result<Vec<bool>> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE kyc_checks SET outcome = $3, finished_at_us = $4
+                 WHERE project_id = $1 AND id = $2 AND outcome IS NULL",
+            )
+            .await?;
+        let mut done = Vec::with_capacity(decisions.len());
+        for d in decisions {
+            // The domain's lifecycle says a verdict is only legal on a pending
+            // check; the WHERE clause is how the database enforces it.
+            debug_assert!(kyc::transition(CheckState::Pending, CheckEvent::Decide(d.outcome)).is_ok());
+            let n = tx.execute(&stmt, &[&d.project_id, &d.id, &d.outcome.as_str(), &to_us(now)]).await?;
+            done.push(n == 1);
+        }
+        // A repeat after a lost COMMIT would answer `false` for verdicts it recorded.
+        tx.commit().await.map_err(after_commit_sent)?;
+        Ok(done)
+    }
+}
+
+/// The columns of a new check, as stored.
+struct CheckInsert {
+    check: NewCheck,
+    id: i64,
+    birthday: String,
+    issuer_date: Option<String>,
+}
+
+/// Inserts a check under the UNIQUE duplicate rule (`ON CONFLICT DO NOTHING`,
+/// never a lookup first); a duplicate answers the earlier check's id.
+async fn insert_check_in(tx: &Transaction<'_>, c: &CheckInsert) -> Result<InsertCheck> {
+    let (check, app) = (&c.check, &c.check.application);
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO kyc_checks (project_id, id, api_version, passport_number, inn, agent_contract_number,
+                 birthday, issuer_date, payload, created_at_us)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (project_id, passport_number, inn, agent_contract_number) DO NOTHING",
+        )
+        .await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        &check.project_id,
+        &c.id,
+        &app.version.as_str(),
+        &app.document_key.expose(),
+        &app.inn.expose(),
+        &app.agent_contract_number.expose(),
+        &c.birthday,
+        &c.issuer_date,
+        &check.payload_json.expose(),
+        &to_us(check.created_at),
+    ];
+    if tx.execute(&insert, &params).await? == 1 {
+        return Ok(InsertCheck::Created(c.id));
+    }
+    // The conflicting row is committed or ours: ON CONFLICT waited for its transaction.
+    let earlier = tx
+        .prepare_cached(
+            "SELECT id FROM kyc_checks WHERE project_id = $1 AND passport_number = $2 AND inn = $3
+                 AND agent_contract_number = $4",
+        )
+        .await?;
+    let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&check.project_id, &app.document_key.expose(), &app.inn.expose(), &app.agent_contract_number.expose()];
+    let earlier = tx
+        .query_opt(&earlier, &keys)
+        .await?
+        .ok_or_else(|| StoreError::corrupt(format!("check of {}", check.project_id), "duplicate without a row"))?;
+    Ok(InsertCheck::Duplicate(earlier.try_get(0)?))
+}
+
+#[async_trait]
+impl CheckStore for PgStore {
+    async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck> {
+        let birthday = format_date(check.application.birthday)?;
+        let issuer_date = check.application.rf_passport.as_ref().map(|p| format_date(p.issue_date)).transpose()?;
+        let project = check.project_id.clone();
+        // The id is taken before the job: a block of ids is reserved in its own
+        // short transaction, never inside a batch that could roll back.
+        let id = match self.ids.pop(&project) {
+            Some(id) => id,
+            // Only a new block needs a connection.
+            None => self.ids.take(&self.client().await?, &project).await?,
+        };
+        let insert = Arc::new(CheckInsert { check, id, birthday, issuer_date });
+        let outcome = self
+            .batch
+            .run(statements(move |tx| {
+                let insert = insert.clone();
+                Box::pin(async move { Ok(Step::Commit(insert_check_in(tx, &insert).await?)) })
+            }))
+            .await?;
+        if let InsertCheck::Duplicate(_) = outcome {
+            // Unused: the next check of this project takes it.
+            self.ids.give_back(&project, id);
+        }
+        Ok(outcome)
+    }
+
+    async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>> {
+        let sql = format!("SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE project_id = $1 AND id = $2");
+        let sql = sql.as_str();
+        let rows = with_retries(|| async move { self.query(sql, &[&project_id, &id]).await }).await?;
+        Ok(decode_checks(&rows)?.pop())
+    }
+
+    async fn claim_due_checks(
+        &self,
+        created_up_to: OffsetDateTime,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>> {
+        let sql = format!(
+            "UPDATE kyc_checks SET retry_at_us = $4, postponed = FALSE
+             WHERE (project_id, id) IN (
+                 SELECT project_id, id FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= $1
+                     AND (retry_at_us IS NULL OR retry_at_us <= $3)
+                 ORDER BY created_at_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING {CHECK_COLUMNS}"
+        );
+        let (up_to, limit, now, lease) = (to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until));
+        // A repeat after a lost commit only delays the first claim's checks to its lease end.
+        let sql = sql.as_str();
+        let rows = with_retries(|| async move { self.query(sql, &[&up_to, &limit, &now, &lease]).await }).await?;
+        let mut checks = decode_checks(&rows)?;
+        checks.sort_by_key(|c| c.created_at);
+        Ok(checks)
+    }
+
+    async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()> {
+        let (projects, ids): (Vec<String>, Vec<i64>) = checks.into_iter().unzip();
+        let (projects, ids, until) = (&projects, &ids, to_us(until));
+        // One statement over both arrays; setting a time twice is harmless, so it is retried.
+        with_retries(|| async move {
+            self.execute(
+                "UPDATE kyc_checks SET retry_at_us = $3, postponed = TRUE
+                 FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS p(project_id, id)
+                 WHERE kyc_checks.project_id = p.project_id AND kyc_checks.id = p.id AND outcome IS NULL",
+                &[projects, ids, &until],
+            )
+            .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn release_postponed_checks(&self) -> Result<usize> {
+        let n = with_retries(|| async move {
+            self.execute(
+                "UPDATE kyc_checks SET retry_at_us = NULL, postponed = FALSE WHERE outcome IS NULL AND postponed",
+                &[],
+            )
+            .await
+        })
+        .await?;
+        Ok(n as usize)
+    }
+
+    async fn oldest_pending(&self, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
+        let now = to_us(now);
+        let rows = with_retries(|| async move {
+            self.query(
+                "SELECT MIN(created_at_us) FROM kyc_checks
+                 WHERE outcome IS NULL AND (retry_at_us IS NULL OR retry_at_us <= $1)",
+                &[&now],
+            )
+            .await
+        })
+        .await?;
+        let us: Option<i64> = rows.first().map(|r| r.try_get(0)).transpose()?.flatten();
+        us.map(from_us).transpose()
+    }
+
+    async fn finish_checks(&self, decisions: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>> {
+        with_retries(|| self.finish_checks_once(&decisions, now)).await
+    }
+}

@@ -1,0 +1,394 @@
+//! The PostgreSQL backend, for several nodes sharing one database.
+//!
+//! Why tokio-postgres + deadpool-postgres: both are async on tokio like the
+//! rest of the server, need no database (nor offline query data) at compile
+//! time, keep a prepared-statement cache per pooled connection
+//! (`prepare_cached`), and are widely used. sqlx would need a live database or
+//! checked-in offline data to build, and its pool and macros add little to the
+//! hand-written SQL here, which mirrors the SQLite backend statement for statement.
+//!
+//! Invariants:
+//! - A write that returns `Ok` has committed (default `synchronous_commit`).
+//! - Semantics equal the SQLite backend's ([`crate::sqlite`]): the same guarded
+//!   UPDATEs, ON CONFLICT rules and leases; rows decode through [`crate::rows`].
+//! - Claims lock with `FOR UPDATE SKIP LOCKED`, so concurrent claimers on any
+//!   node never get the same item while its lease runs.
+//! - Check ids are unique per project across nodes, taken in blocks
+//!   ([`ids`]); one node keeps them dense, a restart or a second node leaves gaps.
+//! - Retries ([`crate::with_retries`]) repeat a whole transaction only when no
+//!   commit can have happened, or when repeating it is harmless: a lost
+//!   connection during the COMMIT of a write whose repetition would change money
+//!   or the answer (see [`after_commit_sent`]) is reported, not retried.
+
+mod batch;
+mod checks;
+mod ids;
+mod outbox;
+mod sessions;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use time::OffsetDateTime;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+
+use crate::error::BackendError;
+use crate::rows::{from_us, to_us, ProjectRow, PROJECT_COLUMNS};
+use crate::{
+    with_retries, Backend, MetaStore, ProjectKey, ProjectRecord, ProjectStore, Result, SettingsChange, Store,
+    StoreError,
+};
+
+/// Most connections one node opens. PostgreSQL shares this machine's two cores:
+/// more backends than a few per core only queue for CPU, yet a few more than the
+/// cores keep both busy while other transactions wait on their commit's WAL
+/// flush (which PostgreSQL groups across concurrent commits). Eight does both.
+pub const POOL_SIZE_MAX: usize = 8;
+/// Longest a statement may run before the server cancels it, in ms.
+pub const STATEMENT_TIMEOUT_MS: u64 = 5_000;
+/// How PostgreSQL plans the prepared statements of this store: every one of
+/// them finds rows by key or by a due-time index, so the generic plan is as
+/// good as a custom one and planning each execution anew only costs CPU
+/// (the profile of a payout load showed 5% of PostgreSQL's time in
+/// `GetCachedPlan`/the planner).
+pub const PLAN_CACHE_MODE: &str = "force_generic_plan";
+/// Longest a call waits for a free pooled connection, in ms.
+pub const POOL_WAIT_TIMEOUT_MS: u64 = 5_000;
+/// Longest opening a new connection may take, in ms.
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Idle time before TCP keepalive probes start on a pooled connection, in seconds.
+pub const KEEPALIVE_IDLE_S: u64 = 10;
+/// How long sent data may stay unacknowledged before the connection is
+/// dropped, in ms (longer than any statement may run).
+pub const TCP_USER_TIMEOUT_MS: u64 = 2 * STATEMENT_TIMEOUT_MS;
+/// Check ids a node takes from `id_sequences` at once: one short autocommit per
+/// this many checks instead of a row lock held through every insert's commit.
+pub const ID_BLOCK_SIZE: i64 = 64;
+/// The advisory lock key that serializes migrations of all nodes ("o131mig").
+pub const MIGRATION_LOCK_KEY: i64 = 0x006f_3133_316d_6967;
+
+/// Versioned migrations, applied in order, each once.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, "check_postponed", include_str!("../../migrations/postgres/0002_check_postponed.sql")),
+    (3, "payouts", include_str!("../../migrations/postgres/0003_payouts.sql")),
+    (4, "payout_state", include_str!("../../migrations/postgres/0004_payout_state.sql")),
+];
+
+pub struct PgStore {
+    pool: Pool,
+    ids: ids::IdBlocks,
+    /// Group commit of the hot writes ([`batch`]).
+    batch: batch::Batcher,
+}
+
+impl PgStore {
+    /// Connects to `url` (a `postgres://` URL or `key=value` string), applies
+    /// pending migrations, and returns the store.
+    pub async fn connect(url: &str) -> Result<PgStore> {
+        let store = Self::connect_unmigrated(url)?;
+        let applied = store.migrate().await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied PostgreSQL migrations");
+        }
+        Ok(store)
+    }
+
+    /// The pool alone; connections open lazily, on first use.
+    fn connect_unmigrated(url: &str) -> Result<PgStore> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| StoreError::Backend(BackendError::from(e)))?;
+        // statement_timeout runs on the server and cannot help when the server is
+        // gone (a failover, a dropped NAT entry): keepalives and the TCP user
+        // timeout make such a connection fail in seconds instead of hours.
+        config
+            .options(format!("-c statement_timeout={STATEMENT_TIMEOUT_MS} -c plan_cache_mode={PLAN_CACHE_MODE}"))
+            .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(KEEPALIVE_IDLE_S))
+            .tcp_user_timeout(Duration::from_millis(TCP_USER_TIMEOUT_MS));
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE_MAX)
+            .wait_timeout(Some(Duration::from_millis(POOL_WAIT_TIMEOUT_MS)))
+            .create_timeout(Some(Duration::from_millis(CONNECT_TIMEOUT_MS)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Backend(BackendError::PoolBuild(e)))?;
+        Ok(PgStore { batch: batch::Batcher::start(pool.clone()), pool, ids: ids::IdBlocks::default() })
+    }
+
+    /// The newest schema version this build knows (its last migration).
+    pub fn known_schema_version() -> i64 {
+        MIGRATIONS.last().map_or(0, |m| m.0)
+    }
+
+    /// Applies the migrations this database lacks; returns their versions.
+    /// Each runs in its own transaction under one advisory lock, so nodes
+    /// starting together apply it once (the others wait, then skip it).
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        let mut applied = Vec::new();
+        for &(version, name, sql) in MIGRATIONS {
+            if with_retries(|| self.apply_migration(version, name, sql)).await? {
+                applied.push(version);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Applies one migration unless it is there; `true` if it applied it.
+    async fn apply_migration(&self, version: i64, name: &'static str, sql: &str) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // A migration may rewrite a large table, and the nodes waiting for the
+        // lock wait as long: the per-statement limit is for requests.
+        // No NOTICE ("relation already exists, skipping") in every command's output.
+        tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL client_min_messages = warning").await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY]).await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_us BIGINT NOT NULL)",
+        )
+        .await?;
+        let newest: Option<i64> = tx.query_one("SELECT MAX(version) FROM schema_migrations", &[]).await?.try_get(0)?;
+        let known = MIGRATIONS.last().map_or(0, |m| m.0);
+        if let Some(found) = newest.filter(|&v| v > known) {
+            return Err(StoreError::SchemaTooNew { found, known });
+        }
+        if newest.is_some_and(|v| v >= version) {
+            return Ok(false);
+        }
+        let migration_failed = |e: tokio_postgres::Error| StoreError::Migration { version, name, source: e.into() };
+        tx.batch_execute(sql).await.map_err(migration_failed)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_us) VALUES ($1, $2, $3)",
+            &[&version, &name, &to_us(OffsetDateTime::now_utc())],
+        )
+        .await
+        .map_err(migration_failed)?;
+        // Safe to retry even if this COMMIT is lost: the next attempt finds the version.
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Runs one statement on a pooled connection, returning its row count.
+    async fn execute(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.execute(&stmt, params).await?)
+    }
+
+    /// Runs one query on a pooled connection.
+    async fn query(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(client.query(&stmt, params).await?)
+    }
+}
+
+/// The error of a COMMIT (or of a lone autocommit write) whose effect may have
+/// reached the database: only a conflict the server rolled back is retryable;
+/// a lost connection leaves the outcome unknown, so it is reported, not repeated.
+pub(crate) fn after_commit_sent(e: tokio_postgres::Error) -> StoreError {
+    if server_rolled_back(&e) {
+        StoreError::Retryable(e.into())
+    } else {
+        StoreError::Backend(e.into())
+    }
+}
+
+/// Whether the server itself rolled the transaction back (a deadlock or a
+/// serialization failure), so that running it again is safe.
+pub(crate) fn server_rolled_back(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+fn project_row(r: &Row) -> Result<ProjectRow, tokio_postgres::Error> {
+    Ok(ProjectRow {
+        id: r.try_get(0)?,
+        created_at_us: r.try_get(1)?,
+        kyc_mode: r.try_get(2)?,
+        webhook_url: r.try_get(3)?,
+        auto_confirm: r.try_get(4)?,
+        confirm_timeout_s: r.try_get(5)?,
+        methods: r.try_get(6)?,
+        allowed_ips: r.try_get(7)?,
+    })
+}
+
+/// Projects (one, or all when `id` is `None`) with their keys, by id.
+async fn load_projects(client: &impl GenericClient, id: Option<&str>) -> Result<Vec<ProjectRecord>> {
+    let heads = client
+        .prepare_cached(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE ($1::TEXT IS NULL OR id = $1) ORDER BY id"
+        ))
+        .await?;
+    let heads = client.query(&heads, &[&id]).await?;
+    let keys = client
+        .prepare_cached(
+            "SELECT project_id, fingerprint, spki_der, created_at_us FROM project_keys
+             WHERE ($1::TEXT IS NULL OR project_id = $1) ORDER BY project_id, created_at_us, fingerprint",
+        )
+        .await?;
+    let key_rows = client.query(&keys, &[&id]).await?;
+    let mut keys = Vec::with_capacity(key_rows.len());
+    for k in &key_rows {
+        let key =
+            ProjectKey { fingerprint: k.try_get(1)?, spki_der: k.try_get(2)?, created_at: from_us(k.try_get(3)?)? };
+        keys.push((k.try_get::<_, String>(0)?, key));
+    }
+    let mut projects = Vec::with_capacity(heads.len());
+    for head in &heads {
+        let (id, created_at, settings) = project_row(head)?.decode()?;
+        let own = keys.iter().filter(|(p, _)| *p == id).map(|(_, k)| k.clone()).collect();
+        projects.push(ProjectRecord { id, created_at, settings, keys: own });
+    }
+    Ok(projects)
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+}
+
+#[async_trait]
+impl ProjectStore for PgStore {
+    async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
+        // Not retried after it was sent: a repeat would answer `false` for a project it created.
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "INSERT INTO projects (id, created_at_us) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                &[&id, &to_us(now)],
+            )
+            .await
+            .map_err(after_commit_sent)?;
+        Ok(n == 1)
+    }
+
+    async fn add_project_key(
+        &self,
+        project_id: &str,
+        fingerprint: &str,
+        spki_der: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let client = self.client().await?;
+        // One statement: the key goes in only if the project exists; the
+        // project's presence is read after, so a missing one is told apart.
+        let n = client
+            .execute(
+                "INSERT INTO project_keys (project_id, fingerprint, spki_der, created_at_us)
+                 SELECT id, $2, $3, $4 FROM projects WHERE id = $1
+                 ON CONFLICT (project_id, fingerprint) DO NOTHING",
+                &[&project_id, &fingerprint, &spki_der, &to_us(now)],
+            )
+            .await
+            .map_err(after_commit_sent)?;
+        if n == 0 && client.query_opt("SELECT 1 FROM projects WHERE id = $1", &[&project_id]).await?.is_none() {
+            return Err(StoreError::NoSuchProject(project_id.to_string()));
+        }
+        Ok(n == 1)
+    }
+
+    async fn project(&self, id: &str) -> Result<Option<ProjectRecord>> {
+        with_retries(|| async {
+            let client = self.client().await?;
+            Ok(load_projects(&client, Some(id)).await?.pop())
+        })
+        .await
+    }
+
+    async fn projects(&self) -> Result<Vec<ProjectRecord>> {
+        with_retries(|| async {
+            let client = self.client().await?;
+            load_projects(&client, None).await
+        })
+        .await
+    }
+
+    async fn set_project_settings(&self, project_id: &str, change: SettingsChange, now: OffsetDateTime) -> Result<()> {
+        // Idempotent (it sets values), so repeating it after a lost COMMIT is harmless.
+        with_retries(|| self.set_project_settings_once(project_id, &change, now)).await
+    }
+}
+
+impl PgStore {
+    async fn set_project_settings_once(
+        &self,
+        project_id: &str,
+        change: &SettingsChange,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let s = change.stored();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let update = tx
+            .prepare_cached(
+                "UPDATE projects SET
+                     webhook_url = CASE WHEN $2 THEN $3 ELSE webhook_url END,
+                     auto_confirm = COALESCE($4, auto_confirm),
+                     confirm_timeout_s = COALESCE($5, confirm_timeout_s),
+                     methods = COALESCE($6, methods),
+                     kyc_mode = COALESCE($7, kyc_mode),
+                     allowed_ips = COALESCE($8, allowed_ips)
+                 WHERE id = $1",
+            )
+            .await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+            &project_id,
+            &s.set_webhook_url,
+            &s.webhook_url,
+            &s.auto_confirm,
+            &s.confirm_timeout_s,
+            &s.methods,
+            &s.kyc_mode,
+            &s.allowed_ips,
+        ];
+        if tx.execute(&update, &params).await? == 0 {
+            return Err(StoreError::NoSuchProject(project_id.to_string()));
+        }
+        if matches!(change.webhook_url, Some(Some(_))) {
+            // A (new) URL releases the webhooks parked while there was none.
+            tx.execute(
+                "UPDATE webhooks SET next_attempt_at_us = $2 WHERE project_id = $1 AND state = 'pending'
+                     AND (leased_until_us IS NULL OR leased_until_us <= $2)",
+                &[&project_id, &to_us(now)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MetaStore for PgStore {
+    async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        with_retries(|| async {
+            let rows = self.query("SELECT value FROM meta WHERE key = $1", &[&key]).await?;
+            Ok(rows.first().map(|r| r.try_get(0)).transpose()?)
+        })
+        .await
+    }
+
+    async fn meta_init(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>> {
+        // Two autocommit statements: a concurrent insert of the same key makes
+        // ours wait for its commit and do nothing, and the SELECT (a new
+        // snapshot) then reads the winner's value. Repeating it is harmless.
+        with_retries(|| async {
+            let client = self.client().await?;
+            client
+                .execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &value])
+                .await?;
+            Ok(client.query_one("SELECT value FROM meta WHERE key = $1", &[&key]).await?.try_get(0)?)
+        })
+        .await
+    }
+}

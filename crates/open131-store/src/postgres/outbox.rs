@@ -1,0 +1,208 @@
+//! The webhook outbox on PostgreSQL: leased claims with `SKIP LOCKED`, attempts
+//! recorded only by the claim they belong to, operator commands that leave a
+//! webhook being delivered alone.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+use super::PgStore;
+use crate::payouts::*;
+use crate::rows::{attempt_outcome, from_us, to_us, WebhookRow, WEBHOOK_COLUMNS};
+use crate::{with_retries, OutboxStore, Result};
+
+fn webhook_row(r: &Row) -> Result<WebhookRow, tokio_postgres::Error> {
+    Ok(WebhookRow {
+        id: r.try_get(0)?,
+        project_id: r.try_get(1)?,
+        subject_id: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        body: r.try_get(4)?,
+        created_at_us: r.try_get(5)?,
+        state: r.try_get(6)?,
+        attempts: r.try_get(7)?,
+        next_attempt_at_us: r.try_get(8)?,
+        last_status: r.try_get(9)?,
+        last_error: r.try_get(10)?,
+        delivered_at_us: r.try_get(11)?,
+        attempts_base: r.try_get(12)?,
+        subject_kind: r.try_get(13)?,
+    })
+}
+
+fn decode_webhooks(rows: &[Row]) -> Result<Vec<WebhookRecord>> {
+    rows.iter().map(|r| webhook_row(r)?.decode()).collect()
+}
+
+/// Records one attempt, unless another claim recorded one since this one's.
+async fn record_attempt(tx: &impl GenericClient, a: &AttemptResult) -> Result<()> {
+    if a.parked {
+        // Not an attempt: the project has nowhere to send it yet.
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE webhooks SET next_attempt_at_us = $2, last_error = $3, leased_until_us = NULL
+                 WHERE id = $1 AND attempts = $4",
+            )
+            .await?;
+        let next = a.next_attempt_at.map_or(to_us(a.at), to_us);
+        tx.execute(&stmt, &[&a.webhook_id, &next, &a.error, &a.claimed_attempts]).await?;
+        return Ok(());
+    }
+    let bump = tx
+        .prepare_cached(
+            "UPDATE webhooks SET attempts = attempts + 1 WHERE id = $1 AND attempts = $2 RETURNING attempts",
+        )
+        .await?;
+    // Another claim (after this one's lease ran out) already recorded a result.
+    let Some(row) = tx.query_opt(&bump, &[&a.webhook_id, &a.claimed_attempts]).await? else { return Ok(()) };
+    let attempt: i64 = row.try_get(0)?;
+    let log = tx
+        .prepare_cached(
+            "INSERT INTO webhook_attempts (webhook_id, attempt, at_us, status, error, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
+    tx.execute(&log, &[&a.webhook_id, &attempt, &to_us(a.at), &a.status, &a.error, &a.duration_ms]).await?;
+    let (state, next, delivered) = attempt_outcome(a);
+    let settle = tx
+        .prepare_cached(
+            "UPDATE webhooks SET state = $2, next_attempt_at_us = $3, last_status = $4, last_error = $5,
+                 delivered_at_us = COALESCE($6, delivered_at_us), leased_until_us = NULL
+             WHERE id = $1",
+        )
+        .await?;
+    tx.execute(&settle, &[&a.webhook_id, &state, &next, &a.status, &a.error, &delivered]).await?;
+    Ok(())
+}
+
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn claim_webhooks(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+        skip_projects: Vec<String>,
+    ) -> Result<Vec<WebhookRecord>> {
+        let sql = format!(
+            "UPDATE webhooks SET next_attempt_at_us = $2, leased_until_us = $2
+             WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= $1
+                              AND project_id <> ALL($4)
+                          ORDER BY next_attempt_at_us LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING {WEBHOOK_COLUMNS}"
+        );
+        let (sql, skip) = (sql.as_str(), &skip_projects);
+        let (now, lease, limit) = (to_us(now), to_us(lease_until), limit as i64);
+        // A repeat after a lost commit only delays the first claim's webhooks to its lease end.
+        let rows = with_retries(|| async move { self.query(sql, &[&now, &lease, &limit, skip]).await }).await?;
+        let mut out = decode_webhooks(&rows)?;
+        out.sort_by_key(|w| w.id);
+        Ok(out)
+    }
+
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()> {
+        // Group commit: every delivery records its own result, often many at once.
+        let results = std::sync::Arc::new(results);
+        self.batch
+            .run(super::batch::statements(move |tx| {
+                let results = results.clone();
+                Box::pin(async move {
+                    for a in results.iter() {
+                        record_attempt(tx, a).await?;
+                    }
+                    Ok(super::batch::Step::Commit(()))
+                })
+            }))
+            .await
+    }
+
+    async fn webhooks(&self, filter: WebhookFilter) -> Result<Vec<WebhookRecord>> {
+        let sql = format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks
+             WHERE ($1::TEXT IS NULL OR project_id = $1) AND ($2::TEXT IS NULL OR subject_id = $2)
+             ORDER BY id LIMIT $3"
+        );
+        let (sql, f) = (sql.as_str(), &filter);
+        let limit = filter.limit.map_or(i64::MAX, |l| l as i64);
+        let rows =
+            with_retries(|| async move { self.query(sql, &[&f.project_id, &f.subject_id, &limit]).await }).await?;
+        decode_webhooks(&rows)
+    }
+
+    async fn webhook_attempts(&self, webhook_id: i64) -> Result<Vec<AttemptRecord>> {
+        let rows = with_retries(|| async move {
+            self.query(
+                "SELECT attempt, at_us, status, error, duration_ms FROM webhook_attempts WHERE webhook_id = $1
+                 ORDER BY attempt",
+                &[&webhook_id],
+            )
+            .await
+        })
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptRecord {
+                    attempt: r.try_get(0)?,
+                    at: from_us(r.try_get(1)?)?,
+                    status: r.try_get(2)?,
+                    error: r.try_get(3)?,
+                    duration_ms: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn resend_webhook(&self, webhook_id: i64, now: OffsetDateTime) -> Result<bool> {
+        let now = to_us(now);
+        // Repeating it after a lost commit matches again (same values): harmless.
+        let n = with_retries(|| async move {
+            self.execute(
+                "UPDATE webhooks SET state = 'pending', next_attempt_at_us = $2, attempts_base = attempts
+                 WHERE id = $1 AND (leased_until_us IS NULL OR leased_until_us <= $2)",
+                &[&webhook_id, &now],
+            )
+            .await
+        })
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn release_webhooks(&self, ids: Vec<i64>, at: OffsetDateTime) -> Result<()> {
+        let (ids, at) = (&ids, to_us(at));
+        with_retries(|| async move {
+            self.execute(
+                "UPDATE webhooks SET next_attempt_at_us = $2, leased_until_us = NULL
+                 WHERE id = ANY($1) AND state = 'pending'",
+                &[ids, &at],
+            )
+            .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn resend_pending(&self, project_id: Option<&str>, now: OffsetDateTime) -> Result<usize> {
+        let now = to_us(now);
+        let n = with_retries(|| async move {
+            self.execute(
+                "UPDATE webhooks SET next_attempt_at_us = $2
+                 WHERE state = 'pending' AND ($1::TEXT IS NULL OR project_id = $1)
+                     AND (leased_until_us IS NULL OR leased_until_us <= $2)",
+                &[&project_id, &now],
+            )
+            .await
+        })
+        .await?;
+        Ok(n as usize)
+    }
+
+    async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>> {
+        let rows = with_retries(|| async move {
+            self.query("SELECT MIN(next_attempt_at_us) FROM webhooks WHERE state = 'pending'", &[]).await
+        })
+        .await?;
+        let us: Option<i64> = rows.first().map(|r| r.try_get(0)).transpose()?.flatten();
+        us.map(from_us).transpose()
+    }
+}

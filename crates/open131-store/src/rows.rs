@@ -1,0 +1,352 @@
+//! Raw rows as both backends read them, and their one decoding into records.
+//! A backend fills these structs from its driver's row type; everything that can
+//! be wrong with stored data is found here, once.
+
+use open131_domain::allowlist::IpAllowlist;
+use open131_domain::ident::PassportNumber;
+use open131_domain::kyc::{CheckState, KycApplication, KycVersion, Outcome, RfPassport};
+use open131_domain::lifecycle::Timer;
+use open131_domain::payout::SandboxPlan;
+use open131_domain::payout_flow;
+use open131_domain::personal::Personal;
+use open131_domain::session::{self, ApiVersion};
+use open131_domain::settings::{KycMode, MethodSet};
+use time::{Date, OffsetDateTime};
+
+use crate::{
+    CheckRecord, DueTimer, PayoutRecord, ProjectSettings, RefundRecord, Result, SessionRecord, StoreError, SubjectKind,
+    WebhookRecord, WebhookState,
+};
+
+pub(crate) const PROJECT_COLUMNS: &str =
+    "id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips";
+
+/// A row of `projects`, in [`PROJECT_COLUMNS`] order (without its keys).
+pub(crate) struct ProjectRow {
+    pub id: String,
+    pub created_at_us: i64,
+    pub kyc_mode: String,
+    pub webhook_url: Option<String>,
+    pub auto_confirm: bool,
+    pub confirm_timeout_s: i64,
+    pub methods: String,
+    pub allowed_ips: String,
+}
+
+impl ProjectRow {
+    /// The id, creation time and parsed settings.
+    pub(crate) fn decode(self) -> Result<(String, OffsetDateTime, ProjectSettings)> {
+        let what = format!("project {}", self.id);
+        let settings = ProjectSettings {
+            kyc_mode: KycMode::parse(&self.kyc_mode).ok_or_else(|| StoreError::corrupt(&what, "kyc_mode"))?,
+            webhook_url: self.webhook_url,
+            auto_confirm: self.auto_confirm,
+            confirm_timeout_s: self.confirm_timeout_s,
+            methods: MethodSet::parse(&self.methods).map_err(|_| StoreError::corrupt(&what, "methods"))?,
+            allowed_ips: IpAllowlist::parse(&self.allowed_ips)
+                .map_err(|_| StoreError::corrupt(&what, "allowed_ips"))?,
+        };
+        Ok((self.id, from_us(self.created_at_us)?, settings))
+    }
+}
+
+/// Times are stored as microseconds since the Unix epoch (UTC).
+pub(crate) fn to_us(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000) as i64
+}
+
+pub(crate) fn from_us(us: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
+        .map_err(|_| StoreError::corrupt(format!("timestamp {us}"), "out of range"))
+}
+
+const DATE_FORMAT: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+pub(crate) fn parse_date(s: &str) -> Result<Date> {
+    Date::parse(s, DATE_FORMAT).map_err(|_| StoreError::corrupt(format!("date {s:?}"), "not YYYY-MM-DD"))
+}
+
+pub(crate) fn format_date(d: Date) -> Result<String> {
+    d.format(DATE_FORMAT).map_err(|_| StoreError::corrupt(format!("date {d}"), "cannot be formatted"))
+}
+
+pub(crate) const CHECK_COLUMNS: &str = "project_id, id, api_version, passport_number, inn, agent_contract_number, \
+     birthday, issuer_date, outcome, created_at_us, finished_at_us";
+
+/// A row of `kyc_checks`, in [`CHECK_COLUMNS`] order.
+pub(crate) struct CheckRow {
+    pub project_id: String,
+    pub id: i64,
+    pub api_version: String,
+    pub passport_number: String,
+    pub inn: String,
+    pub agent_contract_number: String,
+    pub birthday: String,
+    pub issuer_date: Option<String>,
+    pub outcome: Option<String>,
+    pub created_at_us: i64,
+    pub finished_at_us: Option<i64>,
+}
+
+impl CheckRow {
+    pub(crate) fn decode(self) -> Result<CheckRecord> {
+        let what = format!("check {}/{}", self.project_id, self.id);
+        let state = match &self.outcome {
+            None => CheckState::Pending,
+            Some(s) => CheckState::Finished(Outcome::parse(s).ok_or_else(|| StoreError::corrupt(&what, "outcome"))?),
+        };
+        // A Russian passport is stored with its issue date; a non-resident's document has none.
+        let rf_passport = match &self.issuer_date {
+            Some(d) => Some(RfPassport {
+                number: PassportNumber::parse(&self.passport_number)
+                    .map_err(|_| StoreError::corrupt(&what, "passport_number"))?,
+                issue_date: parse_date(d)?,
+            }),
+            None => None,
+        };
+        let application = KycApplication {
+            version: KycVersion::parse(&self.api_version).ok_or_else(|| StoreError::corrupt(&what, "api_version"))?,
+            rf_passport,
+            document_key: Personal::new(self.passport_number),
+            inn: Personal::new(self.inn),
+            agent_contract_number: Personal::new(self.agent_contract_number),
+            birthday: parse_date(&self.birthday)?,
+        };
+        Ok(CheckRecord {
+            state,
+            application,
+            created_at: from_us(self.created_at_us)?,
+            finished_at: self.finished_at_us.map(from_us).transpose()?,
+            project_id: self.project_id,
+            id: self.id,
+        })
+    }
+}
+
+/// A session with its payouts in one statement: the session's columns
+/// ([`SessionRow`], `0..PAYOUT_OFFSET`), then one payout's ([`PayoutRow`],
+/// from [`PAYOUT_OFFSET`], all NULL for a session without payouts), one row
+/// per payout, oldest first. One statement instead of two: a status read and
+/// every timer's firing read a session.
+pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_version, s.phase, s.version, s.refund_id, \
+     s.refunded_at_us, s.created_at_us, s.updated_at_us, s.finished_at_us, \
+     p.id, p.amount, p.currency, p.method_masked, p.participant_details, p.customer, p.metadata, p.plan, p.state, \
+     p.created_at_us \
+     FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
+     WHERE s.project_id = $1 AND s.id = $2 ORDER BY p.created_at_us, p.id";
+
+/// Where a payout's columns start in a [`SELECT_SESSION`] row.
+pub(crate) const PAYOUT_OFFSET: usize = 10;
+
+/// The values a session change writes (SQLite's INSERT and UPDATE take them
+/// in this order, `?1..?7` then what only one statement needs; PostgreSQL's
+/// one-statement change names each): the one mapping from a record to its
+/// columns.
+pub(crate) struct SessionValues<'a> {
+    pub project_id: &'a str,
+    pub id: &'a str,
+    pub phase: &'static str,
+    pub refund_id: Option<&'a str>,
+    pub refunded_at_us: Option<i64>,
+    pub updated_at_us: i64,
+    pub finished_at_us: Option<i64>,
+    /// INSERT only.
+    pub api_version: &'static str,
+    /// INSERT only.
+    pub created_at_us: i64,
+}
+
+impl<'a> SessionValues<'a> {
+    pub(crate) fn of(r: &'a SessionRecord) -> Self {
+        Self {
+            project_id: &r.project_id,
+            id: &r.id,
+            phase: session::state_name(r.state),
+            refund_id: r.refund.as_ref().map(|f| f.id.as_str()),
+            refunded_at_us: r.refund.as_ref().map(|f| to_us(f.created_at)),
+            updated_at_us: to_us(r.updated_at),
+            finished_at_us: r.finished_at.map(to_us),
+            api_version: r.api_version.as_str(),
+            created_at_us: to_us(r.created_at),
+        }
+    }
+}
+
+/// A row of `sessions`, in [`SELECT_SESSION`] order.
+pub(crate) struct SessionRow {
+    pub project_id: String,
+    pub id: String,
+    pub api_version: String,
+    pub phase: String,
+    pub version: i64,
+    pub refund_id: Option<String>,
+    pub refunded_at_us: Option<i64>,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+    pub finished_at_us: Option<i64>,
+}
+
+impl SessionRow {
+    /// The session with its payouts (rows of `payouts`, oldest first).
+    pub(crate) fn decode(self, payouts: Vec<PayoutRow>) -> Result<SessionRecord> {
+        let what = format!("session {}/{}", self.project_id, self.id);
+        let state = session::parse_state(&self.phase).ok_or_else(|| StoreError::corrupt(&what, "phase"))?;
+        let api_version =
+            ApiVersion::parse(&self.api_version).ok_or_else(|| StoreError::corrupt(&what, "api_version"))?;
+        let refund = match (self.refund_id, self.refunded_at_us) {
+            (Some(id), Some(at)) => Some(RefundRecord { id, created_at: from_us(at)? }),
+            _ => None,
+        };
+        Ok(SessionRecord {
+            payouts: payouts.into_iter().map(|p| p.decode(&what)).collect::<Result<_>>()?,
+            project_id: self.project_id,
+            id: self.id,
+            api_version,
+            state,
+            version: self.version,
+            refund,
+            created_at: from_us(self.created_at_us)?,
+            updated_at: from_us(self.updated_at_us)?,
+            finished_at: self.finished_at_us.map(from_us).transpose()?,
+        })
+    }
+}
+
+/// A row of `payouts` (a session's operations), in [`SELECT_SESSION`] order from [`PAYOUT_OFFSET`].
+pub(crate) struct PayoutRow {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub method_masked: String,
+    pub participant_details: String,
+    pub customer: Option<String>,
+    pub metadata: Option<String>,
+    pub plan: String,
+    pub state: String,
+    pub created_at_us: i64,
+}
+
+impl PayoutRow {
+    fn decode(self, session: &str) -> Result<PayoutRecord> {
+        let what = || format!("{session} payout {}", self.id);
+        let plan = SandboxPlan::parse_stored(&self.plan).ok_or_else(|| StoreError::corrupt(what(), "plan"))?;
+        let state = payout_flow::parse_state(&self.state).ok_or_else(|| StoreError::corrupt(what(), "state"))?;
+        Ok(PayoutRecord {
+            id: self.id,
+            amount: self.amount,
+            currency: self.currency,
+            method_masked: self.method_masked,
+            participant_details: Personal::new(self.participant_details),
+            customer: self.customer,
+            metadata: self.metadata,
+            plan,
+            state,
+            created_at: from_us(self.created_at_us)?,
+        })
+    }
+}
+
+/// The values of a new payout row, in the INSERT's order (after the project
+/// and session ids).
+pub(crate) struct PayoutValues<'a> {
+    pub id: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub method_masked: &'a str,
+    pub participant_details: &'a str,
+    pub customer: Option<&'a str>,
+    pub metadata: Option<&'a str>,
+    pub plan: String,
+    pub state: String,
+    pub created_at_us: i64,
+}
+
+impl<'a> PayoutValues<'a> {
+    pub(crate) fn of(p: &'a PayoutRecord) -> Self {
+        Self {
+            id: &p.id,
+            amount: p.amount,
+            currency: &p.currency,
+            method_masked: &p.method_masked,
+            participant_details: p.participant_details.expose(),
+            customer: p.customer.as_deref(),
+            metadata: p.metadata.as_deref(),
+            plan: p.plan.as_stored(),
+            state: payout_flow::state_name(p.state),
+            created_at_us: to_us(p.created_at),
+        }
+    }
+}
+
+/// Inserts a payout of a session, or moves a stored one to its new state (the
+/// only thing about a payout that changes). SQLite's; PostgreSQL writes payouts
+/// inside its one-statement session change.
+pub(crate) const INSERT_PAYOUT: &str = "INSERT INTO payouts (project_id, session_id, id, amount, currency, \
+     method_masked, participant_details, customer, metadata, plan, created_at_us, state) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state";
+
+pub(crate) fn due_timer(project_id: String, session_id: String, timer: &str) -> Result<DueTimer> {
+    let timer = Timer::parse(timer).ok_or_else(|| StoreError::corrupt(format!("timer {timer:?}"), "unknown"))?;
+    Ok(DueTimer { project_id, session_id, timer })
+}
+
+pub(crate) const WEBHOOK_COLUMNS: &str = "id, project_id, subject_id, type, body, created_at_us, state, attempts, \
+     next_attempt_at_us, last_status, last_error, delivered_at_us, attempts_base, subject_kind";
+
+/// A row of `webhooks`, in [`WEBHOOK_COLUMNS`] order.
+pub(crate) struct WebhookRow {
+    pub id: i64,
+    pub project_id: String,
+    pub subject_id: String,
+    pub kind: String,
+    pub body: Vec<u8>,
+    pub created_at_us: i64,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at_us: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at_us: Option<i64>,
+    pub attempts_base: i64,
+    pub subject_kind: String,
+}
+
+impl WebhookRow {
+    pub(crate) fn decode(self) -> Result<WebhookRecord> {
+        let state = match self.state.as_str() {
+            "pending" => WebhookState::Pending,
+            "delivered" => WebhookState::Delivered,
+            "failed" => WebhookState::Failed,
+            _ => return Err(StoreError::corrupt(format!("webhook {}", self.id), "state")),
+        };
+        let subject_kind = SubjectKind::parse(&self.subject_kind)
+            .ok_or_else(|| StoreError::corrupt(format!("webhook {}", self.id), "subject_kind"))?;
+        Ok(WebhookRecord {
+            id: self.id,
+            project_id: self.project_id,
+            subject_kind,
+            subject_id: self.subject_id,
+            kind: self.kind,
+            body: self.body,
+            created_at: from_us(self.created_at_us)?,
+            state,
+            attempts: self.attempts,
+            attempts_base: self.attempts_base,
+            next_attempt_at: from_us(self.next_attempt_at_us)?,
+            last_status: self.last_status,
+            last_error: self.last_error,
+            delivered_at: self.delivered_at_us.map(from_us).transpose()?,
+        })
+    }
+}
+
+/// How a recorded attempt leaves its webhook: state, next attempt, delivery time.
+pub(crate) fn attempt_outcome(a: &crate::AttemptResult) -> (&'static str, i64, Option<i64>) {
+    match (a.next_attempt_at, a.gave_up) {
+        (Some(next), _) => ("pending", to_us(next), None),
+        (None, true) => ("failed", to_us(a.at), None),
+        (None, false) => ("delivered", to_us(a.at), Some(to_us(a.at))),
+    }
+}

@@ -1,0 +1,10 @@
+//! The bank's HTTP header names, defined once for the server, the SDK and the
+//! load generators. HTTP header names are case-insensitive; these are the
+//! lower-case forms `http::HeaderName` uses.
+
+/// The partner project a request is made for (every surface).
+pub const PROJECT: &str = "x-partner-project";
+/// RSA signature (base64) over a main-API body or a webhook body, byte for byte.
+pub const SIGN: &str = "x-partner-sign";
+/// A main-API request's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "x-partner-idempotency-key";
