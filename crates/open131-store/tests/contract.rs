@@ -1,0 +1,747 @@
+//! The store contract, run against every backend: SQLite always, PostgreSQL
+//! when `OPEN131_TEST_POSTGRES` names an admin URL (each test on a fresh
+//! database). Ids, duplicates, isolation, lifecycle enforcement, concurrency,
+//! persistence, session writes, leases and the outbox.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::collections::HashSet;
+use std::sync::{Arc, Once};
+
+use open131_domain::allowlist::IpAllowlist;
+use open131_domain::kyc::{parse_v11, CheckState, Outcome};
+use open131_domain::ledger::Movement;
+use open131_domain::lifecycle::Timer;
+use open131_domain::payout::SandboxPlan;
+use open131_domain::payout_flow::PayoutState;
+use open131_domain::personal::Personal;
+use open131_domain::session::{ApiVersion, SessionState};
+use open131_domain::settings::{KycMode, MethodSet};
+use open131_store::sqlite::SqliteStore;
+use open131_store::testing::{fresh_database, postgres_admin_url, TEST_POSTGRES_ENV};
+use open131_store::{
+    AttemptResult, Decision, InsertCheck, NewCheck, NewWebhook, PayoutRecord, PgStore, SessionRecord, SessionWrite,
+    SettingsChange, Store, StoreError, SubjectKind, WebhookFilter, WebhookState, WriteOutcome,
+};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const NOW: OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
+
+fn lease() -> OffsetDateTime {
+    NOW + Duration::seconds(30)
+}
+
+/// Where a backend under test keeps its data, to open it again.
+enum Home {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+struct Case {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    home: Home,
+}
+
+impl Home {
+    /// A new store on the same data (the old one may be dropped first).
+    async fn reopen(&self) -> Arc<dyn Store> {
+        match self {
+            Home::Sqlite(dir) => Arc::new(SqliteStore::open(dir.path()).unwrap()),
+            Home::Postgres(url) => Arc::new(PgStore::connect(url).await.unwrap()),
+        }
+    }
+}
+
+static SKIPPED: Once = Once::new();
+
+/// Says once per run that PostgreSQL was not tested, on the real stderr (the
+/// test harness would swallow `eprintln!` of a passing test).
+fn say_postgres_skipped() {
+    SKIPPED.call_once(|| {
+        let line = format!("{TEST_POSTGRES_ENV} is not set: the PostgreSQL half of the store contract is skipped\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    });
+}
+
+/// One empty store per backend.
+async fn cases() -> Vec<Case> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let mut cases = vec![Case { name: "sqlite", store: sqlite, home: Home::Sqlite(dir) }];
+    match postgres_admin_url() {
+        Some(admin) => {
+            let url = fresh_database(&admin).await.unwrap();
+            let store: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+            cases.push(Case { name: "postgres", store, home: Home::Postgres(url) });
+        }
+        None => say_postgres_skipped(),
+    }
+    cases
+}
+
+/// One empty store per backend, with projects `alpha` and `beta`.
+async fn cases_with_projects() -> Vec<Case> {
+    let cases = cases().await;
+    for c in &cases {
+        assert!(c.store.create_project("alpha", NOW).await.unwrap(), "{}", c.name);
+        assert!(c.store.create_project("beta", NOW).await.unwrap(), "{}", c.name);
+        assert!(!c.store.create_project("alpha", NOW).await.unwrap(), "{}", c.name);
+    }
+    cases
+}
+
+fn new_check(project: &str, passport: &str, contract: &str) -> NewCheck {
+    let payload = serde_json::json!({
+        "first_name": "Петров", "last_name": "Иван", "birthday": "15.06.1990", "birthplace": "Москва",
+        "inn": "500100732259", "identity_document": "Паспорт гражданина РФ", "passport_number": passport,
+        "issuer": "ОВД", "issuer_code": "770-001", "issuer_date": "20.06.2010", "citizenship": "РФ",
+        "postcode": "119021", "address": "Москва", "email": "a@b.ru", "phone_number": "1",
+        "agent_contract_number": contract, "agent_contract_date": "10.01.2024",
+        "beneficial_owners": "ВБ отсутствует", "public_officials": "Нет", "migration_card": "-",
+        "right_to_stay_in_rf": "-"
+    });
+    let application = parse_v11(payload.as_object().unwrap(), NOW).unwrap();
+    NewCheck {
+        project_id: project.into(),
+        application,
+        payload_json: Personal::new(payload.to_string()),
+        created_at: NOW,
+    }
+}
+
+#[tokio::test]
+async fn ids_are_per_project_and_duplicates_point_to_the_first() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        let insert = |p: &'static str, passport: &'static str, contract: &'static str| {
+            let store = store.clone();
+            async move { store.insert_check(new_check(p, passport, contract)).await.unwrap() }
+        };
+        assert_eq!(insert("alpha", "4510123456", "A-1").await, InsertCheck::Created(1), "{name}");
+        assert_eq!(insert("alpha", "4510123457", "A-1").await, InsertCheck::Created(2), "{name}");
+        assert_eq!(insert("alpha", "4510123456", "A-1").await, InsertCheck::Duplicate(1), "{name}");
+        // The duplicate did not burn an id.
+        assert_eq!(insert("alpha", "4510123456", "A-2").await, InsertCheck::Created(3), "{name}");
+        // Another project with the same person is independent and starts at 1.
+        assert_eq!(insert("beta", "4510123456", "A-1").await, InsertCheck::Created(1), "{name}");
+
+        let c = store.check("alpha", 2).await.unwrap().unwrap();
+        assert_eq!(c.application.document_key.expose(), "4510123457", "{name}");
+        assert_eq!(c.application.rf_passport.as_ref().unwrap().number.expose(), "4510123457", "{name}");
+        assert_eq!(c.state, CheckState::Pending, "{name}");
+        assert!(store.check("beta", 2).await.unwrap().is_none(), "{name}: beta must not see alpha's check 2");
+    }
+}
+
+#[tokio::test]
+async fn verdicts_follow_the_lifecycle() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        store.insert_check(new_check("alpha", "4510123456", "A-1")).await.unwrap();
+        store.insert_check(new_check("alpha", "4510123457", "A-1")).await.unwrap();
+        assert!(
+            store.claim_due_checks(NOW - Duration::seconds(1), NOW, lease(), 10).await.unwrap().is_empty(),
+            "{name}: none created that early"
+        );
+        assert_eq!(store.oldest_pending(NOW).await.unwrap(), Some(NOW), "{name}");
+        let due = store.claim_due_checks(NOW, NOW, lease(), 10).await.unwrap();
+        assert_eq!(due.len(), 2, "{name}");
+        // Claimed checks are leased: nobody else takes them until the lease ends,
+        // then they are taken again (their verifier died before its verdict).
+        assert!(store.claim_due_checks(NOW, NOW, lease(), 10).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.oldest_pending(NOW).await.unwrap(), None, "{name}");
+        let again = store.claim_due_checks(NOW, lease(), lease() + Duration::seconds(30), 10).await.unwrap();
+        assert_eq!(again.len(), 2, "{name}");
+
+        let decide = |id, outcome| Decision { project_id: "alpha".into(), id, outcome };
+        let later = NOW + Duration::seconds(3);
+        let done = store
+            .finish_checks(
+                vec![decide(1, Outcome::Valid), decide(2, Outcome::PassportInvalid), decide(9, Outcome::Valid)],
+                later,
+            )
+            .await
+            .unwrap();
+        assert_eq!(done, vec![true, true, false], "{name}");
+        // A second verdict is refused by the database.
+        let second = store.finish_checks(vec![decide(1, Outcome::InnMismatch)], later).await.unwrap();
+        assert_eq!(second, vec![false], "{name}");
+        let c = store.check("alpha", 1).await.unwrap().unwrap();
+        assert_eq!(c.state, CheckState::Finished(Outcome::Valid), "{name}");
+        assert_eq!(c.finished_at, Some(later), "{name}");
+        assert_eq!(store.oldest_pending(NOW).await.unwrap(), None, "{name}");
+
+        // A postponed check is neither due nor "oldest pending" until its retry time
+        // (a verifier that counted it would spin), and a release makes it due again.
+        store.insert_check(new_check("alpha", "4510123999", "P")).await.unwrap();
+        store.postpone_checks(vec![("alpha".into(), 3)], NOW + Duration::seconds(30)).await.unwrap();
+        assert!(store.claim_due_checks(NOW, NOW, lease(), 10).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.oldest_pending(NOW).await.unwrap(), None, "{name}");
+        assert_eq!(store.oldest_pending(NOW + Duration::seconds(30)).await.unwrap(), Some(NOW), "{name}");
+        assert_eq!(store.release_postponed_checks().await.unwrap(), 1, "{name}");
+        assert_eq!(store.claim_due_checks(NOW, NOW, lease(), 10).await.unwrap().len(), 1, "{name}");
+        // A release (a registry loaded on some node) leaves leased checks to
+        // their verifier: it frees postponed checks only.
+        assert_eq!(store.release_postponed_checks().await.unwrap(), 0, "{name}");
+        assert!(store.claim_due_checks(NOW, NOW, lease(), 10).await.unwrap().is_empty(), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inserts_are_all_committed_with_unique_ids() {
+    for Case { name, store, home } in cases_with_projects().await {
+        let tasks: Vec<_> = (0..500)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let passport = format!("45{:08}", 10_000_000 + i % 250);
+                    store.insert_check(new_check("alpha", &passport, "C")).await.unwrap()
+                })
+            })
+            .collect();
+        let mut created = Vec::new();
+        let mut duplicates = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                InsertCheck::Created(id) => created.push(id),
+                InsertCheck::Duplicate(_) => duplicates += 1,
+            }
+        }
+        created.sort_unstable();
+        assert_eq!(duplicates, 250, "{name}");
+        assert_eq!(created.len(), 250, "{name}");
+        assert_eq!(created.iter().collect::<HashSet<_>>().len(), 250, "{name}: ids are unique");
+        if name == "sqlite" {
+            // One writer: ids are dense from 1. (On PostgreSQL a duplicate's id
+            // given back after the last insert took a higher one stays a gap.)
+            assert_eq!(created, (1..=250).collect::<Vec<_>>(), "{name}: ids are dense");
+        } else {
+            // Each insert takes one id, and a node reserves a new block only
+            // when its last one is used up: at most 500 ids, in whole blocks.
+            let block = open131_store::postgres::ID_BLOCK_SIZE;
+            let bound = (500 + block - 1) / block * block;
+            assert!(created[0] >= 1 && *created.last().unwrap() <= bound, "{name}: {created:?}");
+        }
+        let last = *created.last().unwrap();
+        drop(store);
+        // Everything acknowledged is there after reopening.
+        let reopened = home.reopen().await;
+        for id in &created {
+            assert!(reopened.check("alpha", *id).await.unwrap().is_some(), "{name}: check {id}");
+        }
+        assert!(reopened.check("alpha", last + 1).await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn keys_and_meta() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        assert!(store.add_project_key("alpha", "sha256:aa", b"der-a", NOW).await.unwrap(), "{name}");
+        assert!(store.add_project_key("alpha", "sha256:bb", b"der-b", NOW).await.unwrap(), "{name}");
+        assert!(!store.add_project_key("alpha", "sha256:aa", b"der-a", NOW).await.unwrap(), "{name}");
+        let missing = store.add_project_key("nobody", "sha256:aa", b"der-a", NOW).await;
+        assert!(matches!(missing, Err(StoreError::NoSuchProject(p)) if p == "nobody"), "{name}");
+        let p = store.project("alpha").await.unwrap().unwrap();
+        assert_eq!(p.keys.len(), 2, "{name}");
+        assert_eq!(p.keys[0].spki_der, b"der-a", "{name}");
+        let all = store.projects().await.unwrap();
+        assert_eq!(all.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["alpha", "beta"], "{name}");
+        assert!(all[1].keys.is_empty(), "{name}");
+        assert!(store.project("gamma").await.unwrap().is_none(), "{name}");
+
+        assert_eq!(store.meta_get("k").await.unwrap(), None, "{name}");
+        assert_eq!(store.meta_init("k", b"one".to_vec()).await.unwrap(), b"one", "{name}");
+        assert_eq!(store.meta_init("k", b"two".to_vec()).await.unwrap(), b"one", "{name}");
+        assert_eq!(store.meta_get("k").await.unwrap().as_deref(), Some(&b"one"[..]), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_meta_inits_agree_on_the_first_value() {
+    for Case { name, store, .. } in cases().await {
+        for round in 0..10 {
+            let key = format!("bank_key_{round}");
+            let init = |value: &'static [u8]| {
+                let (store, key) = (store.clone(), key.clone());
+                tokio::spawn(async move { store.meta_init(&key, value.to_vec()).await.unwrap() })
+            };
+            let (a, b) = (init(b"first"), init(b"second"));
+            let (a, b) = (a.await.unwrap(), b.await.unwrap());
+            assert_eq!(a, b, "{name}: both nodes end up with one value");
+            assert_eq!(store.meta_get(&key).await.unwrap(), Some(a), "{name}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn typed_settings_round_trip() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        let change = SettingsChange {
+            webhook_url: Some(Some("https://partner.example/hook".into())),
+            auto_confirm: Some(true),
+            confirm_timeout_s: Some(600),
+            methods: Some(MethodSet::parse("session/init/payout, session/status").unwrap()),
+            kyc_mode: Some(KycMode::Registry),
+            allowed_ips: Some(IpAllowlist::parse("127.0.0.1, 10.0.0.0/8, ::1").unwrap()),
+        };
+        store.set_project_settings("alpha", change.clone(), NOW).await.unwrap();
+        let s = store.project("alpha").await.unwrap().unwrap().settings;
+        assert_eq!(s.webhook_url.as_deref(), Some("https://partner.example/hook"), "{name}");
+        assert!(s.auto_confirm, "{name}");
+        assert_eq!(s.confirm_timeout_s, 600, "{name}");
+        assert_eq!(Some(s.methods), change.methods, "{name}");
+        assert_eq!(s.kyc_mode, KycMode::Registry, "{name}");
+        assert_eq!(Some(s.allowed_ips), change.allowed_ips, "{name}");
+        // `None` leaves a setting alone; `Some(None)` removes the URL.
+        let unset = SettingsChange { webhook_url: Some(None), ..SettingsChange::default() };
+        store.set_project_settings("alpha", unset, NOW).await.unwrap();
+        let s = store.project("alpha").await.unwrap().unwrap().settings;
+        assert_eq!(s.webhook_url, None, "{name}");
+        assert!(s.auto_confirm, "{name}");
+        let beta = store.project("beta").await.unwrap().unwrap().settings;
+        assert!(!beta.auto_confirm && beta.methods == MethodSet::All && beta.allowed_ips == IpAllowlist::Any, "{name}");
+        let missing = store.set_project_settings("nobody", SettingsChange::default(), NOW).await;
+        assert!(matches!(missing, Err(StoreError::NoSuchProject(_))), "{name}");
+    }
+}
+
+/// A payout session of `amount` RUB in progress, its payout preparing.
+fn session(project: &str, id: &str, amount: i64) -> SessionRecord {
+    SessionRecord {
+        project_id: project.into(),
+        id: id.into(),
+        api_version: ApiVersion::V2,
+        state: SessionState::InProgress,
+        version: 0,
+        payouts: vec![PayoutRecord {
+            id: format!("payout-{id}"),
+            amount,
+            currency: "RUB".into(),
+            method_masked: r#"{"type":"bank_card","card":{"masked":"4111 11** **** 1111"}}"#.into(),
+            participant_details: Personal::new(r#"{"first_name":"Иван"}"#.into()),
+            customer: Some(r#"{"reference":"c-1"}"#.into()),
+            metadata: None,
+            plan: SandboxPlan::Succeed,
+            state: PayoutState::Preparing,
+            created_at: NOW,
+        }],
+        refund: None,
+        created_at: NOW,
+        updated_at: NOW,
+        finished_at: None,
+    }
+}
+
+/// `record` with its first payout awaiting confirmation.
+fn awaiting_confirm(record: &SessionRecord) -> SessionRecord {
+    let mut next = record.clone();
+    next.payouts[0].state = PayoutState::AwaitingConfirm;
+    next
+}
+
+/// Creates `record` reserving its amount, with a webhook and a prepare timer.
+fn creation(record: SessionRecord, key: &str) -> SessionWrite {
+    SessionWrite {
+        expected_version: None,
+        idempotency: Some((key.into(), "session/init/payout".into())),
+        movements: vec![Movement::Reserve],
+        webhooks: vec![NewWebhook {
+            kind: "payment_finished".into(),
+            body: format!("{{\"id\":\"{}\"}}", record.id).into_bytes(),
+        }],
+        timers: vec![(Timer::Prepare, NOW + Duration::seconds(5))],
+        consumed_timer: None,
+        record,
+    }
+}
+
+#[tokio::test]
+async fn session_writes_commit_whole_or_not_at_all() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        store.topup("alpha", "RUB", 10_000, NOW).await.unwrap();
+        let s1 = session("alpha", "s-1", 4_000);
+        let outcome = store.write_session(creation(s1.clone(), "key-1"), NOW).await.unwrap();
+        assert_eq!(outcome, WriteOutcome::Applied(1), "{name}");
+        assert_eq!(
+            store.session("alpha", "s-1").await.unwrap(),
+            Some(SessionRecord { version: 1, ..s1.clone() }),
+            "{name}"
+        );
+        assert!(store.session("beta", "s-1").await.unwrap().is_none(), "{name}: sessions are per project");
+        assert!(store.idempotency_key_used("alpha", "key-1").await.unwrap(), "{name}");
+        assert!(!store.idempotency_key_used("beta", "key-1").await.unwrap(), "{name}");
+        let w = &store.wallets("alpha").await.unwrap()[0];
+        assert_eq!((w.available, w.reserved, w.funding, w.payouts), (6_000, 4_000, -10_000, 0), "{name}");
+        let sums = store.posting_sums("alpha", "RUB").await.unwrap();
+        let expected = [("available", 6_000), ("funding", -10_000), ("reserved", 4_000)];
+        assert_eq!(sums, expected.map(|(a, n)| (a.to_string(), n)), "{name}");
+        // The webhook and the timer committed with the change.
+        let hooks =
+            store.webhooks(WebhookFilter { subject_id: Some("s-1".into()), ..Default::default() }).await.unwrap();
+        assert_eq!(hooks.len(), 1, "{name}");
+        assert_eq!((hooks[0].subject_kind, hooks[0].state), (SubjectKind::Session, WebhookState::Pending), "{name}");
+        assert_eq!(hooks[0].body, br#"{"id":"s-1"}"#, "{name}");
+        let timers = store.claim_due_timers(NOW + Duration::seconds(5), lease(), 10).await.unwrap();
+        assert_eq!(timers.len(), 1, "{name}");
+        assert_eq!((timers[0].session_id.as_str(), timers[0].timer), ("s-1", Timer::Prepare), "{name}");
+
+        // A stale version changes nothing; the right one applies and consumes the timer.
+        let awaiting = SessionRecord { updated_at: NOW + Duration::seconds(5), ..awaiting_confirm(&s1) };
+        let update = |expected| SessionWrite {
+            expected_version: Some(expected),
+            record: awaiting.clone(),
+            idempotency: None,
+            movements: vec![],
+            webhooks: vec![],
+            timers: vec![(Timer::ConfirmTimeout, NOW + Duration::hours(1))],
+            consumed_timer: Some(Timer::Prepare),
+        };
+        assert_eq!(store.write_session(update(7), NOW).await.unwrap(), WriteOutcome::VersionConflict, "{name}");
+        assert_eq!(
+            store.session("alpha", "s-1").await.unwrap().unwrap(),
+            SessionRecord { version: 1, ..s1.clone() },
+            "{name}"
+        );
+        assert_eq!(store.write_session(update(1), NOW).await.unwrap(), WriteOutcome::Applied(2), "{name}");
+        let stored = store.session("alpha", "s-1").await.unwrap().unwrap();
+        assert_eq!(stored, SessionRecord { version: 2, ..awaiting.clone() }, "{name}");
+        assert_eq!(stored.payout().map(|p| p.state), Some(PayoutState::AwaitingConfirm), "{name}");
+        assert!(
+            store.claim_due_timers(lease() + Duration::seconds(1), lease(), 10).await.unwrap().is_empty(),
+            "{name}"
+        );
+        let timeout = store.claim_due_timers(NOW + Duration::hours(1), NOW + Duration::hours(2), 10).await.unwrap();
+        assert_eq!(timeout.iter().map(|t| t.timer).collect::<Vec<_>>(), [Timer::ConfirmTimeout], "{name}");
+
+        // A used idempotency key refuses the whole change.
+        let again = store.write_session(creation(session("alpha", "s-2", 1_000), "key-1"), NOW).await.unwrap();
+        assert_eq!(again, WriteOutcome::IdempotencyConflict, "{name}");
+        assert!(store.session("alpha", "s-2").await.unwrap().is_none(), "{name}");
+
+        // A reservation the wallet cannot cover leaves nothing behind.
+        let too_big = store.write_session(creation(session("alpha", "s-3", 6_001), "key-3"), NOW).await.unwrap();
+        assert_eq!(too_big, WriteOutcome::Insufficient, "{name}");
+        assert!(store.session("alpha", "s-3").await.unwrap().is_none(), "{name}");
+        assert!(!store.idempotency_key_used("alpha", "key-3").await.unwrap(), "{name}");
+        assert!(
+            store
+                .webhooks(WebhookFilter { subject_id: Some("s-3".into()), ..Default::default() })
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}"
+        );
+        // (s-3's prepare timer would be due by now; s-1's are consumed or leased.)
+        let after_prepare = NOW + Duration::seconds(10);
+        assert!(store.claim_due_timers(after_prepare, after_prepare, 10).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.wallets("alpha").await.unwrap()[0].available, 6_000, "{name}");
+        assert_eq!(store.posting_sums("alpha", "RUB").await.unwrap(), sums, "{name}");
+
+        // A session id is new or an error (the API never reuses one).
+        let dup = store.write_session(creation(session("alpha", "s-1", 1), "key-4"), NOW).await;
+        assert!(dup.is_err(), "{name}: {dup:?}");
+        assert!(!store.idempotency_key_used("alpha", "key-4").await.unwrap(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_claimed_timer_waits_for_its_lease() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        store.topup("alpha", "RUB", 100, NOW).await.unwrap();
+        store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
+        let due = NOW + Duration::seconds(5);
+        let lease_until = due + Duration::seconds(30);
+        assert!(
+            store.claim_due_timers(due - Duration::seconds(1), lease_until, 10).await.unwrap().is_empty(),
+            "{name}"
+        );
+        assert_eq!(store.claim_due_timers(due, lease_until, 10).await.unwrap().len(), 1, "{name}");
+        assert!(store.claim_due_timers(due, lease_until, 10).await.unwrap().is_empty(), "{name}: leased");
+        let before_end = lease_until - Duration::seconds(1);
+        assert!(store.claim_due_timers(before_end, lease_until, 10).await.unwrap().is_empty(), "{name}");
+        // Its firing never committed: it fires again once the lease ends.
+        assert_eq!(
+            store.claim_due_timers(lease_until, lease_until + Duration::seconds(30), 10).await.unwrap().len(),
+            1,
+            "{name}"
+        );
+        store.drop_timer("alpha", "s-1", Timer::Prepare).await.unwrap();
+        assert!(
+            store.claim_due_timers(NOW + Duration::days(1), NOW + Duration::days(2), 10).await.unwrap().is_empty(),
+            "{name}"
+        );
+    }
+}
+
+fn attempt(webhook_id: i64, claimed_attempts: i64, next: Option<OffsetDateTime>) -> AttemptResult {
+    AttemptResult {
+        webhook_id,
+        claimed_attempts,
+        at: NOW,
+        status: Some(if next.is_some() { 500 } else { 200 }),
+        error: None,
+        duration_ms: 12,
+        next_attempt_at: next,
+        gave_up: false,
+        parked: false,
+    }
+}
+
+#[tokio::test]
+async fn webhooks_are_leased_to_one_deliverer() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        for (project, id) in [("alpha", "a-1"), ("alpha", "a-2"), ("beta", "b-1")] {
+            store.topup(project, "RUB", 100, NOW).await.unwrap();
+            store.write_session(creation(session(project, id, 10), &format!("k-{id}")), NOW).await.unwrap();
+        }
+        assert_eq!(store.next_webhook_at().await.unwrap(), Some(NOW), "{name}");
+        let claimed = store.claim_webhooks(NOW, lease(), 10, vec!["beta".into()]).await.unwrap();
+        assert_eq!(claimed.iter().map(|w| w.subject_id.as_str()).collect::<Vec<_>>(), ["a-1", "a-2"], "{name}");
+        assert!(claimed[0].id < claimed[1].id, "{name}: by id");
+        // Leased: neither claimed again nor rescheduled by an operator meanwhile.
+        assert!(store.claim_webhooks(NOW, lease(), 10, vec!["beta".into()]).await.unwrap().is_empty(), "{name}");
+        assert!(!store.resend_webhook(claimed[0].id, NOW).await.unwrap(), "{name}: resend refused while leased");
+        assert_eq!(store.resend_pending(Some("alpha"), NOW).await.unwrap(), 0, "{name}");
+        assert!(!store.resend_webhook(999_999, NOW).await.unwrap(), "{name}");
+
+        // The first is delivered; the second fails once and is retried later.
+        let (first, second) = (claimed[0].id, claimed[1].id);
+        let retry_at = NOW + Duration::seconds(60);
+        store.record_attempts(vec![attempt(first, 0, None), attempt(second, 0, Some(retry_at))]).await.unwrap();
+        // A stale claim (its lease ran out and the webhook was claimed and recorded since) is ignored.
+        store.record_attempts(vec![attempt(second, 0, None)]).await.unwrap();
+        let hooks =
+            store.webhooks(WebhookFilter { project_id: Some("alpha".into()), ..Default::default() }).await.unwrap();
+        assert_eq!((hooks[0].state, hooks[0].attempts), (WebhookState::Delivered, 1), "{name}");
+        assert_eq!(hooks[0].delivered_at, Some(NOW), "{name}");
+        assert_eq!((hooks[1].state, hooks[1].attempts), (WebhookState::Pending, 1), "{name}");
+        assert_eq!((hooks[1].next_attempt_at, hooks[1].last_status), (retry_at, Some(500)), "{name}");
+        assert_eq!(store.webhook_attempts(second).await.unwrap().len(), 1, "{name}");
+
+        // beta's webhook was never claimed; released ones come back at the given time.
+        let beta = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap();
+        assert_eq!(beta.iter().map(|w| w.subject_id.as_str()).collect::<Vec<_>>(), ["b-1"], "{name}");
+        store.release_webhooks(vec![beta[0].id], NOW + Duration::seconds(1)).await.unwrap();
+        assert_eq!(
+            store.claim_webhooks(NOW + Duration::seconds(1), lease(), 10, vec![]).await.unwrap().len(),
+            1,
+            "{name}"
+        );
+
+        // Once recorded (not leased), a delivered webhook can be sent again, with a fresh schedule.
+        assert!(store.resend_webhook(first, NOW).await.unwrap(), "{name}");
+        let revived =
+            store.webhooks(WebhookFilter { subject_id: Some("a-1".into()), ..Default::default() }).await.unwrap();
+        assert_eq!((revived[0].state, revived[0].attempts_base), (WebhookState::Pending, 1), "{name}");
+        assert_eq!(store.resend_pending(None, NOW).await.unwrap(), 2, "{name}: a-1 and a-2; b-1 is leased");
+    }
+}
+
+#[tokio::test]
+async fn a_new_webhook_url_releases_parked_webhooks() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        store.topup("alpha", "RUB", 100, NOW).await.unwrap();
+        store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
+        let w = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap().remove(0);
+        let parked_until = NOW + Duration::hours(1);
+        let parked = AttemptResult {
+            parked: true,
+            error: Some("no webhook URL".into()),
+            ..attempt(w.id, 0, Some(parked_until))
+        };
+        store.record_attempts(vec![parked]).await.unwrap();
+        assert_eq!(store.next_webhook_at().await.unwrap(), Some(parked_until), "{name}");
+        assert!(store.webhook_attempts(w.id).await.unwrap().is_empty(), "{name}: parking is no attempt");
+        let later = NOW + Duration::seconds(10);
+        let url = SettingsChange { webhook_url: Some(Some("https://p.example/h".into())), ..Default::default() };
+        store.set_project_settings("alpha", url, later).await.unwrap();
+        assert_eq!(store.next_webhook_at().await.unwrap(), Some(later), "{name}");
+    }
+}
+
+/// Takes everything due with two claimers at once; returns what each got.
+async fn claim_with_two(store: &Arc<dyn Store>, kind: &'static str) -> Vec<Vec<String>> {
+    let claimer = |store: Arc<dyn Store>| async move {
+        let mut got = Vec::new();
+        loop {
+            let batch: Vec<String> = match kind {
+                "checks" => store
+                    .claim_due_checks(NOW, NOW, lease(), 7)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.id.to_string())
+                    .collect(),
+                "timers" => store
+                    .claim_due_timers(NOW + Duration::seconds(5), lease(), 7)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|t| t.session_id)
+                    .collect(),
+                _ => store
+                    .claim_webhooks(NOW, lease(), 7, vec![])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|w| w.id.to_string())
+                    .collect(),
+            };
+            if batch.is_empty() {
+                return got;
+            }
+            got.extend(batch);
+        }
+    };
+    let (a, b) = (tokio::spawn(claimer(store.clone())), tokio::spawn(claimer(store.clone())));
+    vec![a.await.unwrap(), b.await.unwrap()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_never_share_an_item() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        const ITEMS: usize = 60;
+        store.topup("alpha", "RUB", 1_000_000, NOW).await.unwrap();
+        for i in 0..ITEMS {
+            store.insert_check(new_check("alpha", &format!("45{:08}", 10_000_000 + i), "C")).await.unwrap();
+            store
+                .write_session(creation(session("alpha", &format!("s-{i}"), 10), &format!("k-{i}")), NOW)
+                .await
+                .unwrap();
+        }
+        for kind in ["checks", "timers", "webhooks"] {
+            let got = claim_with_two(&store, kind).await;
+            let all: Vec<&String> = got.iter().flatten().collect();
+            let distinct: HashSet<&&String> = all.iter().collect();
+            assert_eq!(all.len(), ITEMS, "{name} {kind}: every item claimed once");
+            assert_eq!(distinct.len(), ITEMS, "{name} {kind}: no item claimed twice");
+        }
+    }
+}
+
+#[tokio::test]
+async fn postgres_migrates_once_and_refuses_a_newer_schema() {
+    let Some(admin) = postgres_admin_url() else {
+        say_postgres_skipped();
+        return;
+    };
+    let url = fresh_database(&admin).await.unwrap();
+    // Nodes starting together: each migration is applied by exactly one.
+    let starts: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PgStore::connect(&url).await.unwrap() })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for s in starts {
+        stores.push(s.await.unwrap());
+    }
+    assert!(stores[0].migrate().await.unwrap().is_empty(), "nothing left to apply");
+
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let versions: i64 = client.query_one("SELECT COUNT(*) FROM schema_migrations", &[]).await.unwrap().get(0);
+    let known = PgStore::known_schema_version();
+    assert_eq!(versions, known, "every migration applied once");
+    client.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", &[]).await.unwrap();
+    let refused = PgStore::connect(&url).await;
+    assert!(
+        matches!(refused, Err(StoreError::SchemaTooNew { found: 99, known: k }) if k == known),
+        "{:?}",
+        refused.err()
+    );
+}
+
+/// Concurrent changes share group commits on both backends; refusals among
+/// them (an empty wallet, a lost version race) must not undo their neighbours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_session_writes_keep_money_and_versions_exact() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        store.topup("alpha", "RUB", 25 * 100, NOW).await.unwrap();
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let store = store.clone();
+                let write = creation(session("alpha", &format!("c-{i}"), 100), &format!("ck-{i}"));
+                tokio::spawn(async move { store.write_session(write, NOW).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        let applied = outcomes.iter().filter(|o| **o == WriteOutcome::Applied(1)).count();
+        let refused = outcomes.iter().filter(|o| **o == WriteOutcome::Insufficient).count();
+        assert_eq!((applied, refused), (25, 15), "{name}: {outcomes:?}");
+        let w = &store.wallets("alpha").await.unwrap()[0];
+        assert_eq!((w.available, w.reserved), (0, 2_500), "{name}");
+        let hooks = store.webhooks(WebhookFilter { project_id: Some("alpha".into()), ..Default::default() });
+        assert_eq!(hooks.await.unwrap().len(), 25, "{name}: only the applied changes left webhooks");
+
+        // Ten changes computed from one version: exactly one applies.
+        let first = outcomes.iter().position(|o| *o == WriteOutcome::Applied(1)).unwrap();
+        let id = format!("c-{first}");
+        let base = store.session("alpha", &id).await.unwrap().unwrap();
+        let tasks: Vec<_> = (0..10)
+            .map(|i| {
+                let store = store.clone();
+                let record = SessionRecord { updated_at: NOW + Duration::seconds(i), ..awaiting_confirm(&base) };
+                let write = SessionWrite {
+                    expected_version: Some(1),
+                    record,
+                    idempotency: None,
+                    movements: vec![],
+                    webhooks: vec![],
+                    timers: vec![],
+                    consumed_timer: None,
+                };
+                tokio::spawn(async move { store.write_session(write, NOW).await.unwrap() })
+            })
+            .collect();
+        let mut won = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                WriteOutcome::Applied(2) => won += 1,
+                WriteOutcome::VersionConflict => {}
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert_eq!(won, 1, "{name}");
+        assert_eq!(store.session("alpha", &id).await.unwrap().unwrap().version, 2, "{name}");
+    }
+}
+
+/// A session holds a list of operations (a child table): two payouts read
+/// back in order, a later change keeps them, and another project sees none.
+#[tokio::test]
+async fn a_session_holds_a_list_of_payouts() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        let mut record = session("alpha", "multi", 100);
+        let mut second = record.payouts[0].clone();
+        second.id = "payout-multi-2".into();
+        second.amount = 250;
+        second.created_at = NOW + Duration::seconds(1);
+        record.payouts.push(second);
+        let mut write = creation(record.clone(), "multi-key");
+        write.movements.clear();
+        assert_eq!(store.write_session(write, NOW).await.unwrap(), WriteOutcome::Applied(1), "{name}");
+        let stored = store.session("alpha", "multi").await.unwrap().unwrap();
+        assert_eq!(stored.payouts, record.payouts, "{name}");
+        assert_eq!(stored.payout().map(|p| p.amount), Some(100), "{name}");
+
+        let update = SessionWrite {
+            expected_version: Some(1),
+            record: awaiting_confirm(&stored),
+            idempotency: None,
+            movements: vec![],
+            webhooks: vec![],
+            timers: vec![],
+            consumed_timer: None,
+        };
+        assert_eq!(store.write_session(update, NOW).await.unwrap(), WriteOutcome::Applied(2), "{name}");
+        let after = store.session("alpha", "multi").await.unwrap().unwrap();
+        // Each payout keeps its own state: only the first one moved.
+        let states: Vec<PayoutState> = after.payouts.iter().map(|p| p.state).collect();
+        assert_eq!(states, [PayoutState::AwaitingConfirm, PayoutState::Preparing], "{name}");
+        assert_eq!(after.state, SessionState::InProgress, "{name}");
+        assert!(store.session("beta", "multi").await.unwrap().is_none(), "{name}");
+    }
+}
