@@ -488,16 +488,17 @@ pub fn complete_account(bik: &Bik, first19: &str) -> Option<String> {
         .find(|a| account_key_sum(a, bik) == 0)
 }
 
-/// A Russian mobile or landline number in the one form the API accepts,
-/// `+7XXXXXXXXXX`. Personal data.
+/// A Russian mobile or landline number in a form the bank accepts:
+/// `+7XXXXXXXXXX`, or `7XXXXXXXXXX` as in the bank's FPS examples. Kept as
+/// sent (echoed in that form). Personal data.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct RuPhone(Personal<String>);
 
 impl RuPhone {
     pub fn parse(s: &str) -> Result<Self, &'static str> {
-        match s.strip_prefix("+7") {
+        match s.strip_prefix('+').unwrap_or(s).strip_prefix('7') {
             Some(rest) if rest.len() == 10 && all_digits(rest) => Ok(Self(Personal::new(s.to_string()))),
-            _ => Err("must be +7 followed by 10 digits"),
+            _ => Err("must be 7 or +7 followed by 10 digits"),
         }
     }
 
@@ -505,10 +506,11 @@ impl RuPhone {
         self.0.expose()
     }
 
-    /// `+7`, the operator/area code, three stars, the last four: `+7900***4567`.
+    /// As sent up to the operator/area code, three stars, the last four: `+7900***4567`.
     pub fn masked(&self) -> String {
         let p = self.expose();
-        format!("{}***{}", &p[..5], &p[8..])
+        let head = if p.starts_with('+') { 5 } else { 4 };
+        format!("{}***{}", &p[..head], &p[p.len() - 4..])
     }
 }
 
@@ -801,8 +803,20 @@ mod payment_tests {
         assert_eq!(p.expose(), "+79001234567");
         assert_eq!(p.masked(), "+7900***4567");
         assert_eq!(format!("{p:?}"), "RuPhone(***)");
-        for bad in ["89001234567", "79001234567", "+7900123456", "+790012345678", "+7 9001234567", "+7900123456a", ""] {
-            assert_eq!(RuPhone::parse(bad), Err("must be +7 followed by 10 digits"), "{bad:?}");
+        // The bank's FPS example writes the number without `+`.
+        let p = RuPhone::parse("79261234567").unwrap();
+        assert_eq!((p.expose(), p.masked().as_str()), ("79261234567", "7926***4567"));
+        for bad in [
+            "89001234567",
+            "+79001234567 ",
+            "+7900123456",
+            "+790012345678",
+            "+7 9001234567",
+            "+7900123456a",
+            "++79001234567",
+            "",
+        ] {
+            assert_eq!(RuPhone::parse(bad), Err("must be 7 or +7 followed by 10 digits"), "{bad:?}");
         }
     }
 

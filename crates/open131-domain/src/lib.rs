@@ -5,6 +5,7 @@
 
 pub mod allowlist;
 pub mod dates;
+pub mod fps;
 pub mod ident;
 pub mod kyc;
 pub mod kyc_v2;

@@ -21,6 +21,9 @@ pub enum Effect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Settled {
     Succeeded,
+    /// Ended by the partner's choice: cancelled, or never confirmed.
+    Cancelled,
+    /// The operation itself failed (declined, timed out at the provider, no funds).
     Failed,
 }
 

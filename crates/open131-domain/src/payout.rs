@@ -21,20 +21,6 @@ pub const ACCOUNT_DESCRIPTION_MAX_CHARS: usize = 210;
 /// Largest single payout, in minor units (10 million roubles): a sanity bound.
 pub const PAYOUT_AMOUNT_MAX_MINOR: i64 = 1_000_000_000;
 
-/// Banks of the Faster Payments System that `fps/banks` lists: (id, English, Russian).
-pub const FPS_BANKS: [(&str, &str, &str); 10] = [
-    ("100000000111", "Sberbank", "Сбербанк"),
-    ("100000000004", "T-Bank", "Т-Банк"),
-    ("100000000005", "VTB", "ВТБ"),
-    ("100000000008", "Alfa-Bank", "Альфа-Банк"),
-    ("100000000007", "Raiffeisenbank", "Райффайзенбанк"),
-    ("100000000001", "Gazprombank", "Газпромбанк"),
-    ("100000000010", "Promsvyazbank", "Промсвязьбанк"),
-    ("100000000012", "Rosbank", "Росбанк"),
-    ("100000000013", "Sovcombank", "Совкомбанк"),
-    ("100000000197", "Bank 131", "Банк 131"),
-];
-
 /// An amount in minor units with its currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Money {
@@ -422,8 +408,9 @@ fn parse_method(f: &mut Fields<'_>, m: &Map<String, Value>, key: &str, today: Da
                     let bank_id = f.string(fps, "bank_id", &format!("{p}.bank_id"));
                     let description = f.optional_string(fps, "description", &format!("{p}.description"));
                     let bank_id = bank_id?;
-                    if !FPS_BANKS.iter().any(|(id, _, _)| *id == bank_id) {
-                        f.err(&format!("{p}.bank_id"), "is not a bank from fps/banks");
+                    if crate::fps::bank(&bank_id).is_none() {
+                        let n = crate::fps::banks().len();
+                        f.err(&format!("{p}.bank_id"), format!("is not one of the {n} banks of fps/banks"));
                         return None;
                     }
                     Some(PayoutMethod::Fps { phone: phone?, bank_id, description })

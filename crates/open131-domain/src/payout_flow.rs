@@ -67,6 +67,13 @@ impl FailureCode {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
+    /// Whether the partner ended the payout (cancelled it, or never confirmed
+    /// it) rather than the payout failing: the session table (README) makes
+    /// the first `cancelled` and the second `error`.
+    pub fn is_cancellation(self) -> bool {
+        matches!(self, Self::SessionCancelledByPartner | Self::ConfirmTimeout)
+    }
+
     /// The human description sent with the code.
     pub fn description(self) -> &'static str {
         match self {
@@ -162,6 +169,7 @@ pub fn transition(state: PayoutState, event: PayoutEvent) -> Result<(PayoutState
 pub fn settled(state: PayoutState) -> Option<Settled> {
     match state {
         PayoutState::Succeeded => Some(Settled::Succeeded),
+        PayoutState::Failed(code) if code.is_cancellation() => Some(Settled::Cancelled),
         PayoutState::Failed(_) => Some(Settled::Failed),
         PayoutState::Preparing | PayoutState::AwaitingConfirm | PayoutState::Processing => None,
     }

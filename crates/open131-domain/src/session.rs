@@ -9,9 +9,16 @@
 //!
 //! ```text
 //! Created ──Start──► InProgress ──Settled(Succeeded)──► Accepted
-//!    │                   └────────Settled(Failed)─────► Cancelled
+//!    │                   ├────────Settled(Cancelled)──► Cancelled
+//!    │                   └────────Settled(Failed)─────► Error
 //!    └─Cancel──► Cancelled
 //! ```
+//!
+//! Decision (the docs name `error` for "an unexpected error" and the official
+//! SDK's `isFailed()` tests `status == "error"`): a session ends `cancelled`
+//! when the partner ended its operation (cancel, or no confirmation in time)
+//! and `error` when the operation failed (declined, provider timeout, no
+//! funds), so partner code that asks `isFailed()` sees every failed payout.
 //!
 //! A session holds at most one payout today (the shape every official client
 //! uses); the store keeps payouts in a child table, so a list can follow.
@@ -53,8 +60,10 @@ pub enum SessionState {
     InProgress,
     /// Its operation succeeded.
     Accepted,
-    /// Cancelled before any operation, or its operation failed.
+    /// Cancelled before any operation, or its operation was cancelled.
     Cancelled,
+    /// Its operation failed.
+    Error,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,8 +92,8 @@ pub fn transition(state: SessionState, event: SessionEvent) -> Result<(SessionSt
         (Created, SessionEvent::Start) => InProgress,
         (Created, SessionEvent::Cancel) => Cancelled,
         (InProgress, SessionEvent::Settled(Settled::Succeeded)) => Accepted,
-        // Decision (the docs are silent): a failed payout cancels its session.
-        (InProgress, SessionEvent::Settled(Settled::Failed)) => Cancelled,
+        (InProgress, SessionEvent::Settled(Settled::Cancelled)) => Cancelled,
+        (InProgress, SessionEvent::Settled(Settled::Failed)) => Error,
         _ => return Err(SessionWrongState { state, event }),
     };
     Ok((next, Vec::new()))
@@ -97,11 +106,12 @@ pub fn wire_status(state: SessionState) -> &'static str {
         SessionState::InProgress => "in_progress",
         SessionState::Accepted => "accepted",
         SessionState::Cancelled => "cancelled",
+        SessionState::Error => "error",
     }
 }
 
 pub fn is_final(state: SessionState) -> bool {
-    matches!(state, SessionState::Accepted | SessionState::Cancelled)
+    matches!(state, SessionState::Accepted | SessionState::Cancelled | SessionState::Error)
 }
 
 /// Stable storage name of a state (the wire's).
@@ -111,7 +121,7 @@ pub fn state_name(state: SessionState) -> &'static str {
 
 pub fn parse_state(s: &str) -> Option<SessionState> {
     use SessionState::*;
-    [Created, InProgress, Accepted, Cancelled].into_iter().find(|st| state_name(*st) == s)
+    [Created, InProgress, Accepted, Cancelled, Error].into_iter().find(|st| state_name(*st) == s)
 }
 
 /// A session and its payout, as events find them.
@@ -180,14 +190,20 @@ mod tests {
     use crate::payout_flow::tests::{all_events as payout_events, all_states as payout_states};
     use crate::payout_flow::FailureCode;
 
-    const STATES: [SessionState; 4] =
-        [SessionState::Created, SessionState::InProgress, SessionState::Accepted, SessionState::Cancelled];
+    const STATES: [SessionState; 5] = [
+        SessionState::Created,
+        SessionState::InProgress,
+        SessionState::Accepted,
+        SessionState::Cancelled,
+        SessionState::Error,
+    ];
 
-    fn session_events() -> [SessionEvent; 4] {
+    fn session_events() -> [SessionEvent; 5] {
         [
             SessionEvent::Start,
             SessionEvent::Cancel,
             SessionEvent::Settled(Settled::Succeeded),
+            SessionEvent::Settled(Settled::Cancelled),
             SessionEvent::Settled(Settled::Failed),
         ]
     }
@@ -203,7 +219,8 @@ mod tests {
                     (Created, SessionEvent::Start) => Some(InProgress),
                     (Created, SessionEvent::Cancel) => Some(Cancelled),
                     (InProgress, SessionEvent::Settled(Settled::Succeeded)) => Some(Accepted),
-                    (InProgress, SessionEvent::Settled(Settled::Failed)) => Some(Cancelled),
+                    (InProgress, SessionEvent::Settled(Settled::Cancelled)) => Some(Cancelled),
+                    (InProgress, SessionEvent::Settled(Settled::Failed)) => Some(Error),
                     _ => None,
                 };
                 let got = transition(state, event);
@@ -216,7 +233,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal, 4);
+        assert_eq!(legal, 5);
     }
 
     fn all_events() -> Vec<Event> {
@@ -281,7 +298,8 @@ mod tests {
                 (SessionState::Created, None, _) | (SessionState::Cancelled, None, _) => {}
                 (SessionState::InProgress, Some(_), None) => {}
                 (SessionState::Accepted, Some(_), Some(Settled::Succeeded)) => {}
-                (SessionState::Cancelled, Some(_), Some(Settled::Failed)) => {}
+                (SessionState::Cancelled, Some(_), Some(Settled::Cancelled)) => {}
+                (SessionState::Error, Some(_), Some(Settled::Failed)) => {}
                 other => panic!("session and payout out of step: {other:?}"),
             }
             if is_final(s.session) {

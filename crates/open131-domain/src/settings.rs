@@ -36,6 +36,119 @@ impl fmt::Display for KycMode {
     }
 }
 
+/// Which API version names the sessions in a project's webhooks
+/// (`payments`/`payout_list`, `payment_method`/`payout_details`): the
+/// version the partner's webhook handler was written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebhookNaming {
+    /// The version of the path that created the session.
+    #[default]
+    Session,
+    V1,
+    V2,
+}
+
+impl WebhookNaming {
+    pub const ALL: [WebhookNaming; 3] = [Self::Session, Self::V1, Self::V2];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::V1 => "v1",
+            Self::V2 => "v2",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// The naming of a webhook about a session created on `session_version`.
+    pub fn for_session(self, session_version: crate::session::ApiVersion) -> crate::session::ApiVersion {
+        use crate::session::ApiVersion;
+        match self {
+            Self::Session => session_version,
+            Self::V1 => ApiVersion::V1,
+            Self::V2 => ApiVersion::V2,
+        }
+    }
+}
+
+impl fmt::Display for WebhookNaming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest sub-merchant name, in bytes.
+pub const SUBMERCHANT_MAX_BYTES: usize = 64;
+/// Most sub-merchants one project may list.
+pub const SUBMERCHANTS_MAX_ENTRIES: usize = 1024;
+
+/// Why a sub-merchant list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmerchantSetError {
+    #[error("{0:?} is not a sub-merchant name (1 to {SUBMERCHANT_MAX_BYTES} visible ASCII characters, no comma)")]
+    BadName(String),
+    #[error("at most {SUBMERCHANTS_MAX_ENTRIES} sub-merchants")]
+    TooMany,
+}
+
+/// The `X-PARTNER-SUBMERCHANT` values a project may send: any (`*`), the
+/// ones listed, or none (an empty list, the default: sub-merchants are
+/// registered with the bank before they are used).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SubmerchantSet {
+    Any,
+    #[default]
+    None,
+    Only(BTreeSet<String>),
+}
+
+impl SubmerchantSet {
+    /// Parses `*`, `-` (none) or a comma-separated list.
+    pub fn parse(text: &str) -> Result<Self, SubmerchantSetError> {
+        if text.trim() == "-" {
+            return Ok(Self::None);
+        }
+        let Some(items) = list_items(text) else { return Ok(Self::Any) };
+        let mut names = BTreeSet::new();
+        for name in items {
+            if !is_submerchant_name(name) {
+                return Err(SubmerchantSetError::BadName(name.to_string()));
+            }
+            names.insert(name.to_string());
+        }
+        if names.len() > SUBMERCHANTS_MAX_ENTRIES {
+            return Err(SubmerchantSetError::TooMany);
+        }
+        Ok(if names.is_empty() { Self::None } else { Self::Only(names) })
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::None => false,
+            Self::Only(names) => names.contains(name),
+        }
+    }
+}
+
+/// What a sub-merchant header may hold: visible ASCII without commas (the list separator).
+pub fn is_submerchant_name(name: &str) -> bool {
+    (1..=SUBMERCHANT_MAX_BYTES).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+}
+
+impl fmt::Display for SubmerchantSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::None => f.write_str("-"),
+            Self::Only(names) => write_list(f, names),
+        }
+    }
+}
+
 /// Most methods one list may name.
 pub const METHOD_SET_MAX_ENTRIES: usize = 128;
 /// Longest method name in a list, in bytes.
@@ -137,6 +250,31 @@ mod tests {
         }
         assert_eq!(KycMode::parse("Registry"), None);
         assert_eq!(KycMode::default(), KycMode::Sandbox);
+    }
+
+    #[test]
+    fn webhook_namings_round_trip() {
+        use crate::session::ApiVersion;
+        for n in WebhookNaming::ALL {
+            assert_eq!(WebhookNaming::parse(n.as_str()), Some(n));
+        }
+        assert_eq!(WebhookNaming::Session.for_session(ApiVersion::V2), ApiVersion::V2);
+        assert_eq!(WebhookNaming::V1.for_session(ApiVersion::V2), ApiVersion::V1);
+        assert_eq!(WebhookNaming::parse("V1"), None);
+    }
+
+    #[test]
+    fn submerchant_sets_parse_and_print_back() {
+        assert!(SubmerchantSet::parse("*").unwrap().allows("shop-1"));
+        assert!(!SubmerchantSet::default().allows("shop-1"));
+        assert_eq!(SubmerchantSet::parse("-").unwrap(), SubmerchantSet::None);
+        let only = SubmerchantSet::parse("shop-1, shop-2").unwrap();
+        assert!(only.allows("shop-2") && !only.allows("shop-3"));
+        for set in [SubmerchantSet::Any, SubmerchantSet::None, only] {
+            assert_eq!(SubmerchantSet::parse(&set.to_string()).unwrap(), set);
+        }
+        assert!(SubmerchantSet::parse("a b").is_err());
+        assert!(SubmerchantSet::parse(&"x".repeat(65)).is_err());
     }
 
     #[test]

@@ -140,9 +140,25 @@ async fn v2_create_then_start_uses_v2_names_everywhere() {
     for w in r.received() {
         assert!(w.body["session"]["payout_list"].is_array() && w.body["session"].get("payments").is_none());
     }
-    // The session's own version names it, whatever path asks.
+    // Answers use the names of the path that asks (spec §1.1): a v1 client
+    // reading a v2-created session sees v1 names.
     let v1_view = status(&s, "v1", &id).await;
-    assert!(v1_view["payout_list"].is_array() && v1_view.get("payments").is_none());
+    assert!(v1_view["payments"].is_array() && v1_view.get("payout_list").is_none());
+    assert!(v1_view["payments"][0]["payment_method"].is_object());
+    assert!(v1_view["payments"][0].get("payout_details").is_none());
+
+    // Webhooks follow the project's setting: here v1 names for a v2 session.
+    let change = open131_store::SettingsChange {
+        webhook_naming: Some(open131_domain::settings::WebhookNaming::V1),
+        ..Default::default()
+    };
+    s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
+    let id = session_id(&s.call("v2", "session/init/payout", &card_payout("v2", &mir_card(), 5_100)).await);
+    s.settle().await;
+    let ready = r.received().into_iter().find(|w| w.body["session"]["id"] == id.as_str()).unwrap();
+    assert!(ready.body["session"]["payments"][0]["payment_method"].is_object(), "{}", ready.body);
+    assert!(ready.body["session"].get("payout_list").is_none());
     s.stop().await;
 }
 
@@ -232,7 +248,8 @@ async fn every_sandbox_outcome() {
         let (id, st) = run_to_end(&s, &card_payout("v1", &mir_card(), amount)).await;
         assert_eq!(st["payments"][0]["status"], "failed", "{code}");
         assert_eq!(st["payments"][0]["error"]["code"], code);
-        assert_eq!(st["status"], "cancelled");
+        // The payout failed (the partner did not end it): the session is `error`.
+        assert_eq!(st["status"], "error", "{code}");
         let finished = r
             .received()
             .into_iter()

@@ -7,7 +7,7 @@ use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::session::{ApiVersion, SessionState};
-use open131_domain::settings::{KycMode, MethodSet};
+use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use time::OffsetDateTime;
 
 /// A project's settings, parsed once when the project is read.
@@ -21,6 +21,10 @@ pub struct ProjectSettings {
     pub kyc_mode: KycMode,
     /// The addresses/networks the project's requests may come from.
     pub allowed_ips: IpAllowlist,
+    /// The API version that names sessions in webhooks.
+    pub webhook_naming: WebhookNaming,
+    /// The `X-PARTNER-SUBMERCHANT` values the project may send.
+    pub submerchants: SubmerchantSet,
 }
 
 /// A change to project settings; `None` leaves a setting as it is.
@@ -33,6 +37,8 @@ pub struct SettingsChange {
     pub methods: Option<MethodSet>,
     pub kyc_mode: Option<KycMode>,
     pub allowed_ips: Option<IpAllowlist>,
+    pub webhook_naming: Option<WebhookNaming>,
+    pub submerchants: Option<SubmerchantSet>,
 }
 
 impl SettingsChange {
@@ -47,6 +53,8 @@ impl SettingsChange {
             methods: self.methods.as_ref().map(ToString::to_string),
             kyc_mode: self.kyc_mode.map(|m| m.as_str().to_string()),
             allowed_ips: self.allowed_ips.as_ref().map(ToString::to_string),
+            webhook_naming: self.webhook_naming.map(|n| n.as_str().to_string()),
+            submerchants: self.submerchants.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -60,6 +68,8 @@ pub(crate) struct StoredSettingsChange {
     pub methods: Option<String>,
     pub kyc_mode: Option<String>,
     pub allowed_ips: Option<String>,
+    pub webhook_naming: Option<String>,
+    pub submerchants: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

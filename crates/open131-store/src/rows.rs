@@ -10,7 +10,7 @@ use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow;
 use open131_domain::personal::Personal;
 use open131_domain::session::{self, ApiVersion};
-use open131_domain::settings::{KycMode, MethodSet};
+use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use time::{Date, OffsetDateTime};
 
 use crate::{
@@ -19,7 +19,8 @@ use crate::{
 };
 
 pub(crate) const PROJECT_COLUMNS: &str =
-    "id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips";
+    "id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips, webhook_naming, \
+     submerchants";
 
 /// A row of `projects`, in [`PROJECT_COLUMNS`] order (without its keys).
 pub(crate) struct ProjectRow {
@@ -31,6 +32,8 @@ pub(crate) struct ProjectRow {
     pub confirm_timeout_s: i64,
     pub methods: String,
     pub allowed_ips: String,
+    pub webhook_naming: String,
+    pub submerchants: String,
 }
 
 impl ProjectRow {
@@ -45,6 +48,10 @@ impl ProjectRow {
             methods: MethodSet::parse(&self.methods).map_err(|_| StoreError::corrupt(&what, "methods"))?,
             allowed_ips: IpAllowlist::parse(&self.allowed_ips)
                 .map_err(|_| StoreError::corrupt(&what, "allowed_ips"))?,
+            webhook_naming: WebhookNaming::parse(&self.webhook_naming)
+                .ok_or_else(|| StoreError::corrupt(&what, "webhook_naming"))?,
+            submerchants: SubmerchantSet::parse(&self.submerchants)
+                .map_err(|_| StoreError::corrupt(&what, "submerchants"))?,
         };
         Ok((self.id, from_us(self.created_at_us)?, settings))
     }

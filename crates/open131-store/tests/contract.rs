@@ -14,7 +14,7 @@ use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::session::{ApiVersion, SessionState};
-use open131_domain::settings::{KycMode, MethodSet};
+use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use open131_store::sqlite::SqliteStore;
 use open131_store::testing::{fresh_database, postgres_admin_url, TEST_POSTGRES_ENV};
 use open131_store::{
@@ -281,6 +281,8 @@ async fn typed_settings_round_trip() {
             methods: Some(MethodSet::parse("session/init/payout, session/status").unwrap()),
             kyc_mode: Some(KycMode::Registry),
             allowed_ips: Some(IpAllowlist::parse("127.0.0.1, 10.0.0.0/8, ::1").unwrap()),
+            webhook_naming: Some(WebhookNaming::V2),
+            submerchants: Some(SubmerchantSet::parse("shop-1,shop-2").unwrap()),
         };
         store.set_project_settings("alpha", change.clone(), NOW).await.unwrap();
         let s = store.project("alpha").await.unwrap().unwrap().settings;
@@ -290,6 +292,8 @@ async fn typed_settings_round_trip() {
         assert_eq!(Some(s.methods), change.methods, "{name}");
         assert_eq!(s.kyc_mode, KycMode::Registry, "{name}");
         assert_eq!(Some(s.allowed_ips), change.allowed_ips, "{name}");
+        assert_eq!(s.webhook_naming, WebhookNaming::V2, "{name}");
+        assert_eq!(Some(s.submerchants), change.submerchants, "{name}");
         // `None` leaves a setting alone; `Some(None)` removes the URL.
         let unset = SettingsChange { webhook_url: Some(None), ..SettingsChange::default() };
         store.set_project_settings("alpha", unset, NOW).await.unwrap();
@@ -298,6 +302,7 @@ async fn typed_settings_round_trip() {
         assert!(s.auto_confirm, "{name}");
         let beta = store.project("beta").await.unwrap().unwrap().settings;
         assert!(!beta.auto_confirm && beta.methods == MethodSet::All && beta.allowed_ips == IpAllowlist::Any, "{name}");
+        assert!(beta.webhook_naming == WebhookNaming::Session && beta.submerchants == SubmerchantSet::None, "{name}");
         let missing = store.set_project_settings("nobody", SettingsChange::default(), NOW).await;
         assert!(matches!(missing, Err(StoreError::NoSuchProject(_))), "{name}");
     }

@@ -47,7 +47,12 @@ async fn sessions_keep_their_payouts_across_the_upgrade() {
              VALUES ('shop', 'ps_3', 'v2', 'cancelled', 2, 30, 30);",
         )
         .unwrap();
-        for (id, phase) in [("ps_4", "succeeded"), ("ps_5", "failed:bank_card_expired"), ("ps_6", "processing")] {
+        for (id, phase) in [
+            ("ps_4", "succeeded"),
+            ("ps_5", "failed:bank_card_expired"),
+            ("ps_6", "processing"),
+            ("ps_7", "failed:session_cancelled_by_partner"),
+        ] {
             conn.execute(
                 "INSERT INTO sessions (project_id, id, api_version, phase, version, payout_id, amount, currency,
                      method_masked, participant_details, plan, created_at_us, updated_at_us, payout_created_at_us)
@@ -70,7 +75,7 @@ async fn sessions_keep_their_payouts_across_the_upgrade() {
     assert_split(&store).await;
 }
 
-/// Sessions stored with the fused phases of the old schema (ps_1 … ps_6, see
+/// Sessions stored with the fused phases of the old schema (ps_1 … ps_7, see
 /// the inserts) read back as a session state and a payout state.
 async fn assert_split(store: &dyn SessionStore) {
     let states = [
@@ -78,8 +83,11 @@ async fn assert_split(store: &dyn SessionStore) {
         ("ps_2", SessionState::Created, None),
         ("ps_3", SessionState::Cancelled, None),
         ("ps_4", SessionState::Accepted, Some(PayoutState::Succeeded)),
-        ("ps_5", SessionState::Cancelled, Some(PayoutState::Failed(FailureCode::BankCardExpired))),
+        // A payout that failed by itself ends its session in `error` (migration
+        // payouts_complete applies the issue-8 session table to old rows).
+        ("ps_5", SessionState::Error, Some(PayoutState::Failed(FailureCode::BankCardExpired))),
         ("ps_6", SessionState::InProgress, Some(PayoutState::Processing)),
+        ("ps_7", SessionState::Cancelled, Some(PayoutState::Failed(FailureCode::SessionCancelledByPartner))),
     ];
     for (id, session, payout) in states {
         let s = store.session("shop", id).await.unwrap().unwrap();
@@ -117,7 +125,9 @@ async fn postgres_sessions_split_their_phase_across_the_upgrade() {
          VALUES ('shop', 'ps_1', 'v1', 'awaiting_confirm', 2, 'po_1', 1500, 'rub', '{}', '{}', 'ok:slow', 10, 20, 10),
                 ('shop', 'ps_4', 'v2', 'succeeded', 4, 'po_4', 100, 'rub', '{}', '{}', 'ok', 10, 20, 10),
                 ('shop', 'ps_5', 'v2', 'failed:bank_card_expired', 4, 'po_5', 100, 'rub', '{}', '{}', 'ok', 10, 20, 10),
-                ('shop', 'ps_6', 'v2', 'processing', 4, 'po_6', 100, 'rub', '{}', '{}', 'ok', 10, 20, 10);
+                ('shop', 'ps_6', 'v2', 'processing', 4, 'po_6', 100, 'rub', '{}', '{}', 'ok', 10, 20, 10),
+                ('shop', 'ps_7', 'v2', 'failed:session_cancelled_by_partner', 4, 'po_7', 100, 'rub', '{}', '{}', 'ok',
+                 10, 20, 10);
          INSERT INTO sessions (project_id, id, api_version, phase, version, created_at_us, updated_at_us)
          VALUES ('shop', 'ps_2', 'v2', 'created', 1, 30, 30), ('shop', 'ps_3', 'v2', 'cancelled', 2, 30, 30);",
     )

@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use open131_client::KycClient;
 use open131_domain::allowlist::IpAllowlist;
-use open131_domain::settings::{KycMode, MethodSet};
+use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use open131_server::config::{DATA_DIR_DEFAULT, LISTEN_DEFAULT};
 use open131_server::{demo, App, Config, SystemClock};
 use open131_store::layout::DataDir;
@@ -123,6 +123,12 @@ pub enum ProjectCommand {
         /// Source addresses allowed for the project: `*` or e.g. `127.0.0.1,10.0.0.0/8`.
         #[arg(long, value_parser = IpAllowlist::parse)]
         allowed_ips: Option<IpAllowlist>,
+        /// API version naming sessions in webhooks: `session` (the one that created it), `v1` or `v2`.
+        #[arg(long, value_parser = |s: &str| WebhookNaming::parse(s).ok_or("must be session, v1 or v2"))]
+        webhook_naming: Option<WebhookNaming>,
+        /// Allowed `X-PARTNER-SUBMERCHANT` values: `*`, `-` (none) or a comma-separated list.
+        #[arg(long, value_parser = |s: &str| SubmerchantSet::parse(s).map_err(|e| e.to_string()))]
+        submerchants: Option<SubmerchantSet>,
     },
 }
 
@@ -361,7 +367,17 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
                 println!("project {id} already has key {}", key.fingerprint());
             }
         }
-        ProjectCommand::Set { id, webhook_url, auto_confirm, confirm_timeout, methods, kyc_mode, allowed_ips } => {
+        ProjectCommand::Set {
+            id,
+            webhook_url,
+            auto_confirm,
+            confirm_timeout,
+            methods,
+            kyc_mode,
+            allowed_ips,
+            webhook_naming,
+            submerchants,
+        } => {
             if let Some(url) = &webhook_url {
                 if url != "none" && !(url.starts_with("http://") || url.starts_with("https://")) {
                     bail!("--webhook-url must start with http:// or https:// (or be `none`)");
@@ -374,6 +390,8 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
                 methods,
                 kyc_mode,
                 allowed_ips,
+                webhook_naming,
+                submerchants,
             };
             store.set_project_settings(&id, change, now).await?;
             let p = store.project(&id).await?.context("project vanished")?;

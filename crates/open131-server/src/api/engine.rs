@@ -128,7 +128,9 @@ pub async fn apply(
         let webhooks = kinds
             .iter()
             .map(|kind| {
-                let body = WebhookBody { kind: kind.as_str().to_string(), session: super::render::session(&next) };
+                let naming = settings.webhook_naming.for_session(next.api_version);
+                let body =
+                    WebhookBody { kind: kind.as_str().to_string(), session: super::render::session(&next, naming) };
                 serde_json::to_vec(&body)
                     .map(|body| NewWebhook { kind: kind.as_str().to_string(), body })
                     .map_err(|e| EngineError::Internal(e.to_string()))

@@ -1,4 +1,5 @@
-//! Session records → wire shapes, in the naming of the session's API version.
+//! Session records → wire shapes, in the naming of an API version: the
+//! request path's for answers, the project's webhook setting for webhooks.
 
 use open131_domain::payout_flow::{self, PayoutState};
 use open131_domain::session::{self, ApiVersion};
@@ -22,8 +23,8 @@ fn error_of(state: Option<PayoutState>) -> Option<ApiError> {
     }
 }
 
-pub fn session(record: &SessionRecord) -> SessionWire {
-    let v2 = record.api_version == ApiVersion::V2;
+pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
+    let v2 = naming == ApiVersion::V2;
     let payout_state = record.payout().map(|p| p.state);
     let payouts: Option<Vec<PayoutWire>> = record.payout().map(|p| {
         let method: Option<Value> = serde_json::from_str(&p.method_masked).ok();

@@ -17,7 +17,7 @@ use super::{detail, from_domain, render, ApiReply, Ctx};
 
 impl Ctx<'_> {
     pub(super) fn reply(&self, record: &open131_store::SessionRecord) -> ApiReply {
-        ApiReply::ok(&SessionResponse { status: "ok".into(), session: render::session(record) })
+        ApiReply::ok(&SessionResponse { status: "ok".into(), session: render::session(record, self.version) })
     }
 
     fn engine_error(e: EngineError) -> ApiReply {

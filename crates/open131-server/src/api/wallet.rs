@@ -1,6 +1,6 @@
 //! The reference and balance methods: `wallet/balance` and `fps/banks`.
 
-use open131_domain::payout::FPS_BANKS;
+use open131_domain::fps;
 use open131_wire::api::{Amount, BankWire, BanksResponse, WalletBalanceResponse, WalletWire};
 
 use super::{ApiReply, Ctx};
@@ -27,9 +27,9 @@ impl Ctx<'_> {
 pub(super) fn banks() -> ApiReply {
     ApiReply::ok(&BanksResponse {
         status: "ok".into(),
-        banks: FPS_BANKS
+        banks: fps::banks()
             .iter()
-            .map(|(id, en, ru)| BankWire { id: id.to_string(), eng_name: en.to_string(), ru_name: ru.to_string() })
+            .map(|b| BankWire { id: b.id.clone(), eng_name: b.eng_name.clone(), ru_name: b.ru_name.clone() })
             .collect(),
     })
 }

@@ -75,6 +75,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "check_postponed", include_str!("../../migrations/postgres/0002_check_postponed.sql")),
     (3, "payouts", include_str!("../../migrations/postgres/0003_payouts.sql")),
     (4, "payout_state", include_str!("../../migrations/postgres/0004_payout_state.sql")),
+    (5, "payouts_complete", include_str!("../../migrations/postgres/0005_payouts_complete.sql")),
 ];
 
 pub struct PgStore {
@@ -218,6 +219,8 @@ fn project_row(r: &Row) -> Result<ProjectRow, tokio_postgres::Error> {
         confirm_timeout_s: r.try_get(5)?,
         methods: r.try_get(6)?,
         allowed_ips: r.try_get(7)?,
+        webhook_naming: r.try_get(8)?,
+        submerchants: r.try_get(9)?,
     })
 }
 
@@ -337,11 +340,13 @@ impl PgStore {
                      confirm_timeout_s = COALESCE($5, confirm_timeout_s),
                      methods = COALESCE($6, methods),
                      kyc_mode = COALESCE($7, kyc_mode),
-                     allowed_ips = COALESCE($8, allowed_ips)
+                     allowed_ips = COALESCE($8, allowed_ips),
+                     webhook_naming = COALESCE($9, webhook_naming),
+                     submerchants = COALESCE($10, submerchants)
                  WHERE id = $1",
             )
             .await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
             &project_id,
             &s.set_webhook_url,
             &s.webhook_url,
@@ -350,6 +355,8 @@ impl PgStore {
             &s.methods,
             &s.kyc_mode,
             &s.allowed_ips,
+            &s.webhook_naming,
+            &s.submerchants,
         ];
         if tx.execute(&update, &params).await? == 0 {
             return Err(StoreError::NoSuchProject(project_id.to_string()));

@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "check_postponed", include_str!("../../migrations/sqlite/0008_check_postponed.sql")),
     (9, "payouts", include_str!("../../migrations/sqlite/0009_payouts.sql")),
     (10, "payout_state", include_str!("../../migrations/sqlite/0010_payout_state.sql")),
+    (11, "payouts_complete", include_str!("../../migrations/sqlite/0011_payouts_complete.sql")),
 ];
 
 pub struct SqliteStore {
@@ -163,6 +164,8 @@ fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
                 confirm_timeout_s: r.get(5)?,
                 methods: r.get(6)?,
                 allowed_ips: r.get(7)?,
+                webhook_naming: r.get(8)?,
+                submerchants: r.get(9)?,
             })
         })
         .optional()
@@ -265,7 +268,9 @@ impl ProjectStore for SqliteStore {
                              confirm_timeout_s = COALESCE(?5, confirm_timeout_s),
                              methods = COALESCE(?6, methods),
                              kyc_mode = COALESCE(?7, kyc_mode),
-                             allowed_ips = COALESCE(?8, allowed_ips)
+                             allowed_ips = COALESCE(?8, allowed_ips),
+                             webhook_naming = COALESCE(?9, webhook_naming),
+                             submerchants = COALESCE(?10, submerchants)
                          WHERE id = ?1",
                         params![
                             project_id,
@@ -276,6 +281,8 @@ impl ProjectStore for SqliteStore {
                             stored.methods,
                             stored.kyc_mode,
                             stored.allowed_ips,
+                            stored.webhook_naming,
+                            stored.submerchants,
                         ],
                     )
                     .map_err(db)?;
