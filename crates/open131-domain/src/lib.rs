@@ -5,6 +5,7 @@
 
 pub mod allowlist;
 pub mod dates;
+pub mod fields;
 pub mod fps;
 pub mod ident;
 pub mod kyc;
@@ -13,6 +14,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod payout;
 pub mod payout_flow;
+pub mod payout_method;
 pub mod personal;
 pub mod session;
 pub mod settings;

@@ -1,23 +1,23 @@
-//! Payout requests: money, payout methods parsed once at the edge (every bad
-//! field named at once), their masked forms, and the sandbox outcome table.
+//! Payout requests: money, the payout fields of `session/create`,
+//! `session/init/payout` and `session/start/payout` parsed once at the edge
+//! (every bad field named at once, every field the server does not act on
+//! refused), the draft a created session keeps, and the sandbox outcome table.
 //!
-//! The masked forms are built here as JSON values because they are a pure
-//! function of the parsed method; no serde shape is derived.
+//! The methods themselves are [`crate::payout_method`].
 
 use serde_json::{json, Map, Value};
 use time::Date;
 
-use crate::ident::{
-    account_matches_bik, kbk_ok, kpp_ok, oktmo_ok, uin_ok, AccountNumber, Bik, CardExpiry, CardNumber, Inn, RuPhone,
-};
+use crate::fields::{join, Fields, Refused};
 use crate::payout_flow::FailureCode;
-use crate::personal::Personal;
+use crate::payout_method::parse_method;
 use crate::FieldError;
 
-/// Currencies a wallet may hold (lowercase ISO 4217).
-pub const CURRENCIES: [&str; 3] = ["rub", "usd", "eur"];
-/// Longest `bank_account.ru.description`, in characters (the bank's limit).
-pub const ACCOUNT_DESCRIPTION_MAX_CHARS: usize = 210;
+pub use crate::payout_method::{PayoutMethod, WalletKind, ACCOUNT_DESCRIPTION_MAX_CHARS};
+
+/// Currencies a wallet may hold and a payout may be made in (lowercase; `tonc`
+/// is the bank's code for Toncoin).
+pub const CURRENCIES: [&str; 4] = ["rub", "usd", "eur", "tonc"];
 /// Largest single payout, in minor units (10 million roubles): a sanity bound.
 pub const PAYOUT_AMOUNT_MAX_MINOR: i64 = 1_000_000_000;
 
@@ -35,7 +35,7 @@ impl Money {
         }
         let currency = currency.to_ascii_lowercase();
         if !CURRENCIES.contains(&currency.as_str()) {
-            return Err("currency must be one of rub, usd, eur");
+            return Err("currency must be one of rub, usd, eur, tonc");
         }
         Ok(Self { amount, currency })
     }
@@ -49,119 +49,351 @@ impl Money {
     }
 }
 
+/// Which request a payout body comes with: each allows its own top-level keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WalletKind {
-    Qiwi,
-    Yoomoney,
+pub enum PayoutCall {
+    /// `session/create`: every payout field optional, kept as the session's draft.
+    Create,
+    /// `session/init/payout`: a whole payout.
+    Init,
+    /// `session/start/payout`: `session_id`, and what the draft lacks.
+    Start,
 }
 
-impl WalletKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Qiwi => "qiwi",
-            Self::Yoomoney => "yoomoney",
-        }
+/// The payout fields of every call.
+const PAYOUT_KEYS: [&str; 6] =
+    ["payment_method", "payout_details", "amount_details", "participant_details", "customer", "metadata"];
+
+/// Known fields open131 does not serve yet, with the reason the partner reads.
+const REFUSED_KEYS: [Refused; 7] = [
+    (
+        "fiscalization_details",
+        "fiscal receipts (self-employed payouts, …/fiscalization methods) are not served yet: send the payout \
+         without it",
+    ),
+    ("custom_routing", "routing tags are not served: open131 has one route per payout method"),
+    ("payment_details", "is a field of card payments (acquiring), which are not served yet"),
+    ("payment_options", "is a field of card payments (acquiring), which are not served yet"),
+    ("payment_metadata", "is a field of card payments (acquiring), which are not served yet"),
+    ("revenue_split_info", "is a field of card payments (acquiring), which are not served yet"),
+    ("confirm_information", "belongs to session/confirm of a nominal-account (escrow) session"),
+];
+
+/// The fields of a participant (`participant_details.sender|recipient`), as the SDK names them.
+const PARTICIPANT_KEYS: [&str; 39] = [
+    "full_name",
+    "first_name",
+    "last_name",
+    "middle_name",
+    "company_name",
+    "reference",
+    "tax_reference",
+    "country_iso2",
+    "country_iso3",
+    "city",
+    "postal_code",
+    "address_line",
+    "street",
+    "building",
+    "flat",
+    "state",
+    "ipv4",
+    "ipv6",
+    "document",
+    "account",
+    "currency",
+    "bank_name",
+    "registration_number",
+    "date_of_incorporation",
+    "msisdn",
+    "email",
+    "code",
+    "swift_bic_code",
+    "description",
+    "identity_document",
+    "beneficiary_id",
+    "wallet_id",
+    "citizenship_country_iso_3",
+    "date_of_birth",
+    "phone",
+    "contacts",
+    "birth_date",
+    "birth_place",
+    "nationality",
+];
+
+/// A payout method as the session keeps it: its masked form (never a clear
+/// card or account number) and whether the recipient's bank may return it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodParts {
+    pub masked: Value,
+    pub returnable: bool,
+}
+
+impl From<&PayoutMethod> for MethodParts {
+    fn from(m: &PayoutMethod) -> Self {
+        Self { masked: m.masked(), returnable: m.returnable() }
     }
 }
 
-/// A validated payout method. Card numbers never leave this type in clear
-/// except through [`CardNumber::expose`].
-#[derive(Debug, Clone)]
-pub enum PayoutMethod {
-    Card {
-        number: CardNumber,
-    },
-    BankAccountRu {
-        bik: Bik,
-        account: AccountNumber,
-        full_name: Personal<String>,
-        description: String,
-        is_fast: bool,
-    },
-    Fps {
-        phone: RuPhone,
-        bank_id: String,
-        description: Option<String>,
-    },
-    Wallet {
-        kind: WalletKind,
-        account: Personal<String>,
-        description: Option<String>,
-    },
-    /// Tax payments are not personal data: kept as validated JSON.
-    Tax {
-        tax: Value,
-    },
+/// The payout fields one request carried, each optional: `session/create`
+/// may send any of them and `session/start/payout` completes the rest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PayoutParts {
+    pub method: Option<MethodParts>,
+    pub amount: Option<Money>,
+    pub participant_details: Option<Value>,
+    pub customer: Option<Value>,
+    pub metadata: Option<Value>,
 }
 
-impl PayoutMethod {
-    /// The masked form shown in responses and webhooks (no full card or account number).
-    pub fn masked(&self) -> Value {
-        match self {
-            Self::Card { number } => json!({"type": "card", "card": {
-                "brand": number.brand().as_str(), "last4": number.last4(), "bin": number.bin()}}),
-            Self::BankAccountRu { bik, account, full_name: _, description, is_fast } => {
-                json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {
-                    "bik": bik.as_str(), "account": account.masked(), "description": description, "is_fast": is_fast}}})
-            }
-            Self::Fps { phone, bank_id, description } => {
-                let mut inner = json!({"phone": phone.masked(), "bank_id": bank_id});
-                if let Some(d) = description {
-                    inner["description"] = json!(d);
-                }
-                json!({"type": "bank_account", "bank_account": {"system_type": "faster_payment_system",
-                    "faster_payment_system": inner}})
-            }
-            Self::Wallet { kind, account, description } => {
-                let acc = account.expose();
-                let visible = acc.chars().count().saturating_sub(4);
-                let masked: String = acc.chars().enumerate().map(|(i, c)| if i < visible { '*' } else { c }).collect();
-                let mut inner = json!({"account": masked});
-                if let Some(d) = description {
-                    inner["description"] = json!(d);
-                }
-                json!({"type": "wallet", "wallet": {"type": kind.as_str(), kind.as_str(): inner}})
-            }
-            Self::Tax { tax } => json!({"type": "tax", "tax": mask_tax(tax)}),
-        }
-    }
-
-    fn is_bank_account(&self) -> bool {
-        matches!(self, Self::BankAccountRu { .. })
-    }
-}
-
-/// A tax payment as shown back: the payer's INN and the accounts masked (the
-/// payer may be a person), the budget codes as sent.
-fn mask_tax(tax: &Value) -> Value {
-    let mut out = tax.clone();
-    let tail = |s: &str, keep: usize| -> String {
-        let n = s.chars().count();
-        s.chars().enumerate().map(|(i, c)| if i + keep < n { '*' } else { c }).collect()
-    };
-    if let Some(inn) = out.pointer_mut("/payer/inn") {
-        if let Some(s) = inn.as_str() {
-            *inn = json!(tail(s, 4));
-        }
-    }
-    for pointer in ["/payee/account", "/payee/account_eks"] {
-        if let Some(acc) = out.pointer_mut(pointer) {
-            if let Some(s) = acc.as_str() {
-                *acc = json!(tail(s, 4));
-            }
-        }
-    }
-    out
-}
-
-/// A parsed payout: method, amount and the partner's echo fields (nulls removed).
-#[derive(Debug, Clone)]
+/// A whole payout: method, amount and the partner's echo fields (nulls removed).
+#[derive(Debug, Clone, PartialEq)]
 pub struct PayoutRequest {
-    pub method: PayoutMethod,
+    pub method: MethodParts,
     pub amount: Money,
     pub participant_details: Value,
     pub customer: Option<Value>,
     pub metadata: Option<Value>,
+}
+
+impl PayoutParts {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// `self` with every field `over` carries replaced (start over create).
+    pub fn overlaid_with(self, over: PayoutParts) -> PayoutParts {
+        PayoutParts {
+            method: over.method.or(self.method),
+            amount: over.amount.or(self.amount),
+            participant_details: over.participant_details.or(self.participant_details),
+            customer: over.customer.or(self.customer),
+            metadata: over.metadata.or(self.metadata),
+        }
+    }
+
+    /// The whole payout, or every missing required field named
+    /// (`method_key` is the version's name of the method).
+    pub fn complete(self, method_key: &str) -> Result<PayoutRequest, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.method.is_none() {
+            errors.push(FieldError::new(method_key, "is required"));
+        }
+        if self.amount.is_none() {
+            errors.push(FieldError::new("amount_details", "is required"));
+        }
+        match &self.participant_details {
+            None => errors.push(FieldError::new("participant_details", "is required")),
+            Some(p) if !has_recipient_name(p) => errors
+                .push(FieldError::new("participant_details.recipient", "needs full_name or first_name and last_name")),
+            Some(_) => {}
+        }
+        match (self.method, self.amount, self.participant_details) {
+            (Some(method), Some(amount), Some(participant_details)) if errors.is_empty() => Ok(PayoutRequest {
+                method,
+                amount,
+                participant_details,
+                customer: self.customer,
+                metadata: self.metadata,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// The draft a created session keeps, as JSON.
+    pub fn to_draft(&self) -> Value {
+        let mut d = Map::new();
+        if let Some(m) = &self.method {
+            d.insert("method".into(), m.masked.clone());
+            d.insert("returnable".into(), json!(m.returnable));
+        }
+        if let Some(a) = &self.amount {
+            d.insert("amount_details".into(), json!({"amount": a.amount(), "currency": a.currency()}));
+        }
+        for (key, v) in [
+            ("participant_details", &self.participant_details),
+            ("customer", &self.customer),
+            ("metadata", &self.metadata),
+        ] {
+            if let Some(v) = v {
+                d.insert(key.into(), v.clone());
+            }
+        }
+        Value::Object(d)
+    }
+
+    /// Reads back [`PayoutParts::to_draft`]; `None` if it is not one.
+    pub fn from_draft(draft: &Value) -> Option<PayoutParts> {
+        let d = draft.as_object()?;
+        let method = match (d.get("method"), d.get("returnable")) {
+            (Some(masked), Some(Value::Bool(returnable))) => {
+                Some(MethodParts { masked: masked.clone(), returnable: *returnable })
+            }
+            (None, None) => None,
+            _ => return None,
+        };
+        let amount = match d.get("amount_details") {
+            Some(a) => Some(Money::new(a.get("amount")?.as_i64()?, a.get("currency")?.as_str()?).ok()?),
+            None => None,
+        };
+        Some(PayoutParts {
+            method,
+            amount,
+            participant_details: d.get("participant_details").cloned(),
+            customer: d.get("customer").cloned(),
+            metadata: d.get("metadata").cloned(),
+        })
+    }
+}
+
+fn has_recipient_name(p: &Value) -> bool {
+    let has =
+        |k: &str| p.pointer(&format!("/recipient/{k}")).and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
+    has("full_name") || (has("first_name") && has("last_name"))
+}
+
+/// Which name the method has in this body: `payout_details` (v2) or
+/// `payment_method` (v1); either is accepted on both versions, not both at once.
+pub fn method_key(body: &Map<String, Value>) -> &'static str {
+    if body.get("payout_details").is_some_and(|v| !v.is_null()) {
+        "payout_details"
+    } else {
+        "payment_method"
+    }
+}
+
+/// Parses the payout fields of a body, refusing every key `call` does not take.
+pub fn parse_parts(body: &Map<String, Value>, call: PayoutCall, today: Date) -> Result<PayoutParts, Vec<FieldError>> {
+    let (parts, mut errors) = collect_parts(body, call, today);
+    if errors.is_empty() {
+        Ok(parts)
+    } else {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        Err(errors)
+    }
+}
+
+/// Parses a whole payout (`session/init/payout`): every bad field and every
+/// missing one named at once. `method_name` names a missing method (the
+/// request version's name).
+pub fn parse_payout(
+    body: &Map<String, Value>,
+    today: Date,
+    method_name: &str,
+) -> Result<PayoutRequest, Vec<FieldError>> {
+    let (parts, mut errors) = collect_parts(body, PayoutCall::Init, today);
+    let bad = errors.clone();
+    let mentioned = |field: &str| bad.iter().any(|e| e.field == field || e.field.starts_with(&format!("{field}.")));
+    let method_sent = mentioned("payment_method") || mentioned("payout_details");
+    match parts.complete(method_name) {
+        Ok(request) if errors.is_empty() => return Ok(request),
+        Ok(_) => {}
+        // A field already named as bad is not also named as missing.
+        Err(missing) => errors.extend(missing.into_iter().filter(|e| {
+            let already = if e.field == method_name { method_sent } else { mentioned(&e.field) };
+            !already
+        })),
+    }
+    errors.sort_by(|a, b| a.field.cmp(&b.field));
+    Err(errors)
+}
+
+/// The parts a body carries and the errors of its bad fields.
+fn collect_parts(body: &Map<String, Value>, call: PayoutCall, today: Date) -> (PayoutParts, Vec<FieldError>) {
+    let mut errors = Vec::new();
+    let mut f = Fields { errors: &mut errors };
+    let mut allowed: Vec<&str> = PAYOUT_KEYS.to_vec();
+    if call == PayoutCall::Start {
+        allowed.push("session_id");
+    }
+    f.only(body, "", &allowed, &REFUSED_KEYS);
+    let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+    if present("payment_method") && present("payout_details") {
+        f.err("payout_details", "send the method once: payment_method (v1) or payout_details (v2)");
+    }
+    let key = method_key(body);
+    let method = match present(key) {
+        true => {
+            f.object(body, key, key).and_then(|m| parse_method(&mut f, m, key, today)).map(|m| MethodParts::from(&m))
+        }
+        false => None,
+    };
+    let amount = match present("amount_details") {
+        true => f.object(body, "amount_details", "amount_details").and_then(|a| parse_amount(&mut f, a)),
+        false => None,
+    };
+    let participant_details = match present("participant_details") {
+        true => {
+            f.object(body, "participant_details", "participant_details").and_then(|p| parse_participants(&mut f, p))
+        }
+        false => None,
+    };
+    let customer = match present("customer") {
+        true => f.object(body, "customer", "customer").and_then(|c| parse_customer(&mut f, c)),
+        false => None,
+    };
+    let metadata = body.get("metadata").cloned().and_then(strip_nulls);
+    (PayoutParts { method, amount, participant_details, customer, metadata }, errors)
+}
+
+fn parse_amount(f: &mut Fields<'_>, a: &Map<String, Value>) -> Option<Money> {
+    f.only(a, "amount_details", &["amount", "currency"], &[]);
+    let amount = match a.get("amount") {
+        Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
+        None | Some(Value::Null) => {
+            f.err("amount_details.amount", "is required");
+            None
+        }
+        Some(_) => {
+            f.err("amount_details.amount", "must be an integer (minor units)");
+            None
+        }
+    };
+    let currency = f.string(a, "currency", "amount_details.currency");
+    let (amount, currency) = (amount?, currency?);
+    if amount > PAYOUT_AMOUNT_MAX_MINOR {
+        f.err("amount_details.amount", format!("must be at most {PAYOUT_AMOUNT_MAX_MINOR}"));
+        return None;
+    }
+    match Money::new(amount, &currency) {
+        Ok(m) => Some(m),
+        Err(msg) => {
+            let field = if msg.starts_with("amount") { "amount_details.amount" } else { "amount_details.currency" };
+            f.err(field, msg);
+            None
+        }
+    }
+}
+
+fn parse_participants(f: &mut Fields<'_>, p: &Map<String, Value>) -> Option<Value> {
+    f.only(p, "participant_details", &["sender", "recipient"], &[]);
+    for side in ["sender", "recipient"] {
+        let path = join("participant_details", side);
+        if let Some(Some(person)) = f.optional_object(p, side, &path) {
+            f.only(person, &path, &PARTICIPANT_KEYS, &[]);
+        }
+    }
+    strip_nulls(Value::Object(p.clone()))
+}
+
+fn parse_customer(f: &mut Fields<'_>, c: &Map<String, Value>) -> Option<Value> {
+    f.only(c, "customer", &["reference", "contacts"], &[]);
+    f.optional_string(c, "reference", "customer.reference");
+    match c.get("contacts") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("customer.contacts[{i}]");
+                match item {
+                    Value::Object(contact) => f.only(contact, &path, &["email", "phone"], &[]),
+                    _ => f.err(&path, "must be an object"),
+                }
+            }
+        }
+        Some(_) => f.err("customer.contacts", "must be an array"),
+    }
+    strip_nulls(Value::Object(c.clone()))
 }
 
 /// Drops `null`s (and keys holding them) so echoed partner data never emits `null`.
@@ -173,391 +405,6 @@ pub fn strip_nulls(value: Value) -> Option<Value> {
             Some(Value::Object(map.into_iter().filter_map(|(k, v)| Some((k, strip_nulls(v)?))).collect()))
         }
         other => Some(other),
-    }
-}
-
-struct Fields<'a> {
-    errors: &'a mut Vec<FieldError>,
-}
-
-impl Fields<'_> {
-    fn err(&mut self, path: &str, message: impl Into<String>) {
-        self.errors.push(FieldError::new(path, message));
-    }
-
-    fn object<'v>(&mut self, parent: &'v Map<String, Value>, key: &str, path: &str) -> Option<&'v Map<String, Value>> {
-        match parent.get(key) {
-            Some(Value::Object(m)) => Some(m),
-            None | Some(Value::Null) => {
-                self.err(path, "is required");
-                None
-            }
-            Some(_) => {
-                self.err(path, "must be an object");
-                None
-            }
-        }
-    }
-
-    fn string(&mut self, parent: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
-        match parent.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-            Some(Value::String(_)) => {
-                self.err(path, "must not be empty");
-                None
-            }
-            None | Some(Value::Null) => {
-                self.err(path, "is required");
-                None
-            }
-            Some(_) => {
-                self.err(path, "must be a string");
-                None
-            }
-        }
-    }
-
-    fn optional_string(&mut self, parent: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
-        match parent.get(key) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                self.err(path, "must be a string");
-                None
-            }
-        }
-    }
-
-    fn check<T>(
-        &mut self,
-        path: &str,
-        value: Option<String>,
-        parse: impl FnOnce(&str) -> Result<T, &'static str>,
-    ) -> Option<T> {
-        let v = value?;
-        parse(&v).map_err(|m| self.err(path, m)).ok()
-    }
-}
-
-/// Reads the method object under `payout_details` (v2) or `payment_method` (v1);
-/// both names are accepted on either version.
-pub fn method_key(body: &Map<String, Value>) -> &'static str {
-    if body.contains_key("payout_details") {
-        "payout_details"
-    } else {
-        "payment_method"
-    }
-}
-
-/// Parses the payout part of `session/init/payout` or `session/start/payout`.
-pub fn parse_payout(body: &Map<String, Value>, today: Date) -> Result<PayoutRequest, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let mut f = Fields { errors: &mut errors };
-    let key = method_key(body);
-    let method = f.object(body, key, key).and_then(|m| parse_method(&mut f, m, key, today));
-
-    let amount = f.object(body, "amount_details", "amount_details").and_then(|a| {
-        let amount = match a.get("amount") {
-            Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
-            None | Some(Value::Null) => {
-                f.err("amount_details.amount", "is required");
-                None
-            }
-            Some(_) => {
-                f.err("amount_details.amount", "must be an integer (minor units)");
-                None
-            }
-        };
-        let currency = f.string(a, "currency", "amount_details.currency");
-        let (amount, currency) = (amount?, currency?);
-        if amount > PAYOUT_AMOUNT_MAX_MINOR {
-            f.err("amount_details.amount", format!("must be at most {PAYOUT_AMOUNT_MAX_MINOR}"));
-            return None;
-        }
-        match Money::new(amount, &currency) {
-            Ok(m) => Some(m),
-            Err(msg) if msg.starts_with("amount") => {
-                f.err("amount_details.amount", msg);
-                None
-            }
-            Err(msg) => {
-                f.err("amount_details.currency", msg);
-                None
-            }
-        }
-    });
-
-    let participant = f.object(body, "participant_details", "participant_details").and_then(|p| {
-        let recipient = f.object(p, "recipient", "participant_details.recipient")?;
-        let has = |k: &str| recipient.get(k).and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
-        if !(has("full_name") || (has("first_name") && has("last_name"))) {
-            f.err("participant_details.recipient", "needs full_name or first_name and last_name");
-            return None;
-        }
-        strip_nulls(Value::Object(p.clone()))
-    });
-    let customer = body.get("customer").cloned().and_then(strip_nulls);
-    if let Some(c) = &customer {
-        if !c.is_object() {
-            f.err("customer", "must be an object");
-        }
-    }
-    let metadata = body.get("metadata").cloned().and_then(strip_nulls);
-
-    match (method, amount, participant) {
-        (Some(method), Some(amount), Some(participant_details)) if errors.is_empty() => {
-            Ok(PayoutRequest { method, amount, participant_details, customer, metadata })
-        }
-        _ => {
-            errors.sort_by(|a, b| a.field.cmp(&b.field));
-            Err(errors)
-        }
-    }
-}
-
-fn parse_method(f: &mut Fields<'_>, m: &Map<String, Value>, key: &str, today: Date) -> Option<PayoutMethod> {
-    let kind = f.string(m, "type", &format!("{key}.type"))?;
-    match kind.as_str() {
-        "card" => {
-            let p = format!("{key}.card");
-            let card = f.object(m, "card", &p)?;
-            let card_type = f.string(card, "type", &format!("{p}.type"))?;
-            if card_type != "bank_card" {
-                f.err(&format!("{p}.type"), "only bank_card is supported by open131 (no widget tokens yet)");
-                return None;
-            }
-            let p = format!("{p}.bank_card");
-            let bank_card = f.object(card, "bank_card", &p)?;
-            let number = f.string(bank_card, "number", &format!("{p}.number"));
-            let number = f.check(&format!("{p}.number"), number, CardNumber::parse);
-            let month = f.optional_string(bank_card, "expiration_month", &format!("{p}.expiration_month"));
-            let year = f.optional_string(bank_card, "expiration_year", &format!("{p}.expiration_year"));
-            match (month, year) {
-                (Some(mm), Some(yy)) => match CardExpiry::parse(&mm, &yy) {
-                    Ok(exp) if exp.is_expired_on(today) => {
-                        f.err(&format!("{p}.expiration_year"), "the card has expired")
-                    }
-                    Ok(_) => {}
-                    Err(msg) => f.err(&format!("{p}.expiration_month"), msg),
-                },
-                (None, None) => {}
-                _ => f.err(&format!("{p}.expiration_month"), "expiration_month and expiration_year go together"),
-            }
-            if let Some(code) = f.optional_string(bank_card, "security_code", &format!("{p}.security_code")) {
-                if !(3..=4).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
-                    f.err(&format!("{p}.security_code"), "must be 3 or 4 digits");
-                }
-            }
-            Some(PayoutMethod::Card { number: number? })
-        }
-        "bank_account" => {
-            let p = format!("{key}.bank_account");
-            let ba = f.object(m, "bank_account", &p)?;
-            let system = f.string(ba, "system_type", &format!("{p}.system_type"))?;
-            match system.as_str() {
-                "ru" => {
-                    let p = format!("{p}.ru");
-                    let ru = f.object(ba, "ru", &p)?;
-                    let bik = f.string(ru, "bik", &format!("{p}.bik"));
-                    let bik = f.check(&format!("{p}.bik"), bik, Bik::parse);
-                    let account = f.string(ru, "account", &format!("{p}.account"));
-                    let account = f.check(&format!("{p}.account"), account, AccountNumber::parse);
-                    let full_name = f.string(ru, "full_name", &format!("{p}.full_name"));
-                    let description = f.string(ru, "description", &format!("{p}.description"));
-                    if let Some(d) = &description {
-                        if d.chars().count() > ACCOUNT_DESCRIPTION_MAX_CHARS {
-                            f.err(&format!("{p}.description"), "must be at most 210 characters");
-                        }
-                    }
-                    let is_fast = match ru.get("is_fast") {
-                        None | Some(Value::Null) => false,
-                        Some(Value::Bool(b)) => *b,
-                        Some(_) => {
-                            f.err(&format!("{p}.is_fast"), "must be a boolean");
-                            false
-                        }
-                    };
-                    if let Some(inn) = f.optional_string(ru, "inn", &format!("{p}.inn")) {
-                        if Inn::parse_any(&inn).is_err() {
-                            f.err(&format!("{p}.inn"), "must be 10 or 12 digits");
-                        }
-                    }
-                    if let Some(kpp) = f.optional_string(ru, "kpp", &format!("{p}.kpp")) {
-                        if !kpp_ok(&kpp) {
-                            f.err(&format!("{p}.kpp"), "must be a KPP (9 characters)");
-                        }
-                    }
-                    let (bik, account) = (bik?, account?);
-                    if !account_matches_bik(&account, &bik) {
-                        f.err(&format!("{p}.account"), "control digit does not match the BIK");
-                        return None;
-                    }
-                    Some(PayoutMethod::BankAccountRu {
-                        bik,
-                        account,
-                        full_name: Personal::new(full_name?),
-                        description: description?,
-                        is_fast,
-                    })
-                }
-                "faster_payment_system" => {
-                    let p = format!("{p}.faster_payment_system");
-                    let fps = f.object(ba, "faster_payment_system", &p)?;
-                    let phone = f.string(fps, "phone", &format!("{p}.phone"));
-                    let phone = f.check(&format!("{p}.phone"), phone, RuPhone::parse);
-                    let bank_id = f.string(fps, "bank_id", &format!("{p}.bank_id"));
-                    let description = f.optional_string(fps, "description", &format!("{p}.description"));
-                    let bank_id = bank_id?;
-                    if crate::fps::bank(&bank_id).is_none() {
-                        let n = crate::fps::banks().len();
-                        f.err(&format!("{p}.bank_id"), format!("is not one of the {n} banks of fps/banks"));
-                        return None;
-                    }
-                    Some(PayoutMethod::Fps { phone: phone?, bank_id, description })
-                }
-                _ => {
-                    f.err(&format!("{p}.system_type"), "must be ru or faster_payment_system");
-                    None
-                }
-            }
-        }
-        "wallet" => {
-            let p = format!("{key}.wallet");
-            let w = f.object(m, "wallet", &p)?;
-            let wallet_type = f.string(w, "type", &format!("{p}.type"))?;
-            let kind = match wallet_type.as_str() {
-                "qiwi" => WalletKind::Qiwi,
-                "yoomoney" => WalletKind::Yoomoney,
-                _ => {
-                    f.err(&format!("{p}.type"), "must be qiwi or yoomoney");
-                    return None;
-                }
-            };
-            let p = format!("{p}.{}", kind.as_str());
-            let inner = f.object(w, kind.as_str(), &p)?;
-            let account = f.string(inner, "account", &format!("{p}.account"))?;
-            let ok = match kind {
-                // QIWI wallets are phone numbers: + and 11–15 digits.
-                WalletKind::Qiwi => {
-                    account.starts_with('+')
-                        && (11..=15).contains(&(account.len() - 1))
-                        && account[1..].bytes().all(|b| b.is_ascii_digit())
-                }
-                // YooMoney wallet numbers are 11–20 digits.
-                WalletKind::Yoomoney => {
-                    (11..=20).contains(&account.len()) && account.bytes().all(|b| b.is_ascii_digit())
-                }
-            };
-            if !ok {
-                let msg = match kind {
-                    WalletKind::Qiwi => "must be a phone number: + and 11 to 15 digits",
-                    WalletKind::Yoomoney => "must be 11 to 20 digits",
-                };
-                f.err(&format!("{p}.account"), msg);
-                return None;
-            }
-            let description = f.optional_string(inner, "description", &format!("{p}.description"));
-            Some(PayoutMethod::Wallet { kind, account: Personal::new(account), description })
-        }
-        "tax" => {
-            let p = format!("{key}.tax");
-            let tax = f.object(m, "tax", &p)?;
-            let before = f.errors.len();
-            parse_tax(f, tax, &p);
-            if f.errors.len() != before {
-                return None;
-            }
-            Some(PayoutMethod::Tax { tax: strip_nulls(Value::Object(tax.clone()))? })
-        }
-        other => {
-            f.err(
-                &format!("{key}.type"),
-                format!("{other:?} is not a payout method (card, bank_account, wallet, tax)"),
-            );
-            None
-        }
-    }
-}
-
-fn parse_tax(f: &mut Fields<'_>, tax: &Map<String, Value>, p: &str) {
-    let Some(kind) = f.string(tax, "type", &format!("{p}.type")) else { return };
-    let Some(details) = f.object(tax, "tax_details", &format!("{p}.tax_details")) else { return };
-    let dp = format!("{p}.tax_details");
-    match kind.as_str() {
-        "tax_full" => {
-            type Rule = (&'static str, fn(&str) -> bool, &'static str);
-            let rules: [Rule; 2] =
-                [("kbk", kbk_ok, "must be 20 digits (KBK)"), ("oktmo", oktmo_ok, "must be 8 or 11 digits (OKTMO)")];
-            for (key, ok, msg) in rules {
-                if let Some(v) = f.string(details, key, &format!("{dp}.{key}")) {
-                    if !ok(&v) {
-                        f.err(&format!("{dp}.{key}"), msg);
-                    }
-                }
-            }
-            if let Some(uin) = f.optional_string(tax, "uin", &format!("{p}.uin")) {
-                if !uin_ok(&uin) {
-                    f.err(&format!("{p}.uin"), "must be 20 or 25 digits, or 0");
-                }
-            }
-            if let Some(payer) = f.object(tax, "payer", &format!("{p}.payer")) {
-                if let Some(inn) = f.string(payer, "inn", &format!("{p}.payer.inn")) {
-                    if Inn::parse_any(&inn).is_err() {
-                        f.err(&format!("{p}.payer.inn"), "must be 10 or 12 digits");
-                    }
-                }
-                if let Some(kpp) = f.optional_string(payer, "kpp", &format!("{p}.payer.kpp")) {
-                    if !kpp_ok(&kpp) {
-                        f.err(&format!("{p}.payer.kpp"), "must be a KPP (9 characters)");
-                    }
-                }
-            }
-            if let Some(payee) = f.object(tax, "payee", &format!("{p}.payee")) {
-                let pp = format!("{p}.payee");
-                let bik = f.string(payee, "bik", &format!("{pp}.bik"));
-                f.check(&format!("{pp}.bik"), bik, Bik::parse);
-                let account = f.string(payee, "account", &format!("{pp}.account"));
-                f.check(&format!("{pp}.account"), account, AccountNumber::parse);
-                f.string(payee, "name", &format!("{pp}.name"));
-                if let Some(inn) = f.string(payee, "inn", &format!("{pp}.inn")) {
-                    if Inn::parse_legal(&inn).is_err() {
-                        f.err(&format!("{pp}.inn"), "must be 10 digits");
-                    }
-                }
-                if let Some(kpp) = f.string(payee, "kpp", &format!("{pp}.kpp")) {
-                    if !kpp_ok(&kpp) {
-                        f.err(&format!("{pp}.kpp"), "must be a KPP (9 characters)");
-                    }
-                }
-            }
-        }
-        "tax_short" => {
-            let Some(period) = f.object(details, "period", &format!("{dp}.period")) else { return };
-            let pp = format!("{dp}.period");
-            let ptype = f.string(period, "type", &format!("{pp}.type"));
-            let max = match ptype.as_deref() {
-                Some("month") => 12,
-                Some("quarter") => 4,
-                Some(_) => {
-                    f.err(&format!("{pp}.type"), "must be month or quarter");
-                    return;
-                }
-                None => return,
-            };
-            match period.get("number").and_then(Value::as_i64) {
-                Some(n) if (1..=max).contains(&n) => {}
-                _ => f.err(&format!("{pp}.number"), format!("must be an integer from 1 to {max}")),
-            }
-            let year_ok = match period.get("year") {
-                Some(Value::Number(n)) => n.as_i64().is_some_and(|y| (2000..=2100).contains(&y)),
-                Some(Value::String(s)) => s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()),
-                _ => false,
-            };
-            if !year_ok {
-                f.err(&format!("{pp}.year"), "must be a four-digit year");
-            }
-        }
-        _ => f.err(&format!("{p}.type"), "must be tax_full or tax_short"),
     }
 }
 
@@ -606,7 +453,7 @@ impl SandboxPlan {
 
 /// The sandbox outcome table (README): exact amounts, in minor units, choose
 /// the outcome; any other valid payout succeeds.
-pub fn sandbox_plan(method: &PayoutMethod, amount: &Money) -> SandboxPlan {
+pub fn sandbox_plan(method: &MethodParts, amount: &Money) -> SandboxPlan {
     use SandboxPlan::Fail;
     match amount.amount() {
         13_102 => Fail(FailureCode::DeclinedByIssuerBank),
@@ -617,7 +464,7 @@ pub fn sandbox_plan(method: &PayoutMethod, amount: &Money) -> SandboxPlan {
         13_107 => Fail(FailureCode::ProviderTimeout),
         13_108 => Fail(FailureCode::ProviderExceedsAmountLimit),
         13_109 => SandboxPlan::SucceedSlowly,
-        13_110 if method.is_bank_account() => SandboxPlan::SucceedThenReturned,
+        13_110 if method.returnable => SandboxPlan::SucceedThenReturned,
         _ => SandboxPlan::Succeed,
     }
 }
@@ -626,6 +473,8 @@ pub fn sandbox_plan(method: &PayoutMethod, amount: &Money) -> SandboxPlan {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const TODAY: Date = time::macros::date!(2026 - 11 - 30);
 
     #[test]
     fn every_plan_reads_back_from_its_stored_name() {
@@ -648,11 +497,129 @@ mod tests {
             "participant_details": {"recipient": {"full_name": "И"}},
             "amount_details": {"amount": 100, "currency": "rub"}
         });
-        let p = parse_payout(body.as_object().unwrap(), time::macros::date!(2026 - 11 - 30)).unwrap();
-        let shown = p.method.masked();
+        let p = parse_payout(body.as_object().unwrap(), TODAY, "payment_method").unwrap();
+        let shown = &p.method.masked;
         assert_eq!(shown["tax"]["payer"]["inn"], "********2259");
         assert_eq!(shown["tax"]["payee"]["account"], "****************7300");
         assert_eq!(shown["tax"]["tax_details"]["kbk"], "18210102010011000110");
         assert!(!shown.to_string().contains("500100732259"));
+    }
+
+    fn fields_of(body: Value, call: PayoutCall) -> Vec<String> {
+        match parse_parts(body.as_object().unwrap(), call, TODAY) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.field).collect(),
+        }
+    }
+
+    #[test]
+    fn fields_not_acted_on_are_refused_by_name() {
+        let body = json!({
+            "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242", "pin": "1"}}, "extra": 1},
+            "amount_details": {"amount": 100, "currency": "rub", "fee": 1},
+            "participant_details": {"recipient": {"full_name": "A", "nickname": "b"}, "witness": {}},
+            "customer": {"reference": "u1", "contacts": [{"email": "a@b", "fax": "1"}]},
+            "fiscalization_details": {"x": 1},
+            "custom_routing": {"tags": []},
+            "colour": "red",
+            "session_id": "ps_1",
+        });
+        let fields = fields_of(body, PayoutCall::Init);
+        for f in [
+            "payment_method.card.bank_card.pin",
+            "payment_method.extra",
+            "amount_details.fee",
+            "participant_details.recipient.nickname",
+            "participant_details.witness",
+            "customer.contacts[0].fax",
+            "fiscalization_details",
+            "custom_routing",
+            "colour",
+            "session_id",
+        ] {
+            assert!(fields.contains(&f.to_string()), "{f} not refused: {fields:?}");
+        }
+        // Nulls are absent, and start/payout takes session_id.
+        assert!(fields_of(json!({"session_id": "ps_1", "metadata": null, "custom_routing": null}), PayoutCall::Start)
+            .is_empty());
+    }
+
+    #[test]
+    fn drafts_round_trip_and_start_completes_them() {
+        let create = json!({"payout_details": {"type": "bank_account", "bank_account": {"system_type": "faster_payment_system",
+                "faster_payment_system": {"phone": "79261234567", "bank_id": "100000000069"}}},
+            "amount_details": {"amount": 10_000, "currency": "rub"}});
+        let parts = parse_parts(create.as_object().unwrap(), PayoutCall::Create, TODAY).unwrap();
+        assert_eq!(PayoutParts::from_draft(&parts.to_draft()), Some(parts.clone()));
+        assert_eq!(parts.clone().complete("payout_details").unwrap_err()[0].field, "participant_details");
+        let start =
+            json!({"session_id": "ps_1", "participant_details": {"recipient": {"first_name": "A", "last_name": "B"}}});
+        let more = parse_parts(start.as_object().unwrap(), PayoutCall::Start, TODAY).unwrap();
+        let whole = parts.overlaid_with(more).complete("payout_details").unwrap();
+        assert_eq!(whole.amount.amount(), 10_000);
+        assert_eq!(whole.method.masked["bank_account"]["faster_payment_system"]["phone"], "7926***4567");
+        assert!(!whole.method.returnable);
+        assert!(PayoutParts::default().is_empty());
+    }
+
+    fn method(m: Value) -> Result<Value, Vec<FieldError>> {
+        let body = json!({"payment_method": m, "amount_details": {"amount": 100, "currency": "rub"},
+            "participant_details": {"recipient": {"full_name": "A B"}}});
+        parse_payout(body.as_object().unwrap(), TODAY, "payment_method").map(|p| p.method.masked)
+    }
+
+    #[test]
+    fn every_method_the_sdk_builds() {
+        let served = [
+            json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "2200000000004940"}}}),
+            json!({"type": "faster_payment_system", "faster_payment_system": {"phone": "+79261234567", "bank_id": "100000000111"}}),
+            json!({"type": "bank_account", "bank_account": {"system_type": "iban", "iban": {"account": "DE89370400440532013000"}}}),
+            json!({"type": "bank_account", "bank_account": {"system_type": "upi", "upi": []}}),
+            json!({"type": "wallet", "wallet": {"type": "moneta", "moneta": {"account": "12345678", "description": "d"}}}),
+            json!({"type": "wallet", "wallet": {"type": "steam", "steam": {"account": "gamer_1"}}}),
+            json!({"type": "crypto_wallet", "crypto_wallet": {"type": "ton", "ton": {
+                "address": "EQDtFpEwcFAEcRe5mLVh2N6C0x-_hJEM7W61_JLnSF74p4q2", "product_id": "p1", "product_name": "Coins"}}}),
+        ];
+        for m in served {
+            let shown = method(m.clone()).unwrap_or_else(|e| panic!("{m}: {e:?}"));
+            assert_eq!(shown["type"], m["type"]);
+        }
+        let refused = [
+            (
+                json!({"type": "card", "card": {"type": "tokenized_card", "tokenized_card": {"token": "t"}}}),
+                "payment_method.card.type",
+            ),
+            (
+                json!({"type": "card", "card": {"type": "encrypted_card", "encrypted_card": {"number_hash": "h"}}}),
+                "payment_method.card.type",
+            ),
+            (
+                json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {"token": "t"}}}),
+                "payment_method.bank_account.ru.token",
+            ),
+            (
+                json!({"type": "bank_account", "bank_account": {"system_type": "faster_payment_system_verification",
+                "faster_payment_system_verification": {"phone": "79261234567", "bank_id": "100000000069"}}}),
+                "payment_method.bank_account.system_type",
+            ),
+            (json!({"type": "internet_banking", "internet_banking": {"type": "sber_pay"}}), "payment_method.type"),
+            (
+                json!({"type": "bank_account", "bank_account": {"system_type": "faster_payment_system",
+                "faster_payment_system": {"phone": "79261234567", "bank_id": "100000000000"}}}),
+                "payment_method.bank_account.faster_payment_system.bank_id",
+            ),
+        ];
+        for (m, field) in refused {
+            let errors = method(m.clone()).expect_err(&m.to_string());
+            assert!(errors.iter().any(|e| e.field == field), "{m}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn the_bank_currencies() {
+        for c in ["rub", "usd", "eur", "tonc", "RUB"] {
+            assert!(Money::new(1, c).is_ok(), "{c}");
+        }
+        assert!(Money::new(1, "btc").is_err());
     }
 }

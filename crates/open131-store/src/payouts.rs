@@ -112,6 +112,11 @@ pub struct SessionRecord {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
+    /// What `session/create` was given for the payout that `session/start/payout`
+    /// will run (JSON, masked: never a clear card number). Cleared when it starts.
+    pub draft: Option<Personal<String>>,
+    /// The `X-PARTNER-SUBMERCHANT` the session was made for.
+    pub submerchant: Option<String>,
 }
 
 impl SessionRecord {

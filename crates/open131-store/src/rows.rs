@@ -137,14 +137,14 @@ impl CheckRow {
 /// per payout, oldest first. One statement instead of two: a status read and
 /// every timer's firing read a session.
 pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_version, s.phase, s.version, s.refund_id, \
-     s.refunded_at_us, s.created_at_us, s.updated_at_us, s.finished_at_us, \
+     s.refunded_at_us, s.created_at_us, s.updated_at_us, s.finished_at_us, s.draft, s.submerchant, \
      p.id, p.amount, p.currency, p.method_masked, p.participant_details, p.customer, p.metadata, p.plan, p.state, \
      p.created_at_us \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      WHERE s.project_id = $1 AND s.id = $2 ORDER BY p.created_at_us, p.id";
 
 /// Where a payout's columns start in a [`SELECT_SESSION`] row.
-pub(crate) const PAYOUT_OFFSET: usize = 10;
+pub(crate) const PAYOUT_OFFSET: usize = 12;
 
 /// The values a session change writes (SQLite's INSERT and UPDATE take them
 /// in this order, `?1..?7` then what only one statement needs; PostgreSQL's
@@ -158,10 +158,13 @@ pub(crate) struct SessionValues<'a> {
     pub refunded_at_us: Option<i64>,
     pub updated_at_us: i64,
     pub finished_at_us: Option<i64>,
+    pub draft: Option<&'a str>,
     /// INSERT only.
     pub api_version: &'static str,
     /// INSERT only.
     pub created_at_us: i64,
+    /// INSERT only.
+    pub submerchant: Option<&'a str>,
 }
 
 impl<'a> SessionValues<'a> {
@@ -174,8 +177,10 @@ impl<'a> SessionValues<'a> {
             refunded_at_us: r.refund.as_ref().map(|f| to_us(f.created_at)),
             updated_at_us: to_us(r.updated_at),
             finished_at_us: r.finished_at.map(to_us),
+            draft: r.draft.as_ref().map(|d| d.expose().as_str()),
             api_version: r.api_version.as_str(),
             created_at_us: to_us(r.created_at),
+            submerchant: r.submerchant.as_deref(),
         }
     }
 }
@@ -192,6 +197,8 @@ pub(crate) struct SessionRow {
     pub created_at_us: i64,
     pub updated_at_us: i64,
     pub finished_at_us: Option<i64>,
+    pub draft: Option<String>,
+    pub submerchant: Option<String>,
 }
 
 impl SessionRow {
@@ -216,6 +223,8 @@ impl SessionRow {
             created_at: from_us(self.created_at_us)?,
             updated_at: from_us(self.updated_at_us)?,
             finished_at: self.finished_at_us.map(from_us).transpose()?,
+            draft: self.draft.map(Personal::new),
+            submerchant: self.submerchant,
         })
     }
 }

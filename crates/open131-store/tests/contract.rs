@@ -332,6 +332,8 @@ fn session(project: &str, id: &str, amount: i64) -> SessionRecord {
         created_at: NOW,
         updated_at: NOW,
         finished_at: None,
+        draft: None,
+        submerchant: None,
     }
 }
 
@@ -748,5 +750,40 @@ async fn a_session_holds_a_list_of_payouts() {
         assert_eq!(states, [PayoutState::AwaitingConfirm, PayoutState::Preparing], "{name}");
         assert_eq!(after.state, SessionState::InProgress, "{name}");
         assert!(store.session("beta", "multi").await.unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_created_session_keeps_its_draft_until_its_payout_starts() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        let mut record = session("alpha", "drafted", 100);
+        let payouts = std::mem::take(&mut record.payouts);
+        record.state = SessionState::Created;
+        record.draft = Some(Personal::new(r#"{"amount_details":{"amount":100,"currency":"rub"}}"#.into()));
+        record.submerchant = Some("shop-1".into());
+        let mut write = creation(record.clone(), "draft-key");
+        write.movements.clear();
+        assert_eq!(store.write_session(write, NOW).await.unwrap(), WriteOutcome::Applied(1), "{name}");
+        let stored = store.session("alpha", "drafted").await.unwrap().unwrap();
+        assert_eq!((&stored.draft, &stored.submerchant), (&record.draft, &record.submerchant), "{name}");
+
+        let mut started = stored.clone();
+        started.state = SessionState::InProgress;
+        started.payouts = payouts;
+        started.draft = None;
+        let update = SessionWrite {
+            expected_version: Some(1),
+            record: started,
+            idempotency: None,
+            movements: vec![],
+            webhooks: vec![],
+            timers: vec![],
+            consumed_timer: None,
+        };
+        assert_eq!(store.write_session(update, NOW).await.unwrap(), WriteOutcome::Applied(2), "{name}");
+        let after = store.session("alpha", "drafted").await.unwrap().unwrap();
+        assert_eq!(after.draft, None, "{name}: the draft is used up");
+        assert_eq!(after.submerchant.as_deref(), Some("shop-1"), "{name}: the sub-merchant stays");
+        assert_eq!(after.payouts.len(), 1, "{name}");
     }
 }

@@ -181,6 +181,9 @@ pub struct SessionWire {
     pub payout_list: Option<Vec<PayoutWire>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
+    /// The `X-PARTNER-SUBMERCHANT` the session was made for (open131's name: the docs publish none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submerchant: Option<String>,
 }
 
 impl SessionWire {

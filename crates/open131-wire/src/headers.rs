@@ -8,3 +8,5 @@ pub const PROJECT: &str = "x-partner-project";
 pub const SIGN: &str = "x-partner-sign";
 /// A main-API request's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "x-partner-idempotency-key";
+/// The partner's sub-merchant a request is made for (optional; the project lists the allowed ones).
+pub const SUBMERCHANT: &str = "x-partner-submerchant";

@@ -182,8 +182,10 @@ fn snapshot_of(record: &SessionRecord) -> Snapshot {
 fn with_states(record: &SessionRecord, snapshot: Snapshot, how: &Apply) -> SessionRecord {
     let mut next = record.clone();
     next.state = snapshot.session;
-    if next.payouts.is_empty() {
+    if next.payouts.is_empty() && how.new_payout.is_some() {
         next.payouts.extend(how.new_payout.clone());
+        // The draft of session/create is used up by the payout it became.
+        next.draft = None;
     }
     if let (Some(payout), Some(state)) = (next.payouts.first_mut(), snapshot.payout) {
         payout.state = state;
@@ -204,5 +206,7 @@ pub fn unsaved(project_id: &str, api_version: ApiVersion, now: OffsetDateTime) -
         created_at: now,
         updated_at: now,
         finished_at: None,
+        draft: None,
+        submerchant: None,
     }
 }

@@ -202,6 +202,8 @@ pub struct SignedRequest {
     pub project: Arc<Project>,
     pub bytes: Bytes,
     idempotency_key: Option<Result<String, ()>>,
+    /// `X-PARTNER-SUBMERCHANT`, as sent (checked against the project by the method).
+    submerchant: Option<String>,
 }
 
 impl FromRequest<App> for SignedRequest {
@@ -237,7 +239,8 @@ impl FromRequest<App> for SignedRequest {
             Ok(k) if !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX_BYTES => Ok(k.to_string()),
             _ => Err(()),
         });
-        Ok(Self { project, bytes, idempotency_key })
+        let submerchant = header_text(&parts.headers, headers::SUBMERCHANT).filter(|s| !s.is_empty());
+        Ok(Self { project, bytes, idempotency_key, submerchant })
     }
 }
 
@@ -258,6 +261,13 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
     if !project.may_call(method.path()) {
         return Err(ApiReply::code(ApiErrorCode::AuthorizationError));
     }
+    // A sub-merchant the project has not registered is refused like a method it may not call.
+    if let Some(name) = &signed.submerchant {
+        if !project.settings.submerchants.allows(name) {
+            let why = format!("sub-merchant {name:?} is not registered for this project");
+            return Err(ApiReply::error(ApiErrorCode::AuthorizationError, Some(&why), Vec::new()));
+        }
+    }
     let idempotency = match signed.idempotency_key {
         None => None,
         Some(Ok(key)) => method.mutating().then(|| (key, method.path().to_string())),
@@ -276,16 +286,16 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         }
     }
     let body = parse_body(&signed.bytes)?;
-    let ctx = Ctx { app, project_id: &project.id, version, idempotency };
+    let ctx = Ctx { app, project_id: &project.id, version, idempotency, submerchant: signed.submerchant };
     match method {
-        ApiMethod::SessionCreate => ctx.create().await,
+        ApiMethod::SessionCreate => ctx.create(&body).await,
         ApiMethod::SessionInitPayout => ctx.init_payout(&body).await,
         ApiMethod::SessionStartPayout => ctx.start_payout(&body).await,
         ApiMethod::SessionConfirm => ctx.event(&body, Event::Payout(PayoutEvent::Confirm)).await,
         ApiMethod::SessionCancel => ctx.event(&body, Event::Cancel).await,
         ApiMethod::SessionStatus => ctx.status(&body).await,
-        ApiMethod::WalletBalance => ctx.balance().await,
-        ApiMethod::FpsBanks => Ok(wallet::banks()),
+        ApiMethod::WalletBalance => ctx.balance(&body).await,
+        ApiMethod::FpsBanks => wallet::banks(&body),
     }
 }
 
@@ -309,4 +319,5 @@ struct Ctx<'a> {
     project_id: &'a str,
     version: ApiVersion,
     idempotency: Option<(String, String)>,
+    submerchant: Option<String>,
 }

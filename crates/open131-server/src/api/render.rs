@@ -65,5 +65,6 @@ pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
         payments: if v2 { None } else { payouts.clone() },
         payout_list: if v2 { payouts } else { None },
         error: error_of(payout_state),
+        submerchant: record.submerchant.clone(),
     }
 }

@@ -4,10 +4,11 @@
 //! atomic store write); a state error is 400 `session_wrong_state`.
 
 use open131_domain::dates::moscow_today;
-use open131_domain::payout;
+use open131_domain::fields::refuse_unknown;
+use open131_domain::payout::{self, PayoutCall, PayoutParts, PayoutRequest};
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
-use open131_domain::session::{Event, SessionState};
+use open131_domain::session::{ApiVersion, Event, SessionState};
 use open131_store::PayoutRecord;
 use open131_wire::api::{ApiErrorCode, SessionResponse};
 use serde_json::{Map, Value};
@@ -45,8 +46,26 @@ impl Ctx<'_> {
         }
     }
 
-    pub(super) async fn create(&self) -> Result<ApiReply, ApiReply> {
-        let record = engine::unsaved(self.project_id, self.version, self.app.clock.now());
+    /// The session record this request starts (not yet stored).
+    fn new_record(&self) -> open131_store::SessionRecord {
+        let mut record = engine::unsaved(self.project_id, self.version, self.app.clock.now());
+        record.submerchant = self.submerchant.clone();
+        record
+    }
+
+    fn parts(&self, body: &Map<String, Value>, call: PayoutCall) -> Result<PayoutParts, ApiReply> {
+        let today = moscow_today(self.app.clock.now());
+        payout::parse_parts(body, call, today).map_err(|e| ApiReply::invalid(from_domain(e)))
+    }
+
+    /// `session/create`: the payout fields it carries (any, or none) are kept
+    /// as the session's draft for `session/start/payout`.
+    pub(super) async fn create(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        let parts = self.parts(body, PayoutCall::Create)?;
+        let mut record = self.new_record();
+        if !parts.is_empty() {
+            record.draft = Some(Personal::new(parts.to_draft().to_string()));
+        }
         // Creating is storing the `Created` phase as is: no transition, no effects.
         let write = open131_store::SessionWrite {
             expected_version: None,
@@ -67,47 +86,67 @@ impl Ctx<'_> {
         }
     }
 
-    fn payout(&self, body: &Map<String, Value>) -> Result<PayoutRecord, ApiReply> {
-        let now = self.app.clock.now();
-        let request = payout::parse_payout(body, moscow_today(now)).map_err(|e| ApiReply::invalid(from_domain(e)))?;
+    fn payout(&self, request: PayoutRequest) -> PayoutRecord {
         let plan = payout::sandbox_plan(&request.method, &request.amount);
         let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-        Ok(PayoutRecord {
+        PayoutRecord {
             id: engine::new_payout_id(),
             amount: request.amount.amount(),
             currency: request.amount.currency().to_string(),
-            method_masked: request.method.masked().to_string(),
+            method_masked: request.method.masked.to_string(),
             participant_details: Personal::new(request.participant_details.to_string()),
             customer: text(&request.customer),
             metadata: text(&request.metadata),
             plan,
             // Set by the payout machine when the payout starts.
             state: PayoutState::Preparing,
-            created_at: now,
-        })
+            created_at: self.app.clock.now(),
+        }
+    }
+
+    /// The version's name of the payout method, for "is required".
+    fn method_name(&self) -> &'static str {
+        match self.version {
+            ApiVersion::V1 => "payment_method",
+            ApiVersion::V2 => "payout_details",
+        }
     }
 
     pub(super) async fn init_payout(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-        let payout = self.payout(body)?;
-        let record = engine::unsaved(self.project_id, self.version, self.app.clock.now());
+        let today = moscow_today(self.app.clock.now());
+        let request =
+            payout::parse_payout(body, today, self.method_name()).map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let payout = self.payout(request);
         let how = Apply { idempotency: self.idempotency.clone(), new_payout: Some(payout), ..Apply::default() };
-        let done = engine::apply(self.app, record, Event::StartPayout, how).await.map_err(Self::engine_error)?;
+        let done =
+            engine::apply(self.app, self.new_record(), Event::StartPayout, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
     }
 
+    /// `session/start/payout`: the request's fields over the draft of `session/create`.
     pub(super) async fn start_payout(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-        let record = self.load(body).await?;
+        let mut record = self.load(body).await?;
         // The state error comes before any complaint about the body.
         if record.state != SessionState::Created {
             return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
         }
+        let draft = match record.draft.take() {
+            Some(text) => serde_json::from_str(text.expose())
+                .ok()
+                .and_then(|d| PayoutParts::from_draft(&d))
+                .ok_or_else(|| ApiReply::internal(&format!("unreadable draft of session {}", record.id)))?,
+            None => PayoutParts::default(),
+        };
+        let parts = draft.overlaid_with(self.parts(body, PayoutCall::Start)?);
+        let request = parts.complete(self.method_name()).map_err(|e| ApiReply::invalid(from_domain(e)))?;
         let how =
-            Apply { idempotency: self.idempotency.clone(), new_payout: Some(self.payout(body)?), ..Apply::default() };
+            Apply { idempotency: self.idempotency.clone(), new_payout: Some(self.payout(request)), ..Apply::default() };
         let done = engine::apply(self.app, record, Event::StartPayout, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
     }
 
     pub(super) async fn event(&self, body: &Map<String, Value>, event: Event) -> Result<ApiReply, ApiReply> {
+        only_session_id(body)?;
         let record = self.load(body).await?;
         let how = Apply { idempotency: self.idempotency.clone(), ..Apply::default() };
         let done = engine::apply(self.app, record, event, how).await.map_err(Self::engine_error)?;
@@ -115,7 +154,23 @@ impl Ctx<'_> {
     }
 
     pub(super) async fn status(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        only_session_id(body)?;
         let record = self.load(body).await?;
         Ok(self.reply(&record))
+    }
+}
+
+/// Confirm, cancel and status take `session_id` alone; `confirm_information`
+/// belongs to nominal-account (escrow) sessions, which are not served yet.
+fn only_session_id(body: &Map<String, Value>) -> Result<(), ApiReply> {
+    let refused = [(
+        "confirm_information",
+        "is for nominal-account (escrow) sessions, which open131 does not serve yet; confirm with session_id alone",
+    )];
+    let errors = refuse_unknown(body, &["session_id"], &refused);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiReply::invalid(from_domain(errors)))
     }
 }

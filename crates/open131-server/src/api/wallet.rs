@@ -1,13 +1,37 @@
 //! The reference and balance methods: `wallet/balance` and `fps/banks`.
 
+use open131_domain::fields::refuse_unknown;
 use open131_domain::fps;
 use open131_wire::api::{Amount, BankWire, BanksResponse, WalletBalanceResponse, WalletWire};
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
 
-use super::{ApiReply, Ctx};
+use super::{detail, from_domain, ApiReply, Ctx};
+
+/// The fields of a body, all of which must be in `allowed`.
+fn only(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiReply> {
+    let errors = refuse_unknown(body, allowed, &[]);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiReply::invalid(from_domain(errors)))
+    }
+}
 
 impl Ctx<'_> {
-    /// The project's wallets (a project that never had money shows an empty RUB wallet).
-    pub(super) async fn balance(&self) -> Result<ApiReply, ApiReply> {
+    /// The project's wallets (a project that never had money shows an empty
+    /// RUB wallet). `request_datetime` (the SDK sends it, ATOM format) is
+    /// checked as a timestamp; the balance is always the current one (README).
+    pub(super) async fn balance(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        only(body, &["request_datetime"])?;
+        match body.get("request_datetime") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) if time::OffsetDateTime::parse(t, &Rfc3339).is_ok() => {}
+            Some(_) => {
+                let why = "must be an RFC 3339 (ATOM) timestamp, e.g. 2024-01-31T12:00:00+03:00";
+                return Err(ApiReply::invalid(vec![detail("request_datetime", why)]));
+            }
+        }
         let wallets = self.app.store.wallets(self.project_id).await.map_err(|e| ApiReply::internal(&e))?;
         let mut out: Vec<WalletWire> = wallets
             .into_iter()
@@ -24,12 +48,13 @@ impl Ctx<'_> {
 }
 
 /// The banks that take FPS payouts.
-pub(super) fn banks() -> ApiReply {
-    ApiReply::ok(&BanksResponse {
+pub(super) fn banks(body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+    only(body, &[])?;
+    Ok(ApiReply::ok(&BanksResponse {
         status: "ok".into(),
         banks: fps::banks()
             .iter()
             .map(|b| BankWire { id: b.id.clone(), eng_name: b.eng_name.clone(), ru_name: b.ru_name.clone() })
             .collect(),
-    })
+    }))
 }

@@ -116,13 +116,16 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
     let (phase, refund_id) = (q.p(&v.phase, "TEXT"), q.p(&v.refund_id, "TEXT"));
     let (refunded, updated, finished) =
         (q.p(&v.refunded_at_us, "BIGINT"), q.p(&v.updated_at_us, "BIGINT"), q.p(&v.finished_at_us, "BIGINT"));
+    let draft = q.p(&v.draft, "TEXT");
     let session = match &w.expected_version {
         None => {
             let (api, created) = (q.p(&v.api_version, "TEXT"), q.p(&v.created_at_us, "BIGINT"));
+            let submerchant = q.p(&v.submerchant, "TEXT");
             format!(
                 "INSERT INTO sessions (project_id, id, phase, refund_id, refunded_at_us, updated_at_us, finished_at_us,
-                     api_version, created_at_us, version)
-                 SELECT {project}, {id}, {phase}, {refund_id}, {refunded}, {updated}, {finished}, {api}, {created}, 1{gate}
+                     draft, api_version, created_at_us, submerchant, version)
+                 SELECT {project}, {id}, {phase}, {refund_id}, {refunded}, {updated}, {finished}, {draft}, {api},
+                     {created}, {submerchant}, 1{gate}
                  RETURNING version"
             )
         }
@@ -131,7 +134,8 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             let gate = gate.replace(" WHERE", " AND");
             format!(
                 "UPDATE sessions SET phase = {phase}, version = version + 1, refund_id = {refund_id},
-                     refunded_at_us = {refunded}, updated_at_us = {updated}, finished_at_us = {finished}
+                     refunded_at_us = {refunded}, updated_at_us = {updated}, finished_at_us = {finished},
+                     draft = {draft}
                  WHERE project_id = {project} AND id = {id} AND version = {expected}{gate}
                  RETURNING version"
             )
@@ -275,6 +279,8 @@ fn session_row(r: &Row) -> Result<SessionRow, tokio_postgres::Error> {
         created_at_us: r.try_get(7)?,
         updated_at_us: r.try_get(8)?,
         finished_at_us: r.try_get(9)?,
+        draft: r.try_get(10)?,
+        submerchant: r.try_get(11)?,
     })
 }
 

@@ -46,19 +46,31 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
         }
     }
     let v = SessionValues::of(r);
-    // The columns a change may set, at the same positions (?1..?7) in both
+    // The columns a change may set, at the same positions (?1..?8) in both
     // statements; each statement appends what only it needs.
-    let columns: [&dyn rusqlite::ToSql; 7] =
-        [&v.project_id, &v.id, &v.phase, &v.refund_id, &v.refunded_at_us, &v.updated_at_us, &v.finished_at_us];
+    let columns: [&dyn rusqlite::ToSql; 8] = [
+        &v.project_id,
+        &v.id,
+        &v.phase,
+        &v.refund_id,
+        &v.refunded_at_us,
+        &v.updated_at_us,
+        &v.finished_at_us,
+        &v.draft,
+    ];
     let version = match w.expected_version {
         None => {
             conn.prepare_cached(
                 "INSERT INTO sessions (project_id, id, phase, refund_id, refunded_at_us, updated_at_us,
-                     finished_at_us, api_version, created_at_us, version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1)",
+                     finished_at_us, draft, api_version, created_at_us, submerchant, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1)",
             )
             .map_err(err)?
-            .execute(params_from_iter(columns.into_iter().chain([&v.api_version as _, &v.created_at_us as _])))
+            .execute(params_from_iter(columns.into_iter().chain([
+                &v.api_version as _,
+                &v.created_at_us as _,
+                &v.submerchant as _,
+            ])))
             .map_err(err)?;
             1
         }
@@ -66,8 +78,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
             let n = conn
                 .prepare_cached(
                     "UPDATE sessions SET phase = ?3, version = version + 1, refund_id = ?4, refunded_at_us = ?5,
-                         updated_at_us = ?6, finished_at_us = ?7
-                     WHERE project_id = ?1 AND id = ?2 AND version = ?8",
+                         updated_at_us = ?6, finished_at_us = ?7, draft = ?8
+                     WHERE project_id = ?1 AND id = ?2 AND version = ?9",
                 )
                 .map_err(err)?
                 .execute(params_from_iter(columns.into_iter().chain([&expected as _])))
@@ -206,6 +218,8 @@ fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
         created_at_us: row.get(7)?,
         updated_at_us: row.get(8)?,
         finished_at_us: row.get(9)?,
+        draft: row.get(10)?,
+        submerchant: row.get(11)?,
     })
 }
 
