@@ -127,7 +127,16 @@ pub struct RefundWire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     pub amount_details: Amount,
+    /// Always sent: the SDK's `Refund::getAmounts()` is not nullable.
+    pub amounts: Amounts,
     pub is_chargeback: bool,
+}
+
+/// `amounts` of a refund: gross and net (no fee is charged in the sandbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amounts {
+    pub gross: Amount,
+    pub net: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,7 +161,8 @@ pub struct PayoutWire {
     pub metadata: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always sent, empty or not: the SDK's `Payout::getRefunds()` is not nullable.
+    #[serde(default)]
     pub refunds: Vec<RefundWire>,
 }
 

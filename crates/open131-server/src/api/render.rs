@@ -4,7 +4,7 @@
 use open131_domain::payout_flow::{self, PayoutState};
 use open131_domain::session::{self, ApiVersion};
 use open131_store::SessionRecord;
-use open131_wire::api::{timestamp, Amount, ApiError, PayoutWire, RefundWire, SessionWire};
+use open131_wire::api::{timestamp, Amount, Amounts, ApiError, PayoutWire, RefundWire, SessionWire};
 use serde_json::Value;
 
 fn json(text: &Option<String>) -> Option<Value> {
@@ -37,6 +37,10 @@ pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
                 created_at: timestamp(r.created_at),
                 finished_at: Some(timestamp(r.created_at)),
                 amount_details: Amount { amount: p.amount, currency: p.currency.clone() },
+                amounts: Amounts {
+                    gross: Amount { amount: p.amount, currency: p.currency.clone() },
+                    net: Amount { amount: p.amount, currency: p.currency.clone() },
+                },
                 is_chargeback: false,
             })
             .collect();

@@ -186,6 +186,24 @@ impl TestServer {
         bytes: Vec<u8>,
         idempotency: Option<&str>,
     ) -> Answer {
+        let headers: Vec<(&str, &str)> = idempotency.map(|k| ("x-partner-idempotency-key", k)).into_iter().collect();
+        self.call_signed(version, method, project, key, bytes, &headers).await
+    }
+
+    /// Signed call of `alpha` with extra headers.
+    pub async fn call_with(&self, version: &str, method: &str, body: &Value, headers: &[(&str, &str)]) -> Answer {
+        self.call_signed(version, method, "alpha", key(0), serde_json::to_vec(body).unwrap(), headers).await
+    }
+
+    async fn call_signed(
+        &self,
+        version: &str,
+        method: &str,
+        project: &str,
+        key: &SigningKey,
+        bytes: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let sign = key.sign_base64(&bytes).unwrap();
         let mut request = self
             .http
@@ -194,8 +212,8 @@ impl TestServer {
             .header("x-partner-sign", sign)
             .header("content-type", "application/json")
             .body(bytes);
-        if let Some(k) = idempotency {
-            request = request.header("x-partner-idempotency-key", k);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
