@@ -19,6 +19,9 @@ pub fn refuse_unknown(map: &Map<String, Value>, allowed: &[&str], refused: &[Ref
     errors
 }
 
+/// What PHP's `[]` stands for when an object is expected.
+static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
 pub(crate) struct Fields<'a> {
     pub errors: &'a mut Vec<FieldError>,
 }
@@ -52,6 +55,7 @@ impl Fields<'_> {
         }
     }
 
+    /// A required object; PHP clients send an empty one as `[]`.
     pub fn object<'v>(
         &mut self,
         parent: &'v Map<String, Value>,
@@ -60,6 +64,7 @@ impl Fields<'_> {
     ) -> Option<&'v Map<String, Value>> {
         match parent.get(key) {
             Some(Value::Object(m)) => Some(m),
+            Some(Value::Array(a)) if a.is_empty() => Some(&EMPTY),
             None | Some(Value::Null) => {
                 self.err(path, "is required");
                 None
@@ -78,7 +83,6 @@ impl Fields<'_> {
         key: &str,
         path: &str,
     ) -> Option<Option<&'v Map<String, Value>>> {
-        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
         match parent.get(key) {
             None | Some(Value::Null) => Some(None),
             Some(Value::Object(m)) => Some(Some(m)),

@@ -486,6 +486,16 @@ fn account_key_sum(account: &str, bik: &Bik) -> u32 {
 /// Every weight is coprime with 10, so one wrong digit is always caught — unless
 /// the typo moves the account into or out of the `30101`/`40102` ranges, which
 /// switches the BIK digits used; one in ten of those typos pass.
+/// A BIK and account from the bank's own SDK functional tests, sent to the
+/// bank's sandbox there and accepted, that fail the control key; accepted here
+/// as a sandbox test value (README, sandbox values).
+pub const DOCUMENTED_TEST_ACCOUNT: (&str, &str) = ("123456789", "12345678901234567890");
+
+/// Whether `account` at `bik` is the documented sandbox account.
+pub fn is_documented_test_account(account: &AccountNumber, bik: &Bik) -> bool {
+    (bik.as_str(), account.expose()) == DOCUMENTED_TEST_ACCOUNT
+}
+
 pub fn account_matches_bik(account: &AccountNumber, bik: &Bik) -> bool {
     account_key_sum(account.expose(), bik) == 0
 }

@@ -577,6 +577,10 @@ mod tests {
             json!({"type": "bank_account", "bank_account": {"system_type": "upi", "upi": []}}),
             json!({"type": "wallet", "wallet": {"type": "moneta", "moneta": {"account": "12345678", "description": "d"}}}),
             json!({"type": "wallet", "wallet": {"type": "steam", "steam": {"account": "gamer_1"}}}),
+            json!({"type": "wallet", "wallet": {"type": "telegram", "telegram": {"account": "@courier_17"}}}),
+            json!({"type": "wallet", "wallet": {"type": "qiwi", "qiwi": {"account": "9111111111"}}}),
+            json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {"bik": "123456789",
+                "account": "12345678901234567890", "full_name": "A B", "description": "d", "is_fast": false}}}),
             json!({"type": "crypto_wallet", "crypto_wallet": {"type": "ton", "ton": {
                 "address": "EQDtFpEwcFAEcRe5mLVh2N6C0x-_hJEM7W61_JLnSF74p4q2", "product_id": "p1", "product_name": "Coins"}}}),
         ];

@@ -14,8 +14,8 @@ use time::Date;
 
 use crate::fields::{join, Fields, Refused};
 use crate::ident::{
-    account_matches_bik, kbk_ok, kpp_ok, oktmo_ok, uin_ok, AccountNumber, Bik, CardExpiry, CardNumber, Iban, Inn,
-    RuPhone,
+    account_matches_bik, is_documented_test_account, kbk_ok, kpp_ok, oktmo_ok, uin_ok, AccountNumber, Bik, CardExpiry,
+    CardNumber, Iban, Inn, RuPhone,
 };
 use crate::personal::Personal;
 
@@ -35,10 +35,11 @@ pub enum WalletKind {
     Yoomoney,
     Moneta,
     Steam,
+    Telegram,
 }
 
 impl WalletKind {
-    pub const ALL: [WalletKind; 4] = [Self::Qiwi, Self::Yoomoney, Self::Moneta, Self::Steam];
+    pub const ALL: [WalletKind; 5] = [Self::Qiwi, Self::Yoomoney, Self::Moneta, Self::Steam, Self::Telegram];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +47,7 @@ impl WalletKind {
             Self::Yoomoney => "yoomoney",
             Self::Moneta => "moneta",
             Self::Steam => "steam",
+            Self::Telegram => "telegram",
         }
     }
 
@@ -54,8 +56,9 @@ impl WalletKind {
         let digits =
             |s: &str, min: usize, max: usize| (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
         let ok = match self {
-            // QIWI wallets are phone numbers: + and 11–15 digits.
-            Self::Qiwi => account.strip_prefix('+').is_some_and(|d| digits(d, 11, 15)),
+            // QIWI wallets are phone numbers, with or without `+` (the SDK's
+            // functional test pays `9111111111`).
+            Self::Qiwi => digits(account.strip_prefix('+').unwrap_or(account), 10, 15),
             // YooMoney wallet numbers are 11–20 digits.
             Self::Yoomoney => digits(account, 11, 20),
             // Moneta.ru account numbers are 5–20 digits.
@@ -64,15 +67,23 @@ impl WalletKind {
             Self::Steam => {
                 (3..=64).contains(&account.len()) && account.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
             }
+            // Telegram: a username (5–32 letters, digits or `_`, `@` optional) or a phone number.
+            Self::Telegram => {
+                let name = account.strip_prefix('@').unwrap_or(account);
+                let username =
+                    (5..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                username || digits(account.strip_prefix('+').unwrap_or(account), 10, 15)
+            }
         };
         if ok {
             return Ok(());
         }
         Err(match self {
-            Self::Qiwi => "must be a phone number: + and 11 to 15 digits",
+            Self::Qiwi => "must be a phone number: 10 to 15 digits, + optional",
             Self::Yoomoney => "must be 11 to 20 digits",
             Self::Moneta => "must be 5 to 20 digits",
             Self::Steam => "must be a Steam login: 3 to 64 letters, digits or _",
+            Self::Telegram => "must be a Telegram username (5 to 32 letters, digits or _) or a phone number",
         })
     }
 }
@@ -337,7 +348,7 @@ fn parse_ru(f: &mut Fields<'_>, ru: &Map<String, Value>, p: &str) -> Option<Payo
         }
     }
     let (bik, account) = (bik?, account?);
-    if !account_matches_bik(&account, &bik) {
+    if !account_matches_bik(&account, &bik) && !is_documented_test_account(&account, &bik) {
         f.err(&join(p, "account"), "control digit does not match the BIK");
         return None;
     }
@@ -385,8 +396,11 @@ fn parse_wallet(f: &mut Fields<'_>, w: &Map<String, Value>, p: &str) -> Option<P
     f.only(w, p, &["type", kind.as_str()], &[]);
     let p = join(p, kind.as_str());
     let inner = f.object(w, kind.as_str(), &p)?;
-    // The SDK's Steam wallet has no description.
-    let keys: &[&str] = if kind == WalletKind::Steam { &["account"] } else { &["account", "description"] };
+    // The SDK's Steam and Telegram wallets have no description.
+    let keys: &[&str] = match kind {
+        WalletKind::Steam | WalletKind::Telegram => &["account"],
+        _ => &["account", "description"],
+    };
     f.only(inner, &p, keys, &[]);
     let account = f.string(inner, "account", &join(&p, "account"))?;
     if let Err(msg) = kind.check_account(&account) {
