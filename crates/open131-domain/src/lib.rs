@@ -7,6 +7,7 @@ pub mod allowlist;
 pub mod dates;
 pub mod fields;
 pub mod fps;
+pub mod fps_verification;
 pub mod ident;
 pub mod kyc;
 pub mod kyc_v2;

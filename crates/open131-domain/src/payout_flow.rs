@@ -32,10 +32,14 @@ pub enum FailureCode {
     InsufficientWalletBalance,
     SessionCancelledByPartner,
     ConfirmTimeout,
+    /// FPS verification: the phone's bank has no client with that phone.
+    RecipientNotFound,
+    /// FPS verification: the bank's client has another name.
+    RecipientNameMismatch,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 10] = [
+    pub const ALL: [FailureCode; 12] = [
         Self::DeclinedByIssuerBank,
         Self::NotPermittedByIssuerBank,
         Self::BankCardExpired,
@@ -46,6 +50,8 @@ impl FailureCode {
         Self::InsufficientWalletBalance,
         Self::SessionCancelledByPartner,
         Self::ConfirmTimeout,
+        Self::RecipientNotFound,
+        Self::RecipientNameMismatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +66,8 @@ impl FailureCode {
             Self::InsufficientWalletBalance => "insufficient_wallet_balance",
             Self::SessionCancelledByPartner => "session_cancelled_by_partner",
             Self::ConfirmTimeout => "confirm_timeout",
+            Self::RecipientNotFound => "recipient_not_found",
+            Self::RecipientNameMismatch => "recipient_name_mismatch",
         }
     }
 
@@ -87,6 +95,8 @@ impl FailureCode {
             Self::InsufficientWalletBalance => "Insufficient wallet balance",
             Self::SessionCancelledByPartner => "Session cancelled by partner",
             Self::ConfirmTimeout => "Cancelled: confirmation did not arrive in time",
+            Self::RecipientNotFound => "The recipient's bank has no client with this phone number",
+            Self::RecipientNameMismatch => "The recipient's name does not match the one at the recipient's bank",
         }
     }
 }
@@ -102,6 +112,12 @@ pub enum PayoutState {
     Processing,
     Succeeded,
     Failed(FailureCode),
+    /// An FPS recipient verification: the phone's bank checks the name. It
+    /// pays nothing, so no money moves and nothing is confirmed.
+    Verifying,
+    /// The verification found the name (wire `succeeded`). Its own state, not
+    /// `Succeeded`: nothing was paid, so nothing can be returned.
+    Verified,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,6 +153,11 @@ pub fn start() -> (PayoutState, Vec<Effect>) {
     (PayoutState::Preparing, vec![Effect::Schedule(Timer::Prepare)])
 }
 
+/// A new FPS recipient verification: the bank asks the phone's bank.
+pub fn start_verification() -> (PayoutState, Vec<Effect>) {
+    (PayoutState::Verifying, vec![Effect::Schedule(Timer::ProviderResult)])
+}
+
 pub fn transition(state: PayoutState, event: PayoutEvent) -> Result<(PayoutState, Vec<Effect>), PayoutWrongState> {
     use Effect::{Ledger, Schedule, Webhook};
     use PayoutEvent as E;
@@ -159,6 +180,8 @@ pub fn transition(state: PayoutState, event: PayoutEvent) -> Result<(PayoutState
             (Succeeded, vec![Ledger(Movement::Debit), finished, Schedule(Timer::BankReturn)])
         }
         (Processing, E::ProviderFailed(code)) => (Failed(code), vec![Ledger(Movement::Release), finished]),
+        (Verifying, E::ProviderSucceeded { returned: false }) => (Verified, vec![finished]),
+        (Verifying, E::ProviderFailed(code)) => (Failed(code), vec![finished]),
         (Succeeded, E::Returned) => (Succeeded, vec![Ledger(Movement::Return), Webhook(WebhookKind::PaymentRefunded)]),
         _ => return Err(PayoutWrongState { state, event }),
     };
@@ -168,19 +191,21 @@ pub fn transition(state: PayoutState, event: PayoutEvent) -> Result<(PayoutState
 /// How the payout settled, once it has.
 pub fn settled(state: PayoutState) -> Option<Settled> {
     match state {
-        PayoutState::Succeeded => Some(Settled::Succeeded),
+        PayoutState::Succeeded | PayoutState::Verified => Some(Settled::Succeeded),
         PayoutState::Failed(code) if code.is_cancellation() => Some(Settled::Cancelled),
         PayoutState::Failed(_) => Some(Settled::Failed),
-        PayoutState::Preparing | PayoutState::AwaitingConfirm | PayoutState::Processing => None,
+        PayoutState::Preparing | PayoutState::AwaitingConfirm | PayoutState::Processing | PayoutState::Verifying => {
+            None
+        }
     }
 }
 
 /// The payout's `status` on the wire.
 pub fn wire_status(state: PayoutState) -> &'static str {
     match state {
-        PayoutState::Preparing | PayoutState::Processing => "in_progress",
+        PayoutState::Preparing | PayoutState::Processing | PayoutState::Verifying => "in_progress",
         PayoutState::AwaitingConfirm => "pending",
-        PayoutState::Succeeded => "succeeded",
+        PayoutState::Succeeded | PayoutState::Verified => "succeeded",
         PayoutState::Failed(_) => "failed",
     }
 }
@@ -193,6 +218,8 @@ pub fn state_name(state: PayoutState) -> String {
         PayoutState::Processing => "processing".into(),
         PayoutState::Succeeded => "succeeded".into(),
         PayoutState::Failed(code) => format!("failed:{}", code.as_str()),
+        PayoutState::Verifying => "verifying".into(),
+        PayoutState::Verified => "verified".into(),
     }
 }
 
@@ -202,6 +229,8 @@ pub fn parse_state(s: &str) -> Option<PayoutState> {
         "awaiting_confirm" => PayoutState::AwaitingConfirm,
         "processing" => PayoutState::Processing,
         "succeeded" => PayoutState::Succeeded,
+        "verifying" => PayoutState::Verifying,
+        "verified" => PayoutState::Verified,
         other => PayoutState::Failed(FailureCode::parse(other.strip_prefix("failed:")?)?),
     })
 }
@@ -213,6 +242,8 @@ pub(crate) mod tests {
     pub(crate) fn all_states() -> Vec<PayoutState> {
         let mut v = vec![PayoutState::Preparing, PayoutState::AwaitingConfirm, PayoutState::Processing];
         v.push(PayoutState::Succeeded);
+        v.push(PayoutState::Verifying);
+        v.push(PayoutState::Verified);
         v.extend(FailureCode::ALL.into_iter().map(PayoutState::Failed));
         v
     }
@@ -271,6 +302,8 @@ pub(crate) mod tests {
                         Some((Succeeded, vec![Ledger(Movement::Debit), finished, Schedule(Timer::BankReturn)]))
                     }
                     (Processing, E::ProviderFailed(c)) => Some((Failed(c), vec![Ledger(Movement::Release), finished])),
+                    (Verifying, E::ProviderSucceeded { returned: false }) => Some((Verified, vec![finished])),
+                    (Verifying, E::ProviderFailed(c)) => Some((Failed(c), vec![finished])),
                     (Succeeded, E::Returned) => {
                         Some((Succeeded, vec![Ledger(Movement::Return), Webhook(WebhookKind::PaymentRefunded)]))
                     }
@@ -286,7 +319,7 @@ pub(crate) mod tests {
                 }
             }
         }
-        assert_eq!(legal, 10 + FailureCode::ALL.len());
+        assert_eq!(legal, 11 + 2 * FailureCode::ALL.len());
     }
 
     #[test]
@@ -310,6 +343,20 @@ pub(crate) mod tests {
         let (state, effects) = start();
         assert!(!effects.iter().any(|e| matches!(e, Effect::Ledger(_))), "starting moves no money");
         walk(state, 0, 6);
+        // A verification never moves money on any path.
+        fn walk_verification(state: PayoutState, depth: usize) {
+            for event in all_events() {
+                if let Ok((next, effects)) = transition(state, event) {
+                    assert!(!effects.iter().any(|e| matches!(e, Effect::Ledger(_))), "{state:?} × {event:?}");
+                    if depth > 0 {
+                        walk_verification(next, depth - 1);
+                    }
+                }
+            }
+        }
+        let (state, effects) = start_verification();
+        assert!(!effects.iter().any(|e| matches!(e, Effect::Ledger(_))));
+        walk_verification(state, 4);
     }
 
     #[test]

@@ -282,7 +282,7 @@ fn parse_bank_account(f: &mut Fields<'_>, ba: &Map<String, Value>, p: &str) -> O
     if system == "faster_payment_system_verification" {
         f.err(
             &join(p, "system_type"),
-            "verifies an FPS recipient and pays nothing: send it to fps/customer_verification (not served yet)",
+            "verifies an FPS recipient and pays nothing: send it to fps/customer_verification",
         );
         return None;
     }

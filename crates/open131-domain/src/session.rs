@@ -136,6 +136,8 @@ pub struct Snapshot {
 pub enum Event {
     /// `session/init/payout` or `session/start/payout`: a payout starts.
     StartPayout,
+    /// `fps/customer_verification`: an FPS recipient verification starts.
+    StartVerification,
     /// `session/cancel`: cancels a session without an operation, else its
     /// payout (which allows it only while awaiting confirmation).
     Cancel,
@@ -157,9 +159,12 @@ pub struct WrongState {
 pub fn apply(snapshot: Snapshot, event: Event) -> Result<(Snapshot, Vec<Effect>), WrongState> {
     let wrong = WrongState { snapshot, event };
     match (event, snapshot.payout) {
-        (Event::StartPayout, None) => {
+        (Event::StartPayout | Event::StartVerification, None) => {
             let (session, mut effects) = transition(snapshot.session, SessionEvent::Start).map_err(|_| wrong)?;
-            let (payout, started) = payout_flow::start();
+            let (payout, started) = match event {
+                Event::StartVerification => payout_flow::start_verification(),
+                _ => payout_flow::start(),
+            };
             effects.extend(started);
             Ok((Snapshot { session, payout: Some(payout) }, effects))
         }
@@ -169,7 +174,7 @@ pub fn apply(snapshot: Snapshot, event: Event) -> Result<(Snapshot, Vec<Effect>)
         }
         (Event::Cancel, Some(payout)) => step_payout(snapshot.session, payout, PayoutEvent::Cancel).map_err(|_| wrong),
         (Event::Payout(e), Some(payout)) => step_payout(snapshot.session, payout, e).map_err(|_| wrong),
-        (Event::StartPayout, Some(_)) | (Event::Payout(_), None) => Err(wrong),
+        (Event::StartPayout | Event::StartVerification, Some(_)) | (Event::Payout(_), None) => Err(wrong),
     }
 }
 
@@ -237,7 +242,7 @@ mod tests {
     }
 
     fn all_events() -> Vec<Event> {
-        let mut v = vec![Event::StartPayout, Event::Cancel];
+        let mut v = vec![Event::StartPayout, Event::StartVerification, Event::Cancel];
         v.extend(payout_events().into_iter().map(Event::Payout));
         v
     }
@@ -258,9 +263,13 @@ mod tests {
             for event in all_events() {
                 let got = apply(snapshot, event);
                 let expected = match (event, snapshot.payout) {
-                    (Event::StartPayout, None) => {
+                    (Event::StartPayout | Event::StartVerification, None) => {
                         transition(snapshot.session, SessionEvent::Start).ok().map(|(s, _)| {
-                            let (p, fx) = payout_flow::start();
+                            let (p, fx) = if event == Event::StartVerification {
+                                payout_flow::start_verification()
+                            } else {
+                                payout_flow::start()
+                            };
                             (Snapshot { session: s, payout: Some(p) }, fx)
                         })
                     }

@@ -242,3 +242,68 @@ async fn each_end_of_a_payout_sets_the_session_status() {
     }
     s.stop().await;
 }
+
+fn verification(phone: &str, first: &str, last: &str) -> Value {
+    json!({"payout_details": {"type": "bank_account", "bank_account": {
+        "system_type": "faster_payment_system_verification",
+        "faster_payment_system_verification": {"phone": phone, "bank_id": "100000000069"}}},
+        "participant_details": {"recipient": {"first_name": first, "last_name": last}}})
+}
+
+/// `fps/customer_verification`: each row of the sandbox table, no money moved.
+#[tokio::test]
+async fn fps_recipient_verification() {
+    let (s, r) = server().await;
+    let table = [
+        ("79261234567", "Ivan", "Ivanov", "accepted", "succeeded", None),
+        ("79261234567", "Petr", "Ivanov", "error", "failed", Some("recipient_name_mismatch")),
+        ("79001234500", "Anna", "Smirnova", "error", "failed", Some("recipient_not_found")),
+        ("79001234599", "Anna", "Smirnova", "error", "failed", Some("recipient_name_mismatch")),
+        ("79001234512", "Anna", "Smirnova", "accepted", "succeeded", None),
+    ];
+    for (phone, first, last, session, item, code) in table {
+        let a = s.call("v2", "fps/customer_verification", &verification(phone, first, last)).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        let id = a.body["session"]["id"].as_str().unwrap().to_string();
+        let started = &a.body["session"]["payout_list"][0];
+        assert_eq!(started["status"], "in_progress", "{}", a.text);
+        assert!(started.get("amount_details").is_none(), "a verification shows no amount: {}", a.text);
+        assert!(a.body["session"].get("next_action").is_none(), "nothing to confirm");
+        s.advance(1).await;
+        let st = s.call("v2", "session/status", &json!({"session_id": id})).await.body["session"].clone();
+        assert_eq!(st["status"], session, "{phone} {first}: {st}");
+        assert_eq!(st["payout_list"][0]["status"], item, "{st}");
+        assert_eq!(st["payout_list"][0]["error"]["code"].as_str(), code, "{st}");
+        let kind = &st["payout_list"][0]["payout_details"]["bank_account"]["system_type"];
+        assert_eq!(kind, "faster_payment_system_verification");
+        assert_eq!(r.types_for(&id), vec!["payment_finished"]);
+    }
+    assert_eq!(s.balance("alpha").await, (START_BALANCE, 0), "verifications move no money");
+
+    // In a created session (the SDK's request with session_id), and v1 names.
+    let created = s.call("v1", "session/create", &json!([])).await.body["session"]["id"].as_str().unwrap().to_string();
+    let mut body = verification("79261234567", "Ivan", "Ivanov");
+    let method = body.as_object_mut().unwrap().remove("payout_details").unwrap();
+    body["payment_method"] = method;
+    body["session_id"] = json!(created);
+    let a = s.call("v1", "fps/customer_verification", &body).await;
+    assert_eq!((a.status, a.body["session"]["id"].as_str()), (200, Some(created.as_str())), "{}", a.text);
+    assert!(a.body["session"]["payments"][0]["payment_method"].is_object(), "{}", a.text);
+    let again = s.call("v1", "fps/customer_verification", &body).await;
+    assert_eq!(again.body["error"]["code"], "session_wrong_state", "{}", again.text);
+    // Bad requests name their fields; a payout method is not a verification.
+    let mut bad = verification("7926", "", "Ivanov");
+    bad["amount_details"] = json!({"amount": 1, "currency": "rub"});
+    let a = s.call("v2", "fps/customer_verification", &bad).await;
+    assert_eq!(
+        fields(&a),
+        vec![
+            "amount_details",
+            "participant_details.recipient.first_name",
+            "payout_details.bank_account.faster_payment_system_verification.phone"
+        ],
+        "{}",
+        a.text
+    );
+    s.stop().await;
+}

@@ -154,7 +154,9 @@ pub struct PayoutWire {
     /// v2 name of the method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payout_details: Option<Value>,
-    pub amount_details: Amount,
+    /// Absent on an FPS recipient verification, which moves no money.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_details: Option<Amount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub participant_details: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

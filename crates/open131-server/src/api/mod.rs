@@ -56,10 +56,11 @@ pub enum ApiMethod {
     SessionStatus,
     WalletBalance,
     FpsBanks,
+    FpsCustomerVerification,
 }
 
 impl ApiMethod {
-    pub const ALL: [ApiMethod; 8] = [
+    pub const ALL: [ApiMethod; 9] = [
         Self::SessionCreate,
         Self::SessionInitPayout,
         Self::SessionStartPayout,
@@ -68,6 +69,7 @@ impl ApiMethod {
         Self::SessionStatus,
         Self::WalletBalance,
         Self::FpsBanks,
+        Self::FpsCustomerVerification,
     ];
 
     /// The path after `/api/v1/`, which is also the name in a project's method list.
@@ -81,6 +83,7 @@ impl ApiMethod {
             Self::SessionStatus => "session/status",
             Self::WalletBalance => "wallet/balance",
             Self::FpsBanks => "fps/banks",
+            Self::FpsCustomerVerification => "fps/customer_verification",
         }
     }
 
@@ -296,6 +299,7 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::SessionStatus => ctx.status(&body).await,
         ApiMethod::WalletBalance => ctx.balance(&body).await,
         ApiMethod::FpsBanks => wallet::banks(&body),
+        ApiMethod::FpsCustomerVerification => ctx.verify_recipient(&body).await,
     }
 }
 

@@ -52,7 +52,8 @@ pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
             customer: json(&p.customer),
             payment_method: if v2 { None } else { method.clone() },
             payout_details: if v2 { method } else { None },
-            amount_details: Amount { amount: p.amount, currency: p.currency.clone() },
+            // A verification (amount 0) moves no money and shows none.
+            amount_details: (p.amount > 0).then(|| Amount { amount: p.amount, currency: p.currency.clone() }),
             participant_details: serde_json::from_str(p.participant_details.expose()).ok(),
             metadata: json(&p.metadata),
             error: error_of(Some(p.state)),

@@ -5,6 +5,7 @@
 
 use open131_domain::dates::moscow_today;
 use open131_domain::fields::refuse_unknown;
+use open131_domain::fps_verification::parse_verification;
 use open131_domain::payout::{self, PayoutCall, PayoutParts, PayoutRequest};
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
@@ -142,6 +143,39 @@ impl Ctx<'_> {
         let how =
             Apply { idempotency: self.idempotency.clone(), new_payout: Some(self.payout(request)), ..Apply::default() };
         let done = engine::apply(self.app, record, Event::StartPayout, how).await.map_err(Self::engine_error)?;
+        Ok(self.reply(&done))
+    }
+
+    /// `fps/customer_verification`: a session (new, or the created one named
+    /// by `session_id`) whose one item asks the phone's bank for the name.
+    pub(super) async fn verify_recipient(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        let request = parse_verification(body).map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let record = match body.get("session_id") {
+            Some(v) if !v.is_null() => {
+                let record = self.load(body).await?;
+                if record.state != SessionState::Created {
+                    return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
+                }
+                record
+            }
+            _ => self.new_record(),
+        };
+        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+        let item = PayoutRecord {
+            id: engine::new_payout_id(),
+            // No money moves: the amount is 0 and is not shown.
+            amount: 0,
+            currency: "rub".into(),
+            method_masked: request.masked_method().to_string(),
+            participant_details: Personal::new(request.participant_details.to_string()),
+            customer: text(&request.customer),
+            metadata: text(&request.metadata),
+            plan: request.plan(),
+            state: PayoutState::Preparing,
+            created_at: self.app.clock.now(),
+        };
+        let how = Apply { idempotency: self.idempotency.clone(), new_payout: Some(item), ..Apply::default() };
+        let done = engine::apply(self.app, record, Event::StartVerification, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
     }
 
