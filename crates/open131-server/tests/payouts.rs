@@ -632,8 +632,31 @@ async fn random_operations_keep_the_ledger_consistent() {
                     1 => START_BALANCE,           // likely more than is available
                     _ => 1 + next(2_000_000) as i64,
                 };
-                let body = if next(2) == 0 { account_payout(amount) } else { card_payout("v1", &mir_card(), amount) };
-                let a = s.call("v1", "session/init/payout", &body).await;
+                // Every way a payout session starts (issue 8 added the last three).
+                let a = match next(5) {
+                    0 => s.call("v1", "session/init/payout", &account_payout(amount)).await,
+                    1 => s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), amount)).await,
+                    2 => {
+                        let created = s.call("v2", "session/create", &card_payout("v2", &mir_card(), amount)).await;
+                        let body = json!({"session_id": session_id(&created)});
+                        s.call("v2", "session/start/payout", &body).await
+                    }
+                    3 => {
+                        let body = json!({"payment_method": {"type": "bank_account", "bank_account": {
+                            "system_type": "faster_payment_system", "faster_payment_system": {
+                            "phone": "79261234567", "bank_id": "100000000069"}}},
+                            "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
+                            "amount_details": {"amount": amount, "currency": "rub"}});
+                        s.call("v1", "session/init/payout", &body).await
+                    }
+                    _ => {
+                        let body = json!({"payout_details": {"type": "bank_account", "bank_account": {
+                            "system_type": "faster_payment_system_verification",
+                            "faster_payment_system_verification": {"phone": "79261234567", "bank_id": "100000000069"}}},
+                            "participant_details": {"recipient": {"first_name": "Ivan", "last_name": "Ivanov"}}});
+                        s.call("v2", "fps/customer_verification", &body).await
+                    }
+                };
                 sessions.push(session_id(&a));
             }
             3 if !sessions.is_empty() => {
