@@ -345,6 +345,19 @@ fn awaiting_confirm(record: &SessionRecord) -> SessionRecord {
 }
 
 /// Creates `record` reserving its amount, with a webhook and a prepare timer.
+/// A change of `record` from `expected` with nothing else in it.
+fn plain_update(expected: i64, record: SessionRecord) -> SessionWrite {
+    SessionWrite {
+        expected_version: Some(expected),
+        record,
+        idempotency: None,
+        movements: vec![],
+        webhooks: vec![],
+        timers: vec![],
+        consumed_timer: None,
+    }
+}
+
 fn creation(record: SessionRecord, key: &str) -> SessionWrite {
     SessionWrite {
         expected_version: None,
@@ -734,15 +747,7 @@ async fn a_session_holds_a_list_of_payouts() {
         assert_eq!(stored.payouts, record.payouts, "{name}");
         assert_eq!(stored.payout().map(|p| p.amount), Some(100), "{name}");
 
-        let update = SessionWrite {
-            expected_version: Some(1),
-            record: awaiting_confirm(&stored),
-            idempotency: None,
-            movements: vec![],
-            webhooks: vec![],
-            timers: vec![],
-            consumed_timer: None,
-        };
+        let update = plain_update(1, awaiting_confirm(&stored));
         assert_eq!(store.write_session(update, NOW).await.unwrap(), WriteOutcome::Applied(2), "{name}");
         let after = store.session("alpha", "multi").await.unwrap().unwrap();
         // Each payout keeps its own state: only the first one moved.
@@ -771,15 +776,7 @@ async fn a_created_session_keeps_its_draft_until_its_payout_starts() {
         started.state = SessionState::InProgress;
         started.payouts = payouts;
         started.draft = None;
-        let update = SessionWrite {
-            expected_version: Some(1),
-            record: started,
-            idempotency: None,
-            movements: vec![],
-            webhooks: vec![],
-            timers: vec![],
-            consumed_timer: None,
-        };
+        let update = plain_update(1, started);
         assert_eq!(store.write_session(update, NOW).await.unwrap(), WriteOutcome::Applied(2), "{name}");
         let after = store.session("alpha", "drafted").await.unwrap().unwrap();
         assert_eq!(after.draft, None, "{name}: the draft is used up");
