@@ -71,6 +71,10 @@ pub fn parse_verification(body: &Map<String, Value>) -> Result<VerificationReque
     let mut f = Fields { errors: &mut errors };
     let allowed = ["payout_details", "payment_method", "participant_details", "customer", "metadata", "session_id"];
     f.only(body, "", &allowed, &[]);
+    let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+    if present("payment_method") && present("payout_details") {
+        f.err("payout_details", "send the method once: payment_method (v1) or payout_details (v2)");
+    }
     let key = crate::payout::method_key(body);
     let method = f.object(body, key, key).and_then(|m| parse_method(&mut f, m, key));
     let names = f.object(body, "participant_details", "participant_details").and_then(|p| {
@@ -83,7 +87,10 @@ pub fn parse_verification(body: &Map<String, Value>) -> Result<VerificationReque
         let middle = f.optional_string(r, "middle_name", &join(path, "middle_name"));
         Some((first?, last?, middle, strip_nulls(Value::Object(p.clone()))?))
     });
-    let customer = body.get("customer").cloned().and_then(strip_nulls);
+    let customer = match present("customer") {
+        true => f.object(body, "customer", "customer").and_then(|c| crate::payout::parse_customer(&mut f, c)),
+        false => None,
+    };
     let metadata = body.get("metadata").cloned().and_then(strip_nulls);
     match (method, names) {
         (Some((phone, bank_id)), Some((first_name, last_name, middle_name, participant_details)))
@@ -179,6 +186,12 @@ mod tests {
                 "payout_details.bank_account.faster_payment_system_verification.phone",
             ]
         );
+        let mut both = json!({"payout_details": {}, "payment_method": {}, "customer": {"fax": "1"}});
+        both["participant_details"] = json!({"recipient": {"first_name": "A", "last_name": "B"}});
+        let fields: Vec<String> =
+            parse_verification(both.as_object().unwrap()).unwrap_err().into_iter().map(|e| e.field).collect();
+        assert!(fields.contains(&"payout_details".to_string()), "{fields:?}");
+        assert!(fields.contains(&"customer.fax".to_string()), "{fields:?}");
         let shown = request("79261234567", "Ivan", "Ivanov", None).unwrap().masked_method();
         assert_eq!(shown["bank_account"]["faster_payment_system_verification"]["phone"], "7926***4567");
     }

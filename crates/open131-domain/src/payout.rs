@@ -377,7 +377,7 @@ fn parse_participants(f: &mut Fields<'_>, p: &Map<String, Value>) -> Option<Valu
     strip_nulls(Value::Object(p.clone()))
 }
 
-fn parse_customer(f: &mut Fields<'_>, c: &Map<String, Value>) -> Option<Value> {
+pub(crate) fn parse_customer(f: &mut Fields<'_>, c: &Map<String, Value>) -> Option<Value> {
     f.only(c, "customer", &["reference", "contacts"], &[]);
     f.optional_string(c, "reference", "customer.reference");
     match c.get("contacts") {
@@ -617,6 +617,22 @@ mod tests {
             let errors = method(m.clone()).expect_err(&m.to_string());
             assert!(errors.iter().any(|e| e.field == field), "{m}: {errors:?}");
         }
+    }
+
+    #[test]
+    fn what_is_checked_is_shown_or_refused() {
+        // ru.inn and kpp are echoed (the INN masked), not dropped.
+        let shown = method(json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {
+            "bik": "123456789", "account": "12345678901234567890", "full_name": "A B", "description": "d",
+            "inn": "7707083893", "kpp": "773601001"}}}))
+        .unwrap();
+        assert_eq!(shown["bank_account"]["ru"]["inn"], "******3893");
+        assert_eq!(shown["bank_account"]["ru"]["kpp"], "773601001");
+        // tax_short takes a period only: payee, payer and uin belong to tax_full.
+        let short = json!({"type": "tax", "tax": {"type": "tax_short", "uin": "abc", "payee": {"account": "x"},
+            "tax_details": {"period": {"type": "month", "number": 1, "year": 2025}}}});
+        let fields: Vec<String> = method(short).unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["payment_method.tax.payee", "payment_method.tax.uin"]);
     }
 
     #[test]

@@ -76,8 +76,8 @@ impl FailureCode {
     }
 
     /// Whether the partner ended the payout (cancelled it, or never confirmed
-    /// it) rather than the payout failing: the session table (README) makes
-    /// the first `cancelled` and the second `error`.
+    /// it) rather than the payout failing by itself: the session table
+    /// (README) makes a cancellation `cancelled` and a failure `error`.
     pub fn is_cancellation(self) -> bool {
         matches!(self, Self::SessionCancelledByPartner | Self::ConfirmTimeout)
     }

@@ -109,6 +109,9 @@ pub enum PayoutMethod {
         full_name: Personal<String>,
         description: String,
         is_fast: bool,
+        /// The recipient's INN (shown masked: a person's INN is personal data).
+        inn: Option<Personal<String>>,
+        kpp: Option<String>,
     },
     Fps {
         phone: RuPhone,
@@ -155,9 +158,16 @@ impl PayoutMethod {
         match self {
             Self::Card { number } => json!({"type": "card", "card": {
                 "brand": number.brand().as_str(), "last4": number.last4(), "bin": number.bin()}}),
-            Self::BankAccountRu { bik, account, full_name: _, description, is_fast } => {
-                json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {
-                    "bik": bik.as_str(), "account": account.masked(), "description": description, "is_fast": is_fast}}})
+            Self::BankAccountRu { bik, account, full_name: _, description, is_fast, inn, kpp } => {
+                let mut ru = json!({"bik": bik.as_str(), "account": account.masked(), "description": description,
+                    "is_fast": is_fast});
+                if let Some(inn) = inn {
+                    ru["inn"] = json!(mask_tail(inn.expose(), 4));
+                }
+                if let Some(kpp) = kpp {
+                    ru["kpp"] = json!(kpp);
+                }
+                json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": ru}})
             }
             Self::Fps { phone, bank_id, description, shape } => {
                 let inner = with_description(json!({"phone": phone.masked(), "bank_id": bank_id}), description);
@@ -337,15 +347,13 @@ fn parse_ru(f: &mut Fields<'_>, ru: &Map<String, Value>, p: &str) -> Option<Payo
             false
         }
     };
-    if let Some(inn) = f.optional_string(ru, "inn", &join(p, "inn")) {
-        if Inn::parse_any(&inn).is_err() {
-            f.err(&join(p, "inn"), "must be 10 or 12 digits");
-        }
+    let inn = f.optional_string(ru, "inn", &join(p, "inn"));
+    if inn.as_ref().is_some_and(|inn| Inn::parse_any(inn).is_err()) {
+        f.err(&join(p, "inn"), "must be 10 or 12 digits");
     }
-    if let Some(kpp) = f.optional_string(ru, "kpp", &join(p, "kpp")) {
-        if !kpp_ok(&kpp) {
-            f.err(&join(p, "kpp"), "must be a KPP (9 characters)");
-        }
+    let kpp = f.optional_string(ru, "kpp", &join(p, "kpp"));
+    if kpp.as_ref().is_some_and(|kpp| !kpp_ok(kpp)) {
+        f.err(&join(p, "kpp"), "must be a KPP (9 characters)");
     }
     let (bik, account) = (bik?, account?);
     if !account_matches_bik(&account, &bik) && !is_documented_test_account(&account, &bik) {
@@ -358,6 +366,8 @@ fn parse_ru(f: &mut Fields<'_>, ru: &Map<String, Value>, p: &str) -> Option<Payo
         full_name: Personal::new(full_name?),
         description: description?,
         is_fast,
+        inn: inn.map(Personal::new),
+        kpp,
     })
 }
 
@@ -448,7 +458,13 @@ fn parse_crypto(f: &mut Fields<'_>, c: &Map<String, Value>, p: &str) -> Option<P
 
 fn parse_tax(f: &mut Fields<'_>, tax: &Map<String, Value>, p: &str) -> Option<PayoutMethod> {
     let before = f.errors.len();
-    f.only(tax, p, &["type", "description", "uin", "tax_details", "payer", "payee"], &[]);
+    // tax_short names a period only; tax_full the whole payment order.
+    let keys: &[&str] = match tax.get("type").and_then(Value::as_str) {
+        Some("tax_short") => &["type", "description", "tax_details"],
+        _ => &["type", "description", "uin", "tax_details", "payer", "payee"],
+    };
+    f.only(tax, p, keys, &[]);
+    short_text(f, tax, "description", p);
     check_tax(f, tax, p);
     if f.errors.len() != before {
         return None;

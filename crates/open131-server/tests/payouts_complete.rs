@@ -199,6 +199,17 @@ async fn sub_merchants_are_checked_recorded_and_shown() {
     s.settle().await;
     let ready = r.received().into_iter().find(|w| w.body["session"]["id"] == id.as_str()).unwrap();
     assert_eq!(ready.body["session"]["submerchant"], "shop-1");
+    // A header that is not a name is refused naming it, even where any name goes.
+    let change = open131_store::SettingsChange { submerchants: Some(SubmerchantSet::Any), ..Default::default() };
+    s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
+    let long = "x".repeat(65);
+    for bad in ["a,b c", long.as_str()] {
+        let a = s.call_with("v1", "session/init/payout", &body, &[("X-PARTNER-SUBMERCHANT", bad)]).await;
+        assert_eq!((a.status, fields(&a)), (400, vec!["x-partner-submerchant".to_string()]), "{}", a.text);
+    }
+    let a = s.call_with("v1", "session/init/payout", &body, &[("X-PARTNER-SUBMERCHANT", "any-shop")]).await;
+    assert_eq!(a.body["session"]["submerchant"], "any-shop", "{}", a.text);
     // A session without the header shows none.
     let plain = s.call("v1", "session/init/payout", &body).await;
     assert!(plain.body["session"].get("submerchant").is_none(), "{}", plain.text);

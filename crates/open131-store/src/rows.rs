@@ -147,7 +147,7 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
 pub(crate) const PAYOUT_OFFSET: usize = 12;
 
 /// The values a session change writes (SQLite's INSERT and UPDATE take them
-/// in this order, `?1..?7` then what only one statement needs; PostgreSQL's
+/// in this order, `?1..?8` then what only one statement needs; PostgreSQL's
 /// one-statement change names each): the one mapping from a record to its
 /// columns.
 pub(crate) struct SessionValues<'a> {

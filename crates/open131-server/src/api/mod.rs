@@ -30,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::session::{ApiVersion, Event};
+use open131_domain::settings::{is_submerchant_name, SUBMERCHANT_MAX_BYTES};
 use open131_domain::FieldError;
 use open131_wire::api::{ApiErrorCode, ErrorEnvelope};
 use open131_wire::headers;
@@ -139,9 +140,15 @@ const NOT_SERVED_YET: [&str; 32] = [
     "npd/check",
 ];
 
+/// Families of bank methods not served yet, by prefix and by suffix.
+const NOT_SERVED_PREFIXES: [&str; 5] = ["npd/", "session/multi/", "recurrent/", "subscription/", "token"];
+const NOT_SERVED_SUFFIXES: [&str; 4] = ["/nominal", "/rko", "/payment", "/fiscalization"];
+
 /// 404 for a path the server does not serve, naming a bank method it will.
 fn not_served(path: &str) -> Response {
-    let known = NOT_SERVED_YET.contains(&path) || path.starts_with("npd/");
+    let known = NOT_SERVED_YET.contains(&path)
+        || NOT_SERVED_PREFIXES.iter().any(|p| path.starts_with(p))
+        || NOT_SERVED_SUFFIXES.iter().any(|s| path.ends_with(s));
     if !known {
         return MainApi::not_found();
     }
@@ -252,8 +259,9 @@ pub struct SignedRequest {
     pub project: Arc<Project>,
     pub bytes: Bytes,
     idempotency_key: Option<Result<String, ()>>,
-    /// `X-PARTNER-SUBMERCHANT`, as sent (checked against the project by the method).
-    submerchant: Option<String>,
+    /// `X-PARTNER-SUBMERCHANT`: absent, a well-formed name (checked against
+    /// the project by the method), or present but not a name (`Err`).
+    submerchant: Option<Result<String, ()>>,
 }
 
 impl FromRequest<App> for SignedRequest {
@@ -289,7 +297,10 @@ impl FromRequest<App> for SignedRequest {
             Ok(k) if !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX_BYTES => Ok(k.to_string()),
             _ => Err(()),
         });
-        let submerchant = header_text(&parts.headers, headers::SUBMERCHANT).filter(|s| !s.is_empty());
+        let submerchant = parts.headers.get(headers::SUBMERCHANT).map(|v| match v.to_str().map(str::trim) {
+            Ok(name) if is_submerchant_name(name) => Ok(name.to_string()),
+            _ => Err(()),
+        });
         Ok(Self { project, bytes, idempotency_key, submerchant })
     }
 }
@@ -312,12 +323,18 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         return Err(ApiReply::code(ApiErrorCode::AuthorizationError));
     }
     // A sub-merchant the project has not registered is refused like a method it may not call.
-    if let Some(name) = &signed.submerchant {
-        if !project.settings.submerchants.allows(name) {
+    let submerchant = match signed.submerchant {
+        None => None,
+        Some(Err(())) => {
+            let why = format!("must be 1 to {SUBMERCHANT_MAX_BYTES} visible ASCII characters without a comma");
+            return Err(ApiReply::invalid(vec![detail(headers::SUBMERCHANT, why)]));
+        }
+        Some(Ok(name)) if !project.settings.submerchants.allows(&name) => {
             let why = format!("sub-merchant {name:?} is not registered for this project");
             return Err(ApiReply::error(ApiErrorCode::AuthorizationError, Some(&why), Vec::new()));
         }
-    }
+        Some(Ok(name)) => Some(name),
+    };
     let idempotency = match signed.idempotency_key {
         None => None,
         Some(Ok(key)) => method.mutating().then(|| (key, method.path().to_string())),
@@ -336,7 +353,7 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         }
     }
     let body = parse_body(&signed.bytes)?;
-    let ctx = Ctx { app, project_id: &project.id, version, idempotency, submerchant: signed.submerchant };
+    let ctx = Ctx { app, project_id: &project.id, version, idempotency, submerchant };
     match method {
         ApiMethod::SessionCreate => ctx.create(&body).await,
         ApiMethod::SessionInitPayout => ctx.init_payout(&body).await,
