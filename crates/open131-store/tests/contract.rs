@@ -704,15 +704,7 @@ async fn concurrent_session_writes_keep_money_and_versions_exact() {
             .map(|i| {
                 let store = store.clone();
                 let record = SessionRecord { updated_at: NOW + Duration::seconds(i), ..awaiting_confirm(&base) };
-                let write = SessionWrite {
-                    expected_version: Some(1),
-                    record,
-                    idempotency: None,
-                    movements: vec![],
-                    webhooks: vec![],
-                    timers: vec![],
-                    consumed_timer: None,
-                };
+                let write = plain_update(1, record);
                 tokio::spawn(async move { store.write_session(write, NOW).await.unwrap() })
             })
             .collect();
