@@ -26,6 +26,11 @@ pub(crate) struct Fields<'a> {
     pub errors: &'a mut Vec<FieldError>,
 }
 
+/// Whether `map` carries `key` with a value (a JSON `null` counts as absent).
+pub(crate) fn present(map: &Map<String, Value>, key: &str) -> bool {
+    map.get(key).is_some_and(|v| !v.is_null())
+}
+
 /// `parent.key`, or `key` at the top level.
 pub(crate) fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {

@@ -30,6 +30,22 @@ pub fn bank(id: &str) -> Option<&'static FpsBank> {
     banks.binary_search_by(|b| b.id.as_str().cmp(id)).ok().map(|i| &banks[i])
 }
 
+/// Reads `bank_id` of `map` (at `path`): a member id of the list, or an error
+/// naming the list's size. The one check of every FPS request.
+pub(crate) fn read_bank_id(
+    f: &mut crate::fields::Fields<'_>,
+    map: &serde_json::Map<String, serde_json::Value>,
+    path: &str,
+) -> Option<String> {
+    let field = crate::fields::join(path, "bank_id");
+    let id = f.string(map, "bank_id", &field)?;
+    if bank(&id).is_none() {
+        f.err(&field, format!("is not one of the {} banks of fps/banks", banks().len()));
+        return None;
+    }
+    Some(id)
+}
+
 /// Rows of the shipped file; a malformed row is skipped (the tests below
 /// prove the shipped file has none).
 fn parse(text: &str) -> Vec<FpsBank> {

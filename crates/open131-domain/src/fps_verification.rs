@@ -11,7 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::fields::{join, Fields};
+use crate::fields::{join, present, Fields};
 use crate::ident::RuPhone;
 use crate::payout::{strip_nulls, SandboxPlan};
 use crate::payout_flow::FailureCode;
@@ -71,11 +71,8 @@ pub fn parse_verification(body: &Map<String, Value>) -> Result<VerificationReque
     let mut f = Fields { errors: &mut errors };
     let allowed = ["payout_details", "payment_method", "participant_details", "customer", "metadata", "session_id"];
     f.only(body, "", &allowed, &[]);
-    let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
-    if present("payment_method") && present("payout_details") {
-        f.err("payout_details", "send the method once: payment_method (v1) or payout_details (v2)");
-    }
-    let key = crate::payout::method_key(body);
+    let present = |k: &str| present(body, k);
+    let key = crate::payout::method_key_once(&mut f, body);
     let method = f.object(body, key, key).and_then(|m| parse_method(&mut f, m, key));
     let names = f.object(body, "participant_details", "participant_details").and_then(|p| {
         f.only(p, "participant_details", &["recipient"], &[]);
@@ -133,13 +130,8 @@ fn parse_method(f: &mut Fields<'_>, m: &Map<String, Value>, key: &str) -> Option
     f.only(v, &p, &["phone", "bank_id"], &[]);
     let phone = f.string(v, "phone", &join(&p, "phone"));
     let phone = f.check(&join(&p, "phone"), phone, RuPhone::parse);
-    let bank_id = f.string(v, "bank_id", &join(&p, "bank_id"))?;
-    if crate::fps::bank(&bank_id).is_none() {
-        let n = crate::fps::banks().len();
-        f.err(&join(&p, "bank_id"), format!("is not one of the {n} banks of fps/banks"));
-        return None;
-    }
-    Some((phone?, bank_id))
+    let bank_id = crate::fps::read_bank_id(f, v, &p);
+    Some((phone?, bank_id?))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value};
 use time::Date;
 
-use crate::fields::{join, Fields, Refused};
+use crate::fields::{join, present, Fields, Refused};
 use crate::payout_flow::FailureCode;
 use crate::payout_method::parse_method;
 use crate::FieldError;
@@ -256,11 +256,19 @@ fn has_recipient_name(p: &Value) -> bool {
 /// Which name the method has in this body: `payout_details` (v2) or
 /// `payment_method` (v1); either is accepted on both versions, not both at once.
 pub fn method_key(body: &Map<String, Value>) -> &'static str {
-    if body.get("payout_details").is_some_and(|v| !v.is_null()) {
+    if present(body, "payout_details") {
         "payout_details"
     } else {
         "payment_method"
     }
+}
+
+/// [`method_key`], refusing a body that sends the method under both names.
+pub(crate) fn method_key_once(f: &mut Fields<'_>, body: &Map<String, Value>) -> &'static str {
+    if present(body, "payment_method") && present(body, "payout_details") {
+        f.err("payout_details", "send the method once: payment_method (v1) or payout_details (v2)");
+    }
+    method_key(body)
 }
 
 /// Parses the payout fields of a body, refusing every key `call` does not take.
@@ -308,11 +316,8 @@ fn collect_parts(body: &Map<String, Value>, call: PayoutCall, today: Date) -> (P
         allowed.push("session_id");
     }
     f.only(body, "", &allowed, &REFUSED_KEYS);
-    let present = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
-    if present("payment_method") && present("payout_details") {
-        f.err("payout_details", "send the method once: payment_method (v1) or payout_details (v2)");
-    }
-    let key = method_key(body);
+    let present = |k: &str| present(body, k);
+    let key = method_key_once(&mut f, body);
     let method = match present(key) {
         true => {
             f.object(body, key, key).and_then(|m| parse_method(&mut f, m, key, today)).map(|m| MethodParts::from(&m))

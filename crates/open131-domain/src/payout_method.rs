@@ -375,15 +375,9 @@ fn parse_fps(f: &mut Fields<'_>, fps: &Map<String, Value>, p: &str, shape: FpsSh
     f.only(fps, p, &["phone", "bank_id", "description"], &[]);
     let phone = f.string(fps, "phone", &join(p, "phone"));
     let phone = f.check(&join(p, "phone"), phone, RuPhone::parse);
-    let bank_id = f.string(fps, "bank_id", &join(p, "bank_id"));
+    let bank_id = crate::fps::read_bank_id(f, fps, p);
     let description = short_text(f, fps, "description", p);
-    let bank_id = bank_id?;
-    if crate::fps::bank(&bank_id).is_none() {
-        let n = crate::fps::banks().len();
-        f.err(&join(p, "bank_id"), format!("is not one of the {n} banks of fps/banks"));
-        return None;
-    }
-    Some(PayoutMethod::Fps { phone: phone?, bank_id, description, shape })
+    Some(PayoutMethod::Fps { phone: phone?, bank_id: bank_id?, description, shape })
 }
 
 /// An optional free-text field of at most [`METHOD_TEXT_MAX_CHARS`].

@@ -18,6 +18,20 @@ use crate::{
     WebhookRecord, WebhookState,
 };
 
+/// A result row of either driver, read by column position: each row struct
+/// below reads itself through this once, so a table's column order is written
+/// in one place for both backends (SQLite stores booleans as integers; its
+/// implementation reads them so).
+pub(crate) trait Columns {
+    type Error;
+    fn text(&self, i: usize) -> std::result::Result<String, Self::Error>;
+    fn opt_text(&self, i: usize) -> std::result::Result<Option<String>, Self::Error>;
+    fn int(&self, i: usize) -> std::result::Result<i64, Self::Error>;
+    fn opt_int(&self, i: usize) -> std::result::Result<Option<i64>, Self::Error>;
+    fn bytes(&self, i: usize) -> std::result::Result<Vec<u8>, Self::Error>;
+    fn flag(&self, i: usize) -> std::result::Result<bool, Self::Error>;
+}
+
 pub(crate) const PROJECT_COLUMNS: &str =
     "id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips, webhook_naming, \
      submerchants";
@@ -37,6 +51,22 @@ pub(crate) struct ProjectRow {
 }
 
 impl ProjectRow {
+    /// The row in [`PROJECT_COLUMNS`] order.
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(Self {
+            id: r.text(0)?,
+            created_at_us: r.int(1)?,
+            kyc_mode: r.text(2)?,
+            webhook_url: r.opt_text(3)?,
+            auto_confirm: r.flag(4)?,
+            confirm_timeout_s: r.int(5)?,
+            methods: r.text(6)?,
+            allowed_ips: r.text(7)?,
+            webhook_naming: r.text(8)?,
+            submerchants: r.text(9)?,
+        })
+    }
+
     /// The id, creation time and parsed settings.
     pub(crate) fn decode(self) -> Result<(String, OffsetDateTime, ProjectSettings)> {
         let what = format!("project {}", self.id);
@@ -97,6 +127,23 @@ pub(crate) struct CheckRow {
 }
 
 impl CheckRow {
+    /// The row in [`CHECK_COLUMNS`] order.
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(Self {
+            project_id: r.text(0)?,
+            id: r.int(1)?,
+            api_version: r.text(2)?,
+            passport_number: r.text(3)?,
+            inn: r.text(4)?,
+            agent_contract_number: r.text(5)?,
+            birthday: r.text(6)?,
+            issuer_date: r.opt_text(7)?,
+            outcome: r.opt_text(8)?,
+            created_at_us: r.int(9)?,
+            finished_at_us: r.opt_int(10)?,
+        })
+    }
+
     pub(crate) fn decode(self) -> Result<CheckRecord> {
         let what = format!("check {}/{}", self.project_id, self.id);
         let state = match &self.outcome {
@@ -202,6 +249,24 @@ pub(crate) struct SessionRow {
 }
 
 impl SessionRow {
+    /// The session's columns of a [`SELECT_SESSION`] row.
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(Self {
+            project_id: r.text(0)?,
+            id: r.text(1)?,
+            api_version: r.text(2)?,
+            phase: r.text(3)?,
+            version: r.int(4)?,
+            refund_id: r.opt_text(5)?,
+            refunded_at_us: r.opt_int(6)?,
+            created_at_us: r.int(7)?,
+            updated_at_us: r.int(8)?,
+            finished_at_us: r.opt_int(9)?,
+            draft: r.opt_text(10)?,
+            submerchant: r.opt_text(11)?,
+        })
+    }
+
     /// The session with its payouts (rows of `payouts`, oldest first).
     pub(crate) fn decode(self, payouts: Vec<PayoutRow>) -> Result<SessionRecord> {
         let what = format!("session {}/{}", self.project_id, self.id);
@@ -244,6 +309,25 @@ pub(crate) struct PayoutRow {
 }
 
 impl PayoutRow {
+    /// The payout's columns of a [`SELECT_SESSION`] row (from
+    /// [`PAYOUT_OFFSET`]); `None` for a session without payouts.
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Option<Self>, C::Error> {
+        let at = |i: usize| PAYOUT_OFFSET + i;
+        let Some(id) = r.opt_text(at(0))? else { return Ok(None) };
+        Ok(Some(Self {
+            id,
+            amount: r.int(at(1))?,
+            currency: r.text(at(2))?,
+            method_masked: r.text(at(3))?,
+            participant_details: r.text(at(4))?,
+            customer: r.opt_text(at(5))?,
+            metadata: r.opt_text(at(6))?,
+            plan: r.text(at(7))?,
+            state: r.text(at(8))?,
+            created_at_us: r.int(at(9))?,
+        }))
+    }
+
     fn decode(self, session: &str) -> Result<PayoutRecord> {
         let what = || format!("{session} payout {}", self.id);
         let plan = SandboxPlan::parse_stored(&self.plan).ok_or_else(|| StoreError::corrupt(what(), "plan"))?;
@@ -330,6 +414,26 @@ pub(crate) struct WebhookRow {
 }
 
 impl WebhookRow {
+    /// The row in [`WEBHOOK_COLUMNS`] order.
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(Self {
+            id: r.int(0)?,
+            project_id: r.text(1)?,
+            subject_id: r.text(2)?,
+            kind: r.text(3)?,
+            body: r.bytes(4)?,
+            created_at_us: r.int(5)?,
+            state: r.text(6)?,
+            attempts: r.int(7)?,
+            next_attempt_at_us: r.int(8)?,
+            last_status: r.opt_int(9)?,
+            last_error: r.opt_text(10)?,
+            delivered_at_us: r.opt_int(11)?,
+            attempts_base: r.int(12)?,
+            subject_kind: r.text(13)?,
+        })
+    }
+
     pub(crate) fn decode(self) -> Result<WebhookRecord> {
         let state = match self.state.as_str() {
             "pending" => WebhookState::Pending,

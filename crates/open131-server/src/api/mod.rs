@@ -28,6 +28,7 @@ use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use open131_domain::fields::{refuse_unknown, Refused};
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::session::{ApiVersion, Event};
 use open131_domain::settings::{is_submerchant_name, SUBMERCHANT_MAX_BYTES};
@@ -227,6 +228,17 @@ fn detail(field: &str, message: impl Into<String>) -> FieldDetail {
 
 fn from_domain(errors: Vec<FieldError>) -> Vec<FieldDetail> {
     errors.into_iter().map(|e| FieldDetail { field: e.field, message: e.message }).collect()
+}
+
+/// A body whose every field is in `allowed`, else 400 naming the others
+/// (`refused` gives the reason for known ones).
+fn only_fields(body: &Map<String, Value>, allowed: &[&str], refused: &[Refused]) -> Result<(), ApiReply> {
+    let errors = refuse_unknown(body, allowed, refused);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiReply::invalid(from_domain(errors)))
+    }
 }
 
 /// Which method of which version a request calls: refused with 404 or 405

@@ -4,9 +4,8 @@
 //! atomic store write); a state error is 400 `session_wrong_state`.
 
 use open131_domain::dates::moscow_today;
-use open131_domain::fields::refuse_unknown;
 use open131_domain::fps_verification::parse_verification;
-use open131_domain::payout::{self, PayoutCall, PayoutParts, PayoutRequest};
+use open131_domain::payout::{self, PayoutCall, PayoutParts, PayoutRequest, SandboxPlan};
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::session::{ApiVersion, Event, SessionState};
@@ -15,7 +14,7 @@ use open131_wire::api::{ApiErrorCode, SessionResponse};
 use serde_json::{Map, Value};
 
 use super::engine::{self, Apply, EngineError};
-use super::{detail, from_domain, render, ApiReply, Ctx};
+use super::{detail, from_domain, only_fields, render, ApiReply, Ctx};
 
 impl Ctx<'_> {
     pub(super) fn reply(&self, record: &open131_store::SessionRecord) -> ApiReply {
@@ -54,9 +53,13 @@ impl Ctx<'_> {
         record
     }
 
+    /// Moscow's calendar day on the server's clock (card expiry is judged by it).
+    fn today(&self) -> time::Date {
+        moscow_today(self.app.clock.now())
+    }
+
     fn parts(&self, body: &Map<String, Value>, call: PayoutCall) -> Result<PayoutParts, ApiReply> {
-        let today = moscow_today(self.app.clock.now());
-        payout::parse_parts(body, call, today).map_err(|e| ApiReply::invalid(from_domain(e)))
+        payout::parse_parts(body, call, self.today()).map_err(|e| ApiReply::invalid(from_domain(e)))
     }
 
     /// `session/create`: the payout fields it carries (any, or none) are kept
@@ -89,17 +92,31 @@ impl Ctx<'_> {
 
     fn payout(&self, request: PayoutRequest) -> PayoutRecord {
         let plan = payout::sandbox_plan(&request.method, &request.amount);
+        let money = (request.amount.amount(), request.amount.currency());
+        let echo = (&request.participant_details, &request.customer, &request.metadata);
+        self.item(money, &request.method.masked, echo, plan)
+    }
+
+    /// A new item of the session (a payout, or a verification), its state
+    /// set by the payout machine when it starts; the partner's echo fields
+    /// (participant details, customer, metadata) kept as sent.
+    fn item(
+        &self,
+        (amount, currency): (i64, &str),
+        method_masked: &Value,
+        (participant, customer, metadata): (&Value, &Option<Value>, &Option<Value>),
+        plan: SandboxPlan,
+    ) -> PayoutRecord {
         let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
         PayoutRecord {
             id: engine::new_payout_id(),
-            amount: request.amount.amount(),
-            currency: request.amount.currency().to_string(),
-            method_masked: request.method.masked.to_string(),
-            participant_details: Personal::new(request.participant_details.to_string()),
-            customer: text(&request.customer),
-            metadata: text(&request.metadata),
+            amount,
+            currency: currency.to_string(),
+            method_masked: method_masked.to_string(),
+            participant_details: Personal::new(participant.to_string()),
+            customer: text(customer),
+            metadata: text(metadata),
             plan,
-            // Set by the payout machine when the payout starts.
             state: PayoutState::Preparing,
             created_at: self.app.clock.now(),
         }
@@ -160,20 +177,9 @@ impl Ctx<'_> {
             }
             _ => self.new_record(),
         };
-        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-        let item = PayoutRecord {
-            id: engine::new_payout_id(),
-            // No money moves: the amount is 0 and is not shown.
-            amount: 0,
-            currency: "rub".into(),
-            method_masked: request.masked_method().to_string(),
-            participant_details: Personal::new(request.participant_details.to_string()),
-            customer: text(&request.customer),
-            metadata: text(&request.metadata),
-            plan: request.plan(),
-            state: PayoutState::Preparing,
-            created_at: self.app.clock.now(),
-        };
+        let echo = (&request.participant_details, &request.customer, &request.metadata);
+        // No money moves: the amount is 0 and is not shown.
+        let item = self.item((0, "rub"), &request.masked_method(), echo, request.plan());
         let how = Apply { idempotency: self.idempotency.clone(), new_payout: Some(item), ..Apply::default() };
         let done = engine::apply(self.app, record, Event::StartVerification, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
@@ -201,10 +207,5 @@ fn only_session_id(body: &Map<String, Value>) -> Result<(), ApiReply> {
         "confirm_information",
         "is for nominal-account (escrow) sessions, which open131 does not serve yet; confirm with session_id alone",
     )];
-    let errors = refuse_unknown(body, &["session_id"], &refused);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiReply::invalid(from_domain(errors)))
-    }
+    only_fields(body, &["session_id"], &refused)
 }

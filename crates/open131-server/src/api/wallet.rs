@@ -1,29 +1,18 @@
 //! The reference and balance methods: `wallet/balance` and `fps/banks`.
 
-use open131_domain::fields::refuse_unknown;
 use open131_domain::fps;
 use open131_wire::api::{Amount, BankWire, BanksResponse, WalletBalanceResponse, WalletWire};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 
-use super::{detail, from_domain, ApiReply, Ctx};
-
-/// The fields of a body, all of which must be in `allowed`.
-fn only(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiReply> {
-    let errors = refuse_unknown(body, allowed, &[]);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiReply::invalid(from_domain(errors)))
-    }
-}
+use super::{detail, only_fields, ApiReply, Ctx};
 
 impl Ctx<'_> {
     /// The project's wallets (a project that never had money shows an empty
     /// RUB wallet). `request_datetime` (the SDK sends it, ATOM format) is
     /// checked as a timestamp; the balance is always the current one (README).
     pub(super) async fn balance(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-        only(body, &["request_datetime"])?;
+        only_fields(body, &["request_datetime"], &[])?;
         match body.get("request_datetime") {
             None | Some(Value::Null) => {}
             Some(Value::String(t)) if time::OffsetDateTime::parse(t, &Rfc3339).is_ok() => {}
@@ -49,7 +38,7 @@ impl Ctx<'_> {
 
 /// The banks that take FPS payouts.
 pub(super) fn banks(body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-    only(body, &[])?;
+    only_fields(body, &[], &[])?;
     Ok(ApiReply::ok(&BanksResponse {
         status: "ok".into(),
         banks: fps::banks()

@@ -16,24 +16,8 @@ use super::{after_commit_sent, PgStore};
 use crate::rows::{format_date, from_us, to_us, CheckRow, CHECK_COLUMNS};
 use crate::{with_retries, CheckRecord, CheckStore, Decision, InsertCheck, NewCheck, Result, StoreError};
 
-fn check_row(r: &Row) -> Result<CheckRow, tokio_postgres::Error> {
-    Ok(CheckRow {
-        project_id: r.try_get(0)?,
-        id: r.try_get(1)?,
-        api_version: r.try_get(2)?,
-        passport_number: r.try_get(3)?,
-        inn: r.try_get(4)?,
-        agent_contract_number: r.try_get(5)?,
-        birthday: r.try_get(6)?,
-        issuer_date: r.try_get(7)?,
-        outcome: r.try_get(8)?,
-        created_at_us: r.try_get(9)?,
-        finished_at_us: r.try_get(10)?,
-    })
-}
-
 fn decode_checks(rows: &[Row]) -> Result<Vec<CheckRecord>> {
-    rows.iter().map(|r| check_row(r)?.decode()).collect()
+    rows.iter().map(|r| CheckRow::read(r)?.decode()).collect()
 }
 
 impl PgStore {

@@ -209,19 +209,26 @@ pub(crate) fn server_rolled_back(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
 }
 
-fn project_row(r: &Row) -> Result<ProjectRow, tokio_postgres::Error> {
-    Ok(ProjectRow {
-        id: r.try_get(0)?,
-        created_at_us: r.try_get(1)?,
-        kyc_mode: r.try_get(2)?,
-        webhook_url: r.try_get(3)?,
-        auto_confirm: r.try_get(4)?,
-        confirm_timeout_s: r.try_get(5)?,
-        methods: r.try_get(6)?,
-        allowed_ips: r.try_get(7)?,
-        webhook_naming: r.try_get(8)?,
-        submerchants: r.try_get(9)?,
-    })
+impl crate::rows::Columns for Row {
+    type Error = tokio_postgres::Error;
+    fn text(&self, i: usize) -> Result<String, Self::Error> {
+        self.try_get(i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error> {
+        self.try_get(i)
+    }
+    fn int(&self, i: usize) -> Result<i64, Self::Error> {
+        self.try_get(i)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error> {
+        self.try_get(i)
+    }
+    fn bytes(&self, i: usize) -> Result<Vec<u8>, Self::Error> {
+        self.try_get(i)
+    }
+    fn flag(&self, i: usize) -> Result<bool, Self::Error> {
+        self.try_get(i)
+    }
 }
 
 /// Projects (one, or all when `id` is `None`) with their keys, by id.
@@ -247,7 +254,7 @@ async fn load_projects(client: &impl GenericClient, id: Option<&str>) -> Result<
     }
     let mut projects = Vec::with_capacity(heads.len());
     for head in &heads {
-        let (id, created_at, settings) = project_row(head)?.decode()?;
+        let (id, created_at, settings) = ProjectRow::read(head)?.decode()?;
         let own = keys.iter().filter(|(p, _)| *p == id).map(|(_, k)| k.clone()).collect();
         projects.push(ProjectRecord { id, created_at, settings, keys: own });
     }

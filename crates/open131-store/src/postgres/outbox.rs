@@ -12,27 +12,8 @@ use crate::payouts::*;
 use crate::rows::{attempt_outcome, from_us, to_us, WebhookRow, WEBHOOK_COLUMNS};
 use crate::{with_retries, OutboxStore, Result};
 
-fn webhook_row(r: &Row) -> Result<WebhookRow, tokio_postgres::Error> {
-    Ok(WebhookRow {
-        id: r.try_get(0)?,
-        project_id: r.try_get(1)?,
-        subject_id: r.try_get(2)?,
-        kind: r.try_get(3)?,
-        body: r.try_get(4)?,
-        created_at_us: r.try_get(5)?,
-        state: r.try_get(6)?,
-        attempts: r.try_get(7)?,
-        next_attempt_at_us: r.try_get(8)?,
-        last_status: r.try_get(9)?,
-        last_error: r.try_get(10)?,
-        delivered_at_us: r.try_get(11)?,
-        attempts_base: r.try_get(12)?,
-        subject_kind: r.try_get(13)?,
-    })
-}
-
 fn decode_webhooks(rows: &[Row]) -> Result<Vec<WebhookRecord>> {
-    rows.iter().map(|r| webhook_row(r)?.decode()).collect()
+    rows.iter().map(|r| WebhookRow::read(r)?.decode()).collect()
 }
 
 /// Records one attempt, unless another claim recorded one since this one's.

@@ -7,16 +7,13 @@ use open131_domain::ledger::{postings, Account, Movement};
 use open131_domain::lifecycle::Timer;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
 
 use std::sync::Arc;
 
 use super::batch::{statements, Statements, Step};
 use super::{after_commit_sent, PgStore};
 use crate::payouts::*;
-use crate::rows::{
-    due_timer, to_us, PayoutRow, PayoutValues, SessionRow, SessionValues, PAYOUT_OFFSET, SELECT_SESSION,
-};
+use crate::rows::{due_timer, to_us, PayoutRow, PayoutValues, SessionRow, SessionValues, SELECT_SESSION};
 use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError};
 
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -267,40 +264,6 @@ async fn topup_once(store: &PgStore, project: &str, currency: &str, amount: i64,
     Ok(())
 }
 
-fn session_row(r: &Row) -> Result<SessionRow, tokio_postgres::Error> {
-    Ok(SessionRow {
-        project_id: r.try_get(0)?,
-        id: r.try_get(1)?,
-        api_version: r.try_get(2)?,
-        phase: r.try_get(3)?,
-        version: r.try_get(4)?,
-        refund_id: r.try_get(5)?,
-        refunded_at_us: r.try_get(6)?,
-        created_at_us: r.try_get(7)?,
-        updated_at_us: r.try_get(8)?,
-        finished_at_us: r.try_get(9)?,
-        draft: r.try_get(10)?,
-        submerchant: r.try_get(11)?,
-    })
-}
-
-fn payout_row(r: &Row) -> Result<Option<PayoutRow>, tokio_postgres::Error> {
-    let at = |i: usize| PAYOUT_OFFSET + i;
-    let Some(id) = r.try_get::<_, Option<String>>(at(0))? else { return Ok(None) };
-    Ok(Some(PayoutRow {
-        id,
-        amount: r.try_get(at(1))?,
-        currency: r.try_get(at(2))?,
-        method_masked: r.try_get(at(3))?,
-        participant_details: r.try_get(at(4))?,
-        customer: r.try_get(at(5))?,
-        metadata: r.try_get(at(6))?,
-        plan: r.try_get(at(7))?,
-        state: r.try_get(at(8))?,
-        created_at_us: r.try_get(at(9))?,
-    }))
-}
-
 #[async_trait]
 impl SessionStore for PgStore {
     async fn write_session(&self, write: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome> {
@@ -319,8 +282,8 @@ impl SessionStore for PgStore {
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>> {
         let rows = with_retries(|| async move { self.query(SELECT_SESSION, &[&project_id, &id]).await }).await?;
         let Some(first) = rows.first() else { return Ok(None) };
-        let head = session_row(first)?;
-        let payouts = rows.iter().map(payout_row).filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()?;
+        let head = SessionRow::read(first)?;
+        let payouts = rows.iter().map(PayoutRow::read).filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()?;
         head.decode(payouts).map(Some)
     }
 

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use open131_domain::kyc::{self, CheckEvent, CheckState};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
@@ -132,21 +132,26 @@ fn migrate(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-impl CheckRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            project_id: row.get(0)?,
-            id: row.get(1)?,
-            api_version: row.get(2)?,
-            passport_number: row.get(3)?,
-            inn: row.get(4)?,
-            agent_contract_number: row.get(5)?,
-            birthday: row.get(6)?,
-            issuer_date: row.get(7)?,
-            outcome: row.get(8)?,
-            created_at_us: row.get(9)?,
-            finished_at_us: row.get(10)?,
-        })
+impl crate::rows::Columns for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
+    fn bytes(&self, i: usize) -> rusqlite::Result<Vec<u8>> {
+        self.get(i)
+    }
+    /// SQLite has no boolean type: 0 is false.
+    fn flag(&self, i: usize) -> rusqlite::Result<bool> {
+        Ok(self.get::<_, i64>(i)? != 0)
     }
 }
 
@@ -154,20 +159,7 @@ fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
     let head = conn
         .prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"))
         .map_err(db)?
-        .query_row([id], |r| {
-            Ok(ProjectRow {
-                id: r.get(0)?,
-                created_at_us: r.get(1)?,
-                kyc_mode: r.get(2)?,
-                webhook_url: r.get(3)?,
-                auto_confirm: r.get::<_, i64>(4)? != 0,
-                confirm_timeout_s: r.get(5)?,
-                methods: r.get(6)?,
-                allowed_ips: r.get(7)?,
-                webhook_naming: r.get(8)?,
-                submerchants: r.get(9)?,
-            })
-        })
+        .query_row([id], |r| ProjectRow::read(r))
         .optional()
         .map_err(db)?;
     let Some((id, created_at, settings)) = head.map(ProjectRow::decode).transpose()? else { return Ok(None) };
@@ -375,7 +367,7 @@ impl CheckStore for SqliteStore {
         let row = self.read(|conn| {
             conn.prepare_cached(&format!("SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE project_id = ?1 AND id = ?2"))
                 .map_err(db)?
-                .query_row(params![project_id, id], CheckRow::read)
+                .query_row(params![project_id, id], |r| CheckRow::read(r))
                 .optional()
                 .map_err(db)
         })?;
@@ -401,7 +393,9 @@ impl CheckStore for SqliteStore {
                      RETURNING {CHECK_COLUMNS}"
                 ))
                 .map_err(db)?
-                .query_map(params![to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until)], CheckRow::read)
+                .query_map(params![to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until)], |r| {
+                    CheckRow::read(r)
+                })
                 .map_err(db)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(db)

@@ -3,14 +3,14 @@
 
 use open131_domain::ledger::{postings, Account, Movement};
 use open131_domain::lifecycle::Timer;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use super::writer::db;
 use crate::payouts::*;
 use crate::rows::{
     attempt_outcome, due_timer, from_us, to_us, PayoutRow, PayoutValues, SessionRow, SessionValues, WebhookRow,
-    INSERT_PAYOUT, PAYOUT_OFFSET, SELECT_SESSION, WEBHOOK_COLUMNS,
+    INSERT_PAYOUT, SELECT_SESSION, WEBHOOK_COLUMNS,
 };
 use crate::{Result, StoreError};
 
@@ -206,44 +206,10 @@ pub(crate) fn apply_movement(
     Ok(true)
 }
 
-fn session_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
-    Ok(SessionRow {
-        project_id: row.get(0)?,
-        id: row.get(1)?,
-        api_version: row.get(2)?,
-        phase: row.get(3)?,
-        version: row.get(4)?,
-        refund_id: row.get(5)?,
-        refunded_at_us: row.get(6)?,
-        created_at_us: row.get(7)?,
-        updated_at_us: row.get(8)?,
-        finished_at_us: row.get(9)?,
-        draft: row.get(10)?,
-        submerchant: row.get(11)?,
-    })
-}
-
-fn payout_row(row: &Row<'_>) -> rusqlite::Result<Option<PayoutRow>> {
-    let at = |i: usize| PAYOUT_OFFSET + i;
-    let Some(id) = row.get::<_, Option<String>>(at(0))? else { return Ok(None) };
-    Ok(Some(PayoutRow {
-        id,
-        amount: row.get(at(1))?,
-        currency: row.get(at(2))?,
-        method_masked: row.get(at(3))?,
-        participant_details: row.get(at(4))?,
-        customer: row.get(at(5))?,
-        metadata: row.get(at(6))?,
-        plan: row.get(at(7))?,
-        state: row.get(at(8))?,
-        created_at_us: row.get(at(9))?,
-    }))
-}
-
 pub(crate) fn session(conn: &Connection, project: &str, id: &str) -> Result<Option<SessionRecord>> {
     let mut stmt = conn.prepare_cached(SELECT_SESSION).map_err(db)?;
     let rows = stmt
-        .query_map(params![project, id], |row| Ok((session_row(row)?, payout_row(row)?)))
+        .query_map(params![project, id], |row| Ok((SessionRow::read(row)?, PayoutRow::read(row)?)))
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
@@ -308,25 +274,6 @@ pub(crate) fn posting_sums(conn: &Connection, project: &str, currency: &str) -> 
     .map_err(db)
 }
 
-fn webhook_row(r: &Row<'_>) -> rusqlite::Result<WebhookRow> {
-    Ok(WebhookRow {
-        id: r.get(0)?,
-        project_id: r.get(1)?,
-        subject_id: r.get(2)?,
-        kind: r.get(3)?,
-        body: r.get(4)?,
-        created_at_us: r.get(5)?,
-        state: r.get(6)?,
-        attempts: r.get(7)?,
-        next_attempt_at_us: r.get(8)?,
-        last_status: r.get(9)?,
-        last_error: r.get(10)?,
-        delivered_at_us: r.get(11)?,
-        attempts_base: r.get(12)?,
-        subject_kind: r.get(13)?,
-    })
-}
-
 pub(crate) fn claim_webhooks(
     conn: &Connection,
     now: OffsetDateTime,
@@ -344,7 +291,7 @@ pub(crate) fn claim_webhooks(
              RETURNING {WEBHOOK_COLUMNS}"
         ))
         .map_err(db)?
-        .query_map(params![to_us(now), to_us(lease_until), limit as i64, skip], webhook_row)
+        .query_map(params![to_us(now), to_us(lease_until), limit as i64, skip], |r| WebhookRow::read(r))
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
@@ -404,10 +351,9 @@ pub(crate) fn webhooks(conn: &Connection, filter: &WebhookFilter) -> Result<Vec<
              ORDER BY id LIMIT ?3"
         ))
         .map_err(db)?
-        .query_map(
-            params![filter.project_id, filter.subject_id, filter.limit.map_or(i64::MAX, |l| l as i64)],
-            webhook_row,
-        )
+        .query_map(params![filter.project_id, filter.subject_id, filter.limit.map_or(i64::MAX, |l| l as i64)], |r| {
+            WebhookRow::read(r)
+        })
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
