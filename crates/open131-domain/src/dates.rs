@@ -11,6 +11,19 @@ pub fn moscow_today(now: OffsetDateTime) -> Date {
     now.to_offset(offset).date()
 }
 
+/// The instant a Moscow calendar day starts.
+pub fn moscow_day_start(day: Date) -> OffsetDateTime {
+    let offset = UtcOffset::from_hms(MOSCOW_OFFSET_H, 0, 0).unwrap_or(UtcOffset::UTC);
+    day.midnight().assume_offset(offset)
+}
+
+/// Parses `YYYY-MM-DD` (ISO 8601's calendar date) into a real date.
+pub fn parse_iso_date(text: &str) -> Result<Date, &'static str> {
+    const FORMAT: &[time::format_description::FormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(text.trim(), FORMAT).map_err(|_| "must be a date, YYYY-MM-DD")
+}
+
 /// Parses `DD.MM.YYYY` (two-digit day and month, four-digit year) into a real date.
 pub fn parse_ddmmyyyy(text: &str) -> Result<Date, &'static str> {
     let b = text.as_bytes();

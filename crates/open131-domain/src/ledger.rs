@@ -1,10 +1,17 @@
 //! The balance ledger: double entry. Every movement is a balanced pair of
 //! postings (they sum to zero); a wallet's balances are sums of its postings.
 //!
-//! Accounts per project and currency: `available` and `reserved` (the
-//! partner's money), `funding` (money that came in from outside by top-ups) and
-//! `payouts` (money that left to recipients). Funding carries negative totals,
-//! so the four always sum to zero.
+//! A project has a wallet per [`Book`] (its payout balance, its nominal
+//! (escrow) account, its settlement account) and currency. Accounts of a
+//! wallet: `available` and `reserved` (the partner's money), `funding` (money
+//! that came in from outside by top-ups), `payouts` (money that left to
+//! recipients) and `exchange` (money converted to or from another currency:
+//! a payout in dollars funded in roubles moves roubles into the rouble
+//! wallet's exchange account and dollars out of the dollar wallet's). Funding
+//! and exchange carry the counter-totals, so a wallet's five always sum to zero.
+//!
+//! Invariant: every posting pair sums to zero within one wallet; a conversion
+//! is two pairs, one per currency ([`legs`]).
 
 /// Ledger account of one wallet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -13,10 +20,11 @@ pub enum Account {
     Reserved,
     Funding,
     Payouts,
+    Exchange,
 }
 
 impl Account {
-    pub const ALL: [Account; 4] = [Self::Available, Self::Reserved, Self::Funding, Self::Payouts];
+    pub const ALL: [Account; 5] = [Self::Available, Self::Reserved, Self::Funding, Self::Payouts, Self::Exchange];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -24,7 +32,36 @@ impl Account {
             Self::Reserved => "reserved",
             Self::Funding => "funding",
             Self::Payouts => "payouts",
+            Self::Exchange => "exchange",
         }
+    }
+}
+
+/// Which of a project's accounts at the bank a wallet belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Book {
+    /// The payout balance (`wallet/balance`): ordinary payouts.
+    Main,
+    /// The nominal (escrow) account: `…/nominal` payouts, `account_balance`.
+    Nominal,
+    /// The settlement account ("RKO"): `…/rko` payouts.
+    Settlement,
+}
+
+impl Book {
+    pub const ALL: [Book; 3] = [Self::Main, Self::Nominal, Self::Settlement];
+
+    /// The stored name, also the CLI's and the admin API's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::Nominal => "nominal",
+            Self::Settlement => "settlement",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.as_str() == text)
     }
 }
 
@@ -35,6 +72,14 @@ pub enum Movement {
     Debit,
     Release,
     Return,
+    /// A converted payout's debit, funding side: reserved money sold.
+    ExchangeOut,
+    /// A converted payout's debit, paid side: the bought money leaves.
+    ExchangeIn,
+    /// A converted payout returned, paid side: the money comes back to exchange.
+    ReturnToExchange,
+    /// A converted payout returned, funding side: converted back to available.
+    ReturnFromExchange,
 }
 
 impl Movement {
@@ -45,6 +90,10 @@ impl Movement {
             Self::Debit => "debit",
             Self::Release => "release",
             Self::Return => "return",
+            Self::ExchangeOut => "exchange_out",
+            Self::ExchangeIn => "exchange_in",
+            Self::ReturnToExchange => "return_to_exchange",
+            Self::ReturnFromExchange => "return_from_exchange",
         }
     }
 }
@@ -64,6 +113,10 @@ pub fn postings(movement: Movement, amount: i64) -> [Posting; 2] {
         Movement::Debit => (Account::Reserved, Account::Payouts),
         Movement::Release => (Account::Reserved, Account::Available),
         Movement::Return => (Account::Payouts, Account::Available),
+        Movement::ExchangeOut => (Account::Reserved, Account::Exchange),
+        Movement::ExchangeIn => (Account::Exchange, Account::Payouts),
+        Movement::ReturnToExchange => (Account::Payouts, Account::Exchange),
+        Movement::ReturnFromExchange => (Account::Exchange, Account::Available),
     };
     [Posting { account: from, amount: -amount }, Posting { account: to, amount }]
 }
@@ -80,6 +133,7 @@ pub struct Balances {
     pub reserved: i64,
     pub funding: i64,
     pub payouts: i64,
+    pub exchange: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +147,7 @@ impl Balances {
             Account::Reserved => &mut self.reserved,
             Account::Funding => &mut self.funding,
             Account::Payouts => &mut self.payouts,
+            Account::Exchange => &mut self.exchange,
         }
     }
 
@@ -110,7 +165,45 @@ impl Balances {
     }
 
     pub fn total(&self) -> i64 {
-        self.available + self.reserved + self.funding + self.payouts
+        self.available + self.reserved + self.funding + self.payouts + self.exchange
+    }
+}
+
+/// One movement on one wallet: the unit the store applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leg {
+    pub book: Book,
+    pub currency: String,
+    pub movement: Movement,
+    pub amount: i64,
+}
+
+/// How a payout is funded: the book it is paid from, what the recipient gets,
+/// and, when converted, what it costs in the funding currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Funding {
+    pub book: Book,
+    pub paid: (i64, String),
+    pub charged: Option<(i64, String)>,
+}
+
+/// The legs of a lifecycle's movement for a payout funded as `f`. A payout in
+/// its own currency is one leg; a converted one reserves and releases in the
+/// funding currency and debits or returns in both, through `exchange`.
+pub fn legs(movement: Movement, f: &Funding) -> Vec<Leg> {
+    let leg = |(amount, currency): &(i64, String), movement| Leg {
+        book: f.book,
+        currency: currency.clone(),
+        movement,
+        amount: *amount,
+    };
+    let Some(charged) = &f.charged else { return vec![leg(&f.paid, movement)] };
+    match movement {
+        Movement::Debit => vec![leg(charged, Movement::ExchangeOut), leg(&f.paid, Movement::ExchangeIn)],
+        Movement::Return => {
+            vec![leg(&f.paid, Movement::ReturnToExchange), leg(charged, Movement::ReturnFromExchange)]
+        }
+        other => vec![leg(charged, other)],
     }
 }
 
@@ -125,7 +218,11 @@ mod tests {
             Just(Movement::Reserve),
             Just(Movement::Debit),
             Just(Movement::Release),
-            Just(Movement::Return)
+            Just(Movement::Return),
+            Just(Movement::ExchangeOut),
+            Just(Movement::ExchangeIn),
+            Just(Movement::ReturnToExchange),
+            Just(Movement::ReturnFromExchange)
         ]
     }
 
@@ -162,5 +259,36 @@ mod tests {
         assert_eq!((b.available, b.reserved), (0, 100));
         let b = b.apply(Movement::Debit, 100).unwrap();
         assert_eq!((b.reserved, b.payouts), (0, 100));
+    }
+
+    fn apply_legs(wallets: &mut std::collections::BTreeMap<String, Balances>, legs: Vec<Leg>) {
+        for l in legs {
+            let w = wallets.entry(l.currency.clone()).or_default();
+            *w = w.apply(l.movement, l.amount).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_converted_payout_posts_in_both_currencies_and_each_wallet_balances() {
+        let f = Funding { book: Book::Main, paid: (100, "usd".into()), charged: Some((9_250, "rub".into())) };
+        let mut wallets = std::collections::BTreeMap::new();
+        wallets.insert("rub".to_string(), Balances::default().apply(Movement::TopUp, 10_000).unwrap());
+        for m in [Movement::Reserve, Movement::Debit] {
+            apply_legs(&mut wallets, legs(m, &f));
+        }
+        let (rub, usd) = (wallets["rub"], wallets["usd"]);
+        assert_eq!((rub.available, rub.reserved, rub.exchange), (750, 0, 9_250));
+        assert_eq!((usd.payouts, usd.exchange), (100, -100));
+        apply_legs(&mut wallets, legs(Movement::Return, &f));
+        let (rub, usd) = (wallets["rub"], wallets["usd"]);
+        assert_eq!((rub.available, rub.exchange, usd.payouts, usd.exchange), (10_000, 0, 0, 0));
+        assert!(wallets.values().all(|w| w.total() == 0));
+        // A payout in its own currency is one leg of the movement itself.
+        let own = Funding { book: Book::Nominal, paid: (5, "rub".into()), charged: None };
+        assert_eq!(
+            legs(Movement::Debit, &own),
+            [Leg { book: Book::Nominal, currency: "rub".into(), movement: Movement::Debit, amount: 5 }]
+        );
+        assert!(Book::ALL.iter().all(|b| Book::parse(b.as_str()) == Some(*b)));
     }
 }

@@ -4,10 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod allowlist;
+pub mod books;
 pub mod dates;
 pub mod fields;
 pub mod fps;
 pub mod fps_verification;
+pub mod fx;
 pub mod ident;
 pub mod kyc;
 pub mod kyc_v2;

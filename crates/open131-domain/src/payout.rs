@@ -80,7 +80,7 @@ const REFUSED_KEYS: [Refused; 7] = [
 ];
 
 /// The fields of a participant (`participant_details.sender|recipient`), as the SDK names them.
-const PARTICIPANT_KEYS: [&str; 39] = [
+pub(crate) const PARTICIPANT_KEYS: [&str; 39] = [
     "full_name",
     "first_name",
     "last_name",
@@ -128,11 +128,13 @@ const PARTICIPANT_KEYS: [&str; 39] = [
 pub struct MethodParts {
     pub masked: Value,
     pub returnable: bool,
+    /// The holder the method names ([`PayoutMethod::holder`]).
+    pub holder: Option<String>,
 }
 
 impl From<&PayoutMethod> for MethodParts {
     fn from(m: &PayoutMethod) -> Self {
-        Self { masked: m.masked(), returnable: m.returnable() }
+        Self { masked: m.masked(), returnable: m.returnable(), holder: m.holder().map(str::to_string) }
     }
 }
 
@@ -176,7 +178,15 @@ impl PayoutParts {
     /// The whole payout, or every missing required field named
     /// (`method_key` is the version's name of the method).
     pub fn complete(self, method_key: &str) -> Result<PayoutRequest, Vec<FieldError>> {
+        self.complete_named(method_key, false)
+    }
+
+    /// [`PayoutParts::complete`]; with `method_may_name`, a bank account that
+    /// names its holder (`ru.full_name`) stands for the recipient's name, as
+    /// the settlement-account docs send it (`participant_details.sender` only).
+    pub fn complete_named(self, method_key: &str, method_may_name: bool) -> Result<PayoutRequest, Vec<FieldError>> {
         let mut errors = Vec::new();
+        let named_by_method = method_may_name && self.method.as_ref().is_some_and(|m| m.holder.is_some());
         if self.method.is_none() {
             errors.push(FieldError::new(method_key, "is required"));
         }
@@ -185,7 +195,7 @@ impl PayoutParts {
         }
         match &self.participant_details {
             None => errors.push(FieldError::new("participant_details", "is required")),
-            Some(p) if !has_recipient_name(p) => errors
+            Some(p) if !has_recipient_name(p) && !named_by_method => errors
                 .push(FieldError::new("participant_details.recipient", "needs full_name or first_name and last_name")),
             Some(_) => {}
         }
@@ -207,6 +217,9 @@ impl PayoutParts {
         if let Some(m) = &self.method {
             d.insert("method".into(), m.masked.clone());
             d.insert("returnable".into(), json!(m.returnable));
+            if let Some(holder) = &m.holder {
+                d.insert("holder".into(), json!(holder));
+            }
         }
         if let Some(a) = &self.amount {
             d.insert("amount_details".into(), json!({"amount": a.amount(), "currency": a.currency()}));
@@ -228,7 +241,11 @@ impl PayoutParts {
         let d = draft.as_object()?;
         let method = match (d.get("method"), d.get("returnable")) {
             (Some(masked), Some(Value::Bool(returnable))) => {
-                Some(MethodParts { masked: masked.clone(), returnable: *returnable })
+                let holder = match d.get("holder") {
+                    Some(h) => Some(h.as_str()?.to_string()),
+                    None => None,
+                };
+                Some(MethodParts { masked: masked.clone(), returnable: *returnable, holder })
             }
             (None, None) => None,
             _ => return None,
@@ -290,11 +307,21 @@ pub fn parse_payout(
     today: Date,
     method_name: &str,
 ) -> Result<PayoutRequest, Vec<FieldError>> {
+    parse_payout_named(body, today, method_name, false)
+}
+
+/// [`parse_payout`], completed by [`PayoutParts::complete_named`].
+pub fn parse_payout_named(
+    body: &Map<String, Value>,
+    today: Date,
+    method_name: &str,
+    method_may_name: bool,
+) -> Result<PayoutRequest, Vec<FieldError>> {
     let (parts, mut errors) = collect_parts(body, PayoutCall::Init, today);
     let bad = errors.clone();
     let mentioned = |field: &str| bad.iter().any(|e| e.field == field || e.field.starts_with(&format!("{field}.")));
     let method_sent = mentioned("payment_method") || mentioned("payout_details");
-    match parts.complete(method_name) {
+    match parts.complete_named(method_name, method_may_name) {
         Ok(request) if errors.is_empty() => return Ok(request),
         Ok(_) => {}
         // A field already named as bad is not also named as missing.

@@ -196,6 +196,15 @@ impl PayoutMethod {
     pub fn returnable(&self) -> bool {
         matches!(self, Self::BankAccountRu { .. })
     }
+
+    /// The holder a method names itself (a Russian account's `full_name`):
+    /// personal data, kept only in the session's draft and what the partner confirms.
+    pub fn holder(&self) -> Option<&str> {
+        match self {
+            Self::BankAccountRu { full_name, .. } => Some(full_name.expose().as_str()),
+            _ => None,
+        }
+    }
 }
 
 /// A tax payment as shown back: the payer's INN and the accounts masked (the

@@ -49,6 +49,14 @@ impl ApiVersion {
             _ => None,
         }
     }
+
+    /// The version's name of a payout's method: `payment_method` (v1) or `payout_details` (v2).
+    pub fn method_key(self) -> &'static str {
+        match self {
+            Self::V1 => "payment_method",
+            Self::V2 => "payout_details",
+        }
+    }
 }
 
 /// The state of a session itself.

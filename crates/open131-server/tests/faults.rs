@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::{key, person, start_with};
+use open131_domain::fx::FxRate;
+use open131_domain::ledger::Book;
 use open131_domain::lifecycle::Timer;
 use open131_store::*;
 use time::OffsetDateTime;
@@ -128,14 +130,28 @@ impl SessionStore for Faulty {
 
 #[async_trait]
 impl LedgerStore for Faulty {
-    async fn topup(&self, p: &str, c: &str, a: i64, now: OffsetDateTime) -> Result<()> {
-        self.inner.topup(p, c, a, now).await
+    async fn topup_book(&self, p: &str, b: Book, c: &str, a: i64, now: OffsetDateTime) -> Result<()> {
+        self.inner.topup_book(p, b, c, a, now).await
     }
     async fn wallets(&self, p: &str) -> Result<Vec<WalletRecord>> {
         self.inner.wallets(p).await
     }
-    async fn posting_sums(&self, p: &str, c: &str) -> Result<Vec<(String, i64)>> {
-        self.inner.posting_sums(p, c).await
+    async fn statement(
+        &self,
+        p: &str,
+        b: Book,
+        c: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+    ) -> Result<StatementRecord> {
+        self.inner.statement(p, b, c, from, to, limit).await
+    }
+    async fn set_rate(&self, c: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool> {
+        self.inner.set_rate(c, rate, now).await
+    }
+    async fn rates(&self) -> Result<Vec<(String, FxRate)>> {
+        self.inner.rates().await
     }
 }
 

@@ -17,7 +17,9 @@ pub mod sqlite;
 pub mod testing;
 
 use async_trait::async_trait;
+use open131_domain::fx::FxRate;
 use open131_domain::kyc::{CheckState, KycApplication, Outcome};
+use open131_domain::ledger::Book;
 use open131_domain::lifecycle::Timer;
 use open131_domain::personal::Personal;
 use time::OffsetDateTime;
@@ -236,13 +238,45 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn drop_timer(&self, project_id: &str, session_id: &str, timer: Timer) -> Result<()>;
 }
 
-/// Wallets and their double-entry postings.
+/// Wallets and their double-entry postings, and the operator's exchange rates.
 #[async_trait]
 pub trait LedgerStore: Send + Sync + 'static {
-    async fn topup(&self, project_id: &str, currency: &str, amount: i64, now: OffsetDateTime) -> Result<()>;
+    /// Credits a wallet of `book` with money from outside.
+    async fn topup_book(
+        &self,
+        project_id: &str,
+        book: Book,
+        currency: &str,
+        amount: i64,
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    /// Credits the main wallet (the payout balance).
+    async fn topup(&self, project_id: &str, currency: &str, amount: i64, now: OffsetDateTime) -> Result<()> {
+        self.topup_book(project_id, Book::Main, currency, amount, now).await
+    }
+    /// Every wallet of the project, of every book, by book then currency.
     async fn wallets(&self, project_id: &str) -> Result<Vec<WalletRecord>>;
-    /// Per-account sums of the postings of a wallet (`account` name → sum).
-    async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>>;
+    /// Per-account sums of the postings of a main wallet (`account` name → sum).
+    async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>> {
+        let end = OffsetDateTime::from_unix_timestamp(i64::from(i32::MAX)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Ok(self.statement(project_id, Book::Main, currency, end, end, 0).await?.opening)
+    }
+    /// A wallet's statement for `[from, to)`: sums before `from`, and at most
+    /// `limit` postings within, oldest first.
+    async fn statement(
+        &self,
+        project_id: &str,
+        book: Book,
+        currency: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+    ) -> Result<StatementRecord>;
+    /// Sets (`Some`) or removes (`None`) the rate of a currency; `false` when
+    /// there was nothing to remove.
+    async fn set_rate(&self, currency: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool>;
+    /// Every rate, by currency.
+    async fn rates(&self) -> Result<Vec<(String, FxRate)>>;
 }
 
 /// The webhook outbox.

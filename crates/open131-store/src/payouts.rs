@@ -1,7 +1,8 @@
 //! Records of the payout side: sessions, timers, wallets, the webhook outbox.
 
 use open131_domain::allowlist::IpAllowlist;
-use open131_domain::ledger::Movement;
+use open131_domain::fx::FxRate;
+use open131_domain::ledger::{Book, Funding, Leg};
 use open131_domain::lifecycle::Timer;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
@@ -88,6 +89,31 @@ pub struct PayoutRecord {
     /// Where its own lifecycle stands.
     pub state: PayoutState,
     pub created_at: OffsetDateTime,
+    /// A foreign-currency payout funded in roubles: what it costs, at which rate.
+    pub exchange: Option<Exchange>,
+    /// What the partner confirms (JSON, `books::confirm_information`): names
+    /// and accounts, so `Debug` prints `***`.
+    pub confirm_information: Option<Personal<String>>,
+}
+
+/// The conversion of a foreign-currency payout, fixed when it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// What the payout costs, in minor units of `charged_currency`.
+    pub charged_amount: i64,
+    pub charged_currency: String,
+    pub rate: FxRate,
+}
+
+impl PayoutRecord {
+    /// How its money moves: from `book`, converted or not.
+    pub fn funding(&self, book: Book) -> Funding {
+        Funding {
+            book,
+            paid: (self.amount, self.currency.clone()),
+            charged: self.exchange.as_ref().map(|e| (e.charged_amount, e.charged_currency.clone())),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +143,8 @@ pub struct SessionRecord {
     pub draft: Option<Personal<String>>,
     /// The `X-PARTNER-SUBMERCHANT` the session was made for.
     pub submerchant: Option<String>,
+    /// The account its payouts are paid from (`…/nominal`, `…/rko` methods).
+    pub book: Book,
 }
 
 impl SessionRecord {
@@ -142,8 +170,8 @@ pub struct SessionWrite {
     /// The new state; its `version` is ignored (the store sets it).
     pub record: SessionRecord,
     pub idempotency: Option<(String, String)>,
-    /// Ledger movements on the payout's amount and currency.
-    pub movements: Vec<Movement>,
+    /// Ledger movements, each on one wallet of the session's project.
+    pub movements: Vec<Leg>,
     pub webhooks: Vec<NewWebhook>,
     pub timers: Vec<(Timer, OffsetDateTime)>,
     /// A timer that fired and is consumed by this change.
@@ -164,11 +192,32 @@ pub enum WriteOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalletRecord {
+    pub book: Book,
     pub currency: String,
     pub available: i64,
     pub reserved: i64,
     pub payouts: i64,
     pub funding: i64,
+    pub exchange: i64,
+}
+
+/// A wallet's statement for a period: per-account sums of the postings before
+/// it (its opening balances) and its postings, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementRecord {
+    pub opening: Vec<(String, i64)>,
+    pub postings: Vec<PostingRecord>,
+}
+
+/// One posting of the ledger, as a statement lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostingRecord {
+    pub id: i64,
+    pub movement: String,
+    pub account: String,
+    pub amount: i64,
+    pub session_id: Option<String>,
+    pub created_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

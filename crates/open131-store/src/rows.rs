@@ -3,8 +3,10 @@
 //! be wrong with stored data is found here, once.
 
 use open131_domain::allowlist::IpAllowlist;
+use open131_domain::fx::FxRate;
 use open131_domain::ident::PassportNumber;
 use open131_domain::kyc::{CheckState, KycApplication, KycVersion, Outcome, RfPassport};
+use open131_domain::ledger::Book;
 use open131_domain::lifecycle::Timer;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow;
@@ -14,8 +16,8 @@ use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    CheckRecord, DueTimer, PayoutRecord, ProjectSettings, RefundRecord, Result, SessionRecord, StoreError, SubjectKind,
-    WebhookRecord, WebhookState,
+    CheckRecord, DueTimer, Exchange, PayoutRecord, PostingRecord, ProjectSettings, RefundRecord, Result, SessionRecord,
+    StoreError, SubjectKind, WalletRecord, WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -184,14 +186,14 @@ impl CheckRow {
 /// per payout, oldest first. One statement instead of two: a status read and
 /// every timer's firing read a session.
 pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_version, s.phase, s.version, s.refund_id, \
-     s.refunded_at_us, s.created_at_us, s.updated_at_us, s.finished_at_us, s.draft, s.submerchant, \
+     s.refunded_at_us, s.created_at_us, s.updated_at_us, s.finished_at_us, s.draft, s.submerchant, s.book, \
      p.id, p.amount, p.currency, p.method_masked, p.participant_details, p.customer, p.metadata, p.plan, p.state, \
-     p.created_at_us \
+     p.created_at_us, p.charged_amount, p.charged_currency, p.fx_rate_millionths, p.confirm_information \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      WHERE s.project_id = $1 AND s.id = $2 ORDER BY p.created_at_us, p.id";
 
 /// Where a payout's columns start in a [`SELECT_SESSION`] row.
-pub(crate) const PAYOUT_OFFSET: usize = 12;
+pub(crate) const PAYOUT_OFFSET: usize = 13;
 
 /// The values a session change writes (SQLite's INSERT and UPDATE take them
 /// in this order, `?1..?8` then what only one statement needs; PostgreSQL's
@@ -212,6 +214,8 @@ pub(crate) struct SessionValues<'a> {
     pub created_at_us: i64,
     /// INSERT only.
     pub submerchant: Option<&'a str>,
+    /// INSERT only.
+    pub book: &'static str,
 }
 
 impl<'a> SessionValues<'a> {
@@ -228,6 +232,7 @@ impl<'a> SessionValues<'a> {
             api_version: r.api_version.as_str(),
             created_at_us: to_us(r.created_at),
             submerchant: r.submerchant.as_deref(),
+            book: r.book.as_str(),
         }
     }
 }
@@ -246,6 +251,7 @@ pub(crate) struct SessionRow {
     pub finished_at_us: Option<i64>,
     pub draft: Option<String>,
     pub submerchant: Option<String>,
+    pub book: String,
 }
 
 impl SessionRow {
@@ -264,6 +270,7 @@ impl SessionRow {
             finished_at_us: r.opt_int(9)?,
             draft: r.opt_text(10)?,
             submerchant: r.opt_text(11)?,
+            book: r.text(12)?,
         })
     }
 
@@ -273,6 +280,7 @@ impl SessionRow {
         let state = session::parse_state(&self.phase).ok_or_else(|| StoreError::corrupt(&what, "phase"))?;
         let api_version =
             ApiVersion::parse(&self.api_version).ok_or_else(|| StoreError::corrupt(&what, "api_version"))?;
+        let book = Book::parse(&self.book).ok_or_else(|| StoreError::corrupt(&what, "book"))?;
         let refund = match (self.refund_id, self.refunded_at_us) {
             (Some(id), Some(at)) => Some(RefundRecord { id, created_at: from_us(at)? }),
             _ => None,
@@ -290,6 +298,7 @@ impl SessionRow {
             finished_at: self.finished_at_us.map(from_us).transpose()?,
             draft: self.draft.map(Personal::new),
             submerchant: self.submerchant,
+            book,
         })
     }
 }
@@ -306,6 +315,10 @@ pub(crate) struct PayoutRow {
     pub plan: String,
     pub state: String,
     pub created_at_us: i64,
+    pub charged_amount: Option<i64>,
+    pub charged_currency: Option<String>,
+    pub fx_rate_millionths: Option<i64>,
+    pub confirm_information: Option<String>,
 }
 
 impl PayoutRow {
@@ -325,6 +338,10 @@ impl PayoutRow {
             plan: r.text(at(7))?,
             state: r.text(at(8))?,
             created_at_us: r.int(at(9))?,
+            charged_amount: r.opt_int(at(10))?,
+            charged_currency: r.opt_text(at(11))?,
+            fx_rate_millionths: r.opt_int(at(12))?,
+            confirm_information: r.opt_text(at(13))?,
         }))
     }
 
@@ -332,6 +349,15 @@ impl PayoutRow {
         let what = || format!("{session} payout {}", self.id);
         let plan = SandboxPlan::parse_stored(&self.plan).ok_or_else(|| StoreError::corrupt(what(), "plan"))?;
         let state = payout_flow::parse_state(&self.state).ok_or_else(|| StoreError::corrupt(what(), "state"))?;
+        let exchange = match (self.charged_amount, self.charged_currency, self.fx_rate_millionths) {
+            (None, None, None) => None,
+            (Some(charged_amount), Some(charged_currency), Some(rate)) => Some(Exchange {
+                charged_amount,
+                charged_currency,
+                rate: FxRate::from_millionths(rate).ok_or_else(|| StoreError::corrupt(what(), "fx_rate_millionths"))?,
+            }),
+            _ => return Err(StoreError::corrupt(what(), "charged_amount")),
+        };
         Ok(PayoutRecord {
             id: self.id,
             amount: self.amount,
@@ -343,6 +369,8 @@ impl PayoutRow {
             plan,
             state,
             created_at: from_us(self.created_at_us)?,
+            exchange,
+            confirm_information: self.confirm_information.map(Personal::new),
         })
     }
 }
@@ -360,6 +388,10 @@ pub(crate) struct PayoutValues<'a> {
     pub plan: String,
     pub state: String,
     pub created_at_us: i64,
+    pub charged_amount: Option<i64>,
+    pub charged_currency: Option<&'a str>,
+    pub fx_rate_millionths: Option<i64>,
+    pub confirm_information: Option<&'a str>,
 }
 
 impl<'a> PayoutValues<'a> {
@@ -375,6 +407,10 @@ impl<'a> PayoutValues<'a> {
             plan: p.plan.as_stored(),
             state: payout_flow::state_name(p.state),
             created_at_us: to_us(p.created_at),
+            charged_amount: p.exchange.as_ref().map(|e| e.charged_amount),
+            charged_currency: p.exchange.as_ref().map(|e| e.charged_currency.as_str()),
+            fx_rate_millionths: p.exchange.as_ref().map(|e| e.rate.millionths()),
+            confirm_information: p.confirm_information.as_ref().map(|c| c.expose().as_str()),
         }
     }
 }
@@ -383,9 +419,85 @@ impl<'a> PayoutValues<'a> {
 /// only thing about a payout that changes). SQLite's; PostgreSQL writes payouts
 /// inside its one-statement session change.
 pub(crate) const INSERT_PAYOUT: &str = "INSERT INTO payouts (project_id, session_id, id, amount, currency, \
-     method_masked, participant_details, customer, metadata, plan, created_at_us, state) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     method_masked, participant_details, customer, metadata, plan, created_at_us, state, charged_amount, \
+     charged_currency, fx_rate_millionths, confirm_information) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state";
+
+pub(crate) const WALLET_COLUMNS: &str = "book, currency, available, reserved, payouts, funding, exchange";
+
+/// A row of `wallets`, in [`WALLET_COLUMNS`] order.
+pub(crate) struct WalletRow {
+    book: String,
+    record: WalletRecord,
+}
+
+impl WalletRow {
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(Self {
+            book: r.text(0)?,
+            record: WalletRecord {
+                book: Book::Main,
+                currency: r.text(1)?,
+                available: r.int(2)?,
+                reserved: r.int(3)?,
+                payouts: r.int(4)?,
+                funding: r.int(5)?,
+                exchange: r.int(6)?,
+            },
+        })
+    }
+
+    pub(crate) fn decode(self) -> Result<WalletRecord> {
+        let what = || format!("wallet {}/{}", self.book, self.record.currency);
+        let book = Book::parse(&self.book).ok_or_else(|| StoreError::corrupt(what(), "book"))?;
+        Ok(WalletRecord { book, ..self.record })
+    }
+}
+
+pub(crate) const POSTING_COLUMNS: &str = "id, movement, account, amount, session_id, created_at_us";
+
+/// A row of `ledger_postings`, in [`POSTING_COLUMNS`] order.
+pub(crate) struct PostingRow {
+    id: i64,
+    movement: String,
+    account: String,
+    amount: i64,
+    session_id: Option<String>,
+    created_at_us: i64,
+}
+
+impl PostingRow {
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(Self {
+            id: r.int(0)?,
+            movement: r.text(1)?,
+            account: r.text(2)?,
+            amount: r.int(3)?,
+            session_id: r.opt_text(4)?,
+            created_at_us: r.int(5)?,
+        })
+    }
+
+    pub(crate) fn decode(self) -> Result<PostingRecord> {
+        Ok(PostingRecord {
+            id: self.id,
+            movement: self.movement,
+            account: self.account,
+            amount: self.amount,
+            session_id: self.session_id,
+            created_at: from_us(self.created_at_us)?,
+        })
+    }
+}
+
+pub(crate) const RATE_COLUMNS: &str = "currency, rate_millionths";
+
+pub(crate) fn decode_rate(currency: String, millionths: i64) -> Result<(String, FxRate)> {
+    let rate = FxRate::from_millionths(millionths)
+        .ok_or_else(|| StoreError::corrupt(format!("rate of {currency}"), "rate_millionths"))?;
+    Ok((currency, rate))
+}
 
 pub(crate) fn due_timer(project_id: String, session_id: String, timer: &str) -> Result<DueTimer> {
     let timer = Timer::parse(timer).ok_or_else(|| StoreError::corrupt(format!("timer {timer:?}"), "unknown"))?;

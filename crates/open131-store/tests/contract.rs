@@ -7,8 +7,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Once};
 
 use open131_domain::allowlist::IpAllowlist;
+use open131_domain::fx::FxRate;
 use open131_domain::kyc::{parse_v11, CheckState, Outcome};
-use open131_domain::ledger::Movement;
+use open131_domain::ledger::{legs, Book, Leg, Movement};
 use open131_domain::lifecycle::Timer;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
@@ -327,6 +328,8 @@ fn session(project: &str, id: &str, amount: i64) -> SessionRecord {
             plan: SandboxPlan::Succeed,
             state: PayoutState::Preparing,
             created_at: NOW,
+            exchange: None,
+            confirm_information: None,
         }],
         refund: None,
         created_at: NOW,
@@ -334,7 +337,13 @@ fn session(project: &str, id: &str, amount: i64) -> SessionRecord {
         finished_at: None,
         draft: None,
         submerchant: None,
+        book: Book::Main,
     }
+}
+
+/// The reservation of a session's (first) payout, from its book.
+fn reserve(record: &SessionRecord) -> Vec<Leg> {
+    record.payout().map(|p| legs(Movement::Reserve, &p.funding(record.book))).unwrap_or_default()
 }
 
 /// `record` with its first payout awaiting confirmation.
@@ -362,7 +371,7 @@ fn creation(record: SessionRecord, key: &str) -> SessionWrite {
     SessionWrite {
         expected_version: None,
         idempotency: Some((key.into(), "session/init/payout".into())),
-        movements: vec![Movement::Reserve],
+        movements: reserve(&record),
         webhooks: vec![NewWebhook {
             kind: "payment_finished".into(),
             body: format!("{{\"id\":\"{}\"}}", record.id).into_bytes(),
@@ -774,5 +783,64 @@ async fn a_created_session_keeps_its_draft_until_its_payout_starts() {
         assert_eq!(after.draft, None, "{name}: the draft is used up");
         assert_eq!(after.submerchant.as_deref(), Some("shop-1"), "{name}: the sub-merchant stays");
         assert_eq!(after.payouts.len(), 1, "{name}");
+    }
+}
+
+/// Books, conversions, statements and rates: a converted payout from the
+/// nominal book reserves and debits roubles and pays dollars, each wallet
+/// balancing; the statement reads one window; the rate table round-trips.
+#[tokio::test]
+async fn books_exchange_statements_and_rates() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        store.topup_book("alpha", Book::Nominal, "rub", 100_000, NOW).await.unwrap();
+        let mut s = session("alpha", "s-fx", 100);
+        s.book = Book::Nominal;
+        s.payouts[0].currency = "usd".into();
+        let rate = FxRate::parse("92.5").unwrap();
+        s.payouts[0].exchange =
+            Some(open131_store::Exchange { charged_amount: 9_250, charged_currency: "rub".into(), rate });
+        s.payouts[0].confirm_information = Some(Personal::new(r#"{"transfer_details":{}}"#.into()));
+        assert_eq!(store.write_session(creation(s.clone(), "fx-1"), NOW).await.unwrap(), WriteOutcome::Applied(1));
+        assert_eq!(
+            store.session("alpha", "s-fx").await.unwrap(),
+            Some(SessionRecord { version: 1, ..s.clone() }),
+            "{name}"
+        );
+        let later = NOW + Duration::seconds(60);
+        let mut debit = plain_update(1, s.clone());
+        debit.movements = legs(Movement::Debit, &s.payouts[0].funding(Book::Nominal));
+        assert_eq!(store.write_session(debit, later).await.unwrap(), WriteOutcome::Applied(2), "{name}");
+        let wallets = store.wallets("alpha").await.unwrap();
+        let find = |c: &str| wallets.iter().find(|w| w.book == Book::Nominal && w.currency == c).unwrap().clone();
+        let (rub, usd) = (find("rub"), find("usd"));
+        assert_eq!((rub.available, rub.reserved, rub.exchange, rub.funding), (90_750, 0, 9_250, -100_000), "{name}");
+        assert_eq!((usd.payouts, usd.exchange), (100, -100), "{name}");
+        assert!(wallets.iter().all(|w| w.book == Book::Nominal), "{name}: the main book is untouched");
+        // The statement of the minute after NOW holds the debit only; before it, the top-up and reservation.
+        let st = store.statement("alpha", Book::Nominal, "rub", later, later + Duration::seconds(1), 10).await.unwrap();
+        assert_eq!(
+            st.postings.iter().map(|p| (p.account.as_str(), p.amount)).collect::<Vec<_>>(),
+            [("reserved", -9_250), ("exchange", 9_250)],
+            "{name}"
+        );
+        assert_eq!(st.postings[0].session_id.as_deref(), Some("s-fx"), "{name}");
+        let opening: std::collections::BTreeMap<_, _> = st.opening.into_iter().collect();
+        assert_eq!(
+            (opening["available"], opening["reserved"], opening["funding"]),
+            (90_750, 9_250, -100_000),
+            "{name}"
+        );
+        let none = store.statement("beta", Book::Nominal, "rub", NOW, later + Duration::seconds(1), 10).await.unwrap();
+        assert!(none.postings.is_empty() && none.opening.is_empty(), "{name}: statements are per project");
+        // Rates: set, replace, list, remove.
+        assert!(store.rates().await.unwrap().is_empty(), "{name}");
+        store.set_rate("usd", Some(rate), NOW).await.unwrap();
+        store.set_rate("usd", Some(FxRate::parse("93").unwrap()), NOW).await.unwrap();
+        store.set_rate("eur", Some(rate), NOW).await.unwrap();
+        let listed: Vec<String> = store.rates().await.unwrap().iter().map(|(c, r)| format!("{c}={r}")).collect();
+        assert_eq!(listed, ["eur=92.5", "usd=93"], "{name}");
+        assert!(store.set_rate("usd", None, NOW).await.unwrap(), "{name}");
+        assert!(!store.set_rate("usd", None, NOW).await.unwrap(), "{name}");
+        assert_eq!(store.rates().await.unwrap().len(), 1, "{name}");
     }
 }

@@ -217,6 +217,9 @@ pub struct WebhookBody {
     #[serde(rename = "type")]
     pub kind: String,
     pub session: SessionWire,
+    /// `ready_to_confirm` of a nominal, settlement or converted payout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_information: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

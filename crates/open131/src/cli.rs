@@ -12,6 +12,8 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use open131_client::KycClient;
 use open131_domain::allowlist::IpAllowlist;
+use open131_domain::fx::{FxRate, FUNDING_CURRENCY};
+use open131_domain::ledger::Book;
 use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use open131_server::config::{DATA_DIR_DEFAULT, LISTEN_DEFAULT};
 use open131_server::{demo, App, Config, SystemClock};
@@ -63,6 +65,9 @@ pub enum Command {
     /// Project wallets.
     #[command(subcommand)]
     Wallet(WalletCommand),
+    /// Exchange rates for foreign-currency payouts (roubles per unit).
+    #[command(subcommand)]
+    Rates(RatesCommand),
     /// The webhook outbox.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -140,9 +145,27 @@ pub enum WalletCommand {
         amount: i64,
         #[arg(long, default_value = "rub")]
         currency: String,
+        /// Which account: main (the payout balance), nominal (escrow) or settlement.
+        #[arg(long, default_value = "main", value_parser = |s: &str| Book::parse(s).ok_or("main, nominal or settlement"))]
+        book: Book,
     },
-    /// Show a project's wallets.
+    /// Show a project's wallets, with its nominal and settlement account numbers.
     Balance { project: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RatesCommand {
+    /// Set the rate of a currency: payouts in it are then funded in roubles at it.
+    Set {
+        currency: String,
+        /// Roubles per unit, e.g. 92.50.
+        #[arg(value_parser = |s: &str| FxRate::parse(s).map_err(|e| e.to_string()))]
+        rate: FxRate,
+    },
+    /// Remove a rate: payouts in that currency are funded from its own wallet again.
+    Unset { currency: String },
+    /// List the rates.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -286,6 +309,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Wallet(cmd) => wallet(&location, cmd).await,
+        Command::Rates(cmd) => rates(&location, cmd).await,
         Command::Registry(cmd) => crate::registry_cli::registry(&args.data_dir, cmd).await,
         Command::Taxpayers(cmd) => crate::registry_cli::taxpayers(&args.data_dir, cmd).await,
         Command::Kyc(KycCommand::Resolve { id, project, outcome }) => {
@@ -423,17 +447,65 @@ fn validate_project_id(id: &str) -> anyhow::Result<()> {
 async fn wallet(location: &Location, cmd: WalletCommand) -> anyhow::Result<()> {
     let store = open_store(location).await?;
     match cmd {
-        WalletCommand::Topup { project, amount, currency } => {
-            open131_domain::payout::Money::new(amount, &currency).map_err(|e| anyhow::anyhow!(e))?;
+        WalletCommand::Topup { project, amount, currency, book } => {
+            let money = open131_domain::payout::Money::new(amount, &currency).map_err(|e| anyhow::anyhow!(e))?;
+            if book != Book::Main && money.currency() != FUNDING_CURRENCY {
+                bail!("the {} account holds roubles only", book.as_str());
+            }
             if store.project(&project).await?.is_none() {
                 bail!("no such project: {project}");
             }
-            store.topup(&project, &currency.to_ascii_lowercase(), amount, OffsetDateTime::now_utc()).await?;
-            println!("topped up {project} with {amount} {currency}");
+            store.topup_book(&project, book, money.currency(), amount, OffsetDateTime::now_utc()).await?;
+            println!("topped up {project}'s {} wallet with {amount} {}", book.as_str(), money.currency());
         }
         WalletCommand::Balance { project } => {
+            for book in [Book::Nominal, Book::Settlement] {
+                let number = open131_domain::books::account_number(&project, book).unwrap_or_default();
+                println!("{} account: {number}", book.as_str());
+            }
             for w in store.wallets(&project).await? {
-                println!("{}	available={}	reserved={}	paid_out={}", w.currency, w.available, w.reserved, w.payouts);
+                println!(
+                    "{}	{}	available={}	reserved={}	paid_out={}	exchanged={}",
+                    w.book.as_str(),
+                    w.currency,
+                    w.available,
+                    w.reserved,
+                    w.payouts,
+                    w.exchange
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn rates(location: &Location, cmd: RatesCommand) -> anyhow::Result<()> {
+    let store = open_store(location).await?;
+    let foreign = |currency: &str| {
+        let c = currency.to_ascii_lowercase();
+        let known = open131_domain::payout::CURRENCIES.contains(&c.as_str()) && c != FUNDING_CURRENCY;
+        if known {
+            Ok(c)
+        } else {
+            Err(anyhow::anyhow!("a rate is for a foreign payout currency: usd, eur or tonc"))
+        }
+    };
+    match cmd {
+        RatesCommand::Set { currency, rate } => {
+            let currency = foreign(&currency)?;
+            store.set_rate(&currency, Some(rate), OffsetDateTime::now_utc()).await?;
+            println!("{currency}: {rate} rub");
+        }
+        RatesCommand::Unset { currency } => {
+            let currency = foreign(&currency)?;
+            if !store.set_rate(&currency, None, OffsetDateTime::now_utc()).await? {
+                bail!("no rate was set for {currency}");
+            }
+            println!("{currency}: no rate (paid from the {currency} wallet)");
+        }
+        RatesCommand::List => {
+            for (currency, rate) in store.rates().await? {
+                println!("{currency}	{rate}");
             }
         }
     }

@@ -7,8 +7,9 @@
 //! a concurrent change (re-read, recompute) and an empty wallet (the
 //! `ReserveRefused` event from the same starting phase).
 
-use open131_domain::ledger::Movement;
-use open131_domain::lifecycle::{Effect, Timer};
+use open131_domain::books;
+use open131_domain::ledger::{self, Movement};
+use open131_domain::lifecycle::{Effect, Timer, WebhookKind};
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::session::{self, ApiVersion, Event, SessionState, Snapshot, WrongState};
@@ -116,7 +117,9 @@ pub async fn apply(
         for effect in &effects {
             match effect {
                 Effect::Ledger(movement) => {
-                    movements.push(*movement);
+                    let payout =
+                        next.payout().ok_or_else(|| EngineError::Internal("money moved without a payout".into()))?;
+                    movements.extend(ledger::legs(*movement, &payout.funding(next.book)));
                     if *movement == Movement::Return {
                         next.refund = Some(open131_store::RefundRecord { id: new_id("rf_"), created_at: now });
                     }
@@ -129,8 +132,13 @@ pub async fn apply(
             .iter()
             .map(|kind| {
                 let naming = settings.webhook_naming.for_session(next.api_version);
-                let body =
-                    WebhookBody { kind: kind.as_str().to_string(), session: super::render::session(&next, naming) };
+                let body = WebhookBody {
+                    kind: kind.as_str().to_string(),
+                    session: super::render::session(&next, naming),
+                    confirm_information: (*kind == WebhookKind::ReadyToConfirm)
+                        .then(|| confirm_information(&next, naming))
+                        .flatten(),
+                };
                 serde_json::to_vec(&body)
                     .map(|body| NewWebhook { kind: kind.as_str().to_string(), body })
                     .map_err(|e| EngineError::Internal(e.to_string()))
@@ -172,6 +180,13 @@ pub async fn apply(
     Err(EngineError::Internal("too many concurrent changes to one session".into()))
 }
 
+/// The payout's `confirm_information`, named for `naming`.
+pub fn confirm_information(record: &SessionRecord, naming: ApiVersion) -> Option<serde_json::Value> {
+    let stored = record.payout()?.confirm_information.as_ref()?;
+    let value: serde_json::Value = serde_json::from_str(stored.expose()).ok()?;
+    Some(books::named(&value, naming.method_key()))
+}
+
 /// Where the session and its payout stand.
 fn snapshot_of(record: &SessionRecord) -> Snapshot {
     Snapshot { session: record.state, payout: record.payout().map(|p| p.state) }
@@ -208,5 +223,6 @@ pub fn unsaved(project_id: &str, api_version: ApiVersion, now: OffsetDateTime) -
         finished_at: None,
         draft: None,
         submerchant: None,
+        book: ledger::Book::Main,
     }
 }

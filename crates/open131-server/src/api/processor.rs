@@ -38,7 +38,10 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
             let event = Event::Payout(match t.timer {
                 Timer::Prepare => {
                     let project = app.projects.get(&t.project_id).await?;
-                    PayoutEvent::Prepared { auto_confirm: project.is_some_and(|p| p.settings.auto_confirm) }
+                    // A converted payout always waits: the partner confirms the rouble cost (docs).
+                    let converted = session.payout().is_some_and(|p| p.exchange.is_some());
+                    let auto_confirm = project.is_some_and(|p| p.settings.auto_confirm) && !converted;
+                    PayoutEvent::Prepared { auto_confirm }
                 }
                 Timer::ConfirmTimeout => PayoutEvent::ConfirmTimedOut,
                 Timer::ProviderResult => session.payout().map_or(SandboxPlan::Succeed, |p| p.plan).provider_event(),

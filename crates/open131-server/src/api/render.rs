@@ -28,6 +28,11 @@ pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
     let payout_state = record.payout().map(|p| p.state);
     let payouts: Option<Vec<PayoutWire>> = record.payout().map(|p| {
         let method: Option<Value> = serde_json::from_str(&p.method_masked).ok();
+        // A converted payout shows what it costs in roubles, as the bank's ready_to_confirm does.
+        let money = || match &p.exchange {
+            Some(e) => Amount { amount: e.charged_amount, currency: e.charged_currency.clone() },
+            None => Amount { amount: p.amount, currency: p.currency.clone() },
+        };
         let refunds = record
             .refund
             .iter()
@@ -36,11 +41,8 @@ pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
                 status: "accepted".into(),
                 created_at: timestamp(r.created_at),
                 finished_at: Some(timestamp(r.created_at)),
-                amount_details: Amount { amount: p.amount, currency: p.currency.clone() },
-                amounts: Amounts {
-                    gross: Amount { amount: p.amount, currency: p.currency.clone() },
-                    net: Amount { amount: p.amount, currency: p.currency.clone() },
-                },
+                amount_details: money(),
+                amounts: Amounts { gross: money(), net: money() },
                 is_chargeback: false,
             })
             .collect();
@@ -53,7 +55,7 @@ pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
             payment_method: if v2 { None } else { method.clone() },
             payout_details: if v2 { method } else { None },
             // A verification (amount 0) moves no money and shows none.
-            amount_details: (p.amount > 0).then(|| Amount { amount: p.amount, currency: p.currency.clone() }),
+            amount_details: (p.amount > 0).then(money),
             participant_details: serde_json::from_str(p.participant_details.expose()).ok(),
             metadata: json(&p.metadata),
             error: error_of(Some(p.state)),

@@ -3,12 +3,17 @@
 //! `session/status`. Every change goes through the engine (one transition, one
 //! atomic store write); a state error is 400 `session_wrong_state`.
 
+use open131_domain::books::{self, Shape};
 use open131_domain::dates::moscow_today;
 use open131_domain::fps_verification::parse_verification;
+use open131_domain::fx::FUNDING_CURRENCY;
+use open131_domain::ledger::Book;
 use open131_domain::payout::{self, PayoutCall, PayoutParts, PayoutRequest, SandboxPlan};
+use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
-use open131_domain::session::{ApiVersion, Event, SessionState};
+use open131_domain::session::{Event, SessionState};
+use open131_domain::FieldError;
 use open131_store::PayoutRecord;
 use open131_wire::api::{ApiErrorCode, SessionResponse};
 use serde_json::{Map, Value};
@@ -62,11 +67,50 @@ impl Ctx<'_> {
         payout::parse_parts(body, call, self.today()).map_err(|e| ApiReply::invalid(from_domain(e)))
     }
 
-    /// `session/create`: the payout fields it carries (any, or none) are kept
-    /// as the session's draft for `session/start/payout`.
-    pub(super) async fn create(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-        let parts = self.parts(body, PayoutCall::Create)?;
+    /// The body without a card method's `payment_details`, and that transfer's
+    /// description (`session/multi/…` takes it at init and start only).
+    fn split_transfer(
+        &self,
+        body: &Map<String, Value>,
+        book: Book,
+        shape: Shape,
+        call: PayoutCall,
+        errors: &mut Vec<FieldError>,
+    ) -> (Map<String, Value>, Option<String>) {
+        let mut rest = body.clone();
+        if shape != Shape::MultiCard {
+            return (rest, None);
+        }
+        if call == PayoutCall::Create {
+            if rest.remove("payment_details").is_some_and(|v| !v.is_null()) {
+                errors.push(FieldError::new("payment_details", "is sent with session/multi/start/payment/…"));
+            }
+            return (rest, None);
+        }
+        let description = books::parse_payment_details(body, book, errors);
+        rest.remove("payment_details");
+        (rest, description)
+    }
+
+    /// `session/create` (and its nominal, settlement and card forms): the
+    /// payout fields it carries (any, or none) are kept as the session's draft.
+    pub(super) async fn create(
+        &self,
+        body: &Map<String, Value>,
+        book: Book,
+        shape: Shape,
+    ) -> Result<ApiReply, ApiReply> {
+        let mut errors = Vec::new();
+        let (rest, _) = self.split_transfer(body, book, shape, PayoutCall::Create, &mut errors);
+        let parts = self.parts(&rest, PayoutCall::Create);
+        let parts = match parts {
+            Ok(p) if errors.is_empty() => p,
+            Ok(_) => return Err(ApiReply::invalid(from_domain(errors))),
+            Err(reply) if errors.is_empty() => return Err(reply),
+            Err(_) => return Err(ApiReply::invalid(from_domain(errors))),
+        };
         let mut record = self.new_record();
+        record.book = book;
         if !parts.is_empty() {
             record.draft = Some(Personal::new(parts.to_draft().to_string()));
         }
@@ -90,11 +134,61 @@ impl Ctx<'_> {
         }
     }
 
-    fn payout(&self, request: PayoutRequest) -> PayoutRecord {
+    /// The payout record of a whole request from `book`: the book's rules
+    /// checked, a foreign currency converted at the operator's rate (when one
+    /// is set), and what the partner will be asked to confirm.
+    async fn payout(
+        &self,
+        request: PayoutRequest,
+        book: Book,
+        shape: Shape,
+        purpose: Option<String>,
+    ) -> Result<PayoutRecord, ApiReply> {
+        let errors = books::check_request(&request, book, shape, self.project_id, self.method_name());
+        if !errors.is_empty() {
+            return Err(ApiReply::invalid(from_domain(errors)));
+        }
+        let conversion = self.conversion(&request).await?;
         let plan = payout::sandbox_plan(&request.method, &request.amount);
         let money = (request.amount.amount(), request.amount.currency());
         let echo = (&request.participant_details, &request.customer, &request.metadata);
-        self.item(money, &request.method.masked, echo, plan)
+        let mut record = self.item(money, &request.method.masked, echo, plan);
+        let input = books::ConfirmInput {
+            project_id: self.project_id,
+            book,
+            request: &request,
+            purpose: purpose.as_deref(),
+            conversion,
+            exchange_id: &format!("ex_{}", record.id.trim_start_matches("po_")),
+        };
+        record.confirm_information = books::confirm_information(&input).map(|v| Personal::new(v.to_string()));
+        record.exchange = conversion.map(|c| open131_store::Exchange {
+            charged_amount: c.cost_minor,
+            charged_currency: FUNDING_CURRENCY.to_string(),
+            rate: c.rate,
+        });
+        Ok(record)
+    }
+
+    /// A payout in a foreign currency the operator has set a rate for is
+    /// funded in roubles at that rate; without a rate, from the wallet in its
+    /// own currency (README, foreign-currency payouts).
+    async fn conversion(&self, request: &PayoutRequest) -> Result<Option<books::Conversion>, ApiReply> {
+        let currency = request.amount.currency();
+        if currency == FUNDING_CURRENCY {
+            return Ok(None);
+        }
+        let rates = self.app.store.rates().await.map_err(|e| ApiReply::internal(&e))?;
+        let Some((_, rate)) = rates.into_iter().find(|(c, _)| c == currency) else { return Ok(None) };
+        let cost_minor = rate.cost_minor(request.amount.amount());
+        if cost_minor > payout::PAYOUT_AMOUNT_MAX_MINOR {
+            let why = format!(
+                "costs {cost_minor} kopecks at {rate} rub/{currency}: at most {}",
+                payout::PAYOUT_AMOUNT_MAX_MINOR
+            );
+            return Err(ApiReply::invalid(vec![detail("amount_details.amount", why)]));
+        }
+        Ok(Some(books::Conversion { rate, cost_minor }))
     }
 
     /// A new item of the session (a payout, or a verification), its state
@@ -119,34 +213,61 @@ impl Ctx<'_> {
             plan,
             state: PayoutState::Preparing,
             created_at: self.app.clock.now(),
+            exchange: None,
+            confirm_information: None,
         }
     }
 
     /// The version's name of the payout method, for "is required".
     fn method_name(&self) -> &'static str {
-        match self.version {
-            ApiVersion::V1 => "payment_method",
-            ApiVersion::V2 => "payout_details",
-        }
+        self.version.method_key()
     }
 
-    pub(super) async fn init_payout(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-        let today = moscow_today(self.app.clock.now());
-        let request =
-            payout::parse_payout(body, today, self.method_name()).map_err(|e| ApiReply::invalid(from_domain(e)))?;
-        let payout = self.payout(request);
+    pub(super) async fn init_payout(
+        &self,
+        body: &Map<String, Value>,
+        book: Book,
+        shape: Shape,
+    ) -> Result<ApiReply, ApiReply> {
+        let mut errors = Vec::new();
+        let (rest, purpose) = self.split_transfer(body, book, shape, PayoutCall::Init, &mut errors);
+        let request = payout::parse_payout_named(&rest, self.today(), self.method_name(), book != Book::Main);
+        let request = match request {
+            Ok(r) if errors.is_empty() => r,
+            Ok(_) => return Err(ApiReply::invalid(from_domain(errors))),
+            Err(more) => {
+                errors.extend(more);
+                errors.sort_by(|a, b| a.field.cmp(&b.field));
+                return Err(ApiReply::invalid(from_domain(errors)));
+            }
+        };
+        let payout = self.payout(request, book, shape, purpose).await?;
+        let mut record = self.new_record();
+        record.book = book;
         let how = Apply { idempotency: self.idempotency.clone(), new_payout: Some(payout), ..Apply::default() };
-        let done =
-            engine::apply(self.app, self.new_record(), Event::StartPayout, how).await.map_err(Self::engine_error)?;
+        let done = engine::apply(self.app, record, Event::StartPayout, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
     }
 
-    /// `session/start/payout`: the request's fields over the draft of `session/create`.
-    pub(super) async fn start_payout(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+    /// `session/start/payout` (and its book and card forms): the request's
+    /// fields over the draft of `session/create`.
+    pub(super) async fn start_payout(
+        &self,
+        body: &Map<String, Value>,
+        book: Book,
+        shape: Shape,
+    ) -> Result<ApiReply, ApiReply> {
         let mut record = self.load(body).await?;
         // The state error comes before any complaint about the body.
         if record.state != SessionState::Created {
             return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
+        }
+        if record.book != book {
+            let why = format!(
+                "was created for the {} account: start it with the method of that account",
+                books::book_title(record.book)
+            );
+            return Err(ApiReply::invalid(vec![detail("session_id", why)]));
         }
         let draft = match record.draft.take() {
             Some(text) => serde_json::from_str(text.expose())
@@ -155,10 +276,18 @@ impl Ctx<'_> {
                 .ok_or_else(|| ApiReply::internal(&format!("unreadable draft of session {}", record.id)))?,
             None => PayoutParts::default(),
         };
-        let parts = draft.overlaid_with(self.parts(body, PayoutCall::Start)?);
-        let request = parts.complete(self.method_name()).map_err(|e| ApiReply::invalid(from_domain(e)))?;
-        let how =
-            Apply { idempotency: self.idempotency.clone(), new_payout: Some(self.payout(request)), ..Apply::default() };
+        let mut errors = Vec::new();
+        let (rest, purpose) = self.split_transfer(body, book, shape, PayoutCall::Start, &mut errors);
+        let parts = self.parts(&rest, PayoutCall::Start)?;
+        if !errors.is_empty() {
+            return Err(ApiReply::invalid(from_domain(errors)));
+        }
+        let request = draft
+            .overlaid_with(parts)
+            .complete_named(self.method_name(), book != Book::Main)
+            .map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let payout = self.payout(request, book, shape, purpose).await?;
+        let how = Apply { idempotency: self.idempotency.clone(), new_payout: Some(payout), ..Apply::default() };
         let done = engine::apply(self.app, record, Event::StartPayout, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
     }
@@ -185,9 +314,37 @@ impl Ctx<'_> {
         Ok(self.reply(&done))
     }
 
+    /// `session/confirm` and `session/cancel`. A payout with
+    /// `confirm_information` (nominal, settlement, converted) takes it back:
+    /// required to confirm from a nominal or settlement account, and when sent
+    /// it must be the object of the `ready_to_confirm` webhook.
     pub(super) async fn event(&self, body: &Map<String, Value>, event: Event) -> Result<ApiReply, ApiReply> {
-        only_session_id(body)?;
+        only_fields(body, &["session_id", "confirm_information"], &[])?;
         let record = self.load(body).await?;
+        let sent = body.get("confirm_information").filter(|v| !v.is_null());
+        let stored = record.payout().and_then(|p| p.confirm_information.as_ref());
+        let stored: Option<Value> = stored.and_then(|s| serde_json::from_str(s.expose()).ok());
+        let field = "confirm_information";
+        match (&stored, sent) {
+            (None, Some(_)) => {
+                let why =
+                    "this session has none: only payouts from a nominal or settlement account and converted payouts do";
+                return Err(ApiReply::invalid(vec![detail(field, why)]));
+            }
+            (Some(stored), Some(sent)) if !books::is_same(stored, sent) => {
+                let why = "must be the confirm_information of this session's ready_to_confirm webhook, unchanged";
+                return Err(ApiReply::invalid(vec![detail(field, why)]));
+            }
+            (Some(_), None) if record.book != Book::Main && event == Event::Payout(PayoutEvent::Confirm) => {
+                // The state error comes first: a confirm that cannot apply says so.
+                if record.payout().map(|p| p.state) != Some(PayoutState::AwaitingConfirm) {
+                    return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
+                }
+                let why = "is required to confirm a payout from a nominal or settlement account: send back the ready_to_confirm webhook's";
+                return Err(ApiReply::invalid(vec![detail(field, why)]));
+            }
+            _ => {}
+        }
         let how = Apply { idempotency: self.idempotency.clone(), ..Apply::default() };
         let done = engine::apply(self.app, record, event, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
@@ -200,12 +357,8 @@ impl Ctx<'_> {
     }
 }
 
-/// Confirm, cancel and status take `session_id` alone; `confirm_information`
-/// belongs to nominal-account (escrow) sessions, which are not served yet.
+/// Status takes `session_id` alone.
 fn only_session_id(body: &Map<String, Value>) -> Result<(), ApiReply> {
-    let refused = [(
-        "confirm_information",
-        "is for nominal-account (escrow) sessions, which open131 does not serve yet; confirm with session_id alone",
-    )];
+    let refused = [("confirm_information", "is sent with session/confirm or session/cancel")];
     only_fields(body, &["session_id"], &refused)
 }

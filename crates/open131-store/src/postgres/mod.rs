@@ -76,6 +76,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "payouts", include_str!("../../migrations/postgres/0003_payouts.sql")),
     (4, "payout_state", include_str!("../../migrations/postgres/0004_payout_state.sql")),
     (5, "payouts_complete", include_str!("../../migrations/postgres/0005_payouts_complete.sql")),
+    (6, "books_and_exchange", include_str!("../../migrations/postgres/0006_books_and_exchange.sql")),
 ];
 
 pub struct PgStore {

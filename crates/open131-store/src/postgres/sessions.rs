@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
-use open131_domain::ledger::{postings, Account, Movement};
+use open131_domain::fx::FxRate;
+use open131_domain::ledger::{postings, Account, Book, Leg, Movement};
 use open131_domain::lifecycle::Timer;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
@@ -13,7 +14,10 @@ use std::sync::Arc;
 use super::batch::{statements, Statements, Step};
 use super::{after_commit_sent, PgStore};
 use crate::payouts::*;
-use crate::rows::{due_timer, to_us, PayoutRow, PayoutValues, SessionRow, SessionValues, SELECT_SESSION};
+use crate::rows::{
+    decode_rate, due_timer, to_us, PayoutRow, PayoutValues, PostingRow, SessionRow, SessionValues, WalletRow,
+    POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, WALLET_COLUMNS,
+};
 use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError};
 
 type Param<'a> = &'a (dyn ToSql + Sync);
@@ -54,12 +58,9 @@ fn session_job(write: SessionWrite, now: OffsetDateTime) -> Statements<WriteOutc
 async fn write_session_in(tx: &Transaction<'_>, w: &SessionWrite, now: OffsetDateTime) -> Result<i64, Refusal> {
     let r = &w.record;
     let version = change_in_one_statement(tx, w, now).await?;
-    if !w.movements.is_empty() {
-        let payout = r.payout().ok_or(StoreError::MovementRefused("a ledger movement without a payout"))?;
-        for m in &w.movements {
-            if !apply_movement(tx, &r.project_id, &payout.currency, *m, payout.amount, Some(&r.id), now).await? {
-                return Err(Refusal::Outcome(WriteOutcome::Insufficient));
-            }
+    for leg in &w.movements {
+        if !apply_movement(tx, &r.project_id, leg, Some(&r.id), now).await? {
+            return Err(Refusal::Outcome(WriteOutcome::Insufficient));
         }
     }
     Ok(version)
@@ -117,12 +118,12 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
     let session = match &w.expected_version {
         None => {
             let (api, created) = (q.p(&v.api_version, "TEXT"), q.p(&v.created_at_us, "BIGINT"));
-            let submerchant = q.p(&v.submerchant, "TEXT");
+            let (submerchant, book) = (q.p(&v.submerchant, "TEXT"), q.p(&v.book, "TEXT"));
             format!(
                 "INSERT INTO sessions (project_id, id, phase, refund_id, refunded_at_us, updated_at_us, finished_at_us,
-                     draft, api_version, created_at_us, submerchant, version)
+                     draft, api_version, created_at_us, submerchant, book, version)
                  SELECT {project}, {id}, {phase}, {refund_id}, {refunded}, {updated}, {finished}, {draft}, {api},
-                     {created}, {submerchant}, 1{gate}
+                     {created}, {submerchant}, {book}, 1{gate}
                  RETURNING version"
             )
         }
@@ -151,11 +152,16 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.plan, "TEXT"),
             q.p(&p.created_at_us, "BIGINT"),
             q.p(&p.state, "TEXT"),
+            q.p(&p.charged_amount, "BIGINT"),
+            q.p(&p.charged_currency, "TEXT"),
+            q.p(&p.fx_rate_millionths, "BIGINT"),
+            q.p(&p.confirm_information, "TEXT"),
         ]
         .join(", ");
         q.text += &format!(
             ", p{i} AS (INSERT INTO payouts (project_id, session_id, id, amount, currency, method_masked,
-                 participant_details, customer, metadata, plan, created_at_us, state)
+                 participant_details, customer, metadata, plan, created_at_us, state, charged_amount,
+                 charged_currency, fx_rate_millionths, confirm_information)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state)"
         );
@@ -209,54 +215,55 @@ async fn delete_timer(client: &impl GenericClient, project: &str, session: &str,
 async fn apply_movement(
     tx: &Transaction<'_>,
     project: &str,
-    currency: &str,
-    movement: Movement,
-    amount: i64,
+    leg: &Leg,
     session: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<bool> {
+    let (book, currency) = (leg.book.as_str(), leg.currency.as_str());
     let create = tx
         .prepare_cached(
-            "INSERT INTO wallets (project_id, currency) VALUES ($1, $2) ON CONFLICT (project_id, currency) DO NOTHING",
+            "INSERT INTO wallets (project_id, book, currency) VALUES ($1, $2, $3)
+             ON CONFLICT (project_id, book, currency) DO NOTHING",
         )
         .await?;
-    tx.execute(&create, &[&project, &currency]).await?;
-    let pair = postings(movement, amount);
+    tx.execute(&create, &[&project, &book, &currency]).await?;
+    let pair = postings(leg.movement, leg.amount);
     // One UPDATE for both postings, guarded so no checked balance goes negative;
     // a concurrent change of the wallet makes it wait and re-check the guard.
     let delta = |account: Account| pair.iter().filter(|p| p.account == account).map(|p| p.amount).sum::<i64>();
     let update = tx
         .prepare_cached(
-            "UPDATE wallets SET available = available + $3, reserved = reserved + $4, funding = funding + $5,
-                 payouts = payouts + $6
-             WHERE project_id = $1 AND currency = $2
-               AND available + $3 >= 0 AND reserved + $4 >= 0 AND payouts + $6 >= 0",
+            "UPDATE wallets SET available = available + $4, reserved = reserved + $5, funding = funding + $6,
+                 payouts = payouts + $7, exchange = exchange + $8
+             WHERE project_id = $1 AND book = $2 AND currency = $3
+               AND available + $4 >= 0 AND reserved + $5 >= 0 AND payouts + $7 >= 0",
         )
         .await?;
-    let deltas =
-        [delta(Account::Available), delta(Account::Reserved), delta(Account::Funding), delta(Account::Payouts)];
-    let n = tx.execute(&update, &[&project, &currency, &deltas[0], &deltas[1], &deltas[2], &deltas[3]]).await?;
+    let d = Account::ALL.map(delta);
+    let n = tx.execute(&update, &[&project, &book, &currency, &d[0], &d[1], &d[2], &d[3], &d[4]]).await?;
     if n == 0 {
         return Ok(false);
     }
     let post = tx
         .prepare_cached(
-            "INSERT INTO ledger_postings (project_id, currency, movement, account, amount, session_id, created_at_us)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO ledger_postings (project_id, book, currency, movement, account, amount, session_id,
+                 created_at_us)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .await?;
     for p in pair {
-        let params: [Param<'_>; 7] =
-            [&project, &currency, &movement.as_str(), &p.account.as_str(), &p.amount, &session, &to_us(now)];
+        let movement = leg.movement.as_str();
+        let params: [Param<'_>; 8] =
+            [&project, &book, &currency, &movement, &p.account.as_str(), &p.amount, &session, &to_us(now)];
         tx.execute(&post, &params).await?;
     }
     Ok(true)
 }
 
-async fn topup_once(store: &PgStore, project: &str, currency: &str, amount: i64, now: OffsetDateTime) -> Result<()> {
+async fn topup_once(store: &PgStore, project: &str, leg: &Leg, now: OffsetDateTime) -> Result<()> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
-    if !apply_movement(&tx, project, currency, Movement::TopUp, amount, None, now).await? {
+    if !apply_movement(&tx, project, leg, None, now).await? {
         return Err(StoreError::MovementRefused("a top-up cannot make a balance negative"));
     }
     // Never repeated after a lost COMMIT: that could credit the money twice.
@@ -321,44 +328,87 @@ impl SessionStore for PgStore {
 
 #[async_trait]
 impl LedgerStore for PgStore {
-    async fn topup(&self, project_id: &str, currency: &str, amount: i64, now: OffsetDateTime) -> Result<()> {
-        with_retries(|| topup_once(self, project_id, currency, amount, now)).await
+    async fn topup_book(
+        &self,
+        project_id: &str,
+        book: Book,
+        currency: &str,
+        amount: i64,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let leg = Leg { book, currency: currency.to_string(), movement: Movement::TopUp, amount };
+        with_retries(|| topup_once(self, project_id, &leg, now)).await
     }
 
     async fn wallets(&self, project_id: &str) -> Result<Vec<WalletRecord>> {
-        let rows = with_retries(|| async move {
-            self.query(
-                "SELECT currency, available, reserved, payouts, funding FROM wallets WHERE project_id = $1
-                 ORDER BY currency",
-                &[&project_id],
-            )
-            .await
-        })
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(WalletRecord {
-                    currency: r.try_get(0)?,
-                    available: r.try_get(1)?,
-                    reserved: r.try_get(2)?,
-                    payouts: r.try_get(3)?,
-                    funding: r.try_get(4)?,
-                })
-            })
-            .collect()
+        let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE project_id = $1 ORDER BY book, currency");
+        let rows = with_retries(|| async { self.query(&sql, &[&project_id]).await }).await?;
+        rows.iter().map(|r| WalletRow::read(r).map_err(StoreError::from).and_then(WalletRow::decode)).collect()
     }
 
-    async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>> {
+    async fn statement(
+        &self,
+        project_id: &str,
+        book: Book,
+        currency: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+    ) -> Result<StatementRecord> {
+        let (book, from, to, limit) = (book.as_str(), to_us(from), to_us(to), limit as i64);
         // SUM of BIGINT is NUMERIC on PostgreSQL: cast back (a wallet's sums fit, as its balances do).
-        let rows = with_retries(|| async move {
+        let opening = with_retries(|| async move {
             self.query(
-                "SELECT account, SUM(amount)::BIGINT FROM ledger_postings WHERE project_id = $1 AND currency = $2
+                "SELECT account, SUM(amount)::BIGINT FROM ledger_postings
+                 WHERE project_id = $1 AND book = $2 AND currency = $3 AND created_at_us < $4
                  GROUP BY account ORDER BY account",
-                &[&project_id, &currency],
+                &[&project_id, &book, &currency, &from],
             )
             .await
         })
         .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        let opening = opening.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_>>()?;
+        let sql = format!(
+            "SELECT {POSTING_COLUMNS} FROM ledger_postings
+             WHERE project_id = $1 AND book = $2 AND currency = $3 AND created_at_us >= $4 AND created_at_us < $5
+             ORDER BY created_at_us, id LIMIT $6"
+        );
+        let rows =
+            with_retries(|| async { self.query(&sql, &[&project_id, &book, &currency, &from, &to, &limit]).await })
+                .await?;
+        let postings = rows
+            .iter()
+            .map(|r| PostingRow::read(r).map_err(StoreError::from).and_then(PostingRow::decode))
+            .collect::<Result<_>>()?;
+        Ok(StatementRecord { opening, postings })
+    }
+
+    async fn set_rate(&self, currency: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool> {
+        let now = to_us(now);
+        let n = with_retries(|| async move {
+            let client = self.client().await?;
+            let n = match rate {
+                Some(rate) => {
+                    client
+                        .execute(
+                            "INSERT INTO fx_rates (currency, rate_millionths, updated_at_us) VALUES ($1, $2, $3)
+                             ON CONFLICT (currency) DO UPDATE SET rate_millionths = excluded.rate_millionths,
+                                 updated_at_us = excluded.updated_at_us",
+                            &[&currency, &rate.millionths(), &now],
+                        )
+                        .await?
+                }
+                None => client.execute("DELETE FROM fx_rates WHERE currency = $1", &[&currency]).await?,
+            };
+            Ok::<_, StoreError>(n)
+        })
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn rates(&self) -> Result<Vec<(String, FxRate)>> {
+        let sql = format!("SELECT {RATE_COLUMNS} FROM fx_rates ORDER BY currency");
+        let rows = with_retries(|| async { self.query(&sql, &[]).await }).await?;
+        rows.iter().map(|r| decode_rate(r.try_get(0)?, r.try_get(1)?)).collect()
     }
 }

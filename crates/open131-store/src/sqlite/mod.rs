@@ -21,9 +21,11 @@ use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUM
 use crate::{
     AttemptRecord, AttemptResult, Backend, CheckRecord, CheckStore, Decision, DueTimer, InsertCheck, LedgerStore,
     MetaStore, NewCheck, OutboxStore, ProjectKey, ProjectRecord, ProjectStore, Result, SessionRecord, SessionStore,
-    SessionWrite, SettingsChange, Store, StoreError, WalletRecord, WebhookFilter, WebhookRecord, WriteOutcome,
+    SessionWrite, SettingsChange, StatementRecord, Store, StoreError, WalletRecord, WebhookFilter, WebhookRecord,
+    WriteOutcome,
 };
-use open131_domain::ledger::Movement;
+use open131_domain::fx::FxRate;
+use open131_domain::ledger::{Book, Leg, Movement};
 use open131_domain::lifecycle::Timer;
 use writer::{db, Writer};
 
@@ -47,6 +49,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "payouts", include_str!("../../migrations/sqlite/0009_payouts.sql")),
     (10, "payout_state", include_str!("../../migrations/sqlite/0010_payout_state.sql")),
     (11, "payouts_complete", include_str!("../../migrations/sqlite/0011_payouts_complete.sql")),
+    (12, "books_and_exchange", include_str!("../../migrations/sqlite/0012_books_and_exchange.sql")),
 ];
 
 pub struct SqliteStore {
@@ -514,12 +517,17 @@ impl SessionStore for SqliteStore {
 
 #[async_trait]
 impl LedgerStore for SqliteStore {
-    async fn topup(&self, project_id: &str, currency: &str, amount: i64, now: OffsetDateTime) -> Result<()> {
-        let (p, c) = (project_id.to_string(), currency.to_string());
-        let result = self
-            .writer
-            .write(move |conn| payouts::apply_movement(conn, &p, &c, Movement::TopUp, amount, None, now))
-            .await;
+    async fn topup_book(
+        &self,
+        project_id: &str,
+        book: Book,
+        currency: &str,
+        amount: i64,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let (p, leg) =
+            (project_id.to_string(), Leg { book, currency: currency.to_string(), movement: Movement::TopUp, amount });
+        let result = self.writer.write(move |conn| payouts::apply_movement(conn, &p, &leg, None, now)).await;
         match result {
             Ok(true) => Ok(()),
             Ok(false) => Err(StoreError::MovementRefused("a top-up cannot make a balance negative")),
@@ -532,8 +540,25 @@ impl LedgerStore for SqliteStore {
         self.read(|conn| payouts::wallets(conn, project_id))
     }
 
-    async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>> {
-        self.read(|conn| payouts::posting_sums(conn, project_id, currency))
+    async fn statement(
+        &self,
+        project_id: &str,
+        book: Book,
+        currency: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: usize,
+    ) -> Result<StatementRecord> {
+        self.read(|conn| payouts::statement(conn, project_id, book, currency, (from, to), limit))
+    }
+
+    async fn set_rate(&self, currency: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool> {
+        let currency = currency.to_string();
+        self.writer.write(move |conn| payouts::set_rate(conn, &currency, rate, now)).await
+    }
+
+    async fn rates(&self) -> Result<Vec<(String, FxRate)>> {
+        self.read(payouts::rates)
     }
 }
 

@@ -1,7 +1,8 @@
 //! SQL of the payout side: sessions with optimistic versions, idempotency
 //! keys, timers, wallets and postings, and the webhook outbox.
 
-use open131_domain::ledger::{postings, Account, Movement};
+use open131_domain::fx::FxRate;
+use open131_domain::ledger::{postings, Account, Book, Leg};
 use open131_domain::lifecycle::Timer;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use time::OffsetDateTime;
@@ -9,8 +10,9 @@ use time::OffsetDateTime;
 use super::writer::db;
 use crate::payouts::*;
 use crate::rows::{
-    attempt_outcome, due_timer, from_us, to_us, PayoutRow, PayoutValues, SessionRow, SessionValues, WebhookRow,
-    INSERT_PAYOUT, SELECT_SESSION, WEBHOOK_COLUMNS,
+    attempt_outcome, decode_rate, due_timer, from_us, to_us, PayoutRow, PayoutValues, PostingRow, SessionRow,
+    SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, WALLET_COLUMNS,
+    WEBHOOK_COLUMNS,
 };
 use crate::{Result, StoreError};
 
@@ -62,14 +64,15 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
         None => {
             conn.prepare_cached(
                 "INSERT INTO sessions (project_id, id, phase, refund_id, refunded_at_us, updated_at_us,
-                     finished_at_us, draft, api_version, created_at_us, submerchant, version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1)",
+                     finished_at_us, draft, api_version, created_at_us, submerchant, book, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
             )
             .map_err(err)?
             .execute(params_from_iter(columns.into_iter().chain([
                 &v.api_version as _,
                 &v.created_at_us as _,
                 &v.submerchant as _,
+                &v.book as _,
             ])))
             .map_err(err)?;
             1
@@ -106,18 +109,17 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.metadata,
                 p.plan,
                 p.created_at_us,
-                p.state
+                p.state,
+                p.charged_amount,
+                p.charged_currency,
+                p.fx_rate_millionths,
+                p.confirm_information
             ])
             .map_err(err)?;
     }
-    if !w.movements.is_empty() {
-        let payout = r
-            .payout()
-            .ok_or_else(|| Refusal::Error(StoreError::MovementRefused("a ledger movement without a payout")))?;
-        for m in &w.movements {
-            if !apply_movement(conn, &r.project_id, &payout.currency, *m, payout.amount, Some(&r.id), now)? {
-                return Err(Refusal::Outcome(WriteOutcome::Insufficient));
-            }
+    for leg in &w.movements {
+        if !apply_movement(conn, &r.project_id, leg, Some(&r.id), now)? {
+            return Err(Refusal::Outcome(WriteOutcome::Insufficient));
         }
     }
     for hook in &w.webhooks {
@@ -158,36 +160,38 @@ pub(crate) fn delete_timer(conn: &Connection, project: &str, session: &str, time
 pub(crate) fn apply_movement(
     conn: &Connection,
     project: &str,
-    currency: &str,
-    movement: Movement,
-    amount: i64,
+    leg: &Leg,
     session: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<bool, Refusal> {
+    let (book, currency) = (leg.book.as_str(), leg.currency.as_str());
     conn.prepare_cached(
-        "INSERT INTO wallets (project_id, currency) VALUES (?1, ?2) ON CONFLICT (project_id, currency) DO NOTHING",
+        "INSERT INTO wallets (project_id, book, currency) VALUES (?1, ?2, ?3)
+         ON CONFLICT (project_id, book, currency) DO NOTHING",
     )
     .map_err(err)?
-    .execute(params![project, currency])
+    .execute(params![project, book, currency])
     .map_err(err)?;
-    let pair = postings(movement, amount);
+    let pair = postings(leg.movement, leg.amount);
     // One UPDATE for both postings, guarded so no checked balance goes negative.
     let delta = |account: Account| pair.iter().filter(|p| p.account == account).map(|p| p.amount).sum::<i64>();
     let n = conn
         .prepare_cached(
-            "UPDATE wallets SET available = available + ?3, reserved = reserved + ?4, funding = funding + ?5,
-                 payouts = payouts + ?6
-             WHERE project_id = ?1 AND currency = ?2
-               AND available + ?3 >= 0 AND reserved + ?4 >= 0 AND payouts + ?6 >= 0",
+            "UPDATE wallets SET available = available + ?4, reserved = reserved + ?5, funding = funding + ?6,
+                 payouts = payouts + ?7, exchange = exchange + ?8
+             WHERE project_id = ?1 AND book = ?2 AND currency = ?3
+               AND available + ?4 >= 0 AND reserved + ?5 >= 0 AND payouts + ?7 >= 0",
         )
         .map_err(err)?
         .execute(params![
             project,
+            book,
             currency,
             delta(Account::Available),
             delta(Account::Reserved),
             delta(Account::Funding),
-            delta(Account::Payouts)
+            delta(Account::Payouts),
+            delta(Account::Exchange)
         ])
         .map_err(err)?;
     if n == 0 {
@@ -195,12 +199,14 @@ pub(crate) fn apply_movement(
     }
     let mut stmt = conn
         .prepare_cached(
-            "INSERT INTO ledger_postings (project_id, currency, movement, account, amount, session_id, created_at_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO ledger_postings (project_id, book, currency, movement, account, amount, session_id,
+                 created_at_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(err)?;
     for p in pair {
-        stmt.execute(params![project, currency, movement.as_str(), p.account.as_str(), p.amount, session, to_us(now)])
+        let movement = leg.movement.as_str();
+        stmt.execute(params![project, book, currency, movement, p.account.as_str(), p.amount, session, to_us(now)])
             .map_err(err)?;
     }
     Ok(true)
@@ -244,34 +250,76 @@ pub(crate) fn claim_due_timers(
 }
 
 pub(crate) fn wallets(conn: &Connection, project: &str) -> Result<Vec<WalletRecord>> {
-    conn.prepare_cached(
-        "SELECT currency, available, reserved, payouts, funding FROM wallets WHERE project_id = ?1 ORDER BY currency",
-    )
-    .map_err(db)?
-    .query_map([project], |r| {
-        Ok(WalletRecord {
-            currency: r.get(0)?,
-            available: r.get(1)?,
-            reserved: r.get(2)?,
-            payouts: r.get(3)?,
-            funding: r.get(4)?,
-        })
-    })
-    .map_err(db)?
-    .collect::<rusqlite::Result<Vec<_>>>()
-    .map_err(db)
+    let rows = conn
+        .prepare_cached(&format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE project_id = ?1 ORDER BY book, currency"))
+        .map_err(db)?
+        .query_map([project], |r| WalletRow::read(r))
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    rows.into_iter().map(WalletRow::decode).collect()
 }
 
-pub(crate) fn posting_sums(conn: &Connection, project: &str, currency: &str) -> Result<Vec<(String, i64)>> {
-    conn.prepare_cached(
-        "SELECT account, SUM(amount) FROM ledger_postings WHERE project_id = ?1 AND currency = ?2
-         GROUP BY account ORDER BY account",
-    )
-    .map_err(db)?
-    .query_map(params![project, currency], |r| Ok((r.get(0)?, r.get(1)?)))
-    .map_err(db)?
-    .collect::<rusqlite::Result<Vec<_>>>()
-    .map_err(db)
+pub(crate) fn statement(
+    conn: &Connection,
+    project: &str,
+    book: Book,
+    currency: &str,
+    (from, to): (OffsetDateTime, OffsetDateTime),
+    limit: usize,
+) -> Result<StatementRecord> {
+    let opening = conn
+        .prepare_cached(
+            "SELECT account, SUM(amount) FROM ledger_postings
+             WHERE project_id = ?1 AND book = ?2 AND currency = ?3 AND created_at_us < ?4
+             GROUP BY account ORDER BY account",
+        )
+        .map_err(db)?
+        .query_map(params![project, book.as_str(), currency, to_us(from)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {POSTING_COLUMNS} FROM ledger_postings
+             WHERE project_id = ?1 AND book = ?2 AND currency = ?3 AND created_at_us >= ?4 AND created_at_us < ?5
+             ORDER BY created_at_us, id LIMIT ?6"
+        ))
+        .map_err(db)?
+        .query_map(params![project, book.as_str(), currency, to_us(from), to_us(to), limit as i64], |r| {
+            PostingRow::read(r)
+        })
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    let postings = rows.into_iter().map(PostingRow::decode).collect::<Result<_>>()?;
+    Ok(StatementRecord { opening, postings })
+}
+
+pub(crate) fn set_rate(conn: &Connection, currency: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool> {
+    let n = match rate {
+        Some(rate) => conn
+            .prepare_cached(
+                "INSERT INTO fx_rates (currency, rate_millionths, updated_at_us) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (currency) DO UPDATE SET rate_millionths = excluded.rate_millionths,
+                     updated_at_us = excluded.updated_at_us",
+            )
+            .map_err(db)?
+            .execute(params![currency, rate.millionths(), to_us(now)]),
+        None => conn.prepare_cached("DELETE FROM fx_rates WHERE currency = ?1").map_err(db)?.execute([currency]),
+    };
+    Ok(n.map_err(db)? > 0)
+}
+
+pub(crate) fn rates(conn: &Connection) -> Result<Vec<(String, FxRate)>> {
+    let rows = conn
+        .prepare_cached(&format!("SELECT {RATE_COLUMNS} FROM fx_rates ORDER BY currency"))
+        .map_err(db)?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    rows.into_iter().map(|(c, m)| decode_rate(c, m)).collect()
 }
 
 pub(crate) fn claim_webhooks(

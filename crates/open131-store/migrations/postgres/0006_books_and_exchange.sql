@@ -1,0 +1,30 @@
+-- Books and foreign-currency payouts (issue 8).
+-- A wallet belongs to a book (main: the payout balance; nominal: the escrow
+-- account; settlement: the settlement account) and has an exchange account for
+-- converted payouts.
+ALTER TABLE wallets ADD COLUMN book TEXT NOT NULL DEFAULT 'main'
+    CHECK (book IN ('main', 'nominal', 'settlement'));
+ALTER TABLE wallets ADD COLUMN exchange BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE wallets DROP CONSTRAINT wallets_pkey;
+ALTER TABLE wallets ADD PRIMARY KEY (project_id, book, currency);
+
+ALTER TABLE ledger_postings ADD COLUMN book TEXT NOT NULL DEFAULT 'main';
+DROP INDEX ledger_postings_wallet;
+CREATE INDEX ledger_postings_wallet ON ledger_postings (project_id, book, currency, created_at_us);
+
+-- The book a session's payouts are paid from.
+ALTER TABLE sessions ADD COLUMN book TEXT NOT NULL DEFAULT 'main';
+-- A foreign-currency payout funded in roubles: its cost and the rate (millionths of a rouble per unit).
+ALTER TABLE payouts ADD COLUMN charged_amount BIGINT;
+ALTER TABLE payouts ADD COLUMN charged_currency TEXT;
+ALTER TABLE payouts ADD COLUMN fx_rate_millionths BIGINT;
+
+-- What the partner is asked to confirm for a nominal, settlement or converted payout (JSON).
+ALTER TABLE payouts ADD COLUMN confirm_information TEXT;
+
+-- The operator's exchange rates: roubles per unit, in millionths.
+CREATE TABLE fx_rates (
+    currency           TEXT   PRIMARY KEY,
+    rate_millionths    BIGINT NOT NULL CHECK (rate_millionths > 0),
+    updated_at_us      BIGINT NOT NULL
+);
