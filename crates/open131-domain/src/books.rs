@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 
 use crate::fields::{present, Fields};
 use crate::fx::{FxRate, FUNDING_CURRENCY};
-use crate::ident::{account_matches_bik, AccountNumber, Bik};
+#[cfg(test)]
+use crate::ident::{account_matches_bik, AccountNumber};
+use crate::ident::{complete_account, Bik};
 use crate::ledger::Book;
 use crate::payout::PayoutRequest;
 #[cfg(test)]
@@ -58,11 +60,8 @@ pub fn account_number(project_id: &str, book: Book) -> Option<String> {
     // FNV-1a: stable across nodes and releases, unlike the std hasher.
     let hash =
         project_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    let body = format!("{book_digit}{:010}", hash % 10_000_000_000);
-    (0..10).map(|key| format!("40702810{key}{body}")).find(|candidate| {
-        let (Ok(account), Ok(bik)) = (AccountNumber::parse(candidate), Bik::parse(BANK_BIK)) else { return false };
-        account_matches_bik(&account, &bik)
-    })
+    let first19 = format!("40702810{book_digit}{:010}", hash % 10_000_000_000);
+    complete_account(&Bik::parse(BANK_BIK).ok()?, &first19)
 }
 
 /// Which of the project's accounts `number` is, if any.

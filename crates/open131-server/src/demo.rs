@@ -132,7 +132,10 @@ pub async fn ensure_demo(store: &dyn Store, dir: &DataDir, now: OffsetDateTime) 
     if store.wallets(DEMO_PROJECT_ID).await?.is_empty() {
         let claim = public.fingerprint().into_bytes();
         if store.meta_init(DEMO_FUNDED_META, claim.clone()).await? == claim {
-            store.topup(DEMO_PROJECT_ID, "rub", DEMO_BALANCE_MINOR, now).await?;
+            // Every book, so the nominal and settlement methods work out of the box too.
+            for book in open131_domain::ledger::Book::ALL {
+                store.topup_book(DEMO_PROJECT_ID, book, "rub", DEMO_BALANCE_MINOR, now).await?;
+            }
         }
     }
     Ok(Demo { key_path, key, created })

@@ -7,7 +7,9 @@
 mod common;
 
 use common::{key, start, Receiver, TestServer};
+use open131_domain::fx::FxRate;
 use open131_domain::ident::{complete_account, luhn_ok, Bik};
+use open131_domain::ledger::Book;
 use serde_json::{json, Value};
 
 const START_BALANCE: i64 = 10_000_000;
@@ -605,13 +607,18 @@ async fn webhooks_wait_for_a_url_without_burning_attempts() {
     s.stop().await;
 }
 
-/// Random sequences of real operations (top-ups, payouts of random amounts and
-/// outcomes, confirm, cancel, time passing) keep the ledger's invariants after
-/// every step: postings sum to zero, no guarded balance is negative, and the
-/// wallet equals the sum of its postings.
+/// Random sequences of real operations (top-ups of every book, payouts of
+/// random amounts and outcomes from every book and in a converted currency,
+/// confirm, cancel, time passing) keep the ledger's invariants after every
+/// step, in every wallet: postings sum to zero, no guarded balance is
+/// negative, and the wallet equals the sum of its postings.
 #[tokio::test]
 async fn random_operations_keep_the_ledger_consistent() {
     let (s, _r) = server().await;
+    s.app.store.set_rate("usd", Some(FxRate::parse("92.5").unwrap()), common::START).await.unwrap();
+    for book in [Book::Nominal, Book::Settlement] {
+        s.app.store.topup_book("alpha", book, "rub", START_BALANCE, common::START).await.unwrap();
+    }
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move |n: u64| {
         rng ^= rng << 13;
@@ -620,11 +627,12 @@ async fn random_operations_keep_the_ledger_consistent() {
         rng % n
     };
     let mut sessions: Vec<String> = Vec::new();
-    for step in 0..120 {
+    for step in 0..160 {
         match next(6) {
             0 => {
                 let amount = 1 + next(50_000) as i64;
-                s.app.store.topup("alpha", "rub", amount, common::START).await.unwrap();
+                let book = [Book::Main, Book::Nominal, Book::Settlement][next(3) as usize];
+                s.app.store.topup_book("alpha", book, "rub", amount, common::START).await.unwrap();
             }
             1 | 2 => {
                 let amount = match next(4) {
@@ -632,57 +640,111 @@ async fn random_operations_keep_the_ledger_consistent() {
                     1 => START_BALANCE,           // likely more than is available
                     _ => 1 + next(2_000_000) as i64,
                 };
-                // Every way a payout session starts (issue 8 added the last three).
-                let a = match next(5) {
-                    0 => s.call("v1", "session/init/payout", &account_payout(amount)).await,
-                    1 => s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), amount)).await,
-                    2 => {
-                        let created = s.call("v2", "session/create", &card_payout("v2", &mir_card(), amount)).await;
-                        let body = json!({"session_id": session_id(&created)});
-                        s.call("v2", "session/start/payout", &body).await
-                    }
-                    3 => {
-                        let body = json!({"payment_method": {"type": "bank_account", "bank_account": {
-                            "system_type": "faster_payment_system", "faster_payment_system": {
-                            "phone": "79261234567", "bank_id": "100000000069"}}},
-                            "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
-                            "amount_details": {"amount": amount, "currency": "rub"}});
-                        s.call("v1", "session/init/payout", &body).await
-                    }
-                    _ => {
-                        let body = json!({"payout_details": {"type": "bank_account", "bank_account": {
-                            "system_type": "faster_payment_system_verification",
-                            "faster_payment_system_verification": {"phone": "79261234567", "bank_id": "100000000069"}}},
-                            "participant_details": {"recipient": {"first_name": "Ivan", "last_name": "Ivanov"}}});
-                        s.call("v2", "fps/customer_verification", &body).await
-                    }
-                };
+                let a = random_start(&s, next(9), amount).await;
                 sessions.push(session_id(&a));
             }
             3 if !sessions.is_empty() => {
                 let id = &sessions[next(sessions.len() as u64) as usize];
                 let method = if next(3) == 0 { "session/cancel" } else { "session/confirm" };
-                let a = s.call("v1", method, &json!({"session_id": id})).await;
+                // Book and converted payouts are confirmed with what ready_to_confirm carried.
+                let record = s.app.store.session("alpha", id).await.unwrap().unwrap();
+                let info = record.payout().and_then(|p| p.confirm_information.as_ref());
+                let mut body = json!({"session_id": id});
+                if let Some(info) = info {
+                    let stored: Value = serde_json::from_str(info.expose()).unwrap();
+                    body["confirm_information"] = open131_domain::books::named(&stored, "payment_method");
+                }
+                let a = s.call("v1", method, &body).await;
                 assert!(a.status == 200 || a.body["error"]["code"] == "session_wrong_state", "{}", a.text);
             }
             _ => s.advance(1 + next(40) as i64).await,
         }
         s.settle().await;
-        let sums: std::collections::HashMap<String, i64> =
-            s.app.store.posting_sums("alpha", "rub").await.unwrap().into_iter().collect();
-        let w = s.app.store.wallets("alpha").await.unwrap().remove(0);
-        let sum = |k: &str| sums.get(k).copied().unwrap_or(0);
-        assert_eq!(sums.values().sum::<i64>(), 0, "step {step}: postings do not balance");
-        assert!(w.available >= 0 && w.reserved >= 0 && w.payouts >= 0, "step {step}: {w:?}");
-        assert_eq!(
-            (sum("available"), sum("reserved"), sum("payouts"), sum("funding")),
-            (w.available, w.reserved, w.payouts, w.funding),
-            "step {step}"
-        );
-        let a = s.call_bytes("v1", "wallet/balance", "alpha", key(0), b"[]".to_vec(), None).await;
-        assert_eq!(a.body["wallets"][0]["amount_details"]["amount"], w.available, "step {step}");
+        check_every_wallet(&s, step).await;
+    }
+    // The run paid from every book and in a converted currency (the test covers them).
+    let wallets = s.app.store.wallets("alpha").await.unwrap();
+    for (book, currency) in
+        [(Book::Main, "rub"), (Book::Nominal, "rub"), (Book::Settlement, "rub"), (Book::Main, "usd")]
+    {
+        let w = wallets.iter().find(|w| w.book == book && w.currency == currency);
+        assert!(w.is_some_and(|w| w.payouts > 0), "nothing paid from {book:?} {currency}: {wallets:?}");
     }
     s.stop().await;
+}
+
+/// Starts a payout session one of the ways open131 serves, chosen by `way`.
+async fn random_start(s: &TestServer, way: u64, amount: i64) -> common::Answer {
+    let fps = json!({"type": "bank_account", "bank_account": {"system_type": "faster_payment_system",
+        "faster_payment_system": {"phone": "79261234567", "bank_id": "100000000069"}}});
+    let card_transfer = |kind: &str| {
+        json!({"payment_details": {"type": "internal_transfer", "internal_transfer": {"type": kind,
+                kind: {"description": "Offer"}}},
+            "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": mir_card()}}},
+            "participant_details": {"sender": {"beneficiary_id": "1234567890"}, "recipient": {"full_name": "Ivanov Ivan"}},
+            "amount_details": {"amount": amount, "currency": "rub"}})
+    };
+    match way {
+        0 => s.call("v1", "session/init/payout", &account_payout(amount)).await,
+        1 => s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), amount)).await,
+        2 => {
+            let created = s.call("v2", "session/create", &card_payout("v2", &mir_card(), amount)).await;
+            s.call("v2", "session/start/payout", &json!({"session_id": session_id(&created)})).await
+        }
+        3 => {
+            let body = json!({"payment_method": fps, "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
+                "amount_details": {"amount": amount, "currency": "rub"}});
+            s.call("v1", "session/init/payout", &body).await
+        }
+        4 => {
+            let body = json!({"payout_details": {"type": "bank_account", "bank_account": {
+                "system_type": "faster_payment_system_verification",
+                "faster_payment_system_verification": {"phone": "79261234567", "bank_id": "100000000069"}}},
+                "participant_details": {"recipient": {"first_name": "Ivan", "last_name": "Ivanov"}}});
+            s.call("v2", "fps/customer_verification", &body).await
+        }
+        5 => {
+            let mut body = account_payout(amount);
+            body["participant_details"]["sender"] = json!({"beneficiary_id": "500100732259"});
+            s.call("v1", "session/init/payout/nominal", &body).await
+        }
+        6 => s.call("v1", "session/multi/init/payment/nominal", &card_transfer("transfer_from_nominal_account")).await,
+        7 => {
+            let created = s.call("v2", "session/multi/create/rko", &json!({})).await;
+            let mut body = card_transfer("transfer_from_bank_account");
+            body["session_id"] = json!(session_id(&created));
+            s.call("v2", "session/multi/start/payment/rko", &body).await
+        }
+        _ => {
+            // A converted payout: dollars at the operator's rate, paid in roubles.
+            let cents = 1 + amount / 100;
+            let mut body = card_payout("v1", &mir_card(), 1);
+            body["amount_details"] = json!({"amount": cents, "currency": "usd"});
+            s.call("v1", "session/init/payout", &body).await
+        }
+    }
+}
+
+/// Every wallet's postings balance and equal its balances; none is negative;
+/// `wallet/balance` shows the main rouble wallet.
+async fn check_every_wallet(s: &TestServer, step: usize) {
+    let end = common::START + time::Duration::days(3650);
+    for w in s.app.store.wallets("alpha").await.unwrap() {
+        let st = s.app.store.statement("alpha", w.book, &w.currency, end, end, 0).await.unwrap();
+        let sums: std::collections::HashMap<String, i64> = st.opening.into_iter().collect();
+        let sum = |k: &str| sums.get(k).copied().unwrap_or(0);
+        assert_eq!(sums.values().sum::<i64>(), 0, "step {step}: postings of {w:?} do not balance");
+        assert!(w.available >= 0 && w.reserved >= 0 && w.payouts >= 0, "step {step}: {w:?}");
+        assert_eq!(
+            (sum("available"), sum("reserved"), sum("payouts"), sum("funding"), sum("exchange")),
+            (w.available, w.reserved, w.payouts, w.funding, w.exchange),
+            "step {step}: {w:?}"
+        );
+        if (w.book, w.currency.as_str()) == (Book::Main, "rub") {
+            let a = s.call_bytes("v1", "wallet/balance", "alpha", key(0), b"[]".to_vec(), None).await;
+            assert_eq!(a.body["wallets"][0]["amount_details"]["amount"], w.available, "step {step}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -35,10 +35,14 @@ fn fields(a: &common::Answer) -> Vec<String> {
     details.iter().map(|d| d["field"].as_str().unwrap().to_string()).collect()
 }
 
-/// `body` with every `"$session"` string replaced by the last session's id.
+/// `body` with every `"$session"` string replaced by the last session's id,
+/// and `"$settlement_account"` / `"$nominal_account"` by the project's.
 fn substitute(body: &Value, session: &str) -> Value {
+    let account = |book| json!(open131_domain::books::account_number("alpha", book));
     match body {
         Value::String(s) if s == "$session" => json!(session),
+        Value::String(s) if s == "$settlement_account" => account(open131_domain::ledger::Book::Settlement),
+        Value::String(s) if s == "$nominal_account" => account(open131_domain::ledger::Book::Nominal),
         Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), substitute(v, session))).collect()),
         Value::Array(items) => Value::Array(items.iter().map(|v| substitute(v, session)).collect()),
         other => other.clone(),

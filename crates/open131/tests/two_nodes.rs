@@ -291,7 +291,13 @@ async fn check_invariants(store: &dyn open131_store::Store, url: &str, acks: &Ac
     }
 
     // The ledger balances, matches the wallet, and no payout was debited twice.
-    let wallet = store.wallets("demo").await.unwrap().into_iter().find(|w| w.currency == "rub").unwrap();
+    let wallet = store
+        .wallets("demo")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|w| w.currency == "rub" && w.book.as_str() == "main")
+        .unwrap();
     let sums: HashMap<String, i64> = store.posting_sums("demo", "rub").await.unwrap().into_iter().collect();
     assert_eq!(sums.values().sum::<i64>(), 0, "postings must sum to zero: {sums:?}");
     assert_eq!(
