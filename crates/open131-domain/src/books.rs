@@ -39,6 +39,20 @@ pub enum Shape {
     MultiCard,
 }
 
+impl Shape {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Payout => "payout",
+            Self::MultiCard => "multi_card",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Payout, Self::MultiCard].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 /// The `internal_transfer.type` a book's card payouts name.
 fn transfer_type(book: Book) -> Option<&'static str> {
     match book {
@@ -203,6 +217,10 @@ pub fn confirm_information(input: &ConfirmInput<'_>) -> Option<Value> {
     let own_account = account_number(input.project_id, input.book).unwrap_or_default();
     let recipient_name = recipient_name(r).unwrap_or_default();
     let recipient_account = masked_recipient_account(&r.method.masked);
+    // Every participant has the SDK's five fields (its class requires them);
+    // what the sandbox does not know about the recipient's bank is empty.
+    let recipient = json!({"account_number": recipient_account, "name": recipient_name,
+        "bank_name": "", "bik": recipient_bik(&r.method.masked), "correspondent_account_number": ""});
     let (amount, currency) = match input.conversion {
         Some(c) => (c.cost_minor, FUNDING_CURRENCY.to_string()),
         None => (r.amount.amount(), r.amount.currency().to_string()),
@@ -218,7 +236,7 @@ pub fn confirm_information(input: &ConfirmInput<'_>) -> Option<Value> {
         json!({
             "method": r.method.masked,
             "customer": bank(&own_account, input.project_id),
-            "recipient": {"account_number": recipient_account, "name": recipient_name},
+            "recipient": recipient.clone(),
             "purpose": purpose,
             "amount": {"amount": amount, "currency": currency},
         }),
@@ -258,10 +276,58 @@ pub fn named(stored: &Value, method_key: &str) -> Value {
     info
 }
 
-/// Whether what the partner sent back at `session/confirm` is the object it was
-/// given, under either version's name of the method.
-pub fn is_same(stored: &Value, sent: &Value) -> bool {
-    ["payment_method", "payout_details"].iter().any(|key| named(stored, key) == *sent)
+/// Where what the partner sent back at `session/confirm` contradicts what it
+/// was given (a JSON pointer), or `None`. Compared by meaning, not bytes: a
+/// client that deserialises the webhook into its own classes (the PHP SDK)
+/// drops keys it does not model and re-serialises the rest in its own way, so
+/// absent keys are not conflicts, numbers compare by value and currencies
+/// case-insensitively. The amount must be there: it is what is confirmed.
+pub fn conflicts(stored: &Value, sent: &Value) -> Option<String> {
+    const AMOUNT: &str = "/transfer_details/amount/amount";
+    if sent.pointer(AMOUNT).is_none() {
+        return Some(AMOUNT.to_string());
+    }
+    let mut pointers: Vec<String> = [
+        AMOUNT,
+        "/transfer_details/amount/currency",
+        "/transfer_details/customer/account_number",
+        "/transfer_details/recipient/account_number",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    let exchanges = stored.get("exchanges").and_then(Value::as_array).map_or(0, Vec::len);
+    for i in 0..exchanges {
+        for leaf in ["id", "source/amount", "source/currency", "destination/amount", "destination/currency"] {
+            pointers.push(format!("/exchanges/{i}/{leaf}"));
+        }
+    }
+    let sent = with_listed_exchanges(sent);
+    pointers.into_iter().find(|at| match (stored.pointer(at), sent.pointer(at)) {
+        (_, None) => false,
+        (Some(a), Some(b)) => !same_value(a, b),
+        (None, Some(_)) => true,
+    })
+}
+
+/// `sent` with `exchanges` as a list even if a client turned it into an
+/// object keyed "0", "1", … (PHP's iterable normaliser does).
+fn with_listed_exchanges(sent: &Value) -> Value {
+    let mut out = sent.clone();
+    if let Some(Value::Object(keyed)) = out.get("exchanges").cloned() {
+        let mut items: Vec<(usize, Value)> =
+            keyed.into_iter().filter_map(|(k, v)| Some((k.parse::<usize>().ok()?, v))).collect();
+        items.sort_by_key(|(k, _)| *k);
+        out["exchanges"] = Value::Array(items.into_iter().map(|(_, v)| v).collect());
+    }
+    out
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
+        _ => a == b,
+    }
 }
 
 fn recipient_name(r: &PayoutRequest) -> Option<String> {
@@ -283,6 +349,10 @@ fn masked_recipient_account(method: &Value) -> String {
         .find_map(|at| method.pointer(at).and_then(Value::as_str))
         .unwrap_or_default()
         .to_string()
+}
+
+fn recipient_bik(method: &Value) -> String {
+    method.pointer("/bank_account/ru/bik").and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 fn method_description(method: &Value) -> Option<String> {
@@ -331,5 +401,28 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(parse_payment_details(body.as_object().unwrap(), Book::Settlement, &mut errors), None);
         assert_eq!(errors[0].field, "payment_details.internal_transfer.type");
+    }
+}
+
+#[cfg(test)]
+mod confirm_tests {
+    use super::*;
+
+    #[test]
+    fn a_round_trip_through_a_client_is_the_same_and_a_changed_amount_is_not() {
+        let stored = json!({"transfer_details": {"method": {"type": "card"}, "amount": {"amount": 9_250, "currency": "rub"},
+            "customer": {"account_number": "40702810"}, "recipient": {"account_number": "4242"}},
+            "exchanges": [{"id": "ex_1", "source": {"amount": 9_250, "currency": "rub"}, "destination": {"amount": 100, "currency": "usd"}}]});
+        // The SDK drops the v1 method name, upper-cases nothing, re-keys the list, writes 9250.0.
+        let sent = json!({"transfer_details": {"amount": {"amount": 9_250.0, "currency": "RUB"}, "customer": {"account_number": "40702810"}},
+            "exchanges": {"0": {"id": "ex_1", "source": {"amount": 9_250}, "destination": {"amount": 100, "currency": "usd"}}}});
+        assert_eq!(conflicts(&stored, &sent), None);
+        let mut changed = sent.clone();
+        changed["exchanges"]["0"]["destination"]["amount"] = json!(101);
+        assert_eq!(conflicts(&stored, &changed).as_deref(), Some("/exchanges/0/destination/amount"));
+        assert_eq!(conflicts(&stored, &json!({"x": 1})).as_deref(), Some("/transfer_details/amount/amount"));
+        let other_account =
+            json!({"transfer_details": {"amount": {"amount": 9_250}, "recipient": {"account_number": "1"}}});
+        assert_eq!(conflicts(&stored, &other_account).as_deref(), Some("/transfer_details/recipient/account_number"));
     }
 }

@@ -17,11 +17,13 @@ pub fn moscow_day_start(day: Date) -> OffsetDateTime {
     day.midnight().assume_offset(offset)
 }
 
-/// Parses `YYYY-MM-DD` (ISO 8601's calendar date) into a real date.
+/// ISO 8601's calendar date, `YYYY-MM-DD`: requests and the store's columns.
+pub const ISO_DATE_FORMAT: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+
+/// Parses `YYYY-MM-DD` into a real date.
 pub fn parse_iso_date(text: &str) -> Result<Date, &'static str> {
-    const FORMAT: &[time::format_description::FormatItem<'static>] =
-        time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text.trim(), FORMAT).map_err(|_| "must be a date, YYYY-MM-DD")
+    Date::parse(text.trim(), ISO_DATE_FORMAT).map_err(|_| "must be a date, YYYY-MM-DD")
 }
 
 /// Parses `DD.MM.YYYY` (two-digit day and month, four-digit year) into a real date.

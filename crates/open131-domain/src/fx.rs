@@ -9,6 +9,8 @@ use std::fmt;
 
 /// The currency foreign payouts are funded in.
 pub const FUNDING_CURRENCY: &str = "rub";
+/// The currencies the bank converts payouts from (the docs: USD and EUR).
+pub const CONVERTIBLE: [&str; 2] = ["usd", "eur"];
 /// Decimal places a rate may have.
 pub const RATE_DECIMALS_MAX: u32 = 6;
 /// Largest rate, in roubles per unit: a sanity bound.

@@ -110,10 +110,12 @@ async fn a_nominal_account_payout_is_confirmed_with_its_confirm_information() {
     forged["transfer_details"]["amount"]["amount"] = json!(1);
     let a = s.call("v1", "session/confirm", &json!({"session_id": id, "confirm_information": forged})).await;
     assert_eq!(fields(&a), ["confirm_information"], "{}", a.text);
-    // Either version's name of the method is the same object.
-    let v2_named = json!({"transfer_details": {"payout_details": info["transfer_details"]["payment_method"].clone()}});
-    assert_ne!(v2_named, info);
-    let a = s.call("v2", "session/confirm", &json!({"session_id": id, "confirm_information": info})).await;
+    // A client that drops what it does not model (the PHP SDK keeps only
+    // `payout_details`) and re-serialises numbers its way sends the same object.
+    let mut round_trip = info.clone();
+    round_trip["transfer_details"].as_object_mut().unwrap().remove("payment_method");
+    round_trip["transfer_details"]["amount"]["amount"] = json!(350_000.0);
+    let a = s.call("v2", "session/confirm", &json!({"session_id": id, "confirm_information": round_trip})).await;
     assert_eq!(a.status, 200, "{}", a.text);
     s.advance(1).await;
     let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
@@ -123,6 +125,39 @@ async fn a_nominal_account_payout_is_confirmed_with_its_confirm_information() {
     assert_eq!(wallet(&s, Book::Nominal, "rub").await, (START_BALANCE - 350_000, 0, 350_000, 0));
     assert_eq!(wallet(&s, Book::Main, "rub").await, (START_BALANCE, 0, 0, 0));
     assert_eq!(r.types_for(&id), ["ready_to_confirm", "payment_finished"]);
+    // wallet/balance shows the payout balance only, one wallet per currency.
+    let a = s.call("v1", "wallet/balance", &json!({})).await;
+    assert_eq!(
+        a.body["wallets"],
+        json!([{"id": "w_rub", "amount_details": {"amount": START_BALANCE, "currency": "rub"}}])
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn book_sessions_are_started_by_their_own_kind_and_always_confirmed() {
+    let (s, r) = server().await;
+    let change = open131_store::SettingsChange { auto_confirm: Some(true), ..Default::default() };
+    s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
+    // A card session of session/multi/ is not started as a payout session, nor the reverse.
+    let id = id_of(&s.call("v1", "session/multi/create/nominal", &json!({})).await);
+    let mut body = account_payout(100);
+    body["session_id"] = json!(id);
+    body["participant_details"] = json!({"sender": {"beneficiary_id": "1"}});
+    let a = s.call("v1", "session/start/payout/nominal", &body).await;
+    assert_eq!(fields(&a), ["session_id"], "{}", a.text);
+    let id = id_of(&s.call("v1", "session/create/nominal", &json!({})).await);
+    let mut card = card_transfer("transfer_from_nominal_account", 100);
+    card["session_id"] = json!(id);
+    let a = s.call("v1", "session/multi/start/payment/nominal", &card).await;
+    assert_eq!(fields(&a), ["session_id"], "{}", a.text);
+    // Auto-confirm does not apply: a payout from the account waits for its confirmation.
+    let id = id_of(
+        &s.call("v1", "session/multi/init/payment/nominal", &card_transfer("transfer_from_nominal_account", 100)).await,
+    );
+    s.advance(1).await;
+    assert_eq!(r.types_for(&id), ["ready_to_confirm"]);
     s.stop().await;
 }
 
@@ -280,6 +315,22 @@ async fn account_balance_and_statement() {
     assert_eq!(fields(&a), ["account_number"], "{}", a.text);
     let a = s.call("v1", "report/account_balance", &json!({})).await;
     assert_eq!(fields(&a), ["account_number"], "{}", a.text);
+    let last = "9999-12-31";
+    let a = s
+        .call("v1", "report/account_statement", &json!({"account_number": own, "date_from": last, "date_to": last}))
+        .await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["date_from".to_string()]), "{}", a.text);
+    // A method list may name the balance by the spec's name.
+    let methods = open131_domain::settings::MethodSet::parse("account_balance").unwrap();
+    let change = open131_store::SettingsChange { methods: Some(methods), ..Default::default() };
+    s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
+    let a = s.call("v1", "report/account_balance", &json!({"account_number": own})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = s
+        .call("v1", "report/account_statement", &json!({"account_number": own, "date_from": day, "date_to": day}))
+        .await;
+    assert_eq!(a.body["error"]["code"], "authorization_error", "{}", a.text);
     s.stop().await;
 }
 

@@ -258,7 +258,8 @@ pub trait LedgerStore: Send + Sync + 'static {
     async fn wallets(&self, project_id: &str) -> Result<Vec<WalletRecord>>;
     /// Per-account sums of the postings of a main wallet (`account` name → sum).
     async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>> {
-        let end = OffsetDateTime::from_unix_timestamp(i64::from(i32::MAX)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        // Every posting there is: the last instant the store's microseconds can hold is far beyond any.
+        let end = time::macros::datetime!(9999-12-31 0:00 UTC);
         Ok(self.statement(project_id, Book::Main, currency, end, end, 0).await?.opening)
     }
     /// A wallet's statement for `[from, to)`: sums before `from`, and at most

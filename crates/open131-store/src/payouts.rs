@@ -1,6 +1,7 @@
 //! Records of the payout side: sessions, timers, wallets, the webhook outbox.
 
 use open131_domain::allowlist::IpAllowlist;
+use open131_domain::books::Shape;
 use open131_domain::fx::FxRate;
 use open131_domain::ledger::{Book, Funding, Leg};
 use open131_domain::lifecycle::Timer;
@@ -145,6 +146,9 @@ pub struct SessionRecord {
     pub submerchant: Option<String>,
     /// The account its payouts are paid from (`…/nominal`, `…/rko` methods).
     pub book: Book,
+    /// Made by a card method of `session/multi/…` or a payout method: it is
+    /// started by a method of the same shape.
+    pub shape: Shape,
 }
 
 impl SessionRecord {

@@ -3,6 +3,7 @@
 //! be wrong with stored data is found here, once.
 
 use open131_domain::allowlist::IpAllowlist;
+use open131_domain::books::Shape;
 use open131_domain::fx::FxRate;
 use open131_domain::ident::PassportNumber;
 use open131_domain::kyc::{CheckState, KycApplication, KycVersion, Outcome, RfPassport};
@@ -99,8 +100,7 @@ pub(crate) fn from_us(us: i64) -> Result<OffsetDateTime> {
         .map_err(|_| StoreError::corrupt(format!("timestamp {us}"), "out of range"))
 }
 
-const DATE_FORMAT: &[time::format_description::FormatItem<'static>] =
-    time::macros::format_description!("[year]-[month]-[day]");
+use open131_domain::dates::ISO_DATE_FORMAT as DATE_FORMAT;
 
 pub(crate) fn parse_date(s: &str) -> Result<Date> {
     Date::parse(s, DATE_FORMAT).map_err(|_| StoreError::corrupt(format!("date {s:?}"), "not YYYY-MM-DD"))
@@ -186,14 +186,14 @@ impl CheckRow {
 /// per payout, oldest first. One statement instead of two: a status read and
 /// every timer's firing read a session.
 pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_version, s.phase, s.version, s.refund_id, \
-     s.refunded_at_us, s.created_at_us, s.updated_at_us, s.finished_at_us, s.draft, s.submerchant, s.book, \
+     s.refunded_at_us, s.created_at_us, s.updated_at_us, s.finished_at_us, s.draft, s.submerchant, s.book, s.shape, \
      p.id, p.amount, p.currency, p.method_masked, p.participant_details, p.customer, p.metadata, p.plan, p.state, \
      p.created_at_us, p.charged_amount, p.charged_currency, p.fx_rate_millionths, p.confirm_information \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      WHERE s.project_id = $1 AND s.id = $2 ORDER BY p.created_at_us, p.id";
 
 /// Where a payout's columns start in a [`SELECT_SESSION`] row.
-pub(crate) const PAYOUT_OFFSET: usize = 13;
+pub(crate) const PAYOUT_OFFSET: usize = 14;
 
 /// The values a session change writes (SQLite's INSERT and UPDATE take them
 /// in this order, `?1..?8` then what only one statement needs; PostgreSQL's
@@ -216,6 +216,8 @@ pub(crate) struct SessionValues<'a> {
     pub submerchant: Option<&'a str>,
     /// INSERT only.
     pub book: &'static str,
+    /// INSERT only.
+    pub shape: &'static str,
 }
 
 impl<'a> SessionValues<'a> {
@@ -233,6 +235,7 @@ impl<'a> SessionValues<'a> {
             created_at_us: to_us(r.created_at),
             submerchant: r.submerchant.as_deref(),
             book: r.book.as_str(),
+            shape: r.shape.as_str(),
         }
     }
 }
@@ -252,6 +255,7 @@ pub(crate) struct SessionRow {
     pub draft: Option<String>,
     pub submerchant: Option<String>,
     pub book: String,
+    pub shape: String,
 }
 
 impl SessionRow {
@@ -271,6 +275,7 @@ impl SessionRow {
             draft: r.opt_text(10)?,
             submerchant: r.opt_text(11)?,
             book: r.text(12)?,
+            shape: r.text(13)?,
         })
     }
 
@@ -281,6 +286,7 @@ impl SessionRow {
         let api_version =
             ApiVersion::parse(&self.api_version).ok_or_else(|| StoreError::corrupt(&what, "api_version"))?;
         let book = Book::parse(&self.book).ok_or_else(|| StoreError::corrupt(&what, "book"))?;
+        let shape = Shape::parse(&self.shape).ok_or_else(|| StoreError::corrupt(&what, "shape"))?;
         let refund = match (self.refund_id, self.refunded_at_us) {
             (Some(id), Some(at)) => Some(RefundRecord { id, created_at: from_us(at)? }),
             _ => None,
@@ -299,6 +305,7 @@ impl SessionRow {
             draft: self.draft.map(Personal::new),
             submerchant: self.submerchant,
             book,
+            shape,
         })
     }
 }

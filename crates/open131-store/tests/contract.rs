@@ -338,6 +338,7 @@ fn session(project: &str, id: &str, amount: i64) -> SessionRecord {
         draft: None,
         submerchant: None,
         book: Book::Main,
+        shape: open131_domain::books::Shape::Payout,
     }
 }
 
@@ -795,6 +796,7 @@ async fn books_exchange_statements_and_rates() {
         store.topup_book("alpha", Book::Nominal, "rub", 100_000, NOW).await.unwrap();
         let mut s = session("alpha", "s-fx", 100);
         s.book = Book::Nominal;
+        s.shape = open131_domain::books::Shape::MultiCard;
         s.payouts[0].currency = "usd".into();
         let rate = FxRate::parse("92.5").unwrap();
         s.payouts[0].exchange =

@@ -12,7 +12,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use open131_client::KycClient;
 use open131_domain::allowlist::IpAllowlist;
-use open131_domain::fx::{FxRate, FUNDING_CURRENCY};
+use open131_domain::fx::{FxRate, CONVERTIBLE, FUNDING_CURRENCY};
 use open131_domain::ledger::Book;
 use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use open131_server::config::{DATA_DIR_DEFAULT, LISTEN_DEFAULT};
@@ -483,11 +483,10 @@ async fn rates(location: &Location, cmd: RatesCommand) -> anyhow::Result<()> {
     let store = open_store(location).await?;
     let foreign = |currency: &str| {
         let c = currency.to_ascii_lowercase();
-        let known = open131_domain::payout::CURRENCIES.contains(&c.as_str()) && c != FUNDING_CURRENCY;
-        if known {
+        if CONVERTIBLE.contains(&c.as_str()) {
             Ok(c)
         } else {
-            Err(anyhow::anyhow!("a rate is for a foreign payout currency: usd, eur or tonc"))
+            Err(anyhow::anyhow!("the bank converts payouts from {}: a rate is for one of them", CONVERTIBLE.join(", ")))
         }
     };
     match cmd {

@@ -70,7 +70,9 @@ impl Ctx<'_> {
             (from, to) => return Err(ApiReply::invalid([from.err(), to.err()].into_iter().flatten().collect())),
         };
         let start = moscow_day_start(from);
-        let end = start + time::Duration::DAY;
+        let Some(end) = start.checked_add(time::Duration::DAY) else {
+            return Err(ApiReply::invalid(vec![detail("date_from", "is past the last day the server can count")]));
+        };
         let limit = STATEMENT_POSTINGS_MAX + 1;
         let statement = self
             .app

@@ -182,9 +182,17 @@ pub async fn apply(
 
 /// The payout's `confirm_information`, named for `naming`.
 pub fn confirm_information(record: &SessionRecord, naming: ApiVersion) -> Option<serde_json::Value> {
-    let stored = record.payout()?.confirm_information.as_ref()?;
-    let value: serde_json::Value = serde_json::from_str(stored.expose()).ok()?;
+    let value = stored_confirm_information(record).ok()??;
     Some(books::named(&value, naming.method_key()))
+}
+
+/// The payout's stored `confirm_information`; an unreadable one is an error,
+/// never "none" (that would let a confirm through unchecked).
+pub fn stored_confirm_information(record: &SessionRecord) -> Result<Option<serde_json::Value>, EngineError> {
+    let Some(text) = record.payout().and_then(|p| p.confirm_information.as_ref()) else { return Ok(None) };
+    serde_json::from_str(text.expose())
+        .map(Some)
+        .map_err(|e| EngineError::Internal(format!("unreadable confirm_information of {}: {e}", record.id)))
 }
 
 /// Where the session and its payout stand.
@@ -224,5 +232,6 @@ pub fn unsaved(project_id: &str, api_version: ApiVersion, now: OffsetDateTime) -
         draft: None,
         submerchant: None,
         book: ledger::Book::Main,
+        shape: books::Shape::Payout,
     }
 }

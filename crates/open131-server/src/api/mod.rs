@@ -70,6 +70,9 @@ pub enum ApiMethod {
     AccountStatement,
 }
 
+/// The spec's name of `report/account_balance`.
+const ACCOUNT_BALANCE_ALIAS: &str = "account_balance";
+
 /// The payout methods' (book, shape) pairs.
 const PAYOUT_KINDS: [(Book, Shape); 5] = [
     (Book::Main, Shape::Payout),
@@ -131,7 +134,7 @@ impl ApiMethod {
 
     pub fn parse(path: &str) -> Option<Self> {
         // The spec's method list names the balance without `report/`; the docs' URL has it.
-        if path == "account_balance" {
+        if path == ACCOUNT_BALANCE_ALIAS {
             return Some(Self::AccountBalance);
         }
         Self::all().find(|m| m.path() == path)
@@ -368,7 +371,10 @@ async fn handle(State(app): State<App>, call: ApiCall, signed: SignedRequest) ->
 async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<ApiReply, ApiReply> {
     let ApiCall { version, method } = call;
     let project = &signed.project;
-    if !project.may_call(method.path()) {
+    // A method list may name the balance by either of its names.
+    let listed = project.may_call(method.path())
+        || (method == ApiMethod::AccountBalance && project.may_call(ACCOUNT_BALANCE_ALIAS));
+    if !listed {
         return Err(ApiReply::code(ApiErrorCode::AuthorizationError));
     }
     // A sub-merchant the project has not registered is refused like a method it may not call.

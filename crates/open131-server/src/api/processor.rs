@@ -38,9 +38,11 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
             let event = Event::Payout(match t.timer {
                 Timer::Prepare => {
                     let project = app.projects.get(&t.project_id).await?;
-                    // A converted payout always waits: the partner confirms the rouble cost (docs).
-                    let converted = session.payout().is_some_and(|p| p.exchange.is_some());
-                    let auto_confirm = project.is_some_and(|p| p.settings.auto_confirm) && !converted;
+                    // A payout with confirm_information always waits for it: a converted
+                    // one (the docs: the partner confirms the rouble cost) and one from
+                    // a nominal or settlement account (confirmed with the object).
+                    let to_confirm = session.payout().is_some_and(|p| p.confirm_information.is_some());
+                    let auto_confirm = project.is_some_and(|p| p.settings.auto_confirm) && !to_confirm;
                     PayoutEvent::Prepared { auto_confirm }
                 }
                 Timer::ConfirmTimeout => PayoutEvent::ConfirmTimedOut,

@@ -6,7 +6,7 @@
 use open131_domain::books::{self, Shape};
 use open131_domain::dates::moscow_today;
 use open131_domain::fps_verification::parse_verification;
-use open131_domain::fx::FUNDING_CURRENCY;
+use open131_domain::fx::{CONVERTIBLE, FUNDING_CURRENCY};
 use open131_domain::ledger::Book;
 use open131_domain::payout::{self, PayoutCall, PayoutParts, PayoutRequest, SandboxPlan};
 use open131_domain::payout_flow::PayoutEvent;
@@ -110,7 +110,7 @@ impl Ctx<'_> {
             Err(_) => return Err(ApiReply::invalid(from_domain(errors))),
         };
         let mut record = self.new_record();
-        record.book = book;
+        (record.book, record.shape) = (book, shape);
         if !parts.is_empty() {
             record.draft = Some(Personal::new(parts.to_draft().to_string()));
         }
@@ -175,7 +175,7 @@ impl Ctx<'_> {
     /// own currency (README, foreign-currency payouts).
     async fn conversion(&self, request: &PayoutRequest) -> Result<Option<books::Conversion>, ApiReply> {
         let currency = request.amount.currency();
-        if currency == FUNDING_CURRENCY {
+        if !CONVERTIBLE.contains(&currency) {
             return Ok(None);
         }
         let rates = self.app.store.rates().await.map_err(|e| ApiReply::internal(&e))?;
@@ -243,7 +243,7 @@ impl Ctx<'_> {
         };
         let payout = self.payout(request, book, shape, purpose).await?;
         let mut record = self.new_record();
-        record.book = book;
+        (record.book, record.shape) = (book, shape);
         let how = Apply { idempotency: self.idempotency.clone(), new_payout: Some(payout), ..Apply::default() };
         let done = engine::apply(self.app, record, Event::StartPayout, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
@@ -262,9 +262,10 @@ impl Ctx<'_> {
         if record.state != SessionState::Created {
             return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
         }
-        if record.book != book {
+        if (record.book, record.shape) != (book, shape) {
+            let kind = if record.shape == Shape::MultiCard { "card payouts (session/multi/…)" } else { "payouts" };
             let why = format!(
-                "was created for the {} account: start it with the method of that account",
+                "was created for {kind} from the {} account: start it with the method of that kind",
                 books::book_title(record.book)
             );
             return Err(ApiReply::invalid(vec![detail("session_id", why)]));
@@ -321,29 +322,14 @@ impl Ctx<'_> {
     pub(super) async fn event(&self, body: &Map<String, Value>, event: Event) -> Result<ApiReply, ApiReply> {
         only_fields(body, &["session_id", "confirm_information"], &[])?;
         let record = self.load(body).await?;
+        let stored = engine::stored_confirm_information(&record).map_err(|e| ApiReply::internal(&e))?;
         let sent = body.get("confirm_information").filter(|v| !v.is_null());
-        let stored = record.payout().and_then(|p| p.confirm_information.as_ref());
-        let stored: Option<Value> = stored.and_then(|s| serde_json::from_str(s.expose()).ok());
-        let field = "confirm_information";
-        match (&stored, sent) {
-            (None, Some(_)) => {
-                let why =
-                    "this session has none: only payouts from a nominal or settlement account and converted payouts do";
-                return Err(ApiReply::invalid(vec![detail(field, why)]));
-            }
-            (Some(stored), Some(sent)) if !books::is_same(stored, sent) => {
-                let why = "must be the confirm_information of this session's ready_to_confirm webhook, unchanged";
-                return Err(ApiReply::invalid(vec![detail(field, why)]));
-            }
-            (Some(_), None) if record.book != Book::Main && event == Event::Payout(PayoutEvent::Confirm) => {
-                // The state error comes first: a confirm that cannot apply says so.
-                if record.payout().map(|p| p.state) != Some(PayoutState::AwaitingConfirm) {
-                    return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
-                }
-                let why = "is required to confirm a payout from a nominal or settlement account: send back the ready_to_confirm webhook's";
-                return Err(ApiReply::invalid(vec![detail(field, why)]));
-            }
-            _ => {}
+        // Only a payout waiting for confirmation is checked against its object;
+        // in any other state the engine answers (a state error first).
+        let awaiting = record.payout().map(|p| p.state) == Some(PayoutState::AwaitingConfirm);
+        if awaiting || (stored.is_none() && sent.is_some()) {
+            let confirming = event == Event::Payout(PayoutEvent::Confirm);
+            check_confirm_information(stored.as_ref(), sent, record.book, confirming)?;
         }
         let how = Apply { idempotency: self.idempotency.clone(), ..Apply::default() };
         let done = engine::apply(self.app, record, event, how).await.map_err(Self::engine_error)?;
@@ -354,6 +340,37 @@ impl Ctx<'_> {
         only_session_id(body)?;
         let record = self.load(body).await?;
         Ok(self.reply(&record))
+    }
+}
+
+const NO_CONFIRM_INFORMATION: &str =
+    "this session has none: only payouts from a nominal or settlement account and converted payouts do";
+
+/// What `session/confirm` or `session/cancel` sent back against what the
+/// payout was given: required to confirm from a nominal or settlement account,
+/// checked when sent ([`books::conflicts`]), refused where there is none.
+fn check_confirm_information(
+    stored: Option<&Value>,
+    sent: Option<&Value>,
+    book: Book,
+    confirming: bool,
+) -> Result<(), ApiReply> {
+    let field = "confirm_information";
+    match (stored, sent) {
+        (None, Some(_)) => Err(ApiReply::invalid(vec![detail(field, NO_CONFIRM_INFORMATION)])),
+        (Some(stored), Some(sent)) => match books::conflicts(stored, sent) {
+            None => Ok(()),
+            Some(at) => {
+                let why = format!("{at} differs from the ready_to_confirm webhook's confirm_information");
+                Err(ApiReply::invalid(vec![detail(field, why)]))
+            }
+        },
+        (Some(_), None) if book != Book::Main && confirming => {
+            let why = "is required to confirm a payout from a nominal or settlement account: send back the \
+                       ready_to_confirm webhook's";
+            Err(ApiReply::invalid(vec![detail(field, why)]))
+        }
+        _ => Ok(()),
     }
 }
 

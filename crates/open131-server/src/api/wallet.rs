@@ -1,6 +1,7 @@
 //! The reference and balance methods: `wallet/balance` and `fps/banks`.
 
 use open131_domain::fps;
+use open131_domain::ledger::Book;
 use open131_wire::api::{Amount, BankWire, BanksResponse, WalletBalanceResponse, WalletWire};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -22,8 +23,10 @@ impl Ctx<'_> {
             }
         }
         let wallets = self.app.store.wallets(self.project_id).await.map_err(|e| ApiReply::internal(&e))?;
+        // The payout balance only: the nominal and settlement accounts have report/account_balance.
         let mut out: Vec<WalletWire> = wallets
             .into_iter()
+            .filter(|w| w.book == Book::Main)
             .map(|w| WalletWire {
                 id: format!("w_{}", w.currency),
                 amount_details: Amount { amount: w.available, currency: w.currency },

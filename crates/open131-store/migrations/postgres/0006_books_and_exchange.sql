@@ -12,8 +12,10 @@ ALTER TABLE ledger_postings ADD COLUMN book TEXT NOT NULL DEFAULT 'main';
 DROP INDEX ledger_postings_wallet;
 CREATE INDEX ledger_postings_wallet ON ledger_postings (project_id, book, currency, created_at_us);
 
--- The book a session's payouts are paid from.
+-- The book a session's payouts are paid from, and whether it was made by a
+-- card method of session/multi/ (multi_card) or a payout method (payout).
 ALTER TABLE sessions ADD COLUMN book TEXT NOT NULL DEFAULT 'main';
+ALTER TABLE sessions ADD COLUMN shape TEXT NOT NULL DEFAULT 'payout';
 -- A foreign-currency payout funded in roubles: its cost and the rate (millionths of a rouble per unit).
 ALTER TABLE payouts ADD COLUMN charged_amount BIGINT;
 ALTER TABLE payouts ADD COLUMN charged_currency TEXT;

@@ -118,12 +118,12 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
     let session = match &w.expected_version {
         None => {
             let (api, created) = (q.p(&v.api_version, "TEXT"), q.p(&v.created_at_us, "BIGINT"));
-            let (submerchant, book) = (q.p(&v.submerchant, "TEXT"), q.p(&v.book, "TEXT"));
+            let (submerchant, book, shape) = (q.p(&v.submerchant, "TEXT"), q.p(&v.book, "TEXT"), q.p(&v.shape, "TEXT"));
             format!(
                 "INSERT INTO sessions (project_id, id, phase, refund_id, refunded_at_us, updated_at_us, finished_at_us,
-                     draft, api_version, created_at_us, submerchant, book, version)
+                     draft, api_version, created_at_us, submerchant, book, shape, version)
                  SELECT {project}, {id}, {phase}, {refund_id}, {refunded}, {updated}, {finished}, {draft}, {api},
-                     {created}, {submerchant}, {book}, 1{gate}
+                     {created}, {submerchant}, {book}, {shape}, 1{gate}
                  RETURNING version"
             )
         }

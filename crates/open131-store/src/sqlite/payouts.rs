@@ -64,8 +64,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
         None => {
             conn.prepare_cached(
                 "INSERT INTO sessions (project_id, id, phase, refund_id, refunded_at_us, updated_at_us,
-                     finished_at_us, draft, api_version, created_at_us, submerchant, book, version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
+                     finished_at_us, draft, api_version, created_at_us, submerchant, book, shape, version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1)",
             )
             .map_err(err)?
             .execute(params_from_iter(columns.into_iter().chain([
@@ -73,6 +73,7 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 &v.created_at_us as _,
                 &v.submerchant as _,
                 &v.book as _,
+                &v.shape as _,
             ])))
             .map_err(err)?;
             1
