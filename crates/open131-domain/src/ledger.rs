@@ -5,7 +5,9 @@
 //! (escrow) account, its settlement account) and currency. Accounts of a
 //! wallet: `available` and `reserved` (the partner's money), `funding` (money
 //! that came in from outside by top-ups), `payouts` (money that left to
-//! recipients) and `exchange` (money converted to or from another currency:
+//! recipients), `held` (customers' card payments authorized but not captured
+//! yet: not available), `acquiring` (the card networks' side of payments, the
+//! counterpart of money coming in) and `exchange` (money converted to or from another currency:
 //! a payout in dollars funded in roubles moves roubles into the rouble
 //! wallet's exchange account and dollars out of the dollar wallet's). Funding
 //! and exchange carry the counter-totals, so a wallet's five always sum to zero.
@@ -21,10 +23,13 @@ pub enum Account {
     Funding,
     Payouts,
     Exchange,
+    Held,
+    Acquiring,
 }
 
 impl Account {
-    pub const ALL: [Account; 5] = [Self::Available, Self::Reserved, Self::Funding, Self::Payouts, Self::Exchange];
+    pub const ALL: [Account; 7] =
+        [Self::Available, Self::Reserved, Self::Funding, Self::Payouts, Self::Exchange, Self::Held, Self::Acquiring];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +38,8 @@ impl Account {
             Self::Funding => "funding",
             Self::Payouts => "payouts",
             Self::Exchange => "exchange",
+            Self::Held => "held",
+            Self::Acquiring => "acquiring",
         }
     }
 }
@@ -80,6 +87,12 @@ pub enum Movement {
     ReturnToExchange,
     /// A converted payout returned, funding side: converted back to available.
     ReturnFromExchange,
+    /// A card payment authorized: the customer's money held, not available yet.
+    Hold,
+    /// A held payment captured (in whole or in part) into the available balance.
+    Capture,
+    /// A hold, or the part of it not captured, given back to the customer.
+    ReleaseHold,
 }
 
 impl Movement {
@@ -94,6 +107,9 @@ impl Movement {
             Self::ExchangeIn => "exchange_in",
             Self::ReturnToExchange => "return_to_exchange",
             Self::ReturnFromExchange => "return_from_exchange",
+            Self::Hold => "hold",
+            Self::Capture => "capture",
+            Self::ReleaseHold => "release_hold",
         }
     }
 }
@@ -117,13 +133,16 @@ pub fn postings(movement: Movement, amount: i64) -> [Posting; 2] {
         Movement::ExchangeIn => (Account::Exchange, Account::Payouts),
         Movement::ReturnToExchange => (Account::Payouts, Account::Exchange),
         Movement::ReturnFromExchange => (Account::Exchange, Account::Available),
+        Movement::Hold => (Account::Acquiring, Account::Held),
+        Movement::Capture => (Account::Held, Account::Available),
+        Movement::ReleaseHold => (Account::Held, Account::Acquiring),
     };
     [Posting { account: from, amount: -amount }, Posting { account: to, amount }]
 }
 
 /// The accounts that must never go negative.
 pub fn must_stay_non_negative(account: Account) -> bool {
-    matches!(account, Account::Available | Account::Reserved | Account::Payouts)
+    matches!(account, Account::Available | Account::Reserved | Account::Payouts | Account::Held)
 }
 
 /// A wallet's balances, the sum of its postings per account.
@@ -134,6 +153,8 @@ pub struct Balances {
     pub funding: i64,
     pub payouts: i64,
     pub exchange: i64,
+    pub held: i64,
+    pub acquiring: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -148,6 +169,8 @@ impl Balances {
             Account::Funding => &mut self.funding,
             Account::Payouts => &mut self.payouts,
             Account::Exchange => &mut self.exchange,
+            Account::Held => &mut self.held,
+            Account::Acquiring => &mut self.acquiring,
         }
     }
 
@@ -165,7 +188,7 @@ impl Balances {
     }
 
     pub fn total(&self) -> i64 {
-        self.available + self.reserved + self.funding + self.payouts + self.exchange
+        self.available + self.reserved + self.funding + self.payouts + self.exchange + self.held + self.acquiring
     }
 }
 
@@ -222,7 +245,10 @@ mod tests {
             Just(Movement::ExchangeOut),
             Just(Movement::ExchangeIn),
             Just(Movement::ReturnToExchange),
-            Just(Movement::ReturnFromExchange)
+            Just(Movement::ReturnFromExchange),
+            Just(Movement::Hold),
+            Just(Movement::Capture),
+            Just(Movement::ReleaseHold)
         ]
     }
 
@@ -241,7 +267,7 @@ mod tests {
                     journal.extend(pair);
                 }
                 prop_assert_eq!(balances.total(), 0);
-                prop_assert!(balances.available >= 0 && balances.reserved >= 0 && balances.payouts >= 0);
+                prop_assert!(balances.available >= 0 && balances.reserved >= 0 && balances.payouts >= 0 && balances.held >= 0);
                 for account in Account::ALL {
                     let sum: i64 = journal.iter().filter(|p| p.account == account).map(|p| p.amount).sum();
                     let mut b = balances;

@@ -1,8 +1,8 @@
 //! The vocabulary every lifecycle speaks: the effects a transition asks for
 //! (a ledger movement, a webhook, a timer), the webhooks and the timers. The
 //! session machine ([`crate::session`]) and each operation's machine (the
-//! payout's, [`crate::payout_flow`]; the acquiring payment's and the refund's
-//! next) return these, and the server's engine turns any of them into one
+//! payout's, [`crate::payout_flow`]; the acquiring payment's,
+//! [`crate::payment_flow`]; the refund's next) return these, and the server's engine turns any of them into one
 //! atomic store write without knowing which machine asked.
 
 use crate::ledger::Movement;
@@ -30,6 +30,10 @@ pub enum Settled {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WebhookKind {
     ReadyToConfirm,
+    /// The customer must act (3-D Secure): acquiring payments.
+    ActionRequired,
+    /// Money held, waiting for `session/capture`: acquiring payments.
+    ReadyToCapture,
     PaymentFinished,
     PaymentRefunded,
 }
@@ -38,6 +42,8 @@ impl WebhookKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ReadyToConfirm => "ready_to_confirm",
+            Self::ActionRequired => "action_required",
+            Self::ReadyToCapture => "ready_to_capture",
             Self::PaymentFinished => "payment_finished",
             Self::PaymentRefunded => "payment_refunded",
         }
@@ -55,10 +61,13 @@ pub enum Timer {
     ProviderResult,
     /// Fires `Returned`.
     BankReturn,
+    /// Fires a held payment's `TimedOut` (moot once captured or cancelled).
+    CaptureTimeout,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 4] = [Self::Prepare, Self::ConfirmTimeout, Self::ProviderResult, Self::BankReturn];
+    pub const ALL: [Timer; 5] =
+        [Self::Prepare, Self::ConfirmTimeout, Self::ProviderResult, Self::BankReturn, Self::CaptureTimeout];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,6 +75,7 @@ impl Timer {
             Self::ConfirmTimeout => "confirm_timeout",
             Self::ProviderResult => "provider_result",
             Self::BankReturn => "bank_return",
+            Self::CaptureTimeout => "capture_timeout",
         }
     }
 

@@ -744,8 +744,8 @@ async fn check_every_wallet(s: &TestServer, step: usize) {
         assert_eq!(sums.values().sum::<i64>(), 0, "step {step}: postings of {w:?} do not balance");
         assert!(w.available >= 0 && w.reserved >= 0 && w.payouts >= 0, "step {step}: {w:?}");
         assert_eq!(
-            (sum("available"), sum("reserved"), sum("payouts"), sum("funding"), sum("exchange")),
-            (w.available, w.reserved, w.payouts, w.funding, w.exchange),
+            (sum("available"), sum("reserved"), sum("payouts"), sum("funding"), sum("exchange"), sum("held")),
+            (w.available, w.reserved, w.payouts, w.funding, w.exchange, w.held),
             "step {step}: {w:?}"
         );
     }

@@ -203,6 +203,9 @@ pub struct WalletRecord {
     pub payouts: i64,
     pub funding: i64,
     pub exchange: i64,
+    /// Card payments authorized, not captured (acquiring, issue 9).
+    pub held: i64,
+    pub acquiring: i64,
 }
 
 /// A wallet's statement for a period: per-account sums of the postings before

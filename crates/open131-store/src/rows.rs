@@ -7,7 +7,7 @@ use open131_domain::books::Shape;
 use open131_domain::fx::FxRate;
 use open131_domain::ident::PassportNumber;
 use open131_domain::kyc::{CheckState, KycApplication, KycVersion, Outcome, RfPassport};
-use open131_domain::ledger::Book;
+use open131_domain::ledger::{Account, Book, Posting};
 use open131_domain::lifecycle::Timer;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow;
@@ -431,7 +431,25 @@ pub(crate) const INSERT_PAYOUT: &str = "INSERT INTO payouts (project_id, session
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state";
 
-pub(crate) const WALLET_COLUMNS: &str = "book, currency, available, reserved, payouts, funding, exchange";
+pub(crate) const WALLET_COLUMNS: &str =
+    "book, currency, available, reserved, payouts, funding, exchange, held, acquiring";
+
+/// One movement's change of a wallet, both backends' text: `$1..$7` one delta
+/// per account in [`Account::ALL`] order ([`wallet_deltas`]), then the
+/// project, book and currency; guarded so no account that must stay
+/// non-negative goes below zero (none changes then). Placeholders first appear
+/// in numeric order: SQLite numbers `$N` parameters by first appearance.
+pub(crate) const WALLET_UPDATE: &str = "UPDATE wallets SET available = available + $1, reserved = reserved + $2, \
+     funding = funding + $3, payouts = payouts + $4, exchange = exchange + $5, held = held + $6, \
+     acquiring = acquiring + $7 \
+     WHERE project_id = $8 AND book = $9 AND currency = $10 \
+       AND available + $1 >= 0 AND reserved + $2 >= 0 AND payouts + $4 >= 0 AND held + $6 >= 0";
+
+/// The per-account sums of a movement's postings, in [`Account::ALL`] order
+/// (the order of [`WALLET_UPDATE`]'s deltas).
+pub(crate) fn wallet_deltas(pair: &[Posting]) -> [i64; 7] {
+    Account::ALL.map(|account| pair.iter().filter(|p| p.account == account).map(|p| p.amount).sum())
+}
 
 /// A row of `wallets`, in [`WALLET_COLUMNS`] order.
 pub(crate) struct WalletRow {
@@ -451,6 +469,8 @@ impl WalletRow {
                 payouts: r.int(4)?,
                 funding: r.int(5)?,
                 exchange: r.int(6)?,
+                held: r.int(7)?,
+                acquiring: r.int(8)?,
             },
         })
     }

@@ -846,3 +846,30 @@ async fn books_exchange_statements_and_rates() {
         assert_eq!(store.rates().await.unwrap().len(), 1, "{name}");
     }
 }
+
+/// The card-payment accounts: a hold is not available, a partial capture
+/// credits the part captured and releases the rest, and nothing releases more
+/// than is held (the guard answers `Insufficient`).
+#[tokio::test]
+async fn holds_capture_and_release_on_both_backends() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        let leg = |movement, amount| Leg { book: Book::Main, currency: "rub".into(), movement, amount };
+        let s = session("alpha", "s-pay", 1_000);
+        let mut create = creation(s.clone(), "pay-1");
+        create.movements = vec![leg(Movement::Hold, 1_000)];
+        assert_eq!(store.write_session(create, NOW).await.unwrap(), WriteOutcome::Applied(1), "{name}");
+        let w = store.wallets("alpha").await.unwrap().remove(0);
+        assert_eq!((w.available, w.held, w.acquiring), (0, 1_000, -1_000), "{name}");
+        let mut too_much = plain_update(1, s.clone());
+        too_much.movements = vec![leg(Movement::ReleaseHold, 1_001)];
+        assert_eq!(store.write_session(too_much, NOW).await.unwrap(), WriteOutcome::Insufficient, "{name}");
+        let mut capture = plain_update(1, s.clone());
+        capture.movements = vec![leg(Movement::Capture, 600), leg(Movement::ReleaseHold, 400)];
+        assert_eq!(store.write_session(capture, NOW).await.unwrap(), WriteOutcome::Applied(2), "{name}");
+        let w = store.wallets("alpha").await.unwrap().remove(0);
+        assert_eq!((w.available, w.held, w.acquiring), (600, 0, -600), "{name}");
+        let sums: std::collections::BTreeMap<_, _> =
+            store.posting_sums("alpha", "rub").await.unwrap().into_iter().collect();
+        assert_eq!((sums["available"], sums["held"], sums["acquiring"]), (600, 0, -600), "{name}");
+    }
+}

@@ -65,6 +65,9 @@ fn timer_due(
             }
         }
         Timer::BankReturn => c.bank_return_delay,
+        Timer::CaptureTimeout => {
+            std::time::Duration::from_secs(open131_domain::payment_flow::CAPTURE_TIMEOUT_DEFAULT_S)
+        }
     };
     now + time::Duration::try_from(std).unwrap_or(time::Duration::ZERO)
 }

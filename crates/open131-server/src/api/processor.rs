@@ -48,6 +48,11 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
                 Timer::ConfirmTimeout => PayoutEvent::ConfirmTimedOut,
                 Timer::ProviderResult => session.payout().map_or(SandboxPlan::Succeed, |p| p.plan).provider_event(),
                 Timer::BankReturn => PayoutEvent::Returned,
+                // A held card payment's timer: no payout schedules it (acquiring is not served yet).
+                Timer::CaptureTimeout => {
+                    app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
+                    return Ok(false);
+                }
             });
             match engine::apply(&app, session, event, Apply { consumed_timer: Some(t.timer), ..Apply::default() }).await
             {

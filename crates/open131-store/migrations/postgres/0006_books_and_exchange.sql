@@ -1,10 +1,12 @@
 -- Books and foreign-currency payouts (issue 8).
 -- A wallet belongs to a book (main: the payout balance; nominal: the escrow
 -- account; settlement: the settlement account) and has an exchange account for
--- converted payouts.
+-- converted payouts, and held/acquiring accounts for card payments (issue 9).
 ALTER TABLE wallets ADD COLUMN book TEXT NOT NULL DEFAULT 'main'
     CHECK (book IN ('main', 'nominal', 'settlement'));
 ALTER TABLE wallets ADD COLUMN exchange BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE wallets ADD COLUMN held BIGINT NOT NULL DEFAULT 0 CHECK (held >= 0);
+ALTER TABLE wallets ADD COLUMN acquiring BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE wallets DROP CONSTRAINT wallets_pkey;
 ALTER TABLE wallets ADD PRIMARY KEY (project_id, book, currency);
 

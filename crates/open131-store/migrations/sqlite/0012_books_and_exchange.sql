@@ -1,7 +1,8 @@
 -- Books and foreign-currency payouts (issue 8).
 -- A wallet belongs to a book (main: the payout balance; nominal: the escrow
 -- account; settlement: the settlement account) and has an exchange account for
--- converted payouts. SQLite cannot change a primary key: the table is rebuilt.
+-- converted payouts, and held/acquiring accounts for card payments (issue 9).
+-- SQLite cannot change a primary key: the table is rebuilt.
 CREATE TABLE wallets_by_book (
     project_id TEXT    NOT NULL REFERENCES projects(id),
     book       TEXT    NOT NULL CHECK (book IN ('main', 'nominal', 'settlement')),
@@ -11,6 +12,8 @@ CREATE TABLE wallets_by_book (
     payouts    INTEGER NOT NULL DEFAULT 0 CHECK (payouts >= 0),
     funding    INTEGER NOT NULL DEFAULT 0,
     exchange   INTEGER NOT NULL DEFAULT 0,
+    held       INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+    acquiring  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project_id, book, currency)
 ) STRICT;
 INSERT INTO wallets_by_book (project_id, book, currency, available, reserved, payouts, funding)

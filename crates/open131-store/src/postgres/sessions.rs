@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
 use open131_domain::fx::FxRate;
-use open131_domain::ledger::{postings, Account, Book, Leg, Movement};
+use open131_domain::ledger::{postings, Book, Leg, Movement};
 use open131_domain::lifecycle::Timer;
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
@@ -15,8 +15,8 @@ use super::batch::{statements, Statements, Step};
 use super::{after_commit_sent, PgStore};
 use crate::payouts::*;
 use crate::rows::{
-    decode_rate, due_timer, to_us, PayoutRow, PayoutValues, PostingRow, SessionRow, SessionValues, WalletRow,
-    POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, WALLET_COLUMNS,
+    decode_rate, due_timer, to_us, wallet_deltas, PayoutRow, PayoutValues, PostingRow, SessionRow, SessionValues,
+    WalletRow, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, WALLET_COLUMNS, WALLET_UPDATE,
 };
 use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError};
 
@@ -230,17 +230,11 @@ async fn apply_movement(
     let pair = postings(leg.movement, leg.amount);
     // One UPDATE for both postings, guarded so no checked balance goes negative;
     // a concurrent change of the wallet makes it wait and re-check the guard.
-    let delta = |account: Account| pair.iter().filter(|p| p.account == account).map(|p| p.amount).sum::<i64>();
-    let update = tx
-        .prepare_cached(
-            "UPDATE wallets SET available = available + $4, reserved = reserved + $5, funding = funding + $6,
-                 payouts = payouts + $7, exchange = exchange + $8
-             WHERE project_id = $1 AND book = $2 AND currency = $3
-               AND available + $4 >= 0 AND reserved + $5 >= 0 AND payouts + $7 >= 0",
-        )
-        .await?;
-    let d = Account::ALL.map(delta);
-    let n = tx.execute(&update, &[&project, &book, &currency, &d[0], &d[1], &d[2], &d[3], &d[4]]).await?;
+    let update = tx.prepare_cached(WALLET_UPDATE).await?;
+    let deltas = wallet_deltas(&pair);
+    let mut params: Vec<Param<'_>> = deltas.iter().map(|d| d as Param<'_>).collect();
+    params.extend([&project as Param<'_>, &book, &currency]);
+    let n = tx.execute(&update, &params).await?;
     if n == 0 {
         return Ok(false);
     }

@@ -2,7 +2,7 @@
 //! keys, timers, wallets and postings, and the webhook outbox.
 
 use open131_domain::fx::FxRate;
-use open131_domain::ledger::{postings, Account, Book, Leg};
+use open131_domain::ledger::{postings, Book, Leg};
 use open131_domain::lifecycle::Timer;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use time::OffsetDateTime;
@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use super::writer::db;
 use crate::payouts::*;
 use crate::rows::{
-    attempt_outcome, decode_rate, due_timer, from_us, to_us, PayoutRow, PayoutValues, PostingRow, SessionRow,
-    SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, WALLET_COLUMNS,
-    WEBHOOK_COLUMNS,
+    attempt_outcome, decode_rate, due_timer, from_us, to_us, wallet_deltas, PayoutRow, PayoutValues, PostingRow,
+    SessionRow, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION,
+    WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
 };
 use crate::{Result, StoreError};
 
@@ -175,25 +175,15 @@ pub(crate) fn apply_movement(
     .map_err(err)?;
     let pair = postings(leg.movement, leg.amount);
     // One UPDATE for both postings, guarded so no checked balance goes negative.
-    let delta = |account: Account| pair.iter().filter(|p| p.account == account).map(|p| p.amount).sum::<i64>();
+    let deltas = wallet_deltas(&pair);
     let n = conn
-        .prepare_cached(
-            "UPDATE wallets SET available = available + ?4, reserved = reserved + ?5, funding = funding + ?6,
-                 payouts = payouts + ?7, exchange = exchange + ?8
-             WHERE project_id = ?1 AND book = ?2 AND currency = ?3
-               AND available + ?4 >= 0 AND reserved + ?5 >= 0 AND payouts + ?7 >= 0",
-        )
+        .prepare_cached(WALLET_UPDATE)
         .map_err(err)?
-        .execute(params![
-            project,
-            book,
-            currency,
-            delta(Account::Available),
-            delta(Account::Reserved),
-            delta(Account::Funding),
-            delta(Account::Payouts),
-            delta(Account::Exchange)
-        ])
+        .execute(params_from_iter(deltas.iter().map(|d| d as &dyn rusqlite::ToSql).chain([
+            &project as _,
+            &book as _,
+            &currency as _,
+        ])))
         .map_err(err)?;
     if n == 0 {
         return Ok(false);
