@@ -265,17 +265,17 @@ pub fn parse_state(s: &str) -> Option<PaymentState> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn all_states() -> Vec<PaymentState> {
+    pub(crate) fn all_states() -> Vec<PaymentState> {
         use PaymentState::*;
         let mut v = vec![Preparing, AwaitingConfirm, AwaitingAction, Authorizing, AwaitingCapture, Succeeded];
         v.extend(PaymentFailure::ALL.map(Failed));
         v
     }
 
-    fn all_events() -> Vec<PaymentEvent> {
+    pub(crate) fn all_events() -> Vec<PaymentEvent> {
         use PaymentEvent as E;
         let mut v = Vec::new();
         for (a, b) in [(false, false), (false, true), (true, false), (true, true)] {
@@ -361,7 +361,7 @@ mod tests {
     }
 
     /// How many holds `effects` open (+1) or settle (−1).
-    fn held_change(effects: &[Effect]) -> i32 {
+    pub(crate) fn held_change(effects: &[Effect]) -> i32 {
         effects
             .iter()
             .map(|e| match e {

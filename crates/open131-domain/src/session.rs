@@ -2,9 +2,10 @@
 //!
 //! A session is one machine ([`SessionState`], [`transition`]): created,
 //! in progress while an operation runs, then accepted or cancelled. Each
-//! operation in it has its own machine (the payout's is
-//! [`crate::payout_flow`]); [`apply`] routes an event to the machine it is
-//! for and tells the session when its operation settles. Both machines speak
+//! operation in it has its own machine ([`Operation`]: the payout's is
+//! [`crate::payout_flow`], the acquiring payment's [`crate::payment_flow`]);
+//! [`apply`] routes an event to the machine it is for and tells the session
+//! when its operation settles. Both machines speak
 //! the shared effect vocabulary of [`crate::lifecycle`].
 //!
 //! ```text
@@ -24,6 +25,7 @@
 //! uses); the store keeps payouts in a child table, so a list can follow.
 
 use crate::lifecycle::{Effect, Settled};
+use crate::payment_flow::{self, PaymentEvent, PaymentState};
 use crate::payout_flow::{self, PayoutEvent, PayoutState};
 
 /// API version of a main-API path, which decides the names used in answers
@@ -132,11 +134,39 @@ pub fn parse_state(s: &str) -> Option<SessionState> {
     [Created, InProgress, Accepted, Cancelled, Error].into_iter().find(|st| state_name(*st) == s)
 }
 
-/// A session and its payout, as events find them.
+/// A session's operation, each in the state of its own machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Payout(PayoutState),
+    /// An acquiring payment (issue 9; not served by the API yet).
+    Payment(PaymentState),
+}
+
+impl Operation {
+    /// How it settled, once it has.
+    pub fn settled(self) -> Option<Settled> {
+        match self {
+            Self::Payout(p) => payout_flow::settled(p),
+            Self::Payment(p) => payment_flow::settled(p),
+        }
+    }
+}
+
+/// A session and its operation, as events find them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Snapshot {
     pub session: SessionState,
-    pub payout: Option<PayoutState>,
+    pub operation: Option<Operation>,
+}
+
+impl Snapshot {
+    /// The payout's state, when the operation is a payout.
+    pub fn payout(&self) -> Option<PayoutState> {
+        match self.operation {
+            Some(Operation::Payout(p)) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// What reaches a session: the partner's calls and the bank's timers.
@@ -146,11 +176,15 @@ pub enum Event {
     StartPayout,
     /// `fps/customer_verification`: an FPS recipient verification starts.
     StartVerification,
+    /// `session/init/payment` or `session/start/payment`: a payment starts.
+    StartPayment,
     /// `session/cancel`: cancels a session without an operation, else its
-    /// payout (which allows it only while awaiting confirmation).
+    /// operation (whose machine says when it may be cancelled).
     Cancel,
     /// An event of the payout's own machine (confirm, timers, the provider).
     Payout(PayoutEvent),
+    /// An event of the payment's own machine.
+    Payment(PaymentEvent),
 }
 
 /// An event not allowed in the current state; the API answers `session_wrong_state`.
@@ -161,40 +195,77 @@ pub struct WrongState {
     pub event: Event,
 }
 
-/// Applies `event` to the machine it is for; when the payout settles the
+/// Applies `event` to the machine it is for; when the operation settles the
 /// session hears of it in the same step. Effects come in the order the
 /// machines asked for them (session first).
 pub fn apply(snapshot: Snapshot, event: Event) -> Result<(Snapshot, Vec<Effect>), WrongState> {
     let wrong = WrongState { snapshot, event };
-    match (event, snapshot.payout) {
-        (Event::StartPayout | Event::StartVerification, None) => {
-            let (session, mut effects) = transition(snapshot.session, SessionEvent::Start).map_err(|_| wrong)?;
-            let (payout, started) = match event {
-                Event::StartVerification => payout_flow::start_verification(),
-                _ => payout_flow::start(),
+    let session = snapshot.session;
+    match (event, snapshot.operation) {
+        (Event::StartPayout | Event::StartVerification | Event::StartPayment, None) => {
+            let (session, mut effects) = transition(session, SessionEvent::Start).map_err(|_| wrong)?;
+            let (operation, started) = match event {
+                Event::StartVerification => started(Operation::Payout, payout_flow::start_verification()),
+                Event::StartPayment => started(Operation::Payment, payment_flow::start()),
+                _ => started(Operation::Payout, payout_flow::start()),
             };
             effects.extend(started);
-            Ok((Snapshot { session, payout: Some(payout) }, effects))
+            Ok((Snapshot { session, operation: Some(operation) }, effects))
         }
         (Event::Cancel, None) => {
-            let (session, effects) = transition(snapshot.session, SessionEvent::Cancel).map_err(|_| wrong)?;
-            Ok((Snapshot { session, payout: None }, effects))
+            let (session, effects) = transition(session, SessionEvent::Cancel).map_err(|_| wrong)?;
+            Ok((Snapshot { session, operation: None }, effects))
         }
-        (Event::Cancel, Some(payout)) => step_payout(snapshot.session, payout, PayoutEvent::Cancel).map_err(|_| wrong),
-        (Event::Payout(e), Some(payout)) => step_payout(snapshot.session, payout, e).map_err(|_| wrong),
-        (Event::StartPayout | Event::StartVerification, Some(_)) | (Event::Payout(_), None) => Err(wrong),
+        (Event::Cancel, Some(Operation::Payout(p))) => step(session, p, PayoutEvent::Cancel, PAYOUT).map_err(|_| wrong),
+        (Event::Cancel, Some(Operation::Payment(p))) => {
+            step(session, p, PaymentEvent::Cancel, PAYMENT).map_err(|_| wrong)
+        }
+        (Event::Payout(e), Some(Operation::Payout(p))) => step(session, p, e, PAYOUT).map_err(|_| wrong),
+        (Event::Payment(e), Some(Operation::Payment(p))) => step(session, p, e, PAYMENT).map_err(|_| wrong),
+        _ => Err(wrong),
     }
 }
 
-/// One step of the payout's machine, and of the session's when it settles.
-fn step_payout(session: SessionState, payout: PayoutState, event: PayoutEvent) -> Result<(Snapshot, Vec<Effect>), ()> {
-    let (next, payout_effects) = payout_flow::transition(payout, event).map_err(|_| ())?;
-    let (session, mut effects) = match (payout_flow::settled(payout), payout_flow::settled(next)) {
+fn started<S>(wrap: fn(S) -> Operation, (state, effects): (S, Vec<Effect>)) -> (Operation, Vec<Effect>) {
+    (wrap(state), effects)
+}
+
+/// A machine's answer: its next state and effects, or `None` when refused.
+type Step<S> = Option<(S, Vec<Effect>)>;
+
+/// One operation machine as [`step`] drives it.
+struct Machine<S, E> {
+    transition: fn(S, E) -> Step<S>,
+    settled: fn(S) -> Option<Settled>,
+    wrap: fn(S) -> Operation,
+}
+
+const PAYOUT: Machine<PayoutState, PayoutEvent> = Machine {
+    transition: |s, e| payout_flow::transition(s, e).ok(),
+    settled: payout_flow::settled,
+    wrap: Operation::Payout,
+};
+
+const PAYMENT: Machine<PaymentState, PaymentEvent> = Machine {
+    transition: |s, e| payment_flow::transition(s, e).ok(),
+    settled: payment_flow::settled,
+    wrap: Operation::Payment,
+};
+
+/// One step of an operation's machine, and of the session's when it settles.
+fn step<S: Copy, E>(
+    session: SessionState,
+    state: S,
+    event: E,
+    m: Machine<S, E>,
+) -> Result<(Snapshot, Vec<Effect>), ()> {
+    let (next, operation_effects) = (m.transition)(state, event).ok_or(())?;
+    let (session, mut effects) = match ((m.settled)(state), (m.settled)(next)) {
         (None, Some(how)) => transition(session, SessionEvent::Settled(how)).map_err(|_| ())?,
         _ => (session, Vec::new()),
     };
-    effects.extend(payout_effects);
-    Ok((Snapshot { session, payout: Some(next) }, effects))
+    effects.extend(operation_effects);
+    Ok((Snapshot { session, operation: Some((m.wrap)(next)) }, effects))
 }
 
 #[cfg(test)]
@@ -250,17 +321,42 @@ mod tests {
     }
 
     fn all_events() -> Vec<Event> {
-        let mut v = vec![Event::StartPayout, Event::StartVerification, Event::Cancel];
+        let mut v = vec![Event::StartPayout, Event::StartVerification, Event::StartPayment, Event::Cancel];
         v.extend(payout_events().into_iter().map(Event::Payout));
+        v.extend(payment_flow::tests::all_events().into_iter().map(Event::Payment));
         v
     }
 
     fn all_snapshots() -> Vec<Snapshot> {
-        let mut v: Vec<Snapshot> = STATES.iter().map(|s| Snapshot { session: *s, payout: None }).collect();
+        let mut v: Vec<Snapshot> = STATES.iter().map(|s| Snapshot { session: *s, operation: None }).collect();
         for session in STATES {
-            v.extend(payout_states().into_iter().map(|p| Snapshot { session, payout: Some(p) }));
+            v.extend(payout_states().into_iter().map(|p| Snapshot { session, operation: Some(Operation::Payout(p)) }));
+            v.extend(
+                payment_flow::tests::all_states()
+                    .into_iter()
+                    .map(|p| Snapshot { session, operation: Some(Operation::Payment(p)) }),
+            );
         }
         v
+    }
+
+    /// What the operation's machine alone says of `event` (the session aside).
+    fn operation_step(operation: Operation, event: Event) -> Option<(Operation, Vec<Effect>)> {
+        match (operation, event) {
+            (Operation::Payout(p), Event::Payout(e)) => {
+                payout_flow::transition(p, e).ok().map(|(n, fx)| (Operation::Payout(n), fx))
+            }
+            (Operation::Payout(p), Event::Cancel) => {
+                payout_flow::transition(p, PayoutEvent::Cancel).ok().map(|(n, fx)| (Operation::Payout(n), fx))
+            }
+            (Operation::Payment(p), Event::Payment(e)) => {
+                payment_flow::transition(p, e).ok().map(|(n, fx)| (Operation::Payment(n), fx))
+            }
+            (Operation::Payment(p), Event::Cancel) => {
+                payment_flow::transition(p, PaymentEvent::Cancel).ok().map(|(n, fx)| (Operation::Payment(n), fx))
+            }
+            _ => None,
+        }
     }
 
     /// The composed table: every snapshot × every event is either refused or
@@ -270,30 +366,36 @@ mod tests {
         for snapshot in all_snapshots() {
             for event in all_events() {
                 let got = apply(snapshot, event);
-                let expected = match (event, snapshot.payout) {
-                    (Event::StartPayout | Event::StartVerification, None) => {
+                let expected = match (event, snapshot.operation) {
+                    (Event::StartPayout | Event::StartVerification | Event::StartPayment, None) => {
                         transition(snapshot.session, SessionEvent::Start).ok().map(|(s, _)| {
-                            let (p, fx) = if event == Event::StartVerification {
-                                payout_flow::start_verification()
-                            } else {
-                                payout_flow::start()
+                            let (op, fx) = match event {
+                                Event::StartVerification => {
+                                    let (p, fx) = payout_flow::start_verification();
+                                    (Operation::Payout(p), fx)
+                                }
+                                Event::StartPayment => {
+                                    let (p, fx) = payment_flow::start();
+                                    (Operation::Payment(p), fx)
+                                }
+                                _ => {
+                                    let (p, fx) = payout_flow::start();
+                                    (Operation::Payout(p), fx)
+                                }
                             };
-                            (Snapshot { session: s, payout: Some(p) }, fx)
+                            (Snapshot { session: s, operation: Some(op) }, fx)
                         })
                     }
                     (Event::Cancel, None) => transition(snapshot.session, SessionEvent::Cancel)
                         .ok()
-                        .map(|(s, fx)| (Snapshot { session: s, payout: None }, fx)),
-                    (Event::Cancel | Event::Payout(_), Some(p)) => {
-                        let e = if let Event::Payout(e) = event { e } else { PayoutEvent::Cancel };
-                        payout_flow::transition(p, e).ok().and_then(|(next, fx)| {
-                            let session = match (payout_flow::settled(p), payout_flow::settled(next)) {
-                                (None, Some(how)) => transition(snapshot.session, SessionEvent::Settled(how)).ok()?.0,
-                                _ => snapshot.session,
-                            };
-                            Some((Snapshot { session, payout: Some(next) }, fx))
-                        })
-                    }
+                        .map(|(s, fx)| (Snapshot { session: s, operation: None }, fx)),
+                    (_, Some(op)) => operation_step(op, event).and_then(|(next, fx)| {
+                        let session = match (op.settled(), next.settled()) {
+                            (None, Some(how)) => transition(snapshot.session, SessionEvent::Settled(how)).ok()?.0,
+                            _ => snapshot.session,
+                        };
+                        Some((Snapshot { session, operation: Some(next) }, fx))
+                    }),
                     _ => None,
                 };
                 match expected {
@@ -305,43 +407,49 @@ mod tests {
     }
 
     /// Every path from a new session: the session is final exactly when its
-    /// payout has settled (or it was cancelled before one), accepted exactly
-    /// when the payout succeeded, and no money stays reserved at the end.
+    /// operation has settled (or it was cancelled before one), accepted
+    /// exactly when the operation succeeded, and no money stays reserved or
+    /// held at the end.
     #[test]
-    fn every_path_keeps_session_and_payout_in_step() {
-        fn walk(s: Snapshot, reserved: i32, depth: usize) {
-            let settled = s.payout.and_then(payout_flow::settled);
-            match (s.session, s.payout, settled) {
+    fn every_path_keeps_session_and_operation_in_step() {
+        fn walk(s: Snapshot, (reserved, held): (i32, i32), depth: usize) {
+            let settled = s.operation.and_then(Operation::settled);
+            match (s.session, s.operation, settled) {
                 (SessionState::Created, None, _) | (SessionState::Cancelled, None, _) => {}
                 (SessionState::InProgress, Some(_), None) => {}
                 (SessionState::Accepted, Some(_), Some(Settled::Succeeded)) => {}
                 (SessionState::Cancelled, Some(_), Some(Settled::Cancelled)) => {}
                 (SessionState::Error, Some(_), Some(Settled::Failed)) => {}
-                other => panic!("session and payout out of step: {other:?}"),
+                other => panic!("session and operation out of step: {other:?}"),
             }
             if is_final(s.session) {
-                assert_eq!(reserved, 0, "{s:?} ended with money reserved");
+                assert_eq!((reserved, held), (0, 0), "{s:?} ended with money reserved or held");
             }
             if depth == 0 {
                 return;
             }
             for event in all_events() {
                 if let Ok((next, effects)) = apply(s, event) {
-                    walk(next, reserved + crate::lifecycle::reserved_change(&effects), depth - 1);
+                    let money = (
+                        reserved + crate::lifecycle::reserved_change(&effects),
+                        held + payment_flow::tests::held_change(&effects),
+                    );
+                    walk(next, money, depth - 1);
                 }
             }
         }
-        walk(Snapshot { session: SessionState::Created, payout: None }, 0, 7);
+        walk(Snapshot { session: SessionState::Created, operation: None }, (0, 0), 7);
     }
 
     #[test]
     fn cancel_reaches_the_payout_only_while_it_awaits_confirmation() {
-        let waiting = Snapshot { session: SessionState::InProgress, payout: Some(PayoutState::AwaitingConfirm) };
-        let (next, _) = apply(waiting, Event::Cancel).unwrap();
+        let at = |p| Snapshot { session: SessionState::InProgress, operation: Some(Operation::Payout(p)) };
+        let (next, _) = apply(at(PayoutState::AwaitingConfirm), Event::Cancel).unwrap();
         assert_eq!(next.session, SessionState::Cancelled);
-        assert_eq!(next.payout, Some(PayoutState::Failed(FailureCode::SessionCancelledByPartner)));
-        let working = Snapshot { session: SessionState::InProgress, payout: Some(PayoutState::Processing) };
-        assert!(apply(working, Event::Cancel).is_err());
+        assert_eq!(next.payout(), Some(PayoutState::Failed(FailureCode::SessionCancelledByPartner)));
+        assert!(apply(at(PayoutState::Processing), Event::Cancel).is_err());
+        // A payment's event never reaches a payout, nor the reverse.
+        assert!(apply(at(PayoutState::AwaitingConfirm), Event::Payment(PaymentEvent::Capture)).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use open131_domain::ledger::{self, Movement};
 use open131_domain::lifecycle::{Effect, Timer, WebhookKind};
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
-use open131_domain::session::{self, ApiVersion, Event, SessionState, Snapshot, WrongState};
+use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
 use open131_store::{NewWebhook, PayoutRecord, SessionRecord, SessionWrite, StoreError, WriteOutcome};
 use open131_wire::api::WebhookBody;
 use time::OffsetDateTime;
@@ -107,8 +107,14 @@ pub async fn apply(
         let now = app.clock.now();
         let (snapshot, effects) = session::apply(snapshot_of(&record), event)?;
         let mut next = with_states(&record, snapshot, &how);
-        if snapshot.payout.is_some() && next.payouts.is_empty() {
-            return Err(EngineError::Internal("a payout started without its record".into()));
+        match snapshot.operation {
+            Some(Operation::Payout(_)) if next.payouts.is_empty() => {
+                return Err(EngineError::Internal("a payout started without its record".into()))
+            }
+            Some(Operation::Payment(_)) => {
+                return Err(EngineError::Internal("acquiring payments are not served yet".into()))
+            }
+            _ => {}
         }
         next.updated_at = now;
         if session::is_final(snapshot.session) && record.finished_at.is_none() {
@@ -200,7 +206,7 @@ pub fn stored_confirm_information(record: &SessionRecord) -> Result<Option<serde
 
 /// Where the session and its payout stand.
 fn snapshot_of(record: &SessionRecord) -> Snapshot {
-    Snapshot { session: record.state, payout: record.payout().map(|p| p.state) }
+    Snapshot { session: record.state, operation: record.payout().map(|p| Operation::Payout(p.state)) }
 }
 
 /// `record` moved to `snapshot`: the session's state, and its payout's (the
@@ -213,7 +219,7 @@ fn with_states(record: &SessionRecord, snapshot: Snapshot, how: &Apply) -> Sessi
         // The draft of session/create is used up by the payout it became.
         next.draft = None;
     }
-    if let (Some(payout), Some(state)) = (next.payouts.first_mut(), snapshot.payout) {
+    if let (Some(payout), Some(state)) = (next.payouts.first_mut(), snapshot.payout()) {
         payout.state = state;
     }
     next
