@@ -15,6 +15,7 @@ pub mod kyc;
 pub mod kyc_v2;
 pub mod ledger;
 pub mod lifecycle;
+pub mod payment;
 pub mod payment_flow;
 pub mod payout;
 pub mod payout_flow;

@@ -253,6 +253,27 @@ pub(crate) fn parse_method(f: &mut Fields<'_>, m: &Map<String, Value>, key: &str
 }
 
 fn parse_card(f: &mut Fields<'_>, card: &Map<String, Value>, p: &str, today: Date) -> Option<PayoutMethod> {
+    let number = parse_bank_card(f, card, p, today, CardUse::Payout)?;
+    Some(PayoutMethod::Card { number })
+}
+
+/// What a card is read for: a payout needs only the number; a payment (the
+/// issuer authorizes it) needs the expiry and the security code too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CardUse {
+    Payout,
+    Payment,
+}
+
+/// Reads `card = {type: bank_card, bank_card: {...}}` at `p`, the one reader
+/// of card fields for payouts and payments.
+pub(crate) fn parse_bank_card(
+    f: &mut Fields<'_>,
+    card: &Map<String, Value>,
+    p: &str,
+    today: Date,
+    purpose: CardUse,
+) -> Option<CardNumber> {
     let card_type = f.string(card, "type", &join(p, "type"))?;
     match card_type.as_str() {
         "bank_card" => {}
@@ -282,16 +303,21 @@ fn parse_card(f: &mut Fields<'_>, card: &Map<String, Value>, p: &str, today: Dat
             Ok(_) => {}
             Err(msg) => f.err(&join(&p, "expiration_month"), msg),
         },
+        (None, None) if purpose == CardUse::Payment => {
+            f.err(&join(&p, "expiration_month"), "is required to pay by card (with expiration_year)")
+        }
         (None, None) => {}
         _ => f.err(&join(&p, "expiration_month"), "expiration_month and expiration_year go together"),
     }
-    if let Some(code) = f.optional_string(bank_card, "security_code", &join(&p, "security_code")) {
-        if !(3..=4).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
-            f.err(&join(&p, "security_code"), "must be 3 or 4 digits");
+    match f.optional_string(bank_card, "security_code", &join(&p, "security_code")) {
+        Some(code) if !(3..=4).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) => {
+            f.err(&join(&p, "security_code"), "must be 3 or 4 digits")
         }
+        None if purpose == CardUse::Payment => f.err(&join(&p, "security_code"), "is required to pay by card"),
+        _ => {}
     }
     f.optional_string(bank_card, "cardholder_name", &join(&p, "cardholder_name"));
-    Some(PayoutMethod::Card { number: number? })
+    number
 }
 
 const SYSTEM_TYPES: [&str; 5] = ["ru", "iban", "upi", "faster_payment_system", "faster_payment_system_verification"];

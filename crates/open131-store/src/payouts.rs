@@ -5,6 +5,8 @@ use open131_domain::books::Shape;
 use open131_domain::fx::FxRate;
 use open131_domain::ledger::{Book, Funding, Leg};
 use open131_domain::lifecycle::Timer;
+use open131_domain::payment::PaymentPlan;
+use open131_domain::payment_flow::PaymentState;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
@@ -117,6 +119,34 @@ impl PayoutRecord {
     }
 }
 
+/// An acquiring card payment of a session (issue 9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    /// JSON of the masked card (`{type: card, card: {brand, last4, bin}}`).
+    pub method_masked: String,
+    /// The payer as the partner names it: personal data, so `Debug` prints `***`.
+    pub customer: Personal<String>,
+    pub participant_details: Option<Personal<String>>,
+    pub metadata: Option<String>,
+    pub return_url: Option<String>,
+    /// What the sandbox issuer will do with it.
+    pub plan: PaymentPlan,
+    pub state: PaymentState,
+    /// What `session/capture` took, when it took less than the whole.
+    pub captured_amount: Option<i64>,
+    pub created_at: OffsetDateTime,
+}
+
+impl PaymentRecord {
+    /// The amount a capture moves into the available balance.
+    pub fn captured(&self) -> i64 {
+        self.captured_amount.unwrap_or(self.amount)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRecord {
     pub id: String,
@@ -135,6 +165,8 @@ pub struct SessionRecord {
     /// The session's payouts, oldest first (a child table: a session holds
     /// a list of operations; today's sessions hold at most one payout).
     pub payouts: Vec<PayoutRecord>,
+    /// Its acquiring payments (a child table too; at most one today).
+    pub payments: Vec<PaymentRecord>,
     pub refund: Option<RefundRecord>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -155,6 +187,11 @@ impl SessionRecord {
     /// The payout of a payout session (its first operation).
     pub fn payout(&self) -> Option<&PayoutRecord> {
         self.payouts.first()
+    }
+
+    /// The payment of a payment session.
+    pub fn payment(&self) -> Option<&PaymentRecord> {
+        self.payments.first()
     }
 }
 

@@ -9,6 +9,8 @@ use open131_domain::ident::PassportNumber;
 use open131_domain::kyc::{CheckState, KycApplication, KycVersion, Outcome, RfPassport};
 use open131_domain::ledger::{Account, Book, Posting};
 use open131_domain::lifecycle::Timer;
+use open131_domain::payment::PaymentPlan;
+use open131_domain::payment_flow;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow;
 use open131_domain::personal::Personal;
@@ -17,8 +19,8 @@ use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    CheckRecord, DueTimer, Exchange, PayoutRecord, PostingRecord, ProjectSettings, RefundRecord, Result, SessionRecord,
-    StoreError, SubjectKind, WalletRecord, WebhookRecord, WebhookState,
+    CheckRecord, DueTimer, Exchange, PaymentRecord, PayoutRecord, PostingRecord, ProjectSettings, RefundRecord, Result,
+    SessionRecord, StoreError, SubjectKind, WalletRecord, WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -188,12 +190,56 @@ impl CheckRow {
 pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_version, s.phase, s.version, s.refund_id, \
      s.refunded_at_us, s.created_at_us, s.updated_at_us, s.finished_at_us, s.draft, s.submerchant, s.book, s.shape, \
      p.id, p.amount, p.currency, p.method_masked, p.participant_details, p.customer, p.metadata, p.plan, p.state, \
-     p.created_at_us, p.charged_amount, p.charged_currency, p.fx_rate_millionths, p.confirm_information \
+     p.created_at_us, p.charged_amount, p.charged_currency, p.fx_rate_millionths, p.confirm_information, \
+     q.id, q.amount, q.currency, q.method_masked, q.customer, q.participant_details, q.metadata, q.return_url, \
+     q.plan, q.state, q.captured_amount, q.created_at_us \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
-     WHERE s.project_id = $1 AND s.id = $2 ORDER BY p.created_at_us, p.id";
+     LEFT JOIN payments q ON q.project_id = s.project_id AND q.session_id = s.id \
+     WHERE s.project_id = $1 AND s.id = $2 ORDER BY p.created_at_us, p.id, q.created_at_us, q.id";
 
 /// Where a payout's columns start in a [`SELECT_SESSION`] row.
 pub(crate) const PAYOUT_OFFSET: usize = 14;
+/// Where a payment's columns start in a [`SELECT_SESSION`] row.
+pub(crate) const PAYMENT_OFFSET: usize = PAYOUT_OFFSET + 14;
+
+/// One row of [`SELECT_SESSION`]: the session, and one payout and one payment
+/// (either or both absent).
+pub(crate) struct SessionRows {
+    head: Option<SessionRow>,
+    payouts: Vec<PayoutRow>,
+    payments: Vec<PaymentRow>,
+}
+
+impl SessionRows {
+    pub(crate) fn new() -> Self {
+        Self { head: None, payouts: Vec::new(), payments: Vec::new() }
+    }
+
+    /// Adds one result row; a payout or payment seen in an earlier row (the
+    /// join repeats them when a session has both) is kept once.
+    pub(crate) fn push<C: Columns>(&mut self, r: &C) -> std::result::Result<(), C::Error> {
+        if self.head.is_none() {
+            self.head = Some(SessionRow::read(r)?);
+        }
+        if let Some(p) = PayoutRow::read(r)? {
+            if !self.payouts.iter().any(|seen| seen.id == p.id) {
+                self.payouts.push(p);
+            }
+        }
+        if let Some(p) = PaymentRow::read(r)? {
+            if !self.payments.iter().any(|seen| seen.id == p.id) {
+                self.payments.push(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// The session, or `None` when no row was pushed.
+    pub(crate) fn decode(self) -> Result<Option<SessionRecord>> {
+        let Some(head) = self.head else { return Ok(None) };
+        head.decode(self.payouts, self.payments).map(Some)
+    }
+}
 
 /// The values a session change writes (SQLite's INSERT and UPDATE take them
 /// in this order, `?1..?8` then what only one statement needs; PostgreSQL's
@@ -279,8 +325,8 @@ impl SessionRow {
         })
     }
 
-    /// The session with its payouts (rows of `payouts`, oldest first).
-    pub(crate) fn decode(self, payouts: Vec<PayoutRow>) -> Result<SessionRecord> {
+    /// The session with its payouts and payments (oldest first).
+    fn decode(self, payouts: Vec<PayoutRow>, payments: Vec<PaymentRow>) -> Result<SessionRecord> {
         let what = format!("session {}/{}", self.project_id, self.id);
         let state = session::parse_state(&self.phase).ok_or_else(|| StoreError::corrupt(&what, "phase"))?;
         let api_version =
@@ -293,6 +339,7 @@ impl SessionRow {
         };
         Ok(SessionRecord {
             payouts: payouts.into_iter().map(|p| p.decode(&what)).collect::<Result<_>>()?,
+            payments: payments.into_iter().map(|p| p.decode(&what)).collect::<Result<_>>()?,
             project_id: self.project_id,
             id: self.id,
             api_version,
@@ -381,6 +428,106 @@ impl PayoutRow {
         })
     }
 }
+
+/// A row of `payments`, in [`SELECT_SESSION`] order from [`PAYMENT_OFFSET`].
+pub(crate) struct PaymentRow {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub method_masked: String,
+    pub customer: String,
+    pub participant_details: Option<String>,
+    pub metadata: Option<String>,
+    pub return_url: Option<String>,
+    pub plan: String,
+    pub state: String,
+    pub captured_amount: Option<i64>,
+    pub created_at_us: i64,
+}
+
+impl PaymentRow {
+    /// The payment's columns of a [`SELECT_SESSION`] row; `None` when absent.
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Option<Self>, C::Error> {
+        let at = |i: usize| PAYMENT_OFFSET + i;
+        let Some(id) = r.opt_text(at(0))? else { return Ok(None) };
+        Ok(Some(Self {
+            id,
+            amount: r.int(at(1))?,
+            currency: r.text(at(2))?,
+            method_masked: r.text(at(3))?,
+            customer: r.text(at(4))?,
+            participant_details: r.opt_text(at(5))?,
+            metadata: r.opt_text(at(6))?,
+            return_url: r.opt_text(at(7))?,
+            plan: r.text(at(8))?,
+            state: r.text(at(9))?,
+            captured_amount: r.opt_int(at(10))?,
+            created_at_us: r.int(at(11))?,
+        }))
+    }
+
+    fn decode(self, session: &str) -> Result<PaymentRecord> {
+        let what = || format!("{session} payment {}", self.id);
+        let plan = PaymentPlan::parse_stored(&self.plan).ok_or_else(|| StoreError::corrupt(what(), "plan"))?;
+        let state = payment_flow::parse_state(&self.state).ok_or_else(|| StoreError::corrupt(what(), "state"))?;
+        Ok(PaymentRecord {
+            id: self.id,
+            amount: self.amount,
+            currency: self.currency,
+            method_masked: self.method_masked,
+            customer: Personal::new(self.customer),
+            participant_details: self.participant_details.map(Personal::new),
+            metadata: self.metadata,
+            return_url: self.return_url,
+            plan,
+            state,
+            captured_amount: self.captured_amount,
+            created_at: from_us(self.created_at_us)?,
+        })
+    }
+}
+
+/// The values of a payment row, in [`UPSERT_PAYMENT`]'s order (after the project and session ids).
+pub(crate) struct PaymentValues<'a> {
+    pub id: &'a str,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub method_masked: &'a str,
+    pub customer: &'a str,
+    pub participant_details: Option<&'a str>,
+    pub metadata: Option<&'a str>,
+    pub return_url: Option<&'a str>,
+    pub plan: String,
+    pub state: String,
+    pub captured_amount: Option<i64>,
+    pub created_at_us: i64,
+}
+
+impl<'a> PaymentValues<'a> {
+    pub(crate) fn of(p: &'a PaymentRecord) -> Self {
+        Self {
+            id: &p.id,
+            amount: p.amount,
+            currency: &p.currency,
+            method_masked: &p.method_masked,
+            customer: p.customer.expose(),
+            participant_details: p.participant_details.as_ref().map(|d| d.expose().as_str()),
+            metadata: p.metadata.as_deref(),
+            return_url: p.return_url.as_deref(),
+            plan: p.plan.as_stored(),
+            state: payment_flow::state_name(p.state),
+            captured_amount: p.captured_amount,
+            created_at_us: to_us(p.created_at),
+        }
+    }
+}
+
+/// Inserts a payment of a session, or moves a stored one to its new state
+/// (with what its capture took): the only things about a payment that change.
+pub(crate) const UPSERT_PAYMENT: &str = "INSERT INTO payments (project_id, session_id, id, amount, currency, \
+     method_masked, customer, participant_details, metadata, return_url, plan, state, captured_amount, created_at_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, captured_amount = excluded.captured_amount";
 
 /// The values of a new payout row, in the INSERT's order (after the project
 /// and session ids).

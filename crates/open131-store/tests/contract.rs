@@ -331,6 +331,7 @@ fn session(project: &str, id: &str, amount: i64) -> SessionRecord {
             exchange: None,
             confirm_information: None,
         }],
+        payments: vec![],
         refund: None,
         created_at: NOW,
         updated_at: NOW,
@@ -871,5 +872,45 @@ async fn holds_capture_and_release_on_both_backends() {
         let sums: std::collections::BTreeMap<_, _> =
             store.posting_sums("alpha", "rub").await.unwrap().into_iter().collect();
         assert_eq!((sums["available"], sums["held"], sums["acquiring"]), (600, 0, -600), "{name}");
+    }
+}
+
+/// A session's acquiring payment is stored with it and read back whole; a
+/// later change moves its state and records what a capture took.
+#[tokio::test]
+async fn a_payment_session_round_trips_on_both_backends() {
+    use open131_domain::payment::PaymentPlan;
+    use open131_domain::payment_flow::{PaymentFailure, PaymentState};
+    for Case { name, store, .. } in cases_with_projects().await {
+        let mut s = session("alpha", "s-card", 0);
+        s.payouts.clear();
+        s.payments = vec![open131_store::PaymentRecord {
+            id: "pm_1".into(),
+            amount: 10_000,
+            currency: "rub".into(),
+            method_masked: r#"{"type":"card","card":{"brand":"visa","last4":"4242","bin":"424242"}}"#.into(),
+            customer: Personal::new(r#"{"reference":"user-1"}"#.into()),
+            participant_details: None,
+            metadata: Some(r#""good""#.into()),
+            return_url: Some("https://shop.example/back".into()),
+            plan: PaymentPlan::Decline(PaymentFailure::InsufficientFunds),
+            state: PaymentState::Preparing,
+            captured_amount: None,
+            created_at: NOW,
+        }];
+        let mut create = creation(s.clone(), "card-1");
+        create.movements.clear();
+        assert_eq!(store.write_session(create, NOW).await.unwrap(), WriteOutcome::Applied(1), "{name}");
+        let stored = store.session("alpha", "s-card").await.unwrap().unwrap();
+        assert_eq!(stored, SessionRecord { version: 1, ..s.clone() }, "{name}");
+        assert!(stored.payouts.is_empty() && stored.payment().is_some(), "{name}");
+        let mut held = stored.clone();
+        held.payments[0].state = PaymentState::AwaitingCapture;
+        held.payments[0].captured_amount = Some(6_000);
+        assert_eq!(store.write_session(plain_update(1, held.clone()), NOW).await.unwrap(), WriteOutcome::Applied(2));
+        let after = store.session("alpha", "s-card").await.unwrap().unwrap();
+        assert_eq!(after.payments, held.payments, "{name}");
+        assert_eq!(after.payment().unwrap().captured(), 6_000, "{name}");
+        assert!(!format!("{:?}", after.payments[0]).contains("user-1"), "{name}: the payer is personal data");
     }
 }

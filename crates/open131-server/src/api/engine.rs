@@ -206,7 +206,11 @@ pub fn stored_confirm_information(record: &SessionRecord) -> Result<Option<serde
 
 /// Where the session and its payout stand.
 fn snapshot_of(record: &SessionRecord) -> Snapshot {
-    Snapshot { session: record.state, operation: record.payout().map(|p| Operation::Payout(p.state)) }
+    let payout = record.payout().map(|p| Operation::Payout(p.state));
+    Snapshot {
+        session: record.state,
+        operation: payout.or_else(|| record.payment().map(|p| Operation::Payment(p.state))),
+    }
 }
 
 /// `record` moved to `snapshot`: the session's state, and its payout's (the
@@ -234,6 +238,7 @@ pub fn unsaved(project_id: &str, api_version: ApiVersion, now: OffsetDateTime) -
         state: SessionState::Created,
         version: 0,
         payouts: Vec::new(),
+        payments: Vec::new(),
         refund: None,
         created_at: now,
         updated_at: now,

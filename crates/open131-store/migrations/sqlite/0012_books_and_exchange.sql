@@ -43,3 +43,24 @@ CREATE TABLE fx_rates (
     rate_millionths    INTEGER NOT NULL CHECK (rate_millionths > 0),
     updated_at_us      INTEGER NOT NULL
 ) STRICT;
+
+-- Acquiring card payments (issue 9): a session's payment, beside its payouts.
+CREATE TABLE payments (
+    project_id      TEXT    NOT NULL,
+    session_id      TEXT    NOT NULL,
+    id              TEXT    NOT NULL,
+    amount          INTEGER NOT NULL CHECK (amount > 0),
+    currency        TEXT    NOT NULL,
+    method_masked   TEXT    NOT NULL,
+    customer        TEXT    NOT NULL,
+    participant_details TEXT,
+    metadata        TEXT,
+    return_url      TEXT,
+    plan            TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    captured_amount INTEGER,
+    created_at_us   INTEGER NOT NULL,
+    PRIMARY KEY (project_id, id),
+    FOREIGN KEY (project_id, session_id) REFERENCES sessions (project_id, id)
+) STRICT;
+CREATE INDEX payments_session ON payments (project_id, session_id);

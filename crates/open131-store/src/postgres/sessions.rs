@@ -15,7 +15,7 @@ use super::batch::{statements, Statements, Step};
 use super::{after_commit_sent, PgStore};
 use crate::payouts::*;
 use crate::rows::{
-    decode_rate, due_timer, to_us, wallet_deltas, PayoutRow, PayoutValues, PostingRow, SessionRow, SessionValues,
+    decode_rate, due_timer, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow, SessionRows, SessionValues,
     WalletRow, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, WALLET_COLUMNS, WALLET_UPDATE,
 };
 use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError};
@@ -94,6 +94,7 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
     let v = SessionValues::of(r);
     let now_us = to_us(now);
     let payouts: Vec<PayoutValues<'_>> = r.payouts.iter().map(PayoutValues::of).collect();
+    let payments: Vec<PaymentValues<'_>> = r.payments.iter().map(PaymentValues::of).collect();
     let timers: Vec<(&'static str, i64)> = w.timers.iter().map(|(t, due)| (t.as_str(), to_us(*due))).collect();
     // A timer both consumed and scheduled is simply rescheduled by its upsert
     // (one statement may not both delete and upsert one row).
@@ -164,6 +165,30 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
                  charged_currency, fx_rate_millionths, confirm_information)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state)"
+        );
+    }
+    for (i, p) in payments.iter().enumerate() {
+        let values = [
+            q.p(&p.id, "TEXT"),
+            q.p(&p.amount, "BIGINT"),
+            q.p(&p.currency, "TEXT"),
+            q.p(&p.method_masked, "TEXT"),
+            q.p(&p.customer, "TEXT"),
+            q.p(&p.participant_details, "TEXT"),
+            q.p(&p.metadata, "TEXT"),
+            q.p(&p.return_url, "TEXT"),
+            q.p(&p.plan, "TEXT"),
+            q.p(&p.state, "TEXT"),
+            q.p(&p.captured_amount, "BIGINT"),
+            q.p(&p.created_at_us, "BIGINT"),
+        ]
+        .join(", ");
+        q.text += &format!(
+            ", q{i} AS (INSERT INTO payments (project_id, session_id, id, amount, currency, method_masked, customer,
+                 participant_details, metadata, return_url, plan, state, captured_amount, created_at_us)
+             SELECT {project}, {id}, {values} FROM s
+             ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
+                 captured_amount = excluded.captured_amount)"
         );
     }
     for (i, hook) in w.webhooks.iter().enumerate() {
@@ -282,10 +307,11 @@ impl SessionStore for PgStore {
 
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>> {
         let rows = with_retries(|| async move { self.query(SELECT_SESSION, &[&project_id, &id]).await }).await?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let head = SessionRow::read(first)?;
-        let payouts = rows.iter().map(PayoutRow::read).filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()?;
-        head.decode(payouts).map(Some)
+        let mut session = SessionRows::new();
+        for row in &rows {
+            session.push(row)?;
+        }
+        session.decode()
     }
 
     async fn claim_due_timers(

@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 use super::writer::db;
 use crate::payouts::*;
 use crate::rows::{
-    attempt_outcome, decode_rate, due_timer, from_us, to_us, wallet_deltas, PayoutRow, PayoutValues, PostingRow,
-    SessionRow, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION,
-    WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
+    attempt_outcome, decode_rate, due_timer, from_us, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow,
+    SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION,
+    UPSERT_PAYMENT, WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
 };
 use crate::{Result, StoreError};
 
@@ -94,6 +94,28 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
             expected + 1
         }
     };
+    for p in &r.payments {
+        let p = PaymentValues::of(p);
+        conn.prepare_cached(UPSERT_PAYMENT)
+            .map_err(err)?
+            .execute(params![
+                r.project_id,
+                r.id,
+                p.id,
+                p.amount,
+                p.currency,
+                p.method_masked,
+                p.customer,
+                p.participant_details,
+                p.metadata,
+                p.return_url,
+                p.plan,
+                p.state,
+                p.captured_amount,
+                p.created_at_us
+            ])
+            .map_err(err)?;
+    }
     for p in &r.payouts {
         let p = PayoutValues::of(p);
         conn.prepare_cached(INSERT_PAYOUT)
@@ -205,15 +227,12 @@ pub(crate) fn apply_movement(
 
 pub(crate) fn session(conn: &Connection, project: &str, id: &str) -> Result<Option<SessionRecord>> {
     let mut stmt = conn.prepare_cached(SELECT_SESSION).map_err(db)?;
-    let rows = stmt
-        .query_map(params![project, id], |row| Ok((SessionRow::read(row)?, PayoutRow::read(row)?)))
-        .map_err(db)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db)?;
-    let mut rows = rows.into_iter();
-    let Some((head, first)) = rows.next() else { return Ok(None) };
-    let payouts = first.into_iter().chain(rows.filter_map(|(_, p)| p)).collect();
-    head.decode(payouts).map(Some)
+    let mut rows = stmt.query(params![project, id]).map_err(db)?;
+    let mut session = SessionRows::new();
+    while let Some(row) = rows.next().map_err(db)? {
+        session.push(row).map_err(db)?;
+    }
+    session.decode()
 }
 
 pub(crate) fn claim_due_timers(

@@ -1,0 +1,302 @@
+//! Card payment requests (`session/init/payment`, `session/start/payment`):
+//! the fields parsed once at the edge (every bad field named at once, every
+//! field not acted on refused), and the sandbox outcome table of payments.
+//!
+//! Served: `payment_details` of type `card` with `bank_card` (number, expiry,
+//! security code; Luhn and expiry checked), `amount_details`, `customer`
+//! (required: the bank identifies the payer), `payment_options.return_url`,
+//! `participant_details`, `metadata`. Refused with a reason: other payment
+//! methods, recurrent and subscription options, split payments, routing and
+//! fiscal fields (README, acquiring).
+
+use serde_json::{Map, Value};
+use time::Date;
+
+use crate::fields::{join, present, Fields, Refused};
+use crate::payment_flow::PaymentFailure;
+use crate::payout::{parse_customer, strip_nulls, Money, PayoutMethod, PAYOUT_AMOUNT_MAX_MINOR};
+use crate::payout_method::{parse_bank_card, CardUse};
+use crate::FieldError;
+
+/// Longest `payment_options.return_url`, in bytes.
+pub const RETURN_URL_MAX_BYTES: usize = 2_048;
+
+/// Which request a payment body comes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentCall {
+    /// `session/init/payment`: a whole payment.
+    Init,
+    /// `session/start/payment`: a whole payment for a created session.
+    Start,
+}
+
+/// A whole card payment, as the session keeps it (the card masked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentRequest {
+    /// `{type: card, card: {brand, last4, bin}}`: never the number.
+    pub method_masked: Value,
+    pub amount: Money,
+    pub customer: Value,
+    pub participant_details: Option<Value>,
+    pub metadata: Option<Value>,
+    pub return_url: Option<String>,
+}
+
+const PAYMENT_KEYS: [&str; 6] =
+    ["payment_details", "amount_details", "customer", "payment_options", "participant_details", "metadata"];
+
+const REFUSED_KEYS: [Refused; 5] = [
+    ("revenue_split_info", "split payments are not served yet"),
+    ("custom_routing", "routing tags are not served: open131 has one route per payment method"),
+    ("fiscalization_details", "fiscal receipts belong to the self-employed flows, which are not served yet"),
+    ("payment_metadata", "is not served yet (device fingerprints of anti-fraud)"),
+    ("payment_method", "a payment's method is payment_details (payment_method names a payout's, in v1)"),
+];
+
+const OPTION_REFUSED: [Refused; 3] = [
+    ("recurrent", "recurrent payments are not served yet: pay by card without asking for a token"),
+    ("subscription", "subscriptions are not served yet"),
+    ("platform_details", "is not served yet"),
+];
+
+/// Parses a whole card payment, every bad or missing field named at once.
+pub fn parse_payment(
+    body: &Map<String, Value>,
+    call: PaymentCall,
+    today: Date,
+) -> Result<PaymentRequest, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let request = collect(&mut Fields { errors: &mut errors }, body, call, today);
+    match request {
+        Some(r) if errors.is_empty() => Ok(r),
+        _ => {
+            errors.sort_by(|a, b| a.field.cmp(&b.field));
+            Err(errors)
+        }
+    }
+}
+
+fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, today: Date) -> Option<PaymentRequest> {
+    let mut allowed = PAYMENT_KEYS.to_vec();
+    if call == PaymentCall::Start {
+        allowed.push("session_id");
+    }
+    f.only(body, "", &allowed, &REFUSED_KEYS);
+    let method = required(f, body, "payment_details").and_then(|d| parse_details(f, d, today));
+    let amount = required(f, body, "amount_details").and_then(|a| parse_amount(f, a));
+    let customer = required(f, body, "customer").and_then(|c| {
+        if !present(c, "reference") {
+            f.err("customer.reference", "is required: the partner's id of the payer");
+        }
+        parse_customer(f, c)
+    });
+    let return_url = match present(body, "payment_options") {
+        true => f.object(body, "payment_options", "payment_options").and_then(|o| parse_options(f, o)),
+        false => None,
+    };
+    let participant_details = match present(body, "participant_details") {
+        true => f.object(body, "participant_details", "participant_details").and_then(|p| {
+            f.only(p, "participant_details", &["sender", "recipient"], &[]);
+            strip_nulls(Value::Object(p.clone()))
+        }),
+        false => None,
+    };
+    let metadata = body.get("metadata").cloned().and_then(strip_nulls);
+    Some(PaymentRequest {
+        method_masked: method?,
+        amount: amount?,
+        customer: customer?,
+        participant_details,
+        metadata,
+        return_url,
+    })
+}
+
+fn required<'v>(f: &mut Fields<'_>, body: &'v Map<String, Value>, key: &str) -> Option<&'v Map<String, Value>> {
+    if !present(body, key) {
+        f.err(key, "is required");
+        return None;
+    }
+    f.object(body, key, key)
+}
+
+fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Option<Value> {
+    let p = "payment_details";
+    let kind = f.string(d, "type", &join(p, "type"))?;
+    if kind != "card" {
+        let why = match kind.as_str() {
+            "faster_payment_system" | "faster_payment_system_binding" => "FPS payments are not served yet",
+            "recurrent" => "recurrent payments are not served yet",
+            "internet_banking" | "wallet" | "secured_card" => "only card payments are served yet",
+            "internal_transfer" => "internal transfers are the card payouts of the nominal and settlement accounts",
+            _ => "is not a payment method (card, faster_payment_system, recurrent, internet_banking, wallet)",
+        };
+        f.err(&join(p, "type"), why);
+        return None;
+    }
+    f.only(d, p, &["type", "card"], &[]);
+    let card = f.object(d, "card", &join(p, "card"))?;
+    let number = parse_bank_card(f, card, &join(p, "card"), today, CardUse::Payment)?;
+    Some(PayoutMethod::Card { number }.masked())
+}
+
+fn parse_amount(f: &mut Fields<'_>, a: &Map<String, Value>) -> Option<Money> {
+    f.only(a, "amount_details", &["amount", "currency"], &[]);
+    let amount = match a.get("amount") {
+        Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
+        None | Some(Value::Null) => {
+            f.err("amount_details.amount", "is required");
+            None
+        }
+        Some(_) => {
+            f.err("amount_details.amount", "must be an integer (minor units)");
+            None
+        }
+    };
+    let currency = f.string(a, "currency", "amount_details.currency");
+    let (amount, currency) = (amount?, currency?);
+    if amount > PAYOUT_AMOUNT_MAX_MINOR {
+        f.err("amount_details.amount", format!("must be at most {PAYOUT_AMOUNT_MAX_MINOR}"));
+        return None;
+    }
+    match Money::new(amount, &currency) {
+        Ok(m) => Some(m),
+        Err(msg) => {
+            let field = if msg.starts_with("amount") { "amount_details.amount" } else { "amount_details.currency" };
+            f.err(field, msg);
+            None
+        }
+    }
+}
+
+/// `payment_options`: the return URL, absolute http(s), or nothing.
+fn parse_options(f: &mut Fields<'_>, o: &Map<String, Value>) -> Option<String> {
+    f.only(o, "payment_options", &["return_url"], &OPTION_REFUSED);
+    let url = f.optional_string(o, "return_url", "payment_options.return_url")?;
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= RETURN_URL_MAX_BYTES
+        && !url.chars().any(char::is_whitespace);
+    if !ok {
+        let why = format!("must be an absolute http(s) URL of at most {RETURN_URL_MAX_BYTES} bytes");
+        f.err("payment_options.return_url", why);
+        return None;
+    }
+    Some(url)
+}
+
+/// What the sandbox issuer will do with a payment, stored under
+/// [`PaymentPlan::as_stored`]'s names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentPlan {
+    Authorize,
+    /// Authorizes after the long provider delay.
+    AuthorizeSlowly,
+    Decline(PaymentFailure),
+}
+
+impl PaymentPlan {
+    pub fn as_stored(self) -> String {
+        match self {
+            Self::Authorize => "ok".into(),
+            Self::AuthorizeSlowly => "ok:slow".into(),
+            Self::Decline(code) => format!("fail:{}", code.as_str()),
+        }
+    }
+
+    pub fn parse_stored(s: &str) -> Option<Self> {
+        match s {
+            "ok" => Some(Self::Authorize),
+            "ok:slow" => Some(Self::AuthorizeSlowly),
+            _ => s.strip_prefix("fail:").and_then(PaymentFailure::parse).map(Self::Decline),
+        }
+    }
+}
+
+/// The sandbox outcome table of payments (README): exact amounts, in minor
+/// units, choose a decline; any other valid payment is authorized.
+pub fn sandbox_plan(amount: &Money) -> PaymentPlan {
+    use PaymentFailure as F;
+    match amount.amount() {
+        13_202 => PaymentPlan::Decline(F::DeclinedByIssuerBank),
+        13_203 => PaymentPlan::Decline(F::InsufficientFunds),
+        13_204 => PaymentPlan::Decline(F::BankCardExpired),
+        13_205 => PaymentPlan::Decline(F::ActivityCountExceeded),
+        13_206 => PaymentPlan::Decline(F::NotPermittedByIssuerBank),
+        13_207 => PaymentPlan::Decline(F::CardNumberDoesNotExist),
+        13_208 => PaymentPlan::Decline(F::AmountLessAllowedProvider),
+        13_209 => PaymentPlan::AuthorizeSlowly,
+        _ => PaymentPlan::Authorize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TODAY: Date = time::macros::date!(2026 - 11 - 30);
+
+    fn card() -> Value {
+        json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242",
+            "expiration_month": "12", "expiration_year": "30", "security_code": "123"}}})
+    }
+
+    fn fields(body: Value, call: PaymentCall) -> Vec<String> {
+        match parse_payment(body.as_object().unwrap(), call, TODAY) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.field).collect(),
+        }
+    }
+
+    #[test]
+    fn a_card_payment_is_parsed_and_masked() {
+        let body = json!({"payment_details": card(), "amount_details": {"amount": 10_000, "currency": "RUB"},
+            "customer": {"reference": "user-1"}, "payment_options": {"return_url": "https://shop.example/back"},
+            "metadata": {"order": 1, "note": null}});
+        let p = parse_payment(body.as_object().unwrap(), PaymentCall::Init, TODAY).unwrap();
+        assert_eq!(p.method_masked["card"]["last4"], "4242");
+        assert!(!p.method_masked.to_string().contains("4242424242424242"));
+        assert_eq!((p.amount.amount(), p.amount.currency()), (10_000, "rub"));
+        assert_eq!(p.return_url.as_deref(), Some("https://shop.example/back"));
+        assert_eq!(p.metadata, Some(json!({"order": 1})));
+    }
+
+    #[test]
+    fn every_bad_or_unserved_field_is_named() {
+        let mut no_cvc = card();
+        no_cvc["card"]["bank_card"].as_object_mut().unwrap().remove("security_code");
+        let body = json!({"payment_details": no_cvc, "amount_details": {"amount": 0, "currency": "rub"},
+            "customer": {"contacts": []}, "payment_options": {"recurrent": true, "return_url": "ftp://x"},
+            "revenue_split_info": [], "session_id": "ps_1"});
+        assert_eq!(
+            fields(body, PaymentCall::Init),
+            [
+                "amount_details.amount",
+                "customer.reference",
+                "payment_details.card.bank_card.security_code",
+                "payment_options.recurrent",
+                "payment_options.return_url",
+                "revenue_split_info",
+                "session_id"
+            ]
+        );
+        assert_eq!(fields(json!({}), PaymentCall::Start), ["amount_details", "customer", "payment_details"]);
+        let fps = json!({"payment_details": {"type": "faster_payment_system", "faster_payment_system": {}},
+            "amount_details": {"amount": 1, "currency": "rub"}, "customer": {"reference": "u"}});
+        assert_eq!(fields(fps, PaymentCall::Init), ["payment_details.type"]);
+    }
+
+    #[test]
+    fn plans_read_back_and_the_table_reaches_every_decline() {
+        let mut seen = std::collections::HashSet::new();
+        for amount in 13_200..13_212 {
+            let plan = sandbox_plan(&Money::new(amount, "rub").unwrap());
+            assert_eq!(PaymentPlan::parse_stored(&plan.as_stored()), Some(plan));
+            if let PaymentPlan::Decline(code) = plan {
+                seen.insert(code);
+            }
+        }
+        assert_eq!(seen.len(), PaymentFailure::DECLINES.len());
+        assert!(PaymentFailure::DECLINES.iter().all(|c| seen.contains(c)));
+    }
+}
