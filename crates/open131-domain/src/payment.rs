@@ -14,7 +14,7 @@ use time::Date;
 
 use crate::fields::{join, present, Fields, Refused};
 use crate::payment_flow::PaymentFailure;
-use crate::payout::{parse_customer, strip_nulls, Money, PayoutMethod, PAYOUT_AMOUNT_MAX_MINOR};
+use crate::payout::{parse_amount, parse_customer, strip_nulls, Money, PayoutMethod};
 use crate::payout_method::{parse_bank_card, CardUse};
 use crate::FieldError;
 
@@ -138,35 +138,6 @@ fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Opt
     let card = f.object(d, "card", &join(p, "card"))?;
     let number = parse_bank_card(f, card, &join(p, "card"), today, CardUse::Payment)?;
     Some(PayoutMethod::Card { number }.masked())
-}
-
-fn parse_amount(f: &mut Fields<'_>, a: &Map<String, Value>) -> Option<Money> {
-    f.only(a, "amount_details", &["amount", "currency"], &[]);
-    let amount = match a.get("amount") {
-        Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
-        None | Some(Value::Null) => {
-            f.err("amount_details.amount", "is required");
-            None
-        }
-        Some(_) => {
-            f.err("amount_details.amount", "must be an integer (minor units)");
-            None
-        }
-    };
-    let currency = f.string(a, "currency", "amount_details.currency");
-    let (amount, currency) = (amount?, currency?);
-    if amount > PAYOUT_AMOUNT_MAX_MINOR {
-        f.err("amount_details.amount", format!("must be at most {PAYOUT_AMOUNT_MAX_MINOR}"));
-        return None;
-    }
-    match Money::new(amount, &currency) {
-        Ok(m) => Some(m),
-        Err(msg) => {
-            let field = if msg.starts_with("amount") { "amount_details.amount" } else { "amount_details.currency" };
-            f.err(field, msg);
-            None
-        }
-    }
 }
 
 /// `payment_options`: the return URL, absolute http(s), or nothing.

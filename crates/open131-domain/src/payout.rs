@@ -369,7 +369,8 @@ fn collect_parts(body: &Map<String, Value>, call: PayoutCall, today: Date) -> (P
     (PayoutParts { method, amount, participant_details, customer, metadata }, errors)
 }
 
-fn parse_amount(f: &mut Fields<'_>, a: &Map<String, Value>) -> Option<Money> {
+/// Reads `amount_details` (`{amount, currency}`), the one reader payouts and payments share.
+pub(crate) fn parse_amount(f: &mut Fields<'_>, a: &Map<String, Value>) -> Option<Money> {
     f.only(a, "amount_details", &["amount", "currency"], &[]);
     let amount = match a.get("amount") {
         Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
