@@ -3,6 +3,8 @@
 //! `session/status`. Every change goes through the engine (one transition, one
 //! atomic store write); a state error is 400 `session_wrong_state`.
 
+use std::borrow::Cow;
+
 use open131_domain::books::{self, Shape};
 use open131_domain::dates::moscow_today;
 use open131_domain::fps_verification::parse_verification;
@@ -63,33 +65,30 @@ impl Ctx<'_> {
         moscow_today(self.app.clock.now())
     }
 
-    fn parts(&self, body: &Map<String, Value>, call: PayoutCall) -> Result<PayoutParts, ApiReply> {
-        payout::parse_parts(body, call, self.today()).map_err(|e| ApiReply::invalid(from_domain(e)))
-    }
-
     /// The body without a card method's `payment_details`, and that transfer's
     /// description (`session/multi/…` takes it at init and start only).
-    fn split_transfer(
+    fn split_transfer<'b>(
         &self,
-        body: &Map<String, Value>,
+        body: &'b Map<String, Value>,
         book: Book,
         shape: Shape,
         call: PayoutCall,
         errors: &mut Vec<FieldError>,
-    ) -> (Map<String, Value>, Option<String>) {
-        let mut rest = body.clone();
+    ) -> (Cow<'b, Map<String, Value>>, Option<String>) {
+        // Only the card forms carry a transfer: every other payout reads the body as it is.
         if shape != Shape::MultiCard {
-            return (rest, None);
+            return (Cow::Borrowed(body), None);
         }
+        let mut rest = body.clone();
         if call == PayoutCall::Create {
             if rest.remove("payment_details").is_some_and(|v| !v.is_null()) {
                 errors.push(FieldError::new("payment_details", "is sent with session/multi/start/payment/…"));
             }
-            return (rest, None);
+            return (Cow::Owned(rest), None);
         }
         let description = books::parse_payment_details(body, book, errors);
         rest.remove("payment_details");
-        (rest, description)
+        (Cow::Owned(rest), description)
     }
 
     /// `session/create` (and its nominal, settlement and card forms): the
@@ -102,13 +101,7 @@ impl Ctx<'_> {
     ) -> Result<ApiReply, ApiReply> {
         let mut errors = Vec::new();
         let (rest, _) = self.split_transfer(body, book, shape, PayoutCall::Create, &mut errors);
-        let parts = self.parts(&rest, PayoutCall::Create);
-        let parts = match parts {
-            Ok(p) if errors.is_empty() => p,
-            Ok(_) => return Err(ApiReply::invalid(from_domain(errors))),
-            Err(reply) if errors.is_empty() => return Err(reply),
-            Err(_) => return Err(ApiReply::invalid(from_domain(errors))),
-        };
+        let parts = every_error(errors, payout::parse_parts(&rest, PayoutCall::Create, self.today()))?;
         let mut record = self.new_record();
         (record.book, record.shape) = (book, shape);
         if !parts.is_empty() {
@@ -232,15 +225,7 @@ impl Ctx<'_> {
         let mut errors = Vec::new();
         let (rest, purpose) = self.split_transfer(body, book, shape, PayoutCall::Init, &mut errors);
         let request = payout::parse_payout_named(&rest, self.today(), self.method_name(), book != Book::Main);
-        let request = match request {
-            Ok(r) if errors.is_empty() => r,
-            Ok(_) => return Err(ApiReply::invalid(from_domain(errors))),
-            Err(more) => {
-                errors.extend(more);
-                errors.sort_by(|a, b| a.field.cmp(&b.field));
-                return Err(ApiReply::invalid(from_domain(errors)));
-            }
-        };
+        let request = every_error(errors, request)?;
         let payout = self.payout(request, book, shape, purpose).await?;
         let mut record = self.new_record();
         (record.book, record.shape) = (book, shape);
@@ -279,10 +264,7 @@ impl Ctx<'_> {
         };
         let mut errors = Vec::new();
         let (rest, purpose) = self.split_transfer(body, book, shape, PayoutCall::Start, &mut errors);
-        let parts = self.parts(&rest, PayoutCall::Start)?;
-        if !errors.is_empty() {
-            return Err(ApiReply::invalid(from_domain(errors)));
-        }
+        let parts = every_error(errors, payout::parse_parts(&rest, PayoutCall::Start, self.today()))?;
         let request = draft
             .overlaid_with(parts)
             .complete_named(self.method_name(), book != Book::Main)
@@ -341,6 +323,18 @@ impl Ctx<'_> {
         let record = self.load(body).await?;
         Ok(self.reply(&record))
     }
+}
+
+/// `result`, unless it or an earlier reading (`errors`) found bad fields:
+/// then one 400 naming every one of them.
+fn every_error<T>(mut errors: Vec<FieldError>, result: Result<T, Vec<FieldError>>) -> Result<T, ApiReply> {
+    match result {
+        Ok(value) if errors.is_empty() => return Ok(value),
+        Ok(_) => {}
+        Err(more) => errors.extend(more),
+    }
+    errors.sort_by(|a, b| a.field.cmp(&b.field));
+    Err(ApiReply::invalid(from_domain(errors)))
 }
 
 const NO_CONFIRM_INFORMATION: &str =
