@@ -7,7 +7,9 @@
 //! that came in from outside by top-ups), `payouts` (money that left to
 //! recipients), `held` (customers' card payments authorized but not captured
 //! yet: not available), `acquiring` (the card networks' side of payments, the
-//! counterpart of money coming in) and `exchange` (money converted to or from another currency:
+//! counterpart of money coming in: captures come from it, refunds and
+//! chargebacks go back to it), `fees` (the bank's fee on captured payments)
+//! and `exchange` (money converted to or from another currency:
 //! a payout in dollars funded in roubles moves roubles into the rouble
 //! wallet's exchange account and dollars out of the dollar wallet's). Funding
 //! and exchange carry the counter-totals, so a wallet's five always sum to zero.
@@ -25,11 +27,20 @@ pub enum Account {
     Exchange,
     Held,
     Acquiring,
+    Fees,
 }
 
 impl Account {
-    pub const ALL: [Account; 7] =
-        [Self::Available, Self::Reserved, Self::Funding, Self::Payouts, Self::Exchange, Self::Held, Self::Acquiring];
+    pub const ALL: [Account; 8] = [
+        Self::Available,
+        Self::Reserved,
+        Self::Funding,
+        Self::Payouts,
+        Self::Exchange,
+        Self::Held,
+        Self::Acquiring,
+        Self::Fees,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +51,7 @@ impl Account {
             Self::Exchange => "exchange",
             Self::Held => "held",
             Self::Acquiring => "acquiring",
+            Self::Fees => "fees",
         }
     }
 }
@@ -93,6 +105,12 @@ pub enum Movement {
     Capture,
     /// A hold, or the part of it not captured, given back to the customer.
     ReleaseHold,
+    /// The bank's fee on a captured payment, out of the available balance.
+    Fee,
+    /// A captured payment (or part of it) paid back to the customer.
+    Refund,
+    /// A captured payment taken back by the card network (a dispute lost).
+    Chargeback,
 }
 
 impl Movement {
@@ -110,6 +128,9 @@ impl Movement {
             Self::Hold => "hold",
             Self::Capture => "capture",
             Self::ReleaseHold => "release_hold",
+            Self::Fee => "fee",
+            Self::Refund => "refund",
+            Self::Chargeback => "chargeback",
         }
     }
 }
@@ -136,6 +157,8 @@ pub fn postings(movement: Movement, amount: i64) -> [Posting; 2] {
         Movement::Hold => (Account::Acquiring, Account::Held),
         Movement::Capture => (Account::Held, Account::Available),
         Movement::ReleaseHold => (Account::Held, Account::Acquiring),
+        Movement::Fee => (Account::Available, Account::Fees),
+        Movement::Refund | Movement::Chargeback => (Account::Available, Account::Acquiring),
     };
     [Posting { account: from, amount: -amount }, Posting { account: to, amount }]
 }
@@ -155,6 +178,7 @@ pub struct Balances {
     pub exchange: i64,
     pub held: i64,
     pub acquiring: i64,
+    pub fees: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -171,6 +195,7 @@ impl Balances {
             Account::Exchange => &mut self.exchange,
             Account::Held => &mut self.held,
             Account::Acquiring => &mut self.acquiring,
+            Account::Fees => &mut self.fees,
         }
     }
 
@@ -188,7 +213,14 @@ impl Balances {
     }
 
     pub fn total(&self) -> i64 {
-        self.available + self.reserved + self.funding + self.payouts + self.exchange + self.held + self.acquiring
+        self.available
+            + self.reserved
+            + self.funding
+            + self.payouts
+            + self.exchange
+            + self.held
+            + self.acquiring
+            + self.fees
     }
 }
 
@@ -248,7 +280,10 @@ mod tests {
             Just(Movement::ReturnFromExchange),
             Just(Movement::Hold),
             Just(Movement::Capture),
-            Just(Movement::ReleaseHold)
+            Just(Movement::ReleaseHold),
+            Just(Movement::Fee),
+            Just(Movement::Refund),
+            Just(Movement::Chargeback)
         ]
     }
 

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use time::Date;
 
 use crate::fields::{join, present, Fields, Refused};
+use crate::ident::CardNumber;
 use crate::payment_flow::PaymentFailure;
 use crate::payout::{parse_amount, parse_customer, strip_nulls, Money, PayoutMethod};
 use crate::payout_method::{parse_bank_card, CardUse};
@@ -35,6 +36,8 @@ pub enum PaymentCall {
 pub struct PaymentRequest {
     /// `{type: card, card: {brand, last4, bin}}`: never the number.
     pub method_masked: Value,
+    /// What the sandbox will do with it (from the card and the amount).
+    pub plan: PaymentPlan,
     pub amount: Money,
     pub customer: Value,
     pub participant_details: Option<Value>,
@@ -82,7 +85,7 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
         allowed.push("session_id");
     }
     f.only(body, "", &allowed, &REFUSED_KEYS);
-    let method = required(f, body, "payment_details").and_then(|d| parse_details(f, d, today));
+    let card = required(f, body, "payment_details").and_then(|d| parse_details(f, d, today));
     let amount = required(f, body, "amount_details").and_then(|a| parse_amount(f, a));
     let customer = required(f, body, "customer").and_then(|c| {
         if !present(c, "reference") {
@@ -102,9 +105,11 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
         false => None,
     };
     let metadata = body.get("metadata").cloned().and_then(strip_nulls);
+    let (card, amount) = (card?, amount?);
     Some(PaymentRequest {
-        method_masked: method?,
-        amount: amount?,
+        plan: sandbox_plan(&card, &amount),
+        method_masked: PayoutMethod::Card { number: card }.masked(),
+        amount,
         customer: customer?,
         participant_details,
         metadata,
@@ -120,7 +125,7 @@ fn required<'v>(f: &mut Fields<'_>, body: &'v Map<String, Value>, key: &str) -> 
     f.object(body, key, key)
 }
 
-fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Option<Value> {
+fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Option<CardNumber> {
     let p = "payment_details";
     let kind = f.string(d, "type", &join(p, "type"))?;
     if kind != "card" {
@@ -136,8 +141,7 @@ fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Opt
     }
     f.only(d, p, &["type", "card"], &[]);
     let card = f.object(d, "card", &join(p, "card"))?;
-    let number = parse_bank_card(f, card, &join(p, "card"), today, CardUse::Payment)?;
-    Some(PayoutMethod::Card { number }.masked())
+    parse_bank_card(f, card, &join(p, "card"), today, CardUse::Payment)
 }
 
 /// `payment_options`: the return URL, absolute http(s), or nothing.
@@ -155,49 +159,100 @@ fn parse_options(f: &mut Fields<'_>, o: &Map<String, Value>) -> Option<String> {
     Some(url)
 }
 
-/// What the sandbox issuer will do with a payment, stored under
-/// [`PaymentPlan::as_stored`]'s names.
+/// `session/capture`'s body: `session_id` and, for a partial capture,
+/// `amount_details` in the payment's currency and at most its amount. Returns
+/// what to capture, `None` for the whole.
+pub fn parse_capture(body: &Map<String, Value>, held: &Money) -> Result<Option<i64>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let f = &mut Fields { errors: &mut errors };
+    f.only(body, "", &["session_id", "amount_details"], &[]);
+    let amount = match present(body, "amount_details") {
+        true => f.object(body, "amount_details", "amount_details").and_then(|a| parse_amount(f, a)),
+        false => None,
+    };
+    if let Some(a) = &amount {
+        if a.currency() != held.currency() {
+            f.err("amount_details.currency", format!("must be the payment's currency, {}", held.currency()));
+        } else if a.amount() > held.amount() {
+            f.err("amount_details.amount", format!("must be at most the amount held, {}", held.amount()));
+        }
+    }
+    if errors.is_empty() {
+        Ok(amount.map(|a| a.amount()))
+    } else {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        Err(errors)
+    }
+}
+
+/// What the sandbox issuer answers to an authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentPlan {
+pub enum Verdict {
     Authorize,
     /// Authorizes after the long provider delay.
     AuthorizeSlowly,
     Decline(PaymentFailure),
 }
 
+/// What the sandbox will do with a payment: send the customer to 3-D Secure
+/// first or not, then the issuer's verdict. Stored under
+/// [`PaymentPlan::as_stored`]'s names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentPlan {
+    pub three_ds: bool,
+    pub verdict: Verdict,
+}
+
 impl PaymentPlan {
     pub fn as_stored(self) -> String {
-        match self {
-            Self::Authorize => "ok".into(),
-            Self::AuthorizeSlowly => "ok:slow".into(),
-            Self::Decline(code) => format!("fail:{}", code.as_str()),
+        let verdict = match self.verdict {
+            Verdict::Authorize => "ok".into(),
+            Verdict::AuthorizeSlowly => "ok:slow".into(),
+            Verdict::Decline(code) => format!("fail:{}", code.as_str()),
+        };
+        if self.three_ds {
+            format!("3ds:{verdict}")
+        } else {
+            verdict
         }
     }
 
     pub fn parse_stored(s: &str) -> Option<Self> {
-        match s {
-            "ok" => Some(Self::Authorize),
-            "ok:slow" => Some(Self::AuthorizeSlowly),
-            _ => s.strip_prefix("fail:").and_then(PaymentFailure::parse).map(Self::Decline),
-        }
+        let (three_ds, rest) = match s.strip_prefix("3ds:") {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let verdict = match rest {
+            "ok" => Verdict::Authorize,
+            "ok:slow" => Verdict::AuthorizeSlowly,
+            _ => Verdict::Decline(rest.strip_prefix("fail:").and_then(PaymentFailure::parse)?),
+        };
+        Some(Self { three_ds, verdict })
     }
 }
 
-/// The sandbox outcome table of payments (README): exact amounts, in minor
-/// units, choose a decline; any other valid payment is authorized.
-pub fn sandbox_plan(amount: &Money) -> PaymentPlan {
+/// Cards whose number ends in these digits ask the customer for 3-D Secure
+/// (README, the sandbox table): `4000000000003220`, `5555555555553220`, ….
+pub const THREE_DS_LAST4: &str = "3220";
+
+/// The sandbox outcome table of payments (README): a card ending in
+/// [`THREE_DS_LAST4`] goes through 3-D Secure; exact amounts, in minor units,
+/// choose the issuer's decline or a slow authorization; any other valid
+/// payment is authorized.
+pub fn sandbox_plan(card: &CardNumber, amount: &Money) -> PaymentPlan {
     use PaymentFailure as F;
-    match amount.amount() {
-        13_202 => PaymentPlan::Decline(F::DeclinedByIssuerBank),
-        13_203 => PaymentPlan::Decline(F::InsufficientFunds),
-        13_204 => PaymentPlan::Decline(F::BankCardExpired),
-        13_205 => PaymentPlan::Decline(F::ActivityCountExceeded),
-        13_206 => PaymentPlan::Decline(F::NotPermittedByIssuerBank),
-        13_207 => PaymentPlan::Decline(F::CardNumberDoesNotExist),
-        13_208 => PaymentPlan::Decline(F::AmountLessAllowedProvider),
-        13_209 => PaymentPlan::AuthorizeSlowly,
-        _ => PaymentPlan::Authorize,
-    }
+    let verdict = match amount.amount() {
+        13_202 => Verdict::Decline(F::DeclinedByIssuerBank),
+        13_203 => Verdict::Decline(F::InsufficientFunds),
+        13_204 => Verdict::Decline(F::BankCardExpired),
+        13_205 => Verdict::Decline(F::ActivityCountExceeded),
+        13_206 => Verdict::Decline(F::NotPermittedByIssuerBank),
+        13_207 => Verdict::Decline(F::CardNumberDoesNotExist),
+        13_208 => Verdict::Decline(F::AmountLessAllowedProvider),
+        13_209 => Verdict::AuthorizeSlowly,
+        _ => Verdict::Authorize,
+    };
+    PaymentPlan { three_ds: card.last4() == THREE_DS_LAST4, verdict }
 }
 
 #[cfg(test)]
@@ -258,15 +313,42 @@ mod tests {
     }
 
     #[test]
+    fn a_capture_takes_the_whole_or_a_part_in_the_payments_currency() {
+        let held = Money::new(10_000, "rub").unwrap();
+        let parse = |body: Value| parse_capture(body.as_object().unwrap(), &held);
+        assert_eq!(parse(json!({"session_id": "ps_1"})), Ok(None));
+        assert_eq!(
+            parse(json!({"session_id": "ps_1", "amount_details": {"amount": 6_000, "currency": "RUB"}})),
+            Ok(Some(6_000))
+        );
+        let named = |body: Value| parse(body).unwrap_err().into_iter().map(|e| e.field).collect::<Vec<_>>();
+        assert_eq!(named(json!({"amount_details": {"amount": 10_001, "currency": "rub"}})), ["amount_details.amount"]);
+        assert_eq!(named(json!({"amount_details": {"amount": 1, "currency": "usd"}})), ["amount_details.currency"]);
+        assert_eq!(
+            named(json!({"amount_details": {"amount": 0, "currency": "rub"}, "extra": 1})),
+            ["amount_details.amount", "extra"]
+        );
+    }
+
+    #[test]
     fn plans_read_back_and_the_table_reaches_every_decline() {
         let mut seen = std::collections::HashSet::new();
+        let plain = CardNumber::parse("4242424242424242").unwrap();
+        let three_ds = CardNumber::parse("4000000000003220").unwrap();
         for amount in 13_200..13_212 {
-            let plan = sandbox_plan(&Money::new(amount, "rub").unwrap());
-            assert_eq!(PaymentPlan::parse_stored(&plan.as_stored()), Some(plan));
-            if let PaymentPlan::Decline(code) = plan {
+            let money = Money::new(amount, "rub").unwrap();
+            let plan = sandbox_plan(&plain, &money);
+            assert!(!plan.three_ds);
+            let with_3ds = sandbox_plan(&three_ds, &money);
+            assert_eq!(with_3ds, PaymentPlan { three_ds: true, ..plan });
+            for p in [plan, with_3ds] {
+                assert_eq!(PaymentPlan::parse_stored(&p.as_stored()), Some(p));
+            }
+            if let Verdict::Decline(code) = plan.verdict {
                 seen.insert(code);
             }
         }
+        assert_eq!(PaymentPlan::parse_stored("3ds:fail:nonsense"), None);
         assert_eq!(seen.len(), PaymentFailure::DECLINES.len());
         assert!(PaymentFailure::DECLINES.iter().all(|c| seen.contains(c)));
     }

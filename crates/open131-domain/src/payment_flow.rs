@@ -3,9 +3,6 @@
 //! enum ([`PaymentState`]), one pure [`transition`] returning the new state
 //! and the effects (from the shared [`crate::lifecycle`] vocabulary).
 //!
-//! Not served yet: the API, the store and the engine do not use this machine
-//! until the acquiring methods land; it is the first, pure part of that work.
-//!
 //! ```text
 //! start ─► Preparing ─Prepared(manual)─► AwaitingConfirm ─Confirm─┐
 //!             │                              ├─Cancel──► Failed(session_cancelled_by_partner)
@@ -31,8 +28,8 @@ use crate::ledger::Movement;
 use crate::lifecycle::{Effect, Settled, Timer, WebhookKind};
 
 /// How long a hold waits for `session/capture` before it fails with
-/// `capture_timeout` and the money goes back (the default until projects get
-/// their own setting with the acquiring methods): five days `[INF]`.
+/// `capture_timeout` and the money goes back, unless the project sets its own
+/// (`capture_timeout_s`, whose stored default is this): five days `[INF]`.
 pub const CAPTURE_TIMEOUT_DEFAULT_S: u64 = 5 * 24 * 3600;
 
 /// Why a payment failed; `as_str` is the API error code (the docs' names,
@@ -96,6 +93,22 @@ impl PaymentFailure {
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::DeclinedByIssuerBank => "Declined by issuer bank",
+            Self::InsufficientFunds => "Insufficient funds on the card",
+            Self::BankCardExpired => "Bank card expired",
+            Self::ThreeDsError => "3-D Secure authentication failed",
+            Self::ActivityCountExceeded => "Card activity count exceeded",
+            Self::NotPermittedByIssuerBank => "Not permitted by issuer bank",
+            Self::CardNumberDoesNotExist => "Card number does not exist",
+            Self::AmountLessAllowedProvider => "Amount is less than the provider allows",
+            Self::SessionCancelledByPartner => "Session cancelled by partner",
+            Self::ConfirmTimeout => "Cancelled: confirmation did not arrive in time",
+            Self::CaptureTimeout => "Cancelled: capture did not arrive in time, the hold was released",
+        }
     }
 
     /// Whether the partner ended the payment (cancelled it, or did not

@@ -72,10 +72,10 @@ const REFUSED_KEYS: [Refused; 7] = [
          without it",
     ),
     ("custom_routing", "routing tags are not served: open131 has one route per payout method"),
-    ("payment_details", "is a field of card payments (acquiring), which are not served yet"),
-    ("payment_options", "is a field of card payments (acquiring), which are not served yet"),
-    ("payment_metadata", "is a field of card payments (acquiring), which are not served yet"),
-    ("revenue_split_info", "is a field of card payments (acquiring), which are not served yet"),
+    ("payment_details", "is a field of card payments: send it with session/init/payment or session/start/payment"),
+    ("payment_options", "is a field of card payments: send it with session/init/payment or session/start/payment"),
+    ("payment_metadata", "is a field of card payments (anti-fraud device data), which is not served yet"),
+    ("revenue_split_info", "is a field of card payments (split payments), which is not served yet"),
     ("confirm_information", "belongs to session/confirm of a nominal-account (escrow) session"),
 ];
 

@@ -227,10 +227,8 @@ const METHOD_TYPES: [&str; 6] = ["card", "bank_account", "faster_payment_system"
 /// Parses the method object under `key` (`payment_method` or `payout_details`).
 pub(crate) fn parse_method(f: &mut Fields<'_>, m: &Map<String, Value>, key: &str, today: Date) -> Option<PayoutMethod> {
     let kind = f.string(m, "type", &join(key, "type"))?;
-    let refused: [Refused; 1] = [(
-        "internet_banking",
-        "internet banking is a way to pay (acquiring), not a payout method; payments are not served yet",
-    )];
+    let refused: [Refused; 1] =
+        [("internet_banking", "internet banking is a way to pay (acquiring), not a payout method")];
     if kind == "internet_banking" {
         f.err(&join(key, "type"), refused[0].1);
         return None;

@@ -80,6 +80,81 @@ impl fmt::Display for WebhookNaming {
     }
 }
 
+/// What happens to a card payment the issuer authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureMode {
+    /// Captured at once (the bank's default): the session ends with the authorization.
+    #[default]
+    Auto,
+    /// Held until `session/capture` (or `session/cancel`, or the capture timeout).
+    Hold,
+}
+
+impl CaptureMode {
+    pub const ALL: [CaptureMode; 2] = [Self::Auto, Self::Hold];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Hold => "hold",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+impl fmt::Display for CaptureMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The bank's fee on captured card payments, in basis points (1/100 of a percent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeeRate(u16);
+
+/// Highest fee rate: the whole payment.
+pub const FEE_RATE_MAX_BP: u16 = 10_000;
+
+impl FeeRate {
+    pub fn from_bp(bp: i64) -> Option<Self> {
+        u16::try_from(bp).ok().filter(|bp| *bp <= FEE_RATE_MAX_BP).map(Self)
+    }
+
+    /// Parses `2.5%` or `250bp`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if let Some(bp) = s.strip_suffix("bp") {
+            return Self::from_bp(bp.trim().parse().ok()?);
+        }
+        let percent = s.strip_suffix('%')?.trim();
+        let (whole, frac) = percent.split_once('.').unwrap_or((percent, ""));
+        if frac.len() > 2 || whole.is_empty() || !(whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())) {
+            return None;
+        }
+        let frac = format!("{frac:0<2}");
+        Self::from_bp(whole.parse::<i64>().ok()?.checked_mul(100)?.checked_add(frac.parse().ok()?)?)
+    }
+
+    pub fn bp(self) -> u16 {
+        self.0
+    }
+
+    /// The fee on `amount` minor units, rounded half up to a minor unit `[INF]`.
+    pub fn fee_minor(self, amount: i64) -> i64 {
+        let fee = (i128::from(amount) * i128::from(self.0) + 5_000) / 10_000;
+        i64::try_from(fee).unwrap_or(i64::MAX)
+    }
+}
+
+impl fmt::Display for FeeRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}%", self.0 / 100, self.0 % 100)
+    }
+}
+
 /// Longest sub-merchant name, in bytes.
 pub const SUBMERCHANT_MAX_BYTES: usize = 64;
 /// Most sub-merchants one project may list.
@@ -287,5 +362,25 @@ mod tests {
         for bad in ["", ",", "Session/init", "session//init", "a b"] {
             assert!(MethodSet::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn capture_modes_and_fee_rates_parse() {
+        for m in CaptureMode::ALL {
+            assert_eq!(CaptureMode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(FeeRate::parse("2.5%").map(FeeRate::bp), Some(250));
+        assert_eq!(FeeRate::parse("250bp").map(FeeRate::bp), Some(250));
+        assert_eq!(FeeRate::parse("0%").map(FeeRate::bp), Some(0));
+        assert_eq!(FeeRate::parse("100%").map(FeeRate::bp), Some(10_000));
+        for bad in ["100.01%", "2.555%", "-1%", "2,5%", "%", "x bp", "10001bp"] {
+            assert_eq!(FeeRate::parse(bad), None, "{bad}");
+        }
+        let rate = FeeRate::parse("2.5%").unwrap();
+        assert_eq!(rate.to_string(), "2.50%");
+        assert_eq!(FeeRate::parse(&rate.to_string()), Some(rate));
+        // 2.5% of 1.01 rub is 2.525 kopecks: rounded half up to 3.
+        assert_eq!((rate.fee_minor(101), rate.fee_minor(100), rate.fee_minor(10_000)), (3, 3, 250));
+        assert_eq!(FeeRate::default().fee_minor(i64::MAX), 0);
     }
 }

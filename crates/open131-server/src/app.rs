@@ -38,6 +38,8 @@ pub struct App {
     /// Bearer token of the admin endpoints (`None` disables them).
     pub admin_token: Option<Arc<str>>,
     pub http: reqwest::Client,
+    /// `http://<address it listens on>`, set when it starts serving.
+    pub local_url: Arc<std::sync::OnceLock<String>>,
 }
 
 impl App {
@@ -61,7 +63,15 @@ impl App {
             registries,
             admin_token: None,
             verifier_wake: Arc::new(Notify::new()),
+            local_url: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// Where customers' browsers reach this server (pages it links to):
+    /// `public_url` when configured, else the address it listens on.
+    pub fn public_url(&self) -> &str {
+        let configured = self.config.public_url.as_deref().map(|u| u.trim_end_matches('/'));
+        configured.or(self.local_url.get().map(String::as_str)).unwrap_or("http://127.0.0.1:8131")
     }
 
     /// Uses `registries` (and a verifier that reads them).

@@ -43,6 +43,9 @@ pub struct Config {
     /// [`crate::App::verify_due`], [`crate::App::process_due`] and
     /// [`crate::App::deliver_due`] themselves.
     pub background_workers: bool,
+    /// The server's address as customers' browsers reach it (3-D Secure
+    /// pages), e.g. `https://open131.example`; by default the listening address.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -59,6 +62,7 @@ impl Config {
             bank_return_delay: Duration::from_secs(BANK_RETURN_DELAY_DEFAULT_S),
             webhook_lease: Duration::from_secs(crate::webhooks::WEBHOOK_LEASE_S),
             background_workers: true,
+            public_url: None,
         }
     }
 }

@@ -35,6 +35,10 @@ pub async fn run(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        // A second `run` of the same app keeps the first address.
+        let _ = app.local_url.set(format!("http://{addr}"));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = if app.config.background_workers {
         vec![

@@ -11,7 +11,7 @@ use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::session::{ApiVersion, SessionState};
-use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use time::OffsetDateTime;
 
 /// A project's settings, parsed once when the project is read.
@@ -29,6 +29,12 @@ pub struct ProjectSettings {
     pub webhook_naming: WebhookNaming,
     /// The `X-PARTNER-SUBMERCHANT` values the project may send.
     pub submerchants: SubmerchantSet,
+    /// Whether authorized card payments are captured at once or held.
+    pub capture: CaptureMode,
+    /// How long a hold waits for `session/capture`.
+    pub capture_timeout_s: i64,
+    /// The bank's fee on captured card payments.
+    pub payment_fee: FeeRate,
 }
 
 /// A change to project settings; `None` leaves a setting as it is.
@@ -43,6 +49,9 @@ pub struct SettingsChange {
     pub allowed_ips: Option<IpAllowlist>,
     pub webhook_naming: Option<WebhookNaming>,
     pub submerchants: Option<SubmerchantSet>,
+    pub capture: Option<CaptureMode>,
+    pub capture_timeout_s: Option<i64>,
+    pub payment_fee: Option<FeeRate>,
 }
 
 impl SettingsChange {
@@ -59,6 +68,9 @@ impl SettingsChange {
             allowed_ips: self.allowed_ips.as_ref().map(ToString::to_string),
             webhook_naming: self.webhook_naming.map(|n| n.as_str().to_string()),
             submerchants: self.submerchants.as_ref().map(ToString::to_string),
+            capture_mode: self.capture.map(|m| m.as_str().to_string()),
+            capture_timeout_s: self.capture_timeout_s,
+            payment_fee_bp: self.payment_fee.map(|f| i64::from(f.bp())),
         }
     }
 }
@@ -74,6 +86,9 @@ pub(crate) struct StoredSettingsChange {
     pub allowed_ips: Option<String>,
     pub webhook_naming: Option<String>,
     pub submerchants: Option<String>,
+    pub capture_mode: Option<String>,
+    pub capture_timeout_s: Option<i64>,
+    pub payment_fee_bp: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +152,10 @@ pub struct PaymentRecord {
     pub state: PaymentState,
     /// What `session/capture` took, when it took less than the whole.
     pub captured_amount: Option<i64>,
+    /// The bank's fee, set when the payment is captured (0 without a fee rate).
+    pub fee_amount: i64,
+    /// Wrong one-time codes entered on its 3-D Secure page.
+    pub three_ds_attempts: u8,
     pub created_at: OffsetDateTime,
 }
 
@@ -243,6 +262,8 @@ pub struct WalletRecord {
     /// Card payments authorized, not captured (acquiring, issue 9).
     pub held: i64,
     pub acquiring: i64,
+    /// The bank's fees on captured card payments.
+    pub fees: i64,
 }
 
 /// A wallet's statement for a period: per-account sums of the postings before

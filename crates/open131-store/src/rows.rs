@@ -15,7 +15,7 @@ use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow;
 use open131_domain::personal::Personal;
 use open131_domain::session::{self, ApiVersion};
-use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use time::{Date, OffsetDateTime};
 
 use crate::{
@@ -39,7 +39,7 @@ pub(crate) trait Columns {
 
 pub(crate) const PROJECT_COLUMNS: &str =
     "id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips, webhook_naming, \
-     submerchants";
+     submerchants, capture_mode, capture_timeout_s, payment_fee_bp";
 
 /// A row of `projects`, in [`PROJECT_COLUMNS`] order (without its keys).
 pub(crate) struct ProjectRow {
@@ -53,6 +53,9 @@ pub(crate) struct ProjectRow {
     pub allowed_ips: String,
     pub webhook_naming: String,
     pub submerchants: String,
+    pub capture_mode: String,
+    pub capture_timeout_s: i64,
+    pub payment_fee_bp: i64,
 }
 
 impl ProjectRow {
@@ -69,6 +72,9 @@ impl ProjectRow {
             allowed_ips: r.text(7)?,
             webhook_naming: r.text(8)?,
             submerchants: r.text(9)?,
+            capture_mode: r.text(10)?,
+            capture_timeout_s: r.int(11)?,
+            payment_fee_bp: r.int(12)?,
         })
     }
 
@@ -87,6 +93,11 @@ impl ProjectRow {
                 .ok_or_else(|| StoreError::corrupt(&what, "webhook_naming"))?,
             submerchants: SubmerchantSet::parse(&self.submerchants)
                 .map_err(|_| StoreError::corrupt(&what, "submerchants"))?,
+            capture: CaptureMode::parse(&self.capture_mode)
+                .ok_or_else(|| StoreError::corrupt(&what, "capture_mode"))?,
+            capture_timeout_s: self.capture_timeout_s,
+            payment_fee: FeeRate::from_bp(self.payment_fee_bp)
+                .ok_or_else(|| StoreError::corrupt(&what, "payment_fee_bp"))?,
         };
         Ok((self.id, from_us(self.created_at_us)?, settings))
     }
@@ -192,7 +203,7 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
      p.id, p.amount, p.currency, p.method_masked, p.participant_details, p.customer, p.metadata, p.plan, p.state, \
      p.created_at_us, p.charged_amount, p.charged_currency, p.fx_rate_millionths, p.confirm_information, \
      q.id, q.amount, q.currency, q.method_masked, q.customer, q.participant_details, q.metadata, q.return_url, \
-     q.plan, q.state, q.captured_amount, q.created_at_us \
+     q.plan, q.state, q.captured_amount, q.created_at_us, q.fee_amount, q.three_ds_attempts \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      LEFT JOIN payments q ON q.project_id = s.project_id AND q.session_id = s.id \
      WHERE s.project_id = $1 AND s.id = $2 ORDER BY p.created_at_us, p.id, q.created_at_us, q.id";
@@ -443,6 +454,8 @@ pub(crate) struct PaymentRow {
     pub state: String,
     pub captured_amount: Option<i64>,
     pub created_at_us: i64,
+    pub fee_amount: i64,
+    pub three_ds_attempts: i64,
 }
 
 impl PaymentRow {
@@ -463,6 +476,8 @@ impl PaymentRow {
             state: r.text(at(9))?,
             captured_amount: r.opt_int(at(10))?,
             created_at_us: r.int(at(11))?,
+            fee_amount: r.int(at(12))?,
+            three_ds_attempts: r.int(at(13))?,
         }))
     }
 
@@ -470,6 +485,8 @@ impl PaymentRow {
         let what = || format!("{session} payment {}", self.id);
         let plan = PaymentPlan::parse_stored(&self.plan).ok_or_else(|| StoreError::corrupt(what(), "plan"))?;
         let state = payment_flow::parse_state(&self.state).ok_or_else(|| StoreError::corrupt(what(), "state"))?;
+        let three_ds_attempts =
+            u8::try_from(self.three_ds_attempts).map_err(|_| StoreError::corrupt(what(), "three_ds_attempts"))?;
         Ok(PaymentRecord {
             id: self.id,
             amount: self.amount,
@@ -483,6 +500,8 @@ impl PaymentRow {
             state,
             captured_amount: self.captured_amount,
             created_at: from_us(self.created_at_us)?,
+            fee_amount: self.fee_amount,
+            three_ds_attempts,
         })
     }
 }
@@ -501,6 +520,8 @@ pub(crate) struct PaymentValues<'a> {
     pub state: String,
     pub captured_amount: Option<i64>,
     pub created_at_us: i64,
+    pub fee_amount: i64,
+    pub three_ds_attempts: i64,
 }
 
 impl<'a> PaymentValues<'a> {
@@ -518,16 +539,21 @@ impl<'a> PaymentValues<'a> {
             state: payment_flow::state_name(p.state),
             captured_amount: p.captured_amount,
             created_at_us: to_us(p.created_at),
+            fee_amount: p.fee_amount,
+            three_ds_attempts: i64::from(p.three_ds_attempts),
         }
     }
 }
 
 /// Inserts a payment of a session, or moves a stored one to its new state
-/// (with what its capture took): the only things about a payment that change.
+/// (with what its capture took, its fee and the 3-D Secure codes tried): the
+/// only things about a payment that change.
 pub(crate) const UPSERT_PAYMENT: &str = "INSERT INTO payments (project_id, session_id, id, amount, currency, \
-     method_masked, customer, participant_details, metadata, return_url, plan, state, captured_amount, created_at_us) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, captured_amount = excluded.captured_amount";
+     method_masked, customer, participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, \
+     fee_amount, three_ds_attempts) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, captured_amount = excluded.captured_amount, \
+     fee_amount = excluded.fee_amount, three_ds_attempts = excluded.three_ds_attempts";
 
 /// The values of a new payout row, in the INSERT's order (after the project
 /// and session ids).
@@ -579,22 +605,22 @@ pub(crate) const INSERT_PAYOUT: &str = "INSERT INTO payouts (project_id, session
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state";
 
 pub(crate) const WALLET_COLUMNS: &str =
-    "book, currency, available, reserved, payouts, funding, exchange, held, acquiring";
+    "book, currency, available, reserved, payouts, funding, exchange, held, acquiring, fees";
 
-/// One movement's change of a wallet, both backends' text: `$1..$7` one delta
+/// One movement's change of a wallet, both backends' text: `$1..$8` one delta
 /// per account in [`Account::ALL`] order ([`wallet_deltas`]), then the
 /// project, book and currency; guarded so no account that must stay
 /// non-negative goes below zero (none changes then). Placeholders first appear
 /// in numeric order: SQLite numbers `$N` parameters by first appearance.
 pub(crate) const WALLET_UPDATE: &str = "UPDATE wallets SET available = available + $1, reserved = reserved + $2, \
      funding = funding + $3, payouts = payouts + $4, exchange = exchange + $5, held = held + $6, \
-     acquiring = acquiring + $7 \
-     WHERE project_id = $8 AND book = $9 AND currency = $10 \
+     acquiring = acquiring + $7, fees = fees + $8 \
+     WHERE project_id = $9 AND book = $10 AND currency = $11 \
        AND available + $1 >= 0 AND reserved + $2 >= 0 AND payouts + $4 >= 0 AND held + $6 >= 0";
 
 /// The per-account sums of a movement's postings, in [`Account::ALL`] order
 /// (the order of [`WALLET_UPDATE`]'s deltas).
-pub(crate) fn wallet_deltas(pair: &[Posting]) -> [i64; 7] {
+pub(crate) fn wallet_deltas(pair: &[Posting]) -> [i64; 8] {
     Account::ALL.map(|account| pair.iter().filter(|p| p.account == account).map(|p| p.amount).sum())
 }
 
@@ -618,6 +644,7 @@ impl WalletRow {
                 exchange: r.int(6)?,
                 held: r.int(7)?,
                 acquiring: r.int(8)?,
+                fees: r.int(9)?,
             },
         })
     }

@@ -15,7 +15,7 @@ use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::session::{ApiVersion, SessionState};
-use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use open131_store::sqlite::SqliteStore;
 use open131_store::testing::{fresh_database, postgres_admin_url, TEST_POSTGRES_ENV};
 use open131_store::{
@@ -284,7 +284,13 @@ async fn typed_settings_round_trip() {
             allowed_ips: Some(IpAllowlist::parse("127.0.0.1, 10.0.0.0/8, ::1").unwrap()),
             webhook_naming: Some(WebhookNaming::V2),
             submerchants: Some(SubmerchantSet::parse("shop-1,shop-2").unwrap()),
+            capture: Some(CaptureMode::Hold),
+            capture_timeout_s: Some(3_600),
+            payment_fee: FeeRate::parse("2.5%"),
         };
+        let before = store.project("alpha").await.unwrap().unwrap().settings;
+        assert_eq!((before.capture, before.capture_timeout_s), (CaptureMode::Auto, 432_000), "{name}: defaults");
+        assert_eq!(before.payment_fee.bp(), 0, "{name}");
         store.set_project_settings("alpha", change.clone(), NOW).await.unwrap();
         let s = store.project("alpha").await.unwrap().unwrap().settings;
         assert_eq!(s.webhook_url.as_deref(), Some("https://partner.example/hook"), "{name}");
@@ -295,6 +301,10 @@ async fn typed_settings_round_trip() {
         assert_eq!(Some(s.allowed_ips), change.allowed_ips, "{name}");
         assert_eq!(s.webhook_naming, WebhookNaming::V2, "{name}");
         assert_eq!(Some(s.submerchants), change.submerchants, "{name}");
+        assert_eq!(
+            (s.capture, s.capture_timeout_s, Some(s.payment_fee)),
+            (CaptureMode::Hold, 3_600, change.payment_fee)
+        );
         // `None` leaves a setting alone; `Some(None)` removes the URL.
         let unset = SettingsChange { webhook_url: Some(None), ..SettingsChange::default() };
         store.set_project_settings("alpha", unset, NOW).await.unwrap();
@@ -879,7 +889,7 @@ async fn holds_capture_and_release_on_both_backends() {
 /// later change moves its state and records what a capture took.
 #[tokio::test]
 async fn a_payment_session_round_trips_on_both_backends() {
-    use open131_domain::payment::PaymentPlan;
+    use open131_domain::payment::{PaymentPlan, Verdict};
     use open131_domain::payment_flow::{PaymentFailure, PaymentState};
     for Case { name, store, .. } in cases_with_projects().await {
         let mut s = session("alpha", "s-card", 0);
@@ -893,10 +903,12 @@ async fn a_payment_session_round_trips_on_both_backends() {
             participant_details: None,
             metadata: Some(r#""good""#.into()),
             return_url: Some("https://shop.example/back".into()),
-            plan: PaymentPlan::Decline(PaymentFailure::InsufficientFunds),
+            plan: PaymentPlan { three_ds: true, verdict: Verdict::Decline(PaymentFailure::InsufficientFunds) },
             state: PaymentState::Preparing,
             captured_amount: None,
             created_at: NOW,
+            fee_amount: 0,
+            three_ds_attempts: 0,
         }];
         let mut create = creation(s.clone(), "card-1");
         create.movements.clear();
@@ -907,6 +919,8 @@ async fn a_payment_session_round_trips_on_both_backends() {
         let mut held = stored.clone();
         held.payments[0].state = PaymentState::AwaitingCapture;
         held.payments[0].captured_amount = Some(6_000);
+        held.payments[0].fee_amount = 150;
+        held.payments[0].three_ds_attempts = 2;
         assert_eq!(store.write_session(plain_update(1, held.clone()), NOW).await.unwrap(), WriteOutcome::Applied(2));
         let after = store.session("alpha", "s-card").await.unwrap().unwrap();
         assert_eq!(after.payments, held.payments, "{name}");

@@ -132,11 +132,69 @@ pub struct RefundWire {
     pub is_chargeback: bool,
 }
 
-/// `amounts` of a refund: gross and net (no fee is charged in the sandbox).
+/// `amounts` of a refund or a payment: gross and net, and on a captured
+/// payment of a project with a fee rate the bank's fee.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Amounts {
     pub gross: Amount,
     pub net: Amount,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<Fee>,
+}
+
+/// `amounts.fee` (the SDK's `Fee`: `merchant_fee`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fee {
+    pub merchant_fee: Amount,
+}
+
+/// An acquiring payment (`acquiring_payments` in v1, `payment_list` in v2).
+/// The SDK's non-nullable getters decide what is always sent: id, status,
+/// created_at, customer, payment_details, amount_details, amounts, refunds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcquiringPaymentWire {
+    pub id: String,
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub customer: Value,
+    pub payment_details: Value,
+    pub amount_details: Amount,
+    pub amounts: Amounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant_details: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_options: Option<Value>,
+    #[serde(default)]
+    pub refunds: Vec<RefundWire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_interaction: Option<CustomerInteraction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+}
+
+/// What the customer must do (`customer_interaction`): today a redirect to 3-D Secure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerInteraction {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub redirect: Redirect,
+}
+
+/// `customer_interaction.redirect`: the SDK needs url, base_url and method.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    pub url: String,
+    pub base_url: String,
+    pub method: String,
+    #[serde(default)]
+    pub qs: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub params: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +249,12 @@ pub struct SessionWire {
     /// v2 name of the payout list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payout_list: Option<Vec<PayoutWire>>,
+    /// v1 name of the acquiring payment list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquiring_payments: Option<Vec<AcquiringPaymentWire>>,
+    /// v2 name of the acquiring payment list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_list: Option<Vec<AcquiringPaymentWire>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
     /// The `X-PARTNER-SUBMERCHANT` the session was made for (open131's name: the docs publish none).
@@ -202,6 +266,11 @@ impl SessionWire {
     /// The payouts under whichever name they came.
     pub fn payouts(&self) -> &[PayoutWire] {
         self.payout_list.as_deref().or(self.payments.as_deref()).unwrap_or(&[])
+    }
+
+    /// The acquiring payments under whichever name they came (the SDK's order).
+    pub fn acquiring(&self) -> &[AcquiringPaymentWire] {
+        self.payment_list.as_deref().or(self.acquiring_payments.as_deref()).unwrap_or(&[])
     }
 }
 

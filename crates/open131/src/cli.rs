@@ -14,7 +14,7 @@ use open131_client::KycClient;
 use open131_domain::allowlist::IpAllowlist;
 use open131_domain::fx::{FxRate, CONVERTIBLE, FUNDING_CURRENCY};
 use open131_domain::ledger::Book;
-use open131_domain::settings::{KycMode, MethodSet, SubmerchantSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use open131_server::config::{DATA_DIR_DEFAULT, LISTEN_DEFAULT};
 use open131_server::{demo, App, Config, SystemClock};
 use open131_store::layout::DataDir;
@@ -57,6 +57,10 @@ pub enum Command {
         /// kept in the database, created by the first node to start.
         #[arg(long, env = "OPEN131_BANK_KEY")]
         bank_key: Option<PathBuf>,
+        /// The address customers' browsers reach this server at (3-D Secure
+        /// pages), e.g. `https://open131.example`; by default the listening address.
+        #[arg(long, env = "OPEN131_PUBLIC_URL", value_parser = parse_public_url)]
+        public_url: Option<String>,
     },
     /// Apply the database migrations and exit (servers also apply them at start).
     Migrate,
@@ -134,6 +138,15 @@ pub enum ProjectCommand {
         /// Allowed `X-PARTNER-SUBMERCHANT` values: `*`, `-` (none) or a comma-separated list.
         #[arg(long, value_parser = |s: &str| SubmerchantSet::parse(s).map_err(|e| e.to_string()))]
         submerchants: Option<SubmerchantSet>,
+        /// Authorized card payments: `auto` (captured at once) or `hold` (wait for session/capture).
+        #[arg(long, value_parser = |s: &str| CaptureMode::parse(s).ok_or("must be auto or hold"))]
+        capture: Option<CaptureMode>,
+        /// How long a held payment waits for `session/capture`, e.g. `5d` or `2h`.
+        #[arg(long, value_parser = parse_duration)]
+        capture_timeout: Option<Duration>,
+        /// The bank's fee on captured card payments: e.g. `2.5%` or `250bp`.
+        #[arg(long, value_parser = |s: &str| FeeRate::parse(s).ok_or("must be a percentage like 2.5% or basis points like 250bp, at most 100%"))]
+        payment_fee: Option<FeeRate>,
     },
 }
 
@@ -239,6 +252,14 @@ pub enum KycCommand {
 }
 
 /// Parses `0`, `250ms`, `2s`, `5m`, `1h`; a bare number is seconds.
+/// An absolute http(s) URL without a query, as `--public-url` takes it.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let ok = (text.starts_with("http://") || text.starts_with("https://"))
+        && !text.contains(['?', '#'])
+        && !text.chars().any(char::is_whitespace);
+    ok.then(|| text.trim_end_matches('/').to_string()).ok_or_else(|| "must be an http(s) URL without a query".into())
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
@@ -249,7 +270,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} (use ms, s, m or h)")),
+        "d" => value * 86_400.0,
+        _ => return Err(format!("unknown unit {unit:?} (use ms, s, m, h or d)")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string())
 }
@@ -286,9 +308,9 @@ fn print_answer(answer: &open131_client::Answer) -> anyhow::Result<()> {
 pub async fn execute(args: Args) -> anyhow::Result<()> {
     let location = location(&args)?;
     match args.command {
-        Command::Serve { listen, kyc_delay, payout_delay, webhook_lease, bank_key } => {
+        Command::Serve { listen, kyc_delay, payout_delay, webhook_lease, bank_key, public_url } => {
             let node = Node { location, data_dir: DataDir::new(&args.data_dir), bank_key };
-            serve(node, listen, Delays { kyc: kyc_delay, payout: payout_delay, webhook_lease }).await
+            serve(node, listen, Delays { kyc: kyc_delay, payout: payout_delay, webhook_lease }, public_url).await
         }
         Command::Migrate => {
             open_store(&location).await?;
@@ -401,6 +423,9 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
             allowed_ips,
             webhook_naming,
             submerchants,
+            capture,
+            capture_timeout,
+            payment_fee,
         } => {
             if let Some(url) = &webhook_url {
                 if url != "none" && !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -416,6 +441,9 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
                 allowed_ips,
                 webhook_naming,
                 submerchants,
+                capture,
+                capture_timeout_s: capture_timeout.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                payment_fee,
             };
             store.set_project_settings(&id, change, now).await?;
             let p = store.project(&id).await?.context("project vanished")?;
@@ -592,7 +620,12 @@ struct Delays {
     webhook_lease: Duration,
 }
 
-async fn serve(node: Node, listen: std::net::SocketAddr, delays: Delays) -> anyhow::Result<()> {
+async fn serve(
+    node: Node,
+    listen: std::net::SocketAddr,
+    delays: Delays,
+    public_url: Option<String>,
+) -> anyhow::Result<()> {
     let dir = node.data_dir.clone();
     dir.create().with_context(|| format!("creating {}", dir.root().display()))?;
     let lock = lock_sqlite(&node)?;
@@ -616,6 +649,7 @@ async fn serve(node: Node, listen: std::net::SocketAddr, delays: Delays) -> anyh
     config.kyc_delay = delays.kyc;
     config.payout_processing_delay = delays.payout;
     config.webhook_lease = delays.webhook_lease;
+    config.public_url = public_url;
     let mut app = App::new(config, store, Arc::new(SystemClock), bank_key);
     app.set_registries(Arc::new(registries));
     app.admin_token = Some(admin_token.into());

@@ -1,5 +1,6 @@
 //! Applying an event to a session: the pure machines decide
-//! ([`session::apply`] routes it to the session's or its payout's), this
+//! ([`session::apply`] routes it to the session's or its operation's: a payout
+//! or an acquiring payment), this
 //! module turns their effects, in the shared vocabulary of
 //! [`open131_domain::lifecycle`], into one atomic store write (new states,
 //! ledger movements, webhook rows, timers) and handles the two races the
@@ -8,12 +9,15 @@
 //! `ReserveRefused` event from the same starting phase).
 
 use open131_domain::books;
-use open131_domain::ledger::{self, Movement};
+use open131_domain::ledger::{self, Leg, Movement};
 use open131_domain::lifecycle::{Effect, Timer, WebhookKind};
+use open131_domain::payment::Verdict;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
-use open131_store::{NewWebhook, PayoutRecord, SessionRecord, SessionWrite, StoreError, WriteOutcome};
+use open131_store::{
+    NewWebhook, PaymentRecord, PayoutRecord, ProjectSettings, SessionRecord, SessionWrite, StoreError, WriteOutcome,
+};
 use open131_wire::api::WebhookBody;
 use time::OffsetDateTime;
 
@@ -43,21 +47,28 @@ pub struct Apply {
     pub consumed_timer: Option<Timer>,
     /// The payout that [`Event::StartPayout`] starts; the payout machine sets its state.
     pub new_payout: Option<PayoutRecord>,
+    /// The payment that [`Event::StartPayment`] starts.
+    pub new_payment: Option<PaymentRecord>,
+    /// What a partial `session/capture` takes (minor units; the rest is released).
+    pub capture_amount: Option<i64>,
 }
 
 fn timer_due(
     app: &App,
     record: &SessionRecord,
     timer: Timer,
-    confirm_timeout_s: i64,
+    settings: &ProjectSettings,
     now: OffsetDateTime,
 ) -> OffsetDateTime {
     let c = &app.config;
+    let seconds = |s: i64| std::time::Duration::from_secs(s.max(0).unsigned_abs());
     let std = match timer {
         Timer::Prepare => c.payout_prepare_delay,
-        Timer::ConfirmTimeout => std::time::Duration::from_secs(confirm_timeout_s.max(0) as u64),
+        // Also how long a customer has for 3-D Secure.
+        Timer::ConfirmTimeout => seconds(settings.confirm_timeout_s),
         Timer::ProviderResult => {
-            let slow = record.payout().is_some_and(|p| p.plan == SandboxPlan::SucceedSlowly);
+            let slow = record.payout().is_some_and(|p| p.plan == SandboxPlan::SucceedSlowly)
+                || record.payment().is_some_and(|p| p.plan.verdict == Verdict::AuthorizeSlowly);
             if slow {
                 c.payout_slow_delay
             } else {
@@ -65,9 +76,7 @@ fn timer_due(
             }
         }
         Timer::BankReturn => c.bank_return_delay,
-        Timer::CaptureTimeout => {
-            std::time::Duration::from_secs(open131_domain::payment_flow::CAPTURE_TIMEOUT_DEFAULT_S)
-        }
+        Timer::CaptureTimeout => seconds(settings.capture_timeout_s),
     };
     now + time::Duration::try_from(std).unwrap_or(time::Duration::ZERO)
 }
@@ -87,6 +96,10 @@ pub fn new_session_id() -> String {
 
 pub fn new_payout_id() -> String {
     new_id("po_")
+}
+
+pub fn new_payment_id() -> String {
+    new_id("pm_")
 }
 
 /// Applies `event` to `record` (re-reading it after a lost race) and returns the committed state.
@@ -111,8 +124,8 @@ pub async fn apply(
             Some(Operation::Payout(_)) if next.payouts.is_empty() => {
                 return Err(EngineError::Internal("a payout started without its record".into()))
             }
-            Some(Operation::Payment(_)) => {
-                return Err(EngineError::Internal("acquiring payments are not served yet".into()))
+            Some(Operation::Payment(_)) if next.payments.is_empty() => {
+                return Err(EngineError::Internal("a payment started without its record".into()))
             }
             _ => {}
         }
@@ -125,7 +138,7 @@ pub async fn apply(
         let mut kinds = Vec::new();
         for effect in &effects {
             match effect {
-                Effect::Ledger(movement) => {
+                Effect::Ledger(movement) if next.payments.is_empty() => {
                     let payout =
                         next.payout().ok_or_else(|| EngineError::Internal("money moved without a payout".into()))?;
                     movements.extend(ledger::legs(*movement, &payout.funding(next.book)));
@@ -133,8 +146,9 @@ pub async fn apply(
                         next.refund = Some(open131_store::RefundRecord { id: new_id("rf_"), created_at: now });
                     }
                 }
+                Effect::Ledger(movement) => movements.extend(payment_legs(&mut next, *movement, &how, &settings)?),
                 Effect::Webhook(kind) => kinds.push(*kind),
-                Effect::Schedule(t) => timers.push((*t, timer_due(app, &next, *t, settings.confirm_timeout_s, now))),
+                Effect::Schedule(t) => timers.push((*t, timer_due(app, &next, *t, &settings, now))),
             }
         }
         let webhooks = kinds
@@ -143,7 +157,7 @@ pub async fn apply(
                 let naming = settings.webhook_naming.for_session(next.api_version);
                 let body = WebhookBody {
                     kind: kind.as_str().to_string(),
-                    session: super::render::session(&next, naming),
+                    session: super::render::session(&next, naming, app.public_url()),
                     confirm_information: (*kind == WebhookKind::ReadyToConfirm)
                         .then(|| confirm_information(&next, naming))
                         .flatten(),
@@ -177,9 +191,12 @@ pub async fn apply(
                 return Ok(next);
             }
             WriteOutcome::IdempotencyConflict => return Err(EngineError::Idempotency),
-            WriteOutcome::Insufficient => {
+            WriteOutcome::Insufficient if snapshot.payout().is_some() => {
                 // Same starting state, the ledger's answer as the event.
                 event = Event::Payout(PayoutEvent::ReserveRefused);
+            }
+            WriteOutcome::Insufficient => {
+                return Err(EngineError::Internal("the ledger refused a card payment's movement".into()))
             }
             WriteOutcome::VersionConflict => {
                 record = app.store.session(&record.project_id, &record.id).await?.ok_or(EngineError::NoSuchSession)?;
@@ -187,6 +204,43 @@ pub async fn apply(
         }
     }
     Err(EngineError::Internal("too many concurrent changes to one session".into()))
+}
+
+/// The legs of a card payment's movement, on its project's main book: a hold
+/// of the whole amount; a capture of what `session/capture` took (the whole
+/// unless partial), the rest released and the fee charged in the same step; a
+/// release of the whole hold.
+fn payment_legs(
+    next: &mut SessionRecord,
+    movement: Movement,
+    how: &Apply,
+    settings: &ProjectSettings,
+) -> Result<Vec<Leg>, EngineError> {
+    let book = next.book;
+    let payment =
+        next.payments.first_mut().ok_or_else(|| EngineError::Internal("money moved without a payment".into()))?;
+    let leg = |movement, amount| Leg { book, currency: payment.currency.clone(), movement, amount };
+    let legs = match movement {
+        Movement::Hold | Movement::ReleaseHold => vec![leg(movement, payment.amount)],
+        Movement::Capture => {
+            let captured = how.capture_amount.unwrap_or(payment.amount);
+            if !(1..=payment.amount).contains(&captured) {
+                return Err(EngineError::Internal(format!("a capture of {captured} of {}", payment.amount)));
+            }
+            payment.captured_amount = (captured < payment.amount).then_some(captured);
+            payment.fee_amount = settings.payment_fee.fee_minor(captured);
+            let mut legs = vec![leg(Movement::Capture, captured)];
+            if captured < payment.amount {
+                legs.push(leg(Movement::ReleaseHold, payment.amount - captured));
+            }
+            if payment.fee_amount > 0 {
+                legs.push(leg(Movement::Fee, payment.fee_amount));
+            }
+            legs
+        }
+        other => return Err(EngineError::Internal(format!("a card payment cannot move {}", other.as_str()))),
+    };
+    Ok(legs)
 }
 
 /// The payout's `confirm_information`, named for `naming`.
@@ -204,7 +258,7 @@ pub fn stored_confirm_information(record: &SessionRecord) -> Result<Option<serde
         .map_err(|e| EngineError::Internal(format!("unreadable confirm_information of {}: {e}", record.id)))
 }
 
-/// Where the session and its payout stand.
+/// Where the session and its operation stand.
 fn snapshot_of(record: &SessionRecord) -> Snapshot {
     let payout = record.payout().map(|p| Operation::Payout(p.state));
     Snapshot {
@@ -223,8 +277,14 @@ fn with_states(record: &SessionRecord, snapshot: Snapshot, how: &Apply) -> Sessi
         // The draft of session/create is used up by the payout it became.
         next.draft = None;
     }
-    if let (Some(payout), Some(state)) = (next.payouts.first_mut(), snapshot.payout()) {
-        payout.state = state;
+    if next.payments.is_empty() && how.new_payment.is_some() {
+        next.payments.extend(how.new_payment.clone());
+        next.draft = None;
+    }
+    match (snapshot.operation, next.payouts.first_mut(), next.payments.first_mut()) {
+        (Some(Operation::Payout(state)), Some(payout), _) => payout.state = state,
+        (Some(Operation::Payment(state)), _, Some(payment)) => payment.state = state,
+        _ => {}
     }
     next
 }

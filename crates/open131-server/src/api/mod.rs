@@ -15,6 +15,7 @@
 
 mod account;
 pub mod engine;
+mod payment;
 pub mod processor;
 pub mod render;
 mod session;
@@ -32,8 +33,7 @@ use axum::Router;
 use open131_domain::books::Shape;
 use open131_domain::fields::{refuse_unknown, Refused};
 use open131_domain::ledger::Book;
-use open131_domain::payout_flow::PayoutEvent;
-use open131_domain::session::{ApiVersion, Event};
+use open131_domain::session::ApiVersion;
 use open131_domain::settings::{is_submerchant_name, SUBMERCHANT_MAX_BYTES};
 use open131_domain::FieldError;
 use open131_wire::api::{ApiErrorCode, ErrorEnvelope};
@@ -46,6 +46,7 @@ use crate::app::{App, Surface};
 use crate::edge::{self, BodyError};
 use crate::projects::Project;
 use crate::reply::KycReply;
+use session::Change;
 
 /// Longest idempotency key, in bytes.
 pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 128;
@@ -63,6 +64,13 @@ pub enum ApiMethod {
     SessionConfirm,
     SessionCancel,
     SessionStatus,
+    /// `session/init/payment`: a card payment.
+    PaymentInit,
+    /// `session/init/payment/sync`: a card payment, prepared before the answer.
+    PaymentInitSync,
+    /// `session/start/payment`: a card payment for a created session.
+    PaymentStart,
+    SessionCapture,
     WalletBalance,
     FpsBanks,
     FpsCustomerVerification,
@@ -83,10 +91,14 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 8] = [
+    pub const OTHERS: [ApiMethod; 12] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
+        Self::PaymentInit,
+        Self::PaymentInitSync,
+        Self::PaymentStart,
+        Self::SessionCapture,
         Self::WalletBalance,
         Self::FpsBanks,
         Self::FpsCustomerVerification,
@@ -124,6 +136,10 @@ impl ApiMethod {
             Self::SessionConfirm => "session/confirm",
             Self::SessionCancel => "session/cancel",
             Self::SessionStatus => "session/status",
+            Self::PaymentInit => "session/init/payment",
+            Self::PaymentInitSync => "session/init/payment/sync",
+            Self::PaymentStart => "session/start/payment",
+            Self::SessionCapture => "session/capture",
             Self::WalletBalance => "wallet/balance",
             Self::FpsBanks => "fps/banks",
             Self::FpsCustomerVerification => "fps/customer_verification",
@@ -157,16 +173,12 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 21] = [
+const NOT_SERVED_YET: [&str; 17] = [
     "session/init/payout/fiscalization",
     "session/start/payout/fiscalization",
     "fiscalization",
     "session/multi/init",
     "session/init/session",
-    "session/init/payment",
-    "session/init/payment/sync",
-    "session/start/payment",
-    "session/capture",
     "session/refund",
     "session/chargeback",
     "recurrent/status",
@@ -413,8 +425,12 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::Create(book, shape) => ctx.create(&body, book, shape).await,
         ApiMethod::Init(book, shape) => ctx.init_payout(&body, book, shape).await,
         ApiMethod::Start(book, shape) => ctx.start_payout(&body, book, shape).await,
-        ApiMethod::SessionConfirm => ctx.event(&body, Event::Payout(PayoutEvent::Confirm)).await,
-        ApiMethod::SessionCancel => ctx.event(&body, Event::Cancel).await,
+        ApiMethod::SessionConfirm => ctx.event(&body, Change::Confirm).await,
+        ApiMethod::SessionCancel => ctx.event(&body, Change::Cancel).await,
+        ApiMethod::PaymentInit => ctx.init_payment(&body, false).await,
+        ApiMethod::PaymentInitSync => ctx.init_payment(&body, true).await,
+        ApiMethod::PaymentStart => ctx.start_payment(&body).await,
+        ApiMethod::SessionCapture => ctx.capture(&body).await,
         ApiMethod::AccountBalance => ctx.account_balance(&body).await,
         ApiMethod::AccountStatement => ctx.account_statement(&body).await,
         ApiMethod::SessionStatus => ctx.status(&body).await,

@@ -1,13 +1,18 @@
-//! The bank's side of a payout: timers that prepare payouts, time out
-//! confirmations, deliver the provider's verdict and return payouts. Timers are
-//! rows in the database, so a restart resumes them.
+//! The bank's side of a session's operation: timers that prepare payouts and
+//! payments, time out confirmations, 3-D Secure and holds, deliver the
+//! provider's or the issuer's verdict and return payouts. Timers are rows in
+//! the database, so a restart resumes them.
 
 use std::time::Duration;
 
 use open131_domain::lifecycle::Timer;
+use open131_domain::payment::Verdict;
+use open131_domain::payment_flow::PaymentEvent;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::session::Event;
+use open131_domain::settings::CaptureMode;
+use open131_store::{ProjectSettings, SessionRecord};
 use tokio::sync::watch;
 
 use super::engine::{self, Apply, EngineError};
@@ -34,26 +39,15 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
                 app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
                 return anyhow::Ok(false);
             };
-            // Today's timers all speak to the session's payout.
-            let event = Event::Payout(match t.timer {
-                Timer::Prepare => {
-                    let project = app.projects.get(&t.project_id).await?;
-                    // A payout with confirm_information always waits for it: a converted
-                    // one (the docs: the partner confirms the rouble cost) and one from
-                    // a nominal or settlement account (confirmed with the object).
-                    let to_confirm = session.payout().is_some_and(|p| p.confirm_information.is_some());
-                    let auto_confirm = project.is_some_and(|p| p.settings.auto_confirm) && !to_confirm;
-                    PayoutEvent::Prepared { auto_confirm }
-                }
-                Timer::ConfirmTimeout => PayoutEvent::ConfirmTimedOut,
-                Timer::ProviderResult => session.payout().map_or(SandboxPlan::Succeed, |p| p.plan).provider_event(),
-                Timer::BankReturn => PayoutEvent::Returned,
-                // A held card payment's timer: no payout schedules it (acquiring is not served yet).
-                Timer::CaptureTimeout => {
-                    app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
-                    return Ok(false);
-                }
-            });
+            let Some(project) = app.projects.get(&t.project_id).await? else {
+                app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
+                return Ok(false);
+            };
+            let Some(event) = timer_event(&session, t.timer, &project.settings) else {
+                // A timer its operation never schedules (left by a bug or an old version): moot.
+                app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
+                return Ok(false);
+            };
             match engine::apply(&app, session, event, Apply { consumed_timer: Some(t.timer), ..Apply::default() }).await
             {
                 Ok(_) => Ok(true),
@@ -78,6 +72,38 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
         }
     }
     Ok(applied)
+}
+
+/// The event a due timer fires at the session's operation.
+pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &ProjectSettings) -> Option<Event> {
+    if let Some(payment) = session.payment() {
+        return Some(Event::Payment(match timer {
+            Timer::Prepare => {
+                PaymentEvent::Prepared { auto_confirm: settings.auto_confirm, three_ds: payment.plan.three_ds }
+            }
+            Timer::ConfirmTimeout | Timer::CaptureTimeout => PaymentEvent::TimedOut,
+            Timer::ProviderResult => match payment.plan.verdict {
+                Verdict::Authorize | Verdict::AuthorizeSlowly => {
+                    PaymentEvent::Authorized { auto_capture: settings.capture == CaptureMode::Auto }
+                }
+                Verdict::Decline(code) => PaymentEvent::Declined(code),
+            },
+            Timer::BankReturn => return None,
+        }));
+    }
+    Some(Event::Payout(match timer {
+        Timer::Prepare => {
+            // A payout with confirm_information always waits for it: a converted
+            // one (the docs: the partner confirms the rouble cost) and one from
+            // a nominal or settlement account (confirmed with the object).
+            let to_confirm = session.payout().is_some_and(|p| p.confirm_information.is_some());
+            PayoutEvent::Prepared { auto_confirm: settings.auto_confirm && !to_confirm }
+        }
+        Timer::ConfirmTimeout => PayoutEvent::ConfirmTimedOut,
+        Timer::ProviderResult => session.payout().map_or(SandboxPlan::Succeed, |p| p.plan).provider_event(),
+        Timer::BankReturn => PayoutEvent::Returned,
+        Timer::CaptureTimeout => return None,
+    }))
 }
 
 /// The worker: fires timers while any are due, else sleeps until woken (a new

@@ -1,11 +1,20 @@
 //! Session records → wire shapes, in the naming of an API version: the
 //! request path's for answers, the project's webhook setting for webhooks.
 
+use open131_domain::payment_flow::{self, PaymentState};
 use open131_domain::payout_flow::{self, PayoutState};
 use open131_domain::session::{self, ApiVersion};
-use open131_store::SessionRecord;
-use open131_wire::api::{timestamp, Amount, Amounts, ApiError, PayoutWire, RefundWire, SessionWire};
+use open131_store::{PaymentRecord, SessionRecord};
+use open131_wire::api::{
+    timestamp, AcquiringPaymentWire, Amount, Amounts, ApiError, CustomerInteraction, Fee, PayoutWire, Redirect,
+    RefundWire, SessionWire,
+};
 use serde_json::Value;
+
+/// The path of a session's 3-D Secure page, under the server's public URL.
+pub fn three_ds_path(project_id: &str, session_id: &str) -> String {
+    format!("/3ds/{project_id}/{session_id}")
+}
 
 fn json(text: &Option<String>) -> Option<Value> {
     text.as_deref().and_then(|t| serde_json::from_str(t).ok())
@@ -23,7 +32,52 @@ fn error_of(state: Option<PayoutState>) -> Option<ApiError> {
     }
 }
 
-pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
+/// A failed payment's error (also the session's).
+fn payment_error(state: PaymentState) -> Option<ApiError> {
+    match state {
+        PaymentState::Failed(code) => Some(ApiError {
+            code: code.as_str().to_string(),
+            description: code.description().to_string(),
+            details: Vec::new(),
+        }),
+        _ => None,
+    }
+}
+
+/// An acquiring payment on the wire. `public_url` is where the customer's
+/// browser reaches this server (the 3-D Secure redirect).
+fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> AcquiringPaymentWire {
+    let money = |amount| Amount { amount, currency: p.currency.clone() };
+    // What the payment is worth to the project: what was captured, less the fee.
+    let gross = p.captured();
+    let fee = (p.fee_amount > 0).then(|| Fee { merchant_fee: money(p.fee_amount) });
+    let customer_interaction = (p.state == PaymentState::AwaitingAction).then(|| {
+        let url = format!("{public_url}{}", three_ds_path(&record.project_id, &record.id));
+        CustomerInteraction {
+            kind: "redirect".into(),
+            redirect: Redirect { url: url.clone(), base_url: url, method: "GET".into(), ..Redirect::default() },
+        }
+    });
+    AcquiringPaymentWire {
+        id: p.id.clone(),
+        status: payment_flow::wire_status(p.state).to_string(),
+        created_at: timestamp(p.created_at),
+        updated_at: timestamp(record.updated_at),
+        finished_at: payment_flow::settled(p.state).and(record.finished_at.map(timestamp)),
+        customer: serde_json::from_str(p.customer.expose()).unwrap_or(Value::Null),
+        payment_details: serde_json::from_str(&p.method_masked).unwrap_or(Value::Null),
+        amount_details: money(p.amount),
+        amounts: Amounts { gross: money(gross), net: money(gross - p.fee_amount), fee },
+        participant_details: p.participant_details.as_ref().and_then(|d| serde_json::from_str(d.expose()).ok()),
+        payment_options: p.return_url.as_ref().map(|u| serde_json::json!({"return_url": u})),
+        refunds: Vec::new(),
+        customer_interaction,
+        metadata: json(&p.metadata),
+        error: payment_error(p.state),
+    }
+}
+
+pub fn session(record: &SessionRecord, naming: ApiVersion, public_url: &str) -> SessionWire {
     let v2 = naming == ApiVersion::V2;
     let payout_state = record.payout().map(|p| p.state);
     let payouts: Option<Vec<PayoutWire>> = record.payout().map(|p| {
@@ -42,7 +96,7 @@ pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
                 created_at: timestamp(r.created_at),
                 finished_at: Some(timestamp(r.created_at)),
                 amount_details: money(),
-                amounts: Amounts { gross: money(), net: money() },
+                amounts: Amounts { gross: money(), net: money(), fee: None },
                 is_chargeback: false,
             })
             .collect();
@@ -62,16 +116,25 @@ pub fn session(record: &SessionRecord, naming: ApiVersion) -> SessionWire {
             refunds,
         }]
     });
+    let payments: Option<Vec<AcquiringPaymentWire>> = record.payment().map(|p| vec![payment(record, p, public_url)]);
+    let payment_state = record.payment().map(|p| p.state);
+    let next_action = match (payout_state, payment_state) {
+        (Some(PayoutState::AwaitingConfirm), _) => Some("confirm".to_string()),
+        (_, Some(state)) => payment_flow::next_action(state).map(str::to_string),
+        _ => None,
+    };
     SessionWire {
         id: record.id.clone(),
         status: session::wire_status(record.state).to_string(),
         created_at: timestamp(record.created_at),
         updated_at: timestamp(record.updated_at),
         finished_at: record.finished_at.map(timestamp),
-        next_action: (payout_state == Some(PayoutState::AwaitingConfirm)).then(|| "confirm".to_string()),
+        next_action,
         payments: if v2 { None } else { payouts.clone() },
         payout_list: if v2 { payouts } else { None },
-        error: error_of(payout_state),
+        acquiring_payments: if v2 { None } else { payments.clone() },
+        payment_list: if v2 { payments } else { None },
+        error: error_of(payout_state).or_else(|| payment_state.and_then(payment_error)),
         submerchant: record.submerchant.clone(),
     }
 }

@@ -20,15 +20,37 @@ use open131_store::PayoutRecord;
 use open131_wire::api::{ApiErrorCode, SessionResponse};
 use serde_json::{Map, Value};
 
+use open131_domain::payment_flow::PaymentEvent;
+
 use super::engine::{self, Apply, EngineError};
+
+/// What `session/confirm` and `session/cancel` ask of a session's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    Confirm,
+    Cancel,
+}
+
+/// The event a change is for the session's operation: a payment's
+/// confirmation goes on to 3-D Secure when its card asks for it.
+fn event_of(record: &open131_store::SessionRecord, change: Change) -> Event {
+    match (change, record.payment()) {
+        (Change::Cancel, _) => Event::Cancel,
+        (Change::Confirm, Some(p)) => Event::Payment(PaymentEvent::Confirm { three_ds: p.plan.three_ds }),
+        (Change::Confirm, None) => Event::Payout(PayoutEvent::Confirm),
+    }
+}
 use super::{detail, from_domain, only_fields, render, ApiReply, Ctx};
 
 impl Ctx<'_> {
     pub(super) fn reply(&self, record: &open131_store::SessionRecord) -> ApiReply {
-        ApiReply::ok(&SessionResponse { status: "ok".into(), session: render::session(record, self.version) })
+        ApiReply::ok(&SessionResponse {
+            status: "ok".into(),
+            session: render::session(record, self.version, self.app.public_url()),
+        })
     }
 
-    fn engine_error(e: EngineError) -> ApiReply {
+    pub(super) fn engine_error(e: EngineError) -> ApiReply {
         match e {
             EngineError::WrongState(w) => {
                 ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()).with_log(&w)
@@ -39,7 +61,7 @@ impl Ctx<'_> {
         }
     }
 
-    async fn load(&self, body: &Map<String, Value>) -> Result<open131_store::SessionRecord, ApiReply> {
+    pub(super) async fn load(&self, body: &Map<String, Value>) -> Result<open131_store::SessionRecord, ApiReply> {
         let id = match body.get("session_id") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
             None | Some(Value::Null) => return Err(ApiReply::invalid(vec![detail("session_id", "is required")])),
@@ -54,14 +76,14 @@ impl Ctx<'_> {
     }
 
     /// The session record this request starts (not yet stored).
-    fn new_record(&self) -> open131_store::SessionRecord {
+    pub(super) fn new_record(&self) -> open131_store::SessionRecord {
         let mut record = engine::unsaved(self.project_id, self.version, self.app.clock.now());
         record.submerchant = self.submerchant.clone();
         record
     }
 
     /// Moscow's calendar day on the server's clock (card expiry is judged by it).
-    fn today(&self) -> time::Date {
+    pub(super) fn today(&self) -> time::Date {
         moscow_today(self.app.clock.now())
     }
 
@@ -301,7 +323,7 @@ impl Ctx<'_> {
     /// `confirm_information` (nominal, settlement, converted) takes it back:
     /// required to confirm from a nominal or settlement account, and when sent
     /// it must be the object of the `ready_to_confirm` webhook.
-    pub(super) async fn event(&self, body: &Map<String, Value>, event: Event) -> Result<ApiReply, ApiReply> {
+    pub(super) async fn event(&self, body: &Map<String, Value>, change: Change) -> Result<ApiReply, ApiReply> {
         only_fields(body, &["session_id", "confirm_information"], &[])?;
         let record = self.load(body).await?;
         let stored = engine::stored_confirm_information(&record).map_err(|e| ApiReply::internal(&e))?;
@@ -310,9 +332,9 @@ impl Ctx<'_> {
         // in any other state the engine answers (a state error first).
         let awaiting = record.payout().map(|p| p.state) == Some(PayoutState::AwaitingConfirm);
         if awaiting || (stored.is_none() && sent.is_some()) {
-            let confirming = event == Event::Payout(PayoutEvent::Confirm);
-            check_confirm_information(stored.as_ref(), sent, record.book, confirming)?;
+            check_confirm_information(stored.as_ref(), sent, record.book, change == Change::Confirm)?;
         }
+        let event = event_of(&record, change);
         let how = Apply { idempotency: self.idempotency.clone(), ..Apply::default() };
         let done = engine::apply(self.app, record, event, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))

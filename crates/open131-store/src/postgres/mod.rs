@@ -77,6 +77,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "payout_state", include_str!("../../migrations/postgres/0004_payout_state.sql")),
     (5, "payouts_complete", include_str!("../../migrations/postgres/0005_payouts_complete.sql")),
     (6, "books_and_exchange", include_str!("../../migrations/postgres/0006_books_and_exchange.sql")),
+    (7, "acquiring", include_str!("../../migrations/postgres/0007_acquiring.sql")),
 ];
 
 pub struct PgStore {
@@ -350,11 +351,14 @@ impl PgStore {
                      kyc_mode = COALESCE($7, kyc_mode),
                      allowed_ips = COALESCE($8, allowed_ips),
                      webhook_naming = COALESCE($9, webhook_naming),
-                     submerchants = COALESCE($10, submerchants)
+                     submerchants = COALESCE($10, submerchants),
+                     capture_mode = COALESCE($11, capture_mode),
+                     capture_timeout_s = COALESCE($12, capture_timeout_s),
+                     payment_fee_bp = COALESCE($13, payment_fee_bp)
                  WHERE id = $1",
             )
             .await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
             &project_id,
             &s.set_webhook_url,
             &s.webhook_url,
@@ -365,6 +369,9 @@ impl PgStore {
             &s.allowed_ips,
             &s.webhook_naming,
             &s.submerchants,
+            &s.capture_mode,
+            &s.capture_timeout_s,
+            &s.payment_fee_bp,
         ];
         if tx.execute(&update, &params).await? == 0 {
             return Err(StoreError::NoSuchProject(project_id.to_string()));

@@ -181,14 +181,18 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.state, "TEXT"),
             q.p(&p.captured_amount, "BIGINT"),
             q.p(&p.created_at_us, "BIGINT"),
+            q.p(&p.fee_amount, "BIGINT"),
+            q.p(&p.three_ds_attempts, "BIGINT"),
         ]
         .join(", ");
         q.text += &format!(
             ", q{i} AS (INSERT INTO payments (project_id, session_id, id, amount, currency, method_masked, customer,
-                 participant_details, metadata, return_url, plan, state, captured_amount, created_at_us)
+                 participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, fee_amount,
+                 three_ds_attempts)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
-                 captured_amount = excluded.captured_amount)"
+                 captured_amount = excluded.captured_amount, fee_amount = excluded.fee_amount,
+                 three_ds_attempts = excluded.three_ds_attempts)"
         );
     }
     for (i, hook) in w.webhooks.iter().enumerate() {

@@ -50,6 +50,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "payout_state", include_str!("../../migrations/sqlite/0010_payout_state.sql")),
     (11, "payouts_complete", include_str!("../../migrations/sqlite/0011_payouts_complete.sql")),
     (12, "books_and_exchange", include_str!("../../migrations/sqlite/0012_books_and_exchange.sql")),
+    (13, "acquiring", include_str!("../../migrations/sqlite/0013_acquiring.sql")),
 ];
 
 pub struct SqliteStore {
@@ -265,7 +266,10 @@ impl ProjectStore for SqliteStore {
                              kyc_mode = COALESCE(?7, kyc_mode),
                              allowed_ips = COALESCE(?8, allowed_ips),
                              webhook_naming = COALESCE(?9, webhook_naming),
-                             submerchants = COALESCE(?10, submerchants)
+                             submerchants = COALESCE(?10, submerchants),
+                             capture_mode = COALESCE(?11, capture_mode),
+                             capture_timeout_s = COALESCE(?12, capture_timeout_s),
+                             payment_fee_bp = COALESCE(?13, payment_fee_bp)
                          WHERE id = ?1",
                         params![
                             project_id,
@@ -278,6 +282,9 @@ impl ProjectStore for SqliteStore {
                             stored.allowed_ips,
                             stored.webhook_naming,
                             stored.submerchants,
+                            stored.capture_mode,
+                            stored.capture_timeout_s,
+                            stored.payment_fee_bp,
                         ],
                     )
                     .map_err(db)?;

@@ -112,7 +112,9 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.plan,
                 p.state,
                 p.captured_amount,
-                p.created_at_us
+                p.created_at_us,
+                p.fee_amount,
+                p.three_ds_attempts
             ])
             .map_err(err)?;
     }

@@ -1,0 +1,118 @@
+//! The acquiring methods: `session/init/payment` (and its `/sync` form),
+//! `session/start/payment` and `session/capture`. Confirm, cancel and status
+//! are the session methods ([`super::session`]), which route by the session's
+//! operation. Every change goes through the engine.
+
+use open131_domain::books::Shape;
+use open131_domain::ledger::Book;
+use open131_domain::lifecycle::Timer;
+use open131_domain::payment::{self, PaymentCall, PaymentRequest};
+use open131_domain::payment_flow::{PaymentEvent, PaymentState};
+use open131_domain::payout::Money;
+use open131_domain::personal::Personal;
+use open131_domain::session::{Event, SessionState};
+use open131_store::{PaymentRecord, SessionRecord};
+use open131_wire::api::ApiErrorCode;
+use serde_json::{Map, Value};
+
+use super::engine::{self, Apply, EngineError};
+use super::{detail, from_domain, processor, ApiReply, Ctx};
+
+impl Ctx<'_> {
+    /// The payment record of a whole request, its state set by the machine when it starts.
+    fn payment_record(&self, r: PaymentRequest) -> PaymentRecord {
+        let text = |v: Option<Value>| v.map(|v| v.to_string());
+        PaymentRecord {
+            id: engine::new_payment_id(),
+            amount: r.amount.amount(),
+            currency: r.amount.currency().to_string(),
+            method_masked: r.method_masked.to_string(),
+            customer: Personal::new(r.customer.to_string()),
+            participant_details: text(r.participant_details).map(Personal::new),
+            metadata: text(r.metadata),
+            return_url: r.return_url,
+            plan: r.plan,
+            state: PaymentState::Preparing,
+            captured_amount: None,
+            created_at: self.app.clock.now(),
+            fee_amount: 0,
+            three_ds_attempts: 0,
+        }
+    }
+
+    /// `session/init/payment`; `sync` (`session/init/payment/sync`) also
+    /// prepares it before answering, so the answer already says what comes
+    /// next (confirmation, or the customer's 3-D Secure redirect).
+    pub(super) async fn init_payment(&self, body: &Map<String, Value>, sync: bool) -> Result<ApiReply, ApiReply> {
+        let request = payment::parse_payment(body, PaymentCall::Init, self.today());
+        let request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let how = Apply {
+            idempotency: self.idempotency.clone(),
+            new_payment: Some(self.payment_record(request)),
+            ..Apply::default()
+        };
+        let done = engine::apply(self.app, self.new_record(), Event::StartPayment, how);
+        let done = done.await.map_err(Self::engine_error)?;
+        let done = if sync { self.prepare_now(done).await? } else { done };
+        Ok(self.reply(&done))
+    }
+
+    /// Fires the payment's preparation at once (what its timer would do).
+    async fn prepare_now(&self, record: SessionRecord) -> Result<SessionRecord, ApiReply> {
+        let project = self.app.projects.get(self.project_id).await.map_err(|e| ApiReply::internal(&e))?;
+        let project = project.ok_or_else(|| ApiReply::internal(&"the calling project vanished"))?;
+        let event = processor::timer_event(&record, Timer::Prepare, &project.settings)
+            .ok_or_else(|| ApiReply::internal(&"a payment without a preparation"))?;
+        let how = Apply { consumed_timer: Some(Timer::Prepare), ..Apply::default() };
+        let (project_id, id) = (record.project_id.clone(), record.id.clone());
+        match engine::apply(self.app, record, event, how).await {
+            Ok(done) => Ok(done),
+            // The timer fired first: answer with what it did.
+            Err(EngineError::WrongState(_)) => match self.app.store.session(&project_id, &id).await {
+                Ok(Some(done)) => Ok(done),
+                Ok(None) => Err(ApiReply::internal(&"a session vanished")),
+                Err(e) => Err(ApiReply::internal(&e)),
+            },
+            Err(e) => Err(Self::engine_error(e)),
+        }
+    }
+
+    /// `session/start/payment`: a whole payment for a session made by
+    /// `session/create` without payout fields.
+    pub(super) async fn start_payment(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        let record = self.load(body).await?;
+        if record.state != SessionState::Created {
+            return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
+        }
+        if record.draft.is_some() || (record.book, record.shape) != (Book::Main, Shape::Payout) {
+            let why = "was created for a payout (with payout fields, or for an account's payouts): \
+                       start it with the payout method of its kind, or create a new session without payout fields";
+            return Err(ApiReply::invalid(vec![detail("session_id", why)]));
+        }
+        let request = payment::parse_payment(body, PaymentCall::Start, self.today());
+        let request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let how = Apply {
+            idempotency: self.idempotency.clone(),
+            new_payment: Some(self.payment_record(request)),
+            ..Apply::default()
+        };
+        let done = engine::apply(self.app, record, Event::StartPayment, how).await.map_err(Self::engine_error)?;
+        Ok(self.reply(&done))
+    }
+
+    /// `session/capture`: the whole hold, or the part `amount_details` names
+    /// (the rest goes back to the customer in the same step).
+    pub(super) async fn capture(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        let record = self.load(body).await?;
+        // The state error comes before any complaint about the body.
+        let Some(held) = record.payment().filter(|p| p.state == PaymentState::AwaitingCapture) else {
+            return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
+        };
+        let money = Money::new(held.amount, &held.currency).map_err(|e| ApiReply::internal(&e))?;
+        let capture_amount = payment::parse_capture(body, &money).map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let how = Apply { idempotency: self.idempotency.clone(), capture_amount, ..Apply::default() };
+        let event = Event::Payment(PaymentEvent::Capture);
+        let done = engine::apply(self.app, record, event, how).await.map_err(Self::engine_error)?;
+        Ok(self.reply(&done))
+    }
+}

@@ -1,0 +1,335 @@
+//! Acquiring card payments (issue 9) over real HTTP with a manual clock, on
+//! the backend the environment selects: init and start, the partner's
+//! confirmation, 3-D Secure's redirect, the issuer's verdicts from the sandbox
+//! table, holds captured in whole or in part or cancelled or timed out, the
+//! fee, the webhooks, and the ledger after each.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{start, Receiver, TestServer};
+use open131_domain::ledger::Book;
+use open131_domain::settings::{CaptureMode, FeeRate};
+use open131_store::SettingsChange;
+use serde_json::{json, Value};
+
+const PLAIN_CARD: &str = "4242424242424242";
+const THREE_DS_CARD: &str = "4000000000003220";
+
+async fn server(change: SettingsChange) -> (TestServer, Receiver) {
+    let s = start().await;
+    let r = Receiver::start().await;
+    s.set_webhook("alpha", &r.url).await;
+    s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
+    (s, r)
+}
+
+fn payment(card: &str, amount: i64) -> Value {
+    json!({
+        "payment_details": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": card,
+            "expiration_month": "12", "expiration_year": "30", "security_code": "123"}}},
+        "amount_details": {"amount": amount, "currency": "rub"},
+        "customer": {"reference": "lucky", "contacts": [{"email": "lucky@example.com"}]},
+        "payment_options": {"return_url": "https://shop.example/back"},
+        "metadata": "{\"order\":\"A-1\"}"
+    })
+}
+
+fn id_of(a: &common::Answer) -> String {
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["session"]["id"].as_str().unwrap().to_string()
+}
+
+fn fields(a: &common::Answer) -> Vec<String> {
+    let details = a.body["error"]["details"].as_array().cloned().unwrap_or_default();
+    details.iter().map(|d| d["field"].as_str().unwrap().to_string()).collect()
+}
+
+async fn status(s: &TestServer, version: &str, id: &str) -> Value {
+    let a = s.call(version, "session/status", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["session"].clone()
+}
+
+/// The session's one payment, under the version's name.
+fn the_payment(session: &Value, version: &str) -> Value {
+    let key = if version == "v1" { "acquiring_payments" } else { "payment_list" };
+    let other = if version == "v1" { "payment_list" } else { "acquiring_payments" };
+    assert!(session.get(other).is_none(), "{version} names the list {key} only: {session}");
+    assert_eq!(session[key].as_array().map(Vec::len), Some(1), "{session}");
+    session[key][0].clone()
+}
+
+/// (available, held, acquiring, fees) of the main rouble wallet.
+async fn wallet(s: &TestServer) -> (i64, i64, i64, i64) {
+    let w = s.app.store.wallets("alpha").await.unwrap();
+    let w = w.iter().find(|w| w.book == Book::Main && w.currency == "rub").cloned();
+    w.map_or((0, 0, 0, 0), |w| (w.available, w.held, w.acquiring, w.fees))
+}
+
+fn hold_with_fee() -> SettingsChange {
+    SettingsChange {
+        auto_confirm: Some(true),
+        capture: Some(CaptureMode::Hold),
+        capture_timeout_s: Some(3_600),
+        payment_fee: FeeRate::parse("2.5%"),
+        ..SettingsChange::default()
+    }
+}
+
+#[tokio::test]
+async fn a_card_payment_is_confirmed_authorized_and_captured_at_once() {
+    let (s, r) = server(SettingsChange::default()).await;
+    let a = s.call("v1", "session/init/payment", &payment(PLAIN_CARD, 10_000)).await;
+    let id = id_of(&a);
+    let p = the_payment(&a.body["session"], "v1");
+    assert_eq!(
+        (p["status"].as_str(), a.body["session"]["status"].as_str()),
+        (Some("in_progress"), Some("in_progress"))
+    );
+    assert!(p["id"].as_str().unwrap().starts_with("pm_"), "{p}");
+    assert_eq!(
+        p["payment_details"],
+        json!({"type": "card", "card": {"brand": "visa", "last4": "4242", "bin": "424242"}})
+    );
+    assert!(!a.text.contains(PLAIN_CARD) && !a.text.contains("\"123\""), "the card is masked: {}", a.text);
+    assert_eq!(p["refunds"], json!([]), "always sent: the SDK's getRefunds() is not nullable");
+    assert_eq!(p["amounts"]["gross"], json!({"amount": 10_000, "currency": "rub"}));
+    assert_eq!(p["customer"]["reference"], "lucky");
+    assert_eq!(p["metadata"], "{\"order\":\"A-1\"}");
+    assert_eq!(p["payment_options"]["return_url"], "https://shop.example/back");
+
+    // The bank prepares it: the partner is asked to confirm (projects confirm by default).
+    s.settle().await;
+    let session = status(&s, "v2", &id).await;
+    assert_eq!((session["status"].as_str(), session["next_action"].as_str()), (Some("in_progress"), Some("confirm")));
+    assert_eq!(the_payment(&session, "v2")["status"], "pending");
+    assert_eq!(r.types_for(&id), ["ready_to_confirm"]);
+
+    let a = s.call("v2", "session/confirm", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a.body["session"].get("next_action").is_none(), "{}", a.text);
+    assert_eq!(wallet(&s).await, (0, 0, 0, 0), "nothing moves before the issuer answers");
+    s.advance(1).await;
+    let session = status(&s, "v1", &id).await;
+    assert_eq!(session["status"], "accepted");
+    let p = the_payment(&session, "v1");
+    assert_eq!((p["status"].as_str(), p.get("error")), (Some("succeeded"), None));
+    assert!(p["finished_at"].is_string(), "{p}");
+    assert_eq!(r.types_for(&id), ["ready_to_confirm", "payment_finished"]);
+    // Captured at once: available, the card networks' side owes it.
+    assert_eq!(wallet(&s).await, (10_000, 0, -10_000, 0));
+    let finished = r.received().into_iter().find(|h| h.body["type"] == "payment_finished").unwrap();
+    assert!(finished.signature_ok);
+    assert_eq!(finished.body["session"]["acquiring_payments"][0]["status"], "succeeded", "the session's naming (v1)");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_hold_is_captured_in_part_the_rest_released_and_the_fee_charged() {
+    let (s, r) = server(hold_with_fee()).await;
+    let id = id_of(&s.call("v2", "session/init/payment", &payment(PLAIN_CARD, 10_000)).await);
+    s.settle().await;
+    s.advance(1).await;
+    let session = status(&s, "v2", &id).await;
+    assert_eq!(session["next_action"], "capture", "{session}");
+    assert_eq!(the_payment(&session, "v2")["status"], "pending");
+    assert_eq!(r.types_for(&id), ["ready_to_capture"], "auto-confirmed: no ready_to_confirm");
+    assert_eq!(wallet(&s).await, (0, 10_000, -10_000, 0), "held, not available");
+
+    // More than held, another currency, an unknown field: refused by name, nothing changes.
+    let too_much = json!({"session_id": id, "amount_details": {"amount": 10_001, "currency": "rub"}});
+    let a = s.call("v2", "session/capture", &too_much).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["amount_details.amount".to_string()]), "{}", a.text);
+    let a = s.call("v2", "session/capture", &json!({"session_id": id, "amount": 1})).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["amount".to_string()]), "{}", a.text);
+
+    let part = json!({"session_id": id, "amount_details": {"amount": 6_000, "currency": "rub"}});
+    let a = s.call("v2", "session/capture", &part).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let p = the_payment(&a.body["session"], "v2");
+    assert_eq!((a.body["session"]["status"].as_str(), p["status"].as_str()), (Some("accepted"), Some("succeeded")));
+    assert_eq!(p["amount_details"]["amount"], 10_000, "what was asked");
+    assert_eq!(p["amounts"]["gross"]["amount"], 6_000, "what was captured");
+    assert_eq!(p["amounts"]["fee"]["merchant_fee"], json!({"amount": 150, "currency": "rub"}), "2.5% of 60.00");
+    assert_eq!(p["amounts"]["net"]["amount"], 5_850);
+    // 60.00 captured less 1.50 fee available; 40.00 back to the customer.
+    assert_eq!(wallet(&s).await, (5_850, 0, -6_000, 150));
+    s.settle().await;
+    assert_eq!(r.types_for(&id), ["ready_to_capture", "payment_finished"]);
+    // Captured once only.
+    let a = s.call("v2", "session/capture", &json!({"session_id": id})).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("session_wrong_state")));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_hold_cancelled_or_not_captured_in_time_goes_back_to_the_customer() {
+    let (s, r) = server(hold_with_fee()).await;
+    let cancelled = id_of(&s.call("v1", "session/init/payment", &payment(PLAIN_CARD, 5_000)).await);
+    let timed_out = id_of(&s.call("v1", "session/init/payment", &payment(PLAIN_CARD, 7_000)).await);
+    s.settle().await;
+    s.advance(1).await;
+    assert_eq!(wallet(&s).await, (0, 12_000, -12_000, 0));
+    let a = s.call("v1", "session/cancel", &json!({"session_id": cancelled})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["session"]["status"], "cancelled");
+    assert_eq!(a.body["session"]["error"]["code"], "session_cancelled_by_partner");
+    assert_eq!(wallet(&s).await, (0, 7_000, -7_000, 0));
+
+    s.advance(3_600).await;
+    let session = status(&s, "v1", &timed_out).await;
+    assert_eq!(
+        (session["status"].as_str(), session["error"]["code"].as_str()),
+        (Some("cancelled"), Some("capture_timeout"))
+    );
+    assert_eq!(the_payment(&session, "v1")["status"], "failed");
+    assert_eq!(wallet(&s).await, (0, 0, 0, 0), "every hold released, no fee on a payment not captured");
+    assert_eq!(r.types_for(&timed_out), ["ready_to_capture", "payment_finished"]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_issuer_decline_of_the_sandbox_table_fails_the_payment_with_its_code() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, r) = server(auto).await;
+    let table = [
+        (13_202, "declined_by_issuer_bank"),
+        (13_203, "insufficient_funds"),
+        (13_204, "bank_card_expired"),
+        (13_205, "activity_count_exceeded"),
+        (13_206, "not_permitted_by_issuer_bank"),
+        (13_207, "card_number_does_not_exist"),
+        (13_208, "amount_less_allowed_provider"),
+    ];
+    let mut ids = Vec::new();
+    for (amount, _) in table {
+        ids.push(id_of(&s.call("v2", "session/init/payment", &payment(PLAIN_CARD, amount)).await));
+    }
+    s.settle().await;
+    s.advance(1).await;
+    for (id, (_, code)) in ids.iter().zip(table) {
+        let session = status(&s, "v2", id).await;
+        assert_eq!((session["status"].as_str(), session["error"]["code"].as_str()), (Some("error"), Some(code)));
+        let p = the_payment(&session, "v2");
+        assert_eq!((p["status"].as_str(), p["error"]["code"].as_str()), (Some("failed"), Some(code)));
+        assert!(p["error"]["description"].is_string());
+        assert_eq!(r.types_for(id), ["payment_finished"]);
+    }
+    assert_eq!(wallet(&s).await, (0, 0, 0, 0), "a declined payment moves no money");
+
+    // The slow success: still with the issuer after the usual delay, captured after the long one.
+    let slow = id_of(&s.call("v2", "session/init/payment", &payment(PLAIN_CARD, 13_209)).await);
+    s.settle().await;
+    s.advance(1).await;
+    assert_eq!(the_payment(&status(&s, "v2", &slow).await, "v2")["status"], "in_progress");
+    s.advance(60).await;
+    assert_eq!(status(&s, "v2", &slow).await["status"], "accepted");
+    assert_eq!(wallet(&s).await, (13_209, 0, -13_209, 0));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_three_ds_card_sends_the_customer_to_the_servers_own_page() {
+    let (s, r) = server(SettingsChange::default()).await;
+    let id = id_of(&s.call("v2", "session/init/payment", &payment(THREE_DS_CARD, 10_000)).await);
+    s.settle().await;
+    let a = s.call("v2", "session/confirm", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let p = the_payment(&a.body["session"], "v2");
+    assert_eq!(p["status"], "pending");
+    let redirect = &p["customer_interaction"]["redirect"];
+    assert_eq!(p["customer_interaction"]["type"], "redirect");
+    assert_eq!(redirect["url"].as_str(), Some(format!("{}/3ds/alpha/{id}", s.url).as_str()), "{p}");
+    assert_eq!((redirect["base_url"].as_str(), redirect["method"].as_str()), (redirect["url"].as_str(), Some("GET")));
+    s.settle().await;
+    assert_eq!(r.types_for(&id), ["ready_to_confirm", "action_required"]);
+    let hook = r.received().into_iter().find(|h| h.body["type"] == "action_required").unwrap();
+    assert_eq!(hook.body["session"]["payment_list"][0]["customer_interaction"]["redirect"]["url"], redirect["url"]);
+
+    // The customer never comes back: 3-D Secure fails when the wait runs out.
+    s.advance(24 * 3_600).await;
+    let session = status(&s, "v2", &id).await;
+    assert_eq!((session["status"].as_str(), session["error"]["code"].as_str()), (Some("error"), Some("3DS_error")));
+    assert!(the_payment(&session, "v2").get("customer_interaction").is_none());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_sync_form_answers_with_what_comes_next() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, _r) = server(auto).await;
+    let a = s.call("v2", "session/init/payment/sync", &payment(THREE_DS_CARD, 10_000)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let p = the_payment(&a.body["session"], "v2");
+    assert_eq!(p["status"], "pending");
+    assert_eq!(p["customer_interaction"]["type"], "redirect", "{p}");
+    // Without 3-D Secure it is already with the issuer.
+    let a = s.call("v2", "session/init/payment/sync", &payment(PLAIN_CARD, 10_000)).await;
+    assert_eq!(the_payment(&a.body["session"], "v2")["status"], "in_progress");
+    s.settle().await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_created_session_is_started_as_a_payment_and_bad_requests_name_their_fields() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let id = id_of(&s.call("v2", "session/create", &json!({})).await);
+    let mut body = payment(PLAIN_CARD, 10_000);
+    body["session_id"] = json!(id);
+    let a = s.call("v2", "session/start/payment", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(the_payment(&a.body["session"], "v2")["status"], "in_progress");
+    // Started once.
+    let a = s.call("v2", "session/start/payment", &body).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("session_wrong_state")));
+
+    // A session created with payout fields is a payout's.
+    let payout = json!({"metadata": "x", "amount_details": {"amount": 100, "currency": "rub"}});
+    let id = id_of(&s.call("v1", "session/create", &payout).await);
+    body["session_id"] = json!(id);
+    let a = s.call("v1", "session/start/payment", &body).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{}", a.text);
+
+    let mut bad = payment("4242424242424241", 0);
+    bad["payment_options"]["recurrent"] = json!(true);
+    bad["colour"] = json!("red");
+    let a = s.call("v1", "session/init/payment", &bad).await;
+    assert_eq!(
+        (a.status, fields(&a)),
+        (
+            400,
+            vec![
+                "amount_details.amount".to_string(),
+                "colour".into(),
+                "payment_details.card.bank_card.number".into(),
+                "payment_options.recurrent".into()
+            ]
+        ),
+        "{}",
+        a.text
+    );
+    // A payout's confirmation fields mean nothing to a payment.
+    let id = id_of(&s.call("v1", "session/init/payment", &payment(PLAIN_CARD, 100)).await);
+    s.settle().await;
+    let a = s.call("v1", "session/confirm", &json!({"session_id": id, "confirm_information": {}})).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["confirm_information".to_string()]), "{}", a.text);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn another_project_can_neither_see_nor_capture_a_payment() {
+    let (s, _r) = server(hold_with_fee()).await;
+    let id = id_of(&s.call("v1", "session/init/payment", &payment(PLAIN_CARD, 1_000)).await);
+    s.settle().await;
+    s.advance(1).await;
+    for method in ["session/status", "session/capture", "session/cancel", "session/confirm"] {
+        let body = serde_json::to_vec(&json!({"session_id": id})).unwrap();
+        let a = s.call_bytes("v1", method, "beta", common::key(1), body, None).await;
+        assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{method}: {}", a.text);
+        assert!(!a.text.contains("pm_"), "{}", a.text);
+    }
+    assert_eq!(status(&s, "v1", &id).await["next_action"], "capture");
+    s.stop().await;
+}
