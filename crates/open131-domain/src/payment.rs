@@ -231,6 +231,10 @@ impl PaymentPlan {
     }
 }
 
+/// The one-time code the sandbox's 3-D Secure page accepts (shown on the
+/// page: a tester needs no phone).
+pub const THREE_DS_SANDBOX_CODE: &str = "131131";
+
 /// Cards whose number ends in these digits ask the customer for 3-D Secure
 /// (README, the sandbox table): `4000000000003220`, `5555555555553220`, ….
 pub const THREE_DS_LAST4: &str = "3220";

@@ -12,6 +12,8 @@
 //!                                  ▼                                           ▼
 //!                           AwaitingAction ─ThreeDsPassed────────────────► Authorizing
 //!                             ├─ThreeDsFailed / TimedOut─► Failed(3DS_error)   ├─Declined(code)─► Failed(code)
+//!                             ├─WrongCode(not last)─► AwaitingAction
+//!                             └─WrongCode(last)─► Failed(3DS_error)
 //!                                                                              ├─Authorized(auto capture)─► Succeeded
 //!                                                                              └─Authorized(hold)─► AwaitingCapture
 //! AwaitingCapture ─Capture─► Succeeded   ─Cancel─► Failed(session_cancelled_by_partner)   ─TimedOut─► Failed(capture_timeout)
@@ -26,6 +28,10 @@
 
 use crate::ledger::Movement;
 use crate::lifecycle::{Effect, Settled, Timer, WebhookKind};
+
+/// Wrong one-time codes a customer may enter on the 3-D Secure page: the
+/// last of them fails the payment with `3DS_error`.
+pub const THREE_DS_CODE_ATTEMPTS_MAX: u8 = 3;
 
 /// How long a hold waits for `session/capture` before it fails with
 /// `capture_timeout` and the money goes back, unless the project sets its own
@@ -147,6 +153,9 @@ pub enum PaymentEvent {
     ThreeDsPassed,
     /// The customer failed or declined 3-D Secure.
     ThreeDsFailed,
+    /// The customer entered a wrong one-time code; `last` when no attempt is
+    /// left (the caller counts them against [`THREE_DS_CODE_ATTEMPTS_MAX`]).
+    ThreeDsWrongCode { last: bool },
     /// The issuer authorized; `auto_capture` captures at once, else the money is held.
     Authorized { auto_capture: bool },
     /// The issuer declined.
@@ -200,7 +209,10 @@ pub fn transition(state: PaymentState, event: PaymentEvent) -> Result<(PaymentSt
         (AwaitingConfirm, E::Cancel) => failed(F::SessionCancelledByPartner),
         (AwaitingConfirm, E::TimedOut) => failed(F::ConfirmTimeout),
         (AwaitingAction, E::ThreeDsPassed) => onward(false),
-        (AwaitingAction, E::ThreeDsFailed | E::TimedOut) => failed(F::ThreeDsError),
+        (AwaitingAction, E::ThreeDsFailed | E::TimedOut | E::ThreeDsWrongCode { last: true }) => {
+            failed(F::ThreeDsError)
+        }
+        (AwaitingAction, E::ThreeDsWrongCode { last: false }) => (AwaitingAction, Vec::new()),
         (Authorizing, E::Authorized { auto_capture: true }) => {
             (Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished])
         }
@@ -299,6 +311,8 @@ pub(crate) mod tests {
             E::Confirm { three_ds: true },
             E::ThreeDsPassed,
             E::ThreeDsFailed,
+            E::ThreeDsWrongCode { last: false },
+            E::ThreeDsWrongCode { last: true },
             E::Authorized { auto_capture: true },
             E::Authorized { auto_capture: false },
             E::Capture,
@@ -337,6 +351,10 @@ pub(crate) mod tests {
                     (AwaitingAction, E::ThreeDsPassed) => Some(to_issuer.clone()),
                     (AwaitingAction, E::ThreeDsFailed) => Some((Failed(F::ThreeDsError), vec![finished])),
                     (AwaitingAction, E::TimedOut) => Some((Failed(F::ThreeDsError), vec![finished])),
+                    (AwaitingAction, E::ThreeDsWrongCode { last: true }) => {
+                        Some((Failed(F::ThreeDsError), vec![finished]))
+                    }
+                    (AwaitingAction, E::ThreeDsWrongCode { last: false }) => Some((AwaitingAction, Vec::new())),
                     (Authorizing, E::Authorized { auto_capture: true }) => {
                         Some((Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished]))
                     }
@@ -370,7 +388,7 @@ pub(crate) mod tests {
                 }
             }
         }
-        assert_eq!(legal, 16 + PaymentFailure::DECLINES.len());
+        assert_eq!(legal, 18 + PaymentFailure::DECLINES.len());
     }
 
     /// How many holds `effects` open (+1) or settle (−1).

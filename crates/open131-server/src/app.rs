@@ -126,9 +126,12 @@ pub fn router(app: App) -> Router {
         .merge(guarded::<crate::kyc::KycApi>(crate::kyc::router(), limit))
         .merge(guarded::<crate::api::MainApi>(crate::api::router(), limit))
         .merge(guarded::<crate::admin::Admin>(crate::admin::router(), limit))
+        .merge(guarded::<crate::pages::Pages>(crate::pages::router(), limit))
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/admin/") {
                 crate::admin::Admin::not_found()
+            } else if uri.path().starts_with("/3ds/") {
+                crate::pages::Pages::not_found()
             } else {
                 crate::kyc::KycApi::not_found()
             }

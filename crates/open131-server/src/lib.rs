@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod edge;
 pub mod kyc;
+pub mod pages;
 pub mod projects;
 pub mod registries;
 pub mod reply;

@@ -333,3 +333,107 @@ async fn another_project_can_neither_see_nor_capture_a_payment() {
     assert_eq!(status(&s, "v1", &id).await["next_action"], "capture");
     s.stop().await;
 }
+
+/// A browser that does not follow redirects (the tests read the 303).
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// A payment of the 3-D Secure card waiting for the customer; its page's URL.
+async fn at_three_ds(s: &TestServer, amount: i64) -> (String, String) {
+    let a = s.call("v2", "session/init/payment/sync", &payment(THREE_DS_CARD, amount)).await;
+    let id = id_of(&a);
+    let url =
+        the_payment(&a.body["session"], "v2")["customer_interaction"]["redirect"]["url"].as_str().unwrap().to_string();
+    (id, url)
+}
+
+async fn answer(url: &str, form: &[(&str, &str)]) -> (u16, Option<String>, String) {
+    let r = browser().post(url).form(form).send().await.unwrap();
+    let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+    (r.status().as_u16(), location, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_three_ds_page_shows_the_payment_and_its_code_passes_it() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, r) = server(auto).await;
+    let (id, url) = at_three_ds(&s, 12_345).await;
+    let page = browser().get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    for shown in ["123.45 RUB", "VISA •••• 3220", "name=\"code\"", "value=\"confirm\"", "value=\"decline\"", "alpha"]
+    {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+    assert!(!html.contains("<script") && !html.contains("http"), "no script, no external asset: {html}");
+
+    // A wrong code: the form again, saying how many attempts are left; nothing else changes.
+    let (code, location, html) = answer(&url, &[("action", "confirm"), ("code", "000000")]).await;
+    assert_eq!((code, location), (200, None));
+    assert!(html.contains("2 attempts left"), "{html}");
+    assert_eq!(the_payment(&status(&s, "v2", &id).await, "v2")["status"], "pending");
+
+    // The right code: back to the shop, and the issuer takes it from there.
+    let (code, location, _) = answer(&url, &[("action", "confirm"), ("code", "131131")]).await;
+    assert_eq!((code, location.as_deref()), (303, Some("https://shop.example/back")));
+    s.settle().await;
+    s.advance(1).await;
+    assert_eq!(status(&s, "v2", &id).await["status"], "accepted");
+    assert_eq!(r.types_for(&id), ["action_required", "payment_finished"]);
+    // The page now shows the outcome, and answers no more.
+    let html = browser().get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Payment complete") && !html.contains("<form"), "{html}");
+    let (code, location, _) = answer(&url, &[("action", "decline")]).await;
+    assert_eq!((code, location), (200, None));
+    assert_eq!(status(&s, "v2", &id).await["status"], "accepted");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn declining_or_three_wrong_codes_fail_the_payment_with_3ds_error() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, _r) = server(auto).await;
+    let (declined, url) = at_three_ds(&s, 1_000).await;
+    let (code, location, _) = answer(&url, &[("action", "decline")]).await;
+    assert_eq!((code, location.as_deref()), (303, Some("https://shop.example/back")));
+    let session = status(&s, "v2", &declined).await;
+    assert_eq!((session["status"].as_str(), session["error"]["code"].as_str()), (Some("error"), Some("3DS_error")));
+
+    let (guessed, url) = at_three_ds(&s, 2_000).await;
+    for left in ["2 attempts left", "1 attempt left"] {
+        let (_, _, html) = answer(&url, &[("action", "confirm"), ("code", "999999")]).await;
+        assert!(html.contains(left), "{html}");
+    }
+    let (code, location, _) = answer(&url, &[("action", "confirm"), ("code", "999999")]).await;
+    assert_eq!((code, location.as_deref()), (303, Some("https://shop.example/back")));
+    let session = status(&s, "v2", &guessed).await;
+    assert_eq!(session["error"]["code"], "3DS_error");
+    assert_eq!(wallet(&s).await, (0, 0, 0, 0));
+
+    // Without a return URL the page itself shows the outcome.
+    let mut body = payment(THREE_DS_CARD, 3_000);
+    body.as_object_mut().unwrap().remove("payment_options");
+    let a = s.call("v2", "session/init/payment/sync", &body).await;
+    let url =
+        the_payment(&a.body["session"], "v2")["customer_interaction"]["redirect"]["url"].as_str().unwrap().to_string();
+    let (code, location, html) = answer(&url, &[("action", "decline")]).await;
+    assert_eq!((code, location), (200, None));
+    assert!(html.contains("3-D Secure authentication failed"), "{html}");
+
+    // Unknown sessions and unreadable answers get pages, not a JSON envelope.
+    let missing = browser().get(format!("{}/3ds/alpha/ps_1", s.url)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("<html"));
+    let other_project = browser().get(url.replace("/alpha/", "/beta/")).send().await.unwrap();
+    assert_eq!(other_project.status(), 404);
+    let (code, _, html) = answer(&url, &[("action", "steal")]).await;
+    assert_eq!(code, 400);
+    assert!(html.contains("<html"), "{html}");
+    let (code, _, _) = answer(&url, &[("action", "confirm"), ("code", "1"), ("extra", "x")]).await;
+    assert_eq!(code, 400);
+    s.stop().await;
+}

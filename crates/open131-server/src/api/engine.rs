@@ -12,6 +12,7 @@ use open131_domain::books;
 use open131_domain::ledger::{self, Leg, Movement};
 use open131_domain::lifecycle::{Effect, Timer, WebhookKind};
 use open131_domain::payment::Verdict;
+use open131_domain::payment_flow::PaymentEvent;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
@@ -120,6 +121,9 @@ pub async fn apply(
         let now = app.clock.now();
         let (snapshot, effects) = session::apply(snapshot_of(&record), event)?;
         let mut next = with_states(&record, snapshot, &how);
+        if let (Event::Payment(PaymentEvent::ThreeDsWrongCode { .. }), Some(p)) = (event, next.payments.first_mut()) {
+            p.three_ds_attempts = p.three_ds_attempts.saturating_add(1);
+        }
         match snapshot.operation {
             Some(Operation::Payout(_)) if next.payouts.is_empty() => {
                 return Err(EngineError::Internal("a payout started without its record".into()))

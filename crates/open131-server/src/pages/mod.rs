@@ -1,0 +1,107 @@
+//! Web pages that people (not partners' servers) open: today the 3-D Secure
+//! page of card payments ([`three_ds`]). Real HTML with its style inline and
+//! no script or external asset, so a page works offline and with JavaScript
+//! off; every value shown is escaped ([`escape`]). The surface renders its own
+//! errors as pages ([`Pages`]).
+
+pub mod three_ds;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::app::{App, Surface};
+
+/// What a page may load: its own inline style and `data:` images, nothing
+/// else (no script runs on any page).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+
+/// The pages' routes (panic and timeout layers are added by the caller).
+pub fn router() -> Router<App> {
+    Router::new().route("/3ds/{project}/{session}", axum::routing::get(three_ds::show).post(three_ds::submit))
+}
+
+/// `text` with the five HTML-special characters escaped.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A whole page: `title` (plain text, escaped here) around `body` (HTML the
+/// caller has escaped).
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>{STYLE}</style></head>\
+         <body><main>{body}</main><footer>open131 sandbox · not a real bank</footer></body></html>\n",
+        title = escape(title),
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// A page with a heading and one paragraph.
+pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    page(status, title, &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text)))
+}
+
+const STYLE: &str = "body{margin:0;background:#eef1f5;font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;\
+color:#1d2430}main{max-width:26rem;margin:3rem auto 1rem;background:#fff;border-radius:12px;padding:1.75rem;\
+box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.3rem;margin:0 0 1rem}dl{display:grid;\
+grid-template-columns:auto 1fr;gap:.35rem 1rem;margin:0 0 1.25rem}dt{color:#5b6575}dd{margin:0;font-weight:600}\
+label{display:block;margin-bottom:.35rem;color:#5b6575}input{box-sizing:border-box;width:100%;font-size:1.25rem;\
+letter-spacing:.2em;padding:.5rem .75rem;border:1px solid #b9c1cd;border-radius:8px}.buttons{display:flex;gap:.75rem;\
+margin-top:1.25rem}button{flex:1;font-size:1rem;padding:.65rem;border-radius:8px;border:1px solid #1f5fbf;cursor:pointer}\
+button.confirm{background:#1f5fbf;color:#fff}button.decline{background:#fff;color:#1f5fbf}.hint{font-size:.85rem;\
+color:#5b6575;margin:.5rem 0 0}.error{background:#fdecec;color:#9b1c1c;border-radius:8px;padding:.5rem .75rem;\
+margin:0 0 1rem}.brand{font-size:.8rem;text-transform:uppercase;letter-spacing:.08em;color:#1f5fbf;margin:0 0 .25rem}\
+footer{text-align:center;font-size:.75rem;color:#7a8494;margin-bottom:2rem}";
+
+/// The pages' own rendering of the errors no handler produced.
+pub struct Pages;
+
+impl Pages {
+    /// The generic error page (a handler's own failure, logged by it).
+    pub fn internal_page() -> Response {
+        <Self as Surface>::internal()
+    }
+}
+
+impl Surface for Pages {
+    fn not_found() -> Response {
+        message(StatusCode::NOT_FOUND, "Page not found", "There is no such page.")
+    }
+    fn method_not_allowed() -> Response {
+        message(StatusCode::METHOD_NOT_ALLOWED, "Not allowed", "This page cannot be opened that way.")
+    }
+    fn internal() -> Response {
+        message(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again in a moment.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_the_special_characters() {
+        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(escape("Иван 100.00"), "Иван 100.00");
+    }
+}

@@ -1,0 +1,130 @@
+//! The web pages in headless Chromium (Debian's, driven by playwright-core
+//! through `browser-tests/drive.mjs`), as customers meet them: the 3-D
+//! Secure page with JavaScript off and on, a wrong code, the right one,
+//! Decline, and three wrong codes; each ends back at the shop's return URL.
+//! Screenshots of every step land in `target/screenshots/`.
+//!
+//! `scripts/test` installs Chromium and playwright-core and sets
+//! `OPEN131_TEST_CHROMIUM`; without it (a plain `cargo test`) this test says
+//! it is skipped and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use common::TestServer;
+use open131_store::SettingsChange;
+use serde_json::{json, Value};
+
+const THREE_DS_CARD: &str = "4000000000003220";
+
+/// A shop's return page on port 0; counts the customers who came back.
+async fn shop() -> (String, Arc<Mutex<usize>>) {
+    let returns = Arc::new(Mutex::new(0));
+    let seen = returns.clone();
+    let app = axum::Router::new().route(
+        "/back",
+        axum::routing::get(move || {
+            let seen = seen.clone();
+            async move {
+                *seen.lock().unwrap() += 1;
+                axum::response::Html("<!doctype html><title>Shop</title><h1>Back at the shop</h1>")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/back", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, returns)
+}
+
+/// A 3-D Secure payment of `amount` waiting for the customer: its session and page.
+async fn waiting(s: &TestServer, amount: i64, return_url: &str) -> (String, String) {
+    let body = json!({
+        "payment_details": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": THREE_DS_CARD,
+            "expiration_month": "12", "expiration_year": "30", "security_code": "123"}}},
+        "amount_details": {"amount": amount, "currency": "rub"},
+        "customer": {"reference": "lucky"},
+        "payment_options": {"return_url": return_url}
+    });
+    let a = s.call("v2", "session/init/payment/sync", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let url = &a.body["session"]["payment_list"][0]["customer_interaction"]["redirect"]["url"];
+    (a.body["session"]["id"].as_str().unwrap().to_string(), url.as_str().unwrap().to_string())
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs the driver over `visits`; what it saw, per visit.
+fn drive(chromium: &str, visits: Value) -> Vec<Value> {
+    use std::io::Write;
+    let root = workspace();
+    let plan = json!({"executable": chromium, "screenshots": root.join("target/screenshots"), "visits": visits});
+    let mut child = std::process::Command::new("node")
+        .arg(root.join("browser-tests/drive.mjs"))
+        .current_dir(&root)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs (scripts/browser.sh installs what it needs)");
+    child.stdin.take().unwrap().write_all(plan.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the browser driver failed: {}", String::from_utf8_lossy(&out.stdout));
+    serde_json::from_slice(&out.stdout).expect("the driver prints its results as JSON")
+}
+
+async fn error_code(s: &TestServer, id: &str) -> Option<String> {
+    let a = s.call("v2", "session/status", &json!({"session_id": id})).await;
+    a.body["session"]["error"]["code"].as_str().map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_three_ds_page_works_in_chromium_with_and_without_javascript() {
+    let Ok(chromium) = std::env::var("OPEN131_TEST_CHROMIUM") else {
+        eprintln!("skipped: OPEN131_TEST_CHROMIUM is not set (scripts/test sets it after scripts/browser.sh)");
+        return;
+    };
+    let s = common::start().await;
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    s.app.store.set_project_settings("alpha", auto, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
+    let (back, returns) = shop().await;
+    let (passed, pass_url) = waiting(&s, 12_345, &back).await;
+    let (declined, decline_url) = waiting(&s, 2_000, &back).await;
+    let (guessed, guess_url) = waiting(&s, 3_000, &back).await;
+    let code = |text: &str| json!({"fill": "#code", "text": text});
+    let confirm = json!({"click": "button[value=confirm]"});
+    let decline = json!({"click": "button[value=decline]"});
+    let visits = json!([
+        {"name": "3ds-pass-nojs", "url": pass_url, "javascript": false,
+         "steps": [code("000000"), confirm, code("131131"), confirm]},
+        {"name": "3ds-decline-js", "url": decline_url, "javascript": true, "steps": [decline]},
+        {"name": "3ds-three-wrong-codes-nojs", "url": guess_url, "javascript": false,
+         "steps": [code("1"), confirm, code("2"), confirm, code("3"), confirm]},
+    ]);
+    let seen = drive(&chromium, visits);
+    assert_eq!(seen.len(), 3);
+    for visit in &seen {
+        assert_eq!(visit["url"].as_str(), Some(back.as_str()), "every customer ends at the shop: {visit}");
+        assert!(visit["text"].as_str().unwrap().contains("Back at the shop"), "{visit}");
+        for shot in visit["screenshots"].as_array().unwrap() {
+            let size = std::fs::metadata(shot.as_str().unwrap()).unwrap().len();
+            assert!(size > 1_000, "a real screenshot: {shot} has {size} bytes");
+        }
+    }
+    assert_eq!(*returns.lock().unwrap(), 3);
+    // The page as loaded, then one per step.
+    assert_eq!(seen[0]["screenshots"].as_array().unwrap().len(), 5);
+
+    s.settle().await;
+    s.advance(1).await;
+    let a = s.call("v2", "session/status", &json!({"session_id": passed})).await;
+    assert_eq!(a.body["session"]["status"], "accepted", "{}", a.text);
+    assert_eq!(error_code(&s, &declined).await.as_deref(), Some("3DS_error"));
+    assert_eq!(error_code(&s, &guessed).await.as_deref(), Some("3DS_error"));
+    s.stop().await;
+}
