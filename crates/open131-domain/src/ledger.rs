@@ -107,7 +107,7 @@ pub enum Movement {
     ReleaseHold,
     /// The bank's fee on a captured payment, out of the available balance.
     Fee,
-    /// A captured payment (or part of it) paid back to the customer.
+    /// A refund reserved at its request paid back to the customer's card.
     Refund,
     /// A captured payment taken back by the card network (a dispute lost).
     Chargeback,
@@ -158,7 +158,8 @@ pub fn postings(movement: Movement, amount: i64) -> [Posting; 2] {
         Movement::Capture => (Account::Held, Account::Available),
         Movement::ReleaseHold => (Account::Held, Account::Acquiring),
         Movement::Fee => (Account::Available, Account::Fees),
-        Movement::Refund | Movement::Chargeback => (Account::Available, Account::Acquiring),
+        Movement::Refund => (Account::Reserved, Account::Acquiring),
+        Movement::Chargeback => (Account::Available, Account::Acquiring),
     };
     [Posting { account: from, amount: -amount }, Posting { account: to, amount }]
 }

@@ -63,11 +63,19 @@ pub enum Timer {
     BankReturn,
     /// Fires a held payment's `TimedOut` (moot once captured or cancelled).
     CaptureTimeout,
+    /// Fires the bank's verdict on the session's refunds in progress.
+    RefundResult,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 5] =
-        [Self::Prepare, Self::ConfirmTimeout, Self::ProviderResult, Self::BankReturn, Self::CaptureTimeout];
+    pub const ALL: [Timer; 6] = [
+        Self::Prepare,
+        Self::ConfirmTimeout,
+        Self::ProviderResult,
+        Self::BankReturn,
+        Self::CaptureTimeout,
+        Self::RefundResult,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,6 +84,7 @@ impl Timer {
             Self::ProviderResult => "provider_result",
             Self::BankReturn => "bank_return",
             Self::CaptureTimeout => "capture_timeout",
+            Self::RefundResult => "refund_result",
         }
     }
 
@@ -92,7 +101,7 @@ pub(crate) fn reserved_change(effects: &[Effect]) -> i32 {
         .iter()
         .map(|e| match e {
             Effect::Ledger(Movement::Reserve) => 1,
-            Effect::Ledger(Movement::Debit | Movement::Release) => -1,
+            Effect::Ledger(Movement::Debit | Movement::Release | Movement::Refund) => -1,
             _ => 0,
         })
         .sum()

@@ -185,6 +185,39 @@ pub fn parse_capture(body: &Map<String, Value>, held: &Money) -> Result<Option<i
     }
 }
 
+/// `session/refund`'s body: `session_id`, `amount_details` for a partial
+/// refund (in the payment's currency), `metadata`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundAsk {
+    /// `None`: all that is left to refund.
+    pub amount: Option<i64>,
+    pub metadata: Option<Value>,
+}
+
+pub fn parse_refund(body: &Map<String, Value>, currency: &str) -> Result<RefundAsk, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let f = &mut Fields { errors: &mut errors };
+    f.only(body, "", &["session_id", "amount_details", "metadata"], &[]);
+    let amount = match present(body, "amount_details") {
+        true => f.object(body, "amount_details", "amount_details").and_then(|a| parse_amount(f, a)),
+        false => None,
+    };
+    if amount.as_ref().is_some_and(|a| a.currency() != currency) {
+        f.err("amount_details.currency", format!("must be the payment's currency, {currency}"));
+    }
+    let metadata = body.get("metadata").cloned().and_then(strip_nulls);
+    if errors.is_empty() {
+        Ok(RefundAsk { amount: amount.map(|a| a.amount()), metadata })
+    } else {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        Err(errors)
+    }
+}
+
+/// A refund of exactly this amount (minor units) is declined by the sandbox
+/// bank (README, the sandbox table); any other is accepted.
+pub const REFUND_DECLINED_AMOUNT: i64 = 13_210;
+
 /// What the sandbox issuer answers to an authorization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

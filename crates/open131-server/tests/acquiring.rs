@@ -437,3 +437,99 @@ async fn declining_or_three_wrong_codes_fail_the_payment_with_3ds_error() {
     assert_eq!(code, 400);
     s.stop().await;
 }
+
+/// A captured payment of `amount` (auto-confirmed, captured at once).
+async fn captured(s: &TestServer, amount: i64) -> String {
+    let id = id_of(&s.call("v2", "session/init/payment", &payment(PLAIN_CARD, amount)).await);
+    s.settle().await;
+    s.advance(1).await;
+    assert_eq!(status(s, "v2", &id).await["status"], "accepted");
+    id
+}
+
+fn refunds(session: &Value) -> Vec<Value> {
+    the_payment(session, "v2")["refunds"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn refunds_reserve_then_pay_back_several_per_payment_never_more_than_captured() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, r) = server(auto).await;
+    let id = captured(&s, 20_000).await;
+    let refund = |body: Value| {
+        let mut body = body;
+        body["session_id"] = json!(id);
+        body
+    };
+    let part = |amount: i64| refund(json!({"amount_details": {"amount": amount, "currency": "rub"}, "metadata": "r"}));
+    let a = s.call("v2", "session/refund", &part(3_000)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let list = refunds(&a.body["session"]);
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0]["status"].as_str(), list[0]["amount_details"]["amount"].as_i64()),
+        (Some("in_progress"), Some(3_000))
+    );
+    assert!(list[0]["id"].as_str().unwrap().starts_with("rf_"));
+    assert_eq!((list[0]["is_chargeback"].as_bool(), list[0]["metadata"].as_str()), (Some(false), Some("r")));
+    assert_eq!(a.body["session"]["status"], "accepted", "a refund does not reopen the session");
+    // Reserved at once, out of the available balance.
+    assert_eq!(s.balance("alpha").await, (17_000, 3_000));
+    assert_eq!(s.call("v2", "session/refund", &part(2_000)).await.status, 200);
+    // 15000 left: more is refused, nothing changes.
+    let a = s.call("v2", "session/refund", &part(15_001)).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("refund_amount_too_large")), "{}", a.text);
+    let a = s.call("v2", "session/refund", &refund(json!({"amount_details": {"amount": 1, "currency": "usd"}}))).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["amount_details.currency".to_string()]));
+    // The sandbox bank declines a refund of 132.10.
+    assert_eq!(s.call("v2", "session/refund", &part(13_210)).await.status, 200);
+    s.settle().await;
+    s.advance(1).await;
+    let list = refunds(&status(&s, "v2", &id).await);
+    let states: Vec<&str> = list.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(states, ["accepted", "accepted", "declined"]);
+    assert!(list.iter().all(|r| r["finished_at"].is_string()));
+    // 30.00 + 20.00 paid back to the card; the declined 132.10 is available again.
+    assert_eq!(s.balance("alpha").await, (15_000, 0));
+    assert_eq!(wallet(&s).await, (15_000, 0, -15_000, 0));
+    assert_eq!(r.types_for(&id), ["payment_finished", "payment_refunded", "payment_refunded", "payment_refunded"]);
+    // What is left (150.00) is refunded whole without an amount; then nothing is left.
+    let a = s.call("v2", "session/refund", &refund(json!({}))).await;
+    assert_eq!(refunds(&a.body["session"]).last().unwrap()["amount_details"]["amount"], 15_000);
+    let a = s.call("v2", "session/refund", &refund(json!({}))).await;
+    assert_eq!(a.body["error"]["code"], "refund_amount_too_large", "{}", a.text);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_refund_the_wallet_cannot_cover_fails_and_only_captured_payments_are_refunded() {
+    let (s, r) = server(hold_with_fee()).await;
+    let held = id_of(&s.call("v2", "session/init/payment", &payment(PLAIN_CARD, 10_000)).await);
+    s.settle().await;
+    s.advance(1).await;
+    let a = s.call("v2", "session/refund", &json!({"session_id": held})).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("session_wrong_state")), "held, not captured");
+    assert_eq!(s.call("v2", "session/capture", &json!({"session_id": held})).await.status, 200);
+    // Captured 100.00 less a 2.50 fee: 97.50 available cannot pay back 100.00.
+    assert_eq!(s.balance("alpha").await, (9_750, 0));
+    let a = s.call("v2", "session/refund", &json!({"session_id": held})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let list = refunds(&a.body["session"]);
+    assert_eq!(list[0]["status"], "error", "{}", a.text);
+    assert_eq!(s.balance("alpha").await, (9_750, 0));
+    s.settle().await;
+    assert_eq!(r.types_for(&held).last().map(String::as_str), Some("payment_refunded"));
+    // A refused refund does not count: a smaller one goes through.
+    let part = json!({"session_id": held, "amount_details": {"amount": 9_750, "currency": "rub"}});
+    let a = s.call("v2", "session/refund", &part).await;
+    assert_eq!(refunds(&a.body["session"])[1]["status"], "in_progress", "{}", a.text);
+
+    // A payout session has nothing to refund.
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let payout = json!({"payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": PLAIN_CARD}}},
+        "amount_details": {"amount": 100, "currency": "rub"}, "participant_details": {"recipient": {"full_name": "Ivan Ivanov"}}});
+    let payout_id = id_of(&s.call("v1", "session/init/payout", &payout).await);
+    let a = s.call("v1", "session/refund", &json!({"session_id": payout_id})).await;
+    assert_eq!(a.body["error"]["code"], "session_wrong_state", "{}", a.text);
+    s.stop().await;
+}

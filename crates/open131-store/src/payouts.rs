@@ -10,6 +10,7 @@ use open131_domain::payment_flow::PaymentState;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
+use open131_domain::refund_flow::RefundState;
 use open131_domain::session::{ApiVersion, SessionState};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use time::OffsetDateTime;
@@ -157,12 +158,34 @@ pub struct PaymentRecord {
     /// Wrong one-time codes entered on its 3-D Secure page.
     pub three_ds_attempts: u8,
     pub created_at: OffsetDateTime,
+    /// Its refunds (and chargebacks), oldest first.
+    pub refunds: Vec<PaymentRefundRecord>,
+}
+
+/// A refund of a card payment (or a chargeback, `is_chargeback`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRefundRecord {
+    pub id: String,
+    pub amount: i64,
+    pub state: RefundState,
+    pub is_chargeback: bool,
+    pub metadata: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
 }
 
 impl PaymentRecord {
     /// The amount a capture moves into the available balance.
     pub fn captured(&self) -> i64 {
         self.captured_amount.unwrap_or(self.amount)
+    }
+
+    /// What may still be refunded: the captured amount less every refund
+    /// asked for and not refused.
+    pub fn refundable(&self) -> i64 {
+        let asked: i64 =
+            self.refunds.iter().filter(|r| open131_domain::refund_flow::counts(r.state)).map(|r| r.amount).sum();
+        self.captured() - asked
     }
 }
 

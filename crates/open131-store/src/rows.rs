@@ -14,13 +14,14 @@ use open131_domain::payment_flow;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow;
 use open131_domain::personal::Personal;
+use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    CheckRecord, DueTimer, Exchange, PaymentRecord, PayoutRecord, PostingRecord, ProjectSettings, RefundRecord, Result,
-    SessionRecord, StoreError, SubjectKind, WalletRecord, WebhookRecord, WebhookState,
+    CheckRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PayoutRecord, PostingRecord, ProjectSettings,
+    RefundRecord, Result, SessionRecord, StoreError, SubjectKind, WalletRecord, WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -203,15 +204,20 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
      p.id, p.amount, p.currency, p.method_masked, p.participant_details, p.customer, p.metadata, p.plan, p.state, \
      p.created_at_us, p.charged_amount, p.charged_currency, p.fx_rate_millionths, p.confirm_information, \
      q.id, q.amount, q.currency, q.method_masked, q.customer, q.participant_details, q.metadata, q.return_url, \
-     q.plan, q.state, q.captured_amount, q.created_at_us, q.fee_amount, q.three_ds_attempts \
+     q.plan, q.state, q.captured_amount, q.created_at_us, q.fee_amount, q.three_ds_attempts, \
+     r.id, r.payment_id, r.amount, r.state, r.is_chargeback, r.metadata, r.created_at_us, r.finished_at_us \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      LEFT JOIN payments q ON q.project_id = s.project_id AND q.session_id = s.id \
-     WHERE s.project_id = $1 AND s.id = $2 ORDER BY p.created_at_us, p.id, q.created_at_us, q.id";
+     LEFT JOIN payment_refunds r ON r.project_id = q.project_id AND r.payment_id = q.id \
+     WHERE s.project_id = $1 AND s.id = $2 \
+     ORDER BY p.created_at_us, p.id, q.created_at_us, q.id, r.seq";
 
 /// Where a payout's columns start in a [`SELECT_SESSION`] row.
 pub(crate) const PAYOUT_OFFSET: usize = 14;
 /// Where a payment's columns start in a [`SELECT_SESSION`] row.
 pub(crate) const PAYMENT_OFFSET: usize = PAYOUT_OFFSET + 14;
+/// Where a payment refund's columns start in a [`SELECT_SESSION`] row.
+pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 14;
 
 /// One row of [`SELECT_SESSION`]: the session, and one payout and one payment
 /// (either or both absent).
@@ -219,11 +225,12 @@ pub(crate) struct SessionRows {
     head: Option<SessionRow>,
     payouts: Vec<PayoutRow>,
     payments: Vec<PaymentRow>,
+    refunds: Vec<RefundRow>,
 }
 
 impl SessionRows {
     pub(crate) fn new() -> Self {
-        Self { head: None, payouts: Vec::new(), payments: Vec::new() }
+        Self { head: None, payouts: Vec::new(), payments: Vec::new(), refunds: Vec::new() }
     }
 
     /// Adds one result row; a payout or payment seen in an earlier row (the
@@ -242,13 +249,18 @@ impl SessionRows {
                 self.payments.push(p);
             }
         }
+        if let Some(refund) = RefundRow::read(r)? {
+            if !self.refunds.iter().any(|seen| seen.id == refund.id) {
+                self.refunds.push(refund);
+            }
+        }
         Ok(())
     }
 
     /// The session, or `None` when no row was pushed.
     pub(crate) fn decode(self) -> Result<Option<SessionRecord>> {
         let Some(head) = self.head else { return Ok(None) };
-        head.decode(self.payouts, self.payments).map(Some)
+        head.decode(self.payouts, self.payments, self.refunds).map(Some)
     }
 }
 
@@ -337,7 +349,12 @@ impl SessionRow {
     }
 
     /// The session with its payouts and payments (oldest first).
-    fn decode(self, payouts: Vec<PayoutRow>, payments: Vec<PaymentRow>) -> Result<SessionRecord> {
+    fn decode(
+        self,
+        payouts: Vec<PayoutRow>,
+        payments: Vec<PaymentRow>,
+        refunds: Vec<RefundRow>,
+    ) -> Result<SessionRecord> {
         let what = format!("session {}/{}", self.project_id, self.id);
         let state = session::parse_state(&self.phase).ok_or_else(|| StoreError::corrupt(&what, "phase"))?;
         let api_version =
@@ -350,7 +367,7 @@ impl SessionRow {
         };
         Ok(SessionRecord {
             payouts: payouts.into_iter().map(|p| p.decode(&what)).collect::<Result<_>>()?,
-            payments: payments.into_iter().map(|p| p.decode(&what)).collect::<Result<_>>()?,
+            payments: payments.into_iter().map(|p| p.decode(&what, &refunds)).collect::<Result<_>>()?,
             project_id: self.project_id,
             id: self.id,
             api_version,
@@ -481,8 +498,10 @@ impl PaymentRow {
         }))
     }
 
-    fn decode(self, session: &str) -> Result<PaymentRecord> {
+    fn decode(self, session: &str, refunds: &[RefundRow]) -> Result<PaymentRecord> {
         let what = || format!("{session} payment {}", self.id);
+        let refunds =
+            refunds.iter().filter(|r| r.payment_id == self.id).map(|r| r.decode(&what())).collect::<Result<_>>()?;
         let plan = PaymentPlan::parse_stored(&self.plan).ok_or_else(|| StoreError::corrupt(what(), "plan"))?;
         let state = payment_flow::parse_state(&self.state).ok_or_else(|| StoreError::corrupt(what(), "state"))?;
         let three_ds_attempts =
@@ -502,7 +521,94 @@ impl PaymentRow {
             created_at: from_us(self.created_at_us)?,
             fee_amount: self.fee_amount,
             three_ds_attempts,
+            refunds,
         })
+    }
+}
+
+/// A row of `payment_refunds`, in [`SELECT_SESSION`] order from [`REFUND_OFFSET`].
+pub(crate) struct RefundRow {
+    id: String,
+    payment_id: String,
+    amount: i64,
+    state: String,
+    is_chargeback: bool,
+    metadata: Option<String>,
+    created_at_us: i64,
+    finished_at_us: Option<i64>,
+}
+
+impl RefundRow {
+    /// The refund's columns of a [`SELECT_SESSION`] row; `None` when absent.
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Option<Self>, C::Error> {
+        let at = |i: usize| REFUND_OFFSET + i;
+        let Some(id) = r.opt_text(at(0))? else { return Ok(None) };
+        Ok(Some(Self {
+            id,
+            payment_id: r.text(at(1))?,
+            amount: r.int(at(2))?,
+            state: r.text(at(3))?,
+            is_chargeback: r.flag(at(4))?,
+            metadata: r.opt_text(at(5))?,
+            created_at_us: r.int(at(6))?,
+            finished_at_us: r.opt_int(at(7))?,
+        }))
+    }
+
+    fn decode(&self, payment: &str) -> Result<PaymentRefundRecord> {
+        let what = || format!("{payment} refund {}", self.id);
+        let state = refund_flow::parse_state(&self.state).ok_or_else(|| StoreError::corrupt(what(), "state"))?;
+        Ok(PaymentRefundRecord {
+            id: self.id.clone(),
+            amount: self.amount,
+            state,
+            is_chargeback: self.is_chargeback,
+            metadata: self.metadata.clone(),
+            created_at: from_us(self.created_at_us)?,
+            finished_at: self.finished_at_us.map(from_us).transpose()?,
+        })
+    }
+}
+
+/// Inserts a refund of a payment, or moves a stored one to its new state
+/// (and finish time): the only things about a refund that change. `$1..$11`:
+/// project, session, payment, id, amount, state, is_chargeback, metadata,
+/// created, finished, seq.
+pub(crate) const UPSERT_REFUND: &str = "INSERT INTO payment_refunds (project_id, session_id, payment_id, id, amount, \
+     state, is_chargeback, metadata, created_at_us, finished_at_us, seq) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, finished_at_us = excluded.finished_at_us";
+
+/// The values of a refund row, in [`UPSERT_REFUND`]'s order after the project and session ids.
+pub(crate) struct RefundValues<'a> {
+    pub payment_id: &'a str,
+    pub id: &'a str,
+    pub amount: i64,
+    pub state: String,
+    pub is_chargeback: bool,
+    pub metadata: Option<&'a str>,
+    pub created_at_us: i64,
+    pub finished_at_us: Option<i64>,
+    pub seq: i64,
+}
+
+impl<'a> RefundValues<'a> {
+    /// Every refund of the session's payments.
+    pub(crate) fn of(record: &'a SessionRecord) -> Vec<Self> {
+        let each = |p: &'a PaymentRecord| {
+            p.refunds.iter().zip(0..).map(move |(r, seq)| Self {
+                payment_id: &p.id,
+                id: &r.id,
+                amount: r.amount,
+                state: refund_flow::state_name(r.state),
+                is_chargeback: r.is_chargeback,
+                metadata: r.metadata.as_deref(),
+                created_at_us: to_us(r.created_at),
+                finished_at_us: r.finished_at.map(to_us),
+                seq,
+            })
+        };
+        record.payments.iter().flat_map(each).collect()
     }
 }
 

@@ -909,6 +909,7 @@ async fn a_payment_session_round_trips_on_both_backends() {
             created_at: NOW,
             fee_amount: 0,
             three_ds_attempts: 0,
+            refunds: Vec::new(),
         }];
         let mut create = creation(s.clone(), "card-1");
         create.movements.clear();
@@ -921,10 +922,32 @@ async fn a_payment_session_round_trips_on_both_backends() {
         held.payments[0].captured_amount = Some(6_000);
         held.payments[0].fee_amount = 150;
         held.payments[0].three_ds_attempts = 2;
+        // Two refunds, asked for at the same instant: read back in the order asked.
+        let refund = |id: &str, amount, state| open131_store::PaymentRefundRecord {
+            id: id.into(),
+            amount,
+            state,
+            is_chargeback: false,
+            metadata: Some(r#""r""#.into()),
+            created_at: NOW,
+            finished_at: None,
+        };
+        use open131_domain::refund_flow::RefundState;
+        held.payments[0].refunds =
+            vec![refund("rf_9", 1_000, RefundState::InProgress), refund("rf_1", 500, RefundState::InProgress)];
         assert_eq!(store.write_session(plain_update(1, held.clone()), NOW).await.unwrap(), WriteOutcome::Applied(2));
         let after = store.session("alpha", "s-card").await.unwrap().unwrap();
         assert_eq!(after.payments, held.payments, "{name}");
         assert_eq!(after.payment().unwrap().captured(), 6_000, "{name}");
+        assert_eq!(after.payment().unwrap().refundable(), 4_500, "{name}");
+        // A refund's state and finish time change; nothing else about it does.
+        let mut done = after.clone();
+        done.payments[0].refunds[1].state = RefundState::Declined;
+        done.payments[0].refunds[1].finished_at = Some(NOW);
+        assert_eq!(store.write_session(plain_update(2, done.clone()), NOW).await.unwrap(), WriteOutcome::Applied(3));
+        let read = store.session("alpha", "s-card").await.unwrap().unwrap();
+        assert_eq!(read.payments, done.payments, "{name}");
+        assert_eq!(read.payment().unwrap().refundable(), 5_000, "{name}: a declined refund does not count");
         assert!(!format!("{:?}", after.payments[0]).contains("user-1"), "{name}: the payer is personal data");
     }
 }

@@ -21,6 +21,8 @@ pub enum ApiErrorCode {
     RequestTooLarge,
     SessionWrongState,
     IdempotencyKeyAlreadyExists,
+    /// A refund over what is left of the captured amount.
+    RefundAmountTooLarge,
     /// Unknown method path (ours).
     NotFound,
     MethodNotAllowed,
@@ -28,7 +30,7 @@ pub enum ApiErrorCode {
 }
 
 impl ApiErrorCode {
-    pub const ALL: [ApiErrorCode; 10] = [
+    pub const ALL: [ApiErrorCode; 11] = [
         Self::IdentificationError,
         Self::AuthenticationError,
         Self::AuthorizationError,
@@ -36,6 +38,7 @@ impl ApiErrorCode {
         Self::RequestTooLarge,
         Self::SessionWrongState,
         Self::IdempotencyKeyAlreadyExists,
+        Self::RefundAmountTooLarge,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::InternalError,
@@ -49,6 +52,7 @@ impl ApiErrorCode {
             Self::InvalidRequest | Self::RequestTooLarge => "invalid_request",
             Self::SessionWrongState => "session_wrong_state",
             Self::IdempotencyKeyAlreadyExists => "idempotency_key_already_exists",
+            Self::RefundAmountTooLarge => "refund_amount_too_large",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InternalError => "internal_error",
@@ -66,6 +70,7 @@ impl ApiErrorCode {
             Self::IdempotencyKeyAlreadyExists => {
                 "Request with this idempotency key is already in progress or processed"
             }
+            Self::RefundAmountTooLarge => "The refund is larger than what is left of the captured amount",
             Self::NotFound => "Unknown method",
             Self::MethodNotAllowed => "HTTP method not allowed for this path",
             Self::InternalError => "Internal error. Please send the request again later.",
@@ -77,7 +82,10 @@ impl ApiErrorCode {
         match self {
             Self::IdentificationError | Self::AuthenticationError => 401,
             Self::AuthorizationError => 403,
-            Self::InvalidRequest | Self::SessionWrongState | Self::IdempotencyKeyAlreadyExists => 400,
+            Self::InvalidRequest
+            | Self::SessionWrongState
+            | Self::IdempotencyKeyAlreadyExists
+            | Self::RefundAmountTooLarge => 400,
             Self::RequestTooLarge => 413,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -130,6 +138,8 @@ pub struct RefundWire {
     /// Always sent: the SDK's `Refund::getAmounts()` is not nullable.
     pub amounts: Amounts,
     pub is_chargeback: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
 }
 
 /// `amounts` of a refund or a payment: gross and net, and on a captured

@@ -15,9 +15,11 @@ use open131_domain::payment::Verdict;
 use open131_domain::payment_flow::PaymentEvent;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
+use open131_domain::refund_flow::{self, RefundEvent, RefundWrongState};
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
 use open131_store::{
-    NewWebhook, PaymentRecord, PayoutRecord, ProjectSettings, SessionRecord, SessionWrite, StoreError, WriteOutcome,
+    NewWebhook, PaymentRecord, PaymentRefundRecord, PayoutRecord, ProjectSettings, SessionRecord, SessionWrite,
+    StoreError, WriteOutcome,
 };
 use open131_wire::api::WebhookBody;
 use time::OffsetDateTime;
@@ -31,8 +33,12 @@ pub const VERSION_CONFLICT_RETRIES_MAX: usize = 8;
 pub enum EngineError {
     #[error(transparent)]
     WrongState(#[from] WrongState),
+    #[error(transparent)]
+    RefundWrongState(#[from] RefundWrongState),
     #[error("idempotency key already used")]
     Idempotency,
+    #[error("the refund is larger than what is left to refund")]
+    RefundTooLarge,
     #[error("no such session")]
     NoSuchSession,
     #[error("store: {0}")]
@@ -52,6 +58,17 @@ pub struct Apply {
     pub new_payment: Option<PaymentRecord>,
     /// What a partial `session/capture` takes (minor units; the rest is released).
     pub capture_amount: Option<i64>,
+    /// The refund that [`RefundEvent::Start`] starts (in `Requested`).
+    pub new_refund: Option<PaymentRefundRecord>,
+}
+
+/// What reaches a session: an event of the session or its operation, or of
+/// one refund of its payment (refunds have their own machine,
+/// [`refund_flow`], one per refund).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    Session(Event),
+    Refund { id: String, event: RefundEvent },
 }
 
 fn timer_due(
@@ -78,6 +95,7 @@ fn timer_due(
         }
         Timer::BankReturn => c.bank_return_delay,
         Timer::CaptureTimeout => seconds(settings.capture_timeout_s),
+        Timer::RefundResult => c.payout_processing_delay,
     };
     now + time::Duration::try_from(std).unwrap_or(time::Duration::ZERO)
 }
@@ -103,12 +121,80 @@ pub fn new_payment_id() -> String {
     new_id("pm_")
 }
 
+pub fn new_refund_id() -> String {
+    new_id("rf_")
+}
+
 /// Applies `event` to `record` (re-reading it after a lost race) and returns the committed state.
 /// `record.version == 0` in `Created` means "a session not yet stored": it is created.
-pub async fn apply(
+pub async fn apply(app: &App, record: SessionRecord, event: Event, how: Apply) -> Result<SessionRecord, EngineError> {
+    apply_change(app, record, Change::Session(event), how).await
+}
+
+/// Applies `event` to the refund `id` of the session's payment (a new one
+/// comes in [`Apply::new_refund`]).
+pub async fn apply_refund(
+    app: &App,
+    record: SessionRecord,
+    id: &str,
+    event: RefundEvent,
+    how: Apply,
+) -> Result<SessionRecord, EngineError> {
+    apply_change(app, record, Change::Refund { id: id.to_string(), event }, how).await
+}
+
+type StepResult = Result<(SessionRecord, Vec<Effect>), EngineError>;
+
+/// The record after `change` and the effects its machine asked for.
+fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTime) -> StepResult {
+    match change {
+        Change::Session(event) => {
+            let (snapshot, effects) = session::apply(snapshot_of(record), *event)?;
+            let mut next = with_states(record, snapshot, how);
+            if let (Event::Payment(PaymentEvent::ThreeDsWrongCode { .. }), Some(p)) = (event, next.payments.first_mut())
+            {
+                p.three_ds_attempts = p.three_ds_attempts.saturating_add(1);
+            }
+            match snapshot.operation {
+                Some(Operation::Payout(_)) if next.payouts.is_empty() => {
+                    return Err(EngineError::Internal("a payout started without its record".into()))
+                }
+                Some(Operation::Payment(_)) if next.payments.is_empty() => {
+                    return Err(EngineError::Internal("a payment started without its record".into()))
+                }
+                _ => {}
+            }
+            if session::is_final(snapshot.session) && record.finished_at.is_none() {
+                next.finished_at = Some(now);
+            }
+            Ok((next, effects))
+        }
+        Change::Refund { id, event } => {
+            let mut next = record.clone();
+            let payment =
+                next.payments.first_mut().ok_or_else(|| EngineError::Internal("a refund without a payment".into()))?;
+            if !payment.refunds.iter().any(|r| &r.id == id) {
+                payment.refunds.extend(how.new_refund.clone().filter(|r| &r.id == id));
+            }
+            let refund = payment.refunds.iter_mut().find(|r| &r.id == id).ok_or(EngineError::NoSuchSession)?;
+            let (state, effects) = refund_flow::transition(refund.state, *event)?;
+            refund.state = state;
+            if refund_flow::is_final(state) {
+                refund.finished_at = Some(now);
+            }
+            // Checked on the record as it is now, so concurrent refunds never exceed the capture.
+            if *event == RefundEvent::Start && payment.refundable() < 0 {
+                return Err(EngineError::RefundTooLarge);
+            }
+            Ok((next, effects))
+        }
+    }
+}
+
+async fn apply_change(
     app: &App,
     mut record: SessionRecord,
-    event: Event,
+    mut change: Change,
     how: Apply,
 ) -> Result<SessionRecord, EngineError> {
     // The settings as cached (re-read within `PROJECT_CACHE_TTL_MS`).
@@ -116,32 +202,19 @@ pub async fn apply(
         Some(p) => p.settings.clone(),
         None => return Err(EngineError::Internal("session of an unknown project".into())),
     };
-    let mut event = event;
     for _ in 0..VERSION_CONFLICT_RETRIES_MAX {
         let now = app.clock.now();
-        let (snapshot, effects) = session::apply(snapshot_of(&record), event)?;
-        let mut next = with_states(&record, snapshot, &how);
-        if let (Event::Payment(PaymentEvent::ThreeDsWrongCode { .. }), Some(p)) = (event, next.payments.first_mut()) {
-            p.three_ds_attempts = p.three_ds_attempts.saturating_add(1);
-        }
-        match snapshot.operation {
-            Some(Operation::Payout(_)) if next.payouts.is_empty() => {
-                return Err(EngineError::Internal("a payout started without its record".into()))
-            }
-            Some(Operation::Payment(_)) if next.payments.is_empty() => {
-                return Err(EngineError::Internal("a payment started without its record".into()))
-            }
-            _ => {}
-        }
+        let (mut next, effects) = step(&record, &change, &how, now)?;
         next.updated_at = now;
-        if session::is_final(snapshot.session) && record.finished_at.is_none() {
-            next.finished_at = Some(now);
-        }
         let mut movements = Vec::new();
         let mut timers = Vec::new();
         let mut kinds = Vec::new();
         for effect in &effects {
             match effect {
+                Effect::Ledger(movement) if matches!(change, Change::Refund { .. }) => {
+                    let Change::Refund { id, .. } = &change else { continue };
+                    movements.push(refund_leg(&next, id, *movement)?);
+                }
                 Effect::Ledger(movement) if next.payments.is_empty() => {
                     let payout =
                         next.payout().ok_or_else(|| EngineError::Internal("money moved without a payout".into()))?;
@@ -195,12 +268,17 @@ pub async fn apply(
                 return Ok(next);
             }
             WriteOutcome::IdempotencyConflict => return Err(EngineError::Idempotency),
-            WriteOutcome::Insufficient if snapshot.payout().is_some() => {
-                // Same starting state, the ledger's answer as the event.
-                event = Event::Payout(PayoutEvent::ReserveRefused);
-            }
             WriteOutcome::Insufficient => {
-                return Err(EngineError::Internal("the ledger refused a card payment's movement".into()))
+                // Same starting state, the ledger's answer as the event.
+                change = match change {
+                    Change::Session(_) if record.payments.is_empty() => {
+                        Change::Session(Event::Payout(PayoutEvent::ReserveRefused))
+                    }
+                    Change::Refund { id, event: RefundEvent::Start } => {
+                        Change::Refund { id, event: RefundEvent::ReserveRefused }
+                    }
+                    _ => return Err(EngineError::Internal("the ledger refused a card payment's movement".into())),
+                }
             }
             WriteOutcome::VersionConflict => {
                 record = app.store.session(&record.project_id, &record.id).await?.ok_or(EngineError::NoSuchSession)?;
@@ -208,6 +286,13 @@ pub async fn apply(
         }
     }
     Err(EngineError::Internal("too many concurrent changes to one session".into()))
+}
+
+/// The leg of a refund's movement: its amount, on the payment's book and currency.
+fn refund_leg(next: &SessionRecord, id: &str, movement: Movement) -> Result<Leg, EngineError> {
+    let payment = next.payment().ok_or_else(|| EngineError::Internal("a refund without a payment".into()))?;
+    let refund = payment.refunds.iter().find(|r| r.id == id).ok_or(EngineError::NoSuchSession)?;
+    Ok(Leg { book: next.book, currency: payment.currency.clone(), movement, amount: refund.amount })
 }
 
 /// The legs of a card payment's movement, on its project's main book: a hold

@@ -71,6 +71,7 @@ pub enum ApiMethod {
     /// `session/start/payment`: a card payment for a created session.
     PaymentStart,
     SessionCapture,
+    SessionRefund,
     WalletBalance,
     FpsBanks,
     FpsCustomerVerification,
@@ -91,7 +92,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 12] = [
+    pub const OTHERS: [ApiMethod; 13] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -99,6 +100,7 @@ impl ApiMethod {
         Self::PaymentInitSync,
         Self::PaymentStart,
         Self::SessionCapture,
+        Self::SessionRefund,
         Self::WalletBalance,
         Self::FpsBanks,
         Self::FpsCustomerVerification,
@@ -140,6 +142,7 @@ impl ApiMethod {
             Self::PaymentInitSync => "session/init/payment/sync",
             Self::PaymentStart => "session/start/payment",
             Self::SessionCapture => "session/capture",
+            Self::SessionRefund => "session/refund",
             Self::WalletBalance => "wallet/balance",
             Self::FpsBanks => "fps/banks",
             Self::FpsCustomerVerification => "fps/customer_verification",
@@ -173,13 +176,12 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 17] = [
+const NOT_SERVED_YET: [&str; 16] = [
     "session/init/payout/fiscalization",
     "session/start/payout/fiscalization",
     "fiscalization",
     "session/multi/init",
     "session/init/session",
-    "session/refund",
     "session/chargeback",
     "recurrent/status",
     "recurrent/disable",
@@ -431,6 +433,7 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::PaymentInitSync => ctx.init_payment(&body, true).await,
         ApiMethod::PaymentStart => ctx.start_payment(&body).await,
         ApiMethod::SessionCapture => ctx.capture(&body).await,
+        ApiMethod::SessionRefund => ctx.refund(&body).await,
         ApiMethod::AccountBalance => ctx.account_balance(&body).await,
         ApiMethod::AccountStatement => ctx.account_statement(&body).await,
         ApiMethod::SessionStatus => ctx.status(&body).await,

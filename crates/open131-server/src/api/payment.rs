@@ -10,8 +10,9 @@ use open131_domain::payment::{self, PaymentCall, PaymentRequest};
 use open131_domain::payment_flow::{PaymentEvent, PaymentState};
 use open131_domain::payout::Money;
 use open131_domain::personal::Personal;
+use open131_domain::refund_flow::{RefundEvent, RefundState};
 use open131_domain::session::{Event, SessionState};
-use open131_store::{PaymentRecord, SessionRecord};
+use open131_store::{PaymentRecord, PaymentRefundRecord, SessionRecord};
 use open131_wire::api::ApiErrorCode;
 use serde_json::{Map, Value};
 
@@ -37,6 +38,7 @@ impl Ctx<'_> {
             created_at: self.app.clock.now(),
             fee_amount: 0,
             three_ds_attempts: 0,
+            refunds: Vec::new(),
         }
     }
 
@@ -98,6 +100,34 @@ impl Ctx<'_> {
         };
         let done = engine::apply(self.app, record, Event::StartPayment, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
+    }
+
+    /// `session/refund`: all that is left of a captured payment, or the part
+    /// `amount_details` names; several per payment, never more than captured.
+    pub(super) async fn refund(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        let record = self.load(body).await?;
+        let Some(paid) = record.payment().filter(|p| p.state == PaymentState::Succeeded) else {
+            return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
+        };
+        let ask = payment::parse_refund(body, &paid.currency).map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let amount = ask.amount.unwrap_or(paid.refundable());
+        if amount <= 0 || amount > paid.refundable() {
+            let why = format!("{} of {} captured is left to refund", paid.refundable(), paid.captured());
+            return Err(ApiReply::error(ApiErrorCode::RefundAmountTooLarge, Some(&why), Vec::new()));
+        }
+        let refund = PaymentRefundRecord {
+            id: engine::new_refund_id(),
+            amount,
+            state: RefundState::Requested,
+            is_chargeback: false,
+            metadata: ask.metadata.map(|m| m.to_string()),
+            created_at: self.app.clock.now(),
+            finished_at: None,
+        };
+        let id = refund.id.clone();
+        let how = Apply { idempotency: self.idempotency.clone(), new_refund: Some(refund), ..Apply::default() };
+        let done = engine::apply_refund(self.app, record, &id, RefundEvent::Start, how);
+        Ok(self.reply(&done.await.map_err(Self::engine_error)?))
     }
 
     /// `session/capture`: the whole hold, or the part `amount_details` names

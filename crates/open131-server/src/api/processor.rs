@@ -6,10 +6,11 @@
 use std::time::Duration;
 
 use open131_domain::lifecycle::Timer;
-use open131_domain::payment::Verdict;
+use open131_domain::payment::{Verdict, REFUND_DECLINED_AMOUNT};
 use open131_domain::payment_flow::PaymentEvent;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
+use open131_domain::refund_flow::{RefundEvent, RefundState};
 use open131_domain::session::Event;
 use open131_domain::settings::CaptureMode;
 use open131_store::{ProjectSettings, SessionRecord};
@@ -43,6 +44,9 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
                 app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
                 return Ok(false);
             };
+            if t.timer == Timer::RefundResult {
+                return settle_refunds(&app, session).await.map(|n| n > 0);
+            }
             let Some(event) = timer_event(&session, t.timer, &project.settings) else {
                 // A timer its operation never schedules (left by a bug or an old version): moot.
                 app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
@@ -74,6 +78,35 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
     Ok(applied)
 }
 
+/// The bank's verdict on every refund of the session in progress (the
+/// sandbox declines a refund of [`REFUND_DECLINED_AMOUNT`]); how many moved.
+async fn settle_refunds(app: &App, mut session: SessionRecord) -> anyhow::Result<usize> {
+    let waiting: Vec<(String, i64)> = session
+        .payment()
+        .map(|p| p.refunds.iter().filter(|r| r.state == RefundState::InProgress).map(|r| (r.id.clone(), r.amount)))
+        .into_iter()
+        .flatten()
+        .collect();
+    if waiting.is_empty() {
+        app.store.drop_timer(&session.project_id, &session.id, Timer::RefundResult).await?;
+        return Ok(0);
+    }
+    let mut settled = 0;
+    for (id, amount) in waiting {
+        let event = if amount == REFUND_DECLINED_AMOUNT { RefundEvent::Declined } else { RefundEvent::Accepted };
+        let how = Apply { consumed_timer: Some(Timer::RefundResult), ..Apply::default() };
+        match engine::apply_refund(app, session.clone(), &id, event, how).await {
+            Ok(next) => {
+                session = next;
+                settled += 1;
+            }
+            Err(EngineError::RefundWrongState(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(settled)
+}
+
 /// The event a due timer fires at the session's operation.
 pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &ProjectSettings) -> Option<Event> {
     if let Some(payment) = session.payment() {
@@ -88,7 +121,7 @@ pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &Proj
                 }
                 Verdict::Decline(code) => PaymentEvent::Declined(code),
             },
-            Timer::BankReturn => return None,
+            Timer::BankReturn | Timer::RefundResult => return None,
         }));
     }
     Some(Event::Payout(match timer {
@@ -102,7 +135,7 @@ pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &Proj
         Timer::ConfirmTimeout => PayoutEvent::ConfirmTimedOut,
         Timer::ProviderResult => session.payout().map_or(SandboxPlan::Succeed, |p| p.plan).provider_event(),
         Timer::BankReturn => PayoutEvent::Returned,
-        Timer::CaptureTimeout => return None,
+        Timer::CaptureTimeout | Timer::RefundResult => return None,
     }))
 }
 

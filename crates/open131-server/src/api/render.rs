@@ -3,6 +3,7 @@
 
 use open131_domain::payment_flow::{self, PaymentState};
 use open131_domain::payout_flow::{self, PayoutState};
+use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
 use open131_store::{PaymentRecord, SessionRecord};
 use open131_wire::api::{
@@ -70,7 +71,20 @@ fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> Acqui
         amounts: Amounts { gross: money(gross), net: money(gross - p.fee_amount), fee },
         participant_details: p.participant_details.as_ref().and_then(|d| serde_json::from_str(d.expose()).ok()),
         payment_options: p.return_url.as_ref().map(|u| serde_json::json!({"return_url": u})),
-        refunds: Vec::new(),
+        refunds: p
+            .refunds
+            .iter()
+            .map(|r| RefundWire {
+                id: r.id.clone(),
+                status: refund_flow::wire_status(r.state).to_string(),
+                created_at: timestamp(r.created_at),
+                finished_at: r.finished_at.map(timestamp),
+                amount_details: money(r.amount),
+                amounts: Amounts { gross: money(r.amount), net: money(r.amount), fee: None },
+                is_chargeback: r.is_chargeback,
+                metadata: json(&r.metadata),
+            })
+            .collect(),
         customer_interaction,
         metadata: json(&p.metadata),
         error: payment_error(p.state),
@@ -98,6 +112,7 @@ pub fn session(record: &SessionRecord, naming: ApiVersion, public_url: &str) -> 
                 amount_details: money(),
                 amounts: Amounts { gross: money(), net: money(), fee: None },
                 is_chargeback: false,
+                metadata: None,
             })
             .collect();
         vec![PayoutWire {

@@ -56,6 +56,10 @@ impl Ctx<'_> {
                 ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()).with_log(&w)
             }
             EngineError::Idempotency => ApiReply::error(ApiErrorCode::IdempotencyKeyAlreadyExists, None, Vec::new()),
+            EngineError::RefundWrongState(w) => {
+                ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()).with_log(&w)
+            }
+            EngineError::RefundTooLarge => ApiReply::error(ApiErrorCode::RefundAmountTooLarge, None, Vec::new()),
             EngineError::NoSuchSession => ApiReply::invalid(vec![detail("session_id", "no such session")]),
             other => ApiReply::internal(&other),
         }

@@ -78,6 +78,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "payouts_complete", include_str!("../../migrations/postgres/0005_payouts_complete.sql")),
     (6, "books_and_exchange", include_str!("../../migrations/postgres/0006_books_and_exchange.sql")),
     (7, "acquiring", include_str!("../../migrations/postgres/0007_acquiring.sql")),
+    (8, "payment_refunds", include_str!("../../migrations/postgres/0008_payment_refunds.sql")),
 ];
 
 pub struct PgStore {

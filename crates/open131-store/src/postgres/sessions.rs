@@ -15,8 +15,8 @@ use super::batch::{statements, Statements, Step};
 use super::{after_commit_sent, PgStore};
 use crate::payouts::*;
 use crate::rows::{
-    decode_rate, due_timer, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow, SessionRows, SessionValues,
-    WalletRow, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, WALLET_COLUMNS, WALLET_UPDATE,
+    decode_rate, due_timer, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow, RefundValues, SessionRows,
+    SessionValues, WalletRow, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, WALLET_COLUMNS, WALLET_UPDATE,
 };
 use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError};
 
@@ -95,6 +95,7 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
     let now_us = to_us(now);
     let payouts: Vec<PayoutValues<'_>> = r.payouts.iter().map(PayoutValues::of).collect();
     let payments: Vec<PaymentValues<'_>> = r.payments.iter().map(PaymentValues::of).collect();
+    let refunds = RefundValues::of(r);
     let timers: Vec<(&'static str, i64)> = w.timers.iter().map(|(t, due)| (t.as_str(), to_us(*due))).collect();
     // A timer both consumed and scheduled is simply rescheduled by its upsert
     // (one statement may not both delete and upsert one row).
@@ -193,6 +194,27 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
                  captured_amount = excluded.captured_amount, fee_amount = excluded.fee_amount,
                  three_ds_attempts = excluded.three_ds_attempts)"
+        );
+    }
+    for (i, f) in refunds.iter().enumerate() {
+        let values = [
+            q.p(&f.payment_id, "TEXT"),
+            q.p(&f.id, "TEXT"),
+            q.p(&f.amount, "BIGINT"),
+            q.p(&f.state, "TEXT"),
+            q.p(&f.is_chargeback, "BOOLEAN"),
+            q.p(&f.metadata, "TEXT"),
+            q.p(&f.created_at_us, "BIGINT"),
+            q.p(&f.finished_at_us, "BIGINT"),
+            q.p(&f.seq, "BIGINT"),
+        ]
+        .join(", ");
+        q.text += &format!(
+            ", r{i} AS (INSERT INTO payment_refunds (project_id, session_id, payment_id, id, amount, state,
+                 is_chargeback, metadata, created_at_us, finished_at_us, seq)
+             SELECT {project}, {id}, {values} FROM s
+             ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
+                 finished_at_us = excluded.finished_at_us)"
         );
     }
     for (i, hook) in w.webhooks.iter().enumerate() {

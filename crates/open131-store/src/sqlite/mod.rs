@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "payouts_complete", include_str!("../../migrations/sqlite/0011_payouts_complete.sql")),
     (12, "books_and_exchange", include_str!("../../migrations/sqlite/0012_books_and_exchange.sql")),
     (13, "acquiring", include_str!("../../migrations/sqlite/0013_acquiring.sql")),
+    (14, "payment_refunds", include_str!("../../migrations/sqlite/0014_payment_refunds.sql")),
 ];
 
 pub struct SqliteStore {

@@ -11,8 +11,8 @@ use super::writer::db;
 use crate::payouts::*;
 use crate::rows::{
     attempt_outcome, decode_rate, due_timer, from_us, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow,
-    SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION,
-    UPSERT_PAYMENT, WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
+    RefundValues, SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS, RATE_COLUMNS,
+    SELECT_SESSION, UPSERT_PAYMENT, UPSERT_REFUND, WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
 };
 use crate::{Result, StoreError};
 
@@ -115,6 +115,24 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.created_at_us,
                 p.fee_amount,
                 p.three_ds_attempts
+            ])
+            .map_err(err)?;
+    }
+    for f in RefundValues::of(r) {
+        conn.prepare_cached(UPSERT_REFUND)
+            .map_err(err)?
+            .execute(params![
+                r.project_id,
+                r.id,
+                f.payment_id,
+                f.id,
+                f.amount,
+                f.state,
+                f.is_chargeback,
+                f.metadata,
+                f.created_at_us,
+                f.finished_at_us,
+                f.seq
             ])
             .map_err(err)?;
     }

@@ -1,0 +1,18 @@
+-- Refunds of captured card payments (issue 9): several per payment, each with
+-- its own state; read with its session in one statement.
+CREATE TABLE payment_refunds (
+    project_id     TEXT    NOT NULL,
+    session_id     TEXT    NOT NULL,
+    payment_id     TEXT    NOT NULL,
+    id             TEXT    NOT NULL,
+    -- Its place among the payment's refunds (0, 1, …): the order they were asked for.
+    seq            INTEGER NOT NULL CHECK (seq >= 0),
+    amount         INTEGER NOT NULL CHECK (amount > 0),
+    state          TEXT    NOT NULL,
+    is_chargeback  INTEGER NOT NULL DEFAULT 0,
+    metadata       TEXT,
+    created_at_us  INTEGER NOT NULL,
+    finished_at_us INTEGER,
+    PRIMARY KEY (project_id, id)
+) STRICT;
+CREATE INDEX payment_refunds_payment ON payment_refunds (project_id, payment_id);
