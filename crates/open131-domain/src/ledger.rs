@@ -107,10 +107,8 @@ pub enum Movement {
     ReleaseHold,
     /// The bank's fee on a captured payment, out of the available balance.
     Fee,
-    /// A refund reserved at its request paid back to the customer's card.
+    /// A refund (or chargeback) reserved at its request paid back to the customer's card.
     Refund,
-    /// A captured payment taken back by the card network (a dispute lost).
-    Chargeback,
 }
 
 impl Movement {
@@ -130,7 +128,6 @@ impl Movement {
             Self::ReleaseHold => "release_hold",
             Self::Fee => "fee",
             Self::Refund => "refund",
-            Self::Chargeback => "chargeback",
         }
     }
 }
@@ -159,7 +156,6 @@ pub fn postings(movement: Movement, amount: i64) -> [Posting; 2] {
         Movement::ReleaseHold => (Account::Held, Account::Acquiring),
         Movement::Fee => (Account::Available, Account::Fees),
         Movement::Refund => (Account::Reserved, Account::Acquiring),
-        Movement::Chargeback => (Account::Available, Account::Acquiring),
     };
     [Posting { account: from, amount: -amount }, Posting { account: to, amount }]
 }
@@ -283,8 +279,7 @@ mod tests {
             Just(Movement::Capture),
             Just(Movement::ReleaseHold),
             Just(Movement::Fee),
-            Just(Movement::Refund),
-            Just(Movement::Chargeback)
+            Just(Movement::Refund)
         ]
     }
 

@@ -1,5 +1,6 @@
-//! A refund of a captured card payment (`session/refund`), its own small
-//! machine beside the payment's: the partner's money is reserved when the
+//! A refund of a captured card payment (`session/refund`; a chargeback is a
+//! refund with `is_chargeback`, the same machine), its own small machine
+//! beside the payment's: the partner's money is reserved when the
 //! refund is asked for, paid back to the card network when the bank accepts
 //! it, released when it is declined. A refund the wallet cannot cover fails
 //! at once with `insufficient_wallet_balance` (the docs' rule for refunds:

@@ -9,6 +9,9 @@
 //!   check's outcome (`ok`, `passport_invalid`, `passport_not_found`,
 //!   `inn_mismatch`, `invalid_sign`).
 //! - `POST /admin/v1/registry/reload` loads changed registry files now.
+//! - `POST /admin/v1/payments/chargeback` `{"project", "session_id",
+//!   "amount"?}` opens a bank-initiated chargeback of a captured payment (all
+//!   that is left, or `amount` minor units), as a card network would.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -19,6 +22,7 @@ use open131_domain::kyc::{CheckState, Outcome};
 use open131_store::Decision;
 use serde_json::{json, Value};
 
+use crate::api::payment::{start_refund, RefundRefusal};
 use crate::app::{App, Surface};
 use crate::registries::ReloadEvent;
 
@@ -46,6 +50,7 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/admin/v1/kyc/resolve", post(resolve))
         .route("/admin/v1/registry/reload", post(reload_registries))
+        .route("/admin/v1/payments/chargeback", post(chargeback))
 }
 
 /// The refusal to send, if the request does not carry the admin token.
@@ -135,6 +140,64 @@ pub async fn resolve_in_store(
     }
     let reply = crate::kyc::status_reply(id, CheckState::Finished(outcome));
     Ok(serde_json::to_value(&*reply.body)?)
+}
+
+/// Opens a bank-initiated chargeback (the card network's: the partner does not ask for it).
+pub async fn chargeback(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(r) = refusal(&app, &headers) {
+        return r;
+    }
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "body must be a JSON object");
+    };
+    let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or("");
+    let amount = match body.get("amount") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64().filter(|a| *a > 0) {
+            Some(a) => Some(a),
+            None => return error(StatusCode::BAD_REQUEST, "invalid_request", "amount must be a positive integer"),
+        },
+    };
+    match force_chargeback(&app, text("project"), text("session_id"), amount).await {
+        Ok(session) => {
+            let session = crate::api::render::session(&session, session.api_version, app.public_url());
+            (StatusCode::OK, Json(json!({"status": "ok", "session": session}))).into_response()
+        }
+        Err(ChargebackError::NotFound) => error(StatusCode::NOT_FOUND, "session_not_found", "no such session"),
+        Err(ChargebackError::Refused(e @ RefundRefusal::WrongState)) => {
+            error(StatusCode::CONFLICT, "session_wrong_state", &e.to_string())
+        }
+        Err(ChargebackError::Refused(e @ RefundRefusal::TooLarge { .. })) => {
+            error(StatusCode::CONFLICT, "refund_amount_too_large", &e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "chargeback failed");
+            Admin::internal()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChargebackError {
+    #[error("no such session")]
+    NotFound,
+    #[error(transparent)]
+    Refused(#[from] RefundRefusal),
+    #[error("store: {0}")]
+    Store(#[from] open131_store::StoreError),
+}
+
+/// A bank-initiated chargeback of the session's captured payment; shared by
+/// the admin endpoint and `open131 payments chargeback`.
+pub async fn force_chargeback(
+    app: &App,
+    project: &str,
+    session_id: &str,
+    amount: Option<i64>,
+) -> Result<open131_store::SessionRecord, ChargebackError> {
+    let record = app.store.session(project, session_id).await?.ok_or(ChargebackError::NotFound)?;
+    let ask = open131_domain::payment::RefundAsk { amount, metadata: None };
+    Ok(start_refund(app, record, ask, true, None).await?)
 }
 
 /// Loads changed registry files now.

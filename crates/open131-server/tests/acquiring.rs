@@ -533,3 +533,51 @@ async fn a_refund_the_wallet_cannot_cover_fails_and_only_captured_payments_are_r
     assert_eq!(a.body["error"]["code"], "session_wrong_state", "{}", a.text);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn chargebacks_come_from_the_partner_or_the_bank_and_are_never_declined() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, r) = server(auto).await;
+    let id = captured(&s, 30_000).await;
+    // A chargeback of the sandbox's "declined" amount still goes through: the network decides.
+    let body = json!({"session_id": id, "amount_details": {"amount": 13_210, "currency": "rub"}});
+    let a = s.call("v2", "session/chargeback", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(refunds(&a.body["session"])[0]["is_chargeback"], true);
+
+    // The operator forces the bank's own chargeback of the rest, over the admin API.
+    let mut app = s.app.clone();
+    app.admin_token = Some("secret-token".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}/admin/v1/payments/chargeback", listener.local_addr().unwrap());
+    tokio::spawn(open131_server::run(listener, app, std::future::pending()));
+    let force = |token: &'static str, body: Value| {
+        let request = s.http.post(&admin).bearer_auth(token).json(&body);
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(force("wrong", json!({"project": "alpha", "session_id": id})).await.0, 401);
+    assert_eq!(force("secret-token", json!({"project": "beta", "session_id": id})).await.0, 404);
+    let (code, answer) = force("secret-token", json!({"project": "alpha", "session_id": id, "amount": 99_999})).await;
+    assert_eq!((code, answer["error"]["code"].as_str()), (409, Some("refund_amount_too_large")), "{answer}");
+    let (code, answer) = force("secret-token", json!({"project": "alpha", "session_id": id})).await;
+    assert_eq!(code, 200, "{answer}");
+    let list = answer["session"]["payment_list"][0]["refunds"].as_array().unwrap().clone();
+    assert_eq!(list[1]["amount_details"]["amount"], 30_000 - 13_210);
+    s.settle().await;
+    s.advance(1).await;
+    let list = refunds(&status(&s, "v2", &id).await);
+    assert!(list.iter().all(|c| c["status"] == "accepted" && c["is_chargeback"] == true), "{list:?}");
+    assert_eq!(wallet(&s).await, (0, 0, 0, 0), "both chargebacks paid back to the card network");
+    let hooks = r.received();
+    let refunded: Vec<&Value> =
+        hooks.iter().filter(|h| h.body["type"] == "payment_refunded").map(|h| &h.body).collect();
+    assert_eq!(refunded.len(), 2);
+    assert_eq!(refunded[0]["session"]["payment_list"][0]["refunds"][0]["is_chargeback"], true);
+    // Nothing is left to take back.
+    let (code, _) = force("secret-token", json!({"project": "alpha", "session_id": id})).await;
+    assert_eq!(code, 409);
+    s.stop().await;
+}

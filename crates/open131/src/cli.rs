@@ -72,6 +72,9 @@ pub enum Command {
     /// Exchange rates for foreign-currency payouts (roubles per unit).
     #[command(subcommand)]
     Rates(RatesCommand),
+    /// Card payments: forced outcomes the bank's side decides.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
     /// The webhook outbox.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -164,6 +167,18 @@ pub enum WalletCommand {
     },
     /// Show a project's wallets, with its nominal and settlement account numbers.
     Balance { project: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PaymentsCommand {
+    /// Open a bank-initiated chargeback of a captured card payment (all that
+    /// is left of it, or --amount minor units); `payment_refunded` follows.
+    Chargeback {
+        project: String,
+        session: String,
+        #[arg(long)]
+        amount: Option<i64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -332,6 +347,18 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         }
         Command::Wallet(cmd) => wallet(&location, cmd).await,
         Command::Rates(cmd) => rates(&location, cmd).await,
+        Command::Payments(PaymentsCommand::Chargeback { project, session, amount }) => {
+            // The engine applies it, as for a request; a running server delivers its webhook.
+            let dir = DataDir::new(&args.data_dir);
+            let store = open_store(&location).await?;
+            let bank_key = demo::ensure_bank_key(store.as_ref(), &dir, None).await?;
+            let app = App::new(Config::new(dir.root().to_path_buf()), store, Arc::new(SystemClock), bank_key);
+            let done = open131_server::admin::force_chargeback(&app, &project, &session, amount).await?;
+            let refund = done.payment().and_then(|p| p.refunds.last());
+            let (id, amount) = refund.map(|r| (r.id.as_str(), r.amount)).unwrap_or_default();
+            println!("chargeback {id} of {amount} opened on session {session}");
+            Ok(())
+        }
         Command::Registry(cmd) => crate::registry_cli::registry(&args.data_dir, cmd).await,
         Command::Taxpayers(cmd) => crate::registry_cli::taxpayers(&args.data_dir, cmd).await,
         Command::Kyc(KycCommand::Resolve { id, project, outcome }) => {

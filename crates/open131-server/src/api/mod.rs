@@ -15,7 +15,7 @@
 
 mod account;
 pub mod engine;
-mod payment;
+pub mod payment;
 pub mod processor;
 pub mod render;
 mod session;
@@ -72,6 +72,7 @@ pub enum ApiMethod {
     PaymentStart,
     SessionCapture,
     SessionRefund,
+    SessionChargeback,
     WalletBalance,
     FpsBanks,
     FpsCustomerVerification,
@@ -92,7 +93,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 13] = [
+    pub const OTHERS: [ApiMethod; 14] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -101,6 +102,7 @@ impl ApiMethod {
         Self::PaymentStart,
         Self::SessionCapture,
         Self::SessionRefund,
+        Self::SessionChargeback,
         Self::WalletBalance,
         Self::FpsBanks,
         Self::FpsCustomerVerification,
@@ -143,6 +145,7 @@ impl ApiMethod {
             Self::PaymentStart => "session/start/payment",
             Self::SessionCapture => "session/capture",
             Self::SessionRefund => "session/refund",
+            Self::SessionChargeback => "session/chargeback",
             Self::WalletBalance => "wallet/balance",
             Self::FpsBanks => "fps/banks",
             Self::FpsCustomerVerification => "fps/customer_verification",
@@ -176,13 +179,12 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 16] = [
+const NOT_SERVED_YET: [&str; 15] = [
     "session/init/payout/fiscalization",
     "session/start/payout/fiscalization",
     "fiscalization",
     "session/multi/init",
     "session/init/session",
-    "session/chargeback",
     "recurrent/status",
     "recurrent/disable",
     "subscription/cancel",
@@ -433,7 +435,8 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::PaymentInitSync => ctx.init_payment(&body, true).await,
         ApiMethod::PaymentStart => ctx.start_payment(&body).await,
         ApiMethod::SessionCapture => ctx.capture(&body).await,
-        ApiMethod::SessionRefund => ctx.refund(&body).await,
+        ApiMethod::SessionRefund => ctx.refund(&body, false).await,
+        ApiMethod::SessionChargeback => ctx.refund(&body, true).await,
         ApiMethod::AccountBalance => ctx.account_balance(&body).await,
         ApiMethod::AccountStatement => ctx.account_statement(&body).await,
         ApiMethod::SessionStatus => ctx.status(&body).await,

@@ -102,32 +102,23 @@ impl Ctx<'_> {
         Ok(self.reply(&done))
     }
 
-    /// `session/refund`: all that is left of a captured payment, or the part
-    /// `amount_details` names; several per payment, never more than captured.
-    pub(super) async fn refund(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+    /// `session/refund` (`chargeback: false`) and `session/chargeback`: all
+    /// that is left of a captured payment, or the part `amount_details` names.
+    pub(super) async fn refund(&self, body: &Map<String, Value>, chargeback: bool) -> Result<ApiReply, ApiReply> {
         let record = self.load(body).await?;
         let Some(paid) = record.payment().filter(|p| p.state == PaymentState::Succeeded) else {
             return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
         };
         let ask = payment::parse_refund(body, &paid.currency).map_err(|e| ApiReply::invalid(from_domain(e)))?;
-        let amount = ask.amount.unwrap_or(paid.refundable());
-        if amount <= 0 || amount > paid.refundable() {
-            let why = format!("{} of {} captured is left to refund", paid.refundable(), paid.captured());
-            return Err(ApiReply::error(ApiErrorCode::RefundAmountTooLarge, Some(&why), Vec::new()));
+        match start_refund(self.app, record, ask, chargeback, self.idempotency.clone()).await {
+            Ok(done) => Ok(self.reply(&done)),
+            Err(RefundRefusal::WrongState) => Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new())),
+            Err(RefundRefusal::TooLarge { left, captured }) => {
+                let why = format!("{left} of {captured} captured is left to refund");
+                Err(ApiReply::error(ApiErrorCode::RefundAmountTooLarge, Some(&why), Vec::new()))
+            }
+            Err(RefundRefusal::Engine(e)) => Err(Self::engine_error(e)),
         }
-        let refund = PaymentRefundRecord {
-            id: engine::new_refund_id(),
-            amount,
-            state: RefundState::Requested,
-            is_chargeback: false,
-            metadata: ask.metadata.map(|m| m.to_string()),
-            created_at: self.app.clock.now(),
-            finished_at: None,
-        };
-        let id = refund.id.clone();
-        let how = Apply { idempotency: self.idempotency.clone(), new_refund: Some(refund), ..Apply::default() };
-        let done = engine::apply_refund(self.app, record, &id, RefundEvent::Start, how);
-        Ok(self.reply(&done.await.map_err(Self::engine_error)?))
     }
 
     /// `session/capture`: the whole hold, or the part `amount_details` names
@@ -144,5 +135,51 @@ impl Ctx<'_> {
         let event = Event::Payment(PaymentEvent::Capture);
         let done = engine::apply(self.app, record, event, how).await.map_err(Self::engine_error)?;
         Ok(self.reply(&done))
+    }
+}
+
+/// Why a refund or chargeback was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum RefundRefusal {
+    #[error("only a succeeded payment is refunded")]
+    WrongState,
+    #[error("{left} of {captured} captured is left to refund")]
+    TooLarge { left: i64, captured: i64 },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Starts a refund (or a chargeback) of the session's captured payment: all
+/// that is left, or `ask.amount`. Shared by `session/refund`,
+/// `session/chargeback` and the operator's forced chargeback.
+pub async fn start_refund(
+    app: &crate::App,
+    record: SessionRecord,
+    ask: payment::RefundAsk,
+    chargeback: bool,
+    idempotency: Option<(String, String)>,
+) -> Result<SessionRecord, RefundRefusal> {
+    let Some(paid) = record.payment().filter(|p| p.state == PaymentState::Succeeded) else {
+        return Err(RefundRefusal::WrongState);
+    };
+    let (left, captured) = (paid.refundable(), paid.captured());
+    let amount = ask.amount.unwrap_or(left);
+    if amount <= 0 || amount > left {
+        return Err(RefundRefusal::TooLarge { left, captured });
+    }
+    let refund = PaymentRefundRecord {
+        id: engine::new_refund_id(),
+        amount,
+        state: RefundState::Requested,
+        is_chargeback: chargeback,
+        metadata: ask.metadata.map(|m| m.to_string()),
+        created_at: app.clock.now(),
+        finished_at: None,
+    };
+    let id = refund.id.clone();
+    let how = Apply { idempotency, new_refund: Some(refund), ..Apply::default() };
+    match engine::apply_refund(app, record, &id, RefundEvent::Start, how).await {
+        Err(EngineError::RefundTooLarge) => Err(RefundRefusal::TooLarge { left, captured }),
+        other => Ok(other?),
     }
 }

@@ -81,9 +81,13 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
 /// The bank's verdict on every refund of the session in progress (the
 /// sandbox declines a refund of [`REFUND_DECLINED_AMOUNT`]); how many moved.
 async fn settle_refunds(app: &App, mut session: SessionRecord) -> anyhow::Result<usize> {
-    let waiting: Vec<(String, i64)> = session
+    // A chargeback is the card network's decision: the sandbox never declines one.
+    let waiting: Vec<(String, bool)> = session
         .payment()
-        .map(|p| p.refunds.iter().filter(|r| r.state == RefundState::InProgress).map(|r| (r.id.clone(), r.amount)))
+        .map(|p| {
+            let in_progress = p.refunds.iter().filter(|r| r.state == RefundState::InProgress);
+            in_progress.map(|r| (r.id.clone(), !r.is_chargeback && r.amount == REFUND_DECLINED_AMOUNT))
+        })
         .into_iter()
         .flatten()
         .collect();
@@ -92,8 +96,8 @@ async fn settle_refunds(app: &App, mut session: SessionRecord) -> anyhow::Result
         return Ok(0);
     }
     let mut settled = 0;
-    for (id, amount) in waiting {
-        let event = if amount == REFUND_DECLINED_AMOUNT { RefundEvent::Declined } else { RefundEvent::Accepted };
+    for (id, declined) in waiting {
+        let event = if declined { RefundEvent::Declined } else { RefundEvent::Accepted };
         let how = Apply { consumed_timer: Some(Timer::RefundResult), ..Apply::default() };
         match engine::apply_refund(app, session.clone(), &id, event, how).await {
             Ok(next) => {
