@@ -10,6 +10,8 @@ use common::{key, start, Receiver, TestServer};
 use open131_domain::fx::FxRate;
 use open131_domain::ident::{complete_account, luhn_ok, Bik};
 use open131_domain::ledger::Book;
+use open131_domain::settings::{CaptureMode, FeeRate};
+use open131_store::SettingsChange;
 use serde_json::{json, Value};
 
 const START_BALANCE: i64 = 10_000_000;
@@ -609,9 +611,11 @@ async fn webhooks_wait_for_a_url_without_burning_attempts() {
 
 /// Random sequences of real operations (top-ups of every book, payouts of
 /// random amounts and outcomes from every book and in a converted currency,
-/// confirm, cancel, time passing) keep the ledger's invariants after every
-/// step, in every wallet: postings sum to zero, no guarded balance is
-/// negative, and the wallet equals the sum of its postings.
+/// confirm, cancel, card payments with and without 3-D Secure, held or
+/// captured at once, captured in part, cancelled, refunded, charged back,
+/// a fee, time passing) keep the ledger's invariants after every step, in
+/// every wallet: postings sum to zero, no guarded balance is negative, and
+/// the wallet equals the sum of its postings.
 #[tokio::test]
 async fn random_operations_keep_the_ledger_consistent() {
     let (s, _r) = server().await;
@@ -627,8 +631,15 @@ async fn random_operations_keep_the_ledger_consistent() {
         rng % n
     };
     let mut sessions: Vec<String> = Vec::new();
-    for step in 0..160 {
-        match next(6) {
+    let mut payments: Vec<String> = Vec::new();
+    let fee = SettingsChange {
+        payment_fee: FeeRate::parse("1.5%"),
+        capture: Some(CaptureMode::Hold),
+        ..SettingsChange::default()
+    };
+    s.app.store.set_project_settings("alpha", fee, common::START).await.unwrap();
+    for step in 0..400 {
+        match next(10) {
             0 => {
                 let amount = 1 + next(50_000) as i64;
                 let book = [Book::Main, Book::Nominal, Book::Settlement][next(3) as usize];
@@ -657,10 +668,38 @@ async fn random_operations_keep_the_ledger_consistent() {
                 let a = s.call("v1", method, &body).await;
                 assert!(a.status == 200 || a.body["error"]["code"] == "session_wrong_state", "{}", a.text);
             }
+            4 => {
+                let card = if next(3) == 0 { "4000000000003220" } else { "4242424242424242" };
+                let amount = if next(3) == 0 { 13_202 + next(9) as i64 } else { 1 + next(300_000) as i64 };
+                let version = if next(2) == 0 { "v1" } else { "v2" };
+                let a = s.call(version, "session/init/payment", &card_payment(card, amount)).await;
+                payments.push(session_id(&a));
+            }
+            5 | 6 if !payments.is_empty() => {
+                let id = payments[next(payments.len() as u64) as usize].clone();
+                random_payment_step(&s, &id, next(8), 1 + next(300_000) as i64).await;
+            }
+            7 => {
+                // Holds or captures at once, from now on.
+                let capture = if next(2) == 0 { CaptureMode::Hold } else { CaptureMode::Auto };
+                let change = SettingsChange { capture: Some(capture), ..SettingsChange::default() };
+                s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
+                s.app.projects.forget("alpha");
+            }
             _ => s.advance(1 + next(40) as i64).await,
         }
         s.settle().await;
         check_every_wallet(&s, step).await;
+    }
+    // The run moved card payments every way: held, captured, refunded, a fee charged.
+    let w = s.app.store.wallets("alpha").await.unwrap();
+    let main = w.iter().find(|w| w.book == Book::Main && w.currency == "rub").unwrap();
+    assert!(main.fees > 0 && main.acquiring < 0, "{main:?}");
+    let day_after = common::START + time::Duration::days(1);
+    let statement = s.app.store.statement("alpha", Book::Main, "rub", common::START, day_after, 100_000);
+    let statement = statement.await.unwrap();
+    for movement in ["hold", "capture", "release_hold", "fee", "refund"] {
+        assert!(statement.postings.iter().any(|p| p.movement == movement), "no {movement} in the run");
     }
     // The run paid from every book and in a converted currency (the test covers them).
     let wallets = s.app.store.wallets("alpha").await.unwrap();
@@ -671,6 +710,51 @@ async fn random_operations_keep_the_ledger_consistent() {
         assert!(w.is_some_and(|w| w.payouts > 0), "nothing paid from {book:?} {currency}: {wallets:?}");
     }
     s.stop().await;
+}
+
+fn card_payment(card: &str, amount: i64) -> Value {
+    json!({"payment_details": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": card,
+            "expiration_month": "12", "expiration_year": "30", "security_code": "123"}}},
+        "amount_details": {"amount": amount, "currency": "rub"}, "customer": {"reference": "r"}})
+}
+
+/// One partner's or customer's step on a card payment: mostly what its state
+/// waits for (`what` < 6, chosen among the sensible steps), else any step at
+/// all, which may meet the wrong state (that is part of the test).
+async fn random_payment_step(s: &TestServer, id: &str, what: u64, amount: i64) {
+    use open131_domain::payment_flow::PaymentState as P;
+    let record = s.app.store.session("alpha", id).await.unwrap().unwrap();
+    let state = record.payment().map(|p| p.state);
+    let step = match (what < 6, state) {
+        (true, Some(P::AwaitingConfirm)) => ["confirm", "confirm", "cancel"][what as usize % 3],
+        (true, Some(P::AwaitingAction)) => "3ds",
+        (true, Some(P::AwaitingCapture)) => ["capture", "capture_part", "cancel"][what as usize % 3],
+        (true, Some(P::Succeeded)) => ["refund_part", "refund_part", "chargeback"][what as usize % 3],
+        _ => {
+            ["confirm", "capture", "capture_part", "cancel", "refund_part", "chargeback", "3ds"][(amount % 7) as usize]
+        }
+    };
+    let part = json!({"session_id": id, "amount_details": {"amount": amount % 20_000 + 1, "currency": "rub"}});
+    let whole = json!({"session_id": id});
+    let a = match step {
+        "confirm" => s.call("v2", "session/confirm", &whole).await,
+        "capture" => s.call("v2", "session/capture", &whole).await,
+        "capture_part" => s.call("v2", "session/capture", &part).await,
+        "cancel" => s.call("v2", "session/cancel", &whole).await,
+        "refund_part" => s.call("v2", "session/refund", &part).await,
+        "chargeback" => s.call("v2", "session/chargeback", &whole).await,
+        _ => {
+            // The customer on the 3-D Secure page: the right code or a wrong one.
+            let code = if amount % 3 == 0 { "000000" } else { "131131" };
+            let url = format!("{}/3ds/alpha/{id}", s.url);
+            let r = s.http.post(url).form(&[("action", "confirm"), ("code", code)]).send().await.unwrap();
+            assert!(r.status().is_success() || r.status().is_redirection(), "{}", r.status());
+            return;
+        }
+    };
+    let code = a.body["error"]["code"].as_str().unwrap_or("");
+    let expected = ["session_wrong_state", "refund_amount_too_large", "invalid_request"];
+    assert!(a.status == 200 || expected.contains(&code), "{}", a.text);
 }
 
 /// Starts a payout session one of the ways open131 serves, chosen by `way`.
@@ -742,12 +826,13 @@ async fn check_every_wallet(s: &TestServer, step: usize) {
         let sums: std::collections::HashMap<String, i64> = st.opening.into_iter().collect();
         let sum = |k: &str| sums.get(k).copied().unwrap_or(0);
         assert_eq!(sums.values().sum::<i64>(), 0, "step {step}: postings of {w:?} do not balance");
-        assert!(w.available >= 0 && w.reserved >= 0 && w.payouts >= 0, "step {step}: {w:?}");
+        assert!(w.available >= 0 && w.reserved >= 0 && w.payouts >= 0 && w.held >= 0, "step {step}: {w:?}");
         assert_eq!(
             (sum("available"), sum("reserved"), sum("payouts"), sum("funding"), sum("exchange"), sum("held")),
             (w.available, w.reserved, w.payouts, w.funding, w.exchange, w.held),
             "step {step}: {w:?}"
         );
+        assert_eq!((sum("acquiring"), sum("fees")), (w.acquiring, w.fees), "step {step}: {w:?}");
     }
 }
 
