@@ -76,6 +76,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         reads: usize,
     },
+    /// Complete card payment flows: signed `session/init/payment`, the bank's
+    /// authorization (a hold), signed `session/capture`, until every payment
+    /// is finished. Run the server with `--payout-delay 0`.
+    Payments {
+        #[command(flatten)]
+        target: Target,
+        /// Payments to run through (each request pre-signed).
+        #[arg(long, default_value_t = 10_000)]
+        payments: usize,
+    },
     /// Signed `session/init/payout` (creations), `session/status` (reads), then
     /// webhook deliveries to a receiver in this process that verifies each signature.
     /// Needs the server's data directory (`--data-dir`) to point the project's
@@ -97,6 +107,9 @@ pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpCon
 pub async fn run(location: &Location, data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Kyc { target, checks, reads } => kyc(target.load(data_dir)?, checks, reads).await,
+        BenchCommand::Payments { target, payments } => {
+            crate::bench_payments::run(location, target.load(data_dir)?, payments).await
+        }
         BenchCommand::Payouts { target, payouts, reads } => {
             crate::bench_payouts::run(location, data_dir, target.load(data_dir)?, payouts, reads).await
         }
@@ -245,6 +258,18 @@ pub(crate) struct Report {
 }
 
 impl Report {
+    pub(crate) fn elapsed_s(&self) -> f64 {
+        self.elapsed.as_secs_f64()
+    }
+
+    pub(crate) fn p50_ms(&self) -> f64 {
+        self.percentile(0.50)
+    }
+
+    pub(crate) fn p99_ms(&self) -> f64 {
+        self.percentile(0.99)
+    }
+
     fn percentile(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return 0.0;
@@ -264,6 +289,37 @@ impl Report {
             self.errors
         );
     }
+}
+
+/// Pre-signed main-API bodies (`(body, X-PARTNER-SIGN)`).
+pub(crate) type Signed = Arc<Vec<(Vec<u8>, String)>>;
+
+/// POSTs `total` requests to `path` on the target's nodes (request `i` to
+/// node `i mod n`), request `i` carrying `signed[i mod len]`.
+pub(crate) async fn signed_posts<C>(
+    target: &Loaded,
+    path: &str,
+    signed: Signed,
+    total: usize,
+    classify: C,
+) -> anyhow::Result<(Report, Vec<String>)>
+where
+    C: Fn(u16, &[u8]) -> (bool, Option<String>) + Send + Sync + Copy + 'static,
+{
+    if signed.is_empty() {
+        bail!("nothing to send to {path}");
+    }
+    let uris = node_uris(&target.bases, path)?;
+    let project = target.project.clone();
+    let make = move |i: usize| {
+        let (body, sign) = &signed[i % signed.len()];
+        hyper::Request::post(uris[i % uris.len()].clone())
+            .header("content-type", "application/json")
+            .header(headers::PROJECT, project.as_str())
+            .header(headers::SIGN, sign.as_str())
+            .body(Full::new(Bytes::from(body.clone())))
+    };
+    phase(&http_client(target.concurrency), target.concurrency, total, make, classify).await
 }
 
 /// Sends `total` requests built by `make(i)` with `concurrency` tasks. `classify`

@@ -16,16 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use http_body_util::Full;
-use hyper::body::Bytes;
 use open131_store::layout::DataDir;
 use open131_store::{Location, Store};
-use open131_wire::headers;
 use open131_wire::sign::VerifyingKey;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::bench::{http_client, parallel, phase, Loaded};
+use crate::bench::{parallel, signed_posts, Loaded};
 
 /// How long phase 3 waits for the outbox to drain before reporting what arrived, in seconds.
 const DRAIN_WAIT_MAX_S: u64 = 120;
@@ -50,14 +47,14 @@ pub async fn run(
     payouts: usize,
     reads: usize,
 ) -> anyhow::Result<()> {
-    let Loaded { key, bases, project, concurrency } = target;
+    let Loaded { key, bases, project, .. } = &target;
+    let project = project.clone();
     let store = crate::cli::open_store(location).await?;
     let bank =
         open131_server::demo::ensure_bank_key(store.as_ref(), &DataDir::new(data_dir), None).await?.verifying_key()?;
     let saved = store.project(&project).await?.context("no such project in this database")?.settings;
     let set_url = |u: Option<String>| open131_store::SettingsChange { webhook_url: Some(u), ..Default::default() };
     store.set_project_settings(&project, set_url(None), OffsetDateTime::now_utc()).await?;
-    let client = http_client(concurrency);
 
     let result = async {
         // 1. Creations.
@@ -73,25 +70,8 @@ pub async fn run(
             Ok((body, sign))
         })?;
         println!("pre-signed {payouts} payouts in {:.1}s (outside the timed window)", t.elapsed().as_secs_f64());
-        let signed = Arc::new(signed);
-        let uris = crate::bench::node_uris(&bases, "/api/v1/session/init/payout")?;
-        let (report, ids) = phase(
-            &client,
-            concurrency,
-            payouts,
-            {
-                let (signed, project) = (signed.clone(), project.clone());
-                move |i| {
-                    hyper::Request::post(uris[i % uris.len()].clone())
-                        .header("content-type", "application/json")
-                        .header(headers::PROJECT, project.as_str())
-                        .header(headers::SIGN, signed[i].1.as_str())
-                        .body(Full::new(Bytes::from(signed[i].0.clone())))
-                }
-            },
-            session_id,
-        )
-        .await?;
+        let path = "/api/v1/session/init/payout";
+        let (report, ids) = signed_posts(&target, path, Arc::new(signed), payouts, session_id).await?;
         report.print("POST /api/v1/session/init/payout (payouts created)");
         if ids.is_empty() {
             bail!("no payout was created; are the servers at {bases:?} serving this database?");
@@ -106,26 +86,8 @@ pub async fn run(
             Ok((body, sign))
         })?;
         println!("pre-signed {distinct} status requests in {:.1}s", t.elapsed().as_secs_f64());
-        let status_signed = Arc::new(status_signed);
-        let uris = crate::bench::node_uris(&bases, "/api/v1/session/status")?;
-        let (report, _) = phase(
-            &client,
-            concurrency,
-            reads,
-            {
-                let (signed, project) = (status_signed.clone(), project.clone());
-                move |i| {
-                    let (body, sign) = &signed[i % signed.len()];
-                    hyper::Request::post(uris[i % uris.len()].clone())
-                        .header("content-type", "application/json")
-                        .header(headers::PROJECT, project.as_str())
-                        .header(headers::SIGN, sign.as_str())
-                        .body(Full::new(Bytes::from(body.clone())))
-                }
-            },
-            crate::bench::read_ok,
-        )
-        .await?;
+        let path = "/api/v1/session/status";
+        let (report, _) = signed_posts(&target, path, Arc::new(status_signed), reads, crate::bench::read_ok).await?;
         report.print("POST /api/v1/session/status (status reads)");
 
         // 3. Webhook deliveries.

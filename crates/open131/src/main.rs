@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_payments;
 mod bench_payouts;
 mod cli;
 mod registry_cli;

@@ -46,17 +46,26 @@ impl Ctx<'_> {
     /// prepares it before answering, so the answer already says what comes
     /// next (confirmation, or the customer's 3-D Secure redirect).
     pub(super) async fn init_payment(&self, body: &Map<String, Value>, sync: bool) -> Result<ApiReply, ApiReply> {
-        let request = payment::parse_payment(body, PaymentCall::Init, self.today());
+        let done = self.begin(self.new_record(), body, PaymentCall::Init).await?;
+        let done = if sync { self.prepare_now(done).await? } else { done };
+        Ok(self.reply(&done))
+    }
+
+    /// Parses the whole payment `body` and starts it in `record`.
+    async fn begin(
+        &self,
+        record: SessionRecord,
+        body: &Map<String, Value>,
+        call: PaymentCall,
+    ) -> Result<SessionRecord, ApiReply> {
+        let request = payment::parse_payment(body, call, self.today());
         let request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
         let how = Apply {
             idempotency: self.idempotency.clone(),
             new_payment: Some(self.payment_record(request)),
             ..Apply::default()
         };
-        let done = engine::apply(self.app, self.new_record(), Event::StartPayment, how);
-        let done = done.await.map_err(Self::engine_error)?;
-        let done = if sync { self.prepare_now(done).await? } else { done };
-        Ok(self.reply(&done))
+        engine::apply(self.app, record, Event::StartPayment, how).await.map_err(Self::engine_error)
     }
 
     /// Fires the payment's preparation at once (what its timer would do).
@@ -91,15 +100,7 @@ impl Ctx<'_> {
                        start it with the payout method of its kind, or create a new session without payout fields";
             return Err(ApiReply::invalid(vec![detail("session_id", why)]));
         }
-        let request = payment::parse_payment(body, PaymentCall::Start, self.today());
-        let request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
-        let how = Apply {
-            idempotency: self.idempotency.clone(),
-            new_payment: Some(self.payment_record(request)),
-            ..Apply::default()
-        };
-        let done = engine::apply(self.app, record, Event::StartPayment, how).await.map_err(Self::engine_error)?;
-        Ok(self.reply(&done))
+        Ok(self.reply(&self.begin(record, body, PaymentCall::Start).await?))
     }
 
     /// `session/refund` (`chargeback: false`) and `session/chargeback`: all
