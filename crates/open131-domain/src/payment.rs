@@ -38,6 +38,11 @@ pub struct PaymentRequest {
     pub method_masked: Value,
     /// What the sandbox will do with it (from the card and the amount).
     pub plan: PaymentPlan,
+    /// Paid by this recurrent token (`payment_details.type: recurrent`): the
+    /// caller checks it is the project's and still active.
+    pub token: Option<String>,
+    /// `payment_options.recurrent`: save the card, a token is issued on success.
+    pub save_card: bool,
     pub amount: Money,
     pub customer: Value,
     pub participant_details: Option<Value>,
@@ -56,11 +61,8 @@ const REFUSED_KEYS: [Refused; 5] = [
     ("payment_method", "a payment's method is payment_details (payment_method names a payout's, in v1)"),
 ];
 
-const OPTION_REFUSED: [Refused; 3] = [
-    ("recurrent", "recurrent payments are not served yet: pay by card without asking for a token"),
-    ("subscription", "subscriptions are not served yet"),
-    ("platform_details", "is not served yet"),
-];
+const OPTION_REFUSED: [Refused; 2] =
+    [("subscription", "subscriptions are not served yet"), ("platform_details", "is not served yet")];
 
 /// Parses a whole card payment, every bad or missing field named at once.
 pub fn parse_payment(
@@ -93,9 +95,9 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
         }
         parse_customer(f, c)
     });
-    let return_url = match present(body, "payment_options") {
-        true => f.object(body, "payment_options", "payment_options").and_then(|o| parse_options(f, o)),
-        false => None,
+    let (return_url, save_card) = match present(body, "payment_options") {
+        true => f.object(body, "payment_options", "payment_options").map_or((None, false), |o| parse_options(f, o)),
+        false => (None, false),
     };
     let participant_details = match present(body, "participant_details") {
         true => f.object(body, "participant_details", "participant_details").and_then(|p| {
@@ -105,10 +107,22 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
         false => None,
     };
     let metadata = body.get("metadata").cloned().and_then(strip_nulls);
-    let (card, amount) = (card?, amount?);
+    let (method, amount) = (card?, amount?);
+    let (plan, method_masked, token) = match method {
+        Method::Card(card) => (sandbox_plan(&card, &amount), PayoutMethod::Card { number: card }.masked(), None),
+        Method::Recurrent { token, masked } => {
+            // A saved card pays without its holder: no 3-D Secure.
+            (PaymentPlan { three_ds: false, verdict: verdict_for(&amount) }, masked, Some(token))
+        }
+    };
+    if token.is_some() && save_card {
+        f.err("payment_options.recurrent", "a payment by a recurrent token already has one");
+    }
     Some(PaymentRequest {
-        plan: sandbox_plan(&card, &amount),
-        method_masked: PayoutMethod::Card { number: card }.masked(),
+        plan,
+        method_masked,
+        token,
+        save_card,
         amount,
         customer: customer?,
         participant_details,
@@ -125,13 +139,57 @@ fn required<'v>(f: &mut Fields<'_>, body: &'v Map<String, Value>, key: &str) -> 
     f.object(body, key, key)
 }
 
-fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Option<CardNumber> {
+/// How a payment is paid: a card, or a saved card's recurrent token.
+enum Method {
+    Card(CardNumber),
+    Recurrent { token: String, masked: Value },
+}
+
+/// Longest recurrent token read, in bytes.
+pub const RECURRENT_TOKEN_MAX_BYTES: usize = 128;
+
+fn parse_recurrent(f: &mut Fields<'_>, d: &Map<String, Value>) -> Option<Method> {
+    let p = "payment_details.recurrent";
+    f.only(d, "payment_details", &["type", "recurrent"], &[]);
+    let r = f.object(d, "recurrent", p)?;
+    f.only(r, p, &["token", "initiator", "security_code"], &[]);
+    let token = match r.get("token") {
+        Some(Value::String(t)) if !t.is_empty() && t.len() <= RECURRENT_TOKEN_MAX_BYTES => Some(t.clone()),
+        None | Some(Value::Null) => {
+            f.err(&join(p, "token"), "is required");
+            None
+        }
+        Some(_) => {
+            f.err(&join(p, "token"), format!("must be a string of 1 to {RECURRENT_TOKEN_MAX_BYTES} bytes"));
+            None
+        }
+    };
+    let initiator = f.optional_string(r, "initiator", &join(p, "initiator"));
+    if initiator.as_deref().is_some_and(|i| i != "merchant" && i != "client") {
+        f.err(&join(p, "initiator"), "must be merchant or client");
+    }
+    let code = f.optional_string(r, "security_code", &join(p, "security_code"));
+    if code.as_deref().is_some_and(|c| !(3..=4).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_digit())) {
+        f.err(&join(p, "security_code"), "must be 3 or 4 digits");
+    }
+    let token = token?;
+    // Shown as the SDK reads it back; the security code never is.
+    let mut masked = serde_json::json!({"type": "recurrent", "recurrent": {"token": token}});
+    if let Some(i) = initiator {
+        masked["recurrent"]["initiator"] = Value::String(i);
+    }
+    Some(Method::Recurrent { token, masked })
+}
+
+fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Option<Method> {
     let p = "payment_details";
     let kind = f.string(d, "type", &join(p, "type"))?;
+    if kind == "recurrent" {
+        return parse_recurrent(f, d);
+    }
     if kind != "card" {
         let why = match kind.as_str() {
             "faster_payment_system" | "faster_payment_system_binding" => "FPS payments are not served yet",
-            "recurrent" => "recurrent payments are not served yet",
             "internet_banking" | "wallet" | "secured_card" => "only card payments are served yet",
             "internal_transfer" => "internal transfers are the card payouts of the nominal and settlement accounts",
             _ => "is not a payment method (card, faster_payment_system, recurrent, internet_banking, wallet)",
@@ -141,12 +199,24 @@ fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Opt
     }
     f.only(d, p, &["type", "card"], &[]);
     let card = f.object(d, "card", &join(p, "card"))?;
-    parse_bank_card(f, card, &join(p, "card"), today, CardUse::Payment)
+    parse_bank_card(f, card, &join(p, "card"), today, CardUse::Payment).map(Method::Card)
 }
 
-/// `payment_options`: the return URL, absolute http(s), or nothing.
-fn parse_options(f: &mut Fields<'_>, o: &Map<String, Value>) -> Option<String> {
-    f.only(o, "payment_options", &["return_url"], &OPTION_REFUSED);
+/// `payment_options`: the return URL (absolute http(s)) and whether to save the card.
+fn parse_options(f: &mut Fields<'_>, o: &Map<String, Value>) -> (Option<String>, bool) {
+    f.only(o, "payment_options", &["return_url", "recurrent"], &OPTION_REFUSED);
+    let save = match o.get("recurrent") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            f.err("payment_options.recurrent", "must be true or false");
+            false
+        }
+    };
+    (parse_return_url(f, o), save)
+}
+
+fn parse_return_url(f: &mut Fields<'_>, o: &Map<String, Value>) -> Option<String> {
     let url = f.optional_string(o, "return_url", "payment_options.return_url")?;
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() <= RETURN_URL_MAX_BYTES
@@ -214,6 +284,33 @@ pub fn parse_refund(body: &Map<String, Value>, currency: &str) -> Result<RefundA
     }
 }
 
+/// `recurrent/status` and `recurrent/disable`: `{"recurrent": {"token"}}`.
+pub fn parse_token_request(body: &Map<String, Value>) -> Result<String, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let f = &mut Fields { errors: &mut errors };
+    f.only(body, "", &["recurrent"], &[]);
+    let token = match present(body, "recurrent") {
+        true => f.object(body, "recurrent", "recurrent").and_then(|r| {
+            f.only(r, "recurrent", &["token"], &[]);
+            f.string(r, "token", "recurrent.token")
+        }),
+        false => {
+            f.err("recurrent.token", "is required");
+            None
+        }
+    };
+    match token {
+        Some(t) if errors.is_empty() && !t.is_empty() && t.len() <= RECURRENT_TOKEN_MAX_BYTES => Ok(t),
+        Some(_) if errors.is_empty() => {
+            Err(vec![FieldError::new("recurrent.token", format!("must be 1 to {RECURRENT_TOKEN_MAX_BYTES} bytes"))])
+        }
+        _ => {
+            errors.sort_by(|a, b| a.field.cmp(&b.field));
+            Err(errors)
+        }
+    }
+}
+
 /// A refund of exactly this amount (minor units) is declined by the sandbox
 /// bank (README, the sandbox table); any other is accepted.
 pub const REFUND_DECLINED_AMOUNT: i64 = 13_210;
@@ -277,8 +374,13 @@ pub const THREE_DS_LAST4: &str = "3220";
 /// choose the issuer's decline or a slow authorization; any other valid
 /// payment is authorized.
 pub fn sandbox_plan(card: &CardNumber, amount: &Money) -> PaymentPlan {
+    PaymentPlan { three_ds: card.last4() == THREE_DS_LAST4, verdict: verdict_for(amount) }
+}
+
+/// The issuer's verdict on an amount (the sandbox table).
+fn verdict_for(amount: &Money) -> Verdict {
     use PaymentFailure as F;
-    let verdict = match amount.amount() {
+    match amount.amount() {
         13_202 => Verdict::Decline(F::DeclinedByIssuerBank),
         13_203 => Verdict::Decline(F::InsufficientFunds),
         13_204 => Verdict::Decline(F::BankCardExpired),
@@ -288,8 +390,7 @@ pub fn sandbox_plan(card: &CardNumber, amount: &Money) -> PaymentPlan {
         13_208 => Verdict::Decline(F::AmountLessAllowedProvider),
         13_209 => Verdict::AuthorizeSlowly,
         _ => Verdict::Authorize,
-    };
-    PaymentPlan { three_ds: card.last4() == THREE_DS_LAST4, verdict }
+    }
 }
 
 #[cfg(test)]
@@ -329,7 +430,7 @@ mod tests {
         let mut no_cvc = card();
         no_cvc["card"]["bank_card"].as_object_mut().unwrap().remove("security_code");
         let body = json!({"payment_details": no_cvc, "amount_details": {"amount": 0, "currency": "rub"},
-            "customer": {"contacts": []}, "payment_options": {"recurrent": true, "return_url": "ftp://x"},
+            "customer": {"contacts": []}, "payment_options": {"recurrent": "yes", "return_url": "ftp://x"},
             "revenue_split_info": [], "session_id": "ps_1"});
         assert_eq!(
             fields(body, PaymentCall::Init),
@@ -347,6 +448,37 @@ mod tests {
         let fps = json!({"payment_details": {"type": "faster_payment_system", "faster_payment_system": {}},
             "amount_details": {"amount": 1, "currency": "rub"}, "customer": {"reference": "u"}});
         assert_eq!(fields(fps, PaymentCall::Init), ["payment_details.type"]);
+    }
+
+    #[test]
+    fn a_recurrent_token_pays_without_3ds_and_saving_the_card_is_a_flag() {
+        let body = json!({"payment_details": {"type": "recurrent", "recurrent": {"token": "rt_1", "initiator": "merchant"}},
+            "amount_details": {"amount": 13_203, "currency": "rub"}, "customer": {"reference": "u"}});
+        let p = parse_payment(body.as_object().unwrap(), PaymentCall::Init, TODAY).unwrap();
+        assert_eq!(p.token.as_deref(), Some("rt_1"));
+        assert_eq!(
+            p.method_masked,
+            json!({"type": "recurrent", "recurrent": {"token": "rt_1", "initiator": "merchant"}})
+        );
+        assert_eq!(
+            p.plan,
+            PaymentPlan { three_ds: false, verdict: Verdict::Decline(PaymentFailure::InsufficientFunds) }
+        );
+        let save = json!({"payment_details": card(), "amount_details": {"amount": 1, "currency": "rub"},
+            "customer": {"reference": "u"}, "payment_options": {"recurrent": true}});
+        assert!(parse_payment(save.as_object().unwrap(), PaymentCall::Init, TODAY).unwrap().save_card);
+        let bad = json!({"payment_details": {"type": "recurrent", "recurrent": {"token": "", "initiator": "robot",
+            "security_code": "12", "card": 1}}, "amount_details": {"amount": 1, "currency": "rub"},
+            "customer": {"reference": "u"}, "payment_options": {"recurrent": true}});
+        assert_eq!(
+            fields(bad, PaymentCall::Init),
+            [
+                "payment_details.recurrent.card",
+                "payment_details.recurrent.initiator",
+                "payment_details.recurrent.security_code",
+                "payment_details.recurrent.token"
+            ]
+        );
     }
 
     #[test]
@@ -386,7 +518,9 @@ mod tests {
             }
         }
         assert_eq!(PaymentPlan::parse_stored("3ds:fail:nonsense"), None);
-        assert_eq!(seen.len(), PaymentFailure::DECLINES.len());
-        assert!(PaymentFailure::DECLINES.iter().all(|c| seen.contains(c)));
+        // Every decline but a disabled token's, which a token payment reaches.
+        let by_amount = PaymentFailure::DECLINES.iter().filter(|c| **c != PaymentFailure::BindingIsDeactivated);
+        assert_eq!(seen.len(), by_amount.clone().count());
+        assert!(by_amount.clone().all(|c| seen.contains(c)));
     }
 }

@@ -53,10 +53,12 @@ pub enum PaymentFailure {
     SessionCancelledByPartner,
     ConfirmTimeout,
     CaptureTimeout,
+    /// Paid by a recurrent token that was disabled.
+    BindingIsDeactivated,
 }
 
 impl PaymentFailure {
-    pub const ALL: [PaymentFailure; 11] = [
+    pub const ALL: [PaymentFailure; 12] = [
         Self::DeclinedByIssuerBank,
         Self::InsufficientFunds,
         Self::BankCardExpired,
@@ -68,10 +70,11 @@ impl PaymentFailure {
         Self::SessionCancelledByPartner,
         Self::ConfirmTimeout,
         Self::CaptureTimeout,
+        Self::BindingIsDeactivated,
     ];
 
     /// The issuer's declines: what the provider may answer to an authorization.
-    pub const DECLINES: [PaymentFailure; 7] = [
+    pub const DECLINES: [PaymentFailure; 8] = [
         Self::DeclinedByIssuerBank,
         Self::InsufficientFunds,
         Self::BankCardExpired,
@@ -79,6 +82,7 @@ impl PaymentFailure {
         Self::NotPermittedByIssuerBank,
         Self::CardNumberDoesNotExist,
         Self::AmountLessAllowedProvider,
+        Self::BindingIsDeactivated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +98,7 @@ impl PaymentFailure {
             Self::SessionCancelledByPartner => "session_cancelled_by_partner",
             Self::ConfirmTimeout => "confirm_timeout",
             Self::CaptureTimeout => "capture_timeout",
+            Self::BindingIsDeactivated => "binding_is_deactivated",
         }
     }
 
@@ -114,6 +119,7 @@ impl PaymentFailure {
             Self::SessionCancelledByPartner => "Session cancelled by partner",
             Self::ConfirmTimeout => "Cancelled: confirmation did not arrive in time",
             Self::CaptureTimeout => "Cancelled: capture did not arrive in time, the hold was released",
+            Self::BindingIsDeactivated => "The recurrent token was disabled",
         }
     }
 

@@ -293,7 +293,7 @@ async fn a_created_session_is_started_as_a_payment_and_bad_requests_name_their_f
     assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{}", a.text);
 
     let mut bad = payment("4242424242424241", 0);
-    bad["payment_options"]["recurrent"] = json!(true);
+    bad["payment_options"]["recurrent"] = json!("yes");
     bad["colour"] = json!("red");
     let a = s.call("v1", "session/init/payment", &bad).await;
     assert_eq!(
@@ -579,5 +579,78 @@ async fn chargebacks_come_from_the_partner_or_the_bank_and_are_never_declined() 
     // Nothing is left to take back.
     let (code, _) = force("secret-token", json!({"project": "alpha", "session_id": id})).await;
     assert_eq!(code, 409);
+    s.stop().await;
+}
+
+fn by_token(token: &str, amount: i64) -> Value {
+    json!({"payment_details": {"type": "recurrent", "recurrent": {"token": token, "initiator": "merchant"}},
+        "amount_details": {"amount": amount, "currency": "rub"}, "customer": {"reference": "lucky"}})
+}
+
+#[tokio::test]
+async fn a_saved_card_pays_again_by_its_token_until_the_token_is_disabled() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, _r) = server(auto).await;
+    // The first payment asks to save the card (3-D Secure card: the customer passes it once).
+    let mut first = payment(THREE_DS_CARD, 10_000);
+    first["payment_options"]["recurrent"] = json!(true);
+    let a = s.call("v2", "session/init/payment/sync", &first).await;
+    let id = id_of(&a);
+    assert!(the_payment(&a.body["session"], "v2").get("recurrent").is_none(), "no token before success");
+    let url = format!("{}/3ds/alpha/{id}", s.url);
+    let r = browser().post(&url).form(&[("action", "confirm"), ("code", "131131")]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    s.settle().await;
+    s.advance(1).await;
+    let p = the_payment(&status(&s, "v2", &id).await, "v2");
+    assert_eq!(p["payment_options"]["recurrent"], true);
+    let token = p["recurrent"]["token"].as_str().expect("a token once it succeeded").to_string();
+    assert_eq!(p["recurrent"]["is_active"], true);
+    assert!(p["recurrent"]["created_at"].is_string() && p["recurrent"]["finished_at"].is_string(), "{p}");
+
+    // A later payment by the token: no cardholder, no 3-D Secure, the project's usual flow.
+    let a = s.call("v2", "session/init/payment", &by_token(&token, 5_000)).await;
+    let second = id_of(&a);
+    let p = the_payment(&a.body["session"], "v2");
+    assert_eq!(
+        p["payment_details"],
+        json!({"type": "recurrent", "recurrent": {"token": token, "initiator": "merchant"}})
+    );
+    s.settle().await;
+    s.advance(1).await;
+    assert_eq!(status(&s, "v2", &second).await["status"], "accepted");
+    assert_eq!(wallet(&s).await.0, 15_000);
+
+    // Status and disable, as the SDK calls them (v1), with the SDK's body.
+    let ask = json!({"recurrent": {"token": token}});
+    let a = s.call("v1", "recurrent/status", &ask).await;
+    assert_eq!((a.status, a.body["recurrent"]["is_active"].as_bool()), (200, Some(true)), "{}", a.text);
+    assert!(a.body["recurrent"]["created_at"].is_string() && a.body["recurrent"]["finished_at"].is_string());
+    let a = s.call("v1", "recurrent/disable", &ask).await;
+    assert_eq!((a.status, a.body["recurrent"]["is_active"].as_bool()), (200, Some(false)), "{}", a.text);
+    assert_eq!(s.call("v1", "recurrent/disable", &ask).await.status, 200, "disabling twice is harmless");
+    assert_eq!(s.call("v1", "recurrent/status", &ask).await.body["recurrent"]["is_active"], false);
+
+    // A payment by the disabled token fails with binding_is_deactivated; no money moves.
+    let third = id_of(&s.call("v2", "session/init/payment", &by_token(&token, 5_000)).await);
+    s.settle().await;
+    s.advance(1).await;
+    let session = status(&s, "v2", &third).await;
+    assert_eq!(
+        (session["status"].as_str(), session["error"]["code"].as_str()),
+        (Some("error"), Some("binding_is_deactivated"))
+    );
+    assert_eq!(wallet(&s).await.0, 15_000);
+    // The payment that issued it shows it inactive too.
+    assert_eq!(the_payment(&status(&s, "v2", &id).await, "v2")["recurrent"]["is_active"], false);
+
+    // Unknown tokens, another project's token and bad bodies are refused by name.
+    let a = s.call("v2", "session/init/payment", &by_token("rt_nope", 100)).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["payment_details.recurrent.token".to_string()]), "{}", a.text);
+    let body = serde_json::to_vec(&ask).unwrap();
+    let a = s.call_bytes("v1", "recurrent/status", "beta", common::key(1), body, None).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["recurrent.token".to_string()]), "{}", a.text);
+    let a = s.call("v1", "recurrent/status", &json!({"token": token})).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["recurrent.token".to_string(), "token".into()]), "{}", a.text);
     s.stop().await;
 }

@@ -115,6 +115,14 @@ impl SessionStore for Faulty {
         self.trip().await?;
         self.inner.session(p, id).await
     }
+    async fn recurrent_token(&self, p: &str, token: &str) -> Result<Option<open131_store::RecurrentToken>> {
+        self.trip().await?;
+        self.inner.recurrent_token(p, token).await
+    }
+    async fn disable_recurrent_token(&self, p: &str, token: &str) -> Result<bool> {
+        self.trip().await?;
+        self.inner.disable_recurrent_token(p, token).await
+    }
     async fn claim_due_timers(
         &self,
         now: OffsetDateTime,

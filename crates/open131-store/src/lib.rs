@@ -225,6 +225,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// when a repeat would also be in the wrong state; the insert still enforces it).
     async fn idempotency_key_used(&self, project_id: &str, key: &str) -> Result<bool>;
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>>;
+    /// The project's recurrent token `token`, if it issued one.
+    async fn recurrent_token(&self, project_id: &str, token: &str) -> Result<Option<RecurrentToken>>;
+    /// Makes the project's token inactive for good; `false` when it has no such token.
+    async fn disable_recurrent_token(&self, project_id: &str, token: &str) -> Result<bool>;
     /// Claims timers due at `now`, oldest first: each is pushed to
     /// `lease_until`, so no other node fires it meanwhile, and one whose firing
     /// never committed (a dead node) fires again then.

@@ -160,6 +160,22 @@ pub struct PaymentRecord {
     pub created_at: OffsetDateTime,
     /// Its refunds (and chargebacks), oldest first.
     pub refunds: Vec<PaymentRefundRecord>,
+    /// Asked to save the card (`payment_options.recurrent`): a token is
+    /// issued when it succeeds.
+    pub recurrent: bool,
+    /// The token it issued.
+    pub recurrent_token: Option<RecurrentToken>,
+}
+
+/// A recurrent token: later payments of the project pay with the saved card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecurrentToken {
+    pub token: String,
+    pub created_at: OffsetDateTime,
+    /// Informative (the bank does not expire tokens by it).
+    pub finished_at: OffsetDateTime,
+    /// `false` once `recurrent/disable` was called: payments by it then fail.
+    pub is_active: bool,
 }
 
 /// A refund of a card payment (or a chargeback, `is_chargeback`).

@@ -21,7 +21,8 @@ use time::{Date, OffsetDateTime};
 
 use crate::{
     CheckRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PayoutRecord, PostingRecord, ProjectSettings,
-    RefundRecord, Result, SessionRecord, StoreError, SubjectKind, WalletRecord, WebhookRecord, WebhookState,
+    RecurrentToken, RefundRecord, Result, SessionRecord, StoreError, SubjectKind, WalletRecord, WebhookRecord,
+    WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -204,7 +205,8 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
      p.id, p.amount, p.currency, p.method_masked, p.participant_details, p.customer, p.metadata, p.plan, p.state, \
      p.created_at_us, p.charged_amount, p.charged_currency, p.fx_rate_millionths, p.confirm_information, \
      q.id, q.amount, q.currency, q.method_masked, q.customer, q.participant_details, q.metadata, q.return_url, \
-     q.plan, q.state, q.captured_amount, q.created_at_us, q.fee_amount, q.three_ds_attempts, \
+     q.plan, q.state, q.captured_amount, q.created_at_us, q.fee_amount, q.three_ds_attempts, q.recurrent, \
+     q.recurrent_token, q.recurrent_created_at_us, q.recurrent_finished_at_us, q.recurrent_active, \
      r.id, r.payment_id, r.amount, r.state, r.is_chargeback, r.metadata, r.created_at_us, r.finished_at_us \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      LEFT JOIN payments q ON q.project_id = s.project_id AND q.session_id = s.id \
@@ -217,7 +219,7 @@ pub(crate) const PAYOUT_OFFSET: usize = 14;
 /// Where a payment's columns start in a [`SELECT_SESSION`] row.
 pub(crate) const PAYMENT_OFFSET: usize = PAYOUT_OFFSET + 14;
 /// Where a payment refund's columns start in a [`SELECT_SESSION`] row.
-pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 14;
+pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 19;
 
 /// One row of [`SELECT_SESSION`]: the session, and one payout and one payment
 /// (either or both absent).
@@ -473,7 +475,47 @@ pub(crate) struct PaymentRow {
     pub created_at_us: i64,
     pub fee_amount: i64,
     pub three_ds_attempts: i64,
+    pub recurrent: bool,
+    pub token: Option<TokenRow>,
 }
+
+/// The recurrent token columns of a payment row.
+pub(crate) struct TokenRow {
+    pub token: String,
+    pub created_at_us: i64,
+    pub finished_at_us: i64,
+    pub is_active: bool,
+}
+
+impl TokenRow {
+    /// `token, created_at_us, finished_at_us, is_active` from column `at`; `None` without a token.
+    pub(crate) fn read<C: Columns>(r: &C, at: usize) -> std::result::Result<Option<Self>, C::Error> {
+        let Some(token) = r.opt_text(at)? else { return Ok(None) };
+        Ok(Some(Self {
+            token,
+            created_at_us: r.opt_int(at + 1)?.unwrap_or_default(),
+            finished_at_us: r.opt_int(at + 2)?.unwrap_or_default(),
+            is_active: r.flag(at + 3)?,
+        }))
+    }
+
+    pub(crate) fn decode(self) -> Result<RecurrentToken> {
+        Ok(RecurrentToken {
+            token: self.token,
+            created_at: from_us(self.created_at_us)?,
+            finished_at: from_us(self.finished_at_us)?,
+            is_active: self.is_active,
+        })
+    }
+}
+
+/// The columns [`TokenRow::read`] reads, for a lookup by token.
+pub(crate) const SELECT_TOKEN: &str = "SELECT recurrent_token, recurrent_created_at_us, recurrent_finished_at_us, \
+     recurrent_active FROM payments WHERE project_id = $1 AND recurrent_token = $2";
+
+/// Disables a token; the number of rows changed (0: no such token).
+pub(crate) const DISABLE_TOKEN: &str =
+    "UPDATE payments SET recurrent_active = FALSE WHERE project_id = $1 AND recurrent_token = $2";
 
 impl PaymentRow {
     /// The payment's columns of a [`SELECT_SESSION`] row; `None` when absent.
@@ -495,6 +537,8 @@ impl PaymentRow {
             created_at_us: r.int(at(11))?,
             fee_amount: r.int(at(12))?,
             three_ds_attempts: r.int(at(13))?,
+            recurrent: r.flag(at(14))?,
+            token: TokenRow::read(r, at(15))?,
         }))
     }
 
@@ -522,6 +566,8 @@ impl PaymentRow {
             fee_amount: self.fee_amount,
             three_ds_attempts,
             refunds,
+            recurrent: self.recurrent,
+            recurrent_token: self.token.map(TokenRow::decode).transpose()?,
         })
     }
 }
@@ -628,6 +674,10 @@ pub(crate) struct PaymentValues<'a> {
     pub created_at_us: i64,
     pub fee_amount: i64,
     pub three_ds_attempts: i64,
+    pub recurrent: bool,
+    pub recurrent_token: Option<&'a str>,
+    pub recurrent_created_at_us: Option<i64>,
+    pub recurrent_finished_at_us: Option<i64>,
 }
 
 impl<'a> PaymentValues<'a> {
@@ -647,19 +697,26 @@ impl<'a> PaymentValues<'a> {
             created_at_us: to_us(p.created_at),
             fee_amount: p.fee_amount,
             three_ds_attempts: i64::from(p.three_ds_attempts),
+            recurrent: p.recurrent,
+            recurrent_token: p.recurrent_token.as_ref().map(|t| t.token.as_str()),
+            recurrent_created_at_us: p.recurrent_token.as_ref().map(|t| to_us(t.created_at)),
+            recurrent_finished_at_us: p.recurrent_token.as_ref().map(|t| to_us(t.finished_at)),
         }
     }
 }
 
 /// Inserts a payment of a session, or moves a stored one to its new state
-/// (with what its capture took, its fee and the 3-D Secure codes tried): the
-/// only things about a payment that change.
+/// (with what its capture took, its fee, the 3-D Secure codes tried and the
+/// token it issued): the only things about a payment that change. A token's
+/// activity is never written here: only `recurrent/disable` changes it.
 pub(crate) const UPSERT_PAYMENT: &str = "INSERT INTO payments (project_id, session_id, id, amount, currency, \
      method_masked, customer, participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, \
-     fee_amount, three_ds_attempts) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+     fee_amount, three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, captured_amount = excluded.captured_amount, \
-     fee_amount = excluded.fee_amount, three_ds_attempts = excluded.three_ds_attempts";
+     fee_amount = excluded.fee_amount, three_ds_attempts = excluded.three_ds_attempts, \
+     recurrent_token = excluded.recurrent_token, recurrent_created_at_us = excluded.recurrent_created_at_us, \
+     recurrent_finished_at_us = excluded.recurrent_finished_at_us";
 
 /// The values of a new payout row, in the INSERT's order (after the project
 /// and session ids).

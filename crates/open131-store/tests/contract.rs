@@ -910,6 +910,8 @@ async fn a_payment_session_round_trips_on_both_backends() {
             fee_amount: 0,
             three_ds_attempts: 0,
             refunds: Vec::new(),
+            recurrent: true,
+            recurrent_token: None,
         }];
         let mut create = creation(s.clone(), "card-1");
         create.movements.clear();
@@ -948,6 +950,27 @@ async fn a_payment_session_round_trips_on_both_backends() {
         let read = store.session("alpha", "s-card").await.unwrap().unwrap();
         assert_eq!(read.payments, done.payments, "{name}");
         assert_eq!(read.payment().unwrap().refundable(), 5_000, "{name}: a declined refund does not count");
+
+        // The token it issues is found by the project only, and once disabled
+        // stays so whatever the session writes later.
+        let mut issued = read.clone();
+        let token = open131_store::RecurrentToken {
+            token: "rt_abc".into(),
+            created_at: NOW,
+            finished_at: NOW + time::Duration::days(3),
+            is_active: true,
+        };
+        issued.payments[0].recurrent_token = Some(token.clone());
+        assert_eq!(store.write_session(plain_update(3, issued.clone()), NOW).await.unwrap(), WriteOutcome::Applied(4));
+        assert_eq!(store.recurrent_token("alpha", "rt_abc").await.unwrap(), Some(token.clone()), "{name}");
+        assert_eq!(store.recurrent_token("beta", "rt_abc").await.unwrap(), None, "{name}");
+        assert!(!store.disable_recurrent_token("beta", "rt_abc").await.unwrap(), "{name}");
+        assert!(store.disable_recurrent_token("alpha", "rt_abc").await.unwrap(), "{name}");
+        assert_eq!(store.write_session(plain_update(4, issued), NOW).await.unwrap(), WriteOutcome::Applied(5));
+        let after = store.session("alpha", "s-card").await.unwrap().unwrap();
+        let kept = after.payment().unwrap().recurrent_token.clone().unwrap();
+        assert_eq!(kept, open131_store::RecurrentToken { is_active: false, ..token }, "{name}");
+        assert!(after.payment().unwrap().recurrent, "{name}");
         assert!(!format!("{:?}", after.payments[0]).contains("user-1"), "{name}: the payer is personal data");
     }
 }

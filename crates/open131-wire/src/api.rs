@@ -181,10 +181,29 @@ pub struct AcquiringPaymentWire {
     pub refunds: Vec<RefundWire>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_interaction: Option<CustomerInteraction>,
+    /// The recurrent token this payment issued (it asked to save the card).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent: Option<RecurrentWire>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
+}
+
+/// A recurrent token (the SDK's `RecurrentDetails`: all four always sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecurrentWire {
+    pub token: String,
+    pub created_at: String,
+    pub finished_at: String,
+    pub is_active: bool,
+}
+
+/// Answer of `recurrent/status` and `recurrent/disable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecurrentResponse {
+    pub status: String,
+    pub recurrent: RecurrentWire,
 }
 
 /// What the customer must do (`customer_interaction`): today a redirect to 3-D Secure.

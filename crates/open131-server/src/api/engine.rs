@@ -12,14 +12,14 @@ use open131_domain::books;
 use open131_domain::ledger::{self, Leg, Movement};
 use open131_domain::lifecycle::{Effect, Timer, WebhookKind};
 use open131_domain::payment::Verdict;
-use open131_domain::payment_flow::PaymentEvent;
+use open131_domain::payment_flow::{PaymentEvent, PaymentState};
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::refund_flow::{self, RefundEvent, RefundWrongState};
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
 use open131_store::{
-    NewWebhook, PaymentRecord, PaymentRefundRecord, PayoutRecord, ProjectSettings, SessionRecord, SessionWrite,
-    StoreError, WriteOutcome,
+    NewWebhook, PaymentRecord, PaymentRefundRecord, PayoutRecord, ProjectSettings, RecurrentToken, SessionRecord,
+    SessionWrite, StoreError, WriteOutcome,
 };
 use open131_wire::api::WebhookBody;
 use time::OffsetDateTime;
@@ -167,6 +167,7 @@ fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTim
             if session::is_final(snapshot.session) && record.finished_at.is_none() {
                 next.finished_at = Some(now);
             }
+            issue_recurrent_token(&mut next, now);
             Ok((next, effects))
         }
         Change::Refund { id, event } => {
@@ -286,6 +287,32 @@ async fn apply_change(
         }
     }
     Err(EngineError::Internal("too many concurrent changes to one session".into()))
+}
+
+/// How long a recurrent token is said to last (`finished_at`, informative:
+/// the bank does not expire tokens by it) `[INF]`.
+pub const RECURRENT_TOKEN_VALIDITY_DAYS: i64 = 3 * 365;
+
+/// A payment that asked to save the card gets its token when it succeeds.
+fn issue_recurrent_token(next: &mut SessionRecord, now: OffsetDateTime) {
+    let Some(p) = next.payments.first_mut() else { return };
+    if p.state == PaymentState::Succeeded && p.recurrent && p.recurrent_token.is_none() {
+        p.recurrent_token = Some(RecurrentToken {
+            token: new_token(),
+            created_at: now,
+            finished_at: now + time::Duration::days(RECURRENT_TOKEN_VALIDITY_DAYS),
+            is_active: true,
+        });
+    }
+}
+
+/// A recurrent token: 128 random bits, hex.
+fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        bytes = OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes();
+    }
+    format!("rt_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// The leg of a refund's movement: its amount, on the payment's book and currency.

@@ -73,6 +73,8 @@ pub enum ApiMethod {
     SessionCapture,
     SessionRefund,
     SessionChargeback,
+    RecurrentStatus,
+    RecurrentDisable,
     WalletBalance,
     FpsBanks,
     FpsCustomerVerification,
@@ -93,7 +95,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 14] = [
+    pub const OTHERS: [ApiMethod; 16] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -103,6 +105,8 @@ impl ApiMethod {
         Self::SessionCapture,
         Self::SessionRefund,
         Self::SessionChargeback,
+        Self::RecurrentStatus,
+        Self::RecurrentDisable,
         Self::WalletBalance,
         Self::FpsBanks,
         Self::FpsCustomerVerification,
@@ -146,6 +150,8 @@ impl ApiMethod {
             Self::SessionCapture => "session/capture",
             Self::SessionRefund => "session/refund",
             Self::SessionChargeback => "session/chargeback",
+            Self::RecurrentStatus => "recurrent/status",
+            Self::RecurrentDisable => "recurrent/disable",
             Self::WalletBalance => "wallet/balance",
             Self::FpsBanks => "fps/banks",
             Self::FpsCustomerVerification => "fps/customer_verification",
@@ -162,11 +168,19 @@ impl ApiMethod {
         Self::all().find(|m| m.path() == path)
     }
 
-    /// Whether it changes state (only those record idempotency keys).
+    /// Whether it records idempotency keys: the methods that change a session
+    /// (the key is written in the change's transaction). Disabling a recurrent
+    /// token changes no session and is idempotent by nature.
     pub fn mutating(self) -> bool {
         !matches!(
             self,
-            Self::SessionStatus | Self::WalletBalance | Self::FpsBanks | Self::AccountBalance | Self::AccountStatement
+            Self::SessionStatus
+                | Self::WalletBalance
+                | Self::FpsBanks
+                | Self::AccountBalance
+                | Self::AccountStatement
+                | Self::RecurrentStatus
+                | Self::RecurrentDisable
         )
     }
 
@@ -179,14 +193,12 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 15] = [
+const NOT_SERVED_YET: [&str; 13] = [
     "session/init/payout/fiscalization",
     "session/start/payout/fiscalization",
     "fiscalization",
     "session/multi/init",
     "session/init/session",
-    "recurrent/status",
-    "recurrent/disable",
     "subscription/cancel",
     "subscription/restore",
     "sberpay/push",
@@ -437,6 +449,8 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::SessionCapture => ctx.capture(&body).await,
         ApiMethod::SessionRefund => ctx.refund(&body, false).await,
         ApiMethod::SessionChargeback => ctx.refund(&body, true).await,
+        ApiMethod::RecurrentStatus => ctx.recurrent(&body, false).await,
+        ApiMethod::RecurrentDisable => ctx.recurrent(&body, true).await,
         ApiMethod::AccountBalance => ctx.account_balance(&body).await,
         ApiMethod::AccountStatement => ctx.account_statement(&body).await,
         ApiMethod::SessionStatus => ctx.status(&body).await,

@@ -6,14 +6,14 @@
 use open131_domain::books::Shape;
 use open131_domain::ledger::Book;
 use open131_domain::lifecycle::Timer;
-use open131_domain::payment::{self, PaymentCall, PaymentRequest};
-use open131_domain::payment_flow::{PaymentEvent, PaymentState};
+use open131_domain::payment::{self, PaymentCall, PaymentRequest, Verdict};
+use open131_domain::payment_flow::{PaymentEvent, PaymentFailure, PaymentState};
 use open131_domain::payout::Money;
 use open131_domain::personal::Personal;
 use open131_domain::refund_flow::{RefundEvent, RefundState};
 use open131_domain::session::{Event, SessionState};
 use open131_store::{PaymentRecord, PaymentRefundRecord, SessionRecord};
-use open131_wire::api::ApiErrorCode;
+use open131_wire::api::{ApiErrorCode, RecurrentResponse};
 use serde_json::{Map, Value};
 
 use super::engine::{self, Apply, EngineError};
@@ -39,6 +39,8 @@ impl Ctx<'_> {
             fee_amount: 0,
             three_ds_attempts: 0,
             refunds: Vec::new(),
+            recurrent: r.save_card,
+            recurrent_token: None,
         }
     }
 
@@ -59,7 +61,21 @@ impl Ctx<'_> {
         call: PaymentCall,
     ) -> Result<SessionRecord, ApiReply> {
         let request = payment::parse_payment(body, call, self.today());
-        let request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let mut request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        if let Some(token) = &request.token {
+            let saved = self.app.store.recurrent_token(self.project_id, token).await;
+            match saved.map_err(|e| ApiReply::internal(&e))? {
+                // Another project's token is indistinguishable from none.
+                None => {
+                    let why = "no such recurrent token for this project";
+                    return Err(ApiReply::invalid(vec![detail("payment_details.recurrent.token", why)]));
+                }
+                Some(t) if !t.is_active => {
+                    request.plan.verdict = Verdict::Decline(PaymentFailure::BindingIsDeactivated);
+                }
+                Some(_) => {}
+            }
+        }
         let how = Apply {
             idempotency: self.idempotency.clone(),
             new_payment: Some(self.payment_record(request)),
@@ -120,6 +136,20 @@ impl Ctx<'_> {
             }
             Err(RefundRefusal::Engine(e)) => Err(Self::engine_error(e)),
         }
+    }
+
+    /// `recurrent/status` and (`disable`) `recurrent/disable`: a token of
+    /// the project, as it stands afterwards. Disabling twice is harmless.
+    pub(super) async fn recurrent(&self, body: &Map<String, Value>, disable: bool) -> Result<ApiReply, ApiReply> {
+        let token = payment::parse_token_request(body).map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let store = &self.app.store;
+        if disable {
+            store.disable_recurrent_token(self.project_id, &token).await.map_err(|e| ApiReply::internal(&e))?;
+        }
+        let saved = store.recurrent_token(self.project_id, &token).await.map_err(|e| ApiReply::internal(&e))?;
+        // Another project's token is indistinguishable from none.
+        let saved = saved.ok_or_else(|| ApiReply::invalid(vec![detail("recurrent.token", "no such token")]))?;
+        Ok(ApiReply::ok(&RecurrentResponse { status: "ok".into(), recurrent: super::render::recurrent(&saved) }))
     }
 
     /// `session/capture`: the whole hold, or the part `amount_details` names

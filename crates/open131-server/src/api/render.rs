@@ -5,10 +5,10 @@ use open131_domain::payment_flow::{self, PaymentState};
 use open131_domain::payout_flow::{self, PayoutState};
 use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
-use open131_store::{PaymentRecord, SessionRecord};
+use open131_store::{PaymentRecord, RecurrentToken, SessionRecord};
 use open131_wire::api::{
-    timestamp, AcquiringPaymentWire, Amount, Amounts, ApiError, CustomerInteraction, Fee, PayoutWire, Redirect,
-    RefundWire, SessionWire,
+    timestamp, AcquiringPaymentWire, Amount, Amounts, ApiError, CustomerInteraction, Fee, PayoutWire, RecurrentWire,
+    Redirect, RefundWire, SessionWire,
 };
 use serde_json::Value;
 
@@ -70,7 +70,8 @@ fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> Acqui
         amount_details: money(p.amount),
         amounts: Amounts { gross: money(gross), net: money(gross - p.fee_amount), fee },
         participant_details: p.participant_details.as_ref().and_then(|d| serde_json::from_str(d.expose()).ok()),
-        payment_options: p.return_url.as_ref().map(|u| serde_json::json!({"return_url": u})),
+        payment_options: payment_options(p),
+        recurrent: p.recurrent_token.as_ref().map(recurrent),
         refunds: p
             .refunds
             .iter()
@@ -88,6 +89,27 @@ fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> Acqui
         customer_interaction,
         metadata: json(&p.metadata),
         error: payment_error(p.state),
+    }
+}
+
+/// The options the payment was asked with, as sent.
+fn payment_options(p: &PaymentRecord) -> Option<Value> {
+    let mut options = serde_json::Map::new();
+    if let Some(url) = &p.return_url {
+        options.insert("return_url".into(), Value::String(url.clone()));
+    }
+    if p.recurrent {
+        options.insert("recurrent".into(), Value::Bool(true));
+    }
+    (!options.is_empty()).then_some(Value::Object(options))
+}
+
+pub fn recurrent(t: &RecurrentToken) -> RecurrentWire {
+    RecurrentWire {
+        token: t.token.clone(),
+        created_at: timestamp(t.created_at),
+        finished_at: timestamp(t.finished_at),
+        is_active: t.is_active,
     }
 }
 

@@ -79,6 +79,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "books_and_exchange", include_str!("../../migrations/postgres/0006_books_and_exchange.sql")),
     (7, "acquiring", include_str!("../../migrations/postgres/0007_acquiring.sql")),
     (8, "payment_refunds", include_str!("../../migrations/postgres/0008_payment_refunds.sql")),
+    (9, "recurrent", include_str!("../../migrations/postgres/0009_recurrent.sql")),
 ];
 
 pub struct PgStore {

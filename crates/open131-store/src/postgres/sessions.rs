@@ -16,7 +16,8 @@ use super::{after_commit_sent, PgStore};
 use crate::payouts::*;
 use crate::rows::{
     decode_rate, due_timer, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow, RefundValues, SessionRows,
-    SessionValues, WalletRow, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, WALLET_COLUMNS, WALLET_UPDATE,
+    SessionValues, TokenRow, WalletRow, DISABLE_TOKEN, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, SELECT_TOKEN,
+    WALLET_COLUMNS, WALLET_UPDATE,
 };
 use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError};
 
@@ -184,16 +185,22 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.created_at_us, "BIGINT"),
             q.p(&p.fee_amount, "BIGINT"),
             q.p(&p.three_ds_attempts, "BIGINT"),
+            q.p(&p.recurrent, "BOOLEAN"),
+            q.p(&p.recurrent_token, "TEXT"),
+            q.p(&p.recurrent_created_at_us, "BIGINT"),
+            q.p(&p.recurrent_finished_at_us, "BIGINT"),
         ]
         .join(", ");
         q.text += &format!(
             ", q{i} AS (INSERT INTO payments (project_id, session_id, id, amount, currency, method_masked, customer,
                  participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, fee_amount,
-                 three_ds_attempts)
+                 three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
                  captured_amount = excluded.captured_amount, fee_amount = excluded.fee_amount,
-                 three_ds_attempts = excluded.three_ds_attempts)"
+                 three_ds_attempts = excluded.three_ds_attempts, recurrent_token = excluded.recurrent_token,
+                 recurrent_created_at_us = excluded.recurrent_created_at_us,
+                 recurrent_finished_at_us = excluded.recurrent_finished_at_us)"
         );
     }
     for (i, f) in refunds.iter().enumerate() {
@@ -321,6 +328,23 @@ impl SessionStore for PgStore {
     async fn write_session(&self, write: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome> {
         // Group commit; retried only when nothing committed (batch.rs).
         self.batch.run(session_job(write, now)).await
+    }
+
+    async fn recurrent_token(&self, project_id: &str, token: &str) -> Result<Option<RecurrentToken>> {
+        let rows = with_retries(|| async move { self.query(SELECT_TOKEN, &[&project_id, &token]).await }).await?;
+        match rows.first() {
+            Some(row) => TokenRow::read(row, 0)?.map(TokenRow::decode).transpose(),
+            None => Ok(None),
+        }
+    }
+
+    async fn disable_recurrent_token(&self, project_id: &str, token: &str) -> Result<bool> {
+        let n = with_retries(|| async move {
+            let client = self.client().await?;
+            Ok::<_, StoreError>(client.execute(DISABLE_TOKEN, &[&project_id, &token]).await?)
+        })
+        .await?;
+        Ok(n > 0)
     }
 
     async fn idempotency_key_used(&self, project_id: &str, key: &str) -> Result<bool> {

@@ -52,6 +52,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "books_and_exchange", include_str!("../../migrations/sqlite/0012_books_and_exchange.sql")),
     (13, "acquiring", include_str!("../../migrations/sqlite/0013_acquiring.sql")),
     (14, "payment_refunds", include_str!("../../migrations/sqlite/0014_payment_refunds.sql")),
+    (15, "recurrent", include_str!("../../migrations/sqlite/0015_recurrent.sql")),
 ];
 
 pub struct SqliteStore {
@@ -506,6 +507,31 @@ impl SessionStore for SqliteStore {
 
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>> {
         self.read(|conn| payouts::session(conn, project_id, id))
+    }
+
+    async fn recurrent_token(&self, project_id: &str, token: &str) -> Result<Option<crate::RecurrentToken>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(crate::rows::SELECT_TOKEN).map_err(db)?;
+            let mut rows = stmt.query(params![project_id, token]).map_err(db)?;
+            match rows.next().map_err(db)? {
+                Some(row) => crate::rows::TokenRow::read(row, 0).map_err(db)?.map(|t| t.decode()).transpose(),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn disable_recurrent_token(&self, project_id: &str, token: &str) -> Result<bool> {
+        let (project_id, token) = (project_id.to_string(), token.to_string());
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .prepare_cached(crate::rows::DISABLE_TOKEN)
+                    .map_err(db)?
+                    .execute(params![project_id, token])
+                    .map_err(db)?;
+                Ok(n > 0)
+            })
+            .await
     }
 
     async fn claim_due_timers(

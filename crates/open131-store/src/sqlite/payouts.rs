@@ -114,7 +114,11 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.captured_amount,
                 p.created_at_us,
                 p.fee_amount,
-                p.three_ds_attempts
+                p.three_ds_attempts,
+                p.recurrent,
+                p.recurrent_token,
+                p.recurrent_created_at_us,
+                p.recurrent_finished_at_us
             ])
             .map_err(err)?;
     }

@@ -1,0 +1,11 @@
+-- Recurrent payments (issue 9): a card payment asked to save the card
+-- (`payment_options.recurrent`) issues a token when it succeeds; later
+-- payments use it until it is disabled. The token belongs to the payment that
+-- issued it; its activity changes only by `recurrent/disable`.
+ALTER TABLE payments ADD COLUMN recurrent BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE payments ADD COLUMN recurrent_token TEXT;
+ALTER TABLE payments ADD COLUMN recurrent_created_at_us BIGINT;
+ALTER TABLE payments ADD COLUMN recurrent_finished_at_us BIGINT;
+ALTER TABLE payments ADD COLUMN recurrent_active BOOLEAN NOT NULL DEFAULT TRUE;
+CREATE UNIQUE INDEX payments_recurrent_token ON payments (project_id, recurrent_token)
+    WHERE recurrent_token IS NOT NULL;
