@@ -152,7 +152,8 @@ fn parse_recurrent(f: &mut Fields<'_>, d: &Map<String, Value>) -> Option<Method>
     let p = "payment_details.recurrent";
     f.only(d, "payment_details", &["type", "recurrent"], &[]);
     let r = f.object(d, "recurrent", p)?;
-    f.only(r, p, &["token", "initiator", "security_code"], &[]);
+    let refused = [("security_code", "a saved card pays without its security code here: send the token alone")];
+    f.only(r, p, &["token", "initiator"], &refused);
     let token = match r.get("token") {
         Some(Value::String(t)) if !t.is_empty() && t.len() <= RECURRENT_TOKEN_MAX_BYTES => Some(t.clone()),
         None | Some(Value::Null) => {
@@ -167,10 +168,6 @@ fn parse_recurrent(f: &mut Fields<'_>, d: &Map<String, Value>) -> Option<Method>
     let initiator = f.optional_string(r, "initiator", &join(p, "initiator"));
     if initiator.as_deref().is_some_and(|i| i != "merchant" && i != "client") {
         f.err(&join(p, "initiator"), "must be merchant or client");
-    }
-    let code = f.optional_string(r, "security_code", &join(p, "security_code"));
-    if code.as_deref().is_some_and(|c| !(3..=4).contains(&c.len()) || !c.bytes().all(|b| b.is_ascii_digit())) {
-        f.err(&join(p, "security_code"), "must be 3 or 4 digits");
     }
     let token = token?;
     // Shown as the SDK reads it back; the security code never is.
@@ -220,7 +217,7 @@ fn parse_return_url(f: &mut Fields<'_>, o: &Map<String, Value>) -> Option<String
     let url = f.optional_string(o, "return_url", "payment_options.return_url")?;
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() <= RETURN_URL_MAX_BYTES
-        && !url.chars().any(char::is_whitespace);
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if !ok {
         let why = format!("must be an absolute http(s) URL of at most {RETURN_URL_MAX_BYTES} bytes");
         f.err("payment_options.return_url", why);

@@ -150,7 +150,14 @@ pub async fn chargeback(State(app): State<App>, headers: HeaderMap, body: axum::
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "invalid_request", "body must be a JSON object");
     };
+    if let Some(unknown) = body.keys().find(|k| !["project", "session_id", "amount"].contains(&k.as_str())) {
+        let why = format!("{unknown} is not a field here (project, session_id, amount)");
+        return error(StatusCode::BAD_REQUEST, "invalid_request", &why);
+    }
     let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or("");
+    if text("project").is_empty() || text("session_id").is_empty() {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "project and session_id are required strings");
+    }
     let amount = match body.get("amount") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_i64().filter(|a| *a > 0) {

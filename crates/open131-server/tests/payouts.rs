@@ -638,6 +638,7 @@ async fn random_operations_keep_the_ledger_consistent() {
         ..SettingsChange::default()
     };
     s.app.store.set_project_settings("alpha", fee, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
     for step in 0..400 {
         match next(10) {
             0 => {

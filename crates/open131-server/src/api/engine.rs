@@ -12,10 +12,10 @@ use open131_domain::books;
 use open131_domain::ledger::{self, Leg, Movement};
 use open131_domain::lifecycle::{Effect, Timer, WebhookKind};
 use open131_domain::payment::Verdict;
-use open131_domain::payment_flow::{PaymentEvent, PaymentState};
+use open131_domain::payment_flow::{PaymentEvent, PaymentState, THREE_DS_CODE_ATTEMPTS_MAX};
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
-use open131_domain::refund_flow::{self, RefundEvent, RefundWrongState};
+use open131_domain::refund_flow::{self, RefundEvent, RefundState, RefundWrongState};
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
 use open131_store::{
     NewWebhook, PaymentRecord, PaymentRefundRecord, PayoutRecord, ProjectSettings, RecurrentToken, SessionRecord,
@@ -149,6 +149,15 @@ type StepResult = Result<(SessionRecord, Vec<Effect>), EngineError>;
 fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTime) -> StepResult {
     match change {
         Change::Session(event) => {
+            // A wrong code's `last` is judged on the record as it is now (two
+            // codes typed at once must not both count as not the last).
+            let event = match (event, record.payment()) {
+                (Event::Payment(PaymentEvent::ThreeDsWrongCode { .. }), Some(p)) => {
+                    let last = p.three_ds_attempts.saturating_add(1) >= THREE_DS_CODE_ATTEMPTS_MAX;
+                    &Event::Payment(PaymentEvent::ThreeDsWrongCode { last })
+                }
+                _ => event,
+            };
             let (snapshot, effects) = session::apply(snapshot_of(record), *event)?;
             let mut next = with_states(record, snapshot, how);
             if let (Event::Payment(PaymentEvent::ThreeDsWrongCode { .. }), Some(p)) = (event, next.payments.first_mut())
@@ -186,6 +195,13 @@ fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTim
             // Checked on the record as it is now, so concurrent refunds never exceed the capture.
             if *event == RefundEvent::Start && payment.refundable() < 0 {
                 return Err(EngineError::RefundTooLarge);
+            }
+            let mut effects = effects;
+            // One timer serves all the payment's refunds: while another still
+            // waits for the bank, the one this change consumes is set again.
+            let others_wait = payment.refunds.iter().any(|r| &r.id != id && r.state == RefundState::InProgress);
+            if refund_flow::is_final(state) && others_wait {
+                effects.push(Effect::Schedule(Timer::RefundResult));
             }
             Ok((next, effects))
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use open131_domain::lifecycle::Timer;
 use open131_domain::payment::{Verdict, REFUND_DECLINED_AMOUNT};
-use open131_domain::payment_flow::PaymentEvent;
+use open131_domain::payment_flow::{PaymentEvent, PaymentFailure};
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::refund_flow::{RefundEvent, RefundState};
@@ -47,7 +47,14 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
             if t.timer == Timer::RefundResult {
                 return settle_refunds(&app, session).await.map(|n| n > 0);
             }
-            let Some(event) = timer_event(&session, t.timer, &project.settings) else {
+            let event = match timer_event(&session, t.timer, &project.settings) {
+                // A token disabled after the payment began declines it at the issuer.
+                Some(Event::Payment(PaymentEvent::Authorized { .. })) if !token_active(&app, &session).await? => {
+                    Some(Event::Payment(PaymentEvent::Declined(PaymentFailure::BindingIsDeactivated)))
+                }
+                other => other,
+            };
+            let Some(event) = event else {
                 // A timer its operation never schedules (left by a bug or an old version): moot.
                 app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
                 return Ok(false);
@@ -78,6 +85,15 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
     Ok(applied)
 }
 
+/// Whether the recurrent token a payment pays with (if any) is still active.
+async fn token_active(app: &App, session: &SessionRecord) -> anyhow::Result<bool> {
+    let Some(p) = session.payment() else { return Ok(true) };
+    let masked: serde_json::Value = serde_json::from_str(&p.method_masked)?;
+    let Some(token) = masked["recurrent"]["token"].as_str() else { return Ok(true) };
+    let saved = app.store.recurrent_token(&session.project_id, token).await?;
+    Ok(saved.is_some_and(|t| t.is_active))
+}
+
 /// The bank's verdict on every refund of the session in progress (the
 /// sandbox declines a refund of [`REFUND_DECLINED_AMOUNT`]); how many moved.
 async fn settle_refunds(app: &App, mut session: SessionRecord) -> anyhow::Result<usize> {
@@ -92,7 +108,16 @@ async fn settle_refunds(app: &App, mut session: SessionRecord) -> anyhow::Result
         .flatten()
         .collect();
     if waiting.is_empty() {
-        app.store.drop_timer(&session.project_id, &session.id, Timer::RefundResult).await?;
+        // Nothing waits (a refund asked for since would have set the timer
+        // again after this read: look once more before dropping it).
+        let now = app.store.session(&session.project_id, &session.id).await?;
+        let any = now
+            .as_ref()
+            .and_then(|s| s.payment())
+            .is_some_and(|p| p.refunds.iter().any(|r| r.state == RefundState::InProgress));
+        if !any {
+            app.store.drop_timer(&session.project_id, &session.id, Timer::RefundResult).await?;
+        }
         return Ok(0);
     }
     let mut settled = 0;
@@ -114,11 +139,17 @@ async fn settle_refunds(app: &App, mut session: SessionRecord) -> anyhow::Result
 /// The event a due timer fires at the session's operation.
 pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &ProjectSettings) -> Option<Event> {
     if let Some(payment) = session.payment() {
+        use open131_domain::payment_flow::PaymentState as S;
+        // A timeout speaks only to the wait it was set for: a confirmation
+        // timer left from before a confirm must not end a later hold.
+        let waits = |states: &[S]| states.contains(&payment.state);
         return Some(Event::Payment(match timer {
             Timer::Prepare => {
                 PaymentEvent::Prepared { auto_confirm: settings.auto_confirm, three_ds: payment.plan.three_ds }
             }
-            Timer::ConfirmTimeout | Timer::CaptureTimeout => PaymentEvent::TimedOut,
+            Timer::ConfirmTimeout if waits(&[S::AwaitingConfirm, S::AwaitingAction]) => PaymentEvent::TimedOut,
+            Timer::CaptureTimeout if waits(&[S::AwaitingCapture]) => PaymentEvent::TimedOut,
+            Timer::ConfirmTimeout | Timer::CaptureTimeout => return None,
             Timer::ProviderResult => match payment.plan.verdict {
                 Verdict::Authorize | Verdict::AuthorizeSlowly => {
                     PaymentEvent::Authorized { auto_capture: settings.capture == CaptureMode::Auto }

@@ -49,8 +49,9 @@ fn payment_error(state: PaymentState) -> Option<ApiError> {
 /// browser reaches this server (the 3-D Secure redirect).
 fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> AcquiringPaymentWire {
     let money = |amount| Amount { amount, currency: p.currency.clone() };
-    // What the payment is worth to the project: what was captured, less the fee.
-    let gross = p.captured();
+    // What the payment is worth to the project: what was captured (nothing
+    // before the capture or when it failed), less the fee.
+    let gross = if p.state == PaymentState::Succeeded { p.captured() } else { 0 };
     let fee = (p.fee_amount > 0).then(|| Fee { merchant_fee: money(p.fee_amount) });
     let customer_interaction = (p.state == PaymentState::AwaitingAction).then(|| {
         let url = format!("{public_url}{}", three_ds_path(&record.project_id, &record.id));
