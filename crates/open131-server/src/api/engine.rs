@@ -60,6 +60,9 @@ pub struct Apply {
     pub capture_amount: Option<i64>,
     /// The refund that [`RefundEvent::Start`] starts (in `Requested`).
     pub new_refund: Option<PaymentRefundRecord>,
+    /// The new refund takes all that is left to refund, sized on the record
+    /// being written (so a concurrent refund leaves it the true rest).
+    pub refund_rest: bool,
 }
 
 /// What reaches a session: an event of the session or its operation, or of
@@ -184,7 +187,13 @@ fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTim
             let payment =
                 next.payments.first_mut().ok_or_else(|| EngineError::Internal("a refund without a payment".into()))?;
             if !payment.refunds.iter().any(|r| &r.id == id) {
-                payment.refunds.extend(how.new_refund.clone().filter(|r| &r.id == id));
+                let rest = payment.refundable();
+                let new = how.new_refund.clone().filter(|r| &r.id == id);
+                let new = new.map(|r| if how.refund_rest { PaymentRefundRecord { amount: rest, ..r } } else { r });
+                if new.as_ref().is_some_and(|r| r.amount <= 0) {
+                    return Err(EngineError::RefundTooLarge);
+                }
+                payment.refunds.extend(new);
             }
             let refund = payment.refunds.iter_mut().find(|r| &r.id == id).ok_or(EngineError::NoSuchSession)?;
             let (state, effects) = refund_flow::transition(refund.state, *event)?;

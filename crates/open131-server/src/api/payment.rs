@@ -208,7 +208,7 @@ pub async fn start_refund(
         finished_at: None,
     };
     let id = refund.id.clone();
-    let how = Apply { idempotency, new_refund: Some(refund), ..Apply::default() };
+    let how = Apply { idempotency, new_refund: Some(refund), refund_rest: ask.amount.is_none(), ..Apply::default() };
     match engine::apply_refund(app, record, &id, RefundEvent::Start, how).await {
         Err(EngineError::RefundTooLarge) => Err(RefundRefusal::TooLarge { left, captured }),
         other => Ok(other?),
