@@ -114,7 +114,17 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
             // A saved card pays without its holder: no 3-D Secure.
             (PaymentPlan { three_ds: false, verdict: verdict_for(&amount) }, masked, Some(token))
         }
+        Method::Fps => {
+            if amount.currency() != "rub" {
+                f.err("amount_details.currency", "FPS payments are in roubles (rub)");
+            }
+            // The customer's step is paying the QR code; no issuer answers after it.
+            (PaymentPlan { three_ds: true, verdict: Verdict::Authorize }, fps_masked(), None)
+        }
     };
+    if save_card && plan_is_fps(&method_masked) {
+        f.err("payment_options.recurrent", "only a card payment saves a card");
+    }
     if token.is_some() && save_card {
         f.err("payment_options.recurrent", "a payment by a recurrent token already has one");
     }
@@ -142,7 +152,12 @@ fn required<'v>(f: &mut Fields<'_>, body: &'v Map<String, Value>, key: &str) -> 
 /// How a payment is paid: a card, or a saved card's recurrent token.
 enum Method {
     Card(CardNumber),
-    Recurrent { token: String, masked: Value },
+    Recurrent {
+        token: String,
+        masked: Value,
+    },
+    /// FPS: the customer pays a QR code in their bank's app.
+    Fps,
 }
 
 /// Longest recurrent token read, in bytes.
@@ -184,9 +199,16 @@ fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Opt
     if kind == "recurrent" {
         return parse_recurrent(f, d);
     }
+    if kind == "faster_payment_system" {
+        f.only(d, p, &["type", "faster_payment_system"], &[]);
+        if let Some(Some(fps)) = f.optional_object(d, "faster_payment_system", &join(p, "faster_payment_system")) {
+            f.only(fps, &join(p, "faster_payment_system"), &[], &[]);
+        }
+        return Some(Method::Fps);
+    }
     if kind != "card" {
         let why = match kind.as_str() {
-            "faster_payment_system" | "faster_payment_system_binding" => "FPS payments are not served yet",
+            "faster_payment_system_binding" => "FPS bindings (subscriptions by FPS) are not served yet",
             "internet_banking" | "wallet" | "secured_card" => "only card payments are served yet",
             "internal_transfer" => "internal transfers are the card payouts of the nominal and settlement accounts",
             _ => "is not a payment method (card, faster_payment_system, recurrent, internet_banking, wallet)",
@@ -224,6 +246,38 @@ fn parse_return_url(f: &mut Fields<'_>, o: &Map<String, Value>) -> Option<String
         return None;
     }
     Some(url)
+}
+
+/// An FPS payment's method as answers show it.
+fn fps_masked() -> Value {
+    serde_json::json!({"type": "faster_payment_system", "faster_payment_system": {}})
+}
+
+/// Whether a payment's method (as stored) is FPS.
+pub fn plan_is_fps(method_masked: &Value) -> bool {
+    method_masked["type"] == "faster_payment_system"
+}
+
+/// Bank 131's FPS participant id (the `bank` of its QR links; also in
+/// `data/fps_banks.csv`).
+pub const BANK_131_FPS_ID: &str = "100000000143";
+
+/// The FPS payment link of a payment, in NSPK's format:
+/// `https://qr.nspk.ru/<32-character id>?type=02&bank=<participant>&sum=<kopecks>&cur=RUB&crc=<CRC-16>`
+/// (type 02: a one-time dynamic code). The id is derived from the payment id;
+/// the check is CRC-16/CCITT-FALSE over the link before `&crc=` `[INF]`.
+pub fn fps_link(payment_id: &str, amount_kopecks: i64) -> String {
+    let digits: String = payment_id.chars().filter(char::is_ascii_digit).collect();
+    let id = format!("AD131{digits:0>27}");
+    let id: String = id.chars().take(32).collect();
+    let link = format!("https://qr.nspk.ru/{id}?type=02&bank={BANK_131_FPS_ID}&sum={amount_kopecks}&cur=RUB");
+    let crc = crc16_ccitt_false(link.as_bytes());
+    format!("{link}&crc={crc:04X}")
+}
+
+/// CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF), the check of NSPK links.
+fn crc16_ccitt_false(bytes: &[u8]) -> u16 {
+    crc::Crc::<u16>::new(&crc::CRC_16_IBM_3740).checksum(bytes)
 }
 
 /// `session/capture`'s body: `session_id` and, for a partial capture,
@@ -442,9 +496,9 @@ mod tests {
             ]
         );
         assert_eq!(fields(json!({}), PaymentCall::Start), ["amount_details", "customer", "payment_details"]);
-        let fps = json!({"payment_details": {"type": "faster_payment_system", "faster_payment_system": {}},
+        let banking = json!({"payment_details": {"type": "internet_banking", "internet_banking": {}},
             "amount_details": {"amount": 1, "currency": "rub"}, "customer": {"reference": "u"}});
-        assert_eq!(fields(fps, PaymentCall::Init), ["payment_details.type"]);
+        assert_eq!(fields(banking, PaymentCall::Init), ["payment_details.type"]);
     }
 
     #[test]
@@ -476,6 +530,30 @@ mod tests {
                 "payment_details.recurrent.token"
             ]
         );
+    }
+
+    #[test]
+    fn an_fps_payment_is_roubles_only_and_its_link_has_nspks_shape() {
+        let body = |currency: &str, extra: Value| {
+            json!({"payment_details": {"type": "faster_payment_system", "faster_payment_system": extra},
+                "amount_details": {"amount": 12_345, "currency": currency}, "customer": {"reference": "u"}})
+        };
+        let p = parse_payment(body("rub", json!({})).as_object().unwrap(), PaymentCall::Init, TODAY).unwrap();
+        assert!(plan_is_fps(&p.method_masked) && p.plan.three_ds, "the customer's step is the QR code");
+        assert_eq!(fields(body("usd", json!({})), PaymentCall::Init), ["amount_details.currency"]);
+        assert_eq!(
+            fields(body("rub", json!({"phone": "7926"})), PaymentCall::Init),
+            ["payment_details.faster_payment_system.phone"]
+        );
+        let link = fps_link("pm_8331454750885858", 12_345);
+        let (base, crc) = link.split_once("&crc=").unwrap();
+        assert_eq!(
+            base,
+            "https://qr.nspk.ru/AD131000000000008331454750885858?type=02&bank=100000000143&sum=12345&cur=RUB"
+        );
+        assert_eq!(crc, format!("{:04X}", crc16_ccitt_false(base.as_bytes())));
+        // The check's published test vector.
+        assert_eq!(crc16_ccitt_false(b"123456789"), 0x29B1);
     }
 
     #[test]

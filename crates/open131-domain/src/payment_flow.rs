@@ -13,7 +13,9 @@
 //!                           AwaitingAction ─ThreeDsPassed────────────────► Authorizing
 //!                             ├─ThreeDsFailed / TimedOut─► Failed(3DS_error)   ├─Declined(code)─► Failed(code)
 //!                             ├─WrongCode(not last)─► AwaitingAction
-//!                             └─WrongCode(last)─► Failed(3DS_error)
+//!                             ├─WrongCode(last)─► Failed(3DS_error)
+//!                             ├─QrPaid (FPS: final, no hold)─► Succeeded
+//!                             └─QrExpired─► Failed(qr_expired)
 //!                                                                              ├─Authorized(auto capture)─► Succeeded
 //!                                                                              └─Authorized(hold)─► AwaitingCapture
 //! AwaitingCapture ─Capture─► Succeeded   ─Cancel─► Failed(session_cancelled_by_partner)   ─TimedOut─► Failed(capture_timeout)
@@ -55,10 +57,13 @@ pub enum PaymentFailure {
     CaptureTimeout,
     /// Paid by a recurrent token that was disabled.
     BindingIsDeactivated,
+    /// An FPS QR code nobody paid within the wait (open131's code `[INF]`:
+    /// the bank publishes none).
+    QrExpired,
 }
 
 impl PaymentFailure {
-    pub const ALL: [PaymentFailure; 12] = [
+    pub const ALL: [PaymentFailure; 13] = [
         Self::DeclinedByIssuerBank,
         Self::InsufficientFunds,
         Self::BankCardExpired,
@@ -71,6 +76,7 @@ impl PaymentFailure {
         Self::ConfirmTimeout,
         Self::CaptureTimeout,
         Self::BindingIsDeactivated,
+        Self::QrExpired,
     ];
 
     /// The issuer's declines: what the provider may answer to an authorization.
@@ -99,6 +105,7 @@ impl PaymentFailure {
             Self::ConfirmTimeout => "confirm_timeout",
             Self::CaptureTimeout => "capture_timeout",
             Self::BindingIsDeactivated => "binding_is_deactivated",
+            Self::QrExpired => "qr_expired",
         }
     }
 
@@ -120,14 +127,16 @@ impl PaymentFailure {
             Self::ConfirmTimeout => "Cancelled: confirmation did not arrive in time",
             Self::CaptureTimeout => "Cancelled: capture did not arrive in time, the hold was released",
             Self::BindingIsDeactivated => "The recurrent token was disabled",
+            Self::QrExpired => "Nobody paid the FPS QR code in time",
         }
     }
 
-    /// Whether the partner ended the payment (cancelled it, or did not
-    /// confirm or capture it in time): the session is then `cancelled`, as
-    /// for payouts (README, the session table).
+    /// Whether the payment was ended rather than failed (the partner
+    /// cancelled it, did not confirm or capture it in time, or nobody paid
+    /// its QR code): the session is then `cancelled`, as for payouts (README,
+    /// the session table).
     pub fn is_cancellation(self) -> bool {
-        matches!(self, Self::SessionCancelledByPartner | Self::ConfirmTimeout | Self::CaptureTimeout)
+        matches!(self, Self::SessionCancelledByPartner | Self::ConfirmTimeout | Self::CaptureTimeout | Self::QrExpired)
     }
 }
 
@@ -159,6 +168,11 @@ pub enum PaymentEvent {
     ThreeDsPassed,
     /// The customer failed or declined 3-D Secure.
     ThreeDsFailed,
+    /// The customer paid the FPS QR code in their bank's app: the money is
+    /// in (an FPS transfer is final: no hold, no capture).
+    QrPaid,
+    /// Nobody paid the FPS QR code within the wait.
+    QrExpired,
     /// The customer entered a wrong one-time code; `last` when no attempt is
     /// left (the caller counts them against [`THREE_DS_CODE_ATTEMPTS_MAX`]).
     ThreeDsWrongCode { last: bool },
@@ -219,6 +233,8 @@ pub fn transition(state: PaymentState, event: PaymentEvent) -> Result<(PaymentSt
             failed(F::ThreeDsError)
         }
         (AwaitingAction, E::ThreeDsWrongCode { last: false }) => (AwaitingAction, Vec::new()),
+        (AwaitingAction, E::QrPaid) => (Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished]),
+        (AwaitingAction, E::QrExpired) => failed(F::QrExpired),
         (Authorizing, E::Authorized { auto_capture: true }) => {
             (Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished])
         }
@@ -319,6 +335,8 @@ pub(crate) mod tests {
             E::ThreeDsFailed,
             E::ThreeDsWrongCode { last: false },
             E::ThreeDsWrongCode { last: true },
+            E::QrPaid,
+            E::QrExpired,
             E::Authorized { auto_capture: true },
             E::Authorized { auto_capture: false },
             E::Capture,
@@ -361,6 +379,10 @@ pub(crate) mod tests {
                         Some((Failed(F::ThreeDsError), vec![finished]))
                     }
                     (AwaitingAction, E::ThreeDsWrongCode { last: false }) => Some((AwaitingAction, Vec::new())),
+                    (AwaitingAction, E::QrPaid) => {
+                        Some((Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished]))
+                    }
+                    (AwaitingAction, E::QrExpired) => Some((Failed(F::QrExpired), vec![finished])),
                     (Authorizing, E::Authorized { auto_capture: true }) => {
                         Some((Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished]))
                     }
@@ -394,7 +416,7 @@ pub(crate) mod tests {
                 }
             }
         }
-        assert_eq!(legal, 18 + PaymentFailure::DECLINES.len());
+        assert_eq!(legal, 20 + PaymentFailure::DECLINES.len());
     }
 
     /// How many holds `effects` open (+1) or settle (−1).

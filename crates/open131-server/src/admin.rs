@@ -9,6 +9,8 @@
 //!   check's outcome (`ok`, `passport_invalid`, `passport_not_found`,
 //!   `inn_mismatch`, `invalid_sign`).
 //! - `POST /admin/v1/registry/reload` loads changed registry files now.
+//! - `POST /admin/v1/payments/fps_pay` `{"project", "session_id"}` pays a
+//!   session's FPS QR code as the customer's bank would.
 //! - `POST /admin/v1/payments/chargeback` `{"project", "session_id",
 //!   "amount"?}` opens a bank-initiated chargeback of a captured payment (all
 //!   that is left, or `amount` minor units), as a card network would.
@@ -24,6 +26,7 @@ use serde_json::{json, Value};
 
 use crate::api::payment::{start_refund, RefundRefusal};
 use crate::app::{App, Surface};
+use crate::pages::fps::FpsPayError;
 use crate::registries::ReloadEvent;
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -51,6 +54,7 @@ pub fn router() -> Router<App> {
         .route("/admin/v1/kyc/resolve", post(resolve))
         .route("/admin/v1/registry/reload", post(reload_registries))
         .route("/admin/v1/payments/chargeback", post(chargeback))
+        .route("/admin/v1/payments/fps_pay", post(fps_pay))
 }
 
 /// The refusal to send, if the request does not carry the admin token.
@@ -140,6 +144,32 @@ pub async fn resolve_in_store(
     }
     let reply = crate::kyc::status_reply(id, CheckState::Finished(outcome));
     Ok(serde_json::to_value(&*reply.body)?)
+}
+
+/// Pays a session's FPS QR code, as the customer's bank would.
+pub async fn fps_pay(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(r) = refusal(&app, &headers) {
+        return r;
+    }
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "body must be a JSON object");
+    };
+    if let Some(unknown) = body.keys().find(|k| !["project", "session_id"].contains(&k.as_str())) {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", &format!("{unknown} is not a field here"));
+    }
+    let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or("");
+    match crate::pages::fps::pay_qr(&app, text("project"), text("session_id")).await {
+        Ok(session) => {
+            let session = crate::api::render::session(&session, session.api_version, app.public_url());
+            (StatusCode::OK, Json(json!({"status": "ok", "session": session}))).into_response()
+        }
+        Err(FpsPayError::NotFound) => error(StatusCode::NOT_FOUND, "session_not_found", "no FPS payment there"),
+        Err(e @ FpsPayError::NotWaiting) => error(StatusCode::CONFLICT, "session_wrong_state", &e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "fps_pay failed");
+            Admin::internal()
+        }
+    }
 }
 
 /// Opens a bank-initiated chargeback (the card network's: the partner does not ask for it).

@@ -15,6 +15,7 @@ pub mod edge;
 pub mod kyc;
 pub mod pages;
 pub mod projects;
+pub mod qr;
 pub mod registries;
 pub mod reply;
 pub mod verifier;

@@ -718,3 +718,97 @@ async fn a_saved_card_pays_again_by_its_token_until_the_token_is_disabled() {
     assert_eq!((a.status, fields(&a)), (400, vec!["recurrent.token".to_string(), "token".into()]), "{}", a.text);
     s.stop().await;
 }
+
+fn fps_payment(amount: i64) -> Value {
+    json!({"payment_details": {"type": "faster_payment_system"},
+        "amount_details": {"amount": amount, "currency": "rub"}, "customer": {"reference": "lucky"}})
+}
+
+/// The text a base64 PNG's QR code carries, decoded as a phone would.
+fn scan(img_base64: &str) -> String {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(img_base64).unwrap();
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().unwrap().1
+}
+
+#[tokio::test]
+async fn an_fps_payment_shows_a_real_qr_code_and_is_paid_in_the_bank_app() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, r) = server(auto).await;
+    let a = s.call("v2", "session/init/payment/sync", &fps_payment(12_345)).await;
+    let id = id_of(&a);
+    let p = the_payment(&a.body["session"], "v2");
+    assert_eq!(
+        (p["status"].as_str(), p["payment_details"]["type"].as_str()),
+        (Some("pending"), Some("faster_payment_system"))
+    );
+    let inform = &p["customer_interaction"];
+    assert_eq!((inform["type"].as_str(), inform["inform"]["type"].as_str()), (Some("inform"), Some("qr")), "{p}");
+    let content = inform["inform"]["qr"]["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("https://qr.nspk.ru/AD131") && content.contains("&sum=12345&cur=RUB&crc="),
+        "{content}"
+    );
+    assert_eq!(scan(inform["inform"]["qr"]["img"].as_str().unwrap()), content, "the image decodes to the link");
+    s.settle().await;
+    assert_eq!(r.types_for(&id), ["action_required"]);
+
+    // The customer's bank app: the page shows the payment and pays it.
+    let url = format!("{}/fps/pay/alpha/{id}", s.url);
+    let html = browser().get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("123.45 RUB") && html.contains("<form"), "{html}");
+    let paid = browser().post(&url).form(&[("action", "pay")]).send().await.unwrap();
+    assert_eq!(paid.status(), 200);
+    assert!(paid.text().await.unwrap().contains("Paid"));
+    let session = status(&s, "v2", &id).await;
+    assert_eq!(session["status"], "accepted", "an FPS transfer is final: no hold, no capture");
+    assert_eq!(wallet(&s).await, (12_345, 0, -12_345, 0));
+    s.settle().await;
+    assert_eq!(r.types_for(&id), ["action_required", "payment_finished"]);
+    // Not a 3-D Secure payment; paying twice changes nothing.
+    assert_eq!(browser().get(format!("{}/3ds/alpha/{id}", s.url)).send().await.unwrap().status(), 404);
+    browser().post(&url).form(&[("action", "pay")]).send().await.unwrap();
+    assert_eq!(wallet(&s).await.0, 12_345);
+
+    // The operator pays one through the admin API; nobody pays the third.
+    let by_operator = id_of(&s.call("v2", "session/init/payment/sync", &fps_payment(1_000)).await);
+    let unpaid = id_of(&s.call("v1", "session/init/payment/sync", &fps_payment(2_000)).await);
+    let mut app = s.app.clone();
+    app.admin_token = Some("secret-token".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}/admin/v1/payments/fps_pay", listener.local_addr().unwrap());
+    tokio::spawn(open131_server::run(listener, app, std::future::pending()));
+    let pay = |body: Value| s.http.post(&admin).bearer_auth("secret-token").json(&body).send();
+    assert_eq!(pay(json!({"project": "alpha", "session_id": by_operator, "x": 1})).await.unwrap().status(), 400);
+    assert_eq!(pay(json!({"project": "beta", "session_id": by_operator})).await.unwrap().status(), 404);
+    assert_eq!(pay(json!({"project": "alpha", "session_id": by_operator})).await.unwrap().status(), 200);
+    assert_eq!(pay(json!({"project": "alpha", "session_id": by_operator})).await.unwrap().status(), 409);
+    assert_eq!(status(&s, "v2", &by_operator).await["status"], "accepted");
+    s.advance(24 * 3_600).await;
+    let session = status(&s, "v1", &unpaid).await;
+    assert_eq!(
+        (session["status"].as_str(), session["error"]["code"].as_str()),
+        (Some("cancelled"), Some("qr_expired"))
+    );
+    assert_eq!(wallet(&s).await.0, 13_345);
+
+    // Roubles only; a QR payment saves no card.
+    let mut dollars = fps_payment(100);
+    dollars["amount_details"]["currency"] = json!("usd");
+    let a = s.call("v2", "session/init/payment", &dollars).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["amount_details.currency".to_string()]), "{}", a.text);
+    let mut save = fps_payment(100);
+    save["payment_options"] = json!({"recurrent": true});
+    let a = s.call("v2", "session/init/payment", &save).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["payment_options.recurrent".to_string()]), "{}", a.text);
+    s.stop().await;
+}

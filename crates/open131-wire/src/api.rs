@@ -206,12 +206,32 @@ pub struct RecurrentResponse {
     pub recurrent: RecurrentWire,
 }
 
-/// What the customer must do (`customer_interaction`): today a redirect to 3-D Secure.
+/// What the customer must do (`customer_interaction`): a redirect to 3-D
+/// Secure (`type: redirect`), or an FPS QR code to pay (`type: inform`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomerInteraction {
     #[serde(rename = "type")]
     pub kind: String,
-    pub redirect: Redirect,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inform: Option<Inform>,
+}
+
+/// `customer_interaction.inform`: `type: qr` and the code (the SDK's newer
+/// `Inform` reads `type`; older ones read `qr` with both fields required).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inform {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub qr: Qr,
+}
+
+/// An FPS QR code: the payment link and its image (a PNG, base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Qr {
+    pub content: String,
+    pub img: String,
 }
 
 /// `customer_interaction.redirect`: the SDK needs url, base_url and method.

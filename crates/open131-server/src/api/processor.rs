@@ -147,6 +147,10 @@ pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &Proj
             Timer::Prepare => {
                 PaymentEvent::Prepared { auto_confirm: settings.auto_confirm, three_ds: payment.plan.three_ds }
             }
+            // An FPS QR code nobody paid expires; a 3-D Secure wait times out.
+            Timer::ConfirmTimeout if waits(&[S::AwaitingAction]) && super::render::is_fps(payment) => {
+                PaymentEvent::QrExpired
+            }
             Timer::ConfirmTimeout if waits(&[S::AwaitingConfirm, S::AwaitingAction]) => PaymentEvent::TimedOut,
             Timer::CaptureTimeout if waits(&[S::AwaitingCapture]) => PaymentEvent::TimedOut,
             Timer::ConfirmTimeout | Timer::CaptureTimeout => return None,

@@ -1,14 +1,15 @@
 //! Session records → wire shapes, in the naming of an API version: the
 //! request path's for answers, the project's webhook setting for webhooks.
 
+use open131_domain::payment;
 use open131_domain::payment_flow::{self, PaymentState};
 use open131_domain::payout_flow::{self, PayoutState};
 use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
 use open131_store::{PaymentRecord, RecurrentToken, SessionRecord};
 use open131_wire::api::{
-    timestamp, AcquiringPaymentWire, Amount, Amounts, ApiError, CustomerInteraction, Fee, PayoutWire, RecurrentWire,
-    Redirect, RefundWire, SessionWire,
+    timestamp, AcquiringPaymentWire, Amount, Amounts, ApiError, CustomerInteraction, Fee, Inform, PayoutWire, Qr,
+    RecurrentWire, Redirect, RefundWire, SessionWire,
 };
 use serde_json::Value;
 
@@ -45,6 +46,26 @@ fn payment_error(state: PaymentState) -> Option<ApiError> {
     }
 }
 
+/// Whether a payment is paid by FPS (a QR code), not by card.
+pub fn is_fps(p: &PaymentRecord) -> bool {
+    serde_json::from_str::<Value>(&p.method_masked).is_ok_and(|m| payment::plan_is_fps(&m))
+}
+
+/// What the customer must do: pay the FPS QR code, or pass 3-D Secure on
+/// this server's page.
+fn customer_step(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> CustomerInteraction {
+    if is_fps(p) {
+        let content = payment::fps_link(&p.id, p.amount);
+        // A link always fits a QR code; should it not, the link alone still pays.
+        let img = crate::qr::png_base64(&content).unwrap_or_default();
+        let inform = Inform { kind: "qr".into(), qr: Qr { content, img } };
+        return CustomerInteraction { kind: "inform".into(), redirect: None, inform: Some(inform) };
+    }
+    let url = format!("{public_url}{}", three_ds_path(&record.project_id, &record.id));
+    let redirect = Redirect { url: url.clone(), base_url: url, method: "GET".into(), ..Redirect::default() };
+    CustomerInteraction { kind: "redirect".into(), redirect: Some(redirect), inform: None }
+}
+
 /// An acquiring payment on the wire. `public_url` is where the customer's
 /// browser reaches this server (the 3-D Secure redirect).
 fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> AcquiringPaymentWire {
@@ -53,13 +74,7 @@ fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> Acqui
     // before the capture or when it failed), less the fee.
     let gross = if p.state == PaymentState::Succeeded { p.captured() } else { 0 };
     let fee = (p.fee_amount > 0).then(|| Fee { merchant_fee: money(p.fee_amount) });
-    let customer_interaction = (p.state == PaymentState::AwaitingAction).then(|| {
-        let url = format!("{public_url}{}", three_ds_path(&record.project_id, &record.id));
-        CustomerInteraction {
-            kind: "redirect".into(),
-            redirect: Redirect { url: url.clone(), base_url: url, method: "GET".into(), ..Redirect::default() },
-        }
-    });
+    let customer_interaction = (p.state == PaymentState::AwaitingAction).then(|| customer_step(record, p, public_url));
     AcquiringPaymentWire {
         id: p.id.clone(),
         status: payment_flow::wire_status(p.state).to_string(),

@@ -4,6 +4,7 @@
 //! off; every value shown is escaped ([`escape`]). The surface renders its own
 //! errors as pages ([`Pages`]).
 
+pub mod fps;
 pub mod three_ds;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -18,7 +19,9 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inl
 
 /// The pages' routes (panic and timeout layers are added by the caller).
 pub fn router() -> Router<App> {
-    Router::new().route("/3ds/{project}/{session}", axum::routing::get(three_ds::show).post(three_ds::submit))
+    Router::new()
+        .route("/3ds/{project}/{session}", axum::routing::get(three_ds::show).post(three_ds::submit))
+        .route("/fps/pay/{project}/{session}", axum::routing::get(fps::show).post(fps::pay))
 }
 
 /// `text` with the five HTML-special characters escaped.

@@ -57,7 +57,8 @@ impl Decision {
 /// The session of the page and its payment, or the page's answer when there is none.
 async fn load(app: &App, project: &str, session: &str) -> Result<SessionRecord, Response> {
     match app.store.session(project, session).await {
-        Ok(Some(record)) if record.payment().is_some() => Ok(record),
+        // An FPS payment has no 3-D Secure: its customer pays a QR code.
+        Ok(Some(record)) if record.payment().is_some_and(|p| !crate::api::render::is_fps(p)) => Ok(record),
         Ok(_) => Err(not_found()),
         Err(e) => {
             tracing::error!(error = %e, "3-D Secure page: reading the session failed");
