@@ -801,6 +801,15 @@ async fn an_fps_payment_shows_a_real_qr_code_and_is_paid_in_the_bank_app() {
     );
     assert_eq!(wallet(&s).await.0, 13_345);
 
+    // A shop's return URL: paying sends the customer back there; an FPS transfer has no chargeback.
+    let mut with_return = fps_payment(500);
+    with_return["payment_options"] = json!({"return_url": "https://shop.example/back"});
+    let back = id_of(&s.call("v2", "session/init/payment/sync", &with_return).await);
+    let r = browser().post(format!("{}/fps/pay/alpha/{back}", s.url)).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["location"].to_str().unwrap()), (303, "https://shop.example/back"));
+    let a = s.call("v2", "session/chargeback", &json!({"session_id": back})).await;
+    assert_eq!(a.body["error"]["code"], "session_wrong_state", "{}", a.text);
+
     // Roubles only; a QR payment saves no card.
     let mut dollars = fps_payment(100);
     dollars["amount_details"]["currency"] = json!("usd");

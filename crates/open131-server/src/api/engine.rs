@@ -39,6 +39,11 @@ pub enum EngineError {
     Idempotency,
     #[error("the refund is larger than what is left to refund")]
     RefundTooLarge,
+    /// A timer's event lost a race with another change of its session: the
+    /// event was worked out from a state that is gone, so it is not applied;
+    /// the timer stays claimed and fires again, its event worked out afresh.
+    #[error("a timer's session changed meanwhile")]
+    TimerRaced,
     #[error("no such session")]
     NoSuchSession,
     #[error("store: {0}")]
@@ -306,6 +311,7 @@ async fn apply_change(
                     _ => return Err(EngineError::Internal("the ledger refused a card payment's movement".into())),
                 }
             }
+            WriteOutcome::VersionConflict if how.consumed_timer.is_some() => return Err(EngineError::TimerRaced),
             WriteOutcome::VersionConflict => {
                 record = app.store.session(&record.project_id, &record.id).await?.ok_or(EngineError::NoSuchSession)?;
             }

@@ -95,11 +95,13 @@ impl Ctx<'_> {
         match engine::apply(self.app, record, event, how).await {
             Ok(done) => Ok(done),
             // The timer fired first: answer with what it did.
-            Err(EngineError::WrongState(_)) => match self.app.store.session(&project_id, &id).await {
-                Ok(Some(done)) => Ok(done),
-                Ok(None) => Err(ApiReply::internal(&"a session vanished")),
-                Err(e) => Err(ApiReply::internal(&e)),
-            },
+            Err(EngineError::WrongState(_) | EngineError::TimerRaced) => {
+                match self.app.store.session(&project_id, &id).await {
+                    Ok(Some(done)) => Ok(done),
+                    Ok(None) => Err(ApiReply::internal(&"a session vanished")),
+                    Err(e) => Err(ApiReply::internal(&e)),
+                }
+            }
             Err(e) => Err(Self::engine_error(e)),
         }
     }
@@ -193,6 +195,10 @@ pub async fn start_refund(
     let Some(paid) = record.payment().filter(|p| p.state == PaymentState::Succeeded) else {
         return Err(RefundRefusal::WrongState);
     };
+    // A card network charges back card payments; an FPS transfer has none.
+    if chargeback && super::render::is_fps(paid) {
+        return Err(RefundRefusal::WrongState);
+    }
     let (left, captured) = (paid.refundable(), paid.captured());
     let amount = ask.amount.unwrap_or(left);
     if amount <= 0 || amount > left {

@@ -67,6 +67,8 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
                     app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
                     Ok(false)
                 }
+                // Fires again when its lease ends, with an event for the session as it is then.
+                Err(EngineError::TimerRaced) => Ok(false),
                 Err(e) => Err(e.into()),
             }
         });
@@ -130,6 +132,8 @@ async fn settle_refunds(app: &App, mut session: SessionRecord) -> anyhow::Result
                 settled += 1;
             }
             Err(EngineError::RefundWrongState(_)) => {}
+            // The timer fires again when its lease ends and settles what is left then.
+            Err(EngineError::TimerRaced) => break,
             Err(e) => return Err(e.into()),
         }
     }

@@ -1,12 +1,13 @@
 //! The sandbox's stand-in for the customer's bank app, where an FPS QR code
 //! is paid (`GET|POST /fps/pay/{project}/{session}`): the amount, the
 //! merchant, the payment link the QR code carries, and a Pay button (a plain
-//! form). Paying finishes the payment at once (an FPS transfer is final).
+//! form). Paying finishes the payment at once (an FPS transfer is final) and
+//! sends the customer to the payment's `return_url` (303), if it has one.
 //! The operator's `POST /admin/v1/payments/fps_pay` does the same.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use open131_domain::payment;
 use open131_domain::payment_flow::{PaymentEvent, PaymentState};
 use open131_domain::session::Event;
@@ -59,7 +60,11 @@ pub async fn show(State(app): State<App>, Path((project, session)): Path<(String
 
 pub async fn pay(State(app): State<App>, Path((project, session)): Path<(String, String)>) -> Response {
     match pay_qr(&app, &project, &session).await {
-        Ok(record) => render(&record),
+        // Paid: back to the shop when it gave a return URL, as after 3-D Secure.
+        Ok(record) => match record.payment().and_then(|p| p.return_url.as_deref()) {
+            Some(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
+            None => render(&record),
+        },
         Err(FpsPayError::NotFound) => not_found(),
         Err(FpsPayError::NotWaiting) => match app.store.session(&project, &session).await {
             Ok(Some(record)) => render(&record),
