@@ -131,8 +131,8 @@ impl SessionStore for Faulty {
     ) -> Result<Vec<DueTimer>> {
         self.inner.claim_due_timers(now, lease, limit).await
     }
-    async fn drop_timer(&self, p: &str, s: &str, t: Timer) -> Result<()> {
-        self.inner.drop_timer(p, s, t).await
+    async fn drop_timer(&self, p: &str, s: &str, t: Timer, claimed_until: time::OffsetDateTime) -> Result<()> {
+        self.inner.drop_timer(p, s, t, claimed_until).await
     }
 }
 

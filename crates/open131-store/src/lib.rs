@@ -238,8 +238,16 @@ pub trait SessionStore: Send + Sync + 'static {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<DueTimer>>;
-    /// Drops a timer that fired but no longer applies (the session moved on).
-    async fn drop_timer(&self, project_id: &str, session_id: &str, timer: Timer) -> Result<()>;
+    /// Drops a timer claimed until `claimed_until` that no longer applies (the
+    /// session moved on). A timer set again since its claim (its due time
+    /// changed) is kept: it now speaks for a newer change.
+    async fn drop_timer(
+        &self,
+        project_id: &str,
+        session_id: &str,
+        timer: Timer,
+        claimed_until: OffsetDateTime,
+    ) -> Result<()>;
 }
 
 /// Wallets and their double-entry postings, and the operator's exchange rates.

@@ -509,6 +509,11 @@ impl TokenRow {
     }
 }
 
+/// Deletes a claimed timer, unless it was set again since its claim (its due
+/// time is no longer the lease the claim gave it).
+pub(crate) const DROP_CLAIMED_TIMER: &str =
+    "DELETE FROM session_timers WHERE project_id = $1 AND session_id = $2 AND timer = $3 AND due_at_us = $4";
+
 /// The columns [`TokenRow::read`] reads, for a lookup by token.
 pub(crate) const SELECT_TOKEN: &str = "SELECT recurrent_token, recurrent_created_at_us, recurrent_finished_at_us, \
      recurrent_active FROM payments WHERE project_id = $1 AND recurrent_token = $2";

@@ -504,7 +504,11 @@ async fn a_claimed_timer_waits_for_its_lease() {
             1,
             "{name}"
         );
-        store.drop_timer("alpha", "s-1", Timer::Prepare).await.unwrap();
+        let lease = lease_until + Duration::seconds(30);
+        // A claim's drop misses a timer set again since (its due time changed).
+        store.drop_timer("alpha", "s-1", Timer::Prepare, lease_until).await.unwrap();
+        assert_eq!(store.claim_due_timers(lease, lease + Duration::seconds(30), 10).await.unwrap().len(), 1, "{name}");
+        store.drop_timer("alpha", "s-1", Timer::Prepare, lease + Duration::seconds(30)).await.unwrap();
         assert!(
             store.claim_due_timers(NOW + Duration::days(1), NOW + Duration::days(2), 10).await.unwrap().is_empty(),
             "{name}"

@@ -37,15 +37,15 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
         let app = app.clone();
         tasks.spawn(async move {
             let Some(session) = app.store.session(&t.project_id, &t.session_id).await? else {
-                app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
+                app.store.drop_timer(&t.project_id, &t.session_id, t.timer, lease_until).await?;
                 return anyhow::Ok(false);
             };
             let Some(project) = app.projects.get(&t.project_id).await? else {
-                app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
+                app.store.drop_timer(&t.project_id, &t.session_id, t.timer, lease_until).await?;
                 return Ok(false);
             };
             if t.timer == Timer::RefundResult {
-                return settle_refunds(&app, session).await.map(|n| n > 0);
+                return settle_refunds(&app, session, lease_until).await.map(|n| n > 0);
             }
             let event = match timer_event(&session, t.timer, &project.settings) {
                 // A token disabled after the payment began declines it at the issuer.
@@ -56,7 +56,7 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
             };
             let Some(event) = event else {
                 // A timer its operation never schedules (left by a bug or an old version): moot.
-                app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
+                app.store.drop_timer(&t.project_id, &t.session_id, t.timer, lease_until).await?;
                 return Ok(false);
             };
             match engine::apply(&app, session, event, Apply { consumed_timer: Some(t.timer), ..Apply::default() }).await
@@ -64,7 +64,7 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
                 Ok(_) => Ok(true),
                 // The session moved on (confirmed before its timeout, cancelled...): the timer is moot.
                 Err(EngineError::WrongState(_)) => {
-                    app.store.drop_timer(&t.project_id, &t.session_id, t.timer).await?;
+                    app.store.drop_timer(&t.project_id, &t.session_id, t.timer, lease_until).await?;
                     Ok(false)
                 }
                 // Fires again when its lease ends, with an event for the session as it is then.
@@ -98,7 +98,11 @@ async fn token_active(app: &App, session: &SessionRecord) -> anyhow::Result<bool
 
 /// The bank's verdict on every refund of the session in progress (the
 /// sandbox declines a refund of [`REFUND_DECLINED_AMOUNT`]); how many moved.
-async fn settle_refunds(app: &App, mut session: SessionRecord) -> anyhow::Result<usize> {
+async fn settle_refunds(
+    app: &App,
+    mut session: SessionRecord,
+    lease_until: time::OffsetDateTime,
+) -> anyhow::Result<usize> {
     // A chargeback is the card network's decision: the sandbox never declines one.
     let waiting: Vec<(String, bool)> = session
         .payment()
@@ -118,7 +122,7 @@ async fn settle_refunds(app: &App, mut session: SessionRecord) -> anyhow::Result
             .and_then(|s| s.payment())
             .is_some_and(|p| p.refunds.iter().any(|r| r.state == RefundState::InProgress));
         if !any {
-            app.store.drop_timer(&session.project_id, &session.id, Timer::RefundResult).await?;
+            app.store.drop_timer(&session.project_id, &session.id, Timer::RefundResult, lease_until).await?;
         }
         return Ok(0);
     }

@@ -16,8 +16,8 @@ use super::{after_commit_sent, PgStore};
 use crate::payouts::*;
 use crate::rows::{
     decode_rate, due_timer, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow, RefundValues, SessionRows,
-    SessionValues, TokenRow, WalletRow, DISABLE_TOKEN, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, SELECT_TOKEN,
-    WALLET_COLUMNS, WALLET_UPDATE,
+    SessionValues, TokenRow, WalletRow, DISABLE_TOKEN, DROP_CLAIMED_TIMER, POSTING_COLUMNS, RATE_COLUMNS,
+    SELECT_SESSION, SELECT_TOKEN, WALLET_COLUMNS, WALLET_UPDATE,
 };
 use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError};
 
@@ -260,14 +260,6 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
     }
 }
 
-async fn delete_timer(client: &impl GenericClient, project: &str, session: &str, timer: Timer) -> Result<()> {
-    let stmt = client
-        .prepare_cached("DELETE FROM session_timers WHERE project_id = $1 AND session_id = $2 AND timer = $3")
-        .await?;
-    client.execute(&stmt, &[&project, &session, &timer.as_str()]).await?;
-    Ok(())
-}
-
 /// Applies a movement to the wallet and writes its two postings. `false` when a
 /// guarded balance would go negative (nothing written then).
 async fn apply_movement(
@@ -387,10 +379,18 @@ impl SessionStore for PgStore {
         rows.iter().map(|r| due_timer(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)).collect()
     }
 
-    async fn drop_timer(&self, project_id: &str, session_id: &str, timer: Timer) -> Result<()> {
+    async fn drop_timer(
+        &self,
+        project_id: &str,
+        session_id: &str,
+        timer: Timer,
+        claimed_until: OffsetDateTime,
+    ) -> Result<()> {
+        let due = to_us(claimed_until);
         with_retries(|| async move {
             let client = self.client().await?;
-            delete_timer(&client, project_id, session_id, timer).await
+            client.execute(DROP_CLAIMED_TIMER, &[&project_id, &session_id, &timer.as_str(), &due]).await?;
+            Ok::<_, StoreError>(())
         })
         .await
     }

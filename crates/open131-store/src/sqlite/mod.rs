@@ -543,9 +543,23 @@ impl SessionStore for SqliteStore {
         self.writer.write(move |conn| payouts::claim_due_timers(conn, now, lease_until, limit)).await
     }
 
-    async fn drop_timer(&self, project_id: &str, session_id: &str, timer: Timer) -> Result<()> {
-        let (p, s) = (project_id.to_string(), session_id.to_string());
-        self.writer.write(move |conn| payouts::delete_timer(conn, &p, &s, timer)).await
+    async fn drop_timer(
+        &self,
+        project_id: &str,
+        session_id: &str,
+        timer: Timer,
+        claimed_until: OffsetDateTime,
+    ) -> Result<()> {
+        let (p, s, due) = (project_id.to_string(), session_id.to_string(), crate::rows::to_us(claimed_until));
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(crate::rows::DROP_CLAIMED_TIMER)
+                    .map_err(db)?
+                    .execute(params![p, s, timer.as_str(), due])
+                    .map_err(db)?;
+                Ok(())
+            })
+            .await
     }
 }
 
