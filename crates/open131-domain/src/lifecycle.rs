@@ -107,6 +107,35 @@ pub(crate) fn reserved_change(effects: &[Effect]) -> i32 {
         .sum()
 }
 
+/// One machine as [`walk_paths`] walks it.
+#[cfg(test)]
+pub(crate) struct Walk<'a, S, E> {
+    pub events: &'a [E],
+    pub transition: &'a dyn Fn(S, E) -> Option<(S, Vec<Effect>)>,
+    pub settled: &'a dyn Fn(S) -> bool,
+    /// How much money `effects` set aside (+1) or settle (−1).
+    pub change: &'a dyn Fn(&[Effect]) -> i32,
+}
+
+/// Walks every event sequence up to `depth` from `state`: the money set
+/// aside (a reservation, a hold) is at most one and nothing once the
+/// machine has settled. The walk every lifecycle's path test runs.
+#[cfg(test)]
+pub(crate) fn walk_paths<S: Copy + std::fmt::Debug, E: Copy>(w: &Walk<'_, S, E>, state: S, aside: i32, depth: usize) {
+    assert!((0..=1).contains(&aside), "{state:?} has {aside} set aside");
+    if (w.settled)(state) {
+        assert_eq!(aside, 0, "{state:?} settled with money set aside");
+    }
+    if depth == 0 {
+        return;
+    }
+    for &event in w.events {
+        if let Some((next, effects)) = (w.transition)(state, event) {
+            walk_paths(w, next, aside + (w.change)(&effects), depth - 1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -435,23 +435,15 @@ pub(crate) mod tests {
     fn every_hold_is_settled_exactly_once_on_every_path() {
         // All event sequences up to length 7 from a new payment: money is
         // held at most once, and a settled payment holds nothing.
-        fn walk(state: PaymentState, held: i32, depth: usize) {
-            assert!((0..=1).contains(&held), "{state:?} held {held}");
-            if settled(state).is_some() {
-                assert_eq!(held, 0, "{state:?} settled with money held");
-            }
-            if depth == 0 {
-                return;
-            }
-            for event in all_events() {
-                if let Ok((next, effects)) = transition(state, event) {
-                    walk(next, held + held_change(&effects), depth - 1);
-                }
-            }
-        }
+        let walk = crate::lifecycle::Walk {
+            events: &all_events(),
+            transition: &|s, e| transition(s, e).ok(),
+            settled: &|s| settled(s).is_some(),
+            change: &held_change,
+        };
         let (state, effects) = start();
         assert_eq!(held_change(&effects), 0, "starting moves no money");
-        walk(state, 0, 7);
+        crate::lifecycle::walk_paths(&walk, state, 0, 7);
     }
 
     #[test]

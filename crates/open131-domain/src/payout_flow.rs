@@ -326,23 +326,15 @@ pub(crate) mod tests {
     fn every_reserve_is_settled_exactly_once_on_every_path() {
         // Walk all event sequences up to length 6 from a new payout: a Reserve
         // is always followed by exactly one Debit or Release, never both.
-        fn walk(state: PayoutState, reserved: i32, depth: usize) {
-            assert!((0..=1).contains(&reserved), "{state:?} reserved {reserved}");
-            if settled(state).is_some() {
-                assert_eq!(reserved, 0, "{state:?} settled with money reserved");
-            }
-            if depth == 0 {
-                return;
-            }
-            for event in all_events() {
-                if let Ok((next, effects)) = transition(state, event) {
-                    walk(next, reserved + crate::lifecycle::reserved_change(&effects), depth - 1);
-                }
-            }
-        }
+        let walk = crate::lifecycle::Walk {
+            events: &all_events(),
+            transition: &|s, e| transition(s, e).ok(),
+            settled: &|s| settled(s).is_some(),
+            change: &crate::lifecycle::reserved_change,
+        };
         let (state, effects) = start();
         assert!(!effects.iter().any(|e| matches!(e, Effect::Ledger(_))), "starting moves no money");
-        walk(state, 0, 6);
+        crate::lifecycle::walk_paths(&walk, state, 0, 6);
         // A verification never moves money on any path.
         fn walk_verification(state: PayoutState, depth: usize) {
             for event in all_events() {

@@ -146,23 +146,36 @@ pub async fn resolve_in_store(
     Ok(serde_json::to_value(&*reply.body)?)
 }
 
+/// A request body that is a JSON object of `allowed` fields only, else why
+/// not (the caller answers 400 `invalid_request` with it).
+fn object_of(body: &[u8], allowed: &[&str]) -> Result<serde_json::Map<String, Value>, String> {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(body) else {
+        return Err("body must be a JSON object".into());
+    };
+    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(format!("{unknown} is not a field here ({})", allowed.join(", "))),
+        None => Ok(body),
+    }
+}
+
+/// `{"status": "ok", "session": …}` for a session an operator changed, named as its API version names it.
+fn session_answer(app: &App, record: &open131_store::SessionRecord) -> Response {
+    let session = crate::api::render::session(record, record.api_version, app.public_url());
+    (StatusCode::OK, Json(json!({"status": "ok", "session": session}))).into_response()
+}
+
 /// Pays a session's FPS QR code, as the customer's bank would.
 pub async fn fps_pay(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     if let Some(r) = refusal(&app, &headers) {
         return r;
     }
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request", "body must be a JSON object");
+    let body = match object_of(&body, &["project", "session_id"]) {
+        Ok(body) => body,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
     };
-    if let Some(unknown) = body.keys().find(|k| !["project", "session_id"].contains(&k.as_str())) {
-        return error(StatusCode::BAD_REQUEST, "invalid_request", &format!("{unknown} is not a field here"));
-    }
     let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or("");
     match crate::pages::fps::pay_qr(&app, text("project"), text("session_id")).await {
-        Ok(session) => {
-            let session = crate::api::render::session(&session, session.api_version, app.public_url());
-            (StatusCode::OK, Json(json!({"status": "ok", "session": session}))).into_response()
-        }
+        Ok(session) => session_answer(&app, &session),
         Err(FpsPayError::NotFound) => error(StatusCode::NOT_FOUND, "session_not_found", "no FPS payment there"),
         Err(e @ FpsPayError::NotWaiting) => error(StatusCode::CONFLICT, "session_wrong_state", &e.to_string()),
         Err(e) => {
@@ -177,13 +190,10 @@ pub async fn chargeback(State(app): State<App>, headers: HeaderMap, body: axum::
     if let Some(r) = refusal(&app, &headers) {
         return r;
     }
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request", "body must be a JSON object");
+    let body = match object_of(&body, &["project", "session_id", "amount"]) {
+        Ok(body) => body,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
     };
-    if let Some(unknown) = body.keys().find(|k| !["project", "session_id", "amount"].contains(&k.as_str())) {
-        let why = format!("{unknown} is not a field here (project, session_id, amount)");
-        return error(StatusCode::BAD_REQUEST, "invalid_request", &why);
-    }
     let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or("");
     if text("project").is_empty() || text("session_id").is_empty() {
         return error(StatusCode::BAD_REQUEST, "invalid_request", "project and session_id are required strings");
@@ -196,10 +206,7 @@ pub async fn chargeback(State(app): State<App>, headers: HeaderMap, body: axum::
         },
     };
     match force_chargeback(&app, text("project"), text("session_id"), amount).await {
-        Ok(session) => {
-            let session = crate::api::render::session(&session, session.api_version, app.public_url());
-            (StatusCode::OK, Json(json!({"status": "ok", "session": session}))).into_response()
-        }
+        Ok(session) => session_answer(&app, &session),
         Err(ChargebackError::NotFound) => error(StatusCode::NOT_FOUND, "session_not_found", "no such session"),
         Err(ChargebackError::Refused(e @ RefundRefusal::WrongState)) => {
             error(StatusCode::CONFLICT, "session_wrong_state", &e.to_string())

@@ -108,13 +108,21 @@ fn timer_due(
     now + time::Duration::try_from(std).unwrap_or(time::Duration::ZERO)
 }
 
-fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 8];
-    // Random ids: sequential ones would tell a partner how busy other partners are.
+/// `N` random bytes (the clock's nanoseconds, should the system's generator fail).
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        bytes = OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes()[..8].try_into().unwrap_or([7; 8]);
+        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes();
+        for (b, n) in bytes.iter_mut().zip(nanos.iter().cycle()) {
+            *b = *n;
+        }
     }
-    format!("{prefix}{}", u64::from_le_bytes(bytes) % 10_000_000_000_000_000)
+    bytes
+}
+
+fn new_id(prefix: &str) -> String {
+    // Random ids: sequential ones would tell a partner how busy other partners are.
+    format!("{prefix}{}", u64::from_le_bytes(random_bytes()) % 10_000_000_000_000_000)
 }
 
 pub fn new_session_id() -> String {
@@ -339,10 +347,7 @@ fn issue_recurrent_token(next: &mut SessionRecord, now: OffsetDateTime) {
 
 /// A recurrent token: 128 random bits, hex.
 fn new_token() -> String {
-    let mut bytes = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        bytes = OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes();
-    }
+    let bytes: [u8; 16] = random_bytes();
     format!("rt_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 

@@ -84,7 +84,7 @@ fn not_found() -> Response {
 /// The bank app's page: the Pay form while the code waits, else the outcome.
 fn render(record: &SessionRecord) -> Response {
     let Some(p) = record.payment() else { return not_found() };
-    let amount = format!("{}.{:02} {}", p.amount / 100, p.amount % 100, p.currency.to_ascii_uppercase());
+    let amount = super::money_text(p.amount, &p.currency);
     let link = payment::fps_link(&p.id, p.amount);
     let facts = format!(
         "<dl><dt>To</dt><dd>{}</dd><dt>Amount</dt><dd>{}</dd></dl><p class=\"hint\">{}</p>",

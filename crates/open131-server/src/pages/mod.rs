@@ -59,6 +59,11 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     response
 }
 
+/// `12345` minor units of `rub` → `123.45 RUB`, as the pages show amounts.
+pub fn money_text(amount: i64, currency: &str) -> String {
+    format!("{}.{:02} {}", amount / 100, amount % 100, currency.to_ascii_uppercase())
+}
+
 /// A page with a heading and one paragraph.
 pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
     page(status, title, &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text)))

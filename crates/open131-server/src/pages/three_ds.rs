@@ -129,11 +129,6 @@ fn after(record: &SessionRecord) -> Response {
     }
 }
 
-/// `12345` kopecks in `rub` → `123.45 RUB`.
-fn amount(p: &PaymentRecord) -> String {
-    format!("{}.{:02} {}", p.amount / 100, p.amount % 100, p.currency.to_ascii_uppercase())
-}
-
 /// `VISA •••• 3220` from the masked card.
 fn card(p: &PaymentRecord) -> String {
     let masked: serde_json::Value = serde_json::from_str(&p.method_masked).unwrap_or_default();
@@ -149,7 +144,7 @@ fn render(record: &SessionRecord, error: Option<&str>) -> Response {
     let facts = format!(
         "<dl><dt>Merchant</dt><dd>{}</dd><dt>Amount</dt><dd>{}</dd><dt>Card</dt><dd>{}</dd></dl>",
         escape(&record.project_id),
-        escape(&amount(p)),
+        escape(&super::money_text(p.amount, &p.currency)),
         escape(&card(p)),
     );
     if p.state != PaymentState::AwaitingAction {
