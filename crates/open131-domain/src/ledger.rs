@@ -112,6 +112,11 @@ pub enum Movement {
 }
 
 impl Movement {
+    /// Whether it moves a card payment's money (else a payout's or a top-up's).
+    pub fn is_acquiring(self) -> bool {
+        matches!(self, Self::Hold | Self::Capture | Self::ReleaseHold | Self::Fee | Self::Refund)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TopUp => "topup",

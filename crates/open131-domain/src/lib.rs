@@ -15,6 +15,7 @@ pub mod kyc;
 pub mod kyc_v2;
 pub mod ledger;
 pub mod lifecycle;
+pub mod multi;
 pub mod payment;
 pub mod payment_flow;
 pub mod payout;

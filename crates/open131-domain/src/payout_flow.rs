@@ -118,6 +118,11 @@ pub enum PayoutState {
     /// The verification found the name (wire `succeeded`). Its own state, not
     /// `Succeeded`: nothing was paid, so nothing can be returned.
     Verified,
+    /// A payout of a multi-session waiting for the session's earlier
+    /// operations: it has not begun (no event of this machine reaches it; the
+    /// session begins it, [`crate::session::Event::BeginWaiting`]) and is not
+    /// shown on the wire.
+    Waiting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,16 +199,21 @@ pub fn settled(state: PayoutState) -> Option<Settled> {
         PayoutState::Succeeded | PayoutState::Verified => Some(Settled::Succeeded),
         PayoutState::Failed(code) if code.is_cancellation() => Some(Settled::Cancelled),
         PayoutState::Failed(_) => Some(Settled::Failed),
-        PayoutState::Preparing | PayoutState::AwaitingConfirm | PayoutState::Processing | PayoutState::Verifying => {
-            None
-        }
+        PayoutState::Preparing
+        | PayoutState::AwaitingConfirm
+        | PayoutState::Processing
+        | PayoutState::Verifying
+        | PayoutState::Waiting => None,
     }
 }
 
 /// The payout's `status` on the wire.
 pub fn wire_status(state: PayoutState) -> &'static str {
     match state {
-        PayoutState::Preparing | PayoutState::Processing | PayoutState::Verifying => "in_progress",
+        // A waiting payout is never rendered; were it, it is in progress with its session.
+        PayoutState::Preparing | PayoutState::Processing | PayoutState::Verifying | PayoutState::Waiting => {
+            "in_progress"
+        }
         PayoutState::AwaitingConfirm => "pending",
         PayoutState::Succeeded | PayoutState::Verified => "succeeded",
         PayoutState::Failed(_) => "failed",
@@ -220,6 +230,7 @@ pub fn state_name(state: PayoutState) -> String {
         PayoutState::Failed(code) => format!("failed:{}", code.as_str()),
         PayoutState::Verifying => "verifying".into(),
         PayoutState::Verified => "verified".into(),
+        PayoutState::Waiting => "waiting".into(),
     }
 }
 
@@ -231,6 +242,7 @@ pub fn parse_state(s: &str) -> Option<PayoutState> {
         "succeeded" => PayoutState::Succeeded,
         "verifying" => PayoutState::Verifying,
         "verified" => PayoutState::Verified,
+        "waiting" => PayoutState::Waiting,
         other => PayoutState::Failed(FailureCode::parse(other.strip_prefix("failed:")?)?),
     })
 }
@@ -244,6 +256,7 @@ pub(crate) mod tests {
         v.push(PayoutState::Succeeded);
         v.push(PayoutState::Verifying);
         v.push(PayoutState::Verified);
+        v.push(PayoutState::Waiting);
         v.extend(FailureCode::ALL.into_iter().map(PayoutState::Failed));
         v
     }

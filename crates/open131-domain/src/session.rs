@@ -21,8 +21,13 @@
 //! and `error` when the operation failed (declined, provider timeout, no
 //! funds), so partner code that asks `isFailed()` sees every failed payout.
 //!
-//! A session holds at most one payout today (the shape every official client
-//! uses); the store keeps payouts in a child table, so a list can follow.
+//! A session runs one operation at a time. Most hold one; a multi-session
+//! (`session/multi/init`) holds a payment and then payouts that wait their turn
+//! ([`PayoutState::Waiting`]): when an operation succeeds and another waits
+//! ([`Snapshot::waiting`]), the session stays in progress
+//! ([`SessionEvent::Next`]) and the engine begins the next one
+//! ([`Event::BeginWaiting`]) in the same write. Any other end of an operation
+//! ends the session, and what still waits never begins.
 
 use crate::lifecycle::{Effect, Settled};
 use crate::payment_flow::{self, PaymentEvent, PaymentState};
@@ -83,6 +88,8 @@ pub enum SessionEvent {
     Cancel,
     /// Its operation settled.
     Settled(Settled),
+    /// Its operation succeeded and another waits its turn: the session goes on.
+    Next,
 }
 
 /// An event the session's state does not allow.
@@ -104,6 +111,7 @@ pub fn transition(state: SessionState, event: SessionEvent) -> Result<(SessionSt
         (InProgress, SessionEvent::Settled(Settled::Succeeded)) => Accepted,
         (InProgress, SessionEvent::Settled(Settled::Cancelled)) => Cancelled,
         (InProgress, SessionEvent::Settled(Settled::Failed)) => Error,
+        (InProgress, SessionEvent::Next) => InProgress,
         _ => return Err(SessionWrongState { state, event }),
     };
     Ok((next, Vec::new()))
@@ -156,7 +164,10 @@ impl Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Snapshot {
     pub session: SessionState,
+    /// The operation that runs (or ran last).
     pub operation: Option<Operation>,
+    /// Another operation waits for this one to succeed (a multi-session).
+    pub waiting: bool,
 }
 
 impl Snapshot {
@@ -185,6 +196,9 @@ pub enum Event {
     Payout(PayoutEvent),
     /// An event of the payment's own machine.
     Payment(PaymentEvent),
+    /// A multi-session's waiting payout begins, its turn come (the engine
+    /// sends it with the waiting payout as the snapshot's operation).
+    BeginWaiting,
 }
 
 /// An event not allowed in the current state; the API answers `session_wrong_state`.
@@ -210,19 +224,34 @@ pub fn apply(snapshot: Snapshot, event: Event) -> Result<(Snapshot, Vec<Effect>)
                 _ => started(Operation::Payout, payout_flow::start()),
             };
             effects.extend(started);
-            Ok((Snapshot { session, operation: Some(operation) }, effects))
+            Ok((Snapshot { operation: Some(operation), session, ..snapshot }, effects))
         }
         (Event::Cancel, None) => {
             let (session, effects) = transition(session, SessionEvent::Cancel).map_err(|_| wrong)?;
-            Ok((Snapshot { session, operation: None }, effects))
+            Ok((Snapshot { session, ..snapshot }, effects))
         }
-        (Event::Cancel, Some(Operation::Payout(p))) => step(session, p, PayoutEvent::Cancel, PAYOUT).map_err(|_| wrong),
+        (Event::BeginWaiting, Some(Operation::Payout(PayoutState::Waiting))) if session == SessionState::InProgress => {
+            let (operation, effects) = started(Operation::Payout, payout_flow::start());
+            Ok((Snapshot { operation: Some(operation), ..snapshot }, effects))
+        }
+        (Event::Cancel, Some(Operation::Payout(p))) => {
+            step(snapshot, p, PayoutEvent::Cancel, PAYOUT).map_err(|_| wrong)
+        }
         (Event::Cancel, Some(Operation::Payment(p))) => {
-            step(session, p, PaymentEvent::Cancel, PAYMENT).map_err(|_| wrong)
+            step(snapshot, p, PaymentEvent::Cancel, PAYMENT).map_err(|_| wrong)
         }
-        (Event::Payout(e), Some(Operation::Payout(p))) => step(session, p, e, PAYOUT).map_err(|_| wrong),
-        (Event::Payment(e), Some(Operation::Payment(p))) => step(session, p, e, PAYMENT).map_err(|_| wrong),
+        (Event::Payout(e), Some(Operation::Payout(p))) => step(snapshot, p, e, PAYOUT).map_err(|_| wrong),
+        (Event::Payment(e), Some(Operation::Payment(p))) => step(snapshot, p, e, PAYMENT).map_err(|_| wrong),
         _ => Err(wrong),
+    }
+}
+
+/// What the session hears when its operation settles `how`: a success with
+/// another operation waiting lets the session go on.
+fn settled_event(how: Settled, waiting: bool) -> SessionEvent {
+    match how {
+        Settled::Succeeded if waiting => SessionEvent::Next,
+        _ => SessionEvent::Settled(how),
     }
 }
 
@@ -253,19 +282,14 @@ const PAYMENT: Machine<PaymentState, PaymentEvent> = Machine {
 };
 
 /// One step of an operation's machine, and of the session's when it settles.
-fn step<S: Copy, E>(
-    session: SessionState,
-    state: S,
-    event: E,
-    m: Machine<S, E>,
-) -> Result<(Snapshot, Vec<Effect>), ()> {
+fn step<S: Copy, E>(snapshot: Snapshot, state: S, event: E, m: Machine<S, E>) -> Result<(Snapshot, Vec<Effect>), ()> {
     let (next, operation_effects) = (m.transition)(state, event).ok_or(())?;
     let (session, mut effects) = match ((m.settled)(state), (m.settled)(next)) {
-        (None, Some(how)) => transition(session, SessionEvent::Settled(how)).map_err(|_| ())?,
-        _ => (session, Vec::new()),
+        (None, Some(how)) => transition(snapshot.session, settled_event(how, snapshot.waiting)).map_err(|_| ())?,
+        _ => (snapshot.session, Vec::new()),
     };
     effects.extend(operation_effects);
-    Ok((Snapshot { session, operation: Some((m.wrap)(next)) }, effects))
+    Ok((Snapshot { session, operation: Some((m.wrap)(next)), ..snapshot }, effects))
 }
 
 #[cfg(test)]
@@ -282,8 +306,9 @@ mod tests {
         SessionState::Error,
     ];
 
-    fn session_events() -> [SessionEvent; 5] {
+    fn session_events() -> [SessionEvent; 6] {
         [
+            SessionEvent::Next,
             SessionEvent::Start,
             SessionEvent::Cancel,
             SessionEvent::Settled(Settled::Succeeded),
@@ -305,6 +330,7 @@ mod tests {
                     (InProgress, SessionEvent::Settled(Settled::Succeeded)) => Some(Accepted),
                     (InProgress, SessionEvent::Settled(Settled::Cancelled)) => Some(Cancelled),
                     (InProgress, SessionEvent::Settled(Settled::Failed)) => Some(Error),
+                    (InProgress, SessionEvent::Next) => Some(InProgress),
                     _ => None,
                 };
                 let got = transition(state, event);
@@ -317,25 +343,26 @@ mod tests {
                 }
             }
         }
-        assert_eq!(legal, 5);
+        assert_eq!(legal, 6);
     }
 
     fn all_events() -> Vec<Event> {
-        let mut v = vec![Event::StartPayout, Event::StartVerification, Event::StartPayment, Event::Cancel];
+        let mut v =
+            vec![Event::StartPayout, Event::StartVerification, Event::StartPayment, Event::Cancel, Event::BeginWaiting];
         v.extend(payout_events().into_iter().map(Event::Payout));
         v.extend(payment_flow::tests::all_events().into_iter().map(Event::Payment));
         v
     }
 
     fn all_snapshots() -> Vec<Snapshot> {
-        let mut v: Vec<Snapshot> = STATES.iter().map(|s| Snapshot { session: *s, operation: None }).collect();
-        for session in STATES {
-            v.extend(payout_states().into_iter().map(|p| Snapshot { session, operation: Some(Operation::Payout(p)) }));
-            v.extend(
-                payment_flow::tests::all_states()
-                    .into_iter()
-                    .map(|p| Snapshot { session, operation: Some(Operation::Payment(p)) }),
-            );
+        let mut v = Vec::new();
+        for waiting in [false, true] {
+            for session in STATES {
+                let mut operations = vec![None];
+                operations.extend(payout_states().into_iter().map(|p| Some(Operation::Payout(p))));
+                operations.extend(payment_flow::tests::all_states().into_iter().map(|p| Some(Operation::Payment(p))));
+                v.extend(operations.into_iter().map(|operation| Snapshot { session, operation, waiting }));
+            }
         }
         v
     }
@@ -383,18 +410,29 @@ mod tests {
                                     (Operation::Payout(p), fx)
                                 }
                             };
-                            (Snapshot { session: s, operation: Some(op) }, fx)
+                            (Snapshot { session: s, operation: Some(op), ..snapshot }, fx)
                         })
                     }
                     (Event::Cancel, None) => transition(snapshot.session, SessionEvent::Cancel)
                         .ok()
-                        .map(|(s, fx)| (Snapshot { session: s, operation: None }, fx)),
+                        .map(|(s, fx)| (Snapshot { session: s, ..snapshot }, fx)),
+                    (Event::BeginWaiting, Some(Operation::Payout(PayoutState::Waiting)))
+                        if snapshot.session == SessionState::InProgress =>
+                    {
+                        let (p, fx) = payout_flow::start();
+                        Some((Snapshot { operation: Some(Operation::Payout(p)), ..snapshot }, fx))
+                    }
                     (_, Some(op)) => operation_step(op, event).and_then(|(next, fx)| {
                         let session = match (op.settled(), next.settled()) {
+                            (None, Some(Settled::Succeeded)) if snapshot.waiting => snapshot.session,
                             (None, Some(how)) => transition(snapshot.session, SessionEvent::Settled(how)).ok()?.0,
                             _ => snapshot.session,
                         };
-                        Some((Snapshot { session, operation: Some(next) }, fx))
+                        // A waiting success needs a session in progress, as any settling does.
+                        if next.settled() != op.settled() && snapshot.session != SessionState::InProgress {
+                            return None;
+                        }
+                        Some((Snapshot { session, operation: Some(next), ..snapshot }, fx))
                     }),
                     _ => None,
                 };
@@ -438,12 +476,62 @@ mod tests {
                 }
             }
         }
-        walk(Snapshot { session: SessionState::Created, operation: None }, (0, 0), 7);
+        walk(Snapshot { session: SessionState::Created, operation: None, waiting: false }, (0, 0), 7);
+    }
+
+    /// A multi-session's paths, the engine's part played as it plays it: when
+    /// the payment succeeds with a payout waiting, the payout begins. The
+    /// session stays in progress exactly until the last operation settles,
+    /// is accepted only when every one succeeded, and ends with nothing
+    /// reserved or held.
+    #[test]
+    fn a_multi_session_runs_its_operations_in_turn() {
+        fn walk(s: Snapshot, money: (i32, i32), begun: bool, depth: usize) -> usize {
+            let settled = s.operation.and_then(Operation::settled);
+            match (s.session, settled) {
+                (SessionState::InProgress, None) => {}
+                (SessionState::InProgress, Some(Settled::Succeeded)) => assert!(s.waiting, "{s:?}"),
+                (SessionState::Accepted, Some(Settled::Succeeded)) => assert!(begun && !s.waiting, "{s:?}"),
+                (SessionState::Cancelled, Some(Settled::Cancelled)) | (SessionState::Error, Some(Settled::Failed)) => {}
+                other => panic!("session and operations out of step: {other:?} in {s:?}"),
+            }
+            if is_final(s.session) {
+                assert_eq!(money, (0, 0), "{s:?} ended with money reserved or held");
+            }
+            if s.session == SessionState::InProgress && settled == Some(Settled::Succeeded) {
+                // The engine's turn: the waiting payout begins (the last one here).
+                let waiting =
+                    Snapshot { operation: Some(Operation::Payout(PayoutState::Waiting)), waiting: false, ..s };
+                let (next, effects) = apply(waiting, Event::BeginWaiting).expect("a waiting payout begins");
+                assert!(!effects.iter().any(|e| matches!(e, Effect::Ledger(_))), "beginning moves no money");
+                return walk(next, money, true, depth);
+            }
+            let mut accepted = usize::from(s.session == SessionState::Accepted);
+            if depth == 0 {
+                return accepted;
+            }
+            for event in all_events() {
+                if let Ok((next, effects)) = apply(s, event) {
+                    let money = (
+                        money.0 + crate::lifecycle::reserved_change(&effects),
+                        money.1 + payment_flow::tests::held_change(&effects),
+                    );
+                    accepted += walk(next, money, begun, depth - 1);
+                }
+            }
+            accepted
+        }
+        let created = Snapshot { session: SessionState::Created, operation: None, waiting: true };
+        let (started, effects) = apply(created, Event::StartPayment).expect("a multi-session starts with its payment");
+        assert!(started.waiting);
+        let accepted = walk(started, (0, payment_flow::tests::held_change(&effects)), false, 9);
+        assert!(accepted > 0, "no path reached an accepted multi-session");
     }
 
     #[test]
     fn cancel_reaches_the_payout_only_while_it_awaits_confirmation() {
-        let at = |p| Snapshot { session: SessionState::InProgress, operation: Some(Operation::Payout(p)) };
+        let at =
+            |p| Snapshot { session: SessionState::InProgress, operation: Some(Operation::Payout(p)), waiting: false };
         let (next, _) = apply(at(PayoutState::AwaitingConfirm), Event::Cancel).unwrap();
         assert_eq!(next.session, SessionState::Cancelled);
         assert_eq!(next.payout(), Some(PayoutState::Failed(FailureCode::SessionCancelledByPartner)));

@@ -613,7 +613,8 @@ async fn webhooks_wait_for_a_url_without_burning_attempts() {
 /// random amounts and outcomes from every book and in a converted currency,
 /// confirm, cancel, card payments with and without 3-D Secure, held or
 /// captured at once, captured in part, cancelled, refunded, charged back,
-/// a fee, time passing) keep the ledger's invariants after every step, in
+/// a fee, multi-sessions paying out after their payment, time passing) keep
+/// the ledger's invariants after every step, in
 /// every wallet: postings sum to zero, no guarded balance is negative, and
 /// the wallet equals the sum of its postings.
 #[tokio::test]
@@ -632,6 +633,7 @@ async fn random_operations_keep_the_ledger_consistent() {
     };
     let mut sessions: Vec<String> = Vec::new();
     let mut payments: Vec<String> = Vec::new();
+    let mut multis: Vec<String> = Vec::new();
     let fee = SettingsChange {
         payment_fee: FeeRate::parse("1.5%"),
         capture: Some(CaptureMode::Hold),
@@ -639,7 +641,7 @@ async fn random_operations_keep_the_ledger_consistent() {
     };
     s.app.store.set_project_settings("alpha", fee, common::START).await.unwrap();
     s.app.projects.forget("alpha");
-    for step in 0..400 {
+    for step in 0..600 {
         match next(10) {
             0 => {
                 let amount = 1 + next(50_000) as i64;
@@ -656,7 +658,8 @@ async fn random_operations_keep_the_ledger_consistent() {
                 sessions.push(session_id(&a));
             }
             3 if !sessions.is_empty() => {
-                let id = &sessions[next(sessions.len() as u64) as usize];
+                let pool = if !multis.is_empty() && next(2) == 0 { &multis } else { &sessions };
+                let id = &pool[next(pool.len() as u64) as usize];
                 let method = if next(3) == 0 { "session/cancel" } else { "session/confirm" };
                 // Book and converted payouts are confirmed with what ready_to_confirm carried.
                 let record = s.app.store.session("alpha", id).await.unwrap().unwrap();
@@ -673,11 +676,22 @@ async fn random_operations_keep_the_ledger_consistent() {
                 let card = if next(3) == 0 { "4000000000003220" } else { "4242424242424242" };
                 let amount = if next(3) == 0 { 13_202 + next(9) as i64 } else { 1 + next(300_000) as i64 };
                 let version = if next(2) == 0 { "v1" } else { "v2" };
+                if next(3) == 0 {
+                    // A multi-session: the payment, then payouts of parts of it (or of more).
+                    let payouts: Vec<Value> =
+                        (0..1 + next(3)).map(|_| card_payout(version, &mir_card(), 1 + next(200_000) as i64)).collect();
+                    let body = json!({"payment_list": [card_payment(card, amount)], "payout_list": payouts});
+                    let a = s.call(version, "session/multi/init", &body).await;
+                    multis.push(session_id(&a));
+                    sessions.push(session_id(&a));
+                }
                 let a = s.call(version, "session/init/payment", &card_payment(card, amount)).await;
                 payments.push(session_id(&a));
             }
             5 | 6 if !payments.is_empty() => {
-                let id = payments[next(payments.len() as u64) as usize].clone();
+                // Half the steps go to multi-sessions, so that some run to their end.
+                let pool = if !multis.is_empty() && next(2) == 0 { &multis } else { &payments };
+                let id = pool[next(pool.len() as u64) as usize].clone();
                 random_payment_step(&s, &id, next(8), 1 + next(300_000) as i64).await;
             }
             7 => {
@@ -702,6 +716,14 @@ async fn random_operations_keep_the_ledger_consistent() {
     for movement in ["hold", "capture", "release_hold", "fee", "refund"] {
         assert!(statement.postings.iter().any(|p| p.movement == movement), "no {movement} in the run");
     }
+    // The multi-sessions still running are taken to their end as the partner
+    // and the customer would; some are accepted, and the ledger holds.
+    let mut accepted = 0;
+    for id in &multis {
+        accepted += usize::from(finish(&s, id).await == open131_domain::session::SessionState::Accepted);
+        check_every_wallet(&s, 600).await;
+    }
+    assert!(accepted > 0, "no multi-session of {} was accepted", multis.len());
     // The run paid from every book and in a converted currency (the test covers them).
     let wallets = s.app.store.wallets("alpha").await.unwrap();
     for (book, currency) in
@@ -711,6 +733,34 @@ async fn random_operations_keep_the_ledger_consistent() {
         assert!(w.is_some_and(|w| w.payouts > 0), "nothing paid from {book:?} {currency}: {wallets:?}");
     }
     s.stop().await;
+}
+
+/// Answers what a session waits for (confirm, 3-D Secure, capture) until it ends.
+async fn finish(s: &TestServer, id: &str) -> open131_domain::session::SessionState {
+    use open131_domain::payment_flow::PaymentState as P;
+    use open131_domain::payout_flow::PayoutState as O;
+    for _ in 0..12 {
+        let record = s.app.store.session("alpha", id).await.unwrap().unwrap();
+        if open131_domain::session::is_final(record.state) {
+            return record.state;
+        }
+        let whole = json!({"session_id": id});
+        match (record.payment().map(|p| p.state), record.payout().map(|p| p.state)) {
+            (_, Some(O::AwaitingConfirm)) | (Some(P::AwaitingConfirm), None) => {
+                assert_eq!(s.call("v2", "session/confirm", &whole).await.status, 200);
+            }
+            (Some(P::AwaitingCapture), None) => assert_eq!(s.call("v2", "session/capture", &whole).await.status, 200),
+            (Some(P::AwaitingAction), None) => {
+                let url = format!("{}/3ds/alpha/{id}", s.url);
+                let form = [("action", "confirm"), ("code", "131131")];
+                let status = s.http.post(url).form(&form).send().await.unwrap().status();
+                assert!(status.is_success() || status.is_redirection(), "{status}");
+            }
+            _ => {}
+        }
+        s.advance(1).await;
+    }
+    panic!("session {id} did not end");
 }
 
 fn card_payment(card: &str, amount: i64) -> Value {

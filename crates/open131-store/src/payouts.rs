@@ -242,14 +242,32 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
-    /// The payout of a payout session (its first operation).
+    /// The payout that runs or ran last: the session's one payout, or in a
+    /// multi-session the last that has begun (the others wait their turn).
     pub fn payout(&self) -> Option<&PayoutRecord> {
-        self.payouts.first()
+        self.payouts.iter().rev().find(|p| p.state != PayoutState::Waiting)
     }
 
-    /// The payment of a payment session.
+    /// The payouts that have begun, oldest first (those waiting their turn are
+    /// not shown).
+    pub fn begun_payouts(&self) -> impl Iterator<Item = &PayoutRecord> {
+        self.payouts.iter().filter(|p| p.state != PayoutState::Waiting)
+    }
+
+    /// The payment of a payment session (or of a multi-session, which holds one).
     pub fn payment(&self) -> Option<&PaymentRecord> {
         self.payments.first()
+    }
+
+    /// Whether the operation that runs (or ran last) is a payout rather than
+    /// the payment: a multi-session's payouts begin only after its payment.
+    pub fn runs_payout(&self) -> bool {
+        self.payout().is_some()
+    }
+
+    /// Whether a payout waits its turn (a multi-session).
+    pub fn has_waiting(&self) -> bool {
+        self.payouts.iter().any(|p| p.state == PayoutState::Waiting)
     }
 }
 

@@ -747,7 +747,8 @@ async fn concurrent_session_writes_keep_money_and_versions_exact() {
 }
 
 /// A session holds a list of operations (a child table): two payouts read
-/// back in order, a later change keeps them, and another project sees none.
+/// back in order, the second waiting its turn (a multi-session), a later
+/// change keeps them, and another project sees none.
 #[tokio::test]
 async fn a_session_holds_a_list_of_payouts() {
     for Case { name, store, .. } in cases_with_projects().await {
@@ -756,20 +757,22 @@ async fn a_session_holds_a_list_of_payouts() {
         second.id = "payout-multi-2".into();
         second.amount = 250;
         second.created_at = NOW + Duration::seconds(1);
+        second.state = PayoutState::Waiting;
         record.payouts.push(second);
         let mut write = creation(record.clone(), "multi-key");
         write.movements.clear();
         assert_eq!(store.write_session(write, NOW).await.unwrap(), WriteOutcome::Applied(1), "{name}");
         let stored = store.session("alpha", "multi").await.unwrap().unwrap();
         assert_eq!(stored.payouts, record.payouts, "{name}");
-        assert_eq!(stored.payout().map(|p| p.amount), Some(100), "{name}");
+        assert_eq!(stored.payout().map(|p| p.amount), Some(100), "the one that has begun: {name}");
+        assert!(stored.has_waiting(), "{name}");
 
         let update = plain_update(1, awaiting_confirm(&stored));
         assert_eq!(store.write_session(update, NOW).await.unwrap(), WriteOutcome::Applied(2), "{name}");
         let after = store.session("alpha", "multi").await.unwrap().unwrap();
         // Each payout keeps its own state: only the first one moved.
         let states: Vec<PayoutState> = after.payouts.iter().map(|p| p.state).collect();
-        assert_eq!(states, [PayoutState::AwaitingConfirm, PayoutState::Preparing], "{name}");
+        assert_eq!(states, [PayoutState::AwaitingConfirm, PayoutState::Waiting], "{name}");
         assert_eq!(after.state, SessionState::InProgress, "{name}");
         assert!(store.session("beta", "multi").await.unwrap().is_none(), "{name}");
     }

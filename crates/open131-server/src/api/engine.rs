@@ -10,11 +10,11 @@
 
 use open131_domain::books;
 use open131_domain::ledger::{self, Leg, Movement};
-use open131_domain::lifecycle::{Effect, Timer, WebhookKind};
+use open131_domain::lifecycle::{Effect, Settled, Timer, WebhookKind};
 use open131_domain::payment::Verdict;
 use open131_domain::payment_flow::{PaymentEvent, PaymentState, THREE_DS_CODE_ATTEMPTS_MAX};
 use open131_domain::payout::SandboxPlan;
-use open131_domain::payout_flow::PayoutEvent;
+use open131_domain::payout_flow::{PayoutEvent, PayoutState};
 use open131_domain::refund_flow::{self, RefundEvent, RefundState, RefundWrongState};
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
 use open131_store::{
@@ -61,6 +61,9 @@ pub struct Apply {
     pub new_payout: Option<PayoutRecord>,
     /// The payment that [`Event::StartPayment`] starts.
     pub new_payment: Option<PaymentRecord>,
+    /// A multi-session's payouts, in [`PayoutState::Waiting`], joining with
+    /// [`Apply::new_payment`] to begin in turn after it.
+    pub waiting_payouts: Vec<PayoutRecord>,
     /// What a partial `session/capture` takes (minor units; the rest is released).
     pub capture_amount: Option<i64>,
     /// The refund that [`RefundEvent::Start`] starts (in `Requested`).
@@ -93,8 +96,10 @@ fn timer_due(
         // Also how long a customer has for 3-D Secure.
         Timer::ConfirmTimeout => seconds(settings.confirm_timeout_s),
         Timer::ProviderResult => {
-            let slow = record.payout().is_some_and(|p| p.plan == SandboxPlan::SucceedSlowly)
-                || record.payment().is_some_and(|p| p.plan.verdict == Verdict::AuthorizeSlowly);
+            let slow = match record.payout() {
+                Some(p) => p.plan == SandboxPlan::SucceedSlowly,
+                None => record.payment().is_some_and(|p| p.plan.verdict == Verdict::AuthorizeSlowly),
+            };
             if slow {
                 c.payout_slow_delay
             } else {
@@ -159,7 +164,10 @@ pub async fn apply_refund(
     apply_change(app, record, Change::Refund { id: id.to_string(), event }, how).await
 }
 
-type StepResult = Result<(SessionRecord, Vec<Effect>), EngineError>;
+/// The record after a change, the effects its machine asked for, and whether
+/// a multi-session's waiting payout begins now (its money is told apart from
+/// the change's own, so it begins after their legs are worked out).
+type StepResult = Result<(SessionRecord, Vec<Effect>, bool), EngineError>;
 
 /// The record after `change` and the effects its machine asked for.
 fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTime) -> StepResult {
@@ -167,14 +175,15 @@ fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTim
         Change::Session(event) => {
             // A wrong code's `last` is judged on the record as it is now (two
             // codes typed at once must not both count as not the last).
-            let event = match (event, record.payment()) {
+            let event = match (event, record.payment().filter(|_| !record.runs_payout())) {
                 (Event::Payment(PaymentEvent::ThreeDsWrongCode { .. }), Some(p)) => {
                     let last = p.three_ds_attempts.saturating_add(1) >= THREE_DS_CODE_ATTEMPTS_MAX;
                     &Event::Payment(PaymentEvent::ThreeDsWrongCode { last })
                 }
                 _ => event,
             };
-            let (snapshot, effects) = session::apply(snapshot_of(record), *event)?;
+            let before = snapshot_of(record);
+            let (snapshot, effects) = session::apply(before, *event)?;
             let mut next = with_states(record, snapshot, how);
             if let (Event::Payment(PaymentEvent::ThreeDsWrongCode { .. }), Some(p)) = (event, next.payments.first_mut())
             {
@@ -193,7 +202,11 @@ fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTim
                 next.finished_at = Some(now);
             }
             issue_recurrent_token(&mut next, now);
-            Ok((next, effects))
+            // The operation succeeded with another waiting: its turn has come.
+            let succeeded_now = before.operation.and_then(Operation::settled).is_none()
+                && snapshot.operation.and_then(Operation::settled) == Some(Settled::Succeeded);
+            let begin = succeeded_now && snapshot.waiting && next.state == SessionState::InProgress;
+            Ok((next, effects, begin))
         }
         Change::Refund { id, event } => {
             let mut next = record.clone();
@@ -225,7 +238,7 @@ fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTim
             if refund_flow::is_final(state) && others_wait {
                 effects.push(Effect::Schedule(Timer::RefundResult));
             }
-            Ok((next, effects))
+            Ok((next, effects, false))
         }
     }
 }
@@ -243,30 +256,16 @@ async fn apply_change(
     };
     for _ in 0..VERSION_CONFLICT_RETRIES_MAX {
         let now = app.clock.now();
-        let (mut next, effects) = step(&record, &change, &how, now)?;
+        let (mut next, effects, begin) = step(&record, &change, &how, now)?;
         next.updated_at = now;
-        let mut movements = Vec::new();
-        let mut timers = Vec::new();
-        let mut kinds = Vec::new();
-        for effect in &effects {
-            match effect {
-                Effect::Ledger(movement) if matches!(change, Change::Refund { .. }) => {
-                    let Change::Refund { id, .. } = &change else { continue };
-                    movements.push(refund_leg(&next, id, *movement)?);
-                }
-                Effect::Ledger(movement) if next.payments.is_empty() => {
-                    let payout =
-                        next.payout().ok_or_else(|| EngineError::Internal("money moved without a payout".into()))?;
-                    movements.extend(ledger::legs(*movement, &payout.funding(next.book)));
-                    if *movement == Movement::Return {
-                        next.refund = Some(open131_store::RefundRecord { id: new_id("rf_"), created_at: now });
-                    }
-                }
-                Effect::Ledger(movement) => movements.extend(payment_legs(&mut next, *movement, &how, &settings)?),
-                Effect::Webhook(kind) => kinds.push(*kind),
-                Effect::Schedule(t) => timers.push((*t, timer_due(app, &next, *t, &settings, now))),
-            }
+        let mut out = Carried::default();
+        let at = At { app, settings: &settings, now };
+        out.carry(&at, &change, &how, &mut next, &effects)?;
+        if begin {
+            let begun = begin_waiting(&mut next)?;
+            out.carry(&at, &change, &how, &mut next, &begun)?;
         }
+        let Carried { movements, timers, kinds } = out;
         let webhooks = kinds
             .iter()
             .map(|kind| {
@@ -310,7 +309,7 @@ async fn apply_change(
             WriteOutcome::Insufficient => {
                 // Same starting state, the ledger's answer as the event.
                 change = match change {
-                    Change::Session(_) if record.payments.is_empty() => {
+                    Change::Session(_) if record.runs_payout() => {
                         Change::Session(Event::Payout(PayoutEvent::ReserveRefused))
                     }
                     Change::Refund { id, event: RefundEvent::Start } => {
@@ -326,6 +325,57 @@ async fn apply_change(
         }
     }
     Err(EngineError::Internal("too many concurrent changes to one session".into()))
+}
+
+/// What a change's effects become in its write: ledger legs, timers with
+/// their due times, and the kinds of webhooks to send.
+#[derive(Default)]
+struct Carried {
+    movements: Vec<Leg>,
+    timers: Vec<(Timer, OffsetDateTime)>,
+    kinds: Vec<WebhookKind>,
+}
+
+/// Where and when a change's effects are carried out.
+struct At<'a> {
+    app: &'a App,
+    settings: &'a ProjectSettings,
+    now: OffsetDateTime,
+}
+
+impl Carried {
+    /// Adds `effects`, asked for by the operation that runs in `next`.
+    fn carry(
+        &mut self,
+        at: &At<'_>,
+        change: &Change,
+        how: &Apply,
+        next: &mut SessionRecord,
+        effects: &[Effect],
+    ) -> Result<(), EngineError> {
+        for effect in effects {
+            match effect {
+                Effect::Ledger(movement) if matches!(change, Change::Refund { .. }) => {
+                    let Change::Refund { id, .. } = change else { continue };
+                    self.movements.push(refund_leg(next, id, *movement)?);
+                }
+                // A multi-session holds a payment and payouts: the kind of
+                // movement tells whose money it is.
+                Effect::Ledger(movement) if !movement.is_acquiring() => {
+                    let payout =
+                        next.payout().ok_or_else(|| EngineError::Internal("money moved without a payout".into()))?;
+                    self.movements.extend(ledger::legs(*movement, &payout.funding(next.book)));
+                    if *movement == Movement::Return {
+                        next.refund = Some(open131_store::RefundRecord { id: new_id("rf_"), created_at: at.now });
+                    }
+                }
+                Effect::Ledger(movement) => self.movements.extend(payment_legs(next, *movement, how, at.settings)?),
+                Effect::Webhook(kind) => self.kinds.push(*kind),
+                Effect::Schedule(t) => self.timers.push((*t, timer_due(at.app, next, *t, at.settings, at.now))),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How long a recurrent token is said to last (`finished_at`, informative:
@@ -416,7 +466,24 @@ fn snapshot_of(record: &SessionRecord) -> Snapshot {
     Snapshot {
         session: record.state,
         operation: payout.or_else(|| record.payment().map(|p| Operation::Payment(p.state))),
+        waiting: record.has_waiting(),
     }
+}
+
+/// A multi-session's first waiting payout begins (its turn has come); the
+/// effects its machine asks for.
+fn begin_waiting(next: &mut SessionRecord) -> Result<Vec<Effect>, EngineError> {
+    let Some(i) = next.payouts.iter().position(|p| p.state == PayoutState::Waiting) else { return Ok(Vec::new()) };
+    let snapshot = Snapshot {
+        session: next.state,
+        operation: Some(Operation::Payout(PayoutState::Waiting)),
+        waiting: next.payouts[i + 1..].iter().any(|p| p.state == PayoutState::Waiting),
+    };
+    let (begun, effects) = session::apply(snapshot, Event::BeginWaiting)?;
+    if let (Some(state), Some(payout)) = (begun.payout(), next.payouts.get_mut(i)) {
+        payout.state = state;
+    }
+    Ok(effects)
 }
 
 /// `record` moved to `snapshot`: the session's state, and its payout's (the
@@ -431,9 +498,13 @@ fn with_states(record: &SessionRecord, snapshot: Snapshot, how: &Apply) -> Sessi
     }
     if next.payments.is_empty() && how.new_payment.is_some() {
         next.payments.extend(how.new_payment.clone());
+        // A multi-session's payouts join with its payment, waiting their turn.
+        next.payouts.extend(how.waiting_payouts.iter().cloned());
         next.draft = None;
     }
-    match (snapshot.operation, next.payouts.first_mut(), next.payments.first_mut()) {
+    // The operation that runs: the last payout that has begun, else the payment.
+    let runs = next.payouts.iter_mut().rev().find(|p| p.state != PayoutState::Waiting);
+    match (snapshot.operation, runs, next.payments.first_mut()) {
         (Some(Operation::Payout(state)), Some(payout), _) => payout.state = state,
         (Some(Operation::Payment(state)), _, Some(payment)) => payment.state = state,
         _ => {}

@@ -15,6 +15,7 @@
 
 mod account;
 pub mod engine;
+mod multi;
 pub mod payment;
 pub mod processor;
 pub mod render;
@@ -70,6 +71,8 @@ pub enum ApiMethod {
     PaymentInitSync,
     /// `session/start/payment`: a card payment for a created session.
     PaymentStart,
+    /// `session/multi/init`: a payment, then payouts, in one session.
+    MultiInit,
     SessionCapture,
     SessionRefund,
     SessionChargeback,
@@ -85,6 +88,9 @@ pub enum ApiMethod {
 /// The spec's name of `report/account_balance`.
 const ACCOUNT_BALANCE_ALIAS: &str = "account_balance";
 
+/// The official SDK's path of `session/multi/init` (its `MultiSessionApi`).
+const MULTI_INIT_ALIAS: &str = "session/init/session";
+
 /// The payout methods' (book, shape) pairs.
 const PAYOUT_KINDS: [(Book, Shape); 5] = [
     (Book::Main, Shape::Payout),
@@ -95,13 +101,14 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 16] = [
+    pub const OTHERS: [ApiMethod; 17] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
         Self::PaymentInit,
         Self::PaymentInitSync,
         Self::PaymentStart,
+        Self::MultiInit,
         Self::SessionCapture,
         Self::SessionRefund,
         Self::SessionChargeback,
@@ -147,6 +154,7 @@ impl ApiMethod {
             Self::PaymentInit => "session/init/payment",
             Self::PaymentInitSync => "session/init/payment/sync",
             Self::PaymentStart => "session/start/payment",
+            Self::MultiInit => "session/multi/init",
             Self::SessionCapture => "session/capture",
             Self::SessionRefund => "session/refund",
             Self::SessionChargeback => "session/chargeback",
@@ -164,6 +172,9 @@ impl ApiMethod {
         // The spec's method list names the balance without `report/`; the docs' URL has it.
         if path == ACCOUNT_BALANCE_ALIAS {
             return Some(Self::AccountBalance);
+        }
+        if path == MULTI_INIT_ALIAS {
+            return Some(Self::MultiInit);
         }
         Self::all().find(|m| m.path() == path)
     }
@@ -193,12 +204,10 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 13] = [
+const NOT_SERVED_YET: [&str; 11] = [
     "session/init/payout/fiscalization",
     "session/start/payout/fiscalization",
     "fiscalization",
-    "session/multi/init",
-    "session/init/session",
     "subscription/cancel",
     "subscription/restore",
     "sberpay/push",
@@ -399,9 +408,10 @@ async fn handle(State(app): State<App>, call: ApiCall, signed: SignedRequest) ->
 async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<ApiReply, ApiReply> {
     let ApiCall { version, method } = call;
     let project = &signed.project;
-    // A method list may name the balance by either of its names.
+    // A method list may name the balance and the multi-session by either of their names.
     let listed = project.may_call(method.path())
-        || (method == ApiMethod::AccountBalance && project.may_call(ACCOUNT_BALANCE_ALIAS));
+        || (method == ApiMethod::AccountBalance && project.may_call(ACCOUNT_BALANCE_ALIAS))
+        || (method == ApiMethod::MultiInit && project.may_call(MULTI_INIT_ALIAS));
     if !listed {
         return Err(ApiReply::code(ApiErrorCode::AuthorizationError));
     }
@@ -445,6 +455,7 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::SessionCancel => ctx.event(&body, Change::Cancel).await,
         ApiMethod::PaymentInit => ctx.init_payment(&body, false).await,
         ApiMethod::PaymentInitSync => ctx.init_payment(&body, true).await,
+        ApiMethod::MultiInit => ctx.init_multi(&body).await,
         ApiMethod::PaymentStart => ctx.start_payment(&body).await,
         ApiMethod::SessionCapture => ctx.capture(&body).await,
         ApiMethod::SessionRefund => ctx.refund(&body, false).await,

@@ -61,14 +61,29 @@ impl Ctx<'_> {
         call: PaymentCall,
     ) -> Result<SessionRecord, ApiReply> {
         let request = payment::parse_payment(body, call, self.today());
-        let mut request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let how = Apply {
+            idempotency: self.idempotency.clone(),
+            new_payment: Some(self.checked_payment(request, "payment_details.recurrent.token").await?),
+            ..Apply::default()
+        };
+        engine::apply(self.app, record, Event::StartPayment, how).await.map_err(Self::engine_error)
+    }
+
+    /// The record of a parsed payment, its recurrent token (if any) checked:
+    /// one of this project's, and a payment by a disabled one is declined.
+    pub(super) async fn checked_payment(
+        &self,
+        mut request: PaymentRequest,
+        token_field: &str,
+    ) -> Result<PaymentRecord, ApiReply> {
         if let Some(token) = &request.token {
             let saved = self.app.store.recurrent_token(self.project_id, token).await;
             match saved.map_err(|e| ApiReply::internal(&e))? {
                 // Another project's token is indistinguishable from none.
                 None => {
                     let why = "no such recurrent token for this project";
-                    return Err(ApiReply::invalid(vec![detail("payment_details.recurrent.token", why)]));
+                    return Err(ApiReply::invalid(vec![detail(token_field, why)]));
                 }
                 Some(t) if !t.is_active => {
                     request.plan.verdict = Verdict::Decline(PaymentFailure::BindingIsDeactivated);
@@ -76,12 +91,7 @@ impl Ctx<'_> {
                 Some(_) => {}
             }
         }
-        let how = Apply {
-            idempotency: self.idempotency.clone(),
-            new_payment: Some(self.payment_record(request)),
-            ..Apply::default()
-        };
-        engine::apply(self.app, record, Event::StartPayment, how).await.map_err(Self::engine_error)
+        Ok(self.payment_record(request))
     }
 
     /// Fires the payment's preparation at once (what its timer would do).

@@ -6,7 +6,7 @@ use open131_domain::payment_flow::{self, PaymentState};
 use open131_domain::payout_flow::{self, PayoutState};
 use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
-use open131_store::{PaymentRecord, RecurrentToken, SessionRecord};
+use open131_store::{PaymentRecord, PayoutRecord, RecurrentToken, SessionRecord};
 use open131_wire::api::{
     timestamp, AcquiringPaymentWire, Amount, Amounts, ApiError, CustomerInteraction, Fee, Inform, PayoutWire, Qr,
     RecurrentWire, Redirect, RefundWire, SessionWire,
@@ -132,43 +132,8 @@ pub fn recurrent(t: &RecurrentToken) -> RecurrentWire {
 pub fn session(record: &SessionRecord, naming: ApiVersion, public_url: &str) -> SessionWire {
     let v2 = naming == ApiVersion::V2;
     let payout_state = record.payout().map(|p| p.state);
-    let payouts: Option<Vec<PayoutWire>> = record.payout().map(|p| {
-        let method: Option<Value> = serde_json::from_str(&p.method_masked).ok();
-        // A converted payout shows what it costs in roubles, as the bank's ready_to_confirm does.
-        let money = || match &p.exchange {
-            Some(e) => Amount { amount: e.charged_amount, currency: e.charged_currency.clone() },
-            None => Amount { amount: p.amount, currency: p.currency.clone() },
-        };
-        let refunds = record
-            .refund
-            .iter()
-            .map(|r| RefundWire {
-                id: r.id.clone(),
-                status: "accepted".into(),
-                created_at: timestamp(r.created_at),
-                finished_at: Some(timestamp(r.created_at)),
-                amount_details: money(),
-                amounts: Amounts { gross: money(), net: money(), fee: None },
-                is_chargeback: false,
-                metadata: None,
-            })
-            .collect();
-        vec![PayoutWire {
-            id: p.id.clone(),
-            status: payout_flow::wire_status(p.state).to_string(),
-            created_at: timestamp(p.created_at),
-            finished_at: record.finished_at.map(timestamp),
-            customer: json(&p.customer),
-            payment_method: if v2 { None } else { method.clone() },
-            payout_details: if v2 { method } else { None },
-            // A verification (amount 0) moves no money and shows none.
-            amount_details: (p.amount > 0).then(money),
-            participant_details: serde_json::from_str(p.participant_details.expose()).ok(),
-            metadata: json(&p.metadata),
-            error: error_of(Some(p.state)),
-            refunds,
-        }]
-    });
+    let begun: Vec<PayoutWire> = record.begun_payouts().map(|p| payout(record, p, v2)).collect();
+    let payouts = (!begun.is_empty()).then_some(begun);
     let payments: Option<Vec<AcquiringPaymentWire>> = record.payment().map(|p| vec![payment(record, p, public_url)]);
     let payment_state = record.payment().map(|p| p.state);
     let next_action = match (payout_state, payment_state) {
@@ -189,5 +154,44 @@ pub fn session(record: &SessionRecord, naming: ApiVersion, public_url: &str) -> 
         payment_list: if v2 { payments } else { None },
         error: error_of(payout_state).or_else(|| payment_state.and_then(payment_error)),
         submerchant: record.submerchant.clone(),
+    }
+}
+
+/// One payout of the session as the wire shows it (a returned one with its refund).
+fn payout(record: &SessionRecord, p: &PayoutRecord, v2: bool) -> PayoutWire {
+    let method: Option<Value> = serde_json::from_str(&p.method_masked).ok();
+    // A converted payout shows what it costs in roubles, as the bank's ready_to_confirm does.
+    let money = || match &p.exchange {
+        Some(e) => Amount { amount: e.charged_amount, currency: e.charged_currency.clone() },
+        None => Amount { amount: p.amount, currency: p.currency.clone() },
+    };
+    let refunds = record
+        .refund
+        .iter()
+        .map(|r| RefundWire {
+            id: r.id.clone(),
+            status: "accepted".into(),
+            created_at: timestamp(r.created_at),
+            finished_at: Some(timestamp(r.created_at)),
+            amount_details: money(),
+            amounts: Amounts { gross: money(), net: money(), fee: None },
+            is_chargeback: false,
+            metadata: None,
+        })
+        .collect();
+    PayoutWire {
+        id: p.id.clone(),
+        status: payout_flow::wire_status(p.state).to_string(),
+        created_at: timestamp(p.created_at),
+        finished_at: record.finished_at.map(timestamp),
+        customer: json(&p.customer),
+        payment_method: if v2 { None } else { method.clone() },
+        payout_details: if v2 { method } else { None },
+        // A verification (amount 0) moves no money and shows none.
+        amount_details: (p.amount > 0).then(money),
+        participant_details: serde_json::from_str(p.participant_details.expose()).ok(),
+        metadata: json(&p.metadata),
+        error: error_of(Some(p.state)),
+        refunds,
     }
 }

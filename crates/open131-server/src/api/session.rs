@@ -34,7 +34,7 @@ pub(super) enum Change {
 /// The event a change is for the session's operation: a payment's
 /// confirmation goes on to 3-D Secure when its card asks for it.
 fn event_of(record: &open131_store::SessionRecord, change: Change) -> Event {
-    match (change, record.payment()) {
+    match (change, record.payment().filter(|_| !record.runs_payout())) {
         (Change::Cancel, _) => Event::Cancel,
         (Change::Confirm, Some(p)) => Event::Payment(PaymentEvent::Confirm { three_ds: p.plan.three_ds }),
         (Change::Confirm, None) => Event::Payout(PayoutEvent::Confirm),
@@ -156,7 +156,7 @@ impl Ctx<'_> {
     /// The payout record of a whole request from `book`: the book's rules
     /// checked, a foreign currency converted at the operator's rate (when one
     /// is set), and what the partner will be asked to confirm.
-    async fn payout(
+    pub(super) async fn payout(
         &self,
         request: PayoutRequest,
         book: Book,
@@ -238,7 +238,7 @@ impl Ctx<'_> {
     }
 
     /// The version's name of the payout method, for "is required".
-    fn method_name(&self) -> &'static str {
+    pub(super) fn method_name(&self) -> &'static str {
         self.version.method_key()
     }
 
