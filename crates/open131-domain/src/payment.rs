@@ -121,8 +121,16 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
             // The customer's step is paying the QR code; no issuer answers after it.
             (PaymentPlan { three_ds: true, verdict: Verdict::Authorize }, fps_masked(), None)
         }
+        Method::SberPay { channel, phone } => {
+            if amount.currency() != "rub" {
+                f.err("amount_details.currency", "SberPay payments are in roubles (rub)");
+            }
+            // The customer's step is paying in Sber's app, as for an FPS QR code.
+            let masked = sberpay_masked(channel, phone.as_deref());
+            (PaymentPlan { three_ds: true, verdict: Verdict::Authorize }, masked, None)
+        }
     };
-    if save_card && plan_is_fps(&method_masked) {
+    if save_card && (plan_is_fps(&method_masked) || sberpay_channel(&method_masked).is_some()) {
         f.err("payment_options.recurrent", "only a card payment saves a card");
     }
     if token.is_some() && save_card {
@@ -158,6 +166,82 @@ enum Method {
     },
     /// FPS: the customer pays a QR code in their bank's app.
     Fps,
+    /// SberPay (`internet_banking.sber_pay`): the customer pays in Sber's app.
+    SberPay {
+        channel: SberChannel,
+        phone: Option<String>,
+    },
+}
+
+/// Where a SberPay customer pays from (the docs' `channel`): Sber's mobile
+/// app, a mobile browser (both sent to the app by a redirect), or a desktop
+/// browser (no redirect: the customer pays after a push or SMS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SberChannel {
+    App,
+    MobileWeb,
+    Web,
+}
+
+impl SberChannel {
+    const ALL: [SberChannel; 3] = [Self::App, Self::MobileWeb, Self::Web];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::MobileWeb => "mobile_web",
+            Self::Web => "web",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// A phone as SberPay and `sberpay/push` take it: 10 to 15 digits, an
+/// optional leading `+` `[INF]` (the docs show `79261234567`, the SDK's test
+/// `89876543210`).
+pub fn parse_phone(s: &str) -> Option<String> {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    let ok = (10..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| digits.to_string())
+}
+
+fn parse_sberpay(f: &mut Fields<'_>, d: &Map<String, Value>) -> Option<Method> {
+    let p = "payment_details.internet_banking";
+    f.only(d, "payment_details", &["type", "internet_banking"], &[]);
+    let ib = f.object(d, "internet_banking", p)?;
+    let kind = f.string(ib, "type", &join(p, "type"))?;
+    if kind != "sber_pay" {
+        f.err(&join(p, "type"), "only sber_pay is served among internet banking methods");
+        return None;
+    }
+    f.only(ib, p, &["type", "sber_pay"], &[]);
+    let sp = join(p, "sber_pay");
+    let sber = f.object(ib, "sber_pay", &sp)?;
+    f.only(sber, &sp, &["channel", "phone"], &[]);
+    let channel = match f.string(sber, "channel", &join(&sp, "channel")) {
+        Some(c) => match SberChannel::parse(&c) {
+            Some(channel) => Some(channel),
+            None => {
+                f.err(&join(&sp, "channel"), "must be app, mobile_web or web");
+                None
+            }
+        },
+        None => None,
+    };
+    let phone = match f.optional_string(sber, "phone", &join(&sp, "phone")) {
+        Some(raw) => match parse_phone(&raw) {
+            Some(phone) => Some(phone),
+            None => {
+                f.err(&join(&sp, "phone"), "must be 10 to 15 digits, optionally after a +");
+                return None;
+            }
+        },
+        None => None,
+    };
+    Some(Method::SberPay { channel: channel?, phone })
 }
 
 /// Longest recurrent token read, in bytes.
@@ -199,6 +283,9 @@ fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Opt
     if kind == "recurrent" {
         return parse_recurrent(f, d);
     }
+    if kind == "internet_banking" {
+        return parse_sberpay(f, d);
+    }
     if kind == "faster_payment_system" {
         f.only(d, p, &["type", "faster_payment_system"], &[]);
         if let Some(Some(fps)) = f.optional_object(d, "faster_payment_system", &join(p, "faster_payment_system")) {
@@ -209,7 +296,9 @@ fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Opt
     if kind != "card" {
         let why = match kind.as_str() {
             "faster_payment_system_binding" => "FPS bindings (subscriptions by FPS) are not served yet",
-            "internet_banking" | "wallet" | "secured_card" => "only card payments are served yet",
+            "wallet" | "secured_card" => {
+                "not served yet: card, faster_payment_system, internet_banking (sber_pay) and recurrent are"
+            }
             "internal_transfer" => "internal transfers are the card payouts of the nominal and settlement accounts",
             _ => "is not a payment method (card, faster_payment_system, recurrent, internet_banking, wallet)",
         };
@@ -256,6 +345,33 @@ fn fps_masked() -> Value {
 /// Whether a payment's method (as stored) is FPS.
 pub fn plan_is_fps(method_masked: &Value) -> bool {
     method_masked["type"] == "faster_payment_system"
+}
+
+/// A SberPay payment's method as answers show it: the channel, and the
+/// phone's last four digits only.
+fn sberpay_masked(channel: SberChannel, phone: Option<&str>) -> Value {
+    let mut sber = serde_json::json!({"channel": channel.as_str()});
+    if let Some(phone) = phone {
+        let last4 = &phone[phone.len().saturating_sub(4)..];
+        sber["phone"] = Value::String(format!("{}{last4}", "*".repeat(phone.len().saturating_sub(4))));
+    }
+    serde_json::json!({"type": "internet_banking", "internet_banking": {"type": "sber_pay", "sber_pay": sber}})
+}
+
+/// The channel of a SberPay payment's method (as stored); `None` for any other method.
+pub fn sberpay_channel(method_masked: &Value) -> Option<SberChannel> {
+    let ib = &method_masked["internet_banking"];
+    if method_masked["type"] != "internet_banking" || ib["type"] != "sber_pay" {
+        return None;
+    }
+    ib["sber_pay"]["channel"].as_str().and_then(SberChannel::parse)
+}
+
+/// Whether the partner hears `action_required` when the customer's step
+/// comes: always, except for SberPay in a desktop browser (the docs: no
+/// redirect; the customer pays after a push or SMS).
+pub fn sends_action_required(method_masked: &Value) -> bool {
+    sberpay_channel(method_masked) != Some(SberChannel::Web)
 }
 
 /// Bank 131's FPS participant id (the `bank` of its QR links; also in
@@ -498,7 +614,10 @@ mod tests {
         assert_eq!(fields(json!({}), PaymentCall::Start), ["amount_details", "customer", "payment_details"]);
         let banking = json!({"payment_details": {"type": "internet_banking", "internet_banking": {}},
             "amount_details": {"amount": 1, "currency": "rub"}, "customer": {"reference": "u"}});
-        assert_eq!(fields(banking, PaymentCall::Init), ["payment_details.type"]);
+        assert_eq!(fields(banking, PaymentCall::Init), ["payment_details.internet_banking.type"]);
+        let wallet = json!({"payment_details": {"type": "wallet", "wallet": {}},
+            "amount_details": {"amount": 1, "currency": "rub"}, "customer": {"reference": "u"}});
+        assert_eq!(fields(wallet, PaymentCall::Init), ["payment_details.type"]);
     }
 
     #[test]

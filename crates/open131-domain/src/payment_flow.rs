@@ -14,8 +14,9 @@
 //!                             ├─ThreeDsFailed / TimedOut─► Failed(3DS_error)   ├─Declined(code)─► Failed(code)
 //!                             ├─WrongCode(not last)─► AwaitingAction
 //!                             ├─WrongCode(last)─► Failed(3DS_error)
-//!                             ├─QrPaid (FPS: final, no hold)─► Succeeded
-//!                             └─QrExpired─► Failed(qr_expired)
+//!                             ├─QrPaid (FPS, SberPay: final, no hold)─► Succeeded
+//!                             ├─QrExpired─► Failed(qr_expired)
+//!                             └─SberPayExpired─► Failed(sberpay_expired)
 //!                                                                              ├─Authorized(auto capture)─► Succeeded
 //!                                                                              └─Authorized(hold)─► AwaitingCapture
 //! AwaitingCapture ─Capture─► Succeeded   ─Cancel─► Failed(session_cancelled_by_partner)   ─TimedOut─► Failed(capture_timeout)
@@ -60,10 +61,13 @@ pub enum PaymentFailure {
     /// An FPS QR code nobody paid within the wait (open131's code `[INF]`:
     /// the bank publishes none).
     QrExpired,
+    /// A SberPay payment the customer did not pay in Sber's app within the
+    /// wait (open131's code `[INF]`).
+    SberPayExpired,
 }
 
 impl PaymentFailure {
-    pub const ALL: [PaymentFailure; 13] = [
+    pub const ALL: [PaymentFailure; 14] = [
         Self::DeclinedByIssuerBank,
         Self::InsufficientFunds,
         Self::BankCardExpired,
@@ -77,6 +81,7 @@ impl PaymentFailure {
         Self::CaptureTimeout,
         Self::BindingIsDeactivated,
         Self::QrExpired,
+        Self::SberPayExpired,
     ];
 
     /// The issuer's declines: what the provider may answer to an authorization.
@@ -106,6 +111,7 @@ impl PaymentFailure {
             Self::CaptureTimeout => "capture_timeout",
             Self::BindingIsDeactivated => "binding_is_deactivated",
             Self::QrExpired => "qr_expired",
+            Self::SberPayExpired => "sberpay_expired",
         }
     }
 
@@ -128,6 +134,7 @@ impl PaymentFailure {
             Self::CaptureTimeout => "Cancelled: capture did not arrive in time, the hold was released",
             Self::BindingIsDeactivated => "The recurrent token was disabled",
             Self::QrExpired => "Nobody paid the FPS QR code in time",
+            Self::SberPayExpired => "The customer did not pay in SberPay in time",
         }
     }
 
@@ -136,7 +143,14 @@ impl PaymentFailure {
     /// its QR code): the session is then `cancelled`, as for payouts (README,
     /// the session table).
     pub fn is_cancellation(self) -> bool {
-        matches!(self, Self::SessionCancelledByPartner | Self::ConfirmTimeout | Self::CaptureTimeout | Self::QrExpired)
+        matches!(
+            self,
+            Self::SessionCancelledByPartner
+                | Self::ConfirmTimeout
+                | Self::CaptureTimeout
+                | Self::QrExpired
+                | Self::SberPayExpired
+        )
     }
 }
 
@@ -168,11 +182,13 @@ pub enum PaymentEvent {
     ThreeDsPassed,
     /// The customer failed or declined 3-D Secure.
     ThreeDsFailed,
-    /// The customer paid the FPS QR code in their bank's app: the money is
-    /// in (an FPS transfer is final: no hold, no capture).
+    /// The customer paid in their bank's app (an FPS QR code, or SberPay in
+    /// Sber's app): the money is in (such a transfer is final: no hold, no capture).
     QrPaid,
     /// Nobody paid the FPS QR code within the wait.
     QrExpired,
+    /// The customer did not pay in SberPay within the wait.
+    SberPayExpired,
     /// The customer entered a wrong one-time code; `last` when no attempt is
     /// left (the caller counts them against [`THREE_DS_CODE_ATTEMPTS_MAX`]).
     ThreeDsWrongCode { last: bool },
@@ -235,6 +251,7 @@ pub fn transition(state: PaymentState, event: PaymentEvent) -> Result<(PaymentSt
         (AwaitingAction, E::ThreeDsWrongCode { last: false }) => (AwaitingAction, Vec::new()),
         (AwaitingAction, E::QrPaid) => (Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished]),
         (AwaitingAction, E::QrExpired) => failed(F::QrExpired),
+        (AwaitingAction, E::SberPayExpired) => failed(F::SberPayExpired),
         (Authorizing, E::Authorized { auto_capture: true }) => {
             (Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished])
         }
@@ -337,6 +354,7 @@ pub(crate) mod tests {
             E::ThreeDsWrongCode { last: true },
             E::QrPaid,
             E::QrExpired,
+            E::SberPayExpired,
             E::Authorized { auto_capture: true },
             E::Authorized { auto_capture: false },
             E::Capture,
@@ -383,6 +401,7 @@ pub(crate) mod tests {
                         Some((Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished]))
                     }
                     (AwaitingAction, E::QrExpired) => Some((Failed(F::QrExpired), vec![finished])),
+                    (AwaitingAction, E::SberPayExpired) => Some((Failed(F::SberPayExpired), vec![finished])),
                     (Authorizing, E::Authorized { auto_capture: true }) => {
                         Some((Succeeded, vec![Ledger(Movement::Hold), Ledger(Movement::Capture), finished]))
                     }
@@ -416,7 +435,7 @@ pub(crate) mod tests {
                 }
             }
         }
-        assert_eq!(legal, 20 + PaymentFailure::DECLINES.len());
+        assert_eq!(legal, 21 + PaymentFailure::DECLINES.len());
     }
 
     /// How many holds `effects` open (+1) or settle (−1).

@@ -9,8 +9,9 @@
 //!   check's outcome (`ok`, `passport_invalid`, `passport_not_found`,
 //!   `inn_mismatch`, `invalid_sign`).
 //! - `POST /admin/v1/registry/reload` loads changed registry files now.
-//! - `POST /admin/v1/payments/fps_pay` `{"project", "session_id"}` pays a
-//!   session's FPS QR code as the customer's bank would.
+//! - `POST /admin/v1/payments/fps_pay` and `/sberpay_pay` `{"project",
+//!   "session_id"}` pay a session's FPS QR code or SberPay payment as the
+//!   customer's bank would (either route pays either).
 //! - `POST /admin/v1/payments/chargeback` `{"project", "session_id",
 //!   "amount"?}` opens a bank-initiated chargeback of a captured payment (all
 //!   that is left, or `amount` minor units), as a card network would.
@@ -26,7 +27,7 @@ use serde_json::{json, Value};
 
 use crate::api::payment::{start_refund, RefundRefusal};
 use crate::app::{App, Surface};
-use crate::pages::fps::FpsPayError;
+use crate::pages::bank_app::AppPayError;
 use crate::registries::ReloadEvent;
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -55,6 +56,7 @@ pub fn router() -> Router<App> {
         .route("/admin/v1/registry/reload", post(reload_registries))
         .route("/admin/v1/payments/chargeback", post(chargeback))
         .route("/admin/v1/payments/fps_pay", post(fps_pay))
+        .route("/admin/v1/payments/sberpay_pay", post(fps_pay))
 }
 
 /// The refusal to send, if the request does not carry the admin token.
@@ -164,7 +166,7 @@ fn session_answer(app: &App, record: &open131_store::SessionRecord) -> Response 
     (StatusCode::OK, Json(json!({"status": "ok", "session": session}))).into_response()
 }
 
-/// Pays a session's FPS QR code, as the customer's bank would.
+/// Pays a session's FPS QR code or SberPay payment, as the customer's bank would.
 pub async fn fps_pay(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     if let Some(r) = refusal(&app, &headers) {
         return r;
@@ -174,10 +176,12 @@ pub async fn fps_pay(State(app): State<App>, headers: HeaderMap, body: axum::bod
         Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
     };
     let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or("");
-    match crate::pages::fps::pay_qr(&app, text("project"), text("session_id")).await {
+    match crate::pages::bank_app::pay_in_app(&app, text("project"), text("session_id")).await {
         Ok(session) => session_answer(&app, &session),
-        Err(FpsPayError::NotFound) => error(StatusCode::NOT_FOUND, "session_not_found", "no FPS payment there"),
-        Err(e @ FpsPayError::NotWaiting) => error(StatusCode::CONFLICT, "session_wrong_state", &e.to_string()),
+        Err(AppPayError::NotFound) => {
+            error(StatusCode::NOT_FOUND, "session_not_found", "no FPS or SberPay payment there")
+        }
+        Err(e @ AppPayError::NotWaiting) => error(StatusCode::CONFLICT, "session_wrong_state", &e.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "fps_pay failed");
             Admin::internal()

@@ -821,3 +821,127 @@ async fn an_fps_payment_shows_a_real_qr_code_and_is_paid_in_the_bank_app() {
     assert_eq!((a.status, fields(&a)), (400, vec!["payment_options.recurrent".to_string()]), "{}", a.text);
     s.stop().await;
 }
+
+fn sberpay(channel: &str, amount: i64) -> Value {
+    json!({"payment_details": {"type": "internet_banking", "internet_banking": {"type": "sber_pay",
+            "sber_pay": {"channel": channel, "phone": "79261234567"}}},
+        "amount_details": {"amount": amount, "currency": "rub"}, "customer": {"reference": "lucky"},
+        "payment_options": {"return_url": "https://shop.example/back"}})
+}
+
+#[tokio::test]
+async fn a_sberpay_payment_is_confirmed_then_paid_in_sbers_app() {
+    // Projects confirm by default: ready_to_confirm, then the customer goes to Sber's app.
+    let (s, r) = server(SettingsChange::default()).await;
+    let a = s.call("v2", "session/init/payment", &sberpay("app", 20_000)).await;
+    let id = id_of(&a);
+    let method = &the_payment(&a.body["session"], "v2")["payment_details"];
+    assert_eq!(method["internet_banking"]["sber_pay"], json!({"channel": "app", "phone": "*******4567"}));
+    assert!(!a.text.contains("79261234567"), "the phone is masked: {}", a.text);
+    s.settle().await;
+    let a = s.call("v2", "session/confirm", &json!({"session_id": id})).await;
+    let p = the_payment(&a.body["session"], "v2");
+    let redirect = &p["customer_interaction"]["redirect"];
+    let url = format!("{}/sberpay/pay/alpha/{id}", s.app.public_url());
+    assert_eq!((p["status"].as_str(), redirect["url"].as_str()), (Some("pending"), Some(url.as_str())), "{p}");
+    // Sber's app (the sandbox's stand-in): the payment, and a Pay button; paying returns to the shop.
+    let page = format!("{}/sberpay/pay/alpha/{id}", s.url);
+    let html = browser().get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Pay with SberPay") && html.contains("200.00 RUB") && html.contains("<form"), "{html}");
+    let paid = browser().post(&page).form(&[("action", "pay")]).send().await.unwrap();
+    assert_eq!(
+        (paid.status().as_u16(), paid.headers()["location"].to_str().unwrap()),
+        (303, "https://shop.example/back")
+    );
+    let session = status(&s, "v1", &id).await;
+    assert_eq!(
+        (session["status"].as_str(), the_payment(&session, "v1")["status"].as_str()),
+        (Some("accepted"), Some("succeeded"))
+    );
+    assert_eq!(wallet(&s).await, (20_000, 0, -20_000, 0), "paid in the app: final, no hold");
+    s.settle().await;
+    assert_eq!(r.types_for(&id), ["ready_to_confirm", "action_required", "payment_finished"]);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_sberpay_payment_from_a_desktop_browser_is_paid_after_a_push() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, r) = server(auto).await;
+    let a = s.call("v1", "session/init/payment/sync", &sberpay("web", 30_000)).await;
+    let id = id_of(&a);
+    let p = the_payment(&a.body["session"], "v1");
+    assert_eq!(p["status"], "pending", "waits for the customer: {p}");
+    assert!(p.get("customer_interaction").is_none(), "no redirect from a desktop browser: {p}");
+
+    // The push: the phone is checked, the session must hold a waiting SberPay payment.
+    let push = |phone: Value| json!({"session_id": id, "phone": phone});
+    let a = s.call("v1", "sberpay/push", &push(json!("12-34"))).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["phone".to_string()]), "{}", a.text);
+    let a = s.call("v1", "sberpay/push", &json!({"session_id": id, "phone": "89876543210", "channel": "sms"})).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["channel".to_string()]), "{}", a.text);
+    let a = s.call("v1", "sberpay/push", &push(json!("89876543210"))).await;
+    assert_eq!((a.status, a.body.clone()), (200, json!({"status": "ok"})), "{}", a.text);
+    let body = serde_json::to_vec(&push(json!("89876543210"))).unwrap();
+    let a = s.call_bytes("v1", "sberpay/push", "beta", common::key(1), body, None).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "another project's session: {}", a.text);
+    let card = id_of(&s.call("v1", "session/init/payment", &payment(PLAIN_CARD, 100)).await);
+    let a = s.call("v1", "sberpay/push", &json!({"session_id": card, "phone": "79261234567"})).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{}", a.text);
+
+    // The customer pays in Sber's app (here the operator plays it).
+    let mut app = s.app.clone();
+    app.admin_token = Some("secret-token".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}/admin/v1/payments/sberpay_pay", listener.local_addr().unwrap());
+    tokio::spawn(open131_server::run(listener, app, std::future::pending()));
+    let pay = |id: &str| {
+        s.http.post(&admin).bearer_auth("secret-token").json(&json!({"project": "alpha", "session_id": id})).send()
+    };
+    assert_eq!(pay(&id).await.unwrap().status(), 200);
+    assert_eq!(status(&s, "v2", &id).await["status"], "accepted");
+    let a = s.call("v1", "sberpay/push", &push(json!("89876543210"))).await;
+    assert_eq!(a.body["error"]["code"], "session_wrong_state", "paid: nothing to push for: {}", a.text);
+    s.settle().await;
+    assert_eq!(r.types_for(&id), ["payment_finished"], "no action_required from a desktop browser");
+
+    // Nobody pays: cancelled with sberpay_expired when the customer's wait ends.
+    let unpaid = id_of(&s.call("v2", "session/init/payment/sync", &sberpay("mobile_web", 1_000)).await);
+    s.advance(24 * 3_600).await;
+    let session = status(&s, "v2", &unpaid).await;
+    assert_eq!(
+        (session["status"].as_str(), session["error"]["code"].as_str()),
+        (Some("cancelled"), Some("sberpay_expired"))
+    );
+    assert_eq!(pay(&unpaid).await.unwrap().status(), 409);
+    assert_eq!(wallet(&s).await.0, 30_000 + 100, "the SberPay payment and the card payment of 1.00");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_sberpay_payments_are_refused_by_name() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let refused = |a: &common::Answer| (a.status, fields(a));
+    let mut no_channel = sberpay("app", 100);
+    no_channel["payment_details"]["internet_banking"]["sber_pay"].as_object_mut().unwrap().remove("channel");
+    let want = |f: &str| (400, vec![f.to_string()]);
+    let a = s.call("v2", "session/init/payment", &no_channel).await;
+    assert_eq!(refused(&a), want("payment_details.internet_banking.sber_pay.channel"), "{}", a.text);
+    let a = s.call("v2", "session/init/payment", &sberpay("tv", 100)).await;
+    assert_eq!(refused(&a), want("payment_details.internet_banking.sber_pay.channel"), "{}", a.text);
+    let mut alipay = sberpay("app", 100);
+    alipay["payment_details"]["internet_banking"] = json!({"type": "alipay", "alipay": {}});
+    let a = s.call("v2", "session/init/payment", &alipay).await;
+    assert_eq!(refused(&a), want("payment_details.internet_banking.type"), "{}", a.text);
+    let mut bad_phone = sberpay("app", 100);
+    bad_phone["payment_details"]["internet_banking"]["sber_pay"]["phone"] = json!("+7 926");
+    let a = s.call("v2", "session/init/payment", &bad_phone).await;
+    assert_eq!(refused(&a), want("payment_details.internet_banking.sber_pay.phone"), "{}", a.text);
+    let mut dollars = sberpay("app", 100);
+    dollars["amount_details"]["currency"] = json!("usd");
+    assert_eq!(refused(&s.call("v2", "session/init/payment", &dollars).await), want("amount_details.currency"));
+    let mut save = sberpay("app", 100);
+    save["payment_options"]["recurrent"] = json!(true);
+    assert_eq!(refused(&s.call("v2", "session/init/payment", &save).await), want("payment_options.recurrent"));
+    s.stop().await;
+}

@@ -128,3 +128,45 @@ async fn the_three_ds_page_works_in_chromium_with_and_without_javascript() {
     assert_eq!(error_code(&s, &guessed).await.as_deref(), Some("3DS_error"));
     s.stop().await;
 }
+
+/// The sandbox's bank-app pages, where an FPS QR code and a SberPay payment
+/// are paid: each pays and sends the customer back to the shop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bank_app_pages_pay_in_chromium() {
+    let Ok(chromium) = std::env::var("OPEN131_TEST_CHROMIUM") else {
+        eprintln!("skipped: OPEN131_TEST_CHROMIUM is not set (scripts/test sets it after scripts/browser.sh)");
+        return;
+    };
+    let s = common::start().await;
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    s.app.store.set_project_settings("alpha", auto, common::START).await.unwrap();
+    s.app.projects.forget("alpha");
+    let (back, returns) = shop().await;
+    let start = |details: Value| {
+        json!({"payment_details": details, "amount_details": {"amount": 4_200, "currency": "rub"},
+            "customer": {"reference": "lucky"}, "payment_options": {"return_url": back}})
+    };
+    let fps = s.call("v2", "session/init/payment/sync", &start(json!({"type": "faster_payment_system"}))).await;
+    let fps_id = fps.body["session"]["id"].as_str().unwrap().to_string();
+    let sber = json!({"type": "internet_banking", "internet_banking": {"type": "sber_pay", "sber_pay": {"channel": "mobile_web"}}});
+    let sber = s.call("v2", "session/init/payment/sync", &start(sber)).await;
+    let sber_id = sber.body["session"]["id"].as_str().unwrap().to_string();
+    let sber_url = &sber.body["session"]["payment_list"][0]["customer_interaction"]["redirect"]["url"];
+    let pay = json!({"click": "button[value=pay]"});
+    let visits = json!([
+        {"name": "fps-pay-nojs", "url": format!("{}/fps/pay/alpha/{fps_id}", s.url), "javascript": false, "steps": [pay]},
+        {"name": "sberpay-pay-js", "url": sber_url, "javascript": true, "steps": [pay]},
+    ]);
+    let seen = drive(&chromium, visits);
+    assert_eq!(seen.len(), 2);
+    for visit in &seen {
+        assert_eq!(visit["url"].as_str(), Some(back.as_str()), "paid, the customer is back at the shop: {visit}");
+        assert_eq!(visit["screenshots"].as_array().unwrap().len(), 2);
+    }
+    assert_eq!(*returns.lock().unwrap(), 2);
+    for id in [fps_id, sber_id] {
+        let a = s.call("v2", "session/status", &json!({"session_id": id})).await;
+        assert_eq!(a.body["session"]["status"], "accepted", "{}", a.text);
+    }
+    s.stop().await;
+}

@@ -11,7 +11,7 @@
 use open131_domain::books;
 use open131_domain::ledger::{self, Leg, Movement};
 use open131_domain::lifecycle::{Effect, Settled, Timer, WebhookKind};
-use open131_domain::payment::Verdict;
+use open131_domain::payment::{self, Verdict};
 use open131_domain::payment_flow::{PaymentEvent, PaymentState, THREE_DS_CODE_ATTEMPTS_MAX};
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::{PayoutEvent, PayoutState};
@@ -24,6 +24,7 @@ use open131_store::{
 use open131_wire::api::WebhookBody;
 use time::OffsetDateTime;
 
+use super::render;
 use crate::app::App;
 
 /// Times a change is recomputed after losing a race before giving up.
@@ -370,6 +371,9 @@ impl Carried {
                     }
                 }
                 Effect::Ledger(movement) => self.movements.extend(payment_legs(next, *movement, how, at.settings)?),
+                // SberPay from a desktop browser has no redirect to announce.
+                Effect::Webhook(WebhookKind::ActionRequired)
+                    if next.payment().is_some_and(|p| !payment::sends_action_required(&render::method(p))) => {}
                 Effect::Webhook(kind) => self.kinds.push(*kind),
                 Effect::Schedule(t) => self.timers.push((*t, timer_due(at.app, next, *t, at.settings, at.now))),
             }

@@ -78,6 +78,8 @@ pub enum ApiMethod {
     SessionChargeback,
     RecurrentStatus,
     RecurrentDisable,
+    /// `sberpay/push`: a push or SMS to a SberPay payment's customer.
+    SberPayPush,
     WalletBalance,
     FpsBanks,
     FpsCustomerVerification,
@@ -101,7 +103,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 17] = [
+    pub const OTHERS: [ApiMethod; 18] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -114,6 +116,7 @@ impl ApiMethod {
         Self::SessionChargeback,
         Self::RecurrentStatus,
         Self::RecurrentDisable,
+        Self::SberPayPush,
         Self::WalletBalance,
         Self::FpsBanks,
         Self::FpsCustomerVerification,
@@ -160,6 +163,7 @@ impl ApiMethod {
             Self::SessionChargeback => "session/chargeback",
             Self::RecurrentStatus => "recurrent/status",
             Self::RecurrentDisable => "recurrent/disable",
+            Self::SberPayPush => "sberpay/push",
             Self::WalletBalance => "wallet/balance",
             Self::FpsBanks => "fps/banks",
             Self::FpsCustomerVerification => "fps/customer_verification",
@@ -181,7 +185,7 @@ impl ApiMethod {
 
     /// Whether it records idempotency keys: the methods that change a session
     /// (the key is written in the change's transaction). Disabling a recurrent
-    /// token changes no session and is idempotent by nature.
+    /// token changes no session and is idempotent by nature; a push changes nothing.
     pub fn mutating(self) -> bool {
         !matches!(
             self,
@@ -192,6 +196,7 @@ impl ApiMethod {
                 | Self::AccountStatement
                 | Self::RecurrentStatus
                 | Self::RecurrentDisable
+                | Self::SberPayPush
         )
     }
 
@@ -204,13 +209,12 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 11] = [
+const NOT_SERVED_YET: [&str; 10] = [
     "session/init/payout/fiscalization",
     "session/start/payout/fiscalization",
     "fiscalization",
     "subscription/cancel",
     "subscription/restore",
-    "sberpay/push",
     "token",
     "token/info",
     "tokenize",
@@ -462,6 +466,7 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::SessionChargeback => ctx.refund(&body, true).await,
         ApiMethod::RecurrentStatus => ctx.recurrent(&body, false).await,
         ApiMethod::RecurrentDisable => ctx.recurrent(&body, true).await,
+        ApiMethod::SberPayPush => ctx.sberpay_push(&body).await,
         ApiMethod::AccountBalance => ctx.account_balance(&body).await,
         ApiMethod::AccountStatement => ctx.account_statement(&body).await,
         ApiMethod::SessionStatus => ctx.status(&body).await,

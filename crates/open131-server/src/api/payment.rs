@@ -17,7 +17,7 @@ use open131_wire::api::{ApiErrorCode, RecurrentResponse};
 use serde_json::{Map, Value};
 
 use super::engine::{self, Apply, EngineError};
-use super::{detail, from_domain, processor, ApiReply, Ctx};
+use super::{detail, from_domain, processor, render, ApiReply, Ctx};
 
 impl Ctx<'_> {
     /// The payment record of a whole request, its state set by the machine when it starts.
@@ -129,6 +129,32 @@ impl Ctx<'_> {
             return Err(ApiReply::invalid(vec![detail("session_id", why)]));
         }
         Ok(self.reply(&self.begin(record, body, PaymentCall::Start).await?))
+    }
+
+    /// `sberpay/push`: asks Sber to notify the customer of a SberPay payment
+    /// that waits for them (a push or SMS; the docs' way for a desktop
+    /// browser). The sandbox sends nothing: it checks that the session's
+    /// SberPay payment waits for its customer and the phone is one, and says
+    /// `ok`; the customer then pays on the Sber app page or the operator pays
+    /// for them (`sberpay_pay`).
+    pub(super) async fn sberpay_push(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        super::only_fields(body, &["session_id", "phone"], &[])?;
+        let phone_ok = match body.get("phone") {
+            Some(Value::String(s)) => payment::parse_phone(s).is_some(),
+            None | Some(Value::Null) => return Err(ApiReply::invalid(vec![detail("phone", "is required")])),
+            Some(_) => false,
+        };
+        if !phone_ok {
+            return Err(ApiReply::invalid(vec![detail("phone", "must be 10 to 15 digits, optionally after a +")]));
+        }
+        let record = self.load(body).await?;
+        let Some(p) = record.payment().filter(|p| payment::sberpay_channel(&render::method(p)).is_some()) else {
+            return Err(ApiReply::invalid(vec![detail("session_id", "has no SberPay payment")]));
+        };
+        if p.state != PaymentState::AwaitingAction {
+            return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
+        }
+        Ok(ApiReply::ok(&serde_json::json!({"status": "ok"})))
     }
 
     /// `session/refund` (`chargeback: false`) and `session/chargeback`: all

@@ -159,6 +159,9 @@ pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &Proj
             Timer::ConfirmTimeout if waits(&[S::AwaitingAction]) && super::render::is_fps(payment) => {
                 PaymentEvent::QrExpired
             }
+            Timer::ConfirmTimeout if waits(&[S::AwaitingAction]) && super::render::paid_in_app(payment) => {
+                PaymentEvent::SberPayExpired
+            }
             Timer::ConfirmTimeout if waits(&[S::AwaitingConfirm, S::AwaitingAction]) => PaymentEvent::TimedOut,
             Timer::CaptureTimeout if waits(&[S::AwaitingCapture]) => PaymentEvent::TimedOut,
             Timer::ConfirmTimeout | Timer::CaptureTimeout => return None,

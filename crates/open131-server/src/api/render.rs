@@ -18,6 +18,11 @@ pub fn three_ds_path(project_id: &str, session_id: &str) -> String {
     format!("/3ds/{project_id}/{session_id}")
 }
 
+/// The path of the sandbox's stand-in for Sber's app, where a SberPay payment is paid.
+pub fn app_pay_path(project_id: &str, session_id: &str) -> String {
+    format!("/sberpay/pay/{project_id}/{session_id}")
+}
+
 fn json(text: &Option<String>) -> Option<Value> {
     text.as_deref().and_then(|t| serde_json::from_str(t).ok())
 }
@@ -48,22 +53,45 @@ fn payment_error(state: PaymentState) -> Option<ApiError> {
 
 /// Whether a payment is paid by FPS (a QR code), not by card.
 pub fn is_fps(p: &PaymentRecord) -> bool {
-    serde_json::from_str::<Value>(&p.method_masked).is_ok_and(|m| payment::plan_is_fps(&m))
+    payment::plan_is_fps(&method(p))
+}
+
+/// A payment's method as stored (masked); `null` should it not read back.
+pub fn method(p: &PaymentRecord) -> Value {
+    serde_json::from_str(&p.method_masked).unwrap_or(Value::Null)
+}
+
+/// Whether a payment is paid in the customer's bank app (an FPS QR code or
+/// SberPay), which the sandbox's bank-app page and the operator pay.
+pub fn paid_in_app(p: &PaymentRecord) -> bool {
+    let m = method(p);
+    payment::plan_is_fps(&m) || payment::sberpay_channel(&m).is_some()
 }
 
 /// What the customer must do: pay the FPS QR code, or pass 3-D Secure on
 /// this server's page.
-fn customer_step(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> CustomerInteraction {
-    if is_fps(p) {
+fn customer_step(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> Option<CustomerInteraction> {
+    let method = method(p);
+    if let Some(channel) = payment::sberpay_channel(&method) {
+        // Sent to Sber's app (here, the sandbox's stand-in for it); from a
+        // desktop browser the customer pays after a push instead.
+        if channel == payment::SberChannel::Web {
+            return None;
+        }
+        let url = format!("{public_url}{}", app_pay_path(&record.project_id, &record.id));
+        let redirect = Redirect { url: url.clone(), base_url: url, method: "GET".into(), ..Redirect::default() };
+        return Some(CustomerInteraction { kind: "redirect".into(), redirect: Some(redirect), inform: None });
+    }
+    if payment::plan_is_fps(&method) {
         let content = payment::fps_link(&p.id, p.amount);
         // A link always fits a QR code; should it not, the link alone still pays.
         let img = crate::qr::png_base64(&content).unwrap_or_default();
         let inform = Inform { kind: "qr".into(), qr: Qr { content, img } };
-        return CustomerInteraction { kind: "inform".into(), redirect: None, inform: Some(inform) };
+        return Some(CustomerInteraction { kind: "inform".into(), redirect: None, inform: Some(inform) });
     }
     let url = format!("{public_url}{}", three_ds_path(&record.project_id, &record.id));
     let redirect = Redirect { url: url.clone(), base_url: url, method: "GET".into(), ..Redirect::default() };
-    CustomerInteraction { kind: "redirect".into(), redirect: Some(redirect), inform: None }
+    Some(CustomerInteraction { kind: "redirect".into(), redirect: Some(redirect), inform: None })
 }
 
 /// An acquiring payment on the wire. `public_url` is where the customer's
@@ -74,7 +102,8 @@ fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> Acqui
     // before the capture or when it failed), less the fee.
     let gross = if p.state == PaymentState::Succeeded { p.captured() } else { 0 };
     let fee = (p.fee_amount > 0).then(|| Fee { merchant_fee: money(p.fee_amount) });
-    let customer_interaction = (p.state == PaymentState::AwaitingAction).then(|| customer_step(record, p, public_url));
+    let customer_interaction =
+        (p.state == PaymentState::AwaitingAction).then(|| customer_step(record, p, public_url)).flatten();
     AcquiringPaymentWire {
         id: p.id.clone(),
         status: payment_flow::wire_status(p.state).to_string(),

@@ -1,10 +1,11 @@
-//! Web pages that people (not partners' servers) open: today the 3-D Secure
-//! page of card payments ([`three_ds`]). Real HTML with its style inline and
+//! Web pages that people (not partners' servers) open: the 3-D Secure page
+//! of card payments ([`three_ds`]) and the sandbox's stand-in for the
+//! customer's bank app, where FPS and SberPay payments are paid ([`bank_app`]). Real HTML with its style inline and
 //! no script or external asset, so a page works offline and with JavaScript
 //! off; every value shown is escaped ([`escape`]). The surface renders its own
 //! errors as pages ([`Pages`]).
 
-pub mod fps;
+pub mod bank_app;
 pub mod three_ds;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -21,7 +22,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inl
 pub fn router() -> Router<App> {
     Router::new()
         .route("/3ds/{project}/{session}", axum::routing::get(three_ds::show).post(three_ds::submit))
-        .route("/fps/pay/{project}/{session}", axum::routing::get(fps::show).post(fps::pay))
+        .route("/fps/pay/{project}/{session}", axum::routing::get(bank_app::show).post(bank_app::pay))
+        .route("/sberpay/pay/{project}/{session}", axum::routing::get(bank_app::show).post(bank_app::pay))
 }
 
 /// `text` with the five HTML-special characters escaped.
@@ -77,7 +79,7 @@ label{display:block;margin-bottom:.35rem;color:#5b6575}input{box-sizing:border-b
 letter-spacing:.2em;padding:.5rem .75rem;border:1px solid #b9c1cd;border-radius:8px}.buttons{display:flex;gap:.75rem;\
 margin-top:1.25rem}button{flex:1;font-size:1rem;padding:.65rem;border-radius:8px;border:1px solid #1f5fbf;cursor:pointer}\
 button.confirm{background:#1f5fbf;color:#fff}button.decline{background:#fff;color:#1f5fbf}.hint{font-size:.85rem;\
-color:#5b6575;margin:.5rem 0 0}.error{background:#fdecec;color:#9b1c1c;border-radius:8px;padding:.5rem .75rem;\
+color:#5b6575;margin:.5rem 0 0;overflow-wrap:anywhere}.error{background:#fdecec;color:#9b1c1c;border-radius:8px;padding:.5rem .75rem;\
 margin:0 0 1rem}.brand{font-size:.8rem;text-transform:uppercase;letter-spacing:.08em;color:#1f5fbf;margin:0 0 .25rem}\
 footer{text-align:center;font-size:.75rem;color:#7a8494;margin-bottom:2rem}";
 
