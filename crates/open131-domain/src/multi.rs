@@ -8,14 +8,15 @@
 //! - The official SDK's form: `payment_details_multi` and `payout_details_multi`
 //!   (lists of methods) with one `amount_details`, `customer`,
 //!   `participant_details`, `metadata`, `custom_routing` and `payment_options`
-//!   for the whole session: every operation is of that amount.
+//!   for the whole session. With one amount it holds one payment and one
+//!   payout of it `[INF]` (several payouts of the whole amount would pay out
+//!   more than came in).
 //! - The form the spec describes: `payment_list` and `payout_list`, each item a
 //!   whole `session/init/payment` or `session/init/payout` body.
 //!
 //! Decision `[INF]`: a multi-session holds exactly one payment (the customer
-//! pays once; the SDK's form has one amount) and one to
-//! [`MULTI_PAYOUTS_MAX`] payouts, paid in list order after the payment has
-//! succeeded (been captured).
+//! pays once) and one to [`MULTI_PAYOUTS_MAX`] payouts (one in the SDK's
+//! form), paid in list order after the payment has succeeded (been captured).
 
 use serde_json::{Map, Value};
 
@@ -46,7 +47,8 @@ pub struct MultiBodies {
 /// Fields of the SDK's form shared by every operation, and who takes them.
 const SHARED_BY_PAYMENT: [&str; 6] =
     ["amount_details", "customer", "participant_details", "metadata", "custom_routing", "payment_options"];
-const SHARED_BY_PAYOUT: [&str; 5] = ["amount_details", "customer", "participant_details", "metadata", "custom_routing"];
+/// (`custom_routing` goes to the payment alone, whose parser answers for it once.)
+const SHARED_BY_PAYOUT: [&str; 4] = ["amount_details", "customer", "participant_details", "metadata"];
 
 /// Splits `body`; `method_key` is the version's name of a payout method.
 pub fn split(body: &Map<String, Value>, method_key: &'static str) -> Result<MultiBodies, Vec<FieldError>> {
@@ -55,9 +57,10 @@ pub fn split(body: &Map<String, Value>, method_key: &'static str) -> Result<Mult
     let mut errors = Vec::new();
     let split = match (sdk, lists) {
         (true, true) => {
-            let why = "is sent with payment_details_multi and payout_details_multi, or alone with payout_list: \
-                       not both forms";
-            errors.push(FieldError::new("payment_list", why));
+            let why = "belongs to the other form: send payment_list and payout_list, or payment_details_multi \
+                       and payout_details_multi, not both";
+            let named = if body.contains_key("payment_list") { "payment_list" } else { "payout_list" };
+            errors.push(FieldError::new(named, why));
             None
         }
         (false, true) => split_lists(body, method_key, &mut errors),
@@ -76,7 +79,7 @@ fn split_sdk(body: &Map<String, Value>, method_key: &'static str, errors: &mut V
         errors.push(FieldError::new(key.as_str(), "is not a field of session/multi/init"));
     }
     let payments = list(body, "payment_details_multi", 1, errors);
-    let payouts = list(body, "payout_details_multi", MULTI_PAYOUTS_MAX, errors);
+    let payouts = list(body, "payout_details_multi", 1, errors);
     let (payments, payouts) = (payments?, payouts?);
     let shared = |keys: &[&str]| -> Map<String, Value> {
         keys.iter().filter_map(|k| body.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
@@ -125,6 +128,10 @@ fn list<'b>(body: &'b Map<String, Value>, name: &str, max: usize, errors: &mut V
     let why = match body.get(name) {
         None | Some(Value::Null) => "is required: a non-empty list".to_string(),
         Some(Value::Array(items)) if items.is_empty() => "must not be empty".to_string(),
+        Some(Value::Array(items)) if items.len() > max && name == "payout_details_multi" => {
+            "holds one payout of amount_details: send several payouts as payout_list, each with its own amount"
+                .to_string()
+        }
         Some(Value::Array(items)) if items.len() > max && max == 1 => {
             "holds one payment: the customer pays once in a multi-session".to_string()
         }
@@ -189,7 +196,7 @@ mod tests {
     fn the_sdk_form_shares_its_fields_with_every_operation() {
         let b = body(json!({
             "payment_details_multi": [{"type": "faster_payment_system", "faster_payment_system": {}}],
-            "payout_details_multi": [{"type": "wallet"}, {"type": "card"}],
+            "payout_details_multi": [{"type": "card"}],
             "amount_details": {"amount": 100, "currency": "rub"},
             "customer": {"reference": "u1"},
             "payment_options": {"return_url": "https://x.test"},
@@ -197,8 +204,8 @@ mod tests {
         let s = split(&b, "payout_details").expect("splits");
         assert_eq!(s.payment["payment_details"]["type"], "faster_payment_system");
         assert_eq!(s.payment["payment_options"]["return_url"], "https://x.test");
-        assert_eq!(s.payouts.len(), 2);
-        assert_eq!(s.payouts[1]["payout_details"]["type"], "card");
+        assert_eq!(s.payouts.len(), 1);
+        assert_eq!(s.payouts[0]["payout_details"]["type"], "card");
         assert_eq!(s.payouts[0]["amount_details"]["amount"], 100);
         assert!(!s.payouts[0].contains_key("payment_options"), "a payout takes no payment options");
         assert_eq!(s.payout_field(1, "payout_details.card.number"), "payout_details_multi[1].card.number");
@@ -241,6 +248,11 @@ mod tests {
         assert_eq!(fields(json!({"payment_list": [1], "payout_list": [{}]})), ["payment_list[0]"]);
         assert_eq!(fields(json!({"payment_list": [{}], "payout_list": [{}], "metadata": 1})), ["metadata"]);
         assert_eq!(fields(json!({"payment_list": [{}], "payout_details_multi": [{}]})), ["payment_list"]);
+        assert_eq!(fields(json!({"payout_list": [{}], "payment_details_multi": [{}]})), ["payout_list"]);
+        assert_eq!(
+            fields(json!({"payment_details_multi": [{}], "payout_details_multi": [{}, {}]})),
+            ["payout_details_multi"]
+        );
         assert_eq!(
             fields(json!({"payment_details_multi": [{}], "payout_details_multi": {}, "x": 1})),
             ["x", "payout_details_multi"]
@@ -249,10 +261,11 @@ mod tests {
 
     #[test]
     fn a_shared_field_is_reported_once() {
-        let b = body(json!({"payment_details_multi": [{}], "payout_details_multi": [{}, {}]}));
+        let b = body(json!({"payment_details_multi": [{}], "payout_details_multi": [{}], "custom_routing": {}}));
         let s = split(&b, "payout_details").expect("splits");
+        assert!(s.payment.contains_key("custom_routing") && !s.payouts[0].contains_key("custom_routing"));
         let bad = || vec![FieldError::new("amount_details", "is required")];
-        let errors = s.name_errors(bad(), vec![(0, bad()), (1, bad())]);
+        let errors = s.name_errors(bad(), vec![(0, bad())]);
         assert_eq!(errors, vec![FieldError::new("amount_details", "is required")]);
     }
 }

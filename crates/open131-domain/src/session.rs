@@ -479,19 +479,22 @@ mod tests {
         walk(Snapshot { session: SessionState::Created, operation: None, waiting: false }, (0, 0), 7);
     }
 
-    /// A multi-session's paths, the engine's part played as it plays it: when
-    /// the payment succeeds with a payout waiting, the payout begins. The
-    /// session stays in progress exactly until the last operation settles,
-    /// is accepted only when every one succeeded, and ends with nothing
-    /// reserved or held.
+    /// A multi-session's paths (a payment, then two payouts), the engine's
+    /// part played as it plays it: when an operation succeeds with a payout
+    /// waiting, that payout begins, told whether another waits after it. The
+    /// session stays in progress exactly until the last operation settles, is
+    /// accepted only when every one succeeded, and ends with nothing reserved
+    /// or held.
     #[test]
     fn a_multi_session_runs_its_operations_in_turn() {
-        fn walk(s: Snapshot, money: (i32, i32), begun: bool, depth: usize) -> usize {
+        /// `left`: payouts not begun yet; the count of accepted paths.
+        fn walk(s: Snapshot, money: (i32, i32), left: u8, depth: usize) -> usize {
+            assert_eq!(s.waiting, left > 0, "{s:?} with {left} waiting");
             let settled = s.operation.and_then(Operation::settled);
             match (s.session, settled) {
                 (SessionState::InProgress, None) => {}
-                (SessionState::InProgress, Some(Settled::Succeeded)) => assert!(s.waiting, "{s:?}"),
-                (SessionState::Accepted, Some(Settled::Succeeded)) => assert!(begun && !s.waiting, "{s:?}"),
+                (SessionState::InProgress, Some(Settled::Succeeded)) => assert!(left > 0, "{s:?}"),
+                (SessionState::Accepted, Some(Settled::Succeeded)) => assert_eq!(left, 0, "{s:?}"),
                 (SessionState::Cancelled, Some(Settled::Cancelled)) | (SessionState::Error, Some(Settled::Failed)) => {}
                 other => panic!("session and operations out of step: {other:?} in {s:?}"),
             }
@@ -499,12 +502,13 @@ mod tests {
                 assert_eq!(money, (0, 0), "{s:?} ended with money reserved or held");
             }
             if s.session == SessionState::InProgress && settled == Some(Settled::Succeeded) {
-                // The engine's turn: the waiting payout begins (the last one here).
-                let waiting =
-                    Snapshot { operation: Some(Operation::Payout(PayoutState::Waiting)), waiting: false, ..s };
+                // The engine's turn: the next waiting payout begins.
+                let payout = Some(Operation::Payout(PayoutState::Waiting));
+                let waiting = Snapshot { operation: payout, waiting: left > 1, ..s };
                 let (next, effects) = apply(waiting, Event::BeginWaiting).expect("a waiting payout begins");
                 assert!(!effects.iter().any(|e| matches!(e, Effect::Ledger(_))), "beginning moves no money");
-                return walk(next, money, true, depth);
+                assert_eq!(next.session, SessionState::InProgress);
+                return walk(next, money, left - 1, depth);
             }
             let mut accepted = usize::from(s.session == SessionState::Accepted);
             if depth == 0 {
@@ -516,15 +520,14 @@ mod tests {
                         money.0 + crate::lifecycle::reserved_change(&effects),
                         money.1 + payment_flow::tests::held_change(&effects),
                     );
-                    accepted += walk(next, money, begun, depth - 1);
+                    accepted += walk(next, money, left, depth - 1);
                 }
             }
             accepted
         }
         let created = Snapshot { session: SessionState::Created, operation: None, waiting: true };
         let (started, effects) = apply(created, Event::StartPayment).expect("a multi-session starts with its payment");
-        assert!(started.waiting);
-        let accepted = walk(started, (0, payment_flow::tests::held_change(&effects)), false, 9);
+        let accepted = walk(started, (0, payment_flow::tests::held_change(&effects)), 2, 10);
         assert!(accepted > 0, "no path reached an accepted multi-session");
     }
 

@@ -44,11 +44,11 @@ fn amount(a: i64) -> Value {
     json!({"amount": a, "currency": "rub"})
 }
 
-/// The official SDK's form: one amount for every operation.
-fn sdk_form(payouts: usize, sum: i64) -> Value {
+/// The official SDK's form: one amount, one payment and one payout of it.
+fn sdk_form(sum: i64) -> Value {
     json!({
         "payment_details_multi": [paying_card()],
-        "payout_details_multi": (0..payouts).map(|_| payout_card()).collect::<Vec<_>>(),
+        "payout_details_multi": [payout_card()],
         "amount_details": amount(sum),
         "customer": {"reference": "lucky"},
         "participant_details": {"recipient": {"full_name": "Иванов Иван Иванович"}},
@@ -98,13 +98,12 @@ async fn wallet(s: &TestServer) -> (i64, i64, i64) {
 #[tokio::test]
 async fn the_payment_comes_in_then_the_payout_goes_out() {
     let (s, r) = server(auto()).await;
-    let a = s.call("v2", "session/multi/init", &sdk_form(1, 10_000)).await;
+    let a = s.call("v2", "session/multi/init", &sdk_form(10_000)).await;
     let id = id_of(&a);
     let session = &a.body["session"];
     assert_eq!(session["status"], "in_progress");
     assert_eq!(session["payment_list"][0]["status"], "in_progress");
     assert!(session.get("payout_list").is_none(), "a payout is shown once it begins: {session}");
-    assert!(!a.text.contains("2200000000004940"), "the payout card is masked: {}", a.text);
 
     // Prepared and authorized: captured at once, and the payout begins in the same write.
     s.settle().await;
@@ -115,6 +114,11 @@ async fn the_payment_comes_in_then_the_payout_goes_out() {
     assert_eq!(payouts(&session), ["in_progress"]);
     assert_eq!(session["payout_list"][0]["amount_details"], amount(10_000));
     assert_eq!(session["payout_list"][0]["metadata"], "order-7");
+    assert_eq!(session["payout_list"][0]["payout_details"]["card"]["last4"], "4940");
+    assert!(!session.to_string().contains("2200000000004940"), "the payout card is masked: {session}");
+    let paid_at = session["payment_list"][0]["finished_at"].clone();
+    assert!(paid_at.is_string(), "the payment finished, though the session goes on: {session}");
+    assert!(session["payout_list"][0].get("finished_at").is_none());
     assert_eq!(wallet(&s).await, (0, 10_000, 0), "the payment's money is reserved for the payout");
 
     s.advance(1).await;
@@ -123,6 +127,9 @@ async fn the_payment_comes_in_then_the_payout_goes_out() {
     assert_eq!(session["payments"][0]["status"], "succeeded", "v1 names the payouts `payments`");
     assert_eq!(session["acquiring_payments"][0]["status"], "succeeded");
     assert!(session["finished_at"].is_string());
+    assert_eq!(session["acquiring_payments"][0]["finished_at"], paid_at, "each operation keeps its own finish time");
+    assert_eq!(session["payments"][0]["finished_at"], session["finished_at"], "the payout ended the session");
+    assert_ne!(paid_at, session["finished_at"]);
     assert_eq!(wallet(&s).await, (0, 0, 0), "in and out again");
     assert_eq!(r.types_for(&id), ["payment_finished", "payment_finished"], "one for each operation");
     s.stop().await;
@@ -168,7 +175,8 @@ async fn payouts_wait_for_the_capture_and_run_in_list_order() {
 async fn a_declined_payment_ends_the_session_and_no_payout_begins() {
     let (s, r) = server(auto()).await;
     s.app.store.topup("alpha", "rub", 50_000, common::START).await.unwrap();
-    let id = id_of(&s.call("v2", "session/multi/init", &sdk_form(2, 13_203)).await);
+    let two = list_form(13_203, &[(payout_card(), 5_000), (payout_card(), 5_000)]);
+    let id = id_of(&s.call("v2", "session/multi/init", &two).await);
     s.settle().await;
     s.advance(1).await;
     s.advance(24 * 3_600).await;
@@ -185,7 +193,8 @@ async fn a_declined_payment_ends_the_session_and_no_payout_begins() {
 async fn a_payout_the_balance_cannot_cover_fails_the_session_after_the_payment() {
     let (s, _r) = server(auto()).await;
     // Two payouts of the whole amount: the payment covers the first only.
-    let id = id_of(&s.call("v2", "session/multi/init", &sdk_form(2, 10_000)).await);
+    let two = list_form(10_000, &[(payout_card(), 10_000), (payout_card(), 10_000)]);
+    let id = id_of(&s.call("v2", "session/multi/init", &two).await);
     s.settle().await;
     for _ in 0..3 {
         s.advance(1).await;
@@ -204,7 +213,7 @@ async fn a_payout_the_balance_cannot_cover_fails_the_session_after_the_payment()
 async fn confirm_and_cancel_reach_the_operation_that_runs() {
     // Projects confirm by default: the payment, then the payout, each wait for it.
     let (s, r) = server(SettingsChange::default()).await;
-    let id = id_of(&s.call("v2", "session/multi/init", &sdk_form(1, 10_000)).await);
+    let id = id_of(&s.call("v2", "session/multi/init", &sdk_form(10_000)).await);
     s.settle().await;
     assert_eq!(status(&s, "v2", &id).await["next_action"], "confirm");
     assert_eq!(s.call("v2", "session/confirm", &json!({"session_id": id})).await.status, 200);
@@ -219,7 +228,7 @@ async fn confirm_and_cancel_reach_the_operation_that_runs() {
     assert_eq!(r.types_for(&id), ["ready_to_confirm", "payment_finished", "ready_to_confirm", "payment_finished"]);
 
     // Cancelled while the payment waits: nothing is paid out, ever.
-    let id = id_of(&s.call("v2", "session/multi/init", &sdk_form(1, 10_000)).await);
+    let id = id_of(&s.call("v2", "session/multi/init", &sdk_form(10_000)).await);
     s.settle().await;
     let a = s.call("v2", "session/cancel", &json!({"session_id": id})).await;
     assert_eq!(a.status, 200, "{}", a.text);
@@ -233,16 +242,24 @@ async fn confirm_and_cancel_reach_the_operation_that_runs() {
 async fn bad_multi_sessions_are_refused_by_name() {
     let (s, _r) = server(auto()).await;
     let refused = |a: &common::Answer| (a.status, fields(a));
-    let mut bad = sdk_form(2, 10_000);
-    bad["payout_details_multi"][1]["card"]["bank_card"]["number"] = json!("4242424242424241");
+    let mut bad = sdk_form(10_000);
+    bad["payout_details_multi"][0]["card"]["bank_card"]["number"] = json!("4242424242424241");
     let a = s.call("v2", "session/multi/init", &bad).await;
-    assert_eq!(refused(&a), (400, vec!["payout_details_multi[1].card.bank_card.number".to_string()]), "{}", a.text);
+    assert_eq!(refused(&a), (400, vec!["payout_details_multi[0].card.bank_card.number".to_string()]), "{}", a.text);
+    let mut twice = sdk_form(10_000);
+    twice["payout_details_multi"] = json!([payout_card(), payout_card()]);
+    let a = s.call("v2", "session/multi/init", &twice).await;
+    assert_eq!(refused(&a), (400, vec!["payout_details_multi".to_string()]), "one amount, one payout: {}", a.text);
+    let mut routed = sdk_form(10_000);
+    routed["custom_routing"] = json!({"tags": []});
+    let a = s.call("v2", "session/multi/init", &routed).await;
+    assert_eq!(refused(&a), (400, vec!["custom_routing".to_string()]), "named once: {}", a.text);
 
-    let mut two = sdk_form(1, 10_000);
+    let mut two = sdk_form(10_000);
     two["payment_details_multi"] = json!([paying_card(), paying_card()]);
     assert_eq!(refused(&s.call("v2", "session/multi/init", &two).await), (400, vec!["payment_details_multi".into()]));
 
-    let mut no_amount = sdk_form(1, 10_000);
+    let mut no_amount = sdk_form(10_000);
     no_amount.as_object_mut().unwrap().remove("amount_details");
     let a = s.call("v2", "session/multi/init", &no_amount).await;
     assert_eq!(refused(&a), (400, vec!["amount_details".to_string()]), "reported once: {}", a.text);
@@ -261,9 +278,62 @@ async fn bad_multi_sessions_are_refused_by_name() {
     let returned_first = list_form(30_000, &[(bank_account(), 13_110), (payout_card(), 1_000)]);
     let a = s.call("v1", "session/multi/init", &returned_first).await;
     assert_eq!(refused(&a), (400, vec!["payout_list[0].payment_method".to_string()]), "{}", a.text);
-    let returned_last = list_form(30_000, &[(payout_card(), 1_000), (bank_account(), 13_110)]);
-    assert_eq!(s.call("v1", "session/multi/init", &returned_last).await.status, 200);
 
+    // A converted payout too costly is named where it was sent.
+    s.app.store.set_rate("usd", Some(open131_domain::fx::FxRate::parse("92.5").unwrap()), common::START).await.unwrap();
+    let mut costly = list_form(10_000, &[(payout_card(), 1_000), (payout_card(), 100_000_000)]);
+    costly["payout_list"][1]["amount_details"]["currency"] = json!("usd");
+    let a = s.call("v1", "session/multi/init", &costly).await;
+    assert_eq!(refused(&a), (400, vec!["payout_list[1].amount_details.amount".to_string()]), "{}", a.text);
     assert_eq!(wallet(&s).await, (0, 0, 0));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_last_payout_returned_by_its_bank_shows_the_return_alone() {
+    let (s, r) = server(auto()).await;
+    let body = list_form(30_000, &[(payout_card(), 1_000), (bank_account(), 13_110)]);
+    let id = id_of(&s.call("v1", "session/multi/init", &body).await);
+    s.settle().await;
+    for _ in 0..3 {
+        s.advance(1).await;
+    }
+    assert_eq!(status(&s, "v2", &id).await["status"], "accepted");
+    s.advance(60).await;
+    let session = status(&s, "v2", &id).await;
+    let refunds = |i: usize| session["payout_list"][i]["refunds"].as_array().unwrap().len();
+    assert_eq!((refunds(0), refunds(1)), (0, 1), "only the returned payout shows its return: {session}");
+    assert_eq!(session["payout_list"][1]["refunds"][0]["amount_details"], amount(13_110));
+    // 300.00 in, 10.00 paid out, 131.10 paid and returned.
+    assert_eq!(wallet(&s).await, (29_000, 0, 0));
+    s.settle().await;
+    assert_eq!(r.types_for(&id).iter().filter(|t| *t == "payment_refunded").count(), 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_payout_cancelled_or_a_payment_refunded_while_the_payouts_run() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let body = list_form(10_000, &[(payout_card(), 4_000), (payout_card(), 4_000)]);
+    let id = id_of(&s.call("v2", "session/multi/init", &body).await);
+    s.settle().await;
+    assert_eq!(s.call("v2", "session/confirm", &json!({"session_id": id})).await.status, 200);
+    s.advance(1).await;
+    assert_eq!(payouts(&status(&s, "v2", &id).await), ["pending"]);
+    // The payment may be refunded in part while its payouts wait.
+    let part = json!({"session_id": id, "amount_details": amount(1_000)});
+    let a = s.call("v2", "session/refund", &part).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    s.advance(1).await;
+    let a = s.call("v2", "session/cancel", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let session = &a.body["session"];
+    assert_eq!(session["status"], "cancelled", "the payout was cancelled, so is the session: {session}");
+    assert_eq!(payouts(session), ["failed"], "the second never begins");
+    assert_eq!(session["payment_list"][0]["status"], "succeeded", "the payment stands");
+    assert_eq!(session["payment_list"][0]["refunds"][0]["status"], "accepted");
+    s.advance(24 * 3_600).await;
+    assert_eq!(payouts(&status(&s, "v2", &id).await), ["failed"]);
+    assert_eq!(wallet(&s).await, (9_000, 0, 0), "the payment less its refund");
     s.stop().await;
 }

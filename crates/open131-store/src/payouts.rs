@@ -108,6 +108,8 @@ pub struct PayoutRecord {
     /// Where its own lifecycle stands.
     pub state: PayoutState,
     pub created_at: OffsetDateTime,
+    /// When it settled (a multi-session's operations settle at their own times).
+    pub finished_at: Option<OffsetDateTime>,
     /// A foreign-currency payout funded in roubles: what it costs, at which rate.
     pub exchange: Option<Exchange>,
     /// What the partner confirms (JSON, `books::confirm_information`): names
@@ -165,6 +167,8 @@ pub struct PaymentRecord {
     pub recurrent: bool,
     /// The token it issued.
     pub recurrent_token: Option<RecurrentToken>,
+    /// When it settled (a multi-session's operations settle at their own times).
+    pub finished_at: Option<OffsetDateTime>,
 }
 
 /// A recurrent token: later payments of the project pay with the saved card.

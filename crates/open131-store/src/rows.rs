@@ -204,9 +204,10 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
      s.refunded_at_us, s.created_at_us, s.updated_at_us, s.finished_at_us, s.draft, s.submerchant, s.book, s.shape, \
      p.id, p.amount, p.currency, p.method_masked, p.participant_details, p.customer, p.metadata, p.plan, p.state, \
      p.created_at_us, p.charged_amount, p.charged_currency, p.fx_rate_millionths, p.confirm_information, \
+     p.finished_at_us, \
      q.id, q.amount, q.currency, q.method_masked, q.customer, q.participant_details, q.metadata, q.return_url, \
      q.plan, q.state, q.captured_amount, q.created_at_us, q.fee_amount, q.three_ds_attempts, q.recurrent, \
-     q.recurrent_token, q.recurrent_created_at_us, q.recurrent_finished_at_us, q.recurrent_active, \
+     q.recurrent_token, q.recurrent_created_at_us, q.recurrent_finished_at_us, q.recurrent_active, q.finished_at_us, \
      r.id, r.payment_id, r.amount, r.state, r.is_chargeback, r.metadata, r.created_at_us, r.finished_at_us \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      LEFT JOIN payments q ON q.project_id = s.project_id AND q.session_id = s.id \
@@ -217,9 +218,9 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
 /// Where a payout's columns start in a [`SELECT_SESSION`] row.
 pub(crate) const PAYOUT_OFFSET: usize = 14;
 /// Where a payment's columns start in a [`SELECT_SESSION`] row.
-pub(crate) const PAYMENT_OFFSET: usize = PAYOUT_OFFSET + 14;
+pub(crate) const PAYMENT_OFFSET: usize = PAYOUT_OFFSET + 15;
 /// Where a payment refund's columns start in a [`SELECT_SESSION`] row.
-pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 19;
+pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 20;
 
 /// One row of [`SELECT_SESSION`]: the session, and one payout and one payment
 /// (either or both absent).
@@ -403,6 +404,7 @@ pub(crate) struct PayoutRow {
     pub charged_currency: Option<String>,
     pub fx_rate_millionths: Option<i64>,
     pub confirm_information: Option<String>,
+    pub finished_at_us: Option<i64>,
 }
 
 impl PayoutRow {
@@ -426,6 +428,7 @@ impl PayoutRow {
             charged_currency: r.opt_text(at(11))?,
             fx_rate_millionths: r.opt_int(at(12))?,
             confirm_information: r.opt_text(at(13))?,
+            finished_at_us: r.opt_int(at(14))?,
         }))
     }
 
@@ -453,6 +456,7 @@ impl PayoutRow {
             plan,
             state,
             created_at: from_us(self.created_at_us)?,
+            finished_at: self.finished_at_us.map(from_us).transpose()?,
             exchange,
             confirm_information: self.confirm_information.map(Personal::new),
         })
@@ -477,6 +481,7 @@ pub(crate) struct PaymentRow {
     pub three_ds_attempts: i64,
     pub recurrent: bool,
     pub token: Option<TokenRow>,
+    pub finished_at_us: Option<i64>,
 }
 
 /// The recurrent token columns of a payment row.
@@ -544,6 +549,7 @@ impl PaymentRow {
             three_ds_attempts: r.int(at(13))?,
             recurrent: r.flag(at(14))?,
             token: TokenRow::read(r, at(15))?,
+            finished_at_us: r.opt_int(at(19))?,
         }))
     }
 
@@ -573,6 +579,7 @@ impl PaymentRow {
             refunds,
             recurrent: self.recurrent,
             recurrent_token: self.token.map(TokenRow::decode).transpose()?,
+            finished_at: self.finished_at_us.map(from_us).transpose()?,
         })
     }
 }
@@ -683,6 +690,7 @@ pub(crate) struct PaymentValues<'a> {
     pub recurrent_token: Option<&'a str>,
     pub recurrent_created_at_us: Option<i64>,
     pub recurrent_finished_at_us: Option<i64>,
+    pub finished_at_us: Option<i64>,
 }
 
 impl<'a> PaymentValues<'a> {
@@ -706,6 +714,7 @@ impl<'a> PaymentValues<'a> {
             recurrent_token: p.recurrent_token.as_ref().map(|t| t.token.as_str()),
             recurrent_created_at_us: p.recurrent_token.as_ref().map(|t| to_us(t.created_at)),
             recurrent_finished_at_us: p.recurrent_token.as_ref().map(|t| to_us(t.finished_at)),
+            finished_at_us: p.finished_at.map(to_us),
         }
     }
 }
@@ -716,12 +725,13 @@ impl<'a> PaymentValues<'a> {
 /// activity is never written here: only `recurrent/disable` changes it.
 pub(crate) const UPSERT_PAYMENT: &str = "INSERT INTO payments (project_id, session_id, id, amount, currency, \
      method_masked, customer, participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, \
-     fee_amount, three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+     fee_amount, three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us, \
+     finished_at_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, captured_amount = excluded.captured_amount, \
      fee_amount = excluded.fee_amount, three_ds_attempts = excluded.three_ds_attempts, \
      recurrent_token = excluded.recurrent_token, recurrent_created_at_us = excluded.recurrent_created_at_us, \
-     recurrent_finished_at_us = excluded.recurrent_finished_at_us";
+     recurrent_finished_at_us = excluded.recurrent_finished_at_us, finished_at_us = excluded.finished_at_us";
 
 /// The values of a new payout row, in the INSERT's order (after the project
 /// and session ids).
@@ -740,6 +750,7 @@ pub(crate) struct PayoutValues<'a> {
     pub charged_currency: Option<&'a str>,
     pub fx_rate_millionths: Option<i64>,
     pub confirm_information: Option<&'a str>,
+    pub finished_at_us: Option<i64>,
 }
 
 impl<'a> PayoutValues<'a> {
@@ -759,6 +770,7 @@ impl<'a> PayoutValues<'a> {
             charged_currency: p.exchange.as_ref().map(|e| e.charged_currency.as_str()),
             fx_rate_millionths: p.exchange.as_ref().map(|e| e.rate.millionths()),
             confirm_information: p.confirm_information.as_ref().map(|c| c.expose().as_str()),
+            finished_at_us: p.finished_at.map(to_us),
         }
     }
 }
@@ -768,9 +780,9 @@ impl<'a> PayoutValues<'a> {
 /// inside its one-statement session change.
 pub(crate) const INSERT_PAYOUT: &str = "INSERT INTO payouts (project_id, session_id, id, amount, currency, \
      method_masked, participant_details, customer, metadata, plan, created_at_us, state, charged_amount, \
-     charged_currency, fx_rate_millionths, confirm_information) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state";
+     charged_currency, fx_rate_millionths, confirm_information, finished_at_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, finished_at_us = excluded.finished_at_us";
 
 pub(crate) const WALLET_COLUMNS: &str =
     "book, currency, available, reserved, payouts, funding, exchange, held, acquiring, fees";

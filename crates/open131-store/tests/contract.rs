@@ -338,6 +338,7 @@ fn session(project: &str, id: &str, amount: i64) -> SessionRecord {
             plan: SandboxPlan::Succeed,
             state: PayoutState::Preparing,
             created_at: NOW,
+            finished_at: None,
             exchange: None,
             confirm_information: None,
         }],
@@ -775,6 +776,16 @@ async fn a_session_holds_a_list_of_payouts() {
         assert_eq!(states, [PayoutState::AwaitingConfirm, PayoutState::Waiting], "{name}");
         assert_eq!(after.state, SessionState::InProgress, "{name}");
         assert!(store.session("beta", "multi").await.unwrap().is_none(), "{name}");
+        // The first settles and the second begins, in one write; each keeps its own finish time.
+        let mut turn = after.clone();
+        turn.payouts[0].state = PayoutState::Succeeded;
+        turn.payouts[0].finished_at = Some(NOW + Duration::seconds(3));
+        turn.payouts[1].state = PayoutState::Preparing;
+        assert_eq!(store.write_session(plain_update(2, turn.clone()), NOW).await.unwrap(), WriteOutcome::Applied(3));
+        let read = store.session("alpha", "multi").await.unwrap().unwrap();
+        assert_eq!(read.payouts, turn.payouts, "{name}");
+        assert_eq!(read.payout().map(|p| p.amount), Some(250), "the second has begun: {name}");
+        assert!(!read.has_waiting(), "{name}");
     }
 }
 
@@ -919,6 +930,7 @@ async fn a_payment_session_round_trips_on_both_backends() {
             refunds: Vec::new(),
             recurrent: true,
             recurrent_token: None,
+            finished_at: None,
         }];
         let mut create = creation(s.clone(), "card-1");
         create.movements.clear();
@@ -953,6 +965,8 @@ async fn a_payment_session_round_trips_on_both_backends() {
         let mut done = after.clone();
         done.payments[0].refunds[1].state = RefundState::Declined;
         done.payments[0].refunds[1].finished_at = Some(NOW);
+        // The payment keeps the time it settled.
+        done.payments[0].finished_at = Some(NOW + Duration::seconds(7));
         assert_eq!(store.write_session(plain_update(2, done.clone()), NOW).await.unwrap(), WriteOutcome::Applied(3));
         let read = store.session("alpha", "s-card").await.unwrap().unwrap();
         assert_eq!(read.payments, done.payments, "{name}");

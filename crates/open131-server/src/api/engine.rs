@@ -12,9 +12,9 @@ use open131_domain::books;
 use open131_domain::ledger::{self, Leg, Movement};
 use open131_domain::lifecycle::{Effect, Settled, Timer, WebhookKind};
 use open131_domain::payment::{self, Verdict};
-use open131_domain::payment_flow::{PaymentEvent, PaymentState, THREE_DS_CODE_ATTEMPTS_MAX};
+use open131_domain::payment_flow::{self, PaymentEvent, PaymentState, THREE_DS_CODE_ATTEMPTS_MAX};
 use open131_domain::payout::SandboxPlan;
-use open131_domain::payout_flow::{PayoutEvent, PayoutState};
+use open131_domain::payout_flow::{self, PayoutEvent, PayoutState};
 use open131_domain::refund_flow::{self, RefundEvent, RefundState, RefundWrongState};
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
 use open131_store::{
@@ -266,6 +266,7 @@ async fn apply_change(
             let begun = begin_waiting(&mut next)?;
             out.carry(&at, &change, &how, &mut next, &begun)?;
         }
+        stamp_finished(&mut next, now);
         let Carried { movements, timers, kinds } = out;
         let webhooks = kinds
             .iter()
@@ -471,6 +472,20 @@ fn snapshot_of(record: &SessionRecord) -> Snapshot {
         session: record.state,
         operation: payout.or_else(|| record.payment().map(|p| Operation::Payment(p.state))),
         waiting: record.has_waiting(),
+    }
+}
+
+/// Each operation that has just settled keeps the time it did.
+fn stamp_finished(next: &mut SessionRecord, now: OffsetDateTime) {
+    for p in next.payouts.iter_mut().filter(|p| p.finished_at.is_none()) {
+        if payout_flow::settled(p.state).is_some() {
+            p.finished_at = Some(now);
+        }
+    }
+    for p in next.payments.iter_mut().filter(|p| p.finished_at.is_none()) {
+        if payment_flow::settled(p.state).is_some() {
+            p.finished_at = Some(now);
+        }
     }
 }
 

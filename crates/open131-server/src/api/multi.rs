@@ -44,7 +44,8 @@ impl Ctx<'_> {
         let now = self.app.clock.now();
         let mut waiting = Vec::new();
         for (i, request) in requests.into_iter().enumerate() {
-            let mut record = self.payout(request, Book::Main, Shape::Payout, None).await?;
+            let name = |field: &str| bodies.payout_field(i, field);
+            let mut record = self.payout_named(request, (Book::Main, Shape::Payout), None, &name).await?;
             refuse_early_return(&bodies, i, &record, self.method_name())?;
             record.state = PayoutState::Waiting;
             // Listed in order: a session's payouts are read back by creation time.

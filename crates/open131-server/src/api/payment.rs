@@ -41,6 +41,7 @@ impl Ctx<'_> {
             refunds: Vec::new(),
             recurrent: r.save_card,
             recurrent_token: None,
+            finished_at: None,
         }
     }
 

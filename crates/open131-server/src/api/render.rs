@@ -109,7 +109,8 @@ fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> Acqui
         status: payment_flow::wire_status(p.state).to_string(),
         created_at: timestamp(p.created_at),
         updated_at: timestamp(record.updated_at),
-        finished_at: payment_flow::settled(p.state).and(record.finished_at.map(timestamp)),
+        // Its own finish time (rows from before it was kept: the session's).
+        finished_at: payment_flow::settled(p.state).and(p.finished_at.or(record.finished_at).map(timestamp)),
         customer: serde_json::from_str(p.customer.expose()).unwrap_or(Value::Null),
         payment_details: serde_json::from_str(&p.method_masked).unwrap_or(Value::Null),
         amount_details: money(p.amount),
@@ -194,9 +195,12 @@ fn payout(record: &SessionRecord, p: &PayoutRecord, v2: bool) -> PayoutWire {
         Some(e) => Amount { amount: e.charged_amount, currency: e.charged_currency.clone() },
         None => Amount { amount: p.amount, currency: p.currency.clone() },
     };
+    // A session keeps one bank return: the last payout's (only it may be returned).
+    let returned = record.payout().is_some_and(|last| last.id == p.id);
     let refunds = record
         .refund
         .iter()
+        .filter(|_| returned)
         .map(|r| RefundWire {
             id: r.id.clone(),
             status: "accepted".into(),
@@ -212,7 +216,7 @@ fn payout(record: &SessionRecord, p: &PayoutRecord, v2: bool) -> PayoutWire {
         id: p.id.clone(),
         status: payout_flow::wire_status(p.state).to_string(),
         created_at: timestamp(p.created_at),
-        finished_at: record.finished_at.map(timestamp),
+        finished_at: payout_flow::settled(p.state).and(p.finished_at.or(record.finished_at).map(timestamp)),
         customer: json(&p.customer),
         payment_method: if v2 { None } else { method.clone() },
         payout_details: if v2 { method } else { None },

@@ -156,18 +156,34 @@ impl Ctx<'_> {
     /// The payout record of a whole request from `book`: the book's rules
     /// checked, a foreign currency converted at the operator's rate (when one
     /// is set), and what the partner will be asked to confirm.
-    pub(super) async fn payout(
+    async fn payout(
         &self,
         request: PayoutRequest,
         book: Book,
         shape: Shape,
         purpose: Option<String>,
     ) -> Result<PayoutRecord, ApiReply> {
+        self.payout_named(request, (book, shape), purpose, &|field: &str| field.to_string()).await
+    }
+
+    /// [`Self::payout`], its errors' fields named by `name` (a multi-session
+    /// names them as the partner sent them).
+    pub(super) async fn payout_named(
+        &self,
+        request: PayoutRequest,
+        (book, shape): (Book, Shape),
+        purpose: Option<String>,
+        name: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<PayoutRecord, ApiReply> {
+        let named = |errors: Vec<FieldError>| {
+            let errors = errors.into_iter().map(|e| FieldError::new(name(&e.field), e.message)).collect();
+            ApiReply::invalid(from_domain(errors))
+        };
         let errors = books::check_request(&request, book, shape, self.project_id, self.method_name());
         if !errors.is_empty() {
-            return Err(ApiReply::invalid(from_domain(errors)));
+            return Err(named(errors));
         }
-        let conversion = self.conversion(&request).await?;
+        let conversion = self.conversion(&request).await?.map_err(|e| named(vec![e]))?;
         let plan = payout::sandbox_plan(&request.method, &request.amount);
         let money = (request.amount.amount(), request.amount.currency());
         let echo = (&request.participant_details, &request.customer, &request.metadata);
@@ -192,22 +208,26 @@ impl Ctx<'_> {
     /// A payout in a foreign currency the operator has set a rate for is
     /// funded in roubles at that rate; without a rate, from the wallet in its
     /// own currency (README, foreign-currency payouts).
-    async fn conversion(&self, request: &PayoutRequest) -> Result<Option<books::Conversion>, ApiReply> {
+    /// The conversion, or the field it refuses; the outer error is the store's.
+    async fn conversion(
+        &self,
+        request: &PayoutRequest,
+    ) -> Result<Result<Option<books::Conversion>, FieldError>, ApiReply> {
         let currency = request.amount.currency();
         if !CONVERTIBLE.contains(&currency) {
-            return Ok(None);
+            return Ok(Ok(None));
         }
         let rates = self.app.store.rates().await.map_err(|e| ApiReply::internal(&e))?;
-        let Some((_, rate)) = rates.into_iter().find(|(c, _)| c == currency) else { return Ok(None) };
+        let Some((_, rate)) = rates.into_iter().find(|(c, _)| c == currency) else { return Ok(Ok(None)) };
         let cost_minor = rate.cost_minor(request.amount.amount());
         if cost_minor > payout::PAYOUT_AMOUNT_MAX_MINOR {
             let why = format!(
                 "costs {cost_minor} kopecks at {rate} rub/{currency}: at most {}",
                 payout::PAYOUT_AMOUNT_MAX_MINOR
             );
-            return Err(ApiReply::invalid(vec![detail("amount_details.amount", why)]));
+            return Ok(Err(FieldError::new("amount_details.amount", why)));
         }
-        Ok(Some(books::Conversion { rate, cost_minor }))
+        Ok(Ok(Some(books::Conversion { rate, cost_minor })))
     }
 
     /// A new item of the session (a payout, or a verification), its state
@@ -232,6 +252,7 @@ impl Ctx<'_> {
             plan,
             state: PayoutState::Preparing,
             created_at: self.app.clock.now(),
+            finished_at: None,
             exchange: None,
             confirm_information: None,
         }

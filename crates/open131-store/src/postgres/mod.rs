@@ -80,6 +80,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "acquiring", include_str!("../../migrations/postgres/0007_acquiring.sql")),
     (8, "payment_refunds", include_str!("../../migrations/postgres/0008_payment_refunds.sql")),
     (9, "recurrent", include_str!("../../migrations/postgres/0009_recurrent.sql")),
+    (10, "operation_finished", include_str!("../../migrations/postgres/0010_operation_finished.sql")),
 ];
 
 pub struct PgStore {

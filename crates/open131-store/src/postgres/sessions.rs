@@ -159,14 +159,16 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.charged_currency, "TEXT"),
             q.p(&p.fx_rate_millionths, "BIGINT"),
             q.p(&p.confirm_information, "TEXT"),
+            q.p(&p.finished_at_us, "BIGINT"),
         ]
         .join(", ");
         q.text += &format!(
             ", p{i} AS (INSERT INTO payouts (project_id, session_id, id, amount, currency, method_masked,
                  participant_details, customer, metadata, plan, created_at_us, state, charged_amount,
-                 charged_currency, fx_rate_millionths, confirm_information)
+                 charged_currency, fx_rate_millionths, confirm_information, finished_at_us)
              SELECT {project}, {id}, {values} FROM s
-             ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state)"
+             ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
+                 finished_at_us = excluded.finished_at_us)"
         );
     }
     for (i, p) in payments.iter().enumerate() {
@@ -189,18 +191,21 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.recurrent_token, "TEXT"),
             q.p(&p.recurrent_created_at_us, "BIGINT"),
             q.p(&p.recurrent_finished_at_us, "BIGINT"),
+            q.p(&p.finished_at_us, "BIGINT"),
         ]
         .join(", ");
         q.text += &format!(
             ", q{i} AS (INSERT INTO payments (project_id, session_id, id, amount, currency, method_masked, customer,
                  participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, fee_amount,
-                 three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us)
+                 three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us,
+                 finished_at_us)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
                  captured_amount = excluded.captured_amount, fee_amount = excluded.fee_amount,
                  three_ds_attempts = excluded.three_ds_attempts, recurrent_token = excluded.recurrent_token,
                  recurrent_created_at_us = excluded.recurrent_created_at_us,
-                 recurrent_finished_at_us = excluded.recurrent_finished_at_us)"
+                 recurrent_finished_at_us = excluded.recurrent_finished_at_us,
+                 finished_at_us = excluded.finished_at_us)"
         );
     }
     for (i, f) in refunds.iter().enumerate() {

@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "acquiring", include_str!("../../migrations/sqlite/0013_acquiring.sql")),
     (14, "payment_refunds", include_str!("../../migrations/sqlite/0014_payment_refunds.sql")),
     (15, "recurrent", include_str!("../../migrations/sqlite/0015_recurrent.sql")),
+    (16, "operation_finished", include_str!("../../migrations/sqlite/0016_operation_finished.sql")),
 ];
 
 pub struct SqliteStore {

@@ -118,7 +118,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.recurrent,
                 p.recurrent_token,
                 p.recurrent_created_at_us,
-                p.recurrent_finished_at_us
+                p.recurrent_finished_at_us,
+                p.finished_at_us
             ])
             .map_err(err)?;
     }
@@ -160,7 +161,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.charged_amount,
                 p.charged_currency,
                 p.fx_rate_millionths,
-                p.confirm_information
+                p.confirm_information,
+                p.finished_at_us
             ])
             .map_err(err)?;
     }
