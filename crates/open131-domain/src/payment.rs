@@ -296,7 +296,10 @@ fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Opt
     if kind != "card" {
         let why = match kind.as_str() {
             "faster_payment_system_binding" => "FPS bindings (subscriptions by FPS) are not served yet",
-            "wallet" | "secured_card" => {
+            // QIWI, the one wallet the bank's docs took payments from, closed in
+            // 2024; today's docs name no wallet payments (wallets are payout methods).
+            "wallet" => "the bank takes no payments from wallets (QIWI closed): wallets are payout methods",
+            "secured_card" => {
                 "not served yet: card, faster_payment_system, internet_banking (sber_pay) and recurrent are"
             }
             "internal_transfer" => "internal transfers are the card payouts of the nominal and settlement accounts",

@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{cli, person, serve, signed, webhook_receiver, Site};
+use common::{cli, person, serve, serve_with, signed, webhook_receiver, Site};
 
 use open131_wire::sign::SigningKey;
 use serde_json::{json, Value};
@@ -324,4 +324,62 @@ async fn registry_commands_feed_a_running_server_and_a_corrupt_index_stops_a_sta
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing to start") && err.contains("passports index"), "{err}");
+}
+
+/// The session as `session/status` answers it, once `done` says it is there.
+async fn status_until(
+    http: &reqwest::Client,
+    url: &str,
+    key: &SigningKey,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..500 {
+        last = signed(http, url, "session/status", key, &json!({"session_id": id})).await;
+        if done(&last["session"]) {
+            return last["session"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("session {id} never got there: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_chargeback_opens_the_banks_chargeback_against_a_running_server() {
+    let site = Site::new().await;
+    let server = serve_with(&site, &["--payout-delay", "0"]);
+    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let card = json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242",
+        "expiration_month": "12", "expiration_year": "30", "security_code": "123"}}});
+    let body = json!({"payment_details": card, "amount_details": {"amount": 10_000, "currency": "rub"},
+        "customer": {"reference": "lucky"}});
+    let a = signed(&http, &server.url, "session/init/payment", &key, &body).await;
+    let id = a["session"]["id"].as_str().unwrap_or_else(|| panic!("{a}")).to_string();
+    // The demo project confirms its payments.
+    status_until(&http, &server.url, &key, &id, |s| s["next_action"] == "confirm").await;
+    let a = signed(&http, &server.url, "session/confirm", &key, &json!({"session_id": id})).await;
+    assert_eq!(a["status"], "ok", "{a}");
+    status_until(&http, &server.url, &key, &id, |s| s["status"] == "accepted").await;
+
+    // The operator's command, beside the running server: the server settles it.
+    let (ok, out, err) = cli(&site, &["payments", "chargeback", "demo", &id, "--amount", "4000"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(" of 4000 opened on session ") && out.contains("rf_"), "{out}");
+    let refunded = |s: &Value| s["acquiring_payments"][0]["refunds"][0]["status"] == "accepted";
+    let session = status_until(&http, &server.url, &key, &id, refunded).await;
+    let refund = &session["acquiring_payments"][0]["refunds"][0];
+    assert_eq!(
+        (refund["is_chargeback"].as_bool(), refund["amount_details"]["amount"].as_i64()),
+        (Some(true), Some(4_000))
+    );
+
+    // More than is left, an unknown session: refused, nothing opened.
+    let (ok, _, err) = cli(&site, &["payments", "chargeback", "demo", &id, "--amount", "6001"]);
+    assert!(!ok && !err.is_empty(), "{err}");
+    let (ok, _, err) = cli(&site, &["payments", "chargeback", "demo", "ps_nope"]);
+    assert!(!ok && !err.is_empty(), "{err}");
+    let session = status_until(&http, &server.url, &key, &id, |_| true).await;
+    assert_eq!(session["acquiring_payments"][0]["refunds"].as_array().map(Vec::len), Some(1));
 }
