@@ -945,3 +945,68 @@ async fn bad_sberpay_payments_are_refused_by_name() {
     assert_eq!(refused(&s.call("v2", "session/init/payment", &save).await), want("payment_options.recurrent"));
     s.stop().await;
 }
+
+/// Wrong one-time codes typed at once are each counted once: two leave the
+/// customer a last try, five end the payment in `3DS_error`, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_typed_at_once_are_counted_on_the_record_written() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, _r) = server(auto).await;
+    let wrong = |url: String| async move {
+        let r = browser().post(&url).form(&[("action", "confirm"), ("code", "000000")]).send().await.unwrap();
+        assert!(r.status().is_success() || r.status().is_redirection(), "{}", r.status());
+    };
+    let (two, two_url) = at_three_ds(&s, 1_000).await;
+    tokio::join!(wrong(two_url.clone()), wrong(two_url.clone()));
+    assert_eq!(the_payment(&status(&s, "v2", &two).await, "v2")["status"], "pending", "one try is left");
+    let right = browser().post(&two_url).form(&[("action", "confirm"), ("code", "131131")]).send().await.unwrap();
+    assert!(right.status().is_redirection());
+    s.advance(1).await;
+    assert_eq!(status(&s, "v2", &two).await["status"], "accepted");
+
+    let (five, five_url) = at_three_ds(&s, 2_000).await;
+    let u = || five_url.clone();
+    tokio::join!(wrong(u()), wrong(u()), wrong(u()), wrong(u()), wrong(u()));
+    let session = status(&s, "v2", &five).await;
+    assert_eq!(session["error"]["code"], "3DS_error", "{session}");
+    let record = s.app.store.session("alpha", &five).await.unwrap().unwrap();
+    assert_eq!(record.payment().unwrap().three_ds_attempts, 3, "counted up to the last, no further");
+    s.stop().await;
+}
+
+/// Refunds asked for at once never take back more than was captured: of ten
+/// of 20.00 against 100.00, five are accepted and the rest refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_asked_for_at_once_never_exceed_the_capture() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, _r) = server(auto).await;
+    let id = id_of(&s.call("v2", "session/init/payment/sync", &payment(PLAIN_CARD, 10_000)).await);
+    s.advance(1).await;
+    assert_eq!(status(&s, "v2", &id).await["status"], "accepted");
+    let part = json!({"session_id": id, "amount_details": {"amount": 2_000, "currency": "rub"}});
+    let ask = || s.call("v2", "session/refund", &part);
+    let answers = futures_join10(ask).await;
+    let accepted = answers.iter().filter(|a| a.status == 200).count();
+    for a in answers.iter().filter(|a| a.status != 200) {
+        assert_eq!(a.body["error"]["code"], "refund_amount_too_large", "{}", a.text);
+    }
+    assert_eq!(accepted, 5);
+    s.advance(1).await;
+    let p = the_payment(&status(&s, "v2", &id).await, "v2");
+    let refunds = p["refunds"].as_array().unwrap();
+    assert_eq!(refunds.len(), 5);
+    assert!(refunds.iter().all(|r| r["status"] == "accepted"), "{p}");
+    assert_eq!(wallet(&s).await, (0, 0, 0, 0), "all of it went back to the card");
+    s.stop().await;
+}
+
+/// Ten calls of `ask`, all in flight at once; their answers.
+async fn futures_join10<F, Fut>(ask: F) -> Vec<common::Answer>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = common::Answer>,
+{
+    let (a, b, c, d, e, f, g, h, i, j) =
+        tokio::join!(ask(), ask(), ask(), ask(), ask(), ask(), ask(), ask(), ask(), ask());
+    vec![a, b, c, d, e, f, g, h, i, j]
+}
