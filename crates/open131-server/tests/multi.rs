@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{start, Receiver, TestServer};
+use common::{fields, id_of, start, status, Receiver, TestServer};
 use open131_domain::ledger::Book;
 use open131_domain::settings::{CaptureMode, FeeRate};
 use open131_store::SettingsChange;
@@ -64,22 +64,6 @@ fn list_form(pay: i64, payouts: &[(Value, i64)]) -> Value {
         "payout_list": payouts.iter().map(|(method, a)| json!({"payment_method": method, "amount_details": amount(*a),
             "participant_details": {"recipient": {"full_name": "Иванов Иван Иванович"}}})).collect::<Vec<_>>(),
     })
-}
-
-fn id_of(a: &common::Answer) -> String {
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body["session"]["id"].as_str().unwrap().to_string()
-}
-
-fn fields(a: &common::Answer) -> Vec<String> {
-    let details = a.body["error"]["details"].as_array().cloned().unwrap_or_default();
-    details.iter().map(|d| d["field"].as_str().unwrap().to_string()).collect()
-}
-
-async fn status(s: &TestServer, version: &str, id: &str) -> Value {
-    let a = s.call(version, "session/status", &json!({"session_id": id})).await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body["session"].clone()
 }
 
 /// The statuses of the session's payouts shown (v2 naming).

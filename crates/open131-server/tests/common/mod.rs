@@ -324,3 +324,22 @@ impl Receiver {
             .collect()
     }
 }
+
+/// The id of the session a 200 answer carries.
+pub fn id_of(a: &Answer) -> String {
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["session"]["id"].as_str().unwrap().to_string()
+}
+
+/// The fields a 400 answer names, in its order.
+pub fn fields(a: &Answer) -> Vec<String> {
+    let details = a.body["error"]["details"].as_array().cloned().unwrap_or_default();
+    details.iter().map(|d| d["field"].as_str().unwrap().to_string()).collect()
+}
+
+/// The session as `session/status` under `version` shows it.
+pub async fn status(s: &TestServer, version: &str, id: &str) -> Value {
+    let a = s.call(version, "session/status", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["session"].clone()
+}
