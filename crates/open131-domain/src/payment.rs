@@ -370,6 +370,19 @@ pub fn sberpay_channel(method_masked: &Value) -> Option<SberChannel> {
     ib["sber_pay"]["channel"].as_str().and_then(SberChannel::parse)
 }
 
+/// What ends a customer's step not taken in time: an FPS QR code nobody
+/// paid, a SberPay payment nobody paid, or 3-D Secure never passed.
+pub fn wait_expiry(method_masked: &Value) -> crate::payment_flow::PaymentEvent {
+    use crate::payment_flow::PaymentEvent;
+    if plan_is_fps(method_masked) {
+        PaymentEvent::QrExpired
+    } else if sberpay_channel(method_masked).is_some() {
+        PaymentEvent::SberPayExpired
+    } else {
+        PaymentEvent::TimedOut
+    }
+}
+
 /// Whether the partner hears `action_required` when the customer's step
 /// comes: always, except for SberPay in a desktop browser (the docs: no
 /// redirect; the customer pays after a push or SMS).
@@ -621,6 +634,15 @@ mod tests {
         let wallet = json!({"payment_details": {"type": "wallet", "wallet": {}},
             "amount_details": {"amount": 1, "currency": "rub"}, "customer": {"reference": "u"}});
         assert_eq!(fields(wallet, PaymentCall::Init), ["payment_details.type"]);
+    }
+
+    #[test]
+    fn each_customer_step_expires_as_its_method_says() {
+        use crate::payment_flow::PaymentEvent;
+        assert_eq!(wait_expiry(&fps_masked()), PaymentEvent::QrExpired);
+        assert_eq!(wait_expiry(&sberpay_masked(SberChannel::Web, None)), PaymentEvent::SberPayExpired);
+        let card = json!({"type": "card", "card": {"brand": "visa", "last4": "3220"}});
+        assert_eq!(wait_expiry(&card), PaymentEvent::TimedOut);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{fields, id_of, start, status, Receiver, TestServer};
+use common::{fields, id_of, server, status, TestServer};
 use open131_domain::ledger::Book;
 use open131_domain::settings::{CaptureMode, FeeRate};
 use open131_store::SettingsChange;
@@ -15,15 +15,6 @@ use serde_json::{json, Value};
 
 const PLAIN_CARD: &str = "4242424242424242";
 const THREE_DS_CARD: &str = "4000000000003220";
-
-async fn server(change: SettingsChange) -> (TestServer, Receiver) {
-    let s = start().await;
-    let r = Receiver::start().await;
-    s.set_webhook("alpha", &r.url).await;
-    s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
-    s.app.projects.forget("alpha");
-    (s, r)
-}
 
 fn payment(card: &str, amount: i64) -> Value {
     json!({

@@ -77,6 +77,18 @@ fn drive(chromium: &str, visits: Value) -> Vec<Value> {
     serde_json::from_slice(&out.stdout).expect("the driver prints its results as JSON")
 }
 
+/// The Chromium to drive and a server whose project auto-confirms; `None`
+/// (the test skipped) when no Chromium was set up.
+async fn chromium_and_server() -> Option<(String, TestServer)> {
+    let Ok(chromium) = std::env::var("OPEN131_TEST_CHROMIUM") else {
+        eprintln!("skipped: OPEN131_TEST_CHROMIUM is not set (scripts/test sets it after scripts/browser.sh)");
+        return None;
+    };
+    let s = common::start().await;
+    s.set_settings("alpha", SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    Some((chromium, s))
+}
+
 async fn error_code(s: &TestServer, id: &str) -> Option<String> {
     let a = s.call("v2", "session/status", &json!({"session_id": id})).await;
     a.body["session"]["error"]["code"].as_str().map(str::to_string)
@@ -84,14 +96,7 @@ async fn error_code(s: &TestServer, id: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_three_ds_page_works_in_chromium_with_and_without_javascript() {
-    let Ok(chromium) = std::env::var("OPEN131_TEST_CHROMIUM") else {
-        eprintln!("skipped: OPEN131_TEST_CHROMIUM is not set (scripts/test sets it after scripts/browser.sh)");
-        return;
-    };
-    let s = common::start().await;
-    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
-    s.app.store.set_project_settings("alpha", auto, common::START).await.unwrap();
-    s.app.projects.forget("alpha");
+    let Some((chromium, s)) = chromium_and_server().await else { return };
     let (back, returns) = shop().await;
     let (passed, pass_url) = waiting(&s, 12_345, &back).await;
     let (declined, decline_url) = waiting(&s, 2_000, &back).await;
@@ -133,14 +138,7 @@ async fn the_three_ds_page_works_in_chromium_with_and_without_javascript() {
 /// are paid: each pays and sends the customer back to the shop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bank_app_pages_pay_in_chromium() {
-    let Ok(chromium) = std::env::var("OPEN131_TEST_CHROMIUM") else {
-        eprintln!("skipped: OPEN131_TEST_CHROMIUM is not set (scripts/test sets it after scripts/browser.sh)");
-        return;
-    };
-    let s = common::start().await;
-    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
-    s.app.store.set_project_settings("alpha", auto, common::START).await.unwrap();
-    s.app.projects.forget("alpha");
+    let Some((chromium, s)) = chromium_and_server().await else { return };
     let (back, returns) = shop().await;
     let start = |details: Value| {
         json!({"payment_details": details, "amount_details": {"amount": 4_200, "currency": "rub"},

@@ -7,20 +7,11 @@
 
 mod common;
 
-use common::{fields, id_of, start, status, Receiver, TestServer};
+use common::{fields, id_of, server, status, TestServer};
 use open131_domain::ledger::Book;
 use open131_domain::settings::{CaptureMode, FeeRate};
 use open131_store::SettingsChange;
 use serde_json::{json, Value};
-
-async fn server(change: SettingsChange) -> (TestServer, Receiver) {
-    let s = start().await;
-    let r = Receiver::start().await;
-    s.set_webhook("alpha", &r.url).await;
-    s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
-    s.app.projects.forget("alpha");
-    (s, r)
-}
 
 fn auto() -> SettingsChange {
     SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }

@@ -269,6 +269,12 @@ impl SessionRecord {
         self.payout().is_some()
     }
 
+    /// The payment, while it is the operation that runs (a multi-session's
+    /// payouts begin after it).
+    pub fn running_payment(&self) -> Option<&PaymentRecord> {
+        self.payment().filter(|_| !self.runs_payout())
+    }
+
     /// Whether a payout waits its turn (a multi-session).
     pub fn has_waiting(&self) -> bool {
         self.payouts.iter().any(|p| p.state == PayoutState::Waiting)

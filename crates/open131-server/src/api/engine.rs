@@ -176,7 +176,7 @@ fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTim
         Change::Session(event) => {
             // A wrong code's `last` is judged on the record as it is now (two
             // codes typed at once must not both count as not the last).
-            let event = match (event, record.payment().filter(|_| !record.runs_payout())) {
+            let event = match (event, record.running_payment()) {
                 (Event::Payment(PaymentEvent::ThreeDsWrongCode { .. }), Some(p)) => {
                     let last = p.three_ds_attempts.saturating_add(1) >= THREE_DS_CODE_ATTEMPTS_MAX;
                     &Event::Payment(PaymentEvent::ThreeDsWrongCode { last })

@@ -9,7 +9,7 @@ use open131_domain::lifecycle::Timer;
 use open131_domain::payment::{Verdict, REFUND_DECLINED_AMOUNT};
 use open131_domain::payment_flow::{PaymentEvent, PaymentFailure};
 use open131_domain::payout::SandboxPlan;
-use open131_domain::payout_flow::{PayoutEvent, PayoutState};
+use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::refund_flow::{RefundEvent, RefundState};
 use open131_domain::session::Event;
 use open131_domain::settings::CaptureMode;
@@ -146,7 +146,7 @@ async fn settle_refunds(
 
 /// The event a due timer fires at the session's operation.
 pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &ProjectSettings) -> Option<Event> {
-    if let Some(payment) = session.payment().filter(|_| !session.runs_payout()) {
+    if let Some(payment) = session.running_payment() {
         use open131_domain::payment_flow::PaymentState as S;
         // A timeout speaks only to the wait it was set for: a confirmation
         // timer left from before a confirm must not end a later hold.
@@ -155,14 +155,11 @@ pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &Proj
             Timer::Prepare => {
                 PaymentEvent::Prepared { auto_confirm: settings.auto_confirm, three_ds: payment.plan.three_ds }
             }
-            // An FPS QR code nobody paid expires; a 3-D Secure wait times out.
-            Timer::ConfirmTimeout if waits(&[S::AwaitingAction]) && super::render::is_fps(payment) => {
-                PaymentEvent::QrExpired
+            // The customer's step not taken in time ends as its method says.
+            Timer::ConfirmTimeout if waits(&[S::AwaitingAction]) => {
+                open131_domain::payment::wait_expiry(&super::render::method(payment))
             }
-            Timer::ConfirmTimeout if waits(&[S::AwaitingAction]) && super::render::paid_in_app(payment) => {
-                PaymentEvent::SberPayExpired
-            }
-            Timer::ConfirmTimeout if waits(&[S::AwaitingConfirm, S::AwaitingAction]) => PaymentEvent::TimedOut,
+            Timer::ConfirmTimeout if waits(&[S::AwaitingConfirm]) => PaymentEvent::TimedOut,
             Timer::CaptureTimeout if waits(&[S::AwaitingCapture]) => PaymentEvent::TimedOut,
             Timer::ConfirmTimeout | Timer::CaptureTimeout => return None,
             Timer::ProviderResult => match payment.plan.verdict {
@@ -181,10 +178,6 @@ pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &Proj
             // a nominal or settlement account (confirmed with the object).
             let to_confirm = session.payout().is_some_and(|p| p.confirm_information.is_some());
             PayoutEvent::Prepared { auto_confirm: settings.auto_confirm && !to_confirm }
-        }
-        // A multi-session's payment may have left its own confirmation timer.
-        Timer::ConfirmTimeout if session.payout().is_some_and(|p| p.state != PayoutState::AwaitingConfirm) => {
-            return None
         }
         Timer::ConfirmTimeout => PayoutEvent::ConfirmTimedOut,
         Timer::ProviderResult => session.payout().map_or(SandboxPlan::Succeed, |p| p.plan).provider_event(),

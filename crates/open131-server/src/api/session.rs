@@ -34,7 +34,7 @@ pub(super) enum Change {
 /// The event a change is for the session's operation: a payment's
 /// confirmation goes on to 3-D Secure when its card asks for it.
 fn event_of(record: &open131_store::SessionRecord, change: Change) -> Event {
-    match (change, record.payment().filter(|_| !record.runs_payout())) {
+    match (change, record.running_payment()) {
         (Change::Cancel, _) => Event::Cancel,
         (Change::Confirm, Some(p)) => Event::Payment(PaymentEvent::Confirm { three_ds: p.plan.three_ds }),
         (Change::Confirm, None) => Event::Payout(PayoutEvent::Confirm),

@@ -244,6 +244,12 @@ impl TestServer {
         self.settle().await;
     }
 
+    /// Applies `change` to `project`'s settings, seen at once.
+    pub async fn set_settings(&self, project: &str, change: open131_store::SettingsChange) {
+        self.app.store.set_project_settings(project, change, START).await.unwrap();
+        self.app.projects.forget(project);
+    }
+
     pub async fn set_webhook(&self, project: &str, url: &str) {
         let change = open131_store::SettingsChange { webhook_url: Some(Some(url.to_string())), ..Default::default() };
         let now = open131_server::Clock::now(&*self.clock);
@@ -342,4 +348,14 @@ pub async fn status(s: &TestServer, version: &str, id: &str) -> Value {
     let a = s.call(version, "session/status", &json!({"session_id": id})).await;
     assert_eq!(a.status, 200, "{}", a.text);
     a.body["session"].clone()
+}
+
+/// A server whose project `alpha` has `change` applied and delivers its
+/// webhooks to a fresh receiver.
+pub async fn server(change: open131_store::SettingsChange) -> (TestServer, Receiver) {
+    let s = start().await;
+    let r = Receiver::start().await;
+    s.set_webhook("alpha", &r.url).await;
+    s.set_settings("alpha", change).await;
+    (s, r)
 }
