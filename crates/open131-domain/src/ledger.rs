@@ -8,8 +8,10 @@
 //! recipients), `held` (customers' card payments authorized but not captured
 //! yet: not available), `acquiring` (the card networks' side of payments, the
 //! counterpart of money coming in: captures come from it, refunds and
-//! chargebacks go back to it), `fees` (the bank's fee on captured payments)
-//! and `exchange` (money converted to or from another currency:
+//! chargebacks go back to it), `fees` (the bank's fee on captured payments),
+//! `contractors` (split payments' parts passed on to the project's
+//! contractors: the control account of their wallets, each contractor's
+//! balance kept beside it, so the account always equals their sum) and `exchange` (money converted to or from another currency:
 //! a payout in dollars funded in roubles moves roubles into the rouble
 //! wallet's exchange account and dollars out of the dollar wallet's). Funding
 //! and exchange carry the counter-totals, so a wallet's five always sum to zero.
@@ -28,10 +30,11 @@ pub enum Account {
     Held,
     Acquiring,
     Fees,
+    Contractors,
 }
 
 impl Account {
-    pub const ALL: [Account; 8] = [
+    pub const ALL: [Account; 9] = [
         Self::Available,
         Self::Reserved,
         Self::Funding,
@@ -40,6 +43,7 @@ impl Account {
         Self::Held,
         Self::Acquiring,
         Self::Fees,
+        Self::Contractors,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Account {
             Self::Held => "held",
             Self::Acquiring => "acquiring",
             Self::Fees => "fees",
+            Self::Contractors => "contractors",
         }
     }
 }
@@ -109,12 +114,25 @@ pub enum Movement {
     Fee,
     /// A refund (or chargeback) reserved at its request paid back to the customer's card.
     Refund,
+    /// A split payment's part passed on to a contractor's wallet.
+    SplitOut,
+    /// A contractor's part taken back for a refund (in proportion to it).
+    SplitBack,
 }
 
 impl Movement {
     /// Whether it moves a card payment's money (else a payout's or a top-up's).
     pub fn is_acquiring(self) -> bool {
-        matches!(self, Self::Hold | Self::Capture | Self::ReleaseHold | Self::Fee | Self::Refund)
+        matches!(
+            self,
+            Self::Hold
+                | Self::Capture
+                | Self::ReleaseHold
+                | Self::Fee
+                | Self::Refund
+                | Self::SplitOut
+                | Self::SplitBack
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +151,8 @@ impl Movement {
             Self::ReleaseHold => "release_hold",
             Self::Fee => "fee",
             Self::Refund => "refund",
+            Self::SplitOut => "split_out",
+            Self::SplitBack => "split_back",
         }
     }
 }
@@ -161,13 +181,15 @@ pub fn postings(movement: Movement, amount: i64) -> [Posting; 2] {
         Movement::ReleaseHold => (Account::Held, Account::Acquiring),
         Movement::Fee => (Account::Available, Account::Fees),
         Movement::Refund => (Account::Reserved, Account::Acquiring),
+        Movement::SplitOut => (Account::Available, Account::Contractors),
+        Movement::SplitBack => (Account::Contractors, Account::Available),
     };
     [Posting { account: from, amount: -amount }, Posting { account: to, amount }]
 }
 
 /// The accounts that must never go negative.
 pub fn must_stay_non_negative(account: Account) -> bool {
-    matches!(account, Account::Available | Account::Reserved | Account::Payouts | Account::Held)
+    matches!(account, Account::Available | Account::Reserved | Account::Payouts | Account::Held | Account::Contractors)
 }
 
 /// A wallet's balances, the sum of its postings per account.
@@ -181,6 +203,7 @@ pub struct Balances {
     pub held: i64,
     pub acquiring: i64,
     pub fees: i64,
+    pub contractors: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -198,6 +221,7 @@ impl Balances {
             Account::Held => &mut self.held,
             Account::Acquiring => &mut self.acquiring,
             Account::Fees => &mut self.fees,
+            Account::Contractors => &mut self.contractors,
         }
     }
 
@@ -223,6 +247,7 @@ impl Balances {
             + self.held
             + self.acquiring
             + self.fees
+            + self.contractors
     }
 }
 
@@ -233,6 +258,26 @@ pub struct Leg {
     pub currency: String,
     pub movement: Movement,
     pub amount: i64,
+    /// The contractor whose wallet a split movement credits or debits (the
+    /// other side of the project's `contractors` account); `None` otherwise.
+    pub contractor: Option<String>,
+}
+
+impl Leg {
+    /// A movement of the project's own wallet (no contractor's).
+    pub fn own(book: Book, currency: &str, movement: Movement, amount: i64) -> Self {
+        Self { book, currency: currency.to_string(), movement, amount, contractor: None }
+    }
+
+    /// What the movement does to its contractor's wallet: the change of the
+    /// project's `contractors` account (a split part out is `+amount`).
+    pub fn contractor_delta(&self) -> i64 {
+        postings(self.movement, self.amount)
+            .iter()
+            .filter(|p| p.account == Account::Contractors)
+            .map(|p| p.amount)
+            .sum()
+    }
 }
 
 /// How a payout is funded: the book it is paid from, what the recipient gets,
@@ -248,12 +293,7 @@ pub struct Funding {
 /// its own currency is one leg; a converted one reserves and releases in the
 /// funding currency and debits or returns in both, through `exchange`.
 pub fn legs(movement: Movement, f: &Funding) -> Vec<Leg> {
-    let leg = |(amount, currency): &(i64, String), movement| Leg {
-        book: f.book,
-        currency: currency.clone(),
-        movement,
-        amount: *amount,
-    };
+    let leg = |(amount, currency): &(i64, String), movement| Leg::own(f.book, currency, movement, *amount);
     let Some(charged) = &f.charged else { return vec![leg(&f.paid, movement)] };
     match movement {
         Movement::Debit => vec![leg(charged, Movement::ExchangeOut), leg(&f.paid, Movement::ExchangeIn)],
@@ -284,7 +324,9 @@ mod tests {
             Just(Movement::Capture),
             Just(Movement::ReleaseHold),
             Just(Movement::Fee),
-            Just(Movement::Refund)
+            Just(Movement::Refund),
+            Just(Movement::SplitOut),
+            Just(Movement::SplitBack)
         ]
     }
 
@@ -303,7 +345,7 @@ mod tests {
                     journal.extend(pair);
                 }
                 prop_assert_eq!(balances.total(), 0);
-                prop_assert!(balances.available >= 0 && balances.reserved >= 0 && balances.payouts >= 0 && balances.held >= 0);
+                prop_assert!(balances.available >= 0 && balances.reserved >= 0 && balances.payouts >= 0 && balances.held >= 0 && balances.contractors >= 0);
                 for account in Account::ALL {
                     let sum: i64 = journal.iter().filter(|p| p.account == account).map(|p| p.amount).sum();
                     let mut b = balances;
@@ -347,10 +389,7 @@ mod tests {
         assert!(wallets.values().all(|w| w.total() == 0));
         // A payout in its own currency is one leg of the movement itself.
         let own = Funding { book: Book::Nominal, paid: (5, "rub".into()), charged: None };
-        assert_eq!(
-            legs(Movement::Debit, &own),
-            [Leg { book: Book::Nominal, currency: "rub".into(), movement: Movement::Debit, amount: 5 }]
-        );
+        assert_eq!(legs(Movement::Debit, &own), [Leg::own(Book::Nominal, "rub", Movement::Debit, 5)]);
         assert!(Book::ALL.iter().all(|b| Book::parse(b.as_str()) == Some(*b)));
     }
 }

@@ -25,6 +25,7 @@ pub mod personal;
 pub mod refund_flow;
 pub mod session;
 pub mod settings;
+pub mod split;
 
 /// One offending field of a request, named by its JSON path (`payload.inn`).
 #[derive(Debug, Clone, PartialEq, Eq)]

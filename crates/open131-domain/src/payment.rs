@@ -5,9 +5,9 @@
 //! Served: `payment_details` of type `card` with `bank_card` (number, expiry,
 //! security code; Luhn and expiry checked), `amount_details`, `customer`
 //! (required: the bank identifies the payer), `payment_options.return_url`,
-//! `participant_details`, `metadata`. Refused with a reason: other payment
-//! methods, recurrent and subscription options, split payments, routing and
-//! fiscal fields (README, acquiring).
+//! `participant_details`, `metadata`, `revenue_split_info` ([`crate::split`]).
+//! Refused with a reason: other payment methods, subscription options,
+//! routing and fiscal fields (README, acquiring).
 
 use serde_json::{Map, Value};
 use time::Date;
@@ -17,6 +17,7 @@ use crate::ident::CardNumber;
 use crate::payment_flow::PaymentFailure;
 use crate::payout::{parse_amount, parse_customer, strip_nulls, Money, PayoutMethod};
 use crate::payout_method::{parse_bank_card, CardUse};
+use crate::split::{self, Split};
 use crate::FieldError;
 
 /// Longest `payment_options.return_url`, in bytes.
@@ -48,13 +49,21 @@ pub struct PaymentRequest {
     pub participant_details: Option<Value>,
     pub metadata: Option<Value>,
     pub return_url: Option<String>,
+    /// `revenue_split_info`: the caller checks its contractors are the project's.
+    pub split: Option<Split>,
 }
 
-const PAYMENT_KEYS: [&str; 6] =
-    ["payment_details", "amount_details", "customer", "payment_options", "participant_details", "metadata"];
+const PAYMENT_KEYS: [&str; 7] = [
+    "payment_details",
+    "amount_details",
+    "customer",
+    "payment_options",
+    "participant_details",
+    "metadata",
+    "revenue_split_info",
+];
 
-const REFUSED_KEYS: [Refused; 5] = [
-    ("revenue_split_info", "split payments are not served yet"),
+const REFUSED_KEYS: [Refused; 4] = [
     ("custom_routing", "routing tags are not served: open131 has one route per payment method"),
     ("fiscalization_details", "fiscal receipts belong to the self-employed flows, which are not served yet"),
     ("payment_metadata", "is not served yet (device fingerprints of anti-fraud)"),
@@ -107,6 +116,9 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
         false => None,
     };
     let metadata = body.get("metadata").cloned().and_then(strip_nulls);
+    // A bad split is named and fails the whole request below.
+    let split = body.get("revenue_split_info").filter(|v| !v.is_null());
+    let split = split.and_then(|value| split::parse(f, value, "revenue_split_info"));
     let (method, amount) = (card?, amount?);
     let (plan, method_masked, token) = match method {
         Method::Card(card) => (sandbox_plan(&card, &amount), PayoutMethod::Card { number: card }.masked(), None),
@@ -146,6 +158,7 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
         participant_details,
         metadata,
         return_url,
+        split,
     })
 }
 

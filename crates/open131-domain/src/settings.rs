@@ -155,47 +155,48 @@ impl fmt::Display for FeeRate {
     }
 }
 
-/// Longest sub-merchant name, in bytes.
-pub const SUBMERCHANT_MAX_BYTES: usize = 64;
-/// Most sub-merchants one project may list.
-pub const SUBMERCHANTS_MAX_ENTRIES: usize = 1024;
+/// Longest name in a [`NameSet`] (a sub-merchant, a contractor), in bytes.
+pub const NAME_MAX_BYTES: usize = 64;
+/// Most names one set may list.
+pub const NAME_SET_MAX_ENTRIES: usize = 1024;
 
-/// Why a sub-merchant list was refused.
+/// Why a list of names was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubmerchantSetError {
-    #[error("{0:?} is not a sub-merchant name (1 to {SUBMERCHANT_MAX_BYTES} visible ASCII characters, no comma)")]
+pub enum NameSetError {
+    #[error("{0:?} is not a name (1 to {NAME_MAX_BYTES} visible ASCII characters, no comma)")]
     BadName(String),
-    #[error("at most {SUBMERCHANTS_MAX_ENTRIES} sub-merchants")]
+    #[error("at most {NAME_SET_MAX_ENTRIES} names")]
     TooMany,
 }
 
-/// The `X-PARTNER-SUBMERCHANT` values a project may send: any (`*`), the
-/// ones listed, or none (an empty list, the default: sub-merchants are
-/// registered with the bank before they are used).
+/// Names a project registered with the bank before using them: any (`*`),
+/// the ones listed, or none (an empty list, the default). Its sub-merchants
+/// (the `X-PARTNER-SUBMERCHANT` values it may send) and its contractors (the
+/// `contractor_alias`es its split payments may pay) are such sets.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum SubmerchantSet {
+pub enum NameSet {
     Any,
     #[default]
     None,
     Only(BTreeSet<String>),
 }
 
-impl SubmerchantSet {
+impl NameSet {
     /// Parses `*`, `-` (none) or a comma-separated list.
-    pub fn parse(text: &str) -> Result<Self, SubmerchantSetError> {
+    pub fn parse(text: &str) -> Result<Self, NameSetError> {
         if text.trim() == "-" {
             return Ok(Self::None);
         }
         let Some(items) = list_items(text) else { return Ok(Self::Any) };
         let mut names = BTreeSet::new();
         for name in items {
-            if !is_submerchant_name(name) {
-                return Err(SubmerchantSetError::BadName(name.to_string()));
+            if !is_set_name(name) {
+                return Err(NameSetError::BadName(name.to_string()));
             }
             names.insert(name.to_string());
         }
-        if names.len() > SUBMERCHANTS_MAX_ENTRIES {
-            return Err(SubmerchantSetError::TooMany);
+        if names.len() > NAME_SET_MAX_ENTRIES {
+            return Err(NameSetError::TooMany);
         }
         Ok(if names.is_empty() { Self::None } else { Self::Only(names) })
     }
@@ -209,12 +210,12 @@ impl SubmerchantSet {
     }
 }
 
-/// What a sub-merchant header may hold: visible ASCII without commas (the list separator).
-pub fn is_submerchant_name(name: &str) -> bool {
-    (1..=SUBMERCHANT_MAX_BYTES).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+/// What a listed name may hold: visible ASCII without commas (the list separator).
+pub fn is_set_name(name: &str) -> bool {
+    (1..=NAME_MAX_BYTES).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic() && b != b',')
 }
 
-impl fmt::Display for SubmerchantSet {
+impl fmt::Display for NameSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Any => f.write_str("*"),
@@ -340,16 +341,16 @@ mod tests {
 
     #[test]
     fn submerchant_sets_parse_and_print_back() {
-        assert!(SubmerchantSet::parse("*").unwrap().allows("shop-1"));
-        assert!(!SubmerchantSet::default().allows("shop-1"));
-        assert_eq!(SubmerchantSet::parse("-").unwrap(), SubmerchantSet::None);
-        let only = SubmerchantSet::parse("shop-1, shop-2").unwrap();
+        assert!(NameSet::parse("*").unwrap().allows("shop-1"));
+        assert!(!NameSet::default().allows("shop-1"));
+        assert_eq!(NameSet::parse("-").unwrap(), NameSet::None);
+        let only = NameSet::parse("shop-1, shop-2").unwrap();
         assert!(only.allows("shop-2") && !only.allows("shop-3"));
-        for set in [SubmerchantSet::Any, SubmerchantSet::None, only] {
-            assert_eq!(SubmerchantSet::parse(&set.to_string()).unwrap(), set);
+        for set in [NameSet::Any, NameSet::None, only] {
+            assert_eq!(NameSet::parse(&set.to_string()).unwrap(), set);
         }
-        assert!(SubmerchantSet::parse("a b").is_err());
-        assert!(SubmerchantSet::parse(&"x".repeat(65)).is_err());
+        assert!(NameSet::parse("a b").is_err());
+        assert!(NameSet::parse(&"x".repeat(65)).is_err());
     }
 
     #[test]

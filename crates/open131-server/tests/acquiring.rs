@@ -985,3 +985,157 @@ where
         tokio::join!(ask(), ask(), ask(), ask(), ask(), ask(), ask(), ask(), ask(), ask());
     vec![a, b, c, d, e, f, g, h, i, j]
 }
+
+/// (alias, balance) of the project's contractors' wallets, and the project's
+/// `contractors` account (their sum, always).
+async fn contractors(s: &TestServer) -> Vec<(String, i64)> {
+    let wallets = s.app.store.contractor_wallets("alpha").await.unwrap();
+    let account = s.app.store.wallets("alpha").await.unwrap().iter().map(|w| w.contractors).sum::<i64>();
+    assert_eq!(wallets.iter().map(|w| w.balance).sum::<i64>(), account, "the account is the wallets' sum");
+    wallets.into_iter().map(|w| (w.alias, w.balance)).collect()
+}
+
+fn split_payment(amount: i64, split: Value) -> Value {
+    let mut body = payment(PLAIN_CARD, amount);
+    body["revenue_split_info"] = split;
+    body
+}
+
+fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
+    list.iter().map(|(a, n)| (a.to_string(), *n)).collect()
+}
+
+/// A split payment held and captured in part: the parts are shares of what
+/// came in (the capture less the fee), paid into the contractors' wallets;
+/// each refund takes back their shares of it, a declined one gives them back,
+/// and refunding the whole takes back each part exactly.
+#[tokio::test]
+async fn a_split_payment_pays_its_contractors_and_refunds_take_back_their_shares() {
+    let contractors_set = open131_domain::settings::NameSet::parse("courier-1,courier-2").unwrap();
+    let (s, r) = server(SettingsChange { contractors: Some(contractors_set), ..hold_with_fee() }).await;
+    let split = json!([{"contractor_alias": "courier-1", "percent": "30", "remains": false},
+        {"contractor_alias": "courier-2", "percent": 20.5}]);
+    let a = s.call("v2", "session/init/payment", &split_payment(40_000, split)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let id = id_of(&a);
+    let parts = &the_payment(&a.body["session"], "v2")["revenue_split_info"];
+    assert_eq!(parts[0], json!({"contractor_alias": "courier-1", "percent": "30", "remains": false}), "no amount yet");
+    s.settle().await;
+    s.advance(1).await;
+    let capture = json!({"session_id": id, "amount_details": {"amount": 30_000, "currency": "rub"}});
+    assert_eq!(s.call("v2", "session/capture", &capture).await.status, 200);
+    // 300.00 captured less a 7.50 fee: 292.50 came in; 30% and 20.5% of it (rounded down) go on.
+    let p = the_payment(&status(&s, "v2", &id).await, "v2");
+    let amounts: Vec<i64> =
+        p["revenue_split_info"].as_array().unwrap().iter().map(|i| i["amount"]["amount"].as_i64().unwrap()).collect();
+    assert_eq!(amounts, [8_775, 5_996], "{p}");
+    assert_eq!(p["revenue_split_info"][1]["amount"]["currency"], "rub");
+    assert_eq!(contractors(&s).await, pairs(&[("courier-1", 8_775), ("courier-2", 5_996)]));
+    assert_eq!(s.balance("alpha").await, (29_250 - 14_771, 0));
+    s.settle().await;
+    let finished = r.received().into_iter().find(|h| h.body["type"] == "payment_finished").unwrap();
+    assert_eq!(finished.body["session"]["payment_list"][0]["revenue_split_info"][0]["amount"]["amount"], 8_775);
+
+    // A third of the capture refunded: a third of each part (rounded down) comes back first.
+    let refund = |amount: Option<i64>| match amount {
+        Some(n) => json!({"session_id": id, "amount_details": {"amount": n, "currency": "rub"}}),
+        None => json!({"session_id": id}),
+    };
+    let a = s.call("v2", "session/refund", &refund(Some(10_000))).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let taken = &refunds(&a.body["session"])[0]["revenue_split_info"];
+    assert_eq!(taken[1], json!({"contractor_alias": "courier-2", "amount": {"amount": 1_998, "currency": "rub"}}));
+    assert_eq!(contractors(&s).await, pairs(&[("courier-1", 5_850), ("courier-2", 3_998)]));
+    assert_eq!(s.balance("alpha").await, (14_479 + 4_923 - 10_000, 10_000));
+    s.advance(1).await;
+    // The sandbox declines a refund of 132.10: the shares it took go back to the contractors.
+    assert_eq!(s.call("v2", "session/refund", &refund(Some(13_210))).await.status, 200);
+    assert_eq!(contractors(&s).await, pairs(&[("courier-1", 5_850 - 3_863), ("courier-2", 3_998 - 2_640)]));
+    s.advance(1).await;
+    let list = refunds(&status(&s, "v2", &id).await);
+    assert_eq!((list[0]["status"].as_str(), list[1]["status"].as_str()), (Some("accepted"), Some("declined")));
+    assert!(list[1].get("revenue_split_info").is_none(), "a declined refund took nothing back: {list:?}");
+    assert_eq!(contractors(&s).await, pairs(&[("courier-1", 5_850), ("courier-2", 3_998)]));
+    assert_eq!(s.balance("alpha").await, (9_402, 0));
+
+    // The rest: the fee is not given back, so the project tops up; each part comes back whole.
+    s.app.store.topup("alpha", "rub", 1_000, common::START).await.unwrap();
+    let a = s.call("v2", "session/refund", &refund(None)).await;
+    assert_eq!(refunds(&a.body["session"])[2]["status"], "in_progress", "{}", a.text);
+    s.advance(1).await;
+    assert_eq!(contractors(&s).await, pairs(&[("courier-1", 0), ("courier-2", 0)]));
+    assert_eq!(s.balance("alpha").await, (250, 0));
+    assert_eq!(wallet(&s).await, (250, 0, 0, 750), "all paid back to the card but the fee");
+    s.stop().await;
+}
+
+/// The split's rules, checked before anything is stored: registered
+/// contractors only, percents within the whole, one remains part; a
+/// remains part takes what the others leave.
+#[tokio::test]
+async fn split_payments_name_their_bad_parts_and_remains_takes_the_rest() {
+    let auto = SettingsChange {
+        auto_confirm: Some(true),
+        contractors: Some(open131_domain::settings::NameSet::parse("shop-a,shop-b").unwrap()),
+        ..SettingsChange::default()
+    };
+    let (s, _r) = server(auto).await;
+    let bad = |split: Value| split_payment(10_000, split);
+    let a = s
+        .call(
+            "v1",
+            "session/init/payment",
+            &bad(json!([{"contractor_alias": "shop-a", "percent": "10"},
+        {"contractor_alias": "stranger", "percent": "10"}])),
+        )
+        .await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["revenue_split_info[1].contractor_alias".to_string()]), "{}", a.text);
+    let a = s
+        .call(
+            "v1",
+            "session/init/payment",
+            &bad(json!([{"contractor_alias": "shop-a", "percent": "60"},
+        {"contractor_alias": "shop-b", "percent": "40.5"}])),
+        )
+        .await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["revenue_split_info".to_string()]), "{}", a.text);
+    let a = s
+        .call(
+            "v1",
+            "session/init/payment",
+            &bad(json!([{"contractor_alias": "shop-a", "percent": "10",
+        "amount": {"amount": 1, "currency": "rub"}}])),
+        )
+        .await;
+    assert_eq!(fields(&a), ["revenue_split_info[0].amount"], "{}", a.text);
+    let create = json!({"amount_details": {"amount": 10_000, "currency": "rub"},
+        "revenue_split_info": [{"contractor_alias": "shop-a", "percent": "10"}]});
+    let a = s.call("v1", "session/create", &create).await;
+    assert_eq!(fields(&a), ["revenue_split_info"], "{}", a.text);
+    assert!(contractors(&s).await.is_empty(), "nothing moved");
+
+    // The SDK's own example: 10% to one, the remains to another (the project keeps nothing).
+    let sdk = json!([{"contractor_alias": "shop-a", "percent": "10", "remains": false},
+        {"contractor_alias": "shop-b", "percent": null, "remains": true}]);
+    let a = s.call("v1", "session/init/payment", &split_payment(10_000, sdk)).await;
+    let id = id_of(&a);
+    s.settle().await;
+    s.advance(1).await;
+    let p = the_payment(&status(&s, "v1", &id).await, "v1");
+    assert_eq!(p["status"], "succeeded");
+    assert_eq!(
+        p["revenue_split_info"][1],
+        json!({"contractor_alias": "shop-b", "remains": true,
+        "amount": {"amount": 9_000, "currency": "rub"}})
+    );
+    assert_eq!(contractors(&s).await, pairs(&[("shop-a", 1_000), ("shop-b", 9_000)]));
+    assert_eq!(s.balance("alpha").await, (0, 0));
+    // The project kept nothing, yet the whole is refunded: each part comes back whole.
+    let a = s.call("v1", "session/refund", &json!({"session_id": id})).await;
+    let refund = &the_payment(&a.body["session"], "v1")["refunds"][0];
+    assert_eq!(refund["status"], "in_progress", "{}", a.text);
+    assert_eq!(refund["revenue_split_info"][1]["amount"]["amount"], 9_000);
+    assert_eq!(contractors(&s).await, pairs(&[("shop-a", 0), ("shop-b", 0)]));
+    assert_eq!(s.balance("alpha").await, (0, 10_000));
+    s.stop().await;
+}

@@ -144,6 +144,9 @@ impl LedgerStore for Faulty {
     async fn wallets(&self, p: &str) -> Result<Vec<WalletRecord>> {
         self.inner.wallets(p).await
     }
+    async fn contractor_wallets(&self, p: &str) -> Result<Vec<open131_store::ContractorWalletRecord>> {
+        self.inner.contractor_wallets(p).await
+    }
     async fn statement(
         &self,
         p: &str,

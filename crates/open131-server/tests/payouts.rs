@@ -637,6 +637,7 @@ async fn random_operations_keep_the_ledger_consistent() {
     let fee = SettingsChange {
         payment_fee: FeeRate::parse("1.5%"),
         capture: Some(CaptureMode::Hold),
+        contractors: Some(open131_domain::settings::NameSet::parse("c1,c2").unwrap()),
         ..SettingsChange::default()
     };
     s.app.store.set_project_settings("alpha", fee, common::START).await.unwrap();
@@ -685,7 +686,16 @@ async fn random_operations_keep_the_ledger_consistent() {
                     multis.push(session_id(&a));
                     sessions.push(session_id(&a));
                 }
-                let a = s.call(version, "session/init/payment", &card_payment(card, amount)).await;
+                let mut body = card_payment(card, amount);
+                if next(3) == 0 {
+                    // A split payment: its refunds take back from the contractors too.
+                    let second = match next(2) {
+                        0 => json!({"contractor_alias": "c2", "remains": true}),
+                        _ => json!({"contractor_alias": "c2", "percent": "5"}),
+                    };
+                    body["revenue_split_info"] = json!([{"contractor_alias": "c1", "percent": "33.33"}, second]);
+                }
+                let a = s.call(version, "session/init/payment", &body).await;
                 payments.push(session_id(&a));
             }
             5 | 6 if !payments.is_empty() => {
@@ -713,7 +723,7 @@ async fn random_operations_keep_the_ledger_consistent() {
     let day_after = common::START + time::Duration::days(1);
     let statement = s.app.store.statement("alpha", Book::Main, "rub", common::START, day_after, 100_000);
     let statement = statement.await.unwrap();
-    for movement in ["hold", "capture", "release_hold", "fee", "refund"] {
+    for movement in ["hold", "capture", "release_hold", "fee", "refund", "split_out", "split_back"] {
         assert!(statement.postings.iter().any(|p| p.movement == movement), "no {movement} in the run");
     }
     // The multi-sessions still running are taken to their end as the partner
@@ -884,6 +894,18 @@ async fn check_every_wallet(s: &TestServer, step: usize) {
             "step {step}: {w:?}"
         );
         assert_eq!((sum("acquiring"), sum("fees")), (w.acquiring, w.fees), "step {step}: {w:?}");
+        // Split payments' parts: the account is what the contractors' wallets hold.
+        let held: i64 = s
+            .app
+            .store
+            .contractor_wallets("alpha")
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.book == w.book && c.currency == w.currency)
+            .map(|c| c.balance)
+            .sum();
+        assert_eq!((sum("contractors"), w.contractors), (held, held), "step {step}: {w:?}");
     }
 }
 

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{start, Receiver, TestServer};
-use open131_domain::settings::SubmerchantSet;
+use open131_domain::settings::NameSet;
 use serde_json::{json, Value};
 
 const START_BALANCE: i64 = 10_000_000;
@@ -189,7 +189,7 @@ async fn sub_merchants_are_checked_recorded_and_shown() {
     assert!(a.text.contains("shop-1"), "{}", a.text);
 
     let change = open131_store::SettingsChange {
-        submerchants: Some(SubmerchantSet::parse("shop-1,shop-2").unwrap()),
+        submerchants: Some(NameSet::parse("shop-1,shop-2").unwrap()),
         ..Default::default()
     };
     s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
@@ -204,7 +204,7 @@ async fn sub_merchants_are_checked_recorded_and_shown() {
     let ready = r.received().into_iter().find(|w| w.body["session"]["id"] == id.as_str()).unwrap();
     assert_eq!(ready.body["session"]["submerchant"], "shop-1");
     // A header that is not a name is refused naming it, even where any name goes.
-    let change = open131_store::SettingsChange { submerchants: Some(SubmerchantSet::Any), ..Default::default() };
+    let change = open131_store::SettingsChange { submerchants: Some(NameSet::Any), ..Default::default() };
     s.app.store.set_project_settings("alpha", change, common::START).await.unwrap();
     s.app.projects.forget("alpha");
     let long = "x".repeat(65);

@@ -268,6 +268,10 @@ pub trait LedgerStore: Send + Sync + 'static {
     }
     /// Every wallet of the project, of every book, by book then currency.
     async fn wallets(&self, project_id: &str) -> Result<Vec<WalletRecord>>;
+    /// The wallets of the project's contractors (their parts of split
+    /// payments), by book, currency and alias; per book and currency they sum
+    /// to the project's `contractors` account.
+    async fn contractor_wallets(&self, project_id: &str) -> Result<Vec<ContractorWalletRecord>>;
     /// Per-account sums of the postings of a main wallet (`account` name → sum).
     async fn posting_sums(&self, project_id: &str, currency: &str) -> Result<Vec<(String, i64)>> {
         // Every posting there is: the last instant the store's microseconds can hold is far beyond any.

@@ -12,7 +12,8 @@ use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::refund_flow::RefundState;
 use open131_domain::session::{ApiVersion, SessionState};
-use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
+use open131_domain::split::{Split, Taken};
 use time::OffsetDateTime;
 
 /// A project's settings, parsed once when the project is read.
@@ -29,13 +30,15 @@ pub struct ProjectSettings {
     /// The API version that names sessions in webhooks.
     pub webhook_naming: WebhookNaming,
     /// The `X-PARTNER-SUBMERCHANT` values the project may send.
-    pub submerchants: SubmerchantSet,
+    pub submerchants: NameSet,
     /// Whether authorized card payments are captured at once or held.
     pub capture: CaptureMode,
     /// How long a hold waits for `session/capture`.
     pub capture_timeout_s: i64,
     /// The bank's fee on captured card payments.
     pub payment_fee: FeeRate,
+    /// The `contractor_alias`es its split payments may pay (`revenue_split_info`).
+    pub contractors: NameSet,
 }
 
 /// A change to project settings; `None` leaves a setting as it is.
@@ -49,10 +52,11 @@ pub struct SettingsChange {
     pub kyc_mode: Option<KycMode>,
     pub allowed_ips: Option<IpAllowlist>,
     pub webhook_naming: Option<WebhookNaming>,
-    pub submerchants: Option<SubmerchantSet>,
+    pub submerchants: Option<NameSet>,
     pub capture: Option<CaptureMode>,
     pub capture_timeout_s: Option<i64>,
     pub payment_fee: Option<FeeRate>,
+    pub contractors: Option<NameSet>,
 }
 
 impl SettingsChange {
@@ -72,6 +76,7 @@ impl SettingsChange {
             capture_mode: self.capture.map(|m| m.as_str().to_string()),
             capture_timeout_s: self.capture_timeout_s,
             payment_fee_bp: self.payment_fee.map(|f| i64::from(f.bp())),
+            contractors: self.contractors.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -90,6 +95,7 @@ pub(crate) struct StoredSettingsChange {
     pub capture_mode: Option<String>,
     pub capture_timeout_s: Option<i64>,
     pub payment_fee_bp: Option<i64>,
+    pub contractors: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +175,8 @@ pub struct PaymentRecord {
     pub recurrent_token: Option<RecurrentToken>,
     /// When it settled (a multi-session's operations settle at their own times).
     pub finished_at: Option<OffsetDateTime>,
+    /// A split payment's parts (`revenue_split_info`), their amounts set at capture.
+    pub split: Option<Split>,
 }
 
 /// A recurrent token: later payments of the project pay with the saved card.
@@ -192,6 +200,8 @@ pub struct PaymentRefundRecord {
     pub metadata: Option<String>,
     pub created_at: OffsetDateTime,
     pub finished_at: Option<OffsetDateTime>,
+    /// What it took back from the contractors of a split payment (empty otherwise).
+    pub split: Taken,
 }
 
 impl PaymentRecord {
@@ -331,6 +341,17 @@ pub struct WalletRecord {
     pub acquiring: i64,
     /// The bank's fees on captured card payments.
     pub fees: i64,
+    /// Split payments' parts passed on to contractors: the sum of their wallets.
+    pub contractors: i64,
+}
+
+/// A wallet of one of a project's contractors: its parts of split payments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractorWalletRecord {
+    pub book: Book,
+    pub currency: String,
+    pub alias: String,
+    pub balance: i64,
 }
 
 /// A wallet's statement for a period: per-account sums of the postings before

@@ -16,13 +16,14 @@ use open131_domain::payout_flow;
 use open131_domain::personal::Personal;
 use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
-use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
+use open131_domain::split::{Split, Taken};
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    CheckRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PayoutRecord, PostingRecord, ProjectSettings,
-    RecurrentToken, RefundRecord, Result, SessionRecord, StoreError, SubjectKind, WalletRecord, WebhookRecord,
-    WebhookState,
+    CheckRecord, ContractorWalletRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PayoutRecord,
+    PostingRecord, ProjectSettings, RecurrentToken, RefundRecord, Result, SessionRecord, StoreError, SubjectKind,
+    WalletRecord, WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -41,7 +42,7 @@ pub(crate) trait Columns {
 
 pub(crate) const PROJECT_COLUMNS: &str =
     "id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips, webhook_naming, \
-     submerchants, capture_mode, capture_timeout_s, payment_fee_bp";
+     submerchants, capture_mode, capture_timeout_s, payment_fee_bp, contractors";
 
 /// A row of `projects`, in [`PROJECT_COLUMNS`] order (without its keys).
 pub(crate) struct ProjectRow {
@@ -58,6 +59,7 @@ pub(crate) struct ProjectRow {
     pub capture_mode: String,
     pub capture_timeout_s: i64,
     pub payment_fee_bp: i64,
+    pub contractors: String,
 }
 
 impl ProjectRow {
@@ -77,6 +79,7 @@ impl ProjectRow {
             capture_mode: r.text(10)?,
             capture_timeout_s: r.int(11)?,
             payment_fee_bp: r.int(12)?,
+            contractors: r.text(13)?,
         })
     }
 
@@ -93,13 +96,13 @@ impl ProjectRow {
                 .map_err(|_| StoreError::corrupt(&what, "allowed_ips"))?,
             webhook_naming: WebhookNaming::parse(&self.webhook_naming)
                 .ok_or_else(|| StoreError::corrupt(&what, "webhook_naming"))?,
-            submerchants: SubmerchantSet::parse(&self.submerchants)
-                .map_err(|_| StoreError::corrupt(&what, "submerchants"))?,
+            submerchants: NameSet::parse(&self.submerchants).map_err(|_| StoreError::corrupt(&what, "submerchants"))?,
             capture: CaptureMode::parse(&self.capture_mode)
                 .ok_or_else(|| StoreError::corrupt(&what, "capture_mode"))?,
             capture_timeout_s: self.capture_timeout_s,
             payment_fee: FeeRate::from_bp(self.payment_fee_bp)
                 .ok_or_else(|| StoreError::corrupt(&what, "payment_fee_bp"))?,
+            contractors: NameSet::parse(&self.contractors).map_err(|_| StoreError::corrupt(&what, "contractors"))?,
         };
         Ok((self.id, from_us(self.created_at_us)?, settings))
     }
@@ -208,7 +211,9 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
      q.id, q.amount, q.currency, q.method_masked, q.customer, q.participant_details, q.metadata, q.return_url, \
      q.plan, q.state, q.captured_amount, q.created_at_us, q.fee_amount, q.three_ds_attempts, q.recurrent, \
      q.recurrent_token, q.recurrent_created_at_us, q.recurrent_finished_at_us, q.recurrent_active, q.finished_at_us, \
-     r.id, r.payment_id, r.amount, r.state, r.is_chargeback, r.metadata, r.created_at_us, r.finished_at_us \
+     q.revenue_split, \
+     r.id, r.payment_id, r.amount, r.state, r.is_chargeback, r.metadata, r.created_at_us, r.finished_at_us, \
+     r.revenue_split \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      LEFT JOIN payments q ON q.project_id = s.project_id AND q.session_id = s.id \
      LEFT JOIN payment_refunds r ON r.project_id = q.project_id AND r.payment_id = q.id \
@@ -220,7 +225,7 @@ pub(crate) const PAYOUT_OFFSET: usize = 14;
 /// Where a payment's columns start in a [`SELECT_SESSION`] row.
 pub(crate) const PAYMENT_OFFSET: usize = PAYOUT_OFFSET + 15;
 /// Where a payment refund's columns start in a [`SELECT_SESSION`] row.
-pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 20;
+pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 21;
 
 /// One row of [`SELECT_SESSION`]: the session, and one payout and one payment
 /// (either or both absent).
@@ -482,6 +487,7 @@ pub(crate) struct PaymentRow {
     pub recurrent: bool,
     pub token: Option<TokenRow>,
     pub finished_at_us: Option<i64>,
+    pub revenue_split: Option<String>,
 }
 
 /// The recurrent token columns of a payment row.
@@ -550,6 +556,7 @@ impl PaymentRow {
             recurrent: r.flag(at(14))?,
             token: TokenRow::read(r, at(15))?,
             finished_at_us: r.opt_int(at(19))?,
+            revenue_split: r.opt_text(at(20))?,
         }))
     }
 
@@ -561,6 +568,10 @@ impl PaymentRow {
         let state = payment_flow::parse_state(&self.state).ok_or_else(|| StoreError::corrupt(what(), "state"))?;
         let three_ds_attempts =
             u8::try_from(self.three_ds_attempts).map_err(|_| StoreError::corrupt(what(), "three_ds_attempts"))?;
+        let split = match &self.revenue_split {
+            None => None,
+            Some(s) => Some(Split::parse_stored(s).ok_or_else(|| StoreError::corrupt(what(), "revenue_split"))?),
+        };
         Ok(PaymentRecord {
             id: self.id,
             amount: self.amount,
@@ -580,6 +591,7 @@ impl PaymentRow {
             recurrent: self.recurrent,
             recurrent_token: self.token.map(TokenRow::decode).transpose()?,
             finished_at: self.finished_at_us.map(from_us).transpose()?,
+            split,
         })
     }
 }
@@ -594,6 +606,7 @@ pub(crate) struct RefundRow {
     metadata: Option<String>,
     created_at_us: i64,
     finished_at_us: Option<i64>,
+    revenue_split: Option<String>,
 }
 
 impl RefundRow {
@@ -610,6 +623,7 @@ impl RefundRow {
             metadata: r.opt_text(at(5))?,
             created_at_us: r.int(at(6))?,
             finished_at_us: r.opt_int(at(7))?,
+            revenue_split: r.opt_text(at(8))?,
         }))
     }
 
@@ -624,18 +638,23 @@ impl RefundRow {
             metadata: self.metadata.clone(),
             created_at: from_us(self.created_at_us)?,
             finished_at: self.finished_at_us.map(from_us).transpose()?,
+            split: match &self.revenue_split {
+                None => Taken::default(),
+                Some(s) => Taken::parse_stored(s).ok_or_else(|| StoreError::corrupt(what(), "revenue_split"))?,
+            },
         })
     }
 }
 
 /// Inserts a refund of a payment, or moves a stored one to its new state
-/// (and finish time): the only things about a refund that change. `$1..$11`:
+/// (and finish time): the only things about a refund that change. `$1..$12`:
 /// project, session, payment, id, amount, state, is_chargeback, metadata,
-/// created, finished, seq.
+/// created, finished, seq, revenue_split.
 pub(crate) const UPSERT_REFUND: &str = "INSERT INTO payment_refunds (project_id, session_id, payment_id, id, amount, \
-     state, is_chargeback, metadata, created_at_us, finished_at_us, seq) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, finished_at_us = excluded.finished_at_us";
+     state, is_chargeback, metadata, created_at_us, finished_at_us, seq, revenue_split) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, finished_at_us = excluded.finished_at_us, \
+     revenue_split = excluded.revenue_split";
 
 /// The values of a refund row, in [`UPSERT_REFUND`]'s order after the project and session ids.
 pub(crate) struct RefundValues<'a> {
@@ -648,6 +667,7 @@ pub(crate) struct RefundValues<'a> {
     pub created_at_us: i64,
     pub finished_at_us: Option<i64>,
     pub seq: i64,
+    pub revenue_split: Option<String>,
 }
 
 impl<'a> RefundValues<'a> {
@@ -664,6 +684,7 @@ impl<'a> RefundValues<'a> {
                 created_at_us: to_us(r.created_at),
                 finished_at_us: r.finished_at.map(to_us),
                 seq,
+                revenue_split: (!r.split.0.is_empty()).then(|| r.split.stored()),
             })
         };
         record.payments.iter().flat_map(each).collect()
@@ -691,6 +712,7 @@ pub(crate) struct PaymentValues<'a> {
     pub recurrent_created_at_us: Option<i64>,
     pub recurrent_finished_at_us: Option<i64>,
     pub finished_at_us: Option<i64>,
+    pub revenue_split: Option<String>,
 }
 
 impl<'a> PaymentValues<'a> {
@@ -715,6 +737,7 @@ impl<'a> PaymentValues<'a> {
             recurrent_created_at_us: p.recurrent_token.as_ref().map(|t| to_us(t.created_at)),
             recurrent_finished_at_us: p.recurrent_token.as_ref().map(|t| to_us(t.finished_at)),
             finished_at_us: p.finished_at.map(to_us),
+            revenue_split: p.split.as_ref().map(Split::stored),
         }
     }
 }
@@ -726,12 +749,13 @@ impl<'a> PaymentValues<'a> {
 pub(crate) const UPSERT_PAYMENT: &str = "INSERT INTO payments (project_id, session_id, id, amount, currency, \
      method_masked, customer, participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, \
      fee_amount, three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us, \
-     finished_at_us) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+     finished_at_us, revenue_split) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, captured_amount = excluded.captured_amount, \
      fee_amount = excluded.fee_amount, three_ds_attempts = excluded.three_ds_attempts, \
      recurrent_token = excluded.recurrent_token, recurrent_created_at_us = excluded.recurrent_created_at_us, \
-     recurrent_finished_at_us = excluded.recurrent_finished_at_us, finished_at_us = excluded.finished_at_us";
+     recurrent_finished_at_us = excluded.recurrent_finished_at_us, finished_at_us = excluded.finished_at_us, \
+     revenue_split = excluded.revenue_split";
 
 /// The values of a new payout row, in the INSERT's order (after the project
 /// and session ids).
@@ -785,22 +809,37 @@ pub(crate) const INSERT_PAYOUT: &str = "INSERT INTO payouts (project_id, session
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, finished_at_us = excluded.finished_at_us";
 
 pub(crate) const WALLET_COLUMNS: &str =
-    "book, currency, available, reserved, payouts, funding, exchange, held, acquiring, fees";
+    "book, currency, available, reserved, payouts, funding, exchange, held, acquiring, fees, contractors";
 
-/// One movement's change of a wallet, both backends' text: `$1..$8` one delta
+/// One movement's change of a wallet, both backends' text: `$1..$9` one delta
 /// per account in [`Account::ALL`] order ([`wallet_deltas`]), then the
 /// project, book and currency; guarded so no account that must stay
 /// non-negative goes below zero (none changes then). Placeholders first appear
 /// in numeric order: SQLite numbers `$N` parameters by first appearance.
 pub(crate) const WALLET_UPDATE: &str = "UPDATE wallets SET available = available + $1, reserved = reserved + $2, \
      funding = funding + $3, payouts = payouts + $4, exchange = exchange + $5, held = held + $6, \
-     acquiring = acquiring + $7, fees = fees + $8 \
-     WHERE project_id = $9 AND book = $10 AND currency = $11 \
-       AND available + $1 >= 0 AND reserved + $2 >= 0 AND payouts + $4 >= 0 AND held + $6 >= 0";
+     acquiring = acquiring + $7, fees = fees + $8, contractors = contractors + $9 \
+     WHERE project_id = $10 AND book = $11 AND currency = $12 \
+       AND available + $1 >= 0 AND reserved + $2 >= 0 AND payouts + $4 >= 0 AND held + $6 >= 0 \
+       AND contractors + $9 >= 0";
+
+/// Makes sure a contractor's wallet exists (`$1..$4`: project, book,
+/// currency, alias), so the update below finds it.
+pub(crate) const CONTRACTOR_WALLET_CREATE: &str = "INSERT INTO contractor_wallets (project_id, book, currency, alias) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, book, currency, alias) DO NOTHING";
+
+/// A split movement's change of its contractor's wallet (`$1` the delta,
+/// then project, book, currency, alias), guarded so it never goes below zero.
+pub(crate) const CONTRACTOR_WALLET_UPDATE: &str = "UPDATE contractor_wallets SET balance = balance + $1 \
+     WHERE project_id = $2 AND book = $3 AND currency = $4 AND alias = $5 AND balance + $1 >= 0";
+
+/// A project's contractors' wallets, by book, currency and alias.
+pub(crate) const CONTRACTOR_WALLETS: &str = "SELECT book, currency, alias, balance FROM contractor_wallets \
+     WHERE project_id = $1 ORDER BY book, currency, alias";
 
 /// The per-account sums of a movement's postings, in [`Account::ALL`] order
 /// (the order of [`WALLET_UPDATE`]'s deltas).
-pub(crate) fn wallet_deltas(pair: &[Posting]) -> [i64; 8] {
+pub(crate) fn wallet_deltas(pair: &[Posting]) -> [i64; 9] {
     Account::ALL.map(|account| pair.iter().filter(|p| p.account == account).map(|p| p.amount).sum())
 }
 
@@ -825,6 +864,7 @@ impl WalletRow {
                 held: r.int(7)?,
                 acquiring: r.int(8)?,
                 fees: r.int(9)?,
+                contractors: r.int(10)?,
             },
         })
     }
@@ -834,6 +874,16 @@ impl WalletRow {
         let book = Book::parse(&self.book).ok_or_else(|| StoreError::corrupt(what(), "book"))?;
         Ok(WalletRecord { book, ..self.record })
     }
+}
+
+/// A row of [`CONTRACTOR_WALLETS`].
+pub(crate) fn contractor_wallet<C: Columns>(r: &C) -> std::result::Result<Result<ContractorWalletRecord>, C::Error> {
+    let book = r.text(0)?;
+    let (currency, alias, balance) = (r.text(1)?, r.text(2)?, r.int(3)?);
+    Ok(match Book::parse(&book) {
+        Some(book) => Ok(ContractorWalletRecord { book, currency, alias, balance }),
+        None => Err(StoreError::corrupt(format!("contractor wallet {alias}"), "book")),
+    })
 }
 
 pub(crate) const POSTING_COLUMNS: &str = "id, movement, account, amount, session_id, created_at_us";

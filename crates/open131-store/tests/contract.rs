@@ -15,7 +15,7 @@ use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::session::{ApiVersion, SessionState};
-use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_store::sqlite::SqliteStore;
 use open131_store::testing::{fresh_database, postgres_admin_url, TEST_POSTGRES_ENV};
 use open131_store::{
@@ -283,10 +283,11 @@ async fn typed_settings_round_trip() {
             kyc_mode: Some(KycMode::Registry),
             allowed_ips: Some(IpAllowlist::parse("127.0.0.1, 10.0.0.0/8, ::1").unwrap()),
             webhook_naming: Some(WebhookNaming::V2),
-            submerchants: Some(SubmerchantSet::parse("shop-1,shop-2").unwrap()),
+            submerchants: Some(NameSet::parse("shop-1,shop-2").unwrap()),
             capture: Some(CaptureMode::Hold),
             capture_timeout_s: Some(3_600),
             payment_fee: FeeRate::parse("2.5%"),
+            contractors: Some(NameSet::parse("courier-1, courier-2").unwrap()),
         };
         let before = store.project("alpha").await.unwrap().unwrap().settings;
         assert_eq!((before.capture, before.capture_timeout_s), (CaptureMode::Auto, 432_000), "{name}: defaults");
@@ -301,6 +302,8 @@ async fn typed_settings_round_trip() {
         assert_eq!(Some(s.allowed_ips), change.allowed_ips, "{name}");
         assert_eq!(s.webhook_naming, WebhookNaming::V2, "{name}");
         assert_eq!(Some(s.submerchants), change.submerchants, "{name}");
+        assert_eq!(Some(s.contractors.clone()), change.contractors, "{name}");
+        assert!(s.contractors.allows("courier-2") && !s.contractors.allows("courier-3"), "{name}");
         assert_eq!(
             (s.capture, s.capture_timeout_s, Some(s.payment_fee)),
             (CaptureMode::Hold, 3_600, change.payment_fee)
@@ -313,7 +316,8 @@ async fn typed_settings_round_trip() {
         assert!(s.auto_confirm, "{name}");
         let beta = store.project("beta").await.unwrap().unwrap().settings;
         assert!(!beta.auto_confirm && beta.methods == MethodSet::All && beta.allowed_ips == IpAllowlist::Any, "{name}");
-        assert!(beta.webhook_naming == WebhookNaming::Session && beta.submerchants == SubmerchantSet::None, "{name}");
+        assert!(beta.webhook_naming == WebhookNaming::Session && beta.submerchants == NameSet::None, "{name}");
+        assert_eq!(beta.contractors, NameSet::None, "{name}: no contractor until registered");
         let missing = store.set_project_settings("nobody", SettingsChange::default(), NOW).await;
         assert!(matches!(missing, Err(StoreError::NoSuchProject(_))), "{name}");
     }
@@ -882,7 +886,7 @@ async fn books_exchange_statements_and_rates() {
 #[tokio::test]
 async fn holds_capture_and_release_on_both_backends() {
     for Case { name, store, .. } in cases_with_projects().await {
-        let leg = |movement, amount| Leg { book: Book::Main, currency: "rub".into(), movement, amount };
+        let leg = |movement, amount| Leg::own(Book::Main, "rub", movement, amount);
         let s = session("alpha", "s-pay", 1_000);
         let mut create = creation(s.clone(), "pay-1");
         create.movements = vec![leg(Movement::Hold, 1_000)];
@@ -901,6 +905,60 @@ async fn holds_capture_and_release_on_both_backends() {
             store.posting_sums("alpha", "rub").await.unwrap().into_iter().collect();
         assert_eq!((sums["available"], sums["held"], sums["acquiring"]), (600, 0, -600), "{name}");
     }
+}
+
+/// A split payment's parts: each contractor's wallet moves with the
+/// project's `contractors` account in the same write, never goes negative
+/// (the whole write is refused then), and is the project's alone.
+#[tokio::test]
+async fn contractor_wallets_follow_split_movements_on_both_backends() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        let leg = |movement, amount| Leg::own(Book::Main, "rub", movement, amount);
+        let to = |alias: &str, movement, amount| Leg { contractor: Some(alias.into()), ..leg(movement, amount) };
+        let s = session("alpha", "s-split", 1_000);
+        let mut create = creation(s.clone(), "split-1");
+        create.movements = vec![
+            leg(Movement::Hold, 1_000),
+            leg(Movement::Capture, 1_000),
+            to("a", Movement::SplitOut, 300),
+            to("b", Movement::SplitOut, 500),
+        ];
+        assert_eq!(store.write_session(create, NOW).await.unwrap(), WriteOutcome::Applied(1), "{name}");
+        assert_eq!(
+            contractor_balances(store.as_ref(), "alpha").await,
+            [("a".to_string(), 300), ("b".to_string(), 500)],
+            "{name}"
+        );
+        let w = store.wallets("alpha").await.unwrap().remove(0);
+        assert_eq!((w.available, w.contractors), (200, 800), "{name}");
+        // More back than a contractor holds refuses the whole write.
+        let mut too_much = plain_update(1, s.clone());
+        too_much.movements = vec![to("b", Movement::SplitBack, 100), to("a", Movement::SplitBack, 301)];
+        assert_eq!(store.write_session(too_much, NOW).await.unwrap(), WriteOutcome::Insufficient, "{name}");
+        assert_eq!(
+            contractor_balances(store.as_ref(), "alpha").await,
+            [("a".to_string(), 300), ("b".to_string(), 500)],
+            "{name}"
+        );
+        let mut back = plain_update(1, s.clone());
+        back.movements = vec![to("a", Movement::SplitBack, 100)];
+        assert_eq!(store.write_session(back, NOW).await.unwrap(), WriteOutcome::Applied(2), "{name}");
+        let w = store.wallets("alpha").await.unwrap().remove(0);
+        let held: i64 = store.contractor_wallets("alpha").await.unwrap().iter().map(|w| w.balance).sum();
+        assert_eq!((w.available, w.contractors, held), (300, 700, 700), "{name}: the account is their sum");
+        // A split movement must name its contractor.
+        let mut nameless = plain_update(2, s.clone());
+        nameless.movements = vec![leg(Movement::SplitOut, 1)];
+        assert!(store.write_session(nameless, NOW).await.is_err(), "{name}");
+        assert!(store.contractor_wallets("beta").await.unwrap().is_empty(), "{name}: another project sees none");
+        let sums: std::collections::BTreeMap<_, _> =
+            store.posting_sums("alpha", "rub").await.unwrap().into_iter().collect();
+        assert_eq!(sums["contractors"], 700, "{name}");
+    }
+}
+
+async fn contractor_balances(store: &dyn Store, project: &str) -> Vec<(String, i64)> {
+    store.contractor_wallets(project).await.unwrap().into_iter().map(|w| (w.alias, w.balance)).collect()
 }
 
 /// A session's acquiring payment is stored with it and read back whole; a
@@ -931,7 +989,9 @@ async fn a_payment_session_round_trips_on_both_backends() {
             recurrent: true,
             recurrent_token: None,
             finished_at: None,
+            split: open131_domain::split::Split::parse_stored(r#"[{"c":"courier-1","bp":1000,"amount":null}]"#),
         }];
+        assert!(s.payments[0].split.is_some());
         let mut create = creation(s.clone(), "card-1");
         create.movements.clear();
         assert_eq!(store.write_session(create, NOW).await.unwrap(), WriteOutcome::Applied(1), "{name}");
@@ -943,6 +1003,8 @@ async fn a_payment_session_round_trips_on_both_backends() {
         held.payments[0].captured_amount = Some(6_000);
         held.payments[0].fee_amount = 150;
         held.payments[0].three_ds_attempts = 2;
+        // A capture settles the split's parts.
+        held.payments[0].split.as_mut().unwrap().settle(5_850);
         // Two refunds, asked for at the same instant: read back in the order asked.
         let refund = |id: &str, amount, state| open131_store::PaymentRefundRecord {
             id: id.into(),
@@ -952,6 +1014,7 @@ async fn a_payment_session_round_trips_on_both_backends() {
             metadata: Some(r#""r""#.into()),
             created_at: NOW,
             finished_at: None,
+            split: open131_domain::split::Taken(vec![("courier-1".into(), amount / 10)]),
         };
         use open131_domain::refund_flow::RefundState;
         held.payments[0].refunds =

@@ -140,6 +140,9 @@ pub struct RefundWire {
     pub is_chargeback: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// A split payment's refund: what it took back from each contractor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue_split_info: Option<Value>,
 }
 
 /// `amounts` of a refund or a payment: gross and net, and on a captured
@@ -186,6 +189,9 @@ pub struct AcquiringPaymentWire {
     pub recurrent: Option<RecurrentWire>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// A split payment's parts, their amounts once captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revenue_split_info: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
 }

@@ -14,7 +14,7 @@ use open131_client::KycClient;
 use open131_domain::allowlist::IpAllowlist;
 use open131_domain::fx::{FxRate, CONVERTIBLE, FUNDING_CURRENCY};
 use open131_domain::ledger::Book;
-use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, SubmerchantSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_server::config::{DATA_DIR_DEFAULT, LISTEN_DEFAULT};
 use open131_server::{demo, App, Config, SystemClock};
 use open131_store::layout::DataDir;
@@ -139,8 +139,8 @@ pub enum ProjectCommand {
         #[arg(long, value_parser = |s: &str| WebhookNaming::parse(s).ok_or("must be session, v1 or v2"))]
         webhook_naming: Option<WebhookNaming>,
         /// Allowed `X-PARTNER-SUBMERCHANT` values: `*`, `-` (none) or a comma-separated list.
-        #[arg(long, value_parser = |s: &str| SubmerchantSet::parse(s).map_err(|e| e.to_string()))]
-        submerchants: Option<SubmerchantSet>,
+        #[arg(long, value_parser = |s: &str| NameSet::parse(s).map_err(|e| e.to_string()))]
+        submerchants: Option<NameSet>,
         /// Authorized card payments: `auto` (captured at once) or `hold` (wait for session/capture).
         #[arg(long, value_parser = |s: &str| CaptureMode::parse(s).ok_or("must be auto or hold"))]
         capture: Option<CaptureMode>,
@@ -150,6 +150,9 @@ pub enum ProjectCommand {
         /// The bank's fee on captured card payments: e.g. `2.5%` or `250bp`.
         #[arg(long, value_parser = |s: &str| FeeRate::parse(s).ok_or("must be a percentage like 2.5% or basis points like 250bp, at most 100%"))]
         payment_fee: Option<FeeRate>,
+        /// Contractors split payments may pay (`revenue_split_info[].contractor_alias`): `*`, `-` (none) or a comma-separated list.
+        #[arg(long, value_parser = |s: &str| NameSet::parse(s).map_err(|e| e.to_string()))]
+        contractors: Option<NameSet>,
     },
 }
 
@@ -453,6 +456,7 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
             capture,
             capture_timeout,
             payment_fee,
+            contractors,
         } => {
             if let Some(url) = &webhook_url {
                 if url != "none" && !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -471,6 +475,7 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
                 capture,
                 capture_timeout_s: capture_timeout.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
                 payment_fee,
+                contractors,
             };
             store.set_project_settings(&id, change, now).await?;
             let p = store.project(&id).await?.context("project vanished")?;
@@ -528,6 +533,9 @@ async fn wallet(location: &Location, cmd: WalletCommand) -> anyhow::Result<()> {
                     w.payouts,
                     w.exchange
                 );
+            }
+            for c in store.contractor_wallets(&project).await? {
+                println!("{}\t{}\tcontractor={}\tbalance={}", c.book.as_str(), c.currency, c.alias, c.balance);
             }
         }
     }

@@ -9,7 +9,7 @@
 //! `ReserveRefused` event from the same starting phase).
 
 use open131_domain::books;
-use open131_domain::ledger::{self, Leg, Movement};
+use open131_domain::ledger::{self, Book, Leg, Movement};
 use open131_domain::lifecycle::{Effect, Settled, Timer, WebhookKind};
 use open131_domain::payment::{self, Verdict};
 use open131_domain::payment_flow::{self, PaymentEvent, PaymentState, THREE_DS_CODE_ATTEMPTS_MAX};
@@ -17,6 +17,7 @@ use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::{self, PayoutEvent, PayoutState};
 use open131_domain::refund_flow::{self, RefundEvent, RefundState, RefundWrongState};
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
+use open131_domain::split::Taken;
 use open131_store::{
     NewWebhook, PaymentRecord, PaymentRefundRecord, PayoutRecord, ProjectSettings, RecurrentToken, SessionRecord,
     SessionWrite, StoreError, WriteOutcome,
@@ -359,7 +360,7 @@ impl Carried {
             match effect {
                 Effect::Ledger(movement) if matches!(change, Change::Refund { .. }) => {
                     let Change::Refund { id, .. } = change else { continue };
-                    self.movements.push(refund_leg(next, id, *movement)?);
+                    self.movements.extend(refund_legs(next, id, *movement)?);
                 }
                 // A multi-session holds a payment and payouts: the kind of
                 // movement tells whose money it is.
@@ -406,11 +407,48 @@ fn new_token() -> String {
     format!("rt_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-/// The leg of a refund's movement: its amount, on the payment's book and currency.
-fn refund_leg(next: &SessionRecord, id: &str, movement: Movement) -> Result<Leg, EngineError> {
-    let payment = next.payment().ok_or_else(|| EngineError::Internal("a refund without a payment".into()))?;
-    let refund = payment.refunds.iter().find(|r| r.id == id).ok_or(EngineError::NoSuchSession)?;
-    Ok(Leg { book: next.book, currency: payment.currency.clone(), movement, amount: refund.amount })
+/// The legs of a refund's movement: its amount, on the payment's book and
+/// currency. A split payment's refund first takes back each contractor's
+/// share of it (recorded on the refund) and, declined, gives it back.
+fn refund_legs(next: &mut SessionRecord, id: &str, movement: Movement) -> Result<Vec<Leg>, EngineError> {
+    let book = next.book;
+    let payment =
+        next.payments.first_mut().ok_or_else(|| EngineError::Internal("a refund without a payment".into()))?;
+    let index = payment.refunds.iter().position(|r| r.id == id).ok_or(EngineError::NoSuchSession)?;
+    if let (Movement::Reserve, Some(split)) = (movement, &payment.split) {
+        let counted = || payment.refunds.iter().filter(|r| refund_flow::counts(r.state));
+        let refunded_after: i64 = counted().map(|r| r.amount).sum();
+        let before: Vec<&Taken> = counted().filter(|r| r.id != id).map(|r| &r.split).collect();
+        let taken = split.take_back(payment.captured(), refunded_after, &before);
+        payment.refunds[index].split = taken;
+    }
+    let (currency, refund) = (&payment.currency, &payment.refunds[index]);
+    let split = |movement| split_legs(book, currency, movement, refund.split.0.iter().map(|(a, n)| (a.as_str(), *n)));
+    let mut legs = Vec::new();
+    if movement == Movement::Reserve {
+        legs.extend(split(Movement::SplitBack));
+    }
+    legs.push(Leg::own(book, currency, movement, refund.amount));
+    if movement == Movement::Release {
+        legs.extend(split(Movement::SplitOut));
+    }
+    Ok(legs)
+}
+
+/// A split movement per contractor's amount (none for a zero amount).
+fn split_legs<'a>(
+    book: Book,
+    currency: &str,
+    movement: Movement,
+    amounts: impl Iterator<Item = (&'a str, i64)>,
+) -> Vec<Leg> {
+    amounts
+        .filter(|(_, amount)| *amount > 0)
+        .map(|(alias, amount)| Leg {
+            contractor: Some(alias.to_string()),
+            ..Leg::own(book, currency, movement, amount)
+        })
+        .collect()
 }
 
 /// The legs of a card payment's movement, on its project's main book: a hold
@@ -426,7 +464,7 @@ fn payment_legs(
     let book = next.book;
     let payment =
         next.payments.first_mut().ok_or_else(|| EngineError::Internal("money moved without a payment".into()))?;
-    let leg = |movement, amount| Leg { book, currency: payment.currency.clone(), movement, amount };
+    let leg = |movement, amount| Leg::own(book, &payment.currency, movement, amount);
     let legs = match movement {
         Movement::Hold | Movement::ReleaseHold => vec![leg(movement, payment.amount)],
         Movement::Capture => {
@@ -442,6 +480,12 @@ fn payment_legs(
             }
             if payment.fee_amount > 0 {
                 legs.push(leg(Movement::Fee, payment.fee_amount));
+            }
+            // A split payment passes its parts of what came in on to its contractors.
+            if let Some(split) = payment.split.as_mut() {
+                split.settle(captured - payment.fee_amount);
+                let parts = split.parts().iter().filter_map(|p| Some((p.contractor.as_str(), p.amount?)));
+                legs.extend(split_legs(book, &payment.currency, Movement::SplitOut, parts));
             }
             legs
         }

@@ -35,7 +35,7 @@ use open131_domain::books::Shape;
 use open131_domain::fields::{refuse_unknown, Refused};
 use open131_domain::ledger::Book;
 use open131_domain::session::ApiVersion;
-use open131_domain::settings::{is_submerchant_name, SUBMERCHANT_MAX_BYTES};
+use open131_domain::settings::{is_set_name, NAME_MAX_BYTES};
 use open131_domain::FieldError;
 use open131_wire::api::{ApiErrorCode, ErrorEnvelope};
 use open131_wire::headers;
@@ -391,7 +391,7 @@ impl FromRequest<App> for SignedRequest {
             _ => Err(()),
         });
         let submerchant = parts.headers.get(headers::SUBMERCHANT).map(|v| match v.to_str().map(str::trim) {
-            Ok(name) if is_submerchant_name(name) => Ok(name.to_string()),
+            Ok(name) if is_set_name(name) => Ok(name.to_string()),
             _ => Err(()),
         });
         Ok(Self { project, bytes, idempotency_key, submerchant })
@@ -423,7 +423,7 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
     let submerchant = match signed.submerchant {
         None => None,
         Some(Err(())) => {
-            let why = format!("must be 1 to {SUBMERCHANT_MAX_BYTES} visible ASCII characters without a comma");
+            let why = format!("must be 1 to {NAME_MAX_BYTES} visible ASCII characters without a comma");
             return Err(ApiReply::invalid(vec![detail(headers::SUBMERCHANT, why)]));
         }
         Some(Ok(name)) if !project.settings.submerchants.allows(&name) => {

@@ -39,8 +39,7 @@ impl Ctx<'_> {
                 return Err(ApiReply::invalid(from_domain(errors)));
             }
         };
-        let token_field = bodies.payment_field("payment_details.recurrent.token");
-        let payment = self.checked_payment(payment, &token_field).await?;
+        let payment = self.checked_payment(payment, &|field| bodies.payment_field(field)).await?;
         let now = self.app.clock.now();
         let mut waiting = Vec::new();
         for (i, request) in requests.into_iter().enumerate() {

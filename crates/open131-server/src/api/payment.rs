@@ -12,6 +12,7 @@ use open131_domain::payout::Money;
 use open131_domain::personal::Personal;
 use open131_domain::refund_flow::{RefundEvent, RefundState};
 use open131_domain::session::{Event, SessionState};
+use open131_domain::split::Taken;
 use open131_store::{PaymentRecord, PaymentRefundRecord, SessionRecord};
 use open131_wire::api::{ApiErrorCode, RecurrentResponse};
 use serde_json::{Map, Value};
@@ -42,6 +43,7 @@ impl Ctx<'_> {
             recurrent: r.save_card,
             recurrent_token: None,
             finished_at: None,
+            split: r.split,
         }
     }
 
@@ -65,20 +67,40 @@ impl Ctx<'_> {
         let request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
         let how = Apply {
             idempotency: self.idempotency.clone(),
-            new_payment: Some(self.checked_payment(request, "payment_details.recurrent.token").await?),
+            new_payment: Some(self.checked_payment(request, &|field| field.to_string()).await?),
             ..Apply::default()
         };
         engine::apply(self.app, record, Event::StartPayment, how).await.map_err(Self::engine_error)
     }
 
     /// The record of a parsed payment, its recurrent token (if any) checked:
-    /// one of this project's, and a payment by a disabled one is declined.
+    /// one of this project's, and a payment by a disabled one is declined;
+    /// a split's contractors must be the project's. `name` names a field as
+    /// the partner sent it (a multi-session's payment is inside a list).
     pub(super) async fn checked_payment(
         &self,
         mut request: PaymentRequest,
-        token_field: &str,
+        name: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<PaymentRecord, ApiReply> {
+        if let Some(split) = &request.split {
+            let project = self.app.projects.get(self.project_id).await.map_err(|e| ApiReply::internal(&e))?;
+            let project = project.ok_or_else(|| ApiReply::internal(&"the calling project vanished"))?;
+            let strangers: Vec<_> = split
+                .contractors()
+                .enumerate()
+                .filter(|(_, alias)| !project.settings.contractors.allows(alias))
+                .map(|(i, _)| {
+                    let why = "is not a contractor of this project (the operator registers them: `contractors`)";
+                    detail(&name(&format!("revenue_split_info[{i}].contractor_alias")), why)
+                })
+                .collect();
+            if !strangers.is_empty() {
+                return Err(ApiReply::invalid(strangers));
+            }
+        }
         if let Some(token) = &request.token {
+            let token_field = name("payment_details.recurrent.token");
+            let token_field = token_field.as_str();
             let saved = self.app.store.recurrent_token(self.project_id, token).await;
             match saved.map_err(|e| ApiReply::internal(&e))? {
                 // Another project's token is indistinguishable from none.
@@ -249,6 +271,7 @@ pub async fn start_refund(
         metadata: ask.metadata.map(|m| m.to_string()),
         created_at: app.clock.now(),
         finished_at: None,
+        split: Taken::default(),
     };
     let id = refund.id.clone();
     let how = Apply { idempotency, new_refund: Some(refund), refund_rest: ask.amount.is_none(), ..Apply::default() };

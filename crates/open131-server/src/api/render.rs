@@ -130,10 +130,14 @@ fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> Acqui
                 amounts: Amounts { gross: money(r.amount), net: money(r.amount), fee: None },
                 is_chargeback: r.is_chargeback,
                 metadata: json(&r.metadata),
+                // What it took back, while it counts (a declined one gave it back).
+                revenue_split_info: (!r.split.0.is_empty() && refund_flow::counts(r.state))
+                    .then(|| r.split.wire(&p.currency)),
             })
             .collect(),
         customer_interaction,
         metadata: json(&p.metadata),
+        revenue_split_info: p.split.as_ref().map(|s| s.wire(&p.currency)),
         error: payment_error(p.state),
     }
 }
@@ -210,6 +214,7 @@ fn payout(record: &SessionRecord, p: &PayoutRecord, v2: bool) -> PayoutWire {
             amounts: Amounts { gross: money(), net: money(), fee: None },
             is_chargeback: false,
             metadata: None,
+            revenue_split_info: None,
         })
         .collect();
     PayoutWire {

@@ -81,6 +81,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "payment_refunds", include_str!("../../migrations/postgres/0008_payment_refunds.sql")),
     (9, "recurrent", include_str!("../../migrations/postgres/0009_recurrent.sql")),
     (10, "operation_finished", include_str!("../../migrations/postgres/0010_operation_finished.sql")),
+    (11, "split_payments", include_str!("../../migrations/postgres/0011_split_payments.sql")),
 ];
 
 pub struct PgStore {
@@ -357,11 +358,12 @@ impl PgStore {
                      submerchants = COALESCE($10, submerchants),
                      capture_mode = COALESCE($11, capture_mode),
                      capture_timeout_s = COALESCE($12, capture_timeout_s),
-                     payment_fee_bp = COALESCE($13, payment_fee_bp)
+                     payment_fee_bp = COALESCE($13, payment_fee_bp),
+                     contractors = COALESCE($14, contractors)
                  WHERE id = $1",
             )
             .await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
             &project_id,
             &s.set_webhook_url,
             &s.webhook_url,
@@ -375,6 +377,7 @@ impl PgStore {
             &s.capture_mode,
             &s.capture_timeout_s,
             &s.payment_fee_bp,
+            &s.contractors,
         ];
         if tx.execute(&update, &params).await? == 0 {
             return Err(StoreError::NoSuchProject(project_id.to_string()));

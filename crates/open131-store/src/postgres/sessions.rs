@@ -15,9 +15,10 @@ use super::batch::{statements, Statements, Step};
 use super::{after_commit_sent, PgStore};
 use crate::payouts::*;
 use crate::rows::{
-    decode_rate, due_timer, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow, RefundValues, SessionRows,
-    SessionValues, TokenRow, WalletRow, DISABLE_TOKEN, DROP_CLAIMED_TIMER, POSTING_COLUMNS, RATE_COLUMNS,
-    SELECT_SESSION, SELECT_TOKEN, WALLET_COLUMNS, WALLET_UPDATE,
+    contractor_wallet, decode_rate, due_timer, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow,
+    RefundValues, SessionRows, SessionValues, TokenRow, WalletRow, CONTRACTOR_WALLETS, CONTRACTOR_WALLET_CREATE,
+    CONTRACTOR_WALLET_UPDATE, DISABLE_TOKEN, DROP_CLAIMED_TIMER, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION,
+    SELECT_TOKEN, WALLET_COLUMNS, WALLET_UPDATE,
 };
 use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError};
 
@@ -192,20 +193,21 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.recurrent_created_at_us, "BIGINT"),
             q.p(&p.recurrent_finished_at_us, "BIGINT"),
             q.p(&p.finished_at_us, "BIGINT"),
+            q.p(&p.revenue_split, "TEXT"),
         ]
         .join(", ");
         q.text += &format!(
             ", q{i} AS (INSERT INTO payments (project_id, session_id, id, amount, currency, method_masked, customer,
                  participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, fee_amount,
                  three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us,
-                 finished_at_us)
+                 finished_at_us, revenue_split)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
                  captured_amount = excluded.captured_amount, fee_amount = excluded.fee_amount,
                  three_ds_attempts = excluded.three_ds_attempts, recurrent_token = excluded.recurrent_token,
                  recurrent_created_at_us = excluded.recurrent_created_at_us,
                  recurrent_finished_at_us = excluded.recurrent_finished_at_us,
-                 finished_at_us = excluded.finished_at_us)"
+                 finished_at_us = excluded.finished_at_us, revenue_split = excluded.revenue_split)"
         );
     }
     for (i, f) in refunds.iter().enumerate() {
@@ -219,14 +221,15 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&f.created_at_us, "BIGINT"),
             q.p(&f.finished_at_us, "BIGINT"),
             q.p(&f.seq, "BIGINT"),
+            q.p(&f.revenue_split, "TEXT"),
         ]
         .join(", ");
         q.text += &format!(
             ", r{i} AS (INSERT INTO payment_refunds (project_id, session_id, payment_id, id, amount, state,
-                 is_chargeback, metadata, created_at_us, finished_at_us, seq)
+                 is_chargeback, metadata, created_at_us, finished_at_us, seq, revenue_split)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
-                 finished_at_us = excluded.finished_at_us)"
+                 finished_at_us = excluded.finished_at_us, revenue_split = excluded.revenue_split)"
         );
     }
     for (i, hook) in w.webhooks.iter().enumerate() {
@@ -290,23 +293,48 @@ async fn apply_movement(
     let mut params: Vec<Param<'_>> = deltas.iter().map(|d| d as Param<'_>).collect();
     params.extend([&project as Param<'_>, &book, &currency]);
     let n = tx.execute(&update, &params).await?;
-    if n == 0 {
+    if n == 0 || !move_contractor(tx, project, leg).await? {
         return Ok(false);
     }
     let post = tx
         .prepare_cached(
             "INSERT INTO ledger_postings (project_id, book, currency, movement, account, amount, session_id,
-                 created_at_us)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 created_at_us, contractor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .await?;
     for p in pair {
         let movement = leg.movement.as_str();
-        let params: [Param<'_>; 8] =
-            [&project, &book, &currency, &movement, &p.account.as_str(), &p.amount, &session, &to_us(now)];
+        let params: [Param<'_>; 9] = [
+            &project,
+            &book,
+            &currency,
+            &movement,
+            &p.account.as_str(),
+            &p.amount,
+            &session,
+            &to_us(now),
+            &leg.contractor,
+        ];
         tx.execute(&post, &params).await?;
     }
     Ok(true)
+}
+
+/// The contractor's side of a split movement (nothing for other movements);
+/// `false` when it would take more than the contractor's wallet holds.
+async fn move_contractor(tx: &Transaction<'_>, project: &str, leg: &Leg) -> Result<bool> {
+    let delta = leg.contractor_delta();
+    let alias = match (&leg.contractor, delta) {
+        (None, 0) => return Ok(true),
+        (Some(alias), d) if d != 0 => alias,
+        _ => return Err(StoreError::MovementRefused("a split movement names no contractor")),
+    };
+    let (book, currency) = (leg.book.as_str(), leg.currency.as_str());
+    let create = tx.prepare_cached(CONTRACTOR_WALLET_CREATE).await?;
+    tx.execute(&create, &[&project, &book, &currency, alias]).await?;
+    let update = tx.prepare_cached(CONTRACTOR_WALLET_UPDATE).await?;
+    Ok(tx.execute(&update, &[&delta, &project, &book, &currency, alias]).await? == 1)
 }
 
 async fn topup_once(store: &PgStore, project: &str, leg: &Leg, now: OffsetDateTime) -> Result<()> {
@@ -411,8 +439,13 @@ impl LedgerStore for PgStore {
         amount: i64,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let leg = Leg { book, currency: currency.to_string(), movement: Movement::TopUp, amount };
+        let leg = Leg::own(book, currency, Movement::TopUp, amount);
         with_retries(|| topup_once(self, project_id, &leg, now)).await
+    }
+
+    async fn contractor_wallets(&self, project_id: &str) -> Result<Vec<ContractorWalletRecord>> {
+        let rows = with_retries(|| async { self.query(CONTRACTOR_WALLETS, &[&project_id]).await }).await?;
+        rows.iter().map(|r| contractor_wallet(r).map_err(StoreError::from).and_then(|w| w)).collect()
     }
 
     async fn wallets(&self, project_id: &str) -> Result<Vec<WalletRecord>> {

@@ -19,10 +19,10 @@ use time::OffsetDateTime;
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
 
 use crate::{
-    AttemptRecord, AttemptResult, Backend, CheckRecord, CheckStore, Decision, DueTimer, InsertCheck, LedgerStore,
-    MetaStore, NewCheck, OutboxStore, ProjectKey, ProjectRecord, ProjectStore, Result, SessionRecord, SessionStore,
-    SessionWrite, SettingsChange, StatementRecord, Store, StoreError, WalletRecord, WebhookFilter, WebhookRecord,
-    WriteOutcome,
+    AttemptRecord, AttemptResult, Backend, CheckRecord, CheckStore, ContractorWalletRecord, Decision, DueTimer,
+    InsertCheck, LedgerStore, MetaStore, NewCheck, OutboxStore, ProjectKey, ProjectRecord, ProjectStore, Result,
+    SessionRecord, SessionStore, SessionWrite, SettingsChange, StatementRecord, Store, StoreError, WalletRecord,
+    WebhookFilter, WebhookRecord, WriteOutcome,
 };
 use open131_domain::fx::FxRate;
 use open131_domain::ledger::{Book, Leg, Movement};
@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "payment_refunds", include_str!("../../migrations/sqlite/0014_payment_refunds.sql")),
     (15, "recurrent", include_str!("../../migrations/sqlite/0015_recurrent.sql")),
     (16, "operation_finished", include_str!("../../migrations/sqlite/0016_operation_finished.sql")),
+    (17, "split_payments", include_str!("../../migrations/sqlite/0017_split_payments.sql")),
 ];
 
 pub struct SqliteStore {
@@ -272,7 +273,8 @@ impl ProjectStore for SqliteStore {
                              submerchants = COALESCE(?10, submerchants),
                              capture_mode = COALESCE(?11, capture_mode),
                              capture_timeout_s = COALESCE(?12, capture_timeout_s),
-                             payment_fee_bp = COALESCE(?13, payment_fee_bp)
+                             payment_fee_bp = COALESCE(?13, payment_fee_bp),
+                             contractors = COALESCE(?14, contractors)
                          WHERE id = ?1",
                         params![
                             project_id,
@@ -288,6 +290,7 @@ impl ProjectStore for SqliteStore {
                             stored.capture_mode,
                             stored.capture_timeout_s,
                             stored.payment_fee_bp,
+                            stored.contractors,
                         ],
                     )
                     .map_err(db)?;
@@ -574,8 +577,7 @@ impl LedgerStore for SqliteStore {
         amount: i64,
         now: OffsetDateTime,
     ) -> Result<()> {
-        let (p, leg) =
-            (project_id.to_string(), Leg { book, currency: currency.to_string(), movement: Movement::TopUp, amount });
+        let (p, leg) = (project_id.to_string(), Leg::own(book, currency, Movement::TopUp, amount));
         let result = self.writer.write(move |conn| payouts::apply_movement(conn, &p, &leg, None, now)).await;
         match result {
             Ok(true) => Ok(()),
@@ -587,6 +589,10 @@ impl LedgerStore for SqliteStore {
 
     async fn wallets(&self, project_id: &str) -> Result<Vec<WalletRecord>> {
         self.read(|conn| payouts::wallets(conn, project_id))
+    }
+
+    async fn contractor_wallets(&self, project_id: &str) -> Result<Vec<ContractorWalletRecord>> {
+        self.read(|conn| payouts::contractor_wallets(conn, project_id))
     }
 
     async fn statement(

@@ -14,6 +14,7 @@ use crate::rows::{
     RefundValues, SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS, RATE_COLUMNS,
     SELECT_SESSION, UPSERT_PAYMENT, UPSERT_REFUND, WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
 };
+use crate::rows::{contractor_wallet, CONTRACTOR_WALLETS, CONTRACTOR_WALLET_CREATE, CONTRACTOR_WALLET_UPDATE};
 use crate::{Result, StoreError};
 
 /// Why a change was refused inside its savepoint (rolled back by returning it as Err).
@@ -119,7 +120,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.recurrent_token,
                 p.recurrent_created_at_us,
                 p.recurrent_finished_at_us,
-                p.finished_at_us
+                p.finished_at_us,
+                p.revenue_split
             ])
             .map_err(err)?;
     }
@@ -137,7 +139,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 f.metadata,
                 f.created_at_us,
                 f.finished_at_us,
-                f.seq
+                f.seq,
+                f.revenue_split
             ])
             .map_err(err)?;
     }
@@ -233,22 +236,56 @@ pub(crate) fn apply_movement(
             &currency as _,
         ])))
         .map_err(err)?;
-    if n == 0 {
+    if n == 0 || !move_contractor(conn, project, leg)? {
         return Ok(false);
     }
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO ledger_postings (project_id, book, currency, movement, account, amount, session_id,
-                 created_at_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 created_at_us, contractor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(err)?;
     for p in pair {
         let movement = leg.movement.as_str();
-        stmt.execute(params![project, book, currency, movement, p.account.as_str(), p.amount, session, to_us(now)])
+        let row = params![project, book, currency, movement, p.account.as_str(), p.amount, session, to_us(now)];
+        stmt.execute(params_from_iter(row.iter().copied().chain([&leg.contractor as &dyn rusqlite::ToSql])))
             .map_err(err)?;
     }
     Ok(true)
+}
+
+/// The contractor's side of a split movement (nothing for other movements);
+/// `false` when it would take more than the contractor's wallet holds.
+fn move_contractor(conn: &Connection, project: &str, leg: &Leg) -> Result<bool, Refusal> {
+    let delta = leg.contractor_delta();
+    let alias = match (&leg.contractor, delta) {
+        (None, 0) => return Ok(true),
+        (Some(alias), d) if d != 0 => alias,
+        _ => return Err(Refusal::Error(StoreError::MovementRefused("a split movement names no contractor"))),
+    };
+    let (book, currency) = (leg.book.as_str(), leg.currency.as_str());
+    conn.prepare_cached(CONTRACTOR_WALLET_CREATE)
+        .map_err(err)?
+        .execute(params![project, book, currency, alias])
+        .map_err(err)?;
+    let n = conn
+        .prepare_cached(CONTRACTOR_WALLET_UPDATE)
+        .map_err(err)?
+        .execute(params![delta, project, book, currency, alias])
+        .map_err(err)?;
+    Ok(n == 1)
+}
+
+pub(crate) fn contractor_wallets(conn: &Connection, project: &str) -> Result<Vec<ContractorWalletRecord>> {
+    let rows = conn
+        .prepare_cached(CONTRACTOR_WALLETS)
+        .map_err(db)?
+        .query_map([project], |r| contractor_wallet(r))
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    rows.into_iter().collect()
 }
 
 pub(crate) fn session(conn: &Connection, project: &str, id: &str) -> Result<Option<SessionRecord>> {
