@@ -388,6 +388,16 @@ impl CardExpiry {
         self.year
     }
 
+    /// As stored: `MM/YYYY`.
+    pub fn stored(&self) -> String {
+        format!("{:02}/{}", self.month, self.year)
+    }
+
+    pub fn parse_stored(text: &str) -> Option<Self> {
+        let (month, year) = text.split_once('/')?;
+        Self::parse(month, year).ok()
+    }
+
     /// True once `today` is past the last day of the expiry month; a card with
     /// expiry 05/26 still pays on 31 May 2026 and is expired on 1 June 2026.
     pub fn is_expired_on(&self, today: time::Date) -> bool {

@@ -13,8 +13,9 @@
 //! contractors: the control account of their wallets, each contractor's
 //! balance kept beside it, so the account always equals their sum) and `exchange` (money converted to or from another currency:
 //! a payout in dollars funded in roubles moves roubles into the rouble
-//! wallet's exchange account and dollars out of the dollar wallet's). Funding
-//! and exchange carry the counter-totals, so a wallet's five always sum to zero.
+//! wallet's exchange account and dollars out of the dollar wallet's). Funding,
+//! exchange and acquiring carry the counter-totals, so a wallet's accounts
+//! always sum to zero.
 //!
 //! Invariant: every posting pair sums to zero within one wallet; a conversion
 //! is two pairs, one per currency ([`legs`]).

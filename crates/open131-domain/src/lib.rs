@@ -26,6 +26,7 @@ pub mod refund_flow;
 pub mod session;
 pub mod settings;
 pub mod split;
+pub mod subscription;
 
 /// One offending field of a request, named by its JSON path (`payload.inn`).
 #[derive(Debug, Clone, PartialEq, Eq)]

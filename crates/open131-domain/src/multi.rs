@@ -45,17 +45,9 @@ pub struct MultiBodies {
 }
 
 /// Fields of the SDK's form shared by every operation, and who takes them.
-const SHARED_BY_PAYMENT: [&str; 7] = [
-    "amount_details",
-    "customer",
-    "participant_details",
-    "metadata",
-    "custom_routing",
-    "payment_options",
-    "revenue_split_info",
-];
-/// (`custom_routing` and `revenue_split_info` go to the payment alone, whose
-/// parser answers for them once.)
+const SHARED_BY_PAYMENT: [&str; 6] =
+    ["amount_details", "customer", "participant_details", "metadata", "custom_routing", "payment_options"];
+/// (`custom_routing` goes to the payment alone, whose parser answers for it once.)
 const SHARED_BY_PAYOUT: [&str; 4] = ["amount_details", "customer", "participant_details", "metadata"];
 
 /// Splits `body`; `method_key` is the version's name of a payout method.

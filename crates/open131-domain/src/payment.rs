@@ -13,11 +13,12 @@ use serde_json::{Map, Value};
 use time::Date;
 
 use crate::fields::{join, present, Fields, Refused};
-use crate::ident::CardNumber;
+use crate::ident::{CardExpiry, CardNumber};
 use crate::payment_flow::PaymentFailure;
 use crate::payout::{parse_amount, parse_customer, strip_nulls, Money, PayoutMethod};
 use crate::payout_method::{parse_bank_card, CardUse};
 use crate::split::{self, Split};
+use crate::subscription::Period;
 use crate::FieldError;
 
 /// Longest `payment_options.return_url`, in bytes.
@@ -51,6 +52,10 @@ pub struct PaymentRequest {
     pub return_url: Option<String>,
     /// `revenue_split_info`: the caller checks its contractors are the project's.
     pub split: Option<Split>,
+    /// `payment_options.subscription.period`: charge the card every period once it succeeds.
+    pub subscription: Option<Period>,
+    /// The card's expiry (card payments): a subscription's charges check it.
+    pub card_expiry: Option<CardExpiry>,
 }
 
 const PAYMENT_KEYS: [&str; 7] = [
@@ -70,8 +75,15 @@ const REFUSED_KEYS: [Refused; 4] = [
     ("payment_method", "a payment's method is payment_details (payment_method names a payout's, in v1)"),
 ];
 
-const OPTION_REFUSED: [Refused; 2] =
-    [("subscription", "subscriptions are not served yet"), ("platform_details", "is not served yet")];
+const OPTION_REFUSED: [Refused; 1] = [("platform_details", "is not served yet")];
+
+/// What `payment_options` asks for.
+#[derive(Default)]
+struct Options {
+    return_url: Option<String>,
+    save_card: bool,
+    subscription: Option<Period>,
+}
 
 /// Parses a whole card payment, every bad or missing field named at once.
 pub fn parse_payment(
@@ -104,10 +116,11 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
         }
         parse_customer(f, c)
     });
-    let (return_url, save_card) = match present(body, "payment_options") {
-        true => f.object(body, "payment_options", "payment_options").map_or((None, false), |o| parse_options(f, o)),
-        false => (None, false),
+    let options = match present(body, "payment_options") {
+        true => f.object(body, "payment_options", "payment_options").map(|o| parse_options(f, o)).unwrap_or_default(),
+        false => Options::default(),
     };
+    let Options { return_url, save_card, subscription } = options;
     let participant_details = match present(body, "participant_details") {
         true => f.object(body, "participant_details", "participant_details").and_then(|p| {
             f.only(p, "participant_details", &["sender", "recipient"], &[]);
@@ -120,8 +133,12 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
     let split = body.get("revenue_split_info").filter(|v| !v.is_null());
     let split = split.and_then(|value| split::parse(f, value, "revenue_split_info"));
     let (method, amount) = (card?, amount?);
+    let mut expiry = None;
     let (plan, method_masked, token) = match method {
-        Method::Card(card) => (sandbox_plan(&card, &amount), PayoutMethod::Card { number: card }.masked(), None),
+        Method::Card(card, exp) => {
+            expiry = exp;
+            (sandbox_plan(&card, &amount), PayoutMethod::Card { number: card }.masked(), None)
+        }
         Method::Recurrent { token, masked } => {
             // A saved card pays without its holder: no 3-D Secure.
             (PaymentPlan { three_ds: false, verdict: verdict_for(&amount) }, masked, Some(token))
@@ -148,6 +165,9 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
     if token.is_some() && save_card {
         f.err("payment_options.recurrent", "a payment by a recurrent token already has one");
     }
+    if subscription.is_some() && expiry.is_none() {
+        f.err("payment_options.subscription", "only a card payment (payment_details.type card) starts a subscription");
+    }
     Some(PaymentRequest {
         plan,
         method_masked,
@@ -159,6 +179,8 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
         metadata,
         return_url,
         split,
+        subscription,
+        card_expiry: expiry,
     })
 }
 
@@ -172,7 +194,8 @@ fn required<'v>(f: &mut Fields<'_>, body: &'v Map<String, Value>, key: &str) -> 
 
 /// How a payment is paid: a card, or a saved card's recurrent token.
 enum Method {
-    Card(CardNumber),
+    /// A card and its expiry (required to pay; `None` only when it was bad).
+    Card(CardNumber, Option<CardExpiry>),
     Recurrent {
         token: String,
         masked: Value,
@@ -323,13 +346,14 @@ fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Opt
     }
     f.only(d, p, &["type", "card"], &[]);
     let card = f.object(d, "card", &join(p, "card"))?;
-    parse_bank_card(f, card, &join(p, "card"), today, CardUse::Payment).map(Method::Card)
+    parse_bank_card(f, card, &join(p, "card"), today, CardUse::Payment)
+        .map(|(number, expiry)| Method::Card(number, expiry))
 }
 
 /// `payment_options`: the return URL (absolute http(s)) and whether to save the card.
-fn parse_options(f: &mut Fields<'_>, o: &Map<String, Value>) -> (Option<String>, bool) {
-    f.only(o, "payment_options", &["return_url", "recurrent"], &OPTION_REFUSED);
-    let save = match o.get("recurrent") {
+fn parse_options(f: &mut Fields<'_>, o: &Map<String, Value>) -> Options {
+    f.only(o, "payment_options", &["return_url", "recurrent", "subscription"], &OPTION_REFUSED);
+    let save_card = match o.get("recurrent") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
@@ -337,7 +361,28 @@ fn parse_options(f: &mut Fields<'_>, o: &Map<String, Value>) -> (Option<String>,
             false
         }
     };
-    (parse_return_url(f, o), save)
+    let subscription = match f.optional_object(o, "subscription", "payment_options.subscription") {
+        Some(Some(s)) => parse_subscription(f, s),
+        _ => None,
+    };
+    Options { return_url: parse_return_url(f, o), save_card, subscription }
+}
+
+/// `payment_options.subscription`: `{period}`; the rest is the bank's answer.
+fn parse_subscription(f: &mut Fields<'_>, s: &Map<String, Value>) -> Option<Period> {
+    let p = "payment_options.subscription";
+    let answers = "is the bank's answer about a subscription, not part of the request";
+    let refused: Vec<Refused> =
+        ["id", "initial", "next_point", "retries_exceeded", "unsubscribe_url", "provider_subscription_id"]
+            .into_iter()
+            .map(|k| (k, answers))
+            .collect();
+    f.only(s, p, &["period"], &refused);
+    let period = f.string(s, "period", &join(p, "period"))?;
+    Period::parse(&period).or_else(|| {
+        f.err(&join(p, "period"), "must be day, week, month or year");
+        None
+    })
 }
 
 fn parse_return_url(f: &mut Fields<'_>, o: &Map<String, Value>) -> Option<String> {
@@ -573,6 +618,17 @@ pub fn sandbox_plan(card: &CardNumber, amount: &Money) -> PaymentPlan {
     PaymentPlan { three_ds: card.last4() == THREE_DS_LAST4, verdict: verdict_for(amount) }
 }
 
+/// The plan of a subscription's charge: the saved card pays without its
+/// holder (no 3-D Secure), the amount table decides, and a card past its
+/// expiry month on `today` is declined `bank_card_expired`.
+pub fn charge_plan(amount: &Money, expiry: Option<&CardExpiry>, today: Date) -> PaymentPlan {
+    let verdict = match expiry {
+        Some(e) if e.is_expired_on(today) => Verdict::Decline(PaymentFailure::BankCardExpired),
+        _ => verdict_for(amount),
+    };
+    PaymentPlan { three_ds: false, verdict }
+}
+
 /// The issuer's verdict on an amount (the sandbox table).
 fn verdict_for(amount: &Money) -> Verdict {
     use PaymentFailure as F;
@@ -627,7 +683,7 @@ mod tests {
         no_cvc["card"]["bank_card"].as_object_mut().unwrap().remove("security_code");
         let body = json!({"payment_details": no_cvc, "amount_details": {"amount": 0, "currency": "rub"},
             "customer": {"contacts": []}, "payment_options": {"recurrent": "yes", "return_url": "ftp://x"},
-            "revenue_split_info": [], "session_id": "ps_1"});
+            "revenue_split_info": {}, "session_id": "ps_1"});
         assert_eq!(
             fields(body, PaymentCall::Init),
             [

@@ -75,7 +75,7 @@ const REFUSED_KEYS: [Refused; 7] = [
     ("payment_details", "is a field of card payments: send it with session/init/payment or session/start/payment"),
     ("payment_options", "is a field of card payments: send it with session/init/payment or session/start/payment"),
     ("payment_metadata", "is a field of card payments (anti-fraud device data), which is not served yet"),
-    ("revenue_split_info", "is a field of card payments: send it with session/start/payment (or session/init/payment)"),
+    ("revenue_split_info", "is a field of card payments (session/init/payment, session/start/payment)"),
     ("confirm_information", "belongs to session/confirm of a nominal-account (escrow) session"),
 ];
 

@@ -251,7 +251,7 @@ pub(crate) fn parse_method(f: &mut Fields<'_>, m: &Map<String, Value>, key: &str
 }
 
 fn parse_card(f: &mut Fields<'_>, card: &Map<String, Value>, p: &str, today: Date) -> Option<PayoutMethod> {
-    let number = parse_bank_card(f, card, p, today, CardUse::Payout)?;
+    let (number, _) = parse_bank_card(f, card, p, today, CardUse::Payout)?;
     Some(PayoutMethod::Card { number })
 }
 
@@ -271,7 +271,7 @@ pub(crate) fn parse_bank_card(
     p: &str,
     today: Date,
     purpose: CardUse,
-) -> Option<CardNumber> {
+) -> Option<(CardNumber, Option<CardExpiry>)> {
     let card_type = f.string(card, "type", &join(p, "type"))?;
     match card_type.as_str() {
         "bank_card" => {}
@@ -295,10 +295,11 @@ pub(crate) fn parse_bank_card(
     let number = f.check(&join(&p, "number"), number, CardNumber::parse_or_documented);
     let month = f.optional_string(bank_card, "expiration_month", &join(&p, "expiration_month"));
     let year = f.optional_string(bank_card, "expiration_year", &join(&p, "expiration_year"));
+    let mut expiry = None;
     match (month, year) {
         (Some(mm), Some(yy)) => match CardExpiry::parse(&mm, &yy) {
             Ok(exp) if exp.is_expired_on(today) => f.err(&join(&p, "expiration_year"), "the card has expired"),
-            Ok(_) => {}
+            Ok(exp) => expiry = Some(exp),
             Err(msg) => f.err(&join(&p, "expiration_month"), msg),
         },
         (None, None) if purpose == CardUse::Payment => {
@@ -315,7 +316,7 @@ pub(crate) fn parse_bank_card(
         _ => {}
     }
     f.optional_string(bank_card, "cardholder_name", &join(&p, "cardholder_name"));
-    number
+    Some((number?, expiry))
 }
 
 const SYSTEM_TYPES: [&str; 5] = ["ru", "iban", "upi", "faster_payment_system", "faster_payment_system_verification"];

@@ -54,13 +54,17 @@ pub struct Split {
 pub struct Taken(pub Vec<(String, i64)>);
 
 /// Parses `revenue_split_info` (at `path`), every bad field named at once.
+/// An empty list is no split (a client may always send the field).
 pub(crate) fn parse(f: &mut Fields<'_>, value: &Value, path: &str) -> Option<Split> {
     let Some(items) = value.as_array() else {
         f.err(path, "must be a list of {contractor_alias, percent | remains}");
         return None;
     };
-    if items.is_empty() || items.len() > SPLIT_PARTS_MAX {
-        f.err(path, format!("must hold 1 to {SPLIT_PARTS_MAX} parts"));
+    if items.is_empty() {
+        return None;
+    }
+    if items.len() > SPLIT_PARTS_MAX {
+        f.err(path, format!("must hold at most {SPLIT_PARTS_MAX} parts"));
         return None;
     }
     let before = f.errors.len();
@@ -195,21 +199,43 @@ impl Split {
         }
     }
 
-    /// What a refund takes back from each contractor: `refunded_after` is
-    /// every refund of the payment not declined, this one included, of a
-    /// capture of `captured`; `taken_before` what those others took back.
-    pub fn take_back(&self, captured: i64, refunded_after: i64, taken_before: &[&Taken]) -> Taken {
-        let parts = self.parts.iter().filter_map(|p| Some((p.contractor.as_str(), p.amount?)));
-        Taken(
-            parts
-                .map(|(alias, part)| {
-                    let already: i64 =
-                        taken_before.iter().flat_map(|t| &t.0).filter(|(a, _)| a == alias).map(|(_, n)| n).sum();
-                    let due = mul_div(part, refunded_after.min(captured), captured.max(1));
-                    (alias.to_string(), (due - already).clamp(0, (part - already).max(0)))
-                })
-                .collect(),
-        )
+    /// What a refund of `refund` takes back from each contractor:
+    /// `refunded_after` is every refund of the payment that counts (not
+    /// declined), this one included, of a capture of `captured`;
+    /// `taken_before` what those others took back. The total is the parts'
+    /// share of the refunds, less what was taken: never more than the refund
+    /// itself (the parts sum to at most the capture), each part's own share
+    /// rounded and the rounding settled on the parts with room left.
+    pub fn take_back(&self, captured: i64, refunded_after: i64, refund: i64, taken_before: &[&Taken]) -> Taken {
+        let (captured, cum) = (captured.max(1), refunded_after.clamp(0, captured.max(1)));
+        let parts: Vec<(&str, i64, i64)> = self
+            .parts
+            .iter()
+            .filter_map(|p| {
+                let already: i64 =
+                    taken_before.iter().flat_map(|t| &t.0).filter(|(a, _)| *a == p.contractor).map(|(_, n)| n).sum();
+                Some((p.contractor.as_str(), p.amount?, already))
+            })
+            .collect();
+        let (whole, already): (i64, i64) = parts.iter().fold((0, 0), |(w, a), (_, part, took)| (w + part, a + took));
+        let total = (mul_div(whole, cum, captured) - already).clamp(0, refund.max(0));
+        let mut taken: Vec<i64> = parts
+            .iter()
+            .map(|(_, part, took)| (mul_div(*part, cum, captured) - took).clamp(0, (part - took).max(0)))
+            .collect();
+        let room = |i: usize, taken: &[i64]| parts[i].1 - parts[i].2 - taken[i];
+        // The parts' own roundings differ from the total's by at most a kopeck each.
+        while taken.iter().sum::<i64>() > total {
+            let Some(i) = (0..taken.len()).filter(|i| taken[*i] > 0).max_by_key(|i| taken[*i]) else { break };
+            taken[i] -= 1;
+        }
+        while taken.iter().sum::<i64>() < total {
+            let Some(i) = (0..taken.len()).filter(|i| room(*i, &taken) > 0).max_by_key(|i| room(*i, &taken)) else {
+                break;
+            };
+            taken[i] += 1;
+        }
+        Taken(parts.iter().zip(taken).map(|((alias, _, _), n)| (alias.to_string(), n)).collect())
     }
 
     /// The wire's `revenue_split_info` (amounts once captured).
@@ -346,7 +372,13 @@ mod tests {
     #[test]
     fn bad_parts_are_named() {
         assert_eq!(fields(parsed(json!({}))), ["revenue_split_info"]);
-        assert_eq!(fields(parsed(json!([]))), ["revenue_split_info"]);
+        assert_eq!(fields(parsed(json!(Vec::<Value>::new()))), Vec::<String>::new(), "an empty list is no split");
+        assert_eq!(
+            fields(parsed(json!((0..21)
+                .map(|i| json!({"contractor_alias": format!("c{i}"), "percent": "1"}))
+                .collect::<Vec<_>>()))),
+            ["revenue_split_info"]
+        );
         let bad = json!([
             {"contractor_alias": "a", "percent": "0"},
             {"contractor_alias": "b", "percent": "100.001"},
@@ -397,14 +429,52 @@ mod tests {
         let mut refunded = 0;
         for r in [1, 333, 666] {
             refunded += r;
-            let t = s.take_back(1_000, refunded, &taken.iter().collect::<Vec<_>>());
+            let t = s.take_back(1_000, refunded, r, &taken.iter().collect::<Vec<_>>());
+            assert!(t.total() <= r, "{t:?} of a refund of {r}");
             taken.push(t);
         }
         let back =
             |alias: &str| taken.iter().flat_map(|t| &t.0).filter(|(a, _)| a == alias).map(|(_, n)| n).sum::<i64>();
         assert_eq!((back("a"), back("b")), (333, 667));
-        assert_eq!(taken[0].0, [("a".to_string(), 0), ("b".to_string(), 0)]);
+        // A kopeck refunded: the parts' share of it rounds to a kopeck, taken from the larger.
+        assert_eq!(taken[0].0, [("a".to_string(), 0), ("b".to_string(), 1)]);
+        // 334 of 1 000 refunded in all: 334 back in all, 333 of them now.
         assert_eq!(taken[1].0, [("a".to_string(), 111), ("b".to_string(), 222)]);
         assert_eq!(Taken::parse_stored(&taken[1].stored()), Some(taken[1].clone()));
+    }
+
+    /// The review's case: parts that cover the whole capture, refunded in
+    /// 9.99 then 0.01, never take back more than a refund.
+    #[test]
+    fn no_refund_takes_back_more_than_itself() {
+        let mut s =
+            parsed(json!([{"contractor_alias": "a", "percent": "33.33"}, {"contractor_alias": "b", "remains": true}]))
+                .unwrap();
+        s.settle(1_000);
+        let first = s.take_back(1_000, 999, 999, &[]);
+        let last = s.take_back(1_000, 1_000, 1, &[&first]);
+        assert!(first.total() <= 999 && last.total() <= 1, "{first:?} {last:?}");
+        assert_eq!(first.total() + last.total(), 1_000, "the whole comes back");
+        for alias in ["a", "b"] {
+            let back: i64 = [&first, &last].iter().flat_map(|t| &t.0).filter(|(a, _)| a == alias).map(|(_, n)| n).sum();
+            let part = s.parts().iter().find(|p| p.contractor == alias).unwrap().amount.unwrap();
+            assert_eq!(back, part, "{alias}");
+        }
+        // Random refund sequences: each within its refund, each part back exactly at the end.
+        let mut seed = 7u64;
+        for _ in 0..200 {
+            let mut rest = 1_000;
+            let mut taken: Vec<Taken> = Vec::new();
+            while rest > 0 {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let r = (1 + (seed >> 33) as i64 % 300).min(rest);
+                rest -= r;
+                let t = s.take_back(1_000, 1_000 - rest, r, &taken.iter().collect::<Vec<_>>());
+                assert!(t.total() <= r);
+                taken.push(t);
+            }
+            let all: i64 = taken.iter().map(Taken::total).sum();
+            assert_eq!(all, 1_000);
+        }
     }
 }

@@ -51,6 +51,28 @@ impl Store for Faulty {
 }
 
 #[async_trait]
+impl open131_store::SubscriptionStore for Faulty {
+    async fn subscription(&self, p: &str, id: &str) -> Result<Option<open131_store::SubscriptionRecord>> {
+        self.inner.subscription(p, id).await
+    }
+    async fn write_subscription(
+        &self,
+        w: open131_store::SubscriptionWrite,
+        now: OffsetDateTime,
+    ) -> Result<open131_store::WriteOutcome> {
+        self.inner.write_subscription(w, now).await
+    }
+    async fn claim_due_subscriptions(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<open131_store::SubscriptionRecord>> {
+        self.inner.claim_due_subscriptions(now, lease_until, limit).await
+    }
+}
+
+#[async_trait]
 impl ProjectStore for Faulty {
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         self.inner.create_project(id, now).await

@@ -230,6 +230,16 @@ async fn bad_multi_sessions_are_refused_by_name() {
     let a = s.call("v2", "session/multi/init", &routed).await;
     assert_eq!(refused(&a), (400, vec!["custom_routing".to_string()]), "named once: {}", a.text);
 
+    // Its payouts pay the payment's money on: a split of it too would pay out more than came in.
+    let split = json!([{"contractor_alias": "c1", "percent": "10"}]);
+    let mut parted = sdk_form(10_000);
+    parted["revenue_split_info"] = split.clone();
+    assert_eq!(refused(&s.call("v2", "session/multi/init", &parted).await), (400, vec!["revenue_split_info".into()]));
+    let mut parted = list_form(10_000, &[(payout_card(), 1_000)]);
+    parted["payment_list"][0]["revenue_split_info"] = split;
+    let a = s.call("v1", "session/multi/init", &parted).await;
+    assert_eq!(refused(&a), (400, vec!["payment_list[0].revenue_split_info".to_string()]), "{}", a.text);
+
     let mut two = sdk_form(10_000);
     two["payment_details_multi"] = json!([paying_card(), paying_card()]);
     assert_eq!(refused(&s.call("v2", "session/multi/init", &two).await), (400, vec!["payment_details_multi".into()]));

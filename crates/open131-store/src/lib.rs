@@ -333,6 +333,27 @@ pub trait MetaStore: Send + Sync + 'static {
 }
 
 /// One handle on every aggregate's store.
-pub trait Store: ProjectStore + CheckStore + SessionStore + LedgerStore + OutboxStore + MetaStore {
+/// Subscriptions: the bank's charges of a saved card every period.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync + 'static {
+    /// A subscription of `project_id`; another project's is simply absent.
+    async fn subscription(&self, project_id: &str, id: &str) -> Result<Option<SubscriptionRecord>>;
+    /// Changes a subscription alone (cancel, restore): `Applied` with its new
+    /// version, or `VersionConflict` when it changed since it was read.
+    async fn write_subscription(&self, write: SubscriptionWrite, now: OffsetDateTime) -> Result<WriteOutcome>;
+    /// Claims active subscriptions due at `now`, the earliest first: each is
+    /// leased until `lease_until` so no other node charges it meanwhile, and
+    /// one whose charge never committed (a dead node) is claimed again then.
+    async fn claim_due_subscriptions(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>>;
+}
+
+pub trait Store:
+    ProjectStore + CheckStore + SessionStore + LedgerStore + OutboxStore + MetaStore + SubscriptionStore
+{
     fn backend(&self) -> Backend;
 }

@@ -3,6 +3,7 @@
 use open131_domain::allowlist::IpAllowlist;
 use open131_domain::books::Shape;
 use open131_domain::fx::FxRate;
+use open131_domain::ident::CardExpiry;
 use open131_domain::ledger::{Book, Funding, Leg};
 use open131_domain::lifecycle::Timer;
 use open131_domain::payment::PaymentPlan;
@@ -14,6 +15,7 @@ use open131_domain::refund_flow::RefundState;
 use open131_domain::session::{ApiVersion, SessionState};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_domain::split::{Split, Taken};
+use open131_domain::subscription::{Period, Schedule};
 use time::OffsetDateTime;
 
 /// A project's settings, parsed once when the project is read.
@@ -177,6 +179,56 @@ pub struct PaymentRecord {
     pub finished_at: Option<OffsetDateTime>,
     /// A split payment's parts (`revenue_split_info`), their amounts set at capture.
     pub split: Option<Split>,
+    /// A subscription's first payment, or one of its charges.
+    pub subscription: Option<PaymentSubscription>,
+    /// The card's expiry (card payments; a subscription's charges check it).
+    pub card_expiry: Option<CardExpiry>,
+}
+
+/// A payment's part in a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentSubscription {
+    pub period: Period,
+    /// The subscription's id: set when the first payment succeeds (it makes
+    /// the subscription), and on every charge.
+    pub id: Option<String>,
+    /// The first payment (else a charge of the bank's).
+    pub initial: bool,
+    /// The subscription as it stood when the session was read (answers show
+    /// its next point); `None` before it exists.
+    pub schedule: Option<Schedule>,
+}
+
+/// A subscription: the bank charges its card every period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    pub project_id: String,
+    pub id: String,
+    /// Every change names the version it was computed from.
+    pub version: i64,
+    pub schedule: Schedule,
+    pub amount: i64,
+    pub currency: String,
+    /// The card, masked, as the first payment showed it.
+    pub method_masked: String,
+    pub card_expiry: Option<CardExpiry>,
+    /// The payer: personal data, so `Debug` prints `***`.
+    pub customer: Personal<String>,
+    pub metadata: Option<String>,
+    /// The naming of its charges' sessions (the first payment's).
+    pub api_version: ApiVersion,
+    pub first_session_id: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A subscription written with a session change (its creation, a charge, a
+/// charge's outcome) or alone (cancel, restore).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionWrite {
+    /// `None` creates it (its id must be new).
+    pub expected_version: Option<i64>,
+    pub record: SubscriptionRecord,
 }
 
 /// A recurrent token: later payments of the project pay with the saved card.
@@ -313,6 +365,9 @@ pub struct SessionWrite {
     pub timers: Vec<(Timer, OffsetDateTime)>,
     /// A timer that fired and is consumed by this change.
     pub consumed_timer: Option<Timer>,
+    /// A subscription changed in the same transaction; a stale version
+    /// refuses the whole write (`VersionConflict`).
+    pub subscription: Option<SubscriptionWrite>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 use open131_domain::allowlist::IpAllowlist;
 use open131_domain::books::Shape;
 use open131_domain::fx::FxRate;
+use open131_domain::ident::CardExpiry;
 use open131_domain::ident::PassportNumber;
 use open131_domain::kyc::{CheckState, KycApplication, KycVersion, Outcome, RfPassport};
 use open131_domain::ledger::{Account, Book, Posting};
@@ -18,12 +19,13 @@ use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_domain::split::{Split, Taken};
+use open131_domain::subscription::{Period, Schedule, SubscriptionState};
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    CheckRecord, ContractorWalletRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PayoutRecord,
-    PostingRecord, ProjectSettings, RecurrentToken, RefundRecord, Result, SessionRecord, StoreError, SubjectKind,
-    WalletRecord, WebhookRecord, WebhookState,
+    CheckRecord, ContractorWalletRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PaymentSubscription,
+    PayoutRecord, PostingRecord, ProjectSettings, RecurrentToken, RefundRecord, Result, SessionRecord, StoreError,
+    SubjectKind, SubscriptionRecord, WalletRecord, WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -211,11 +213,13 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
      q.id, q.amount, q.currency, q.method_masked, q.customer, q.participant_details, q.metadata, q.return_url, \
      q.plan, q.state, q.captured_amount, q.created_at_us, q.fee_amount, q.three_ds_attempts, q.recurrent, \
      q.recurrent_token, q.recurrent_created_at_us, q.recurrent_finished_at_us, q.recurrent_active, q.finished_at_us, \
-     q.revenue_split, \
+     q.revenue_split, q.subscription_period, q.subscription_id, q.subscription_initial, q.card_expiry, \
+     u.state, u.next_point_us, u.failures, u.charges, u.anchor_us, \
      r.id, r.payment_id, r.amount, r.state, r.is_chargeback, r.metadata, r.created_at_us, r.finished_at_us, \
      r.revenue_split \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      LEFT JOIN payments q ON q.project_id = s.project_id AND q.session_id = s.id \
+     LEFT JOIN subscriptions u ON u.project_id = q.project_id AND u.id = q.subscription_id \
      LEFT JOIN payment_refunds r ON r.project_id = q.project_id AND r.payment_id = q.id \
      WHERE s.project_id = $1 AND s.id = $2 \
      ORDER BY p.created_at_us, p.id, q.created_at_us, q.id, r.seq";
@@ -225,7 +229,7 @@ pub(crate) const PAYOUT_OFFSET: usize = 14;
 /// Where a payment's columns start in a [`SELECT_SESSION`] row.
 pub(crate) const PAYMENT_OFFSET: usize = PAYOUT_OFFSET + 15;
 /// Where a payment refund's columns start in a [`SELECT_SESSION`] row.
-pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 21;
+pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 30;
 
 /// One row of [`SELECT_SESSION`]: the session, and one payout and one payment
 /// (either or both absent).
@@ -488,6 +492,45 @@ pub(crate) struct PaymentRow {
     pub token: Option<TokenRow>,
     pub finished_at_us: Option<i64>,
     pub revenue_split: Option<String>,
+    pub subscription: Option<SubscriptionColumns>,
+    pub card_expiry: Option<String>,
+}
+
+/// A payment's subscription columns, with the subscription's as it stands.
+pub(crate) struct SubscriptionColumns {
+    period: String,
+    id: Option<String>,
+    initial: bool,
+    /// state, next point, failures, charges, anchor (absent before it exists).
+    now: Option<(String, i64, i64, i64, i64)>,
+}
+
+impl SubscriptionColumns {
+    /// From column `at` of a [`SELECT_SESSION`] row; `None` for a payment without one.
+    fn read<C: Columns>(r: &C, at: usize) -> std::result::Result<Option<Self>, C::Error> {
+        let Some(period) = r.opt_text(at)? else { return Ok(None) };
+        let now = match r.opt_text(at + 4)? {
+            Some(state) => Some((state, r.int(at + 5)?, r.int(at + 6)?, r.int(at + 7)?, r.int(at + 8)?)),
+            None => None,
+        };
+        Ok(Some(Self { period, id: r.opt_text(at + 1)?, initial: r.flag(at + 2)?, now }))
+    }
+
+    fn decode(self, what: &dyn Fn() -> String) -> Result<PaymentSubscription> {
+        let period = Period::parse(&self.period).ok_or_else(|| StoreError::corrupt(what(), "subscription_period"))?;
+        let schedule = match self.now {
+            None => None,
+            Some((state, next_point_us, failures, charges, anchor_us)) => Some(Schedule {
+                state: SubscriptionState::parse(&state).ok_or_else(|| StoreError::corrupt(what(), "subscription"))?,
+                period,
+                anchor: from_us(anchor_us)?,
+                next_point: from_us(next_point_us)?,
+                failures: u8::try_from(failures).map_err(|_| StoreError::corrupt(what(), "failures"))?,
+                charges: u32::try_from(charges).map_err(|_| StoreError::corrupt(what(), "charges"))?,
+            }),
+        };
+        Ok(PaymentSubscription { period, id: self.id, initial: self.initial, schedule })
+    }
 }
 
 /// The recurrent token columns of a payment row.
@@ -557,6 +600,8 @@ impl PaymentRow {
             token: TokenRow::read(r, at(15))?,
             finished_at_us: r.opt_int(at(19))?,
             revenue_split: r.opt_text(at(20))?,
+            subscription: SubscriptionColumns::read(r, at(21))?,
+            card_expiry: r.opt_text(at(24))?,
         }))
     }
 
@@ -571,6 +616,11 @@ impl PaymentRow {
         let split = match &self.revenue_split {
             None => None,
             Some(s) => Some(Split::parse_stored(s).ok_or_else(|| StoreError::corrupt(what(), "revenue_split"))?),
+        };
+        let subscription = self.subscription.map(|s| s.decode(&what)).transpose()?;
+        let card_expiry = match &self.card_expiry {
+            None => None,
+            Some(e) => Some(CardExpiry::parse_stored(e).ok_or_else(|| StoreError::corrupt(what(), "card_expiry"))?),
         };
         Ok(PaymentRecord {
             id: self.id,
@@ -592,6 +642,8 @@ impl PaymentRow {
             recurrent_token: self.token.map(TokenRow::decode).transpose()?,
             finished_at: self.finished_at_us.map(from_us).transpose()?,
             split,
+            subscription,
+            card_expiry,
         })
     }
 }
@@ -713,6 +765,10 @@ pub(crate) struct PaymentValues<'a> {
     pub recurrent_finished_at_us: Option<i64>,
     pub finished_at_us: Option<i64>,
     pub revenue_split: Option<String>,
+    pub subscription_period: Option<&'static str>,
+    pub subscription_id: Option<&'a str>,
+    pub subscription_initial: bool,
+    pub card_expiry: Option<String>,
 }
 
 impl<'a> PaymentValues<'a> {
@@ -738,6 +794,10 @@ impl<'a> PaymentValues<'a> {
             recurrent_finished_at_us: p.recurrent_token.as_ref().map(|t| to_us(t.finished_at)),
             finished_at_us: p.finished_at.map(to_us),
             revenue_split: p.split.as_ref().map(Split::stored),
+            subscription_period: p.subscription.as_ref().map(|s| s.period.as_str()),
+            subscription_id: p.subscription.as_ref().and_then(|s| s.id.as_deref()),
+            subscription_initial: p.subscription.as_ref().is_none_or(|s| s.initial),
+            card_expiry: p.card_expiry.as_ref().map(CardExpiry::stored),
         }
     }
 }
@@ -749,13 +809,14 @@ impl<'a> PaymentValues<'a> {
 pub(crate) const UPSERT_PAYMENT: &str = "INSERT INTO payments (project_id, session_id, id, amount, currency, \
      method_masked, customer, participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, \
      fee_amount, three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us, \
-     finished_at_us, revenue_split) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+     finished_at_us, revenue_split, subscription_period, subscription_id, subscription_initial, card_expiry) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+     $23, $24, $25, $26) \
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, captured_amount = excluded.captured_amount, \
      fee_amount = excluded.fee_amount, three_ds_attempts = excluded.three_ds_attempts, \
      recurrent_token = excluded.recurrent_token, recurrent_created_at_us = excluded.recurrent_created_at_us, \
      recurrent_finished_at_us = excluded.recurrent_finished_at_us, finished_at_us = excluded.finished_at_us, \
-     revenue_split = excluded.revenue_split";
+     revenue_split = excluded.revenue_split, subscription_id = excluded.subscription_id";
 
 /// The values of a new payout row, in the INSERT's order (after the project
 /// and session ids).
@@ -1011,5 +1072,151 @@ pub(crate) fn attempt_outcome(a: &crate::AttemptResult) -> (&'static str, i64, O
         (Some(next), _) => ("pending", to_us(next), None),
         (None, true) => ("failed", to_us(a.at), None),
         (None, false) => ("delivered", to_us(a.at), Some(to_us(a.at))),
+    }
+}
+
+/// A subscription's columns, in order (the INSERT's and the reads').
+pub(crate) const SUBSCRIPTION_COLUMNS: &str = "project_id, id, version, state, period, next_point_us, failures, \
+     charges, amount, currency, method_masked, card_expiry, customer, metadata, api_version, first_session_id, \
+     created_at_us, updated_at_us, anchor_us";
+
+pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (project_id, id, version, state, period, \
+     next_point_us, failures, charges, amount, currency, method_masked, card_expiry, customer, metadata, api_version, \
+     first_session_id, created_at_us, updated_at_us, anchor_us) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+
+/// A subscription's change (its lease ends with it): `$1` the version it was
+/// read at, then state, next point, failures, charges, updated, project, id.
+pub(crate) const UPDATE_SUBSCRIPTION: &str = "UPDATE subscriptions SET version = $1 + 1, state = $2, \
+     next_point_us = $3, failures = $4, charges = $5, updated_at_us = $6, lease_until_us = NULL \
+     WHERE project_id = $7 AND id = $8 AND version = $1";
+
+/// The values of a subscription row, in [`INSERT_SUBSCRIPTION`]'s order.
+pub(crate) struct SubscriptionValues<'a> {
+    pub project_id: &'a str,
+    pub id: &'a str,
+    pub state: &'static str,
+    pub period: &'static str,
+    pub next_point_us: i64,
+    pub failures: i64,
+    pub charges: i64,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub method_masked: &'a str,
+    pub card_expiry: Option<String>,
+    pub customer: &'a str,
+    pub metadata: Option<&'a str>,
+    pub api_version: &'static str,
+    pub first_session_id: &'a str,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+    pub anchor_us: i64,
+}
+
+impl<'a> SubscriptionValues<'a> {
+    pub(crate) fn of(s: &'a SubscriptionRecord) -> Self {
+        Self {
+            project_id: &s.project_id,
+            id: &s.id,
+            state: s.schedule.state.as_str(),
+            period: s.schedule.period.as_str(),
+            next_point_us: to_us(s.schedule.next_point),
+            failures: i64::from(s.schedule.failures),
+            charges: i64::from(s.schedule.charges),
+            amount: s.amount,
+            currency: &s.currency,
+            method_masked: &s.method_masked,
+            card_expiry: s.card_expiry.as_ref().map(CardExpiry::stored),
+            customer: s.customer.expose(),
+            metadata: s.metadata.as_deref(),
+            api_version: s.api_version.as_str(),
+            first_session_id: &s.first_session_id,
+            created_at_us: to_us(s.created_at),
+            updated_at_us: to_us(s.updated_at),
+            anchor_us: to_us(s.schedule.anchor),
+        }
+    }
+}
+
+/// A row in [`SUBSCRIPTION_COLUMNS`] order.
+pub(crate) struct SubscriptionRow {
+    project_id: String,
+    id: String,
+    version: i64,
+    state: String,
+    period: String,
+    next_point_us: i64,
+    failures: i64,
+    charges: i64,
+    amount: i64,
+    currency: String,
+    method_masked: String,
+    card_expiry: Option<String>,
+    customer: String,
+    metadata: Option<String>,
+    api_version: String,
+    first_session_id: String,
+    created_at_us: i64,
+    updated_at_us: i64,
+    anchor_us: i64,
+}
+
+impl SubscriptionRow {
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(Self {
+            project_id: r.text(0)?,
+            id: r.text(1)?,
+            version: r.int(2)?,
+            state: r.text(3)?,
+            period: r.text(4)?,
+            next_point_us: r.int(5)?,
+            failures: r.int(6)?,
+            charges: r.int(7)?,
+            amount: r.int(8)?,
+            currency: r.text(9)?,
+            method_masked: r.text(10)?,
+            card_expiry: r.opt_text(11)?,
+            customer: r.text(12)?,
+            metadata: r.opt_text(13)?,
+            api_version: r.text(14)?,
+            first_session_id: r.text(15)?,
+            created_at_us: r.int(16)?,
+            updated_at_us: r.int(17)?,
+            anchor_us: r.int(18)?,
+        })
+    }
+
+    pub(crate) fn decode(self) -> Result<SubscriptionRecord> {
+        let what = || format!("subscription {}", self.id);
+        let schedule = Schedule {
+            state: SubscriptionState::parse(&self.state).ok_or_else(|| StoreError::corrupt(what(), "state"))?,
+            period: Period::parse(&self.period).ok_or_else(|| StoreError::corrupt(what(), "period"))?,
+            anchor: from_us(self.anchor_us)?,
+            next_point: from_us(self.next_point_us)?,
+            failures: u8::try_from(self.failures).map_err(|_| StoreError::corrupt(what(), "failures"))?,
+            charges: u32::try_from(self.charges).map_err(|_| StoreError::corrupt(what(), "charges"))?,
+        };
+        let card_expiry = match &self.card_expiry {
+            None => None,
+            Some(e) => Some(CardExpiry::parse_stored(e).ok_or_else(|| StoreError::corrupt(what(), "card_expiry"))?),
+        };
+        let api_version =
+            ApiVersion::parse(&self.api_version).ok_or_else(|| StoreError::corrupt(what(), "api_version"))?;
+        Ok(SubscriptionRecord {
+            api_version,
+            schedule,
+            card_expiry,
+            customer: Personal::new(self.customer),
+            created_at: from_us(self.created_at_us)?,
+            updated_at: from_us(self.updated_at_us)?,
+            project_id: self.project_id,
+            id: self.id,
+            version: self.version,
+            amount: self.amount,
+            currency: self.currency,
+            method_masked: self.method_masked,
+            metadata: self.metadata,
+            first_session_id: self.first_session_id,
+        })
     }
 }

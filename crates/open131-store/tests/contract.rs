@@ -381,6 +381,7 @@ fn plain_update(expected: i64, record: SessionRecord) -> SessionWrite {
         webhooks: vec![],
         timers: vec![],
         consumed_timer: None,
+        subscription: None,
     }
 }
 
@@ -395,6 +396,7 @@ fn creation(record: SessionRecord, key: &str) -> SessionWrite {
         }],
         timers: vec![(Timer::Prepare, NOW + Duration::seconds(5))],
         consumed_timer: None,
+        subscription: None,
         record,
     }
 }
@@ -439,6 +441,7 @@ async fn session_writes_commit_whole_or_not_at_all() {
             webhooks: vec![],
             timers: vec![(Timer::ConfirmTimeout, NOW + Duration::hours(1))],
             consumed_timer: Some(Timer::Prepare),
+            subscription: None,
         };
         assert_eq!(store.write_session(update(7), NOW).await.unwrap(), WriteOutcome::VersionConflict, "{name}");
         assert_eq!(
@@ -957,6 +960,127 @@ async fn contractor_wallets_follow_split_movements_on_both_backends() {
     }
 }
 
+/// A subscription is made with its first payment's session, read back with
+/// it, claimed once when due (a lease keeps other nodes off), and changed
+/// only at the version it was read at: a stale charge writes neither the
+/// subscription nor its charge's session.
+#[tokio::test]
+async fn subscriptions_are_made_claimed_and_charged_once_on_both_backends() {
+    use open131_domain::subscription::{Period, Schedule, SubscriptionState};
+    use open131_store::{PaymentSubscription, SubscriptionRecord, SubscriptionWrite};
+    for Case { name, store, .. } in cases_with_projects().await {
+        let mut first = session("alpha", "s-first", 0);
+        first.payouts.clear();
+        let schedule = Schedule {
+            state: SubscriptionState::Active,
+            period: Period::Month,
+            anchor: NOW,
+            next_point: NOW + Duration::days(31),
+            failures: 0,
+            charges: 0,
+        };
+        let sub = SubscriptionRecord {
+            project_id: "alpha".into(),
+            id: "sub_1".into(),
+            version: 1,
+            schedule,
+            amount: 500,
+            currency: "rub".into(),
+            method_masked: "{}".into(),
+            card_expiry: open131_domain::ident::CardExpiry::parse("12", "30").ok(),
+            customer: Personal::new(r#"{"reference":"u"}"#.into()),
+            metadata: None,
+            api_version: ApiVersion::V2,
+            first_session_id: "s-first".into(),
+            created_at: NOW,
+            updated_at: NOW,
+        };
+        let payment = |id: &str, initial: bool| open131_store::PaymentRecord {
+            id: id.into(),
+            amount: 500,
+            currency: "rub".into(),
+            method_masked: "{}".into(),
+            customer: Personal::new("{}".into()),
+            participant_details: None,
+            metadata: None,
+            return_url: None,
+            plan: open131_domain::payment::PaymentPlan {
+                three_ds: false,
+                verdict: open131_domain::payment::Verdict::Authorize,
+            },
+            state: open131_domain::payment_flow::PaymentState::Succeeded,
+            captured_amount: None,
+            created_at: NOW,
+            fee_amount: 0,
+            three_ds_attempts: 0,
+            refunds: Vec::new(),
+            recurrent: false,
+            recurrent_token: None,
+            finished_at: Some(NOW),
+            split: None,
+            subscription: Some(PaymentSubscription {
+                period: Period::Month,
+                id: Some("sub_1".into()),
+                initial,
+                schedule: Some(schedule),
+            }),
+            card_expiry: open131_domain::ident::CardExpiry::parse("12", "30").ok(),
+        };
+        first.payments = vec![payment("pm_first", true)];
+        let mut make = creation(first.clone(), "first");
+        make.movements.clear();
+        make.subscription = Some(SubscriptionWrite { expected_version: None, record: sub.clone() });
+        assert_eq!(store.write_session(make, NOW).await.unwrap(), WriteOutcome::Applied(1), "{name}");
+        assert_eq!(store.subscription("alpha", "sub_1").await.unwrap(), Some(sub.clone()), "{name}");
+        assert_eq!(store.subscription("beta", "sub_1").await.unwrap(), None, "{name}: another project's");
+        let read = store.session("alpha", "s-first").await.unwrap().unwrap();
+        assert_eq!(read.payments, first.payments, "{name}: the payment reads its subscription back");
+
+        // Not due yet; due a month on, claimed once while its lease lasts.
+        let later = NOW + Duration::days(31);
+        let lease = later + Duration::seconds(60);
+        assert!(store.claim_due_subscriptions(NOW, lease, 10).await.unwrap().is_empty(), "{name}");
+        let claimed = store.claim_due_subscriptions(later, lease, 10).await.unwrap();
+        assert_eq!(claimed, std::slice::from_ref(&sub), "{name}");
+        assert!(store.claim_due_subscriptions(later, lease, 10).await.unwrap().is_empty(), "{name}: leased");
+
+        // A charge from a stale read writes nothing at all.
+        let charged = Schedule { next_point: NOW + Duration::days(59), charges: 1, ..schedule };
+        let mut charge_session = session("alpha", "s-charge", 0);
+        charge_session.payouts.clear();
+        charge_session.payments = vec![payment("pm_charge", false)];
+        let charge = |expected| {
+            let mut w = creation(charge_session.clone(), "charge-1");
+            w.movements.clear();
+            w.subscription = Some(SubscriptionWrite {
+                expected_version: Some(expected),
+                record: SubscriptionRecord { schedule: charged, updated_at: later, ..sub.clone() },
+            });
+            w
+        };
+        assert_eq!(store.write_session(charge(7), later).await.unwrap(), WriteOutcome::VersionConflict, "{name}");
+        assert!(store.session("alpha", "s-charge").await.unwrap().is_none(), "{name}: no charge session");
+        assert_eq!(store.write_session(charge(1), later).await.unwrap(), WriteOutcome::Applied(1), "{name}");
+        let now = store.subscription("alpha", "sub_1").await.unwrap().unwrap();
+        assert_eq!((now.version, now.schedule), (2, charged), "{name}");
+        // The charge ended its lease: it is claimed again at its next point, not before.
+        let next = NOW + Duration::days(59);
+        assert!(store.claim_due_subscriptions(later + Duration::seconds(1), lease, 10).await.unwrap().is_empty());
+        assert_eq!(store.claim_due_subscriptions(next, next, 10).await.unwrap().len(), 1, "{name}");
+
+        // Cancelled (at the version read) it is never claimed; a stale cancel is refused.
+        let cancelled = Schedule { state: SubscriptionState::Cancelled, ..charged };
+        let cancel = |expected| SubscriptionWrite {
+            expected_version: Some(expected),
+            record: SubscriptionRecord { schedule: cancelled, version: 2, ..now.clone() },
+        };
+        assert_eq!(store.write_subscription(cancel(1), next).await.unwrap(), WriteOutcome::VersionConflict, "{name}");
+        assert_eq!(store.write_subscription(cancel(2), next).await.unwrap(), WriteOutcome::Applied(3), "{name}");
+        let far = next + Duration::days(400);
+        assert!(store.claim_due_subscriptions(far, far, 10).await.unwrap().is_empty(), "{name}: cancelled");
+    }
+}
+
 async fn contractor_balances(store: &dyn Store, project: &str) -> Vec<(String, i64)> {
     store.contractor_wallets(project).await.unwrap().into_iter().map(|w| (w.alias, w.balance)).collect()
 }
@@ -990,6 +1114,8 @@ async fn a_payment_session_round_trips_on_both_backends() {
             recurrent_token: None,
             finished_at: None,
             split: open131_domain::split::Split::parse_stored(r#"[{"c":"courier-1","bp":1000,"amount":null}]"#),
+            subscription: None,
+            card_expiry: open131_domain::ident::CardExpiry::parse("12", "30").ok(),
         }];
         assert!(s.payments[0].split.is_some());
         let mut create = creation(s.clone(), "card-1");

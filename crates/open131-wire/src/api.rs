@@ -192,6 +192,9 @@ pub struct AcquiringPaymentWire {
     /// A split payment's parts, their amounts once captured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revenue_split_info: Option<Value>,
+    /// A subscription's first payment or one of its charges (the SDK's `Subscription`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
 }

@@ -18,9 +18,10 @@ use open131_domain::payout_flow::{self, PayoutEvent, PayoutState};
 use open131_domain::refund_flow::{self, RefundEvent, RefundState, RefundWrongState};
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
 use open131_domain::split::Taken;
+use open131_domain::subscription::{self, Schedule, SubscriptionEvent, SubscriptionState};
 use open131_store::{
     NewWebhook, PaymentRecord, PaymentRefundRecord, PayoutRecord, ProjectSettings, RecurrentToken, SessionRecord,
-    SessionWrite, StoreError, WriteOutcome,
+    SessionWrite, StoreError, SubscriptionRecord, SubscriptionWrite, WriteOutcome,
 };
 use open131_wire::api::WebhookBody;
 use time::OffsetDateTime;
@@ -73,6 +74,9 @@ pub struct Apply {
     /// The new refund takes all that is left to refund, sized on the record
     /// being written (so a concurrent refund leaves it the true rest).
     pub refund_rest: bool,
+    /// A subscription's charge begins: the subscription moved to its next
+    /// point, written with the charge's session (a stale version writes neither).
+    pub subscription: Option<SubscriptionWrite>,
 }
 
 /// What reaches a session: an event of the session or its operation, or of
@@ -268,6 +272,10 @@ async fn apply_change(
             out.carry(&at, &change, &how, &mut next, &begun)?;
         }
         stamp_finished(&mut next, now);
+        let subscription = match &how.subscription {
+            Some(charge) => Some(charge.clone()),
+            None => subscription_change(app, &record, &mut next, now).await?,
+        };
         let Carried { movements, timers, kinds } = out;
         let webhooks = kinds
             .iter()
@@ -294,6 +302,7 @@ async fn apply_change(
             webhooks,
             timers,
             consumed_timer: how.consumed_timer,
+            subscription,
         };
         let has_webhooks = !write.webhooks.is_empty();
         let has_timers = !write.timers.is_empty();
@@ -401,6 +410,73 @@ fn issue_recurrent_token(next: &mut SessionRecord, now: OffsetDateTime) {
     }
 }
 
+/// The subscription a change makes or moves: a first payment that succeeds
+/// makes it (its first charge a period on); a charge that ends counts for it
+/// (a decline towards `retries_exceeded`, a success clears the count; a
+/// cancelled charge counts for nothing).
+async fn subscription_change(
+    app: &App,
+    before: &SessionRecord,
+    next: &mut SessionRecord,
+    now: OffsetDateTime,
+) -> Result<Option<SubscriptionWrite>, EngineError> {
+    let (project_id, session_id, api_version) = (next.project_id.clone(), next.id.clone(), next.api_version);
+    let was_settled = before.payment().is_some_and(|p| payment_flow::settled(p.state).is_some());
+    let Some(p) = next.payments.first_mut() else { return Ok(None) };
+    let settled = payment_flow::settled(p.state);
+    let Some(sub) = p.subscription.as_mut() else { return Ok(None) };
+    if was_settled || settled.is_none() {
+        return Ok(None);
+    }
+    if sub.initial {
+        if settled != Some(Settled::Succeeded) || sub.id.is_some() {
+            return Ok(None);
+        }
+        let schedule = Schedule {
+            state: SubscriptionState::Active,
+            period: sub.period,
+            anchor: now,
+            next_point: sub.period.after(now),
+            failures: 0,
+            charges: 0,
+        };
+        let id = new_id("sub_");
+        (sub.id, sub.schedule) = (Some(id.clone()), Some(schedule));
+        let record = SubscriptionRecord {
+            project_id,
+            id,
+            version: 1,
+            schedule,
+            amount: p.amount,
+            currency: p.currency.clone(),
+            method_masked: p.method_masked.clone(),
+            card_expiry: p.card_expiry,
+            customer: p.customer.clone(),
+            metadata: p.metadata.clone(),
+            api_version,
+            first_session_id: session_id,
+            created_at: now,
+            updated_at: now,
+        };
+        return Ok(Some(SubscriptionWrite { expected_version: None, record }));
+    }
+    let event = match settled {
+        Some(Settled::Succeeded) => SubscriptionEvent::ChargeSucceeded,
+        Some(Settled::Failed) => SubscriptionEvent::ChargeFailed,
+        _ => return Ok(None),
+    };
+    let Some(id) = sub.id.as_deref() else { return Ok(None) };
+    let Some(current) = app.store.subscription(&project_id, id).await? else { return Ok(None) };
+    let schedule =
+        subscription::transition(current.schedule, event, now).map_err(|e| EngineError::Internal(e.to_string()))?;
+    sub.schedule = Some(schedule);
+    let expected_version = Some(current.version);
+    Ok(Some(SubscriptionWrite {
+        expected_version,
+        record: SubscriptionRecord { schedule, updated_at: now, ..current },
+    }))
+}
+
 /// A recurrent token: 128 random bits, hex.
 fn new_token() -> String {
     let bytes: [u8; 16] = random_bytes();
@@ -419,7 +495,7 @@ fn refund_legs(next: &mut SessionRecord, id: &str, movement: Movement) -> Result
         let counted = || payment.refunds.iter().filter(|r| refund_flow::counts(r.state));
         let refunded_after: i64 = counted().map(|r| r.amount).sum();
         let before: Vec<&Taken> = counted().filter(|r| r.id != id).map(|r| &r.split).collect();
-        let taken = split.take_back(payment.captured(), refunded_after, &before);
+        let taken = split.take_back(payment.captured(), refunded_after, payment.refunds[index].amount, &before);
         payment.refunds[index].split = taken;
     }
     let (currency, refund) = (&payment.currency, &payment.refunds[index]);

@@ -20,6 +20,7 @@ pub mod payment;
 pub mod processor;
 pub mod render;
 mod session;
+pub mod subscription;
 mod wallet;
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ use open131_domain::fields::{refuse_unknown, Refused};
 use open131_domain::ledger::Book;
 use open131_domain::session::ApiVersion;
 use open131_domain::settings::{is_set_name, NAME_MAX_BYTES};
+use open131_domain::subscription::SubscriptionEvent;
 use open131_domain::FieldError;
 use open131_wire::api::{ApiErrorCode, ErrorEnvelope};
 use open131_wire::headers;
@@ -80,6 +82,8 @@ pub enum ApiMethod {
     RecurrentDisable,
     /// `sberpay/push`: a push or SMS to a SberPay payment's customer.
     SberPayPush,
+    SubscriptionCancel,
+    SubscriptionRestore,
     WalletBalance,
     FpsBanks,
     FpsCustomerVerification,
@@ -103,7 +107,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 18] = [
+    pub const OTHERS: [ApiMethod; 20] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -117,6 +121,8 @@ impl ApiMethod {
         Self::RecurrentStatus,
         Self::RecurrentDisable,
         Self::SberPayPush,
+        Self::SubscriptionCancel,
+        Self::SubscriptionRestore,
         Self::WalletBalance,
         Self::FpsBanks,
         Self::FpsCustomerVerification,
@@ -164,6 +170,8 @@ impl ApiMethod {
             Self::RecurrentStatus => "recurrent/status",
             Self::RecurrentDisable => "recurrent/disable",
             Self::SberPayPush => "sberpay/push",
+            Self::SubscriptionCancel => "subscription/cancel",
+            Self::SubscriptionRestore => "subscription/restore",
             Self::WalletBalance => "wallet/balance",
             Self::FpsBanks => "fps/banks",
             Self::FpsCustomerVerification => "fps/customer_verification",
@@ -185,7 +193,8 @@ impl ApiMethod {
 
     /// Whether it records idempotency keys: the methods that change a session
     /// (the key is written in the change's transaction). Disabling a recurrent
-    /// token changes no session and is idempotent by nature; a push changes nothing.
+    /// token, cancelling or restoring a subscription change no session and are
+    /// idempotent by nature; a push changes nothing.
     pub fn mutating(self) -> bool {
         !matches!(
             self,
@@ -197,6 +206,8 @@ impl ApiMethod {
                 | Self::RecurrentStatus
                 | Self::RecurrentDisable
                 | Self::SberPayPush
+                | Self::SubscriptionCancel
+                | Self::SubscriptionRestore
         )
     }
 
@@ -209,12 +220,10 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 10] = [
+const NOT_SERVED_YET: [&str; 8] = [
     "session/init/payout/fiscalization",
     "session/start/payout/fiscalization",
     "fiscalization",
-    "subscription/cancel",
-    "subscription/restore",
     "token",
     "token/info",
     "tokenize",
@@ -467,6 +476,8 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::RecurrentStatus => ctx.recurrent(&body, false).await,
         ApiMethod::RecurrentDisable => ctx.recurrent(&body, true).await,
         ApiMethod::SberPayPush => ctx.sberpay_push(&body).await,
+        ApiMethod::SubscriptionCancel => ctx.subscription(&body, SubscriptionEvent::Cancel).await,
+        ApiMethod::SubscriptionRestore => ctx.subscription(&body, SubscriptionEvent::Restore).await,
         ApiMethod::AccountBalance => ctx.account_balance(&body).await,
         ApiMethod::AccountStatement => ctx.account_statement(&body).await,
         ApiMethod::SessionStatus => ctx.status(&body).await,

@@ -39,6 +39,13 @@ impl Ctx<'_> {
                 return Err(ApiReply::invalid(from_domain(errors)));
             }
         };
+        // Its payouts pay the payment's money on: parts of it to contractors
+        // as well would pay out more than came in.
+        if payment.split.is_some() {
+            let why = "split payments are served by session/init/payment and session/start/payment: \
+                       a multi-session's payouts pay its payment's money on";
+            return Err(ApiReply::invalid(vec![super::detail(&bodies.payment_field("revenue_split_info"), why)]));
+        }
         let payment = self.checked_payment(payment, &|field| bodies.payment_field(field)).await?;
         let now = self.app.clock.now();
         let mut waiting = Vec::new();

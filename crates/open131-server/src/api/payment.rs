@@ -13,7 +13,7 @@ use open131_domain::personal::Personal;
 use open131_domain::refund_flow::{RefundEvent, RefundState};
 use open131_domain::session::{Event, SessionState};
 use open131_domain::split::Taken;
-use open131_store::{PaymentRecord, PaymentRefundRecord, SessionRecord};
+use open131_store::{PaymentRecord, PaymentRefundRecord, PaymentSubscription, SessionRecord};
 use open131_wire::api::{ApiErrorCode, RecurrentResponse};
 use serde_json::{Map, Value};
 
@@ -44,6 +44,13 @@ impl Ctx<'_> {
             recurrent_token: None,
             finished_at: None,
             split: r.split,
+            subscription: r.subscription.map(|period| PaymentSubscription {
+                period,
+                id: None,
+                initial: true,
+                schedule: None,
+            }),
+            card_expiry: r.card_expiry,
         }
     }
 

@@ -84,7 +84,8 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
             Err(e) => tracing::error!(error = %e, "a payout timer task panicked"),
         }
     }
-    Ok(applied)
+    // The bank's charges of subscriptions are due on a schedule too.
+    Ok(applied + super::subscription::charge_due(app).await?)
 }
 
 /// Whether the recurrent token a payment pays with (if any) is still active.

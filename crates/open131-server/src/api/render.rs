@@ -6,7 +6,8 @@ use open131_domain::payment_flow::{self, PaymentState};
 use open131_domain::payout_flow::{self, PayoutState};
 use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
-use open131_store::{PaymentRecord, PayoutRecord, RecurrentToken, SessionRecord};
+use open131_domain::subscription::SubscriptionState;
+use open131_store::{PaymentRecord, PaymentSubscription, PayoutRecord, RecurrentToken, SessionRecord};
 use open131_wire::api::{
     timestamp, AcquiringPaymentWire, Amount, Amounts, ApiError, CustomerInteraction, Fee, Inform, PayoutWire, Qr,
     RecurrentWire, Redirect, RefundWire, SessionWire,
@@ -138,8 +139,26 @@ fn payment(record: &SessionRecord, p: &PaymentRecord, public_url: &str) -> Acqui
         customer_interaction,
         metadata: json(&p.metadata),
         revenue_split_info: p.split.as_ref().map(|s| s.wire(&p.currency)),
+        subscription: p.subscription.as_ref().map(subscription),
         error: payment_error(p.state),
     }
+}
+
+/// A payment's subscription as the SDK's `Subscription` reads it: the id
+/// once it exists, the period, whether this is the first payment, and while
+/// it is active its next charge; `retries_exceeded` once declines stopped it.
+fn subscription(s: &PaymentSubscription) -> Value {
+    let mut wire = serde_json::json!({"period": s.period.as_str(), "initial": s.initial});
+    if let Some(id) = &s.id {
+        wire["id"] = Value::String(id.clone());
+    }
+    if let Some(schedule) = &s.schedule {
+        if schedule.state == SubscriptionState::Active {
+            wire["next_point"] = Value::String(timestamp(schedule.next_point));
+        }
+        wire["retries_exceeded"] = Value::Bool(schedule.state == SubscriptionState::RetriesExceeded);
+    }
+    wire
 }
 
 /// The options the payment was asked with, as sent.
@@ -150,6 +169,9 @@ fn payment_options(p: &PaymentRecord) -> Option<Value> {
     }
     if p.recurrent {
         options.insert("recurrent".into(), Value::Bool(true));
+    }
+    if let Some(s) = p.subscription.as_ref().filter(|s| s.initial) {
+        options.insert("subscription".into(), serde_json::json!({"period": s.period.as_str()}));
     }
     (!options.is_empty()).then_some(Value::Object(options))
 }

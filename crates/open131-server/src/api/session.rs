@@ -142,6 +142,7 @@ impl Ctx<'_> {
             webhooks: Vec::new(),
             timers: Vec::new(),
             consumed_timer: None,
+            subscription: None,
         };
         match self.app.store.write_session(write, record.created_at).await {
             Ok(open131_store::WriteOutcome::Applied(version)) => {

@@ -81,7 +81,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "payment_refunds", include_str!("../../migrations/postgres/0008_payment_refunds.sql")),
     (9, "recurrent", include_str!("../../migrations/postgres/0009_recurrent.sql")),
     (10, "operation_finished", include_str!("../../migrations/postgres/0010_operation_finished.sql")),
-    (11, "split_payments", include_str!("../../migrations/postgres/0011_split_payments.sql")),
+    (11, "split_and_subscriptions", include_str!("../../migrations/postgres/0011_split_and_subscriptions.sql")),
 ];
 
 pub struct PgStore {

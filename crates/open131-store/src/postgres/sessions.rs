@@ -20,7 +20,10 @@ use crate::rows::{
     CONTRACTOR_WALLET_UPDATE, DISABLE_TOKEN, DROP_CLAIMED_TIMER, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION,
     SELECT_TOKEN, WALLET_COLUMNS, WALLET_UPDATE,
 };
-use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError};
+use crate::rows::{
+    SubscriptionRow, SubscriptionValues, INSERT_SUBSCRIPTION, SUBSCRIPTION_COLUMNS, UPDATE_SUBSCRIPTION,
+};
+use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError, SubscriptionStore};
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -115,6 +118,33 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
         }
         None => "",
     };
+    // A subscription changed with the session gates it: a stale version writes nothing.
+    let subscription = w.subscription.as_ref().map(|s| (s.expected_version, SubscriptionValues::of(&s.record)));
+    let gate = match &subscription {
+        Some((Some(expected), u)) => {
+            let values = [
+                q.p(expected, "BIGINT"),
+                q.p(&u.state, "TEXT"),
+                q.p(&u.next_point_us, "BIGINT"),
+                q.p(&u.failures, "BIGINT"),
+                q.p(&u.charges, "BIGINT"),
+                q.p(&u.updated_at_us, "BIGINT"),
+                q.p(&u.project_id, "TEXT"),
+                q.p(&u.id, "TEXT"),
+            ];
+            let [v, state, next, failures, charges, updated, p, i] = values;
+            q.text += &format!(
+                "u AS (UPDATE subscriptions SET version = {v} + 1, state = {state}, next_point_us = {next},
+                     failures = {failures}, charges = {charges}, updated_at_us = {updated}, lease_until_us = NULL
+                 WHERE project_id = {p} AND id = {i} AND version = {v} RETURNING 1), "
+            );
+            match gate {
+                "" => " WHERE EXISTS (SELECT 1 FROM u)",
+                _ => " WHERE EXISTS (SELECT 1 FROM k) AND EXISTS (SELECT 1 FROM u)",
+            }
+        }
+        _ => gate,
+    };
     let (phase, refund_id) = (q.p(&v.phase, "TEXT"), q.p(&v.refund_id, "TEXT"));
     let (refunded, updated, finished) =
         (q.p(&v.refunded_at_us, "BIGINT"), q.p(&v.updated_at_us, "BIGINT"), q.p(&v.finished_at_us, "BIGINT"));
@@ -194,20 +224,26 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.recurrent_finished_at_us, "BIGINT"),
             q.p(&p.finished_at_us, "BIGINT"),
             q.p(&p.revenue_split, "TEXT"),
+            q.p(&p.subscription_period, "TEXT"),
+            q.p(&p.subscription_id, "TEXT"),
+            q.p(&p.subscription_initial, "BOOLEAN"),
+            q.p(&p.card_expiry, "TEXT"),
         ]
         .join(", ");
         q.text += &format!(
             ", q{i} AS (INSERT INTO payments (project_id, session_id, id, amount, currency, method_masked, customer,
                  participant_details, metadata, return_url, plan, state, captured_amount, created_at_us, fee_amount,
                  three_ds_attempts, recurrent, recurrent_token, recurrent_created_at_us, recurrent_finished_at_us,
-                 finished_at_us, revenue_split)
+                 finished_at_us, revenue_split, subscription_period, subscription_id, subscription_initial,
+                 card_expiry)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
                  captured_amount = excluded.captured_amount, fee_amount = excluded.fee_amount,
                  three_ds_attempts = excluded.three_ds_attempts, recurrent_token = excluded.recurrent_token,
                  recurrent_created_at_us = excluded.recurrent_created_at_us,
                  recurrent_finished_at_us = excluded.recurrent_finished_at_us,
-                 finished_at_us = excluded.finished_at_us, revenue_split = excluded.revenue_split)"
+                 finished_at_us = excluded.finished_at_us, revenue_split = excluded.revenue_split,
+                 subscription_id = excluded.subscription_id)"
         );
     }
     for (i, f) in refunds.iter().enumerate() {
@@ -231,6 +267,31 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
                  finished_at_us = excluded.finished_at_us, revenue_split = excluded.revenue_split)"
         );
+    }
+    if let Some((None, u)) = &subscription {
+        let values = [
+            q.p(&u.project_id, "TEXT"),
+            q.p(&u.id, "TEXT"),
+            q.p(&1_i64, "BIGINT"),
+            q.p(&u.state, "TEXT"),
+            q.p(&u.period, "TEXT"),
+            q.p(&u.next_point_us, "BIGINT"),
+            q.p(&u.failures, "BIGINT"),
+            q.p(&u.charges, "BIGINT"),
+            q.p(&u.amount, "BIGINT"),
+            q.p(&u.currency, "TEXT"),
+            q.p(&u.method_masked, "TEXT"),
+            q.p(&u.card_expiry, "TEXT"),
+            q.p(&u.customer, "TEXT"),
+            q.p(&u.metadata, "TEXT"),
+            q.p(&u.api_version, "TEXT"),
+            q.p(&u.first_session_id, "TEXT"),
+            q.p(&u.created_at_us, "BIGINT"),
+            q.p(&u.updated_at_us, "BIGINT"),
+            q.p(&u.anchor_us, "BIGINT"),
+        ]
+        .join(", ");
+        q.text += &format!(", n AS (INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) SELECT {values} FROM s)");
     }
     for (i, hook) in w.webhooks.iter().enumerate() {
         let (kind, body, at) = (q.p(&hook.kind, "TEXT"), q.p(&hook.body, "BYTEA"), q.p(&now_us, "BIGINT"));
@@ -268,8 +329,10 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
     }
 }
 
-/// Applies a movement to the wallet and writes its two postings. `false` when a
-/// guarded balance would go negative (nothing written then).
+/// Applies a movement to the wallet (and a split movement to its
+/// contractor's wallet) and writes its two postings. `false` when a guarded
+/// balance would go negative: the caller rolls the whole write back (the
+/// project's wallet may already have moved when the contractor's refuses).
 async fn apply_movement(
     tx: &Transaction<'_>,
     project: &str,
@@ -518,5 +581,90 @@ impl LedgerStore for PgStore {
         let sql = format!("SELECT {RATE_COLUMNS} FROM fx_rates ORDER BY currency");
         let rows = with_retries(|| async { self.query(&sql, &[]).await }).await?;
         rows.iter().map(|r| decode_rate(r.try_get(0)?, r.try_get(1)?)).collect()
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for PgStore {
+    async fn subscription(&self, project_id: &str, id: &str) -> Result<Option<SubscriptionRecord>> {
+        let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE project_id = $1 AND id = $2");
+        let rows = with_retries(|| async { self.query(&sql, &[&project_id, &id]).await }).await?;
+        let row = rows.first().map(SubscriptionRow::read).transpose()?;
+        row.map(SubscriptionRow::decode).transpose()
+    }
+
+    async fn write_subscription(&self, write: SubscriptionWrite, _now: OffsetDateTime) -> Result<WriteOutcome> {
+        // One statement: a repeat after a lost connection is guarded by the version.
+        let v = SubscriptionValues::of(&write.record);
+        let n = with_retries(|| async {
+            let client = self.client().await?;
+            let n = match write.expected_version {
+                Some(expected) => {
+                    let params: [Param<'_>; 8] = [
+                        &expected,
+                        &v.state,
+                        &v.next_point_us,
+                        &v.failures,
+                        &v.charges,
+                        &v.updated_at_us,
+                        &v.project_id,
+                        &v.id,
+                    ];
+                    client.execute(UPDATE_SUBSCRIPTION, &params).await?
+                }
+                None => {
+                    let params: [Param<'_>; 19] = [
+                        &v.project_id,
+                        &v.id,
+                        &1_i64,
+                        &v.state,
+                        &v.period,
+                        &v.next_point_us,
+                        &v.failures,
+                        &v.charges,
+                        &v.amount,
+                        &v.currency,
+                        &v.method_masked,
+                        &v.card_expiry,
+                        &v.customer,
+                        &v.metadata,
+                        &v.api_version,
+                        &v.first_session_id,
+                        &v.created_at_us,
+                        &v.updated_at_us,
+                        &v.anchor_us,
+                    ];
+                    client.execute(INSERT_SUBSCRIPTION, &params).await?
+                }
+            };
+            Ok::<_, StoreError>(n)
+        })
+        .await?;
+        Ok(match (n, write.expected_version) {
+            (1, Some(expected)) => WriteOutcome::Applied(expected + 1),
+            (1, None) => WriteOutcome::Applied(1),
+            _ => WriteOutcome::VersionConflict,
+        })
+    }
+
+    async fn claim_due_subscriptions(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>> {
+        let (now, limit, lease) = (to_us(now), limit as i64, to_us(lease_until));
+        let sql = format!(
+            "UPDATE subscriptions SET lease_until_us = $3
+             WHERE (project_id, id) IN (
+                 SELECT project_id, id FROM subscriptions
+                 WHERE state = 'active' AND next_point_us <= $1 AND (lease_until_us IS NULL OR lease_until_us <= $1)
+                 ORDER BY next_point_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING {SUBSCRIPTION_COLUMNS}"
+        );
+        let rows = with_retries(|| async { self.query(&sql, &[&now, &limit, &lease]).await }).await?;
+        rows.iter()
+            .map(|r| SubscriptionRow::read(r).map_err(StoreError::from).and_then(SubscriptionRow::decode))
+            .collect()
     }
 }

@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
+use crate::{SubscriptionRecord, SubscriptionStore, SubscriptionWrite};
 
 use crate::{
     AttemptRecord, AttemptResult, Backend, CheckRecord, CheckStore, ContractorWalletRecord, Decision, DueTimer,
@@ -54,7 +55,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "payment_refunds", include_str!("../../migrations/sqlite/0014_payment_refunds.sql")),
     (15, "recurrent", include_str!("../../migrations/sqlite/0015_recurrent.sql")),
     (16, "operation_finished", include_str!("../../migrations/sqlite/0016_operation_finished.sql")),
-    (17, "split_payments", include_str!("../../migrations/sqlite/0017_split_payments.sql")),
+    (17, "split_and_subscriptions", include_str!("../../migrations/sqlite/0017_split_and_subscriptions.sql")),
 ];
 
 pub struct SqliteStore {
@@ -185,6 +186,30 @@ fn load_project(conn: &Connection, id: &str) -> Result<Option<ProjectRecord>> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Some(ProjectRecord { id, created_at, settings, keys }))
+}
+
+#[async_trait]
+impl SubscriptionStore for SqliteStore {
+    async fn subscription(&self, project_id: &str, id: &str) -> Result<Option<SubscriptionRecord>> {
+        self.read(|conn| payouts::subscription(conn, project_id, id))
+    }
+
+    async fn write_subscription(&self, write: SubscriptionWrite, _now: OffsetDateTime) -> Result<WriteOutcome> {
+        match self.writer.write(move |conn| payouts::write_subscription(conn, &write)).await {
+            Ok(version) => Ok(WriteOutcome::Applied(version)),
+            Err(payouts::Refusal::Outcome(o)) => Ok(o),
+            Err(payouts::Refusal::Error(e)) => Err(e),
+        }
+    }
+
+    async fn claim_due_subscriptions(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>> {
+        self.writer.write(move |conn| payouts::claim_due_subscriptions(conn, now, lease_until, limit)).await
+    }
 }
 
 impl Store for SqliteStore {

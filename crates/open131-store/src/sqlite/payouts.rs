@@ -15,6 +15,9 @@ use crate::rows::{
     SELECT_SESSION, UPSERT_PAYMENT, UPSERT_REFUND, WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
 };
 use crate::rows::{contractor_wallet, CONTRACTOR_WALLETS, CONTRACTOR_WALLET_CREATE, CONTRACTOR_WALLET_UPDATE};
+use crate::rows::{
+    SubscriptionRow, SubscriptionValues, INSERT_SUBSCRIPTION, SUBSCRIPTION_COLUMNS, UPDATE_SUBSCRIPTION,
+};
 use crate::{Result, StoreError};
 
 /// Why a change was refused inside its savepoint (rolled back by returning it as Err).
@@ -121,7 +124,11 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.recurrent_created_at_us,
                 p.recurrent_finished_at_us,
                 p.finished_at_us,
-                p.revenue_split
+                p.revenue_split,
+                p.subscription_period,
+                p.subscription_id,
+                p.subscription_initial,
+                p.card_expiry
             ])
             .map_err(err)?;
     }
@@ -174,6 +181,9 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
             return Err(Refusal::Outcome(WriteOutcome::Insufficient));
         }
     }
+    if let Some(s) = &w.subscription {
+        write_subscription(conn, s)?;
+    }
     for hook in &w.webhooks {
         conn.prepare_cached(
             "INSERT INTO webhooks (project_id, subject_kind, subject_id, type, body, created_at_us, state,
@@ -207,8 +217,10 @@ pub(crate) fn delete_timer(conn: &Connection, project: &str, session: &str, time
     Ok(())
 }
 
-/// Applies a movement to the wallet and writes its two postings. `false` when a
-/// guarded balance would go negative (nothing written then).
+/// Applies a movement to the wallet (and a split movement to its
+/// contractor's wallet) and writes its two postings. `false` when a guarded
+/// balance would go negative: the caller rolls the whole write back (the
+/// project's wallet may already have moved when the contractor's refuses).
 pub(crate) fn apply_movement(
     conn: &Connection,
     project: &str,
@@ -296,6 +308,92 @@ pub(crate) fn session(conn: &Connection, project: &str, id: &str) -> Result<Opti
         session.push(row).map_err(db)?;
     }
     session.decode()
+}
+
+/// Inserts a new subscription or changes one at the version it was read at
+/// (`VersionConflict` otherwise); returns its new version.
+pub(crate) fn write_subscription(conn: &Connection, w: &SubscriptionWrite) -> Result<i64, Refusal> {
+    let v = SubscriptionValues::of(&w.record);
+    let Some(expected) = w.expected_version else {
+        conn.prepare_cached(INSERT_SUBSCRIPTION)
+            .map_err(err)?
+            .execute(params![
+                v.project_id,
+                v.id,
+                1_i64,
+                v.state,
+                v.period,
+                v.next_point_us,
+                v.failures,
+                v.charges,
+                v.amount,
+                v.currency,
+                v.method_masked,
+                v.card_expiry,
+                v.customer,
+                v.metadata,
+                v.api_version,
+                v.first_session_id,
+                v.created_at_us,
+                v.updated_at_us,
+                v.anchor_us
+            ])
+            .map_err(err)?;
+        return Ok(1);
+    };
+    let n = conn
+        .prepare_cached(UPDATE_SUBSCRIPTION)
+        .map_err(err)?
+        .execute(params![
+            expected,
+            v.state,
+            v.next_point_us,
+            v.failures,
+            v.charges,
+            v.updated_at_us,
+            v.project_id,
+            v.id
+        ])
+        .map_err(err)?;
+    match n {
+        1 => Ok(expected + 1),
+        _ => Err(Refusal::Outcome(WriteOutcome::VersionConflict)),
+    }
+}
+
+pub(crate) fn subscription(conn: &Connection, project: &str, id: &str) -> Result<Option<SubscriptionRecord>> {
+    let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE project_id = ?1 AND id = ?2");
+    let row = conn
+        .prepare_cached(&sql)
+        .map_err(db)?
+        .query_row(params![project, id], |r| SubscriptionRow::read(r))
+        .optional()
+        .map_err(db)?;
+    row.map(SubscriptionRow::decode).transpose()
+}
+
+pub(crate) fn claim_due_subscriptions(
+    conn: &Connection,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<SubscriptionRecord>> {
+    let sql = format!(
+        "UPDATE subscriptions SET lease_until_us = ?3
+         WHERE (project_id, id) IN (
+             SELECT project_id, id FROM subscriptions
+             WHERE state = 'active' AND next_point_us <= ?1 AND (lease_until_us IS NULL OR lease_until_us <= ?1)
+             ORDER BY next_point_us LIMIT ?2)
+         RETURNING {SUBSCRIPTION_COLUMNS}"
+    );
+    let rows = conn
+        .prepare_cached(&sql)
+        .map_err(db)?
+        .query_map(params![to_us(now), limit as i64, to_us(lease_until)], |r| SubscriptionRow::read(r))
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    rows.into_iter().map(SubscriptionRow::decode).collect()
 }
 
 pub(crate) fn claim_due_timers(
