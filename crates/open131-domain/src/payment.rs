@@ -133,10 +133,10 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
     let split = body.get("revenue_split_info").filter(|v| !v.is_null());
     let split = split.and_then(|value| split::parse(f, value, "revenue_split_info"));
     let (method, amount) = (card?, amount?);
-    let mut expiry = None;
+    let (mut expiry, mut is_card) = (None, false);
     let (plan, method_masked, token) = match method {
         Method::Card(card, exp) => {
-            expiry = exp;
+            (expiry, is_card) = (exp, true);
             (sandbox_plan(&card, &amount), PayoutMethod::Card { number: card }.masked(), None)
         }
         Method::Recurrent { token, masked } => {
@@ -165,9 +165,17 @@ fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, tod
     if token.is_some() && save_card {
         f.err("payment_options.recurrent", "a payment by a recurrent token already has one");
     }
-    if subscription.is_some() && expiry.is_none() {
+    if subscription.is_some() && !is_card {
         f.err("payment_options.subscription", "only a card payment (payment_details.type card) starts a subscription");
     }
+    if subscription.is_some() && split.is_some() {
+        f.err(
+            "payment_options.subscription",
+            "a split payment starts no subscription here (its charges are not split)",
+        );
+    }
+    // The expiry is kept only for a subscription's charges.
+    let expiry = expiry.filter(|_| subscription.is_some());
     Some(PaymentRequest {
         plan,
         method_masked,

@@ -24,7 +24,13 @@
 //! point of its schedule (the charge and the move to the next point are one
 //! write).
 
-use time::{Date, Duration, Month, OffsetDateTime};
+use time::{Date, Duration, Month, OffsetDateTime, UtcOffset};
+
+/// Moscow's offset (no daylight saving since 2014).
+const MOSCOW: UtcOffset = match UtcOffset::from_hms(3, 0, 0) {
+    Ok(o) => o,
+    Err(_) => UtcOffset::UTC,
+};
 
 /// Declines in a row that stop a subscription.
 pub const CHARGE_FAILURES_MAX: u8 = 3;
@@ -66,7 +72,8 @@ impl Period {
     /// the anchor, so a monthly schedule from 31 January charges on the 28th
     /// of February and on the 31st of March.
     pub fn nth(self, anchor: OffsetDateTime, n: u32) -> OffsetDateTime {
-        let t = anchor;
+        // Calendar days are Moscow's, as the bank's: converted back to UTC after.
+        let t = anchor.to_offset(MOSCOW);
         let n32 = i32::try_from(n).unwrap_or(i32::MAX / 12);
         let months = match self {
             Self::Day => return t + Duration::days(i64::from(n)),
@@ -78,7 +85,8 @@ impl Period {
         let (year, month) = (t.year() + index.div_euclid(12), index.rem_euclid(12) + 1);
         let month = u8::try_from(month).ok().and_then(|m| Month::try_from(m).ok()).unwrap_or(Month::January);
         let day = t.day().min(month.length(year));
-        Date::from_calendar_date(year, month, day).map_or(t + Duration::days(30), |d| t.replace_date(d))
+        let point = Date::from_calendar_date(year, month, day).map_or(t + Duration::days(30), |d| t.replace_date(d));
+        point.to_offset(time::UtcOffset::UTC)
     }
 }
 
@@ -154,11 +162,13 @@ pub fn transition(
     let next = match (s.state, event) {
         (_, E::Cancel) => Schedule { state: Cancelled, ..s },
         (Active, E::Restore) => s,
-        (Cancelled, E::Restore) => Schedule { state: Active, next_point: point_after(s, now, true), ..s },
+        (Cancelled, E::Restore) => Schedule { state: Active, next_point: point_after(s, now, true), failures: 0, ..s },
         (RetriesExceeded, E::Restore) => Schedule { state: Active, next_point: now, failures: 0, ..s },
         (Active, E::Charge) => {
-            // A retry (off the schedule) is followed by the schedule's next point.
-            Schedule { next_point: point_after(s, s.next_point, false), charges: s.charges.saturating_add(1), ..s }
+            // The schedule's next point still ahead: after a retry (off the
+            // schedule) or time the bank was down, the points missed are not charged.
+            let next_point = point_after(s, s.next_point.max(now), false);
+            Schedule { next_point, charges: s.charges.saturating_add(1), ..s }
         }
         // A charge's outcome counts whatever the partner did meanwhile.
         (_, E::ChargeSucceeded) => Schedule { failures: 0, ..s },
@@ -206,6 +216,8 @@ mod tests {
         assert_eq!(Period::Year.after(datetime!(2028-02-29 0:00 UTC)), datetime!(2029-02-28 0:00 UTC));
         assert_eq!(Period::Week.after(NOW), datetime!(2026-02-07 12:00 UTC));
         assert_eq!(Period::Day.after(NOW), datetime!(2026-02-01 12:00 UTC));
+        // Moscow's calendar: 22:00 UTC on 30 January is the 31st there, so the next is 28 February (MSK).
+        assert_eq!(Period::Month.after(datetime!(2026-01-30 22:00 UTC)), datetime!(2026-02-27 22:00 UTC));
         assert!(Period::ALL.iter().all(|p| Period::parse(p.as_str()) == Some(*p)));
         assert!(SubscriptionState::ALL.iter().all(|s| SubscriptionState::parse(s.as_str()) == Some(*s)));
     }
@@ -218,13 +230,18 @@ mod tests {
         let events = [E::Cancel, E::Restore, E::Charge, E::ChargeSucceeded, E::ChargeFailed];
         for state in SubscriptionState::ALL {
             for event in events {
-                let got = transition(schedule(state), event, NOW).map(|s| s.state);
+                let before = Schedule { failures: 2, ..schedule(state) };
+                let got = transition(before, event, NOW).map(|s| (s.state, s.failures));
                 let expected = match (state, event) {
-                    (_, E::Cancel) => Ok(Cancelled),
-                    (_, E::Restore) => Ok(Active),
-                    (Active, E::Charge) => Ok(Active),
+                    (_, E::Cancel) => Ok((Cancelled, 2)),
+                    // Restored, it starts afresh.
+                    (Active, E::Restore) => Ok((Active, 2)),
+                    (_, E::Restore) => Ok((Active, 0)),
+                    (Active, E::Charge) => Ok((Active, 2)),
                     (_, E::Charge) => Err(SubscriptionWrongState { state, event }),
-                    (s, E::ChargeSucceeded | E::ChargeFailed) => Ok(s),
+                    (s, E::ChargeSucceeded) => Ok((s, 0)),
+                    (Active, E::ChargeFailed) => Ok((RetriesExceeded, 3)),
+                    (s, E::ChargeFailed) => Ok((s, 3)),
                 };
                 assert_eq!(got, expected, "{state:?} × {event:?}");
             }
@@ -247,6 +264,10 @@ mod tests {
         }
         s = transition(s, SubscriptionEvent::ChargeFailed, NOW).unwrap();
         assert_eq!((s.state, s.failures), (SubscriptionState::RetriesExceeded, 3));
+        // Charged late (the bank was down ten weeks): the next point is the first still ahead.
+        let late = transition(schedule(SubscriptionState::Active), SubscriptionEvent::Charge, NOW + Duration::days(70))
+            .unwrap();
+        assert_eq!(late.next_point, datetime!(2026-04-30 12:00 UTC));
         let later = NOW + Duration::days(40);
         let restored = transition(s, SubscriptionEvent::Restore, later).unwrap();
         assert_eq!((restored.state, restored.failures, restored.next_point), (SubscriptionState::Active, 0, later));

@@ -1249,6 +1249,14 @@ async fn a_subscription_charges_every_period_until_cancelled_and_again_once_rest
     assert_eq!(fields(&a), ["payment_options.subscription"], "{}", a.text);
     let a = s.call("v2", "session/init/payment", &subscribing(("12", "30"), "fortnight")).await;
     assert_eq!(fields(&a), ["payment_options.subscription.period"], "{}", a.text);
+    let mut split = subscribing(("12", "30"), "month");
+    split["revenue_split_info"] = json!([{"contractor_alias": "c1", "percent": "10"}]);
+    let a = s.call("v2", "session/init/payment", &split).await;
+    assert_eq!(fields(&a), ["payment_options.subscription"], "charges are not split: {}", a.text);
+    // The bank's own idempotency keys are its own.
+    let small = payment(PLAIN_CARD, 100);
+    let a = s.call_with("v2", "session/init/payment", &small, &[("X-PARTNER-IDEMPOTENCY-KEY", "open131:x")]).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["x-partner-idempotency-key".to_string()]), "{}", a.text);
     s.stop().await;
 }
 

@@ -239,6 +239,10 @@ async fn bad_multi_sessions_are_refused_by_name() {
     parted["payment_list"][0]["revenue_split_info"] = split;
     let a = s.call("v1", "session/multi/init", &parted).await;
     assert_eq!(refused(&a), (400, vec!["payment_list[0].revenue_split_info".to_string()]), "{}", a.text);
+    let mut subscribing = sdk_form(10_000);
+    subscribing["payment_options"] = json!({"subscription": {"period": "month"}});
+    let a = s.call("v2", "session/multi/init", &subscribing).await;
+    assert_eq!(refused(&a), (400, vec!["payment_options.subscription".to_string()]), "{}", a.text);
 
     let mut two = sdk_form(10_000);
     two["payment_details_multi"] = json!([paying_card(), paying_card()]);

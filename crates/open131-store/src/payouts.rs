@@ -218,6 +218,8 @@ pub struct SubscriptionRecord {
     /// The naming of its charges' sessions (the first payment's).
     pub api_version: ApiVersion,
     pub first_session_id: String,
+    /// The sub-merchant of the first payment's session, and of its charges'.
+    pub submerchant: Option<String>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

@@ -1078,12 +1078,12 @@ pub(crate) fn attempt_outcome(a: &crate::AttemptResult) -> (&'static str, i64, O
 /// A subscription's columns, in order (the INSERT's and the reads').
 pub(crate) const SUBSCRIPTION_COLUMNS: &str = "project_id, id, version, state, period, next_point_us, failures, \
      charges, amount, currency, method_masked, card_expiry, customer, metadata, api_version, first_session_id, \
-     created_at_us, updated_at_us, anchor_us";
+     created_at_us, updated_at_us, anchor_us, submerchant";
 
 pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions (project_id, id, version, state, period, \
      next_point_us, failures, charges, amount, currency, method_masked, card_expiry, customer, metadata, api_version, \
-     first_session_id, created_at_us, updated_at_us, anchor_us) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+     first_session_id, created_at_us, updated_at_us, anchor_us, submerchant) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 
 /// A subscription's change (its lease ends with it): `$1` the version it was
 /// read at, then state, next point, failures, charges, updated, project, id.
@@ -1111,6 +1111,7 @@ pub(crate) struct SubscriptionValues<'a> {
     pub created_at_us: i64,
     pub updated_at_us: i64,
     pub anchor_us: i64,
+    pub submerchant: Option<&'a str>,
 }
 
 impl<'a> SubscriptionValues<'a> {
@@ -1134,6 +1135,7 @@ impl<'a> SubscriptionValues<'a> {
             created_at_us: to_us(s.created_at),
             updated_at_us: to_us(s.updated_at),
             anchor_us: to_us(s.schedule.anchor),
+            submerchant: s.submerchant.as_deref(),
         }
     }
 }
@@ -1159,6 +1161,7 @@ pub(crate) struct SubscriptionRow {
     created_at_us: i64,
     updated_at_us: i64,
     anchor_us: i64,
+    submerchant: Option<String>,
 }
 
 impl SubscriptionRow {
@@ -1183,6 +1186,7 @@ impl SubscriptionRow {
             created_at_us: r.int(16)?,
             updated_at_us: r.int(17)?,
             anchor_us: r.int(18)?,
+            submerchant: r.opt_text(19)?,
         })
     }
 
@@ -1217,6 +1221,7 @@ impl SubscriptionRow {
             method_masked: self.method_masked,
             metadata: self.metadata,
             first_session_id: self.first_session_id,
+            submerchant: self.submerchant,
         })
     }
 }

@@ -992,6 +992,7 @@ async fn subscriptions_are_made_claimed_and_charged_once_on_both_backends() {
             metadata: None,
             api_version: ApiVersion::V2,
             first_session_id: "s-first".into(),
+            submerchant: Some("shop-1".into()),
             created_at: NOW,
             updated_at: NOW,
         };

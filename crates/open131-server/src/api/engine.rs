@@ -421,6 +421,7 @@ async fn subscription_change(
     now: OffsetDateTime,
 ) -> Result<Option<SubscriptionWrite>, EngineError> {
     let (project_id, session_id, api_version) = (next.project_id.clone(), next.id.clone(), next.api_version);
+    let submerchant = next.submerchant.clone();
     let was_settled = before.payment().is_some_and(|p| payment_flow::settled(p.state).is_some());
     let Some(p) = next.payments.first_mut() else { return Ok(None) };
     let settled = payment_flow::settled(p.state);
@@ -447,7 +448,8 @@ async fn subscription_change(
             id,
             version: 1,
             schedule,
-            amount: p.amount,
+            // What the first payment took (a hold may be captured in part).
+            amount: p.captured(),
             currency: p.currency.clone(),
             method_masked: p.method_masked.clone(),
             card_expiry: p.card_expiry,
@@ -455,6 +457,7 @@ async fn subscription_change(
             metadata: p.metadata.clone(),
             api_version,
             first_session_id: session_id,
+            submerchant,
             created_at: now,
             updated_at: now,
         };

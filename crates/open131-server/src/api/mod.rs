@@ -53,6 +53,9 @@ use session::Change;
 
 /// Longest idempotency key, in bytes.
 pub const IDEMPOTENCY_KEY_MAX_BYTES: usize = 128;
+/// Idempotency keys the bank's own writes use (a subscription's charges):
+/// a partner's key may not begin with it.
+pub const BANK_KEY_PREFIX: &str = "open131:";
 
 /// The methods served. The payout methods come per book (the account paid
 /// from) and shape (payout methods, or the card methods of `session/multi/…`).
@@ -396,7 +399,9 @@ impl FromRequest<App> for SignedRequest {
             return Err(authentication());
         }
         let idempotency_key = parts.headers.get(headers::IDEMPOTENCY_KEY).map(|v| match v.to_str().map(str::trim) {
-            Ok(k) if !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX_BYTES => Ok(k.to_string()),
+            Ok(k) if !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_MAX_BYTES && !k.starts_with(BANK_KEY_PREFIX) => {
+                Ok(k.to_string())
+            }
             _ => Err(()),
         });
         let submerchant = parts.headers.get(headers::SUBMERCHANT).map(|v| match v.to_str().map(str::trim) {
@@ -447,7 +452,10 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         Some(Err(())) => {
             return Err(ApiReply::invalid(vec![detail(
                 headers::IDEMPOTENCY_KEY,
-                format!("must be 1 to {IDEMPOTENCY_KEY_MAX_BYTES} visible ASCII characters"),
+                format!(
+                    "must be 1 to {IDEMPOTENCY_KEY_MAX_BYTES} visible ASCII characters, not beginning with \
+                     {BANK_KEY_PREFIX} (the bank's own)"
+                ),
             )]))
         }
     };

@@ -46,6 +46,14 @@ impl Ctx<'_> {
                        a multi-session's payouts pay its payment's money on";
             return Err(ApiReply::invalid(vec![super::detail(&bodies.payment_field("revenue_split_info"), why)]));
         }
+        // Its charges would be payments without the payouts.
+        if payment.subscription.is_some() {
+            let why = "subscriptions start with session/init/payment or session/start/payment, not a multi-session";
+            return Err(ApiReply::invalid(vec![super::detail(
+                &bodies.payment_field("payment_options.subscription"),
+                why,
+            )]));
+        }
         let payment = self.checked_payment(payment, &|field| bodies.payment_field(field)).await?;
         let now = self.app.clock.now();
         let mut waiting = Vec::new();

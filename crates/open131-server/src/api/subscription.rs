@@ -86,7 +86,7 @@ pub async fn charge_due(app: &App) -> anyhow::Result<usize> {
         match charge(app, s).await {
             Ok(()) => begun += 1,
             // Cancelled or changed since the claim: its lease ends and the claim sees it as it is.
-            Err(EngineError::NoSuchSession | EngineError::Idempotency) => {}
+            Err(EngineError::NoSuchSession) => {}
             Err(e) => {
                 tracing::error!(error = %e, subscription = %id, "a subscription's charge failed; tried again when its lease ends")
             }
@@ -134,8 +134,9 @@ async fn charge(app: &App, s: SubscriptionRecord) -> Result<(), EngineError> {
         card_expiry: s.card_expiry,
     };
     // One charge per point of the schedule, whatever happens to this node.
-    let key = format!("open131:subscription:{}:{}", s.id, schedule.charges);
-    let record = engine::unsaved(&s.project_id, s.api_version, now);
+    let key = format!("{}subscription:{}:{}", super::BANK_KEY_PREFIX, s.id, schedule.charges);
+    let mut record = engine::unsaved(&s.project_id, s.api_version, now);
+    record.submerchant = s.submerchant.clone();
     let how = Apply {
         idempotency: Some((key, "subscription/charge".to_string())),
         new_payment: Some(payment),

@@ -41,6 +41,8 @@ CREATE TABLE subscriptions (
     metadata          TEXT,
     api_version       TEXT    NOT NULL,
     first_session_id  TEXT    NOT NULL,
+    -- The X-PARTNER-SUBMERCHANT of the first payment's session: its charges' too.
+    submerchant       TEXT,
     created_at_us     INTEGER NOT NULL,
     updated_at_us     INTEGER NOT NULL,
     -- A node charging it (claim_due_subscriptions) until then.

@@ -289,6 +289,7 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&u.created_at_us, "BIGINT"),
             q.p(&u.updated_at_us, "BIGINT"),
             q.p(&u.anchor_us, "BIGINT"),
+            q.p(&u.submerchant, "TEXT"),
         ]
         .join(", ");
         q.text += &format!(", n AS (INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) SELECT {values} FROM s)");
@@ -613,7 +614,7 @@ impl SubscriptionStore for PgStore {
                     client.execute(UPDATE_SUBSCRIPTION, &params).await?
                 }
                 None => {
-                    let params: [Param<'_>; 19] = [
+                    let params: [Param<'_>; 20] = [
                         &v.project_id,
                         &v.id,
                         &1_i64,
@@ -633,6 +634,7 @@ impl SubscriptionStore for PgStore {
                         &v.created_at_us,
                         &v.updated_at_us,
                         &v.anchor_us,
+                        &v.submerchant,
                     ];
                     client.execute(INSERT_SUBSCRIPTION, &params).await?
                 }

@@ -208,6 +208,11 @@ impl SubscriptionStore for SqliteStore {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<SubscriptionRecord>> {
+        // Looked for on a reader first: the processor asks every round, and
+        // the one writer is the hot path.
+        if !self.read(|conn| payouts::any_due_subscription(conn, now))? {
+            return Ok(Vec::new());
+        }
         self.writer.write(move |conn| payouts::claim_due_subscriptions(conn, now, lease_until, limit)).await
     }
 }

@@ -336,7 +336,8 @@ pub(crate) fn write_subscription(conn: &Connection, w: &SubscriptionWrite) -> Re
                 v.first_session_id,
                 v.created_at_us,
                 v.updated_at_us,
-                v.anchor_us
+                v.anchor_us,
+                v.submerchant
             ])
             .map_err(err)?;
         return Ok(1);
@@ -370,6 +371,17 @@ pub(crate) fn subscription(conn: &Connection, project: &str, id: &str) -> Result
         .optional()
         .map_err(db)?;
     row.map(SubscriptionRow::decode).transpose()
+}
+
+/// Whether any subscription is due and not leased at `now`.
+pub(crate) fn any_due_subscription(conn: &Connection, now: OffsetDateTime) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM subscriptions WHERE state = 'active' AND next_point_us <= ?1
+             AND (lease_until_us IS NULL OR lease_until_us <= ?1))",
+    )
+    .map_err(db)?
+    .query_row([to_us(now)], |r| r.get(0))
+    .map_err(db)
 }
 
 pub(crate) fn claim_due_subscriptions(
