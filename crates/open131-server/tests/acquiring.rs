@@ -819,6 +819,9 @@ async fn a_sberpay_payment_is_confirmed_then_paid_in_sbers_app() {
     let redirect = &p["customer_interaction"]["redirect"];
     let url = format!("{}/sberpay/pay/alpha/{id}", s.app.public_url());
     assert_eq!((p["status"].as_str(), redirect["url"].as_str()), (Some("pending"), Some(url.as_str())), "{p}");
+    // The partner hears of the customer's step before the customer takes it
+    // (webhooks pending together may arrive in any order).
+    s.settle().await;
     // Sber's app (the sandbox's stand-in): the payment, and a Pay button; paying returns to the shop.
     let page = format!("{}/sberpay/pay/alpha/{id}", s.url);
     let html = browser().get(&page).send().await.unwrap().text().await.unwrap();
