@@ -79,7 +79,9 @@ async fn flows(store: &dyn Store, target: &Loaded, payments: usize) -> anyhow::R
     if ids.is_empty() {
         bail!("no payment was started; are the servers at {:?} serving this database?", target.bases);
     }
-    let authorized = wait_for(store, &target.project, "ready_to_capture", ids.len()).await?;
+    // Only this run's sessions count (the database may hold earlier runs').
+    let run_ids: std::collections::HashSet<String> = ids.iter().cloned().collect();
+    let authorized = wait_for(store, &target.project, "ready_to_capture", &run_ids).await?;
     println!("bank: {} of {} payments authorized and held in {:.2}s", authorized.0, ids.len(), authorized.1);
 
     let t = Instant::now();
@@ -92,7 +94,7 @@ async fn flows(store: &dyn Store, target: &Loaded, payments: usize) -> anyhow::R
     let (capture_report, _) =
         signed_posts(target, "/api/v2/session/capture", Arc::new(captures), ids.len(), crate::bench::read_ok).await?;
     capture_report.print("POST /api/v2/session/capture (held payments captured)");
-    let finished = wait_for(store, &target.project, "payment_finished", ids.len()).await?;
+    let finished = wait_for(store, &target.project, "payment_finished", &run_ids).await?;
     println!("bank: {} of {} payments finished in {:.2}s", finished.0, ids.len(), finished.1);
     let total = report.elapsed_s() + authorized.1 + capture_report.elapsed_s() + finished.1;
     println!(
@@ -107,15 +109,23 @@ async fn flows(store: &dyn Store, target: &Loaded, payments: usize) -> anyhow::R
     Ok(())
 }
 
-/// Waits until the project's outbox holds `expected` webhooks of `kind` (or
-/// their count stops growing); returns the count and the seconds waited.
-async fn wait_for(store: &dyn Store, project: &str, kind: &str, expected: usize) -> anyhow::Result<(usize, f64)> {
+/// Waits until the project's outbox holds a webhook of `kind` for each of
+/// `sessions` (or their count stops growing); returns the count and the
+/// seconds waited.
+async fn wait_for(
+    store: &dyn Store,
+    project: &str,
+    kind: &str,
+    sessions: &std::collections::HashSet<String>,
+) -> anyhow::Result<(usize, f64)> {
+    let expected = sessions.len();
     let t = Instant::now();
     let deadline = t + Duration::from_secs(BANK_WAIT_MAX_S);
     let filter = open131_store::WebhookFilter { project_id: Some(project.to_string()), ..Default::default() };
     let (mut last, mut still) = (0, 0);
     while Instant::now() < deadline {
-        let n = store.webhooks(filter.clone()).await?.iter().filter(|w| w.kind == kind).count();
+        let hooks = store.webhooks(filter.clone()).await?;
+        let n = hooks.iter().filter(|w| w.kind == kind && sessions.contains(&w.subject_id)).count();
         if n >= expected {
             return Ok((n, t.elapsed().as_secs_f64()));
         }
