@@ -394,13 +394,18 @@ fn parse_subscription(f: &mut Fields<'_>, s: &Map<String, Value>) -> Option<Peri
 }
 
 fn parse_return_url(f: &mut Fields<'_>, o: &Map<String, Value>) -> Option<String> {
-    let url = f.optional_string(o, "return_url", "payment_options.return_url")?;
+    optional_url(f, o, "return_url", "payment_options.return_url")
+}
+
+/// An optional URL the customer's browser is sent to: absolute http(s), at
+/// most [`RETURN_URL_MAX_BYTES`], no white space or control characters.
+pub(crate) fn optional_url(f: &mut Fields<'_>, o: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
+    let url = f.optional_string(o, key, path)?;
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() <= RETURN_URL_MAX_BYTES
         && !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if !ok {
-        let why = format!("must be an absolute http(s) URL of at most {RETURN_URL_MAX_BYTES} bytes");
-        f.err("payment_options.return_url", why);
+        f.err(path, format!("must be an absolute http(s) URL of at most {RETURN_URL_MAX_BYTES} bytes"));
         return None;
     }
     Some(url)

@@ -73,6 +73,16 @@ impl open131_store::SubscriptionStore for Faulty {
 }
 
 #[async_trait]
+impl open131_store::WidgetStore for Faulty {
+    async fn insert_public_token(&self, t: open131_store::PublicTokenRecord) -> Result<()> {
+        self.inner.insert_public_token(t).await
+    }
+    async fn public_token(&self, p: &str, token: &str) -> Result<Option<open131_store::PublicTokenRecord>> {
+        self.inner.public_token(p, token).await
+    }
+}
+
+#[async_trait]
 impl ProjectStore for Faulty {
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         self.inner.create_project(id, now).await

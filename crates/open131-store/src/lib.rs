@@ -352,8 +352,17 @@ pub trait SubscriptionStore: Send + Sync + 'static {
     ) -> Result<Vec<SubscriptionRecord>>;
 }
 
+/// Public tokens of the widgets.
+#[async_trait]
+pub trait WidgetStore: Send + Sync + 'static {
+    /// Stores a new token (its random value must be new).
+    async fn insert_public_token(&self, token: PublicTokenRecord) -> Result<()>;
+    /// The project's token `token`; another project's is simply absent.
+    async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>>;
+}
+
 pub trait Store:
-    ProjectStore + CheckStore + SessionStore + LedgerStore + OutboxStore + MetaStore + SubscriptionStore
+    ProjectStore + CheckStore + SessionStore + LedgerStore + OutboxStore + MetaStore + SubscriptionStore + WidgetStore
 {
     fn backend(&self) -> Backend;
 }

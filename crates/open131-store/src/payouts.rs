@@ -16,6 +16,7 @@ use open131_domain::session::{ApiVersion, SessionState};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_domain::split::{Split, Taken};
 use open131_domain::subscription::{Period, Schedule};
+use open131_domain::widget::WidgetGrant;
 use time::OffsetDateTime;
 
 /// A project's settings, parsed once when the project is read.
@@ -528,4 +529,16 @@ pub struct AttemptRecord {
     pub status: Option<i64>,
     pub error: Option<String>,
     pub duration_ms: i64,
+}
+
+/// A public token: a customer's browser may open the widgets of `grant` with it, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicTokenRecord {
+    pub token: String,
+    pub project_id: String,
+    pub grant: WidgetGrant,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    /// When a widget was opened with it (it serves once).
+    pub used_at: Option<OffsetDateTime>,
 }

@@ -20,12 +20,13 @@ use open131_domain::session::{self, ApiVersion};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_domain::split::{Split, Taken};
 use open131_domain::subscription::{Period, Schedule, SubscriptionState};
+use open131_domain::widget::WidgetGrant;
 use time::{Date, OffsetDateTime};
 
 use crate::{
     CheckRecord, ContractorWalletRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PaymentSubscription,
-    PayoutRecord, PostingRecord, ProjectSettings, RecurrentToken, RefundRecord, Result, SessionRecord, StoreError,
-    SubjectKind, SubscriptionRecord, WalletRecord, WebhookRecord, WebhookState,
+    PayoutRecord, PostingRecord, ProjectSettings, PublicTokenRecord, RecurrentToken, RefundRecord, Result,
+    SessionRecord, StoreError, SubjectKind, SubscriptionRecord, WalletRecord, WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -1224,4 +1225,28 @@ impl SubscriptionRow {
             submerchant: self.submerchant,
         })
     }
+}
+
+pub(crate) const INSERT_PUBLIC_TOKEN: &str = "INSERT INTO public_tokens (token, project_id, grant_widgets, \
+     created_at_us, expires_at_us, used_at_us) VALUES ($1, $2, $3, $4, $5, $6)";
+
+pub(crate) const SELECT_PUBLIC_TOKEN: &str = "SELECT token, project_id, grant_widgets, created_at_us, \
+     expires_at_us, used_at_us FROM public_tokens WHERE project_id = $1 AND token = $2";
+
+/// A row of [`SELECT_PUBLIC_TOKEN`].
+pub(crate) fn public_token<C: Columns>(r: &C) -> std::result::Result<Result<PublicTokenRecord>, C::Error> {
+    let (token, project_id, grant) = (r.text(0)?, r.text(1)?, r.text(2)?);
+    let (created, expires, used) = (r.int(3)?, r.int(4)?, r.opt_int(5)?);
+    let decode = || -> Result<PublicTokenRecord> {
+        let grant = WidgetGrant::parse_stored(&grant).ok_or_else(|| StoreError::corrupt("a public token", "grant"))?;
+        Ok(PublicTokenRecord {
+            token,
+            project_id,
+            grant,
+            created_at: from_us(created)?,
+            expires_at: from_us(expires)?,
+            used_at: used.map(from_us).transpose()?,
+        })
+    };
+    Ok(decode())
 }

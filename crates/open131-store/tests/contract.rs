@@ -1082,6 +1082,29 @@ async fn subscriptions_are_made_claimed_and_charged_once_on_both_backends() {
     }
 }
 
+/// A public token is kept whole and found by its project only.
+#[tokio::test]
+async fn public_tokens_round_trip_on_both_backends() {
+    use open131_domain::widget::parse_token_request;
+    for Case { name, store, .. } in cases_with_projects().await {
+        let body = serde_json::json!({"tokenize_widget": {"access": true},
+            "self_employed_widget": {"tax_reference": "500100732259"}});
+        let grant = parse_token_request(body.as_object().unwrap()).unwrap();
+        let token = open131_store::PublicTokenRecord {
+            token: "ab".repeat(32),
+            project_id: "alpha".into(),
+            grant,
+            created_at: NOW,
+            expires_at: NOW + Duration::days(1),
+            used_at: None,
+        };
+        store.insert_public_token(token.clone()).await.unwrap();
+        assert_eq!(store.public_token("alpha", &token.token).await.unwrap(), Some(token.clone()), "{name}");
+        assert_eq!(store.public_token("beta", &token.token).await.unwrap(), None, "{name}: another project's");
+        assert!(store.insert_public_token(token).await.is_err(), "{name}: a token is unique");
+    }
+}
+
 async fn contractor_balances(store: &dyn Store, project: &str) -> Vec<(String, i64)> {
     store.contractor_wallets(project).await.unwrap().into_iter().map(|w| (w.alias, w.balance)).collect()
 }

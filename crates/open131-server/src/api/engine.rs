@@ -120,7 +120,7 @@ fn timer_due(
 }
 
 /// `N` random bytes (the clock's nanoseconds, should the system's generator fail).
-fn random_bytes<const N: usize>() -> [u8; N] {
+pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes();

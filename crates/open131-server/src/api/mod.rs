@@ -22,6 +22,7 @@ pub mod render;
 mod session;
 pub mod subscription;
 mod wallet;
+mod widget;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,6 +88,9 @@ pub enum ApiMethod {
     SberPayPush,
     SubscriptionCancel,
     SubscriptionRestore,
+    /// `token`: a public token for the widgets.
+    Token,
+    TokenInfo,
     WalletBalance,
     FpsBanks,
     FpsCustomerVerification,
@@ -110,7 +114,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 20] = [
+    pub const OTHERS: [ApiMethod; 22] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -126,6 +130,8 @@ impl ApiMethod {
         Self::SberPayPush,
         Self::SubscriptionCancel,
         Self::SubscriptionRestore,
+        Self::Token,
+        Self::TokenInfo,
         Self::WalletBalance,
         Self::FpsBanks,
         Self::FpsCustomerVerification,
@@ -175,6 +181,8 @@ impl ApiMethod {
             Self::SberPayPush => "sberpay/push",
             Self::SubscriptionCancel => "subscription/cancel",
             Self::SubscriptionRestore => "subscription/restore",
+            Self::Token => "token",
+            Self::TokenInfo => "token/info",
             Self::WalletBalance => "wallet/balance",
             Self::FpsBanks => "fps/banks",
             Self::FpsCustomerVerification => "fps/customer_verification",
@@ -197,7 +205,8 @@ impl ApiMethod {
     /// Whether it records idempotency keys: the methods that change a session
     /// (the key is written in the change's transaction). Disabling a recurrent
     /// token, cancelling or restoring a subscription change no session and are
-    /// idempotent by nature; a push changes nothing.
+    /// idempotent by nature; a push changes nothing; issuing a public token
+    /// twice gives two tokens, harmlessly.
     pub fn mutating(self) -> bool {
         !matches!(
             self,
@@ -211,6 +220,8 @@ impl ApiMethod {
                 | Self::SberPayPush
                 | Self::SubscriptionCancel
                 | Self::SubscriptionRestore
+                | Self::Token
+                | Self::TokenInfo
         )
     }
 
@@ -223,12 +234,10 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 8] = [
+const NOT_SERVED_YET: [&str; 6] = [
     "session/init/payout/fiscalization",
     "session/start/payout/fiscalization",
     "fiscalization",
-    "token",
-    "token/info",
     "tokenize",
     "tokenize/elements",
     "npd/check",
@@ -486,6 +495,8 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::SberPayPush => ctx.sberpay_push(&body).await,
         ApiMethod::SubscriptionCancel => ctx.subscription(&body, SubscriptionEvent::Cancel).await,
         ApiMethod::SubscriptionRestore => ctx.subscription(&body, SubscriptionEvent::Restore).await,
+        ApiMethod::Token => ctx.public_token(&body).await,
+        ApiMethod::TokenInfo => ctx.token_info(&body).await,
         ApiMethod::AccountBalance => ctx.account_balance(&body).await,
         ApiMethod::AccountStatement => ctx.account_statement(&body).await,
         ApiMethod::SessionStatus => ctx.status(&body).await,

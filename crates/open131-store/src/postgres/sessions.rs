@@ -23,7 +23,7 @@ use crate::rows::{
 use crate::rows::{
     SubscriptionRow, SubscriptionValues, INSERT_SUBSCRIPTION, SUBSCRIPTION_COLUMNS, UPDATE_SUBSCRIPTION,
 };
-use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError, SubscriptionStore};
+use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError, SubscriptionStore, WidgetStore};
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -668,5 +668,29 @@ impl SubscriptionStore for PgStore {
         rows.iter()
             .map(|r| SubscriptionRow::read(r).map_err(StoreError::from).and_then(SubscriptionRow::decode))
             .collect()
+    }
+}
+
+#[async_trait]
+impl WidgetStore for PgStore {
+    async fn insert_public_token(&self, t: PublicTokenRecord) -> Result<()> {
+        let grant = t.grant.stored();
+        let (created, expires, used) = (to_us(t.created_at), to_us(t.expires_at), t.used_at.map(to_us));
+        // A repeat after a lost connection meets its own row: the token is random and new.
+        with_retries(|| async {
+            let client = self.client().await?;
+            let params: [Param<'_>; 6] = [&t.token, &t.project_id, &grant, &created, &expires, &used];
+            client.execute(crate::rows::INSERT_PUBLIC_TOKEN, &params).await?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
+
+    async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>> {
+        let rows =
+            with_retries(|| async { self.query(crate::rows::SELECT_PUBLIC_TOKEN, &[&project_id, &token]).await })
+                .await?;
+        let row = rows.first().map(crate::rows::public_token).transpose()?;
+        row.transpose()
     }
 }

@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
-use crate::{SubscriptionRecord, SubscriptionStore, SubscriptionWrite};
+use crate::{PublicTokenRecord, SubscriptionRecord, SubscriptionStore, SubscriptionWrite, WidgetStore};
 
 use crate::{
     AttemptRecord, AttemptResult, Backend, CheckRecord, CheckStore, ContractorWalletRecord, Decision, DueTimer,
@@ -56,6 +56,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "recurrent", include_str!("../../migrations/sqlite/0015_recurrent.sql")),
     (16, "operation_finished", include_str!("../../migrations/sqlite/0016_operation_finished.sql")),
     (17, "split_and_subscriptions", include_str!("../../migrations/sqlite/0017_split_and_subscriptions.sql")),
+    (18, "public_tokens", include_str!("../../migrations/sqlite/0018_public_tokens.sql")),
 ];
 
 pub struct SqliteStore {
@@ -214,6 +215,40 @@ impl SubscriptionStore for SqliteStore {
             return Ok(Vec::new());
         }
         self.writer.write(move |conn| payouts::claim_due_subscriptions(conn, now, lease_until, limit)).await
+    }
+}
+
+#[async_trait]
+impl WidgetStore for SqliteStore {
+    async fn insert_public_token(&self, t: PublicTokenRecord) -> Result<()> {
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(crate::rows::INSERT_PUBLIC_TOKEN)
+                    .map_err(db)?
+                    .execute(params![
+                        t.token,
+                        t.project_id,
+                        t.grant.stored(),
+                        to_us(t.created_at),
+                        to_us(t.expires_at),
+                        t.used_at.map(to_us)
+                    ])
+                    .map_err(db)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(crate::rows::SELECT_PUBLIC_TOKEN)
+                .map_err(db)?
+                .query_row(params![project_id, token], |r| crate::rows::public_token(r))
+                .optional()
+                .map_err(db)?;
+            row.transpose()
+        })
     }
 }
 

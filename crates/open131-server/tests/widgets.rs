@@ -1,0 +1,115 @@
+//! Widgets (issue 10), over real HTTP on the backend the environment
+//! selects: public tokens (`token`) for each widget and `token/info` of
+//! public and recurrent tokens. The pages and the card vault come later.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{fields, id_of, server, TestServer};
+use open131_store::SettingsChange;
+use serde_json::{json, Value};
+
+async fn info(s: &TestServer, body: &Value) -> common::Answer {
+    s.call("v1", "token/info", body).await
+}
+
+#[tokio::test]
+async fn a_public_token_opens_the_widgets_it_was_issued_for_for_a_day() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    // The payment form needs a session waiting for its payment.
+    let created = s.call("v1", "session/create", &json!({})).await;
+    let session = id_of(&created);
+    let body = json!({
+        "tokenize_widget": {"access": true, "locale": "en"},
+        "acquiring_widget": {"session_id": session, "success_return_url": "https://shop.example/ok",
+            "failure_return_url": "https://shop.example/fail", "show_recurrent_checkbox": true},
+        "self_employed_widget": {"tax_reference": "500100732259"}
+    });
+    let a = s.call("v1", "token", &body).await;
+    assert_eq!((a.status, a.body["status"].as_str()), (200, Some("ok")), "{}", a.text);
+    let token = a.body["public_token"].as_str().unwrap().to_string();
+    assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    let again = s.call("v1", "token", &body).await;
+    assert_ne!(again.body["public_token"], token.as_str(), "each issue is a new token");
+
+    let a = info(&s, &json!({"type": "public_token", "public_token": {"token": token}})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let i = &a.body["info"];
+    assert_eq!(
+        (i["type"].as_str(), i["token"].as_str(), i["is_active"].as_bool()),
+        (Some("public_token"), Some(token.as_str()), Some(true))
+    );
+    assert_eq!(
+        (i["created_at"].as_str(), i["expires_at"].as_str()),
+        (Some("2026-11-30T12:00:00.000000Z"), Some("2026-12-01T12:00:00.000000Z"))
+    );
+    assert_eq!(i["widgets"]["acquiring_widget"]["session_id"], session.as_str());
+    assert_eq!(i["widgets"]["tokenize_widget"], json!({"access": true, "locale": "en"}));
+    assert_eq!(i["widgets"]["self_employed_widget"]["tax_reference"], "********2259", "the INN masked");
+    assert!(!a.text.contains("500100732259"));
+    // A day later it is no longer active.
+    s.advance(86_400).await;
+    let a = info(&s, &json!({"type": "public_token", "public_token": {"token": token}})).await;
+    assert_eq!(a.body["info"]["is_active"], false);
+
+    // Another project cannot see it.
+    let other = json!({"type": "public_token", "public_token": {"token": token}}).to_string().into_bytes();
+    let a = s.call_bytes("v1", "token/info", "beta", common::key(1), other, None).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["public_token.token".to_string()]), "{}", a.text);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_token_requests_are_named() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let refused = |a: &common::Answer| (a.status, fields(a));
+    assert_eq!(refused(&s.call("v1", "token", &json!({})).await), (400, vec!["tokenize_widget".into()]));
+    let a = s.call("v1", "token", &json!({"acquiring_widget": {"session_id": "ps_0"}})).await;
+    assert_eq!(refused(&a), (400, vec!["acquiring_widget.session_id".into()]), "{}", a.text);
+    // A started session (or one made for a payout) waits for no payment form.
+    let payout_session =
+        s.call("v1", "session/create", &json!({"amount_details": {"amount": 100, "currency": "rub"}})).await;
+    let a = s.call("v1", "token", &json!({"acquiring_widget": {"session_id": id_of(&payout_session)}})).await;
+    assert_eq!(refused(&a), (400, vec!["acquiring_widget.session_id".into()]), "{}", a.text);
+    let a = s.call("v1", "token", &json!({"self_employed_widget": {"tax_reference": "500100732250"}})).await;
+    assert_eq!(refused(&a), (400, vec!["self_employed_widget.tax_reference".into()]), "{}", a.text);
+    let a = s.call("v1", "token", &json!({"tokenize_widget": {"access": true, "colour": "red"}})).await;
+    assert_eq!(refused(&a), (400, vec!["tokenize_widget.colour".into()]), "{}", a.text);
+
+    // token/info: the type, the token, and cards (which wait for the vault) named.
+    let a =
+        info(&s, &json!({"type": "card", "card": {"type": "encrypted_card", "encrypted_card": {"number_hash": "x"}}}))
+            .await;
+    assert_eq!(refused(&a), (400, vec!["card".into()]), "{}", a.text);
+    assert!(a.text.contains("vault"), "{}", a.text);
+    assert_eq!(refused(&info(&s, &json!({"type": "wallet"})).await), (400, vec!["type".into()]));
+    let a = info(&s, &json!({"type": "public_token", "public_token": {"token": "", "x": 1}})).await;
+    assert_eq!(refused(&a), (400, vec!["public_token.x".into()]), "{}", a.text);
+    let a = info(&s, &json!({"type": "recurrent_token", "recurrent_token": {"token": "rt_0"}})).await;
+    assert_eq!(refused(&a), (400, vec!["recurrent_token.token".into()]), "{}", a.text);
+    s.stop().await;
+}
+
+/// `token/info` of a recurrent token answers what `recurrent/status` does.
+#[tokio::test]
+async fn token_info_of_a_recurrent_token() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, _r) = server(auto).await;
+    let pay = json!({"payment_details": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242",
+            "expiration_month": "12", "expiration_year": "30", "security_code": "123"}}},
+        "amount_details": {"amount": 1_000, "currency": "rub"}, "customer": {"reference": "r"},
+        "payment_options": {"recurrent": true}});
+    let id = id_of(&s.call("v1", "session/init/payment", &pay).await);
+    s.settle().await;
+    s.advance(1).await;
+    let session = common::status(&s, "v1", &id).await;
+    let token = session["acquiring_payments"][0]["recurrent"]["token"].as_str().unwrap().to_string();
+    let a = info(&s, &json!({"type": "recurrent_token", "recurrent_token": {"token": token}})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        (a.body["info"]["type"].as_str(), a.body["info"]["is_active"].as_bool()),
+        (Some("recurrent_token"), Some(true))
+    );
+    assert_eq!(a.body["info"]["token"], token.as_str());
+    s.stop().await;
+}

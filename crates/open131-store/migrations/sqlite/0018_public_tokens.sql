@@ -1,0 +1,14 @@
+-- Public tokens (issue 10): what a partner's server issues so that a
+-- customer's browser may open one of the bank's widgets. Single-use (used_at
+-- set once), lasting until expires_at, bound to the project and the widgets
+-- in grant (JSON; the INN of a linking widget in clear: the store holds
+-- personal data, answers mask it).
+CREATE TABLE public_tokens (
+    token          TEXT    PRIMARY KEY,
+    project_id     TEXT    NOT NULL REFERENCES projects(id),
+    grant_widgets  TEXT    NOT NULL,
+    created_at_us  INTEGER NOT NULL,
+    expires_at_us  INTEGER NOT NULL,
+    used_at_us     INTEGER
+) STRICT;
+CREATE INDEX public_tokens_project ON public_tokens (project_id, created_at_us);
