@@ -18,6 +18,7 @@ use crate::ident::{
     CardNumber, Iban, Inn, RuPhone,
 };
 use crate::personal::Personal;
+use crate::FieldError;
 
 /// Longest `bank_account.ru.description`, in characters (the bank's limit).
 pub const ACCOUNT_DESCRIPTION_MAX_CHARS: usize = 210;
@@ -26,8 +27,8 @@ pub const METHOD_TEXT_MAX_CHARS: usize = 256;
 
 /// Why widget tokens are refused, in one place.
 const TOKENS_LATER: &str =
-    "widget tokens are not served yet: they arrive with the card vault (widgets); send the card \
-     or account itself";
+    "not served yet: a payout may name a card of the project's vault (encrypted_card: {number_hash}, from \
+     tokenize/elements); payments by a vault card and bank-account tokens come with the widgets";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalletKind {
@@ -586,6 +587,37 @@ fn check_tax_full(f: &mut Fields<'_>, tax: &Map<String, Value>, details: &Map<St
             if !kpp_ok(&kpp) {
                 f.err(&join(&pp, "kpp"), "must be a KPP (9 characters)");
             }
+        }
+    }
+}
+
+/// A card for the vault (`tokenize/elements`): `{type: card, card: {type:
+/// bank_card, bank_card: {number, expiration_month?, expiration_year?,
+/// cardholder_name?}}}`. The security code is refused: the vault never keeps
+/// it (a card in it pays out without it).
+pub fn parse_vault_card(
+    body: &Map<String, Value>,
+    today: Date,
+) -> Result<(CardNumber, Option<CardExpiry>), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let f = &mut Fields { errors: &mut errors };
+    f.only(body, "", &["type", "card"], &[]);
+    if f.string(body, "type", "type").is_some_and(|t| t != "card") {
+        f.err("type", "must be card");
+    }
+    let card = f.object(body, "card", "card").and_then(|card| {
+        let code = card.get("bank_card").and_then(|b| b.get("security_code")).filter(|c| !c.is_null());
+        if code.is_some() {
+            f.err("card.bank_card.security_code", "is never kept: a card in the vault pays out without it");
+            return None;
+        }
+        parse_bank_card(f, card, "card", today, CardUse::Payout)
+    });
+    match card {
+        Some(card) if errors.is_empty() => Ok(card),
+        _ => {
+            errors.sort_by(|a, b| a.field.cmp(&b.field));
+            Err(errors)
         }
     }
 }

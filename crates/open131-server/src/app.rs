@@ -40,6 +40,8 @@ pub struct App {
     pub http: reqwest::Client,
     /// `http://<address it listens on>`, set when it starts serving.
     pub local_url: Arc<std::sync::OnceLock<String>>,
+    /// The card vault's keys, read (or, on SQLite, made) on first use.
+    pub vault: Arc<crate::vault::VaultCell>,
 }
 
 impl App {
@@ -64,7 +66,15 @@ impl App {
             admin_token: None,
             verifier_wake: Arc::new(Notify::new()),
             local_url: Arc::new(std::sync::OnceLock::new()),
+            vault: Arc::new(crate::vault::VaultCell::default()),
         }
+    }
+
+    /// The card vault. A data directory of its own (SQLite) makes its key
+    /// file on first use; nodes sharing PostgreSQL must be given one.
+    pub fn vault(&self) -> Result<&crate::vault::Vault, String> {
+        let dir = open131_store::layout::DataDir::new(self.config.data_dir.clone());
+        self.vault.get(&dir, self.store.backend() == open131_store::Backend::Sqlite)
     }
 
     /// Where customers' browsers reach this server (pages it links to):

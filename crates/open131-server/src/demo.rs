@@ -87,7 +87,7 @@ pub async fn ensure_admin_token(store: &dyn Store, dir: Option<&DataDir>) -> any
 fn random_token() -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("no randomness for the admin token"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(open131_wire::sign::hex(&bytes))
 }
 
 /// The file's text, `None` if it does not exist; any other failure is the user's to fix.

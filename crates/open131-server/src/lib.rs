@@ -18,6 +18,7 @@ pub mod projects;
 pub mod qr;
 pub mod registries;
 pub mod reply;
+pub mod vault;
 pub mod verifier;
 pub mod webhooks;
 pub mod worker;

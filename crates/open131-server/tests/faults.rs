@@ -80,6 +80,12 @@ impl open131_store::WidgetStore for Faulty {
     async fn public_token(&self, p: &str, token: &str) -> Result<Option<open131_store::PublicTokenRecord>> {
         self.inner.public_token(p, token).await
     }
+    async fn put_card(&self, c: open131_store::VaultCardRecord) -> Result<bool> {
+        self.inner.put_card(c).await
+    }
+    async fn vault_card(&self, p: &str, h: &str) -> Result<Option<open131_store::VaultCardRecord>> {
+        self.inner.vault_card(p, h).await
+    }
 }
 
 #[async_trait]

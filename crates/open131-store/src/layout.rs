@@ -9,6 +9,7 @@
 //!   demo.key.pem                    the demo project's private key (0600)
 //!   bank.key.pem                    legacy: the bank key before it moved into the database
 //!   admin.token                     a copy of the admin token for the operator (SQLite only)
+//!   vault.key                       the card vault's keys (0600; the same file on every node)
 //!   registry/passports.idx          the MVD invalid-passport index (per node)
 //!   registry/taxpayers.idx          the taxpayer index (per node)
 //! ```
@@ -60,6 +61,12 @@ impl DataDir {
 
     pub fn admin_token(&self) -> PathBuf {
         self.root.join("admin.token")
+    }
+
+    /// The card vault's keys (0600): outside the database, so a copy of the
+    /// database alone reveals no card number.
+    pub fn vault_key(&self) -> PathBuf {
+        self.root.join("vault.key")
     }
 
     pub fn registry_dir(&self) -> PathBuf {

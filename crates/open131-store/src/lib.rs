@@ -359,6 +359,11 @@ pub trait WidgetStore: Send + Sync + 'static {
     async fn insert_public_token(&self, token: PublicTokenRecord) -> Result<()>;
     /// The project's token `token`; another project's is simply absent.
     async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>>;
+    /// Puts a card in the vault; `false` when the project's vault already
+    /// holds it (the same number, the same hash: the first one is kept).
+    async fn put_card(&self, card: VaultCardRecord) -> Result<bool>;
+    /// The project's card `number_hash`; another project's is simply absent.
+    async fn vault_card(&self, project_id: &str, number_hash: &str) -> Result<Option<VaultCardRecord>>;
 }
 
 pub trait Store:

@@ -542,3 +542,20 @@ pub struct PublicTokenRecord {
     /// When a widget was opened with it (it serves once).
     pub used_at: Option<OffsetDateTime>,
 }
+
+/// A card in the vault: its number sealed (the key outside the database),
+/// named by `number_hash`; only the masked form in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultCardRecord {
+    pub project_id: String,
+    pub number_hash: String,
+    /// The id of the vault key that sealed it.
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub brand: String,
+    pub bin: String,
+    pub last4: String,
+    pub card_expiry: Option<CardExpiry>,
+    pub created_at: OffsetDateTime,
+}

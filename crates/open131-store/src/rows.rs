@@ -26,7 +26,8 @@ use time::{Date, OffsetDateTime};
 use crate::{
     CheckRecord, ContractorWalletRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PaymentSubscription,
     PayoutRecord, PostingRecord, ProjectSettings, PublicTokenRecord, RecurrentToken, RefundRecord, Result,
-    SessionRecord, StoreError, SubjectKind, SubscriptionRecord, WalletRecord, WebhookRecord, WebhookState,
+    SessionRecord, StoreError, SubjectKind, SubscriptionRecord, VaultCardRecord, WalletRecord, WebhookRecord,
+    WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -1246,6 +1247,41 @@ pub(crate) fn public_token<C: Columns>(r: &C) -> std::result::Result<Result<Publ
             created_at: from_us(created)?,
             expires_at: from_us(expires)?,
             used_at: used.map(from_us).transpose()?,
+        })
+    };
+    Ok(decode())
+}
+
+pub(crate) const INSERT_VAULT_CARD: &str = "INSERT INTO vault_cards (project_id, number_hash, key_id, nonce, \
+     ciphertext, brand, bin, last4, card_expiry, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (project_id, number_hash) DO NOTHING";
+
+pub(crate) const SELECT_VAULT_CARD: &str = "SELECT project_id, number_hash, key_id, nonce, ciphertext, brand, bin, \
+     last4, card_expiry, created_at_us FROM vault_cards WHERE project_id = $1 AND number_hash = $2";
+
+/// A row of [`SELECT_VAULT_CARD`].
+pub(crate) fn vault_card<C: Columns>(r: &C) -> std::result::Result<Result<VaultCardRecord>, C::Error> {
+    let (project_id, number_hash, key_id) = (r.text(0)?, r.text(1)?, r.text(2)?);
+    let (nonce, ciphertext) = (r.bytes(3)?, r.bytes(4)?);
+    let (brand, bin, last4, expiry, created) = (r.text(5)?, r.text(6)?, r.text(7)?, r.opt_text(8)?, r.int(9)?);
+    let decode = || -> Result<VaultCardRecord> {
+        let card_expiry = match &expiry {
+            None => None,
+            Some(e) => {
+                Some(CardExpiry::parse_stored(e).ok_or_else(|| StoreError::corrupt("a vault card", "card_expiry"))?)
+            }
+        };
+        Ok(VaultCardRecord {
+            project_id,
+            number_hash,
+            key_id,
+            nonce,
+            ciphertext,
+            brand,
+            bin,
+            last4,
+            card_expiry,
+            created_at: from_us(created)?,
         })
     };
     Ok(decode())

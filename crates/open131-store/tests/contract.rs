@@ -1102,6 +1102,25 @@ async fn public_tokens_round_trip_on_both_backends() {
         assert_eq!(store.public_token("alpha", &token.token).await.unwrap(), Some(token.clone()), "{name}");
         assert_eq!(store.public_token("beta", &token.token).await.unwrap(), None, "{name}: another project's");
         assert!(store.insert_public_token(token).await.is_err(), "{name}: a token is unique");
+
+        // The vault keeps a card once per project and hash, sealed bytes as given.
+        let card = open131_store::VaultCardRecord {
+            project_id: "alpha".into(),
+            number_hash: "cd".repeat(32),
+            key_id: "0a1b2c3d".into(),
+            nonce: vec![1; 12],
+            ciphertext: vec![0, 255, 7, 9],
+            brand: "visa".into(),
+            bin: "424242".into(),
+            last4: "4242".into(),
+            card_expiry: open131_domain::ident::CardExpiry::parse("12", "30").ok(),
+            created_at: NOW,
+        };
+        assert!(store.put_card(card.clone()).await.unwrap(), "{name}");
+        let again = open131_store::VaultCardRecord { ciphertext: vec![1], ..card.clone() };
+        assert!(!store.put_card(again).await.unwrap(), "{name}: the first is kept");
+        assert_eq!(store.vault_card("alpha", &card.number_hash).await.unwrap(), Some(card.clone()), "{name}");
+        assert_eq!(store.vault_card("beta", &card.number_hash).await.unwrap(), None, "{name}");
     }
 }
 

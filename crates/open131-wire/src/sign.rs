@@ -126,11 +126,7 @@ impl VerifyingKey {
     /// `sha256:` + hex of the SPKI DER: a stable name for a key in lists and logs.
     pub fn fingerprint(&self) -> String {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.spki_der);
-        let mut out = String::from("sha256:");
-        for b in digest.as_ref() {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        format!("sha256:{}", hex(digest.as_ref()))
     }
 
     /// True when `signature_b64` is a valid signature of `message` by this key.
@@ -171,6 +167,16 @@ fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(content);
     out
+}
+
+/// Lower-case hex of `bytes`: the one encoding of fingerprints, tokens and
+/// hashes the project writes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 #[cfg(test)]

@@ -224,6 +224,10 @@ pub enum WebhooksCommand {
 pub enum KeysCommand {
     /// Print the bank's public key (PEM): partners verify webhooks with it.
     BankPublic,
+    /// Make the card vault's key file in the data directory (if it has none)
+    /// and print its path: copy that file to every node sharing a PostgreSQL
+    /// database before cards are tokenized.
+    VaultInit,
     /// Write a new RSA-2048 private key (PKCS#8 PEM) and its public key.
     Generate {
         /// Where to write the private key.
@@ -346,6 +350,12 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             let store = open_store(&location).await?;
             let key = demo::ensure_bank_key(store.as_ref(), &DataDir::new(&args.data_dir), None).await?;
             print!("{}", key.verifying_key()?.to_pem());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::VaultInit) => {
+            let dir = DataDir::new(&args.data_dir);
+            open131_server::vault::Vault::open_or_create(&dir, true)?;
+            println!("{}", dir.vault_key().display());
             Ok(())
         }
         Command::Wallet(cmd) => wallet(&location, cmd).await,

@@ -483,7 +483,7 @@ async fn subscription_change(
 /// A recurrent token: 128 random bits, hex.
 fn new_token() -> String {
     let bytes: [u8; 16] = random_bytes();
-    format!("rt_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("rt_{}", open131_wire::sign::hex(&bytes))
 }
 
 /// The legs of a refund's movement: its amount, on the payment's book and

@@ -56,6 +56,8 @@ pub async fn start_with(
     wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
 ) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
+    // The operator's `open131 keys vault-init` (nodes on PostgreSQL are given the file).
+    open131_server::vault::Vault::open_or_create(&open131_store::layout::DataDir::new(dir.path()), true).unwrap();
     let mut config = Config::new(dir.path().to_path_buf());
     config.background_workers = false;
     configure(&mut config);

@@ -82,7 +82,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "recurrent", include_str!("../../migrations/postgres/0009_recurrent.sql")),
     (10, "operation_finished", include_str!("../../migrations/postgres/0010_operation_finished.sql")),
     (11, "split_and_subscriptions", include_str!("../../migrations/postgres/0011_split_and_subscriptions.sql")),
-    (12, "public_tokens", include_str!("../../migrations/postgres/0012_public_tokens.sql")),
+    (12, "widgets", include_str!("../../migrations/postgres/0012_widgets.sql")),
 ];
 
 pub struct PgStore {

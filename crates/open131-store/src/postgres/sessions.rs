@@ -686,6 +686,39 @@ impl WidgetStore for PgStore {
         .await
     }
 
+    async fn put_card(&self, c: VaultCardRecord) -> Result<bool> {
+        let expiry = c.card_expiry.as_ref().map(open131_domain::ident::CardExpiry::stored);
+        let created = to_us(c.created_at);
+        // A repeat after a lost connection meets its own row and answers false:
+        // the card is there either way.
+        let n = with_retries(|| async {
+            let client = self.client().await?;
+            let params: [Param<'_>; 10] = [
+                &c.project_id,
+                &c.number_hash,
+                &c.key_id,
+                &c.nonce,
+                &c.ciphertext,
+                &c.brand,
+                &c.bin,
+                &c.last4,
+                &expiry,
+                &created,
+            ];
+            Ok::<_, StoreError>(client.execute(crate::rows::INSERT_VAULT_CARD, &params).await?)
+        })
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn vault_card(&self, project_id: &str, number_hash: &str) -> Result<Option<VaultCardRecord>> {
+        let rows =
+            with_retries(|| async { self.query(crate::rows::SELECT_VAULT_CARD, &[&project_id, &number_hash]).await })
+                .await?;
+        let row = rows.first().map(crate::rows::vault_card).transpose()?;
+        row.transpose()
+    }
+
     async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>> {
         let rows =
             with_retries(|| async { self.query(crate::rows::SELECT_PUBLIC_TOKEN, &[&project_id, &token]).await })

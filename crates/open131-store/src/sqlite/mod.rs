@@ -17,7 +17,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
-use crate::{PublicTokenRecord, SubscriptionRecord, SubscriptionStore, SubscriptionWrite, WidgetStore};
+use crate::{
+    PublicTokenRecord, SubscriptionRecord, SubscriptionStore, SubscriptionWrite, VaultCardRecord, WidgetStore,
+};
+use open131_domain::ident::CardExpiry;
 
 use crate::{
     AttemptRecord, AttemptResult, Backend, CheckRecord, CheckStore, ContractorWalletRecord, Decision, DueTimer,
@@ -56,7 +59,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "recurrent", include_str!("../../migrations/sqlite/0015_recurrent.sql")),
     (16, "operation_finished", include_str!("../../migrations/sqlite/0016_operation_finished.sql")),
     (17, "split_and_subscriptions", include_str!("../../migrations/sqlite/0017_split_and_subscriptions.sql")),
-    (18, "public_tokens", include_str!("../../migrations/sqlite/0018_public_tokens.sql")),
+    (18, "widgets", include_str!("../../migrations/sqlite/0018_widgets.sql")),
 ];
 
 pub struct SqliteStore {
@@ -237,6 +240,42 @@ impl WidgetStore for SqliteStore {
                 Ok(())
             })
             .await
+    }
+
+    async fn put_card(&self, c: VaultCardRecord) -> Result<bool> {
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .prepare_cached(crate::rows::INSERT_VAULT_CARD)
+                    .map_err(db)?
+                    .execute(params![
+                        c.project_id,
+                        c.number_hash,
+                        c.key_id,
+                        c.nonce,
+                        c.ciphertext,
+                        c.brand,
+                        c.bin,
+                        c.last4,
+                        c.card_expiry.as_ref().map(CardExpiry::stored),
+                        to_us(c.created_at)
+                    ])
+                    .map_err(db)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn vault_card(&self, project_id: &str, number_hash: &str) -> Result<Option<VaultCardRecord>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(crate::rows::SELECT_VAULT_CARD)
+                .map_err(db)?
+                .query_row(params![project_id, number_hash], |r| crate::rows::vault_card(r))
+                .optional()
+                .map_err(db)?;
+            row.transpose()
+        })
     }
 
     async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>> {

@@ -12,3 +12,20 @@ CREATE TABLE public_tokens (
     used_at_us     INTEGER
 ) STRICT;
 CREATE INDEX public_tokens_project ON public_tokens (project_id, created_at_us);
+
+-- The card vault: each card a project tokenized, its number sealed
+-- (AES-256-GCM under the key key_id names, which lives outside the database)
+-- and named by number_hash; only the masked form is in clear.
+CREATE TABLE vault_cards (
+    project_id     TEXT    NOT NULL REFERENCES projects(id),
+    number_hash    TEXT    NOT NULL,
+    key_id         TEXT    NOT NULL,
+    nonce          BLOB    NOT NULL,
+    ciphertext     BLOB    NOT NULL,
+    brand          TEXT    NOT NULL,
+    bin            TEXT    NOT NULL,
+    last4          TEXT    NOT NULL,
+    card_expiry    TEXT,
+    created_at_us  INTEGER NOT NULL,
+    PRIMARY KEY (project_id, number_hash)
+) STRICT;
