@@ -4,10 +4,13 @@
 //!
 //! Served: cards by number; Russian bank accounts; FPS by phone (under
 //! `bank_account` or top-level); IBAN and UPI accounts; wallets (QIWI,
-//! YooMoney, Moneta, Steam); TON crypto wallets; tax payments. Refused with a
-//! reason: widget tokens (`encrypted_card`, `tokenized_card`, `ru.token`) until
-//! the card vault exists, and FPS recipient verification, which is its own
-//! method.
+//! YooMoney, Moneta, Steam); TON crypto wallets; tax payments. A card or an
+//! account of the project's vault (`encrypted_card.number_hash`, `ru.token`)
+//! reaches these parsers already opened by the server, as the card or account
+//! itself; one left unopened (malformed) is refused with the reason, as are
+//! `tokenized_card` (a payment's) and FPS recipient verification, which is its
+//! own method. [`parse_vault_card`] and [`parse_vault_account`] read what
+//! `tokenize/elements` and `tokenize` put in the vault.
 
 use serde_json::{json, Map, Value};
 use time::Date;
@@ -27,8 +30,9 @@ pub const METHOD_TEXT_MAX_CHARS: usize = 256;
 
 /// Why widget tokens are refused, in one place.
 const TOKENS_LATER: &str =
-    "not served yet: a payout may name a card of the project's vault (encrypted_card: {number_hash}, from \
-     tokenize/elements); payments by a vault card and bank-account tokens come with the widgets";
+    "not served here: a payout names a card of the project's vault as encrypted_card: {number_hash} (from \
+     tokenize/elements) and an account as ru: {token} (from tokenize); payments by a vault card \
+     (tokenized_card) come with the widgets";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalletKind {
@@ -592,9 +596,9 @@ fn check_tax_full(f: &mut Fields<'_>, tax: &Map<String, Value>, details: &Map<St
 }
 
 /// A card for the vault (`tokenize/elements`): `{type: card, card: {type:
-/// bank_card, bank_card: {number, expiration_month?, expiration_year?,
-/// cardholder_name?}}}`. The security code is refused: the vault never keeps
-/// it (a card in it pays out without it).
+/// bank_card, bank_card: {number, expiration_month?, expiration_year?}}}`.
+/// The security code and the holder's name are refused: the vault keeps
+/// neither (a card in it pays out without them).
 pub fn parse_vault_card(
     body: &Map<String, Value>,
     today: Date,
@@ -606,15 +610,52 @@ pub fn parse_vault_card(
         f.err("type", "must be card");
     }
     let card = f.object(body, "card", "card").and_then(|card| {
-        let code = card.get("bank_card").and_then(|b| b.get("security_code")).filter(|c| !c.is_null());
-        if code.is_some() {
+        let field = |k: &str| card.get("bank_card").and_then(|b| b.get(k)).filter(|c| !c.is_null()).is_some();
+        if field("security_code") {
             f.err("card.bank_card.security_code", "is never kept: a card in the vault pays out without it");
+            return None;
+        }
+        if field("cardholder_name") {
+            f.err("card.bank_card.cardholder_name", "is not kept: the vault keeps the number and the expiry");
             return None;
         }
         parse_bank_card(f, card, "card", today, CardUse::Payout)
     });
     match card {
         Some(card) if errors.is_empty() => Ok(card),
+        _ => {
+            errors.sort_by(|a, b| a.field.cmp(&b.field));
+            Err(errors)
+        }
+    }
+}
+
+/// A Russian bank account for the vault (`tokenize`): `{type:
+/// bank_account_ru, bank_account_ru: {bik, account}}`, the account's control
+/// digit checked against the BIK as for a payout to it.
+pub fn parse_vault_account(body: &Map<String, Value>) -> Result<(Bik, AccountNumber), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let f = &mut Fields { errors: &mut errors };
+    f.only(body, "", &["type", "bank_account_ru"], &[]);
+    if f.string(body, "type", "type").is_some_and(|t| t != "bank_account_ru") {
+        f.err("type", "must be bank_account_ru (cards go to tokenize/elements)");
+    }
+    let p = "bank_account_ru";
+    let parsed = f.object(body, p, p).and_then(|ru| {
+        f.only(ru, p, &["bik", "account"], &[]);
+        let bik = f.string(ru, "bik", &join(p, "bik"));
+        let bik = f.check(&join(p, "bik"), bik, Bik::parse);
+        let account = f.string(ru, "account", &join(p, "account"));
+        let account = f.check(&join(p, "account"), account, AccountNumber::parse);
+        let (bik, account) = (bik?, account?);
+        if !account_matches_bik(&account, &bik) && !is_documented_test_account(&account, &bik) {
+            f.err(&join(p, "account"), "control digit does not match the BIK");
+            return None;
+        }
+        Some((bik, account))
+    });
+    match parsed {
+        Some(parsed) if errors.is_empty() => Ok(parsed),
         _ => {
             errors.sort_by(|a, b| a.field.cmp(&b.field));
             Err(errors)

@@ -72,7 +72,7 @@ impl App {
 
     /// The card vault. A data directory of its own (SQLite) makes its key
     /// file on first use; nodes sharing PostgreSQL must be given one.
-    pub fn vault(&self) -> Result<&crate::vault::Vault, String> {
+    pub fn vault(&self) -> Result<Arc<crate::vault::Vault>, String> {
         let dir = open131_store::layout::DataDir::new(self.config.data_dir.clone());
         self.vault.get(&dir, self.store.backend() == open131_store::Backend::Sqlite)
     }

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -103,8 +103,21 @@ impl Vault {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        write_atomic(path, text.as_bytes(), FileMode::Private)?;
-        Self::parse(&text).ok_or_else(|| VaultError::Malformed(path.display().to_string()))
+        // Written beside it, then linked in place only if no file is there yet:
+        // of two makers at once (a server and `keys vault-init`), both end up
+        // with the first one's keys.
+        let staged = path.with_extension(format!("new-{}", std::process::id()));
+        write_atomic(&staged, text.as_bytes(), FileMode::Private)?;
+        let linked = std::fs::hard_link(&staged, path);
+        let _ = std::fs::remove_file(&staged);
+        let malformed = || VaultError::Malformed(path.display().to_string());
+        match linked {
+            Ok(()) => Self::parse(&text).ok_or_else(malformed),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::parse(&std::fs::read_to_string(path)?).ok_or_else(malformed)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The file's text, or `None` if it is not one this module writes.
@@ -161,16 +174,20 @@ fn aad(project: &str, number_hash: &str) -> Aad<Vec<u8>> {
     Aad::from([project.as_bytes(), &[0], number_hash.as_bytes()].concat())
 }
 
-/// The vault of a running server, read (or made) on first use.
+/// The vault of a running server, read (or made) on first use. A failure is
+/// not kept: a node given its key file later reads it at the next request.
 #[derive(Debug, Default)]
-pub struct VaultCell(OnceLock<Result<Vault, String>>);
+pub struct VaultCell(Mutex<Option<Arc<Vault>>>);
 
 impl VaultCell {
-    pub fn get(&self, dir: &DataDir, create: bool) -> Result<&Vault, String> {
-        self.0
-            .get_or_init(|| Vault::open_or_create(dir, create).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(Clone::clone)
+    pub fn get(&self, dir: &DataDir, create: bool) -> Result<Arc<Vault>, String> {
+        let mut slot = self.0.lock().map_err(|_| "the vault's lock was poisoned".to_string())?;
+        if let Some(vault) = slot.as_ref() {
+            return Ok(vault.clone());
+        }
+        let vault = Arc::new(Vault::open_or_create(dir, create).map_err(|e| e.to_string())?);
+        *slot = Some(vault.clone());
+        Ok(vault)
     }
 }
 

@@ -80,11 +80,17 @@ impl open131_store::WidgetStore for Faulty {
     async fn public_token(&self, p: &str, token: &str) -> Result<Option<open131_store::PublicTokenRecord>> {
         self.inner.public_token(p, token).await
     }
-    async fn put_card(&self, c: open131_store::VaultCardRecord) -> Result<bool> {
+    async fn put_card(&self, c: open131_store::VaultCardRecord) -> Result<()> {
         self.inner.put_card(c).await
     }
     async fn vault_card(&self, p: &str, h: &str) -> Result<Option<open131_store::VaultCardRecord>> {
         self.inner.vault_card(p, h).await
+    }
+    async fn put_account(&self, a: open131_store::VaultAccountRecord) -> Result<bool> {
+        self.inner.put_account(a).await
+    }
+    async fn vault_account(&self, p: &str, t: &str) -> Result<Option<open131_store::VaultAccountRecord>> {
+        self.inner.vault_account(p, t).await
     }
 }
 

@@ -326,7 +326,7 @@ async fn fps_recipient_verification() {
 #[tokio::test]
 async fn bank_methods_not_served_yet_say_so() {
     let (s, _r) = server().await;
-    let a = s.call("v1", "tokenize", &json!({})).await;
+    let a = s.call("v1", "npd/check", &json!({})).await;
     assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("not_found")), "{}", a.text);
     assert!(a.text.contains("does not serve yet"), "{}", a.text);
     let a = s.call("v1", "no/such/method", &json!({})).await;

@@ -115,7 +115,7 @@ async fn token_info_of_a_recurrent_token() {
 
 fn vault_card(number: &str) -> Value {
     json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": number,
-        "expiration_month": "12", "expiration_year": "30", "cardholder_name": "IVAN IVANOV"}}})
+        "expiration_month": "12", "expiration_year": "30"}}})
 }
 
 /// A card put in the vault is named by a stable `number_hash` that means
@@ -178,24 +178,45 @@ async fn the_vault_keeps_cards_sealed_and_payouts_reach_them_by_number_hash() {
     // Another project's hash (or none) is named where it was sent; so are the fields the vault does not serve.
     let mut theirs = payout.clone();
     theirs["payout_details"]["card"]["encrypted_card"]["number_hash"] = beta.body["info"]["number_hash"].clone();
-    theirs["payout_details"]["card"]["encrypted_card"]["security_code_hash"] = json!("x");
     let a = s.call("v2", "session/init/payout", &theirs).await;
     assert_eq!(
         (a.status, fields(&a)),
-        (
-            400,
-            vec![
-                "payout_details.card.encrypted_card.number_hash".to_string(),
-                "payout_details.card.encrypted_card.security_code_hash".to_string()
-            ]
-        ),
+        (400, vec!["payout_details.card.encrypted_card.number_hash".to_string()]),
         "{}",
         a.text
     );
-    // The security code is never kept; a bad number is named.
+    theirs["payout_details"]["card"]["encrypted_card"]["security_code_hash"] = json!("x");
+    let a = s.call("v2", "session/init/payout", &theirs).await;
+    assert_eq!(fields(&a), ["payout_details.card.encrypted_card.security_code_hash"], "{}", a.text);
+    // A reference outside the method's own place (metadata) is left as sent: never opened.
+    let mut smuggled = payout.clone();
+    smuggled["metadata"] = json!({"x": {"type": "encrypted_card", "encrypted_card": {"number_hash": hash}}});
+    let a = s.call("v2", "session/init/payout", &smuggled).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(!a.text.contains(number), "metadata is not opened: {}", a.text);
+    assert_eq!(a.body["session"]["payout_list"][0]["metadata"]["x"]["encrypted_card"]["number_hash"], hash.as_str());
+    // Fields beside encrypted_card are refused, not dropped.
+    let mut beside = payout.clone();
+    beside["payout_details"]["card"]["bank_card"] = json!({"number": "4242424242424242"});
+    let a = s.call("v2", "session/init/payout", &beside).await;
+    assert_eq!(fields(&a), ["payout_details.card.bank_card"], "{}", a.text);
+    // A multi-session's payout reaches the vault's card too.
+    let multi = json!({"payment_details_multi": [{"type": "card", "card": {"type": "bank_card", "bank_card": {
+            "number": "4242424242424242", "expiration_month": "12", "expiration_year": "30", "security_code": "123"}}}],
+        "payout_details_multi": [payout["payout_details"].clone()],
+        "amount_details": {"amount": 5_000, "currency": "rub"}, "customer": {"reference": "c"},
+        "participant_details": {"recipient": {"full_name": "Ivan Ivanov"}}});
+    let a = s.call("v2", "session/multi/init", &multi).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(!a.text.contains(number));
+
+    // The security code and the holder's name are never kept; a bad number is named.
     let mut with_code = vault_card(number);
     with_code["card"]["bank_card"]["security_code"] = json!("123");
     assert_eq!(fields(&s.call("v1", "tokenize/elements", &with_code).await), ["card.bank_card.security_code"]);
+    let mut with_name = vault_card(number);
+    with_name["card"]["bank_card"]["cardholder_name"] = json!("IVAN IVANOV");
+    assert_eq!(fields(&s.call("v1", "tokenize/elements", &with_name).await), ["card.bank_card.cardholder_name"]);
     assert_eq!(
         fields(&s.call("v1", "tokenize/elements", &vault_card("4242424242424241")).await),
         ["card.bank_card.number"]
@@ -209,5 +230,78 @@ async fn the_vault_keeps_cards_sealed_and_payouts_reach_them_by_number_hash() {
         assert!(!bytes.windows(number.len()).any(|w| w == number.as_bytes()), "a clear card number on disk");
     }
     assert!(seen > 0);
+    s.stop().await;
+}
+
+/// A bank account put in the vault (`tokenize`) is named by a token a
+/// payout's `bank_account.ru.token` uses instead of `bik` and `account`.
+#[tokio::test]
+async fn payouts_reach_a_vault_account_by_its_token() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    let account = "40817810400003869535";
+    let body = json!({"type": "bank_account_ru", "bank_account_ru": {"bik": "044525974", "account": account}});
+    let a = s.call("v1", "tokenize", &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let token = a.body["token"].as_str().unwrap().to_string();
+    assert_eq!(a.body["data"]["masked_account"], "40817***********9535", "{}", a.text);
+    assert!(!a.text.contains(account));
+    assert_eq!(s.call("v1", "tokenize", &body).await.body["token"], token.as_str(), "stable");
+    let mut bad = body.clone();
+    bad["bank_account_ru"]["account"] = json!("40817810400003869536");
+    assert_eq!(fields(&s.call("v1", "tokenize", &bad).await), ["bank_account_ru.account"]);
+
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let payout = |ru: Value| {
+        json!({"payment_method": {"type": "bank_account", "bank_account": {"system_type": "ru", "ru": ru}},
+            "amount_details": {"amount": 10_000, "currency": "rub"},
+            "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}}})
+    };
+    let ru = json!({"token": token, "full_name": "Ivanov Ivan Ivanovich", "description": "Payout under contract 1"});
+    let a = s.call("v1", "session/init/payout", &payout(ru.clone())).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let shown = &a.body["session"]["payments"][0]["payment_method"]["bank_account"]["ru"];
+    assert_eq!(
+        (shown["bik"].as_str(), shown["account"].as_str()),
+        (Some("044525974"), Some("40817***********9535")),
+        "{shown}"
+    );
+    let id = id_of(&a);
+    s.settle().await;
+    s.advance(2).await;
+    assert_eq!(common::status(&s, "v1", &id).await["status"], "accepted");
+    // Both the token and the account, or an unknown token, are named.
+    let mut both = ru.clone();
+    both["bik"] = json!("044525974");
+    let a = s.call("v1", "session/init/payout", &payout(both)).await;
+    assert_eq!(fields(&a), ["payment_method.bank_account.ru.token"], "{}", a.text);
+    let mut unknown = ru;
+    unknown["token"] = json!("0".repeat(64));
+    let a = s.call("v1", "session/init/payout", &payout(unknown)).await;
+    assert_eq!(fields(&a), ["payment_method.bank_account.ru.token"], "{}", a.text);
+    for entry in std::fs::read_dir(s.dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        assert!(!bytes.windows(account.len()).any(|w| w == account.as_bytes()), "a clear account number on disk");
+    }
+    s.stop().await;
+}
+
+/// A vault card past its expiry is named at its hash; tokenized again with
+/// its new expiry (a reissued card keeps its number), it pays out again.
+#[tokio::test]
+async fn an_expired_vault_card_is_named_and_a_reissue_renews_it() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let mut card = vault_card("2200000000000004");
+    card["card"]["bank_card"]["expiration_month"] = json!("11");
+    card["card"]["bank_card"]["expiration_year"] = json!("26");
+    let hash = s.call("v1", "tokenize/elements", &card).await.body["info"]["number_hash"].as_str().unwrap().to_string();
+    let payout = json!({"payment_method": {"type": "card", "card": {"type": "encrypted_card", "encrypted_card": {"number_hash": hash}}},
+        "amount_details": {"amount": 1_000, "currency": "rub"}, "participant_details": {"recipient": {"full_name": "Ivan Ivanov"}}});
+    s.advance(2 * 86_400).await;
+    let a = s.call("v1", "session/init/payout", &payout).await;
+    assert_eq!(fields(&a), ["payment_method.card.encrypted_card.number_hash"], "{}", a.text);
+    card["card"]["bank_card"]["expiration_year"] = json!("29");
+    assert_eq!(s.call("v1", "tokenize/elements", &card).await.body["info"]["number_hash"], hash.as_str());
+    assert_eq!(s.call("v1", "session/init/payout", &payout).await.status, 200);
     s.stop().await;
 }

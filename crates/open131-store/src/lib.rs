@@ -359,11 +359,15 @@ pub trait WidgetStore: Send + Sync + 'static {
     async fn insert_public_token(&self, token: PublicTokenRecord) -> Result<()>;
     /// The project's token `token`; another project's is simply absent.
     async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>>;
-    /// Puts a card in the vault; `false` when the project's vault already
-    /// holds it (the same number, the same hash: the first one is kept).
-    async fn put_card(&self, card: VaultCardRecord) -> Result<bool>;
+    /// Puts a card in the vault; the same card again (its hash) is sealed
+    /// afresh with its new expiry (a reissued card keeps its number).
+    async fn put_card(&self, card: VaultCardRecord) -> Result<()>;
     /// The project's card `number_hash`; another project's is simply absent.
     async fn vault_card(&self, project_id: &str, number_hash: &str) -> Result<Option<VaultCardRecord>>;
+    /// Puts a bank account in the vault; `false` when it is already there.
+    async fn put_account(&self, account: VaultAccountRecord) -> Result<bool>;
+    /// The project's bank account `token`; another project's is simply absent.
+    async fn vault_account(&self, project_id: &str, token: &str) -> Result<Option<VaultAccountRecord>>;
 }
 
 pub trait Store:

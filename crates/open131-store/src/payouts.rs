@@ -559,3 +559,17 @@ pub struct VaultCardRecord {
     pub card_expiry: Option<CardExpiry>,
     pub created_at: OffsetDateTime,
 }
+
+/// A Russian bank account in the vault: its number sealed, named by `token`
+/// (a payout's `bank_account.ru.token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultAccountRecord {
+    pub project_id: String,
+    pub token: String,
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub bik: String,
+    pub masked_account: String,
+    pub created_at: OffsetDateTime,
+}

@@ -26,8 +26,8 @@ use time::{Date, OffsetDateTime};
 use crate::{
     CheckRecord, ContractorWalletRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PaymentSubscription,
     PayoutRecord, PostingRecord, ProjectSettings, PublicTokenRecord, RecurrentToken, RefundRecord, Result,
-    SessionRecord, StoreError, SubjectKind, SubscriptionRecord, VaultCardRecord, WalletRecord, WebhookRecord,
-    WebhookState,
+    SessionRecord, StoreError, SubjectKind, SubscriptionRecord, VaultAccountRecord, VaultCardRecord, WalletRecord,
+    WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -1254,7 +1254,8 @@ pub(crate) fn public_token<C: Columns>(r: &C) -> std::result::Result<Result<Publ
 
 pub(crate) const INSERT_VAULT_CARD: &str = "INSERT INTO vault_cards (project_id, number_hash, key_id, nonce, \
      ciphertext, brand, bin, last4, card_expiry, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-     ON CONFLICT (project_id, number_hash) DO NOTHING";
+     ON CONFLICT (project_id, number_hash) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, \
+     ciphertext = excluded.ciphertext, card_expiry = excluded.card_expiry";
 
 pub(crate) const SELECT_VAULT_CARD: &str = "SELECT project_id, number_hash, key_id, nonce, ciphertext, brand, bin, \
      last4, card_expiry, created_at_us FROM vault_cards WHERE project_id = $1 AND number_hash = $2";
@@ -1285,4 +1286,27 @@ pub(crate) fn vault_card<C: Columns>(r: &C) -> std::result::Result<Result<VaultC
         })
     };
     Ok(decode())
+}
+
+pub(crate) const INSERT_VAULT_ACCOUNT: &str = "INSERT INTO vault_accounts (project_id, token, key_id, nonce, \
+     ciphertext, bik, masked_account, created_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (project_id, token) DO NOTHING";
+
+pub(crate) const SELECT_VAULT_ACCOUNT: &str = "SELECT project_id, token, key_id, nonce, ciphertext, bik, \
+     masked_account, created_at_us FROM vault_accounts WHERE project_id = $1 AND token = $2";
+
+/// A row of [`SELECT_VAULT_ACCOUNT`].
+pub(crate) fn vault_account<C: Columns>(r: &C) -> std::result::Result<Result<VaultAccountRecord>, C::Error> {
+    let (project_id, token, key_id, nonce, ciphertext) = (r.text(0)?, r.text(1)?, r.text(2)?, r.bytes(3)?, r.bytes(4)?);
+    let (bik, masked_account, created) = (r.text(5)?, r.text(6)?, r.int(7)?);
+    Ok(from_us(created).map(|created_at| VaultAccountRecord {
+        project_id,
+        token,
+        key_id,
+        nonce,
+        ciphertext,
+        bik,
+        masked_account,
+        created_at,
+    }))
 }

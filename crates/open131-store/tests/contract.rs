@@ -1116,11 +1116,33 @@ async fn public_tokens_round_trip_on_both_backends() {
             card_expiry: open131_domain::ident::CardExpiry::parse("12", "30").ok(),
             created_at: NOW,
         };
-        assert!(store.put_card(card.clone()).await.unwrap(), "{name}");
-        let again = open131_store::VaultCardRecord { ciphertext: vec![1], ..card.clone() };
-        assert!(!store.put_card(again).await.unwrap(), "{name}: the first is kept");
+        store.put_card(card.clone()).await.unwrap();
         assert_eq!(store.vault_card("alpha", &card.number_hash).await.unwrap(), Some(card.clone()), "{name}");
+        // The same card again (reissued): sealed afresh with its new expiry, first seen as before.
+        let renewed = open131_store::VaultCardRecord {
+            ciphertext: vec![1],
+            card_expiry: open131_domain::ident::CardExpiry::parse("12", "34").ok(),
+            created_at: NOW + Duration::days(1),
+            ..card.clone()
+        };
+        store.put_card(renewed.clone()).await.unwrap();
+        let expected = open131_store::VaultCardRecord { created_at: NOW, ..renewed };
+        assert_eq!(store.vault_card("alpha", &card.number_hash).await.unwrap(), Some(expected), "{name}");
         assert_eq!(store.vault_card("beta", &card.number_hash).await.unwrap(), None, "{name}");
+        let account = open131_store::VaultAccountRecord {
+            project_id: "alpha".into(),
+            token: "ef".repeat(32),
+            key_id: "0a1b2c3d".into(),
+            nonce: vec![2; 12],
+            ciphertext: vec![3, 4],
+            bik: "044525974".into(),
+            masked_account: "40817***********9535".into(),
+            created_at: NOW,
+        };
+        assert!(store.put_account(account.clone()).await.unwrap(), "{name}");
+        assert!(!store.put_account(account.clone()).await.unwrap(), "{name}: once");
+        assert_eq!(store.vault_account("alpha", &account.token).await.unwrap(), Some(account.clone()), "{name}");
+        assert_eq!(store.vault_account("beta", &account.token).await.unwrap(), None, "{name}");
     }
 }
 

@@ -93,6 +93,8 @@ pub enum ApiMethod {
     TokenInfo,
     /// `tokenize/elements`: a card into the project's vault.
     TokenizeElements,
+    /// `tokenize`: a bank account into the project's vault.
+    Tokenize,
     WalletBalance,
     FpsBanks,
     FpsCustomerVerification,
@@ -116,7 +118,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 23] = [
+    pub const OTHERS: [ApiMethod; 24] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -135,6 +137,7 @@ impl ApiMethod {
         Self::Token,
         Self::TokenInfo,
         Self::TokenizeElements,
+        Self::Tokenize,
         Self::WalletBalance,
         Self::FpsBanks,
         Self::FpsCustomerVerification,
@@ -187,6 +190,7 @@ impl ApiMethod {
             Self::Token => "token",
             Self::TokenInfo => "token/info",
             Self::TokenizeElements => "tokenize/elements",
+            Self::Tokenize => "tokenize",
             Self::WalletBalance => "wallet/balance",
             Self::FpsBanks => "fps/banks",
             Self::FpsCustomerVerification => "fps/customer_verification",
@@ -227,6 +231,7 @@ impl ApiMethod {
                 | Self::Token
                 | Self::TokenInfo
                 | Self::TokenizeElements
+                | Self::Tokenize
         )
     }
 
@@ -239,13 +244,8 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 5] = [
-    "session/init/payout/fiscalization",
-    "session/start/payout/fiscalization",
-    "fiscalization",
-    "tokenize",
-    "npd/check",
-];
+const NOT_SERVED_YET: [&str; 4] =
+    ["session/init/payout/fiscalization", "session/start/payout/fiscalization", "fiscalization", "npd/check"];
 
 /// Families of bank methods not served yet, by prefix and by suffix.
 const NOT_SERVED_PREFIXES: [&str; 5] = ["npd/", "session/multi/", "recurrent/", "subscription/", "token"];
@@ -481,10 +481,10 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
     }
     let body = parse_body(&signed.bytes)?;
     let ctx = Ctx { app, project_id: &project.id, version, idempotency, submerchant };
-    // A payout to a card in the vault is read as the card itself.
+    // A payout to a card or an account in the vault is read as the card or the account itself.
     let body = match method {
-        ApiMethod::Create(..) | ApiMethod::Init(..) | ApiMethod::Start(..) => ctx.open_cards(body, &[]).await?,
-        ApiMethod::MultiInit => ctx.open_cards(body, &["payout_details_multi", "payout_list"]).await?,
+        ApiMethod::Create(..) | ApiMethod::Init(..) | ApiMethod::Start(..) => ctx.open_vault(body, false).await?,
+        ApiMethod::MultiInit => ctx.open_vault(body, true).await?,
         _ => body,
     };
     match method {
@@ -508,6 +508,7 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::Token => ctx.public_token(&body).await,
         ApiMethod::TokenInfo => ctx.token_info(&body).await,
         ApiMethod::TokenizeElements => ctx.tokenize_elements(&body).await,
+        ApiMethod::Tokenize => ctx.tokenize_account(&body).await,
         ApiMethod::AccountBalance => ctx.account_balance(&body).await,
         ApiMethod::AccountStatement => ctx.account_statement(&body).await,
         ApiMethod::SessionStatus => ctx.status(&body).await,

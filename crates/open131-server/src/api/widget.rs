@@ -6,8 +6,9 @@ use open131_domain::books::Shape;
 use open131_domain::ledger::Book;
 use open131_domain::session::SessionState;
 use open131_domain::widget::{self, PUBLIC_TOKEN_TTL_S};
-use open131_store::{PublicTokenRecord, VaultCardRecord};
+use open131_store::{PublicTokenRecord, VaultAccountRecord, VaultCardRecord};
 use open131_wire::api::timestamp;
+use open131_wire::kyc::FieldDetail;
 use serde_json::{json, Map, Value};
 
 use super::{detail, from_domain, ApiReply, Ctx};
@@ -118,16 +119,9 @@ impl Ctx<'_> {
 
     /// `token/info` of `{type: card, card: {type: encrypted_card, encrypted_card: {number_hash}}}`.
     async fn card_info(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
-        let hash = body
-            .get("card")
-            .filter(|c| c["type"] == "encrypted_card")
-            .and_then(|c| c["encrypted_card"]["number_hash"].as_str())
-            .filter(|h| !h.is_empty() && h.len() <= TOKEN_MAX_BYTES);
-        let Some(hash) = hash else {
-            let why = "must be {\"type\": \"encrypted_card\", \"encrypted_card\": {\"number_hash\": \"…\"}}";
-            return Err(ApiReply::invalid(vec![detail("card", why)]));
-        };
-        let card = self.app.store.vault_card(self.project_id, hash).await.map_err(|e| ApiReply::internal(&e))?;
+        let card = body.get("card").unwrap_or(&Value::Null);
+        let hash = encrypted_card_hash(card, "card").map_err(ApiReply::invalid)?;
+        let card = self.app.store.vault_card(self.project_id, &hash).await.map_err(|e| ApiReply::internal(&e))?;
         // Another project's card is indistinguishable from none.
         let card = card.ok_or_else(|| {
             ApiReply::invalid(vec![detail("card.encrypted_card.number_hash", "no such card in this project's vault")])
@@ -135,104 +129,182 @@ impl Ctx<'_> {
         Ok(ApiReply::ok(&json!({"status": "ok", "info": card_info(&card)})))
     }
 
-    /// `body` with every `{type: encrypted_card, encrypted_card: {number_hash}}`
-    /// under `roots` (all of it when empty) replaced by the vault's card as
-    /// `{type: bank_card, bank_card: {number, expiration_…}}`, so the payout
-    /// parsers read it as the card itself. A hash the project's vault does
-    /// not hold is named where it was sent.
-    pub(super) async fn open_cards(
+    /// `body` with the vault's cards and accounts its payout methods name
+    /// opened for the payout parsers: a method's `card` `{type:
+    /// encrypted_card, encrypted_card: {number_hash}}` becomes `{type:
+    /// bank_card, bank_card: {number, expiration_…}}`, and its
+    /// `bank_account.ru.token` becomes `bik` and `account`. Only the methods'
+    /// own places are looked at (`payment_method`/`payout_details`, or a
+    /// multi-session's payouts): a reference anywhere else (`metadata`) is
+    /// left as sent, so nothing else ever holds an opened number. A
+    /// reference the project's vault does not hold is named where it was sent.
+    pub(super) async fn open_vault(
         &self,
         mut body: Map<String, Value>,
-        roots: &[&str],
+        multi: bool,
     ) -> Result<Map<String, Value>, ApiReply> {
-        let mut found = Vec::new();
-        for (key, value) in &body {
-            if roots.is_empty() || roots.contains(&key.as_str()) {
-                find_encrypted(value, key, &mut found);
-            }
-        }
-        if found.is_empty() {
-            return Ok(body);
-        }
         let mut errors = Vec::new();
-        let mut opened = Vec::new();
-        for (path, hash, extra) in found {
-            errors.extend(extra.into_iter().map(|k| {
-                let why = "is not served: a card in the vault is named by its number_hash alone";
-                detail(&format!("{path}.encrypted_card.{k}"), why)
-            }));
-            let card = self.app.store.vault_card(self.project_id, &hash).await.map_err(|e| ApiReply::internal(&e))?;
-            let Some(card) = card else {
-                errors.push(detail(
-                    &format!("{path}.encrypted_card.number_hash"),
-                    "no such card in this project's vault",
-                ));
-                continue;
-            };
-            let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
-            let sealed =
-                Sealed { key_id: card.key_id.clone(), nonce: card.nonce.clone(), ciphertext: card.ciphertext.clone() };
-            let number = vault.open(self.project_id, &hash, &sealed).map_err(|e| ApiReply::internal(&e))?;
-            let mut bank_card = json!({"number": number});
-            if let Some(e) = &card.card_expiry {
-                bank_card["expiration_month"] = json!(format!("{:02}", e.month()));
-                bank_card["expiration_year"] = json!(e.year().to_string());
+        for (path, method) in method_slots(&mut body, multi) {
+            let card =
+                method.get_mut("card").filter(|c| c.get("type").and_then(Value::as_str) == Some("encrypted_card"));
+            if let Some(card) = card {
+                match self.open_card(&format!("{path}.card"), card).await? {
+                    Ok(opened) => *card = opened,
+                    Err(named) => errors.extend(named),
+                }
             }
-            opened.push((path, json!({"type": "bank_card", "bank_card": bank_card})));
+            let ru = method.get_mut("bank_account").and_then(|b| b.get_mut("ru"));
+            if let Some(ru) = ru.filter(|ru| ru.get("token").is_some_and(|t| !t.is_null())) {
+                match self.open_account(&format!("{path}.bank_account.ru"), ru).await? {
+                    Ok(opened) => *ru = opened,
+                    Err(named) => errors.extend(named),
+                }
+            }
         }
         if !errors.is_empty() {
             errors.sort_by(|a, b| a.field.cmp(&b.field));
             return Err(ApiReply::invalid(errors));
         }
-        for (path, card) in opened {
-            if let Some(slot) = at_path(&mut body, &path) {
-                *slot = card;
-            }
-        }
         Ok(body)
     }
+
+    /// The card a method's `card` (at `path`) names in the vault, as `bank_card`.
+    async fn open_card(&self, path: &str, card: &Value) -> Result<Result<Value, Vec<FieldDetail>>, ApiReply> {
+        let hash = match encrypted_card_hash(card, path) {
+            Ok(hash) => hash,
+            Err(named) => return Ok(Err(named)),
+        };
+        let field = format!("{path}.encrypted_card.number_hash");
+        let saved = self.app.store.vault_card(self.project_id, &hash).await.map_err(|e| ApiReply::internal(&e))?;
+        let Some(saved) = saved else {
+            return Ok(Err(vec![detail(&field, "no such card in this project's vault")]));
+        };
+        if saved.card_expiry.as_ref().is_some_and(|e| e.is_expired_on(self.today())) {
+            let why = "the vault's card has expired: tokenize it again with its new expiry";
+            return Ok(Err(vec![detail(&field, why)]));
+        }
+        let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
+        let sealed = Sealed { key_id: saved.key_id, nonce: saved.nonce, ciphertext: saved.ciphertext };
+        let number = vault.open(self.project_id, &hash, &sealed).map_err(|e| ApiReply::internal(&e))?;
+        let mut bank_card = json!({"number": number});
+        if let Some(e) = &saved.card_expiry {
+            bank_card["expiration_month"] = json!(format!("{:02}", e.month()));
+            bank_card["expiration_year"] = json!(e.year().to_string());
+        }
+        Ok(Ok(json!({"type": "bank_card", "bank_card": bank_card})))
+    }
+
+    /// A method's `ru` object (at `path`) with the account its `token` names
+    /// in the vault as `bik` and `account`, its other fields as sent.
+    async fn open_account(&self, path: &str, ru: &Value) -> Result<Result<Value, Vec<FieldDetail>>, ApiReply> {
+        let field = format!("{path}.token");
+        let token = match ru.get("token") {
+            Some(Value::String(t)) if !t.is_empty() && t.len() <= TOKEN_MAX_BYTES => t.clone(),
+            _ => return Ok(Err(vec![detail(&field, format!("must be a string of 1 to {TOKEN_MAX_BYTES} bytes"))])),
+        };
+        if ["bik", "account"].iter().any(|k| ru.get(*k).is_some_and(|v| !v.is_null())) {
+            return Ok(Err(vec![detail(&field, "replaces bik and account: send the token or them, not both")]));
+        }
+        let saved = self.app.store.vault_account(self.project_id, &token).await.map_err(|e| ApiReply::internal(&e))?;
+        let Some(saved) = saved else {
+            return Ok(Err(vec![detail(&field, "no such bank account in this project's vault")]));
+        };
+        let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
+        let sealed = Sealed { key_id: saved.key_id, nonce: saved.nonce, ciphertext: saved.ciphertext };
+        let number = vault.open(self.project_id, &token, &sealed).map_err(|e| ApiReply::internal(&e))?;
+        let mut opened = ru.as_object().cloned().unwrap_or_default();
+        opened.remove("token");
+        opened.insert("bik".into(), json!(saved.bik));
+        opened.insert("account".into(), json!(number));
+        Ok(Ok(Value::Object(opened)))
+    }
+
+    /// `tokenize` (`{type: bank_account_ru, bank_account_ru: {bik, account}}`):
+    /// the account into the project's vault; `token` names it in a payout's
+    /// `bank_account.ru.token`, `data.masked_account` shows it.
+    pub(super) async fn tokenize_account(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        let (bik, account) =
+            open131_domain::payout_method::parse_vault_account(body).map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
+        // The BIK and account both name it (a prefix no card number has).
+        let token = vault.number_hash(self.project_id, &format!("ru:{}:{}", bik.as_str(), account.expose()));
+        let sealed = vault.seal(self.project_id, &token, account.expose()).map_err(|e| ApiReply::internal(&e))?;
+        let masked = account.masked();
+        let record = VaultAccountRecord {
+            project_id: self.project_id.to_string(),
+            token: token.clone(),
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+            bik: bik.as_str().to_string(),
+            masked_account: masked.clone(),
+            created_at: self.app.clock.now(),
+        };
+        self.app.store.put_account(record).await.map_err(|e| ApiReply::internal(&e))?;
+        Ok(ApiReply::ok(&json!({"status": "ok", "token": token, "data": {"masked_account": masked}})))
+    }
 }
 
-/// Collects `(path, number_hash, other keys)` of every encrypted card object in `value`.
-fn find_encrypted(value: &Value, path: &str, found: &mut Vec<(String, String, Vec<String>)>) {
-    match value {
-        Value::Object(map) => {
-            if map.get("type").and_then(Value::as_str) == Some("encrypted_card") {
-                if let Some(Value::Object(inner)) = map.get("encrypted_card") {
-                    let hash = inner.get("number_hash").and_then(Value::as_str).unwrap_or_default().to_string();
-                    let extra = inner.iter().filter(|(k, v)| k.as_str() != "number_hash" && !v.is_null());
-                    found.push((path.to_string(), hash, extra.map(|(k, _)| k.clone()).collect()));
-                    return;
+/// The places a payout body names its methods: `payment_method` and
+/// `payout_details`, or a multi-session's `payout_details_multi[i]` and
+/// `payout_list[i].payment_method|payout_details`; with their paths.
+fn method_slots(body: &mut Map<String, Value>, multi: bool) -> Vec<(String, &mut Value)> {
+    const METHOD_KEYS: [&str; 2] = ["payment_method", "payout_details"];
+    let mut slots = Vec::new();
+    for (key, value) in body.iter_mut() {
+        match (multi, key.as_str(), value) {
+            (false, k, value) if METHOD_KEYS.contains(&k) => slots.push((key.clone(), value)),
+            (true, "payout_details_multi", Value::Array(items)) => {
+                slots.extend(items.iter_mut().enumerate().map(|(i, v)| (format!("{key}[{i}]"), v)));
+            }
+            (true, "payout_list", Value::Array(items)) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    let Some(item) = item.as_object_mut() else { continue };
+                    for (k, v) in item.iter_mut().filter(|(k, _)| METHOD_KEYS.contains(&k.as_str())) {
+                        slots.push((format!("{key}[{i}].{k}"), v));
+                    }
                 }
             }
-            for (k, v) in map {
-                find_encrypted(v, &format!("{path}.{k}"), found);
-            }
+            _ => {}
         }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                find_encrypted(v, &format!("{path}[{i}]"), found);
-            }
-        }
-        _ => {}
     }
+    slots
 }
 
-/// The value at a path [`find_encrypted`] wrote (`a.b[2].c`).
-fn at_path<'v>(body: &'v mut Map<String, Value>, path: &str) -> Option<&'v mut Value> {
-    let mut steps = path.split('.');
-    let mut here = body.get_mut(steps.next()?)?;
-    for step in steps {
-        let (key, index) = match step.split_once('[') {
-            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (step, None),
-        };
-        here = here.get_mut(key)?;
-        if let Some(i) = index {
-            here = here.get_mut(i)?;
+/// The `number_hash` of `{type: encrypted_card, encrypted_card: {number_hash}}`
+/// at `path`, every other field refused by name.
+fn encrypted_card_hash(card: &Value, path: &str) -> Result<String, Vec<FieldDetail>> {
+    let shape = "must be {\"type\": \"encrypted_card\", \"encrypted_card\": {\"number_hash\": \"…\"}}";
+    let Some(card) = card.as_object() else { return Err(vec![detail(path, shape)]) };
+    if card.get("type").and_then(Value::as_str) != Some("encrypted_card") {
+        return Err(vec![detail(&format!("{path}.type"), "must be encrypted_card")]);
+    }
+    let mut errors: Vec<FieldDetail> = card
+        .iter()
+        .filter(|(k, v)| !["type", "encrypted_card"].contains(&k.as_str()) && !v.is_null())
+        .map(|(k, _)| detail(&format!("{path}.{k}"), "is not a field of an encrypted card (type, encrypted_card)"))
+        .collect();
+    let Some(Value::Object(inner)) = card.get("encrypted_card") else {
+        errors.push(detail(&format!("{path}.encrypted_card"), "is required: {\"number_hash\": \"…\"}"));
+        return Err(errors);
+    };
+    for k in inner.iter().filter(|(k, v)| k.as_str() != "number_hash" && !v.is_null()).map(|(k, _)| k) {
+        let why = "is not served: a card in the vault is named by its number_hash alone";
+        errors.push(detail(&format!("{path}.encrypted_card.{k}"), why));
+    }
+    let field = format!("{path}.encrypted_card.number_hash");
+    match inner.get("number_hash") {
+        Some(Value::String(h)) if !h.is_empty() && h.len() <= TOKEN_MAX_BYTES && errors.is_empty() => Ok(h.clone()),
+        Some(Value::String(h)) if !h.is_empty() && h.len() <= TOKEN_MAX_BYTES => Err(errors),
+        None | Some(Value::Null) => {
+            errors.push(detail(&field, "is required"));
+            Err(errors)
+        }
+        Some(_) => {
+            errors.push(detail(&field, format!("must be a string of 1 to {TOKEN_MAX_BYTES} bytes")));
+            Err(errors)
         }
     }
-    Some(here)
 }
 
 /// A vault card as `token/info` shows it (the SDK's `TokenInfo`).

@@ -29,3 +29,17 @@ CREATE TABLE vault_cards (
     created_at_us  BIGINT NOT NULL,
     PRIMARY KEY (project_id, number_hash)
 );
+
+-- Bank accounts in the vault (tokenize): the account number sealed like a
+-- card's, the BIK (public reference data) and the masked account in clear.
+CREATE TABLE vault_accounts (
+    project_id      TEXT    NOT NULL REFERENCES projects(id),
+    token           TEXT    NOT NULL,
+    key_id          TEXT    NOT NULL,
+    nonce           BYTEA   NOT NULL,
+    ciphertext      BYTEA   NOT NULL,
+    bik             TEXT    NOT NULL,
+    masked_account  TEXT    NOT NULL,
+    created_at_us   BIGINT NOT NULL,
+    PRIMARY KEY (project_id, token)
+);

@@ -29,3 +29,17 @@ CREATE TABLE vault_cards (
     created_at_us  INTEGER NOT NULL,
     PRIMARY KEY (project_id, number_hash)
 ) STRICT;
+
+-- Bank accounts in the vault (tokenize): the account number sealed like a
+-- card's, the BIK (public reference data) and the masked account in clear.
+CREATE TABLE vault_accounts (
+    project_id      TEXT    NOT NULL REFERENCES projects(id),
+    token           TEXT    NOT NULL,
+    key_id          TEXT    NOT NULL,
+    nonce           BLOB    NOT NULL,
+    ciphertext      BLOB    NOT NULL,
+    bik             TEXT    NOT NULL,
+    masked_account  TEXT    NOT NULL,
+    created_at_us   INTEGER NOT NULL,
+    PRIMARY KEY (project_id, token)
+) STRICT;

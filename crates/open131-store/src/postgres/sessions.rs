@@ -676,7 +676,8 @@ impl WidgetStore for PgStore {
     async fn insert_public_token(&self, t: PublicTokenRecord) -> Result<()> {
         let grant = t.grant.stored();
         let (created, expires, used) = (to_us(t.created_at), to_us(t.expires_at), t.used_at.map(to_us));
-        // A repeat after a lost connection meets its own row: the token is random and new.
+        // A repeat after a lost commit meets its own row and fails (a 500 the
+        // partner answers by asking again: tokens are cheap, each one new).
         with_retries(|| async {
             let client = self.client().await?;
             let params: [Param<'_>; 6] = [&t.token, &t.project_id, &grant, &created, &expires, &used];
@@ -686,12 +687,11 @@ impl WidgetStore for PgStore {
         .await
     }
 
-    async fn put_card(&self, c: VaultCardRecord) -> Result<bool> {
+    async fn put_card(&self, c: VaultCardRecord) -> Result<()> {
         let expiry = c.card_expiry.as_ref().map(open131_domain::ident::CardExpiry::stored);
         let created = to_us(c.created_at);
-        // A repeat after a lost connection meets its own row and answers false:
-        // the card is there either way.
-        let n = with_retries(|| async {
+        // A repeat after a lost connection seals the same card again: harmless.
+        with_retries(|| async {
             let client = self.client().await?;
             let params: [Param<'_>; 10] = [
                 &c.project_id,
@@ -705,10 +705,10 @@ impl WidgetStore for PgStore {
                 &expiry,
                 &created,
             ];
-            Ok::<_, StoreError>(client.execute(crate::rows::INSERT_VAULT_CARD, &params).await?)
+            client.execute(crate::rows::INSERT_VAULT_CARD, &params).await?;
+            Ok::<_, StoreError>(())
         })
-        .await?;
-        Ok(n == 1)
+        .await
     }
 
     async fn vault_card(&self, project_id: &str, number_hash: &str) -> Result<Option<VaultCardRecord>> {
@@ -716,6 +716,27 @@ impl WidgetStore for PgStore {
             with_retries(|| async { self.query(crate::rows::SELECT_VAULT_CARD, &[&project_id, &number_hash]).await })
                 .await?;
         let row = rows.first().map(crate::rows::vault_card).transpose()?;
+        row.transpose()
+    }
+
+    async fn put_account(&self, a: VaultAccountRecord) -> Result<bool> {
+        let created = to_us(a.created_at);
+        // A repeat after a lost connection meets its own row: the account is there either way.
+        let n = with_retries(|| async {
+            let client = self.client().await?;
+            let params: [Param<'_>; 8] =
+                [&a.project_id, &a.token, &a.key_id, &a.nonce, &a.ciphertext, &a.bik, &a.masked_account, &created];
+            Ok::<_, StoreError>(client.execute(crate::rows::INSERT_VAULT_ACCOUNT, &params).await?)
+        })
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn vault_account(&self, project_id: &str, token: &str) -> Result<Option<VaultAccountRecord>> {
+        let rows =
+            with_retries(|| async { self.query(crate::rows::SELECT_VAULT_ACCOUNT, &[&project_id, &token]).await })
+                .await?;
+        let row = rows.first().map(crate::rows::vault_account).transpose()?;
         row.transpose()
     }
 

@@ -18,7 +18,8 @@ use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
 use crate::{
-    PublicTokenRecord, SubscriptionRecord, SubscriptionStore, SubscriptionWrite, VaultCardRecord, WidgetStore,
+    PublicTokenRecord, SubscriptionRecord, SubscriptionStore, SubscriptionWrite, VaultAccountRecord, VaultCardRecord,
+    WidgetStore,
 };
 use open131_domain::ident::CardExpiry;
 
@@ -242,11 +243,10 @@ impl WidgetStore for SqliteStore {
             .await
     }
 
-    async fn put_card(&self, c: VaultCardRecord) -> Result<bool> {
+    async fn put_card(&self, c: VaultCardRecord) -> Result<()> {
         self.writer
             .write(move |conn| {
-                let n = conn
-                    .prepare_cached(crate::rows::INSERT_VAULT_CARD)
+                conn.prepare_cached(crate::rows::INSERT_VAULT_CARD)
                     .map_err(db)?
                     .execute(params![
                         c.project_id,
@@ -261,7 +261,7 @@ impl WidgetStore for SqliteStore {
                         to_us(c.created_at)
                     ])
                     .map_err(db)?;
-                Ok(n == 1)
+                Ok(())
             })
             .await
     }
@@ -272,6 +272,40 @@ impl WidgetStore for SqliteStore {
                 .prepare_cached(crate::rows::SELECT_VAULT_CARD)
                 .map_err(db)?
                 .query_row(params![project_id, number_hash], |r| crate::rows::vault_card(r))
+                .optional()
+                .map_err(db)?;
+            row.transpose()
+        })
+    }
+
+    async fn put_account(&self, a: VaultAccountRecord) -> Result<bool> {
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .prepare_cached(crate::rows::INSERT_VAULT_ACCOUNT)
+                    .map_err(db)?
+                    .execute(params![
+                        a.project_id,
+                        a.token,
+                        a.key_id,
+                        a.nonce,
+                        a.ciphertext,
+                        a.bik,
+                        a.masked_account,
+                        to_us(a.created_at)
+                    ])
+                    .map_err(db)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn vault_account(&self, project_id: &str, token: &str) -> Result<Option<VaultAccountRecord>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(crate::rows::SELECT_VAULT_ACCOUNT)
+                .map_err(db)?
+                .query_row(params![project_id, token], |r| crate::rows::vault_account(r))
                 .optional()
                 .map_err(db)?;
             row.transpose()
