@@ -91,8 +91,30 @@ pub fn parse_payment(
     call: PaymentCall,
     today: Date,
 ) -> Result<PaymentRequest, Vec<FieldError>> {
+    parse_payment_with(body, call, today, &SavedCards::new())
+}
+
+/// A card of the project's vault, opened by the caller for one payment by
+/// `tokenized_card` (the customer gave its details to the bank's widget).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedCard {
+    pub number: CardNumber,
+    pub expiry: Option<CardExpiry>,
+}
+
+/// The vault cards a request may name, by token (`number_hash`).
+pub type SavedCards = std::collections::HashMap<String, SavedCard>;
+
+/// [`parse_payment`] where `payment_details.card` may be a `tokenized_card`
+/// naming one of `saved`.
+pub fn parse_payment_with(
+    body: &Map<String, Value>,
+    call: PaymentCall,
+    today: Date,
+    saved: &SavedCards,
+) -> Result<PaymentRequest, Vec<FieldError>> {
     let mut errors = Vec::new();
-    let request = collect(&mut Fields { errors: &mut errors }, body, call, today);
+    let request = collect(&mut Fields { errors: &mut errors }, body, call, today, saved);
     match request {
         Some(r) if errors.is_empty() => Ok(r),
         _ => {
@@ -102,13 +124,19 @@ pub fn parse_payment(
     }
 }
 
-fn collect(f: &mut Fields<'_>, body: &Map<String, Value>, call: PaymentCall, today: Date) -> Option<PaymentRequest> {
+fn collect(
+    f: &mut Fields<'_>,
+    body: &Map<String, Value>,
+    call: PaymentCall,
+    today: Date,
+    saved: &SavedCards,
+) -> Option<PaymentRequest> {
     let mut allowed = PAYMENT_KEYS.to_vec();
     if call == PaymentCall::Start {
         allowed.push("session_id");
     }
     f.only(body, "", &allowed, &REFUSED_KEYS);
-    let card = required(f, body, "payment_details").and_then(|d| parse_details(f, d, today));
+    let card = required(f, body, "payment_details").and_then(|d| parse_details(f, d, today, saved));
     let amount = required(f, body, "amount_details").and_then(|a| parse_amount(f, a));
     let customer = required(f, body, "customer").and_then(|c| {
         if !present(c, "reference") {
@@ -321,9 +349,35 @@ fn parse_recurrent(f: &mut Fields<'_>, d: &Map<String, Value>) -> Option<Method>
     Some(Method::Recurrent { token, masked })
 }
 
-fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date) -> Option<Method> {
+/// `payment_details.card` of type `tokenized_card`: `{token}` naming a card of
+/// the project's vault (no security code: the widget took it).
+fn parse_tokenized(f: &mut Fields<'_>, d: &Map<String, Value>, saved: &SavedCards, today: Date) -> Option<Method> {
+    let p = "payment_details.card";
+    f.only(d, "payment_details", &["type", "card"], &[]);
+    let card = f.object(d, "card", p)?;
+    f.only(card, p, &["type", "tokenized_card"], &[]);
+    let tp = join(p, "tokenized_card");
+    let inner = f.object(card, "tokenized_card", &tp)?;
+    f.only(inner, &tp, &["token"], &[]);
+    let token = f.string(inner, "token", &join(&tp, "token"))?;
+    let Some(saved) = saved.get(&token) else {
+        f.err(&join(&tp, "token"), "no such card in this project's vault");
+        return None;
+    };
+    if saved.expiry.as_ref().is_some_and(|e| e.is_expired_on(today)) {
+        f.err(&join(&tp, "token"), "the vault's card has expired");
+        return None;
+    }
+    Some(Method::Card(saved.number.clone(), saved.expiry))
+}
+
+fn parse_details(f: &mut Fields<'_>, d: &Map<String, Value>, today: Date, saved: &SavedCards) -> Option<Method> {
     let p = "payment_details";
     let kind = f.string(d, "type", &join(p, "type"))?;
+    let card_type = d.get("card").and_then(|c| c.get("type")).and_then(Value::as_str);
+    if kind == "card" && card_type == Some("tokenized_card") {
+        return parse_tokenized(f, d, saved, today);
+    }
     if kind == "recurrent" {
         return parse_recurrent(f, d);
     }

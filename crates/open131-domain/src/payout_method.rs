@@ -31,8 +31,8 @@ pub const METHOD_TEXT_MAX_CHARS: usize = 256;
 /// Why widget tokens are refused, in one place.
 const TOKENS_LATER: &str =
     "not served here: a payout names a card of the project's vault as encrypted_card: {number_hash} (from \
-     tokenize/elements) and an account as ru: {token} (from tokenize); payments by a vault card \
-     (tokenized_card) come with the widgets";
+     tokenize/elements) and an account as ru: {token} (from tokenize); a payment names a vault card \
+     as tokenized_card: {token}";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalletKind {

@@ -305,3 +305,38 @@ async fn an_expired_vault_card_is_named_and_a_reissue_renews_it() {
     assert_eq!(s.call("v1", "session/init/payout", &payout).await.status, 200);
     s.stop().await;
 }
+
+/// A payment by a vault card (`tokenized_card.token`, its number_hash) runs
+/// as a card payment without the security code (the widget took it).
+#[tokio::test]
+async fn a_payment_by_a_tokenized_card_pays_with_the_vaults_card() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    let number = "4242424242424242";
+    let hash = s.call("v1", "tokenize/elements", &vault_card(number)).await.body["info"]["number_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pay = |token: &str| {
+        json!({"payment_details": {"type": "card", "card": {"type": "tokenized_card", "tokenized_card": {"token": token}}},
+            "amount_details": {"amount": 3_000, "currency": "rub"}, "customer": {"reference": "r"}})
+    };
+    let a = s.call("v2", "session/init/payment", &pay(&hash)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(!a.text.contains(number));
+    let id = id_of(&a);
+    s.settle().await;
+    s.advance(1).await;
+    let p = &common::status(&s, "v2", &id).await["payment_list"][0];
+    assert_eq!(
+        (p["status"].as_str(), p["payment_details"]["card"]["last4"].as_str()),
+        (Some("succeeded"), Some("4242")),
+        "{p}"
+    );
+    let a = s.call("v2", "session/init/payment", &pay(&"0".repeat(64))).await;
+    assert_eq!(fields(&a), ["payment_details.card.tokenized_card.token"], "{}", a.text);
+    let mut with_code = pay(&hash);
+    with_code["payment_details"]["card"]["tokenized_card"]["security_code"] = json!("123");
+    let a = s.call("v2", "session/init/payment", &with_code).await;
+    assert_eq!(fields(&a), ["payment_details.card.tokenized_card.security_code"], "{}", a.text);
+    s.stop().await;
+}

@@ -23,7 +23,8 @@ impl Ctx<'_> {
     pub(super) async fn init_multi(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
         let bodies = multi::split(body, self.method_name()).map_err(|e| ApiReply::invalid(from_domain(e)))?;
         let today = self.today();
-        let payment = payment::parse_payment(&bodies.payment, PaymentCall::Init, today);
+        let saved = self.saved_cards(bodies.payment.get("payment_details")).await?;
+        let payment = payment::parse_payment_with(&bodies.payment, PaymentCall::Init, today, &saved);
         let mut payout_errors = Vec::new();
         let mut requests = Vec::new();
         for (i, b) in bodies.payouts.iter().enumerate() {

@@ -70,7 +70,8 @@ impl Ctx<'_> {
         body: &Map<String, Value>,
         call: PaymentCall,
     ) -> Result<SessionRecord, ApiReply> {
-        let request = payment::parse_payment(body, call, self.today());
+        let saved = self.saved_cards(body.get("payment_details")).await?;
+        let request = payment::parse_payment_with(body, call, self.today(), &saved);
         let request = request.map_err(|e| ApiReply::invalid(from_domain(e)))?;
         let how = Apply {
             idempotency: self.idempotency.clone(),

@@ -3,7 +3,9 @@
 //! the rest of the widgets issue; `token/info` of a card says so.
 
 use open131_domain::books::Shape;
+use open131_domain::ident::CardNumber;
 use open131_domain::ledger::Book;
+use open131_domain::payment::{SavedCard, SavedCards};
 use open131_domain::session::SessionState;
 use open131_domain::widget::{self, PUBLIC_TOKEN_TTL_S};
 use open131_store::{PublicTokenRecord, VaultAccountRecord, VaultCardRecord};
@@ -166,6 +168,27 @@ impl Ctx<'_> {
             return Err(ApiReply::invalid(errors));
         }
         Ok(body)
+    }
+
+    /// The vault card a payment's `payment_details` names as
+    /// `card.tokenized_card.token`, opened for its parser (none when it names
+    /// none, or one the vault does not hold: the parser names it).
+    pub(super) async fn saved_cards(&self, details: Option<&Value>) -> Result<SavedCards, ApiReply> {
+        let mut saved = SavedCards::new();
+        let card = details.and_then(|d| d.get("card"));
+        let token = card
+            .filter(|c| c.get("type").and_then(Value::as_str) == Some("tokenized_card"))
+            .and_then(|c| c.get("tokenized_card")?.get("token")?.as_str())
+            .filter(|t| !t.is_empty() && t.len() <= TOKEN_MAX_BYTES);
+        let Some(token) = token else { return Ok(saved) };
+        let card = self.app.store.vault_card(self.project_id, token).await.map_err(|e| ApiReply::internal(&e))?;
+        let Some(card) = card else { return Ok(saved) };
+        let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
+        let sealed = Sealed { key_id: card.key_id, nonce: card.nonce, ciphertext: card.ciphertext };
+        let number = vault.open(self.project_id, token, &sealed).map_err(|e| ApiReply::internal(&e))?;
+        let number = CardNumber::parse_or_documented(&number).map_err(|e| ApiReply::internal(&e))?;
+        saved.insert(token.to_string(), SavedCard { number, expiry: card.card_expiry });
+        Ok(saved)
     }
 
     /// The card a method's `card` (at `path`) names in the vault, as `bank_card`.
