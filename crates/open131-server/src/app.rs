@@ -77,6 +77,19 @@ impl App {
         self.vault.get(&dir, self.store.backend() == open131_store::Backend::Sqlite)
     }
 
+    /// Opens an item the vault sealed for `project`'s `name`, reading the key
+    /// file again once if it was sealed under a key this node has not read
+    /// (the operator rotated the keys since).
+    pub fn open_sealed(&self, project: &str, name: &str, sealed: &crate::vault::Sealed) -> Result<String, String> {
+        match self.vault()?.open(project, name, sealed) {
+            Err(crate::vault::VaultError::UnknownKey(_)) => {
+                let dir = open131_store::layout::DataDir::new(self.config.data_dir.clone());
+                self.vault.reload(&dir)?.open(project, name, sealed).map_err(|e| e.to_string())
+            }
+            other => other.map_err(|e| e.to_string()),
+        }
+    }
+
     /// Where customers' browsers reach this server (pages it links to):
     /// `public_url` when configured, else the address it listens on.
     pub fn public_url(&self) -> &str {

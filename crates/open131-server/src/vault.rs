@@ -141,6 +141,28 @@ impl Vault {
         Some(Self { hash_key: hmac::Key::new(hmac::HMAC_SHA256, &hash), current: current?, keys })
     }
 
+    /// Adds a new sealing key in front of the data directory's key file (the
+    /// older ones stay, so what they sealed still opens) and returns the
+    /// vault it now holds. [`reseal_all`] then moves every item to it.
+    pub fn rotate(dir: &DataDir) -> Result<Self, VaultError> {
+        let path = dir.vault_key();
+        let text = std::fs::read_to_string(&path)?;
+        Self::parse(&text).ok_or_else(|| VaultError::Malformed(path.display().to_string()))?;
+        let key = random::<KEY_BYTES>()?;
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let new_line = format!("key {} {}", key_id(&key), hex(&key));
+        lines.insert(2, &new_line);
+        let rotated = format!("{}\n", lines.join("\n"));
+        let vault = Self::parse(&rotated).ok_or_else(|| VaultError::Malformed(path.display().to_string()))?;
+        write_atomic(&path, rotated.as_bytes(), FileMode::Private)?;
+        Ok(vault)
+    }
+
+    /// The id of the key new items are sealed with.
+    pub fn current_key_id(&self) -> &str {
+        &self.current
+    }
+
     /// The card's name within `project`: stable, and meaningless to another project.
     pub fn number_hash(&self, project: &str, number: &str) -> String {
         let mut ctx = hmac::Context::with_key(&self.hash_key);
@@ -174,19 +196,64 @@ fn aad(project: &str, number_hash: &str) -> Aad<Vec<u8>> {
     Aad::from([project.as_bytes(), &[0], number_hash.as_bytes()].concat())
 }
 
-/// The vault of a running server, read (or made) on first use. A failure is
-/// not kept: a node given its key file later reads it at the next request.
+/// Seals every item of the vault (every project's) under `vault`'s current
+/// key, in rounds of at most `RESEAL_BATCH_MAX`; returns how many moved.
+pub async fn reseal_all(store: &dyn open131_store::Store, vault: &Vault) -> anyhow::Result<usize> {
+    let mut moved = 0;
+    loop {
+        let items = store.sealed_items(vault.current_key_id(), RESEAL_BATCH_MAX).await?;
+        if items.is_empty() {
+            return Ok(moved);
+        }
+        for item in items {
+            let sealed =
+                Sealed { key_id: item.key_id.clone(), nonce: item.nonce.clone(), ciphertext: item.ciphertext.clone() };
+            let clear = vault.open(&item.project_id, &item.name, &sealed)?;
+            let again = vault.seal(&item.project_id, &item.name, &clear)?;
+            let item = open131_store::SealedItem {
+                key_id: again.key_id,
+                nonce: again.nonce,
+                ciphertext: again.ciphertext,
+                ..item
+            };
+            store.reseal(item).await?;
+            moved += 1;
+        }
+    }
+}
+
+/// Items re-sealed per round of [`reseal_all`].
+pub const RESEAL_BATCH_MAX: usize = 256;
+
+/// The vault of a running server, read (or made) on first use and read again
+/// whenever its file changes (an operator rotated the keys: new items are
+/// sealed under the new key at once). A failure is not kept: a node given
+/// its key file later reads it at the next request.
 #[derive(Debug, Default)]
-pub struct VaultCell(Mutex<Option<Arc<Vault>>>);
+pub struct VaultCell(Mutex<Option<(Arc<Vault>, Option<std::time::SystemTime>)>>);
+
+fn modified(dir: &DataDir) -> Option<std::time::SystemTime> {
+    std::fs::metadata(dir.vault_key()).and_then(|m| m.modified()).ok()
+}
 
 impl VaultCell {
     pub fn get(&self, dir: &DataDir, create: bool) -> Result<Arc<Vault>, String> {
         let mut slot = self.0.lock().map_err(|_| "the vault's lock was poisoned".to_string())?;
-        if let Some(vault) = slot.as_ref() {
+        let seen = modified(dir);
+        if let Some((vault, _)) = slot.as_ref().filter(|(_, at)| *at == seen && seen.is_some()) {
             return Ok(vault.clone());
         }
         let vault = Arc::new(Vault::open_or_create(dir, create).map_err(|e| e.to_string())?);
-        *slot = Some(vault.clone());
+        *slot = Some((vault.clone(), modified(dir)));
+        Ok(vault)
+    }
+
+    /// Reads the key file again, whatever its time says (a copy may keep an
+    /// older modification time).
+    pub fn reload(&self, dir: &DataDir) -> Result<Arc<Vault>, String> {
+        let vault = Arc::new(Vault::open_or_create(dir, false).map_err(|e| e.to_string())?);
+        let mut slot = self.0.lock().map_err(|_| "the vault's lock was poisoned".to_string())?;
+        *slot = Some((vault.clone(), modified(dir)));
         Ok(vault)
     }
 }

@@ -86,6 +86,12 @@ impl open131_store::WidgetStore for Faulty {
     async fn vault_card(&self, p: &str, h: &str) -> Result<Option<open131_store::VaultCardRecord>> {
         self.inner.vault_card(p, h).await
     }
+    async fn sealed_items(&self, k: &str, limit: usize) -> Result<Vec<open131_store::SealedItem>> {
+        self.inner.sealed_items(k, limit).await
+    }
+    async fn reseal(&self, item: open131_store::SealedItem) -> Result<()> {
+        self.inner.reseal(item).await
+    }
     async fn put_account(&self, a: open131_store::VaultAccountRecord) -> Result<bool> {
         self.inner.put_account(a).await
     }

@@ -340,3 +340,42 @@ async fn a_payment_by_a_tokenized_card_pays_with_the_vaults_card() {
     assert_eq!(fields(&a), ["payment_details.card.tokenized_card.security_code"], "{}", a.text);
     s.stop().await;
 }
+
+/// Rotating the vault's keys seals every item again under a new key; the
+/// names (hashes, tokens) do not change, and a running server opens the
+/// items sealed under the key it had not read yet.
+#[tokio::test]
+async fn rotating_the_keys_keeps_every_card_and_account_usable() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let hash = s.call("v1", "tokenize/elements", &vault_card("2200000000000004")).await.body["info"]["number_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let account =
+        json!({"type": "bank_account_ru", "bank_account_ru": {"bik": "044525974", "account": "40817810400003869535"}});
+    let token = s.call("v1", "tokenize", &account).await.body["token"].as_str().unwrap().to_string();
+    let before = s.app.store.vault_card("alpha", &hash).await.unwrap().unwrap().key_id;
+
+    let dir = open131_store::layout::DataDir::new(s.dir.path());
+    let vault = open131_server::vault::Vault::rotate(&dir).unwrap();
+    assert_ne!(vault.current_key_id(), before);
+    assert_eq!(open131_server::vault::reseal_all(s.app.store.as_ref(), &vault).await.unwrap(), 2);
+    assert!(s.app.store.sealed_items(vault.current_key_id(), 10).await.unwrap().is_empty(), "all moved");
+    assert_eq!(s.app.store.vault_card("alpha", &hash).await.unwrap().unwrap().key_id, vault.current_key_id());
+
+    // The same names; the running server reads the new file: new seals use the new key.
+    assert_eq!(
+        s.call("v1", "tokenize/elements", &vault_card("2200000000000004")).await.body["info"]["number_hash"],
+        hash.as_str()
+    );
+    assert_eq!(s.app.store.vault_card("alpha", &hash).await.unwrap().unwrap().key_id, vault.current_key_id());
+    let card = json!({"payment_method": {"type": "card", "card": {"type": "encrypted_card", "encrypted_card": {"number_hash": hash}}},
+        "amount_details": {"amount": 1_000, "currency": "rub"}, "participant_details": {"recipient": {"full_name": "Ivan Ivanov"}}});
+    assert_eq!(s.call("v1", "session/init/payout", &card).await.status, 200);
+    let ru = json!({"payment_method": {"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {"token": token,
+            "full_name": "Ivanov Ivan Ivanovich", "description": "Payout under contract 1"}}},
+        "amount_details": {"amount": 1_000, "currency": "rub"}, "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}}});
+    assert_eq!(s.call("v1", "session/init/payout", &ru).await.status, 200);
+    s.stop().await;
+}

@@ -368,6 +368,11 @@ pub trait WidgetStore: Send + Sync + 'static {
     async fn put_account(&self, account: VaultAccountRecord) -> Result<bool>;
     /// The project's bank account `token`; another project's is simply absent.
     async fn vault_account(&self, project_id: &str, token: &str) -> Result<Option<VaultAccountRecord>>;
+    /// Every sealed item of every project whose key is not `key_id` (the
+    /// operator's key rotation), at most `limit`.
+    async fn sealed_items(&self, not_key_id: &str, limit: usize) -> Result<Vec<SealedItem>>;
+    /// Replaces an item's sealed bytes (sealed again under another key).
+    async fn reseal(&self, item: SealedItem) -> Result<()>;
 }
 
 pub trait Store:

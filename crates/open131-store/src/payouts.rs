@@ -573,3 +573,22 @@ pub struct VaultAccountRecord {
     pub masked_account: String,
     pub created_at: OffsetDateTime,
 }
+
+/// Which vault table a sealed item is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaultKind {
+    Card,
+    Account,
+}
+
+/// One sealed item of the vault, as key rotation reads and re-seals it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedItem {
+    pub kind: VaultKind,
+    pub project_id: String,
+    /// Its `number_hash` (a card) or `token` (an account).
+    pub name: String,
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}

@@ -25,9 +25,9 @@ use time::{Date, OffsetDateTime};
 
 use crate::{
     CheckRecord, ContractorWalletRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PaymentSubscription,
-    PayoutRecord, PostingRecord, ProjectSettings, PublicTokenRecord, RecurrentToken, RefundRecord, Result,
-    SessionRecord, StoreError, SubjectKind, SubscriptionRecord, VaultAccountRecord, VaultCardRecord, WalletRecord,
-    WebhookRecord, WebhookState,
+    PayoutRecord, PostingRecord, ProjectSettings, PublicTokenRecord, RecurrentToken, RefundRecord, Result, SealedItem,
+    SessionRecord, StoreError, SubjectKind, SubscriptionRecord, VaultAccountRecord, VaultCardRecord, VaultKind,
+    WalletRecord, WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -1309,4 +1309,28 @@ pub(crate) fn vault_account<C: Columns>(r: &C) -> std::result::Result<Result<Vau
         masked_account,
         created_at,
     }))
+}
+
+/// Every sealed item under another key than `$1`, cards then accounts, at most `$2`.
+pub(crate) const SEALED_ITEMS: &str = "SELECT 'card', project_id, number_hash, key_id, nonce, ciphertext \
+     FROM vault_cards WHERE key_id <> $1 \
+     UNION ALL SELECT 'account', project_id, token, key_id, nonce, ciphertext FROM vault_accounts WHERE key_id <> $1 \
+     LIMIT $2";
+
+pub(crate) const RESEAL_CARD: &str =
+    "UPDATE vault_cards SET key_id = $1, nonce = $2, ciphertext = $3 WHERE project_id = $4 AND number_hash = $5";
+pub(crate) const RESEAL_ACCOUNT: &str =
+    "UPDATE vault_accounts SET key_id = $1, nonce = $2, ciphertext = $3 WHERE project_id = $4 AND token = $5";
+
+/// A row of [`SEALED_ITEMS`].
+pub(crate) fn sealed_item<C: Columns>(r: &C) -> std::result::Result<SealedItem, C::Error> {
+    let kind = if r.text(0)? == "card" { VaultKind::Card } else { VaultKind::Account };
+    Ok(SealedItem {
+        kind,
+        project_id: r.text(1)?,
+        name: r.text(2)?,
+        key_id: r.text(3)?,
+        nonce: r.bytes(4)?,
+        ciphertext: r.bytes(5)?,
+    })
 }

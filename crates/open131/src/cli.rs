@@ -228,6 +228,11 @@ pub enum KeysCommand {
     /// and print its path: copy that file to every node sharing a PostgreSQL
     /// database before cards are tokenized.
     VaultInit,
+    /// Put a new sealing key in front of the vault's key file and seal every
+    /// card and account again under it (the older keys stay in the file, so a
+    /// node that has not read the new file yet still opens what they sealed;
+    /// copy the file to every node).
+    VaultRotate,
     /// Write a new RSA-2048 private key (PKCS#8 PEM) and its public key.
     Generate {
         /// Where to write the private key.
@@ -356,6 +361,18 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             let dir = DataDir::new(&args.data_dir);
             open131_server::vault::Vault::open_or_create(&dir, true)?;
             println!("{}", dir.vault_key().display());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::VaultRotate) => {
+            let dir = DataDir::new(&args.data_dir);
+            let store = open_store(&location).await?;
+            let vault = open131_server::vault::Vault::rotate(&dir)?;
+            let moved = open131_server::vault::reseal_all(store.as_ref(), &vault).await?;
+            println!(
+                "new key {} leads {}; {moved} items sealed again",
+                vault.current_key_id(),
+                dir.vault_key().display()
+            );
             Ok(())
         }
         Command::Wallet(cmd) => wallet(&location, cmd).await,

@@ -183,9 +183,8 @@ impl Ctx<'_> {
         let Some(token) = token else { return Ok(saved) };
         let card = self.app.store.vault_card(self.project_id, token).await.map_err(|e| ApiReply::internal(&e))?;
         let Some(card) = card else { return Ok(saved) };
-        let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
         let sealed = Sealed { key_id: card.key_id, nonce: card.nonce, ciphertext: card.ciphertext };
-        let number = vault.open(self.project_id, token, &sealed).map_err(|e| ApiReply::internal(&e))?;
+        let number = self.app.open_sealed(self.project_id, token, &sealed).map_err(|e| ApiReply::internal(&e))?;
         let number = CardNumber::parse_or_documented(&number).map_err(|e| ApiReply::internal(&e))?;
         saved.insert(token.to_string(), SavedCard { number, expiry: card.card_expiry });
         Ok(saved)
@@ -206,9 +205,8 @@ impl Ctx<'_> {
             let why = "the vault's card has expired: tokenize it again with its new expiry";
             return Ok(Err(vec![detail(&field, why)]));
         }
-        let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
         let sealed = Sealed { key_id: saved.key_id, nonce: saved.nonce, ciphertext: saved.ciphertext };
-        let number = vault.open(self.project_id, &hash, &sealed).map_err(|e| ApiReply::internal(&e))?;
+        let number = self.app.open_sealed(self.project_id, &hash, &sealed).map_err(|e| ApiReply::internal(&e))?;
         let mut bank_card = json!({"number": number});
         if let Some(e) = &saved.card_expiry {
             bank_card["expiration_month"] = json!(format!("{:02}", e.month()));
@@ -232,9 +230,8 @@ impl Ctx<'_> {
         let Some(saved) = saved else {
             return Ok(Err(vec![detail(&field, "no such bank account in this project's vault")]));
         };
-        let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
         let sealed = Sealed { key_id: saved.key_id, nonce: saved.nonce, ciphertext: saved.ciphertext };
-        let number = vault.open(self.project_id, &token, &sealed).map_err(|e| ApiReply::internal(&e))?;
+        let number = self.app.open_sealed(self.project_id, &token, &sealed).map_err(|e| ApiReply::internal(&e))?;
         let mut opened = ru.as_object().cloned().unwrap_or_default();
         opened.remove("token");
         opened.insert("bik".into(), json!(saved.bik));

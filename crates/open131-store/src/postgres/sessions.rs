@@ -740,6 +740,28 @@ impl WidgetStore for PgStore {
         row.transpose()
     }
 
+    async fn sealed_items(&self, not_key_id: &str, limit: usize) -> Result<Vec<SealedItem>> {
+        let limit = limit as i64;
+        let rows =
+            with_retries(|| async { self.query(crate::rows::SEALED_ITEMS, &[&not_key_id, &limit]).await }).await?;
+        rows.iter().map(|r| crate::rows::sealed_item(r).map_err(StoreError::from)).collect()
+    }
+
+    async fn reseal(&self, item: SealedItem) -> Result<()> {
+        let sql = match item.kind {
+            VaultKind::Card => crate::rows::RESEAL_CARD,
+            VaultKind::Account => crate::rows::RESEAL_ACCOUNT,
+        };
+        // One statement: a repeat writes the same bytes again.
+        with_retries(|| async {
+            let client = self.client().await?;
+            let params: [Param<'_>; 5] = [&item.key_id, &item.nonce, &item.ciphertext, &item.project_id, &item.name];
+            client.execute(sql, &params).await?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
+
     async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>> {
         let rows =
             with_retries(|| async { self.query(crate::rows::SELECT_PUBLIC_TOKEN, &[&project_id, &token]).await })

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
 use crate::{
-    PublicTokenRecord, SubscriptionRecord, SubscriptionStore, SubscriptionWrite, VaultAccountRecord, VaultCardRecord,
-    WidgetStore,
+    PublicTokenRecord, SealedItem, SubscriptionRecord, SubscriptionStore, SubscriptionWrite, VaultAccountRecord,
+    VaultCardRecord, VaultKind, WidgetStore,
 };
 use open131_domain::ident::CardExpiry;
 
@@ -310,6 +310,33 @@ impl WidgetStore for SqliteStore {
                 .map_err(db)?;
             row.transpose()
         })
+    }
+
+    async fn sealed_items(&self, not_key_id: &str, limit: usize) -> Result<Vec<SealedItem>> {
+        self.read(|conn| {
+            conn.prepare_cached(crate::rows::SEALED_ITEMS)
+                .map_err(db)?
+                .query_map(params![not_key_id, limit as i64], |r| crate::rows::sealed_item(r))
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)
+        })
+    }
+
+    async fn reseal(&self, item: SealedItem) -> Result<()> {
+        self.writer
+            .write(move |conn| {
+                let sql = match item.kind {
+                    VaultKind::Card => crate::rows::RESEAL_CARD,
+                    VaultKind::Account => crate::rows::RESEAL_ACCOUNT,
+                };
+                conn.prepare_cached(sql)
+                    .map_err(db)?
+                    .execute(params![item.key_id, item.nonce, item.ciphertext, item.project_id, item.name])
+                    .map_err(db)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>> {
