@@ -77,6 +77,32 @@ impl App {
         self.vault.get(&dir, self.store.backend() == open131_store::Backend::Sqlite)
     }
 
+    /// Puts a card in `project`'s vault (sealed) and returns it as stored.
+    pub async fn put_card(
+        &self,
+        project: &str,
+        number: &open131_domain::ident::CardNumber,
+        expiry: Option<open131_domain::ident::CardExpiry>,
+    ) -> Result<open131_store::VaultCardRecord, String> {
+        let vault = self.vault()?;
+        let number_hash = vault.number_hash(project, number.expose());
+        let sealed = vault.seal(project, &number_hash, number.expose()).map_err(|e| e.to_string())?;
+        let card = open131_store::VaultCardRecord {
+            project_id: project.to_string(),
+            number_hash,
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+            brand: number.brand().as_str().to_string(),
+            bin: number.bin().to_string(),
+            last4: number.last4().to_string(),
+            card_expiry: expiry,
+            created_at: self.clock.now(),
+        };
+        self.store.put_card(card.clone()).await.map_err(|e| e.to_string())?;
+        Ok(card)
+    }
+
     /// Opens an item the vault sealed for `project`'s `name`, reading the key
     /// file again once if it was sealed under a key this node has not read
     /// (the operator rotated the keys since).

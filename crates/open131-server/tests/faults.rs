@@ -80,6 +80,16 @@ impl open131_store::WidgetStore for Faulty {
     async fn public_token(&self, p: &str, token: &str) -> Result<Option<open131_store::PublicTokenRecord>> {
         self.inner.public_token(p, token).await
     }
+    async fn public_token_by_value(&self, token: &str) -> Result<Option<open131_store::PublicTokenRecord>> {
+        self.inner.public_token_by_value(token).await
+    }
+    async fn use_public_token(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<open131_store::PublicTokenRecord>> {
+        self.inner.use_public_token(token, now).await
+    }
     async fn put_card(&self, c: open131_store::VaultCardRecord) -> Result<()> {
         self.inner.put_card(c).await
     }

@@ -379,3 +379,74 @@ async fn rotating_the_keys_keeps_every_card_and_account_usable() {
     assert_eq!(s.call("v1", "session/init/payout", &ru).await.status, 200);
     s.stop().await;
 }
+
+/// The tokenization widget's page, as a browser without JavaScript uses it:
+/// a labelled form, an inline message beside a wrong field, the card saved
+/// in the project's vault once, the token used up.
+#[tokio::test]
+async fn the_tokenization_page_saves_a_card_once() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let token = s.call("v1", "token", &json!({"tokenize_widget": {"access": true}})).await.body["public_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("{}/widget/tokenize/{token}", s.url);
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = http.get(format!("{url}?locale=en&origin=http://shop.example:8080")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("script-src 'self'") && csp.contains("default-src 'none'"), "{csp}");
+    let html = page.text().await.unwrap();
+    for shown in [
+        "autocomplete=\"cc-number\"",
+        "autocomplete=\"cc-exp\"",
+        "<label for=\"number\">Card number",
+        "value=\"http://shop.example:8080\"",
+    ] {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+    assert!(!html.contains("https://") && !html.contains("src=\"http"), "no external asset: {html}");
+
+    let form = |number: &str, expiry: &str| {
+        [
+            ("number", number.to_string()),
+            ("expiry", expiry.to_string()),
+            ("origin", "http://shop.example:8080".into()),
+            ("locale", "en".into()),
+        ]
+    };
+    let bad = http.post(&url).form(&form("4242 4242 4242 4241", "13/30")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let html = bad.text().await.unwrap();
+    assert!(html.contains("id=\"number-error\"") && html.contains("id=\"expiry-error\""), "{html}");
+    assert!(!html.contains("4242 4242 4242 4241") && !html.contains("4242424242424241"), "the number is not echoed");
+
+    let good = http.post(&url).form(&form("2200 0000 0000 0004", "12/30")).send().await.unwrap();
+    assert_eq!(good.status(), 200);
+    let html = good.text().await.unwrap();
+    assert!(html.contains("Card saved") && html.contains("•••• 0004"), "{html}");
+    assert!(!html.contains("2200000000000004"));
+    let hash = html.split("data-number-hash=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let card = s.app.store.vault_card("alpha", &hash).await.unwrap().unwrap();
+    assert_eq!((card.last4.as_str(), card.brand.as_str()), ("0004", "mir"));
+
+    // Used up: the page says so, and token/info shows it used.
+    let again = http.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    assert!(again.text().await.unwrap().contains("использована"), "Russian by default");
+    let twice = http.post(&url).form(&form("2200 0000 0000 0004", "12/30")).send().await.unwrap();
+    assert_eq!(twice.status(), 410);
+    let i = info(&s, &json!({"type": "public_token", "public_token": {"token": token}})).await;
+    assert_eq!((i.body["info"]["is_active"].as_bool(), i.body["info"]["used_at"].is_string()), (Some(false), true));
+
+    // A token for another widget, or none, opens no tokenization page.
+    let created = s.call("v1", "session/create", &json!({})).await;
+    let other = s.call("v1", "token", &json!({"acquiring_widget": {"session_id": id_of(&created)}})).await;
+    let other = other.body["public_token"].as_str().unwrap().to_string();
+    assert_eq!(http.get(format!("{}/widget/tokenize/{other}", s.url)).send().await.unwrap().status(), 410);
+    assert_eq!(http.get(format!("{}/widget/tokenize/nothing", s.url)).send().await.unwrap().status(), 410);
+    let lib = http.get(format!("{}/widget/open131.js", s.url)).send().await.unwrap();
+    assert_eq!(lib.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(lib.text().await.unwrap().contains("tokenizeWidget"));
+    s.stop().await;
+}

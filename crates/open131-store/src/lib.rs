@@ -359,6 +359,11 @@ pub trait WidgetStore: Send + Sync + 'static {
     async fn insert_public_token(&self, token: PublicTokenRecord) -> Result<()>;
     /// The project's token `token`; another project's is simply absent.
     async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>>;
+    /// A token as a customer's browser brings it (the page knows no project).
+    async fn public_token_by_value(&self, token: &str) -> Result<Option<PublicTokenRecord>>;
+    /// Uses a token once: marks it used at `now` if it is unused and not
+    /// expired, and returns it; `None` when it was not (used, expired, unknown).
+    async fn use_public_token(&self, token: &str, now: OffsetDateTime) -> Result<Option<PublicTokenRecord>>;
     /// Puts a card in the vault; the same card again (its hash) is sealed
     /// afresh with its new expiry (a reissued card keeps its number).
     async fn put_card(&self, card: VaultCardRecord) -> Result<()>;

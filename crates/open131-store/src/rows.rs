@@ -1334,3 +1334,12 @@ pub(crate) fn sealed_item<C: Columns>(r: &C) -> std::result::Result<SealedItem, 
         ciphertext: r.bytes(5)?,
     })
 }
+
+pub(crate) const SELECT_PUBLIC_TOKEN_BY_VALUE: &str = "SELECT token, project_id, grant_widgets, created_at_us, \
+     expires_at_us, used_at_us FROM public_tokens WHERE token = $1";
+
+/// Uses a token once (`$1` now, `$2` the token; SQLite numbers placeholders
+/// by first appearance): the one write that decides it.
+pub(crate) const USE_PUBLIC_TOKEN: &str = "UPDATE public_tokens SET used_at_us = $1 \
+     WHERE token = $2 AND used_at_us IS NULL AND expires_at_us > $1 \
+     RETURNING token, project_id, grant_widgets, created_at_us, expires_at_us, used_at_us";

@@ -1101,7 +1101,14 @@ async fn public_tokens_round_trip_on_both_backends() {
         store.insert_public_token(token.clone()).await.unwrap();
         assert_eq!(store.public_token("alpha", &token.token).await.unwrap(), Some(token.clone()), "{name}");
         assert_eq!(store.public_token("beta", &token.token).await.unwrap(), None, "{name}: another project's");
-        assert!(store.insert_public_token(token).await.is_err(), "{name}: a token is unique");
+        assert!(store.insert_public_token(token.clone()).await.is_err(), "{name}: a token is unique");
+        // A browser brings it without a project; it serves once, and not after it expires.
+        assert_eq!(store.public_token_by_value(&token.token).await.unwrap(), Some(token.clone()), "{name}");
+        let late = NOW + Duration::days(2);
+        assert_eq!(store.use_public_token(&token.token, late).await.unwrap(), None, "{name}: expired");
+        let used = store.use_public_token(&token.token, NOW).await.unwrap().unwrap();
+        assert_eq!(used.used_at, Some(NOW), "{name}");
+        assert_eq!(store.use_public_token(&token.token, NOW).await.unwrap(), None, "{name}: once");
 
         // The vault keeps a card once per project and hash, sealed bytes as given.
         let card = open131_store::VaultCardRecord {

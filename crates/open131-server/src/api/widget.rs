@@ -99,24 +99,8 @@ impl Ctx<'_> {
     pub(super) async fn tokenize_elements(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
         let (number, expiry) = open131_domain::payout_method::parse_vault_card(body, self.today())
             .map_err(|e| ApiReply::invalid(from_domain(e)))?;
-        let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
-        let number_hash = vault.number_hash(self.project_id, number.expose());
-        let sealed = vault.seal(self.project_id, &number_hash, number.expose()).map_err(|e| ApiReply::internal(&e))?;
-        let card = VaultCardRecord {
-            project_id: self.project_id.to_string(),
-            number_hash,
-            key_id: sealed.key_id,
-            nonce: sealed.nonce,
-            ciphertext: sealed.ciphertext,
-            brand: number.brand().as_str().to_string(),
-            bin: number.bin().to_string(),
-            last4: number.last4().to_string(),
-            card_expiry: expiry,
-            created_at: self.app.clock.now(),
-        };
-        let info = card_info(&card);
-        self.app.store.put_card(card).await.map_err(|e| ApiReply::internal(&e))?;
-        Ok(ApiReply::ok(&json!({"status": "ok", "info": info})))
+        let card = self.app.put_card(self.project_id, &number, expiry).await.map_err(|e| ApiReply::internal(&e))?;
+        Ok(ApiReply::ok(&json!({"status": "ok", "info": card_info(&card)})))
     }
 
     /// `token/info` of `{type: card, card: {type: encrypted_card, encrypted_card: {number_hash}}}`.

@@ -7,6 +7,7 @@
 
 pub mod bank_app;
 pub mod three_ds;
+pub mod widgets;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +25,9 @@ pub fn router() -> Router<App> {
         .route("/3ds/{project}/{session}", axum::routing::get(three_ds::show).post(three_ds::submit))
         .route("/fps/pay/{project}/{session}", axum::routing::get(bank_app::show).post(bank_app::pay))
         .route("/sberpay/pay/{project}/{session}", axum::routing::get(bank_app::show).post(bank_app::pay))
+        .route("/widget/tokenize/{token}", axum::routing::get(widgets::show).post(widgets::submit))
+        .route("/widget/open131.js", axum::routing::get(widgets::library))
+        .route("/widget/page.js", axum::routing::get(widgets::page_script))
 }
 
 /// `text` with the five HTML-special characters escaped.
@@ -71,7 +75,7 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
     page(status, title, &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text)))
 }
 
-const STYLE: &str = "body{margin:0;background:#eef1f5;font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;\
+pub(crate) const STYLE: &str = "body{margin:0;background:#eef1f5;font:16px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;\
 color:#1d2430}main{max-width:26rem;margin:3rem auto 1rem;background:#fff;border-radius:12px;padding:1.75rem;\
 box-shadow:0 2px 12px rgba(0,0,0,.08)}h1{font-size:1.3rem;margin:0 0 1rem}dl{display:grid;\
 grid-template-columns:auto 1fr;gap:.35rem 1rem;margin:0 0 1.25rem}dt{color:#5b6575}dd{margin:0;font-weight:600}\

@@ -762,6 +762,22 @@ impl WidgetStore for PgStore {
         .await
     }
 
+    async fn public_token_by_value(&self, token: &str) -> Result<Option<PublicTokenRecord>> {
+        let rows =
+            with_retries(|| async { self.query(crate::rows::SELECT_PUBLIC_TOKEN_BY_VALUE, &[&token]).await }).await?;
+        let row = rows.first().map(crate::rows::public_token).transpose()?;
+        row.transpose()
+    }
+
+    async fn use_public_token(&self, token: &str, now: OffsetDateTime) -> Result<Option<PublicTokenRecord>> {
+        let now = to_us(now);
+        // Not repeated after a lost commit: a repeat would find it used already.
+        let client = self.client().await?;
+        let rows = client.query(crate::rows::USE_PUBLIC_TOKEN, &[&now, &token]).await?;
+        let row = rows.first().map(crate::rows::public_token).transpose()?;
+        row.transpose()
+    }
+
     async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>> {
         let rows =
             with_retries(|| async { self.query(crate::rows::SELECT_PUBLIC_TOKEN, &[&project_id, &token]).await })

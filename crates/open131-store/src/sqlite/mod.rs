@@ -339,6 +339,33 @@ impl WidgetStore for SqliteStore {
             .await
     }
 
+    async fn public_token_by_value(&self, token: &str) -> Result<Option<PublicTokenRecord>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(crate::rows::SELECT_PUBLIC_TOKEN_BY_VALUE)
+                .map_err(db)?
+                .query_row(params![token], |r| crate::rows::public_token(r))
+                .optional()
+                .map_err(db)?;
+            row.transpose()
+        })
+    }
+
+    async fn use_public_token(&self, token: &str, now: OffsetDateTime) -> Result<Option<PublicTokenRecord>> {
+        let token = token.to_string();
+        self.writer
+            .write(move |conn| {
+                let row = conn
+                    .prepare_cached(crate::rows::USE_PUBLIC_TOKEN)
+                    .map_err(db)?
+                    .query_row(params![to_us(now), token], |r| crate::rows::public_token(r))
+                    .optional()
+                    .map_err(db)?;
+                row.transpose()
+            })
+            .await
+    }
+
     async fn public_token(&self, project_id: &str, token: &str) -> Result<Option<PublicTokenRecord>> {
         self.read(|conn| {
             let row = conn

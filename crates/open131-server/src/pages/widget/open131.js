@@ -1,0 +1,66 @@
+// open131's widget library: a partner's page includes it from the open131
+// server and shows a widget with a public token its own server asked for
+// (POST /api/v1/token). The widget is a page of the open131 server in an
+// iframe: the card is typed there, so the partner's page never sees it.
+//
+//   <div id="card"></div>
+//   <script src="https://<open131>/widget/open131.js"></script>
+//   <script>
+//     const widget = Open131.tokenizeWidget({
+//       publicToken: '<public_token>', container: document.getElementById('card'), locale: 'en',
+//       onSuccess: (card) => { /* card.number_hash, card.brand, card.last4 */ },
+//       onError: (error) => { /* error.message */ },
+//       onClose: () => {},
+//     });
+//     // widget.close() removes it.
+//   </script>
+(function () {
+  'use strict';
+  var script = document.currentScript;
+  var base = new URL(script.src).origin;
+
+  function mount(kind, options) {
+    if (!options || !options.publicToken || !options.container) {
+      throw new Error('Open131: publicToken and container are required');
+    }
+    var frame = document.createElement('iframe');
+    var query = '?origin=' + encodeURIComponent(window.location.origin);
+    if (options.locale) {
+      query += '&locale=' + encodeURIComponent(options.locale);
+    }
+    frame.src = base + '/widget/' + kind + '/' + encodeURIComponent(options.publicToken) + query;
+    frame.title = 'open131 ' + kind;
+    frame.style.border = '0';
+    frame.style.width = '100%';
+    frame.style.height = options.height || '460px';
+    options.container.appendChild(frame);
+
+    function onMessage(event) {
+      if (event.origin !== base || event.source !== frame.contentWindow) {
+        return;
+      }
+      var data = event.data || {};
+      if (data.type === 'open131:tokenized' && options.onSuccess) {
+        options.onSuccess({ number_hash: data.number_hash, brand: data.brand, last4: data.last4 });
+      } else if (data.type === 'open131:error' && options.onError) {
+        options.onError({ message: data.message });
+      }
+    }
+    window.addEventListener('message', onMessage);
+    return {
+      close: function () {
+        window.removeEventListener('message', onMessage);
+        frame.remove();
+        if (options.onClose) {
+          options.onClose();
+        }
+      },
+    };
+  }
+
+  window.Open131 = {
+    tokenizeWidget: function (options) {
+      return mount('tokenize', options);
+    },
+  };
+})();

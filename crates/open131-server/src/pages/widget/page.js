@@ -1,0 +1,48 @@
+// The widget page's own script (the page works without it): groups the
+// card number as it is typed, marks a number that fails the Luhn check, and
+// once the card is saved tells the partner's page (the library) through
+// postMessage, to the origin the library gave, never to any other.
+(function () {
+  'use strict';
+  var result = document.getElementById('result');
+  if (result) {
+    var origin = result.getAttribute('data-origin');
+    if (origin && window.parent !== window) {
+      window.parent.postMessage({
+        type: 'open131:tokenized',
+        number_hash: result.getAttribute('data-number-hash'),
+        brand: result.getAttribute('data-brand'),
+        last4: result.getAttribute('data-last4'),
+      }, origin);
+    }
+    return;
+  }
+  var number = document.getElementById('number');
+  if (!number) {
+    return;
+  }
+  function luhn(digits) {
+    var sum = 0;
+    for (var i = 0; i < digits.length; i++) {
+      var d = digits.charCodeAt(digits.length - 1 - i) - 48;
+      if (i % 2 === 1) {
+        d *= 2;
+        if (d > 9) d -= 9;
+      }
+      sum += d;
+    }
+    return sum % 10 === 0;
+  }
+  number.addEventListener('input', function () {
+    var digits = number.value.replace(/\D/g, '').slice(0, 19);
+    number.value = digits.replace(/(\d{4})(?=\d)/g, '$1 ');
+    var complete = digits.length >= 13;
+    number.setAttribute('aria-invalid', complete && !luhn(digits) ? 'true' : 'false');
+    number.style.borderColor = complete && !luhn(digits) ? '#9b1c1c' : '';
+  });
+  var expiry = document.getElementById('expiry');
+  expiry.addEventListener('input', function () {
+    var digits = expiry.value.replace(/\D/g, '').slice(0, 4);
+    expiry.value = digits.length > 2 ? digits.slice(0, 2) + '/' + digits.slice(2) : digits;
+  });
+})();

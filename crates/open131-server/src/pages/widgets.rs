@@ -1,0 +1,249 @@
+//! The card tokenization widget (`GET|POST /widget/tokenize/{public_token}`)
+//! and the JavaScript library a partner's page includes to show it
+//! (`GET /widget/open131.js`). The library puts the page in an iframe of the
+//! partner's page; the customer types the card there (the partner's page
+//! never sees the number); the server puts it in the project's vault, uses
+//! the public token up, and the page tells the library `number_hash`, brand
+//! and last four digits (a `postMessage` to the partner's origin), which
+//! calls the partner's `onSuccess`. Without JavaScript the page is a plain
+//! form and shows the saved card.
+//!
+//! A public token serves once ([`open131_store::WidgetStore::use_public_token`]):
+//! a used, expired or unknown one shows a clear page.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use open131_domain::dates::moscow_today;
+use open131_domain::ident::{CardExpiry, CardNumber};
+use open131_domain::widget::Locale;
+use serde::Deserialize;
+
+use super::escape;
+use crate::app::App;
+
+/// What the widget's pages may load: their own style inline, their own
+/// scripts from this server, forms posted here; any partner's page may frame them.
+const WIDGET_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'self'; \
+                          form-action 'self'; frame-ancestors *";
+
+/// Longest partner origin read, in bytes.
+pub const ORIGIN_MAX_BYTES: usize = 256;
+
+/// The library (served as is; it has no build step).
+const LIBRARY: &str = include_str!("widget/open131.js");
+/// The page's own script: formats the number as typed, and hands the saved card to the library.
+const PAGE_SCRIPT: &str = include_str!("widget/page.js");
+
+/// The page's query (a browser's: other parameters are ignored).
+#[derive(Debug, Default, Deserialize)]
+pub struct Shown {
+    origin: Option<String>,
+    locale: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entered {
+    number: String,
+    expiry: String,
+    #[serde(default)]
+    origin: String,
+    #[serde(default)]
+    locale: String,
+}
+
+/// The texts of the page, per language.
+struct Texts {
+    title: &'static str,
+    number: &'static str,
+    expiry: &'static str,
+    save: &'static str,
+    saved: &'static str,
+    gone: &'static str,
+    bad_number: &'static str,
+    bad_expiry: &'static str,
+}
+
+fn texts(locale: Locale) -> Texts {
+    match locale {
+        Locale::En => Texts {
+            title: "Your card",
+            number: "Card number",
+            expiry: "Valid thru (MM/YY)",
+            save: "Save card",
+            saved: "Card saved",
+            gone: "This form has been used or has expired. Ask the shop for a new one.",
+            bad_number: "Check the card number: it is not a valid card number.",
+            bad_expiry: "Check the date: MM/YY, not in the past.",
+        },
+        Locale::Ru => Texts {
+            title: "Ваша карта",
+            number: "Номер карты",
+            expiry: "Срок действия (ММ/ГГ)",
+            save: "Сохранить карту",
+            saved: "Карта сохранена",
+            gone: "Эта форма уже использована или устарела. Попросите магазин открыть новую.",
+            bad_number: "Проверьте номер карты: такого номера карты не бывает.",
+            bad_expiry: "Проверьте срок: ММ/ГГ, не в прошлом.",
+        },
+    }
+}
+
+/// A partner origin the page may tell (`http(s)://host[:port]`), else none.
+fn origin(raw: Option<&str>) -> Option<String> {
+    let raw = raw?.trim();
+    let ok = (raw.starts_with("https://") || raw.starts_with("http://"))
+        && raw.len() <= ORIGIN_MAX_BYTES
+        && raw
+            .split("://")
+            .nth(1)
+            .is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', ' ', '"', '<']));
+    ok.then(|| raw.to_string())
+}
+
+fn widget_page(status: StatusCode, locale: Locale, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><style>{style}</style></head><body><main>{body}</main>\
+         <script src=\"/widget/page.js\"></script></body></html>\n",
+        lang = locale.as_str(),
+        title = escape(title),
+        style = super::STYLE,
+    );
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(WIDGET_CSP));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// The form, with a message beside each field that was wrong.
+fn form(token: &str, locale: Locale, origin: Option<&str>, errors: (Option<&str>, Option<&str>)) -> Response {
+    let t = texts(locale);
+    let hint = |id: &str, message: Option<&str>| {
+        message
+            .map_or(String::new(), |m| format!("<p class=\"error\" id=\"{id}-error\" role=\"alert\">{}</p>", escape(m)))
+    };
+    let described = |id: &str, message: Option<&str>| {
+        message.map_or(String::new(), |_| format!(" aria-invalid=\"true\" aria-describedby=\"{id}-error\""))
+    };
+    let body = format!(
+        "<p class=\"brand\">open131</p><h1>{title}</h1>\
+         <form method=\"post\" action=\"/widget/tokenize/{token}\" novalidate>\
+         <label for=\"number\">{number}</label>\
+         <input id=\"number\" name=\"number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required{dn}>{en}\
+         <label for=\"expiry\" style=\"margin-top:1rem\">{expiry}</label>\
+         <input id=\"expiry\" name=\"expiry\" inputmode=\"numeric\" autocomplete=\"cc-exp\" placeholder=\"MM/YY\" required{de}>{ee}\
+         <input type=\"hidden\" name=\"origin\" value=\"{origin}\"><input type=\"hidden\" name=\"locale\" value=\"{lang}\">\
+         <div class=\"buttons\"><button class=\"confirm\" type=\"submit\" value=\"save\">{save}</button></div></form>",
+        title = escape(t.title),
+        token = escape(token),
+        number = escape(t.number),
+        expiry = escape(t.expiry),
+        save = escape(t.save),
+        dn = described("number", errors.0),
+        en = hint("number", errors.0),
+        de = described("expiry", errors.1),
+        ee = hint("expiry", errors.1),
+        origin = escape(origin.unwrap_or_default()),
+        lang = locale.as_str(),
+    );
+    let status = if errors.0.is_some() || errors.1.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    widget_page(status, locale, t.title, &body)
+}
+
+fn gone(locale: Locale) -> Response {
+    let t = texts(locale);
+    widget_page(StatusCode::GONE, locale, t.title, &format!("<h1>{}</h1><p>{}</p>", escape(t.title), escape(t.gone)))
+}
+
+/// Whether a token opens the tokenization widget now.
+async fn usable(app: &App, token: &str) -> Result<bool, Response> {
+    let found = app.store.public_token_by_value(token).await.map_err(|e| {
+        tracing::error!(error = %e, "a widget page could not read its token");
+        super::Pages::internal_page()
+    })?;
+    let now = app.clock.now();
+    Ok(found.is_some_and(|t| t.grant.tokenize.is_some() && t.used_at.is_none() && now < t.expires_at))
+}
+
+pub async fn show(State(app): State<App>, Path(token): Path<String>, Query(shown): Query<Shown>) -> Response {
+    let locale = shown.locale.as_deref().and_then(Locale::parse).unwrap_or(Locale::Ru);
+    match usable(&app, &token).await {
+        Ok(true) => form(&token, locale, origin(shown.origin.as_deref()).as_deref(), (None, None)),
+        Ok(false) => gone(locale),
+        Err(page) => page,
+    }
+}
+
+pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(entered): Form<Entered>) -> Response {
+    let locale = Locale::parse(&entered.locale).unwrap_or(Locale::Ru);
+    let origin = origin(Some(&entered.origin));
+    let t = texts(locale);
+    match usable(&app, &token).await {
+        Ok(true) => {}
+        Ok(false) => return gone(locale),
+        Err(page) => return page,
+    }
+    let today = moscow_today(app.clock.now());
+    let number = CardNumber::parse(&entered.number).ok();
+    let expiry = entered
+        .expiry
+        .split_once('/')
+        .and_then(|(mm, yy)| CardExpiry::parse(mm.trim(), yy.trim()).ok())
+        .filter(|e| !e.is_expired_on(today));
+    let (Some(number), Some(expiry)) = (number.clone(), expiry) else {
+        let errors = (number.is_none().then_some(t.bad_number), expiry.is_none().then_some(t.bad_expiry));
+        return form(&token, locale, origin.as_deref(), errors);
+    };
+    // The token serves once: the write that marks it used decides.
+    let used = match app.store.use_public_token(&token, app.clock.now()).await {
+        Ok(Some(used)) => used,
+        Ok(None) => return gone(locale),
+        Err(e) => {
+            tracing::error!(error = %e, "a widget could not use its token");
+            return super::Pages::internal_page();
+        }
+    };
+    let card = match app.put_card(&used.project_id, &number, Some(expiry)).await {
+        Ok(card) => card,
+        Err(e) => {
+            tracing::error!(error = %e, "a widget could not put its card in the vault");
+            return super::Pages::internal_page();
+        }
+    };
+    let body = format!(
+        "<p class=\"brand\">open131</p><h1>{saved}</h1><dl><dt>{brand}</dt><dd>•••• {last4}</dd></dl>\
+         <div id=\"result\" hidden data-number-hash=\"{hash}\" data-brand=\"{brand}\" data-last4=\"{last4}\" \
+         data-origin=\"{origin}\"></div>",
+        saved = escape(t.saved),
+        brand = escape(&card.brand),
+        last4 = escape(&card.last4),
+        hash = escape(&card.number_hash),
+        origin = escape(origin.as_deref().unwrap_or_default()),
+    );
+    widget_page(StatusCode::OK, locale, t.saved, &body)
+}
+
+fn script(text: &'static str) -> Response {
+    let mut response = text.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Partners' pages load the library from another origin.
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
+pub async fn library() -> Response {
+    script(LIBRARY)
+}
+
+pub async fn page_script() -> Response {
+    script(PAGE_SCRIPT)
+}
