@@ -4,6 +4,10 @@
 //   {"executable": "/usr/bin/chromium", "screenshots": "<dir>",
 //    "visits": [{"name": "...", "url": "...", "javascript": false,
 //                "steps": [{"fill": "#code", "text": "131131"}, {"click": "button[value=confirm]"}]}]}
+// A step with "frame" acts inside that iframe of the page (a widget on a
+// partner's page): {"frame": "iframe", "fill"|"type": "#number", "text": "..."}
+// ("type" presses the keys one by one, as a person types) or {"frame":
+// "iframe", "click": "button"}; {"wait": "#result.done"} waits for a selector.
 // After loading and after every step it saves <screenshots>/<name>-<n>.png.
 // It prints one JSON line: [{"name", "url", "title", "text", "screenshots": [...]}].
 import { chromium } from 'playwright-core';
@@ -37,7 +41,18 @@ try {
     await page.goto(visit.url);
     await shoot();
     for (const step of visit.steps) {
-      if (step.fill !== undefined) {
+      if (step.frame !== undefined) {
+        const frame = page.frameLocator(step.frame);
+        if (step.fill !== undefined) {
+          await frame.locator(step.fill).fill(step.text);
+        } else if (step.type !== undefined) {
+          await frame.locator(step.type).pressSequentially(step.text);
+        } else if (step.click !== undefined) {
+          await frame.locator(step.click).click();
+        }
+      } else if (step.wait !== undefined) {
+        await page.waitForSelector(step.wait, { timeout: 10000 });
+      } else if (step.fill !== undefined) {
         await page.fill(step.fill, step.text);
       } else if (step.click !== undefined) {
         await Promise.all([page.waitForNavigation(), page.click(step.click)]);

@@ -168,3 +168,58 @@ async fn the_bank_app_pages_pay_in_chromium() {
     }
     s.stop().await;
 }
+
+/// A partner's page on port 0 that shows the tokenization widget with
+/// `token` through the library, and writes what `onSuccess` gets into `#result`.
+async fn partner_page(open131: &str, token: &str) -> String {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Shop checkout</title></head><body>\
+         <h1>Add your card</h1><div id=\"card\"></div><pre id=\"result\"></pre>\
+         <script src=\"{open131}/widget/open131.js\"></script>\
+         <script>Open131.tokenizeWidget({{publicToken: '{token}', container: document.getElementById('card'), locale: 'en', \
+         onSuccess: function (card) {{ var r = document.getElementById('result'); \
+         r.textContent = JSON.stringify(card); r.className = 'done'; }} }});</script></body></html>"
+    );
+    let app =
+        axum::Router::new().route("/checkout", axum::routing::get(move || async move { axum::response::Html(html) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/checkout", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// The tokenization widget on a partner's page, through the library: a
+/// number with a typo, marked as typed; the right one saved; the partner's
+/// callback gets the number_hash, which a payout then uses over the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tokenization_widget_works_in_chromium_on_a_partners_page() {
+    let Some((chromium, s)) = chromium_and_server().await else { return };
+    let token = s.call("v1", "token", &json!({"tokenize_widget": {"access": true}})).await.body["public_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let checkout = partner_page(&s.url, &token).await;
+    let visits = json!([{"name": "widget-tokenize-js", "url": checkout, "javascript": true, "steps": [
+        {"frame": "iframe", "type": "#number", "text": "2200000000000005"},
+        {"frame": "iframe", "fill": "#number", "text": ""},
+        {"frame": "iframe", "type": "#number", "text": "2200000000000004"},
+        {"frame": "iframe", "type": "#expiry", "text": "1230"},
+        {"frame": "iframe", "click": "button[type=submit]"},
+        {"wait": "#result.done"}
+    ]}]);
+    let seen = drive(&chromium, visits);
+    let text = seen[0]["text"].as_str().unwrap();
+    let card: Value = serde_json::from_str(text.lines().find(|l| l.contains("number_hash")).unwrap()).unwrap();
+    assert_eq!((card["brand"].as_str(), card["last4"].as_str()), (Some("mir"), Some("0004")), "{text}");
+    assert!(!text.contains("2200000000000004"), "the partner's page never sees the number");
+    for shot in seen[0]["screenshots"].as_array().unwrap() {
+        assert!(std::fs::metadata(shot.as_str().unwrap()).unwrap().len() > 1_000, "a real screenshot: {shot}");
+    }
+    // The partner's server pays out to it.
+    s.app.store.topup("alpha", "rub", 10_000, common::START).await.unwrap();
+    let payout = json!({"payment_method": {"type": "card", "card": {"type": "encrypted_card",
+            "encrypted_card": {"number_hash": card["number_hash"]}}},
+        "amount_details": {"amount": 1_000, "currency": "rub"}, "participant_details": {"recipient": {"full_name": "Ivan Ivanov"}}});
+    assert_eq!(s.call("v1", "session/init/payout", &payout).await.status, 200);
+    s.stop().await;
+}

@@ -136,7 +136,8 @@ fn form(token: &str, locale: Locale, origin: Option<&str>, errors: (Option<&str>
         "<p class=\"brand\">open131</p><h1>{title}</h1>\
          <form method=\"post\" action=\"/widget/tokenize/{token}\" novalidate>\
          <label for=\"number\">{number}</label>\
-         <input id=\"number\" name=\"number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required{dn}>{en}\
+         <input id=\"number\" name=\"number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required \
+         data-invalid=\"{bad}\"{dn}>{en}\
          <label for=\"expiry\" style=\"margin-top:1rem\">{expiry}</label>\
          <input id=\"expiry\" name=\"expiry\" inputmode=\"numeric\" autocomplete=\"cc-exp\" placeholder=\"MM/YY\" required{de}>{ee}\
          <input type=\"hidden\" name=\"origin\" value=\"{origin}\"><input type=\"hidden\" name=\"locale\" value=\"{lang}\">\
@@ -146,6 +147,7 @@ fn form(token: &str, locale: Locale, origin: Option<&str>, errors: (Option<&str>
         number = escape(t.number),
         expiry = escape(t.expiry),
         save = escape(t.save),
+        bad = escape(t.bad_number),
         dn = described("number", errors.0),
         en = hint("number", errors.0),
         de = described("expiry", errors.1),

@@ -33,12 +33,21 @@
     }
     return sum % 10 === 0;
   }
+  // The message shown beside the number while it fails the Luhn check.
+  var live = document.createElement('p');
+  live.className = 'error';
+  live.id = 'number-live';
+  live.setAttribute('role', 'alert');
+  live.hidden = true;
+  live.textContent = number.getAttribute('data-invalid');
+  number.insertAdjacentElement('afterend', live);
   number.addEventListener('input', function () {
     var digits = number.value.replace(/\D/g, '').slice(0, 19);
     number.value = digits.replace(/(\d{4})(?=\d)/g, '$1 ');
-    var complete = digits.length >= 13;
-    number.setAttribute('aria-invalid', complete && !luhn(digits) ? 'true' : 'false');
-    number.style.borderColor = complete && !luhn(digits) ? '#9b1c1c' : '';
+    var wrong = digits.length >= 13 && !luhn(digits);
+    number.setAttribute('aria-invalid', wrong ? 'true' : 'false');
+    number.style.borderColor = wrong ? '#9b1c1c' : '';
+    live.hidden = !wrong;
   });
   var expiry = document.getElementById('expiry');
   expiry.addEventListener('input', function () {
