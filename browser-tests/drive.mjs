@@ -7,7 +7,8 @@
 // A step with "frame" acts inside that iframe of the page (a widget on a
 // partner's page): {"frame": "iframe", "fill"|"type": "#number", "text": "..."}
 // ("type" presses the keys one by one, as a person types) or {"frame":
-// "iframe", "click": "button"}; {"wait": "#result.done"} waits for a selector.
+// "iframe", "click": "button"} or {"frame": "iframe", "visible": "#x"} (the run
+// fails unless it shows); {"wait": "#result.done"} waits for a selector.
 // After loading and after every step it saves <screenshots>/<name>-<n>.png.
 // It prints one JSON line: [{"name", "url", "title", "text", "screenshots": [...]}].
 import { chromium } from 'playwright-core';
@@ -49,6 +50,9 @@ try {
           await frame.locator(step.type).pressSequentially(step.text);
         } else if (step.click !== undefined) {
           await frame.locator(step.click).click();
+        } else if (step.visible !== undefined) {
+          // Fails the run unless it shows.
+          await frame.locator(step.visible).waitFor({ state: 'visible', timeout: 5000 });
         }
       } else if (step.wait !== undefined) {
         await page.waitForSelector(step.wait, { timeout: 10000 });

@@ -364,9 +364,16 @@ fn parse_tokenized(f: &mut Fields<'_>, d: &Map<String, Value>, saved: &SavedCard
         f.err(&join(&tp, "token"), "no such card in this project's vault");
         return None;
     };
-    if saved.expiry.as_ref().is_some_and(|e| e.is_expired_on(today)) {
-        f.err(&join(&tp, "token"), "the vault's card has expired");
-        return None;
+    match &saved.expiry {
+        Some(e) if e.is_expired_on(today) => {
+            f.err(&join(&tp, "token"), "the vault's card has expired");
+            return None;
+        }
+        Some(_) => {}
+        None => {
+            f.err(&join(&tp, "token"), "the vault's card has no expiry: tokenize it again with its expiry");
+            return None;
+        }
     }
     Some(Method::Card(saved.number.clone(), saved.expiry))
 }

@@ -179,7 +179,7 @@ pub fn router(app: App) -> Router {
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/admin/") {
                 crate::admin::Admin::not_found()
-            } else if uri.path().starts_with("/3ds/") || uri.path().starts_with("/fps/pay/") {
+            } else if crate::pages::PAGE_PREFIXES.iter().any(|p| uri.path().starts_with(p)) {
                 crate::pages::Pages::not_found()
             } else {
                 crate::kyc::KycApi::not_found()

@@ -43,6 +43,8 @@ pub enum VaultError {
     UnknownKey(String),
     #[error("a sealed card does not open (its key, project or hash differs)")]
     Corrupt,
+    #[error("no staged key: on nodes sharing a database, stage one (keys vault-stage), copy vault.key to every node, then rotate")]
+    NothingStaged,
 }
 
 /// A card number sealed for one project's `number_hash`.
@@ -129,32 +131,65 @@ impl Vault {
         let hash = unhex(lines.next()?.strip_prefix("hash ")?).filter(|h| h.len() == KEY_BYTES)?;
         let (mut keys, mut current) = (HashMap::new(), None);
         for line in lines {
-            let mut parts = line.strip_prefix("key ")?.split(' ');
+            // A staged key opens what it sealed but seals nothing until promoted.
+            let (staged, rest) = match line.strip_prefix("staged ") {
+                Some(rest) => (true, rest),
+                None => (false, line.strip_prefix("key ")?),
+            };
+            let mut parts = rest.split(' ');
             let (id, key) = (parts.next()?, unhex(parts.next()?).filter(|k| k.len() == KEY_BYTES)?);
             if parts.next().is_some() || key_id(&key) != id {
                 return None;
             }
             let unbound = UnboundKey::new(&AES_256_GCM, &key).ok()?;
             keys.insert(id.to_string(), LessSafeKey::new(unbound));
-            current.get_or_insert_with(|| id.to_string());
+            if !staged {
+                current.get_or_insert_with(|| id.to_string());
+            }
         }
         Some(Self { hash_key: hmac::Key::new(hmac::HMAC_SHA256, &hash), current: current?, keys })
     }
 
-    /// Adds a new sealing key in front of the data directory's key file (the
-    /// older ones stay, so what they sealed still opens) and returns the
-    /// vault it now holds. [`reseal_all`] then moves every item to it.
-    pub fn rotate(dir: &DataDir) -> Result<Self, VaultError> {
+    /// Adds a staged key at the end of the key file: it opens what it seals
+    /// but seals nothing yet. Nodes sharing a database get the file before
+    /// [`Vault::rotate`] promotes it, so each can open what it will seal.
+    pub fn stage_key(dir: &DataDir) -> Result<Self, VaultError> {
+        let (path, text) = Self::file(dir)?;
+        let key = random::<KEY_BYTES>()?;
+        let staged = format!("{}\nstaged {} {}\n", text.trim_end(), key_id(&key), hex(&key));
+        Self::replace(&path, &staged)
+    }
+
+    /// Makes the newest staged key the one new items are sealed with (with
+    /// none staged and `may_make`, a new key: a single node's data directory)
+    /// and returns the vault the file now holds; the older keys stay, so what
+    /// they sealed still opens. [`reseal_all`] then moves every item to it.
+    pub fn rotate(dir: &DataDir, may_make: bool) -> Result<Self, VaultError> {
+        let (path, text) = Self::file(dir)?;
+        let mut lines: Vec<String> =
+            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+        let promoted = match lines.iter().rposition(|l| l.starts_with("staged ")) {
+            Some(at) => lines.remove(at).replacen("staged ", "key ", 1),
+            None if may_make => {
+                let key = random::<KEY_BYTES>()?;
+                format!("key {} {}", key_id(&key), hex(&key))
+            }
+            None => return Err(VaultError::NothingStaged),
+        };
+        lines.insert(2.min(lines.len()), promoted);
+        Self::replace(&path, &format!("{}\n", lines.join("\n")))
+    }
+
+    fn file(dir: &DataDir) -> Result<(std::path::PathBuf, String), VaultError> {
         let path = dir.vault_key();
         let text = std::fs::read_to_string(&path)?;
         Self::parse(&text).ok_or_else(|| VaultError::Malformed(path.display().to_string()))?;
-        let key = random::<KEY_BYTES>()?;
-        let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let new_line = format!("key {} {}", key_id(&key), hex(&key));
-        lines.insert(2, &new_line);
-        let rotated = format!("{}\n", lines.join("\n"));
-        let vault = Self::parse(&rotated).ok_or_else(|| VaultError::Malformed(path.display().to_string()))?;
-        write_atomic(&path, rotated.as_bytes(), FileMode::Private)?;
+        Ok((path, text))
+    }
+
+    fn replace(path: &Path, text: &str) -> Result<Self, VaultError> {
+        let vault = Self::parse(text).ok_or_else(|| VaultError::Malformed(path.display().to_string()))?;
+        write_atomic(path, text.as_bytes(), FileMode::Private)?;
         Ok(vault)
     }
 
@@ -240,20 +275,26 @@ impl VaultCell {
     pub fn get(&self, dir: &DataDir, create: bool) -> Result<Arc<Vault>, String> {
         let mut slot = self.0.lock().map_err(|_| "the vault's lock was poisoned".to_string())?;
         let seen = modified(dir);
-        if let Some((vault, _)) = slot.as_ref().filter(|(_, at)| *at == seen && seen.is_some()) {
-            return Ok(vault.clone());
+        if let Some((vault, at)) = slot.as_ref() {
+            // Unchanged, or gone (never replaced by a new key file while this
+            // node holds the keys: that would lose every sealed item).
+            if seen.is_none() || *at == seen {
+                return Ok(vault.clone());
+            }
         }
-        let vault = Arc::new(Vault::open_or_create(dir, create).map_err(|e| e.to_string())?);
-        *slot = Some((vault.clone(), modified(dir)));
+        let vault = Arc::new(Vault::open_or_create(dir, create && slot.is_none()).map_err(|e| e.to_string())?);
+        // The time seen before reading: a change since is read next time.
+        *slot = Some((vault.clone(), seen));
         Ok(vault)
     }
 
     /// Reads the key file again, whatever its time says (a copy may keep an
     /// older modification time).
     pub fn reload(&self, dir: &DataDir) -> Result<Arc<Vault>, String> {
+        let seen = modified(dir);
         let vault = Arc::new(Vault::open_or_create(dir, false).map_err(|e| e.to_string())?);
         let mut slot = self.0.lock().map_err(|_| "the vault's lock was poisoned".to_string())?;
-        *slot = Some((vault.clone(), modified(dir)));
+        *slot = Some((vault.clone(), seen));
         Ok(vault)
     }
 }

@@ -201,6 +201,7 @@ async fn the_tokenization_widget_works_in_chromium_on_a_partners_page() {
     let checkout = partner_page(&s.url, &token).await;
     let visits = json!([{"name": "widget-tokenize-js", "url": checkout, "javascript": true, "steps": [
         {"frame": "iframe", "type": "#number", "text": "2200000000000005"},
+        {"frame": "iframe", "visible": "#number-live"},
         {"frame": "iframe", "fill": "#number", "text": ""},
         {"frame": "iframe", "type": "#number", "text": "2200000000000004"},
         {"frame": "iframe", "type": "#expiry", "text": "1230"},

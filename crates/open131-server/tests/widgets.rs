@@ -334,6 +334,12 @@ async fn a_payment_by_a_tokenized_card_pays_with_the_vaults_card() {
     );
     let a = s.call("v2", "session/init/payment", &pay(&"0".repeat(64))).await;
     assert_eq!(fields(&a), ["payment_details.card.tokenized_card.token"], "{}", a.text);
+    // A vault card without its expiry cannot pay.
+    let no_expiry = json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "5555555555554444"}}});
+    let bare =
+        s.call("v1", "tokenize/elements", &no_expiry).await.body["info"]["number_hash"].as_str().unwrap().to_string();
+    let a = s.call("v2", "session/init/payment", &pay(&bare)).await;
+    assert_eq!(fields(&a), ["payment_details.card.tokenized_card.token"], "{}", a.text);
     let mut with_code = pay(&hash);
     with_code["payment_details"]["card"]["tokenized_card"]["security_code"] = json!("123");
     let a = s.call("v2", "session/init/payment", &with_code).await;
@@ -358,7 +364,10 @@ async fn rotating_the_keys_keeps_every_card_and_account_usable() {
     let before = s.app.store.vault_card("alpha", &hash).await.unwrap().unwrap().key_id;
 
     let dir = open131_store::layout::DataDir::new(s.dir.path());
-    let vault = open131_server::vault::Vault::rotate(&dir).unwrap();
+    // Nodes sharing a database: the key staged first (it opens, seals nothing), then promoted.
+    let staged = open131_server::vault::Vault::stage_key(&dir).unwrap();
+    assert_eq!(staged.current_key_id(), before, "a staged key seals nothing yet");
+    let vault = open131_server::vault::Vault::rotate(&dir, false).unwrap();
     assert_ne!(vault.current_key_id(), before);
     assert_eq!(open131_server::vault::reseal_all(s.app.store.as_ref(), &vault).await.unwrap(), 2);
     assert!(s.app.store.sealed_items(vault.current_key_id(), 10).await.unwrap().is_empty(), "all moved");
@@ -438,6 +447,15 @@ async fn the_tokenization_page_saves_a_card_once() {
     assert_eq!(twice.status(), 410);
     let i = info(&s, &json!({"type": "public_token", "public_token": {"token": token}})).await;
     assert_eq!((i.body["info"]["is_active"].as_bool(), i.body["info"]["used_at"].is_string()), (Some(false), true));
+
+    // The language the token was issued with, unless the page is asked for another.
+    let english = s.call("v1", "token", &json!({"tokenize_widget": {"access": true, "locale": "en"}})).await;
+    let english = english.body["public_token"].as_str().unwrap().to_string();
+    let page = http.get(format!("{}/widget/tokenize/{english}", s.url)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Your card") && page.contains("lang=\"en\""), "{page}");
+    let page =
+        http.get(format!("{}/widget/tokenize/{english}?locale=ru", s.url)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Ваша карта"), "{page}");
 
     // A token for another widget, or none, opens no tokenization page.
     let created = s.call("v1", "session/create", &json!({})).await;

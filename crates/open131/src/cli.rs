@@ -228,10 +228,12 @@ pub enum KeysCommand {
     /// and print its path: copy that file to every node sharing a PostgreSQL
     /// database before cards are tokenized.
     VaultInit,
-    /// Put a new sealing key in front of the vault's key file and seal every
-    /// card and account again under it (the older keys stay in the file, so a
-    /// node that has not read the new file yet still opens what they sealed;
-    /// copy the file to every node).
+    /// Add a staged key to the vault's key file (it opens, it does not seal
+    /// yet): nodes sharing a database get the file before the rotation.
+    VaultStage,
+    /// Make the staged key (on SQLite, without one, a new key) the one new
+    /// items are sealed with, and seal every card and account again under it.
+    /// The older keys stay in the file, so what they sealed still opens.
     VaultRotate,
     /// Write a new RSA-2048 private key (PKCS#8 PEM) and its public key.
     Generate {
@@ -363,10 +365,21 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             println!("{}", dir.vault_key().display());
             Ok(())
         }
+        Command::Keys(KeysCommand::VaultStage) => {
+            let dir = DataDir::new(&args.data_dir);
+            open131_server::vault::Vault::stage_key(&dir)?;
+            println!(
+                "staged a key in {}: copy it to every node, then run keys vault-rotate",
+                dir.vault_key().display()
+            );
+            Ok(())
+        }
         Command::Keys(KeysCommand::VaultRotate) => {
             let dir = DataDir::new(&args.data_dir);
             let store = open_store(&location).await?;
-            let vault = open131_server::vault::Vault::rotate(&dir)?;
+            // Nodes sharing PostgreSQL must all hold a key before anything is sealed with it.
+            let single_node = location.backend() == open131_store::Backend::Sqlite;
+            let vault = open131_server::vault::Vault::rotate(&dir, single_node)?;
             let moved = open131_server::vault::reseal_all(store.as_ref(), &vault).await?;
             println!(
                 "new key {} leads {}; {moved} items sealed again",

@@ -1,9 +1,11 @@
 //! Web pages that people (not partners' servers) open: the 3-D Secure page
 //! of card payments ([`three_ds`]) and the sandbox's stand-in for the
-//! customer's bank app, where FPS and SberPay payments are paid ([`bank_app`]). Real HTML with its style inline and
-//! no script or external asset, so a page works offline and with JavaScript
-//! off; every value shown is escaped ([`escape`]). The surface renders its own
-//! errors as pages ([`Pages`]).
+//! customer's bank app, where FPS and SberPay payments are paid ([`bank_app`]),
+//! and the widgets ([`widgets`]). Real HTML with its style inline and no
+//! external asset, so a page works offline; only the widgets' pages run a
+//! script (their own, from this server) and work without it; every value
+//! shown is escaped ([`escape`]). The surface renders its own errors as
+//! pages ([`Pages`]).
 
 pub mod bank_app;
 pub mod three_ds;
@@ -16,8 +18,12 @@ use axum::Router;
 use crate::app::{App, Surface};
 
 /// What a page may load: its own inline style and `data:` images, nothing
-/// else (no script runs on any page).
+/// else (no script runs on these pages; the widgets' have their own policy).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+
+/// Where the pages live: a path under one of them that no page serves gets
+/// the pages' own 404.
+pub const PAGE_PREFIXES: [&str; 4] = ["/3ds/", "/fps/pay/", "/sberpay/pay/", "/widget/"];
 
 /// The pages' routes (panic and timeout layers are added by the caller).
 pub fn router() -> Router<App> {

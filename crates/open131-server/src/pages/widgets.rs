@@ -20,6 +20,8 @@ use open131_domain::ident::{CardExpiry, CardNumber};
 use open131_domain::widget::Locale;
 use serde::Deserialize;
 
+use open131_store::PublicTokenRecord;
+
 use super::escape;
 use crate::app::App;
 
@@ -159,39 +161,70 @@ fn form(token: &str, locale: Locale, origin: Option<&str>, errors: (Option<&str>
     widget_page(status, locale, t.title, &body)
 }
 
-fn gone(locale: Locale) -> Response {
+/// A page saying the widget cannot be used, which also tells the library
+/// (`onError`) when it knows the partner's origin.
+fn failure(status: StatusCode, locale: Locale, origin: Option<&str>, text: &str) -> Response {
     let t = texts(locale);
-    widget_page(StatusCode::GONE, locale, t.title, &format!("<h1>{}</h1><p>{}</p>", escape(t.title), escape(t.gone)))
+    let body = format!(
+        "<h1>{title}</h1><p>{text}</p><div id=\"failure\" hidden data-origin=\"{origin}\" data-message=\"{text}\"></div>",
+        title = escape(t.title),
+        text = escape(text),
+        origin = escape(origin.unwrap_or_default()),
+    );
+    widget_page(status, locale, t.title, &body)
 }
 
-/// Whether a token opens the tokenization widget now.
-async fn usable(app: &App, token: &str) -> Result<bool, Response> {
-    let found = app.store.public_token_by_value(token).await.map_err(|e| {
-        tracing::error!(error = %e, "a widget page could not read its token");
-        super::Pages::internal_page()
-    })?;
+fn gone(locale: Locale, origin: Option<&str>) -> Response {
+    failure(StatusCode::GONE, locale, origin, texts(locale).gone)
+}
+
+fn broken(locale: Locale, origin: Option<&str>) -> Response {
+    let text = match locale {
+        Locale::En => "Something went wrong on our side. Please try again in a moment.",
+        Locale::Ru => "У нас что-то пошло не так. Попробуйте ещё раз чуть позже.",
+    };
+    failure(StatusCode::INTERNAL_SERVER_ERROR, locale, origin, text)
+}
+
+/// The token if it opens the tokenization widget now.
+async fn usable(app: &App, token: &str) -> Result<Option<PublicTokenRecord>, String> {
+    let found = app.store.public_token_by_value(token).await.map_err(|e| e.to_string())?;
     let now = app.clock.now();
-    Ok(found.is_some_and(|t| t.grant.tokenize.is_some() && t.used_at.is_none() && now < t.expires_at))
+    Ok(found.filter(|t| t.grant.tokenize.is_some() && t.used_at.is_none() && now < t.expires_at))
+}
+
+/// The page's language: the one asked for, else the token's, else Russian.
+fn language(asked: Option<&str>, token: Option<&PublicTokenRecord>) -> Locale {
+    let issued = token.and_then(|t| t.grant.tokenize.flatten());
+    asked.and_then(|l| Locale::parse(&l.to_ascii_lowercase())).or(issued).unwrap_or(Locale::Ru)
 }
 
 pub async fn show(State(app): State<App>, Path(token): Path<String>, Query(shown): Query<Shown>) -> Response {
-    let locale = shown.locale.as_deref().and_then(Locale::parse).unwrap_or(Locale::Ru);
+    let origin = origin(shown.origin.as_deref());
     match usable(&app, &token).await {
-        Ok(true) => form(&token, locale, origin(shown.origin.as_deref()).as_deref(), (None, None)),
-        Ok(false) => gone(locale),
-        Err(page) => page,
+        Ok(Some(found)) => {
+            form(&token, language(shown.locale.as_deref(), Some(&found)), origin.as_deref(), (None, None))
+        }
+        Ok(None) => gone(language(shown.locale.as_deref(), None), origin.as_deref()),
+        Err(e) => {
+            tracing::error!(error = %e, "a widget page could not read its token");
+            broken(language(shown.locale.as_deref(), None), origin.as_deref())
+        }
     }
 }
 
 pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(entered): Form<Entered>) -> Response {
-    let locale = Locale::parse(&entered.locale).unwrap_or(Locale::Ru);
     let origin = origin(Some(&entered.origin));
+    let found = match usable(&app, &token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return gone(language(Some(&entered.locale), None), origin.as_deref()),
+        Err(e) => {
+            tracing::error!(error = %e, "a widget page could not read its token");
+            return broken(language(Some(&entered.locale), None), origin.as_deref());
+        }
+    };
+    let locale = language(Some(&entered.locale), Some(&found));
     let t = texts(locale);
-    match usable(&app, &token).await {
-        Ok(true) => {}
-        Ok(false) => return gone(locale),
-        Err(page) => return page,
-    }
     let today = moscow_today(app.clock.now());
     let number = CardNumber::parse(&entered.number).ok();
     let expiry = entered
@@ -203,22 +236,24 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
         let errors = (number.is_none().then_some(t.bad_number), expiry.is_none().then_some(t.bad_expiry));
         return form(&token, locale, origin.as_deref(), errors);
     };
-    // The token serves once: the write that marks it used decides.
-    let used = match app.store.use_public_token(&token, app.clock.now()).await {
-        Ok(Some(used)) => used,
-        Ok(None) => return gone(locale),
-        Err(e) => {
-            tracing::error!(error = %e, "a widget could not use its token");
-            return super::Pages::internal_page();
-        }
-    };
-    let card = match app.put_card(&used.project_id, &number, Some(expiry)).await {
+    // The card first: a failure here leaves the token for another try. A
+    // card kept by a try that then loses the token's race is harmless.
+    let card = match app.put_card(&found.project_id, &number, Some(expiry)).await {
         Ok(card) => card,
         Err(e) => {
             tracing::error!(error = %e, "a widget could not put its card in the vault");
-            return super::Pages::internal_page();
+            return broken(locale, origin.as_deref());
         }
     };
+    // The token serves once: the write that marks it used decides.
+    match app.store.use_public_token(&token, app.clock.now()).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return gone(locale, origin.as_deref()),
+        Err(e) => {
+            tracing::error!(error = %e, "a widget could not use its token");
+            return broken(locale, origin.as_deref());
+        }
+    }
     let body = format!(
         "<p class=\"brand\">open131</p><h1>{saved}</h1><dl><dt>{brand}</dt><dd>•••• {last4}</dd></dl>\
          <div id=\"result\" hidden data-number-hash=\"{hash}\" data-brand=\"{brand}\" data-last4=\"{last4}\" \

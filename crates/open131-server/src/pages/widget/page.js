@@ -1,9 +1,18 @@
 // The widget page's own script (the page works without it): groups the
 // card number as it is typed, marks a number that fails the Luhn check, and
-// once the card is saved tells the partner's page (the library) through
-// postMessage, to the origin the library gave, never to any other.
+// once the card is saved (or the widget cannot be used) tells the partner's
+// page (the library) through postMessage, to the origin the library gave,
+// never to any other.
 (function () {
   'use strict';
+  var failure = document.getElementById('failure');
+  if (failure) {
+    var to = failure.getAttribute('data-origin');
+    if (to && window.parent !== window) {
+      window.parent.postMessage({ type: 'open131:error', message: failure.getAttribute('data-message') }, to);
+    }
+    return;
+  }
   var result = document.getElementById('result');
   if (result) {
     var origin = result.getAttribute('data-origin');
@@ -51,7 +60,8 @@
   });
   var expiry = document.getElementById('expiry');
   expiry.addEventListener('input', function () {
-    var digits = expiry.value.replace(/\D/g, '').slice(0, 4);
+    // MM/YY as typed; a four-digit year (an autofill's MM/YYYY) is kept whole.
+    var digits = expiry.value.replace(/\D/g, '').slice(0, 6);
     expiry.value = digits.length > 2 ? digits.slice(0, 2) + '/' + digits.slice(2) : digits;
   });
 })();
