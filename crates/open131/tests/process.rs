@@ -383,3 +383,42 @@ async fn payments_chargeback_opens_the_banks_chargeback_against_a_running_server
     let session = status_until(&http, &server.url, &key, &id, |_| true).await;
     assert_eq!(session["acquiring_payments"][0]["refunds"].as_array().map(Vec::len), Some(1));
 }
+
+/// The card vault in a real server process: a card tokenized, paid out to
+/// by its number_hash, the keys rotated by the CLI beside the running
+/// server; the card number is in no file of the data directory and not in
+/// the server's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vault_keeps_card_numbers_out_of_files_and_logs() {
+    let site = Site::new().await;
+    let mut server = serve_with(&site, &["--payout-delay", "0"]);
+    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let number = "2200000000000004";
+    let card = json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": number,
+        "expiration_month": "12", "expiration_year": "30"}}});
+    let a = signed(&http, &server.url, "tokenize/elements", &key, &card).await;
+    let hash = a["info"]["number_hash"].as_str().unwrap_or_else(|| panic!("{a}")).to_string();
+    let (ok, out, err) = cli(&site, &["keys", "vault-rotate"]);
+    assert!(ok && out.contains("1 items sealed again"), "{out}{err}");
+    let (ok, _, err) = cli(&site, &["wallet", "topup", "demo", "100000"]);
+    assert!(ok, "{err}");
+    let payout = json!({"payment_method": {"type": "card", "card": {"type": "encrypted_card",
+            "encrypted_card": {"number_hash": hash}}},
+        "amount_details": {"amount": 1_000, "currency": "rub"}, "participant_details": {"recipient": {"full_name": "Ivan Ivanov"}}});
+    let a = signed(&http, &server.url, "session/init/payout", &key, &payout).await;
+    assert_eq!(a["status"], "ok", "{a}");
+    assert!(!a.to_string().contains(number));
+
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    server.child.wait().unwrap();
+    assert!(!server.stderr().contains(number), "the card number in the log");
+    for entry in std::fs::read_dir(site.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(!bytes.windows(number.len()).any(|w| w == number.as_bytes()), "the number in {}", path.display());
+        }
+    }
+}

@@ -115,13 +115,7 @@ fn widget_page(status: StatusCode, locale: Locale, title: &str, body: &str) -> R
         title = escape(title),
         style = super::STYLE,
     );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(WIDGET_CSP));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
+    super::html_response(status, html, WIDGET_CSP)
 }
 
 /// The form, with a message beside each field that was wrong.
