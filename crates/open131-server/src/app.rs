@@ -103,6 +103,31 @@ impl App {
         Ok(card)
     }
 
+    /// Puts a Russian bank account in `project`'s vault (sealed) and returns it as stored.
+    pub async fn put_account(
+        &self,
+        project: &str,
+        bik: &open131_domain::ident::Bik,
+        account: &open131_domain::ident::AccountNumber,
+    ) -> Result<open131_store::VaultAccountRecord, String> {
+        let vault = self.vault()?;
+        // The BIK and account both name it (a prefix no card number has).
+        let token = vault.number_hash(project, &format!("ru:{}:{}", bik.as_str(), account.expose()));
+        let sealed = vault.seal(project, &token, account.expose()).map_err(|e| e.to_string())?;
+        let record = open131_store::VaultAccountRecord {
+            project_id: project.to_string(),
+            token,
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+            bik: bik.as_str().to_string(),
+            masked_account: account.masked(),
+            created_at: self.clock.now(),
+        };
+        self.store.put_account(record.clone()).await.map_err(|e| e.to_string())?;
+        Ok(record)
+    }
+
     /// Opens an item the vault sealed for `project`'s `name`, reading the key
     /// file again once if it was sealed under a key this node has not read
     /// (the operator rotated the keys since).

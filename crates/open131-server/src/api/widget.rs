@@ -8,7 +8,7 @@ use open131_domain::ledger::Book;
 use open131_domain::payment::{SavedCard, SavedCards};
 use open131_domain::session::SessionState;
 use open131_domain::widget::{self, PUBLIC_TOKEN_TTL_S};
-use open131_store::{PublicTokenRecord, VaultAccountRecord, VaultCardRecord};
+use open131_store::{PublicTokenRecord, VaultCardRecord};
 use open131_wire::api::timestamp;
 use open131_wire::kyc::FieldDetail;
 use serde_json::{json, Map, Value};
@@ -229,23 +229,10 @@ impl Ctx<'_> {
     pub(super) async fn tokenize_account(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
         let (bik, account) =
             open131_domain::payout_method::parse_vault_account(body).map_err(|e| ApiReply::invalid(from_domain(e)))?;
-        let vault = self.app.vault().map_err(|e| ApiReply::internal(&e))?;
-        // The BIK and account both name it (a prefix no card number has).
-        let token = vault.number_hash(self.project_id, &format!("ru:{}:{}", bik.as_str(), account.expose()));
-        let sealed = vault.seal(self.project_id, &token, account.expose()).map_err(|e| ApiReply::internal(&e))?;
-        let masked = account.masked();
-        let record = VaultAccountRecord {
-            project_id: self.project_id.to_string(),
-            token: token.clone(),
-            key_id: sealed.key_id,
-            nonce: sealed.nonce,
-            ciphertext: sealed.ciphertext,
-            bik: bik.as_str().to_string(),
-            masked_account: masked.clone(),
-            created_at: self.app.clock.now(),
-        };
-        self.app.store.put_account(record).await.map_err(|e| ApiReply::internal(&e))?;
-        Ok(ApiReply::ok(&json!({"status": "ok", "token": token, "data": {"masked_account": masked}})))
+        let saved = self.app.put_account(self.project_id, &bik, &account).await.map_err(|e| ApiReply::internal(&e))?;
+        Ok(ApiReply::ok(
+            &json!({"status": "ok", "token": saved.token, "data": {"masked_account": saved.masked_account}}),
+        ))
     }
 }
 
