@@ -391,6 +391,9 @@ async fn payments_chargeback_opens_the_banks_chargeback_against_a_running_server
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vault_keeps_card_numbers_out_of_files_and_logs() {
     let site = Site::new().await;
+    // The operator's first step (on PostgreSQL a node is given its key file; SQLite would make one).
+    let (ok, out, err) = cli(&site, &["keys", "vault-init"]);
+    assert!(ok && out.contains("vault.key"), "{out}{err}");
     let mut server = serve_with(&site, &["--payout-delay", "0"]);
     let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
     let http = reqwest::Client::new();
@@ -399,6 +402,9 @@ async fn the_vault_keeps_card_numbers_out_of_files_and_logs() {
         "expiration_month": "12", "expiration_year": "30"}}});
     let a = signed(&http, &server.url, "tokenize/elements", &key, &card).await;
     let hash = a["info"]["number_hash"].as_str().unwrap_or_else(|| panic!("{a}")).to_string();
+    // Rotation as nodes sharing a database do it: a key staged, then promoted.
+    let (ok, out, err) = cli(&site, &["keys", "vault-stage"]);
+    assert!(ok && out.contains("staged"), "{out}{err}");
     let (ok, out, err) = cli(&site, &["keys", "vault-rotate"]);
     assert!(ok && out.contains("1 items sealed again"), "{out}{err}");
     let (ok, _, err) = cli(&site, &["wallet", "topup", "demo", "100000"]);
