@@ -468,3 +468,46 @@ async fn the_tokenization_page_saves_a_card_once() {
     assert!(lib.text().await.unwrap().contains("tokenizeWidget"));
     s.stop().await;
 }
+
+/// The tokenization widget's bank-account variant: the BIK and the account,
+/// checked together; saved in the vault under a token a payout uses.
+#[tokio::test]
+async fn the_tokenization_page_saves_a_bank_account() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    let token = s.call("v1", "token", &json!({"tokenize_widget": {"access": true, "locale": "en"}})).await.body
+        ["public_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("{}/widget/tokenize/{token}", s.url);
+    let http = reqwest::Client::new();
+    let html = http.get(format!("{url}?method=bank_account")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        html.contains("<label for=\"bik\"")
+            && html.contains("<label for=\"account\"")
+            && html.contains("Your bank account"),
+        "{html}"
+    );
+    let form = |bik: &'static str, account: &'static str| {
+        [("bik", bik), ("account", account), ("method", "bank_account"), ("origin", ""), ("locale", "en")]
+    };
+    let bad = http.post(&url).form(&form("044525974", "40817810400003869536")).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let html = bad.text().await.unwrap();
+    assert!(html.contains("id=\"account-error\"") && !html.contains("id=\"bik-error\""), "{html}");
+    let good = http.post(&url).form(&form("044525974", "40817810400003869535")).send().await.unwrap();
+    assert_eq!(good.status(), 200);
+    let html = good.text().await.unwrap();
+    assert!(html.contains("Account saved") && html.contains("40817***********9535"), "{html}");
+    assert!(!html.contains("40817810400003869535"), "the account is not shown whole");
+    let saved = html.split("data-token=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    assert!(s.app.store.vault_account("alpha", &saved).await.unwrap().is_some());
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 410, "used");
+
+    s.app.store.topup("alpha", "rub", 10_000, common::START).await.unwrap();
+    let payout = json!({"payment_method": {"type": "bank_account", "bank_account": {"system_type": "ru", "ru": {"token": saved,
+            "full_name": "Ivanov Ivan Ivanovich", "description": "Payout under contract 1"}}},
+        "amount_details": {"amount": 1_000, "currency": "rub"}, "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}}});
+    assert_eq!(s.call("v1", "session/init/payout", &payout).await.status, 200);
+    s.stop().await;
+}

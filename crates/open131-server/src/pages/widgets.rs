@@ -1,4 +1,5 @@
-//! The card tokenization widget (`GET|POST /widget/tokenize/{public_token}`)
+//! The tokenization widget (`GET|POST /widget/tokenize/{public_token}`: a
+//! card, or with `method=bank_account` a Russian bank account)
 //! and the JavaScript library a partner's page includes to show it
 //! (`GET /widget/open131.js`). The library puts the page in an iframe of the
 //! partner's page; the customer types the card there (the partner's page
@@ -16,7 +17,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use open131_domain::dates::moscow_today;
-use open131_domain::ident::{CardExpiry, CardNumber};
+use open131_domain::ident::{
+    account_matches_bik, is_documented_test_account, AccountNumber, Bik, CardExpiry, CardNumber,
+};
 use open131_domain::widget::Locale;
 use serde::Deserialize;
 
@@ -43,22 +46,57 @@ const PAGE_SCRIPT: &str = include_str!("widget/page.js");
 pub struct Shown {
     origin: Option<String>,
     locale: Option<String>,
+    /// `bank_account` for the account variant; a card otherwise.
+    method: Option<String>,
 }
 
+/// What the form sends: a card's fields, or (the account variant) a BIK and
+/// an account number.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entered {
+    #[serde(default)]
     number: String,
+    #[serde(default)]
     expiry: String,
+    #[serde(default)]
+    bik: String,
+    #[serde(default)]
+    account: String,
+    #[serde(default)]
+    method: String,
     #[serde(default)]
     origin: String,
     #[serde(default)]
     locale: String,
 }
 
+/// What the widget saves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Card,
+    BankAccount,
+}
+
+impl Kind {
+    fn parse(method: Option<&str>) -> Self {
+        if method == Some("bank_account") {
+            Self::BankAccount
+        } else {
+            Self::Card
+        }
+    }
+}
+
 /// The texts of the page, per language.
 struct Texts {
     title: &'static str,
+    account_title: &'static str,
+    bik: &'static str,
+    account: &'static str,
+    account_saved: &'static str,
+    bad_bik: &'static str,
+    bad_account: &'static str,
     number: &'static str,
     expiry: &'static str,
     save: &'static str,
@@ -72,6 +110,12 @@ fn texts(locale: Locale) -> Texts {
     match locale {
         Locale::En => Texts {
             title: "Your card",
+            account_title: "Your bank account",
+            bik: "Bank's BIK",
+            account: "Account number",
+            account_saved: "Account saved",
+            bad_bik: "Check the BIK: 9 digits.",
+            bad_account: "Check the account: 20 digits that match the bank's BIK.",
             number: "Card number",
             expiry: "Valid thru (MM/YY)",
             save: "Save card",
@@ -82,6 +126,12 @@ fn texts(locale: Locale) -> Texts {
         },
         Locale::Ru => Texts {
             title: "Ваша карта",
+            account_title: "Ваш банковский счёт",
+            bik: "БИК банка",
+            account: "Номер счёта",
+            account_saved: "Счёт сохранён",
+            bad_bik: "Проверьте БИК: 9 цифр.",
+            bad_account: "Проверьте счёт: 20 цифр, согласованных с БИК банка.",
             number: "Номер карты",
             expiry: "Срок действия (ММ/ГГ)",
             save: "Сохранить карту",
@@ -155,6 +205,88 @@ fn form(token: &str, locale: Locale, origin: Option<&str>, errors: (Option<&str>
     widget_page(status, locale, t.title, &body)
 }
 
+/// The account variant's form: the BIK and the account number.
+fn account_form(token: &str, locale: Locale, origin: Option<&str>, errors: (Option<&str>, Option<&str>)) -> Response {
+    let t = texts(locale);
+    let field = |id: &str, label: &str, message: Option<&str>| {
+        let (described, hint) = match message {
+            Some(m) => (
+                format!(" aria-invalid=\"true\" aria-describedby=\"{id}-error\""),
+                format!("<p class=\"error\" id=\"{id}-error\" role=\"alert\">{}</p>", escape(m)),
+            ),
+            None => (String::new(), String::new()),
+        };
+        format!(
+            "<label for=\"{id}\" style=\"margin-top:1rem\">{label}</label>\
+             <input id=\"{id}\" name=\"{id}\" inputmode=\"numeric\" autocomplete=\"off\" required{described}>{hint}",
+            label = escape(label),
+        )
+    };
+    let body = format!(
+        "<p class=\"brand\">open131</p><h1>{title}</h1>\
+         <form method=\"post\" action=\"/widget/tokenize/{token}\" novalidate>{bik}{account}\
+         <input type=\"hidden\" name=\"method\" value=\"bank_account\">\
+         <input type=\"hidden\" name=\"origin\" value=\"{origin}\"><input type=\"hidden\" name=\"locale\" value=\"{lang}\">\
+         <div class=\"buttons\"><button class=\"confirm\" type=\"submit\" value=\"save\">{save}</button></div></form>",
+        title = escape(t.account_title),
+        token = escape(token),
+        bik = field("bik", t.bik, errors.0),
+        account = field("account", t.account, errors.1),
+        origin = escape(origin.unwrap_or_default()),
+        lang = locale.as_str(),
+        save = escape(t.save),
+    );
+    let status = if errors.0.is_some() || errors.1.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    widget_page(status, locale, t.account_title, &body)
+}
+
+/// The account variant's submission: the account into the vault, the token used.
+async fn save_account(
+    app: &App,
+    token: &str,
+    found: &PublicTokenRecord,
+    entered: &Entered,
+    locale: Locale,
+) -> Response {
+    let (t, origin) = (texts(locale), origin(Some(&entered.origin)));
+    let bik = Bik::parse(entered.bik.trim()).ok();
+    let account = AccountNumber::parse(entered.account.trim()).ok();
+    let matches = match (&bik, &account) {
+        (Some(b), Some(a)) => account_matches_bik(a, b) || is_documented_test_account(a, b),
+        _ => false,
+    };
+    let (Some(bik), Some(account), true) = (bik.clone(), account, matches) else {
+        let errors = (bik.is_none().then_some(t.bad_bik), (bik.is_some() && !matches).then_some(t.bad_account));
+        return account_form(token, locale, origin.as_deref(), errors);
+    };
+    let saved = match app.put_account(&found.project_id, &bik, &account).await {
+        Ok(saved) => saved,
+        Err(e) => {
+            tracing::error!(error = %e, "a widget could not put its account in the vault");
+            return broken(locale, origin.as_deref());
+        }
+    };
+    match app.store.use_public_token(token, app.clock.now()).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return gone(locale, origin.as_deref()),
+        Err(e) => {
+            tracing::error!(error = %e, "a widget could not use its token");
+            return broken(locale, origin.as_deref());
+        }
+    }
+    let body = format!(
+        "<p class=\"brand\">open131</p><h1>{saved_text}</h1><dl><dt>{bik}</dt><dd>{masked}</dd></dl>\
+         <div id=\"result\" hidden data-kind=\"bank_account\" data-token=\"{token}\" \
+         data-masked-account=\"{masked}\" data-origin=\"{origin}\"></div>",
+        saved_text = escape(t.account_saved),
+        bik = escape(&saved.bik),
+        masked = escape(&saved.masked_account),
+        token = escape(&saved.token),
+        origin = escape(origin.as_deref().unwrap_or_default()),
+    );
+    widget_page(StatusCode::OK, locale, t.account_saved, &body)
+}
+
 /// A page saying the widget cannot be used, which also tells the library
 /// (`onError`) when it knows the partner's origin.
 fn failure(status: StatusCode, locale: Locale, origin: Option<&str>, text: &str) -> Response {
@@ -197,7 +329,11 @@ pub async fn show(State(app): State<App>, Path(token): Path<String>, Query(shown
     let origin = origin(shown.origin.as_deref());
     match usable(&app, &token).await {
         Ok(Some(found)) => {
-            form(&token, language(shown.locale.as_deref(), Some(&found)), origin.as_deref(), (None, None))
+            let locale = language(shown.locale.as_deref(), Some(&found));
+            match Kind::parse(shown.method.as_deref()) {
+                Kind::Card => form(&token, locale, origin.as_deref(), (None, None)),
+                Kind::BankAccount => account_form(&token, locale, origin.as_deref(), (None, None)),
+            }
         }
         Ok(None) => gone(language(shown.locale.as_deref(), None), origin.as_deref()),
         Err(e) => {
@@ -218,6 +354,9 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
         }
     };
     let locale = language(Some(&entered.locale), Some(&found));
+    if Kind::parse(Some(&entered.method)) == Kind::BankAccount {
+        return save_account(&app, &token, &found, &entered, locale).await;
+    }
     let t = texts(locale);
     let today = moscow_today(app.clock.now());
     let number = CardNumber::parse(&entered.number).ok();
@@ -250,7 +389,7 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
     }
     let body = format!(
         "<p class=\"brand\">open131</p><h1>{saved}</h1><dl><dt>{brand}</dt><dd>•••• {last4}</dd></dl>\
-         <div id=\"result\" hidden data-number-hash=\"{hash}\" data-brand=\"{brand}\" data-last4=\"{last4}\" \
+         <div id=\"result\" hidden data-kind=\"card\" data-number-hash=\"{hash}\" data-brand=\"{brand}\" data-last4=\"{last4}\" \
          data-origin=\"{origin}\"></div>",
         saved = escape(t.saved),
         brand = escape(&card.brand),

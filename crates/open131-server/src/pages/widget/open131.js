@@ -8,7 +8,9 @@
 //   <script>
 //     const widget = Open131.tokenizeWidget({
 //       publicToken: '<public_token>', container: document.getElementById('card'), locale: 'en',
-//       onSuccess: (card) => { /* card.number_hash, card.brand, card.last4 */ },
+//       // method: 'bank_account' for a Russian bank account (BIK and number) instead of a card
+//       onSuccess: (saved) => { /* saved.type 'card': number_hash, brand, last4;
+//                                   'bank_account': token, masked_account */ },
 //       onError: (error) => { /* error.message */ },
 //       onClose: () => {},
 //     });
@@ -28,6 +30,9 @@
     if (options.locale) {
       query += '&locale=' + encodeURIComponent(options.locale);
     }
+    if (options.method) {
+      query += '&method=' + encodeURIComponent(options.method);
+    }
     frame.src = base + '/widget/' + kind + '/' + encodeURIComponent(options.publicToken) + query;
     frame.title = 'open131 ' + kind;
     frame.style.border = '0';
@@ -41,7 +46,9 @@
       }
       var data = event.data || {};
       if (data.type === 'open131:tokenized' && options.onSuccess) {
-        options.onSuccess({ number_hash: data.number_hash, brand: data.brand, last4: data.last4 });
+        options.onSuccess(data.kind === 'bank_account'
+          ? { type: 'bank_account', token: data.token, masked_account: data.masked_account }
+          : { type: 'card', number_hash: data.number_hash, brand: data.brand, last4: data.last4 });
       } else if (data.type === 'open131:error' && options.onError) {
         options.onError({ message: data.message });
       }

@@ -17,12 +17,13 @@
   if (result) {
     var origin = result.getAttribute('data-origin');
     if (origin && window.parent !== window) {
-      window.parent.postMessage({
-        type: 'open131:tokenized',
-        number_hash: result.getAttribute('data-number-hash'),
-        brand: result.getAttribute('data-brand'),
-        last4: result.getAttribute('data-last4'),
-      }, origin);
+      var kind = result.getAttribute('data-kind');
+      var saved = kind === 'bank_account'
+        ? { type: 'open131:tokenized', kind: kind, token: result.getAttribute('data-token'),
+            masked_account: result.getAttribute('data-masked-account') }
+        : { type: 'open131:tokenized', kind: kind, number_hash: result.getAttribute('data-number-hash'),
+            brand: result.getAttribute('data-brand'), last4: result.getAttribute('data-last4') };
+      window.parent.postMessage(saved, origin);
     }
     return;
   }
