@@ -511,3 +511,28 @@ async fn the_tokenization_page_saves_a_bank_account() {
     assert_eq!(s.call("v1", "session/init/payout", &payout).await.status, 200);
     s.stop().await;
 }
+
+/// Two customers' browsers submitting one widget at once: the token serves
+/// once, so one card is saved through it and the other gets the used page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_token_serves_once_under_concurrent_submissions() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let token = s.call("v1", "token", &json!({"tokenize_widget": {"access": true}})).await.body["public_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("{}/widget/tokenize/{token}", s.url);
+    let numbers = ["4242424242424242", "5555555555554444", "2200000000000004", "4000000000003220"];
+    let mut tries = tokio::task::JoinSet::new();
+    for number in numbers {
+        let (http, url) = (reqwest::Client::new(), url.clone());
+        tries.spawn(async move {
+            let form = [("number", number), ("expiry", "12/30"), ("origin", ""), ("locale", "en")];
+            http.post(url).form(&form).send().await.unwrap().status().as_u16()
+        });
+    }
+    let mut statuses = tries.join_all().await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 410, 410, 410], "one wins");
+    s.stop().await;
+}
