@@ -31,7 +31,7 @@ use crate::app::App;
 /// What the widget's pages may load: their own style inline, their own
 /// scripts from this server, forms posted here; any partner's page may frame them.
 const WIDGET_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'self'; \
-                          form-action 'self'; frame-ancestors *";
+                          form-action 'self'; base-uri 'none'; frame-ancestors *";
 
 /// Longest partner origin read, in bytes.
 pub const ORIGIN_MAX_BYTES: usize = 256;
@@ -51,8 +51,8 @@ pub struct Shown {
 }
 
 /// What the form sends: a card's fields, or (the account variant) a BIK and
-/// an account number.
-#[derive(Debug, Deserialize)]
+/// an account number. `Debug` shows neither number.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entered {
     #[serde(default)]
@@ -69,6 +69,18 @@ pub struct Entered {
     origin: String,
     #[serde(default)]
     locale: String,
+}
+
+impl std::fmt::Debug for Entered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entered")
+            .field("number", &"***")
+            .field("account", &"***")
+            .field("method", &self.method)
+            .field("origin", &self.origin)
+            .field("locale", &self.locale)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the widget saves.
@@ -405,6 +417,7 @@ fn script(text: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // Partners' pages load the library from another origin.
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response

@@ -43,3 +43,7 @@ CREATE TABLE vault_accounts (
     created_at_us   INTEGER NOT NULL,
     PRIMARY KEY (project_id, token)
 ) STRICT;
+
+-- Key rotation looks for the items sealed under other keys than the current one.
+CREATE INDEX vault_cards_key ON vault_cards (key_id);
+CREATE INDEX vault_accounts_key ON vault_accounts (key_id);
