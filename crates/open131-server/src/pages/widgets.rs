@@ -252,6 +252,19 @@ fn account_form(token: &str, locale: Locale, origin: Option<&str>, errors: (Opti
     widget_page(status, locale, t.account_title, &body)
 }
 
+/// Uses the token up once what it opened is saved (the write that marks it
+/// used decides the race); the page to answer instead when it was not.
+async fn use_token(app: &App, token: &str, locale: Locale, origin: Option<&str>) -> Option<Response> {
+    match app.store.use_public_token(token, app.clock.now()).await {
+        Ok(Some(_)) => None,
+        Ok(None) => Some(gone(locale, origin)),
+        Err(e) => {
+            tracing::error!(error = %e, "a widget could not use its token");
+            Some(broken(locale, origin))
+        }
+    }
+}
+
 /// The account variant's submission: the account into the vault, the token used.
 async fn save_account(
     app: &App,
@@ -278,13 +291,8 @@ async fn save_account(
             return broken(locale, origin.as_deref());
         }
     };
-    match app.store.use_public_token(token, app.clock.now()).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return gone(locale, origin.as_deref()),
-        Err(e) => {
-            tracing::error!(error = %e, "a widget could not use its token");
-            return broken(locale, origin.as_deref());
-        }
+    if let Some(refused) = use_token(app, token, locale, origin.as_deref()).await {
+        return refused;
     }
     let body = format!(
         "<p class=\"brand\">open131</p><h1>{saved_text}</h1><dl><dt>{bik}</dt><dd>{masked}</dd></dl>\
@@ -390,14 +398,8 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
             return broken(locale, origin.as_deref());
         }
     };
-    // The token serves once: the write that marks it used decides.
-    match app.store.use_public_token(&token, app.clock.now()).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return gone(locale, origin.as_deref()),
-        Err(e) => {
-            tracing::error!(error = %e, "a widget could not use its token");
-            return broken(locale, origin.as_deref());
-        }
+    if let Some(refused) = use_token(&app, &token, locale, origin.as_deref()).await {
+        return refused;
     }
     let body = format!(
         "<p class=\"brand\">open131</p><h1>{saved}</h1><dl><dt>{brand}</dt><dd>•••• {last4}</dd></dl>\
