@@ -208,6 +208,15 @@ impl NameSet {
             Self::Only(names) => names.contains(name),
         }
     }
+
+    /// The names listed (none for `*` or `-`).
+    pub fn listed(&self) -> impl Iterator<Item = &str> {
+        let names = match self {
+            Self::Only(names) => Some(names),
+            Self::Any | Self::None => None,
+        };
+        names.into_iter().flatten().map(String::as_str)
+    }
 }
 
 /// What a listed name may hold: visible ASCII without commas (the list separator).

@@ -536,3 +536,31 @@ async fn a_public_token_serves_once_under_concurrent_submissions() {
     assert_eq!(statuses, [200, 410, 410, 410], "one wins");
     s.stop().await;
 }
+
+/// A project that lists the sites allowed to show its widgets: the page says
+/// so (`frame-ancestors`) and refuses any other site's origin.
+#[tokio::test]
+async fn a_project_may_name_the_sites_that_show_its_widgets() {
+    let listed = open131_domain::settings::NameSet::parse("http://shop.example:8080").unwrap();
+    let (s, _r) = server(SettingsChange { widget_origins: Some(listed), ..SettingsChange::default() }).await;
+    let token = s.call("v1", "token", &json!({"tokenize_widget": {"access": true}})).await.body["public_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!("{}/widget/tokenize/{token}", s.url);
+    let http = reqwest::Client::new();
+    let ours = http.get(format!("{url}?origin=http://shop.example:8080")).send().await.unwrap();
+    assert_eq!(ours.status(), 200);
+    let csp = ours.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors http://shop.example:8080") && !csp.contains("frame-ancestors *"), "{csp}");
+    let theirs = http.get(format!("{url}?origin=http://evil.example")).send().await.unwrap();
+    assert_eq!(theirs.status(), 403);
+    let html = theirs.text().await.unwrap();
+    assert!(!html.contains("data-origin=\"http://evil.example\"") && !html.contains("<form"), "{html}");
+    let none = http.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), 403, "no origin named: not shown");
+    let form =
+        [("number", "4242424242424242"), ("expiry", "12/30"), ("origin", "http://evil.example"), ("locale", "en")];
+    assert_eq!(http.post(&url).form(&form).send().await.unwrap().status(), 403, "nor saved for another site");
+    s.stop().await;
+}

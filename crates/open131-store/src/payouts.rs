@@ -42,6 +42,8 @@ pub struct ProjectSettings {
     pub payment_fee: FeeRate,
     /// The `contractor_alias`es its split payments may pay (`revenue_split_info`).
     pub contractors: NameSet,
+    /// The origins whose pages may show its widgets (`*`: any).
+    pub widget_origins: NameSet,
 }
 
 /// A change to project settings; `None` leaves a setting as it is.
@@ -60,6 +62,7 @@ pub struct SettingsChange {
     pub capture_timeout_s: Option<i64>,
     pub payment_fee: Option<FeeRate>,
     pub contractors: Option<NameSet>,
+    pub widget_origins: Option<NameSet>,
 }
 
 impl SettingsChange {
@@ -80,6 +83,7 @@ impl SettingsChange {
             capture_timeout_s: self.capture_timeout_s,
             payment_fee_bp: self.payment_fee.map(|f| i64::from(f.bp())),
             contractors: self.contractors.as_ref().map(ToString::to_string),
+            widget_origins: self.widget_origins.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -99,6 +103,7 @@ pub(crate) struct StoredSettingsChange {
     pub capture_timeout_s: Option<i64>,
     pub payment_fee_bp: Option<i64>,
     pub contractors: Option<String>,
+    pub widget_origins: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

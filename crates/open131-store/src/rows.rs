@@ -46,7 +46,7 @@ pub(crate) trait Columns {
 
 pub(crate) const PROJECT_COLUMNS: &str =
     "id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips, webhook_naming, \
-     submerchants, capture_mode, capture_timeout_s, payment_fee_bp, contractors";
+     submerchants, capture_mode, capture_timeout_s, payment_fee_bp, contractors, widget_origins";
 
 /// A row of `projects`, in [`PROJECT_COLUMNS`] order (without its keys).
 pub(crate) struct ProjectRow {
@@ -64,6 +64,7 @@ pub(crate) struct ProjectRow {
     pub capture_timeout_s: i64,
     pub payment_fee_bp: i64,
     pub contractors: String,
+    pub widget_origins: String,
 }
 
 impl ProjectRow {
@@ -84,6 +85,7 @@ impl ProjectRow {
             capture_timeout_s: r.int(11)?,
             payment_fee_bp: r.int(12)?,
             contractors: r.text(13)?,
+            widget_origins: r.text(14)?,
         })
     }
 
@@ -107,6 +109,8 @@ impl ProjectRow {
             payment_fee: FeeRate::from_bp(self.payment_fee_bp)
                 .ok_or_else(|| StoreError::corrupt(&what, "payment_fee_bp"))?,
             contractors: NameSet::parse(&self.contractors).map_err(|_| StoreError::corrupt(&what, "contractors"))?,
+            widget_origins: NameSet::parse(&self.widget_origins)
+                .map_err(|_| StoreError::corrupt(&what, "widget_origins"))?,
         };
         Ok((self.id, from_us(self.created_at_us)?, settings))
     }

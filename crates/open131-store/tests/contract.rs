@@ -288,6 +288,7 @@ async fn typed_settings_round_trip() {
             capture_timeout_s: Some(3_600),
             payment_fee: FeeRate::parse("2.5%"),
             contractors: Some(NameSet::parse("courier-1, courier-2").unwrap()),
+            widget_origins: Some(NameSet::parse("https://shop.example").unwrap()),
         };
         let before = store.project("alpha").await.unwrap().unwrap().settings;
         assert_eq!((before.capture, before.capture_timeout_s), (CaptureMode::Auto, 432_000), "{name}: defaults");
@@ -303,6 +304,7 @@ async fn typed_settings_round_trip() {
         assert_eq!(s.webhook_naming, WebhookNaming::V2, "{name}");
         assert_eq!(Some(s.submerchants), change.submerchants, "{name}");
         assert_eq!(Some(s.contractors.clone()), change.contractors, "{name}");
+        assert_eq!(s.widget_origins.listed().collect::<Vec<_>>(), ["https://shop.example"], "{name}");
         assert!(s.contractors.allows("courier-2") && !s.contractors.allows("courier-3"), "{name}");
         assert_eq!(
             (s.capture, s.capture_timeout_s, Some(s.payment_fee)),
@@ -318,6 +320,7 @@ async fn typed_settings_round_trip() {
         assert!(!beta.auto_confirm && beta.methods == MethodSet::All && beta.allowed_ips == IpAllowlist::Any, "{name}");
         assert!(beta.webhook_naming == WebhookNaming::Session && beta.submerchants == NameSet::None, "{name}");
         assert_eq!(beta.contractors, NameSet::None, "{name}: no contractor until registered");
+        assert_eq!(beta.widget_origins, NameSet::Any, "{name}: any site until the project names some");
         let missing = store.set_project_settings("nobody", SettingsChange::default(), NOW).await;
         assert!(matches!(missing, Err(StoreError::NoSuchProject(_))), "{name}");
     }

@@ -153,6 +153,9 @@ pub enum ProjectCommand {
         /// Contractors split payments may pay (`revenue_split_info[].contractor_alias`): `*`, `-` (none) or a comma-separated list.
         #[arg(long, value_parser = |s: &str| NameSet::parse(s).map_err(|e| e.to_string()))]
         contractors: Option<NameSet>,
+        /// Origins whose pages may show the project's widgets: `*` (any, the default) or e.g. `https://shop.example,http://localhost:3000`.
+        #[arg(long, value_parser = |s: &str| NameSet::parse(s).map_err(|e| e.to_string()))]
+        widget_origins: Option<NameSet>,
     },
 }
 
@@ -497,6 +500,7 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
             capture_timeout,
             payment_fee,
             contractors,
+            widget_origins,
         } => {
             if let Some(url) = &webhook_url {
                 if url != "none" && !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -516,6 +520,7 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
                 capture_timeout_s: capture_timeout.map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
                 payment_fee,
                 contractors,
+                widget_origins,
             };
             store.set_project_settings(&id, change, now).await?;
             let p = store.project(&id).await?.context("project vanished")?;

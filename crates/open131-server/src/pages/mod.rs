@@ -62,16 +62,16 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <body><main>{body}</main><footer>open131 sandbox · not a real bank</footer></body></html>\n",
         title = escape(title),
     );
-    html_response(status, html, CONTENT_SECURITY_POLICY)
+    html_response(status, html, HeaderValue::from_static(CONTENT_SECURITY_POLICY))
 }
 
 /// An HTML page's answer with the headers every page sends: its policy,
 /// never cached, no referrer.
-pub fn html_response(status: StatusCode, html: String, policy: &'static str) -> Response {
+pub fn html_response(status: StatusCode, html: String, policy: HeaderValue) -> Response {
     let mut response = (status, html).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response

@@ -20,6 +20,7 @@ use open131_domain::dates::moscow_today;
 use open131_domain::ident::{
     account_matches_bik, is_documented_test_account, AccountNumber, Bik, CardExpiry, CardNumber,
 };
+use open131_domain::settings::NameSet;
 use open131_domain::widget::Locale;
 use serde::Deserialize;
 
@@ -163,7 +164,7 @@ fn origin(raw: Option<&str>) -> Option<String> {
         && raw
             .split("://")
             .nth(1)
-            .is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', ' ', '"', '<']));
+            .is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', ' ', '"', '<', ';', ',', '\'']));
     ok.then(|| raw.to_string())
 }
 
@@ -177,7 +178,7 @@ fn widget_page(status: StatusCode, locale: Locale, title: &str, body: &str) -> R
         title = escape(title),
         style = super::STYLE,
     );
-    super::html_response(status, html, WIDGET_CSP)
+    super::html_response(status, html, HeaderValue::from_static(WIDGET_CSP))
 }
 
 /// The form, with a message beside each field that was wrong.
@@ -345,15 +346,57 @@ fn language(asked: Option<&str>, token: Option<&PublicTokenRecord>) -> Locale {
     asked.and_then(|l| Locale::parse(&l.to_ascii_lowercase())).or(issued).unwrap_or(Locale::Ru)
 }
 
+/// The origins a project lets show its widgets (`None`: any). A project
+/// that cannot be read lets none.
+async fn allowed_origins(app: &App, project_id: &str) -> Option<Vec<String>> {
+    match app.projects.get(project_id).await {
+        Ok(Some(project)) => match &project.settings.widget_origins {
+            NameSet::Any => None,
+            set => Some(set.listed().filter_map(|o| origin(Some(o))).collect()),
+        },
+        _ => Some(Vec::new()),
+    }
+}
+
+/// `response` framed by `allowed` only (the policy's `frame-ancestors`).
+fn framed_by(mut response: Response, allowed: Option<&[String]>) -> Response {
+    let Some(allowed) = allowed else { return response };
+    let ancestors = if allowed.is_empty() { "'none'".to_string() } else { allowed.join(" ") };
+    let policy = WIDGET_CSP.replace("frame-ancestors *", &format!("frame-ancestors {ancestors}"));
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+/// Whether `origin` may show the widget (any when the project lists none).
+fn shown_here(allowed: Option<&[String]>, origin: Option<&String>) -> bool {
+    allowed.is_none_or(|list| origin.is_some_and(|o| list.contains(o)))
+}
+
+/// The page refusing a site the project did not list.
+fn not_here(locale: Locale) -> Response {
+    let text = match locale {
+        Locale::En => "This form cannot be shown on this site.",
+        Locale::Ru => "Эту форму нельзя показать на этом сайте.",
+    };
+    failure(StatusCode::FORBIDDEN, locale, None, text)
+}
+
 pub async fn show(State(app): State<App>, Path(token): Path<String>, Query(shown): Query<Shown>) -> Response {
     let origin = origin(shown.origin.as_deref());
     match usable(&app, &token).await {
         Ok(Some(found)) => {
             let locale = language(shown.locale.as_deref(), Some(&found));
-            match Kind::parse(shown.method.as_deref()) {
+            let allowed = allowed_origins(&app, &found.project_id).await;
+            if !shown_here(allowed.as_deref(), origin.as_ref()) {
+                return framed_by(not_here(locale), allowed.as_deref());
+            }
+            let page = match Kind::parse(shown.method.as_deref()) {
                 Kind::Card => form(&token, locale, origin.as_deref(), (None, None)),
                 Kind::BankAccount => account_form(&token, locale, origin.as_deref(), (None, None)),
-            }
+            };
+            framed_by(page, allowed.as_deref())
         }
         Ok(None) => gone(language(shown.locale.as_deref(), None), origin.as_deref()),
         Err(e) => {
@@ -374,9 +417,20 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
         }
     };
     let locale = language(Some(&entered.locale), Some(&found));
-    if Kind::parse(Some(&entered.method)) == Kind::BankAccount {
-        return save_account(&app, &token, &found, &entered, locale).await;
+    let allowed = allowed_origins(&app, &found.project_id).await;
+    if !shown_here(allowed.as_deref(), origin.as_ref()) {
+        return framed_by(not_here(locale), allowed.as_deref());
     }
+    let page = match Kind::parse(Some(&entered.method)) {
+        Kind::BankAccount => save_account(&app, &token, &found, &entered, locale).await,
+        Kind::Card => save_card(&app, &token, &found, &entered, locale).await,
+    };
+    framed_by(page, allowed.as_deref())
+}
+
+/// The card variant's submission: the card into the vault, the token used.
+async fn save_card(app: &App, token: &str, found: &PublicTokenRecord, entered: &Entered, locale: Locale) -> Response {
+    let origin = origin(Some(&entered.origin));
     let t = texts(locale);
     let today = moscow_today(app.clock.now());
     let number = CardNumber::parse(&entered.number).ok();
@@ -387,7 +441,7 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
         .filter(|e| !e.is_expired_on(today));
     let (Some(number), Some(expiry)) = (number.clone(), expiry) else {
         let errors = (number.is_none().then_some(t.bad_number), expiry.is_none().then_some(t.bad_expiry));
-        return form(&token, locale, origin.as_deref(), errors);
+        return form(token, locale, origin.as_deref(), errors);
     };
     // The card first: a failure here leaves the token for another try. A
     // card kept by a try that then loses the token's race is harmless.
@@ -398,7 +452,7 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
             return broken(locale, origin.as_deref());
         }
     };
-    if let Some(refused) = use_token(&app, &token, locale, origin.as_deref()).await {
+    if let Some(refused) = use_token(app, token, locale, origin.as_deref()).await {
         return refused;
     }
     let body = format!(

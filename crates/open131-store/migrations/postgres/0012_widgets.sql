@@ -47,3 +47,6 @@ CREATE TABLE vault_accounts (
 -- Key rotation looks for the items sealed under other keys than the current one.
 CREATE INDEX vault_cards_key ON vault_cards (key_id);
 CREATE INDEX vault_accounts_key ON vault_accounts (key_id);
+
+-- The origins whose pages may show a project's widgets (a NameSet: `*` any, the default, or a list).
+ALTER TABLE projects ADD COLUMN widget_origins TEXT NOT NULL DEFAULT '*';

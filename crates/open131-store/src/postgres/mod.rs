@@ -360,11 +360,12 @@ impl PgStore {
                      capture_mode = COALESCE($11, capture_mode),
                      capture_timeout_s = COALESCE($12, capture_timeout_s),
                      payment_fee_bp = COALESCE($13, payment_fee_bp),
-                     contractors = COALESCE($14, contractors)
+                     contractors = COALESCE($14, contractors),
+                     widget_origins = COALESCE($15, widget_origins)
                  WHERE id = $1",
             )
             .await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
             &project_id,
             &s.set_webhook_url,
             &s.webhook_url,
@@ -379,6 +380,7 @@ impl PgStore {
             &s.capture_timeout_s,
             &s.payment_fee_bp,
             &s.contractors,
+            &s.widget_origins,
         ];
         if tx.execute(&update, &params).await? == 0 {
             return Err(StoreError::NoSuchProject(project_id.to_string()));

@@ -466,7 +466,8 @@ impl ProjectStore for SqliteStore {
                              capture_mode = COALESCE(?11, capture_mode),
                              capture_timeout_s = COALESCE(?12, capture_timeout_s),
                              payment_fee_bp = COALESCE(?13, payment_fee_bp),
-                             contractors = COALESCE(?14, contractors)
+                             contractors = COALESCE(?14, contractors),
+                             widget_origins = COALESCE(?15, widget_origins)
                          WHERE id = ?1",
                         params![
                             project_id,
@@ -483,6 +484,7 @@ impl ProjectStore for SqliteStore {
                             stored.capture_timeout_s,
                             stored.payment_fee_bp,
                             stored.contractors,
+                            stored.widget_origins,
                         ],
                     )
                     .map_err(db)?;
