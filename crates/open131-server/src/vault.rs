@@ -55,6 +55,19 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+/// Every stored row that holds a sealed secret carries the same three
+/// columns; these name them once.
+macro_rules! sealed_from_row {
+    ($($row:ty),*) => {$(
+        impl From<&$row> for Sealed {
+            fn from(row: &$row) -> Self {
+                Sealed { key_id: row.key_id.clone(), nonce: row.nonce.clone(), ciphertext: row.ciphertext.clone() }
+            }
+        }
+    )*};
+}
+sealed_from_row!(open131_store::VaultCardRecord, open131_store::VaultAccountRecord, open131_store::SealedItem);
+
 pub struct Vault {
     hash_key: hmac::Key,
     /// The id new cards are sealed with (the file's first key).
@@ -241,9 +254,7 @@ pub async fn reseal_all(store: &dyn open131_store::Store, vault: &Vault) -> anyh
             return Ok(moved);
         }
         for item in items {
-            let sealed =
-                Sealed { key_id: item.key_id.clone(), nonce: item.nonce.clone(), ciphertext: item.ciphertext.clone() };
-            let clear = vault.open(&item.project_id, &item.name, &sealed)?;
+            let clear = vault.open(&item.project_id, &item.name, &Sealed::from(&item))?;
             let again = vault.seal(&item.project_id, &item.name, &clear)?;
             let item = open131_store::SealedItem {
                 key_id: again.key_id,

@@ -100,7 +100,7 @@ impl Ctx<'_> {
         let (number, expiry) = open131_domain::payout_method::parse_vault_card(body, self.today())
             .map_err(|e| ApiReply::invalid(from_domain(e)))?;
         let card = self.app.put_card(self.project_id, &number, expiry).await.map_err(|e| ApiReply::internal(&e))?;
-        Ok(ApiReply::ok(&json!({"status": "ok", "info": card_info(&card)})))
+        Ok(ApiReply::ok(&json!({"status": "ok", "info": card_wire(&card)})))
     }
 
     /// `token/info` of `{type: card, card: {type: encrypted_card, encrypted_card: {number_hash}}}`.
@@ -112,7 +112,7 @@ impl Ctx<'_> {
         let card = card.ok_or_else(|| {
             ApiReply::invalid(vec![detail("card.encrypted_card.number_hash", "no such card in this project's vault")])
         })?;
-        Ok(ApiReply::ok(&json!({"status": "ok", "info": card_info(&card)})))
+        Ok(ApiReply::ok(&json!({"status": "ok", "info": card_wire(&card)})))
     }
 
     /// `body` with the vault's cards and accounts its payout methods name
@@ -162,13 +162,12 @@ impl Ctx<'_> {
         let card = details.and_then(|d| d.get("card"));
         let token = card
             .filter(|c| c.get("type").and_then(Value::as_str) == Some("tokenized_card"))
-            .and_then(|c| c.get("tokenized_card")?.get("token")?.as_str())
-            .filter(|t| !t.is_empty() && t.len() <= TOKEN_MAX_BYTES);
+            .and_then(|c| vault_name(c.get("tokenized_card")?.get("token")));
         let Some(token) = token else { return Ok(saved) };
         let card = self.app.store.vault_card(self.project_id, token).await.map_err(|e| ApiReply::internal(&e))?;
         let Some(card) = card else { return Ok(saved) };
-        let sealed = Sealed { key_id: card.key_id, nonce: card.nonce, ciphertext: card.ciphertext };
-        let number = self.app.open_sealed(self.project_id, token, &sealed).map_err(|e| ApiReply::internal(&e))?;
+        let number =
+            self.app.open_sealed(self.project_id, token, &Sealed::from(&card)).map_err(|e| ApiReply::internal(&e))?;
         let number = CardNumber::parse_or_documented(&number).map_err(|e| ApiReply::internal(&e))?;
         saved.insert(token.to_string(), SavedCard { number, expiry: card.card_expiry });
         Ok(saved)
@@ -189,8 +188,8 @@ impl Ctx<'_> {
             let why = "the vault's card has expired: tokenize it again with its new expiry";
             return Ok(Err(vec![detail(&field, why)]));
         }
-        let sealed = Sealed { key_id: saved.key_id, nonce: saved.nonce, ciphertext: saved.ciphertext };
-        let number = self.app.open_sealed(self.project_id, &hash, &sealed).map_err(|e| ApiReply::internal(&e))?;
+        let number =
+            self.app.open_sealed(self.project_id, &hash, &Sealed::from(&saved)).map_err(|e| ApiReply::internal(&e))?;
         let mut bank_card = json!({"number": number});
         if let Some(e) = &saved.card_expiry {
             bank_card["expiration_month"] = json!(format!("{:02}", e.month()));
@@ -203,9 +202,8 @@ impl Ctx<'_> {
     /// in the vault as `bik` and `account`, its other fields as sent.
     async fn open_account(&self, path: &str, ru: &Value) -> Result<Result<Value, Vec<FieldDetail>>, ApiReply> {
         let field = format!("{path}.token");
-        let token = match ru.get("token") {
-            Some(Value::String(t)) if !t.is_empty() && t.len() <= TOKEN_MAX_BYTES => t.clone(),
-            _ => return Ok(Err(vec![detail(&field, format!("must be a string of 1 to {TOKEN_MAX_BYTES} bytes"))])),
+        let Some(token) = vault_name(ru.get("token")).map(str::to_string) else {
+            return Ok(Err(vec![detail(&field, vault_name_shape())]));
         };
         if ["bik", "account"].iter().any(|k| ru.get(*k).is_some_and(|v| !v.is_null())) {
             return Ok(Err(vec![detail(&field, "replaces bik and account: send the token or them, not both")]));
@@ -214,8 +212,8 @@ impl Ctx<'_> {
         let Some(saved) = saved else {
             return Ok(Err(vec![detail(&field, "no such bank account in this project's vault")]));
         };
-        let sealed = Sealed { key_id: saved.key_id, nonce: saved.nonce, ciphertext: saved.ciphertext };
-        let number = self.app.open_sealed(self.project_id, &token, &sealed).map_err(|e| ApiReply::internal(&e))?;
+        let number =
+            self.app.open_sealed(self.project_id, &token, &Sealed::from(&saved)).map_err(|e| ApiReply::internal(&e))?;
         let mut opened = ru.as_object().cloned().unwrap_or_default();
         opened.remove("token");
         opened.insert("bik".into(), json!(saved.bik));
@@ -284,22 +282,28 @@ fn encrypted_card_hash(card: &Value, path: &str) -> Result<String, Vec<FieldDeta
         errors.push(detail(&format!("{path}.encrypted_card.{k}"), why));
     }
     let field = format!("{path}.encrypted_card.number_hash");
-    match inner.get("number_hash") {
-        Some(Value::String(h)) if !h.is_empty() && h.len() <= TOKEN_MAX_BYTES && errors.is_empty() => Ok(h.clone()),
-        Some(Value::String(h)) if !h.is_empty() && h.len() <= TOKEN_MAX_BYTES => Err(errors),
-        None | Some(Value::Null) => {
-            errors.push(detail(&field, "is required"));
-            Err(errors)
-        }
-        Some(_) => {
-            errors.push(detail(&field, format!("must be a string of 1 to {TOKEN_MAX_BYTES} bytes")));
-            Err(errors)
-        }
+    let hash = inner.get("number_hash");
+    match vault_name(hash) {
+        Some(h) if errors.is_empty() => return Ok(h.to_string()),
+        Some(_) => {}
+        None if matches!(hash, None | Some(Value::Null)) => errors.push(detail(&field, "is required")),
+        None => errors.push(detail(&field, vault_name_shape())),
     }
+    Err(errors)
+}
+
+/// A vault token or `number_hash`: a string of 1 to `TOKEN_MAX_BYTES` bytes.
+fn vault_name(value: Option<&Value>) -> Option<&str> {
+    value.and_then(Value::as_str).filter(|t| !t.is_empty() && t.len() <= TOKEN_MAX_BYTES)
+}
+
+/// What a field failing `vault_name` is told.
+fn vault_name_shape() -> String {
+    format!("must be a string of 1 to {TOKEN_MAX_BYTES} bytes")
 }
 
 /// A vault card as `token/info` shows it (the SDK's `TokenInfo`).
-fn card_info(card: &VaultCardRecord) -> Value {
+fn card_wire(card: &VaultCardRecord) -> Value {
     json!({"type": "card", "number_hash": card.number_hash, "brand": card.brand, "last4": card.last4, "bin": card.bin})
 }
 
@@ -317,9 +321,9 @@ fn token_of(body: &Map<String, Value>, kind: &str) -> Result<String, ApiReply> {
     if !unknown.is_empty() {
         return Err(ApiReply::invalid(unknown));
     }
-    match inner.get("token") {
-        Some(Value::String(t)) if !t.is_empty() && t.len() <= TOKEN_MAX_BYTES => Ok(t.clone()),
-        _ => Err(ApiReply::invalid(vec![detail(&path, format!("must be a string of 1 to {TOKEN_MAX_BYTES} bytes"))])),
+    match vault_name(inner.get("token")) {
+        Some(t) => Ok(t.to_string()),
+        None => Err(ApiReply::invalid(vec![detail(&path, vault_name_shape())])),
     }
 }
 
