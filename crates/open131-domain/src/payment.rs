@@ -31,6 +31,9 @@ pub enum PaymentCall {
     Init,
     /// `session/start/payment`: a whole payment for a created session.
     Start,
+    /// `session/create` for a payment: every field optional, each checked
+    /// as the start will check it; the session keeps them as its draft.
+    Create,
 }
 
 /// A whole card payment, as the session keeps it (the card masked).
@@ -136,9 +139,15 @@ fn collect(
         allowed.push("session_id");
     }
     f.only(body, "", &allowed, &REFUSED_KEYS);
-    let card = required(f, body, "payment_details").and_then(|d| parse_details(f, d, today, saved));
-    let amount = required(f, body, "amount_details").and_then(|a| parse_amount(f, a));
-    let customer = required(f, body, "customer").and_then(|c| {
+    // At `session/create` nothing is required yet; what is sent is checked.
+    let field = |f: &mut Fields<'_>, key: &str| match call {
+        PaymentCall::Create if !present(body, key) => None,
+        _ => required(f, body, key),
+    };
+    let details = field(f, "payment_details");
+    let card = details.filter(|_| !is_kept_card(call, body)).and_then(|d| parse_details(f, d, today, saved));
+    let amount = field(f, "amount_details").and_then(|a| parse_amount(f, a));
+    let customer = field(f, "customer").and_then(|c| {
         if !present(c, "reference") {
             f.err("customer.reference", "is required: the partner's id of the payer");
         }
@@ -226,6 +235,82 @@ fn required<'v>(f: &mut Fields<'_>, body: &'v Map<String, Value>, key: &str) -> 
         return None;
     }
     f.object(body, key, key)
+}
+
+/// The fields only a payment's `session/create` carries: one of them makes
+/// the session a payment's (its draft is then read by `session/start/payment`).
+pub const PAYMENT_DRAFT_KEYS: [&str; 3] = ["payment_details", "payment_options", "revenue_split_info"];
+
+/// Why `session/create` keeps no card details: the number would be stored.
+const CARD_NOT_KEPT: &str = "session/create keeps no card details: send the card with session/start/payment, \
+                             let the customer type it in the payment form (token: acquiring_widget), \
+                             or name a vault card (tokenized_card)";
+
+/// Whether a `session/create` body is for a payment (it names a field only a payment has).
+pub fn is_payment_create(body: &Map<String, Value>) -> bool {
+    PAYMENT_DRAFT_KEYS.iter().any(|k| present(body, k))
+}
+
+/// Whether a session's draft (what `session/create` kept) is a payment's.
+pub fn is_payment_draft(draft: &Value) -> bool {
+    draft.as_object().is_some_and(is_payment_create)
+}
+
+/// Whether a session's draft names a payout's method (only a payout starts it).
+pub fn is_payout_draft(draft: &Value) -> bool {
+    draft.get("method").is_some()
+}
+
+/// What a payment's `session/create` keeps: its fields as sent (nulls left
+/// out), and its split read (the caller checks the contractors).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentDraft {
+    pub fields: Value,
+    pub split: Option<Split>,
+}
+
+/// Parses a payment's `session/create`: every field optional, each checked
+/// as `session/start/payment` will check it, a card's details refused (they
+/// would be kept). The draft is the fields as sent, nulls left out.
+pub fn parse_payment_draft(
+    body: &Map<String, Value>,
+    today: Date,
+    saved: &SavedCards,
+) -> Result<PaymentDraft, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let f = &mut Fields { errors: &mut errors };
+    if is_kept_card(PaymentCall::Create, body) {
+        f.err("payment_details.card.type", CARD_NOT_KEPT);
+    }
+    collect(f, body, PaymentCall::Create, today, saved);
+    if errors.is_empty() {
+        // Read once more for the caller's check of its contractors (it parsed above).
+        let split = body.get("revenue_split_info").filter(|v| !v.is_null());
+        let split = split.and_then(|value| split::parse(&mut Fields { errors: &mut Vec::new() }, value, ""));
+        let fields = strip_nulls(Value::Object(body.clone())).unwrap_or_else(|| Value::Object(Map::new()));
+        Ok(PaymentDraft { fields, split })
+    } else {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        errors.dedup_by(|a, b| a.field == b.field);
+        Err(errors)
+    }
+}
+
+/// A `session/start/payment` body completed by the session's draft: what
+/// the start sends wins, field by field at the top level.
+pub fn with_draft(draft: Option<&Value>, body: &Map<String, Value>) -> Map<String, Value> {
+    let mut merged = draft.and_then(Value::as_object).cloned().unwrap_or_default();
+    for (key, value) in body {
+        merged.insert(key.clone(), value.clone());
+    }
+    merged
+}
+
+/// A card's details sent to `session/create`, refused there by
+/// [`parse_payment_draft`] (and not read twice).
+fn is_kept_card(call: PaymentCall, body: &Map<String, Value>) -> bool {
+    let card_type = body.get("payment_details").and_then(|d| d.get("card")).and_then(|c| c.get("type"));
+    call == PaymentCall::Create && card_type.and_then(Value::as_str) == Some("bank_card")
 }
 
 /// How a payment is paid: a card, or a saved card's recurrent token.
@@ -736,6 +821,39 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(e) => e.into_iter().map(|e| e.field).collect(),
         }
+    }
+
+    #[test]
+    fn a_payment_draft_keeps_what_it_is_sent_and_the_start_completes_it() {
+        let create = json!({"amount_details": {"amount": 10_000, "currency": "rub"}, "customer": {"reference": "u1"},
+            "payment_options": {"recurrent": true, "return_url": "https://shop.example/back"}, "metadata": null});
+        let body = create.as_object().unwrap();
+        assert!(is_payment_create(body));
+        let draft = parse_payment_draft(body, TODAY, &SavedCards::new()).unwrap().fields;
+        assert!(is_payment_draft(&draft) && !is_payout_draft(&draft));
+        assert!(draft.get("metadata").is_none());
+        // The start brings the card; what it sends wins over the draft.
+        let start = json!({"session_id": "ps_1", "payment_details": card(),
+            "payment_options": {"return_url": "https://shop.example/again"}});
+        let whole = with_draft(Some(&draft), start.as_object().unwrap());
+        let p = parse_payment(&whole, PaymentCall::Start, TODAY).unwrap();
+        assert_eq!(p.amount.amount(), 10_000);
+        assert_eq!(p.return_url.as_deref(), Some("https://shop.example/again"));
+        assert!(!p.save_card, "the start's payment_options replaces the draft's whole");
+        // Nothing is required at create; a card's details are never kept; bad fields are named.
+        assert!(parse_payment_draft(&Map::new(), TODAY, &SavedCards::new()).is_ok());
+        let bad = json!({"payment_details": card(), "customer": {}, "payment_options": {"recurrent": "yes"},
+            "amount_details": {"amount": -1, "currency": "rub"}});
+        let fields: Vec<String> = parse_payment_draft(bad.as_object().unwrap(), TODAY, &SavedCards::new())
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["amount_details.amount", "customer.reference", "payment_details.card.type", "payment_options.recurrent"]
+        );
+        assert!(!is_payment_create(json!({"amount_details": {}}).as_object().unwrap()));
     }
 
     #[test]

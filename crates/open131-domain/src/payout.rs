@@ -336,6 +336,74 @@ pub fn parse_payout_named(
 
 /// The parts a body carries and the errors of its bad fields.
 fn collect_parts(body: &Map<String, Value>, call: PayoutCall, today: Date) -> (PayoutParts, Vec<FieldError>) {
+    match unnest(body) {
+        Ok(None) => collect_flat(body, call, today),
+        Ok(Some(flat)) => {
+            let (parts, mut errors) = collect_flat(&flat, call, today);
+            // Name the method's fields where the partner sent them.
+            for e in &mut errors {
+                if let Some(rest) = e.field.strip_prefix("payout_details") {
+                    e.field = format!("payout_details.payment_method{rest}");
+                }
+            }
+            (parts, errors)
+        }
+        Err(errors) => (PayoutParts::default(), errors),
+    }
+}
+
+/// `payout_details` sent as `{payment_method, recipient}` `[INF]` (the
+/// shape of the performance issue's benchmark body) read as the flat form:
+/// the method under `payout_details`, the recipient's fields added to
+/// `participant_details.recipient` (a field sent in both must agree).
+/// `None` when the body has the flat (SDK) form.
+fn unnest(body: &Map<String, Value>) -> Result<Option<Map<String, Value>>, Vec<FieldError>> {
+    let Some(Value::Object(nested)) = body.get("payout_details") else { return Ok(None) };
+    if !nested.contains_key("payment_method") || nested.contains_key("type") {
+        return Ok(None);
+    }
+    let mut errors = Vec::new();
+    let f = &mut Fields { errors: &mut errors };
+    f.only(nested, "payout_details", &["payment_method", "recipient"], &[]);
+    let mut flat = body.clone();
+    flat.insert("payout_details".into(), nested["payment_method"].clone());
+    if let Some(Some(recipient)) = f.optional_object(nested, "recipient", "payout_details.recipient") {
+        let participants = flat.entry("participant_details").or_insert_with(|| Value::Object(Map::new()));
+        match participants.as_object_mut() {
+            Some(p) => {
+                let side = p.entry("recipient").or_insert_with(|| Value::Object(Map::new()));
+                merge_recipient(f, side, recipient);
+            }
+            None => f.err("participant_details", "must be an object"),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Some(flat))
+    } else {
+        Err(errors)
+    }
+}
+
+/// Adds `from`'s fields to the recipient `into`; a field both name must agree.
+fn merge_recipient(f: &mut Fields<'_>, into: &mut Value, from: &Map<String, Value>) {
+    let Some(into) = into.as_object_mut() else {
+        f.err("participant_details.recipient", "must be an object");
+        return;
+    };
+    for (key, value) in from {
+        match into.get(key) {
+            Some(given) if !given.is_null() && given != value => f.err(
+                &join("payout_details.recipient", key),
+                format!("differs from participant_details.recipient.{key}: send it once"),
+            ),
+            _ => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+fn collect_flat(body: &Map<String, Value>, call: PayoutCall, today: Date) -> (PayoutParts, Vec<FieldError>) {
     let mut errors = Vec::new();
     let mut f = Fields { errors: &mut errors };
     let mut allowed: Vec<&str> = PAYOUT_KEYS.to_vec();
@@ -575,6 +643,32 @@ mod tests {
         // Nulls are absent, and start/payout takes session_id.
         assert!(fields_of(json!({"session_id": "ps_1", "metadata": null, "custom_routing": null}), PayoutCall::Start)
             .is_empty());
+    }
+
+    #[test]
+    fn the_nested_payout_details_form_reads_as_the_flat_one() {
+        let card = json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}});
+        let nested = json!({"payout_details": {"payment_method": card, "recipient": {"full_name": "Ivan Petrov"}},
+            "amount_details": {"amount": 10_000, "currency": "rub"},
+            "participant_details": {"recipient": {"full_name": "Ivan Petrov", "reference": "user_42"}}});
+        let flat = json!({"payout_details": card, "amount_details": {"amount": 10_000, "currency": "rub"},
+            "participant_details": {"recipient": {"full_name": "Ivan Petrov", "reference": "user_42"}}});
+        let read = |v: &Value| parse_parts(v.as_object().unwrap(), PayoutCall::Create, TODAY);
+        assert_eq!(read(&nested).unwrap(), read(&flat).unwrap());
+        // The recipient alone names the person.
+        let alone = json!({"payout_details": {"payment_method": card, "recipient": {"full_name": "Ivan Petrov"}}});
+        let parts = read(&alone).unwrap();
+        assert_eq!(parts.participant_details.unwrap()["recipient"]["full_name"], "Ivan Petrov");
+        // Disagreeing names, a stray key and a bad card are each named where sent.
+        let bad = json!({"payout_details": {"payment_method": {"type": "card", "card": {"type": "bank_card",
+                "bank_card": {"number": "4242424242424241"}}}, "recipient": {"full_name": "B"}, "x": 1},
+            "participant_details": {"recipient": {"full_name": "A"}}});
+        let fields: Vec<String> = read(&bad).unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["payout_details.recipient.full_name", "payout_details.x"]);
+        let bad_card = json!({"payout_details": {"payment_method": {"type": "card", "card": {"type": "bank_card",
+                "bank_card": {"number": "4242424242424241"}}}}});
+        let fields: Vec<String> = read(&bad_card).unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["payout_details.payment_method.card.bank_card.number"]);
     }
 
     #[test]

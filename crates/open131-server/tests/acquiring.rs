@@ -288,12 +288,38 @@ async fn a_created_session_is_started_as_a_payment_and_bad_requests_name_their_f
     let a = s.call("v2", "session/start/payment", &body).await;
     assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("session_wrong_state")));
 
-    // A session created with payout fields is a payout's.
-    let payout = json!({"metadata": "x", "amount_details": {"amount": 100, "currency": "rub"}});
+    // A session created with a payout's method is a payout's.
+    let payout = json!({"metadata": "x", "amount_details": {"amount": 100, "currency": "rub"},
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": PLAIN_CARD}}}});
     let id = id_of(&s.call("v1", "session/create", &payout).await);
     body["session_id"] = json!(id);
     let a = s.call("v1", "session/start/payment", &body).await;
     assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{}", a.text);
+
+    // What session/create kept (shared fields, or a payment's as the SDK's
+    // createPaymentSession sends them) completes the start; the start's own fields win.
+    let kept = json!({"amount_details": {"amount": 7_000, "currency": "rub"}, "customer": {"reference": "kept"},
+        "payment_options": {"return_url": "https://shop.example/kept"}, "metadata": {"order": "K-1"}});
+    let id = id_of(&s.call("v2", "session/create", &kept).await);
+    let start = json!({"session_id": id, "payment_details": payment(PLAIN_CARD, 1)["payment_details"],
+        "metadata": {"order": "K-2"}});
+    let a = s.call("v2", "session/start/payment", &start).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let p = the_payment(&a.body["session"], "v2");
+    assert_eq!(
+        (p["amount_details"]["amount"].as_i64(), p["customer"]["reference"].as_str()),
+        (Some(7_000), Some("kept"))
+    );
+    assert_eq!(p["payment_options"]["return_url"], "https://shop.example/kept");
+    assert!(p["metadata"].to_string().contains("K-2"), "{p}");
+    // A payment's session is not a payout's; a card's details are not kept by session/create.
+    let id = id_of(&s.call("v1", "session/create", &kept).await);
+    let payout_start = json!({"session_id": id, "payment_method": payout["payment_method"],
+        "participant_details": {"recipient": {"full_name": "Ivan Ivanov"}}});
+    let a = s.call("v1", "session/start/payout", &payout_start).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{}", a.text);
+    let a = s.call("v2", "session/create", &payment(PLAIN_CARD, 10_000)).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["payment_details.card.type".to_string()]), "{}", a.text);
 
     let mut bad = payment("4242424242424241", 0);
     bad["payment_options"]["recurrent"] = json!("yes");
@@ -1115,8 +1141,12 @@ async fn split_payments_name_their_bad_parts_and_remains_takes_the_rest() {
     assert_eq!(fields(&a), ["revenue_split_info[0].amount"], "{}", a.text);
     let create = json!({"amount_details": {"amount": 10_000, "currency": "rub"},
         "revenue_split_info": [{"contractor_alias": "shop-a", "percent": "10"}]});
-    let a = s.call("v1", "session/create", &create).await;
-    assert_eq!(fields(&a), ["revenue_split_info"], "{}", a.text);
+    // session/create keeps a split, its contractors checked there already.
+    assert_eq!(s.call("v1", "session/create", &create).await.status, 200);
+    let mut stranger = create.clone();
+    stranger["revenue_split_info"][0]["contractor_alias"] = json!("shop-z");
+    let a = s.call("v1", "session/create", &stranger).await;
+    assert_eq!(fields(&a), ["revenue_split_info[0].contractor_alias"], "{}", a.text);
     assert!(contractors(&s).await.is_empty(), "nothing moved");
 
     // The SDK's own example: 10% to one, the remains to another (the project keeps nothing).

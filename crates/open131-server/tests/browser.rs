@@ -172,11 +172,16 @@ async fn the_bank_app_pages_pay_in_chromium() {
 /// A partner's page on port 0 that shows the tokenization widget with
 /// `token` through the library, and writes what `onSuccess` gets into `#result`.
 async fn partner_page(open131: &str, token: &str) -> String {
+    partner_page_with(open131, token, "tokenizeWidget", "Add your card").await
+}
+
+/// [`partner_page`] for the library's `widget` (`tokenizeWidget`, `paymentForm`).
+async fn partner_page_with(open131: &str, token: &str, widget: &str, heading: &str) -> String {
     let html = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Shop checkout</title></head><body>\
-         <h1>Add your card</h1><div id=\"card\"></div><pre id=\"result\"></pre>\
+         <h1>{heading}</h1><div id=\"card\"></div><pre id=\"result\"></pre>\
          <script src=\"{open131}/widget/open131.js\"></script>\
-         <script>Open131.tokenizeWidget({{publicToken: '{token}', container: document.getElementById('card'), locale: 'en', \
+         <script>Open131.{widget}({{publicToken: '{token}', container: document.getElementById('card'), locale: 'en', \
          onSuccess: function (card) {{ var r = document.getElementById('result'); \
          r.textContent = JSON.stringify(card); r.className = 'done'; }} }});</script></body></html>"
     );
@@ -222,5 +227,78 @@ async fn the_tokenization_widget_works_in_chromium_on_a_partners_page() {
             "encrypted_card": {"number_hash": card["number_hash"]}}},
         "amount_details": {"amount": 1_000, "currency": "rub"}, "participant_details": {"recipient": {"full_name": "Ivan Ivanov"}}});
     assert_eq!(s.call("v1", "session/init/payout", &payout).await.status, 200);
+    s.stop().await;
+}
+
+/// The payment form on a partner's page, through the library: a typo in the
+/// number marked as typed, the card's 3-D Secure page in the frame, the bank
+/// working; once it has, the frame shown again tells the partner's
+/// `onSuccess`. Then the same form without JavaScript as a whole page, which
+/// ends at the shop's success URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payment_form_pays_in_chromium_with_three_ds() {
+    let Some((chromium, s)) = chromium_and_server().await else { return };
+    let (back, returns) = shop().await;
+    let form = |amount: i64| {
+        let s = &s;
+        let back = back.clone();
+        async move {
+            let create =
+                json!({"amount_details": {"amount": amount, "currency": "rub"}, "customer": {"reference": "lucky"}});
+            let session =
+                s.call("v2", "session/create", &create).await.body["session"]["id"].as_str().unwrap().to_string();
+            let token = json!({"acquiring_widget": {"session_id": session, "success_return_url": back,
+                "failure_return_url": format!("{back}?failed"), "show_recurrent_checkbox": true}});
+            let token = s.call("v1", "token", &token).await.body["public_token"].as_str().unwrap().to_string();
+            (session, token)
+        }
+    };
+    let (framed, framed_token) = form(4_500).await;
+    let checkout = partner_page_with(&s.url, &framed_token, "paymentForm", "Pay for your order").await;
+    let in_frame = |step: &str, selector: &str, text: &str| json!({"frame": "iframe", step: selector, "text": text});
+    let first = json!([{"name": "widget-pay-js", "url": checkout, "javascript": true, "steps": [
+        in_frame("type", "#number", "4000000000003221"),
+        {"frame": "iframe", "visible": "#number-live"},
+        in_frame("fill", "#number", ""),
+        in_frame("type", "#number", THREE_DS_CARD),
+        in_frame("type", "#expiry", "1230"),
+        in_frame("fill", "#cvc", "123"),
+        in_frame("fill", "#holder", "IVAN IVANOV"),
+        {"frame": "iframe", "click": "button[type=submit]"},
+        {"frame": "iframe", "visible": "#code"},
+        in_frame("fill", "#code", "131131"),
+        {"frame": "iframe", "click": "button[value=confirm]"},
+        {"frame": "iframe", "visible": "#working"}
+    ]}]);
+    let seen = drive(&chromium, first);
+    assert!(!seen[0]["text"].as_str().unwrap().contains(THREE_DS_CARD), "the partner's page never sees the number");
+    s.settle().await;
+    s.advance(1).await;
+    let again = json!([{"name": "widget-pay-js-done", "url": checkout, "javascript": true, "steps": [{"wait": "#result.done"}]}]);
+    let seen = drive(&chromium, again);
+    let text = seen[0]["text"].as_str().unwrap();
+    let paid: Value = serde_json::from_str(text.lines().find(|l| l.contains("session_id")).unwrap()).unwrap();
+    assert_eq!((paid["status"].as_str(), paid["session_id"].as_str()), (Some("succeeded"), Some(framed.as_str())));
+    let a = s.call("v2", "session/status", &json!({"session_id": framed})).await;
+    assert_eq!(a.body["session"]["status"], "accepted", "{}", a.text);
+
+    // Without JavaScript, as a whole page.
+    let (whole, whole_token) = form(6_100).await;
+    let pay_url = format!("{}/widget/pay/{whole_token}?locale=en", s.url);
+    let fill = |selector: &str, text: &str| json!({"fill": selector, "text": text});
+    let plain = json!([{"name": "widget-pay-nojs", "url": pay_url, "javascript": false, "steps": [
+        fill("#number", "4242 4242 4242 4242"), fill("#expiry", "12/30"), fill("#cvc", "123"),
+        {"click": "button[type=submit]"}
+    ]}]);
+    let seen = drive(&chromium, plain);
+    assert!(seen[0]["text"].as_str().unwrap().contains("processing"), "{}", seen[0]);
+    s.settle().await;
+    s.advance(1).await;
+    let done = json!([{"name": "widget-pay-nojs-done", "url": seen[0]["url"], "javascript": false, "steps": []}]);
+    let seen = drive(&chromium, done);
+    assert_eq!(seen[0]["url"].as_str(), Some(back.as_str()), "{}", seen[0]);
+    assert_eq!(*returns.lock().unwrap(), 1);
+    let a = s.call("v2", "session/status", &json!({"session_id": whole})).await;
+    assert_eq!(a.body["session"]["status"], "accepted", "{}", a.text);
     s.stop().await;
 }

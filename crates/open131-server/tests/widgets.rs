@@ -16,8 +16,8 @@ async fn info(s: &TestServer, body: &Value) -> common::Answer {
 #[tokio::test]
 async fn a_public_token_opens_the_widgets_it_was_issued_for_for_a_day() {
     let (s, _r) = server(SettingsChange::default()).await;
-    // The payment form needs a session waiting for its payment.
-    let created = s.call("v1", "session/create", &json!({})).await;
+    // The payment form needs a session waiting for its payment, with its amount and customer.
+    let created = s.call("v1", "session/create", &for_form(10_000)).await;
     let session = id_of(&created);
     let body = json!({
         "tokenize_widget": {"access": true, "locale": "en"},
@@ -66,11 +66,15 @@ async fn bad_token_requests_are_named() {
     assert_eq!(refused(&s.call("v1", "token", &json!({})).await), (400, vec!["tokenize_widget".into()]));
     let a = s.call("v1", "token", &json!({"acquiring_widget": {"session_id": "ps_0"}})).await;
     assert_eq!(refused(&a), (400, vec!["acquiring_widget.session_id".into()]), "{}", a.text);
-    // A started session (or one made for a payout) waits for no payment form.
-    let payout_session =
-        s.call("v1", "session/create", &json!({"amount_details": {"amount": 100, "currency": "rub"}})).await;
-    let a = s.call("v1", "token", &json!({"acquiring_widget": {"session_id": id_of(&payout_session)}})).await;
-    assert_eq!(refused(&a), (400, vec!["acquiring_widget.session_id".into()]), "{}", a.text);
+    // A session made for a payout, or without what the form does not ask (the
+    // amount, the customer), waits for no payment form.
+    let payout = json!({"amount_details": {"amount": 100, "currency": "rub"}, "customer": {"reference": "u1"},
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}}});
+    for create in [payout, json!({"amount_details": {"amount": 100, "currency": "rub"}})] {
+        let session = s.call("v1", "session/create", &create).await;
+        let a = s.call("v1", "token", &json!({"acquiring_widget": {"session_id": id_of(&session)}})).await;
+        assert_eq!(refused(&a), (400, vec!["acquiring_widget.session_id".into()]), "{}", a.text);
+    }
     let a = s.call("v1", "token", &json!({"self_employed_widget": {"tax_reference": "500100732250"}})).await;
     assert_eq!(refused(&a), (400, vec!["self_employed_widget.tax_reference".into()]), "{}", a.text);
     let a = s.call("v1", "token", &json!({"tokenize_widget": {"access": true, "colour": "red"}})).await;
@@ -458,7 +462,7 @@ async fn the_tokenization_page_saves_a_card_once() {
     assert!(page.contains("Ваша карта"), "{page}");
 
     // A token for another widget, or none, opens no tokenization page.
-    let created = s.call("v1", "session/create", &json!({})).await;
+    let created = s.call("v1", "session/create", &for_form(100)).await;
     let other = s.call("v1", "token", &json!({"acquiring_widget": {"session_id": id_of(&created)}})).await;
     let other = other.body["public_token"].as_str().unwrap().to_string();
     assert_eq!(http.get(format!("{}/widget/tokenize/{other}", s.url)).send().await.unwrap().status(), 410);
@@ -562,5 +566,149 @@ async fn a_project_may_name_the_sites_that_show_its_widgets() {
     let form =
         [("number", "4242424242424242"), ("expiry", "12/30"), ("origin", "http://evil.example"), ("locale", "en")];
     assert_eq!(http.post(&url).form(&form).send().await.unwrap().status(), 403, "nor saved for another site");
+    s.stop().await;
+}
+
+/// A `session/create` body the payment form can pay: the amount and the customer.
+fn for_form(amount: i64) -> Value {
+    json!({"amount_details": {"amount": amount, "currency": "rub"}, "customer": {"reference": "buyer-1"},
+        "metadata": {"order": "F-1"}})
+}
+
+/// A payment form token for a new session of `amount` (the shop's return URLs
+/// and the "save the card" box asked for): the session and the form's URL.
+async fn payment_form(s: &common::TestServer, amount: i64) -> (String, String) {
+    let session = id_of(&s.call("v2", "session/create", &for_form(amount)).await);
+    let body = json!({"acquiring_widget": {"session_id": session, "success_return_url": "https://shop.example/ok",
+        "failure_return_url": "https://shop.example/fail", "show_recurrent_checkbox": true}});
+    let token = s.call("v1", "token", &body).await.body["public_token"].as_str().unwrap().to_string();
+    (session, format!("{}/widget/pay/{token}", s.url))
+}
+
+fn card_form(number: &str, expiry: &str, cvc: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut form: Vec<(String, String)> = [("number", number), ("expiry", expiry), ("cvc", cvc), ("locale", "en")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    form.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    form
+}
+
+/// Follows the status page (303s within the server) until it leaves the
+/// server or stops moving; the last location and page.
+async fn follow(s: &common::TestServer, http: &reqwest::Client, mut url: String) -> (u16, String, String) {
+    for _ in 0..10 {
+        let answer = http.get(&url).send().await.unwrap();
+        let status = answer.status().as_u16();
+        match answer.headers().get("location").map(|l| l.to_str().unwrap().to_string()) {
+            Some(next) if status == 303 && next.starts_with('/') => url = format!("{}{next}", s.url),
+            Some(next) if status == 303 && next.starts_with(&s.url) => url = next,
+            Some(next) => return (status, next, String::new()),
+            None => return (status, url, answer.text().await.unwrap()),
+        }
+    }
+    panic!("the status page kept redirecting");
+}
+
+/// The payment form over HTTP: the amount shown, bad card fields named beside
+/// them (nothing started), a good card paid with what session/create kept and
+/// the card saved when asked, the customer sent to the shop's success URL;
+/// the token used up.
+#[tokio::test]
+async fn the_payment_form_pays_a_created_session() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let (session, url) = payment_form(&s, 10_000).await;
+    let page = http.get(format!("{url}?locale=en")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for shown in ["100.00 RUB", "cc-number", "cc-exp", "cc-csc", "cc-name", "name=\"save\"", "<label for=\"cvc\""] {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+    let bad = http.post(&url).form(&card_form("4242 4242 4242 4241", "12/30", "1", &[])).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let html = bad.text().await.unwrap();
+    assert!(html.contains("id=\"number-error\"") && html.contains("id=\"cvc-error\""), "{html}");
+    assert!(!html.contains("id=\"expiry-error\"") && !html.contains("4242424242424241"), "{html}");
+    let a = s.call("v2", "session/status", &json!({"session_id": session})).await;
+    assert_eq!(a.body["session"]["status"], "created", "nothing started: {}", a.text);
+
+    let good = card_form("4242 4242 4242 4242", "12/30", "123", &[("holder", "IVAN IVANOV"), ("save", "yes")]);
+    let paid = http.post(&url).form(&good).send().await.unwrap();
+    assert_eq!(paid.status(), 303);
+    let status_url = paid.headers()["location"].to_str().unwrap().to_string();
+    assert!(status_url.starts_with(&format!("{url}/status")), "{status_url}");
+    let (code, _, html) = follow(&s, &http, status_url.clone()).await;
+    assert_eq!(code, 200, "the bank is still working");
+    assert!(html.contains("id=\"working\""), "{html}");
+    s.settle().await;
+    s.advance(1).await;
+    let (code, location, _) = follow(&s, &http, status_url).await;
+    assert_eq!((code, location.as_str()), (303, "https://shop.example/ok"));
+    let a = s.call("v2", "session/status", &json!({"session_id": session})).await;
+    let p = &a.body["session"]["payment_list"][0];
+    assert_eq!(
+        (p["status"].as_str(), p["amount_details"]["amount"].as_i64()),
+        (Some("succeeded"), Some(10_000)),
+        "{p}"
+    );
+    assert_eq!(p["customer"]["reference"], "buyer-1");
+    assert!(p["recurrent"]["token"].is_string(), "the card was saved: {p}");
+    // The token served once; the form's address now shows where the payment stands.
+    assert_eq!(http.post(&url).form(&good).send().await.unwrap().status(), 410);
+    assert_eq!(follow(&s, &http, url).await.1, "https://shop.example/ok");
+    s.stop().await;
+}
+
+/// A 3-D Secure card goes through the 3-D Secure page and back; a declined
+/// one ends at the failure URL; framed by a partner's page the end is told to
+/// the library instead; a session started meanwhile cannot be paid here.
+#[tokio::test]
+async fn the_payment_form_runs_three_ds_and_ends_where_the_token_says() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let (session, url) = payment_form(&s, 10_000).await;
+    let paid = http.post(&url).form(&card_form("4000000000003220", "12/30", "123", &[])).send().await.unwrap();
+    let status_url = paid.headers()["location"].to_str().unwrap().to_string();
+    s.settle().await;
+    let (code, three_ds, _) = follow(&s, &http, status_url.clone()).await;
+    // The 3-D Secure page is the server's own: `follow` stops on its form.
+    assert_eq!(code, 200);
+    assert!(three_ds.contains(&format!("/3ds/alpha/{session}")), "{three_ds}");
+    let back = http.post(&three_ds).form(&[("action", "confirm"), ("code", "131131")]).send().await.unwrap();
+    assert_eq!(back.status(), 303);
+    assert_eq!(back.headers()["location"].to_str().unwrap(), status_url, "3-D Secure returns to the form");
+    s.settle().await;
+    s.advance(1).await;
+    assert_eq!(follow(&s, &http, status_url).await.1, "https://shop.example/ok");
+
+    // Declined by the issuer: the failure URL.
+    let (_, url) = payment_form(&s, 13_202).await;
+    let paid = http.post(&url).form(&card_form("4242424242424242", "12/30", "123", &[])).send().await.unwrap();
+    let status_url = paid.headers()["location"].to_str().unwrap().to_string();
+    s.settle().await;
+    s.advance(1).await;
+    assert_eq!(follow(&s, &http, status_url).await.1, "https://shop.example/fail");
+
+    // Framed: the page tells the library, and does not move the frame away.
+    let (session, url) = payment_form(&s, 5_000).await;
+    let framed = card_form("4242424242424242", "12/30", "123", &[("origin", "http://shop.example:8080")]);
+    let paid = http.post(&url).form(&framed).send().await.unwrap();
+    let status_url = paid.headers()["location"].to_str().unwrap().to_string();
+    assert!(status_url.contains("origin=http%3A%2F%2Fshop.example%3A8080"), "{status_url}");
+    s.settle().await;
+    s.advance(1).await;
+    let (code, _, html) = follow(&s, &http, status_url).await;
+    assert_eq!(code, 200);
+    assert!(html.contains("data-status=\"succeeded\"") && html.contains(&session), "{html}");
+
+    // Started over the API meanwhile: the form cannot pay it.
+    let (session, url) = payment_form(&s, 5_000).await;
+    let start = json!({"session_id": session, "payment_details": {"type": "card", "card": {"type": "bank_card",
+        "bank_card": {"number": "4242424242424242", "expiration_month": "12", "expiration_year": "30", "security_code": "123"}}}});
+    assert_eq!(s.call("v2", "session/start/payment", &start).await.status, 200);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 409);
+    let refused = http.post(&url).form(&card_form("4242424242424242", "12/30", "123", &[])).send().await.unwrap();
+    assert_eq!(refused.status(), 409);
     s.stop().await;
 }

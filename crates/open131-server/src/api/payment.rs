@@ -91,20 +91,7 @@ impl Ctx<'_> {
         name: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<PaymentRecord, ApiReply> {
         if let Some(split) = &request.split {
-            let project = self.app.projects.get(self.project_id).await.map_err(|e| ApiReply::internal(&e))?;
-            let project = project.ok_or_else(|| ApiReply::internal(&"the calling project vanished"))?;
-            let strangers: Vec<_> = split
-                .contractors()
-                .enumerate()
-                .filter(|(_, alias)| !project.settings.contractors.allows(alias))
-                .map(|(i, _)| {
-                    let why = "is not a contractor of this project (the operator registers them: `contractors`)";
-                    detail(&name(&format!("revenue_split_info[{i}].contractor_alias")), why)
-                })
-                .collect();
-            if !strangers.is_empty() {
-                return Err(ApiReply::invalid(strangers));
-            }
+            self.check_contractors(split, name).await?;
         }
         if let Some(token) = &request.token {
             let token_field = name("payment_details.recurrent.token");
@@ -123,6 +110,29 @@ impl Ctx<'_> {
             }
         }
         Ok(self.payment_record(request))
+    }
+
+    /// Refuses a split whose contractors are not all the project's, each named.
+    pub(super) async fn check_contractors(
+        &self,
+        split: &open131_domain::split::Split,
+        name: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<(), ApiReply> {
+        let project = self.app.projects.get(self.project_id).await.map_err(|e| ApiReply::internal(&e))?;
+        let project = project.ok_or_else(|| ApiReply::internal(&"the calling project vanished"))?;
+        let strangers: Vec<_> = split
+            .contractors()
+            .enumerate()
+            .filter(|(_, alias)| !project.settings.contractors.allows(alias))
+            .map(|(i, _)| {
+                let why = "is not a contractor of this project (the operator registers them: `contractors`)";
+                detail(&name(&format!("revenue_split_info[{i}].contractor_alias")), why)
+            })
+            .collect();
+        match strangers.is_empty() {
+            true => Ok(()),
+            false => Err(ApiReply::invalid(strangers)),
+        }
     }
 
     /// Fires the payment's preparation at once (what its timer would do).
@@ -148,18 +158,15 @@ impl Ctx<'_> {
     }
 
     /// `session/start/payment`: a whole payment for a session made by
-    /// `session/create` without payout fields.
+    /// `session/create`, completed by what the create kept (payout fields excepted).
     pub(super) async fn start_payment(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
         let record = self.load(body).await?;
         if record.state != SessionState::Created {
             return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
         }
-        if record.draft.is_some() || (record.book, record.shape) != (Book::Main, Shape::Payout) {
-            let why = "was created for a payout (with payout fields, or for an account's payouts): \
-                       start it with the payout method of its kind, or create a new session without payout fields";
-            return Err(ApiReply::invalid(vec![detail("session_id", why)]));
-        }
-        Ok(self.reply(&self.begin(record, body, PaymentCall::Start).await?))
+        let draft = payment_draft(&record).map_err(|why| ApiReply::invalid(vec![detail("session_id", why)]))?;
+        let whole = payment::with_draft(draft.as_ref(), body);
+        Ok(self.reply(&self.begin(record, &whole, PaymentCall::Start).await?))
     }
 
     /// `sberpay/push`: asks Sber to notify the customer of a SberPay payment
@@ -287,4 +294,113 @@ pub async fn start_refund(
         Err(EngineError::RefundTooLarge) => Err(RefundRefusal::TooLarge { left, captured }),
         other => Ok(other?),
     }
+}
+
+/// Why a session cannot start a payment (it was made for a payout).
+const MADE_FOR_A_PAYOUT: &str = "was created for a payout (with payout fields, or for an account's payouts): \
+                                 start it with the payout method of its kind, or create a new session without them";
+
+/// What `session/create` kept for the session's payment (none, or its
+/// fields as sent); the refusal when the session was made for a payout.
+pub fn payment_draft(record: &SessionRecord) -> Result<Option<Value>, &'static str> {
+    if (record.book, record.shape) != (Book::Main, Shape::Payout) {
+        return Err(MADE_FOR_A_PAYOUT);
+    }
+    let Some(text) = &record.draft else { return Ok(None) };
+    match serde_json::from_str::<Value>(text.expose()) {
+        Ok(draft) if payment::is_payout_draft(&draft) => Err(MADE_FOR_A_PAYOUT),
+        Ok(draft) => Ok(Some(draft)),
+        // A draft this server wrote reads back; one that does not is no payment's.
+        Err(_) => Err(MADE_FOR_A_PAYOUT),
+    }
+}
+
+/// What the payment form's customer typed, checked by the page (the
+/// payment's parser checks it again). `Debug` shows none of it.
+pub struct FormCard {
+    pub number: String,
+    pub expiration_month: String,
+    pub expiration_year: String,
+    pub security_code: String,
+    pub cardholder_name: Option<String>,
+}
+
+impl std::fmt::Debug for FormCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FormCard(***)")
+    }
+}
+
+/// Why the payment form did not start its payment.
+#[derive(Debug, thiserror::Error)]
+pub enum FormRefusal {
+    /// The session cannot be paid by the form (started meanwhile, or made for a payout).
+    #[error("the session cannot be paid: {0}")]
+    CannotPay(&'static str),
+    /// The payment's own checks refused it (HTTP status and envelope, for the log).
+    #[error("the payment was refused ({status}): {body}")]
+    Refused { status: u16, body: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The payment form's step: the session's payment started with the card
+/// the customer typed, completed by what `session/create` kept, and
+/// prepared at once (the answer says whether 3-D Secure comes next); the
+/// customer comes back from 3-D Secure to `return_url` (the form's status
+/// page); `save_card` asks for a recurrent token.
+pub async fn pay_by_form(
+    app: &crate::App,
+    (project_id, session_id): (&str, &str),
+    card: &FormCard,
+    return_url: &str,
+    save_card: bool,
+) -> Result<SessionRecord, FormRefusal> {
+    let record = app.store.session(project_id, session_id).await.map_err(|e| FormRefusal::Internal(e.to_string()))?;
+    let record = record.ok_or(FormRefusal::CannotPay("no such session"))?;
+    let draft = form_can_pay(&record).map_err(FormRefusal::CannotPay)?;
+    let mut bank_card = serde_json::json!({"number": card.number, "expiration_month": card.expiration_month,
+        "expiration_year": card.expiration_year, "security_code": card.security_code});
+    if let Some(holder) = &card.cardholder_name {
+        bank_card["cardholder_name"] = Value::String(holder.clone());
+    }
+    let mut options = draft.get("payment_options").and_then(Value::as_object).cloned().unwrap_or_default();
+    options.insert("return_url".into(), Value::String(return_url.to_string()));
+    if save_card {
+        options.insert("recurrent".into(), Value::Bool(true));
+    }
+    let body = serde_json::json!({
+        "payment_details": {"type": "card", "card": {"type": "bank_card", "bank_card": bank_card}},
+        "payment_options": options,
+    });
+    let body = payment::with_draft(Some(&draft), body.as_object().unwrap_or(&Map::new()));
+    let ctx = Ctx {
+        app,
+        project_id,
+        version: record.api_version,
+        idempotency: None,
+        submerchant: record.submerchant.clone(),
+    };
+    let refused = |reply: ApiReply| FormRefusal::Refused {
+        status: reply.status,
+        body: String::from_utf8_lossy(&reply.body).into_owned(),
+    };
+    let started = ctx.begin(record, &body, PaymentCall::Start).await.map_err(refused)?;
+    // As `session/init/payment/sync`: the customer's next step is known at once.
+    ctx.prepare_now(started).await.map_err(refused)
+}
+
+/// Whether the payment form can pay `session`: made by `session/create` for
+/// a payment, not started, and with what the form does not ask the
+/// customer (the amount and the customer's reference); else why not.
+pub fn form_can_pay(session: &open131_store::SessionRecord) -> Result<Value, &'static str> {
+    if session.state != SessionState::Created {
+        return Err("is not a session waiting for its payment (made by session/create, not started)");
+    }
+    let draft = payment_draft(session)?.unwrap_or_else(|| serde_json::json!({}));
+    if draft.get("amount_details").is_none() || draft.pointer("/customer/reference").is_none() {
+        return Err("was created without amount_details or customer.reference, which the payment form \
+                    does not ask the customer: send them with session/create");
+    }
+    Ok(draft)
 }

@@ -10,6 +10,7 @@ use open131_domain::dates::moscow_today;
 use open131_domain::fps_verification::parse_verification;
 use open131_domain::fx::{CONVERTIBLE, FUNDING_CURRENCY};
 use open131_domain::ledger::Book;
+use open131_domain::payment;
 use open131_domain::payout::{self, PayoutCall, PayoutParts, PayoutRequest, SandboxPlan};
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::payout_flow::PayoutState;
@@ -118,21 +119,31 @@ impl Ctx<'_> {
     }
 
     /// `session/create` (and its nominal, settlement and card forms): the
-    /// payout fields it carries (any, or none) are kept as the session's draft.
+    /// payout fields it carries (any, or none), or a payment's (a field only
+    /// a payment has makes it one's), are kept as the session's draft.
     pub(super) async fn create(
         &self,
         body: &Map<String, Value>,
         book: Book,
         shape: Shape,
     ) -> Result<ApiReply, ApiReply> {
-        let mut errors = Vec::new();
-        let (rest, _) = self.split_transfer(body, book, shape, PayoutCall::Create, &mut errors);
-        let parts = every_error(errors, payout::parse_parts(&rest, PayoutCall::Create, self.today()))?;
         let mut record = self.new_record();
         (record.book, record.shape) = (book, shape);
-        if !parts.is_empty() {
-            record.draft = Some(Personal::new(parts.to_draft().to_string()));
-        }
+        let draft = if payment::is_payment_create(body) && (book, shape) == (Book::Main, Shape::Payout) {
+            let saved = self.saved_cards(body.get("payment_details")).await?;
+            let draft = payment::parse_payment_draft(body, self.today(), &saved);
+            let draft = draft.map_err(|e| ApiReply::invalid(from_domain(e)))?;
+            if let Some(split) = &draft.split {
+                self.check_contractors(split, &|field| field.to_string()).await?;
+            }
+            Some(draft.fields)
+        } else {
+            let mut errors = Vec::new();
+            let (rest, _) = self.split_transfer(body, book, shape, PayoutCall::Create, &mut errors);
+            let parts = every_error(errors, payout::parse_parts(&rest, PayoutCall::Create, self.today()))?;
+            (!parts.is_empty()).then(|| parts.to_draft())
+        };
+        record.draft = draft.map(|d| Personal::new(d.to_string()));
         // Creating is storing the `Created` phase as is: no transition, no effects.
         let write = open131_store::SessionWrite {
             expected_version: None,
@@ -303,8 +314,12 @@ impl Ctx<'_> {
             );
             return Err(ApiReply::invalid(vec![detail("session_id", why)]));
         }
-        let draft = match record.draft.take() {
-            Some(text) => serde_json::from_str(text.expose())
+        let draft = match record.draft.take().map(|text| serde_json::from_str::<Value>(text.expose())) {
+            Some(Ok(d)) if payment::is_payment_draft(&d) => {
+                let why = "was created for a payment (with payment fields): start it with session/start/payment";
+                return Err(ApiReply::invalid(vec![detail("session_id", why)]));
+            }
+            Some(d) => d
                 .ok()
                 .and_then(|d| PayoutParts::from_draft(&d))
                 .ok_or_else(|| ApiReply::internal(&format!("unreadable draft of session {}", record.id)))?,

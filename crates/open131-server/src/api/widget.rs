@@ -2,11 +2,8 @@
 //! or recurrent token is). The widgets' pages and the card vault come with
 //! the rest of the widgets issue; `token/info` of a card says so.
 
-use open131_domain::books::Shape;
 use open131_domain::ident::CardNumber;
-use open131_domain::ledger::Book;
 use open131_domain::payment::{SavedCard, SavedCards};
-use open131_domain::session::SessionState;
 use open131_domain::widget::{self, PUBLIC_TOKEN_TTL_S};
 use open131_store::{PublicTokenRecord, VaultCardRecord};
 use open131_wire::api::timestamp;
@@ -30,12 +27,7 @@ impl Ctx<'_> {
             let field = "acquiring_widget.session_id";
             // Another project's session is indistinguishable from none.
             let Some(session) = session else { return Err(ApiReply::invalid(vec![detail(field, "no such session")])) };
-            let waits = session.state == SessionState::Created
-                && session.draft.is_none()
-                && (session.book, session.shape) == (Book::Main, Shape::Payout);
-            if !waits {
-                let why =
-                    "is not a session waiting for its payment (session/create without payout fields, not started)";
+            if let Err(why) = super::payment::form_can_pay(&session) {
                 return Err(ApiReply::invalid(vec![detail(field, why)]));
             }
         }

@@ -1,13 +1,14 @@
 //! Web pages that people (not partners' servers) open: the 3-D Secure page
 //! of card payments ([`three_ds`]) and the sandbox's stand-in for the
 //! customer's bank app, where FPS and SberPay payments are paid ([`bank_app`]),
-//! and the widgets ([`widgets`]). Real HTML with its style inline and no
+//! and the widgets ([`widgets`], the payment form [`pay_form`]). Real HTML with its style inline and no
 //! external asset, so a page works offline; only the widgets' pages run a
 //! script (their own, from this server) and work without it; every value
 //! shown is escaped ([`escape`]). The surface renders its own errors as
 //! pages ([`Pages`]).
 
 pub mod bank_app;
+pub mod pay_form;
 pub mod three_ds;
 pub mod widgets;
 
@@ -32,6 +33,8 @@ pub fn router() -> Router<App> {
         .route("/fps/pay/{project}/{session}", axum::routing::get(bank_app::show).post(bank_app::pay))
         .route("/sberpay/pay/{project}/{session}", axum::routing::get(bank_app::show).post(bank_app::pay))
         .route("/widget/tokenize/{token}", axum::routing::get(widgets::show).post(widgets::submit))
+        .route("/widget/pay/{token}", axum::routing::get(pay_form::show).post(pay_form::submit))
+        .route("/widget/pay/{token}/status", axum::routing::get(pay_form::status))
         .route("/widget/open131.js", axum::routing::get(widgets::library))
         .route("/widget/page.js", axum::routing::get(widgets::page_script))
 }

@@ -21,7 +21,7 @@ use open131_domain::ident::{
     account_matches_bik, is_documented_test_account, AccountNumber, Bik, CardExpiry, CardNumber,
 };
 use open131_domain::settings::NameSet;
-use open131_domain::widget::Locale;
+use open131_domain::widget::{Locale, WidgetGrant};
 use serde::Deserialize;
 
 use open131_store::PublicTokenRecord;
@@ -102,24 +102,24 @@ impl Kind {
 }
 
 /// The texts of the page, per language.
-struct Texts {
-    title: &'static str,
+pub(super) struct Texts {
+    pub(super) title: &'static str,
     account_title: &'static str,
     bik: &'static str,
     account: &'static str,
     account_saved: &'static str,
     bad_bik: &'static str,
     bad_account: &'static str,
-    number: &'static str,
-    expiry: &'static str,
+    pub(super) number: &'static str,
+    pub(super) expiry: &'static str,
     save: &'static str,
     saved: &'static str,
-    gone: &'static str,
-    bad_number: &'static str,
-    bad_expiry: &'static str,
+    pub(super) gone: &'static str,
+    pub(super) bad_number: &'static str,
+    pub(super) bad_expiry: &'static str,
 }
 
-fn texts(locale: Locale) -> Texts {
+pub(super) fn texts(locale: Locale) -> Texts {
     match locale {
         Locale::En => Texts {
             title: "Your card",
@@ -157,7 +157,7 @@ fn texts(locale: Locale) -> Texts {
 }
 
 /// A partner origin the page may tell (`http(s)://host[:port]`), else none.
-fn origin(raw: Option<&str>) -> Option<String> {
+pub(super) fn origin(raw: Option<&str>) -> Option<String> {
     let raw = raw?.trim();
     let ok = (raw.starts_with("https://") || raw.starts_with("http://"))
         && raw.len() <= ORIGIN_MAX_BYTES
@@ -168,7 +168,7 @@ fn origin(raw: Option<&str>) -> Option<String> {
     ok.then(|| raw.to_string())
 }
 
-fn widget_page(status: StatusCode, locale: Locale, title: &str, body: &str) -> Response {
+pub(super) fn widget_page(status: StatusCode, locale: Locale, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -255,7 +255,7 @@ fn account_form(token: &str, locale: Locale, origin: Option<&str>, errors: (Opti
 
 /// Uses the token up once what it opened is saved (the write that marks it
 /// used decides the race); the page to answer instead when it was not.
-async fn use_token(app: &App, token: &str, locale: Locale, origin: Option<&str>) -> Option<Response> {
+pub(super) async fn use_token(app: &App, token: &str, locale: Locale, origin: Option<&str>) -> Option<Response> {
     match app.store.use_public_token(token, app.clock.now()).await {
         Ok(Some(_)) => None,
         Ok(None) => Some(gone(locale, origin)),
@@ -310,7 +310,7 @@ async fn save_account(
 
 /// A page saying the widget cannot be used, which also tells the library
 /// (`onError`) when it knows the partner's origin.
-fn failure(status: StatusCode, locale: Locale, origin: Option<&str>, text: &str) -> Response {
+pub(super) fn failure(status: StatusCode, locale: Locale, origin: Option<&str>, text: &str) -> Response {
     let t = texts(locale);
     let body = format!(
         "<h1>{title}</h1><p>{text}</p><div id=\"failure\" hidden data-origin=\"{origin}\" data-message=\"{text}\"></div>",
@@ -321,11 +321,11 @@ fn failure(status: StatusCode, locale: Locale, origin: Option<&str>, text: &str)
     widget_page(status, locale, t.title, &body)
 }
 
-fn gone(locale: Locale, origin: Option<&str>) -> Response {
+pub(super) fn gone(locale: Locale, origin: Option<&str>) -> Response {
     failure(StatusCode::GONE, locale, origin, texts(locale).gone)
 }
 
-fn broken(locale: Locale, origin: Option<&str>) -> Response {
+pub(super) fn broken(locale: Locale, origin: Option<&str>) -> Response {
     let text = match locale {
         Locale::En => "Something went wrong on our side. Please try again in a moment.",
         Locale::Ru => "У нас что-то пошло не так. Попробуйте ещё раз чуть позже.",
@@ -333,22 +333,31 @@ fn broken(locale: Locale, origin: Option<&str>) -> Response {
     failure(StatusCode::INTERNAL_SERVER_ERROR, locale, origin, text)
 }
 
-/// The token if it opens the tokenization widget now.
-async fn usable(app: &App, token: &str) -> Result<Option<PublicTokenRecord>, String> {
+/// The token if it opens the widget `opens` says it grants, now (unused, unexpired).
+pub(super) async fn usable(
+    app: &App,
+    token: &str,
+    opens: fn(&WidgetGrant) -> bool,
+) -> Result<Option<PublicTokenRecord>, String> {
     let found = app.store.public_token_by_value(token).await.map_err(|e| e.to_string())?;
     let now = app.clock.now();
-    Ok(found.filter(|t| t.grant.tokenize.is_some() && t.used_at.is_none() && now < t.expires_at))
+    Ok(found.filter(|t| opens(&t.grant) && t.used_at.is_none() && now < t.expires_at))
+}
+
+/// Whether a token opens the tokenization widget.
+fn tokenizes(grant: &WidgetGrant) -> bool {
+    grant.tokenize.is_some()
 }
 
 /// The page's language: the one asked for, else the token's, else Russian.
-fn language(asked: Option<&str>, token: Option<&PublicTokenRecord>) -> Locale {
+pub(super) fn language(asked: Option<&str>, token: Option<&PublicTokenRecord>) -> Locale {
     let issued = token.and_then(|t| t.grant.tokenize.flatten());
     asked.and_then(|l| Locale::parse(&l.to_ascii_lowercase())).or(issued).unwrap_or(Locale::Ru)
 }
 
 /// The origins a project lets show its widgets (`None`: any). A project
 /// that cannot be read lets none.
-async fn allowed_origins(app: &App, project_id: &str) -> Option<Vec<String>> {
+pub(super) async fn allowed_origins(app: &App, project_id: &str) -> Option<Vec<String>> {
     match app.projects.get(project_id).await {
         Ok(Some(project)) => match &project.settings.widget_origins {
             NameSet::Any => None,
@@ -359,7 +368,7 @@ async fn allowed_origins(app: &App, project_id: &str) -> Option<Vec<String>> {
 }
 
 /// `response` framed by `allowed` only (the policy's `frame-ancestors`).
-fn framed_by(mut response: Response, allowed: Option<&[String]>) -> Response {
+pub(super) fn framed_by(mut response: Response, allowed: Option<&[String]>) -> Response {
     let Some(allowed) = allowed else { return response };
     let ancestors = if allowed.is_empty() { "'none'".to_string() } else { allowed.join(" ") };
     let policy = WIDGET_CSP.replace("frame-ancestors *", &format!("frame-ancestors {ancestors}"));
@@ -370,12 +379,12 @@ fn framed_by(mut response: Response, allowed: Option<&[String]>) -> Response {
 }
 
 /// Whether `origin` may show the widget (any when the project lists none).
-fn shown_here(allowed: Option<&[String]>, origin: Option<&String>) -> bool {
+pub(super) fn shown_here(allowed: Option<&[String]>, origin: Option<&String>) -> bool {
     allowed.is_none_or(|list| origin.is_some_and(|o| list.contains(o)))
 }
 
 /// The page refusing a site the project did not list.
-fn not_here(locale: Locale) -> Response {
+pub(super) fn not_here(locale: Locale) -> Response {
     let text = match locale {
         Locale::En => "This form cannot be shown on this site.",
         Locale::Ru => "Эту форму нельзя показать на этом сайте.",
@@ -385,7 +394,7 @@ fn not_here(locale: Locale) -> Response {
 
 pub async fn show(State(app): State<App>, Path(token): Path<String>, Query(shown): Query<Shown>) -> Response {
     let origin = origin(shown.origin.as_deref());
-    match usable(&app, &token).await {
+    match usable(&app, &token, tokenizes).await {
         Ok(Some(found)) => {
             let locale = language(shown.locale.as_deref(), Some(&found));
             let allowed = allowed_origins(&app, &found.project_id).await;
@@ -408,7 +417,7 @@ pub async fn show(State(app): State<App>, Path(token): Path<String>, Query(shown
 
 pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(entered): Form<Entered>) -> Response {
     let origin = origin(Some(&entered.origin));
-    let found = match usable(&app, &token).await {
+    let found = match usable(&app, &token, tokenizes).await {
         Ok(Some(found)) => found,
         Ok(None) => return gone(language(Some(&entered.locale), None), origin.as_deref()),
         Err(e) => {

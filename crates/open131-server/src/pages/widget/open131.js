@@ -15,6 +15,14 @@
 //       onClose: () => {},
 //     });
 //     // widget.close() removes it.
+//
+//     // The payment form (a public token with acquiring_widget): the customer pays the
+//     // session in the frame, 3-D Secure included; the end comes to the callbacks.
+//     Open131.paymentForm({
+//       publicToken: '<public_token>', container: document.getElementById('pay'), locale: 'en',
+//       onSuccess: (payment) => { /* payment.session_id, payment.status 'succeeded' */ },
+//       onError: (error) => { /* error.message; error.session_id once a payment has failed */ },
+//     });
 //   </script>
 (function () {
   'use strict';
@@ -37,7 +45,7 @@
     frame.title = 'open131 ' + kind;
     frame.style.border = '0';
     frame.style.width = '100%';
-    frame.style.height = options.height || '460px';
+    frame.style.height = options.height || (kind === 'pay' ? '760px' : '460px');
     options.container.appendChild(frame);
 
     function onMessage(event) {
@@ -49,6 +57,10 @@
         options.onSuccess(data.kind === 'bank_account'
           ? { type: 'bank_account', token: data.token, masked_account: data.masked_account }
           : { type: 'card', number_hash: data.number_hash, brand: data.brand, last4: data.last4 });
+      } else if (data.type === 'open131:paid' && data.status === 'succeeded' && options.onSuccess) {
+        options.onSuccess({ type: 'payment', status: data.status, session_id: data.session_id });
+      } else if (data.type === 'open131:paid' && options.onError) {
+        options.onError({ message: data.message, session_id: data.session_id });
       } else if (data.type === 'open131:error' && options.onError) {
         options.onError({ message: data.message });
       }
@@ -68,6 +80,9 @@
   window.Open131 = {
     tokenizeWidget: function (options) {
       return mount('tokenize', options);
+    },
+    paymentForm: function (options) {
+      return mount('pay', options);
     },
   };
 })();

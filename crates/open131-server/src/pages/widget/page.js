@@ -1,8 +1,8 @@
-// The widget page's own script (the page works without it): groups the
+// The widget pages' own script (the pages work without it): groups the
 // card number as it is typed, marks a number that fails the Luhn check, and
-// once the card is saved (or the widget cannot be used) tells the partner's
-// page (the library) through postMessage, to the origin the library gave,
-// never to any other.
+// once the card is saved or the payment has ended (or the widget cannot be
+// used) tells the partner's page (the library) through postMessage, to the
+// origin the library gave, never to any other.
 (function () {
   'use strict';
   var failure = document.getElementById('failure');
@@ -10,6 +10,15 @@
     var to = failure.getAttribute('data-origin');
     if (to && window.parent !== window) {
       window.parent.postMessage({ type: 'open131:error', message: failure.getAttribute('data-message') }, to);
+    }
+    return;
+  }
+  var paid = document.getElementById('paid');
+  if (paid) {
+    var back = paid.getAttribute('data-origin');
+    if (back && window.parent !== window) {
+      window.parent.postMessage({ type: 'open131:paid', status: paid.getAttribute('data-status'),
+        session_id: paid.getAttribute('data-session-id'), message: paid.getAttribute('data-message') }, back);
     }
     return;
   }
