@@ -641,6 +641,13 @@ impl Inn {
             Err("must be 10 or 12 digits")
         }
     }
+
+    /// Stars but the last four digits (`********2259`): which INN, not the whole.
+    pub fn masked(&self) -> String {
+        let digits = self.expose();
+        let hidden = digits.len().saturating_sub(4);
+        format!("{}{}", "*".repeat(hidden), &digits[hidden..])
+    }
 }
 
 #[cfg(test)]

@@ -180,8 +180,7 @@ impl WidgetGrant {
             widgets.insert("acquiring_widget".into(), w);
         }
         if let Some(inn) = &self.self_employed {
-            let masked = format!("********{}", &inn.expose()[8..]);
-            widgets.insert("self_employed_widget".into(), json!({"tax_reference": masked}));
+            widgets.insert("self_employed_widget".into(), json!({"tax_reference": inn.masked()}));
         }
         Value::Object(widgets)
     }

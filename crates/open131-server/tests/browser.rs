@@ -302,3 +302,27 @@ async fn the_payment_form_pays_in_chromium_with_three_ds() {
     assert_eq!(a.body["session"]["status"], "accepted", "{}", a.text);
     s.stop().await;
 }
+
+/// The linking widget on a partner's page, through the library: the person
+/// sends the request, the sandbox's stand-in for the tax service's app
+/// confirms it, and the partner's `onSuccess` hears that the link is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_linking_widget_links_in_chromium_on_a_partners_page() {
+    let Some((chromium, s)) = chromium_and_server().await else { return };
+    let body = json!({"self_employed_widget": {"tax_reference": "500100732259"}});
+    let token = s.call("v1", "token", &body).await.body["public_token"].as_str().unwrap().to_string();
+    let page = partner_page_with(&s.url, &token, "selfEmployedWidget", "Get paid as self-employed").await;
+    let visits = json!([{"name": "widget-link-js", "url": page, "javascript": true, "steps": [
+        {"frame": "iframe", "click": "button[value=request]"},
+        {"frame": "iframe", "visible": "button[value=confirm]"},
+        {"frame": "iframe", "click": "button[value=confirm]"},
+        {"wait": "#result.done"}
+    ]}]);
+    let seen = drive(&chromium, visits);
+    let text = seen[0]["text"].as_str().unwrap();
+    assert!(text.contains(r#"{"type":"self_employed","status":"linked"}"#), "{text}");
+    assert!(!text.contains("500100732259"), "the partner's page never sees the INN from the widget");
+    let link = s.app.store.npd_link("alpha", "500100732259").await.unwrap().unwrap();
+    assert_eq!(link.state, open131_domain::npd_link::LinkState::Linked);
+    s.stop().await;
+}

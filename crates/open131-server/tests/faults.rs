@@ -111,6 +111,16 @@ impl open131_store::WidgetStore for Faulty {
 }
 
 #[async_trait]
+impl open131_store::NpdStore for Faulty {
+    async fn npd_link(&self, p: &str, inn: &str) -> Result<Option<open131_store::NpdLinkRecord>> {
+        self.inner.npd_link(p, inn).await
+    }
+    async fn save_npd_link(&self, l: open131_store::NpdLinkRecord, expected: Option<i64>) -> Result<bool> {
+        self.inner.save_npd_link(l, expected).await
+    }
+}
+
+#[async_trait]
 impl ProjectStore for Faulty {
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         self.inner.create_project(id, now).await

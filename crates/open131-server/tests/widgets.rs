@@ -712,3 +712,66 @@ async fn the_payment_form_runs_three_ds_and_ends_where_the_token_says() {
     assert_eq!(refused.status(), 409);
     s.stop().await;
 }
+
+/// The linking widget over HTTP: the request sent with the token (used up
+/// once), the sandbox's stand-in for the tax service's app declining, the
+/// request sent again and confirmed; the INN never shown whole; another
+/// project's link to the same person is its own.
+#[tokio::test]
+async fn the_linking_widget_sends_the_request_and_follows_the_tax_services_answer() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let body = json!({"self_employed_widget": {"tax_reference": "500100732259"}});
+    let token = s.call("v1", "token", &body).await.body["public_token"].as_str().unwrap().to_string();
+    let url = format!("{}/widget/self-employed/{token}", s.url);
+    let state = |html: &str| html.split("data-state=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let page = http.get(format!("{url}?locale=en")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert_eq!(state(&html), "not_requested");
+    assert!(html.contains("********2259") && !html.contains("500100732259"), "{html}");
+    assert!(html.contains("value=\"request\"") && !html.contains("value=\"confirm\""), "{html}");
+    let press = |action: &str| [("action", action.to_string()), ("locale", "en".to_string())];
+    // The app cannot answer a request not sent.
+    let early = http.post(&url).form(&press("confirm")).send().await.unwrap();
+    assert_eq!(early.status(), 303);
+    assert_eq!(s.app.store.npd_link("alpha", "500100732259").await.unwrap(), None);
+
+    let sent = http.post(&url).form(&press("request")).send().await.unwrap();
+    assert_eq!(sent.status(), 303);
+    let html = http.get(format!("{url}?locale=en")).send().await.unwrap();
+    assert_eq!(html.headers()["refresh"], "5", "it looks again while the person answers in the app");
+    let html = html.text().await.unwrap();
+    assert_eq!(state(&html), "requested");
+    assert!(html.contains("value=\"confirm\"") && html.contains("value=\"decline\""), "{html}");
+    let i = info(&s, &json!({"type": "public_token", "public_token": {"token": token}})).await;
+    assert_eq!(i.body["info"]["is_active"], false, "the request used the token");
+
+    http.post(&url).form(&press("decline")).send().await.unwrap();
+    let html = http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(state(&html), "declined");
+    assert!(html.contains("Отправить запрос снова"), "Russian by default: {html}");
+    http.post(&url).form(&press("request")).send().await.unwrap();
+    http.post(&url).form(&press("confirm")).send().await.unwrap();
+    let html = http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(state(&html), "linked");
+    let link = s.app.store.npd_link("alpha", "500100732259").await.unwrap().unwrap();
+    assert_eq!((link.state, link.version), (open131_domain::npd_link::LinkState::Linked, 4));
+    // Linked: a further press changes nothing.
+    http.post(&url).form(&press("decline")).send().await.unwrap();
+    http.post(&url).form(&press("request")).send().await.unwrap();
+    assert_eq!(s.app.store.npd_link("alpha", "500100732259").await.unwrap().unwrap().version, 4);
+
+    // Another project's widget for the same person starts from nothing.
+    let other = s.call_bytes("v1", "token", "beta", common::key(1), body.to_string().into_bytes(), None).await;
+    let other = other.body["public_token"].as_str().unwrap().to_string();
+    let html = http.get(format!("{}/widget/self-employed/{other}", s.url)).send().await.unwrap();
+    assert_eq!(state(&html.text().await.unwrap()), "not_requested");
+    // An unknown token, or one for another widget, opens nothing.
+    assert_eq!(http.get(format!("{}/widget/self-employed/nothing", s.url)).send().await.unwrap().status(), 410);
+    let tokenize = s.call("v1", "token", &json!({"tokenize_widget": {"access": true}})).await;
+    let tokenize = tokenize.body["public_token"].as_str().unwrap().to_string();
+    let wrong = http.get(format!("{}/widget/self-employed/{tokenize}", s.url)).send().await.unwrap();
+    assert_eq!(wrong.status(), 410);
+    s.stop().await;
+}

@@ -380,8 +380,26 @@ pub trait WidgetStore: Send + Sync + 'static {
     async fn reseal(&self, item: SealedItem) -> Result<()>;
 }
 
+/// Self-employed people's links to the bank.
+#[async_trait]
+pub trait NpdStore: Send + Sync + 'static {
+    /// The project's link for `inn`; `None` when it was never asked for.
+    async fn npd_link(&self, project_id: &str, inn: &str) -> Result<Option<NpdLinkRecord>>;
+    /// Saves `link` if its row still stands at `expected_version` (`None`:
+    /// no row yet); `false` when another change came first (nothing saved).
+    async fn save_npd_link(&self, link: NpdLinkRecord, expected_version: Option<i64>) -> Result<bool>;
+}
+
 pub trait Store:
-    ProjectStore + CheckStore + SessionStore + LedgerStore + OutboxStore + MetaStore + SubscriptionStore + WidgetStore
+    ProjectStore
+    + CheckStore
+    + SessionStore
+    + LedgerStore
+    + OutboxStore
+    + MetaStore
+    + SubscriptionStore
+    + WidgetStore
+    + NpdStore
 {
     fn backend(&self) -> Backend;
 }

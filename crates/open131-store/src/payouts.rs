@@ -536,6 +536,19 @@ pub struct AttemptRecord {
     pub duration_ms: i64,
 }
 
+/// A self-employed person's link to the bank for one project (the linking
+/// widget drives it; the self-employed methods read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpdLinkRecord {
+    pub project_id: String,
+    /// The person's INN (12 digits): personal data, masked by every page.
+    pub inn: String,
+    pub state: open131_domain::npd_link::LinkState,
+    /// Guards each change: a save names the version it read.
+    pub version: i64,
+    pub updated_at: OffsetDateTime,
+}
+
 /// A public token: a customer's browser may open the widgets of `grant` with it, once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicTokenRecord {

@@ -24,10 +24,10 @@ use open131_domain::widget::WidgetGrant;
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    CheckRecord, ContractorWalletRecord, DueTimer, Exchange, PaymentRecord, PaymentRefundRecord, PaymentSubscription,
-    PayoutRecord, PostingRecord, ProjectSettings, PublicTokenRecord, RecurrentToken, RefundRecord, Result, SealedItem,
-    SessionRecord, StoreError, SubjectKind, SubscriptionRecord, VaultAccountRecord, VaultCardRecord, VaultKind,
-    WalletRecord, WebhookRecord, WebhookState,
+    CheckRecord, ContractorWalletRecord, DueTimer, Exchange, NpdLinkRecord, PaymentRecord, PaymentRefundRecord,
+    PaymentSubscription, PayoutRecord, PostingRecord, ProjectSettings, PublicTokenRecord, RecurrentToken, RefundRecord,
+    Result, SealedItem, SessionRecord, StoreError, SubjectKind, SubscriptionRecord, VaultAccountRecord,
+    VaultCardRecord, VaultKind, WalletRecord, WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -1347,3 +1347,26 @@ pub(crate) const SELECT_PUBLIC_TOKEN_BY_VALUE: &str = "SELECT token, project_id,
 pub(crate) const USE_PUBLIC_TOKEN: &str = "UPDATE public_tokens SET used_at_us = $1 \
      WHERE token = $2 AND used_at_us IS NULL AND expires_at_us > $1 \
      RETURNING token, project_id, grant_widgets, created_at_us, expires_at_us, used_at_us";
+
+pub(crate) const SELECT_NPD_LINK: &str =
+    "SELECT project_id, inn, state, version, updated_at_us FROM npd_links WHERE project_id = $1 AND inn = $2";
+
+/// A new link; a row already there (another change came first) is left as it is.
+pub(crate) const INSERT_NPD_LINK: &str = "INSERT INTO npd_links (project_id, inn, state, version, updated_at_us) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (project_id, inn) DO NOTHING";
+
+/// A link's change, if its row still stands at the version read (`$6`).
+pub(crate) const UPDATE_NPD_LINK: &str = "UPDATE npd_links SET state = $1, version = $2, updated_at_us = $3 \
+     WHERE project_id = $4 AND inn = $5 AND version = $6";
+
+/// A row of [`SELECT_NPD_LINK`].
+pub(crate) fn npd_link<C: Columns>(r: &C) -> std::result::Result<Result<NpdLinkRecord>, C::Error> {
+    let (project_id, inn, state) = (r.text(0)?, r.text(1)?, r.text(2)?);
+    let (version, updated) = (r.int(3)?, r.int(4)?);
+    let decode = || -> Result<NpdLinkRecord> {
+        let state = open131_domain::npd_link::LinkState::parse_stored(&state)
+            .ok_or_else(|| StoreError::corrupt("a self-employed link", "state"))?;
+        Ok(NpdLinkRecord { project_id, inn, state, version, updated_at: from_us(updated)? })
+    };
+    Ok(decode())
+}

@@ -1156,6 +1156,42 @@ async fn public_tokens_round_trip_on_both_backends() {
     }
 }
 
+/// A self-employed link is kept per project and INN, each change guarded by
+/// the version read: a second change from the same version is refused.
+#[tokio::test]
+async fn npd_links_change_once_per_version_on_both_backends() {
+    use open131_domain::npd_link::LinkState;
+    for Case { name, store, .. } in cases_with_projects().await {
+        let inn = "500100732259";
+        assert_eq!(store.npd_link("alpha", inn).await.unwrap(), None, "{name}");
+        let requested = open131_store::NpdLinkRecord {
+            project_id: "alpha".into(),
+            inn: inn.into(),
+            state: LinkState::Requested,
+            version: 1,
+            updated_at: NOW,
+        };
+        assert!(store.save_npd_link(requested.clone(), None).await.unwrap(), "{name}");
+        assert!(!store.save_npd_link(requested.clone(), None).await.unwrap(), "{name}: one row per project and INN");
+        assert_eq!(store.npd_link("alpha", inn).await.unwrap(), Some(requested.clone()), "{name}");
+        assert_eq!(store.npd_link("beta", inn).await.unwrap(), None, "{name}: another project's");
+        let linked = open131_store::NpdLinkRecord {
+            state: LinkState::Linked,
+            version: 2,
+            updated_at: NOW + Duration::minutes(1),
+            ..requested.clone()
+        };
+        let declined = open131_store::NpdLinkRecord { state: LinkState::Declined, ..linked.clone() };
+        assert!(store.save_npd_link(linked.clone(), Some(1)).await.unwrap(), "{name}");
+        assert!(!store.save_npd_link(declined, Some(1)).await.unwrap(), "{name}: the version moved on");
+        assert_eq!(store.npd_link("alpha", inn).await.unwrap(), Some(linked), "{name}");
+        // Another project links the same person on its own.
+        let theirs = open131_store::NpdLinkRecord { project_id: "beta".into(), ..requested };
+        assert!(store.save_npd_link(theirs.clone(), None).await.unwrap(), "{name}");
+        assert_eq!(store.npd_link("beta", inn).await.unwrap(), Some(theirs), "{name}");
+    }
+}
+
 async fn contractor_balances(store: &dyn Store, project: &str) -> Vec<(String, i64)> {
     store.contractor_wallets(project).await.unwrap().into_iter().map(|w| (w.alias, w.balance)).collect()
 }

@@ -1,13 +1,14 @@
 //! Web pages that people (not partners' servers) open: the 3-D Secure page
 //! of card payments ([`three_ds`]) and the sandbox's stand-in for the
 //! customer's bank app, where FPS and SberPay payments are paid ([`bank_app`]),
-//! and the widgets ([`widgets`], the payment form [`pay_form`]). Real HTML with its style inline and no
+//! and the widgets ([`widgets`], the payment form [`pay_form`], the linking widget [`link_form`]). Real HTML with its style inline and no
 //! external asset, so a page works offline; only the widgets' pages run a
 //! script (their own, from this server) and work without it; every value
 //! shown is escaped ([`escape`]). The surface renders its own errors as
 //! pages ([`Pages`]).
 
 pub mod bank_app;
+pub mod link_form;
 pub mod pay_form;
 pub mod three_ds;
 pub mod widgets;
@@ -35,6 +36,7 @@ pub fn router() -> Router<App> {
         .route("/widget/tokenize/{token}", axum::routing::get(widgets::show).post(widgets::submit))
         .route("/widget/pay/{token}", axum::routing::get(pay_form::show).post(pay_form::submit))
         .route("/widget/pay/{token}/status", axum::routing::get(pay_form::status))
+        .route("/widget/self-employed/{token}", axum::routing::get(link_form::show).post(link_form::press))
         .route("/widget/open131.js", axum::routing::get(widgets::library))
         .route("/widget/page.js", axum::routing::get(widgets::page_script))
 }
@@ -100,7 +102,8 @@ margin-top:1.25rem}button{flex:1;font-size:1rem;padding:.65rem;border-radius:8px
 button.confirm{background:#1f5fbf;color:#fff}button.decline{background:#fff;color:#1f5fbf}.hint{font-size:.85rem;\
 color:#5b6575;margin:.5rem 0 0;overflow-wrap:anywhere}.error{background:#fdecec;color:#9b1c1c;border-radius:8px;padding:.5rem .75rem;\
 margin:0 0 1rem}.brand{font-size:.8rem;text-transform:uppercase;letter-spacing:.08em;color:#1f5fbf;margin:0 0 .25rem}\
-footer{text-align:center;font-size:.75rem;color:#7a8494;margin-bottom:2rem}";
+footer{text-align:center;font-size:.75rem;color:#7a8494;margin-bottom:2rem}\
+.sandbox{border:1px dashed #b9c1cd;border-radius:8px;padding:.75rem 1rem;margin-top:1.25rem}";
 
 /// The pages' own rendering of the errors no handler produced.
 pub struct Pages;

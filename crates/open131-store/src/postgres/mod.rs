@@ -83,6 +83,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "operation_finished", include_str!("../../migrations/postgres/0010_operation_finished.sql")),
     (11, "split_and_subscriptions", include_str!("../../migrations/postgres/0011_split_and_subscriptions.sql")),
     (12, "widgets", include_str!("../../migrations/postgres/0012_widgets.sql")),
+    (13, "npd_links", include_str!("../../migrations/postgres/0013_npd_links.sql")),
 ];
 
 pub struct PgStore {

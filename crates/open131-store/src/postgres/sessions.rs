@@ -23,7 +23,7 @@ use crate::rows::{
 use crate::rows::{
     SubscriptionRow, SubscriptionValues, INSERT_SUBSCRIPTION, SUBSCRIPTION_COLUMNS, UPDATE_SUBSCRIPTION,
 };
-use crate::{with_retries, LedgerStore, Result, SessionStore, StoreError, SubscriptionStore, WidgetStore};
+use crate::{with_retries, LedgerStore, NpdStore, Result, SessionStore, StoreError, SubscriptionStore, WidgetStore};
 
 type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -784,5 +784,33 @@ impl WidgetStore for PgStore {
                 .await?;
         let row = rows.first().map(crate::rows::public_token).transpose()?;
         row.transpose()
+    }
+}
+
+#[async_trait]
+impl NpdStore for PgStore {
+    async fn npd_link(&self, project_id: &str, inn: &str) -> Result<Option<NpdLinkRecord>> {
+        let rows =
+            with_retries(|| async { self.query(crate::rows::SELECT_NPD_LINK, &[&project_id, &inn]).await }).await?;
+        let row = rows.first().map(crate::rows::npd_link).transpose()?;
+        row.transpose()
+    }
+
+    async fn save_npd_link(&self, l: NpdLinkRecord, expected_version: Option<i64>) -> Result<bool> {
+        let (state, updated) = (l.state.as_str(), to_us(l.updated_at));
+        // Not repeated after a lost commit: a repeat would meet its own change
+        // and say another came first (the caller reads the link again).
+        let client = self.client().await?;
+        let changed = match expected_version {
+            None => {
+                let params: [Param<'_>; 5] = [&l.project_id, &l.inn, &state, &l.version, &updated];
+                client.execute(crate::rows::INSERT_NPD_LINK, &params).await?
+            }
+            Some(expected) => {
+                let params: [Param<'_>; 6] = [&state, &l.version, &updated, &l.project_id, &l.inn, &expected];
+                client.execute(crate::rows::UPDATE_NPD_LINK, &params).await?
+            }
+        };
+        Ok(changed == 1)
     }
 }

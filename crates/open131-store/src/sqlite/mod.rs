@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
 use crate::{
-    PublicTokenRecord, SealedItem, SubscriptionRecord, SubscriptionStore, SubscriptionWrite, VaultAccountRecord,
-    VaultCardRecord, VaultKind, WidgetStore,
+    NpdLinkRecord, NpdStore, PublicTokenRecord, SealedItem, SubscriptionRecord, SubscriptionStore, SubscriptionWrite,
+    VaultAccountRecord, VaultCardRecord, VaultKind, WidgetStore,
 };
 use open131_domain::ident::CardExpiry;
 
@@ -61,6 +61,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "operation_finished", include_str!("../../migrations/sqlite/0016_operation_finished.sql")),
     (17, "split_and_subscriptions", include_str!("../../migrations/sqlite/0017_split_and_subscriptions.sql")),
     (18, "widgets", include_str!("../../migrations/sqlite/0018_widgets.sql")),
+    (19, "npd_links", include_str!("../../migrations/sqlite/0019_npd_links.sql")),
 ];
 
 pub struct SqliteStore {
@@ -376,6 +377,44 @@ impl WidgetStore for SqliteStore {
                 .map_err(db)?;
             row.transpose()
         })
+    }
+}
+
+#[async_trait]
+impl NpdStore for SqliteStore {
+    async fn npd_link(&self, project_id: &str, inn: &str) -> Result<Option<NpdLinkRecord>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(crate::rows::SELECT_NPD_LINK)
+                .map_err(db)?
+                .query_row(params![project_id, inn], |r| crate::rows::npd_link(r))
+                .optional()
+                .map_err(db)?;
+            row.transpose()
+        })
+    }
+
+    async fn save_npd_link(&self, l: NpdLinkRecord, expected_version: Option<i64>) -> Result<bool> {
+        self.writer
+            .write(move |conn| {
+                let (state, updated) = (l.state.as_str(), to_us(l.updated_at));
+                let changed =
+                    match expected_version {
+                        None => conn.prepare_cached(crate::rows::INSERT_NPD_LINK).map_err(db)?.execute(params![
+                            l.project_id,
+                            l.inn,
+                            state,
+                            l.version,
+                            updated
+                        ]),
+                        Some(expected) => conn
+                            .prepare_cached(crate::rows::UPDATE_NPD_LINK)
+                            .map_err(db)?
+                            .execute(params![state, l.version, updated, l.project_id, l.inn, expected]),
+                    };
+                Ok(changed.map_err(db)? == 1)
+            })
+            .await
     }
 }
 

@@ -23,6 +23,13 @@
 //       onSuccess: (payment) => { /* payment.session_id, payment.status 'succeeded' */ },
 //       onError: (error) => { /* error.message; error.session_id once a payment has failed */ },
 //     });
+//
+//     // The self-employed linking widget (a public token with self_employed_widget): the
+//     // person sends the linking request and confirms it in the tax service's app.
+//     Open131.selfEmployedWidget({
+//       publicToken: '<public_token>', container: document.getElementById('link'), locale: 'en',
+//       onSuccess: (link) => { /* link.status 'linked' (the partner's server checks with npd/check) */ },
+//     });
 //   </script>
 (function () {
   'use strict';
@@ -45,7 +52,7 @@
     frame.title = 'open131 ' + kind;
     frame.style.border = '0';
     frame.style.width = '100%';
-    frame.style.height = options.height || (kind === 'pay' ? '760px' : '460px');
+    frame.style.height = options.height || ({ pay: '760px', 'self-employed': '600px' }[kind] || '460px');
     options.container.appendChild(frame);
 
     function onMessage(event) {
@@ -57,6 +64,8 @@
         options.onSuccess(data.kind === 'bank_account'
           ? { type: 'bank_account', token: data.token, masked_account: data.masked_account }
           : { type: 'card', number_hash: data.number_hash, brand: data.brand, last4: data.last4 });
+      } else if (data.type === 'open131:linked' && options.onSuccess) {
+        options.onSuccess({ type: 'self_employed', status: data.status });
       } else if (data.type === 'open131:paid' && data.status === 'succeeded' && options.onSuccess) {
         options.onSuccess({ type: 'payment', status: data.status, session_id: data.session_id });
       } else if (data.type === 'open131:paid' && options.onError) {
@@ -83,6 +92,9 @@
     },
     paymentForm: function (options) {
       return mount('pay', options);
+    },
+    selfEmployedWidget: function (options) {
+      return mount('self-employed', options);
     },
   };
 })();

@@ -13,6 +13,14 @@
     }
     return;
   }
+  var link = document.getElementById('link');
+  if (link) {
+    var from = link.getAttribute('data-origin');
+    if (from && window.parent !== window && link.getAttribute('data-state') === 'linked') {
+      window.parent.postMessage({ type: 'open131:linked', status: 'linked' }, from);
+    }
+    return;
+  }
   var paid = document.getElementById('paid');
   if (paid) {
     var back = paid.getAttribute('data-origin');
