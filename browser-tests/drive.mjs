@@ -2,7 +2,7 @@
 // reports what it saw; the Rust test that runs it (crates/open131-server/
 // tests/browser.rs) makes the assertions. The plan comes as JSON on stdin:
 //   {"executable": "/usr/bin/chromium", "screenshots": "<dir>",
-//    "visits": [{"name": "...", "url": "...", "javascript": false,
+//    "visits": [{"name": "...", "url": "...", "javascript": false, "viewport": {"width": 1280, "height": 800},
 //                "steps": [{"fill": "#code", "text": "131131"}, {"click": "button[value=confirm]"}]}]}
 // A step with "frame" acts inside that iframe of the page (a widget on a
 // partner's page): {"frame": "iframe", "fill"|"type": "#number", "text": "..."}
@@ -31,7 +31,9 @@ const browser = await chromium.launch({
 const results = [];
 try {
   for (const visit of plan.visits) {
-    const context = await browser.newContext({ javaScriptEnabled: visit.javascript, viewport: { width: 480, height: 720 } });
+    // A phone-sized screen unless the visit names another (a desktop's, say).
+    const viewport = visit.viewport || { width: 480, height: 720 };
+    const context = await browser.newContext({ javaScriptEnabled: visit.javascript, viewport });
     const page = await context.newPage();
     const shots = [];
     const shoot = async () => {

@@ -213,7 +213,12 @@ async fn the_tokenization_widget_works_in_chromium_on_a_partners_page() {
         {"frame": "iframe", "click": "button[type=submit]"},
         {"wait": "#result.done"}
     ]}]);
+    // The same token once more, on a desktop-sized screen: used up, the page says so.
+    let used = json!({"name": "widget-tokenize-used-desktop", "url": format!("{}/widget/tokenize/{token}?locale=en", s.url),
+        "javascript": true, "viewport": {"width": 1280, "height": 800}, "steps": []});
+    let visits = json!([visits[0], used]);
     let seen = drive(&chromium, visits);
+    assert!(seen[1]["text"].as_str().unwrap().contains("used or has expired"), "{}", seen[1]);
     let text = seen[0]["text"].as_str().unwrap();
     let card: Value = serde_json::from_str(text.lines().find(|l| l.contains("number_hash")).unwrap()).unwrap();
     assert_eq!((card["brand"].as_str(), card["last4"].as_str()), (Some("mir"), Some("0004")), "{text}");
@@ -282,11 +287,12 @@ async fn the_payment_form_pays_in_chromium_with_three_ds() {
     let a = s.call("v2", "session/status", &json!({"session_id": framed})).await;
     assert_eq!(a.body["session"]["status"], "accepted", "{}", a.text);
 
-    // Without JavaScript, as a whole page.
+    // Without JavaScript, as a whole page on a desktop-sized screen.
     let (whole, whole_token) = form(6_100).await;
     let pay_url = format!("{}/widget/pay/{whole_token}?locale=en", s.url);
     let fill = |selector: &str, text: &str| json!({"fill": selector, "text": text});
-    let plain = json!([{"name": "widget-pay-nojs", "url": pay_url, "javascript": false, "steps": [
+    let plain = json!([{"name": "widget-pay-nojs-desktop", "url": pay_url, "javascript": false,
+        "viewport": {"width": 1280, "height": 800}, "steps": [
         fill("#number", "4242 4242 4242 4242"), fill("#expiry", "12/30"), fill("#cvc", "123"),
         {"click": "button[type=submit]"}
     ]}]);
