@@ -29,6 +29,15 @@ pub fn inn_control(d: &[u32], weights: &[u32]) -> u32 {
     (sum % 11) % 10
 }
 
+/// Digits of a card's security code (CVC/CVV2), fewest and most.
+pub const SECURITY_CODE_DIGITS_MIN: usize = 3;
+pub const SECURITY_CODE_DIGITS_MAX: usize = 4;
+
+/// Whether `s` is a card's security code: 3 or 4 digits.
+pub fn is_security_code(s: &str) -> bool {
+    (SECURITY_CODE_DIGITS_MIN..=SECURITY_CODE_DIGITS_MAX).contains(&s.len()) && all_digits(s)
+}
+
 /// Taxpayer number: 12 digits for a person, 10 for an organisation. Personal data.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Inn(Personal<String>);

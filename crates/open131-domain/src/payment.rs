@@ -169,6 +169,13 @@ fn collect(
     // A bad split is named and fails the whole request below.
     let split = body.get("revenue_split_info").filter(|v| !v.is_null());
     let split = split.and_then(|value| split::parse(f, value, "revenue_split_info"));
+    // Checked before the method is known: session/create may send neither.
+    if subscription.is_some() && split.is_some() {
+        f.err(
+            "payment_options.subscription",
+            "a split payment starts no subscription here (its charges are not split)",
+        );
+    }
     let (method, amount) = (card?, amount?);
     let (mut expiry, mut is_card) = (None, false);
     let (plan, method_masked, token) = match method {
@@ -204,12 +211,6 @@ fn collect(
     }
     if subscription.is_some() && !is_card {
         f.err("payment_options.subscription", "only a card payment (payment_details.type card) starts a subscription");
-    }
-    if subscription.is_some() && split.is_some() {
-        f.err(
-            "payment_options.subscription",
-            "a split payment starts no subscription here (its charges are not split)",
-        );
     }
     // The expiry is kept only for a subscription's charges.
     let expiry = expiry.filter(|_| subscription.is_some());
@@ -297,10 +298,11 @@ pub fn parse_payment_draft(
 }
 
 /// A `session/start/payment` body completed by the session's draft: what
-/// the start sends wins, field by field at the top level.
+/// the start sends wins, field by field at the top level (a null is absent,
+/// as everywhere else, and leaves the draft's field).
 pub fn with_draft(draft: Option<&Value>, body: &Map<String, Value>) -> Map<String, Value> {
     let mut merged = draft.and_then(Value::as_object).cloned().unwrap_or_default();
-    for (key, value) in body {
+    for (key, value) in body.iter().filter(|(_, v)| !v.is_null()) {
         merged.insert(key.clone(), value.clone());
     }
     merged
@@ -840,6 +842,16 @@ mod tests {
         assert_eq!(p.amount.amount(), 10_000);
         assert_eq!(p.return_url.as_deref(), Some("https://shop.example/again"));
         assert!(!p.save_card, "the start's payment_options replaces the draft's whole");
+        // A null in the start is absent: the draft's field stands.
+        let nulls = json!({"session_id": "ps_1", "payment_details": card(), "amount_details": null});
+        let p =
+            parse_payment(&with_draft(Some(&draft), nulls.as_object().unwrap()), PaymentCall::Start, TODAY).unwrap();
+        assert_eq!(p.amount.amount(), 10_000);
+        // A split with a subscription is named at create, before any card.
+        let both = json!({"payment_options": {"subscription": {"period": "month"}},
+            "revenue_split_info": [{"contractor_alias": "a", "remains": true}]});
+        let e = parse_payment_draft(both.as_object().unwrap(), TODAY, &SavedCards::new()).unwrap_err();
+        assert_eq!(e[0].field, "payment_options.subscription");
         // Nothing is required at create; a card's details are never kept; bad fields are named.
         assert!(parse_payment_draft(&Map::new(), TODAY, &SavedCards::new()).is_ok());
         let bad = json!({"payment_details": card(), "customer": {}, "payment_options": {"recurrent": "yes"},

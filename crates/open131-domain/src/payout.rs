@@ -336,71 +336,85 @@ pub fn parse_payout_named(
 
 /// The parts a body carries and the errors of its bad fields.
 fn collect_parts(body: &Map<String, Value>, call: PayoutCall, today: Date) -> (PayoutParts, Vec<FieldError>) {
-    match unnest(body) {
-        Ok(None) => collect_flat(body, call, today),
-        Ok(Some(flat)) => {
-            let (parts, mut errors) = collect_flat(&flat, call, today);
-            // Name the method's fields where the partner sent them.
-            for e in &mut errors {
-                if let Some(rest) = e.field.strip_prefix("payout_details") {
-                    e.field = format!("payout_details.payment_method{rest}");
-                }
+    let Some(nested) = unnest(body) else { return collect_flat(body, call, today) };
+    let (parts, mut errors) = collect_flat(&nested.flat, call, today);
+    // Name each field where the partner sent it.
+    for e in &mut errors {
+        if let Some(rest) = e.field.strip_prefix("payout_details") {
+            e.field = format!("payout_details.payment_method{rest}");
+        } else if let Some(key) = e.field.strip_prefix("participant_details.recipient.") {
+            let top = key.split(['.', '[']).next().unwrap_or(key);
+            if nested.recipient_keys.iter().any(|k| k == top) {
+                e.field = format!("payout_details.recipient.{key}");
             }
-            (parts, errors)
         }
-        Err(errors) => (PayoutParts::default(), errors),
     }
+    errors.extend(nested.errors);
+    (parts, errors)
 }
 
 /// `payout_details` sent as `{payment_method, recipient}` `[INF]` (the
-/// shape of the performance issue's benchmark body) read as the flat form:
-/// the method under `payout_details`, the recipient's fields added to
-/// `participant_details.recipient` (a field sent in both must agree).
-/// `None` when the body has the flat (SDK) form.
-fn unnest(body: &Map<String, Value>) -> Result<Option<Map<String, Value>>, Vec<FieldError>> {
-    let Some(Value::Object(nested)) = body.get("payout_details") else { return Ok(None) };
+/// shape of the performance issue's benchmark body), read as the flat form.
+struct Nested {
+    /// The body with the method under `payout_details`, the recipient's
+    /// fields added to `participant_details.recipient`.
+    flat: Map<String, Value>,
+    /// The recipient's fields that came from `payout_details.recipient`.
+    recipient_keys: Vec<String>,
+    /// What was wrong with the nesting itself.
+    errors: Vec<FieldError>,
+}
+
+/// The nested form read flat (a recipient field sent in both places must
+/// agree); `None` when the body has the flat (SDK) form.
+fn unnest(body: &Map<String, Value>) -> Option<Nested> {
+    let Some(Value::Object(nested)) = body.get("payout_details") else { return None };
     if !nested.contains_key("payment_method") || nested.contains_key("type") {
-        return Ok(None);
+        return None;
     }
     let mut errors = Vec::new();
     let f = &mut Fields { errors: &mut errors };
     f.only(nested, "payout_details", &["payment_method", "recipient"], &[]);
     let mut flat = body.clone();
     flat.insert("payout_details".into(), nested["payment_method"].clone());
+    let mut recipient_keys = Vec::new();
     if let Some(Some(recipient)) = f.optional_object(nested, "recipient", "payout_details.recipient") {
-        let participants = flat.entry("participant_details").or_insert_with(|| Value::Object(Map::new()));
-        match participants.as_object_mut() {
-            Some(p) => {
-                let side = p.entry("recipient").or_insert_with(|| Value::Object(Map::new()));
-                merge_recipient(f, side, recipient);
-            }
-            None => f.err("participant_details", "must be an object"),
+        // A null is absent, as everywhere: the recipient's object is made.
+        let participants = flat.entry("participant_details").or_insert(Value::Null);
+        if participants.is_null() {
+            *participants = Value::Object(Map::new());
         }
+        if let Some(p) = participants.as_object_mut() {
+            let side = p.entry("recipient").or_insert(Value::Null);
+            if side.is_null() {
+                *side = Value::Object(Map::new());
+            }
+            recipient_keys = merge_recipient(f, side, recipient);
+        }
+        // Otherwise the flat reading names participant_details as it is.
     }
-    if errors.is_empty() {
-        Ok(Some(flat))
-    } else {
-        Err(errors)
-    }
+    Some(Nested { flat, recipient_keys, errors })
 }
 
-/// Adds `from`'s fields to the recipient `into`; a field both name must agree.
-fn merge_recipient(f: &mut Fields<'_>, into: &mut Value, from: &Map<String, Value>) {
-    let Some(into) = into.as_object_mut() else {
-        f.err("participant_details.recipient", "must be an object");
-        return;
-    };
+/// Adds `from`'s fields to the recipient `into`; a field both name must
+/// agree. The fields added, by name.
+fn merge_recipient(f: &mut Fields<'_>, into: &mut Value, from: &Map<String, Value>) -> Vec<String> {
+    let Some(into) = into.as_object_mut() else { return Vec::new() };
+    let mut added = Vec::new();
     for (key, value) in from {
         match into.get(key) {
             Some(given) if !given.is_null() && given != value => f.err(
                 &join("payout_details.recipient", key),
                 format!("differs from participant_details.recipient.{key}: send it once"),
             ),
+            Some(given) if !given.is_null() => {}
             _ => {
                 into.insert(key.clone(), value.clone());
+                added.push(key.clone());
             }
         }
     }
+    added
 }
 
 fn collect_flat(body: &Map<String, Value>, call: PayoutCall, today: Date) -> (PayoutParts, Vec<FieldError>) {
@@ -664,7 +678,19 @@ mod tests {
                 "bank_card": {"number": "4242424242424241"}}}, "recipient": {"full_name": "B"}, "x": 1},
             "participant_details": {"recipient": {"full_name": "A"}}});
         let fields: Vec<String> = read(&bad).unwrap_err().into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, ["payout_details.recipient.full_name", "payout_details.x"]);
+        assert_eq!(
+            fields,
+            [
+                "payout_details.payment_method.card.bank_card.number",
+                "payout_details.recipient.full_name",
+                "payout_details.x"
+            ]
+        );
+        // A recipient's own bad field is named where it was sent; a null participant_details is absent.
+        let odd = json!({"payout_details": {"payment_method": card, "recipient": {"full_name": "A", "nickname": "b"}},
+            "participant_details": null});
+        let fields: Vec<String> = read(&odd).unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["payout_details.recipient.nickname"]);
         let bad_card = json!({"payout_details": {"payment_method": {"type": "card", "card": {"type": "bank_card",
                 "bank_card": {"number": "4242424242424241"}}}}});
         let fields: Vec<String> = read(&bad_card).unwrap_err().into_iter().map(|e| e.field).collect();

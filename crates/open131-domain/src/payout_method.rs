@@ -314,7 +314,7 @@ pub(crate) fn parse_bank_card(
         _ => f.err(&join(&p, "expiration_month"), "expiration_month and expiration_year go together"),
     }
     match f.optional_string(bank_card, "security_code", &join(&p, "security_code")) {
-        Some(code) if !(3..=4).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) => {
+        Some(code) if !crate::ident::is_security_code(&code) => {
             f.err(&join(&p, "security_code"), "must be 3 or 4 digits")
         }
         None if purpose == CardUse::Payment => f.err(&join(&p, "security_code"), "is required to pay by card"),

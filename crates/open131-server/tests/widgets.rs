@@ -629,7 +629,8 @@ async fn the_payment_form_pays_a_created_session() {
     assert_eq!(bad.status(), 400);
     let html = bad.text().await.unwrap();
     assert!(html.contains("id=\"number-error\"") && html.contains("id=\"cvc-error\""), "{html}");
-    assert!(!html.contains("id=\"expiry-error\"") && !html.contains("4242424242424241"), "{html}");
+    assert!(!html.contains("id=\"expiry-error\""), "{html}");
+    assert!(!html.contains("4242424242424241") && !html.contains("4242 4242 4242 4241"), "not echoed: {html}");
     let a = s.call("v2", "session/status", &json!({"session_id": session})).await;
     assert_eq!(a.body["session"]["status"], "created", "nothing started: {}", a.text);
 
@@ -654,9 +655,14 @@ async fn the_payment_form_pays_a_created_session() {
     );
     assert_eq!(p["customer"]["reference"], "buyer-1");
     assert!(p["recurrent"]["token"].is_string(), "the card was saved: {p}");
-    // The token served once; the form's address now shows where the payment stands.
-    assert_eq!(http.post(&url).form(&good).send().await.unwrap().status(), 410);
+    // The token served once: the form's address, and a card sent to it again,
+    // now show where the payment stands; nothing else starts.
+    let again = http.post(&url).form(&good).send().await.unwrap();
+    assert_eq!(again.status(), 303);
+    assert!(again.headers()["location"].to_str().unwrap().contains("/status"));
     assert_eq!(follow(&s, &http, url).await.1, "https://shop.example/ok");
+    let a = s.call("v2", "session/status", &json!({"session_id": session})).await;
+    assert_eq!(a.body["session"]["payment_list"].as_array().unwrap().len(), 1);
     s.stop().await;
 }
 
@@ -773,5 +779,53 @@ async fn the_linking_widget_sends_the_request_and_follows_the_tax_services_answe
     let tokenize = tokenize.body["public_token"].as_str().unwrap().to_string();
     let wrong = http.get(format!("{}/widget/self-employed/{tokenize}", s.url)).send().await.unwrap();
     assert_eq!(wrong.status(), 410);
+    s.stop().await;
+}
+
+/// A second press of Pay (the first already started the payment) lands on
+/// the payment's status, not on a dead end; the box left unticked saves no
+/// card even when session/create asked for it; a project that names its
+/// sites keeps the status page to them too.
+#[tokio::test]
+async fn the_payment_form_takes_a_second_press_and_keeps_to_the_projects_sites() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut create = for_form(8_000);
+    create["payment_options"] = json!({"recurrent": true});
+    let session = id_of(&s.call("v2", "session/create", &create).await);
+    let body = json!({"acquiring_widget": {"session_id": session, "success_return_url": "https://shop.example/ok",
+        "show_recurrent_checkbox": true}});
+    let token = s.call("v1", "token", &body).await.body["public_token"].as_str().unwrap().to_string();
+    let url = format!("{}/widget/pay/{token}", s.url);
+    let card = card_form("4242424242424242", "12/30", "123", &[]);
+    let first = http.post(&url).form(&card).send().await.unwrap();
+    let second = http.post(&url).form(&card).send().await.unwrap();
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (303, 303));
+    let to = second.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with(&format!("/widget/pay/{token}/status")), "{to}");
+    s.settle().await;
+    s.advance(1).await;
+    assert_eq!(follow(&s, &http, format!("{}{to}", s.url)).await.1, "https://shop.example/ok");
+    let a = s.call("v2", "session/status", &json!({"session_id": session})).await;
+    let p = &a.body["session"]["payment_list"][0];
+    assert_eq!(p["status"], "succeeded", "{p}");
+    assert!(p.get("recurrent").is_none_or(|r| r["token"].is_null()), "the box was left unticked: {p}");
+
+    // The project names its sites: the status page keeps to them as the form does.
+    let sites = open131_domain::settings::NameSet::parse("http://shop.example:8080").unwrap();
+    s.set_settings("alpha", SettingsChange { widget_origins: Some(sites), ..SettingsChange::default() }).await;
+    let status = format!("{}/widget/pay/{token}/status", s.url);
+    let elsewhere = http.get(format!("{status}?origin=http://evil.example")).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 403);
+    let listed = http.get(format!("{status}?origin=http://shop.example:8080")).send().await.unwrap();
+    assert_eq!(listed.status(), 200);
+    assert!(listed.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors http://shop.example:8080"));
+    assert!(listed.text().await.unwrap().contains("data-status=\"succeeded\""));
+    // A day on, the token is gone with its pages.
+    s.advance(86_400).await;
+    assert_eq!(http.get(format!("{status}?origin=http://shop.example:8080")).send().await.unwrap().status(), 410);
     s.stop().await;
 }

@@ -302,6 +302,8 @@ const MADE_FOR_A_PAYOUT: &str = "was created for a payout (with payout fields, o
 
 /// What `session/create` kept for the session's payment (none, or its
 /// fields as sent); the refusal when the session was made for a payout.
+/// A draft that does not read back (this server wrote it) is logged and
+/// refused as no payment's: the payout's start answers it with a 500.
 pub fn payment_draft(record: &SessionRecord) -> Result<Option<Value>, &'static str> {
     if (record.book, record.shape) != (Book::Main, Shape::Payout) {
         return Err(MADE_FOR_A_PAYOUT);
@@ -310,10 +312,15 @@ pub fn payment_draft(record: &SessionRecord) -> Result<Option<Value>, &'static s
     match serde_json::from_str::<Value>(text.expose()) {
         Ok(draft) if payment::is_payout_draft(&draft) => Err(MADE_FOR_A_PAYOUT),
         Ok(draft) => Ok(Some(draft)),
-        // A draft this server wrote reads back; one that does not is no payment's.
-        Err(_) => Err(MADE_FOR_A_PAYOUT),
+        Err(e) => {
+            tracing::error!(session = %record.id, error = %e, "a session's draft does not read back");
+            Err(UNREADABLE_DRAFT)
+        }
     }
 }
+
+/// Why a session whose draft does not read back cannot start a payment.
+const UNREADABLE_DRAFT: &str = "cannot be started: what session/create kept for it does not read back";
 
 /// What the payment form's customer typed, checked by the page (the
 /// payment's parser checks it again). `Debug` shows none of it.
@@ -348,13 +355,14 @@ pub enum FormRefusal {
 /// the customer typed, completed by what `session/create` kept, and
 /// prepared at once (the answer says whether 3-D Secure comes next); the
 /// customer comes back from 3-D Secure to `return_url` (the form's status
-/// page); `save_card` asks for a recurrent token.
+/// page); `save_card` is the customer's answer to "save the card" when the
+/// form asked (else the draft's `payment_options.recurrent` stands).
 pub async fn pay_by_form(
     app: &crate::App,
     (project_id, session_id): (&str, &str),
     card: &FormCard,
     return_url: &str,
-    save_card: bool,
+    save_card: Option<bool>,
 ) -> Result<SessionRecord, FormRefusal> {
     let record = app.store.session(project_id, session_id).await.map_err(|e| FormRefusal::Internal(e.to_string()))?;
     let record = record.ok_or(FormRefusal::CannotPay("no such session"))?;
@@ -366,8 +374,8 @@ pub async fn pay_by_form(
     }
     let mut options = draft.get("payment_options").and_then(Value::as_object).cloned().unwrap_or_default();
     options.insert("return_url".into(), Value::String(return_url.to_string()));
-    if save_card {
-        options.insert("recurrent".into(), Value::Bool(true));
+    if let Some(save) = save_card {
+        options.insert("recurrent".into(), Value::Bool(save));
     }
     let body = serde_json::json!({
         "payment_details": {"type": "card", "card": {"type": "bank_card", "bank_card": bank_card}},

@@ -14,8 +14,8 @@
 //! request sent twice at once is recorded once.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Form;
 use open131_domain::ident::Inn;
 use open131_domain::npd_link::{self, LinkEvent, LinkState};
@@ -25,20 +25,14 @@ use serde::Deserialize;
 
 use super::escape;
 use super::widgets::{
-    allowed_origins, broken, framed_by, gone, language, not_here, origin, shown_here, use_token, widget_page,
+    allowed_origins, broken, framed_by, gone, language, not_here, origin, page_query, refreshing, see_other,
+    shown_here, use_token, widget_page, Shown,
 };
 use crate::app::App;
 
 /// How often the page looks again while the request waits in the tax
 /// service's app, in seconds (the person answers there, not here).
 pub const LINK_REFRESH_S: u32 = 5;
-
-/// The page's query: the partner's origin and the language (the library's).
-#[derive(Debug, Default, Deserialize)]
-pub struct Shown {
-    origin: Option<String>,
-    locale: Option<String>,
-}
 
 /// What the page's buttons send.
 #[derive(Debug, Deserialize)]
@@ -125,12 +119,12 @@ fn inn_of(found: &PublicTokenRecord) -> Option<&Inn> {
     found.grant.self_employed.as_ref()
 }
 
-/// A token the page serves: unused and unexpired, or used (its request was
-/// sent: the page shows where it stands), for the linking widget.
+/// A token the page serves: the linking widget's, while it lasts (used or
+/// not: once its request is sent, the page shows where it stands).
 async fn serving(app: &App, token: &str) -> Result<Option<PublicTokenRecord>, String> {
     let found = app.store.public_token_by_value(token).await.map_err(|e| e.to_string())?;
     let now = app.clock.now();
-    Ok(found.filter(|t| links(&t.grant) && (t.used_at.is_some() || now < t.expires_at)))
+    Ok(found.filter(|t| links(&t.grant) && now < t.expires_at))
 }
 
 /// The link as it stands (never asked: not requested, version 0 unsaved).
@@ -187,32 +181,35 @@ pub async fn press(State(app): State<App>, Path(token): Path<String>, Form(press
         return framed_by(render(&app, &token, &opened).await, opened.allowed.as_deref());
     };
     let fresh = opened.found.used_at.is_none();
-    if let Err(e) = change(&app, &opened.found, event, fresh).await {
-        tracing::error!(error = %e, "the linking widget could not save its link");
-        return framed_by(broken(locale, origin), opened.allowed.as_deref());
-    }
-    if event == LinkEvent::Request && fresh && use_token(&app, &token, locale, origin).await.is_some() {
+    let saved = match change(&app, &opened.found, event, fresh).await {
+        Ok(saved) => saved,
+        Err(e) => {
+            tracing::error!(error = %e, "the linking widget could not save its link");
+            return framed_by(broken(locale, origin), opened.allowed.as_deref());
+        }
+    };
+    // The token is used by the request it sent, not by a press that changed nothing.
+    if saved && event == LinkEvent::Request && fresh && use_token(&app, &token, locale, origin).await.is_some() {
         tracing::info!("the linking widget's token was used by another try");
     }
-    let query =
-        serde_urlencoded::to_string([("locale", Some(locale.as_str())), ("origin", origin)]).unwrap_or_default();
-    let to = format!("/widget/self-employed/{token}?{query}");
-    framed_by((StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response(), opened.allowed.as_deref())
+    let to = format!("/widget/self-employed/{token}?{}", page_query(locale, origin));
+    framed_by(see_other(&to), opened.allowed.as_deref())
 }
 
 /// Applies `event` to the token's link: one conditional write; a state that
 /// does not take it (a second press, an answer already given) changes
 /// nothing, and the page shows where it stands. A used token sends the
 /// request again only after a decline (a new request needs a new token).
-async fn change(app: &App, found: &PublicTokenRecord, event: LinkEvent, fresh: bool) -> Result<(), String> {
-    let Some(inn) = inn_of(found) else { return Ok(()) };
+/// `true` when the link changed.
+async fn change(app: &App, found: &PublicTokenRecord, event: LinkEvent, fresh: bool) -> Result<bool, String> {
+    let Some(inn) = inn_of(found) else { return Ok(false) };
     let (state, version) = link_of(app, &found.project_id, inn).await?;
     if event == LinkEvent::Request && !fresh && state != LinkState::Declined {
-        return Ok(());
+        return Ok(false);
     }
-    let Ok(next) = npd_link::transition(state, event) else { return Ok(()) };
+    let Ok(next) = npd_link::transition(state, event) else { return Ok(false) };
     if next == state {
-        return Ok(());
+        return Ok(false);
     }
     let record = NpdLinkRecord {
         project_id: found.project_id.clone(),
@@ -222,7 +219,7 @@ async fn change(app: &App, found: &PublicTokenRecord, event: LinkEvent, fresh: b
         updated_at: app.clock.now(),
     };
     // Lost to another change: that change stands, and the page shows it.
-    app.store.save_npd_link(record, version).await.map(|_| ()).map_err(|e| e.to_string())
+    app.store.save_npd_link(record, version).await.map_err(|e| e.to_string())
 }
 
 /// The page for where the link stands.
@@ -279,11 +276,9 @@ async fn render(app: &App, token: &str, opened: &Opened) -> Response {
         text = escape(text),
         origin = escape(origin.unwrap_or_default()),
     );
-    let mut page = widget_page(StatusCode::OK, locale, t.title, &body);
-    if state == LinkState::Requested {
-        if let Ok(value) = HeaderValue::from_str(&LINK_REFRESH_S.to_string()) {
-            page.headers_mut().insert("refresh", value);
-        }
+    let page = widget_page(StatusCode::OK, locale, t.title, &body);
+    match state {
+        LinkState::Requested => refreshing(page, LINK_REFRESH_S),
+        _ => page,
     }
-    page
 }

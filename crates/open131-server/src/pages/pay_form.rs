@@ -16,36 +16,29 @@
 //! meanwhile, or a card the bank refuses) shows a clear page.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Form;
 use open131_domain::dates::moscow_today;
-use open131_domain::ident::{CardExpiry, CardNumber};
+use open131_domain::ident::{is_security_code, CardExpiry, CardNumber};
 use open131_domain::payment_flow::PaymentState;
 use open131_domain::widget::{AcquiringWidget, Locale, WidgetGrant};
 use open131_store::{PublicTokenRecord, SessionRecord};
 use serde::Deserialize;
 
 use super::widgets::{
-    allowed_origins, broken, failure, framed_by, gone, language, not_here, origin, shown_here, texts, usable,
-    use_token, widget_page,
+    allowed_origins, broken, failure, framed_by, gone, language, not_here, origin, page_query, refreshing, see_other,
+    shown_here, texts, usable, use_token, widget_page, Shown,
 };
 use super::{escape, money_text};
 use crate::api::payment::{form_can_pay, pay_by_form, FormCard, FormRefusal};
 use crate::api::render::three_ds_path;
 use crate::app::App;
 
-/// Longest name on the card read, in bytes.
-pub const CARDHOLDER_NAME_MAX_BYTES: usize = 64;
+/// Longest name on the card read, in characters.
+pub const CARDHOLDER_NAME_MAX_CHARS: usize = 64;
 /// How often the status page looks again while the bank works, in seconds.
 pub const STATUS_REFRESH_S: u32 = 1;
-
-/// The page's query: the partner's origin and the language (the library's).
-#[derive(Debug, Default, Deserialize)]
-pub struct Shown {
-    origin: Option<String>,
-    locale: Option<String>,
-}
 
 /// What the form sends. `Debug` shows none of the card.
 #[derive(Deserialize)]
@@ -304,9 +297,9 @@ fn read_card(entered: &Entered, locale: Locale, today: time::Date) -> Result<For
     let expiry = entered.expiry.split_once('/').map(|(mm, yy)| (mm.trim().to_string(), yy.trim().to_string()));
     let expiry = expiry.filter(|(mm, yy)| CardExpiry::parse(mm, yy).is_ok_and(|e| !e.is_expired_on(today)));
     let cvc = entered.cvc.trim();
-    let cvc_ok = (3..=4).contains(&cvc.len()) && cvc.bytes().all(|b| b.is_ascii_digit());
+    let cvc_ok = is_security_code(cvc);
     let holder = entered.holder.trim();
-    let holder_ok = holder.len() <= CARDHOLDER_NAME_MAX_BYTES
+    let holder_ok = holder.chars().count() <= CARDHOLDER_NAME_MAX_CHARS
         && holder.chars().all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '.' || c == '\'');
     match (number, expiry, cvc_ok, holder_ok) {
         (Some(number), Some((expiration_month, expiration_year)), true, true) => Ok(FormCard {
@@ -325,27 +318,25 @@ fn read_card(entered: &Entered, locale: Locale, today: time::Date) -> Result<For
     }
 }
 
-/// The status page's query: the language, and the partner's origin when framed.
-fn status_query(locale: Locale, origin: Option<&str>) -> String {
-    let mut pairs = vec![("locale", locale.as_str())];
-    pairs.extend(origin.map(|o| ("origin", o)));
-    serde_urlencoded::to_string(pairs).unwrap_or_default()
-}
-
 /// The status page's address (where 3-D Secure returns), under the server's public URL.
 fn status_url(app: &App, token: &str, locale: Locale, origin: Option<&str>) -> String {
-    format!("{}/widget/pay/{token}/status?{}", app.public_url(), status_query(locale, origin))
+    format!("{}{}", app.public_url(), status_path(token, locale, origin))
 }
 
-fn see_other(url: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response()
+/// The status page's path and query.
+fn status_path(token: &str, locale: Locale, origin: Option<&str>) -> String {
+    format!("/widget/pay/{token}/status?{}", page_query(locale, origin))
 }
 
 pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(entered): Form<Entered>) -> Response {
     let origin = origin(Some(&entered.origin));
     let found = match usable(&app, &token, pays).await {
         Ok(Some(found)) => found,
-        Ok(None) => return gone(language(Some(&entered.locale), None), origin.as_deref()),
+        // Used (a second press of Pay, a page sent again): where the payment stands.
+        Ok(None) => {
+            let locale = language(Some(&entered.locale), None);
+            return see_other(&status_path(&token, locale, origin.as_deref()));
+        }
         Err(e) => {
             tracing::error!(error = %e, "the payment form could not read its token");
             return broken(language(Some(&entered.locale), None), origin.as_deref());
@@ -378,14 +369,17 @@ async fn pay(
         Ok(card) => card,
         Err(mistakes) => return form(&view, &mistakes),
     };
-    let save = view.save_box && entered.save.is_some();
+    // The box's answer when it was shown; else what session/create asked.
+    let save = view.save_box.then_some(entered.save.is_some());
     let back = status_url(app, token, locale, origin);
     let ids = (found.project_id.as_str(), session.id.as_str());
     match pay_by_form(app, ids, &card, &back, save).await {
         Ok(_) => {}
+        // Started meanwhile (a second press of Pay, or over the API): the
+        // status page shows that payment, or says it cannot be paid here.
         Err(FormRefusal::CannotPay(why)) => {
             tracing::info!(why, "the payment form's session could not be paid");
-            return cannot(locale, origin);
+            return see_other(&status_path(token, locale, origin));
         }
         Err(e @ FormRefusal::Refused { .. }) => {
             tracing::warn!(error = %e, "the payment form's payment was refused");
@@ -428,8 +422,10 @@ fn stage(session: &SessionRecord) -> Stage {
 
 pub async fn status(State(app): State<App>, Path(token): Path<String>, Query(shown): Query<Shown>) -> Response {
     let origin = origin(shown.origin.as_deref());
+    let now = app.clock.now();
     let found = match app.store.public_token_by_value(&token).await {
-        Ok(Some(found)) if pays(&found.grant) && found.used_at.is_some() => found,
+        // Served while the token lasts, used or not: the payment's page.
+        Ok(Some(found)) if pays(&found.grant) && now < found.expires_at => found,
         Ok(_) => return gone(language(shown.locale.as_deref(), None), origin.as_deref()),
         Err(e) => {
             tracing::error!(error = %e, "the payment form's status could not read its token");
@@ -437,18 +433,26 @@ pub async fn status(State(app): State<App>, Path(token): Path<String>, Query(sho
         }
     };
     let locale = language(shown.locale.as_deref(), Some(&found));
-    let session = match session_of(&app, &found, locale, origin.as_deref()).await {
-        Ok(session) => session,
-        Err(page) => return page,
-    };
-    match stage(&session) {
-        // Used, yet its session has no payment: another try started it over the API.
-        Stage::Form => cannot(locale, origin.as_deref()),
-        Stage::ThreeDs => see_other(&three_ds_path(&session.project_id, &session.id)),
-        Stage::Working => working(locale),
-        Stage::Succeeded => finished(&found, &session, locale, origin.as_deref(), None),
-        Stage::Failed(why) => finished(&found, &session, locale, origin.as_deref(), Some(why)),
+    let allowed = allowed_origins(&app, &found.project_id).await;
+    if !shown_here(allowed.as_deref(), origin.as_ref()) {
+        return framed_by(not_here(locale), allowed.as_deref());
     }
+    let page = match session_of(&app, &found, locale, origin.as_deref()).await {
+        Ok(session) => match stage(&session) {
+            // Not started: the form while the token is unused, else (it was
+            // used, yet nothing started) it cannot be paid here.
+            Stage::Form if found.used_at.is_none() => {
+                see_other(&format!("/widget/pay/{token}?{}", page_query(locale, origin.as_deref())))
+            }
+            Stage::Form => cannot(locale, origin.as_deref()),
+            Stage::ThreeDs => see_other(&three_ds_path(&session.project_id, &session.id)),
+            Stage::Working => working(locale),
+            Stage::Succeeded => finished(&found, &session, locale, origin.as_deref(), None),
+            Stage::Failed(why) => finished(&found, &session, locale, origin.as_deref(), Some(why)),
+        },
+        Err(page) => page,
+    };
+    framed_by(page, allowed.as_deref())
 }
 
 /// The page that looks again every [`STATUS_REFRESH_S`] seconds (no script needed).
@@ -459,11 +463,7 @@ fn working(locale: Locale) -> Response {
         title = escape(p.title),
         text = escape(p.working),
     );
-    let mut page = widget_page(StatusCode::OK, locale, p.title, &body);
-    if let Ok(value) = axum::http::HeaderValue::from_str(&STATUS_REFRESH_S.to_string()) {
-        page.headers_mut().insert("refresh", value);
-    }
-    page
+    refreshing(widget_page(StatusCode::OK, locale, p.title, &body), STATUS_REFRESH_S)
 }
 
 /// The end: the partner's page is told (framed), or the customer goes to

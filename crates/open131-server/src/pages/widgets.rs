@@ -42,13 +42,36 @@ const LIBRARY: &str = include_str!("widget/open131.js");
 /// The page's own script: formats the number as typed, and hands the saved card to the library.
 const PAGE_SCRIPT: &str = include_str!("widget/page.js");
 
-/// The page's query (a browser's: other parameters are ignored).
+/// A widget page's query, as the library builds it (a browser's: other
+/// parameters are ignored): the partner's origin and the language.
 #[derive(Debug, Default, Deserialize)]
 pub struct Shown {
-    origin: Option<String>,
-    locale: Option<String>,
-    /// `bank_account` for the account variant; a card otherwise.
+    pub(super) origin: Option<String>,
+    pub(super) locale: Option<String>,
+    /// The tokenization widget's `bank_account` variant; a card otherwise.
     method: Option<String>,
+}
+
+/// The query that keeps a widget page's language and partner origin across
+/// its own redirects.
+pub(super) fn page_query(locale: Locale, origin: Option<&str>) -> String {
+    let mut pairs = vec![("locale", locale.as_str())];
+    pairs.extend(origin.map(|o| ("origin", o)));
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
+/// `page`, asking the browser to load it again after `seconds` (no script
+/// needed): a page that waits for something to happen elsewhere.
+pub(super) fn refreshing(mut page: Response, seconds: u32) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        page.headers_mut().insert(header::REFRESH, value);
+    }
+    page
+}
+
+/// A 303 to `to` (after a form's POST, or to where a flow stands).
+pub(super) fn see_other(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 
 /// What the form sends: a card's fields, or (the account variant) a BIK and

@@ -5,6 +5,17 @@
 // origin the library gave, never to any other.
 (function () {
   'use strict';
+  // A form is sent once: a second press while the first is on its way
+  // (a double click on Pay) would find its token used.
+  Array.prototype.forEach.call(document.forms, function (form) {
+    form.addEventListener('submit', function (event) {
+      if (form.getAttribute('data-sent')) {
+        event.preventDefault();
+        return;
+      }
+      form.setAttribute('data-sent', 'yes');
+    });
+  });
   var failure = document.getElementById('failure');
   if (failure) {
     var to = failure.getAttribute('data-origin');
