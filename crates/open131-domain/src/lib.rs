@@ -16,6 +16,7 @@ pub mod kyc_v2;
 pub mod ledger;
 pub mod lifecycle;
 pub mod multi;
+pub mod npd;
 pub mod npd_link;
 pub mod payment;
 pub mod payment_flow;

@@ -15,6 +15,12 @@
 //! - `POST /admin/v1/payments/chargeback` `{"project", "session_id",
 //!   "amount"?}` opens a bank-initiated chargeback of a captured payment (all
 //!   that is left, or `amount` minor units), as a card network would.
+//! - `POST /admin/v1/npd/taxpayer` `{"tax_reference", "status",
+//!   "full_name"?, "phone"?, "service_error"?}` says what the tax service
+//!   knows of a person (over the sandbox's rules).
+//! - `POST /admin/v1/npd/link` `{"project", "tax_reference", "action"}`
+//!   acts for the person in the tax service's app: `confirm` or `decline` a
+//!   waiting linking request, or `unlink`.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -25,10 +31,14 @@ use open131_domain::kyc::{CheckState, Outcome};
 use open131_store::Decision;
 use serde_json::{json, Value};
 
+use crate::api::npd::{change_link, LinkChange};
 use crate::api::payment::{start_refund, RefundRefusal};
 use crate::app::{App, Surface};
 use crate::pages::bank_app::AppPayError;
 use crate::registries::ReloadEvent;
+use open131_domain::ident::Inn;
+use open131_domain::npd::{TaxStatus, Taxpayer};
+use open131_domain::npd_link::{LinkEvent, LinkState, WrongLinkState};
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
     (status, Json(json!({"status": "error", "error": {"code": code, "description": description}}))).into_response()
@@ -57,6 +67,115 @@ pub fn router() -> Router<App> {
         .route("/admin/v1/payments/chargeback", post(chargeback))
         .route("/admin/v1/payments/fps_pay", post(fps_pay))
         .route("/admin/v1/payments/sberpay_pay", post(fps_pay))
+        .route("/admin/v1/npd/taxpayer", post(npd_taxpayer))
+        .route("/admin/v1/npd/link", post(npd_link))
+}
+
+/// The operator's word on a person (`POST /admin/v1/npd/taxpayer`).
+pub async fn npd_taxpayer(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(r) = refusal(&app, &headers) {
+        return r;
+    }
+    let keys = ["tax_reference", "status", "full_name", "phone", "service_error"];
+    let body = match object_of(&body, &keys) {
+        Ok(body) => body,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
+    };
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+    let Some(inn) = text("tax_reference").and_then(|t| npd_inn(&t)) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "tax_reference must be a 12-digit INN whose check digits match",
+        );
+    };
+    let Some(status) = text("status").and_then(|s| TaxStatus::parse(&s)) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "status must be self_employed, not_self_employed or unknown",
+        );
+    };
+    let service_error = match body.get("service_error") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return error(StatusCode::BAD_REQUEST, "invalid_request", "service_error must be true or false"),
+    };
+    let taxpayer = Taxpayer { status, full_name: text("full_name"), phone: text("phone"), service_error };
+    match app.store.set_npd_taxpayer(inn.expose(), &taxpayer, app.clock.now()).await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "setting a taxpayer failed");
+            Admin::internal()
+        }
+    }
+}
+
+/// A person's INN as the operator gives it: 12 digits whose check digits match.
+pub fn npd_inn(text: &str) -> Option<Inn> {
+    Inn::parse_individual(text.trim()).ok().filter(Inn::check_digits_ok)
+}
+
+/// The tax service's app, acted for by the operator (`POST /admin/v1/npd/link`).
+pub async fn npd_link(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(r) = refusal(&app, &headers) {
+        return r;
+    }
+    let body = match object_of(&body, &["project", "tax_reference", "action"]) {
+        Ok(body) => body,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
+    };
+    let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or("");
+    let event = match text("action") {
+        "confirm" => LinkEvent::Confirm,
+        "decline" => LinkEvent::Decline,
+        "unlink" => LinkEvent::Unlink,
+        _ => return error(StatusCode::BAD_REQUEST, "invalid_request", "action must be confirm, decline or unlink"),
+    };
+    let Some(inn) = npd_inn(text("tax_reference")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "tax_reference must be a 12-digit INN whose check digits match",
+        );
+    };
+    match act_on_link(&app, text("project"), &inn, event).await {
+        Ok(state) => (StatusCode::OK, Json(json!({"status": "ok", "link": state.as_str()}))).into_response(),
+        Err(LinkActError::NoProject) => error(StatusCode::NOT_FOUND, "project_not_found", "no such project"),
+        Err(LinkActError::Refused(wrong)) => error(StatusCode::CONFLICT, "link_wrong_state", &wrong.to_string()),
+        Err(LinkActError::Store(e)) => {
+            tracing::error!(error = %e, "acting on a link failed");
+            Admin::internal()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkActError {
+    #[error("no such project")]
+    NoProject,
+    #[error(transparent)]
+    Refused(#[from] WrongLinkState),
+    #[error("store: {0}")]
+    Store(#[from] open131_store::StoreError),
+}
+
+/// Applies the tax service's `event` to `project`'s link of `inn` (the admin
+/// endpoint and the CLI); the link's state afterwards. A change lost to
+/// another is tried once more on what that one left.
+pub async fn act_on_link(app: &App, project: &str, inn: &Inn, event: LinkEvent) -> Result<LinkState, LinkActError> {
+    if app.store.project(project).await?.is_none() {
+        return Err(LinkActError::NoProject);
+    }
+    for _ in 0..2 {
+        match change_link(app.store.as_ref(), (project, inn.expose()), event, app.clock.now()).await? {
+            LinkChange::Changed(state) | LinkChange::Unchanged(state) => return Ok(state),
+            LinkChange::Refused(wrong) => return Err(wrong.into()),
+            LinkChange::Lost => continue,
+        }
+    }
+    let now = app.store.npd_link(project, inn.expose()).await?;
+    Ok(now.map_or(LinkState::NotRequested, |l| l.state))
 }
 
 /// The refusal to send, if the request does not carry the admin token.

@@ -118,6 +118,18 @@ impl open131_store::NpdStore for Faulty {
     async fn save_npd_link(&self, l: open131_store::NpdLinkRecord, expected: Option<i64>) -> Result<bool> {
         self.inner.save_npd_link(l, expected).await
     }
+    async fn insert_npd_request(&self, q: open131_store::NpdRequestRecord) -> Result<()> {
+        self.inner.insert_npd_request(q).await
+    }
+    async fn npd_request(&self, p: &str, id: &str) -> Result<Option<open131_store::NpdRequestRecord>> {
+        self.inner.npd_request(p, id).await
+    }
+    async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
+        self.inner.npd_taxpayer(inn).await
+    }
+    async fn set_npd_taxpayer(&self, inn: &str, t: &open131_domain::npd::Taxpayer, now: OffsetDateTime) -> Result<()> {
+        self.inner.set_npd_taxpayer(inn, t, now).await
+    }
 }
 
 #[async_trait]

@@ -750,6 +750,7 @@ async fn the_linking_widget_sends_the_request_and_follows_the_tax_services_answe
     let html = html.text().await.unwrap();
     assert_eq!(state(&html), "requested");
     assert!(html.contains("value=\"confirm\"") && html.contains("value=\"decline\""), "{html}");
+    assert!(html.contains("id=\"refresh\"") && html.contains("Refresh the request"), "{html}");
     let i = info(&s, &json!({"type": "public_token", "public_token": {"token": token}})).await;
     assert_eq!(i.body["info"]["is_active"], false, "the request used the token");
 

@@ -388,6 +388,19 @@ pub trait NpdStore: Send + Sync + 'static {
     /// Saves `link` if its row still stands at `expected_version` (`None`:
     /// no row yet); `false` when another change came first (nothing saved).
     async fn save_npd_link(&self, link: NpdLinkRecord, expected_version: Option<i64>) -> Result<bool>;
+    /// Stores a new request (its random id must be new).
+    async fn insert_npd_request(&self, request: NpdRequestRecord) -> Result<()>;
+    /// The project's request `id`; another project's is simply absent.
+    async fn npd_request(&self, project_id: &str, id: &str) -> Result<Option<NpdRequestRecord>>;
+    /// What the operator said the tax service knows of `inn`, if anything.
+    async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>>;
+    /// The operator's word on `inn`, replacing any earlier one.
+    async fn set_npd_taxpayer(
+        &self,
+        inn: &str,
+        taxpayer: &open131_domain::npd::Taxpayer,
+        now: OffsetDateTime,
+    ) -> Result<()>;
 }
 
 pub trait Store:

@@ -549,6 +549,42 @@ pub struct NpdLinkRecord {
     pub updated_at: OffsetDateTime,
 }
 
+/// A partner's request to the tax service, with the answer it gets once
+/// it is no longer pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpdRequestRecord {
+    pub project_id: String,
+    pub id: String,
+    /// The person's INN: personal data.
+    pub inn: String,
+    /// `check` or `personal_info`.
+    pub kind: NpdRequestKind,
+    pub answer: open131_domain::npd::NpdAnswer,
+    pub created_at: OffsetDateTime,
+    /// From when `npd/request/status` shows the answer (before: `pending`).
+    pub ready_at: OffsetDateTime,
+}
+
+/// Which method made a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpdRequestKind {
+    Check,
+    PersonalInfo,
+}
+
+impl NpdRequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Check => "check",
+            Self::PersonalInfo => "personal_info",
+        }
+    }
+
+    pub fn parse_stored(s: &str) -> Option<Self> {
+        [Self::Check, Self::PersonalInfo].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// A public token: a customer's browser may open the widgets of `grant` with it, once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicTokenRecord {

@@ -24,10 +24,10 @@ use open131_domain::widget::WidgetGrant;
 use time::{Date, OffsetDateTime};
 
 use crate::{
-    CheckRecord, ContractorWalletRecord, DueTimer, Exchange, NpdLinkRecord, PaymentRecord, PaymentRefundRecord,
-    PaymentSubscription, PayoutRecord, PostingRecord, ProjectSettings, PublicTokenRecord, RecurrentToken, RefundRecord,
-    Result, SealedItem, SessionRecord, StoreError, SubjectKind, SubscriptionRecord, VaultAccountRecord,
-    VaultCardRecord, VaultKind, WalletRecord, WebhookRecord, WebhookState,
+    CheckRecord, ContractorWalletRecord, DueTimer, Exchange, NpdLinkRecord, NpdRequestKind, NpdRequestRecord,
+    PaymentRecord, PaymentRefundRecord, PaymentSubscription, PayoutRecord, PostingRecord, ProjectSettings,
+    PublicTokenRecord, RecurrentToken, RefundRecord, Result, SealedItem, SessionRecord, StoreError, SubjectKind,
+    SubscriptionRecord, VaultAccountRecord, VaultCardRecord, VaultKind, WalletRecord, WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -1367,6 +1367,53 @@ pub(crate) fn npd_link<C: Columns>(r: &C) -> std::result::Result<Result<NpdLinkR
         let state = open131_domain::npd_link::LinkState::parse_stored(&state)
             .ok_or_else(|| StoreError::corrupt("a self-employed link", "state"))?;
         Ok(NpdLinkRecord { project_id, inn, state, version, updated_at: from_us(updated)? })
+    };
+    Ok(decode())
+}
+
+pub(crate) const INSERT_NPD_REQUEST: &str = "INSERT INTO npd_requests (project_id, id, inn, kind, answer, \
+     created_at_us, ready_at_us) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+pub(crate) const SELECT_NPD_REQUEST: &str = "SELECT project_id, id, inn, kind, answer, created_at_us, ready_at_us \
+     FROM npd_requests WHERE project_id = $1 AND id = $2";
+
+/// A row of [`SELECT_NPD_REQUEST`].
+pub(crate) fn npd_request<C: Columns>(r: &C) -> std::result::Result<Result<NpdRequestRecord>, C::Error> {
+    let (project_id, id, inn, kind, answer) = (r.text(0)?, r.text(1)?, r.text(2)?, r.text(3)?, r.text(4)?);
+    let (created, ready) = (r.int(5)?, r.int(6)?);
+    let decode = || -> Result<NpdRequestRecord> {
+        let kind = NpdRequestKind::parse_stored(&kind).ok_or_else(|| StoreError::corrupt("an NPD request", "kind"))?;
+        let answer = open131_domain::npd::NpdAnswer::parse_stored(&answer)
+            .ok_or_else(|| StoreError::corrupt("an NPD request", "answer"))?;
+        Ok(NpdRequestRecord {
+            project_id,
+            id,
+            inn,
+            kind,
+            answer,
+            created_at: from_us(created)?,
+            ready_at: from_us(ready)?,
+        })
+    };
+    Ok(decode())
+}
+
+pub(crate) const SELECT_NPD_TAXPAYER: &str =
+    "SELECT status, full_name, phone, service_error FROM npd_taxpayers WHERE inn = $1";
+
+/// The operator's word on a person, replacing any earlier one.
+pub(crate) const UPSERT_NPD_TAXPAYER: &str = "INSERT INTO npd_taxpayers (inn, status, full_name, phone, \
+     service_error, updated_at_us) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (inn) DO UPDATE SET \
+     status = excluded.status, full_name = excluded.full_name, phone = excluded.phone, \
+     service_error = excluded.service_error, updated_at_us = excluded.updated_at_us";
+
+/// A row of [`SELECT_NPD_TAXPAYER`].
+pub(crate) fn npd_taxpayer<C: Columns>(r: &C) -> std::result::Result<Result<open131_domain::npd::Taxpayer>, C::Error> {
+    let (status, full_name, phone, service_error) = (r.text(0)?, r.opt_text(1)?, r.opt_text(2)?, r.int(3)?);
+    let decode = || -> Result<open131_domain::npd::Taxpayer> {
+        let status = open131_domain::npd::TaxStatus::parse(&status)
+            .ok_or_else(|| StoreError::corrupt("an NPD taxpayer", "status"))?;
+        Ok(open131_domain::npd::Taxpayer { status, full_name, phone, service_error: service_error != 0 })
     };
     Ok(decode())
 }

@@ -1192,6 +1192,51 @@ async fn npd_links_change_once_per_version_on_both_backends() {
     }
 }
 
+/// NPD requests are kept whole per project; the operator's word on a person
+/// is kept once per INN, the latest replacing the earlier.
+#[tokio::test]
+async fn npd_requests_and_taxpayers_round_trip_on_both_backends() {
+    use open131_domain::npd::{NpdAnswer, NpdError, TaxStatus, Taxpayer};
+    for Case { name, store, .. } in cases_with_projects().await {
+        for (id, answer) in [
+            ("npd_1", NpdAnswer::Checked { self_employed: true, linked: false }),
+            ("npd_2", NpdAnswer::PersonalInfo { mismatches: vec!["full_name"] }),
+            ("npd_3", NpdAnswer::Failed(NpdError::TaxpayerUnknown)),
+        ] {
+            let request = open131_store::NpdRequestRecord {
+                project_id: "alpha".into(),
+                id: id.into(),
+                inn: "500100732259".into(),
+                kind: open131_store::NpdRequestKind::Check,
+                answer,
+                created_at: NOW,
+                ready_at: NOW + Duration::seconds(2),
+            };
+            store.insert_npd_request(request.clone()).await.unwrap();
+            assert_eq!(store.npd_request("alpha", id).await.unwrap(), Some(request.clone()), "{name}");
+            assert_eq!(store.npd_request("beta", id).await.unwrap(), None, "{name}: another project's");
+            assert!(store.insert_npd_request(request).await.is_err(), "{name}: an id is unique");
+        }
+        assert_eq!(store.npd_taxpayer("500100732259").await.unwrap(), None, "{name}");
+        let first = Taxpayer {
+            status: TaxStatus::NotSelfEmployed,
+            full_name: Some("А Б".into()),
+            phone: None,
+            service_error: false,
+        };
+        store.set_npd_taxpayer("500100732259", &first, NOW).await.unwrap();
+        assert_eq!(store.npd_taxpayer("500100732259").await.unwrap(), Some(first), "{name}");
+        let second = Taxpayer {
+            status: TaxStatus::SelfEmployed,
+            full_name: None,
+            phone: Some("79001112233".into()),
+            service_error: true,
+        };
+        store.set_npd_taxpayer("500100732259", &second, NOW).await.unwrap();
+        assert_eq!(store.npd_taxpayer("500100732259").await.unwrap(), Some(second), "{name}");
+    }
+}
+
 async fn contractor_balances(store: &dyn Store, project: &str) -> Vec<(String, i64)> {
     store.contractor_wallets(project).await.unwrap().into_iter().map(|w| (w.alias, w.balance)).collect()
 }

@@ -14,6 +14,8 @@ use open131_client::KycClient;
 use open131_domain::allowlist::IpAllowlist;
 use open131_domain::fx::{FxRate, CONVERTIBLE, FUNDING_CURRENCY};
 use open131_domain::ledger::Book;
+use open131_domain::npd::TaxStatus;
+use open131_domain::npd_link::LinkEvent;
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_server::config::{DATA_DIR_DEFAULT, LISTEN_DEFAULT};
 use open131_server::{demo, App, Config, SystemClock};
@@ -84,6 +86,9 @@ pub enum Command {
     /// The taxpayer (INN to passport) registry.
     #[command(subcommand)]
     Taxpayers(crate::registry_cli::TaxpayersCommand),
+    /// The self-employed (NPD): what the tax service knows, and its app's answers.
+    #[command(subcommand)]
+    Npd(NpdCommand),
     /// Manage partner projects.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -185,6 +190,33 @@ pub enum PaymentsCommand {
         #[arg(long)]
         amount: Option<i64>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NpdCommand {
+    /// Say what the tax service knows of a person (over the sandbox's rules).
+    Set {
+        /// The person's INN (12 digits).
+        inn: String,
+        /// self_employed, not_self_employed or unknown.
+        #[arg(long, value_parser = |s: &str| TaxStatus::parse(s).ok_or("must be self_employed, not_self_employed or unknown"))]
+        status: TaxStatus,
+        /// The name on file (npd/taxpayer/check_personal_info compares it).
+        #[arg(long)]
+        name: Option<String>,
+        /// The phone on file.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Every request about the person fails with npd_service_internal_error.
+        #[arg(long)]
+        service_error: bool,
+    },
+    /// Confirm a waiting linking request in the tax service's app, for the person.
+    ConfirmLink { project: String, inn: String },
+    /// Decline a waiting linking request, for the person.
+    DeclineLink { project: String, inn: String },
+    /// End a person's link to the bank for a project.
+    Unlink { project: String, inn: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -405,6 +437,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             println!("chargeback {id} of {amount} opened on session {session}");
             Ok(())
         }
+        Command::Npd(cmd) => npd(&args.data_dir, &location, cmd).await,
         Command::Registry(cmd) => crate::registry_cli::registry(&args.data_dir, cmd).await,
         Command::Taxpayers(cmd) => crate::registry_cli::taxpayers(&args.data_dir, cmd).await,
         Command::Kyc(KycCommand::Resolve { id, project, outcome }) => {
@@ -787,4 +820,32 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// `open131 npd …`: the operator's acts for the tax service and its app.
+async fn npd(data_dir: &std::path::Path, location: &Location, cmd: NpdCommand) -> anyhow::Result<()> {
+    let valid = |inn: &str| {
+        open131_server::admin::npd_inn(inn)
+            .with_context(|| format!("{inn:?} is not a 12-digit INN whose check digits match"))
+    };
+    let store = open_store(location).await?;
+    let (project, inn, event) = match cmd {
+        NpdCommand::Set { inn, status, name, phone, service_error } => {
+            let inn = valid(&inn)?;
+            let taxpayer = open131_domain::npd::Taxpayer { status, full_name: name, phone, service_error };
+            store.set_npd_taxpayer(inn.expose(), &taxpayer, OffsetDateTime::now_utc()).await?;
+            println!("{}: {}", inn.masked(), status.as_str());
+            return Ok(());
+        }
+        NpdCommand::ConfirmLink { project, inn } => (project, inn, LinkEvent::Confirm),
+        NpdCommand::DeclineLink { project, inn } => (project, inn, LinkEvent::Decline),
+        NpdCommand::Unlink { project, inn } => (project, inn, LinkEvent::Unlink),
+    };
+    let inn = valid(&inn)?;
+    let dir = DataDir::new(data_dir);
+    let bank_key = demo::ensure_bank_key(store.as_ref(), &dir, None).await?;
+    let app = App::new(Config::new(dir.root().to_path_buf()), store, Arc::new(SystemClock), bank_key);
+    let state = open131_server::admin::act_on_link(&app, &project, &inn, event).await?;
+    println!("{} in project {project}: {}", inn.masked(), state.as_str());
+    Ok(())
 }

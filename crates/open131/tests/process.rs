@@ -334,15 +334,28 @@ async fn status_until(
     id: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
+    let body = json!({"session_id": id});
+    ask_until(http, url, key, ("session/status", &body), |a| done(&a["session"])).await["session"].clone()
+}
+
+/// Asks `method` with `body` until `done` holds of the answer (the server's
+/// timers run on real time); the answer.
+async fn ask_until(
+    http: &reqwest::Client,
+    url: &str,
+    key: &SigningKey,
+    (method, body): (&str, &Value),
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let mut last = Value::Null;
     for _ in 0..500 {
-        last = signed(http, url, "session/status", key, &json!({"session_id": id})).await;
-        if done(&last["session"]) {
-            return last["session"].clone();
+        last = signed(http, url, method, key, body).await;
+        if done(&last) {
+            return last;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("session {id} never got there: {last}");
+    panic!("{method} {body} never got there: {last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,4 +440,33 @@ async fn the_vault_keeps_card_numbers_out_of_files_and_logs() {
             assert!(!bytes.windows(number.len()).any(|w| w == number.as_bytes()), "the number in {}", path.display());
         }
     }
+}
+
+/// `open131 npd …` beside a running server: the operator's word on a person
+/// shows in the next `npd/check`, and the tax service's app is acted for
+/// (a confirm with no waiting request refused, a decline of a waiting one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn npd_commands_drive_the_tax_service_beside_a_running_server() {
+    let site = Site::new().await;
+    let server = serve_with(&site, &[]);
+    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let inn = "500100732259";
+    let (ok, out, err) = cli(&site, &["npd", "set", inn, "--status", "not_self_employed"]);
+    assert!(ok && out.contains("********2259: not_self_employed"), "{out} {err}");
+    let id = signed(&http, &server.url, "npd/check", &key, &json!({"tax_reference": inn})).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let asked = json!({"request_id": id});
+    let answer =
+        ask_until(&http, &server.url, &key, ("npd/request/status", &asked), |a| a["status"] != "pending").await;
+    assert_eq!(answer["is_professional_income_taxpayer"], false, "{answer}");
+
+    let (ok, _, err) = cli(&site, &["npd", "confirm-link", "demo", inn]);
+    assert!(!ok && err.contains("does not take"), "nothing waits to be confirmed: {err}");
+    let (ok, _, err) = cli(&site, &["npd", "set", "500100732258", "--status", "self_employed"]);
+    assert!(!ok && err.contains("check digits"), "{err}");
+    let (ok, _, err) = cli(&site, &["npd", "unlink", "nobody", inn]);
+    assert!(!ok && !err.is_empty(), "{err}");
 }

@@ -131,7 +131,7 @@ pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     // Random ids: sequential ones would tell a partner how busy other partners are.
     format!("{prefix}{}", u64::from_le_bytes(random_bytes()) % 10_000_000_000_000_000)
 }

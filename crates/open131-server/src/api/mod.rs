@@ -16,6 +16,7 @@
 mod account;
 pub mod engine;
 mod multi;
+pub mod npd;
 pub mod payment;
 pub mod processor;
 pub mod render;
@@ -100,6 +101,9 @@ pub enum ApiMethod {
     FpsCustomerVerification,
     AccountBalance,
     AccountStatement,
+    NpdCheck,
+    NpdPersonalInfo,
+    NpdRequestStatus,
 }
 
 /// The spec's name of `report/account_balance`.
@@ -118,7 +122,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 24] = [
+    pub const OTHERS: [ApiMethod; 27] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -143,6 +147,9 @@ impl ApiMethod {
         Self::FpsCustomerVerification,
         Self::AccountBalance,
         Self::AccountStatement,
+        Self::NpdCheck,
+        Self::NpdPersonalInfo,
+        Self::NpdRequestStatus,
     ];
 
     /// Every method served.
@@ -196,6 +203,9 @@ impl ApiMethod {
             Self::FpsCustomerVerification => "fps/customer_verification",
             Self::AccountBalance => "report/account_balance",
             Self::AccountStatement => "report/account_statement",
+            Self::NpdCheck => "npd/check",
+            Self::NpdPersonalInfo => "npd/taxpayer/check_personal_info",
+            Self::NpdRequestStatus => "npd/request/status",
         }
     }
 
@@ -214,7 +224,7 @@ impl ApiMethod {
     /// (the key is written in the change's transaction). Disabling a recurrent
     /// token, cancelling or restoring a subscription change no session and are
     /// idempotent by nature; a push changes nothing; issuing a public token
-    /// twice gives two tokens, harmlessly.
+    /// (or asking the tax service) twice gives two tokens (two requests), harmlessly.
     pub fn mutating(self) -> bool {
         !matches!(
             self,
@@ -232,6 +242,9 @@ impl ApiMethod {
                 | Self::TokenInfo
                 | Self::TokenizeElements
                 | Self::Tokenize
+                | Self::NpdCheck
+                | Self::NpdPersonalInfo
+                | Self::NpdRequestStatus
         )
     }
 
@@ -244,8 +257,8 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 4] =
-    ["session/init/payout/fiscalization", "session/start/payout/fiscalization", "fiscalization", "npd/check"];
+const NOT_SERVED_YET: [&str; 3] =
+    ["session/init/payout/fiscalization", "session/start/payout/fiscalization", "fiscalization"];
 
 /// Families of bank methods not served yet, by prefix and by suffix.
 const NOT_SERVED_PREFIXES: [&str; 5] = ["npd/", "session/multi/", "recurrent/", "subscription/", "token"];
@@ -515,6 +528,9 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::WalletBalance => ctx.balance(&body).await,
         ApiMethod::FpsBanks => wallet::banks(&body),
         ApiMethod::FpsCustomerVerification => ctx.verify_recipient(&body).await,
+        ApiMethod::NpdCheck => ctx.npd_ask(&body, open131_store::NpdRequestKind::Check).await,
+        ApiMethod::NpdPersonalInfo => ctx.npd_ask(&body, open131_store::NpdRequestKind::PersonalInfo).await,
+        ApiMethod::NpdRequestStatus => ctx.npd_status(&body).await,
     }
 }
 

@@ -18,9 +18,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use open131_domain::ident::Inn;
-use open131_domain::npd_link::{self, LinkEvent, LinkState};
+use open131_domain::npd_link::{LinkEvent, LinkState};
 use open131_domain::widget::{Locale, WidgetGrant};
-use open131_store::{NpdLinkRecord, PublicTokenRecord};
+use open131_store::PublicTokenRecord;
 use serde::Deserialize;
 
 use super::escape;
@@ -28,6 +28,7 @@ use super::widgets::{
     allowed_origins, broken, framed_by, gone, language, not_here, origin, page_query, refreshing, see_other,
     shown_here, use_token, widget_page, Shown,
 };
+use crate::api::npd::{change_link, LinkChange};
 use crate::app::App;
 
 /// How often the page looks again while the request waits in the tax
@@ -68,6 +69,7 @@ struct LinkTexts {
     linked: &'static str,
     declined: &'static str,
     send_again: &'static str,
+    refresh: &'static str,
 }
 
 fn link_texts(locale: Locale) -> LinkTexts {
@@ -88,6 +90,7 @@ fn link_texts(locale: Locale) -> LinkTexts {
             linked: "Linked: Bank 131 may now register your income. You may close this page.",
             declined: "You declined the request in «Мой налог». You may send it again.",
             send_again: "Send the request again",
+            refresh: "Refresh the request's status",
         },
         Locale::Ru => LinkTexts {
             title: "Подключение к Банку 131",
@@ -105,6 +108,7 @@ fn link_texts(locale: Locale) -> LinkTexts {
             linked: "Подключено: Банк 131 может регистрировать ваш доход. Страницу можно закрыть.",
             declined: "Вы отклонили запрос в «Мой налог». Его можно отправить снова.",
             send_again: "Отправить запрос снова",
+            refresh: "Обновить статус заявки",
         },
     }
 }
@@ -196,30 +200,20 @@ pub async fn press(State(app): State<App>, Path(token): Path<String>, Form(press
     framed_by(see_other(&to), opened.allowed.as_deref())
 }
 
-/// Applies `event` to the token's link: one conditional write; a state that
-/// does not take it (a second press, an answer already given) changes
-/// nothing, and the page shows where it stands. A used token sends the
-/// request again only after a decline (a new request needs a new token).
-/// `true` when the link changed.
+/// Applies `event` to the token's link ([`change_link`]): a state that does
+/// not take it (a second press, an answer already given) changes nothing,
+/// and the page shows where it stands. A used token sends the request again
+/// only after a decline (a new request needs a new token). `true` when the
+/// link changed.
 async fn change(app: &App, found: &PublicTokenRecord, event: LinkEvent, fresh: bool) -> Result<bool, String> {
     let Some(inn) = inn_of(found) else { return Ok(false) };
-    let (state, version) = link_of(app, &found.project_id, inn).await?;
+    let (state, _) = link_of(app, &found.project_id, inn).await?;
     if event == LinkEvent::Request && !fresh && state != LinkState::Declined {
         return Ok(false);
     }
-    let Ok(next) = npd_link::transition(state, event) else { return Ok(false) };
-    if next == state {
-        return Ok(false);
-    }
-    let record = NpdLinkRecord {
-        project_id: found.project_id.clone(),
-        inn: inn.expose().to_string(),
-        state: next,
-        version: version.map_or(1, |v| v + 1),
-        updated_at: app.clock.now(),
-    };
-    // Lost to another change: that change stands, and the page shows it.
-    app.store.save_npd_link(record, version).await.map_err(|e| e.to_string())
+    let ids = (found.project_id.as_str(), inn.expose());
+    let done = change_link(app.store.as_ref(), ids, event, app.clock.now()).await.map_err(|e| e.to_string())?;
+    Ok(matches!(done, LinkChange::Changed(_)))
 }
 
 /// The page for where the link stands.
@@ -251,8 +245,15 @@ async fn render(app: &App, token: &str, opened: &Opened) -> Response {
         // Unlinked since the token was used: a new token sends a new request.
         LinkState::NotRequested => (t.ask, String::new()),
         LinkState::Requested => {
+            // The bank's widget has the same button (its docs: «Обновить статус заявки»).
+            let refresh = format!(
+                "<p><a id=\"refresh\" href=\"/widget/self-employed/{token}?{query}\">{label}</a></p>",
+                token = escape(token),
+                query = escape(&page_query(locale, origin)),
+                label = escape(t.refresh),
+            );
             let app_box = format!(
-                "<section class=\"sandbox\" aria-label=\"{label}\"><p class=\"brand\">{label}</p>{confirm}{decline}</section>",
+                "{refresh}<section class=\"sandbox\" aria-label=\"{label}\"><p class=\"brand\">{label}</p>{confirm}{decline}</section>",
                 label = escape(t.app),
                 confirm = button("confirm", t.confirm, "confirm"),
                 decline = button("decline", t.decline, "decline"),

@@ -10,3 +10,30 @@ CREATE TABLE npd_links (
     updated_at_us  BIGINT  NOT NULL,
     PRIMARY KEY (project_id, inn)
 );
+
+-- The partners' requests to the tax service (npd/check,
+-- npd/taxpayer/check_personal_info): what was asked about which INN, and the
+-- answer worked out when it was asked (an npd::NpdAnswer, JSON), shown by
+-- npd/request/status from ready_at on.
+CREATE TABLE npd_requests (
+    project_id     TEXT    NOT NULL REFERENCES projects(id),
+    id             TEXT    NOT NULL,
+    inn            TEXT    NOT NULL,
+    kind           TEXT    NOT NULL,
+    answer         TEXT    NOT NULL,
+    created_at_us  BIGINT  NOT NULL,
+    ready_at_us    BIGINT  NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+
+-- What the operator says the tax service knows of a person (open131 npd
+-- set), over the sandbox's rules: the status (an npd::TaxStatus name), the
+-- name and phone on file, and whether its requests fail.
+CREATE TABLE npd_taxpayers (
+    inn            TEXT    PRIMARY KEY,
+    status         TEXT    NOT NULL,
+    full_name      TEXT,
+    phone          TEXT,
+    service_error  BIGINT  NOT NULL,
+    updated_at_us  BIGINT  NOT NULL
+);

@@ -813,4 +813,43 @@ impl NpdStore for PgStore {
         };
         Ok(changed == 1)
     }
+
+    async fn insert_npd_request(&self, q: NpdRequestRecord) -> Result<()> {
+        let (kind, answer) = (q.kind.as_str(), q.answer.stored());
+        let (created, ready) = (to_us(q.created_at), to_us(q.ready_at));
+        // A repeat after a lost commit meets its own row and fails (a 500 the
+        // partner answers by asking again: each request is new).
+        with_retries(|| async {
+            let client = self.client().await?;
+            let params: [Param<'_>; 7] = [&q.project_id, &q.id, &q.inn, &kind, &answer, &created, &ready];
+            client.execute(crate::rows::INSERT_NPD_REQUEST, &params).await?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
+
+    async fn npd_request(&self, project_id: &str, id: &str) -> Result<Option<NpdRequestRecord>> {
+        let rows =
+            with_retries(|| async { self.query(crate::rows::SELECT_NPD_REQUEST, &[&project_id, &id]).await }).await?;
+        let row = rows.first().map(crate::rows::npd_request).transpose()?;
+        row.transpose()
+    }
+
+    async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
+        let rows = with_retries(|| async { self.query(crate::rows::SELECT_NPD_TAXPAYER, &[&inn]).await }).await?;
+        let row = rows.first().map(crate::rows::npd_taxpayer).transpose()?;
+        row.transpose()
+    }
+
+    async fn set_npd_taxpayer(&self, inn: &str, t: &open131_domain::npd::Taxpayer, now: OffsetDateTime) -> Result<()> {
+        let (status, error, updated) = (t.status.as_str(), i64::from(t.service_error), to_us(now));
+        // The same word again: a repeat after a lost commit is harmless.
+        with_retries(|| async {
+            let client = self.client().await?;
+            let params: [Param<'_>; 6] = [&inn, &status, &t.full_name, &t.phone, &error, &updated];
+            client.execute(crate::rows::UPSERT_NPD_TAXPAYER, &params).await?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
 }

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
 use crate::{
-    NpdLinkRecord, NpdStore, PublicTokenRecord, SealedItem, SubscriptionRecord, SubscriptionStore, SubscriptionWrite,
-    VaultAccountRecord, VaultCardRecord, VaultKind, WidgetStore,
+    NpdLinkRecord, NpdRequestRecord, NpdStore, PublicTokenRecord, SealedItem, SubscriptionRecord, SubscriptionStore,
+    SubscriptionWrite, VaultAccountRecord, VaultCardRecord, VaultKind, WidgetStore,
 };
 use open131_domain::ident::CardExpiry;
 
@@ -413,6 +413,70 @@ impl NpdStore for SqliteStore {
                             .execute(params![state, l.version, updated, l.project_id, l.inn, expected]),
                     };
                 Ok(changed.map_err(db)? == 1)
+            })
+            .await
+    }
+
+    async fn insert_npd_request(&self, q: NpdRequestRecord) -> Result<()> {
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(crate::rows::INSERT_NPD_REQUEST)
+                    .map_err(db)?
+                    .execute(params![
+                        q.project_id,
+                        q.id,
+                        q.inn,
+                        q.kind.as_str(),
+                        q.answer.stored(),
+                        to_us(q.created_at),
+                        to_us(q.ready_at)
+                    ])
+                    .map_err(db)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn npd_request(&self, project_id: &str, id: &str) -> Result<Option<NpdRequestRecord>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(crate::rows::SELECT_NPD_REQUEST)
+                .map_err(db)?
+                .query_row(params![project_id, id], |r| crate::rows::npd_request(r))
+                .optional()
+                .map_err(db)?;
+            row.transpose()
+        })
+    }
+
+    async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
+        self.read(|conn| {
+            let row = conn
+                .prepare_cached(crate::rows::SELECT_NPD_TAXPAYER)
+                .map_err(db)?
+                .query_row(params![inn], |r| crate::rows::npd_taxpayer(r))
+                .optional()
+                .map_err(db)?;
+            row.transpose()
+        })
+    }
+
+    async fn set_npd_taxpayer(&self, inn: &str, t: &open131_domain::npd::Taxpayer, now: OffsetDateTime) -> Result<()> {
+        let (inn, t) = (inn.to_string(), t.clone());
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(crate::rows::UPSERT_NPD_TAXPAYER)
+                    .map_err(db)?
+                    .execute(params![
+                        inn,
+                        t.status.as_str(),
+                        t.full_name,
+                        t.phone,
+                        i64::from(t.service_error),
+                        to_us(now)
+                    ])
+                    .map_err(db)?;
+                Ok(())
             })
             .await
     }

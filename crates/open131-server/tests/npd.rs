@@ -1,0 +1,183 @@
+//! The self-employed (NPD) methods over HTTP, on the backend the suite runs
+//! on: `npd/check` and `npd/taxpayer/check_personal_info` pending for their
+//! documented while, then the tax service's answer; every sandbox INN; the
+//! link made through the widget and the operator's acts for the tax
+//! service's app; the operator's word on a person; another project's
+//! requests and links unseen.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{fields, server, TestServer};
+use open131_domain::ident::Inn;
+use open131_domain::npd::{SANDBOX_FULL_NAME, SANDBOX_PHONE};
+use open131_store::SettingsChange;
+use serde_json::{json, Value};
+
+/// The INN whose first ten digits are `stem` (the sandbox's table).
+fn inn(stem: &str) -> String {
+    Inn::complete_individual(stem).unwrap()
+}
+
+const PLAIN: &str = "500100732259";
+
+/// Asks, waits out the pending while, and returns the answer.
+async fn answered(s: &TestServer, method: &str, body: Value) -> Value {
+    let a = s.call("v1", method, &body).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let id = a.body["request_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("npd_"), "{id}");
+    let pending = s.call("v1", "npd/request/status", &json!({"request_id": id})).await;
+    assert_eq!(pending.body, json!({"status": "pending", "request_id": id}));
+    s.advance(2).await;
+    let done = s.call("v1", "npd/request/status", &json!({"request_id": id})).await;
+    assert_eq!((done.status, done.body["request_id"].as_str()), (200, Some(id.as_str())), "{}", done.text);
+    done.body
+}
+
+async fn check(s: &TestServer, inn: &str) -> Value {
+    answered(s, "npd/check", json!({"tax_reference": inn})).await
+}
+
+/// The admin API on its own port: (status, body) of a POST with the token.
+async fn admin(
+    s: &TestServer,
+) -> impl Fn(&'static str, Value) -> std::pin::Pin<Box<dyn std::future::Future<Output = (u16, Value)> + Send>> {
+    let mut app = s.app.clone();
+    app.admin_token = Some("secret-token".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(open131_server::run(listener, app, std::future::pending()));
+    let http = s.http.clone();
+    move |path: &'static str, body: Value| {
+        let request = http.post(format!("{base}{path}")).bearer_auth("secret-token").json(&body);
+        Box::pin(async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    }
+}
+
+#[tokio::test]
+async fn every_sandbox_taxpayer_is_answered_as_documented() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let plain = check(&s, PLAIN).await;
+    assert_eq!(
+        plain,
+        json!({"status": "ok", "request_id": plain["request_id"],
+        "is_professional_income_taxpayer": true, "is_linked": false})
+    );
+    let unknown = check(&s, &inn("7700000001")).await;
+    assert_eq!(
+        (unknown["status"].as_str(), unknown["error"]["code"].as_str()),
+        (Some("error"), Some("taxpayer_unknown"))
+    );
+    let not = check(&s, &inn("7700000002")).await;
+    assert_eq!(not["is_professional_income_taxpayer"], false);
+    let failing = check(&s, &inn("7700000003")).await;
+    assert_eq!(failing["error"]["code"], "npd_service_internal_error");
+
+    // Personal data: the sandbox's person on file, compared without case or ё.
+    let named = inn("7700000004");
+    let info = |name: &str, phone: &str| json!({"tax_reference": named, "full_name": name, "phone": phone});
+    let same = answered(&s, "npd/taxpayer/check_personal_info", info("ПЕТРОВ Петр Петрович", SANDBOX_PHONE)).await;
+    assert_eq!(same["mismatches"], json!([]), "{same}");
+    let wrong = answered(&s, "npd/taxpayer/check_personal_info", info("Иванов Иван", "+79990000000")).await;
+    assert_eq!(wrong["mismatches"], json!(["full_name", "phone"]), "{wrong}");
+    assert!(SANDBOX_FULL_NAME.starts_with("Петров"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_made_in_the_widget_and_confirmed_by_the_operator_shows_in_the_next_check() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let admin = admin(&s).await;
+    // Nothing waits: the tax service's app has nothing to confirm.
+    let (code, body) =
+        admin("/admin/v1/npd/link", json!({"project": "alpha", "tax_reference": PLAIN, "action": "confirm"})).await;
+    assert_eq!((code, body["error"]["code"].as_str()), (409, Some("link_wrong_state")), "{body}");
+
+    // The person sends the request through the widget.
+    let token = s.call("v1", "token", &json!({"self_employed_widget": {"tax_reference": PLAIN}})).await;
+    let token = token.body["public_token"].as_str().unwrap().to_string();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let sent = http.post(format!("{}/widget/self-employed/{token}", s.url)).form(&[("action", "request")]).send().await;
+    assert_eq!(sent.unwrap().status(), 303);
+    assert_eq!(check(&s, PLAIN).await["is_linked"], false, "not before the person confirms");
+
+    let (code, body) =
+        admin("/admin/v1/npd/link", json!({"project": "alpha", "tax_reference": PLAIN, "action": "confirm"})).await;
+    assert_eq!((code, body["link"].as_str()), (200, Some("linked")), "{body}");
+    assert_eq!(check(&s, PLAIN).await["is_linked"], true);
+    // Another project's check of the same person: not linked to it.
+    let other = s
+        .call_bytes(
+            "v1",
+            "npd/check",
+            "beta",
+            common::key(1),
+            json!({"tax_reference": PLAIN}).to_string().into_bytes(),
+            None,
+        )
+        .await;
+    let other_id = other.body["request_id"].as_str().unwrap().to_string();
+    s.advance(2).await;
+    let theirs = s
+        .call_bytes(
+            "v1",
+            "npd/request/status",
+            "beta",
+            common::key(1),
+            json!({"request_id": other_id}).to_string().into_bytes(),
+            None,
+        )
+        .await;
+    assert_eq!(theirs.body["is_linked"], false, "{}", theirs.text);
+    // And one project's request is none of another's.
+    let mine = s.call("v1", "npd/request/status", &json!({"request_id": other_id})).await;
+    assert_eq!((mine.status, fields(&mine)), (400, vec!["request_id".to_string()]));
+
+    // Unlinked: the next check says so.
+    let (code, body) =
+        admin("/admin/v1/npd/link", json!({"project": "alpha", "tax_reference": PLAIN, "action": "unlink"})).await;
+    assert_eq!((code, body["link"].as_str()), (200, Some("not_requested")));
+    assert_eq!(check(&s, PLAIN).await["is_linked"], false);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_operators_word_on_a_person_overrides_the_sandbox() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let admin = admin(&s).await;
+    let word = json!({"tax_reference": PLAIN, "status": "not_self_employed", "full_name": "Сидоров Сидор", "phone": "79001112233"});
+    assert_eq!(admin("/admin/v1/npd/taxpayer", word).await.0, 200);
+    assert_eq!(check(&s, PLAIN).await["is_professional_income_taxpayer"], false);
+    let info = json!({"tax_reference": PLAIN, "full_name": "Сидоров Сидор", "phone": "79001112234"});
+    assert_eq!(answered(&s, "npd/taxpayer/check_personal_info", info).await["mismatches"], json!(["phone"]));
+    let failing = json!({"tax_reference": PLAIN, "status": "self_employed", "service_error": true});
+    assert_eq!(admin("/admin/v1/npd/taxpayer", failing).await.0, 200);
+    assert_eq!(check(&s, PLAIN).await["error"]["code"], "npd_service_internal_error");
+    // Bad words are refused, naming what is wrong.
+    let (code, body) =
+        admin("/admin/v1/npd/taxpayer", json!({"tax_reference": "500100732258", "status": "self_employed"})).await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = admin("/admin/v1/npd/taxpayer", json!({"tax_reference": PLAIN, "status": "retired"})).await;
+    assert_eq!(code, 400);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_npd_requests_name_their_fields() {
+    let (s, _r) = server(SettingsChange::default()).await;
+    let named = |a: &common::Answer| (a.status, fields(a));
+    let a = s.call("v1", "npd/check", &json!({"tax_reference": "500100732258"})).await;
+    assert_eq!(named(&a), (400, vec!["tax_reference".to_string()]), "{}", a.text);
+    let a = s.call("v1", "npd/check", &json!({"tax_reference": PLAIN, "inn": PLAIN})).await;
+    assert_eq!(named(&a), (400, vec!["inn".to_string()]), "a field it does not act on: {}", a.text);
+    let a = s.call("v1", "npd/taxpayer/check_personal_info", &json!({"tax_reference": PLAIN})).await;
+    assert_eq!(named(&a), (400, vec!["full_name".to_string(), "phone".to_string()]), "{}", a.text);
+    let a = s.call("v1", "npd/request/status", &json!({"request_id": "npd_0"})).await;
+    assert_eq!(named(&a), (400, vec!["request_id".to_string()]), "{}", a.text);
+    assert!(!a.text.contains(PLAIN));
+    s.stop().await;
+}
