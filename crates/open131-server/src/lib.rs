@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod edge;
 pub mod kyc;
+pub mod lease;
 pub mod pages;
 pub mod projects;
 pub mod qr;
@@ -44,7 +45,12 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = if app.config.background_workers {
+        // Before any worker claims: what a dead process held is due again.
+        if let Err(e) = lease::beat(&app, true).await {
+            tracing::warn!(error = %e, "could not release dead instances' leases at start; they expire on their own");
+        }
         vec![
+            tokio::spawn(lease::run_worker(app.clone(), stop_rx.clone())),
             tokio::spawn(verifier::run_worker(app.clone(), stop_rx.clone())),
             tokio::spawn(api::processor::run_worker(app.clone(), stop_rx.clone())),
             tokio::spawn(webhooks::run_worker(app.clone(), stop_rx.clone())),

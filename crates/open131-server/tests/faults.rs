@@ -133,6 +133,19 @@ impl open131_store::NpdStore for Faulty {
 }
 
 #[async_trait]
+impl open131_store::InstanceStore for Faulty {
+    fn instance_id(&self) -> &str {
+        self.inner.instance_id()
+    }
+    async fn heartbeat(&self, now: OffsetDateTime) -> Result<()> {
+        self.inner.heartbeat(now).await
+    }
+    async fn release_leases(&self, now: OffsetDateTime, alive_after: Option<OffsetDateTime>) -> Result<usize> {
+        self.inner.release_leases(now, alive_after).await
+    }
+}
+
+#[async_trait]
 impl ProjectStore for Faulty {
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         self.inner.create_project(id, now).await

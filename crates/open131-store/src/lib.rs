@@ -380,6 +380,35 @@ pub trait WidgetStore: Send + Sync + 'static {
     async fn reseal(&self, item: SealedItem) -> Result<()>;
 }
 
+/// How long an instance may go unheard before its row is forgotten (its
+/// leases then count as a dead instance's).
+pub const INSTANCE_FORGET_AFTER: time::Duration = time::Duration::days(1);
+
+/// A new instance id: random, so two processes (on two hosts) never share one.
+pub fn new_instance_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // Each `RandomState` is seeded from the OS's randomness.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    format!("i{:016x}", h.finish())
+}
+
+/// The processes that claim work, and their leases (issue 15): each claim
+/// records this handle's instance id; a process heartbeats while it serves.
+#[async_trait]
+pub trait InstanceStore: Send + Sync + 'static {
+    /// The owner this handle's claims record.
+    fn instance_id(&self) -> &str;
+    /// This instance is alive at `now`.
+    async fn heartbeat(&self, now: OffsetDateTime) -> Result<()>;
+    /// Makes due at `now` what other instances claimed and hold, if their
+    /// last heartbeat is older than `alive_after` (`None`: every other
+    /// instance's, as on SQLite at start, where the serve lock proves no other
+    /// process holds any); how many leases were released.
+    async fn release_leases(&self, now: OffsetDateTime, alive_after: Option<OffsetDateTime>) -> Result<usize>;
+}
+
 /// Self-employed people's links to the bank.
 #[async_trait]
 pub trait NpdStore: Send + Sync + 'static {
@@ -413,6 +442,7 @@ pub trait Store:
     + SubscriptionStore
     + WidgetStore
     + NpdStore
+    + InstanceStore
 {
     fn backend(&self) -> Backend;
 }

@@ -1417,3 +1417,32 @@ pub(crate) fn npd_taxpayer<C: Columns>(r: &C) -> std::result::Result<Result<open
     };
     Ok(decode())
 }
+
+/// An instance says it is alive (`$1` its id, `$2` now).
+pub(crate) const HEARTBEAT: &str = "INSERT INTO instances (id, started_at_us, heartbeat_at_us) VALUES ($1, $2, $2) \
+     ON CONFLICT (id) DO UPDATE SET heartbeat_at_us = excluded.heartbeat_at_us";
+
+/// Instances not heard from for long are forgotten (`$1` the cut-off); a
+/// lease one of them still holds then counts as a dead instance's.
+pub(crate) const FORGET_INSTANCES: &str = "DELETE FROM instances WHERE heartbeat_at_us < $1";
+
+/// The leases of dead instances, released (`$1` now, `$2` this instance, `$3`
+/// the oldest heartbeat that counts as alive; SQLite numbers placeholders by
+/// first appearance, so they appear in that order): what they claimed is
+/// due again now. Webhooks and subscriptions are released only while their
+/// lease runs, checks only while leased (not postponed), timers while they
+/// carry an owner (a timer set again since its claim has none).
+pub(crate) const RELEASE_LEASES: [&str; 4] = [
+    "UPDATE webhooks SET next_attempt_at_us = $1, leased_until_us = NULL, lease_owner = NULL \
+     WHERE state = 'pending' AND leased_until_us > $1 AND lease_owner <> $2 \
+     AND lease_owner NOT IN (SELECT id FROM instances WHERE heartbeat_at_us >= $3)",
+    "UPDATE session_timers SET due_at_us = $1, lease_owner = NULL \
+     WHERE due_at_us > $1 AND lease_owner <> $2 \
+     AND lease_owner NOT IN (SELECT id FROM instances WHERE heartbeat_at_us >= $3)",
+    "UPDATE kyc_checks SET retry_at_us = NULL, lease_owner = NULL \
+     WHERE outcome IS NULL AND NOT postponed AND retry_at_us > $1 AND lease_owner <> $2 \
+     AND lease_owner NOT IN (SELECT id FROM instances WHERE heartbeat_at_us >= $3)",
+    "UPDATE subscriptions SET lease_until_us = NULL, lease_owner = NULL \
+     WHERE lease_until_us > $1 AND lease_owner <> $2 \
+     AND lease_owner NOT IN (SELECT id FROM instances WHERE heartbeat_at_us >= $3)",
+];

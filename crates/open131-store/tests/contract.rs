@@ -527,6 +527,50 @@ async fn a_claimed_timer_waits_for_its_lease() {
     }
 }
 
+/// Leases have owners: what a dead instance claimed (no heartbeat since the
+/// bound, or any other instance's on SQLite at start) is released and due
+/// again at once; a living instance's leases are left alone; a lease after
+/// release and reclaim belongs to the new owner.
+#[tokio::test]
+async fn a_dead_instances_leases_are_released_and_a_living_ones_kept() {
+    for Case { name, store, home } in cases_with_projects().await {
+        store.topup("alpha", "RUB", 100, NOW).await.unwrap();
+        store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
+        let far = NOW + Duration::minutes(10);
+        let hooks = store.claim_webhooks(NOW, far, 10, vec![]).await.unwrap();
+        let timers = store.claim_due_timers(NOW + Duration::seconds(5), far, 10).await.unwrap();
+        assert_eq!((hooks.len(), timers.len()), (1, 1), "{name}");
+        store.heartbeat(NOW).await.unwrap();
+
+        // Another process on the same data.
+        let other = home.reopen().await;
+        assert_ne!(other.instance_id(), store.instance_id(), "{name}: each handle is its own instance");
+        let later = NOW + Duration::seconds(10);
+        other.heartbeat(later).await.unwrap();
+        // The first is alive (heard from within the bound): nothing released.
+        let bound = later - Duration::seconds(15);
+        assert_eq!(other.release_leases(later, Some(bound)).await.unwrap(), 0, "{name}");
+        assert!(other.claim_webhooks(later, far, 10, vec![]).await.unwrap().is_empty(), "{name}: still leased");
+        // Unheard for longer than the bound: its webhook and timer are due again at once.
+        let much_later = NOW + Duration::seconds(40);
+        assert_eq!(
+            other.release_leases(much_later, Some(much_later - Duration::seconds(15))).await.unwrap(),
+            2,
+            "{name}"
+        );
+        assert_eq!(other.claim_webhooks(much_later, far, 10, vec![]).await.unwrap().len(), 1, "{name}");
+        assert_eq!(other.claim_due_timers(much_later, far, 10).await.unwrap().len(), 1, "{name}");
+        // Released again by the first (as at its start with every other's): the new owner's go too,
+        // but never its own.
+        assert_eq!(store.release_leases(much_later, None).await.unwrap(), 2, "{name}");
+        assert_eq!(store.release_leases(much_later, None).await.unwrap(), 0, "{name}: nothing left");
+        assert_eq!(store.claim_webhooks(much_later, far, 10, vec![]).await.unwrap().len(), 1, "{name}");
+        assert_eq!(store.release_leases(much_later, None).await.unwrap(), 0, "{name}: a lease of its own stays");
+        let unheard = other.release_leases(much_later, Some(much_later)).await.unwrap();
+        assert_eq!(unheard, 1, "{name}: the first's, unheard since NOW");
+    }
+}
+
 fn attempt(webhook_id: i64, claimed_attempts: i64, next: Option<OffsetDateTime>) -> AttemptResult {
     AttemptResult {
         webhook_id,

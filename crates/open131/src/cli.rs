@@ -51,8 +51,9 @@ pub enum Command {
         /// Sandbox provider: time from confirmation to a payout's result.
         #[arg(long, env = "OPEN131_PAYOUT_DELAY", default_value = "1s", value_parser = parse_duration)]
         payout_delay: Duration,
-        /// How long a webhook claimed by a node stays reserved for it; after a
-        /// node dies, its deliveries are taken over once this runs out (min 60s).
+        /// How long a webhook claimed by a node stays reserved for it (min
+        /// 60s); a dead node's deliveries are taken over sooner, once it is
+        /// known dead (README, Scale out): this is the backstop.
         #[arg(long, env = "OPEN131_WEBHOOK_LEASE", default_value = "120s", value_parser = parse_duration)]
         webhook_lease: Duration,
         /// The bank's private key (PEM) that signs webhooks; by default the one

@@ -470,3 +470,52 @@ async fn npd_commands_drive_the_tax_service_beside_a_running_server() {
     let (ok, _, err) = cli(&site, &["npd", "unlink", "nobody", inn]);
     assert!(!ok && !err.is_empty(), "{err}");
 }
+
+/// A server killed (SIGKILL) while a webhook's delivery is in flight, and
+/// restarted at once: the webhook it had claimed is delivered in seconds,
+/// not after its lease (600 s here), because the new process takes over
+/// the dead one's leases (on SQLite at start; on PostgreSQL once the dead
+/// instance's heartbeat is older than the bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_servers_claimed_webhooks_are_delivered_soon_after_restart() {
+    let site = Site::new().await;
+    let (hanging_url, hanging_seen) = webhook_receiver(0);
+    let mut server = serve_with(&site, &["--webhook-lease", "600s"]);
+    assert!(cli(&site, &["project", "set", "demo", "--webhook-url", &hanging_url]).0);
+    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let body = json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+        "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
+        "amount_details": {"amount": 1000, "currency": "rub"}
+    });
+    let created = signed(&http, &server.url, "session/init/payout", &key, &body).await;
+    assert_eq!(created["status"], "ok", "{created}");
+    // The delivery of ready_to_confirm is in flight (the endpoint holds it): kill now.
+    for _ in 0..1000 {
+        if !hanging_seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(hanging_seen.lock().unwrap().len(), 1, "a delivery in flight before the crash");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let (url, seen) = webhook_receiver(200);
+    assert!(cli(&site, &["project", "set", "demo", "--webhook-url", &url]).0);
+    let mut server = serve_with(&site, &["--webhook-lease", "600s"]);
+    // Far inside the 600 s lease: 60 s covers PostgreSQL's 15 s bound and a slow machine.
+    for _ in 0..6000 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let delivered = seen.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1, "the claimed webhook is delivered after the restart, long before its lease ends");
+    let webhook: Value = serde_json::from_str(&delivered[0].0).unwrap();
+    assert_eq!(webhook["type"], "ready_to_confirm");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

@@ -138,7 +138,7 @@ impl CheckStore for PgStore {
         limit: usize,
     ) -> Result<Vec<CheckRecord>> {
         let sql = format!(
-            "UPDATE kyc_checks SET retry_at_us = $4, postponed = FALSE
+            "UPDATE kyc_checks SET retry_at_us = $4, postponed = FALSE, lease_owner = $5
              WHERE (project_id, id) IN (
                  SELECT project_id, id FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= $1
                      AND (retry_at_us IS NULL OR retry_at_us <= $3)
@@ -148,7 +148,9 @@ impl CheckStore for PgStore {
         let (up_to, limit, now, lease) = (to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until));
         // A repeat after a lost commit only delays the first claim's checks to its lease end.
         let sql = sql.as_str();
-        let rows = with_retries(|| async move { self.query(sql, &[&up_to, &limit, &now, &lease]).await }).await?;
+        let owner = self.instance.as_str();
+        let rows =
+            with_retries(|| async move { self.query(sql, &[&up_to, &limit, &now, &lease, &owner]).await }).await?;
         let mut checks = decode_checks(&rows)?;
         checks.sort_by_key(|c| c.created_at);
         Ok(checks)

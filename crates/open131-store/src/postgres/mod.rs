@@ -84,6 +84,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "split_and_subscriptions", include_str!("../../migrations/postgres/0011_split_and_subscriptions.sql")),
     (12, "widgets", include_str!("../../migrations/postgres/0012_widgets.sql")),
     (13, "npd_links", include_str!("../../migrations/postgres/0013_npd_links.sql")),
+    (14, "lease_owners", include_str!("../../migrations/postgres/0014_lease_owners.sql")),
 ];
 
 pub struct PgStore {
@@ -91,6 +92,8 @@ pub struct PgStore {
     ids: ids::IdBlocks,
     /// Group commit of the hot writes ([`batch`]).
     batch: batch::Batcher,
+    /// The owner this handle's claims record ([`crate::InstanceStore`]).
+    pub(crate) instance: String,
 }
 
 impl PgStore {
@@ -125,7 +128,12 @@ impl PgStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Backend(BackendError::PoolBuild(e)))?;
-        Ok(PgStore { batch: batch::Batcher::start(pool.clone()), pool, ids: ids::IdBlocks::default() })
+        Ok(PgStore {
+            batch: batch::Batcher::start(pool.clone()),
+            pool,
+            ids: ids::IdBlocks::default(),
+            instance: crate::new_instance_id(),
+        })
     }
 
     /// The newest schema version this build knows (its last migration).

@@ -67,7 +67,7 @@ impl OutboxStore for PgStore {
         skip_projects: Vec<String>,
     ) -> Result<Vec<WebhookRecord>> {
         let sql = format!(
-            "UPDATE webhooks SET next_attempt_at_us = $2, leased_until_us = $2
+            "UPDATE webhooks SET next_attempt_at_us = $2, leased_until_us = $2, lease_owner = $5
              WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= $1
                               AND project_id <> ALL($4)
                           ORDER BY next_attempt_at_us LIMIT $3 FOR UPDATE SKIP LOCKED)
@@ -76,7 +76,8 @@ impl OutboxStore for PgStore {
         let (sql, skip) = (sql.as_str(), &skip_projects);
         let (now, lease, limit) = (to_us(now), to_us(lease_until), limit as i64);
         // A repeat after a lost commit only delays the first claim's webhooks to its lease end.
-        let rows = with_retries(|| async move { self.query(sql, &[&now, &lease, &limit, skip]).await }).await?;
+        let owner = self.instance.as_str();
+        let rows = with_retries(|| async move { self.query(sql, &[&now, &lease, &limit, skip, &owner]).await }).await?;
         let mut out = decode_webhooks(&rows)?;
         out.sort_by_key(|w| w.id);
         Ok(out)

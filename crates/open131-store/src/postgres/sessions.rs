@@ -314,7 +314,8 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
         q.text += &format!(
             ", t{i} AS (INSERT INTO session_timers (project_id, session_id, timer, due_at_us)
              SELECT {project}, {id}, {timer}, {due} FROM s
-             ON CONFLICT (project_id, session_id, timer) DO UPDATE SET due_at_us = excluded.due_at_us)"
+             ON CONFLICT (project_id, session_id, timer) DO UPDATE SET due_at_us = excluded.due_at_us,
+                 lease_owner = NULL)"
         );
     }
     let keyed = if w.idempotency.is_some() { "(SELECT count(*) FROM k)" } else { "1::BIGINT" };
@@ -460,15 +461,16 @@ impl SessionStore for PgStore {
         limit: usize,
     ) -> Result<Vec<DueTimer>> {
         let (now, limit, lease) = (to_us(now), limit as i64, to_us(lease_until));
+        let owner = self.instance.as_str();
         // A repeat after a lost commit only delays the first claim's timers to its lease end.
         let rows = with_retries(|| async move {
             self.query(
-                "UPDATE session_timers SET due_at_us = $3
+                "UPDATE session_timers SET due_at_us = $3, lease_owner = $4
                  WHERE (project_id, session_id, timer) IN (
                      SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= $1
                      ORDER BY due_at_us LIMIT $2 FOR UPDATE SKIP LOCKED)
                  RETURNING project_id, session_id, timer",
-                &[&now, &limit, &lease],
+                &[&now, &limit, &lease, &owner],
             )
             .await
         })
@@ -657,14 +659,15 @@ impl SubscriptionStore for PgStore {
     ) -> Result<Vec<SubscriptionRecord>> {
         let (now, limit, lease) = (to_us(now), limit as i64, to_us(lease_until));
         let sql = format!(
-            "UPDATE subscriptions SET lease_until_us = $3
+            "UPDATE subscriptions SET lease_until_us = $3, lease_owner = $4
              WHERE (project_id, id) IN (
                  SELECT project_id, id FROM subscriptions
                  WHERE state = 'active' AND next_point_us <= $1 AND (lease_until_us IS NULL OR lease_until_us <= $1)
                  ORDER BY next_point_us LIMIT $2 FOR UPDATE SKIP LOCKED)
              RETURNING {SUBSCRIPTION_COLUMNS}"
         );
-        let rows = with_retries(|| async { self.query(&sql, &[&now, &limit, &lease]).await }).await?;
+        let owner = self.instance.as_str();
+        let rows = with_retries(|| async { self.query(&sql, &[&now, &limit, &lease, &owner]).await }).await?;
         rows.iter()
             .map(|r| SubscriptionRow::read(r).map_err(StoreError::from).and_then(SubscriptionRow::decode))
             .collect()
@@ -849,6 +852,41 @@ impl NpdStore for PgStore {
             let params: [Param<'_>; 6] = [&inn, &status, &t.full_name, &t.phone, &error, &updated];
             client.execute(crate::rows::UPSERT_NPD_TAXPAYER, &params).await?;
             Ok::<_, StoreError>(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl crate::InstanceStore for PgStore {
+    fn instance_id(&self) -> &str {
+        &self.instance
+    }
+
+    async fn heartbeat(&self, now: OffsetDateTime) -> Result<()> {
+        let (me, now) = (self.instance.as_str(), to_us(now));
+        // Saying it twice is harmless.
+        with_retries(|| async {
+            let client = self.client().await?;
+            client.execute(crate::rows::HEARTBEAT, &[&me, &now]).await?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
+
+    async fn release_leases(&self, now: OffsetDateTime, alive_after: Option<OffsetDateTime>) -> Result<usize> {
+        let me = self.instance.as_str();
+        let (at, alive_after) = (to_us(now), alive_after.map_or(i64::MAX, to_us));
+        let forget = to_us(now - crate::INSTANCE_FORGET_AFTER);
+        // Releasing twice is harmless: the second finds nothing leased.
+        with_retries(|| async {
+            let client = self.client().await?;
+            let mut released = 0;
+            for sql in crate::rows::RELEASE_LEASES {
+                released += client.execute(sql, &[&at, &me, &alive_after]).await?;
+            }
+            client.execute(crate::rows::FORGET_INSTANCES, &[&forget]).await?;
+            Ok::<_, StoreError>(usize::try_from(released).unwrap_or(usize::MAX))
         })
         .await
     }

@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
+use crate::InstanceStore;
 use crate::{
     NpdLinkRecord, NpdRequestRecord, NpdStore, PublicTokenRecord, SealedItem, SubscriptionRecord, SubscriptionStore,
     SubscriptionWrite, VaultAccountRecord, VaultCardRecord, VaultKind, WidgetStore,
@@ -62,12 +63,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (17, "split_and_subscriptions", include_str!("../../migrations/sqlite/0017_split_and_subscriptions.sql")),
     (18, "widgets", include_str!("../../migrations/sqlite/0018_widgets.sql")),
     (19, "npd_links", include_str!("../../migrations/sqlite/0019_npd_links.sql")),
+    (20, "lease_owners", include_str!("../../migrations/sqlite/0020_lease_owners.sql")),
 ];
 
 pub struct SqliteStore {
     writer: Writer,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// The owner this handle's claims record ([`crate::InstanceStore`]).
+    instance: String,
 }
 
 impl SqliteStore {
@@ -84,7 +88,12 @@ impl SqliteStore {
                 Ok(Mutex::new(conn))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { writer: Writer::spawn(write_conn)?, readers, next_reader: AtomicUsize::new(0) })
+        Ok(Self {
+            writer: Writer::spawn(write_conn)?,
+            readers,
+            next_reader: AtomicUsize::new(0),
+            instance: crate::new_instance_id(),
+        })
     }
 
     fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
@@ -219,7 +228,8 @@ impl SubscriptionStore for SqliteStore {
         if !self.read(|conn| payouts::any_due_subscription(conn, now))? {
             return Ok(Vec::new());
         }
-        self.writer.write(move |conn| payouts::claim_due_subscriptions(conn, now, lease_until, limit)).await
+        let owner = self.instance.clone();
+        self.writer.write(move |conn| payouts::claim_due_subscriptions(conn, (now, lease_until, &owner), limit)).await
     }
 }
 
@@ -482,6 +492,48 @@ impl NpdStore for SqliteStore {
     }
 }
 
+#[async_trait]
+impl InstanceStore for SqliteStore {
+    fn instance_id(&self) -> &str {
+        &self.instance
+    }
+
+    async fn heartbeat(&self, now: OffsetDateTime) -> Result<()> {
+        let me = self.instance.clone();
+        self.writer
+            .write(move |conn| {
+                conn.prepare_cached(crate::rows::HEARTBEAT)
+                    .map_err(db)?
+                    .execute(params![me, to_us(now)])
+                    .map_err(db)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn release_leases(&self, now: OffsetDateTime, alive_after: Option<OffsetDateTime>) -> Result<usize> {
+        let me = self.instance.clone();
+        let alive_after = alive_after.map_or(i64::MAX, to_us);
+        self.writer
+            .write(move |conn| {
+                let mut released = 0;
+                for sql in crate::rows::RELEASE_LEASES {
+                    released += conn
+                        .prepare_cached(sql)
+                        .map_err(db)?
+                        .execute(params![to_us(now), me, alive_after])
+                        .map_err(db)?;
+                }
+                conn.prepare_cached(crate::rows::FORGET_INSTANCES)
+                    .map_err(db)?
+                    .execute(params![to_us(now - crate::INSTANCE_FORGET_AFTER)])
+                    .map_err(db)?;
+                Ok(released)
+            })
+            .await
+    }
+}
+
 impl Store for SqliteStore {
     fn backend(&self) -> Backend {
         Backend::Sqlite
@@ -694,11 +746,12 @@ impl CheckStore for SqliteStore {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<CheckRecord>> {
+        let owner = self.instance.clone();
         let rows = self
             .writer
             .write(move |conn| {
                 conn.prepare_cached(&format!(
-                    "UPDATE kyc_checks SET retry_at_us = ?4, postponed = 0
+                    "UPDATE kyc_checks SET retry_at_us = ?4, postponed = 0, lease_owner = ?5
                      WHERE (project_id, id) IN (
                          SELECT project_id, id FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= ?1
                              AND (retry_at_us IS NULL OR retry_at_us <= ?3)
@@ -706,7 +759,7 @@ impl CheckStore for SqliteStore {
                      RETURNING {CHECK_COLUMNS}"
                 ))
                 .map_err(db)?
-                .query_map(params![to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until)], |r| {
+                .query_map(params![to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until), owner], |r| {
                     CheckRow::read(r)
                 })
                 .map_err(db)?
@@ -841,7 +894,8 @@ impl SessionStore for SqliteStore {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<DueTimer>> {
-        self.writer.write(move |conn| payouts::claim_due_timers(conn, now, lease_until, limit)).await
+        let owner = self.instance.clone();
+        self.writer.write(move |conn| payouts::claim_due_timers(conn, (now, lease_until, &owner), limit)).await
     }
 
     async fn drop_timer(
@@ -923,7 +977,10 @@ impl OutboxStore for SqliteStore {
         limit: usize,
         skip_projects: Vec<String>,
     ) -> Result<Vec<WebhookRecord>> {
-        self.writer.write(move |conn| payouts::claim_webhooks(conn, now, lease_until, limit, &skip_projects)).await
+        let owner = self.instance.clone();
+        self.writer
+            .write(move |conn| payouts::claim_webhooks(conn, (now, lease_until, &owner), limit, &skip_projects))
+            .await
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()> {

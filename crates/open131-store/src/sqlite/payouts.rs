@@ -200,7 +200,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
     for (timer, due) in &w.timers {
         conn.prepare_cached(
             "INSERT INTO session_timers (project_id, session_id, timer, due_at_us) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (project_id, session_id, timer) DO UPDATE SET due_at_us = excluded.due_at_us",
+             ON CONFLICT (project_id, session_id, timer) DO UPDATE SET due_at_us = excluded.due_at_us,
+                 lease_owner = NULL",
         )
         .map_err(err)?
         .execute(params![r.project_id, r.id, timer.as_str(), to_us(*due)])
@@ -386,12 +387,11 @@ pub(crate) fn any_due_subscription(conn: &Connection, now: OffsetDateTime) -> Re
 
 pub(crate) fn claim_due_subscriptions(
     conn: &Connection,
-    now: OffsetDateTime,
-    lease_until: OffsetDateTime,
+    (now, lease_until, owner): (OffsetDateTime, OffsetDateTime, &str),
     limit: usize,
 ) -> Result<Vec<SubscriptionRecord>> {
     let sql = format!(
-        "UPDATE subscriptions SET lease_until_us = ?3
+        "UPDATE subscriptions SET lease_until_us = ?3, lease_owner = ?4
          WHERE (project_id, id) IN (
              SELECT project_id, id FROM subscriptions
              WHERE state = 'active' AND next_point_us <= ?1 AND (lease_until_us IS NULL OR lease_until_us <= ?1)
@@ -401,7 +401,7 @@ pub(crate) fn claim_due_subscriptions(
     let rows = conn
         .prepare_cached(&sql)
         .map_err(db)?
-        .query_map(params![to_us(now), limit as i64, to_us(lease_until)], |r| SubscriptionRow::read(r))
+        .query_map(params![to_us(now), limit as i64, to_us(lease_until), owner], |r| SubscriptionRow::read(r))
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
@@ -410,20 +410,19 @@ pub(crate) fn claim_due_subscriptions(
 
 pub(crate) fn claim_due_timers(
     conn: &Connection,
-    now: OffsetDateTime,
-    lease_until: OffsetDateTime,
+    (now, lease_until, owner): (OffsetDateTime, OffsetDateTime, &str),
     limit: usize,
 ) -> Result<Vec<DueTimer>> {
     let rows = conn
         .prepare_cached(
-            "UPDATE session_timers SET due_at_us = ?3
+            "UPDATE session_timers SET due_at_us = ?3, lease_owner = ?4
              WHERE (project_id, session_id, timer) IN (
                  SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= ?1
                  ORDER BY due_at_us LIMIT ?2)
              RETURNING project_id, session_id, timer",
         )
         .map_err(db)?
-        .query_map(params![to_us(now), limit as i64, to_us(lease_until)], |r| {
+        .query_map(params![to_us(now), limit as i64, to_us(lease_until), owner], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
         })
         .map_err(db)?
@@ -507,22 +506,21 @@ pub(crate) fn rates(conn: &Connection) -> Result<Vec<(String, FxRate)>> {
 
 pub(crate) fn claim_webhooks(
     conn: &Connection,
-    now: OffsetDateTime,
-    lease_until: OffsetDateTime,
+    (now, lease_until, owner): (OffsetDateTime, OffsetDateTime, &str),
     limit: usize,
     skip_projects: &[String],
 ) -> Result<Vec<WebhookRecord>> {
     let skip = format!("[{}]", skip_projects.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(","));
     let raw = conn
         .prepare_cached(&format!(
-            "UPDATE webhooks SET next_attempt_at_us = ?2, leased_until_us = ?2
+            "UPDATE webhooks SET next_attempt_at_us = ?2, leased_until_us = ?2, lease_owner = ?5
              WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= ?1
                               AND project_id NOT IN (SELECT value FROM json_each(?4))
                           ORDER BY next_attempt_at_us LIMIT ?3)
              RETURNING {WEBHOOK_COLUMNS}"
         ))
         .map_err(db)?
-        .query_map(params![to_us(now), to_us(lease_until), limit as i64, skip], |r| WebhookRow::read(r))
+        .query_map(params![to_us(now), to_us(lease_until), limit as i64, skip, owner], |r| WebhookRow::read(r))
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;

@@ -139,7 +139,8 @@ pub fn cli(site: &Site, args: &[&str]) -> (bool, String, String) {
 /// Bodies and signatures a receiver got.
 pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
-/// A partner endpoint in a thread: answers `status` to every POST and records the bodies.
+/// A partner endpoint in a thread: answers `status` to every POST and records
+/// the bodies; `0` never answers (each request is held open: a delivery in flight).
 pub fn webhook_receiver(status: u16) -> (String, Seen) {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -147,6 +148,7 @@ pub fn webhook_receiver(status: u16) -> (String, Seen) {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
     std::thread::spawn(move || {
+        let mut held = Vec::new();
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -173,6 +175,10 @@ pub fn webhook_receiver(status: u16) -> (String, Seen) {
                 continue;
             }
             log.lock().unwrap().push((String::from_utf8(body).unwrap(), sign));
+            if status == 0 {
+                held.push(stream);
+                continue;
+            }
             let _ = write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
     });
