@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{cli, person, serve, serve_with, signed, webhook_receiver, Site};
+use common::{cli, person, serve, serve_with, signed, wait_until, webhook_receiver, Site};
 
 use open131_wire::sign::SigningKey;
 use serde_json::{json, Value};
@@ -199,12 +199,7 @@ async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
     let created = signed(&http, &server.url, "session/init/payout", &key, &body).await;
     let session = created["session"]["id"].as_str().unwrap().to_string();
     // Wait until the bank is ready (ready_to_confirm committed and attempted once).
-    for _ in 0..500 {
-        if !failing_seen.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_until(|| !failing_seen.lock().unwrap().is_empty(), 500).await;
     assert_eq!(failing_seen.lock().unwrap().len(), 1, "one failed attempt before the crash");
     // Kill only once that failure is on record, so the retry after the restart is a second attempt.
     for _ in 0..500 {
@@ -220,12 +215,7 @@ async fn kill_9_loses_no_webhook_and_retries_continue_after_restart() {
     let (url, seen) = webhook_receiver(200);
     assert!(cli(&site, &["project", "set", "demo", "--webhook-url", &url]).0);
     let mut server = serve(&site, "0");
-    for _ in 0..1500 {
-        if !seen.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_until(|| !seen.lock().unwrap().is_empty(), 1500).await;
     let delivered = seen.lock().unwrap().clone();
     assert_eq!(delivered.len(), 1, "the webhook committed before the crash is delivered after it");
     let (text, sign) = &delivered[0];
@@ -492,12 +482,7 @@ async fn a_killed_servers_claimed_webhooks_are_delivered_soon_after_restart() {
     let created = signed(&http, &server.url, "session/init/payout", &key, &body).await;
     assert_eq!(created["status"], "ok", "{created}");
     // The delivery of ready_to_confirm is in flight (the endpoint holds it): kill now.
-    for _ in 0..1000 {
-        if !hanging_seen.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_until(|| !hanging_seen.lock().unwrap().is_empty(), 1000).await;
     assert_eq!(hanging_seen.lock().unwrap().len(), 1, "a delivery in flight before the crash");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -505,13 +490,8 @@ async fn a_killed_servers_claimed_webhooks_are_delivered_soon_after_restart() {
     let (url, seen) = webhook_receiver(200);
     assert!(cli(&site, &["project", "set", "demo", "--webhook-url", &url]).0);
     let mut server = serve_with(&site, &["--webhook-lease", "600s"]);
-    // Far inside the 600 s lease: 60 s covers PostgreSQL's 15 s bound and a slow machine.
-    for _ in 0..6000 {
-        if !seen.lock().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    // Far inside the 600 s lease: 60 s covers PostgreSQL's 10 s bound and a slow machine.
+    wait_until(|| !seen.lock().unwrap().is_empty(), 6000).await;
     let delivered = seen.lock().unwrap().clone();
     assert_eq!(delivered.len(), 1, "the claimed webhook is delivered after the restart, long before its lease ends");
     let webhook: Value = serde_json::from_str(&delivered[0].0).unwrap();

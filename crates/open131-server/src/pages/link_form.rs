@@ -25,8 +25,8 @@ use serde::Deserialize;
 
 use super::escape;
 use super::widgets::{
-    allowed_origins, broken, framed_by, gone, language, not_here, origin, page_query, refreshing, see_other,
-    shown_here, use_token, widget_page, Shown,
+    admitted, broken, framed_by, gone, language, origin, page_query, refreshing, see_other, use_token, widget_page,
+    Shown,
 };
 use crate::api::npd::{change_link, LinkChange};
 use crate::app::App;
@@ -158,11 +158,7 @@ async fn open(app: &App, token: &str, asked: Option<&str>, origin_raw: Option<&s
             return Err(broken(language(asked, None), origin.as_deref()));
         }
     };
-    let locale = language(asked, Some(&found));
-    let allowed = allowed_origins(app, &found.project_id).await;
-    if !shown_here(allowed.as_deref(), origin.as_ref()) {
-        return Err(framed_by(not_here(locale), allowed.as_deref()));
-    }
+    let (locale, allowed) = admitted(app, &found, asked, origin.as_ref()).await?;
     Ok(Opened { found, locale, origin, allowed })
 }
 

@@ -27,8 +27,8 @@ use open131_store::{PublicTokenRecord, SessionRecord};
 use serde::Deserialize;
 
 use super::widgets::{
-    allowed_origins, broken, failure, framed_by, gone, language, not_here, origin, page_query, refreshing, see_other,
-    shown_here, texts, usable, use_token, widget_page, Shown,
+    admitted, broken, failure, field, framed_by, gone, language, origin, page_query, refreshing, see_other, texts,
+    usable, use_token, widget_page, Shown,
 };
 use super::{escape, money_text};
 use crate::api::payment::{form_can_pay, pay_by_form, FormCard, FormRefusal};
@@ -155,22 +155,6 @@ struct FormView<'a> {
     save_box: bool,
 }
 
-/// One labelled field, with its message when it was wrong.
-fn field(id: &str, label: &str, attributes: &str, mistake: Option<&str>) -> String {
-    let (described, hint) = match mistake {
-        Some(m) => (
-            format!(" aria-invalid=\"true\" aria-describedby=\"{id}-error\""),
-            format!("<p class=\"error\" id=\"{id}-error\" role=\"alert\">{}</p>", escape(m)),
-        ),
-        None => (String::new(), String::new()),
-    };
-    format!(
-        "<label for=\"{id}\" style=\"margin-top:1rem\">{label}</label>\
-         <input id=\"{id}\" name=\"{id}\" {attributes}{described}>{hint}",
-        label = escape(label),
-    )
-}
-
 fn form(view: &FormView<'_>, mistakes: &Mistakes) -> Response {
     let (t, p) = (texts(view.locale), pay_texts(view.locale));
     let save = if view.save_box {
@@ -273,11 +257,10 @@ pub async fn show(State(app): State<App>, Path(token): Path<String>, Query(shown
             return broken(language(shown.locale.as_deref(), None), origin.as_deref());
         }
     };
-    let locale = language(shown.locale.as_deref(), Some(&found));
-    let allowed = allowed_origins(&app, &found.project_id).await;
-    if !shown_here(allowed.as_deref(), origin.as_ref()) {
-        return framed_by(not_here(locale), allowed.as_deref());
-    }
+    let (locale, allowed) = match admitted(&app, &found, shown.locale.as_deref(), origin.as_ref()).await {
+        Ok(admitted) => admitted,
+        Err(page) => return page,
+    };
     let page = match session_of(&app, &found, locale, origin.as_deref()).await {
         Ok(session) => match view_of(&token, &found, &session, locale, origin.as_deref()) {
             Some(view) => form(&view, &Mistakes::default()),
@@ -342,11 +325,10 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
             return broken(language(Some(&entered.locale), None), origin.as_deref());
         }
     };
-    let locale = language(Some(&entered.locale), Some(&found));
-    let allowed = allowed_origins(&app, &found.project_id).await;
-    if !shown_here(allowed.as_deref(), origin.as_ref()) {
-        return framed_by(not_here(locale), allowed.as_deref());
-    }
+    let (locale, allowed) = match admitted(&app, &found, Some(&entered.locale), origin.as_ref()).await {
+        Ok(admitted) => admitted,
+        Err(page) => return page,
+    };
     let page = pay(&app, (&token, &found), &entered, locale, origin.as_deref()).await;
     framed_by(page, allowed.as_deref())
 }
@@ -432,11 +414,10 @@ pub async fn status(State(app): State<App>, Path(token): Path<String>, Query(sho
             return broken(language(shown.locale.as_deref(), None), origin.as_deref());
         }
     };
-    let locale = language(shown.locale.as_deref(), Some(&found));
-    let allowed = allowed_origins(&app, &found.project_id).await;
-    if !shown_here(allowed.as_deref(), origin.as_ref()) {
-        return framed_by(not_here(locale), allowed.as_deref());
-    }
+    let (locale, allowed) = match admitted(&app, &found, shown.locale.as_deref(), origin.as_ref()).await {
+        Ok(admitted) => admitted,
+        Err(page) => return page,
+    };
     let page = match session_of(&app, &found, locale, origin.as_deref()).await {
         Ok(session) => match stage(&session) {
             // Not started: the form while the token is unused, else (it was

@@ -241,23 +241,44 @@ fn form(token: &str, locale: Locale, origin: Option<&str>, errors: (Option<&str>
     widget_page(status, locale, t.title, &body)
 }
 
+/// One labelled input named `id` (its `attributes` as given), with its
+/// message beside it when it was wrong.
+pub(super) fn field(id: &str, label: &str, attributes: &str, mistake: Option<&str>) -> String {
+    let (described, hint) = match mistake {
+        Some(m) => (
+            format!(" aria-invalid=\"true\" aria-describedby=\"{id}-error\""),
+            format!("<p class=\"error\" id=\"{id}-error\" role=\"alert\">{}</p>", escape(m)),
+        ),
+        None => (String::new(), String::new()),
+    };
+    format!(
+        "<label for=\"{id}\" style=\"margin-top:1rem\">{label}</label>\
+         <input id=\"{id}\" name=\"{id}\" {attributes}{described}>{hint}",
+        label = escape(label),
+    )
+}
+
+/// A found token's page language and its project's sites, or the page
+/// refusing an origin the project did not list.
+pub(super) async fn admitted(
+    app: &App,
+    found: &PublicTokenRecord,
+    asked: Option<&str>,
+    origin: Option<&String>,
+) -> Result<(Locale, Option<Vec<String>>), Response> {
+    let locale = language(asked, Some(found));
+    let allowed = allowed_origins(app, &found.project_id).await;
+    if !shown_here(allowed.as_deref(), origin) {
+        return Err(framed_by(not_here(locale), allowed.as_deref()));
+    }
+    Ok((locale, allowed))
+}
+
 /// The account variant's form: the BIK and the account number.
 fn account_form(token: &str, locale: Locale, origin: Option<&str>, errors: (Option<&str>, Option<&str>)) -> Response {
     let t = texts(locale);
-    let field = |id: &str, label: &str, message: Option<&str>| {
-        let (described, hint) = match message {
-            Some(m) => (
-                format!(" aria-invalid=\"true\" aria-describedby=\"{id}-error\""),
-                format!("<p class=\"error\" id=\"{id}-error\" role=\"alert\">{}</p>", escape(m)),
-            ),
-            None => (String::new(), String::new()),
-        };
-        format!(
-            "<label for=\"{id}\" style=\"margin-top:1rem\">{label}</label>\
-             <input id=\"{id}\" name=\"{id}\" inputmode=\"numeric\" autocomplete=\"off\" required{described}>{hint}",
-            label = escape(label),
-        )
-    };
+    let numeric = "inputmode=\"numeric\" autocomplete=\"off\" required";
+    let field = |id: &str, label: &str, message: Option<&str>| field(id, label, numeric, message);
     let body = format!(
         "<p class=\"brand\">open131</p><h1>{title}</h1>\
          <form method=\"post\" action=\"/widget/tokenize/{token}\" novalidate>{bik}{account}\
@@ -419,11 +440,10 @@ pub async fn show(State(app): State<App>, Path(token): Path<String>, Query(shown
     let origin = origin(shown.origin.as_deref());
     match usable(&app, &token, tokenizes).await {
         Ok(Some(found)) => {
-            let locale = language(shown.locale.as_deref(), Some(&found));
-            let allowed = allowed_origins(&app, &found.project_id).await;
-            if !shown_here(allowed.as_deref(), origin.as_ref()) {
-                return framed_by(not_here(locale), allowed.as_deref());
-            }
+            let (locale, allowed) = match admitted(&app, &found, shown.locale.as_deref(), origin.as_ref()).await {
+                Ok(admitted) => admitted,
+                Err(page) => return page,
+            };
             let page = match Kind::parse(shown.method.as_deref()) {
                 Kind::Card => form(&token, locale, origin.as_deref(), (None, None)),
                 Kind::BankAccount => account_form(&token, locale, origin.as_deref(), (None, None)),
@@ -448,11 +468,10 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
             return broken(language(Some(&entered.locale), None), origin.as_deref());
         }
     };
-    let locale = language(Some(&entered.locale), Some(&found));
-    let allowed = allowed_origins(&app, &found.project_id).await;
-    if !shown_here(allowed.as_deref(), origin.as_ref()) {
-        return framed_by(not_here(locale), allowed.as_deref());
-    }
+    let (locale, allowed) = match admitted(&app, &found, Some(&entered.locale), origin.as_ref()).await {
+        Ok(admitted) => admitted,
+        Err(page) => return page,
+    };
     let page = match Kind::parse(Some(&entered.method)) {
         Kind::BankAccount => save_account(&app, &token, &found, &entered, locale).await,
         Kind::Card => save_card(&app, &token, &found, &entered, locale).await,

@@ -231,3 +231,14 @@ pub fn person(i: usize) -> Value {
         "migration_card": "-", "right_to_stay_in_rf": "-"
     })
 }
+
+/// Waits until `done` holds (checked every 10 ms, at most `ticks` times):
+/// the one wait of these tests, for what a real-time server does by itself.
+pub async fn wait_until(mut done: impl FnMut() -> bool, ticks: usize) {
+    for _ in 0..ticks {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
