@@ -326,9 +326,11 @@ async fn fps_recipient_verification() {
 #[tokio::test]
 async fn bank_methods_not_served_yet_say_so() {
     let (s, _r) = server().await;
-    let a = s.call("v1", "npd/check", &json!({})).await;
-    assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("not_found")), "{}", a.text);
-    assert!(a.text.contains("does not serve yet"), "{}", a.text);
+    for path in ["fiscalization", "npd/notifications"] {
+        let a = s.call("v1", path, &json!({})).await;
+        assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("not_found")), "{}", a.text);
+        assert!(a.text.contains("does not serve yet"), "{path}: {}", a.text);
+    }
     let a = s.call("v1", "no/such/method", &json!({})).await;
     assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("not_found")));
     assert!(!a.text.contains("does not serve yet"), "{}", a.text);
