@@ -254,6 +254,27 @@ impl NpdAnswer {
     }
 }
 
+/// What the operator says the tax service knows of a person: the name and
+/// phone checked as a partner's are (the phone kept as digits, so it
+/// compares with a partner's `+7…`), blank ones refused.
+pub fn operator_taxpayer(
+    status: TaxStatus,
+    full_name: Option<&str>,
+    phone: Option<&str>,
+    service_error: bool,
+) -> Result<Taxpayer, &'static str> {
+    let full_name = match full_name.map(str::trim) {
+        None => None,
+        Some(n) if !n.is_empty() && n.chars().count() <= FULL_NAME_MAX_CHARS => Some(n.to_string()),
+        Some(_) => return Err("full_name must be 1 to 256 characters"),
+    };
+    let phone = match phone {
+        None => None,
+        Some(p) => Some(parse_phone(p.trim()).ok_or("phone must be 10 to 15 digits, optionally after a +")?),
+    };
+    Ok(Taxpayer { status, full_name, phone, service_error })
+}
+
 /// The INN at `tax_reference`: 12 digits whose check digits match.
 fn parse_inn(f: &mut Fields<'_>, body: &Map<String, Value>) -> Option<Inn> {
     let raw = f.string(body, "tax_reference", "tax_reference")?;
@@ -384,6 +405,14 @@ mod tests {
     fn the_documented_inns_complete_their_stems() {
         let full: Vec<String> = SANDBOX_STEMS.iter().map(|(stem, _)| Inn::complete_individual(stem).unwrap()).collect();
         assert_eq!(full, ["770000000156", "770000000220", "770000000300", "770000000477"]);
+    }
+
+    #[test]
+    fn the_operators_word_is_checked_like_a_partners() {
+        let t = operator_taxpayer(TaxStatus::SelfEmployed, Some(" Петров Пётр "), Some("+79990000004"), false).unwrap();
+        assert_eq!((t.full_name.as_deref(), t.phone.as_deref()), (Some("Петров Пётр"), Some("79990000004")));
+        assert!(operator_taxpayer(TaxStatus::SelfEmployed, Some(" "), None, false).is_err());
+        assert!(operator_taxpayer(TaxStatus::SelfEmployed, None, Some("12"), false).is_err());
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::app::{App, Surface};
 use crate::pages::bank_app::AppPayError;
 use crate::registries::ReloadEvent;
 use open131_domain::ident::Inn;
-use open131_domain::npd::{TaxStatus, Taxpayer};
+use open131_domain::npd::{operator_taxpayer, TaxStatus};
 use open131_domain::npd_link::{LinkEvent, LinkState, WrongLinkState};
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -82,6 +82,11 @@ pub async fn npd_taxpayer(State(app): State<App>, headers: HeaderMap, body: axum
         Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
     };
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+    let strings =
+        ["full_name", "phone"].iter().all(|k| matches!(body.get(*k), None | Some(Value::Null | Value::String(_))));
+    if !strings {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "full_name and phone must be strings");
+    }
     let Some(inn) = text("tax_reference").and_then(|t| npd_inn(&t)) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -101,7 +106,11 @@ pub async fn npd_taxpayer(State(app): State<App>, headers: HeaderMap, body: axum
         Some(Value::Bool(b)) => *b,
         Some(_) => return error(StatusCode::BAD_REQUEST, "invalid_request", "service_error must be true or false"),
     };
-    let taxpayer = Taxpayer { status, full_name: text("full_name"), phone: text("phone"), service_error };
+    let taxpayer =
+        match operator_taxpayer(status, text("full_name").as_deref(), text("phone").as_deref(), service_error) {
+            Ok(taxpayer) => taxpayer,
+            Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", why),
+        };
     match app.store.set_npd_taxpayer(inn.expose(), &taxpayer, app.clock.now()).await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
         Err(e) => {
@@ -143,6 +152,7 @@ pub async fn npd_link(State(app): State<App>, headers: HeaderMap, body: axum::bo
         Ok(state) => (StatusCode::OK, Json(json!({"status": "ok", "link": state.as_str()}))).into_response(),
         Err(LinkActError::NoProject) => error(StatusCode::NOT_FOUND, "project_not_found", "no such project"),
         Err(LinkActError::Refused(wrong)) => error(StatusCode::CONFLICT, "link_wrong_state", &wrong.to_string()),
+        Err(e @ LinkActError::Busy) => error(StatusCode::CONFLICT, "link_busy", &e.to_string()),
         Err(LinkActError::Store(e)) => {
             tracing::error!(error = %e, "acting on a link failed");
             Admin::internal()
@@ -156,6 +166,8 @@ pub enum LinkActError {
     NoProject,
     #[error(transparent)]
     Refused(#[from] WrongLinkState),
+    #[error("the link kept changing meanwhile: ask again")]
+    Busy,
     #[error("store: {0}")]
     Store(#[from] open131_store::StoreError),
 }
@@ -167,16 +179,19 @@ pub async fn act_on_link(app: &App, project: &str, inn: &Inn, event: LinkEvent) 
     if app.store.project(project).await?.is_none() {
         return Err(LinkActError::NoProject);
     }
-    for _ in 0..2 {
+    // A change lost to another is tried again on what that one left.
+    for _ in 0..LINK_CHANGE_TRIES_MAX {
         match change_link(app.store.as_ref(), (project, inn.expose()), event, app.clock.now()).await? {
             LinkChange::Changed(state) | LinkChange::Unchanged(state) => return Ok(state),
             LinkChange::Refused(wrong) => return Err(wrong.into()),
             LinkChange::Lost => continue,
         }
     }
-    let now = app.store.npd_link(project, inn.expose()).await?;
-    Ok(now.map_or(LinkState::NotRequested, |l| l.state))
+    Err(LinkActError::Busy)
 }
+
+/// Most tries of a link change that keeps losing to others.
+pub const LINK_CHANGE_TRIES_MAX: usize = 8;
 
 /// The refusal to send, if the request does not carry the admin token.
 fn refusal(app: &App, headers: &HeaderMap) -> Option<Response> {

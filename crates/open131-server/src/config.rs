@@ -46,6 +46,10 @@ pub struct Config {
     /// The server's address as customers' browsers reach it (3-D Secure
     /// pages), e.g. `https://open131.example`; by default the listening address.
     pub public_url: Option<String>,
+    /// This process holds the SQLite data directory's serve lock: no other
+    /// process can hold a lease, so it takes every one over at start
+    /// ([`crate::lease`]). Off unless the caller took the lock.
+    pub sole_process: bool,
 }
 
 impl Config {
@@ -63,6 +67,7 @@ impl Config {
             webhook_lease: Duration::from_secs(crate::webhooks::WEBHOOK_LEASE_S),
             background_workers: true,
             public_url: None,
+            sole_process: false,
         }
     }
 }

@@ -46,7 +46,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = if app.config.background_workers {
         // Before any worker claims: what a dead process held is due again.
-        if let Err(e) = lease::beat(&app, true).await {
+        if let Err(e) = lease::at_start(&app).await {
             tracing::warn!(error = %e, "could not release dead instances' leases at start; they expire on their own");
         }
         vec![

@@ -140,8 +140,11 @@ impl open131_store::InstanceStore for Faulty {
     async fn heartbeat(&self, now: OffsetDateTime) -> Result<()> {
         self.inner.heartbeat(now).await
     }
-    async fn release_leases(&self, now: OffsetDateTime, alive_after: Option<OffsetDateTime>) -> Result<usize> {
-        self.inner.release_leases(now, alive_after).await
+    async fn heartbeats(&self) -> Result<Vec<(String, i64)>> {
+        self.inner.heartbeats().await
+    }
+    async fn release_leases(&self, now: OffsetDateTime, owner: Option<&str>) -> Result<usize> {
+        self.inner.release_leases(now, owner).await
     }
 }
 

@@ -402,11 +402,14 @@ pub trait InstanceStore: Send + Sync + 'static {
     fn instance_id(&self) -> &str;
     /// This instance is alive at `now`.
     async fn heartbeat(&self, now: OffsetDateTime) -> Result<()>;
-    /// Makes due at `now` what other instances claimed and hold, if their
-    /// last heartbeat is older than `alive_after` (`None`: every other
-    /// instance's, as on SQLite at start, where the serve lock proves no other
-    /// process holds any); how many leases were released.
-    async fn release_leases(&self, now: OffsetDateTime, alive_after: Option<OffsetDateTime>) -> Result<usize>;
+    /// Every instance's last heartbeat (its own clock's: compare a value
+    /// with its earlier self, never with another clock).
+    async fn heartbeats(&self) -> Result<Vec<(String, i64)>>;
+    /// Makes due at `now` what `owner` claimed and holds (`None`: every
+    /// other instance, as on SQLite at start, where the serve lock proves no
+    /// other process holds any); never this instance's own; how many leases
+    /// were released.
+    async fn release_leases(&self, now: OffsetDateTime, owner: Option<&str>) -> Result<usize>;
 }
 
 /// Self-employed people's links to the bank.

@@ -1426,23 +1426,23 @@ pub(crate) const HEARTBEAT: &str = "INSERT INTO instances (id, started_at_us, he
 /// lease one of them still holds then counts as a dead instance's.
 pub(crate) const FORGET_INSTANCES: &str = "DELETE FROM instances WHERE heartbeat_at_us < $1";
 
-/// The leases of dead instances, released (`$1` now, `$2` this instance, `$3`
-/// the oldest heartbeat that counts as alive; SQLite numbers placeholders by
-/// first appearance, so they appear in that order): what they claimed is
+/// The leases of a dead instance, released (`$1` now, `$2` this instance,
+/// `$3` the dead one, or NULL for every other; SQLite numbers placeholders
+/// by first appearance, so they appear in that order): what it claimed is
 /// due again now. Webhooks and subscriptions are released only while their
 /// lease runs, checks only while leased (not postponed), timers while they
 /// carry an owner (a timer set again since its claim has none).
 pub(crate) const RELEASE_LEASES: [&str; 4] = [
     "UPDATE webhooks SET next_attempt_at_us = $1, leased_until_us = NULL, lease_owner = NULL \
      WHERE state = 'pending' AND leased_until_us > $1 AND lease_owner <> $2 \
-     AND lease_owner NOT IN (SELECT id FROM instances WHERE heartbeat_at_us >= $3)",
+     AND (CAST($3 AS TEXT) IS NULL OR lease_owner = CAST($3 AS TEXT))",
     "UPDATE session_timers SET due_at_us = $1, lease_owner = NULL \
-     WHERE due_at_us > $1 AND lease_owner <> $2 \
-     AND lease_owner NOT IN (SELECT id FROM instances WHERE heartbeat_at_us >= $3)",
+     WHERE due_at_us > $1 AND lease_owner <> $2 AND (CAST($3 AS TEXT) IS NULL OR lease_owner = CAST($3 AS TEXT))",
     "UPDATE kyc_checks SET retry_at_us = NULL, lease_owner = NULL \
      WHERE outcome IS NULL AND NOT postponed AND retry_at_us > $1 AND lease_owner <> $2 \
-     AND lease_owner NOT IN (SELECT id FROM instances WHERE heartbeat_at_us >= $3)",
+     AND (CAST($3 AS TEXT) IS NULL OR lease_owner = CAST($3 AS TEXT))",
     "UPDATE subscriptions SET lease_until_us = NULL, lease_owner = NULL \
-     WHERE lease_until_us > $1 AND lease_owner <> $2 \
-     AND lease_owner NOT IN (SELECT id FROM instances WHERE heartbeat_at_us >= $3)",
+     WHERE lease_until_us > $1 AND lease_owner <> $2 AND (CAST($3 AS TEXT) IS NULL OR lease_owner = CAST($3 AS TEXT))",
 ];
+
+pub(crate) const SELECT_HEARTBEATS: &str = "SELECT id, heartbeat_at_us FROM instances";

@@ -527,12 +527,12 @@ async fn a_claimed_timer_waits_for_its_lease() {
     }
 }
 
-/// Leases have owners: what a dead instance claimed (no heartbeat since the
-/// bound, or any other instance's on SQLite at start) is released and due
-/// again at once; a living instance's leases are left alone; a lease after
-/// release and reclaim belongs to the new owner.
+/// Leases have owners: what another instance claimed is released by owner
+/// (or every other instance's at once) and due again at once; an instance's
+/// own leases are never released by itself; heartbeats are listed by
+/// instance, each a value of its own.
 #[tokio::test]
-async fn a_dead_instances_leases_are_released_and_a_living_ones_kept() {
+async fn an_instances_leases_are_released_by_owner_and_never_by_itself() {
     for Case { name, store, home } in cases_with_projects().await {
         store.topup("alpha", "RUB", 100, NOW).await.unwrap();
         store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
@@ -540,34 +540,53 @@ async fn a_dead_instances_leases_are_released_and_a_living_ones_kept() {
         let hooks = store.claim_webhooks(NOW, far, 10, vec![]).await.unwrap();
         let timers = store.claim_due_timers(NOW + Duration::seconds(5), far, 10).await.unwrap();
         assert_eq!((hooks.len(), timers.len()), (1, 1), "{name}");
-        store.heartbeat(NOW).await.unwrap();
+        assert_eq!(store.release_leases(NOW, None).await.unwrap(), 0, "{name}: never its own");
+        assert_eq!(store.release_leases(NOW, Some(store.instance_id())).await.unwrap(), 0, "{name}: not even by name");
 
-        // Another process on the same data.
+        // Another process on the same data: its own instance, heartbeats listed by id.
         let other = home.reopen().await;
         assert_ne!(other.instance_id(), store.instance_id(), "{name}: each handle is its own instance");
-        let later = NOW + Duration::seconds(10);
-        other.heartbeat(later).await.unwrap();
-        // The first is alive (heard from within the bound): nothing released.
-        let bound = later - Duration::seconds(15);
-        assert_eq!(other.release_leases(later, Some(bound)).await.unwrap(), 0, "{name}");
-        assert!(other.claim_webhooks(later, far, 10, vec![]).await.unwrap().is_empty(), "{name}: still leased");
-        // Unheard for longer than the bound: its webhook and timer are due again at once.
-        let much_later = NOW + Duration::seconds(40);
-        assert_eq!(
-            other.release_leases(much_later, Some(much_later - Duration::seconds(15))).await.unwrap(),
-            2,
-            "{name}"
-        );
-        assert_eq!(other.claim_webhooks(much_later, far, 10, vec![]).await.unwrap().len(), 1, "{name}");
-        assert_eq!(other.claim_due_timers(much_later, far, 10).await.unwrap().len(), 1, "{name}");
-        // Released again by the first (as at its start with every other's): the new owner's go too,
-        // but never its own.
-        assert_eq!(store.release_leases(much_later, None).await.unwrap(), 2, "{name}");
-        assert_eq!(store.release_leases(much_later, None).await.unwrap(), 0, "{name}: nothing left");
-        assert_eq!(store.claim_webhooks(much_later, far, 10, vec![]).await.unwrap().len(), 1, "{name}");
-        assert_eq!(store.release_leases(much_later, None).await.unwrap(), 0, "{name}: a lease of its own stays");
-        let unheard = other.release_leases(much_later, Some(much_later)).await.unwrap();
-        assert_eq!(unheard, 1, "{name}: the first's, unheard since NOW");
+        store.heartbeat(NOW).await.unwrap();
+        other.heartbeat(NOW + Duration::seconds(1)).await.unwrap();
+        store.heartbeat(NOW + Duration::seconds(2)).await.unwrap();
+        let mut beats = other.heartbeats().await.unwrap();
+        beats.sort();
+        let mut expected = vec![
+            (store.instance_id().to_string(), (NOW + Duration::seconds(2)).unix_timestamp_nanos() as i64 / 1_000),
+            (other.instance_id().to_string(), (NOW + Duration::seconds(1)).unix_timestamp_nanos() as i64 / 1_000),
+        ];
+        expected.sort();
+        assert_eq!(beats, expected, "{name}");
+        // Nothing leased by a third, unnamed instance: naming it releases nothing.
+        assert_eq!(other.release_leases(NOW, Some("i-nobody")).await.unwrap(), 0, "{name}");
+        assert!(other.claim_webhooks(NOW, far, 10, vec![]).await.unwrap().is_empty(), "{name}: still leased");
+        // The first, found dead: its webhook and timer are due again at once.
+        let later = NOW + Duration::seconds(40);
+        assert_eq!(other.release_leases(later, Some(store.instance_id())).await.unwrap(), 2, "{name}");
+        assert_eq!(other.claim_webhooks(later, far, 10, vec![]).await.unwrap().len(), 1, "{name}");
+        assert_eq!(other.claim_due_timers(later, far, 10).await.unwrap().len(), 1, "{name}");
+        // Every other instance's at once (a sole process at start): the second's go back.
+        assert_eq!(store.release_leases(later, None).await.unwrap(), 2, "{name}");
+        assert_eq!(store.release_leases(later, None).await.unwrap(), 0, "{name}: nothing left");
+    }
+}
+
+/// A claimed check is released too; a postponed check (no registry yet) is
+/// not a lease and stays.
+#[tokio::test]
+async fn claimed_checks_are_released_and_postponed_ones_kept() {
+    for Case { name, store, home } in cases_with_projects().await {
+        for passport in ["4510123401", "4510123402"] {
+            store.insert_check(new_check("alpha", passport, "L")).await.unwrap();
+        }
+        let far = NOW + Duration::minutes(10);
+        let claimed = store.claim_due_checks(NOW, NOW, far, 10).await.unwrap();
+        assert_eq!(claimed.len(), 2, "{name}");
+        store.postpone_checks(vec![(claimed[1].project_id.clone(), claimed[1].id)], far).await.unwrap();
+        let other = home.reopen().await;
+        assert_eq!(other.release_leases(NOW, Some(store.instance_id())).await.unwrap(), 1, "{name}: the leased one");
+        let again = other.claim_due_checks(NOW, NOW, far, 10).await.unwrap();
+        assert_eq!(again.iter().map(|c| c.id).collect::<Vec<_>>(), [claimed[0].id], "{name}: the postponed one waits");
     }
 }
 

@@ -764,6 +764,8 @@ async fn serve(
     config.payout_processing_delay = delays.payout;
     config.webhook_lease = delays.webhook_lease;
     config.public_url = public_url;
+    // Holding the serve lock proves no other process holds a lease here.
+    config.sole_process = lock.is_some();
     let mut app = App::new(config, store, Arc::new(SystemClock), bank_key);
     app.set_registries(Arc::new(registries));
     app.admin_token = Some(admin_token.into());
@@ -826,14 +828,16 @@ async fn shutdown_signal() {
 /// `open131 npd …`: the operator's acts for the tax service and its app.
 async fn npd(data_dir: &std::path::Path, location: &Location, cmd: NpdCommand) -> anyhow::Result<()> {
     let valid = |inn: &str| {
-        open131_server::admin::npd_inn(inn)
-            .with_context(|| format!("{inn:?} is not a 12-digit INN whose check digits match"))
+        // The INN is personal data: the message does not repeat it.
+        open131_server::admin::npd_inn(inn).context("the INN must be 12 digits whose check digits match")
     };
     let store = open_store(location).await?;
     let (project, inn, event) = match cmd {
         NpdCommand::Set { inn, status, name, phone, service_error } => {
             let inn = valid(&inn)?;
-            let taxpayer = open131_domain::npd::Taxpayer { status, full_name: name, phone, service_error };
+            let taxpayer =
+                open131_domain::npd::operator_taxpayer(status, name.as_deref(), phone.as_deref(), service_error)
+                    .map_err(anyhow::Error::msg)?;
             store.set_npd_taxpayer(inn.expose(), &taxpayer, OffsetDateTime::now_utc()).await?;
             println!("{}: {}", inn.masked(), status.as_str());
             return Ok(());

@@ -874,16 +874,21 @@ impl crate::InstanceStore for PgStore {
         .await
     }
 
-    async fn release_leases(&self, now: OffsetDateTime, alive_after: Option<OffsetDateTime>) -> Result<usize> {
+    async fn heartbeats(&self) -> Result<Vec<(String, i64)>> {
+        let rows = with_retries(|| async { self.query(crate::rows::SELECT_HEARTBEATS, &[]).await }).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn release_leases(&self, now: OffsetDateTime, owner: Option<&str>) -> Result<usize> {
         let me = self.instance.as_str();
-        let (at, alive_after) = (to_us(now), alive_after.map_or(i64::MAX, to_us));
+        let at = to_us(now);
         let forget = to_us(now - crate::INSTANCE_FORGET_AFTER);
         // Releasing twice is harmless: the second finds nothing leased.
         with_retries(|| async {
             let client = self.client().await?;
             let mut released = 0;
             for sql in crate::rows::RELEASE_LEASES {
-                released += client.execute(sql, &[&at, &me, &alive_after]).await?;
+                released += client.execute(sql, &[&at, &me, &owner]).await?;
             }
             client.execute(crate::rows::FORGET_INSTANCES, &[&forget]).await?;
             Ok::<_, StoreError>(usize::try_from(released).unwrap_or(usize::MAX))

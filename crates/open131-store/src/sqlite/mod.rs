@@ -511,18 +511,25 @@ impl InstanceStore for SqliteStore {
             .await
     }
 
-    async fn release_leases(&self, now: OffsetDateTime, alive_after: Option<OffsetDateTime>) -> Result<usize> {
-        let me = self.instance.clone();
-        let alive_after = alive_after.map_or(i64::MAX, to_us);
+    async fn heartbeats(&self) -> Result<Vec<(String, i64)>> {
+        self.read(|conn| {
+            conn.prepare_cached(crate::rows::SELECT_HEARTBEATS)
+                .map_err(db)?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)
+        })
+    }
+
+    async fn release_leases(&self, now: OffsetDateTime, owner: Option<&str>) -> Result<usize> {
+        let (me, owner) = (self.instance.clone(), owner.map(str::to_string));
         self.writer
             .write(move |conn| {
                 let mut released = 0;
                 for sql in crate::rows::RELEASE_LEASES {
-                    released += conn
-                        .prepare_cached(sql)
-                        .map_err(db)?
-                        .execute(params![to_us(now), me, alive_after])
-                        .map_err(db)?;
+                    released +=
+                        conn.prepare_cached(sql).map_err(db)?.execute(params![to_us(now), me, owner]).map_err(db)?;
                 }
                 conn.prepare_cached(crate::rows::FORGET_INSTANCES)
                     .map_err(db)?
