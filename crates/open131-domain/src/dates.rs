@@ -7,8 +7,13 @@ const MOSCOW_OFFSET_H: i8 = 3;
 
 /// The calendar day in Moscow at `now`.
 pub fn moscow_today(now: OffsetDateTime) -> Date {
+    moscow_time(now).date()
+}
+
+/// `now` on Moscow's clock (receipts and registers show it).
+pub fn moscow_time(now: OffsetDateTime) -> OffsetDateTime {
     let offset = UtcOffset::from_hms(MOSCOW_OFFSET_H, 0, 0).unwrap_or(UtcOffset::UTC);
-    now.to_offset(offset).date()
+    now.to_offset(offset)
 }
 
 /// The instant a Moscow calendar day starts.

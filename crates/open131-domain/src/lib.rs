@@ -7,6 +7,7 @@ pub mod allowlist;
 pub mod books;
 pub mod dates;
 pub mod fields;
+pub mod fiscal;
 pub mod fps;
 pub mod fps_verification;
 pub mod fx;

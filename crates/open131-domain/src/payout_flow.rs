@@ -36,10 +36,16 @@ pub enum FailureCode {
     RecipientNotFound,
     /// FPS verification: the bank's client has another name.
     RecipientNameMismatch,
+    /// A payout with fiscalization to a person who is not self-employed (or unknown).
+    TaxpayerUnknown,
+    /// A payout with fiscalization to a self-employed person not linked to the bank.
+    TaxpayerNotBound,
+    /// The self-employed service failed for the person.
+    NpdServiceInternalError,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 12] = [
+    pub const ALL: [FailureCode; 15] = [
         Self::DeclinedByIssuerBank,
         Self::NotPermittedByIssuerBank,
         Self::BankCardExpired,
@@ -52,6 +58,9 @@ impl FailureCode {
         Self::ConfirmTimeout,
         Self::RecipientNotFound,
         Self::RecipientNameMismatch,
+        Self::TaxpayerUnknown,
+        Self::TaxpayerNotBound,
+        Self::NpdServiceInternalError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +77,9 @@ impl FailureCode {
             Self::ConfirmTimeout => "confirm_timeout",
             Self::RecipientNotFound => "recipient_not_found",
             Self::RecipientNameMismatch => "recipient_name_mismatch",
+            Self::TaxpayerUnknown => "taxpayer_unknown",
+            Self::TaxpayerNotBound => "taxpayer_not_bound",
+            Self::NpdServiceInternalError => "npd_service_internal_error",
         }
     }
 
@@ -97,6 +109,9 @@ impl FailureCode {
             Self::ConfirmTimeout => "Cancelled: confirmation did not arrive in time",
             Self::RecipientNotFound => "The recipient's bank has no client with this phone number",
             Self::RecipientNameMismatch => "The recipient's name does not match the one at the recipient's bank",
+            Self::TaxpayerUnknown => "The person with this INN is not self-employed",
+            Self::TaxpayerNotBound => "The self-employed person is not linked to Bank 131",
+            Self::NpdServiceInternalError => "The self-employed (NPD) service failed",
         }
     }
 }

@@ -332,3 +332,41 @@ async fn the_linking_widget_links_in_chromium_on_a_partners_page() {
     assert_eq!(link.state, open131_domain::npd_link::LinkState::Linked);
     s.stop().await;
 }
+
+/// The tax service's receipt of a self-employed payout, as its link opens
+/// in a browser: a printable page with the services and the total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fiscal_payouts_receipt_opens_in_chromium() {
+    let Some((chromium, s)) = chromium_and_server().await else { return };
+    let inn = "500100732259";
+    for event in [open131_domain::npd_link::LinkEvent::Request, open131_domain::npd_link::LinkEvent::Confirm] {
+        let now = open131_server::Clock::now(&*s.clock);
+        open131_server::api::npd::change_link(s.app.store.as_ref(), ("alpha", inn), event, now).await.unwrap();
+    }
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let payout = json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+        "participant_details": {"recipient": {"full_name": "Иванов Иван Иванович"}},
+        "amount_details": {"amount": 12_500, "currency": "rub"},
+        "fiscalization_details": {"professional_income_taxpayer": {"tax_reference": inn, "payer_type": "legal",
+            "payer_tax_number": "7707083893", "payer_name": "ООО Вектор",
+            "services": [{"name": "Доставка заказа", "amount_details": {"amount": 12_500, "currency": "rub"}}]}}
+    });
+    let a = s.call("v1", "session/init/payout/fiscalization", &payout).await;
+    let id = a.body["session"]["id"].as_str().unwrap().to_string();
+    s.settle().await;
+    s.advance(5).await;
+    let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
+    let link = a.body["session"]["payments"][0]["fiscalization_details"]["professional_income_taxpayer"]["receipt"]
+        ["link"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", a.text))
+        .to_string();
+    let seen = drive(&chromium, json!([{"name": "npd-receipt", "url": link, "javascript": false, "steps": []}]));
+    let text = seen[0]["text"].as_str().unwrap();
+    for shown in ["Доставка заказа", "125.00 RUB", inn, "ООО Вектор", "Иванов Иван Иванович"]
+    {
+        assert!(text.contains(shown), "{shown} in {text}");
+    }
+    s.stop().await;
+}

@@ -182,3 +182,116 @@ async fn bad_npd_requests_name_their_fields() {
     assert_eq!(named(&a), (400, vec!["request_id".to_string()]), "{}", a.text);
     s.stop().await;
 }
+
+fn fiscal_payout(inn: &str, services: Value) -> Value {
+    json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+        "participant_details": {"recipient": {"full_name": "Иванов Иван Иванович"}},
+        "amount_details": {"amount": 10_000, "currency": "rub"},
+        "fiscalization_details": {"professional_income_taxpayer": {"tax_reference": inn, "payer_type": "legal",
+            "payer_tax_number": "7707083893", "payer_name": "OOO Vector", "services": services}}
+    })
+}
+
+fn two_services() -> Value {
+    json!([{"name": "Доставка", "amount_details": {"amount": 6_000, "currency": "rub"}},
+        {"name": "Упаковка", "amount_details": {"amount": 4_000, "currency": "rub"}, "quantity": 2}])
+}
+
+/// Links `inn` to the bank for alpha, as the widget and the tax service's app would.
+async fn linked(s: &TestServer, inn: &str) {
+    use open131_domain::npd_link::LinkEvent;
+    for event in [LinkEvent::Request, LinkEvent::Confirm] {
+        let now = open131_server::Clock::now(&*s.clock);
+        open131_server::api::npd::change_link(s.app.store.as_ref(), ("alpha", inn), event, now).await.unwrap();
+    }
+}
+
+/// A payout to a linked self-employed person with fiscalization: echoed with
+/// each service's quantity, and once it succeeds the receipt's id and link
+/// (in the payout and its webhook), the link opening the receipt's page.
+#[tokio::test]
+async fn a_fiscal_payout_registers_a_receipt_once_it_succeeds() {
+    let (s, r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    linked(&s, PLAIN).await;
+    let a = s.call("v1", "session/init/payout/fiscalization", &fiscal_payout(PLAIN, two_services())).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let id = a.body["session"]["id"].as_str().unwrap().to_string();
+    let echo = &a.body["session"]["payments"][0]["fiscalization_details"]["professional_income_taxpayer"];
+    assert_eq!(
+        (echo["services"][0]["quantity"].as_i64(), echo["services"][1]["quantity"].as_i64()),
+        (Some(1), Some(2))
+    );
+    assert!(echo.get("receipt").is_none(), "no receipt before the payout succeeds: {echo}");
+    s.settle().await;
+    s.advance(5).await;
+    let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
+    let payout = &a.body["session"]["payments"][0];
+    assert_eq!(payout["status"], "succeeded", "{payout}");
+    let receipt = &payout["fiscalization_details"]["professional_income_taxpayer"]["receipt"];
+    let link = receipt["link"].as_str().unwrap().to_string();
+    assert!(receipt["id"].as_str().unwrap().starts_with("rcpt_"), "{receipt}");
+    assert!(link.starts_with(&s.url) && link.contains("/npd/receipt/alpha/"), "{link}");
+    let received = r.received();
+    let finished = &received
+        .iter()
+        .find(|w| w.body["session"]["id"] == id.as_str() && w.body["type"] == "payment_finished")
+        .unwrap()
+        .body;
+    assert_eq!(
+        finished["session"]["payments"][0]["fiscalization_details"]["professional_income_taxpayer"]["receipt"],
+        *receipt
+    );
+    let page = s.http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for shown in ["Доставка", "Упаковка", "Итого: 100.00 RUB", PLAIN, "OOO Vector", "Иванов Иван Иванович"]
+    {
+        assert!(html.contains(shown), "{shown} in {html}");
+    }
+    // Another project's session, or a payout that did not succeed, has no receipt page.
+    assert_eq!(s.http.get(link.replace("/alpha/", "/beta/")).send().await.unwrap().status(), 404);
+    s.stop().await;
+}
+
+/// The person must be self-employed and linked, else the payout fails with
+/// the bank's code; the services must add up to the payout; the
+/// …/fiscalization methods require the details; only the main wallet's
+/// payouts carry them.
+#[tokio::test]
+async fn fiscal_payouts_fail_or_are_refused_as_the_bank_says() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let mut ids = Vec::new();
+    for inn in [PLAIN.to_string(), inn("7700000001"), inn("7700000003")] {
+        // Plain session/init/payout carries the details too.
+        let a = s.call("v1", "session/init/payout", &fiscal_payout(&inn, two_services())).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        ids.push(a.body["session"]["id"].as_str().unwrap().to_string());
+    }
+    s.settle().await;
+    s.advance(5).await;
+    for (id, expected) in ids.iter().zip(["taxpayer_not_bound", "taxpayer_unknown", "npd_service_internal_error"]) {
+        let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
+        assert_eq!(a.body["session"]["payments"][0]["error"]["code"], expected, "{}", a.text);
+    }
+
+    let short = json!([{"name": "Доставка", "amount_details": {"amount": 6_000, "currency": "rub"}}]);
+    let a = s.call("v1", "session/init/payout/fiscalization", &fiscal_payout(PLAIN, short)).await;
+    assert_eq!(
+        (a.status, fields(&a)),
+        (400, vec!["fiscalization_details.professional_income_taxpayer.services".to_string()]),
+        "{}",
+        a.text
+    );
+    let mut without = fiscal_payout(PLAIN, two_services());
+    without.as_object_mut().unwrap().remove("fiscalization_details");
+    let a = s.call("v1", "session/init/payout/fiscalization", &without).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["fiscalization_details".to_string()]), "{}", a.text);
+    let mut nominal = fiscal_payout(PLAIN, two_services());
+    nominal["participant_details"]["sender"] = json!({"beneficiary_id": "b-1"});
+    let a = s.call("v1", "session/init/payout/nominal", &nominal).await;
+    assert!(a.status == 400 && fields(&a).contains(&"fiscalization_details".to_string()), "{}", a.text);
+    s.stop().await;
+}

@@ -129,6 +129,9 @@ pub struct PayoutRecord {
     /// What the partner confirms (JSON, `books::confirm_information`): names
     /// and accounts, so `Debug` prints `***`.
     pub confirm_information: Option<Personal<String>>,
+    /// A self-employed person's `fiscalization_details` (JSON,
+    /// `fiscal::Fiscalization::wire` without a receipt): the INN, so `***`.
+    pub fiscalization: Option<Personal<String>>,
 }
 
 /// The conversion of a foreign-currency payout, fixed when it started.

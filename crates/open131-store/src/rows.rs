@@ -222,7 +222,7 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
      q.revenue_split, q.subscription_period, q.subscription_id, q.subscription_initial, q.card_expiry, \
      u.state, u.next_point_us, u.failures, u.charges, u.anchor_us, \
      r.id, r.payment_id, r.amount, r.state, r.is_chargeback, r.metadata, r.created_at_us, r.finished_at_us, \
-     r.revenue_split \
+     r.revenue_split, p.fiscalization \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      LEFT JOIN payments q ON q.project_id = s.project_id AND q.session_id = s.id \
      LEFT JOIN subscriptions u ON u.project_id = q.project_id AND u.id = q.subscription_id \
@@ -236,6 +236,8 @@ pub(crate) const PAYOUT_OFFSET: usize = 14;
 pub(crate) const PAYMENT_OFFSET: usize = PAYOUT_OFFSET + 15;
 /// Where a payment refund's columns start in a [`SELECT_SESSION`] row.
 pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 30;
+/// A payout's `fiscalization`, last in a [`SELECT_SESSION`] row (added after the refunds' columns).
+pub(crate) const PAYOUT_FISCAL_COLUMN: usize = REFUND_OFFSET + 9;
 
 /// One row of [`SELECT_SESSION`]: the session, and one payout and one payment
 /// (either or both absent).
@@ -420,6 +422,7 @@ pub(crate) struct PayoutRow {
     pub fx_rate_millionths: Option<i64>,
     pub confirm_information: Option<String>,
     pub finished_at_us: Option<i64>,
+    pub fiscalization: Option<String>,
 }
 
 impl PayoutRow {
@@ -444,6 +447,7 @@ impl PayoutRow {
             fx_rate_millionths: r.opt_int(at(12))?,
             confirm_information: r.opt_text(at(13))?,
             finished_at_us: r.opt_int(at(14))?,
+            fiscalization: r.opt_text(PAYOUT_FISCAL_COLUMN)?,
         }))
     }
 
@@ -474,6 +478,7 @@ impl PayoutRow {
             finished_at: self.finished_at_us.map(from_us).transpose()?,
             exchange,
             confirm_information: self.confirm_information.map(Personal::new),
+            fiscalization: self.fiscalization.map(Personal::new),
         })
     }
 }
@@ -842,6 +847,7 @@ pub(crate) struct PayoutValues<'a> {
     pub fx_rate_millionths: Option<i64>,
     pub confirm_information: Option<&'a str>,
     pub finished_at_us: Option<i64>,
+    pub fiscalization: Option<&'a str>,
 }
 
 impl<'a> PayoutValues<'a> {
@@ -862,6 +868,7 @@ impl<'a> PayoutValues<'a> {
             fx_rate_millionths: p.exchange.as_ref().map(|e| e.rate.millionths()),
             confirm_information: p.confirm_information.as_ref().map(|c| c.expose().as_str()),
             finished_at_us: p.finished_at.map(to_us),
+            fiscalization: p.fiscalization.as_ref().map(|f| f.expose().as_str()),
         }
     }
 }
@@ -871,8 +878,8 @@ impl<'a> PayoutValues<'a> {
 /// inside its one-statement session change.
 pub(crate) const INSERT_PAYOUT: &str = "INSERT INTO payouts (project_id, session_id, id, amount, currency, \
      method_masked, participant_details, customer, metadata, plan, created_at_us, state, charged_amount, \
-     charged_currency, fx_rate_millionths, confirm_information, finished_at_us) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+     charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, finished_at_us = excluded.finished_at_us";
 
 pub(crate) const WALLET_COLUMNS: &str =

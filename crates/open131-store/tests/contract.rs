@@ -335,6 +335,7 @@ fn session(project: &str, id: &str, amount: i64) -> SessionRecord {
         state: SessionState::InProgress,
         version: 0,
         payouts: vec![PayoutRecord {
+            fiscalization: None,
             id: format!("payout-{id}"),
             amount,
             currency: "RUB".into(),

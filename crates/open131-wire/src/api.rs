@@ -277,6 +277,9 @@ pub struct PayoutWire {
     pub participant_details: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// A payout to a self-employed person: the details sent, and the receipt once it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fiscalization_details: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ApiError>,
     /// Always sent, empty or not: the SDK's `Payout::getRefunds()` is not nullable.

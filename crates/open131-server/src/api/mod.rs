@@ -104,6 +104,10 @@ pub enum ApiMethod {
     NpdCheck,
     NpdPersonalInfo,
     NpdRequestStatus,
+    /// `session/init/payout/fiscalization`: a payout with its receipt's details required.
+    FiscalInit,
+    /// `session/start/payout/fiscalization`.
+    FiscalStart,
 }
 
 /// The spec's name of `report/account_balance`.
@@ -122,7 +126,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 27] = [
+    pub const OTHERS: [ApiMethod; 29] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -150,6 +154,8 @@ impl ApiMethod {
         Self::NpdCheck,
         Self::NpdPersonalInfo,
         Self::NpdRequestStatus,
+        Self::FiscalInit,
+        Self::FiscalStart,
     ];
 
     /// Every method served.
@@ -206,6 +212,8 @@ impl ApiMethod {
             Self::NpdCheck => "npd/check",
             Self::NpdPersonalInfo => "npd/taxpayer/check_personal_info",
             Self::NpdRequestStatus => "npd/request/status",
+            Self::FiscalInit => "session/init/payout/fiscalization",
+            Self::FiscalStart => "session/start/payout/fiscalization",
         }
     }
 
@@ -257,8 +265,7 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 3] =
-    ["session/init/payout/fiscalization", "session/start/payout/fiscalization", "fiscalization"];
+const NOT_SERVED_YET: [&str; 1] = ["fiscalization"];
 
 /// Families of bank methods not served yet, by prefix and by suffix.
 const NOT_SERVED_PREFIXES: [&str; 5] = ["npd/", "session/multi/", "recurrent/", "subscription/", "token"];
@@ -496,7 +503,11 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
     let ctx = Ctx { app, project_id: &project.id, version, idempotency, submerchant };
     // A payout to a card or an account in the vault is read as the card or the account itself.
     let body = match method {
-        ApiMethod::Create(..) | ApiMethod::Init(..) | ApiMethod::Start(..) => ctx.open_vault(body, false).await?,
+        ApiMethod::Create(..)
+        | ApiMethod::Init(..)
+        | ApiMethod::Start(..)
+        | ApiMethod::FiscalInit
+        | ApiMethod::FiscalStart => ctx.open_vault(body, false).await?,
         ApiMethod::MultiInit => ctx.open_vault(body, true).await?,
         _ => body,
     };
@@ -531,6 +542,16 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::NpdCheck => ctx.npd_ask(&body, open131_store::NpdRequestKind::Check).await,
         ApiMethod::NpdPersonalInfo => ctx.npd_ask(&body, open131_store::NpdRequestKind::PersonalInfo).await,
         ApiMethod::NpdRequestStatus => ctx.npd_status(&body).await,
+        ApiMethod::FiscalInit | ApiMethod::FiscalStart => {
+            if body.get("fiscalization_details").is_none_or(Value::is_null) {
+                let why = "is required by the …/fiscalization methods (the receipt's details)";
+                return Err(ApiReply::invalid(vec![detail("fiscalization_details", why)]));
+            }
+            match method {
+                ApiMethod::FiscalInit => ctx.init_payout(&body, Book::Main, Shape::Payout).await,
+                _ => ctx.start_payout(&body, Book::Main, Shape::Payout).await,
+            }
+        }
     }
 }
 

@@ -188,7 +188,7 @@ pub fn recurrent(t: &RecurrentToken) -> RecurrentWire {
 pub fn session(record: &SessionRecord, naming: ApiVersion, public_url: &str) -> SessionWire {
     let v2 = naming == ApiVersion::V2;
     let payout_state = record.payout().map(|p| p.state);
-    let begun: Vec<PayoutWire> = record.begun_payouts().map(|p| payout(record, p, v2)).collect();
+    let begun: Vec<PayoutWire> = record.begun_payouts().map(|p| payout(record, p, v2, public_url)).collect();
     let payouts = (!begun.is_empty()).then_some(begun);
     let payments: Option<Vec<AcquiringPaymentWire>> = record.payment().map(|p| vec![payment(record, p, public_url)]);
     let payment_state = record.payment().map(|p| p.state);
@@ -214,7 +214,27 @@ pub fn session(record: &SessionRecord, naming: ApiVersion, public_url: &str) -> 
 }
 
 /// One payout of the session as the wire shows it (a returned one with its refund).
-fn payout(record: &SessionRecord, p: &PayoutRecord, v2: bool) -> PayoutWire {
+/// The tax service's receipt of a succeeded payout to a self-employed
+/// person: its id and the link to its page (served by open131).
+pub fn receipt(record: &SessionRecord, p: &PayoutRecord, public_url: &str) -> (String, String) {
+    let id = format!("rcpt_{}", p.id.trim_start_matches("po_"));
+    let link = format!("{public_url}{}", receipt_path(&record.project_id, &record.id, &p.id));
+    (id, link)
+}
+
+/// The path of a payout's receipt page.
+pub fn receipt_path(project_id: &str, session_id: &str, payout_id: &str) -> String {
+    format!("/npd/receipt/{project_id}/{session_id}/{payout_id}")
+}
+
+/// A payout's `fiscalization_details`, with the receipt once it succeeded.
+fn fiscalization(record: &SessionRecord, p: &PayoutRecord, public_url: &str) -> Option<Value> {
+    let fiscal = open131_domain::fiscal::Fiscalization::parse_stored(p.fiscalization.as_ref()?.expose())?;
+    let receipt = (p.state == PayoutState::Succeeded).then(|| receipt(record, p, public_url));
+    Some(fiscal.wire(receipt.as_ref().map(|(id, link)| (id.as_str(), link.as_str()))))
+}
+
+fn payout(record: &SessionRecord, p: &PayoutRecord, v2: bool, public_url: &str) -> PayoutWire {
     let method: Option<Value> = serde_json::from_str(&p.method_masked).ok();
     // A converted payout shows what it costs in roubles, as the bank's ready_to_confirm does.
     let money = || match &p.exchange {
@@ -251,6 +271,7 @@ fn payout(record: &SessionRecord, p: &PayoutRecord, v2: bool) -> PayoutWire {
         amount_details: (p.amount > 0).then(money),
         participant_details: serde_json::from_str(p.participant_details.expose()).ok(),
         metadata: json(&p.metadata),
+        fiscalization_details: fiscalization(record, p, public_url),
         error: error_of(Some(p.state)),
         refunds,
     }

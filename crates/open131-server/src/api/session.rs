@@ -9,9 +9,13 @@ use open131_domain::books::{self, Shape};
 use open131_domain::dates::moscow_today;
 use open131_domain::fps_verification::parse_verification;
 use open131_domain::fx::{CONVERTIBLE, FUNDING_CURRENCY};
+use open131_domain::ident::Inn;
 use open131_domain::ledger::Book;
+use open131_domain::npd::TaxStatus;
+use open131_domain::npd_link::LinkState;
 use open131_domain::payment;
 use open131_domain::payout::{self, PayoutCall, PayoutParts, PayoutRequest, SandboxPlan};
+use open131_domain::payout_flow::FailureCode;
 use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
@@ -214,7 +218,37 @@ impl Ctx<'_> {
             charged_currency: FUNDING_CURRENCY.to_string(),
             rate: c.rate,
         });
+        if let Some(fiscal) = &request.fiscalization {
+            if book != Book::Main {
+                let why = "registers a self-employed person's income: only payouts from the main wallet carry it";
+                return Err(named(vec![FieldError::new("fiscalization_details", why)]));
+            }
+            record.fiscalization = Some(Personal::new(fiscal.wire(None).to_string()));
+            if let Some(code) = self.taxpayer_refusal(&fiscal.tax_reference).await? {
+                record.plan = SandboxPlan::Fail(code);
+            }
+        }
         Ok(record)
+    }
+
+    /// Why the tax service will not take the income of `inn` (the payout then
+    /// fails with it, as the bank's does): not self-employed (or unknown), not
+    /// linked to the bank for this project, or its service failing.
+    async fn taxpayer_refusal(&self, inn: &Inn) -> Result<Option<FailureCode>, ApiReply> {
+        let store = self.app.store.as_ref();
+        let taxpayer = super::npd::taxpayer(store, inn).await.map_err(|e| ApiReply::internal(&e))?;
+        let link = store.npd_link(self.project_id, inn.expose()).await.map_err(|e| ApiReply::internal(&e))?;
+        let linked = link.is_some_and(|l| l.state == LinkState::Linked);
+        let refusal = if taxpayer.service_error {
+            Some(FailureCode::NpdServiceInternalError)
+        } else if taxpayer.status != TaxStatus::SelfEmployed {
+            Some(FailureCode::TaxpayerUnknown)
+        } else if !linked {
+            Some(FailureCode::TaxpayerNotBound)
+        } else {
+            None
+        };
+        Ok(refusal)
     }
 
     /// A payout in a foreign currency the operator has set a rate for is
@@ -254,6 +288,7 @@ impl Ctx<'_> {
     ) -> PayoutRecord {
         let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
         PayoutRecord {
+            fiscalization: None,
             id: engine::new_payout_id(),
             amount,
             currency: currency.to_string(),

@@ -10,6 +10,7 @@
 pub mod bank_app;
 pub mod link_form;
 pub mod pay_form;
+pub mod receipt;
 pub mod three_ds;
 pub mod widgets;
 
@@ -25,7 +26,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inl
 
 /// Where the pages live: a path under one of them that no page serves gets
 /// the pages' own 404.
-pub const PAGE_PREFIXES: [&str; 4] = ["/3ds/", "/fps/pay/", "/sberpay/pay/", "/widget/"];
+pub const PAGE_PREFIXES: [&str; 5] = ["/3ds/", "/fps/pay/", "/sberpay/pay/", "/widget/", "/npd/receipt/"];
 
 /// The pages' routes (panic and timeout layers are added by the caller).
 pub fn router() -> Router<App> {
@@ -37,6 +38,7 @@ pub fn router() -> Router<App> {
         .route("/widget/pay/{token}", axum::routing::get(pay_form::show).post(pay_form::submit))
         .route("/widget/pay/{token}/status", axum::routing::get(pay_form::status))
         .route("/widget/self-employed/{token}", axum::routing::get(link_form::show).post(link_form::press))
+        .route("/npd/receipt/{project}/{session}/{payout}", axum::routing::get(receipt::show))
         .route("/widget/open131.js", axum::routing::get(widgets::library))
         .route("/widget/page.js", axum::routing::get(widgets::page_script))
 }
@@ -103,6 +105,9 @@ button.confirm{background:#1f5fbf;color:#fff}button.decline{background:#fff;colo
 color:#5b6575;margin:.5rem 0 0;overflow-wrap:anywhere}.error{background:#fdecec;color:#9b1c1c;border-radius:8px;padding:.5rem .75rem;\
 margin:0 0 1rem}.brand{font-size:.8rem;text-transform:uppercase;letter-spacing:.08em;color:#1f5fbf;margin:0 0 .25rem}\
 footer{text-align:center;font-size:.75rem;color:#7a8494;margin-bottom:2rem}\
+table{width:100%;border-collapse:collapse;margin:0 0 1rem}th,td{text-align:left;padding:.3rem .25rem;\
+border-bottom:1px solid #e1e5eb;vertical-align:top}.sum{text-align:right;white-space:nowrap}\
+.total{font-weight:600;text-align:right}@media print{body{background:#fff}main{box-shadow:none;margin:0}}\
 .sandbox{border:1px dashed #b9c1cd;border-radius:8px;padding:.75rem 1rem;margin-top:1.25rem}";
 
 /// The pages' own rendering of the errors no handler produced.

@@ -191,12 +191,13 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.fx_rate_millionths, "BIGINT"),
             q.p(&p.confirm_information, "TEXT"),
             q.p(&p.finished_at_us, "BIGINT"),
+            q.p(&p.fiscalization, "TEXT"),
         ]
         .join(", ");
         q.text += &format!(
             ", p{i} AS (INSERT INTO payouts (project_id, session_id, id, amount, currency, method_masked,
                  participant_details, customer, metadata, plan, created_at_us, state, charged_amount,
-                 charged_currency, fx_rate_millionths, confirm_information, finished_at_us)
+                 charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
                  finished_at_us = excluded.finished_at_us)"

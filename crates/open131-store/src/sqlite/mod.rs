@@ -64,6 +64,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "widgets", include_str!("../../migrations/sqlite/0018_widgets.sql")),
     (19, "npd_links", include_str!("../../migrations/sqlite/0019_npd_links.sql")),
     (20, "lease_owners", include_str!("../../migrations/sqlite/0020_lease_owners.sql")),
+    (21, "fiscal_payouts", include_str!("../../migrations/sqlite/0021_fiscal_payouts.sql")),
 ];
 
 pub struct SqliteStore {

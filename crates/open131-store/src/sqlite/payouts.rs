@@ -172,7 +172,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.charged_currency,
                 p.fx_rate_millionths,
                 p.confirm_information,
-                p.finished_at_us
+                p.finished_at_us,
+                p.fiscalization
             ])
             .map_err(err)?;
     }
