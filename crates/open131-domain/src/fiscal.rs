@@ -27,6 +27,21 @@ pub const NAME_MAX_CHARS: usize = 256;
 pub const FOREIGN_TAX_NUMBER_MAX_CHARS: usize = 32;
 /// Most of one service in a receipt.
 pub const QUANTITY_MAX: i64 = 1_000_000;
+/// The self-employed's income limit in a calendar year (Moscow), in kopecks:
+/// 2.4 million roubles (the law on the professional income tax).
+pub const YEARLY_INCOME_MAX_MINOR: i64 = 240_000_000;
+
+/// The calendar year (Moscow's) `now` falls in, as `[start, end)`.
+pub fn income_year(now: time::OffsetDateTime) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    use crate::dates::{moscow_day_start, moscow_today};
+    let year = moscow_today(now).year();
+    let first = |y: i32| time::Date::from_calendar_date(y, time::Month::January, 1).ok();
+    match (first(year), first(year + 1)) {
+        (Some(a), Some(b)) => (moscow_day_start(a), moscow_day_start(b)),
+        // Out of the calendar's range: no year to count in.
+        _ => (now, now),
+    }
+}
 
 /// Who paid the self-employed person (the tax service's receipt names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

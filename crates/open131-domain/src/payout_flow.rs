@@ -42,10 +42,12 @@ pub enum FailureCode {
     TaxpayerNotBound,
     /// The self-employed service failed for the person.
     NpdServiceInternalError,
+    /// The person's income in the year would pass the self-employed limit.
+    TaxpayerIncomeExceedsAmountLimit,
 }
 
 impl FailureCode {
-    pub const ALL: [FailureCode; 15] = [
+    pub const ALL: [FailureCode; 16] = [
         Self::DeclinedByIssuerBank,
         Self::NotPermittedByIssuerBank,
         Self::BankCardExpired,
@@ -61,6 +63,7 @@ impl FailureCode {
         Self::TaxpayerUnknown,
         Self::TaxpayerNotBound,
         Self::NpdServiceInternalError,
+        Self::TaxpayerIncomeExceedsAmountLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +83,7 @@ impl FailureCode {
             Self::TaxpayerUnknown => "taxpayer_unknown",
             Self::TaxpayerNotBound => "taxpayer_not_bound",
             Self::NpdServiceInternalError => "npd_service_internal_error",
+            Self::TaxpayerIncomeExceedsAmountLimit => "taxpayer_income_exceeds_amount_limit",
         }
     }
 
@@ -112,6 +116,9 @@ impl FailureCode {
             Self::TaxpayerUnknown => "The person with this INN is not self-employed",
             Self::TaxpayerNotBound => "The self-employed person is not linked to Bank 131",
             Self::NpdServiceInternalError => "The self-employed (NPD) service failed",
+            Self::TaxpayerIncomeExceedsAmountLimit => {
+                "The receipt would take the person's income this year past the self-employed limit (2.4 mln RUB)"
+            }
         }
     }
 }

@@ -124,6 +124,9 @@ impl open131_store::NpdStore for Faulty {
     async fn npd_request(&self, p: &str, id: &str) -> Result<Option<open131_store::NpdRequestRecord>> {
         self.inner.npd_request(p, id).await
     }
+    async fn fiscal_income(&self, p: &str, inn: &str, from: OffsetDateTime, to: OffsetDateTime) -> Result<i64> {
+        self.inner.fiscal_income(p, inn, from, to).await
+    }
     async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
         self.inner.npd_taxpayer(inn).await
     }

@@ -295,3 +295,43 @@ async fn fiscal_payouts_fail_or_are_refused_as_the_bank_says() {
     assert!(a.status == 400 && fields(&a).contains(&"fiscalization_details".to_string()), "{}", a.text);
     s.stop().await;
 }
+
+/// A fiscal payout of `amount` to `inn`, one service of the same amount.
+fn fiscal_of(inn: &str, amount: i64) -> Value {
+    let mut body =
+        fiscal_payout(inn, json!([{"name": "Работа", "amount_details": {"amount": amount, "currency": "rub"}}]));
+    body["amount_details"]["amount"] = json!(amount);
+    body
+}
+
+/// The person's income in a Moscow calendar year stays within 2.4 million
+/// roubles: the payout that would pass it fails with
+/// `taxpayer_income_exceeds_amount_limit` (a failed payout counts for
+/// nothing), and the count starts again on the 1st of January.
+#[tokio::test]
+async fn the_yearly_income_limit_holds_within_a_year_and_resets_with_the_next() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 500_000_000, common::START).await.unwrap();
+    linked(&s, PLAIN).await;
+    let pay = |amount: i64| {
+        let s = &s;
+        async move {
+            let a = s.call("v1", "session/init/payout/fiscalization", &fiscal_of(PLAIN, amount)).await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            let id = a.body["session"]["id"].as_str().unwrap().to_string();
+            s.settle().await;
+            s.advance(5).await;
+            let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
+            let p = &a.body["session"]["payments"][0];
+            (p["status"].as_str().unwrap().to_string(), p["error"]["code"].as_str().map(str::to_string))
+        }
+    };
+    assert_eq!(pay(230_000_000).await, ("succeeded".to_string(), None));
+    assert_eq!(pay(20_000_000).await, ("failed".to_string(), Some("taxpayer_income_exceeds_amount_limit".to_string())));
+    assert_eq!(pay(10_000_000).await, ("succeeded".to_string(), None), "exactly the limit, the failed one not counted");
+    assert_eq!(pay(100).await.1.as_deref(), Some("taxpayer_income_exceeds_amount_limit"));
+    // 1 January in Moscow (21:00 UTC on 31 December): a new year's income.
+    s.advance(32 * 86_400).await;
+    assert_eq!(pay(20_000_000).await, ("succeeded".to_string(), None));
+    s.stop().await;
+}

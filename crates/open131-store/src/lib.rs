@@ -426,6 +426,10 @@ pub trait NpdStore: Send + Sync + 'static {
     async fn npd_request(&self, project_id: &str, id: &str) -> Result<Option<NpdRequestRecord>>;
     /// What the operator said the tax service knows of `inn`, if anything.
     async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>>;
+    /// What the project paid the self-employed `inn` (payouts with
+    /// fiscalization, failed ones left out) created in `[from, to)`, in minor units.
+    async fn fiscal_income(&self, project_id: &str, inn: &str, from: OffsetDateTime, to: OffsetDateTime)
+        -> Result<i64>;
     /// The operator's word on `inn`, replacing any earlier one.
     async fn set_npd_taxpayer(
         &self,

@@ -848,6 +848,8 @@ pub(crate) struct PayoutValues<'a> {
     pub confirm_information: Option<&'a str>,
     pub finished_at_us: Option<i64>,
     pub fiscalization: Option<&'a str>,
+    /// The self-employed person's INN, alone (the yearly income is summed by it).
+    pub fiscal_inn: Option<String>,
 }
 
 impl<'a> PayoutValues<'a> {
@@ -869,6 +871,11 @@ impl<'a> PayoutValues<'a> {
             confirm_information: p.confirm_information.as_ref().map(|c| c.expose().as_str()),
             finished_at_us: p.finished_at.map(to_us),
             fiscalization: p.fiscalization.as_ref().map(|f| f.expose().as_str()),
+            fiscal_inn: p
+                .fiscalization
+                .as_ref()
+                .and_then(|f| open131_domain::fiscal::Fiscalization::parse_stored(f.expose()))
+                .map(|f| f.tax_reference.expose().to_string()),
         }
     }
 }
@@ -878,8 +885,8 @@ impl<'a> PayoutValues<'a> {
 /// inside its one-statement session change.
 pub(crate) const INSERT_PAYOUT: &str = "INSERT INTO payouts (project_id, session_id, id, amount, currency, \
      method_masked, participant_details, customer, metadata, plan, created_at_us, state, charged_amount, \
-     charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+     charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization, fiscal_inn) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
      ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, finished_at_us = excluded.finished_at_us";
 
 pub(crate) const WALLET_COLUMNS: &str =
@@ -1453,3 +1460,10 @@ pub(crate) const RELEASE_LEASES: [&str; 4] = [
 ];
 
 pub(crate) const SELECT_HEARTBEATS: &str = "SELECT id, heartbeat_at_us FROM instances";
+
+/// What a project has paid a self-employed person (`$2`, the INN) between
+/// `$3` and `$4` (microseconds), failed payouts left out: the income the
+/// yearly limit counts.
+pub(crate) const FISCAL_INCOME: &str = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payouts \
+     WHERE project_id = $1 AND fiscal_inn = $2 AND created_at_us >= $3 AND created_at_us < $4 \
+     AND state NOT LIKE 'failed:%'";

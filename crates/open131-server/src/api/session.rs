@@ -224,7 +224,7 @@ impl Ctx<'_> {
                 return Err(named(vec![FieldError::new("fiscalization_details", why)]));
             }
             record.fiscalization = Some(Personal::new(fiscal.wire(None).to_string()));
-            if let Some(code) = self.taxpayer_refusal(&fiscal.tax_reference).await? {
+            if let Some(code) = self.taxpayer_refusal(&fiscal.tax_reference, request.amount.amount()).await? {
                 record.plan = SandboxPlan::Fail(code);
             }
         }
@@ -233,8 +233,9 @@ impl Ctx<'_> {
 
     /// Why the tax service will not take the income of `inn` (the payout then
     /// fails with it, as the bank's does): not self-employed (or unknown), not
-    /// linked to the bank for this project, or its service failing.
-    async fn taxpayer_refusal(&self, inn: &Inn) -> Result<Option<FailureCode>, ApiReply> {
+    /// linked to the bank for this project, its service failing, or `amount`
+    /// taking the person's income this year (from this project `[INF]`) past the limit.
+    async fn taxpayer_refusal(&self, inn: &Inn, amount: i64) -> Result<Option<FailureCode>, ApiReply> {
         let store = self.app.store.as_ref();
         let taxpayer = super::npd::taxpayer(store, inn).await.map_err(|e| ApiReply::internal(&e))?;
         let link = store.npd_link(self.project_id, inn.expose()).await.map_err(|e| ApiReply::internal(&e))?;
@@ -246,7 +247,11 @@ impl Ctx<'_> {
         } else if !linked {
             Some(FailureCode::TaxpayerNotBound)
         } else {
-            None
+            let (from, to) = open131_domain::fiscal::income_year(self.app.clock.now());
+            let income = store.fiscal_income(self.project_id, inn.expose(), from, to).await;
+            let income = income.map_err(|e| ApiReply::internal(&e))?;
+            let over = income.saturating_add(amount) > open131_domain::fiscal::YEARLY_INCOME_MAX_MINOR;
+            over.then_some(FailureCode::TaxpayerIncomeExceedsAmountLimit)
         };
         Ok(refusal)
     }

@@ -3,3 +3,7 @@
 -- clear: the store holds personal data), read to show the echo and the
 -- receipt once the payout succeeds.
 ALTER TABLE payouts ADD COLUMN fiscalization TEXT;
+-- The person's INN alone, indexed: a person's income in a year (the
+-- self-employed limit) is summed over these payouts.
+ALTER TABLE payouts ADD COLUMN fiscal_inn TEXT;
+CREATE INDEX payouts_fiscal_inn ON payouts (project_id, fiscal_inn, created_at_us);

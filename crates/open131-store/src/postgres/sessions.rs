@@ -192,12 +192,13 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.confirm_information, "TEXT"),
             q.p(&p.finished_at_us, "BIGINT"),
             q.p(&p.fiscalization, "TEXT"),
+            q.p(&p.fiscal_inn, "TEXT"),
         ]
         .join(", ");
         q.text += &format!(
             ", p{i} AS (INSERT INTO payouts (project_id, session_id, id, amount, currency, method_masked,
                  participant_details, customer, metadata, plan, created_at_us, state, charged_amount,
-                 charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization)
+                 charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization, fiscal_inn)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
                  finished_at_us = excluded.finished_at_us)"
@@ -837,6 +838,20 @@ impl NpdStore for PgStore {
             with_retries(|| async { self.query(crate::rows::SELECT_NPD_REQUEST, &[&project_id, &id]).await }).await?;
         let row = rows.first().map(crate::rows::npd_request).transpose()?;
         row.transpose()
+    }
+
+    async fn fiscal_income(
+        &self,
+        project_id: &str,
+        inn: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<i64> {
+        let (from, to) = (to_us(from), to_us(to));
+        let rows =
+            with_retries(|| async { self.query(crate::rows::FISCAL_INCOME, &[&project_id, &inn, &from, &to]).await })
+                .await?;
+        Ok(rows.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0))
     }
 
     async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {

@@ -460,6 +460,21 @@ impl NpdStore for SqliteStore {
         })
     }
 
+    async fn fiscal_income(
+        &self,
+        project_id: &str,
+        inn: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<i64> {
+        self.read(|conn| {
+            conn.prepare_cached(crate::rows::FISCAL_INCOME)
+                .map_err(db)?
+                .query_row(params![project_id, inn, to_us(from), to_us(to)], |r| r.get::<_, i64>(0))
+                .map_err(db)
+        })
+    }
+
     async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
         self.read(|conn| {
             let row = conn

@@ -173,7 +173,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.fx_rate_millionths,
                 p.confirm_information,
                 p.finished_at_us,
-                p.fiscalization
+                p.fiscalization,
+                p.fiscal_inn
             ])
             .map_err(err)?;
     }
