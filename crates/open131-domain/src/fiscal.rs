@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::fields::{join, Fields};
 use crate::ident::Inn;
 use crate::payout::Money;
+use crate::personal::Personal;
 use crate::FieldError;
 
 /// Most services in one receipt.
@@ -78,8 +79,9 @@ pub struct Fiscalization {
     /// The self-employed person's INN: personal data.
     pub tax_reference: Inn,
     pub payer_type: PayerType,
-    pub payer_tax_number: Option<String>,
-    pub payer_name: Option<String>,
+    /// An individual payer's INN, or an organisation's: personal data for the former.
+    pub payer_tax_number: Option<Personal<String>>,
+    pub payer_name: Option<Personal<String>>,
     pub services: Vec<Service>,
 }
 
@@ -102,7 +104,7 @@ impl Fiscalization {
         p.insert("payer_type".into(), json!(self.payer_type.as_str()));
         for (key, value) in [("payer_tax_number", &self.payer_tax_number), ("payer_name", &self.payer_name)] {
             if let Some(v) = value {
-                p.insert(key.into(), json!(v));
+                p.insert(key.into(), json!(v.expose()));
             }
         }
         if let Some((id, link)) = receipt {
@@ -164,8 +166,8 @@ pub(crate) fn parse(f: &mut Fields<'_>, value: &Value, path: &str) -> Option<Fis
     Some(Fiscalization {
         tax_reference: tax_reference?,
         payer_type: payer_type?,
-        payer_tax_number: payer_tax_number?,
-        payer_name,
+        payer_tax_number: payer_tax_number?.map(Personal::new),
+        payer_name: payer_name.map(Personal::new),
         services: services?,
     })
 }
@@ -185,9 +187,9 @@ fn payer_number(f: &mut Fields<'_>, t: PayerType, number: Option<String>, path: 
     };
     if !ok {
         let why = match t {
-            PayerType::Legal => "must be a legal entity's 10-digit INN whose check digit matches",
-            PayerType::Individual => "must be a person's 12-digit INN whose check digits match",
-            PayerType::Foreign => "must be 1 to 32 characters",
+            PayerType::Legal => "must be a legal entity's 10-digit INN whose check digit matches".to_string(),
+            PayerType::Individual => "must be a person's 12-digit INN whose check digits match".to_string(),
+            PayerType::Foreign => format!("must be 1 to {FOREIGN_TAX_NUMBER_MAX_CHARS} characters"),
         };
         f.err(path, why);
         return None;

@@ -117,7 +117,7 @@ impl FailureCode {
             Self::TaxpayerNotBound => "The self-employed person is not linked to Bank 131",
             Self::NpdServiceInternalError => "The self-employed (NPD) service failed",
             Self::TaxpayerIncomeExceedsAmountLimit => {
-                "The receipt would take the person's income this year past the self-employed limit (2.4 mln RUB)"
+                "The receipt would take the person's income this year past the self-employed limit"
             }
         }
     }

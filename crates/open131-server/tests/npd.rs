@@ -252,6 +252,16 @@ async fn a_fiscal_payout_registers_a_receipt_once_it_succeeds() {
     }
     // Another project's session, or a payout that did not succeed, has no receipt page.
     assert_eq!(s.http.get(link.replace("/alpha/", "/beta/")).send().await.unwrap().status(), 404);
+    let unlinked =
+        s.call("v1", "session/init/payout/fiscalization", &fiscal_payout(&inn("7700000002"), two_services())).await;
+    let (failed_session, failed_payout) = (
+        unlinked.body["session"]["id"].as_str().unwrap().to_string(),
+        unlinked.body["session"]["payments"][0]["id"].as_str().unwrap().to_string(),
+    );
+    s.settle().await;
+    s.advance(5).await;
+    let failed_link = format!("{}/npd/receipt/alpha/{failed_session}/{failed_payout}", s.url);
+    assert_eq!(s.http.get(&failed_link).send().await.unwrap().status(), 404, "a failed payout has no receipt");
     s.stop().await;
 }
 
@@ -330,8 +340,11 @@ async fn the_yearly_income_limit_holds_within_a_year_and_resets_with_the_next() 
     assert_eq!(pay(20_000_000).await, ("failed".to_string(), Some("taxpayer_income_exceeds_amount_limit".to_string())));
     assert_eq!(pay(10_000_000).await, ("succeeded".to_string(), None), "exactly the limit, the failed one not counted");
     assert_eq!(pay(100).await.1.as_deref(), Some("taxpayer_income_exceeds_amount_limit"));
-    // 1 January in Moscow (21:00 UTC on 31 December): a new year's income.
-    s.advance(32 * 86_400).await;
-    assert_eq!(pay(20_000_000).await, ("succeeded".to_string(), None));
+    // Moscow's new year is 21:00 UTC on 31 December: a minute before, still the old year's.
+    let until = |t: time::OffsetDateTime| (t - open131_server::Clock::now(&*s.clock)).whole_seconds();
+    s.advance(until(time::macros::datetime!(2026-12-31 20:58:30 UTC))).await;
+    assert_eq!(pay(100).await.1.as_deref(), Some("taxpayer_income_exceeds_amount_limit"), "still 2026 in Moscow");
+    s.advance(until(time::macros::datetime!(2026-12-31 21:00:00 UTC))).await;
+    assert_eq!(pay(20_000_000).await, ("succeeded".to_string(), None), "1 January in Moscow: a new year's income");
     s.stop().await;
 }

@@ -1462,8 +1462,9 @@ pub(crate) const RELEASE_LEASES: [&str; 4] = [
 pub(crate) const SELECT_HEARTBEATS: &str = "SELECT id, heartbeat_at_us FROM instances";
 
 /// What a project has paid a self-employed person (`$2`, the INN) between
-/// `$3` and `$4` (microseconds), failed payouts left out: the income the
-/// yearly limit counts.
+/// `$3` and `$4` (microseconds): the income the yearly limit counts. Failed
+/// payouts are left out, and so are payouts bound to fail (their plan says
+/// so: refused by the tax service, the limit among them, before their result).
 pub(crate) const FISCAL_INCOME: &str = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payouts \
      WHERE project_id = $1 AND fiscal_inn = $2 AND created_at_us >= $3 AND created_at_us < $4 \
-     AND state NOT LIKE 'failed:%'";
+     AND state NOT LIKE 'failed:%' AND plan NOT LIKE 'fail:%'";

@@ -60,6 +60,13 @@ impl Ctx<'_> {
         let mut waiting = Vec::new();
         for (i, request) in requests.into_iter().enumerate() {
             let name = |field: &str| bodies.payout_field(i, field);
+            // Its payouts run after the payment, each checked against the
+            // person's yearly income alone: not served `[INF]`.
+            if request.fiscalization.is_some() {
+                let why = "a multi-session's payouts carry no fiscalization here: pay the self-employed with \
+                           session/init/payout/fiscalization";
+                return Err(ApiReply::invalid(vec![super::detail(&name("fiscalization_details"), why)]));
+            }
             let mut record = self.payout_named(request, (Book::Main, Shape::Payout), None, &name).await?;
             refuse_early_return(&bodies, i, &record, self.method_name())?;
             record.state = PayoutState::Waiting;

@@ -213,7 +213,6 @@ pub fn session(record: &SessionRecord, naming: ApiVersion, public_url: &str) -> 
     }
 }
 
-/// One payout of the session as the wire shows it (a returned one with its refund).
 /// The tax service's receipt of a succeeded payout to a self-employed
 /// person: its id and the link to its page (served by open131).
 pub fn receipt(record: &SessionRecord, p: &PayoutRecord, public_url: &str) -> (String, String) {
@@ -222,9 +221,11 @@ pub fn receipt(record: &SessionRecord, p: &PayoutRecord, public_url: &str) -> (S
     (id, link)
 }
 
-/// The path of a payout's receipt page.
+/// The path of a payout's receipt page (a project id may hold any
+/// printable character: each part is percent-encoded).
 pub fn receipt_path(project_id: &str, session_id: &str, payout_id: &str) -> String {
-    format!("/npd/receipt/{project_id}/{session_id}/{payout_id}")
+    let part = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    format!("/npd/receipt/{}/{}/{}", part(project_id), part(session_id), part(payout_id))
 }
 
 /// A payout's `fiscalization_details`, with the receipt once it succeeded.
@@ -234,6 +235,8 @@ fn fiscalization(record: &SessionRecord, p: &PayoutRecord, public_url: &str) -> 
     Some(fiscal.wire(receipt.as_ref().map(|(id, link)| (id.as_str(), link.as_str()))))
 }
 
+/// One payout of the session as the wire shows it (a returned one with its
+/// refund, a self-employed one with its fiscalization and receipt).
 fn payout(record: &SessionRecord, p: &PayoutRecord, v2: bool, public_url: &str) -> PayoutWire {
     let method: Option<Value> = serde_json::from_str(&p.method_masked).ok();
     // A converted payout shows what it costs in roubles, as the bank's ready_to_confirm does.

@@ -145,6 +145,9 @@ impl Ctx<'_> {
             let mut errors = Vec::new();
             let (rest, _) = self.split_transfer(body, book, shape, PayoutCall::Create, &mut errors);
             let parts = every_error(errors, payout::parse_parts(&rest, PayoutCall::Create, self.today()))?;
+            if parts.fiscalization.is_some() && book != Book::Main {
+                return Err(ApiReply::invalid(vec![detail("fiscalization_details", NOT_OFF_MAIN)]));
+            }
             (!parts.is_empty()).then(|| parts.to_draft())
         };
         record.draft = draft.map(|d| Personal::new(d.to_string()));
@@ -220,8 +223,7 @@ impl Ctx<'_> {
         });
         if let Some(fiscal) = &request.fiscalization {
             if book != Book::Main {
-                let why = "registers a self-employed person's income: only payouts from the main wallet carry it";
-                return Err(named(vec![FieldError::new("fiscalization_details", why)]));
+                return Err(named(vec![FieldError::new("fiscalization_details", NOT_OFF_MAIN)]));
             }
             record.fiscalization = Some(Personal::new(fiscal.wire(None).to_string()));
             if let Some(code) = self.taxpayer_refusal(&fiscal.tax_reference, request.amount.amount()).await? {
@@ -234,7 +236,9 @@ impl Ctx<'_> {
     /// Why the tax service will not take the income of `inn` (the payout then
     /// fails with it, as the bank's does): not self-employed (or unknown), not
     /// linked to the bank for this project, its service failing, or `amount`
-    /// taking the person's income this year (from this project `[INF]`) past the limit.
+    /// taking the person's income this year (from this project `[INF]`) past
+    /// the limit. The sum is read, not locked: overlapping requests (or two
+    /// nodes) may each pass it; the README says so.
     async fn taxpayer_refusal(&self, inn: &Inn, amount: i64) -> Result<Option<FailureCode>, ApiReply> {
         let store = self.app.store.as_ref();
         let taxpayer = super::npd::taxpayer(store, inn).await.map_err(|e| ApiReply::internal(&e))?;
@@ -476,3 +480,6 @@ fn only_session_id(body: &Map<String, Value>) -> Result<(), ApiReply> {
     let refused = [("confirm_information", "is sent with session/confirm or session/cancel")];
     only_fields(body, &["session_id"], &refused)
 }
+
+/// Why a payout off the main wallet carries no fiscalization.
+const NOT_OFF_MAIN: &str = "registers a self-employed person's income: only payouts from the main wallet carry it";

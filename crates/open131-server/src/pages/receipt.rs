@@ -90,10 +90,10 @@ fn render(app: &App, record: &SessionRecord, p: &PayoutRecord, fiscal: &Fiscaliz
             };
             let mut text = kind.to_string();
             if let Some(n) = name {
-                text.push_str(&format!(", {n}"));
+                text.push_str(&format!(", {}", n.expose()));
             }
             if let Some(n) = number {
-                text.push_str(&format!(", ИНН {n}"));
+                text.push_str(&format!(", ИНН {}", n.expose()));
             }
             text
         }
