@@ -348,3 +348,43 @@ async fn the_yearly_income_limit_holds_within_a_year_and_resets_with_the_next() 
     assert_eq!(pay(20_000_000).await, ("succeeded".to_string(), None), "1 January in Moscow: a new year's income");
     s.stop().await;
 }
+
+/// A multi-session's payout refuses fiscalization (its payouts would each be
+/// checked alone against the yearly limit), named where it was sent; a
+/// receipt page escapes what the partner sent.
+#[tokio::test]
+async fn a_multi_sessions_payout_refuses_fiscalization_and_receipts_escape_their_text() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    let card = json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242",
+        "expiration_month": "12", "expiration_year": "30", "security_code": "123"}}});
+    let mut payout = fiscal_payout(PLAIN, two_services());
+    payout.as_object_mut().unwrap().remove("customer");
+    let multi = json!({
+        "payment_list": [{"payment_details": card, "amount_details": {"amount": 20_000, "currency": "rub"},
+            "customer": {"reference": "lucky"}}],
+        "payout_list": [payout],
+    });
+    let a = s.call("v2", "session/multi/init", &multi).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["payout_list[0].fiscalization_details".to_string()]), "{}", a.text);
+
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    linked(&s, PLAIN).await;
+    let tricky =
+        json!([{"name": "<b>Доставка</b> & \"упаковка\"", "amount_details": {"amount": 10_000, "currency": "rub"}}]);
+    let a = s.call("v1", "session/init/payout/fiscalization", &fiscal_payout(PLAIN, tricky)).await;
+    let id = a.body["session"]["id"].as_str().unwrap().to_string();
+    s.settle().await;
+    s.advance(5).await;
+    let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
+    let link = a.body["session"]["payments"][0]["fiscalization_details"]["professional_income_taxpayer"]["receipt"]
+        ["link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let html = s.http.get(&link).send().await.unwrap().text().await.unwrap();
+    assert!(
+        html.contains("&lt;b&gt;Доставка&lt;/b&gt; &amp; &quot;упаковка&quot;") && !html.contains("<b>Доставка"),
+        "{html}"
+    );
+    s.stop().await;
+}
