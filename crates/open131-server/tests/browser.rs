@@ -370,3 +370,64 @@ async fn a_fiscal_payouts_receipt_opens_in_chromium() {
     }
     s.stop().await;
 }
+
+/// The self-employed path end to end, as a partner runs it: `npd/check`
+/// says not linked; the person links in the widget on the partner's page
+/// (Chromium) and confirms in the tax service's app; `npd/check` says
+/// linked; a payout with fiscalization succeeds with its receipt in the
+/// status and the webhook; the receipt's page opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_self_employed_path_from_check_to_receipt() {
+    let Some((chromium, s)) = chromium_and_server().await else { return };
+    let inn = "500100732259";
+    let before = npd_check(&s, inn).await;
+    assert_eq!(
+        (before["is_professional_income_taxpayer"].as_bool(), before["is_linked"].as_bool()),
+        (Some(true), Some(false))
+    );
+
+    let token = s.call("v1", "token", &json!({"self_employed_widget": {"tax_reference": inn}})).await;
+    let token = token.body["public_token"].as_str().unwrap().to_string();
+    let page = partner_page_with(&s.url, &token, "selfEmployedWidget", "Get paid as self-employed").await;
+    let visits = json!([{"name": "npd-path-link", "url": page, "javascript": true, "steps": [
+        {"frame": "iframe", "click": "button[value=request]"},
+        {"frame": "iframe", "visible": "button[value=confirm]"},
+        {"frame": "iframe", "click": "button[value=confirm]"},
+        {"wait": "#result.done"}
+    ]}]);
+    drive(&chromium, visits);
+    assert_eq!(npd_check(&s, inn).await["is_linked"], true, "linked once the person confirmed");
+
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let payout = json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+        "participant_details": {"recipient": {"full_name": "Иванов Иван Иванович"}},
+        "amount_details": {"amount": 3_000, "currency": "rub"},
+        "fiscalization_details": {"professional_income_taxpayer": {"tax_reference": inn,
+            "services": [{"name": "Курьерская доставка", "amount_details": {"amount": 3_000, "currency": "rub"}}]}}
+    });
+    let a = s.call("v1", "session/init/payout/fiscalization", &payout).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let id = a.body["session"]["id"].as_str().unwrap().to_string();
+    s.settle().await;
+    s.advance(5).await;
+    let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
+    let receipt = &a.body["session"]["payments"][0]["fiscalization_details"]["professional_income_taxpayer"]["receipt"];
+    let link = receipt["link"].as_str().unwrap_or_else(|| panic!("{}", a.text)).to_string();
+    let hooks =
+        s.app.store.webhooks(open131_store::WebhookFilter { subject_id: Some(id.clone()), ..Default::default() });
+    let finished = hooks.await.unwrap().into_iter().find(|w| w.kind == "payment_finished").unwrap();
+    let body = String::from_utf8(finished.body).unwrap();
+    assert!(body.contains(receipt["id"].as_str().unwrap()), "the webhook carries the receipt: {body}");
+    let seen = drive(&chromium, json!([{"name": "npd-path-receipt", "url": link, "javascript": false, "steps": []}]));
+    assert!(seen[0]["text"].as_str().unwrap().contains("Курьерская доставка"), "{}", seen[0]);
+    s.stop().await;
+}
+
+/// `npd/check` of `inn`, asked and answered after its pending while.
+async fn npd_check(s: &TestServer, inn: &str) -> Value {
+    let a = s.call("v1", "npd/check", &json!({"tax_reference": inn})).await;
+    let id = a.body["request_id"].as_str().unwrap().to_string();
+    s.advance(2).await;
+    s.call("v1", "npd/request/status", &json!({"request_id": id})).await.body
+}
