@@ -122,6 +122,29 @@ impl Fiscalization {
     }
 }
 
+/// How many calendar days (Moscow's) after its payout a receipt may still
+/// be registered by `fiscalization` (the docs: within 9 days).
+pub const LATE_REGISTRATION_DAYS_MAX: i64 = 9;
+
+/// The `fiscalization_details` of a request, required: every bad field named.
+pub fn parse_details(body: &Map<String, Value>) -> Result<Fiscalization, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let parsed = match body.get("fiscalization_details") {
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new("fiscalization_details", "is required"));
+            None
+        }
+        Some(v) => parse(&mut Fields { errors: &mut errors }, v, "fiscalization_details"),
+    };
+    match parsed {
+        Some(f) if errors.is_empty() => Ok(f),
+        _ => {
+            errors.sort_by(|a, b| a.field.cmp(&b.field));
+            Err(errors)
+        }
+    }
+}
+
 /// Parses `fiscalization_details` at `path`, every bad field named.
 pub(crate) fn parse(f: &mut Fields<'_>, value: &Value, path: &str) -> Option<Fiscalization> {
     let Some(outer) = value.as_object() else {

@@ -388,3 +388,77 @@ async fn a_multi_sessions_payout_refuses_fiscalization_and_receipts_escape_their
     );
     s.stop().await;
 }
+
+/// `fiscalization` registers the receipt of an earlier payout that went
+/// without one, within 9 calendar days of it: the receipt then shows in the
+/// payout; a second registration, a late one, a wrong amount, or a person
+/// not linked is refused as the bank says.
+#[tokio::test]
+async fn a_receipt_is_registered_later_within_nine_days() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let plain_payout = |amount: i64| {
+        let mut body = fiscal_of(PLAIN, amount);
+        body.as_object_mut().unwrap().remove("fiscalization_details");
+        body
+    };
+    let paid = |amount: i64| {
+        let s = &s;
+        let body = plain_payout(amount);
+        async move {
+            let id =
+                s.call("v1", "session/init/payout", &body).await.body["session"]["id"].as_str().unwrap().to_string();
+            s.settle().await;
+            s.advance(5).await;
+            id
+        }
+    };
+    let details = |amount: i64| {
+        json!({"professional_income_taxpayer": {"tax_reference": PLAIN,
+            "services": [{"name": "Работа", "amount_details": {"amount": amount, "currency": "rub"}}]}})
+    };
+    let first = paid(10_000).await;
+    // Not linked yet: the tax service refuses it with the bank's code.
+    let a =
+        s.call("v1", "fiscalization", &json!({"session_id": first, "fiscalization_details": details(10_000)})).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("taxpayer_not_bound")), "{}", a.text);
+    linked(&s, PLAIN).await;
+    let a = s.call("v1", "fiscalization", &json!({"session_id": first, "fiscalization_details": details(9_000)})).await;
+    assert_eq!(
+        (a.status, fields(&a)),
+        (400, vec!["fiscalization_details.professional_income_taxpayer.services".to_string()]),
+        "{}",
+        a.text
+    );
+    let a = s
+        .call(
+            "v1",
+            "fiscalization",
+            &json!({"session_id": first, "fiscalization_details": details(10_000),
+        "participant_details": {}}),
+        )
+        .await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["participant_details".to_string()]), "{}", a.text);
+    let a = s
+        .call(
+            "v1",
+            "fiscalization",
+            &json!({"session_id": first, "fiscalization_details": details(10_000),
+        "amount_details": {"amount": 10_000, "currency": "rub"}}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let receipt = &a.body["session"]["payments"][0]["fiscalization_details"]["professional_income_taxpayer"]["receipt"];
+    assert!(receipt["id"].as_str().is_some_and(|id| id.starts_with("rcpt_")), "{}", a.text);
+    let a =
+        s.call("v1", "fiscalization", &json!({"session_id": first, "fiscalization_details": details(10_000)})).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "once: {}", a.text);
+
+    // Ten calendar days on, too late.
+    let late = paid(5_000).await;
+    s.advance(10 * 86_400).await;
+    let a = s.call("v1", "fiscalization", &json!({"session_id": late, "fiscalization_details": details(5_000)})).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{}", a.text);
+    assert!(a.text.contains("within 9 days"), "{}", a.text);
+    s.stop().await;
+}

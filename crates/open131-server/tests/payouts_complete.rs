@@ -326,7 +326,7 @@ async fn fps_recipient_verification() {
 #[tokio::test]
 async fn bank_methods_not_served_yet_say_so() {
     let (s, _r) = server().await;
-    for path in ["fiscalization", "npd/notifications"] {
+    for path in ["npd/notifications", "session/multi/refund"] {
         let a = s.call("v1", path, &json!({})).await;
         assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("not_found")), "{}", a.text);
         assert!(a.text.contains("does not serve yet"), "{path}: {}", a.text);

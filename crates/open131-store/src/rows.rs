@@ -1468,3 +1468,8 @@ pub(crate) const SELECT_HEARTBEATS: &str = "SELECT id, heartbeat_at_us FROM inst
 pub(crate) const FISCAL_INCOME: &str = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payouts \
      WHERE project_id = $1 AND fiscal_inn = $2 AND created_at_us >= $3 AND created_at_us < $4 \
      AND state NOT LIKE 'failed:%' AND plan NOT LIKE 'fail:%'";
+
+/// A receipt registered after its payout (`fiscalization`): once, for a
+/// succeeded payout that has none.
+pub(crate) const REGISTER_RECEIPT: &str = "UPDATE payouts SET fiscalization = $1, fiscal_inn = $2 \
+     WHERE project_id = $3 AND session_id = $4 AND id = $5 AND state = 'succeeded' AND fiscalization IS NULL";

@@ -23,6 +23,14 @@ pub enum ApiErrorCode {
     IdempotencyKeyAlreadyExists,
     /// A refund over what is left of the captured amount.
     RefundAmountTooLarge,
+    /// `fiscalization`: the person is not self-employed (or unknown).
+    TaxpayerUnknown,
+    /// `fiscalization`: the self-employed person is not linked to the bank.
+    TaxpayerNotBound,
+    /// `fiscalization`: the receipt would pass the yearly income limit.
+    TaxpayerIncomeExceedsAmountLimit,
+    /// `fiscalization`: the self-employed service failed.
+    NpdServiceInternalError,
     /// Unknown method path (ours).
     NotFound,
     MethodNotAllowed,
@@ -30,7 +38,7 @@ pub enum ApiErrorCode {
 }
 
 impl ApiErrorCode {
-    pub const ALL: [ApiErrorCode; 11] = [
+    pub const ALL: [ApiErrorCode; 15] = [
         Self::IdentificationError,
         Self::AuthenticationError,
         Self::AuthorizationError,
@@ -39,6 +47,10 @@ impl ApiErrorCode {
         Self::SessionWrongState,
         Self::IdempotencyKeyAlreadyExists,
         Self::RefundAmountTooLarge,
+        Self::TaxpayerUnknown,
+        Self::TaxpayerNotBound,
+        Self::TaxpayerIncomeExceedsAmountLimit,
+        Self::NpdServiceInternalError,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::InternalError,
@@ -53,6 +65,10 @@ impl ApiErrorCode {
             Self::SessionWrongState => "session_wrong_state",
             Self::IdempotencyKeyAlreadyExists => "idempotency_key_already_exists",
             Self::RefundAmountTooLarge => "refund_amount_too_large",
+            Self::TaxpayerUnknown => "taxpayer_unknown",
+            Self::TaxpayerNotBound => "taxpayer_not_bound",
+            Self::TaxpayerIncomeExceedsAmountLimit => "taxpayer_income_exceeds_amount_limit",
+            Self::NpdServiceInternalError => "npd_service_internal_error",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::InternalError => "internal_error",
@@ -71,6 +87,12 @@ impl ApiErrorCode {
                 "Request with this idempotency key is already in progress or processed"
             }
             Self::RefundAmountTooLarge => "The refund is larger than what is left of the captured amount",
+            Self::TaxpayerUnknown => "The person with this INN is not self-employed",
+            Self::TaxpayerNotBound => "The self-employed person is not linked to Bank 131",
+            Self::TaxpayerIncomeExceedsAmountLimit => {
+                "The receipt would take the person's income this year past the self-employed limit"
+            }
+            Self::NpdServiceInternalError => "The self-employed (NPD) service failed: try again later",
             Self::NotFound => "Unknown method",
             Self::MethodNotAllowed => "HTTP method not allowed for this path",
             Self::InternalError => "Internal error. Please send the request again later.",
@@ -85,7 +107,11 @@ impl ApiErrorCode {
             Self::InvalidRequest
             | Self::SessionWrongState
             | Self::IdempotencyKeyAlreadyExists
-            | Self::RefundAmountTooLarge => 400,
+            | Self::RefundAmountTooLarge
+            | Self::TaxpayerUnknown
+            | Self::TaxpayerNotBound
+            | Self::TaxpayerIncomeExceedsAmountLimit => 400,
+            Self::NpdServiceInternalError => 503,
             Self::RequestTooLarge => 413,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -407,7 +433,7 @@ mod tests {
     #[test]
     fn error_table() {
         for code in ApiErrorCode::ALL {
-            assert!([400, 401, 403, 404, 405, 413, 500].contains(&code.http_status()));
+            assert!([400, 401, 403, 404, 405, 413, 500, 503].contains(&code.http_status()), "{code:?}");
         }
         let e = serde_json::to_string(&ErrorEnvelope::new(ApiErrorCode::SessionWrongState, None, vec![])).unwrap();
         assert_eq!(

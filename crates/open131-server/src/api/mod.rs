@@ -108,6 +108,8 @@ pub enum ApiMethod {
     FiscalInit,
     /// `session/start/payout/fiscalization`.
     FiscalStart,
+    /// `fiscalization`: the receipt of an earlier payout.
+    Fiscalize,
 }
 
 /// The spec's name of `report/account_balance`.
@@ -126,7 +128,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 29] = [
+    pub const OTHERS: [ApiMethod; 30] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -156,6 +158,7 @@ impl ApiMethod {
         Self::NpdRequestStatus,
         Self::FiscalInit,
         Self::FiscalStart,
+        Self::Fiscalize,
     ];
 
     /// Every method served.
@@ -214,6 +217,7 @@ impl ApiMethod {
             Self::NpdRequestStatus => "npd/request/status",
             Self::FiscalInit => "session/init/payout/fiscalization",
             Self::FiscalStart => "session/start/payout/fiscalization",
+            Self::Fiscalize => "fiscalization",
         }
     }
 
@@ -232,7 +236,8 @@ impl ApiMethod {
     /// (the key is written in the change's transaction). Disabling a recurrent
     /// token, cancelling or restoring a subscription change no session and are
     /// idempotent by nature; a push changes nothing; issuing a public token
-    /// (or asking the tax service) twice gives two tokens (two requests), harmlessly.
+    /// (or asking the tax service) twice gives two tokens (two requests),
+    /// harmlessly; a receipt registered twice is refused the second time.
     pub fn mutating(self) -> bool {
         !matches!(
             self,
@@ -253,6 +258,7 @@ impl ApiMethod {
                 | Self::NpdCheck
                 | Self::NpdPersonalInfo
                 | Self::NpdRequestStatus
+                | Self::Fiscalize
         )
     }
 
@@ -265,7 +271,7 @@ impl ApiMethod {
 
 /// Methods of the bank's main API that open131 does not serve yet (README,
 /// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 1] = ["fiscalization"];
+const NOT_SERVED_YET: [&str; 0] = [];
 
 /// Families of bank methods not served yet, by prefix and by suffix.
 const NOT_SERVED_PREFIXES: [&str; 5] = ["npd/", "session/multi/", "recurrent/", "subscription/", "token"];
@@ -542,6 +548,7 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::NpdCheck => ctx.npd_ask(&body, open131_store::NpdRequestKind::Check).await,
         ApiMethod::NpdPersonalInfo => ctx.npd_ask(&body, open131_store::NpdRequestKind::PersonalInfo).await,
         ApiMethod::NpdRequestStatus => ctx.npd_status(&body).await,
+        ApiMethod::Fiscalize => ctx.fiscalize(&body).await,
         ApiMethod::FiscalInit | ApiMethod::FiscalStart => {
             if body.get("fiscalization_details").is_none_or(Value::is_null) {
                 let why = "is required by the …/fiscalization methods (the receipt's details)";

@@ -6,10 +6,16 @@
 //! changes ([`change_link`]), shared by the linking widget, the operator's
 //! admin endpoint and the CLI.
 
+use open131_domain::dates::moscow_today;
+use open131_domain::fiscal::{self, LATE_REGISTRATION_DAYS_MAX};
 use open131_domain::ident::Inn;
 use open131_domain::npd::{self, Taxpayer, NPD_REQUEST_PENDING_S};
 use open131_domain::npd_link::{self, LinkEvent, LinkState, WrongLinkState};
+use open131_domain::payout::Money;
+use open131_domain::payout_flow::{FailureCode, PayoutState};
+use open131_domain::FieldError;
 use open131_store::{NpdLinkRecord, NpdRequestKind, NpdRequestRecord, Store, StoreError};
+use open131_wire::api::ApiErrorCode;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
@@ -42,6 +48,52 @@ impl Ctx<'_> {
         Ok(ApiReply::ok(&json!({"status": "ok", "request_id": id})))
     }
 
+    /// `fiscalization`: the receipt of a session's succeeded payout that went
+    /// without one, registered within [`LATE_REGISTRATION_DAYS_MAX`] calendar
+    /// days (Moscow's) of it; the tax service's refusals as the bank's codes.
+    pub(super) async fn fiscalize(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        super::only_fields(body, &["session_id", "fiscalization_details", "amount_details"], &FISCALIZE_REFUSED)?;
+        let record = self.load(body).await?;
+        let Some(payout) = record.payout().filter(|p| p.state == PayoutState::Succeeded) else {
+            return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
+        };
+        if payout.fiscalization.is_some() {
+            return Err(ApiReply::invalid(vec![detail("session_id", "its payout has a receipt already")]));
+        }
+        let fiscal = fiscal::parse_details(body).map_err(|e| ApiReply::invalid(from_domain(e)))?;
+        let money = Money::new(payout.amount, &payout.currency).map_err(|e| ApiReply::internal(&e))?;
+        let mut wrong: Vec<FieldError> = fiscal::check_against(&fiscal, &money).into_iter().collect();
+        if let Some(a) = body.get("amount_details").filter(|a| !a.is_null()) {
+            let same = a.get("amount").and_then(Value::as_i64) == Some(payout.amount)
+                && a.get("currency").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref()
+                    == Some(payout.currency.as_str());
+            if !same {
+                wrong.push(FieldError::new("amount_details", "must be the payout's own amount, if sent"));
+            }
+        }
+        if !wrong.is_empty() {
+            return Err(ApiReply::invalid(from_domain(wrong)));
+        }
+        let finished = payout.finished_at.or(record.finished_at).unwrap_or(payout.created_at);
+        let days = (moscow_today(self.app.clock.now()) - moscow_today(finished)).whole_days();
+        if days > LATE_REGISTRATION_DAYS_MAX {
+            let why = format!("a receipt is registered within {LATE_REGISTRATION_DAYS_MAX} days of its payout; this one is {days} days old");
+            return Err(ApiReply::invalid(vec![detail("session_id", why)]));
+        }
+        if let Some(code) = self.taxpayer_refusal(&fiscal.tax_reference, payout.amount).await? {
+            return Err(ApiReply::error(refusal_code(code), None, Vec::new()));
+        }
+        let ids = (record.project_id.as_str(), record.id.as_str(), payout.id.as_str());
+        let stored = fiscal.wire(None).to_string();
+        let inn = fiscal.tax_reference.expose();
+        if !self.app.store.register_receipt(ids, &stored, inn).await.map_err(|e| ApiReply::internal(&e))? {
+            // Registered by a request that came first.
+            return Err(ApiReply::invalid(vec![detail("session_id", "its payout has a receipt already")]));
+        }
+        let done = self.load(body).await?;
+        Ok(self.reply(&done))
+    }
+
     /// `npd/request/status`: `pending` until the answer is ready, then the answer.
     pub(super) async fn npd_status(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
         let id = npd::parse_request_status(body).map_err(|e| ApiReply::invalid(from_domain(e)))?;
@@ -55,6 +107,24 @@ impl Ctx<'_> {
         fields.insert("status".into(), json!(status));
         fields.insert("request_id".into(), json!(id));
         Ok(ApiReply::ok(&Value::Object(fields)))
+    }
+}
+
+/// Fields of `fiscalization` the spec lists that the payout's own replace.
+const FISCALIZE_REFUSED: [open131_domain::fields::Refused; 4] = [
+    ("payment_method", "the payout's own method is the receipt's"),
+    ("participant_details", "the payout's own recipient is the receipt's seller"),
+    ("customer", "the payout's own customer is kept"),
+    ("metadata", "the payout's own metadata is kept"),
+];
+
+/// The API's code for a payout's NPD failure.
+fn refusal_code(code: FailureCode) -> ApiErrorCode {
+    match code {
+        FailureCode::TaxpayerNotBound => ApiErrorCode::TaxpayerNotBound,
+        FailureCode::TaxpayerIncomeExceedsAmountLimit => ApiErrorCode::TaxpayerIncomeExceedsAmountLimit,
+        FailureCode::NpdServiceInternalError => ApiErrorCode::NpdServiceInternalError,
+        _ => ApiErrorCode::TaxpayerUnknown,
     }
 }
 

@@ -239,7 +239,7 @@ impl Ctx<'_> {
     /// taking the person's income this year (from this project `[INF]`) past
     /// the limit. The sum is read, not locked: overlapping requests (or two
     /// nodes) may each pass it; the README says so.
-    async fn taxpayer_refusal(&self, inn: &Inn, amount: i64) -> Result<Option<FailureCode>, ApiReply> {
+    pub(super) async fn taxpayer_refusal(&self, inn: &Inn, amount: i64) -> Result<Option<FailureCode>, ApiReply> {
         let store = self.app.store.as_ref();
         let taxpayer = super::npd::taxpayer(store, inn).await.map_err(|e| ApiReply::internal(&e))?;
         let link = store.npd_link(self.project_id, inn.expose()).await.map_err(|e| ApiReply::internal(&e))?;

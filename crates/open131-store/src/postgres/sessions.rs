@@ -854,6 +854,18 @@ impl NpdStore for PgStore {
         Ok(rows.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0))
     }
 
+    async fn register_receipt(
+        &self,
+        (project_id, session_id, payout_id): (&str, &str, &str),
+        fiscalization: &str,
+        inn: &str,
+    ) -> Result<bool> {
+        // Not repeated after a lost commit: a repeat would find it registered and say no.
+        let client = self.client().await?;
+        let params: [Param<'_>; 5] = [&fiscalization, &inn, &project_id, &session_id, &payout_id];
+        Ok(client.execute(crate::rows::REGISTER_RECEIPT, &params).await? == 1)
+    }
+
     async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
         let rows = with_retries(|| async { self.query(crate::rows::SELECT_NPD_TAXPAYER, &[&inn]).await }).await?;
         let row = rows.first().map(crate::rows::npd_taxpayer).transpose()?;

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use open131_domain::kyc::{self, CheckEvent, CheckState};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
@@ -473,6 +473,22 @@ impl NpdStore for SqliteStore {
                 .query_row(params![project_id, inn, to_us(from), to_us(to)], |r| r.get::<_, i64>(0))
                 .map_err(db)
         })
+    }
+
+    async fn register_receipt(
+        &self,
+        (project_id, session_id, payout_id): (&str, &str, &str),
+        fiscalization: &str,
+        inn: &str,
+    ) -> Result<bool> {
+        let values = [fiscalization, inn, project_id, session_id, payout_id].map(str::to_string);
+        self.writer
+            .write(move |conn| {
+                let n =
+                    conn.prepare_cached(crate::rows::REGISTER_RECEIPT).map_err(db)?.execute(params_from_iter(&values));
+                Ok(n.map_err(db)? == 1)
+            })
+            .await
     }
 
     async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
