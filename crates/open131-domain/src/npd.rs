@@ -12,7 +12,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::fields::{present, Fields};
+use crate::fields::Fields;
 use crate::ident::Inn;
 use crate::payment::parse_phone;
 use crate::FieldError;
@@ -343,14 +343,11 @@ pub fn parse_request_status(body: &Map<String, Value>) -> Result<String, Vec<Fie
     let mut errors = Vec::new();
     let f = &mut Fields { errors: &mut errors };
     f.only(body, "", &["request_id"], &[]);
-    if !present(body, "request_id") {
-        f.err("request_id", "is required");
-        return finish(None, errors);
-    }
+    // `Fields::string` names a missing or empty id already.
     let id = f.string(body, "request_id", "request_id").filter(|id| {
-        let ok = !id.is_empty() && id.len() <= REQUEST_ID_MAX_BYTES;
+        let ok = id.len() <= REQUEST_ID_MAX_BYTES;
         if !ok {
-            f.err("request_id", format!("must be 1 to {REQUEST_ID_MAX_BYTES} bytes"));
+            f.err("request_id", format!("must be at most {REQUEST_ID_MAX_BYTES} bytes"));
         }
         ok
     });

@@ -269,18 +269,14 @@ impl ApiMethod {
     }
 }
 
-/// Methods of the bank's main API that open131 does not serve yet (README,
-/// method table): answered 404 like an unknown path, but saying so.
-const NOT_SERVED_YET: [&str; 0] = [];
-
-/// Families of bank methods not served yet, by prefix and by suffix.
+/// Families of bank methods not served yet (README, method table), by
+/// prefix and by suffix: answered 404 like an unknown path, but saying so.
 const NOT_SERVED_PREFIXES: [&str; 5] = ["npd/", "session/multi/", "recurrent/", "subscription/", "token"];
 const NOT_SERVED_SUFFIXES: [&str; 4] = ["/nominal", "/rko", "/payment", "/fiscalization"];
 
 /// 404 for a path the server does not serve, naming a bank method it will.
 fn not_served(path: &str) -> Response {
-    let known = NOT_SERVED_YET.contains(&path)
-        || NOT_SERVED_PREFIXES.iter().any(|p| path.starts_with(p))
+    let known = NOT_SERVED_PREFIXES.iter().any(|p| path.starts_with(p))
         || NOT_SERVED_SUFFIXES.iter().any(|s| path.ends_with(s));
     if !known {
         return MainApi::not_found();

@@ -131,11 +131,11 @@ async fn serving(app: &App, token: &str) -> Result<Option<PublicTokenRecord>, St
     Ok(found.filter(|t| links(&t.grant) && now < t.expires_at))
 }
 
-/// The link as it stands (never asked: not requested, version 0 unsaved).
-async fn link_of(app: &App, project_id: &str, inn: &Inn) -> Result<(LinkState, Option<i64>), String> {
+/// The link as it stands (never asked: not requested).
+async fn link_of(app: &App, project_id: &str, inn: &Inn) -> Result<LinkState, String> {
     match app.store.npd_link(project_id, inn.expose()).await {
-        Ok(Some(link)) => Ok((link.state, Some(link.version))),
-        Ok(None) => Ok((LinkState::NotRequested, None)),
+        Ok(Some(link)) => Ok(link.state),
+        Ok(None) => Ok(LinkState::NotRequested),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -203,7 +203,7 @@ pub async fn press(State(app): State<App>, Path(token): Path<String>, Form(press
 /// link changed.
 async fn change(app: &App, found: &PublicTokenRecord, event: LinkEvent, fresh: bool) -> Result<bool, String> {
     let Some(inn) = inn_of(found) else { return Ok(false) };
-    let (state, _) = link_of(app, &found.project_id, inn).await?;
+    let state = link_of(app, &found.project_id, inn).await?;
     if event == LinkEvent::Request && !fresh && state != LinkState::Declined {
         return Ok(false);
     }
@@ -217,7 +217,7 @@ async fn render(app: &App, token: &str, opened: &Opened) -> Response {
     let (locale, origin) = (opened.locale, opened.origin.as_deref());
     let Some(inn) = inn_of(&opened.found) else { return gone(locale, origin) };
     let state = match link_of(app, &opened.found.project_id, inn).await {
-        Ok((state, _)) => state,
+        Ok(state) => state,
         Err(e) => {
             tracing::error!(error = %e, "the linking widget could not read its link");
             return broken(locale, origin);

@@ -401,7 +401,7 @@ pub(super) fn language(asked: Option<&str>, token: Option<&PublicTokenRecord>) -
 
 /// The origins a project lets show its widgets (`None`: any). A project
 /// that cannot be read lets none.
-pub(super) async fn allowed_origins(app: &App, project_id: &str) -> Option<Vec<String>> {
+async fn allowed_origins(app: &App, project_id: &str) -> Option<Vec<String>> {
     match app.projects.get(project_id).await {
         Ok(Some(project)) => match &project.settings.widget_origins {
             NameSet::Any => None,
@@ -423,12 +423,12 @@ pub(super) fn framed_by(mut response: Response, allowed: Option<&[String]>) -> R
 }
 
 /// Whether `origin` may show the widget (any when the project lists none).
-pub(super) fn shown_here(allowed: Option<&[String]>, origin: Option<&String>) -> bool {
+fn shown_here(allowed: Option<&[String]>, origin: Option<&String>) -> bool {
     allowed.is_none_or(|list| origin.is_some_and(|o| list.contains(o)))
 }
 
 /// The page refusing a site the project did not list.
-pub(super) fn not_here(locale: Locale) -> Response {
+fn not_here(locale: Locale) -> Response {
     let text = match locale {
         Locale::En => "This form cannot be shown on this site.",
         Locale::Ru => "Эту форму нельзя показать на этом сайте.",
