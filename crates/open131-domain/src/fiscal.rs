@@ -91,8 +91,9 @@ impl Fiscalization {
         self.services.iter().map(|s| s.amount).sum()
     }
 
-    /// The echo in a payout (and the stored form, without a receipt).
-    pub fn wire(&self, receipt: Option<(&str, &str)>) -> Value {
+    /// The echo in a payout with its receipt's object, if any (and the
+    /// stored form, without).
+    pub fn wire(&self, receipt: Option<Value>) -> Value {
         let services: Vec<Value> = self
             .services
             .iter()
@@ -107,8 +108,8 @@ impl Fiscalization {
                 p.insert(key.into(), json!(v.expose()));
             }
         }
-        if let Some((id, link)) = receipt {
-            p.insert("receipt".into(), json!({"id": id, "link": link}));
+        if let Some(receipt) = receipt {
+            p.insert("receipt".into(), receipt);
         }
         json!({"professional_income_taxpayer": p})
     }
@@ -308,7 +309,7 @@ mod tests {
             "services": [{"name": "Goods delivery", "amount_details": {"amount": 5000, "currency": "rub"}}]}});
         let f = read(docs).unwrap();
         assert_eq!((f.total(), f.payer_type, f.services[0].quantity), (5000, PayerType::Legal, 1));
-        let echo = f.wire(Some(("r1", "https://x/r1")));
+        let echo = f.wire(Some(json!({"id": "r1", "link": "https://x/r1"})));
         assert_eq!(echo["professional_income_taxpayer"]["services"][0]["quantity"], 1);
         assert_eq!(echo["professional_income_taxpayer"]["receipt"]["id"], "r1");
         assert_eq!(Fiscalization::parse_stored(&f.wire(None).to_string()), Some(f.clone()));

@@ -25,6 +25,7 @@ pub mod payout;
 pub mod payout_flow;
 pub mod payout_method;
 pub mod personal;
+pub mod receipt;
 pub mod refund_flow;
 pub mod session;
 pub mod settings;

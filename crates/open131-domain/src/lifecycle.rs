@@ -65,16 +65,20 @@ pub enum Timer {
     CaptureTimeout,
     /// Fires the bank's verdict on the session's refunds in progress.
     RefundResult,
+    /// Tries again to register a payout's receipt the tax service refused
+    /// (`receipt::RETRY_DELAYS_S`).
+    ReceiptRetry,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 6] = [
+    pub const ALL: [Timer; 7] = [
         Self::Prepare,
         Self::ConfirmTimeout,
         Self::ProviderResult,
         Self::BankReturn,
         Self::CaptureTimeout,
         Self::RefundResult,
+        Self::ReceiptRetry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +89,7 @@ impl Timer {
             Self::BankReturn => "bank_return",
             Self::CaptureTimeout => "capture_timeout",
             Self::RefundResult => "refund_result",
+            Self::ReceiptRetry => "receipt_retry",
         }
     }
 

@@ -62,18 +62,27 @@ pub struct Taxpayer {
     pub phone: Option<String>,
     /// Every request about the person fails with `npd_service_internal_error`.
     pub service_error: bool,
+    /// How many registrations of a receipt the tax service refuses before it
+    /// accepts one (`receipt::Receipt::next_try`): 0, every first try succeeds.
+    pub receipt_refusals: u32,
 }
 
 /// The sandbox's documented INNs: the first ten digits, and what the tax
 /// service knows of the person whose INN completes them (check digits
 /// added, `Inn::complete_individual`). Any other valid INN is a
 /// self-employed person with no name or phone on file.
-pub const SANDBOX_STEMS: [(&str, SandboxTaxpayer); 4] = [
+pub const SANDBOX_STEMS: [(&str, SandboxTaxpayer); 5] = [
     ("7700000001", SandboxTaxpayer::Unknown),
     ("7700000002", SandboxTaxpayer::NotSelfEmployed),
     ("7700000003", SandboxTaxpayer::ServiceError),
     ("7700000004", SandboxTaxpayer::NamedOnFile),
+    ("7700000005", SandboxTaxpayer::ReceiptsRefused),
 ];
+
+/// How many registrations of each receipt the sandbox's tax service refuses
+/// for the `ReceiptsRefused` person: the first try and the first retry; the
+/// second retry (6 minutes after the payout) registers it.
+pub const SANDBOX_RECEIPT_REFUSALS: u32 = 2;
 
 /// The name and phone the tax service has on file for the sandbox's
 /// `NamedOnFile` person (README).
@@ -88,13 +97,16 @@ pub enum SandboxTaxpayer {
     ServiceError,
     /// Self-employed, with [`SANDBOX_FULL_NAME`] and [`SANDBOX_PHONE`] on file.
     NamedOnFile,
+    /// Self-employed; the first [`SANDBOX_RECEIPT_REFUSALS`] registrations of
+    /// each receipt are refused, so the receipt waits, pending, for a retry.
+    ReceiptsRefused,
 }
 
 /// What the sandbox's tax service knows of `inn` (the operator may say otherwise).
 pub fn sandbox_taxpayer(inn: &Inn) -> Taxpayer {
     let stem = &inn.expose()[..inn.expose().len().min(10)];
     let kind = SANDBOX_STEMS.iter().find(|(s, _)| *s == stem).map(|(_, kind)| *kind);
-    let plain = |status| Taxpayer { status, full_name: None, phone: None, service_error: false };
+    let plain = |status| Taxpayer { status, full_name: None, phone: None, service_error: false, receipt_refusals: 0 };
     match kind {
         Some(SandboxTaxpayer::Unknown) => plain(TaxStatus::Unknown),
         Some(SandboxTaxpayer::NotSelfEmployed) => plain(TaxStatus::NotSelfEmployed),
@@ -104,6 +116,9 @@ pub fn sandbox_taxpayer(inn: &Inn) -> Taxpayer {
             phone: Some(SANDBOX_PHONE.to_string()),
             ..plain(TaxStatus::SelfEmployed)
         },
+        Some(SandboxTaxpayer::ReceiptsRefused) => {
+            Taxpayer { receipt_refusals: SANDBOX_RECEIPT_REFUSALS, ..plain(TaxStatus::SelfEmployed) }
+        }
         None => plain(TaxStatus::SelfEmployed),
     }
 }
@@ -262,6 +277,7 @@ pub fn operator_taxpayer(
     full_name: Option<&str>,
     phone: Option<&str>,
     service_error: bool,
+    receipt_refusals: u32,
 ) -> Result<Taxpayer, &'static str> {
     let full_name = match full_name.map(str::trim) {
         None => None,
@@ -272,7 +288,7 @@ pub fn operator_taxpayer(
         None => None,
         Some(p) => Some(parse_phone(p.trim()).ok_or("phone must be 10 to 15 digits, optionally after a +")?),
     };
-    Ok(Taxpayer { status, full_name, phone, service_error })
+    Ok(Taxpayer { status, full_name, phone, service_error, receipt_refusals })
 }
 
 /// The INN at `tax_reference`: 12 digits whose check digits match.
@@ -401,15 +417,16 @@ mod tests {
     #[test]
     fn the_documented_inns_complete_their_stems() {
         let full: Vec<String> = SANDBOX_STEMS.iter().map(|(stem, _)| Inn::complete_individual(stem).unwrap()).collect();
-        assert_eq!(full, ["770000000156", "770000000220", "770000000300", "770000000477"]);
+        assert_eq!(full, ["770000000156", "770000000220", "770000000300", "770000000477", "770000000540"]);
     }
 
     #[test]
     fn the_operators_word_is_checked_like_a_partners() {
-        let t = operator_taxpayer(TaxStatus::SelfEmployed, Some(" Петров Пётр "), Some("+79990000004"), false).unwrap();
+        let t =
+            operator_taxpayer(TaxStatus::SelfEmployed, Some(" Петров Пётр "), Some("+79990000004"), false, 0).unwrap();
         assert_eq!((t.full_name.as_deref(), t.phone.as_deref()), (Some("Петров Пётр"), Some("79990000004")));
-        assert!(operator_taxpayer(TaxStatus::SelfEmployed, Some(" "), None, false).is_err());
-        assert!(operator_taxpayer(TaxStatus::SelfEmployed, None, Some("12"), false).is_err());
+        assert!(operator_taxpayer(TaxStatus::SelfEmployed, Some(" "), None, false, 0).is_err());
+        assert!(operator_taxpayer(TaxStatus::SelfEmployed, None, Some("12"), false, 0).is_err());
     }
 
     #[test]

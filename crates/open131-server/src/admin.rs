@@ -76,7 +76,7 @@ pub async fn npd_taxpayer(State(app): State<App>, headers: HeaderMap, body: axum
     if let Some(r) = refusal(&app, &headers) {
         return r;
     }
-    let keys = ["tax_reference", "status", "full_name", "phone", "service_error"];
+    let keys = ["tax_reference", "status", "full_name", "phone", "service_error", "receipt_refusals"];
     let body = match object_of(&body, &keys) {
         Ok(body) => body,
         Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
@@ -106,11 +106,19 @@ pub async fn npd_taxpayer(State(app): State<App>, headers: HeaderMap, body: axum
         Some(Value::Bool(b)) => *b,
         Some(_) => return error(StatusCode::BAD_REQUEST, "invalid_request", "service_error must be true or false"),
     };
-    let taxpayer =
-        match operator_taxpayer(status, text("full_name").as_deref(), text("phone").as_deref(), service_error) {
-            Ok(taxpayer) => taxpayer,
-            Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", why),
-        };
+    let refusals = match body.get("receipt_refusals") {
+        None | Some(Value::Null) => Some(0),
+        Some(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+    };
+    let Some(refusals) = refusals else {
+        let why = "receipt_refusals must be a whole number from 0 (how many registrations of a receipt are refused)";
+        return error(StatusCode::BAD_REQUEST, "invalid_request", why);
+    };
+    let (name, phone) = (text("full_name"), text("phone"));
+    let taxpayer = match operator_taxpayer(status, name.as_deref(), phone.as_deref(), service_error, refusals) {
+        Ok(taxpayer) => taxpayer,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", why),
+    };
     match app.store.set_npd_taxpayer(inn.expose(), &taxpayer, app.clock.now()).await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))).into_response(),
         Err(e) => {

@@ -127,9 +127,6 @@ impl open131_store::NpdStore for Faulty {
     async fn fiscal_income(&self, p: &str, inn: &str, from: OffsetDateTime, to: OffsetDateTime) -> Result<i64> {
         self.inner.fiscal_income(p, inn, from, to).await
     }
-    async fn register_receipt(&self, ids: (&str, &str, &str), f: &str, inn: &str) -> Result<bool> {
-        self.inner.register_receipt(ids, f, inn).await
-    }
     async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
         self.inner.npd_taxpayer(inn).await
     }

@@ -462,3 +462,169 @@ async fn a_receipt_is_registered_later_within_nine_days() {
     assert!(a.text.contains("within 9 days"), "{}", a.text);
     s.stop().await;
 }
+
+/// The receipt object of a session's (first) payout, as `session/status` shows it.
+async fn receipt_of(s: &TestServer, id: &str) -> Value {
+    let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["session"]["payments"][0]["fiscalization_details"]["professional_income_taxpayer"]["receipt"].clone()
+}
+
+/// A fiscal payout to `inn` that has succeeded: its session id.
+async fn paid_with_receipt(s: &TestServer, inn: &str, amount: i64) -> String {
+    let a = s.call("v1", "session/init/payout/fiscalization", &fiscal_of(inn, amount)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let id = a.body["session"]["id"].as_str().unwrap().to_string();
+    s.settle().await;
+    s.advance(5).await;
+    let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
+    assert_eq!(a.body["session"]["payments"][0]["status"], "succeeded", "{}", a.text);
+    id
+}
+
+/// The sandbox's 7700000005… person: the tax service refuses the first two
+/// registrations, so the payout succeeds with its receipt pending (in status
+/// and in the webhook, with the next try's time and no page), tried again
+/// after 1 minute, then 5 more, when it registers.
+#[tokio::test]
+async fn a_refused_receipt_waits_pending_and_registers_on_a_later_try() {
+    let (s, r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let person = inn("7700000005");
+    linked(&s, &person).await;
+    let id = paid_with_receipt(&s, &person, 10_000).await;
+    let pending = receipt_of(&s, &id).await;
+    let finished_at = s.call("v1", "session/status", &json!({"session_id": id})).await.body["session"]["payments"][0]
+        ["finished_at"]
+        .clone();
+    let succeeded =
+        time::OffsetDateTime::parse(finished_at.as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let at = |seconds: i64| open131_wire::api::timestamp(succeeded + time::Duration::seconds(seconds));
+    assert_eq!(pending, json!({"status": "pending", "attempts": 1, "next_attempt_at": at(60)}));
+    let received = r.received();
+    let hook = received.iter().find(|w| w.body["session"]["id"] == id.as_str() && w.body["type"] == "payment_finished");
+    let hooked = &hook.unwrap().body["session"]["payments"][0]["fiscalization_details"]["professional_income_taxpayer"];
+    assert_eq!(hooked["receipt"], pending, "the webhook tells of the pending receipt");
+    let payout = s.call("v1", "session/status", &json!({"session_id": id})).await.body["session"]["payments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = format!("{}/npd/receipt/alpha/{id}/{payout}", s.url);
+    assert_eq!(s.http.get(&page).send().await.unwrap().status(), 404, "no page before it registers");
+
+    s.advance(59).await;
+    assert_eq!(receipt_of(&s, &id).await["attempts"], 1, "not tried before its time");
+    s.advance(1).await;
+    assert_eq!(receipt_of(&s, &id).await, json!({"status": "pending", "attempts": 2, "next_attempt_at": at(360)}));
+    s.advance(300).await;
+    let registered = receipt_of(&s, &id).await;
+    assert_eq!(registered.as_object().unwrap().len(), 2, "{registered}");
+    assert!(registered["id"].as_str().unwrap().starts_with("rcpt_"), "{registered}");
+    assert_eq!(s.http.get(&page).send().await.unwrap().status(), 200, "the same page, registered now");
+    assert_eq!(s.http.get(registered["link"].as_str().unwrap()).send().await.unwrap().status(), 200);
+    s.stop().await;
+}
+
+/// A tax service that refuses every try: after the last retry (about two
+/// days on) the receipt is `failed` and no more tries are made.
+#[tokio::test]
+async fn a_receipt_refused_at_every_try_ends_failed() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let admin = admin(&s).await;
+    let said = json!({"tax_reference": PLAIN, "status": "self_employed", "receipt_refusals": 1000});
+    assert_eq!(admin("/admin/v1/npd/taxpayer", said).await.0, 200);
+    let refused = json!({"tax_reference": PLAIN, "status": "self_employed", "receipt_refusals": -1});
+    assert_eq!(admin("/admin/v1/npd/taxpayer", refused).await.0, 400);
+    linked(&s, PLAIN).await;
+    let id = paid_with_receipt(&s, PLAIN, 10_000).await;
+    for (attempts, wait) in open131_domain::receipt::RETRY_DELAYS_S.iter().enumerate() {
+        assert_eq!(receipt_of(&s, &id).await["attempts"], attempts + 1);
+        s.advance(*wait).await;
+    }
+    let attempts = open131_domain::receipt::ATTEMPTS_MAX;
+    assert_eq!(receipt_of(&s, &id).await, json!({"status": "failed", "attempts": attempts}));
+    s.advance(30 * 86_400).await;
+    assert_eq!(receipt_of(&s, &id).await["attempts"], attempts, "no try after the last");
+    // The tax service answers again: a receipt registered late takes `fiscalization`'s way no more.
+    let a = s.call("v1", "fiscalization/cancel", &json!({"session_id": id, "reason": "mistake"})).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{}", a.text);
+    s.stop().await;
+}
+
+/// `fiscalization/cancel` `[INF]`: a registered receipt is cancelled with a
+/// reason, its page marked so, and its income freed in the person's yearly
+/// sum; a pending receipt, a second cancel, a missing or unknown reason,
+/// another project's session and a payout without a receipt are refused.
+#[tokio::test]
+async fn a_cancelled_receipt_frees_its_income() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 500_000_000, common::START).await.unwrap();
+    linked(&s, PLAIN).await;
+    let big = paid_with_receipt(&s, PLAIN, 240_000_000).await;
+    let over = s.call("v1", "session/init/payout/fiscalization", &fiscal_of(PLAIN, 100)).await;
+    let over_id = over.body["session"]["id"].as_str().unwrap().to_string();
+    s.settle().await;
+    s.advance(5).await;
+    let a = s.call("v1", "session/status", &json!({"session_id": over_id})).await;
+    assert_eq!(a.body["session"]["payments"][0]["error"]["code"], "taxpayer_income_exceeds_amount_limit");
+
+    for (body, field) in [
+        (json!({"session_id": big}), "reason"),
+        (json!({"session_id": big, "reason": "boredom"}), "reason"),
+        (json!({"session_id": big, "reason": "mistake", "extra": 1}), "extra"),
+        (json!({"session_id": over_id, "reason": "mistake"}), "session_id"),
+    ] {
+        let a = s.call("v1", "fiscalization/cancel", &body).await;
+        assert_eq!((a.status, fields(&a)), (400, vec![field.to_string()]), "{body}: {}", a.text);
+    }
+    let body = json!({"session_id": big, "reason": "mistake"}).to_string().into_bytes();
+    let theirs = s.call_bytes("v1", "fiscalization/cancel", "beta", common::key(1), body, None).await;
+    assert_eq!((theirs.status, fields(&theirs)), (400, vec!["session_id".to_string()]), "{}", theirs.text);
+    assert!(theirs.text.contains("no such session"), "{}", theirs.text);
+
+    let a = s.call("v1", "fiscalization/cancel", &json!({"session_id": big, "reason": "refund"})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let receipt = &a.body["session"]["payments"][0]["fiscalization_details"]["professional_income_taxpayer"]["receipt"];
+    assert_eq!((receipt["status"].as_str(), receipt["cancel_reason"].as_str()), (Some("cancelled"), Some("refund")));
+    let again = s.call("v1", "fiscalization/cancel", &json!({"session_id": big, "reason": "refund"})).await;
+    assert_eq!((again.status, fields(&again)), (400, vec!["session_id".to_string()]), "{}", again.text);
+    let html = s.http.get(receipt["link"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("id=\"cancelled\"") && html.contains("возврат средств"), "{html}");
+
+    // Its income is freed: the whole limit is open again.
+    paid_with_receipt(&s, PLAIN, 240_000_000).await;
+
+    // A pending receipt has nothing at the tax service to cancel.
+    let person = inn("7700000005");
+    linked(&s, &person).await;
+    let waiting = paid_with_receipt(&s, &person, 10_000).await;
+    let a = s.call("v1", "fiscalization/cancel", &json!({"session_id": waiting, "reason": "mistake"})).await;
+    assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{}", a.text);
+    assert!(a.text.contains("pending"), "{}", a.text);
+    s.stop().await;
+}
+
+/// A receipt registered later by `fiscalization` that the tax service
+/// refuses at first waits and is retried like a payout's own.
+#[tokio::test]
+async fn a_late_receipt_refused_at_first_is_retried() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let person = inn("7700000005");
+    linked(&s, &person).await;
+    let mut body = fiscal_of(&person, 10_000);
+    let details = body.as_object_mut().unwrap().remove("fiscalization_details").unwrap();
+    let id = s.call("v1", "session/init/payout", &body).await.body["session"]["id"].as_str().unwrap().to_string();
+    s.settle().await;
+    s.advance(5).await;
+    assert_eq!(receipt_of(&s, &id).await, Value::Null, "no fiscalization, no receipt");
+    let a = s.call("v1", "fiscalization", &json!({"session_id": id, "fiscalization_details": details})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(receipt_of(&s, &id).await["status"], "pending");
+    s.advance(60).await;
+    s.advance(300).await;
+    assert!(receipt_of(&s, &id).await["id"].as_str().is_some_and(|r| r.starts_with("rcpt_")));
+    s.stop().await;
+}

@@ -430,14 +430,6 @@ pub trait NpdStore: Send + Sync + 'static {
     /// fiscalization, failed ones left out) created in `[from, to)`, in minor units.
     async fn fiscal_income(&self, project_id: &str, inn: &str, from: OffsetDateTime, to: OffsetDateTime)
         -> Result<i64>;
-    /// Registers a receipt for a succeeded payout that has none (`fiscalization`):
-    /// `false` when the payout is not there, not succeeded, or has one already.
-    async fn register_receipt(
-        &self,
-        (project_id, session_id, payout_id): (&str, &str, &str),
-        fiscalization: &str,
-        inn: &str,
-    ) -> Result<bool>;
     /// The operator's word on `inn`, replacing any earlier one.
     async fn set_npd_taxpayer(
         &self,

@@ -132,6 +132,8 @@ pub struct PayoutRecord {
     /// A self-employed person's `fiscalization_details` (JSON,
     /// `fiscal::Fiscalization::wire` without a receipt): the INN, so `***`.
     pub fiscalization: Option<Personal<String>>,
+    /// The tax service's receipt of a succeeded payout with fiscalization.
+    pub receipt: Option<open131_domain::receipt::Receipt>,
 }
 
 /// The conversion of a foreign-currency payout, fixed when it started.

@@ -15,6 +15,7 @@ use open131_domain::payment_flow;
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow;
 use open131_domain::personal::Personal;
+use open131_domain::receipt::{CancelReason, Receipt, ReceiptState};
 use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
@@ -222,7 +223,7 @@ pub(crate) const SELECT_SESSION: &str = "SELECT s.project_id, s.id, s.api_versio
      q.revenue_split, q.subscription_period, q.subscription_id, q.subscription_initial, q.card_expiry, \
      u.state, u.next_point_us, u.failures, u.charges, u.anchor_us, \
      r.id, r.payment_id, r.amount, r.state, r.is_chargeback, r.metadata, r.created_at_us, r.finished_at_us, \
-     r.revenue_split, p.fiscalization \
+     r.revenue_split, p.fiscalization, p.receipt \
      FROM sessions s LEFT JOIN payouts p ON p.project_id = s.project_id AND p.session_id = s.id \
      LEFT JOIN payments q ON q.project_id = s.project_id AND q.session_id = s.id \
      LEFT JOIN subscriptions u ON u.project_id = q.project_id AND u.id = q.subscription_id \
@@ -238,6 +239,8 @@ pub(crate) const PAYMENT_OFFSET: usize = PAYOUT_OFFSET + 15;
 pub(crate) const REFUND_OFFSET: usize = PAYMENT_OFFSET + 30;
 /// A payout's `fiscalization`, last in a [`SELECT_SESSION`] row (added after the refunds' columns).
 pub(crate) const PAYOUT_FISCAL_COLUMN: usize = REFUND_OFFSET + 9;
+/// A payout's `receipt`, after its `fiscalization`.
+pub(crate) const PAYOUT_RECEIPT_COLUMN: usize = PAYOUT_FISCAL_COLUMN + 1;
 
 /// One row of [`SELECT_SESSION`]: the session, and one payout and one payment
 /// (either or both absent).
@@ -423,6 +426,7 @@ pub(crate) struct PayoutRow {
     pub confirm_information: Option<String>,
     pub finished_at_us: Option<i64>,
     pub fiscalization: Option<String>,
+    pub receipt: Option<String>,
 }
 
 impl PayoutRow {
@@ -448,6 +452,7 @@ impl PayoutRow {
             confirm_information: r.opt_text(at(13))?,
             finished_at_us: r.opt_int(at(14))?,
             fiscalization: r.opt_text(PAYOUT_FISCAL_COLUMN)?,
+            receipt: r.opt_text(PAYOUT_RECEIPT_COLUMN)?,
         }))
     }
 
@@ -479,6 +484,7 @@ impl PayoutRow {
             exchange,
             confirm_information: self.confirm_information.map(Personal::new),
             fiscalization: self.fiscalization.map(Personal::new),
+            receipt: self.receipt.as_deref().map(parse_receipt).transpose()?,
         })
     }
 }
@@ -850,6 +856,7 @@ pub(crate) struct PayoutValues<'a> {
     pub fiscalization: Option<&'a str>,
     /// The self-employed person's INN, alone (the yearly income is summed by it).
     pub fiscal_inn: Option<String>,
+    pub receipt: Option<String>,
 }
 
 impl<'a> PayoutValues<'a> {
@@ -876,18 +883,40 @@ impl<'a> PayoutValues<'a> {
                 .as_ref()
                 .and_then(|f| open131_domain::fiscal::Fiscalization::parse_stored(f.expose()))
                 .map(|f| f.tax_reference.expose().to_string()),
+            receipt: p.receipt.as_ref().map(receipt_text),
         }
     }
 }
 
-/// Inserts a payout of a session, or moves a stored one to its new state (the
-/// only thing about a payout that changes). SQLite's; PostgreSQL writes payouts
+/// Inserts a payout of a session, or moves a stored one on: its state, and
+/// its fiscalization and receipt (registered later, or tried again). SQLite's; PostgreSQL writes payouts
 /// inside its one-statement session change.
 pub(crate) const INSERT_PAYOUT: &str = "INSERT INTO payouts (project_id, session_id, id, amount, currency, \
      method_masked, participant_details, customer, metadata, plan, created_at_us, state, charged_amount, \
-     charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization, fiscal_inn) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
-     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, finished_at_us = excluded.finished_at_us";
+     charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization, fiscal_inn, receipt) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+     ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state, finished_at_us = excluded.finished_at_us, \
+     fiscalization = excluded.fiscalization, fiscal_inn = excluded.fiscal_inn, receipt = excluded.receipt";
+
+/// A receipt as stored: `<state> <attempts> <changed_at_us>[ <cancel reason>]`.
+pub(crate) fn receipt_text(r: &Receipt) -> String {
+    let reason = r.cancel_reason.map(|c| format!(" {}", c.as_str())).unwrap_or_default();
+    format!("{} {} {}{reason}", r.state.as_str(), r.attempts, to_us(r.changed_at))
+}
+
+/// Reads back [`receipt_text`].
+fn parse_receipt(text: &str) -> Result<Receipt> {
+    let corrupt = || StoreError::corrupt("a payout's receipt", "receipt");
+    let mut parts = text.split(' ');
+    let state = parts.next().and_then(ReceiptState::parse).ok_or_else(corrupt)?;
+    let attempts = parts.next().and_then(|a| a.parse().ok()).ok_or_else(corrupt)?;
+    let changed_at = parts.next().and_then(|a| a.parse().ok()).ok_or_else(corrupt)?;
+    let cancel_reason = match parts.next() {
+        None => None,
+        Some(reason) => Some(CancelReason::parse(reason).ok_or_else(corrupt)?),
+    };
+    Ok(Receipt { state, attempts, changed_at: from_us(changed_at)?, cancel_reason })
+}
 
 pub(crate) const WALLET_COLUMNS: &str =
     "book, currency, available, reserved, payouts, funding, exchange, held, acquiring, fees, contractors";
@@ -1413,21 +1442,31 @@ pub(crate) fn npd_request<C: Columns>(r: &C) -> std::result::Result<Result<NpdRe
 }
 
 pub(crate) const SELECT_NPD_TAXPAYER: &str =
-    "SELECT status, full_name, phone, service_error FROM npd_taxpayers WHERE inn = $1";
+    "SELECT status, full_name, phone, service_error, receipt_refusals FROM npd_taxpayers WHERE inn = $1";
 
 /// The operator's word on a person, replacing any earlier one.
 pub(crate) const UPSERT_NPD_TAXPAYER: &str = "INSERT INTO npd_taxpayers (inn, status, full_name, phone, \
-     service_error, updated_at_us) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (inn) DO UPDATE SET \
-     status = excluded.status, full_name = excluded.full_name, phone = excluded.phone, \
-     service_error = excluded.service_error, updated_at_us = excluded.updated_at_us";
+     service_error, updated_at_us, receipt_refusals) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (inn) \
+     DO UPDATE SET status = excluded.status, full_name = excluded.full_name, phone = excluded.phone, \
+     service_error = excluded.service_error, updated_at_us = excluded.updated_at_us, \
+     receipt_refusals = excluded.receipt_refusals";
 
 /// A row of [`SELECT_NPD_TAXPAYER`].
 pub(crate) fn npd_taxpayer<C: Columns>(r: &C) -> std::result::Result<Result<open131_domain::npd::Taxpayer>, C::Error> {
     let (status, full_name, phone, service_error) = (r.text(0)?, r.opt_text(1)?, r.opt_text(2)?, r.int(3)?);
+    let refusals = r.int(4)?;
     let decode = || -> Result<open131_domain::npd::Taxpayer> {
         let status = open131_domain::npd::TaxStatus::parse(&status)
             .ok_or_else(|| StoreError::corrupt("an NPD taxpayer", "status"))?;
-        Ok(open131_domain::npd::Taxpayer { status, full_name, phone, service_error: service_error != 0 })
+        let receipt_refusals =
+            u32::try_from(refusals).map_err(|_| StoreError::corrupt("an NPD taxpayer", "receipt_refusals"))?;
+        Ok(open131_domain::npd::Taxpayer {
+            status,
+            full_name,
+            phone,
+            service_error: service_error != 0,
+            receipt_refusals,
+        })
     };
     Ok(decode())
 }
@@ -1464,12 +1503,9 @@ pub(crate) const SELECT_HEARTBEATS: &str = "SELECT id, heartbeat_at_us FROM inst
 /// What a project has paid a self-employed person (`$2`, the INN) between
 /// `$3` and `$4` (microseconds): the income the yearly limit counts. Failed
 /// payouts are left out, and so are payouts bound to fail (their plan says
-/// so: refused by the tax service, the limit among them, before their result).
+/// so: refused by the tax service, the limit among them, before their
+/// result), and those whose receipt was cancelled.
 pub(crate) const FISCAL_INCOME: &str = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payouts \
      WHERE project_id = $1 AND fiscal_inn = $2 AND created_at_us >= $3 AND created_at_us < $4 \
-     AND state NOT LIKE 'failed:%' AND plan NOT LIKE 'fail:%'";
-
-/// A receipt registered after its payout (`fiscalization`): once, for a
-/// succeeded payout that has none.
-pub(crate) const REGISTER_RECEIPT: &str = "UPDATE payouts SET fiscalization = $1, fiscal_inn = $2 \
-     WHERE project_id = $3 AND session_id = $4 AND id = $5 AND state = 'succeeded' AND fiscalization IS NULL";
+     AND state NOT LIKE 'failed:%' AND plan NOT LIKE 'fail:%' \
+     AND (receipt IS NULL OR receipt NOT LIKE 'cancelled %')";

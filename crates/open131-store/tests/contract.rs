@@ -349,6 +349,7 @@ fn session(project: &str, id: &str, amount: i64) -> SessionRecord {
             finished_at: None,
             exchange: None,
             confirm_information: None,
+            receipt: None,
         }],
         payments: vec![],
         refund: None,
@@ -1287,6 +1288,7 @@ async fn npd_requests_and_taxpayers_round_trip_on_both_backends() {
             full_name: Some("А Б".into()),
             phone: None,
             service_error: false,
+            receipt_refusals: 0,
         };
         store.set_npd_taxpayer("500100732259", &first, NOW).await.unwrap();
         assert_eq!(store.npd_taxpayer("500100732259").await.unwrap(), Some(first), "{name}");
@@ -1295,9 +1297,56 @@ async fn npd_requests_and_taxpayers_round_trip_on_both_backends() {
             full_name: None,
             phone: Some("79001112233".into()),
             service_error: true,
+            receipt_refusals: 3,
         };
         store.set_npd_taxpayer("500100732259", &second, NOW).await.unwrap();
         assert_eq!(store.npd_taxpayer("500100732259").await.unwrap(), Some(second), "{name}");
+    }
+}
+
+/// A self-employed payout's fiscalization and receipt are kept with it: the
+/// receipt moves on with the session's writes (a late registration adds
+/// both), and a cancelled receipt's income leaves the person's yearly sum.
+#[tokio::test]
+async fn receipts_move_with_their_payout_and_a_cancelled_one_frees_the_income() {
+    use open131_domain::receipt::{CancelReason, Receipt, ReceiptEvent};
+    const INN: &str = "500100732259";
+    let fiscal = format!(
+        r#"{{"professional_income_taxpayer":{{"services":[{{"name":"Доставка","amount_details":{{"amount":1000,"currency":"rub"}},"quantity":1}}],"tax_reference":"{INN}","payer_type":"individual"}}}}"#
+    );
+    let year = (NOW - Duration::days(1), NOW + Duration::days(1));
+    for Case { name, store, .. } in cases_with_projects().await {
+        store.topup("alpha", "RUB", 5_000, NOW).await.unwrap();
+        let mut s = session("alpha", "s-npd", 1_000);
+        s.payouts[0].fiscalization = Some(Personal::new(fiscal.clone()));
+        let created = store.write_session(creation(s.clone(), "k-npd"), NOW).await.unwrap();
+        assert_eq!(created, WriteOutcome::Applied(1), "{name}");
+        let income = || store.fiscal_income("alpha", INN, year.0, year.1);
+        assert_eq!(income().await.unwrap(), 1_000, "{name}");
+        assert_eq!(store.fiscal_income("beta", INN, year.0, year.1).await.unwrap(), 0, "{name}: another project's");
+        let mut next = s.clone();
+        next.payouts[0].state = PayoutState::Succeeded;
+        let (pending, _) = Receipt::new(NOW).apply(ReceiptEvent::Refused { last: false }, NOW).unwrap();
+        let (registered, _) = pending.apply(ReceiptEvent::Accepted, NOW + Duration::seconds(60)).unwrap();
+        let (cancelled, _) = registered.apply(ReceiptEvent::Cancel(CancelReason::Mistake), NOW).unwrap();
+        for (version, receipt) in (1..).zip([pending, registered, cancelled]) {
+            next.payouts[0].receipt = Some(receipt);
+            let outcome = store.write_session(plain_update(version, next.clone()), NOW).await.unwrap();
+            assert_eq!(outcome, WriteOutcome::Applied(version + 1), "{name}");
+            let read = store.session("alpha", "s-npd").await.unwrap().unwrap();
+            assert_eq!(read.payouts[0].receipt, Some(receipt), "{name}");
+        }
+        assert_eq!(income().await.unwrap(), 0, "{name}: a cancelled receipt's income is freed");
+        // A payout that went without: its fiscalization and receipt come later.
+        let mut late = session("alpha", "s-late", 700);
+        late.payouts[0].state = PayoutState::Succeeded;
+        store.write_session(creation(late.clone(), "k-late"), NOW).await.unwrap();
+        late.payouts[0].fiscalization = Some(Personal::new(fiscal.clone()));
+        late.payouts[0].receipt = Some(registered);
+        store.write_session(plain_update(1, late), NOW).await.unwrap();
+        let read = store.session("alpha", "s-late").await.unwrap().unwrap();
+        assert_eq!(read.payouts[0].fiscalization.as_ref().map(|f| f.expose().clone()), Some(fiscal.clone()), "{name}");
+        assert_eq!(income().await.unwrap(), 700, "{name}");
     }
 }
 

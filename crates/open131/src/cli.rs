@@ -211,6 +211,10 @@ pub enum NpdCommand {
         /// Every request about the person fails with npd_service_internal_error.
         #[arg(long)]
         service_error: bool,
+        /// How many registrations of each receipt the tax service refuses
+        /// before it accepts one (the receipt waits, pending, for its retries).
+        #[arg(long, default_value_t = 0)]
+        receipt_refusals: u32,
     },
     /// Confirm a waiting linking request in the tax service's app, for the person.
     ConfirmLink { project: String, inn: String },
@@ -833,11 +837,11 @@ async fn npd(data_dir: &std::path::Path, location: &Location, cmd: NpdCommand) -
     };
     let store = open_store(location).await?;
     let (project, inn, event) = match cmd {
-        NpdCommand::Set { inn, status, name, phone, service_error } => {
+        NpdCommand::Set { inn, status, name, phone, service_error, receipt_refusals } => {
             let inn = valid(&inn)?;
-            let taxpayer =
-                open131_domain::npd::operator_taxpayer(status, name.as_deref(), phone.as_deref(), service_error)
-                    .map_err(anyhow::Error::msg)?;
+            let (name, phone) = (name.as_deref(), phone.as_deref());
+            let taxpayer = open131_domain::npd::operator_taxpayer(status, name, phone, service_error, receipt_refusals)
+                .map_err(anyhow::Error::msg)?;
             store.set_npd_taxpayer(inn.expose(), &taxpayer, OffsetDateTime::now_utc()).await?;
             println!("{}: {}", inn.masked(), status.as_str());
             return Ok(());

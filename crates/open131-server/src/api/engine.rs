@@ -15,6 +15,8 @@ use open131_domain::payment::{self, Verdict};
 use open131_domain::payment_flow::{self, PaymentEvent, PaymentState, THREE_DS_CODE_ATTEMPTS_MAX};
 use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::{self, PayoutEvent, PayoutState};
+use open131_domain::personal::Personal;
+use open131_domain::receipt::{CancelReason, Receipt, ReceiptEvent, WrongReceiptState};
 use open131_domain::refund_flow::{self, RefundEvent, RefundState, RefundWrongState};
 use open131_domain::session::{self, ApiVersion, Event, Operation, SessionState, Snapshot, WrongState};
 use open131_domain::split::Taken;
@@ -47,6 +49,14 @@ pub enum EngineError {
     /// the timer stays claimed and fires again, its event worked out afresh.
     #[error("a timer's session changed meanwhile")]
     TimerRaced,
+    #[error(transparent)]
+    ReceiptWrongState(#[from] WrongReceiptState),
+    /// The session has no succeeded payout with a receipt to change.
+    #[error("the session has no receipt")]
+    NoReceipt,
+    /// `fiscalization` for a payout that has its receipt's details already.
+    #[error("the payout has a receipt already")]
+    ReceiptExists,
     #[error("no such session")]
     NoSuchSession,
     #[error("store: {0}")]
@@ -77,6 +87,9 @@ pub struct Apply {
     /// A subscription's charge begins: the subscription moved to its next
     /// point, written with the charge's session (a stale version writes neither).
     pub subscription: Option<SubscriptionWrite>,
+    /// The receipt's details `fiscalization` gives a succeeded payout that
+    /// went without (JSON, `fiscal::Fiscalization::wire`): its first try follows.
+    pub new_fiscalization: Option<Personal<String>>,
 }
 
 /// What reaches a session: an event of the session or its operation, or of
@@ -85,7 +98,21 @@ pub struct Apply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Change {
     Session(Event),
-    Refund { id: String, event: RefundEvent },
+    Refund {
+        id: String,
+        event: RefundEvent,
+    },
+    /// The receipt of the session's payout (its own machine, [`open131_domain::receipt`]).
+    Receipt(ReceiptChange),
+}
+
+/// What reaches a payout's receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptChange {
+    /// A registration try: the tax service's answer is worked out from the
+    /// receipt as it is when written (`Receipt::next_try`).
+    Try,
+    Cancel(CancelReason),
 }
 
 fn timer_due(
@@ -115,6 +142,11 @@ fn timer_due(
         Timer::BankReturn => c.bank_return_delay,
         Timer::CaptureTimeout => seconds(settings.capture_timeout_s),
         Timer::RefundResult => c.payout_processing_delay,
+        // The schedule is the receipt's own: its due time is the moment itself.
+        Timer::ReceiptRetry => {
+            let at = record.payout().and_then(|p| p.receipt).and_then(|r| r.retry_at());
+            return at.unwrap_or(now);
+        }
     };
     now + time::Duration::try_from(std).unwrap_or(time::Duration::ZERO)
 }
@@ -158,6 +190,17 @@ pub async fn apply(app: &App, record: SessionRecord, event: Event, how: Apply) -
     apply_change(app, record, Change::Session(event), how).await
 }
 
+/// Applies `change` to the receipt of the session's succeeded payout (its
+/// details come in [`Apply::new_fiscalization`] when they come late).
+pub async fn apply_receipt(
+    app: &App,
+    record: SessionRecord,
+    change: ReceiptChange,
+    how: Apply,
+) -> Result<SessionRecord, EngineError> {
+    apply_change(app, record, Change::Receipt(change), how).await
+}
+
 /// Applies `event` to the refund `id` of the session's payment (a new one
 /// comes in [`Apply::new_refund`]).
 pub async fn apply_refund(
@@ -176,8 +219,13 @@ pub async fn apply_refund(
 type StepResult = Result<(SessionRecord, Vec<Effect>, bool), EngineError>;
 
 /// The record after `change` and the effects its machine asked for.
-fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTime) -> StepResult {
+fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTime, refusals: u32) -> StepResult {
     match change {
+        Change::Receipt(change) => {
+            let mut next = record.clone();
+            let effects = receipt_step(&mut next, *change, how, now, refusals)?;
+            Ok((next, effects, false))
+        }
         Change::Session(event) => {
             // A wrong code's `last` is judged on the record as it is now (two
             // codes typed at once must not both count as not the last).
@@ -208,6 +256,14 @@ fn step(record: &SessionRecord, change: &Change, how: &Apply, now: OffsetDateTim
                 next.finished_at = Some(now);
             }
             issue_recurrent_token(&mut next, now);
+            let mut effects = effects;
+            // A payout to the self-employed that has just succeeded: its receipt's first try.
+            let receipt_due = next
+                .payout()
+                .is_some_and(|p| p.state == PayoutState::Succeeded && p.fiscalization.is_some() && p.receipt.is_none());
+            if receipt_due {
+                effects.extend(receipt_step(&mut next, ReceiptChange::Try, how, now, refusals)?);
+            }
             // The operation succeeded with another waiting: its turn has come.
             let succeeded_now = before.operation.and_then(Operation::settled).is_none()
                 && snapshot.operation.and_then(Operation::settled) == Some(Settled::Succeeded);
@@ -260,9 +316,10 @@ async fn apply_change(
         Some(p) => p.settings.clone(),
         None => return Err(EngineError::Internal("session of an unknown project".into())),
     };
+    let refusals = receipt_refusals(app, &record, &how).await?;
     for _ in 0..VERSION_CONFLICT_RETRIES_MAX {
         let now = app.clock.now();
-        let (mut next, effects, begin) = step(&record, &change, &how, now)?;
+        let (mut next, effects, begin) = step(&record, &change, &how, now, refusals)?;
         next.updated_at = now;
         let mut out = Carried::default();
         let at = At { app, settings: &settings, now };
@@ -391,6 +448,45 @@ impl Carried {
         }
         Ok(())
     }
+}
+
+/// The receipt of `next`'s payout after `change`; a retry to schedule, if any.
+fn receipt_step(
+    next: &mut SessionRecord,
+    change: ReceiptChange,
+    how: &Apply,
+    now: OffsetDateTime,
+    refusals: u32,
+) -> Result<Vec<Effect>, EngineError> {
+    let payout = next.payouts.iter_mut().rev().find(|p| p.state != PayoutState::Waiting);
+    let payout = payout.filter(|p| p.state == PayoutState::Succeeded).ok_or(EngineError::NoReceipt)?;
+    if let Some(details) = &how.new_fiscalization {
+        if payout.fiscalization.is_some() {
+            return Err(EngineError::ReceiptExists);
+        }
+        payout.fiscalization = Some(details.clone());
+    }
+    if payout.fiscalization.is_none() {
+        return Err(EngineError::NoReceipt);
+    }
+    let receipt = payout.receipt.unwrap_or_else(|| Receipt::new(now));
+    let event = match change {
+        ReceiptChange::Try => receipt.next_try(refusals),
+        ReceiptChange::Cancel(reason) => ReceiptEvent::Cancel(reason),
+    };
+    let (after, retry) = receipt.apply(event, now)?;
+    payout.receipt = Some(after);
+    Ok(retry.map(|_| Effect::Schedule(Timer::ReceiptRetry)).into_iter().collect())
+}
+
+/// How many registrations of each receipt the tax service refuses for the
+/// person `record`'s payout pays (0 for any other payout: nothing is read).
+async fn receipt_refusals(app: &App, record: &SessionRecord, how: &Apply) -> Result<u32, EngineError> {
+    let stored = how.new_fiscalization.as_ref().or_else(|| record.payout().and_then(|p| p.fiscalization.as_ref()));
+    let Some(stored) = stored else { return Ok(0) };
+    let fiscal = open131_domain::fiscal::Fiscalization::parse_stored(stored.expose())
+        .ok_or_else(|| EngineError::Internal("a payout's stored fiscalization does not parse".into()))?;
+    Ok(super::npd::taxpayer(app.store.as_ref(), &fiscal.tax_reference).await?.receipt_refusals)
 }
 
 /// How long a recurrent token is said to last (`finished_at`, informative:

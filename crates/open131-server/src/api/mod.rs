@@ -110,6 +110,8 @@ pub enum ApiMethod {
     FiscalStart,
     /// `fiscalization`: the receipt of an earlier payout.
     Fiscalize,
+    /// `fiscalization/cancel` `[INF]`: a registered receipt cancelled.
+    FiscalCancel,
 }
 
 /// The spec's name of `report/account_balance`.
@@ -128,7 +130,7 @@ const PAYOUT_KINDS: [(Book, Shape); 5] = [
 ];
 
 impl ApiMethod {
-    pub const OTHERS: [ApiMethod; 30] = [
+    pub const OTHERS: [ApiMethod; 31] = [
         Self::SessionConfirm,
         Self::SessionCancel,
         Self::SessionStatus,
@@ -159,6 +161,7 @@ impl ApiMethod {
         Self::FiscalInit,
         Self::FiscalStart,
         Self::Fiscalize,
+        Self::FiscalCancel,
     ];
 
     /// Every method served.
@@ -218,6 +221,7 @@ impl ApiMethod {
             Self::FiscalInit => "session/init/payout/fiscalization",
             Self::FiscalStart => "session/start/payout/fiscalization",
             Self::Fiscalize => "fiscalization",
+            Self::FiscalCancel => "fiscalization/cancel",
         }
     }
 
@@ -237,7 +241,7 @@ impl ApiMethod {
     /// token, cancelling or restoring a subscription change no session and are
     /// idempotent by nature; a push changes nothing; issuing a public token
     /// (or asking the tax service) twice gives two tokens (two requests),
-    /// harmlessly; a receipt registered twice is refused the second time.
+    /// harmlessly; a receipt registered (or cancelled) twice is refused the second time.
     pub fn mutating(self) -> bool {
         !matches!(
             self,
@@ -259,6 +263,7 @@ impl ApiMethod {
                 | Self::NpdPersonalInfo
                 | Self::NpdRequestStatus
                 | Self::Fiscalize
+                | Self::FiscalCancel
         )
     }
 
@@ -545,6 +550,7 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         ApiMethod::NpdPersonalInfo => ctx.npd_ask(&body, open131_store::NpdRequestKind::PersonalInfo).await,
         ApiMethod::NpdRequestStatus => ctx.npd_status(&body).await,
         ApiMethod::Fiscalize => ctx.fiscalize(&body).await,
+        ApiMethod::FiscalCancel => ctx.cancel_receipt(&body).await,
         ApiMethod::FiscalInit | ApiMethod::FiscalStart => {
             if body.get("fiscalization_details").is_none_or(Value::is_null) {
                 let why = "is required by the …/fiscalization methods (the receipt's details)";

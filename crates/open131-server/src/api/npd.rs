@@ -13,12 +13,15 @@ use open131_domain::npd::{self, Taxpayer, NPD_REQUEST_PENDING_S};
 use open131_domain::npd_link::{self, LinkEvent, LinkState, WrongLinkState};
 use open131_domain::payout::Money;
 use open131_domain::payout_flow::{FailureCode, PayoutState};
+use open131_domain::personal::Personal;
+use open131_domain::receipt::CancelReason;
 use open131_domain::FieldError;
 use open131_store::{NpdLinkRecord, NpdRequestKind, NpdRequestRecord, Store, StoreError};
 use open131_wire::api::ApiErrorCode;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
+use super::engine::{self, Apply, EngineError, ReceiptChange};
 use super::{detail, from_domain, ApiReply, Ctx};
 
 impl Ctx<'_> {
@@ -83,14 +86,26 @@ impl Ctx<'_> {
         if let Some(code) = self.taxpayer_refusal(&fiscal.tax_reference, payout.amount).await? {
             return Err(ApiReply::error(refusal_code(code), None, Vec::new()));
         }
-        let ids = (record.project_id.as_str(), record.id.as_str(), payout.id.as_str());
-        let stored = fiscal.wire(None).to_string();
-        let inn = fiscal.tax_reference.expose();
-        if !self.app.store.register_receipt(ids, &stored, inn).await.map_err(|e| ApiReply::internal(&e))? {
-            // Registered by a request that came first.
-            return Err(ApiReply::invalid(vec![detail("session_id", "its payout has a receipt already")]));
-        }
-        let done = self.load(body).await?;
+        let how = Apply { new_fiscalization: Some(Personal::new(fiscal.wire(None).to_string())), ..Apply::default() };
+        let done = engine::apply_receipt(self.app, record, ReceiptChange::Try, how).await.map_err(receipt_error)?;
+        Ok(self.reply(&done))
+    }
+
+    /// `fiscalization/cancel` `[INF]`: `{session_id, reason}` cancels the
+    /// registered receipt of the session's payout; its income no longer
+    /// counts in the person's yearly sum.
+    pub(super) async fn cancel_receipt(&self, body: &Map<String, Value>) -> Result<ApiReply, ApiReply> {
+        super::only_fields(body, &["session_id", "reason"], &[])?;
+        let reason = match body.get("reason") {
+            Some(Value::String(r)) => CancelReason::parse(r.trim()),
+            _ => None,
+        };
+        let Some(reason) = reason else {
+            return Err(ApiReply::invalid(vec![detail("reason", "is required: mistake or refund")]));
+        };
+        let record = self.load(body).await?;
+        let change = ReceiptChange::Cancel(reason);
+        let done = engine::apply_receipt(self.app, record, change, Apply::default()).await.map_err(receipt_error)?;
         Ok(self.reply(&done))
     }
 
@@ -107,6 +122,22 @@ impl Ctx<'_> {
         fields.insert("status".into(), json!(status));
         fields.insert("request_id".into(), json!(id));
         Ok(ApiReply::ok(&Value::Object(fields)))
+    }
+}
+
+/// The API's answer to a receipt change the engine refused.
+fn receipt_error(e: EngineError) -> ApiReply {
+    match e {
+        EngineError::ReceiptExists => ApiReply::invalid(vec![detail("session_id", "its payout has a receipt already")]),
+        EngineError::NoReceipt => ApiReply::invalid(vec![detail(
+            "session_id",
+            "its payout has no receipt (none succeeded with fiscalization)",
+        )]),
+        EngineError::ReceiptWrongState(w) => {
+            let why = format!("its receipt is {}: only a registered receipt is cancelled", w.state.as_str());
+            ApiReply::invalid(vec![detail("session_id", why)])
+        }
+        other => Ctx::engine_error(other),
     }
 }
 

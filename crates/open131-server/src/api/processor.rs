@@ -47,6 +47,9 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
             if t.timer == Timer::RefundResult {
                 return settle_refunds(&app, session, lease_until).await.map(|n| n > 0);
             }
+            if t.timer == Timer::ReceiptRetry {
+                return retry_receipt(&app, session, lease_until).await;
+            }
             let event = match timer_event(&session, t.timer, &project.settings) {
                 // A token disabled after the payment began declines it at the issuer.
                 Some(Event::Payment(PaymentEvent::Authorized { .. })) if !token_active(&app, &session).await? => {
@@ -86,6 +89,22 @@ pub async fn process_due(app: &App) -> anyhow::Result<usize> {
     }
     // The bank's charges of subscriptions are due on a schedule too.
     Ok(applied + super::subscription::charge_due(app).await?)
+}
+
+/// Tries again to register the receipt of the session's payout; a receipt
+/// that no longer waits (registered meanwhile, cancelled) drops the timer.
+async fn retry_receipt(app: &App, session: SessionRecord, lease_until: time::OffsetDateTime) -> anyhow::Result<bool> {
+    let (project, id) = (session.project_id.clone(), session.id.clone());
+    let how = Apply { consumed_timer: Some(Timer::ReceiptRetry), ..Apply::default() };
+    match engine::apply_receipt(app, session, engine::ReceiptChange::Try, how).await {
+        Ok(_) => Ok(true),
+        Err(EngineError::ReceiptWrongState(_) | EngineError::NoReceipt) => {
+            app.store.drop_timer(&project, &id, Timer::ReceiptRetry, lease_until).await?;
+            Ok(false)
+        }
+        Err(EngineError::TimerRaced) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether the recurrent token a payment pays with (if any) is still active.
@@ -169,7 +188,7 @@ pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &Proj
                 }
                 Verdict::Decline(code) => PaymentEvent::Declined(code),
             },
-            Timer::BankReturn | Timer::RefundResult => return None,
+            Timer::BankReturn | Timer::RefundResult | Timer::ReceiptRetry => return None,
         }));
     }
     Some(Event::Payout(match timer {
@@ -183,7 +202,7 @@ pub(super) fn timer_event(session: &SessionRecord, timer: Timer, settings: &Proj
         Timer::ConfirmTimeout => PayoutEvent::ConfirmTimedOut,
         Timer::ProviderResult => session.payout().map_or(SandboxPlan::Succeed, |p| p.plan).provider_event(),
         Timer::BankReturn => PayoutEvent::Returned,
-        Timer::CaptureTimeout | Timer::RefundResult => return None,
+        Timer::CaptureTimeout | Timer::RefundResult | Timer::ReceiptRetry => return None,
     }))
 }
 

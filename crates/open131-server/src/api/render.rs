@@ -12,7 +12,7 @@ use open131_wire::api::{
     timestamp, AcquiringPaymentWire, Amount, Amounts, ApiError, CustomerInteraction, Fee, Inform, PayoutWire, Qr,
     RecurrentWire, Redirect, RefundWire, SessionWire,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The path of a session's 3-D Secure page, under the server's public URL.
 pub fn three_ds_path(project_id: &str, session_id: &str) -> String {
@@ -228,11 +228,24 @@ pub fn receipt_path(project_id: &str, session_id: &str, payout_id: &str) -> Stri
     format!("/npd/receipt/{}/{}/{}", part(project_id), part(session_id), part(payout_id))
 }
 
-/// A payout's `fiscalization_details`, with the receipt once it succeeded.
+/// A payout's `fiscalization_details`, with the receipt once its payout
+/// succeeded: `{id, link}` as the bank's once registered; while it waits,
+/// after it failed, or once cancelled, a `status` says so `[INF]`.
 fn fiscalization(record: &SessionRecord, p: &PayoutRecord, public_url: &str) -> Option<Value> {
+    use open131_domain::receipt::ReceiptState;
     let fiscal = open131_domain::fiscal::Fiscalization::parse_stored(p.fiscalization.as_ref()?.expose())?;
-    let receipt = (p.state == PayoutState::Succeeded).then(|| receipt(record, p, public_url));
-    Some(fiscal.wire(receipt.as_ref().map(|(id, link)| (id.as_str(), link.as_str()))))
+    let wire = p.receipt.map(|r| {
+        let (id, link) = receipt(record, p, public_url);
+        match r.state {
+            ReceiptState::Registered => json!({"id": id, "link": link}),
+            ReceiptState::Pending => json!({"status": "pending", "attempts": r.attempts,
+                "next_attempt_at": r.retry_at().map(timestamp)}),
+            ReceiptState::Failed => json!({"status": "failed", "attempts": r.attempts}),
+            ReceiptState::Cancelled => json!({"id": id, "link": link, "status": "cancelled",
+                "cancelled_at": timestamp(r.changed_at), "cancel_reason": r.cancel_reason.map(|c| c.as_str())}),
+        }
+    });
+    Some(fiscal.wire(wire))
 }
 
 /// One payout of the session as the wire shows it (a returned one with its

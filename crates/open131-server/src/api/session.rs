@@ -297,6 +297,7 @@ impl Ctx<'_> {
     ) -> PayoutRecord {
         let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
         PayoutRecord {
+            receipt: None,
             fiscalization: None,
             id: engine::new_payout_id(),
             amount,

@@ -1,7 +1,8 @@
 //! The tax service's receipt of a payout to a self-employed person
 //! (`GET /npd/receipt/{project}/{session}/{payout}`), where the payout's
-//! `fiscalization_details.receipt.link` points once it has succeeded: a
-//! printable page with what a receipt of the tax service shows (its number
+//! `fiscalization_details.receipt.link` points once the receipt is
+//! registered (a pending or failed one has no page yet; a cancelled one
+//! keeps its page, marked cancelled with the reason): a printable page with what a receipt of the tax service shows (its number
 //! and time, the seller's name and INN, the services with their quantities
 //! and amounts, the total, the buyer). The seller's INN is shown whole, as
 //! on the tax service's own receipts; the link is known to the partner
@@ -13,6 +14,7 @@ use axum::response::Response;
 use open131_domain::dates::moscow_time;
 use open131_domain::fiscal::{Fiscalization, PayerType};
 use open131_domain::payout_flow::PayoutState;
+use open131_domain::receipt::{CancelReason, Receipt, ReceiptState};
 use open131_store::{PayoutRecord, SessionRecord};
 
 use super::{escape, message, money_text, page};
@@ -22,7 +24,7 @@ fn not_found() -> Response {
     message(
         StatusCode::NOT_FOUND,
         "Receipt not found",
-        "There is no receipt here (yet): a receipt is registered once its payout succeeds.",
+        "There is no receipt here (yet): a receipt has a page once the tax service registers it.",
     )
 }
 
@@ -44,7 +46,12 @@ pub async fn show(
     let Some(fiscal) = p.fiscalization.as_ref().and_then(|f| Fiscalization::parse_stored(f.expose())) else {
         return not_found();
     };
-    render(&app, &record, p, &fiscal)
+    match p.receipt {
+        Some(r) if matches!(r.state, ReceiptState::Registered | ReceiptState::Cancelled) => {
+            render(&app, &record, p, &fiscal, &r)
+        }
+        _ => not_found(),
+    }
 }
 
 /// The seller's name as the payout names the recipient.
@@ -61,11 +68,26 @@ fn seller_name(p: &PayoutRecord) -> String {
     }
 }
 
-fn render(app: &App, record: &SessionRecord, p: &PayoutRecord, fiscal: &Fiscalization) -> Response {
+/// A moment as the tax service's receipts print it (Moscow's time).
+fn moscow_text(t: time::OffsetDateTime) -> String {
+    let at = moscow_time(t);
+    format!("{:02}.{:02}.{} {:02}:{:02} (МСК)", at.day(), u8::from(at.month()), at.year(), at.hour(), at.minute())
+}
+
+fn render(app: &App, record: &SessionRecord, p: &PayoutRecord, fiscal: &Fiscalization, r: &Receipt) -> Response {
     let (id, _) = crate::api::render::receipt(record, p, app.public_url());
-    let at = moscow_time(p.finished_at.unwrap_or(p.created_at));
-    let when =
-        format!("{:02}.{:02}.{} {:02}:{:02} (МСК)", at.day(), u8::from(at.month()), at.year(), at.hour(), at.minute());
+    // The receipt is dated by the sale (the payout), whenever it registered.
+    let when = moscow_text(p.finished_at.unwrap_or(p.created_at));
+    let cancelled = match (r.state, r.cancel_reason) {
+        (ReceiptState::Cancelled, reason) => {
+            let why = match reason {
+                Some(CancelReason::Refund) => "возврат средств",
+                _ => "чек сформирован ошибочно",
+            };
+            format!("<p class=\"error\" id=\"cancelled\">Чек аннулирован {}: {why}</p>", moscow_text(r.changed_at))
+        }
+        _ => String::new(),
+    };
     let rows: String = fiscal
         .services
         .iter()
@@ -99,7 +121,7 @@ fn render(app: &App, record: &SessionRecord, p: &PayoutRecord, fiscal: &Fiscaliz
         }
     };
     let body = format!(
-        "<p class=\"brand\">Мой налог · open131</p><h1>Чек № {id}</h1>\
+        "<p class=\"brand\">Мой налог · open131</p><h1>Чек № {id}</h1>{cancelled}\
          <dl><dt>Дата</dt><dd>{when}</dd><dt>Продавец</dt><dd>{seller}</dd><dt>ИНН продавца</dt><dd>{inn}</dd>\
          <dt>Режим НО</dt><dd>НПД</dd><dt>Покупатель</dt><dd>{buyer}</dd></dl>\
          <table><thead><tr><th>№</th><th>Наименование</th><th>Кол-во</th><th class=\"sum\">Сумма</th></tr></thead>\

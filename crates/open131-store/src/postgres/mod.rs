@@ -86,6 +86,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "npd_links", include_str!("../../migrations/postgres/0013_npd_links.sql")),
     (14, "lease_owners", include_str!("../../migrations/postgres/0014_lease_owners.sql")),
     (15, "fiscal_payouts", include_str!("../../migrations/postgres/0015_fiscal_payouts.sql")),
+    (16, "receipts", include_str!("../../migrations/postgres/0016_receipts.sql")),
 ];
 
 pub struct PgStore {

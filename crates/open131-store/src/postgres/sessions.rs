@@ -193,15 +193,18 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
             q.p(&p.finished_at_us, "BIGINT"),
             q.p(&p.fiscalization, "TEXT"),
             q.p(&p.fiscal_inn, "TEXT"),
+            q.p(&p.receipt, "TEXT"),
         ]
         .join(", ");
         q.text += &format!(
             ", p{i} AS (INSERT INTO payouts (project_id, session_id, id, amount, currency, method_masked,
                  participant_details, customer, metadata, plan, created_at_us, state, charged_amount,
-                 charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization, fiscal_inn)
+                 charged_currency, fx_rate_millionths, confirm_information, finished_at_us, fiscalization, fiscal_inn,
+                 receipt)
              SELECT {project}, {id}, {values} FROM s
              ON CONFLICT (project_id, id) DO UPDATE SET state = excluded.state,
-                 finished_at_us = excluded.finished_at_us)"
+                 finished_at_us = excluded.finished_at_us, fiscalization = excluded.fiscalization,
+                 fiscal_inn = excluded.fiscal_inn, receipt = excluded.receipt)"
         );
     }
     for (i, p) in payments.iter().enumerate() {
@@ -854,18 +857,6 @@ impl NpdStore for PgStore {
         Ok(rows.first().map(|r| r.try_get::<_, i64>(0)).transpose()?.unwrap_or(0))
     }
 
-    async fn register_receipt(
-        &self,
-        (project_id, session_id, payout_id): (&str, &str, &str),
-        fiscalization: &str,
-        inn: &str,
-    ) -> Result<bool> {
-        // Not repeated after a lost commit: a repeat would find it registered and say no.
-        let client = self.client().await?;
-        let params: [Param<'_>; 5] = [&fiscalization, &inn, &project_id, &session_id, &payout_id];
-        Ok(client.execute(crate::rows::REGISTER_RECEIPT, &params).await? == 1)
-    }
-
     async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
         let rows = with_retries(|| async { self.query(crate::rows::SELECT_NPD_TAXPAYER, &[&inn]).await }).await?;
         let row = rows.first().map(crate::rows::npd_taxpayer).transpose()?;
@@ -874,10 +865,11 @@ impl NpdStore for PgStore {
 
     async fn set_npd_taxpayer(&self, inn: &str, t: &open131_domain::npd::Taxpayer, now: OffsetDateTime) -> Result<()> {
         let (status, error, updated) = (t.status.as_str(), i64::from(t.service_error), to_us(now));
+        let refusals = i64::from(t.receipt_refusals);
         // The same word again: a repeat after a lost commit is harmless.
         with_retries(|| async {
             let client = self.client().await?;
-            let params: [Param<'_>; 6] = [&inn, &status, &t.full_name, &t.phone, &error, &updated];
+            let params: [Param<'_>; 7] = [&inn, &status, &t.full_name, &t.phone, &error, &updated, &refusals];
             client.execute(crate::rows::UPSERT_NPD_TAXPAYER, &params).await?;
             Ok::<_, StoreError>(())
         })

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use open131_domain::kyc::{self, CheckEvent, CheckState};
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
@@ -65,6 +65,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (19, "npd_links", include_str!("../../migrations/sqlite/0019_npd_links.sql")),
     (20, "lease_owners", include_str!("../../migrations/sqlite/0020_lease_owners.sql")),
     (21, "fiscal_payouts", include_str!("../../migrations/sqlite/0021_fiscal_payouts.sql")),
+    (22, "receipts", include_str!("../../migrations/sqlite/0022_receipts.sql")),
 ];
 
 pub struct SqliteStore {
@@ -475,22 +476,6 @@ impl NpdStore for SqliteStore {
         })
     }
 
-    async fn register_receipt(
-        &self,
-        (project_id, session_id, payout_id): (&str, &str, &str),
-        fiscalization: &str,
-        inn: &str,
-    ) -> Result<bool> {
-        let values = [fiscalization, inn, project_id, session_id, payout_id].map(str::to_string);
-        self.writer
-            .write(move |conn| {
-                let n =
-                    conn.prepare_cached(crate::rows::REGISTER_RECEIPT).map_err(db)?.execute(params_from_iter(&values));
-                Ok(n.map_err(db)? == 1)
-            })
-            .await
-    }
-
     async fn npd_taxpayer(&self, inn: &str) -> Result<Option<open131_domain::npd::Taxpayer>> {
         self.read(|conn| {
             let row = conn
@@ -515,7 +500,8 @@ impl NpdStore for SqliteStore {
                         t.full_name,
                         t.phone,
                         i64::from(t.service_error),
-                        to_us(now)
+                        to_us(now),
+                        i64::from(t.receipt_refusals)
                     ])
                     .map_err(db)?;
                 Ok(())

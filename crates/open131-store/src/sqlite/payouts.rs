@@ -174,7 +174,8 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
                 p.confirm_information,
                 p.finished_at_us,
                 p.fiscalization,
-                p.fiscal_inn
+                p.fiscal_inn,
+                p.receipt
             ])
             .map_err(err)?;
     }
