@@ -547,7 +547,7 @@ async fn a_receipt_refused_at_every_try_ends_failed() {
     assert_eq!(receipt_of(&s, &id).await, json!({"status": "failed", "attempts": attempts}));
     s.advance(30 * 86_400).await;
     assert_eq!(receipt_of(&s, &id).await["attempts"], attempts, "no try after the last");
-    // The tax service answers again: a receipt registered late takes `fiscalization`'s way no more.
+    // A failed receipt was never registered: there is nothing to cancel.
     let a = s.call("v1", "fiscalization/cancel", &json!({"session_id": id, "reason": "mistake"})).await;
     assert_eq!((a.status, fields(&a)), (400, vec!["session_id".to_string()]), "{}", a.text);
     s.stop().await;
