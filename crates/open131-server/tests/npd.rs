@@ -110,6 +110,17 @@ async fn a_link_made_in_the_widget_and_confirmed_by_the_operator_shows_in_the_ne
         admin("/admin/v1/npd/link", json!({"project": "alpha", "tax_reference": PLAIN, "action": "confirm"})).await;
     assert_eq!((code, body["link"].as_str()), (200, Some("linked")), "{body}");
     assert_eq!(check(&s, PLAIN).await["is_linked"], true);
+    // Linked: a new linking widget has nothing to ask for; another project's may.
+    let again = s.call("v1", "token", &json!({"self_employed_widget": {"tax_reference": PLAIN}})).await;
+    assert_eq!(
+        (again.status, again.body["error"]["code"].as_str()),
+        (400, Some("taxpayer_already_bound")),
+        "{}",
+        again.text
+    );
+    let body = json!({"self_employed_widget": {"tax_reference": PLAIN}}).to_string().into_bytes();
+    let theirs = s.call_bytes("v1", "token", "beta", common::key(1), body, None).await;
+    assert_eq!(theirs.status, 200, "{}", theirs.text);
     // Another project's check of the same person: not linked to it.
     let other = s
         .call_bytes(
@@ -143,6 +154,8 @@ async fn a_link_made_in_the_widget_and_confirmed_by_the_operator_shows_in_the_ne
         admin("/admin/v1/npd/link", json!({"project": "alpha", "tax_reference": PLAIN, "action": "unlink"})).await;
     assert_eq!((code, body["link"].as_str()), (200, Some("not_requested")));
     assert_eq!(check(&s, PLAIN).await["is_linked"], false);
+    let token = s.call("v1", "token", &json!({"self_employed_widget": {"tax_reference": PLAIN}})).await;
+    assert_eq!(token.status, 200, "unlinked, the widget may ask again: {}", token.text);
     s.stop().await;
 }
 

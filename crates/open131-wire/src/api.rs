@@ -27,6 +27,8 @@ pub enum ApiErrorCode {
     TaxpayerUnknown,
     /// `fiscalization`: the self-employed person is not linked to the bank.
     TaxpayerNotBound,
+    /// `token` for the linking widget: the person is linked to the bank already.
+    TaxpayerAlreadyBound,
     /// `fiscalization`: the receipt would pass the yearly income limit.
     TaxpayerIncomeExceedsAmountLimit,
     /// `fiscalization`: the self-employed service failed.
@@ -38,7 +40,7 @@ pub enum ApiErrorCode {
 }
 
 impl ApiErrorCode {
-    pub const ALL: [ApiErrorCode; 15] = [
+    pub const ALL: [ApiErrorCode; 16] = [
         Self::IdentificationError,
         Self::AuthenticationError,
         Self::AuthorizationError,
@@ -49,6 +51,7 @@ impl ApiErrorCode {
         Self::RefundAmountTooLarge,
         Self::TaxpayerUnknown,
         Self::TaxpayerNotBound,
+        Self::TaxpayerAlreadyBound,
         Self::TaxpayerIncomeExceedsAmountLimit,
         Self::NpdServiceInternalError,
         Self::NotFound,
@@ -67,6 +70,7 @@ impl ApiErrorCode {
             Self::RefundAmountTooLarge => "refund_amount_too_large",
             Self::TaxpayerUnknown => "taxpayer_unknown",
             Self::TaxpayerNotBound => "taxpayer_not_bound",
+            Self::TaxpayerAlreadyBound => "taxpayer_already_bound",
             Self::TaxpayerIncomeExceedsAmountLimit => "taxpayer_income_exceeds_amount_limit",
             Self::NpdServiceInternalError => "npd_service_internal_error",
             Self::NotFound => "not_found",
@@ -89,6 +93,7 @@ impl ApiErrorCode {
             Self::RefundAmountTooLarge => "The refund is larger than what is left of the captured amount",
             Self::TaxpayerUnknown => "The person with this INN is not self-employed",
             Self::TaxpayerNotBound => "The self-employed person is not linked to Bank 131",
+            Self::TaxpayerAlreadyBound => "The self-employed person is already linked to Bank 131",
             Self::TaxpayerIncomeExceedsAmountLimit => {
                 "The receipt would take the person's income this year past the self-employed limit"
             }
@@ -110,6 +115,7 @@ impl ApiErrorCode {
             | Self::RefundAmountTooLarge
             | Self::TaxpayerUnknown
             | Self::TaxpayerNotBound
+            | Self::TaxpayerAlreadyBound
             | Self::TaxpayerIncomeExceedsAmountLimit => 400,
             Self::NpdServiceInternalError => 503,
             Self::RequestTooLarge => 413,

@@ -6,7 +6,7 @@ use open131_domain::ident::CardNumber;
 use open131_domain::payment::{SavedCard, SavedCards};
 use open131_domain::widget::{self, PUBLIC_TOKEN_TTL_S};
 use open131_store::{PublicTokenRecord, VaultCardRecord};
-use open131_wire::api::timestamp;
+use open131_wire::api::{timestamp, ApiErrorCode};
 use open131_wire::kyc::FieldDetail;
 use serde_json::{json, Map, Value};
 
@@ -29,6 +29,14 @@ impl Ctx<'_> {
             let Some(session) = session else { return Err(ApiReply::invalid(vec![detail(field, "no such session")])) };
             if let Err(why) = super::payment::form_can_pay(&session) {
                 return Err(ApiReply::invalid(vec![detail(field, why)]));
+            }
+        }
+        // A person linked already has nothing to ask for (the docs' taxpayer_already_bound).
+        if let Some(inn) = &grant.self_employed {
+            let link = self.app.store.npd_link(self.project_id, inn.expose()).await;
+            let link = link.map_err(|e| ApiReply::internal(&e))?;
+            if link.is_some_and(|l| l.state == open131_domain::npd_link::LinkState::Linked) {
+                return Err(ApiReply::error(ApiErrorCode::TaxpayerAlreadyBound, None, Vec::new()));
             }
         }
         let now = self.app.clock.now();
