@@ -291,6 +291,36 @@ pub fn operator_taxpayer(
     Ok(Taxpayer { status, full_name, phone, service_error, receipt_refusals })
 }
 
+/// One row of an imported register (`open131 npd import`): the person, what
+/// the tax service knows of them, and whether they are linked to the bank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterRow {
+    pub inn: Inn,
+    pub taxpayer: Taxpayer,
+    pub linked: bool,
+}
+
+/// A register row's fields (`inn,status,linked,full_name,phone`), checked as
+/// the operator's word is; `linked` is `true`/`1`, or `false`/`0`/empty, and
+/// an empty name or phone is none on file.
+pub fn parse_register_row([inn, status, linked, name, phone]: [&str; 5]) -> Result<RegisterRow, String> {
+    let inn = match Inn::parse_individual(inn.trim()) {
+        Ok(inn) if inn.check_digits_ok() => inn,
+        Ok(_) => return Err("the INN's check digits do not match".into()),
+        Err(why) => return Err(format!("inn: {why}")),
+    };
+    let status = TaxStatus::parse(status.trim()).ok_or("status must be self_employed, not_self_employed or unknown")?;
+    let linked = match linked.trim() {
+        "true" | "1" => true,
+        "false" | "0" | "" => false,
+        _ => return Err("linked must be true, false, 1, 0 or empty".into()),
+    };
+    let text = |t: &'_ str| Some(t.trim()).filter(|t| !t.is_empty()).map(str::to_string);
+    let (name, phone) = (text(name), text(phone));
+    let taxpayer = operator_taxpayer(status, name.as_deref(), phone.as_deref(), false, 0)?;
+    Ok(RegisterRow { inn, taxpayer, linked })
+}
+
 /// The INN at `tax_reference`: 12 digits whose check digits match.
 fn parse_inn(f: &mut Fields<'_>, body: &Map<String, Value>) -> Option<Inn> {
     let raw = f.string(body, "tax_reference", "tax_reference")?;

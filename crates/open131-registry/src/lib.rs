@@ -31,6 +31,7 @@ mod rng;
 
 pub mod bench;
 pub mod import;
+pub mod npd;
 pub mod passports;
 pub mod synth;
 pub mod taxpayers;
@@ -42,6 +43,7 @@ pub use import::{
     import_passports_csv, import_passports_file, import_taxpayers_csv, import_taxpayers_file, ImportError,
     ImportFileError, ImportStats, Phase, Progress,
 };
+pub use npd::{import_npd_csv, NpdEntry, NpdImportError, NpdRegister, NPD_CSV_HEADER};
 pub use passports::{PassportIndex, PassportIndexBuilder, PASSPORT_KEY_UNIVERSE};
 pub use synth::{synth_passports, synth_taxpayers, SynthStats, TaxpayerSynthStats};
 pub use taxpayers::{TaxpayerIndex, TaxpayerIndexBuilder, INN_UNIVERSE};

@@ -189,7 +189,7 @@ pub async fn act_on_link(app: &App, project: &str, inn: &Inn, event: LinkEvent) 
     }
     // A change lost to another is tried again on what that one left.
     for _ in 0..LINK_CHANGE_TRIES_MAX {
-        match change_link(app.store.as_ref(), (project, inn.expose()), event, app.clock.now()).await? {
+        match change_link(app, (project, inn), event, app.clock.now()).await? {
             LinkChange::Changed(state) | LinkChange::Unchanged(state) => return Ok(state),
             LinkChange::Refused(wrong) => return Err(wrong.into()),
             LinkChange::Lost => continue,

@@ -1,9 +1,10 @@
-//! The loaded registries (MVD invalid passports, FNS taxpayers) and their
-//! hot swap.
+//! The loaded registries (MVD invalid passports, FNS taxpayers, the
+//! self-employed register) and their hot swap.
 //!
-//! `open131 registry import` / `open131 taxpayers import` write a new index
-//! file next to the old one and rename it over `registry/passports.idx` /
-//! `registry/taxpayers.idx` (atomic). The server looks at the files' identity
+//! `open131 registry import` / `open131 taxpayers import` / `open131 npd
+//! import` write a new index file next to the old one and rename it over
+//! `registry/passports.idx` / `registry/taxpayers.idx` / `registry/npd.idx`
+//! (atomic). The server looks at the files' identity
 //! (inode, size, mtime) every second, or at once on `POST /admin/v1/registry/reload`;
 //! a changed file is loaded on a blocking thread and swapped in with one atomic
 //! pointer store. Lookups never wait: they hold the index they started with, and
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
-use open131_registry::{PassportIndex, TaxpayerIndex};
+use open131_registry::{NpdRegister, PassportIndex, TaxpayerIndex};
 use open131_store::layout::DataDir;
 
 /// How often the server looks for a new index file, in ms.
@@ -64,7 +65,9 @@ pub enum ReloadEvent {
 pub struct Registries {
     passports: ArcSwapOption<PassportIndex>,
     taxpayers: ArcSwapOption<TaxpayerIndex>,
-    stamps: Mutex<(Option<Stamp>, Option<Stamp>)>,
+    npd: ArcSwapOption<NpdRegister>,
+    /// The passports', the taxpayers' and the register's files as last loaded.
+    stamps: Mutex<[Option<Stamp>; 3]>,
 }
 
 impl Registries {
@@ -94,6 +97,11 @@ impl Registries {
         self.taxpayers.load_full()
     }
 
+    /// The imported self-employed register, if one was imported.
+    pub fn npd(&self) -> Option<Arc<NpdRegister>> {
+        self.npd.load_full()
+    }
+
     /// Installs indexes directly (tests, or a caller that built them in memory).
     pub fn install(&self, passports: Option<PassportIndex>, taxpayers: Option<TaxpayerIndex>) {
         if let Some(p) = passports {
@@ -104,45 +112,57 @@ impl Registries {
         }
     }
 
+    /// Installs a self-employed register directly (tests, or a caller that built it in memory).
+    pub fn install_npd(&self, register: NpdRegister) {
+        self.npd.store(Some(Arc::new(register)));
+    }
+
     /// Loads the index files whose identity changed since the last look. Blocking:
     /// call it from a blocking thread.
     pub fn reload_changed(&self, data_dir: &Path) -> Vec<ReloadEvent> {
         let mut events = Vec::new();
         let mut stamps = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
-        let path = passports_path(data_dir);
-        let now = stamp(&path);
-        if now.is_some() && now != stamps.0 {
-            stamps.0 = now;
-            match PassportIndex::load(&path) {
-                Ok(index) => {
-                    events.push(ReloadEvent::Loaded {
-                        registry: "passports",
-                        entries: index.len(),
-                        malformed: index.malformed_len() as u64,
-                    });
-                    self.passports.store(Some(Arc::new(index)));
-                }
-                Err(e) => events.push(ReloadEvent::Refused { registry: "passports", error: e.to_string() }),
-            }
-        }
-        let path = taxpayers_path(data_dir);
-        let now = stamp(&path);
-        if now.is_some() && now != stamps.1 {
-            stamps.1 = now;
-            match TaxpayerIndex::load(&path) {
-                Ok(index) => {
-                    events.push(ReloadEvent::Loaded {
-                        registry: "taxpayers",
-                        entries: index.len(),
-                        malformed: index.malformed_len() as u64,
-                    });
-                    self.taxpayers.store(Some(Arc::new(index)));
-                }
-                Err(e) => events.push(ReloadEvent::Refused { registry: "taxpayers", error: e.to_string() }),
-            }
-        }
+        let dir = DataDir::new(data_dir);
+        let [passports, taxpayers, npd] = &mut *stamps;
+        events.extend(load_changed(&dir.passports_index(), passports, "passports", |path| {
+            let index = PassportIndex::load(path)?;
+            let counts = (index.len(), index.malformed_len() as u64);
+            self.passports.store(Some(Arc::new(index)));
+            Ok(counts)
+        }));
+        events.extend(load_changed(&dir.taxpayers_index(), taxpayers, "taxpayers", |path| {
+            let index = TaxpayerIndex::load(path)?;
+            let counts = (index.len(), index.malformed_len() as u64);
+            self.taxpayers.store(Some(Arc::new(index)));
+            Ok(counts)
+        }));
+        events.extend(load_changed(&dir.npd_register(), npd, "npd", |path| {
+            let register = NpdRegister::load(path)?;
+            let counts = (register.len(), 0);
+            self.npd.store(Some(Arc::new(register)));
+            Ok(counts)
+        }));
         events
     }
+}
+
+/// Loads the file at `path` with `load` (which swaps it in and gives its
+/// entry and malformed counts) if its identity changed since `last`.
+fn load_changed(
+    path: &Path,
+    last: &mut Option<Stamp>,
+    registry: &'static str,
+    load: impl FnOnce(&Path) -> Result<(u64, u64), open131_registry::IndexFileError>,
+) -> Option<ReloadEvent> {
+    let now = stamp(path);
+    if now.is_none() || now == *last {
+        return None;
+    }
+    *last = now;
+    Some(match load(path) {
+        Ok((entries, malformed)) => ReloadEvent::Loaded { registry, entries, malformed },
+        Err(e) => ReloadEvent::Refused { registry, error: e.to_string() },
+    })
 }
 
 /// Loads changed index files on a blocking thread and logs what happened.

@@ -341,7 +341,8 @@ async fn a_fiscal_payouts_receipt_opens_in_chromium() {
     let inn = "500100732259";
     for event in [open131_domain::npd_link::LinkEvent::Request, open131_domain::npd_link::LinkEvent::Confirm] {
         let now = open131_server::Clock::now(&*s.clock);
-        open131_server::api::npd::change_link(s.app.store.as_ref(), ("alpha", inn), event, now).await.unwrap();
+        let person = open131_domain::ident::Inn::parse_individual(inn).unwrap();
+        open131_server::api::npd::change_link(&s.app, ("alpha", &person), event, now).await.unwrap();
     }
     s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
     let payout = json!({

@@ -216,7 +216,8 @@ async fn linked(s: &TestServer, inn: &str) {
     use open131_domain::npd_link::LinkEvent;
     for event in [LinkEvent::Request, LinkEvent::Confirm] {
         let now = open131_server::Clock::now(&*s.clock);
-        open131_server::api::npd::change_link(s.app.store.as_ref(), ("alpha", inn), event, now).await.unwrap();
+        let person = open131_domain::ident::Inn::parse_individual(inn).unwrap();
+        open131_server::api::npd::change_link(&s.app, ("alpha", &person), event, now).await.unwrap();
     }
 }
 
@@ -639,5 +640,33 @@ async fn a_late_receipt_refused_at_first_is_retried() {
     s.advance(60).await;
     s.advance(300).await;
     assert!(receipt_of(&s, &id).await["id"].as_str().is_some_and(|r| r.starts_with("rcpt_")));
+    s.stop().await;
+}
+
+/// An imported register speaks for a person over the sandbox's rules, and
+/// for the link until the project's own link changes: linked by the
+/// register, a token is refused as `taxpayer_already_bound` and a fiscal
+/// payout passes; unlinked by the operator, the next check says so.
+#[tokio::test]
+async fn an_imported_register_speaks_until_the_projects_own_link_changes() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let named = inn("7700000004");
+    let csv = format!("inn,status,linked,full_name,phone\n{PLAIN},self_employed,true,Иванов Иван,\n{named},not_self_employed,false,,\n");
+    let register = open131_registry::import_npd_csv(csv.as_bytes(), None, &mut |_| {}).unwrap();
+    s.app.registries.install_npd(register);
+    assert_eq!(check(&s, PLAIN).await["is_linked"], true);
+    assert_eq!(check(&s, &named).await["is_professional_income_taxpayer"], false, "the register over the sandbox");
+    let personal = json!({"tax_reference": PLAIN, "full_name": "Петров Пётр", "phone": "79990000000"});
+    assert_eq!(answered(&s, "npd/taxpayer/check_personal_info", personal).await["mismatches"], json!(["full_name"]));
+    let token = s.call("v1", "token", &json!({"self_employed_widget": {"tax_reference": PLAIN}})).await;
+    assert_eq!(token.body["error"]["code"], "taxpayer_already_bound", "{}", token.text);
+    paid_with_receipt(&s, PLAIN, 10_000).await;
+
+    let admin = admin(&s).await;
+    let (code, body) =
+        admin("/admin/v1/npd/link", json!({"project": "alpha", "tax_reference": PLAIN, "action": "unlink"})).await;
+    assert_eq!((code, body["link"].as_str()), (200, Some("not_requested")), "{body}");
+    assert_eq!(check(&s, PLAIN).await["is_linked"], false, "the project's own link now");
     s.stop().await;
 }

@@ -12,6 +12,7 @@
 //!   vault.key                       the card vault's keys (0600; the same file on every node)
 //!   registry/passports.idx          the MVD invalid-passport index (per node)
 //!   registry/taxpayers.idx          the taxpayer index (per node)
+//!   registry/npd.idx                the imported self-employed register (per node)
 //! ```
 //!
 //! Invariant: every file that holds a secret or an index is written with
@@ -75,6 +76,11 @@ impl DataDir {
 
     pub fn passports_index(&self) -> PathBuf {
         self.registry_dir().join("passports.idx")
+    }
+
+    /// The self-employed register `open131 npd import` writes.
+    pub fn npd_register(&self) -> PathBuf {
+        self.registry_dir().join("npd.idx")
     }
 
     pub fn taxpayers_index(&self) -> PathBuf {

@@ -216,6 +216,9 @@ pub enum NpdCommand {
         #[arg(long, default_value_t = 0)]
         receipt_refusals: u32,
     },
+    /// Import the self-employed register (CSV: inn,status,linked,full_name,phone);
+    /// a running server on the same data directory swaps to it within a second.
+    Import { file: std::path::PathBuf },
     /// Confirm a waiting linking request in the tax service's app, for the person.
     ConfirmLink { project: String, inn: String },
     /// Decline a waiting linking request, for the person.
@@ -835,13 +838,14 @@ async fn npd(data_dir: &std::path::Path, location: &Location, cmd: NpdCommand) -
         // The INN is personal data: the message does not repeat it.
         open131_server::admin::npd_inn(inn).context("the INN must be 12 digits whose check digits match")
     };
-    let store = open_store(location).await?;
     let (project, inn, event) = match cmd {
+        NpdCommand::Import { file } => return crate::registry_cli::npd_import(data_dir, file).await,
         NpdCommand::Set { inn, status, name, phone, service_error, receipt_refusals } => {
             let inn = valid(&inn)?;
             let (name, phone) = (name.as_deref(), phone.as_deref());
             let taxpayer = open131_domain::npd::operator_taxpayer(status, name, phone, service_error, receipt_refusals)
                 .map_err(anyhow::Error::msg)?;
+            let store = open_store(location).await?;
             store.set_npd_taxpayer(inn.expose(), &taxpayer, OffsetDateTime::now_utc()).await?;
             println!("{}: {}", inn.masked(), status.as_str());
             return Ok(());
@@ -850,6 +854,7 @@ async fn npd(data_dir: &std::path::Path, location: &Location, cmd: NpdCommand) -
         NpdCommand::DeclineLink { project, inn } => (project, inn, LinkEvent::Decline),
         NpdCommand::Unlink { project, inn } => (project, inn, LinkEvent::Unlink),
     };
+    let store = open_store(location).await?;
     let inn = valid(&inn)?;
     let dir = DataDir::new(data_dir);
     let bank_key = demo::ensure_bank_key(store.as_ref(), &dir, None).await?;

@@ -1,5 +1,6 @@
-//! `open131 registry …` and `open131 taxpayers …`: building the indexes the
-//! server verifies against, with a progress bar, and the registry benchmark.
+//! `open131 registry …`, `open131 taxpayers …` and `open131 npd import`:
+//! building the indexes the server verifies against, with a progress bar,
+//! and the registry benchmark.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,6 +55,29 @@ pub enum TaxpayersCommand {
         seed: u64,
         out: PathBuf,
     },
+}
+
+/// `open131 npd import <file>`: the self-employed register, every row
+/// checked, written to the data directory (a running server swaps to it
+/// within a second); a bad row fails it, naming its line, and the register
+/// in use stays.
+pub async fn npd_import(data_dir: &Path, file: PathBuf) -> anyhow::Result<()> {
+    let target = open131_store::layout::DataDir::new(data_dir).npd_register();
+    let t = target.clone();
+    let people = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+        let (bar, mut update) = progress_bar(&file);
+        let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+        let size = input.metadata().ok().map(|m| m.len());
+        let register = open131_registry::import_npd_csv(std::io::BufReader::new(input), size, &mut update);
+        bar.finish_and_clear();
+        let register = register?;
+        std::fs::create_dir_all(t.parent().context("no parent")?)?;
+        register.save(&t)?;
+        Ok(register.len())
+    })
+    .await??;
+    println!("npd: {people} people -> {}", target.display());
+    Ok(())
 }
 
 /// Draws import progress: bytes, rows/s, malformed rows, ETA.

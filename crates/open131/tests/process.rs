@@ -499,3 +499,61 @@ async fn a_killed_servers_claimed_webhooks_are_delivered_soon_after_restart() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+/// The tax service's answer to `npd/check` of `inn` from a running server
+/// (waiting out the request's pending while).
+async fn npd_checked(http: &reqwest::Client, url: &str, key: &SigningKey, inn: &str) -> Value {
+    let asked = signed(http, url, "npd/check", key, &json!({"tax_reference": inn})).await;
+    let id = asked["request_id"].as_str().unwrap_or_else(|| panic!("{asked}")).to_string();
+    ask_until(http, url, key, ("npd/request/status", &json!({"request_id": id})), |a| a["status"] != "pending").await
+}
+
+/// `open131 npd import` checks every row (a bad one fails the import, named
+/// by its line, and changes nothing) and a running server answers from the
+/// new register within a second or two, over the sandbox's rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_npd_register_reaches_a_running_server() {
+    let site = Site::new().await;
+    let d = site.path();
+    let server = serve(&site, "0");
+    let key = SigningKey::from_pem(&std::fs::read_to_string(d.join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let before = npd_checked(&http, &server.url, &key, "500100732259").await;
+    assert_eq!(
+        (before["is_professional_income_taxpayer"].as_bool(), before["is_linked"].as_bool()),
+        (Some(true), Some(false))
+    );
+
+    let bad = d.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "inn,status,linked,full_name,phone\n500100732259,self_employed,true,,\n500100732250,unknown,,,\n",
+    )
+    .unwrap();
+    let (ok, _, err) = cli(&site, &["npd", "import", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("line 3") && err.contains("check digits"), "{err}");
+    assert!(!d.join("registry").join("npd.idx").exists(), "nothing imported");
+
+    let good = d.join("npd.csv");
+    std::fs::write(
+        &good,
+        "inn,status,linked,full_name,phone\n500100732259,self_employed,true,Иванов Иван,\n770000000477,unknown,false,,\n",
+    )
+    .unwrap();
+    let (ok, out, err) = cli(&site, &["npd", "import", good.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("npd: 2 people"), "{out}");
+    let mut after = Value::Null;
+    for _ in 0..5 {
+        after = npd_checked(&http, &server.url, &key, "500100732259").await;
+        if after["is_linked"] == true {
+            break;
+        }
+    }
+    assert_eq!(after["is_linked"], true, "the register's link: {after}");
+    let unknown = npd_checked(&http, &server.url, &key, "770000000477").await;
+    assert_eq!(unknown["error"]["code"], "taxpayer_unknown", "the register over the sandbox's rules: {unknown}");
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

@@ -486,7 +486,7 @@ async fn receipt_refusals(app: &App, record: &SessionRecord, how: &Apply) -> Res
     let Some(stored) = stored else { return Ok(0) };
     let fiscal = open131_domain::fiscal::Fiscalization::parse_stored(stored.expose())
         .ok_or_else(|| EngineError::Internal("a payout's stored fiscalization does not parse".into()))?;
-    Ok(super::npd::taxpayer(app.store.as_ref(), &fiscal.tax_reference).await?.receipt_refusals)
+    Ok(super::npd::taxpayer(app, &fiscal.tax_reference).await?.receipt_refusals)
 }
 
 /// How long a recurrent token is said to last (`finished_at`, informative:

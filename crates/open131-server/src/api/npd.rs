@@ -16,13 +16,14 @@ use open131_domain::payout_flow::{FailureCode, PayoutState};
 use open131_domain::personal::Personal;
 use open131_domain::receipt::CancelReason;
 use open131_domain::FieldError;
-use open131_store::{NpdLinkRecord, NpdRequestKind, NpdRequestRecord, Store, StoreError};
+use open131_store::{NpdLinkRecord, NpdRequestKind, NpdRequestRecord, StoreError};
 use open131_wire::api::ApiErrorCode;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::engine::{self, Apply, EngineError, ReceiptChange};
 use super::{detail, from_domain, ApiReply, Ctx};
+use crate::app::App;
 
 impl Ctx<'_> {
     /// `npd/check` (`kind` check) and `npd/taxpayer/check_personal_info`.
@@ -33,9 +34,9 @@ impl Ctx<'_> {
         };
         let ask = ask.map_err(|e| ApiReply::invalid(from_domain(e)))?;
         let store = self.app.store.as_ref();
-        let taxpayer = taxpayer(store, ask.inn()).await.map_err(|e| ApiReply::internal(&e))?;
-        let link = store.npd_link(self.project_id, ask.inn().expose()).await.map_err(|e| ApiReply::internal(&e))?;
-        let linked = link.is_some_and(|l| l.state == LinkState::Linked);
+        let taxpayer = taxpayer(self.app, ask.inn()).await.map_err(|e| ApiReply::internal(&e))?;
+        let (link, _) = link(self.app, self.project_id, ask.inn()).await.map_err(|e| ApiReply::internal(&e))?;
+        let linked = link == LinkState::Linked;
         let now = self.app.clock.now();
         let request = NpdRequestRecord {
             project_id: self.project_id.to_string(),
@@ -159,9 +160,25 @@ fn refusal_code(code: FailureCode) -> ApiErrorCode {
     }
 }
 
-/// What the tax service knows of `inn`: the operator's word, else the sandbox's rules.
-pub async fn taxpayer(store: &dyn Store, inn: &Inn) -> Result<Taxpayer, StoreError> {
-    Ok(store.npd_taxpayer(inn.expose()).await?.unwrap_or_else(|| npd::sandbox_taxpayer(inn)))
+/// What the tax service knows of `inn`: the operator's word, else the
+/// imported register's, else the sandbox's rules.
+pub async fn taxpayer(app: &App, inn: &Inn) -> Result<Taxpayer, StoreError> {
+    if let Some(said) = app.store.npd_taxpayer(inn.expose()).await? {
+        return Ok(said);
+    }
+    let registered = app.registries.npd().and_then(|r| r.get(inn).map(|e| e.taxpayer.clone()));
+    Ok(registered.unwrap_or_else(|| npd::sandbox_taxpayer(inn)))
+}
+
+/// Where `inn`'s link to the bank stands for the project, with its row's
+/// version: the project's own link once it has one; before, the imported
+/// register's word (linked, or never asked).
+pub async fn link(app: &App, project_id: &str, inn: &Inn) -> Result<(LinkState, Option<i64>), StoreError> {
+    if let Some(l) = app.store.npd_link(project_id, inn.expose()).await? {
+        return Ok((l.state, Some(l.version)));
+    }
+    let registered = app.registries.npd().and_then(|r| r.get(inn).map(|e| e.linked)).unwrap_or(false);
+    Ok((if registered { LinkState::Linked } else { LinkState::NotRequested }, None))
 }
 
 /// How a link change ended.
@@ -177,16 +194,15 @@ pub enum LinkChange {
     Lost,
 }
 
-/// Applies `event` to `project_id`'s link of `inn`: one write guarded by the
-/// version read, through [`npd_link::transition`].
+/// Applies `event` to `project_id`'s link of `inn` ([`link`]): one write
+/// guarded by the version read, through [`npd_link::transition`].
 pub async fn change_link(
-    store: &dyn Store,
-    (project_id, inn): (&str, &str),
+    app: &App,
+    (project_id, inn): (&str, &Inn),
     event: LinkEvent,
     now: OffsetDateTime,
 ) -> Result<LinkChange, StoreError> {
-    let link = store.npd_link(project_id, inn).await?;
-    let (state, version) = link.map_or((LinkState::NotRequested, None), |l| (l.state, Some(l.version)));
+    let (state, version) = link(app, project_id, inn).await?;
     let next = match npd_link::transition(state, event) {
         Ok(next) if next == state => return Ok(LinkChange::Unchanged(state)),
         Ok(next) => next,
@@ -194,12 +210,12 @@ pub async fn change_link(
     };
     let record = NpdLinkRecord {
         project_id: project_id.to_string(),
-        inn: inn.to_string(),
+        inn: inn.expose().to_string(),
         state: next,
         version: version.map_or(1, |v| v + 1),
         updated_at: now,
     };
-    Ok(match store.save_npd_link(record, version).await? {
+    Ok(match app.store.save_npd_link(record, version).await? {
         true => LinkChange::Changed(next),
         false => LinkChange::Lost,
     })

@@ -241,9 +241,9 @@ impl Ctx<'_> {
     /// nodes) may each pass it; the README says so.
     pub(super) async fn taxpayer_refusal(&self, inn: &Inn, amount: i64) -> Result<Option<FailureCode>, ApiReply> {
         let store = self.app.store.as_ref();
-        let taxpayer = super::npd::taxpayer(store, inn).await.map_err(|e| ApiReply::internal(&e))?;
-        let link = store.npd_link(self.project_id, inn.expose()).await.map_err(|e| ApiReply::internal(&e))?;
-        let linked = link.is_some_and(|l| l.state == LinkState::Linked);
+        let taxpayer = super::npd::taxpayer(self.app, inn).await.map_err(|e| ApiReply::internal(&e))?;
+        let link = super::npd::link(self.app, self.project_id, inn).await.map_err(|e| ApiReply::internal(&e))?;
+        let linked = link.0 == LinkState::Linked;
         let refusal = if taxpayer.service_error {
             Some(FailureCode::NpdServiceInternalError)
         } else if taxpayer.status != TaxStatus::SelfEmployed {

@@ -33,9 +33,9 @@ impl Ctx<'_> {
         }
         // A person linked already has nothing to ask for (the docs' taxpayer_already_bound).
         if let Some(inn) = &grant.self_employed {
-            let link = self.app.store.npd_link(self.project_id, inn.expose()).await;
-            let link = link.map_err(|e| ApiReply::internal(&e))?;
-            if link.is_some_and(|l| l.state == open131_domain::npd_link::LinkState::Linked) {
+            let link = super::npd::link(self.app, self.project_id, inn).await;
+            let (link, _) = link.map_err(|e| ApiReply::internal(&e))?;
+            if link == open131_domain::npd_link::LinkState::Linked {
                 return Err(ApiReply::error(ApiErrorCode::TaxpayerAlreadyBound, None, Vec::new()));
             }
         }

@@ -131,13 +131,9 @@ async fn serving(app: &App, token: &str) -> Result<Option<PublicTokenRecord>, St
     Ok(found.filter(|t| links(&t.grant) && now < t.expires_at))
 }
 
-/// The link as it stands (never asked: not requested).
+/// The link as it stands (`api::npd::link`: never asked, not requested).
 async fn link_of(app: &App, project_id: &str, inn: &Inn) -> Result<LinkState, String> {
-    match app.store.npd_link(project_id, inn.expose()).await {
-        Ok(Some(link)) => Ok(link.state),
-        Ok(None) => Ok(LinkState::NotRequested),
-        Err(e) => Err(e.to_string()),
-    }
+    crate::api::npd::link(app, project_id, inn).await.map(|(state, _)| state).map_err(|e| e.to_string())
 }
 
 /// What the page shows for a token, with its state, or the page to answer instead.
@@ -207,8 +203,8 @@ async fn change(app: &App, found: &PublicTokenRecord, event: LinkEvent, fresh: b
     if event == LinkEvent::Request && !fresh && state != LinkState::Declined {
         return Ok(false);
     }
-    let ids = (found.project_id.as_str(), inn.expose());
-    let done = change_link(app.store.as_ref(), ids, event, app.clock.now()).await.map_err(|e| e.to_string())?;
+    let ids = (found.project_id.as_str(), inn);
+    let done = change_link(app, ids, event, app.clock.now()).await.map_err(|e| e.to_string())?;
     Ok(matches!(done, LinkChange::Changed(_)))
 }
 
