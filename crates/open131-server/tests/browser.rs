@@ -334,7 +334,8 @@ async fn the_linking_widget_links_in_chromium_on_a_partners_page() {
 }
 
 /// The tax service's receipt of a self-employed payout, as its link opens
-/// in a browser: a printable page with the services and the total.
+/// in a browser: a printable page with the services and the total; once
+/// cancelled, marked so with the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fiscal_payouts_receipt_opens_in_chromium() {
     let Some((chromium, s)) = chromium_and_server().await else { return };
@@ -369,6 +370,15 @@ async fn a_fiscal_payouts_receipt_opens_in_chromium() {
     {
         assert!(text.contains(shown), "{shown} in {text}");
     }
+    assert!(!text.contains("аннулирован"), "{text}");
+    // Cancelled, the same page says so, with the reason.
+    let a = s.call("v1", "fiscalization/cancel", &json!({"session_id": id, "reason": "mistake"})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let seen =
+        drive(&chromium, json!([{"name": "npd-receipt-cancelled", "url": link, "javascript": false, "steps": []}]));
+    let text = seen[0]["text"].as_str().unwrap();
+    assert!(text.contains("Чек аннулирован") && text.contains("чек сформирован ошибочно"), "{text}");
+    assert!(text.contains("Доставка заказа"), "{text}");
     s.stop().await;
 }
 
