@@ -57,6 +57,14 @@ impl Surface for Admin {
     fn internal() -> Response {
         error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error")
     }
+    fn too_large(part: crate::edge::TooLarge) -> Response {
+        match part {
+            crate::edge::TooLarge::Uri => error(StatusCode::URI_TOO_LONG, "invalid_request", "the path is too long"),
+            crate::edge::TooLarge::Headers => {
+                error(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "invalid_request", "too many or too long headers")
+            }
+        }
+    }
 }
 
 /// The admin routes.

@@ -170,15 +170,56 @@ impl App {
     }
 }
 
-/// How a surface (the KYC API, the main API, the admin endpoints) renders the
-/// errors that no handler of its own produced: unknown paths, wrong methods,
-/// panics and requests past the time limit. Each surface answers in its own
+/// How a surface (the KYC API, the main API, the admin endpoints, the
+/// pages) renders the errors that no handler of its own produced: unknown
+/// paths, wrong methods, panics, requests past the time limit and request
+/// heads past the edge's limits. Each surface answers in its own
 /// envelope, never another's.
 pub trait Surface {
     fn not_found() -> Response;
     fn method_not_allowed() -> Response;
     /// A panic or a timeout: a generic 500 that says nothing of internals.
     fn internal() -> Response;
+    /// A request head past the edge's limits: 414 or 431.
+    fn too_large(part: crate::edge::TooLarge) -> Response;
+}
+
+/// The surface a path belongs to, for the answers no route gives: an
+/// unknown path, a request head past its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SurfaceOf {
+    Kyc,
+    Main,
+    Admin,
+    Pages,
+}
+
+fn surface_of(path: &str) -> SurfaceOf {
+    const KYC_PREFIXES: [&str; 3] = ["/api/v1.1/", "/api/v2.0/", "/api/v2/check"];
+    if path.starts_with("/admin/") {
+        SurfaceOf::Admin
+    } else if crate::pages::PAGE_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        SurfaceOf::Pages
+    } else if path.starts_with("/api/") && !KYC_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        SurfaceOf::Main
+    } else {
+        // The KYC API is what this server first served: its envelope answers the rest.
+        SurfaceOf::Kyc
+    }
+}
+
+/// A request head past the edge's limits is answered in the envelope of
+/// the surface its path belongs to, before any route reads it. (Past
+/// hyper's own, larger limits, hyper answers with an empty body: README.)
+async fn limit_head(req: Request, next: Next) -> Response {
+    let Some(part) = crate::edge::too_large(req.uri(), req.headers()) else { return next.run(req).await };
+    tracing::info!(?part, "request head past the edge's limits");
+    match surface_of(req.uri().path()) {
+        SurfaceOf::Kyc => crate::kyc::KycApi::too_large(part),
+        SurfaceOf::Main => crate::api::MainApi::too_large(part),
+        SurfaceOf::Admin => crate::admin::Admin::too_large(part),
+        SurfaceOf::Pages => crate::pages::Pages::too_large(part),
+    }
 }
 
 /// Adds a surface's 405, time limit and panic guard to its routes.
@@ -202,14 +243,15 @@ pub fn router(app: App) -> Router {
         .merge(guarded::<crate::admin::Admin>(crate::admin::router(), limit))
         .merge(guarded::<crate::pages::Pages>(crate::pages::router(), limit))
         .fallback(|uri: axum::http::Uri| async move {
-            if uri.path().starts_with("/admin/") {
-                crate::admin::Admin::not_found()
-            } else if crate::pages::PAGE_PREFIXES.iter().any(|p| uri.path().starts_with(p)) {
-                crate::pages::Pages::not_found()
-            } else {
-                crate::kyc::KycApi::not_found()
+            match surface_of(uri.path()) {
+                SurfaceOf::Admin => crate::admin::Admin::not_found(),
+                SurfaceOf::Pages => crate::pages::Pages::not_found(),
+                // An unknown main-API path is the main API's own (its one route
+                // takes every /api/{version}/…); what reaches here is the KYC API's.
+                SurfaceOf::Kyc | SurfaceOf::Main => crate::kyc::KycApi::not_found(),
             }
         })
+        .layer(middleware::from_fn(limit_head))
         .with_state(app)
 }
 

@@ -16,6 +16,33 @@ use crate::projects::Project;
 
 /// Largest accepted `X-PARTNER-PROJECT` value, in bytes.
 pub const PROJECT_ID_MAX_BYTES: usize = 128;
+/// Longest request target (path and query), in bytes. Below hyper's own
+/// limit (65,534), so a longer one is answered in the surface's envelope.
+pub const URI_MAX_BYTES: usize = 8 * 1024;
+/// Most request headers. Below hyper's own limit (100 headers), for the same reason.
+pub const HEADER_COUNT_MAX: usize = 64;
+/// Most bytes of request headers (names and values). Below hyper's own
+/// limit (about 400 KiB for the whole head).
+pub const HEADERS_MAX_BYTES: usize = 32 * 1024;
+
+/// What part of a request is past its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TooLarge {
+    /// The path and query ([`URI_MAX_BYTES`]): 414.
+    Uri,
+    /// The headers ([`HEADER_COUNT_MAX`], [`HEADERS_MAX_BYTES`]): 431.
+    Headers,
+}
+
+/// Whether a request's head is past the edge's limits.
+pub fn too_large(uri: &axum::http::Uri, request_headers: &HeaderMap) -> Option<TooLarge> {
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target > URI_MAX_BYTES {
+        return Some(TooLarge::Uri);
+    }
+    let bytes: usize = request_headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    (request_headers.len() > HEADER_COUNT_MAX || bytes > HEADERS_MAX_BYTES).then_some(TooLarge::Headers)
+}
 
 /// The project id sent in `X-PARTNER-PROJECT`, trimmed; `None` if missing,
 /// empty, not visible ASCII or longer than [`PROJECT_ID_MAX_BYTES`].

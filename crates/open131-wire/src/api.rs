@@ -19,6 +19,10 @@ pub enum ApiErrorCode {
     InvalidRequest,
     /// Body over the size limit (`invalid_request`, HTTP 413).
     RequestTooLarge,
+    /// Too many or too long headers (`invalid_request`, HTTP 431).
+    HeadersTooLarge,
+    /// A request target past the limit (`invalid_request`, HTTP 414).
+    UriTooLong,
     SessionWrongState,
     IdempotencyKeyAlreadyExists,
     /// A refund over what is left of the captured amount.
@@ -40,12 +44,14 @@ pub enum ApiErrorCode {
 }
 
 impl ApiErrorCode {
-    pub const ALL: [ApiErrorCode; 16] = [
+    pub const ALL: [ApiErrorCode; 18] = [
         Self::IdentificationError,
         Self::AuthenticationError,
         Self::AuthorizationError,
         Self::InvalidRequest,
         Self::RequestTooLarge,
+        Self::HeadersTooLarge,
+        Self::UriTooLong,
         Self::SessionWrongState,
         Self::IdempotencyKeyAlreadyExists,
         Self::RefundAmountTooLarge,
@@ -64,7 +70,9 @@ impl ApiErrorCode {
             Self::IdentificationError => "identification_error",
             Self::AuthenticationError => "authentication_error",
             Self::AuthorizationError => "authorization_error",
-            Self::InvalidRequest | Self::RequestTooLarge => "invalid_request",
+            Self::InvalidRequest | Self::RequestTooLarge | Self::HeadersTooLarge | Self::UriTooLong => {
+                "invalid_request"
+            }
             Self::SessionWrongState => "session_wrong_state",
             Self::IdempotencyKeyAlreadyExists => "idempotency_key_already_exists",
             Self::RefundAmountTooLarge => "refund_amount_too_large",
@@ -86,6 +94,8 @@ impl ApiErrorCode {
             Self::AuthorizationError => "Not enough privileges for the operation",
             Self::InvalidRequest => "Invalid request",
             Self::RequestTooLarge => "Request body is too large",
+            Self::HeadersTooLarge => "Too many or too long request headers",
+            Self::UriTooLong => "The request's path and query are too long",
             Self::SessionWrongState => "Operation is not allowed in the current session status",
             Self::IdempotencyKeyAlreadyExists => {
                 "Request with this idempotency key is already in progress or processed"
@@ -119,6 +129,8 @@ impl ApiErrorCode {
             | Self::TaxpayerIncomeExceedsAmountLimit => 400,
             Self::NpdServiceInternalError => 503,
             Self::RequestTooLarge => 413,
+            Self::HeadersTooLarge => 431,
+            Self::UriTooLong => 414,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::InternalError => 500,

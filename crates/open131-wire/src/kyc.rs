@@ -32,6 +32,10 @@ pub enum KycErrorCode {
     RequestBodyValidationError,
     /// Body over the size limit: same wire code as a bad body, but HTTP 413.
     RequestBodyTooLarge,
+    /// Too many or too long headers (ours): a header error, HTTP 431.
+    RequestHeadersTooLarge,
+    /// A request target past the limit (ours): a header error, HTTP 414.
+    UriTooLong,
     InvalidSign,
     PassportValidationFailure,
     InnValidationFailure,
@@ -46,10 +50,12 @@ pub enum KycErrorCode {
 }
 
 impl KycErrorCode {
-    pub const ALL: [KycErrorCode; 12] = [
+    pub const ALL: [KycErrorCode; 14] = [
         Self::RequestHeaderValidationError,
         Self::RequestBodyValidationError,
         Self::RequestBodyTooLarge,
+        Self::RequestHeadersTooLarge,
+        Self::UriTooLong,
         Self::InvalidSign,
         Self::PassportValidationFailure,
         Self::InnValidationFailure,
@@ -64,7 +70,9 @@ impl KycErrorCode {
     /// The `error.code` string on the wire.
     pub fn code(self) -> &'static str {
         match self {
-            Self::RequestHeaderValidationError => "request_header_validation_error",
+            Self::RequestHeaderValidationError | Self::RequestHeadersTooLarge | Self::UriTooLong => {
+                "request_header_validation_error"
+            }
             Self::RequestBodyValidationError | Self::RequestBodyTooLarge => "request_body_validation_error",
             Self::InvalidSign => "invalid_sign",
             Self::PassportValidationFailure => "passport_validation_failure",
@@ -84,6 +92,8 @@ impl KycErrorCode {
         match self {
             Self::RequestHeaderValidationError => "request_header_validation_error",
             Self::RequestBodyValidationError | Self::RequestBodyTooLarge => "request_body_validation_error",
+            Self::RequestHeadersTooLarge => "Too many or too long request headers",
+            Self::UriTooLong => "The request's path and query are too long",
             Self::InvalidSign => "Signature verification failure",
             Self::PassportValidationFailure | Self::InnValidationFailure => "Passport, inn validation failure",
             Self::AlreadyExists => "Request with the same data already exists",
@@ -100,6 +110,8 @@ impl KycErrorCode {
         match self {
             Self::RequestHeaderValidationError | Self::RequestBodyValidationError => 422,
             Self::RequestBodyTooLarge => 413,
+            Self::RequestHeadersTooLarge => 431,
+            Self::UriTooLong => 414,
             Self::InvalidSign
             | Self::PassportValidationFailure
             | Self::InnValidationFailure

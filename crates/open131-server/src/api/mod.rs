@@ -348,6 +348,12 @@ impl Surface for MainApi {
     fn internal() -> Response {
         ApiReply::code(ApiErrorCode::InternalError).into_response()
     }
+    fn too_large(part: crate::edge::TooLarge) -> Response {
+        match part {
+            crate::edge::TooLarge::Uri => ApiReply::code(ApiErrorCode::UriTooLong).into_response(),
+            crate::edge::TooLarge::Headers => ApiReply::code(ApiErrorCode::HeadersTooLarge).into_response(),
+        }
+    }
 }
 
 /// The main API's routes (panic and timeout layers are added by the caller).

@@ -42,6 +42,12 @@ impl Surface for KycApi {
     fn internal() -> Response {
         KycReply::error(KycErrorCode::InternalError).into_response()
     }
+    fn too_large(part: crate::edge::TooLarge) -> Response {
+        match part {
+            crate::edge::TooLarge::Uri => KycReply::error(KycErrorCode::UriTooLong).into_response(),
+            crate::edge::TooLarge::Headers => KycReply::error(KycErrorCode::RequestHeadersTooLarge).into_response(),
+        }
+    }
 }
 
 /// The KYC routes: v1.1, v2.0 (also spelled v2).

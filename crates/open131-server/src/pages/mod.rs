@@ -130,6 +130,18 @@ impl Surface for Pages {
     fn internal() -> Response {
         message(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again in a moment.")
     }
+    fn too_large(part: crate::edge::TooLarge) -> Response {
+        match part {
+            crate::edge::TooLarge::Uri => {
+                message(StatusCode::URI_TOO_LONG, "Address too long", "This page's address is too long to open.")
+            }
+            crate::edge::TooLarge::Headers => message(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Request too large",
+                "The browser sent too much with this request (cookies, most often).",
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
