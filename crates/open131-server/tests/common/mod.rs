@@ -4,6 +4,8 @@
 //! own RSA keys.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod faulty;
+
 use std::sync::{Arc, OnceLock};
 
 use open131_server::{App, Config, ManualClock};
@@ -26,7 +28,7 @@ pub fn bank_key() -> &'static SigningKey {
     key(4)
 }
 
-trait CloneKey {
+pub trait CloneKey {
     fn clone_key(&self) -> SigningKey;
 }
 
