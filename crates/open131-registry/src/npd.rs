@@ -207,6 +207,8 @@ pub fn import_npd_csv<R: Read>(
                 }
                 (line, row(&r))
             }
+            // The input failed, not a row: the csv reader would repeat it forever.
+            Err(e) if e.is_io_error() => return Err(NpdImportError::Io(std::io::Error::other(e))),
             Err(e) => (e.position().map_or(0, |p| p.line()), Err(e.to_string())),
         };
         rows += 1;

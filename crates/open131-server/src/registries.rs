@@ -169,7 +169,8 @@ fn load_changed(
 pub async fn reload(app: &crate::App) -> Vec<ReloadEvent> {
     let (registries, dir) = (app.registries.clone(), app.config.data_dir.clone());
     let events = tokio::task::spawn_blocking(move || registries.reload_changed(&dir)).await.unwrap_or_default();
-    if events.iter().any(|e| matches!(e, ReloadEvent::Loaded { .. })) {
+    // The self-employed register decides no check: only a KYC index wakes them.
+    if events.iter().any(|e| matches!(e, ReloadEvent::Loaded { registry, .. } if *registry != "npd")) {
         // Checks that waited for a registry are decided now, not at their next retry.
         match app.store.release_postponed_checks().await {
             Ok(n) if n > 0 => tracing::info!(checks = n, "checks waiting for a registry are due again"),

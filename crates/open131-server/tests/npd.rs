@@ -670,3 +670,27 @@ async fn an_imported_register_speaks_until_the_projects_own_link_changes() {
     assert_eq!(check(&s, PLAIN).await["is_linked"], false, "the project's own link now");
     s.stop().await;
 }
+
+/// A retry asks the tax service as it is then: while its service fails, the
+/// try is refused; once it answers again, the next try registers.
+#[tokio::test]
+async fn a_retry_meets_the_tax_service_as_it_is_then() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let admin = admin(&s).await;
+    let said = |service_error: bool| json!({"tax_reference": PLAIN, "status": "self_employed", "receipt_refusals": 1, "service_error": service_error});
+    assert_eq!(admin("/admin/v1/npd/taxpayer", said(false)).await.0, 200);
+    linked(&s, PLAIN).await;
+    let id = paid_with_receipt(&s, PLAIN, 10_000).await;
+    assert_eq!(receipt_of(&s, &id).await["attempts"], 1);
+    assert_eq!(admin("/admin/v1/npd/taxpayer", said(true)).await.0, 200);
+    s.advance(60).await;
+    assert_eq!(
+        (receipt_of(&s, &id).await["status"].as_str(), receipt_of(&s, &id).await["attempts"].as_u64()),
+        (Some("pending"), Some(2))
+    );
+    assert_eq!(admin("/admin/v1/npd/taxpayer", said(false)).await.0, 200);
+    s.advance(300).await;
+    assert!(receipt_of(&s, &id).await["id"].as_str().is_some_and(|r| r.starts_with("rcpt_")));
+    s.stop().await;
+}

@@ -757,7 +757,7 @@ async fn serve(
         .await?
         .map_err(|e| {
             anyhow::anyhow!(
-                "refusing to start: {e}. Import the registry again (open131 registry import / taxpayers import) \
+                "refusing to start: {e}. Import the registry again (open131 registry import / taxpayers import / npd import) \
                  or remove the file to run without it."
             )
         })?;
@@ -858,7 +858,10 @@ async fn npd(data_dir: &std::path::Path, location: &Location, cmd: NpdCommand) -
     let inn = valid(&inn)?;
     let dir = DataDir::new(data_dir);
     let bank_key = demo::ensure_bank_key(store.as_ref(), &dir, None).await?;
-    let app = App::new(Config::new(dir.root().to_path_buf()), store, Arc::new(SystemClock), bank_key);
+    let mut app = App::new(Config::new(dir.root().to_path_buf()), store, Arc::new(SystemClock), bank_key);
+    // The imported register speaks for a link the project has not changed yet, as on the server.
+    let registries = open131_server::registries::Registries::load_at_start(dir.root()).map_err(anyhow::Error::msg)?;
+    app.set_registries(Arc::new(registries));
     let state = open131_server::admin::act_on_link(&app, &project, &inn, event).await?;
     println!("{} in project {project}: {}", inn.masked(), state.as_str());
     Ok(())

@@ -553,6 +553,11 @@ async fn an_imported_npd_register_reaches_a_running_server() {
     assert_eq!(after["is_linked"], true, "the register's link: {after}");
     let unknown = npd_checked(&http, &server.url, &key, "770000000477").await;
     assert_eq!(unknown["error"]["code"], "taxpayer_unknown", "the register over the sandbox's rules: {unknown}");
+    // The CLI acts on the register's link as the server does.
+    let (ok, out, err) = cli(&site, &["npd", "unlink", "demo", "500100732259"]);
+    assert!(ok && out.contains("not_requested"), "{out}{err}");
+    let unlinked = npd_checked(&http, &server.url, &key, "500100732259").await;
+    assert_eq!(unlinked["is_linked"], false, "{unlinked}");
     let mut server = server;
     server.child.kill().unwrap();
     server.child.wait().unwrap();

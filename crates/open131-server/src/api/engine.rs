@@ -316,10 +316,16 @@ async fn apply_change(
         Some(p) => p.settings.clone(),
         None => return Err(EngineError::Internal("session of an unknown project".into())),
     };
-    let refusals = receipt_refusals(app, &record, &how).await?;
+    // Read from the tax service only when a change tries a receipt.
+    let mut refusals = None;
     for _ in 0..VERSION_CONFLICT_RETRIES_MAX {
         let now = app.clock.now();
-        let (mut next, effects, begin) = step(&record, &change, &how, now, refusals)?;
+        let mut stepped = step(&record, &change, &how, now, refusals.unwrap_or(0))?;
+        if refusals.is_none() && tried_receipt(&record, &stepped.0) {
+            refusals = Some(receipt_refusals(app, &stepped.0).await?);
+            stepped = step(&record, &change, &how, now, refusals.unwrap_or(0))?;
+        }
+        let (mut next, effects, begin) = stepped;
         next.updated_at = now;
         let mut out = Carried::default();
         let at = At { app, settings: &settings, now };
@@ -479,14 +485,23 @@ fn receipt_step(
     Ok(retry.map(|_| Effect::Schedule(Timer::ReceiptRetry)).into_iter().collect())
 }
 
+/// Whether the change from `before` to `next` made a registration try of
+/// the payout's receipt (its answer depends on the tax service).
+fn tried_receipt(before: &SessionRecord, next: &SessionRecord) -> bool {
+    let attempts = |r: &SessionRecord| r.payout().and_then(|p| p.receipt).map_or(0, |r| r.attempts);
+    attempts(next) > attempts(before)
+}
+
 /// How many registrations of each receipt the tax service refuses for the
-/// person `record`'s payout pays (0 for any other payout: nothing is read).
-async fn receipt_refusals(app: &App, record: &SessionRecord, how: &Apply) -> Result<u32, EngineError> {
-    let stored = how.new_fiscalization.as_ref().or_else(|| record.payout().and_then(|p| p.fiscalization.as_ref()));
-    let Some(stored) = stored else { return Ok(0) };
+/// person `next`'s payout pays: the sandbox's or the operator's count, and
+/// every one while the service fails or the person is not self-employed.
+async fn receipt_refusals(app: &App, next: &SessionRecord) -> Result<u32, EngineError> {
+    let Some(stored) = next.payout().and_then(|p| p.fiscalization.as_ref()) else { return Ok(0) };
     let fiscal = open131_domain::fiscal::Fiscalization::parse_stored(stored.expose())
         .ok_or_else(|| EngineError::Internal("a payout's stored fiscalization does not parse".into()))?;
-    Ok(super::npd::taxpayer(app, &fiscal.tax_reference).await?.receipt_refusals)
+    let taxpayer = super::npd::taxpayer(app, &fiscal.tax_reference).await?;
+    let refuses_all = taxpayer.service_error || taxpayer.status != open131_domain::npd::TaxStatus::SelfEmployed;
+    Ok(if refuses_all { u32::MAX } else { taxpayer.receipt_refusals })
 }
 
 /// How long a recurrent token is said to last (`finished_at`, informative:

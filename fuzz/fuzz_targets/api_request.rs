@@ -1,0 +1,4 @@
+//! The `api_request` target: `open131_fuzz::api_request` on each input.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| open131_fuzz::api_request(data));
