@@ -38,6 +38,9 @@ pub struct Config {
     /// How long a claimed webhook stays reserved for the node delivering it
     /// (at least `webhooks::WEBHOOK_LEASE_MIN_S`).
     pub webhook_lease: Duration,
+    /// How long one delivery attempt may take (`webhooks::WEBHOOK_TIMEOUT_S`;
+    /// the simulation shortens it to test receivers that hang).
+    pub webhook_timeout: Duration,
     /// Run the workers (verifier, payout timers, webhook dispatcher) in the
     /// background. Tests that drive time by hand turn them off and call
     /// [`crate::App::verify_due`], [`crate::App::process_due`] and
@@ -65,6 +68,7 @@ impl Config {
             payout_slow_delay: Duration::from_secs(PAYOUT_SLOW_DELAY_DEFAULT_S),
             bank_return_delay: Duration::from_secs(BANK_RETURN_DELAY_DEFAULT_S),
             webhook_lease: Duration::from_secs(crate::webhooks::WEBHOOK_LEASE_S),
+            webhook_timeout: Duration::from_secs(crate::webhooks::WEBHOOK_TIMEOUT_S),
             background_workers: true,
             public_url: None,
             sole_process: false,

@@ -177,7 +177,7 @@ async fn attempt(app: &App, hook: &WebhookRecord) -> AttemptResult {
             .header("Content-Type", "application/json")
             .header(open131_wire::headers::SIGN, signature)
             .body(hook.body.clone())
-            .timeout(Duration::from_secs(WEBHOOK_TIMEOUT_S))
+            .timeout(app.config.webhook_timeout)
             .send()
             .await
             .map_err(|e| if e.is_timeout() { "timed out".to_string() } else { format!("connection: {e}") })?;
@@ -317,7 +317,7 @@ pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
     let mut attempted = 0;
     loop {
         let started = dispatcher.round(app).await;
-        dispatcher.drained(Duration::from_secs(WEBHOOK_TIMEOUT_S + 1)).await;
+        dispatcher.drained(app.config.webhook_timeout + Duration::from_secs(1)).await;
         if started == 0 {
             return Ok(attempted);
         }
@@ -345,7 +345,7 @@ pub async fn run_worker(app: App, stop: watch::Receiver<bool>) {
         Pace::Idle(wait.clamp(Duration::from_millis(5), Duration::from_millis(DISPATCHER_IDLE_MAX_MS)))
     })
     .await;
-    dispatcher.drained(Duration::from_secs(WEBHOOK_TIMEOUT_S + 1)).await;
+    dispatcher.drained(app.config.webhook_timeout + Duration::from_secs(1)).await;
 }
 
 #[cfg(test)]

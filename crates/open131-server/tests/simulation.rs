@@ -5,8 +5,9 @@
 //! writes that fail before they commit or are cut off after (committed,
 //! the answer lost), crashes (every in-memory state dropped, the store
 //! reopened) and a webhook receiver that fails, drops the connection or
-//! answers twice. After every step the ledger and what the partners were
-//! told are checked; at the end, with the faults healed and the clock run
+//! answers twice or hangs (past the dispatcher's timeout, shortened to
+//! [`WEBHOOK_TIMEOUT_MS`]). After every step the ledger and what the partners were
+//! told are checked (and no check's verdict ever changes); at the end, with the faults healed and the clock run
 //! on, every acknowledged operation has ended and every committed webhook
 //! was delivered.
 //!
@@ -61,6 +62,9 @@ const ANSWER_OK: u8 = 0;
 const ANSWER_FAIL: u8 = 1;
 const ANSWER_DROP: u8 = 2;
 const ANSWER_TWICE: u8 = 3;
+const ANSWER_HANG: u8 = 4;
+/// The dispatcher's timeout in the simulation, in ms: a hang costs this.
+const WEBHOOK_TIMEOUT_MS: u64 = 200;
 
 /// The partners' webhook endpoint: answers as `mode` says, records what arrived.
 struct Receiver {
@@ -77,6 +81,7 @@ impl Receiver {
         let (mode, seen) = (Arc::new(AtomicU8::new(ANSWER_OK)), Arc::new(Mutex::new(Vec::new())));
         let (m, log) = (mode.clone(), seen.clone());
         std::thread::spawn(move || {
+            let mut held = Vec::new();
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let Some(body) = read_request(&mut stream) else { continue };
@@ -90,6 +95,11 @@ impl Receiver {
                     }
                     ANSWER_DROP => Ok(()),
                     ANSWER_TWICE => stream.write_all(format!("{ok}{ok}").as_bytes()),
+                    ANSWER_HANG => {
+                        // Read, never answered: the sender's timeout ends it.
+                        held.push(stream);
+                        Ok(())
+                    }
                     _ => stream.write_all(ok.as_bytes()),
                 };
             }
@@ -145,6 +155,8 @@ struct World {
     checks: Vec<(usize, String)>,
     /// Operations run, for the report.
     counts: HashMap<&'static str, usize>,
+    /// Each decided check's verdict, as first seen: it must never change.
+    verdicts: Mutex<HashMap<(usize, String), String>>,
 }
 
 impl World {
@@ -173,6 +185,7 @@ impl World {
             keys: Vec::new(),
             checks: Vec::new(),
             counts: HashMap::new(),
+            verdicts: Mutex::default(),
         };
         world.start().await;
         let app = world.app().clone();
@@ -199,6 +212,7 @@ impl World {
         let faulty: Arc<dyn Store> = Arc::new(Faulty { inner: store, mode: self.mode.clone() });
         let mut config = Config::new(self.dir.path().to_path_buf());
         config.background_workers = false;
+        config.webhook_timeout = std::time::Duration::from_millis(WEBHOOK_TIMEOUT_MS);
         let app = App::new(config, faulty, self.clock.clone(), common::CloneKey::clone_key(bank_key()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -326,7 +340,7 @@ impl World {
     /// The clock moves on by 0 to 30 s; the bank's workers run once each.
     async fn run_on(&mut self, rng: &mut Rng) -> &'static str {
         self.clock.advance(time::Duration::seconds(rng.below(31) as i64));
-        self.receiver.mode.store(rng.below(4) as u8, Ordering::SeqCst);
+        self.receiver.mode.store(rng.below(5) as u8, Ordering::SeqCst);
         self.work().await;
         self.receiver.mode.store(ANSWER_OK, Ordering::SeqCst);
         "run on"
@@ -391,7 +405,13 @@ impl World {
         }
         for (project, id) in &self.checks {
             let found = store.check(PROJECTS[*project], id.parse().unwrap()).await.unwrap();
-            assert!(found.is_some(), "acknowledged check {id} is missing");
+            let found = found.unwrap_or_else(|| panic!("acknowledged check {id} is missing"));
+            if found.finished_at.is_some() {
+                let verdict = format!("{:?}", found.state);
+                let mut verdicts = self.verdicts.lock().unwrap();
+                let first = verdicts.entry((*project, id.clone())).or_insert_with(|| verdict.clone());
+                assert_eq!(*first, verdict, "check {id} changed its verdict");
+            }
         }
     }
 
