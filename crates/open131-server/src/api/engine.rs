@@ -7,6 +7,9 @@
 //! database reports:
 //! a concurrent change (re-read, recompute) and an empty wallet (the
 //! `ReserveRefused` event from the same starting phase).
+//! A change fired by one of the bank's timers runs on through the next
+//! timer its machine asks for when that one is already due ([`chain_due`]),
+//! in the same write.
 
 use open131_domain::books;
 use open131_domain::ledger::{self, Book, Leg, Movement};
@@ -334,28 +337,17 @@ async fn apply_change(
             let begun = begin_waiting(&mut next)?;
             out.carry(&at, &change, &how, &mut next, &begun)?;
         }
+        let mut webhooks = Vec::new();
+        if how.consumed_timer.is_some() && !begin {
+            next = chain_due(&at, &how, next, &mut out, &mut webhooks)?;
+        }
         stamp_finished(&mut next, now);
         let subscription = match &how.subscription {
             Some(charge) => Some(charge.clone()),
             None => subscription_change(app, &record, &mut next, now).await?,
         };
         let Carried { movements, timers, kinds } = out;
-        let webhooks = kinds
-            .iter()
-            .map(|kind| {
-                let naming = settings.webhook_naming.for_session(next.api_version);
-                let body = WebhookBody {
-                    kind: kind.as_str().to_string(),
-                    session: super::render::session(&next, naming, app.public_url()),
-                    confirm_information: (*kind == WebhookKind::ReadyToConfirm)
-                        .then(|| confirm_information(&next, naming))
-                        .flatten(),
-                };
-                serde_json::to_vec(&body)
-                    .map(|body| NewWebhook { kind: kind.as_str().to_string(), body })
-                    .map_err(|e| EngineError::Internal(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        webhooks.extend(render_webhooks(&at, &next, &kinds)?);
         let creating = record.version == 0;
         let write = SessionWrite {
             expected_version: (!creating).then_some(record.version),
@@ -400,6 +392,76 @@ async fn apply_change(
         }
     }
     Err(EngineError::Internal("too many concurrent changes to one session".into()))
+}
+
+/// Most timers a timer-fired change runs on in the same write ([`chain_due`]).
+pub const CHAINED_STEPS_MAX: usize = 4;
+
+/// The webhooks of `kinds`, each showing the session as `next` stands.
+fn render_webhooks(at: &At<'_>, next: &SessionRecord, kinds: &[WebhookKind]) -> Result<Vec<NewWebhook>, EngineError> {
+    let naming = at.settings.webhook_naming.for_session(next.api_version);
+    kinds
+        .iter()
+        .map(|kind| {
+            let body = WebhookBody {
+                kind: kind.as_str().to_string(),
+                session: super::render::session(next, naming, at.app.public_url()),
+                confirm_information: (*kind == WebhookKind::ReadyToConfirm)
+                    .then(|| confirm_information(next, naming))
+                    .flatten(),
+            };
+            serde_json::to_vec(&body)
+                .map(|body| NewWebhook { kind: kind.as_str().to_string(), body })
+                .map_err(|e| EngineError::Internal(e.to_string()))
+        })
+        .collect()
+}
+
+/// A change fired by a timer whose machine asks for another of the bank's
+/// timers that is due already (no delay configured) goes on at once, in the
+/// same write: the bank's side of a flow commits once instead of once per
+/// timer, and nothing is claimed, read and written again. Each step's
+/// webhooks show the session as that step left it.
+fn chain_due(
+    at: &At<'_>,
+    how: &Apply,
+    mut next: SessionRecord,
+    out: &mut Carried,
+    webhooks: &mut Vec<NewWebhook>,
+) -> Result<SessionRecord, EngineError> {
+    for _ in 0..CHAINED_STEPS_MAX {
+        let due = out.timers.iter().position(|(t, due)| *due <= at.now && chainable(&next, *t));
+        let Some(i) = due else { break };
+        let Some(event) = super::processor::timer_event(&next, out.timers[i].0, at.settings) else { break };
+        let change = Change::Session(event);
+        // A step that begins a waiting payout or reserves money (the ledger may
+        // refuse it, and the refusal is an event of its own), or one the state
+        // refuses, is left to the timer.
+        let reserves = |effects: &[Effect]| effects.contains(&Effect::Ledger(Movement::Reserve));
+        let (mut after, effects, _) = match step(&next, &change, how, at.now, 0) {
+            Ok(stepped) if !stepped.2 && !reserves(&stepped.1) => stepped,
+            Ok(_) | Err(EngineError::WrongState(_)) => break,
+            Err(e) => return Err(e),
+        };
+        out.timers.remove(i);
+        webhooks.extend(render_webhooks(at, &next, &std::mem::take(&mut out.kinds))?);
+        after.updated_at = at.now;
+        out.carry(at, &change, how, &mut after, &effects)?;
+        next = after;
+    }
+    Ok(next)
+}
+
+/// Timers run on at once: the bank's preparation and the provider's or the
+/// issuer's verdict, except where the verdict asks for more than the
+/// session (a self-employed payout's receipt asks the tax service; a
+/// recurrent payment's token is checked at the issuer) or a multi-session
+/// has payouts waiting their turn.
+fn chainable(next: &SessionRecord, timer: Timer) -> bool {
+    matches!(timer, Timer::Prepare | Timer::ProviderResult)
+        && next.payout().is_none_or(|p| p.fiscalization.is_none())
+        && next.payment().is_none_or(|p| !p.method_masked.contains("\"recurrent\""))
+        && !next.has_waiting()
 }
 
 /// What a change's effects become in its write: ledger legs, timers with
