@@ -451,7 +451,7 @@ mod tests {
     #[test]
     fn error_table() {
         for code in ApiErrorCode::ALL {
-            assert!([400, 401, 403, 404, 405, 413, 500, 503].contains(&code.http_status()), "{code:?}");
+            assert!([400, 401, 403, 404, 405, 413, 414, 431, 500, 503].contains(&code.http_status()), "{code:?}");
         }
         let e = serde_json::to_string(&ErrorEnvelope::new(ApiErrorCode::SessionWrongState, None, vec![])).unwrap();
         assert_eq!(

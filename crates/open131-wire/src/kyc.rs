@@ -228,10 +228,13 @@ mod tests {
     fn status_table_is_total_and_as_documented() {
         for code in KycErrorCode::ALL {
             let status = code.http_status();
-            assert!([200, 404, 405, 413, 422, 500].contains(&status), "{code:?}");
+            assert!([200, 404, 405, 413, 414, 422, 431, 500].contains(&status), "{code:?}");
         }
         assert_eq!(KycErrorCode::RequestHeaderValidationError.http_status(), 422);
         assert_eq!(KycErrorCode::PartnerProjectNotFound.http_status(), 200);
         assert_eq!(KycErrorCode::InternalError.http_status(), 500);
+        // The edge's head limits: a header error, with HTTP's own statuses.
+        assert_eq!(KycErrorCode::UriTooLong.http_status(), 414);
+        assert_eq!(KycErrorCode::RequestHeadersTooLarge.code(), "request_header_validation_error");
     }
 }
