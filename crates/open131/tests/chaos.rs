@@ -203,7 +203,10 @@ impl Load {
     }
 
     /// Kills node `n` now, unless it is down already; restarts it after
-    /// `down_ms` and records how long until it answered.
+    /// `down_ms` and records how long until it answered. The restarted node
+    /// takes traffic (and can be killed again) only once it answered, as
+    /// behind a load balancer's health check: a later kill must not meet a
+    /// node whose restart is still being probed.
     fn kill(self: &Arc<Self>, n: usize, down_ms: u64) -> Option<tokio::task::JoinHandle<()>> {
         let killed_at = Instant::now();
         let mut server = self.nodes.servers[n].lock().unwrap().take()?;
@@ -212,24 +215,23 @@ impl Load {
         Some(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(down_ms)).await;
             let starting = load.clone();
-            let server = tokio::task::spawn_blocking(move || node(&starting.nodes.sites[n])).await.unwrap();
-            let url = server.url.clone();
-            *load.nodes.servers[n].lock().unwrap() = Some(server);
-            load.nodes.urls.write().unwrap()[n] = url.clone();
+            let mut server = tokio::task::spawn_blocking(move || node(&starting.nodes.sites[n])).await.unwrap();
             let probe = json!({"session_id": "ps_probe"});
-            while signed_as(&load.http, &url, "session/status", &load.key, &probe, None).await.is_none() {
-                let exited = {
-                    let mut slot = load.nodes.servers[n].lock().unwrap();
-                    let status = slot.as_mut().and_then(|s| s.child.try_wait().ok().flatten());
-                    status.map(|status| (status, slot.take().map(|mut s| s.stderr()).unwrap_or_default()))
-                };
-                if let Some((status, log)) = exited {
-                    panic!("node {n} exited after its restart ({status}): {log}");
+            while signed_as(&load.http, &server.url, "session/status", &load.key, &probe, None).await.is_none() {
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    panic!("node {n} exited after its restart ({status}): {}", server.stderr());
                 }
-                assert!(killed_at.elapsed() < Duration::from_secs(60), "node {n} did not answer after its restart");
+                if killed_at.elapsed() > Duration::from_secs(60) {
+                    server.kill();
+                    let log = server.stderr();
+                    let tail = log.char_indices().rev().nth(8_000).map_or(log.as_str(), |(i, _)| &log[i..]);
+                    panic!("node {n} did not answer within 60 s of its kill; the end of its log:\n{tail}");
+                }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             load.nodes.resumed_ms.lock().unwrap().push(killed_at.elapsed().as_millis());
+            load.nodes.urls.write().unwrap()[n] = server.url.clone();
+            *load.nodes.servers[n].lock().unwrap() = Some(server);
         }))
     }
 }
