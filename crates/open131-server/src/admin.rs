@@ -18,6 +18,7 @@
 //! - `POST /admin/v1/npd/taxpayer` `{"tax_reference", "status",
 //!   "full_name"?, "phone"?, "service_error"?}` says what the tax service
 //!   knows of a person (over the sandbox's rules).
+//! - `GET /metrics`: the Prometheus figures ([`crate::metrics`]).
 //! - `POST /admin/v1/npd/link` `{"project", "tax_reference", "action"}`
 //!   acts for the person in the tax service's app: `confirm` or `decline` a
 //!   waiting linking request, or `unlink`.
@@ -77,6 +78,15 @@ pub fn router() -> Router<App> {
         .route("/admin/v1/payments/sberpay_pay", post(fps_pay))
         .route("/admin/v1/npd/taxpayer", post(npd_taxpayer))
         .route("/admin/v1/npd/link", post(npd_link))
+        .route(crate::metrics::PATH, axum::routing::get(metrics))
+}
+
+/// The metrics (`GET /metrics`), behind the admin token on this listener.
+pub async fn metrics(state: State<App>, headers: HeaderMap) -> Response {
+    if let Some(r) = refusal(&state.0, &headers) {
+        return r;
+    }
+    crate::metrics::scrape(state).await
 }
 
 /// The operator's word on a person (`POST /admin/v1/npd/taxpayer`).

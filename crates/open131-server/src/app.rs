@@ -42,6 +42,8 @@ pub struct App {
     pub local_url: Arc<std::sync::OnceLock<String>>,
     /// The card vault's keys, read (or, on SQLite, made) on first use.
     pub vault: Arc<crate::vault::VaultCell>,
+    /// The figures `/metrics` serves.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {
@@ -52,7 +54,13 @@ impl App {
             .build()
             .unwrap_or_default();
         let registries = Arc::new(Registries::default());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let observer: Arc<dyn open131_store::CommitObserver> = metrics.clone();
+        if !store.commits().set(observer) {
+            tracing::debug!("the store's commits are already watched (a second App on one store)");
+        }
         Self {
+            metrics,
             processor_wake: Arc::new(Notify::new()),
             webhook_wake: Arc::new(Notify::new()),
             bank_key: Arc::new(bank_key),
@@ -87,6 +95,7 @@ impl App {
         let vault = self.vault()?;
         let number_hash = vault.number_hash(project, number.expose());
         let sealed = vault.seal(project, &number_hash, number.expose()).map_err(|e| e.to_string())?;
+        self.metrics.vault("seal");
         let card = open131_store::VaultCardRecord {
             project_id: project.to_string(),
             number_hash,
@@ -114,6 +123,7 @@ impl App {
         // The BIK and account both name it (a prefix no card number has).
         let token = vault.number_hash(project, &format!("ru:{}:{}", bik.as_str(), account.expose()));
         let sealed = vault.seal(project, &token, account.expose()).map_err(|e| e.to_string())?;
+        self.metrics.vault("seal");
         let record = open131_store::VaultAccountRecord {
             project_id: project.to_string(),
             token,
@@ -132,6 +142,7 @@ impl App {
     /// file again once if it was sealed under a key this node has not read
     /// (the operator rotated the keys since).
     pub fn open_sealed(&self, project: &str, name: &str, sealed: &crate::vault::Sealed) -> Result<String, String> {
+        self.metrics.vault("open");
         match self.vault()?.open(project, name, sealed) {
             Err(crate::vault::VaultError::UnknownKey(_)) => {
                 let dir = open131_store::layout::DataDir::new(self.config.data_dir.clone());
@@ -194,9 +205,74 @@ enum SurfaceOf {
     Pages,
 }
 
+impl SurfaceOf {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Kyc => "kyc",
+            Self::Main => "main",
+            Self::Admin => "admin",
+            Self::Pages => "pages",
+        }
+    }
+}
+
+/// Longest request id taken from a caller; a longer or odd one is replaced.
+pub const REQUEST_ID_MAX_BYTES: usize = 64;
+
+/// The caller's request id when it is short and plain, else a new one.
+fn request_id(headers: &axum::http::HeaderMap) -> String {
+    let given = headers.get(open131_wire::headers::REQUEST_ID).and_then(|v| v.to_str().ok());
+    let plain = |id: &&str| {
+        !id.is_empty()
+            && id.len() <= REQUEST_ID_MAX_BYTES
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    match given.filter(plain) {
+        Some(id) => id.to_string(),
+        None => {
+            let mut bytes = [0u8; 12];
+            // A failing system RNG leaves zeros: the id is for reading logs, not a secret.
+            let _ = aws_lc_rs::rand::fill(&mut bytes);
+            format!("req_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
+    }
+}
+
+/// The metrics' name of what a request asked for: a served main-API
+/// method, or the route template it matched (never the raw path: a label
+/// must not grow with what callers send).
+fn method_label(surface: SurfaceOf, req: &Request) -> String {
+    if let SurfaceOf::Main = surface {
+        let rest = req.uri().path().trim_start_matches("/api/").split_once('/').map_or("", |(_, rest)| rest);
+        return crate::api::ApiMethod::parse(rest).map_or("unknown", |m| m.path()).to_string();
+    }
+    req.extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string())
+}
+
+/// Every request: a request id (the caller's, or a new one) on its log
+/// lines and in its response, and its figures in the metrics.
+async fn observe(axum::extract::State(app): axum::extract::State<App>, req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let surface = surface_of(req.uri().path());
+    let method = method_label(surface, &req);
+    let id = request_id(req.headers());
+    let span = tracing::info_span!("request", request_id = %id, surface = surface.as_str(), method = %method);
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let (status, elapsed) = (response.status().as_u16(), started.elapsed());
+    app.metrics.request(surface.as_str(), &method, status, elapsed);
+    span.in_scope(|| tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "answered"));
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(open131_wire::headers::REQUEST_ID, value);
+    }
+    response
+}
+
 fn surface_of(path: &str) -> SurfaceOf {
     const KYC_PREFIXES: [&str; 3] = ["/api/v1.1/", "/api/v2.0/", "/api/v2/check"];
-    if path.starts_with("/admin/") {
+    if path.starts_with("/admin/") || path == crate::metrics::PATH {
         SurfaceOf::Admin
     } else if crate::pages::PAGE_PREFIXES.iter().any(|p| path.starts_with(p)) {
         SurfaceOf::Pages
@@ -252,6 +328,7 @@ pub fn router(app: App) -> Router {
             }
         })
         .layer(middleware::from_fn(limit_head))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
 }
 

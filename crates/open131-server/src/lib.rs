@@ -14,6 +14,7 @@ pub mod demo;
 pub mod edge;
 pub mod kyc;
 pub mod lease;
+pub mod metrics;
 pub mod pages;
 pub mod projects;
 pub mod qr;

@@ -68,6 +68,8 @@ pub struct Registries {
     npd: ArcSwapOption<NpdRegister>,
     /// The passports', the taxpayers' and the register's files as last loaded.
     stamps: Mutex<[Option<Stamp>; 3]>,
+    /// When each was last loaded (Unix seconds; 0: never), for the metrics.
+    loaded_unix_s: [std::sync::atomic::AtomicI64; 3],
 }
 
 impl Registries {
@@ -128,21 +130,41 @@ impl Registries {
             let index = PassportIndex::load(path)?;
             let counts = (index.len(), index.malformed_len() as u64);
             self.passports.store(Some(Arc::new(index)));
+            self.mark_loaded(0);
             Ok(counts)
         }));
         events.extend(load_changed(&dir.taxpayers_index(), taxpayers, "taxpayers", |path| {
             let index = TaxpayerIndex::load(path)?;
             let counts = (index.len(), index.malformed_len() as u64);
             self.taxpayers.store(Some(Arc::new(index)));
+            self.mark_loaded(1);
             Ok(counts)
         }));
         events.extend(load_changed(&dir.npd_register(), npd, "npd", |path| {
             let register = NpdRegister::load(path)?;
             let counts = (register.len(), 0);
             self.npd.store(Some(Arc::new(register)));
+            self.mark_loaded(2);
             Ok(counts)
         }));
         events
+    }
+
+    fn mark_loaded(&self, slot: usize) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.loaded_unix_s[slot].store(i64::try_from(now).unwrap_or(i64::MAX), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Per registry: its name, its entries when one is loaded, and when a
+    /// file was last loaded (Unix seconds; none for one installed in memory).
+    pub fn figures(&self) -> [(&'static str, Option<u64>, Option<i64>); 3] {
+        let at =
+            |slot: usize| Some(self.loaded_unix_s[slot].load(std::sync::atomic::Ordering::Relaxed)).filter(|s| *s > 0);
+        [
+            ("passports", self.passports().map(|p| p.len()), at(0)),
+            ("taxpayers", self.taxpayers().map(|t| t.len()), at(1)),
+            ("npd", self.npd().map(|n| n.len()), at(2)),
+        ]
     }
 }
 

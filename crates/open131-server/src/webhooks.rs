@@ -292,6 +292,7 @@ impl Dispatcher {
         tokio::spawn(async move {
             let project_permit = semaphore.acquire_owned().await;
             let result = attempt(&app, &hook).await;
+            app.metrics.delivery(&hook.project_id, crate::metrics::Delivery::of(&result));
             if let Err(e) = app.store.record_attempts(vec![result]).await {
                 tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
             }

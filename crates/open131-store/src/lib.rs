@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod layout;
+pub mod observe;
 pub mod payouts;
 pub mod postgres;
 mod rows;
@@ -25,6 +26,7 @@ use open131_domain::personal::Personal;
 use time::OffsetDateTime;
 
 pub use error::{with_retries, BackendError, Corrupt, StoreError, RETRYABLE_ATTEMPTS_MAX};
+pub use observe::{CommitObserver, CommitWatch};
 pub use payouts::*;
 pub use postgres::PgStore;
 
@@ -330,7 +332,25 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Sets `key` only if unset; returns the value that is stored afterwards
     /// (so of two nodes starting together, both end up with the first one's).
     async fn meta_init(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>>;
+    /// What waits for the workers at `now` (read for the metrics, on scrape).
+    async fn backlog(&self, now: OffsetDateTime) -> Result<Backlog>;
 }
+
+/// Work waiting for the background workers, across every project.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Checks without a verdict (the verifier's queue).
+    pub checks_pending: i64,
+    /// Session timers due by `now` and not yet fired.
+    pub timers_due: i64,
+    /// Per project: webhooks not yet delivered (nor given up).
+    pub webhooks_pending: Vec<(String, i64)>,
+}
+
+/// The backlog's queries, the same text on both backends (`?1`/`$1` aside).
+pub(crate) const BACKLOG_CHECKS_SQL: &str = "SELECT COUNT(*) FROM kyc_checks WHERE outcome IS NULL";
+pub(crate) const BACKLOG_WEBHOOKS_SQL: &str =
+    "SELECT project_id, COUNT(*) FROM webhooks WHERE state = 'pending' GROUP BY project_id ORDER BY project_id";
 
 /// One handle on every aggregate's store.
 /// Subscriptions: the bank's charges of a saved card every period.
@@ -452,4 +472,6 @@ pub trait Store:
     + InstanceStore
 {
     fn backend(&self) -> Backend;
+    /// Where this store's group commits are reported (the server's metrics).
+    fn commits(&self) -> &CommitWatch;
 }

@@ -10,3 +10,6 @@ pub const SIGN: &str = "x-partner-sign";
 pub const IDEMPOTENCY_KEY: &str = "x-partner-idempotency-key";
 /// The partner's sub-merchant a request is made for (optional; the project lists the allowed ones).
 pub const SUBMERCHANT: &str = "x-partner-submerchant";
+/// The id of one request, given by the caller or made by the server, returned
+/// in every response and carried by every log line of the request [INF].
+pub const REQUEST_ID: &str = "x-request-id";

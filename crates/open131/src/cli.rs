@@ -35,8 +35,19 @@ pub struct Args {
     /// Without it the embedded SQLite database in the data directory is used.
     #[arg(long, global = true, env = "OPEN131_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Log lines as text (the default) or as JSON objects, one per line,
+    /// each with the fields of its request (`request_id`, surface, method).
+    #[arg(long, global = true, env = "OPEN131_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (to stderr).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,6 +75,11 @@ pub enum Command {
         /// pages), e.g. `https://open131.example`; by default the listening address.
         #[arg(long, env = "OPEN131_PUBLIC_URL", value_parser = parse_public_url)]
         public_url: Option<String>,
+        /// Also serve `GET /metrics` here without the admin token (bind it
+        /// where only the scraper reaches it); the main address serves it
+        /// behind the admin token either way.
+        #[arg(long, env = "OPEN131_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Apply the database migrations and exit (servers also apply them at start).
     Migrate,
@@ -380,9 +396,10 @@ fn print_answer(answer: &open131_client::Answer) -> anyhow::Result<()> {
 pub async fn execute(args: Args) -> anyhow::Result<()> {
     let location = location(&args)?;
     match args.command {
-        Command::Serve { listen, kyc_delay, payout_delay, webhook_lease, bank_key, public_url } => {
+        Command::Serve { listen, kyc_delay, payout_delay, webhook_lease, bank_key, public_url, metrics_listen } => {
             let node = Node { location, data_dir: DataDir::new(&args.data_dir), bank_key };
-            serve(node, listen, Delays { kyc: kyc_delay, payout: payout_delay, webhook_lease }, public_url).await
+            let delays = Delays { kyc: kyc_delay, payout: payout_delay, webhook_lease };
+            serve(node, Listen { api: listen, metrics: metrics_listen }, delays, public_url).await
         }
         Command::Migrate => {
             open_store(&location).await?;
@@ -741,12 +758,14 @@ struct Delays {
     webhook_lease: Duration,
 }
 
-async fn serve(
-    node: Node,
-    listen: std::net::SocketAddr,
-    delays: Delays,
-    public_url: Option<String>,
-) -> anyhow::Result<()> {
+/// Where the server listens.
+struct Listen {
+    api: std::net::SocketAddr,
+    /// `GET /metrics` without a token, when asked for.
+    metrics: Option<std::net::SocketAddr>,
+}
+
+async fn serve(node: Node, listen: Listen, delays: Delays, public_url: Option<String>) -> anyhow::Result<()> {
     let dir = node.data_dir.clone();
     dir.create().with_context(|| format!("creating {}", dir.root().display()))?;
     let lock = lock_sqlite(&node)?;
@@ -766,7 +785,7 @@ async fn serve(
     let bank_key = demo::ensure_bank_key(store.as_ref(), &dir, node.bank_key.as_deref()).await?;
 
     let mut config = Config::new(dir.root().to_path_buf());
-    config.listen = listen;
+    config.listen = listen.api;
     config.kyc_delay = delays.kyc;
     config.payout_processing_delay = delays.payout;
     config.webhook_lease = delays.webhook_lease;
@@ -776,9 +795,14 @@ async fn serve(
     let mut app = App::new(config, store, Arc::new(SystemClock), bank_key);
     app.set_registries(Arc::new(registries));
     app.admin_token = Some(admin_token.into());
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let api = listen.api;
+    let listener = tokio::net::TcpListener::bind(api).await.with_context(|| format!("binding {api}"))?;
     let local = listener.local_addr()?;
     let base_url = format!("http://{local}");
+    let metrics_url = match listen.metrics {
+        Some(addr) => Some(serve_metrics(addr, app.clone()).await?),
+        None => None,
+    };
 
     let mut out = std::io::stdout().lock();
     match &node.location {
@@ -799,6 +823,9 @@ async fn serve(
             demo.key_path.display()
         )?;
     }
+    if let Some(url) = metrics_url {
+        writeln!(out, "metrics (no token): {url}{}", open131_server::metrics::PATH)?;
+    }
     writeln!(out, "try it:\n{}", demo::example_request(&demo.key, &base_url)?)?;
     out.flush()?;
     drop(out);
@@ -808,6 +835,19 @@ async fn serve(
     tracing::info!("stopped");
     drop(lock);
     Ok(())
+}
+
+/// Serves the metrics alone on `addr` (for as long as the process runs);
+/// returns its `http://` address.
+async fn serve_metrics(addr: std::net::SocketAddr, app: App) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr} for metrics"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, open131_server::metrics::router(app)).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(url)
 }
 
 async fn shutdown_signal() {

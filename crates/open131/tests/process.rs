@@ -562,3 +562,45 @@ async fn an_imported_npd_register_reaches_a_running_server() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+/// `--log-format json`: every line of the log is one JSON object; a
+/// request's lines carry its id, which its response also names; the
+/// metrics listener answers without a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id_the_response_names() {
+    let site = Site::new().await;
+    let mut server =
+        serve_with(&site, &["--kyc-delay", "0", "--metrics-listen", "127.0.0.1:0", "--log-format", "json"]);
+    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let body = open131_client::signed_check_body(&person(7), &key).unwrap();
+    let r = http
+        .post(format!("{}/api/v1.1/check", server.url))
+        .header("X-PARTNER-PROJECT", "demo")
+        .header("x-request-id", "chk-7")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "chk-7");
+    assert_eq!(r.status().as_u16(), 200);
+    let unsigned = http.post(format!("{}/api/v1/session/status", server.url)).body("{}").send().await.unwrap();
+    let made = unsigned.headers()["x-request-id"].to_str().unwrap().to_string();
+
+    let metrics = server.metrics_url.clone().expect("the server names its metrics address");
+    let text = http.get(&metrics).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(r#"open131_http_requests_total{surface="kyc",method="/api/v1.1/check",status="200"} 1"#),
+        "{text}"
+    );
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let log = server.stderr();
+    let lines: Vec<Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))).collect();
+    let of = |id: &str| lines.iter().filter(|l| l["span"]["request_id"] == id).count();
+    assert!(of("chk-7") >= 1, "the check's lines carry its id: {log}");
+    assert!(of(&made) >= 1, "a refused request's lines carry the id it was given: {log}");
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "serving"), "{log}");
+}

@@ -58,6 +58,9 @@ impl Store for Faulty {
     fn backend(&self) -> Backend {
         self.inner.backend()
     }
+    fn commits(&self) -> &open131_store::CommitWatch {
+        self.inner.commits()
+    }
 }
 
 #[async_trait]
@@ -313,6 +316,9 @@ impl OutboxStore for Faulty {
 
 #[async_trait]
 impl MetaStore for Faulty {
+    async fn backlog(&self, now: OffsetDateTime) -> Result<open131_store::Backlog> {
+        self.inner.backlog(now).await
+    }
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.inner.meta_get(key).await
     }

@@ -48,6 +48,74 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// Every log line of this test binary's servers, at debug level: the
+/// personal-data invariant is checked over the logs of the whole suite.
+struct Logs {
+    bytes: std::sync::Mutex<Vec<u8>>,
+    /// How far [`assert_no_personal_data_logged`] has read.
+    checked: std::sync::Mutex<usize>,
+}
+
+fn logs() -> &'static Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| Logs { bytes: Default::default(), checked: Default::default() })
+}
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        logs().bytes.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Routes this binary's logs into memory (once; JSON lines, as
+/// `--log-format json` writes them).
+fn capture_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::new("info,open131_server=debug,open131_store=debug");
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LogSink).json().try_init();
+    });
+}
+
+/// What the fixtures send that no log line may carry: card numbers, the
+/// person's passport, INN and names, a CVC-bearing field.
+pub const PERSONAL_DATA: &[&str] = &[
+    "4242424242424242",
+    "2200000000000004",
+    "4000000000003220",
+    "5555555555554444",
+    "2200000000004940",
+    "4510123456",
+    "500100732259",
+    "Петров",
+    "Сергеевич",
+    "ivan@example.ru",
+    "+79001234567",
+];
+
+/// Fails when a log line written since the last look carries personal data.
+pub fn assert_no_personal_data_logged() {
+    let bytes = logs().bytes.lock().unwrap_or_else(|p| p.into_inner());
+    let mut checked = logs().checked.lock().unwrap_or_else(|p| p.into_inner());
+    // Back up by the longest marker: one may straddle the last look's end.
+    let from = checked.saturating_sub(64).min(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[from..]);
+    for marker in PERSONAL_DATA {
+        if let Some(at) = text.find(marker) {
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+            panic!("personal data {marker:?} in a log line: {}", &text[line_start..line_end]);
+        }
+    }
+    *checked = bytes.len();
+}
+
 pub async fn start() -> TestServer {
     start_with(|_| {}, |store| store).await
 }
@@ -57,6 +125,7 @@ pub async fn start_with(
     configure: impl FnOnce(&mut Config),
     wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
 ) -> TestServer {
+    capture_logs();
     let dir = tempfile::tempdir().unwrap();
     // The operator's `open131 keys vault-init` (nodes on PostgreSQL are given the file).
     open131_server::vault::Vault::open_or_create(&open131_store::layout::DataDir::new(dir.path()), true).unwrap();
@@ -97,6 +166,15 @@ pub async fn add_project(app: &App, id: &str, keys: &[&SigningKey]) {
     for k in keys {
         let public = k.verifying_key().unwrap();
         app.store.add_project_key(id, &public.fingerprint(), public.spki_der(), START).await.unwrap();
+    }
+}
+
+/// Each server's end (and each test's) looks through the logs written since.
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert_no_personal_data_logged();
+        }
     }
 }
 

@@ -106,11 +106,11 @@ pub(super) struct Batcher {
 impl Batcher {
     /// Starts the writers on the current tokio runtime; they end when the
     /// batcher is dropped.
-    pub(super) fn start(pool: Pool) -> Self {
+    pub(super) fn start(pool: Pool, commits: crate::CommitWatch) -> Self {
         let (queue, jobs) = mpsc::channel(BATCH_QUEUE_MAX_JOBS);
         let jobs = Arc::new(Mutex::new(jobs));
         for _ in 0..BATCH_WRITERS {
-            tokio::spawn(write_batches(pool.clone(), jobs.clone()));
+            tokio::spawn(write_batches(pool.clone(), jobs.clone(), commits.clone()));
         }
         Self { queue }
     }
@@ -129,7 +129,7 @@ impl Batcher {
     }
 }
 
-async fn write_batches(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>) {
+async fn write_batches(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>, commits: crate::CommitWatch) {
     loop {
         let batch = {
             let mut jobs = jobs.lock().await;
@@ -145,7 +145,7 @@ async fn write_batches(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>
         };
         // In a task of its own: a panicking job fails its batch's callers
         // (their answers are dropped: `Closed`), never this writer.
-        let _ = tokio::spawn(run_batch(pool.clone(), batch)).await;
+        let _ = tokio::spawn(run_batch(pool.clone(), batch, commits.clone())).await;
     }
 }
 
@@ -161,23 +161,23 @@ enum Together {
 
 /// Runs a batch together; refused jobs leave it to run alone and the rest go
 /// again together, so one refusal does not make a whole batch serial.
-async fn run_batch(pool: Pool, mut batch: Vec<Box<dyn Job>>) {
+async fn run_batch(pool: Pool, mut batch: Vec<Box<dyn Job>>, commits: crate::CommitWatch) {
     loop {
         if batch.len() <= 1 {
             break;
         }
-        match run_together(&pool, &mut batch).await {
+        match run_together(&pool, &mut batch, &commits).await {
             Together::Done => return,
             Together::Failed => break,
             Together::Refused(indices) => {
                 for i in indices.into_iter().rev() {
-                    run_alone(&pool, batch.swap_remove(i)).await;
+                    run_alone(&pool, batch.swap_remove(i), &commits).await;
                 }
             }
         }
     }
     for job in batch {
-        run_alone(&pool, job).await;
+        run_alone(&pool, job, &commits).await;
     }
 }
 
@@ -185,7 +185,7 @@ async fn run_batch(pool: Pool, mut batch: Vec<Box<dyn Job>>) {
 /// a refusal or an error, rolls back and says which jobs were refused. A
 /// failed COMMIT answers every job with it: the outcome is unknown, never
 /// retried blindly.
-async fn run_together(pool: &Pool, batch: &mut Vec<Box<dyn Job>>) -> Together {
+async fn run_together(pool: &Pool, batch: &mut Vec<Box<dyn Job>>, commits: &crate::CommitWatch) -> Together {
     let Ok(mut client) = pool.get().await else { return Together::Failed };
     let Ok(tx) = client.transaction().await else { return Together::Failed };
     let kept = futures_util::future::join_all(batch.iter_mut().map(|job| job.run(&tx))).await;
@@ -197,7 +197,10 @@ async fn run_together(pool: &Pool, batch: &mut Vec<Box<dyn Job>>) -> Together {
         let stopped: Vec<usize> = (0..batch.len()).filter(|&i| !kept[i]).collect();
         return if stopped.iter().all(|&i| batch[i].refused()) { Together::Refused(stopped) } else { Together::Failed };
     }
-    let failure = match tx.commit().await {
+    let began = std::time::Instant::now();
+    let committed = tx.commit().await;
+    commits.report(batch.len(), began.elapsed(), committed.is_ok());
+    let failure = match committed {
         Ok(()) => None,
         // The server rolled the batch back (a deadlock, a serialization failure).
         Err(e) if server_rolled_back(&e) => return Together::Failed,
@@ -210,12 +213,15 @@ async fn run_together(pool: &Pool, batch: &mut Vec<Box<dyn Job>>) -> Together {
 }
 
 /// Runs one job in its own transaction and answers it.
-async fn run_alone(pool: &Pool, mut job: Box<dyn Job>) {
+async fn run_alone(pool: &Pool, mut job: Box<dyn Job>, commits: &crate::CommitWatch) {
     let result = async {
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
         if job.run(&tx).await {
-            tx.commit().await.map_err(after_commit_sent)?;
+            let began = std::time::Instant::now();
+            let committed = tx.commit().await;
+            commits.report(1, began.elapsed(), committed.is_ok());
+            committed.map_err(after_commit_sent)?;
         }
         Ok::<(), StoreError>(())
     }

@@ -94,6 +94,7 @@ pub struct PgStore {
     ids: ids::IdBlocks,
     /// Group commit of the hot writes ([`batch`]).
     batch: batch::Batcher,
+    commits: crate::CommitWatch,
     /// The owner this handle's claims record ([`crate::InstanceStore`]).
     pub(crate) instance: String,
 }
@@ -130,8 +131,10 @@ impl PgStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Backend(BackendError::PoolBuild(e)))?;
+        let commits = crate::CommitWatch::default();
         Ok(PgStore {
-            batch: batch::Batcher::start(pool.clone()),
+            batch: batch::Batcher::start(pool.clone(), commits.clone()),
+            commits,
             pool,
             ids: ids::IdBlocks::default(),
             instance: crate::new_instance_id(),
@@ -280,6 +283,9 @@ async fn load_projects(client: &impl GenericClient, id: Option<&str>) -> Result<
 }
 
 impl Store for PgStore {
+    fn commits(&self) -> &crate::CommitWatch {
+        &self.commits
+    }
     fn backend(&self) -> Backend {
         Backend::Postgres
     }
@@ -412,6 +418,26 @@ impl PgStore {
 
 #[async_trait]
 impl MetaStore for PgStore {
+    async fn backlog(&self, now: OffsetDateTime) -> Result<crate::Backlog> {
+        let now_us = to_us(now);
+        with_retries(|| async {
+            let client = self.client().await?;
+            let checks_pending = client.query_one(crate::BACKLOG_CHECKS_SQL, &[]).await?.try_get(0)?;
+            let timers_due = client
+                .query_one("SELECT COUNT(*) FROM session_timers WHERE due_at_us <= $1", &[&now_us])
+                .await?
+                .try_get(0)?;
+            let webhooks_pending = client
+                .query(crate::BACKLOG_WEBHOOKS_SQL, &[])
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(crate::Backlog { checks_pending, timers_due, webhooks_pending })
+        })
+        .await
+    }
+
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         with_retries(|| async {
             let rows = self.query("SELECT value FROM meta WHERE key = $1", &[&key]).await?;

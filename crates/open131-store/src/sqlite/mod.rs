@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
 use crate::rows::{format_date, from_us, to_us, CheckRow, ProjectRow, CHECK_COLUMNS, PROJECT_COLUMNS};
-use crate::InstanceStore;
+use crate::{CommitWatch, InstanceStore};
 use crate::{
     NpdLinkRecord, NpdRequestRecord, NpdStore, PublicTokenRecord, SealedItem, SubscriptionRecord, SubscriptionStore,
     SubscriptionWrite, VaultAccountRecord, VaultCardRecord, VaultKind, WidgetStore,
@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 pub struct SqliteStore {
     writer: Writer,
+    commits: CommitWatch,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// The owner this handle's claims record ([`crate::InstanceStore`]).
@@ -90,8 +91,10 @@ impl SqliteStore {
                 Ok(Mutex::new(conn))
             })
             .collect::<Result<Vec<_>>>()?;
+        let commits = CommitWatch::default();
         Ok(Self {
-            writer: Writer::spawn(write_conn)?,
+            writer: Writer::spawn(write_conn, commits.clone())?,
+            commits,
             readers,
             next_reader: AtomicUsize::new(0),
             instance: crate::new_instance_id(),
@@ -560,6 +563,9 @@ impl InstanceStore for SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn commits(&self) -> &CommitWatch {
+        &self.commits
+    }
     fn backend(&self) -> Backend {
         Backend::Sqlite
     }
@@ -1078,6 +1084,22 @@ impl OutboxStore for SqliteStore {
 
 #[async_trait]
 impl MetaStore for SqliteStore {
+    async fn backlog(&self, now: OffsetDateTime) -> Result<crate::Backlog> {
+        self.read(|conn| {
+            let checks_pending = conn.query_row(crate::BACKLOG_CHECKS_SQL, [], |r| r.get(0)).map_err(db)?;
+            let timers_due = conn
+                .query_row("SELECT COUNT(*) FROM session_timers WHERE due_at_us <= ?1", [to_us(now)], |r| r.get(0))
+                .map_err(db)?;
+            let mut stmt = conn.prepare_cached(crate::BACKLOG_WEBHOOKS_SQL).map_err(db)?;
+            let webhooks_pending = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)?;
+            Ok(crate::Backlog { checks_pending, timers_due, webhooks_pending })
+        })
+    }
+
     async fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.read(|conn| {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)

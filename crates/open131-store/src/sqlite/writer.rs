@@ -10,7 +10,7 @@
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Result, StoreError};
+use crate::{CommitWatch, Result, StoreError};
 
 /// Most jobs folded into one transaction.
 pub const WRITE_BATCH_MAX_JOBS: usize = 1024;
@@ -27,11 +27,11 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`.
-    pub fn spawn(conn: Connection) -> Result<Self> {
+    pub fn spawn(conn: Connection, commits: CommitWatch) -> Result<Self> {
         let (sender, receiver) = mpsc::channel(WRITE_QUEUE_MAX_JOBS);
         std::thread::Builder::new()
             .name("open131-sqlite-writer".into())
-            .spawn(move || run(conn, receiver))
+            .spawn(move || run(conn, receiver, &commits))
             .map_err(|e| StoreError::io(std::path::Path::new("open131-sqlite-writer thread"), e))?;
         Ok(Self { sender })
     }
@@ -76,7 +76,7 @@ fn in_savepoint<R, E: From<StoreError>>(
     }
 }
 
-fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
+fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, commits: &CommitWatch) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < WRITE_BATCH_MAX_JOBS {
@@ -86,6 +86,7 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
             }
         }
         let jobs = batch.len();
+        let began = std::time::Instant::now();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, jobs, "could not begin a write transaction");
             for job in batch {
@@ -115,6 +116,7 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
             tracing::error!(error = %e, jobs, "group commit failed; every job in it is answered with an error");
             let _ = conn.execute_batch("ROLLBACK");
         }
+        commits.report(jobs, began.elapsed(), commit.is_ok());
         for complete in completions {
             complete(match &commit {
                 Ok(()) => Ok(()),
@@ -136,7 +138,7 @@ mod tests {
     async fn a_panicking_job_fails_alone_and_the_writer_goes_on() {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
-        let writer = Writer::spawn(conn).unwrap();
+        let writer = Writer::spawn(conn, CommitWatch::default()).unwrap();
         let insert = |v: i64| move |c: &Connection| c.execute("INSERT INTO t VALUES (?1)", [v]).map(|_| ()).map_err(db);
         writer.write(insert(1)).await.unwrap();
         let boom = writer

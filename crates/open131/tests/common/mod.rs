@@ -60,6 +60,8 @@ impl Site {
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// Where `--metrics-listen` serves the figures, when asked for.
+    pub metrics_url: Option<String>,
     /// Everything the server logged so far, read by a thread so that the
     /// server never blocks on a full pipe.
     log: std::sync::Arc<std::sync::Mutex<String>>,
@@ -85,6 +87,12 @@ pub fn serve_with(site: &Site, args: &[&str]) -> Server {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let url = first.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let metrics_url = args.contains(&"--metrics-listen").then(|| loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(at) = line.strip_prefix("metrics (no token): ") {
+            break at.to_string();
+        }
+    });
     // Keep draining stdout and stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -99,14 +107,31 @@ pub fn serve_with(site: &Site, args: &[&str]) -> Server {
             sink.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
         }
     });
-    Server { child, url, log, log_reader: Some(log_reader) }
+    Server { child, url, metrics_url, log, log_reader: Some(log_reader) }
 }
 
-/// A failing assertion must not leave a server running.
+/// What this suite's requests carry that no log line may: the people's
+/// passports (`person(i)`: 2805 2…), INN and names, the card numbers.
+pub const PERSONAL_DATA: &[&str] = &["28052", "500100732259", "Кузнецова", "Мария", "4242424242424242"];
+
+/// Fails when `log` carries personal data, naming the line.
+pub fn assert_no_personal_data(log: &str) {
+    for line in log.lines() {
+        if let Some(marker) = PERSONAL_DATA.iter().find(|m| line.contains(**m)) {
+            panic!("personal data {marker:?} in a log line: {line}");
+        }
+    }
+}
+
+/// A failing assertion must not leave a server running; a server's whole
+/// log (debug level) is checked for personal data when it ends.
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            assert_no_personal_data(&self.stderr());
+        }
     }
 }
 
