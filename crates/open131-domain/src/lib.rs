@@ -31,6 +31,7 @@ pub mod session;
 pub mod settings;
 pub mod split;
 pub mod subscription;
+pub mod webhook_faults;
 pub mod widget;
 
 /// One offending field of a request, named by its JSON path (`payload.inn`).

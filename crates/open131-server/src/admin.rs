@@ -19,6 +19,9 @@
 //!   "full_name"?, "phone"?, "service_error"?}` says what the tax service
 //!   knows of a person (over the sandbox's rules).
 //! - `GET /metrics`: the Prometheus figures ([`crate::metrics`]).
+//! - `POST /admin/v1/webhooks/faults` `{"project", "delay_ms"?, "duplicate"?,
+//!   "reorder"?, "drop_first"?, "before_response"?}` sets the project's
+//!   webhook faults (the whole set; what is left out is off).
 //! - `POST /admin/v1/npd/link` `{"project", "tax_reference", "action"}`
 //!   acts for the person in the tax service's app: `confirm` or `decline` a
 //!   waiting linking request, or `unlink`.
@@ -40,6 +43,7 @@ use crate::registries::ReloadEvent;
 use open131_domain::ident::Inn;
 use open131_domain::npd::{operator_taxpayer, TaxStatus};
 use open131_domain::npd_link::{LinkEvent, LinkState, WrongLinkState};
+use open131_domain::webhook_faults::WebhookFaults;
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
     (status, Json(json!({"status": "error", "error": {"code": code, "description": description}}))).into_response()
@@ -78,7 +82,64 @@ pub fn router() -> Router<App> {
         .route("/admin/v1/payments/sberpay_pay", post(fps_pay))
         .route("/admin/v1/npd/taxpayer", post(npd_taxpayer))
         .route("/admin/v1/npd/link", post(npd_link))
+        .route("/admin/v1/webhooks/faults", post(webhook_faults))
         .route(crate::metrics::PATH, axum::routing::get(metrics))
+}
+
+/// Sets a project's webhook faults (`POST /admin/v1/webhooks/faults`): the
+/// whole set at once; a fault left out is off, so `{"project": …}` alone
+/// removes them.
+pub async fn webhook_faults(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(r) = refusal(&app, &headers) {
+        return r;
+    }
+    let keys = ["project", "delay_ms", "duplicate", "reorder", "drop_first", "before_response"];
+    let body = match object_of(&body, &keys) {
+        Ok(body) => body,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
+    };
+    let Some(project) = body.get("project").and_then(Value::as_str).map(str::to_string) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "project must be a project id");
+    };
+    let faults = match faults_of(&body) {
+        Ok(faults) => faults,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
+    };
+    let change = open131_store::SettingsChange { webhook_faults: Some(faults), ..Default::default() };
+    match app.store.set_project_settings(&project, change, app.clock.now()).await {
+        Ok(()) => {
+            app.projects.forget(&project);
+            (StatusCode::OK, Json(json!({"status": "ok", "project": project, "webhook_faults": faults.to_string()})))
+                .into_response()
+        }
+        Err(open131_store::StoreError::NoSuchProject(_)) => {
+            error(StatusCode::NOT_FOUND, "not_found", "no such project")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "setting webhook faults failed");
+            Admin::internal()
+        }
+    }
+}
+
+/// The faults an admin body names, each checked against its limit.
+fn faults_of(body: &serde_json::Map<String, Value>) -> Result<WebhookFaults, String> {
+    let whole = |key: &str| match body.get(key) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| format!("{key} must be a whole number from 0")),
+    };
+    let flag = |key: &str| match body.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(format!("{key} must be true or false")),
+    };
+    let duplicate = match body.get("duplicate") {
+        None | Some(Value::Null) => 0.0,
+        Some(v) => v.as_f64().ok_or("duplicate must be a number from 0 to 1")?,
+    };
+    let drop_first = u32::try_from(whole("drop_first")?).map_err(|_| "drop_first is too large".to_string())?;
+    WebhookFaults::new(whole("delay_ms")?, duplicate, flag("reorder")?, drop_first, flag("before_response")?)
+        .map_err(|e| e.to_string())
 }
 
 /// The metrics (`GET /metrics`), behind the admin token on this listener.

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use open131_domain::webhook_faults::{self, Claimed, Plan, Sender, WebhookFaults};
 use open131_store::{AttemptResult, WebhookRecord};
 use tokio::sync::{watch, Semaphore};
 
@@ -138,9 +139,20 @@ async fn webhook_url(app: &App, project: &str) -> Result<Option<String>, open131
     Ok(app.projects.get(project).await?.and_then(|p| p.settings.webhook_url.clone()))
 }
 
+/// What a delivery does, after the project's faults were applied.
+#[derive(Debug, Clone, Default)]
+struct Delivery {
+    /// Lose the attempt before the receiver sees it.
+    lose: bool,
+    /// Send it a second time after the first.
+    twice: bool,
+    /// The faults injected, for the delivery log.
+    notes: Vec<String>,
+}
+
 /// One attempt: returns its result (never fails; failures are results). The
 /// caller holds the project's concurrency permit.
-async fn attempt(app: &App, hook: &WebhookRecord) -> AttemptResult {
+async fn attempt(app: &App, hook: &WebhookRecord, delivery: Delivery) -> AttemptResult {
     let url = match webhook_url(app, &hook.project_id).await {
         Ok(url) => url,
         Err(e) => {
@@ -157,69 +169,119 @@ async fn attempt(app: &App, hook: &WebhookRecord) -> AttemptResult {
             status: None,
             error: Some("no webhook URL is set for the project".into()),
             duration_ms: 0,
+            injected: None,
             next_attempt_at: Some(at + time::Duration::seconds(WEBHOOK_PARK_S)),
             gave_up: false,
             parked: true,
         };
     };
     let started = Instant::now();
-    let outcome: Result<u16, String> = async {
-        let key = app.bank_key.clone();
-        let body = hook.body.clone();
-        // RSA signing takes ~0.4 ms: keep it off the async workers.
-        let signature = tokio::task::spawn_blocking(move || key.sign_base64(&body))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        let response = app
-            .http
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .header(open131_wire::headers::SIGN, signature)
-            .body(hook.body.clone())
-            .timeout(app.config.webhook_timeout)
-            .send()
-            .await
-            .map_err(|e| if e.is_timeout() { "timed out".to_string() } else { format!("connection: {e}") })?;
-        Ok(response.status().as_u16())
-    }
-    .await;
+    let Delivery { lose, twice, mut notes } = delivery;
+    let outcome = if lose {
+        notes.push("lost before sending".into());
+        Err("injected: lost before the receiver saw it".to_string())
+    } else {
+        let first = send(app, hook, &url).await;
+        if twice {
+            let second = send(app, hook, &url).await;
+            notes.push(match second {
+                Ok(status) => format!("sent twice (the duplicate answered {status})"),
+                Err(e) => format!("sent twice (the duplicate: {e})"),
+            });
+        }
+        first
+    };
     let now = app.clock.now();
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let failed = |status: Option<i64>, error: String| {
-        // Counted since the last revival (`webhooks resend`), so a revived webhook
-        // gets a whole new schedule.
-        let failures = hook.attempts + 1 - hook.attempts_base;
-        let gave_up = failures >= WEBHOOK_ATTEMPTS_MAX;
-        let next =
-            (!gave_up).then(|| now + time::Duration::try_from(retry_delay(failures, jitter())).unwrap_or_default());
-        tracing::info!(webhook = hook.id, project = %hook.project_id, attempt = failures, error = %error, gave_up, "webhook not delivered");
-        AttemptResult {
-            webhook_id: hook.id,
-            claimed_attempts: hook.attempts,
-            at: now,
-            status,
-            error: Some(error),
-            duration_ms,
-            next_attempt_at: next,
-            gave_up,
-            parked: false,
-        }
+    let injected = (!notes.is_empty()).then(|| notes.join("; "));
+    let mut result = AttemptResult {
+        webhook_id: hook.id,
+        claimed_attempts: hook.attempts,
+        at: now,
+        status: Some(200),
+        error: None,
+        duration_ms,
+        injected,
+        next_attempt_at: None,
+        gave_up: false,
+        parked: false,
     };
-    match outcome {
-        Ok(200) => AttemptResult {
-            webhook_id: hook.id,
-            claimed_attempts: hook.attempts,
-            at: now,
-            status: Some(200),
-            error: None,
-            duration_ms,
-            next_attempt_at: None,
-            gave_up: false,
-            parked: false,
-        },
-        Ok(status) => failed(Some(i64::from(status)), format!("HTTP {status}")),
-        Err(e) => failed(None, e),
+    let (status, error) = match outcome {
+        Ok(200) => return result,
+        Ok(status) => (Some(i64::from(status)), format!("HTTP {status}")),
+        Err(e) => (None, e),
+    };
+    // Counted since the last revival (`webhooks resend`), so a revived webhook
+    // gets a whole new schedule.
+    let failures = hook.attempts + 1 - hook.attempts_base;
+    let gave_up = failures >= WEBHOOK_ATTEMPTS_MAX;
+    tracing::info!(webhook = hook.id, project = %hook.project_id, attempt = failures, error = %error, gave_up, "webhook not delivered");
+    result.status = status;
+    result.error = Some(error);
+    result.gave_up = gave_up;
+    result.next_attempt_at =
+        (!gave_up).then(|| now + time::Duration::try_from(retry_delay(failures, jitter())).unwrap_or_default());
+    result
+}
+
+/// Signs and POSTs the webhook's exact bytes once: the HTTP status, or why none came.
+async fn send(app: &App, hook: &WebhookRecord, url: &str) -> Result<u16, String> {
+    let key = app.bank_key.clone();
+    let body = hook.body.clone();
+    // RSA signing takes ~0.4 ms: keep it off the async workers.
+    let signature = tokio::task::spawn_blocking(move || key.sign_base64(&body))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let response = app
+        .http
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header(open131_wire::headers::SIGN, signature)
+        .body(hook.body.clone())
+        .timeout(app.config.webhook_timeout)
+        .send()
+        .await
+        .map_err(|e| if e.is_timeout() { "timed out".to_string() } else { format!("connection: {e}") })?;
+    Ok(response.status().as_u16())
+}
+
+/// What the project's faults make of one claimed webhook: held back until a
+/// time, or delivered as [`Delivery`] says.
+async fn apply_faults(app: &App, hook: &WebhookRecord, sender: Sender) -> Result<Delivery, time::OffsetDateTime> {
+    let faults = match app.projects.get(&hook.project_id).await {
+        Ok(Some(p)) => p.settings.webhook_faults,
+        // A project that cannot be read now is delivered as without faults.
+        _ => WebhookFaults::NONE,
+    };
+    if faults.is_none() {
+        return Ok(Delivery::default());
+    }
+    let claimed = Claimed {
+        id: hook.id,
+        created_at: hook.created_at,
+        attempts: hook.attempts,
+        attempts_since_revival: hook.attempts - hook.attempts_base,
+    };
+    let mut notes = Vec::new();
+    if hook.attempts == 0 {
+        if faults.delay_ms() > 0 {
+            notes.push(format!("delayed {} ms", faults.delay_ms()));
+        }
+        if faults.reorder() {
+            notes.push(format!("held {} ms to reorder", webhook_faults::reorder_hold_ms(hook.id)));
+        }
+        if faults.before_response() {
+            notes.push(match sender {
+                Sender::Request => "sent before the API response".to_string(),
+                Sender::Background => "sent after the request's grace".to_string(),
+            });
+        }
+    }
+    match webhook_faults::plan(&faults, &claimed, app.clock.now(), sender) {
+        Plan::Hold(at) => Err(at),
+        Plan::Drop => Ok(Delivery { lose: true, twice: false, notes }),
+        Plan::Send { twice } => Ok(Delivery { lose: false, twice, notes }),
     }
 }
 
@@ -257,18 +319,32 @@ impl Dispatcher {
                 return 0;
             }
         };
+        self.dispatch(app, claimed, Sender::Background).await
+    }
+
+    /// Starts the deliveries of `claimed` as their projects' faults say, gives
+    /// back those held by a fault until their time and those it has no room
+    /// for; how many it started.
+    async fn dispatch(&self, app: &App, claimed: Vec<WebhookRecord>, sender: Sender) -> usize {
         let mut started = 0usize;
-        let mut busy = Vec::new();
+        let mut later: HashMap<time::OffsetDateTime, Vec<i64>> = HashMap::new();
+        let busy_until = app.clock.now() + time::Duration::milliseconds(WEBHOOK_BUSY_RETRY_MS);
         for hook in claimed {
-            match self.start(app, hook) {
+            let delivery = match apply_faults(app, &hook, sender).await {
+                Ok(delivery) => delivery,
+                Err(held_until) => {
+                    later.entry(held_until).or_default().push(hook.id);
+                    continue;
+                }
+            };
+            match self.start(app, hook, delivery) {
                 Ok(()) => started += 1,
-                Err(id) => busy.push(id),
+                Err(id) => later.entry(busy_until).or_default().push(id),
             }
         }
-        if !busy.is_empty() {
-            let later = app.clock.now() + time::Duration::milliseconds(WEBHOOK_BUSY_RETRY_MS);
-            if let Err(e) = app.store.release_webhooks(busy, later).await {
-                tracing::error!(error = %e, "could not give back webhooks of busy projects; their lease will");
+        for (at, ids) in later {
+            if let Err(e) = app.store.release_webhooks(ids, at).await {
+                tracing::error!(error = %e, "could not give back held or busy webhooks; their lease will");
             }
         }
         started
@@ -276,7 +352,7 @@ impl Dispatcher {
 
     /// Starts one delivery, or gives its id back when its project's queue or
     /// the global bound is full.
-    fn start(&self, app: &App, hook: WebhookRecord) -> Result<(), i64> {
+    fn start(&self, app: &App, hook: WebhookRecord, delivery: Delivery) -> Result<(), i64> {
         use std::sync::atomic::Ordering::SeqCst;
         let (semaphore, queued) = self.limits.entry(&hook.project_id);
         // A project may have only a short queue of claimed webhooks: deeper, and
@@ -291,7 +367,7 @@ impl Dispatcher {
         let app = app.clone();
         tokio::spawn(async move {
             let project_permit = semaphore.acquire_owned().await;
-            let result = attempt(&app, &hook).await;
+            let result = attempt(&app, &hook, delivery).await;
             app.metrics.delivery(&hook.project_id, crate::metrics::Delivery::of(&result));
             if let Err(e) = app.store.record_attempts(vec![result]).await {
                 tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
@@ -308,6 +384,40 @@ impl Dispatcher {
         let all = u32::try_from(WEBHOOK_IN_FLIGHT_MAX).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(limit, self.in_flight.acquire_many(all)).await;
     }
+}
+
+/// With the project's `before_response` fault: runs the bank's steps that
+/// are already due (as a bank faster than its own API would: a payout's
+/// `ready_to_confirm` comes from such a step), then delivers the project's
+/// due webhooks (the ones this request made among them) and waits for them,
+/// all before the request answers. The race a partner must survive: a
+/// webhook about a session whose id its own request has not returned yet.
+/// Without the fault, does nothing.
+pub async fn before_response(app: &App, project: &str) {
+    let faults = match app.projects.get(project).await {
+        Ok(Some(p)) => p.settings.webhook_faults,
+        _ => return,
+    };
+    if !faults.before_response() {
+        return;
+    }
+    if let Err(e) = crate::api::processor::process_due(app).await {
+        tracing::warn!(error = %e, "could not run the due steps before the response; they run after it");
+    }
+    let now = app.clock.now();
+    let lease = app.config.webhook_lease.max(std::time::Duration::from_secs(WEBHOOK_LEASE_MIN_S));
+    let lease_until = now + time::Duration::try_from(lease).unwrap_or(time::Duration::MAX);
+    let claimed =
+        match app.store.claim_project_webhooks(project, now, lease_until, WEBHOOK_CONCURRENCY_PER_PROJECT).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "could not claim webhooks to send before the response; they go after it");
+                return;
+            }
+        };
+    let dispatcher = Dispatcher::default();
+    dispatcher.dispatch(app, claimed, Sender::Request).await;
+    dispatcher.drained(app.config.webhook_timeout * 2 + Duration::from_secs(1)).await;
 }
 
 /// Attempts every webhook due now with the production dispatcher, round after

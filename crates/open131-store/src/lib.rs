@@ -311,6 +311,15 @@ pub trait OutboxStore: Send + Sync + 'static {
         limit: usize,
         skip_projects: Vec<String>,
     ) -> Result<Vec<WebhookRecord>>;
+    /// As [`OutboxStore::claim_webhooks`], of `project_id`'s webhooks alone
+    /// (a request delivering its own before it answers).
+    async fn claim_project_webhooks(
+        &self,
+        project_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<WebhookRecord>>;
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()>;
     async fn webhooks(&self, filter: WebhookFilter) -> Result<Vec<WebhookRecord>>;
     async fn webhook_attempts(&self, webhook_id: i64) -> Result<Vec<AttemptRecord>>;

@@ -16,6 +16,7 @@ use open131_domain::session::{ApiVersion, SessionState};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_domain::split::{Split, Taken};
 use open131_domain::subscription::{Period, Schedule};
+use open131_domain::webhook_faults::WebhookFaults;
 use open131_domain::widget::WidgetGrant;
 use time::OffsetDateTime;
 
@@ -44,6 +45,8 @@ pub struct ProjectSettings {
     pub contractors: NameSet,
     /// The origins whose pages may show its widgets (`*`: any).
     pub widget_origins: NameSet,
+    /// What its webhook deliveries suffer (a test stand's faults; none by default).
+    pub webhook_faults: WebhookFaults,
 }
 
 /// A change to project settings; `None` leaves a setting as it is.
@@ -63,6 +66,7 @@ pub struct SettingsChange {
     pub payment_fee: Option<FeeRate>,
     pub contractors: Option<NameSet>,
     pub widget_origins: Option<NameSet>,
+    pub webhook_faults: Option<WebhookFaults>,
 }
 
 impl SettingsChange {
@@ -84,6 +88,7 @@ impl SettingsChange {
             payment_fee_bp: self.payment_fee.map(|f| i64::from(f.bp())),
             contractors: self.contractors.as_ref().map(ToString::to_string),
             widget_origins: self.widget_origins.as_ref().map(ToString::to_string),
+            webhook_faults: self.webhook_faults.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -104,6 +109,7 @@ pub(crate) struct StoredSettingsChange {
     pub payment_fee_bp: Option<i64>,
     pub contractors: Option<String>,
     pub widget_origins: Option<String>,
+    pub webhook_faults: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -517,6 +523,8 @@ pub struct AttemptResult {
     pub status: Option<i64>,
     pub error: Option<String>,
     pub duration_ms: i64,
+    /// The faults injected into this attempt (a test stand's), as the delivery log shows them.
+    pub injected: Option<String>,
     /// `None` = delivered (or given up when `gave_up`), else the next attempt time.
     pub next_attempt_at: Option<OffsetDateTime>,
     pub gave_up: bool,
@@ -539,6 +547,8 @@ pub struct AttemptRecord {
     pub status: Option<i64>,
     pub error: Option<String>,
     pub duration_ms: i64,
+    /// The faults injected into it, if any.
+    pub injected: Option<String>,
 }
 
 /// A self-employed person's link to the bank for one project (the linking

@@ -21,6 +21,7 @@ use open131_domain::session::{self, ApiVersion};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_domain::split::{Split, Taken};
 use open131_domain::subscription::{Period, Schedule, SubscriptionState};
+use open131_domain::webhook_faults::WebhookFaults;
 use open131_domain::widget::WidgetGrant;
 use time::{Date, OffsetDateTime};
 
@@ -47,7 +48,8 @@ pub(crate) trait Columns {
 
 pub(crate) const PROJECT_COLUMNS: &str =
     "id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips, webhook_naming, \
-     submerchants, capture_mode, capture_timeout_s, payment_fee_bp, contractors, widget_origins";
+     submerchants, capture_mode, capture_timeout_s, payment_fee_bp, contractors, widget_origins, \
+     webhook_faults";
 
 /// A row of `projects`, in [`PROJECT_COLUMNS`] order (without its keys).
 pub(crate) struct ProjectRow {
@@ -66,6 +68,7 @@ pub(crate) struct ProjectRow {
     pub payment_fee_bp: i64,
     pub contractors: String,
     pub widget_origins: String,
+    pub webhook_faults: String,
 }
 
 impl ProjectRow {
@@ -87,6 +90,7 @@ impl ProjectRow {
             payment_fee_bp: r.int(12)?,
             contractors: r.text(13)?,
             widget_origins: r.text(14)?,
+            webhook_faults: r.text(15)?,
         })
     }
 
@@ -112,6 +116,8 @@ impl ProjectRow {
             contractors: NameSet::parse(&self.contractors).map_err(|_| StoreError::corrupt(&what, "contractors"))?,
             widget_origins: NameSet::parse(&self.widget_origins)
                 .map_err(|_| StoreError::corrupt(&what, "widget_origins"))?,
+            webhook_faults: WebhookFaults::parse(&self.webhook_faults)
+                .map_err(|_| StoreError::corrupt(&what, "webhook_faults"))?,
         };
         Ok((self.id, from_us(self.created_at_us)?, settings))
     }

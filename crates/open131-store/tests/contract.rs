@@ -16,6 +16,7 @@ use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::session::{ApiVersion, SessionState};
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
+use open131_domain::webhook_faults::WebhookFaults;
 use open131_store::sqlite::SqliteStore;
 use open131_store::testing::{fresh_database, postgres_admin_url, TEST_POSTGRES_ENV};
 use open131_store::{
@@ -289,6 +290,7 @@ async fn typed_settings_round_trip() {
             payment_fee: FeeRate::parse("2.5%"),
             contractors: Some(NameSet::parse("courier-1, courier-2").unwrap()),
             widget_origins: Some(NameSet::parse("https://shop.example").unwrap()),
+            webhook_faults: Some(WebhookFaults::parse("delay=2000ms,duplicate=0.25,drop_first=2").unwrap()),
         };
         let before = store.project("alpha").await.unwrap().unwrap().settings;
         assert_eq!((before.capture, before.capture_timeout_s), (CaptureMode::Auto, 432_000), "{name}: defaults");
@@ -305,6 +307,8 @@ async fn typed_settings_round_trip() {
         assert_eq!(Some(s.submerchants), change.submerchants, "{name}");
         assert_eq!(Some(s.contractors.clone()), change.contractors, "{name}");
         assert_eq!(s.widget_origins.listed().collect::<Vec<_>>(), ["https://shop.example"], "{name}");
+        assert_eq!(s.webhook_faults.to_string(), "delay=2000ms,duplicate=0.25,drop_first=2", "{name}");
+        assert!(before.webhook_faults.is_none(), "{name}: none by default");
         assert!(s.contractors.allows("courier-2") && !s.contractors.allows("courier-3"), "{name}");
         assert_eq!(
             (s.capture, s.capture_timeout_s, Some(s.payment_fee)),
@@ -600,6 +604,8 @@ fn attempt(webhook_id: i64, claimed_attempts: i64, next: Option<OffsetDateTime>)
         status: Some(if next.is_some() { 500 } else { 200 }),
         error: None,
         duration_ms: 12,
+        // A delivered one says what was injected into it.
+        injected: next.is_none().then(|| "sent twice (the duplicate answered 200)".to_string()),
         next_attempt_at: next,
         gave_up: false,
         parked: false,
@@ -636,6 +642,9 @@ async fn webhooks_are_leased_to_one_deliverer() {
         assert_eq!((hooks[1].state, hooks[1].attempts), (WebhookState::Pending, 1), "{name}");
         assert_eq!((hooks[1].next_attempt_at, hooks[1].last_status), (retry_at, Some(500)), "{name}");
         assert_eq!(store.webhook_attempts(second).await.unwrap().len(), 1, "{name}");
+        let log = store.webhook_attempts(first).await.unwrap();
+        assert_eq!(log[0].injected.as_deref(), Some("sent twice (the duplicate answered 200)"), "{name}");
+        assert_eq!(store.webhook_attempts(second).await.unwrap()[0].injected, None, "{name}");
 
         // beta's webhook was never claimed; released ones come back at the given time.
         let beta = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap();
@@ -653,6 +662,37 @@ async fn webhooks_are_leased_to_one_deliverer() {
             store.webhooks(WebhookFilter { subject_id: Some("a-1".into()), ..Default::default() }).await.unwrap();
         assert_eq!((revived[0].state, revived[0].attempts_base), (WebhookState::Pending, 1), "{name}");
         assert_eq!(store.resend_pending(None, NOW).await.unwrap(), 2, "{name}: a-1 and a-2; b-1 is leased");
+    }
+}
+
+#[tokio::test]
+async fn a_projects_own_claim_takes_its_due_webhooks_alone() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        for (project, id) in [("alpha", "a-1"), ("beta", "b-1"), ("alpha", "a-2")] {
+            store.topup(project, "RUB", 100, NOW).await.unwrap();
+            store.write_session(creation(session(project, id, 10), &format!("k-{id}")), NOW).await.unwrap();
+        }
+        let alpha = store.claim_project_webhooks("alpha", NOW, lease(), 1).await.unwrap();
+        assert_eq!(alpha.iter().map(|w| w.subject_id.as_str()).collect::<Vec<_>>(), ["a-1"], "{name}: its limit");
+        let rest = store.claim_project_webhooks("alpha", NOW, lease(), 10).await.unwrap();
+        assert_eq!(rest.iter().map(|w| w.subject_id.as_str()).collect::<Vec<_>>(), ["a-2"], "{name}: leased once");
+        assert!(store.claim_project_webhooks("gamma", NOW, lease(), 10).await.unwrap().is_empty(), "{name}");
+        let others = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap();
+        assert_eq!(others.iter().map(|w| w.subject_id.as_str()).collect::<Vec<_>>(), ["b-1"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_backlog_counts_what_waits_for_the_workers() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        assert_eq!(store.backlog(NOW).await.unwrap(), open131_store::Backlog::default(), "{name}");
+        for (project, id) in [("alpha", "a-1"), ("alpha", "a-2"), ("beta", "b-1")] {
+            store.topup(project, "RUB", 100, NOW).await.unwrap();
+            store.write_session(creation(session(project, id, 10), &format!("k-{id}")), NOW).await.unwrap();
+        }
+        let backlog = store.backlog(NOW).await.unwrap();
+        assert_eq!(backlog.webhooks_pending, [("alpha".to_string(), 2), ("beta".to_string(), 1)], "{name}");
+        assert_eq!(backlog.checks_pending, 0, "{name}");
     }
 }
 

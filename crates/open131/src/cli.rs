@@ -17,6 +17,7 @@ use open131_domain::ledger::Book;
 use open131_domain::npd::TaxStatus;
 use open131_domain::npd_link::LinkEvent;
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
+use open131_domain::webhook_faults::WebhookFaults;
 use open131_server::config::{DATA_DIR_DEFAULT, LISTEN_DEFAULT};
 use open131_server::{demo, App, Config, SystemClock};
 use open131_store::layout::DataDir;
@@ -276,6 +277,29 @@ pub enum WebhooksCommand {
     RetryPending {
         #[arg(long)]
         project: Option<String>,
+    },
+    /// Make a project's webhook deliveries misbehave as a network does (a
+    /// test stand's faults; every webhook is still delivered at least once).
+    /// Without any option the project's faults are removed.
+    Faults {
+        project: String,
+        /// Hold each webhook's first delivery this long: `500ms`, `2s`.
+        #[arg(long, value_parser = parse_duration)]
+        delay: Option<Duration>,
+        /// Send this share of deliveries twice (0 to 1).
+        #[arg(long)]
+        duplicate: Option<f64>,
+        /// Hold each first delivery up to 2 s more (a fixed time per webhook):
+        /// webhooks made together arrive in another order.
+        #[arg(long)]
+        reorder: bool,
+        /// Lose the first N attempts of each webhook before the receiver sees
+        /// them (failed attempts, retried on the usual schedule).
+        #[arg(long)]
+        drop_first: Option<u32>,
+        /// Send the webhooks a request causes before its response.
+        #[arg(long)]
+        before_response: bool,
     },
 }
 
@@ -579,6 +603,7 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
                 payment_fee,
                 contractors,
                 widget_origins,
+                webhook_faults: None,
             };
             store.set_project_settings(&id, change, now).await?;
             let p = store.project(&id).await?.context("project vanished")?;
@@ -704,16 +729,30 @@ async fn webhooks(location: &Location, cmd: WebhooksCommand) -> anyhow::Result<(
                 if attempts {
                     for a in store.webhook_attempts(w.id).await? {
                         println!(
-                            "	attempt {} at {}: {} ({} ms){}",
+                            "	attempt {} at {}: {} ({} ms){}{}",
                             a.attempt,
                             open131_wire::api::timestamp(a.at),
                             a.status.map_or("no response".into(), |s| format!("HTTP {s}")),
                             a.duration_ms,
-                            a.error.map(|e| format!(" {e}")).unwrap_or_default()
+                            a.error.map(|e| format!(" {e}")).unwrap_or_default(),
+                            a.injected.map(|i| format!(" [injected: {i}]")).unwrap_or_default()
                         );
                     }
                 }
             }
+        }
+        WebhooksCommand::Faults { project, delay, duplicate, reorder, drop_first, before_response } => {
+            let delay_ms = u64::try_from(delay.unwrap_or_default().as_millis()).unwrap_or(u64::MAX);
+            let faults = WebhookFaults::new(
+                delay_ms,
+                duplicate.unwrap_or(0.0),
+                reorder,
+                drop_first.unwrap_or(0),
+                before_response,
+            )?;
+            let change = open131_store::SettingsChange { webhook_faults: Some(faults), ..Default::default() };
+            store.set_project_settings(&project, change, OffsetDateTime::now_utc()).await?;
+            println!("webhook faults of {project}: {faults}");
         }
         WebhooksCommand::RetryPending { project } => {
             let n = store.resend_pending(project.as_deref(), OffsetDateTime::now_utc()).await?;

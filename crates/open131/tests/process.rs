@@ -604,3 +604,43 @@ async fn json_logs_carry_the_request_id_the_response_names() {
     assert!(of(&made) >= 1, "a refused request's lines carry the id it was given: {log}");
     assert!(lines.iter().any(|l| l["fields"]["message"] == "serving"), "{log}");
 }
+
+/// `open131 webhooks faults` beside a running server: the server applies the
+/// project's faults (here a duplicate of each delivery) and the delivery log
+/// (`webhooks list --attempts`) says what was injected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_faults_set_from_the_cli_reach_a_running_server() {
+    let site = Site::new().await;
+    let (url, seen) = webhook_receiver(200);
+    let server = serve(&site, "0");
+    assert!(cli(&site, &["project", "set", "demo", "--webhook-url", &url]).0);
+    let (ok, _, err) = cli(&site, &["webhooks", "faults", "demo", "--duplicate", "2"]);
+    assert!(!ok && err.contains("duplicate must be a share from 0 to 1"), "{err}");
+    let (ok, out, err) = cli(&site, &["webhooks", "faults", "demo", "--duplicate", "1", "--delay", "300ms"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("webhook faults of demo: delay=300ms,duplicate=1"), "{out}");
+    // The running server reads changed settings within a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
+    let body = json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+        "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
+        "amount_details": {"amount": 1000, "currency": "rub"}
+    });
+    let created = signed(&reqwest::Client::new(), &server.url, "session/init/payout", &key, &body).await;
+    assert_eq!(created["status"], "ok", "{created}");
+    wait_until(|| seen.lock().unwrap().len() >= 2, 1_000).await;
+    let bodies = seen.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "one webhook, sent twice");
+    assert_eq!(bodies[0], bodies[1]);
+    let mut list = String::new();
+    for _ in 0..200 {
+        list = cli(&site, &["webhooks", "list", "--attempts"]).1;
+        if list.contains("[injected:") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(list.contains("[injected: delayed 300 ms; sent twice (the duplicate answered 200)]"), "{list}");
+    assert!(cli(&site, &["webhooks", "faults", "demo"]).1.contains("webhook faults of demo: none"));
+}

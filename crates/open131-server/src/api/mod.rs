@@ -464,8 +464,16 @@ fn header_text(map: &axum::http::HeaderMap, name: &str) -> Option<String> {
 
 /// Entry point of `/api/{version}/{*method}`.
 async fn handle(State(app): State<App>, call: ApiCall, signed: SignedRequest) -> Response {
+    let (mutating, project) = (call.method.mutating(), signed.project.clone());
     match dispatch(&app, call, signed).await {
-        Ok(reply) | Err(reply) => reply.into_response(),
+        Ok(reply) => {
+            // A test stand's fault: the webhooks this change made reach the partner first.
+            if mutating && project.settings.webhook_faults.before_response() {
+                crate::webhooks::before_response(&app, &project.id).await;
+            }
+            reply.into_response()
+        }
+        Err(reply) => reply.into_response(),
     }
 }
 

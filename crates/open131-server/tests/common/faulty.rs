@@ -291,6 +291,15 @@ impl OutboxStore for Faulty {
     ) -> Result<Vec<WebhookRecord>> {
         self.inner.claim_webhooks(n, l, limit, skip).await
     }
+    async fn claim_project_webhooks(
+        &self,
+        p: &str,
+        n: OffsetDateTime,
+        l: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<WebhookRecord>> {
+        self.inner.claim_project_webhooks(p, n, l, limit).await
+    }
     async fn record_attempts(&self, r: Vec<AttemptResult>) -> Result<()> {
         self.cut(self.inner.record_attempts(r).await)
     }

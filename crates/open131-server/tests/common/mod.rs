@@ -326,6 +326,11 @@ impl TestServer {
         self.settle().await;
     }
 
+    pub async fn advance_ms(&self, ms: i64) {
+        self.clock.advance(time::Duration::milliseconds(ms));
+        self.settle().await;
+    }
+
     /// Applies `change` to `project`'s settings, seen at once.
     pub async fn set_settings(&self, project: &str, change: open131_store::SettingsChange) {
         self.app.store.set_project_settings(project, change, START).await.unwrap();

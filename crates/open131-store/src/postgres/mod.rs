@@ -87,6 +87,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "lease_owners", include_str!("../../migrations/postgres/0014_lease_owners.sql")),
     (15, "fiscal_payouts", include_str!("../../migrations/postgres/0015_fiscal_payouts.sql")),
     (16, "receipts", include_str!("../../migrations/postgres/0016_receipts.sql")),
+    (17, "webhook_faults", include_str!("../../migrations/postgres/0017_webhook_faults.sql")),
 ];
 
 pub struct PgStore {
@@ -378,11 +379,12 @@ impl PgStore {
                      capture_timeout_s = COALESCE($12, capture_timeout_s),
                      payment_fee_bp = COALESCE($13, payment_fee_bp),
                      contractors = COALESCE($14, contractors),
-                     widget_origins = COALESCE($15, widget_origins)
+                     widget_origins = COALESCE($15, widget_origins),
+                     webhook_faults = COALESCE($16, webhook_faults)
                  WHERE id = $1",
             )
             .await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
             &project_id,
             &s.set_webhook_url,
             &s.webhook_url,
@@ -398,6 +400,7 @@ impl PgStore {
             &s.payment_fee_bp,
             &s.contractors,
             &s.widget_origins,
+            &s.webhook_faults,
         ];
         if tx.execute(&update, &params).await? == 0 {
             return Err(StoreError::NoSuchProject(project_id.to_string()));

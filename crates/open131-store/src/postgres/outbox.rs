@@ -40,11 +40,13 @@ async fn record_attempt(tx: &impl GenericClient, a: &AttemptResult) -> Result<()
     let attempt: i64 = row.try_get(0)?;
     let log = tx
         .prepare_cached(
-            "INSERT INTO webhook_attempts (webhook_id, attempt, at_us, status, error, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO webhook_attempts (webhook_id, attempt, at_us, status, error, duration_ms, injected)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .await?;
-    tx.execute(&log, &[&a.webhook_id, &attempt, &to_us(a.at), &a.status, &a.error, &a.duration_ms]).await?;
+    let row: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&a.webhook_id, &attempt, &to_us(a.at), &a.status, &a.error, &a.duration_ms, &a.injected];
+    tx.execute(&log, &row).await?;
     let (state, next, delivered) = attempt_outcome(a);
     let settle = tx
         .prepare_cached(
@@ -66,21 +68,17 @@ impl OutboxStore for PgStore {
         limit: usize,
         skip_projects: Vec<String>,
     ) -> Result<Vec<WebhookRecord>> {
-        let sql = format!(
-            "UPDATE webhooks SET next_attempt_at_us = $2, leased_until_us = $2, lease_owner = $5
-             WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= $1
-                              AND project_id <> ALL($4)
-                          ORDER BY next_attempt_at_us LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING {WEBHOOK_COLUMNS}"
-        );
-        let (sql, skip) = (sql.as_str(), &skip_projects);
-        let (now, lease, limit) = (to_us(now), to_us(lease_until), limit as i64);
-        // A repeat after a lost commit only delays the first claim's webhooks to its lease end.
-        let owner = self.instance.as_str();
-        let rows = with_retries(|| async move { self.query(sql, &[&now, &lease, &limit, skip, &owner]).await }).await?;
-        let mut out = decode_webhooks(&rows)?;
-        out.sort_by_key(|w| w.id);
-        Ok(out)
+        self.claim(now, lease_until, limit, "project_id <> ALL($4)", &skip_projects).await
+    }
+
+    async fn claim_project_webhooks(
+        &self,
+        project_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<WebhookRecord>> {
+        self.claim(now, lease_until, limit, "project_id = $4", &project_id).await
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()> {
@@ -115,7 +113,7 @@ impl OutboxStore for PgStore {
     async fn webhook_attempts(&self, webhook_id: i64) -> Result<Vec<AttemptRecord>> {
         let rows = with_retries(|| async move {
             self.query(
-                "SELECT attempt, at_us, status, error, duration_ms FROM webhook_attempts WHERE webhook_id = $1
+                "SELECT attempt, at_us, status, error, duration_ms, injected FROM webhook_attempts WHERE webhook_id = $1
                  ORDER BY attempt",
                 &[&webhook_id],
             )
@@ -130,6 +128,7 @@ impl OutboxStore for PgStore {
                     status: r.try_get(2)?,
                     error: r.try_get(3)?,
                     duration_ms: r.try_get(4)?,
+                    injected: r.try_get(5)?,
                 })
             })
             .collect()
@@ -186,5 +185,34 @@ impl OutboxStore for PgStore {
         .await?;
         let us: Option<i64> = rows.first().map(|r| r.try_get(0)).transpose()?.flatten();
         us.map(from_us).transpose()
+    }
+}
+
+impl PgStore {
+    /// Claims due webhooks whose project meets `condition` (on `$4`, `projects`).
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+        condition: &str,
+        projects: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<Vec<WebhookRecord>> {
+        let sql = format!(
+            "UPDATE webhooks SET next_attempt_at_us = $2, leased_until_us = $2, lease_owner = $5
+             WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= $1
+                              AND {condition}
+                          ORDER BY next_attempt_at_us LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING {WEBHOOK_COLUMNS}"
+        );
+        let sql = sql.as_str();
+        let (now, lease, limit) = (to_us(now), to_us(lease_until), limit as i64);
+        // A repeat after a lost commit only delays the first claim's webhooks to its lease end.
+        let owner = self.instance.as_str();
+        let rows =
+            with_retries(|| async move { self.query(sql, &[&now, &lease, &limit, projects, &owner]).await }).await?;
+        let mut out = decode_webhooks(&rows)?;
+        out.sort_by_key(|w| w.id);
+        Ok(out)
     }
 }

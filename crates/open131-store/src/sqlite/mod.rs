@@ -66,6 +66,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (20, "lease_owners", include_str!("../../migrations/sqlite/0020_lease_owners.sql")),
     (21, "fiscal_payouts", include_str!("../../migrations/sqlite/0021_fiscal_payouts.sql")),
     (22, "receipts", include_str!("../../migrations/sqlite/0022_receipts.sql")),
+    (23, "webhook_faults", include_str!("../../migrations/sqlite/0023_webhook_faults.sql")),
 ];
 
 pub struct SqliteStore {
@@ -653,7 +654,8 @@ impl ProjectStore for SqliteStore {
                              capture_timeout_s = COALESCE(?12, capture_timeout_s),
                              payment_fee_bp = COALESCE(?13, payment_fee_bp),
                              contractors = COALESCE(?14, contractors),
-                             widget_origins = COALESCE(?15, widget_origins)
+                             widget_origins = COALESCE(?15, widget_origins),
+                             webhook_faults = COALESCE(?16, webhook_faults)
                          WHERE id = ?1",
                         params![
                             project_id,
@@ -671,6 +673,7 @@ impl ProjectStore for SqliteStore {
                             stored.payment_fee_bp,
                             stored.contractors,
                             stored.widget_origins,
+                            stored.webhook_faults,
                         ],
                     )
                     .map_err(db)?;
@@ -1010,7 +1013,24 @@ impl OutboxStore for SqliteStore {
     ) -> Result<Vec<WebhookRecord>> {
         let owner = self.instance.clone();
         self.writer
-            .write(move |conn| payouts::claim_webhooks(conn, (now, lease_until, &owner), limit, &skip_projects))
+            .write(move |conn| {
+                payouts::claim_webhooks(conn, (now, lease_until, &owner), limit, payouts::Scope::AllBut(&skip_projects))
+            })
+            .await
+    }
+
+    async fn claim_project_webhooks(
+        &self,
+        project_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<WebhookRecord>> {
+        let (owner, project) = (self.instance.clone(), project_id.to_string());
+        self.writer
+            .write(move |conn| {
+                payouts::claim_webhooks(conn, (now, lease_until, &owner), limit, payouts::Scope::Only(&project))
+            })
             .await
     }
 

@@ -507,23 +507,36 @@ pub(crate) fn rates(conn: &Connection) -> Result<Vec<(String, FxRate)>> {
     rows.into_iter().map(|(c, m)| decode_rate(c, m)).collect()
 }
 
+/// Which projects' webhooks a claim may take.
+pub(crate) enum Scope<'a> {
+    /// Every project but these (whose queues are full).
+    AllBut(&'a [String]),
+    Only(&'a str),
+}
+
 pub(crate) fn claim_webhooks(
     conn: &Connection,
     (now, lease_until, owner): (OffsetDateTime, OffsetDateTime, &str),
     limit: usize,
-    skip_projects: &[String],
+    scope: Scope<'_>,
 ) -> Result<Vec<WebhookRecord>> {
-    let skip = format!("[{}]", skip_projects.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(","));
+    let (condition, projects) = match scope {
+        Scope::AllBut(skip) => (
+            "project_id NOT IN (SELECT value FROM json_each(?4))",
+            format!("[{}]", skip.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(",")),
+        ),
+        Scope::Only(project) => ("project_id = ?4", project.to_string()),
+    };
     let raw = conn
         .prepare_cached(&format!(
             "UPDATE webhooks SET next_attempt_at_us = ?2, leased_until_us = ?2, lease_owner = ?5
              WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= ?1
-                              AND project_id NOT IN (SELECT value FROM json_each(?4))
+                              AND {condition}
                           ORDER BY next_attempt_at_us LIMIT ?3)
              RETURNING {WEBHOOK_COLUMNS}"
         ))
         .map_err(db)?
-        .query_map(params![to_us(now), to_us(lease_until), limit as i64, skip, owner], |r| WebhookRow::read(r))
+        .query_map(params![to_us(now), to_us(lease_until), limit as i64, projects, owner], |r| WebhookRow::read(r))
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
@@ -556,11 +569,11 @@ pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> R
         // Another claim (after this one's lease ran out) already recorded a result.
         let Some(attempt) = attempt else { continue };
         conn.prepare_cached(
-            "INSERT INTO webhook_attempts (webhook_id, attempt, at_us, status, error, duration_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO webhook_attempts (webhook_id, attempt, at_us, status, error, duration_ms, injected)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .map_err(db)?
-        .execute(params![a.webhook_id, attempt, to_us(a.at), a.status, a.error, a.duration_ms])
+        .execute(params![a.webhook_id, attempt, to_us(a.at), a.status, a.error, a.duration_ms, a.injected])
         .map_err(db)?;
         let (state, next, delivered) = attempt_outcome(a);
         conn.prepare_cached(
@@ -595,18 +608,19 @@ pub(crate) fn webhooks(conn: &Connection, filter: &WebhookFilter) -> Result<Vec<
 pub(crate) fn webhook_attempts(conn: &Connection, id: i64) -> Result<Vec<AttemptRecord>> {
     let rows = conn
         .prepare_cached(
-            "SELECT attempt, at_us, status, error, duration_ms FROM webhook_attempts WHERE webhook_id = ?1 ORDER BY attempt",
+            "SELECT attempt, at_us, status, error, duration_ms, injected FROM webhook_attempts WHERE webhook_id = ?1
+             ORDER BY attempt",
         )
         .map_err(db)?
         .query_map([id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?, r.get(5)?))
         })
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
     rows.into_iter()
-        .map(|(attempt, at, status, error, duration_ms)| {
-            Ok(AttemptRecord { attempt, at: from_us(at)?, status, error, duration_ms })
+        .map(|(attempt, at, status, error, duration_ms, injected)| {
+            Ok(AttemptRecord { attempt, at: from_us(at)?, status, error, duration_ms, injected })
         })
         .collect()
 }
