@@ -394,3 +394,68 @@ mod tests {
         assert_eq!(FeeRate::default().fee_minor(i64::MAX), 0);
     }
 }
+
+/// How far a project's clock runs ahead of the real one (virtual time,
+/// issue 13 §1): never behind, at most [`CLOCK_OFFSET_MAX_DAYS`]. Its now is
+/// the real now plus the offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ClockOffset(i64);
+
+/// Farthest a project's clock may run ahead, in days (ten years).
+pub const CLOCK_OFFSET_MAX_DAYS: i64 = 3_660;
+
+impl ClockOffset {
+    pub const NONE: Self = Self(0);
+
+    /// From microseconds; `None` when negative or past the limit.
+    pub fn from_us(us: i64) -> Option<Self> {
+        (0..=CLOCK_OFFSET_MAX_DAYS * 86_400 * 1_000_000).contains(&us).then_some(Self(us))
+    }
+
+    pub fn us(self) -> i64 {
+        self.0
+    }
+
+    pub fn is_none(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The project's now when the real one is `real`.
+    pub fn apply(self, real: time::OffsetDateTime) -> time::OffsetDateTime {
+        real + time::Duration::microseconds(self.0)
+    }
+
+    /// This offset moved on by `by` (a clock only goes forward); `None` past the limit.
+    pub fn advanced(self, by: time::Duration) -> Option<Self> {
+        let by_us = i64::try_from(by.whole_microseconds()).ok().filter(|us| *us >= 0)?;
+        Self::from_us(self.0.checked_add(by_us)?)
+    }
+
+    /// The offset that makes the project's now `at` when the real one is
+    /// `real`; `None` when that would turn the project's clock back (below
+    /// `current`) or pass the limit.
+    pub fn to_reach(current: Self, at: time::OffsetDateTime, real: time::OffsetDateTime) -> Option<Self> {
+        let us = i64::try_from((at - real).whole_microseconds()).ok()?;
+        Self::from_us(us).filter(|o| *o >= current)
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_clock_only_goes_forward_within_its_limit() {
+        let real = datetime!(2026-12-01 10:00 UTC);
+        let two_days = ClockOffset::NONE.advanced(time::Duration::days(2)).unwrap();
+        assert_eq!(two_days.apply(real), datetime!(2026-12-03 10:00 UTC));
+        assert_eq!(ClockOffset::NONE.advanced(time::Duration::seconds(-1)), None);
+        assert_eq!(ClockOffset::NONE.advanced(time::Duration::days(CLOCK_OFFSET_MAX_DAYS + 1)), None);
+        assert_eq!(ClockOffset::to_reach(two_days, datetime!(2026-12-02 10:00 UTC), real), None, "back");
+        let later = ClockOffset::to_reach(two_days, datetime!(2027-01-01 00:00 UTC), real).unwrap();
+        assert_eq!(later.apply(real), datetime!(2027-01-01 00:00 UTC));
+        assert_eq!(ClockOffset::from_us(-1), None);
+    }
+}

@@ -19,6 +19,8 @@
 //!   "full_name"?, "phone"?, "service_error"?}` says what the tax service
 //!   knows of a person (over the sandbox's rules).
 //! - `GET /metrics`: the Prometheus figures ([`crate::metrics`]).
+//! - `POST /admin/v1/clock` `{"project", "advance_s"? | "set"? | "reset"?}`
+//!   shows or moves a project's clock (virtual time).
 //! - `POST /admin/v1/webhooks/faults` `{"project", "delay_ms"?, "duplicate"?,
 //!   "reorder"?, "drop_first"?, "before_response"?}` sets the project's
 //!   webhook faults (the whole set; what is left out is off).
@@ -83,7 +85,68 @@ pub fn router() -> Router<App> {
         .route("/admin/v1/npd/taxpayer", post(npd_taxpayer))
         .route("/admin/v1/npd/link", post(npd_link))
         .route("/admin/v1/webhooks/faults", post(webhook_faults))
+        .route("/admin/v1/clock", post(clock))
         .route(crate::metrics::PATH, axum::routing::get(metrics))
+}
+
+/// A project's clock (`POST /admin/v1/clock`): `{"project"}` shows it;
+/// with one of `"advance_s"` (seconds forward), `"set"` (an RFC 3339 time
+/// ahead) or `"reset": true` changes it, and the workers are woken so that
+/// everything now due fires at once.
+pub async fn clock(State(app): State<App>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    use crate::clock::{ClockChange, ClockError};
+    if let Some(r) = refusal(&app, &headers) {
+        return r;
+    }
+    let body = match object_of(&body, &["project", "advance_s", "set", "reset"]) {
+        Ok(body) => body,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request", &why),
+    };
+    let Some(project) = body.get("project").and_then(Value::as_str).map(str::to_string) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "project must be a project id");
+    };
+    let change = match (body.get("advance_s"), body.get("set"), body.get("reset")) {
+        (None, None, None) => ClockChange::Show,
+        (Some(s), None, None) => match s.as_i64().filter(|s| *s >= 0) {
+            Some(s) => ClockChange::Advance(time::Duration::seconds(s)),
+            None => return error(StatusCode::BAD_REQUEST, "invalid_request", "advance_s must be whole seconds from 0"),
+        },
+        (None, Some(at), None) => {
+            let parsed = at
+                .as_str()
+                .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+            match parsed {
+                Some(at) => ClockChange::Set(at),
+                None => return error(StatusCode::BAD_REQUEST, "invalid_request", "set must be an RFC 3339 time"),
+            }
+        }
+        (None, None, Some(Value::Bool(true))) => ClockChange::Reset,
+        _ => {
+            let why = "give at most one of advance_s, set and reset (true)";
+            return error(StatusCode::BAD_REQUEST, "invalid_request", why);
+        }
+    };
+    match crate::clock::change_project_clock(app.store.as_ref(), &project, change, app.clock.now()).await {
+        Ok(clock) => {
+            app.projects.forget(&project);
+            for wake in [&app.processor_wake, &app.verifier_wake, &app.webhook_wake] {
+                wake.notify_one();
+            }
+            let answer = json!({
+                "status": "ok",
+                "project": project,
+                "now": open131_wire::api::timestamp(clock.now),
+                "offset_s": clock.offset.us() / 1_000_000,
+            });
+            (StatusCode::OK, Json(answer)).into_response()
+        }
+        Err(ClockError::NoSuchProject) => error(StatusCode::NOT_FOUND, "not_found", "no such project"),
+        Err(e @ ClockError::Backwards) => error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+        Err(ClockError::Store(e)) => {
+            tracing::error!(error = %e, "changing a project's clock failed");
+            Admin::internal()
+        }
+    }
 }
 
 /// Sets a project's webhook faults (`POST /admin/v1/webhooks/faults`): the
@@ -268,7 +331,7 @@ pub async fn act_on_link(app: &App, project: &str, inn: &Inn, event: LinkEvent) 
     }
     // A change lost to another is tried again on what that one left.
     for _ in 0..LINK_CHANGE_TRIES_MAX {
-        match change_link(app, (project, inn), event, app.clock.now()).await? {
+        match change_link(app, (project, inn), event, app.now_for(project).await).await? {
             LinkChange::Changed(state) | LinkChange::Unchanged(state) => return Ok(state),
             LinkChange::Refused(wrong) => return Err(wrong.into()),
             LinkChange::Lost => continue,
@@ -346,7 +409,7 @@ pub enum ResolveError {
 /// Forces `outcome` on a pending check; returns the check's KYC answer afterwards.
 /// Shared by the admin endpoint and `open131 kyc resolve`.
 pub async fn resolve_check(app: &App, project: &str, id: i64, outcome: Outcome) -> Result<Value, ResolveError> {
-    resolve_in_store(app.store.as_ref(), project, id, outcome, app.clock.now()).await
+    resolve_in_store(app.store.as_ref(), project, id, outcome, app.now_for(project).await).await
 }
 
 pub async fn resolve_in_store(

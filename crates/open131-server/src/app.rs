@@ -78,6 +78,16 @@ impl App {
         }
     }
 
+    /// `project`'s now: the real clock plus the project's offset (virtual
+    /// time); the real now for a project that cannot be read.
+    pub async fn now_for(&self, project: &str) -> time::OffsetDateTime {
+        let real = self.clock.now();
+        match self.projects.get(project).await {
+            Ok(Some(p)) => p.settings.clock_offset.apply(real),
+            _ => real,
+        }
+    }
+
     /// The card vault. A data directory of its own (SQLite) makes its key
     /// file on first use; nodes sharing PostgreSQL must be given one.
     pub fn vault(&self) -> Result<Arc<crate::vault::Vault>, String> {
@@ -106,7 +116,7 @@ impl App {
             bin: number.bin().to_string(),
             last4: number.last4().to_string(),
             card_expiry: expiry,
-            created_at: self.clock.now(),
+            created_at: self.now_for(project).await,
         };
         self.store.put_card(card.clone()).await.map_err(|e| e.to_string())?;
         Ok(card)
@@ -132,7 +142,7 @@ impl App {
             ciphertext: sealed.ciphertext,
             bik: bik.as_str().to_string(),
             masked_account: account.masked(),
-            created_at: self.clock.now(),
+            created_at: self.now_for(project).await,
         };
         self.store.put_account(record.clone()).await.map_err(|e| e.to_string())?;
         Ok(record)

@@ -43,3 +43,60 @@ impl Clock for ManualClock {
         self.0.lock().map(|t| *t).unwrap_or_else(|p| *p.into_inner())
     }
 }
+
+/// What an operator does to a project's clock (virtual time, issue 13 §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockChange {
+    /// Only read it.
+    Show,
+    /// Move it forward by this much.
+    Advance(Duration),
+    /// Move it forward to this time.
+    Set(OffsetDateTime),
+    /// Back to real time.
+    Reset,
+}
+
+/// Why a clock change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ClockError {
+    #[error("no such project")]
+    NoSuchProject,
+    #[error("a project's clock only moves forward, at most {max} days ahead of real time", max = open131_domain::settings::CLOCK_OFFSET_MAX_DAYS)]
+    Backwards,
+    #[error(transparent)]
+    Store(#[from] open131_store::StoreError),
+}
+
+/// A project's clock as it stands after a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectClock {
+    pub now: OffsetDateTime,
+    pub offset: open131_domain::settings::ClockOffset,
+}
+
+/// Applies `change` to `project`'s clock when the real time is `real`.
+/// Shared by the admin endpoint and `open131 clock`. Everything of the
+/// project due by its new time is then due: the workers claim it on their
+/// next round (a server wakes them after its own admin call).
+pub async fn change_project_clock(
+    store: &dyn open131_store::Store,
+    project: &str,
+    change: ClockChange,
+    real: OffsetDateTime,
+) -> Result<ProjectClock, ClockError> {
+    use open131_domain::settings::ClockOffset;
+    let current = store.project(project).await?.ok_or(ClockError::NoSuchProject)?.settings.clock_offset;
+    let offset = match change {
+        ClockChange::Show => return Ok(ProjectClock { now: current.apply(real), offset: current }),
+        ClockChange::Advance(by) => current.advanced(by).ok_or(ClockError::Backwards)?,
+        ClockChange::Set(at) => ClockOffset::to_reach(current, at, real).ok_or(ClockError::Backwards)?,
+        ClockChange::Reset => ClockOffset::NONE,
+    };
+    let settings = open131_store::SettingsChange { clock_offset: Some(offset), ..Default::default() };
+    match store.set_project_settings(project, settings, real).await {
+        Ok(()) => Ok(ProjectClock { now: offset.apply(real), offset }),
+        Err(open131_store::StoreError::NoSuchProject(_)) => Err(ClockError::NoSuchProject),
+        Err(e) => Err(e.into()),
+    }
+}

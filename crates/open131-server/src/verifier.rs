@@ -72,9 +72,24 @@ impl Verifier for KycVerifier {
 
 /// One round: decides every check due now (up to the batch limit).
 pub async fn verify_due(app: &App) -> anyhow::Result<usize> {
-    let now = app.clock.now();
-    let lease_until = now + time::Duration::seconds(VERIFY_LEASE_S);
-    let due = app.store.claim_due_checks(now - delay(app), now, lease_until, VERIFY_BATCH_MAX_CHECKS).await?;
+    let lease = time::Duration::seconds(VERIFY_LEASE_S);
+    let real = app.clock.now();
+    let due = app.store.claim_due_checks(real - delay(app), real, real + lease, VERIFY_BATCH_MAX_CHECKS).await?;
+    let mut finished = decide(app, due, real).await?;
+    // A project on virtual time: its checks are due by its own clock.
+    for (project, offset) in app.store.clocked_projects().await? {
+        let now = offset.apply(real);
+        let due = app
+            .store
+            .claim_project_due_checks(&project, now - delay(app), now, now + lease, VERIFY_BATCH_MAX_CHECKS)
+            .await?;
+        finished += decide(app, due, now).await?;
+    }
+    Ok(finished)
+}
+
+/// Decides claimed checks at `now` (their project's); how many it finished.
+async fn decide(app: &App, due: Vec<open131_store::CheckRecord>, now: time::OffsetDateTime) -> anyhow::Result<usize> {
     if due.is_empty() {
         return Ok(0);
     }

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use open131_domain::settings::ClockOffset;
 use open131_domain::webhook_faults::{self, Claimed, Plan, Sender, WebhookFaults};
 use open131_store::{AttemptResult, WebhookRecord};
 use tokio::sync::{watch, Semaphore};
@@ -161,7 +162,7 @@ async fn attempt(app: &App, hook: &WebhookRecord, delivery: Delivery) -> Attempt
         }
     };
     let Some(url) = url else {
-        let at = app.clock.now();
+        let at = app.now_for(&hook.project_id).await;
         return AttemptResult {
             webhook_id: hook.id,
             claimed_attempts: hook.attempts,
@@ -191,7 +192,7 @@ async fn attempt(app: &App, hook: &WebhookRecord, delivery: Delivery) -> Attempt
         }
         first
     };
-    let now = app.clock.now();
+    let now = app.now_for(&hook.project_id).await;
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let injected = (!notes.is_empty()).then(|| notes.join("; "));
     let mut result = AttemptResult {
@@ -249,10 +250,10 @@ async fn send(app: &App, hook: &WebhookRecord, url: &str) -> Result<u16, String>
 /// What the project's faults make of one claimed webhook: held back until a
 /// time, or delivered as [`Delivery`] says.
 async fn apply_faults(app: &App, hook: &WebhookRecord, sender: Sender) -> Result<Delivery, time::OffsetDateTime> {
-    let faults = match app.projects.get(&hook.project_id).await {
-        Ok(Some(p)) => p.settings.webhook_faults,
+    let (faults, offset) = match app.projects.get(&hook.project_id).await {
+        Ok(Some(p)) => (p.settings.webhook_faults, p.settings.clock_offset),
         // A project that cannot be read now is delivered as without faults.
-        _ => WebhookFaults::NONE,
+        _ => (WebhookFaults::NONE, ClockOffset::NONE),
     };
     if faults.is_none() {
         return Ok(Delivery::default());
@@ -278,7 +279,7 @@ async fn apply_faults(app: &App, hook: &WebhookRecord, sender: Sender) -> Result
             });
         }
     }
-    match webhook_faults::plan(&faults, &claimed, app.clock.now(), sender) {
+    match webhook_faults::plan(&faults, &claimed, offset.apply(app.clock.now()), sender) {
         Plan::Hold(at) => Err(at),
         Plan::Drop => Ok(Delivery { lose: true, twice: false, notes }),
         Plan::Send { twice } => Ok(Delivery { lose: false, twice, notes }),
@@ -312,13 +313,28 @@ impl Dispatcher {
         let now = app.clock.now();
         let lease = app.config.webhook_lease.max(std::time::Duration::from_secs(WEBHOOK_LEASE_MIN_S));
         let lease_until = now + time::Duration::try_from(lease).unwrap_or(time::Duration::MAX);
-        let claimed = match app.store.claim_webhooks(now, lease_until, free, self.limits.full_projects()).await {
+        let full = self.limits.full_projects();
+        let mut claimed = match app.store.claim_webhooks(now, lease_until, free, full.clone()).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "could not claim webhooks");
                 return 0;
             }
         };
+        // A project on virtual time: its webhooks are due by its own clock.
+        match app.store.clocked_projects().await {
+            Ok(clocked) => {
+                for (project, offset) in clocked.into_iter().filter(|(p, _)| !full.contains(p)) {
+                    let (own_now, own_lease) = (offset.apply(now), offset.apply(lease_until));
+                    let room = free.saturating_sub(claimed.len());
+                    match app.store.claim_project_webhooks(&project, own_now, own_lease, room).await {
+                        Ok(more) => claimed.extend(more),
+                        Err(e) => tracing::error!(error = %e, %project, "could not claim a clocked project's webhooks"),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "could not list the projects on virtual time"),
+        }
         self.dispatch(app, claimed, Sender::Background).await
     }
 
@@ -404,7 +420,7 @@ pub async fn before_response(app: &App, project: &str) {
     if let Err(e) = crate::api::processor::process_due(app).await {
         tracing::warn!(error = %e, "could not run the due steps before the response; they run after it");
     }
-    let now = app.clock.now();
+    let now = app.now_for(project).await;
     let lease = app.config.webhook_lease.max(std::time::Duration::from_secs(WEBHOOK_LEASE_MIN_S));
     let lease_until = now + time::Duration::try_from(lease).unwrap_or(time::Duration::MAX);
     let claimed =

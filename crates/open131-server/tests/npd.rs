@@ -694,3 +694,51 @@ async fn a_retry_meets_the_tax_service_as_it_is_then() {
     assert!(receipt_of(&s, &id).await["id"].as_str().is_some_and(|r| r.starts_with("rcpt_")));
     s.stop().await;
 }
+
+/// Virtual time (issue 13 §1): a refused receipt's retries and the yearly
+/// income sums follow the project's clock, moved over the admin API while
+/// the real clock stands still.
+#[tokio::test]
+async fn receipt_retries_and_the_income_year_follow_the_projects_clock() {
+    let (s, _r) = server(SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() }).await;
+    s.app.store.topup("alpha", "rub", 500_000_000, common::START).await.unwrap();
+    let admin = admin(&s).await;
+    let person = inn("7700000005");
+    linked(&s, &person).await;
+    let id = paid_with_receipt(&s, &person, 10_000).await;
+    assert_eq!(receipt_of(&s, &id).await["attempts"], 1);
+    let (code, answer) = admin("/admin/v1/clock", json!({"project": "alpha", "advance_s": 60})).await;
+    assert_eq!(code, 200, "{answer}");
+    s.settle().await;
+    assert_eq!(receipt_of(&s, &id).await["attempts"], 2, "retried a minute later by alpha's clock");
+    admin("/admin/v1/clock", json!({"project": "alpha", "advance_s": 300})).await;
+    s.settle().await;
+    assert!(receipt_of(&s, &id).await["id"].as_str().unwrap().starts_with("rcpt_"), "registered on the third try");
+
+    linked(&s, PLAIN).await;
+    let pay = |amount: i64| {
+        let s = &s;
+        async move {
+            let id = paid_or_failed(s, PLAIN, amount).await;
+            let a = s.call("v1", "session/status", &json!({"session_id": id})).await;
+            a.body["session"]["payments"][0]["error"]["code"].as_str().map(str::to_string)
+        }
+    };
+    assert_eq!(pay(240_000_000).await, None, "the year's limit, reached");
+    assert_eq!(pay(100).await.as_deref(), Some("taxpayer_income_exceeds_amount_limit"));
+    // 1 January in Moscow by alpha's clock (the real one is still in November).
+    let (code, _) = admin("/admin/v1/clock", json!({"project": "alpha", "set": "2026-12-31T21:00:00Z"})).await;
+    assert_eq!(code, 200);
+    assert_eq!(pay(100).await, None, "a new year's income");
+    s.stop().await;
+}
+
+/// A fiscal payout to `inn` run to its end, succeeded or failed: its session id.
+async fn paid_or_failed(s: &TestServer, inn: &str, amount: i64) -> String {
+    let a = s.call("v1", "session/init/payout/fiscalization", &fiscal_of(inn, amount)).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let id = a.body["session"]["id"].as_str().unwrap().to_string();
+    s.settle().await;
+    s.advance(5).await;
+    id
+}

@@ -174,6 +174,9 @@ impl Backend {
 /// Partner projects, their keys and settings.
 #[async_trait]
 pub trait ProjectStore: Send + Sync + 'static {
+    /// The projects on a clock of their own, with their offsets (few: a test
+    /// stand's), for the workers' claims on each one's time.
+    async fn clocked_projects(&self) -> Result<Vec<(String, open131_domain::settings::ClockOffset)>>;
     /// Creates a project; `false` if it already existed (nothing changes then).
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
     /// Registers a public key; `false` if the project already had it.
@@ -208,6 +211,15 @@ pub trait CheckStore: Send + Sync + 'static {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<CheckRecord>>;
+    /// As [`CheckStore::claim_due_checks`], of `project_id`'s checks alone, on its own clock.
+    async fn claim_project_due_checks(
+        &self,
+        project_id: &str,
+        created_up_to: OffsetDateTime,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>>;
     /// Leaves pending checks alone until `until` (a verifier that cannot decide yet).
     async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()>;
     /// Makes every postponed pending check due again (a registry was just loaded); returns how many.
@@ -236,6 +248,14 @@ pub trait SessionStore: Send + Sync + 'static {
     /// never committed (a dead node) fires again then.
     async fn claim_due_timers(
         &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>>;
+    /// As [`SessionStore::claim_due_timers`], of `project_id`'s timers alone, on its own clock.
+    async fn claim_project_due_timers(
+        &self,
+        project_id: &str,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
         limit: usize,
@@ -357,6 +377,21 @@ pub struct Backlog {
 }
 
 /// The backlog's queries, the same text on both backends (`?1`/`$1` aside).
+/// What a claim of every project's due work adds: projects on a clock of
+/// their own are claimed each on its own time (`claim_project_*`), never on
+/// the real one (which would claim their work late, or lease it short).
+pub(crate) const NOT_CLOCKED: &str = "project_id NOT IN (SELECT id FROM projects WHERE clock_offset_us <> 0)";
+
+pub(crate) const CLOCKED_PROJECTS_SQL: &str =
+    "SELECT id, clock_offset_us FROM projects WHERE clock_offset_us <> 0 ORDER BY id";
+
+/// A clocked project's row, checked.
+pub(crate) fn clocked(id: String, us: i64) -> Result<(String, open131_domain::settings::ClockOffset)> {
+    let offset = open131_domain::settings::ClockOffset::from_us(us)
+        .ok_or_else(|| StoreError::corrupt(format!("project {id}"), "clock_offset_us"))?;
+    Ok((id, offset))
+}
+
 pub(crate) const BACKLOG_CHECKS_SQL: &str = "SELECT COUNT(*) FROM kyc_checks WHERE outcome IS NULL";
 pub(crate) const BACKLOG_WEBHOOKS_SQL: &str =
     "SELECT project_id, COUNT(*) FROM webhooks WHERE state = 'pending' GROUP BY project_id ORDER BY project_id";

@@ -13,7 +13,7 @@ use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::refund_flow::RefundState;
 use open131_domain::session::{ApiVersion, SessionState};
-use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, ClockOffset, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_domain::split::{Split, Taken};
 use open131_domain::subscription::{Period, Schedule};
 use open131_domain::webhook_faults::WebhookFaults;
@@ -47,6 +47,8 @@ pub struct ProjectSettings {
     pub widget_origins: NameSet,
     /// What its webhook deliveries suffer (a test stand's faults; none by default).
     pub webhook_faults: WebhookFaults,
+    /// How far its clock runs ahead of the real one (virtual time; none by default).
+    pub clock_offset: ClockOffset,
 }
 
 /// A change to project settings; `None` leaves a setting as it is.
@@ -67,6 +69,7 @@ pub struct SettingsChange {
     pub contractors: Option<NameSet>,
     pub widget_origins: Option<NameSet>,
     pub webhook_faults: Option<WebhookFaults>,
+    pub clock_offset: Option<ClockOffset>,
 }
 
 impl SettingsChange {
@@ -89,6 +92,7 @@ impl SettingsChange {
             contractors: self.contractors.as_ref().map(ToString::to_string),
             widget_origins: self.widget_origins.as_ref().map(ToString::to_string),
             webhook_faults: self.webhook_faults.as_ref().map(ToString::to_string),
+            clock_offset_us: self.clock_offset.map(ClockOffset::us),
         }
     }
 }
@@ -110,6 +114,7 @@ pub(crate) struct StoredSettingsChange {
     pub contractors: Option<String>,
     pub widget_origins: Option<String>,
     pub webhook_faults: Option<String>,
+    pub clock_offset_us: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

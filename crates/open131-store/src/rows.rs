@@ -18,6 +18,7 @@ use open131_domain::personal::Personal;
 use open131_domain::receipt::{CancelReason, Receipt, ReceiptState};
 use open131_domain::refund_flow;
 use open131_domain::session::{self, ApiVersion};
+use open131_domain::settings::ClockOffset;
 use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_domain::split::{Split, Taken};
 use open131_domain::subscription::{Period, Schedule, SubscriptionState};
@@ -49,7 +50,7 @@ pub(crate) trait Columns {
 pub(crate) const PROJECT_COLUMNS: &str =
     "id, created_at_us, kyc_mode, webhook_url, auto_confirm, confirm_timeout_s, methods, allowed_ips, webhook_naming, \
      submerchants, capture_mode, capture_timeout_s, payment_fee_bp, contractors, widget_origins, \
-     webhook_faults";
+     webhook_faults, clock_offset_us";
 
 /// A row of `projects`, in [`PROJECT_COLUMNS`] order (without its keys).
 pub(crate) struct ProjectRow {
@@ -69,6 +70,7 @@ pub(crate) struct ProjectRow {
     pub contractors: String,
     pub widget_origins: String,
     pub webhook_faults: String,
+    pub clock_offset_us: i64,
 }
 
 impl ProjectRow {
@@ -91,6 +93,7 @@ impl ProjectRow {
             contractors: r.text(13)?,
             widget_origins: r.text(14)?,
             webhook_faults: r.text(15)?,
+            clock_offset_us: r.int(16)?,
         })
     }
 
@@ -118,6 +121,8 @@ impl ProjectRow {
                 .map_err(|_| StoreError::corrupt(&what, "widget_origins"))?,
             webhook_faults: WebhookFaults::parse(&self.webhook_faults)
                 .map_err(|_| StoreError::corrupt(&what, "webhook_faults"))?,
+            clock_offset: ClockOffset::from_us(self.clock_offset_us)
+                .ok_or_else(|| StoreError::corrupt(&what, "clock_offset_us"))?,
         };
         Ok((self.id, from_us(self.created_at_us)?, settings))
     }

@@ -15,7 +15,7 @@ use open131_domain::payout::SandboxPlan;
 use open131_domain::payout_flow::PayoutState;
 use open131_domain::personal::Personal;
 use open131_domain::session::{ApiVersion, SessionState};
-use open131_domain::settings::{CaptureMode, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
+use open131_domain::settings::{CaptureMode, ClockOffset, FeeRate, KycMode, MethodSet, NameSet, WebhookNaming};
 use open131_domain::webhook_faults::WebhookFaults;
 use open131_store::sqlite::SqliteStore;
 use open131_store::testing::{fresh_database, postgres_admin_url, TEST_POSTGRES_ENV};
@@ -291,6 +291,7 @@ async fn typed_settings_round_trip() {
             contractors: Some(NameSet::parse("courier-1, courier-2").unwrap()),
             widget_origins: Some(NameSet::parse("https://shop.example").unwrap()),
             webhook_faults: Some(WebhookFaults::parse("delay=2000ms,duplicate=0.25,drop_first=2").unwrap()),
+            clock_offset: None,
         };
         let before = store.project("alpha").await.unwrap().unwrap().settings;
         assert_eq!((before.capture, before.capture_timeout_s), (CaptureMode::Auto, 432_000), "{name}: defaults");
@@ -679,6 +680,41 @@ async fn a_projects_own_claim_takes_its_due_webhooks_alone() {
         assert!(store.claim_project_webhooks("gamma", NOW, lease(), 10).await.unwrap().is_empty(), "{name}");
         let others = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap();
         assert_eq!(others.iter().map(|w| w.subject_id.as_str()).collect::<Vec<_>>(), ["b-1"], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_project_on_its_own_clock_is_claimed_on_its_own_time_alone() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        for (project, id) in [("alpha", "a-1"), ("beta", "b-1")] {
+            store.topup(project, "RUB", 100, NOW).await.unwrap();
+            store.write_session(creation(session(project, id, 10), &format!("k-{id}")), NOW).await.unwrap();
+            store.insert_check(new_check(project, "4510123456", id)).await.unwrap();
+        }
+        let day = ClockOffset::NONE.advanced(Duration::days(1)).unwrap();
+        let change = SettingsChange { clock_offset: Some(day), ..Default::default() };
+        store.set_project_settings("alpha", change, NOW).await.unwrap();
+        assert_eq!(store.clocked_projects().await.unwrap(), [("alpha".to_string(), day)], "{name}");
+        assert_eq!(store.project("alpha").await.unwrap().unwrap().settings.clock_offset, day, "{name}");
+        // The claims of every project leave alpha's work to claims on its own time.
+        let later = NOW + Duration::seconds(5);
+        let timers = store.claim_due_timers(later, lease(), 10).await.unwrap();
+        assert_eq!(timers.iter().map(|t| t.project_id.as_str()).collect::<Vec<_>>(), ["beta"], "{name}");
+        let hooks = store.claim_webhooks(later, lease(), 10, vec![]).await.unwrap();
+        assert_eq!(hooks.iter().map(|w| w.project_id.as_str()).collect::<Vec<_>>(), ["beta"], "{name}");
+        let checks = store.claim_due_checks(NOW, NOW, lease(), 10).await.unwrap();
+        assert_eq!(checks.iter().map(|c| c.project_id.as_str()).collect::<Vec<_>>(), ["beta"], "{name}");
+        let own = day.apply(later);
+        let timers = store.claim_project_due_timers("alpha", own, own + Duration::seconds(30), 10).await.unwrap();
+        assert_eq!(timers.iter().map(|t| t.session_id.as_str()).collect::<Vec<_>>(), ["a-1"], "{name}");
+        let checks = store.claim_project_due_checks("alpha", own, own, own + Duration::seconds(30), 10).await.unwrap();
+        assert_eq!(checks.len(), 1, "{name}");
+        assert!(store.claim_project_due_timers("beta", later, later, 10).await.unwrap().is_empty(), "{name}: leased");
+        // Back on real time, nothing is left out.
+        let back = SettingsChange { clock_offset: Some(ClockOffset::NONE), ..Default::default() };
+        store.set_project_settings("alpha", back, NOW).await.unwrap();
+        assert!(store.clocked_projects().await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.claim_webhooks(later, lease(), 10, vec![]).await.unwrap().len(), 1, "{name}: alpha's");
     }
 }
 

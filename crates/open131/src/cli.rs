@@ -98,6 +98,10 @@ pub enum Command {
     /// The webhook outbox.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// A project's clock (virtual time): everything of the project due by its
+    /// new time fires at once (a running server within a second).
+    #[command(subcommand)]
+    Clock(ClockCommand),
     /// The MVD invalid-passports registry.
     #[command(subcommand)]
     Registry(crate::registry_cli::RegistryCommand),
@@ -304,6 +308,22 @@ pub enum WebhooksCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ClockCommand {
+    /// Print the project's now and how far it runs ahead.
+    Show { project: String },
+    /// Move the project's clock forward: `90s`, `30m`, `24h`, `2d`.
+    Advance {
+        project: String,
+        #[arg(value_parser = parse_duration)]
+        by: Duration,
+    },
+    /// Move the project's clock forward to a time (RFC 3339, e.g. 2027-01-01T00:00:00Z).
+    Set { project: String, at: String },
+    /// Back to real time (what was scheduled on the project's time keeps its times).
+    Reset { project: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum KeysCommand {
     /// Print the bank's public key (PEM): partners verify webhooks with it.
     BankPublic,
@@ -507,6 +527,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Webhooks(cmd) => webhooks(&location, cmd).await,
+        Command::Clock(cmd) => clock(&location, cmd).await,
         Command::Project(cmd) => project(&location, cmd).await,
         Command::Keys(KeysCommand::Generate { private_key, public_key }) => {
             let key = SigningKey::generate()?;
@@ -604,6 +625,7 @@ async fn project(location: &Location, cmd: ProjectCommand) -> anyhow::Result<()>
                 contractors,
                 widget_origins,
                 webhook_faults: None,
+                clock_offset: None,
             };
             store.set_project_settings(&id, change, now).await?;
             let p = store.project(&id).await?.context("project vanished")?;
@@ -699,6 +721,34 @@ async fn rates(location: &Location, cmd: RatesCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn clock(location: &Location, cmd: ClockCommand) -> anyhow::Result<()> {
+    use open131_server::clock::ClockChange;
+    let (project, change) = match cmd {
+        ClockCommand::Show { project } => (project, ClockChange::Show),
+        ClockCommand::Advance { project, by } => {
+            (project, ClockChange::Advance(time::Duration::try_from(by).context("too long a step")?))
+        }
+        ClockCommand::Set { project, at } => {
+            let at = OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                .with_context(|| format!("{at:?} is not an RFC 3339 time"))?;
+            (project, ClockChange::Set(at))
+        }
+        ClockCommand::Reset { project } => (project, ClockChange::Reset),
+    };
+    let store = open_store(location).await?;
+    let clock =
+        open131_server::clock::change_project_clock(store.as_ref(), &project, change, OffsetDateTime::now_utc())
+            .await
+            .with_context(|| format!("project {project}'s clock"))?;
+    let ahead = time::Duration::microseconds(clock.offset.us());
+    println!(
+        "{project}: now {} ({} s ahead of real time)",
+        open131_wire::api::timestamp(clock.now),
+        ahead.whole_seconds()
+    );
     Ok(())
 }
 

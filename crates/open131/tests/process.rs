@@ -644,3 +644,45 @@ async fn webhook_faults_set_from_the_cli_reach_a_running_server() {
     assert!(list.contains("[injected: delayed 300 ms; sent twice (the duplicate answered 200)]"), "{list}");
     assert!(cli(&site, &["webhooks", "faults", "demo"]).1.contains("webhook faults of demo: none"));
 }
+
+/// `open131 clock` beside a running server: a day on the project's clock
+/// and its payout waiting for confirmation is cancelled by its timeout
+/// within a second (the server reads the clock on its workers' next round).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clock_command_makes_a_running_servers_timeouts_fire() {
+    let site = Site::new().await;
+    let server = serve(&site, "0");
+    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
+    let http = reqwest::Client::new();
+    let body = json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+        "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
+        "amount_details": {"amount": 1000, "currency": "rub"}
+    });
+    let created = signed(&http, &server.url, "session/init/payout", &key, &body).await;
+    let session = created["session"]["id"].as_str().unwrap().to_string();
+    let status = || {
+        let (http, url, key, session) = (http.clone(), server.url.clone(), &key, session.clone());
+        async move {
+            let v = signed(&http, &url, "session/status", key, &json!({"session_id": session})).await;
+            v["session"]["status"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    assert_eq!(status().await, "in_progress");
+    let (ok, out, err) = cli(&site, &["clock", "advance", "demo", "25h"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("90000 s ahead of real time"), "{out}");
+    let mut now = String::new();
+    for _ in 0..300 {
+        now = status().await;
+        if now == "cancelled" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(now, "cancelled", "the confirmation timeout fired on the project's clock");
+    let (ok, _, err) = cli(&site, &["clock", "set", "demo", "2020-01-01T00:00:00Z"]);
+    assert!(!ok && err.contains("only moves forward"), "{err}");
+    let (ok, out, _) = cli(&site, &["clock", "reset", "demo"]);
+    assert!(ok && out.contains("(0 s ahead"), "{out}");
+}

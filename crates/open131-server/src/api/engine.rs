@@ -322,7 +322,7 @@ async fn apply_change(
     // Read from the tax service only when a change tries a receipt.
     let mut refusals = None;
     for _ in 0..VERSION_CONFLICT_RETRIES_MAX {
-        let now = app.clock.now();
+        let now = settings.clock_offset.apply(app.clock.now());
         let mut stepped = step(&record, &change, &how, now, refusals.unwrap_or(0))?;
         if refusals.is_none() && tried_receipt(&record, &stepped.0) {
             refusals = Some(receipt_refusals(app, &stepped.0).await?);

@@ -521,7 +521,8 @@ async fn dispatch(app: &App, call: ApiCall, signed: SignedRequest) -> Result<Api
         }
     }
     let body = parse_body(&signed.bytes)?;
-    let ctx = Ctx { app, project_id: &project.id, version, idempotency, submerchant };
+    let now = project.settings.clock_offset.apply(app.clock.now());
+    let ctx = Ctx { app, project_id: &project.id, now, version, idempotency, submerchant };
     // A payout to a card or an account in the vault is read as the card or the account itself.
     let body = match method {
         ApiMethod::Create(..)
@@ -596,6 +597,8 @@ fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiReply> {
 struct Ctx<'a> {
     app: &'a App,
     project_id: &'a str,
+    /// The project's now (its own clock's, when it runs on virtual time).
+    now: time::OffsetDateTime,
     version: ApiVersion,
     idempotency: Option<(String, String)>,
     submerchant: Option<String>,

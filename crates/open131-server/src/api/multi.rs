@@ -56,7 +56,7 @@ impl Ctx<'_> {
             )]));
         }
         let payment = self.checked_payment(payment, &|field| bodies.payment_field(field)).await?;
-        let now = self.app.clock.now();
+        let now = self.now;
         let mut waiting = Vec::new();
         for (i, request) in requests.into_iter().enumerate() {
             let name = |field: &str| bodies.payout_field(i, field);

@@ -37,7 +37,7 @@ impl Ctx<'_> {
         let taxpayer = taxpayer(self.app, ask.inn()).await.map_err(|e| ApiReply::internal(&e))?;
         let (link, _) = link(self.app, self.project_id, ask.inn()).await.map_err(|e| ApiReply::internal(&e))?;
         let linked = link == LinkState::Linked;
-        let now = self.app.clock.now();
+        let now = self.now;
         let request = NpdRequestRecord {
             project_id: self.project_id.to_string(),
             id: super::engine::new_id("npd_"),
@@ -79,7 +79,7 @@ impl Ctx<'_> {
             return Err(ApiReply::invalid(from_domain(wrong)));
         }
         let finished = payout.finished_at.or(record.finished_at).unwrap_or(payout.created_at);
-        let days = (moscow_today(self.app.clock.now()) - moscow_today(finished)).whole_days();
+        let days = (moscow_today(self.now) - moscow_today(finished)).whole_days();
         if days > LATE_REGISTRATION_DAYS_MAX {
             let why = format!("a receipt is registered within {LATE_REGISTRATION_DAYS_MAX} days of its payout; this one is {days} days old");
             return Err(ApiReply::invalid(vec![detail("session_id", why)]));
@@ -116,7 +116,7 @@ impl Ctx<'_> {
         let found = self.app.store.npd_request(self.project_id, &id).await.map_err(|e| ApiReply::internal(&e))?;
         // Another project's request is indistinguishable from none.
         let found = found.ok_or_else(|| ApiReply::invalid(vec![detail("request_id", "no such request")]))?;
-        if self.app.clock.now() < found.ready_at {
+        if self.now < found.ready_at {
             return Ok(ApiReply::ok(&json!({"status": "pending", "request_id": id})));
         }
         let (status, mut fields) = found.answer.wire();

@@ -36,7 +36,7 @@ impl Ctx<'_> {
             plan: r.plan,
             state: PaymentState::Preparing,
             captured_amount: None,
-            created_at: self.app.clock.now(),
+            created_at: self.now,
             fee_amount: 0,
             three_ds_attempts: 0,
             refunds: Vec::new(),
@@ -284,7 +284,7 @@ pub async fn start_refund(
         state: RefundState::Requested,
         is_chargeback: chargeback,
         metadata: ask.metadata.map(|m| m.to_string()),
-        created_at: app.clock.now(),
+        created_at: app.now_for(&record.project_id).await,
         finished_at: None,
         split: Taken::default(),
     };
@@ -385,6 +385,7 @@ pub async fn pay_by_form(
     let ctx = Ctx {
         app,
         project_id,
+        now: app.now_for(project_id).await,
         version: record.api_version,
         idempotency: None,
         submerchant: record.submerchant.clone(),

@@ -13,7 +13,7 @@ use open131_domain::payout_flow::PayoutEvent;
 use open131_domain::refund_flow::{RefundEvent, RefundState};
 use open131_domain::session::Event;
 use open131_domain::settings::CaptureMode;
-use open131_store::{ProjectSettings, SessionRecord};
+use open131_store::{DueTimer, ProjectSettings, SessionRecord};
 use tokio::sync::watch;
 
 use super::engine::{self, Apply, EngineError};
@@ -29,11 +29,21 @@ pub const PROCESSOR_IDLE_MAX_MS: u64 = 100;
 pub const TIMER_LEASE_S: i64 = 30;
 
 pub async fn process_due(app: &App) -> anyhow::Result<usize> {
-    let now = app.clock.now();
-    let lease_until = now + time::Duration::seconds(TIMER_LEASE_S);
-    let due = app.store.claim_due_timers(now, lease_until, TIMER_BATCH_MAX).await?;
+    let lease = time::Duration::seconds(TIMER_LEASE_S);
+    let real = app.clock.now();
+    let mut due: Vec<(DueTimer, time::OffsetDateTime)> = Vec::new();
+    for t in app.store.claim_due_timers(real, real + lease, TIMER_BATCH_MAX).await? {
+        due.push((t, real + lease));
+    }
+    // A project on virtual time: its timers are due by its own clock.
+    for (project, offset) in app.store.clocked_projects().await? {
+        let now = offset.apply(real);
+        for t in app.store.claim_project_due_timers(&project, now, now + lease, TIMER_BATCH_MAX).await? {
+            due.push((t, now + lease));
+        }
+    }
     let mut tasks = tokio::task::JoinSet::new();
-    for t in due {
+    for (t, lease_until) in due {
         let app = app.clone();
         tasks.spawn(async move {
             let Some(session) = app.store.session(&t.project_id, &t.session_id).await? else {

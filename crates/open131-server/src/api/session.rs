@@ -86,14 +86,14 @@ impl Ctx<'_> {
 
     /// The session record this request starts (not yet stored).
     pub(super) fn new_record(&self) -> open131_store::SessionRecord {
-        let mut record = engine::unsaved(self.project_id, self.version, self.app.clock.now());
+        let mut record = engine::unsaved(self.project_id, self.version, self.now);
         record.submerchant = self.submerchant.clone();
         record
     }
 
     /// Moscow's calendar day on the server's clock (card expiry is judged by it).
     pub(super) fn today(&self) -> time::Date {
-        moscow_today(self.app.clock.now())
+        moscow_today(self.now)
     }
 
     /// The body without a card method's `payment_details`, and that transfer's
@@ -251,7 +251,7 @@ impl Ctx<'_> {
         } else if !linked {
             Some(FailureCode::TaxpayerNotBound)
         } else {
-            let (from, to) = open131_domain::fiscal::income_year(self.app.clock.now());
+            let (from, to) = open131_domain::fiscal::income_year(self.now);
             let income = store.fiscal_income(self.project_id, inn.expose(), from, to).await;
             let income = income.map_err(|e| ApiReply::internal(&e))?;
             let over = income.saturating_add(amount) > open131_domain::fiscal::YEARLY_INCOME_MAX_MINOR;
@@ -308,7 +308,7 @@ impl Ctx<'_> {
             metadata: text(metadata),
             plan,
             state: PayoutState::Preparing,
-            created_at: self.app.clock.now(),
+            created_at: self.now,
             finished_at: None,
             exchange: None,
             confirm_information: None,

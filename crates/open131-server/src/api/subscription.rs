@@ -47,7 +47,7 @@ impl Ctx<'_> {
             let Some(current) = current else {
                 return Err(ApiReply::invalid(vec![detail("subscription_id", "no such subscription")]));
             };
-            let now = self.app.clock.now();
+            let now = self.now;
             let schedule =
                 subscription::transition(current.schedule, event, now).map_err(|e| ApiReply::internal(&e))?;
             if schedule == current.schedule {
@@ -100,7 +100,8 @@ pub async fn charge_due(app: &App) -> anyhow::Result<usize> {
 /// with the subscription moved to its next point (a stale version writes
 /// neither: the engine answers `NoSuchSession` for the session never made).
 async fn charge(app: &App, s: SubscriptionRecord) -> Result<(), EngineError> {
-    let now = app.clock.now();
+    // Claimed on the real clock (README: virtual time); charged at the project's now.
+    let now = app.now_for(&s.project_id).await;
     let schedule = subscription::transition(s.schedule, SubscriptionEvent::Charge, now)
         .map_err(|e| EngineError::Internal(e.to_string()))?;
     let amount = Money::new(s.amount, &s.currency).map_err(|e| EngineError::Internal(e.to_string()))?;

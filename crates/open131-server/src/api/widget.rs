@@ -39,7 +39,7 @@ impl Ctx<'_> {
                 return Err(ApiReply::error(ApiErrorCode::TaxpayerAlreadyBound, None, Vec::new()));
             }
         }
-        let now = self.app.clock.now();
+        let now = self.now;
         let token: [u8; 32] = super::engine::random_bytes();
         let record = PublicTokenRecord {
             token: open131_wire::sign::hex(&token),
@@ -76,7 +76,7 @@ impl Ctx<'_> {
                 let saved = store.public_token(self.project_id, &token).await.map_err(|e| ApiReply::internal(&e))?;
                 let saved =
                     saved.ok_or_else(|| ApiReply::invalid(vec![detail("public_token.token", "no such token")]))?;
-                public_token_info(&saved, self.app.clock.now())
+                public_token_info(&saved, self.now)
             }
             _ => {
                 let saved = store.recurrent_token(self.project_id, &token).await.map_err(|e| ApiReply::internal(&e))?;

@@ -130,7 +130,7 @@ async fn post_check_inner(
 ) -> Result<KycReply, KycReply> {
     let project_id = project_header(headers)?;
     let bytes = read_body(body, app.config.body_size_max_bytes).await?;
-    let now = app.clock.now();
+    let now = app.now_for(project_id.as_ref()).await;
 
     // Shape of the envelope: {"payload": {...}, "signature": "..."}.
     let invalid = |details| KycReply::invalid(KycErrorCode::RequestBodyValidationError, details);

@@ -127,7 +127,7 @@ fn inn_of(found: &PublicTokenRecord) -> Option<&Inn> {
 /// not: once its request is sent, the page shows where it stands).
 async fn serving(app: &App, token: &str) -> Result<Option<PublicTokenRecord>, String> {
     let found = app.store.public_token_by_value(token).await.map_err(|e| e.to_string())?;
-    let now = app.clock.now();
+    let now = super::token_now(app, found.as_ref()).await;
     Ok(found.filter(|t| links(&t.grant) && now < t.expires_at))
 }
 
@@ -204,7 +204,7 @@ async fn change(app: &App, found: &PublicTokenRecord, event: LinkEvent, fresh: b
         return Ok(false);
     }
     let ids = (found.project_id.as_str(), inn);
-    let done = change_link(app, ids, event, app.clock.now()).await.map_err(|e| e.to_string())?;
+    let done = change_link(app, ids, event, app.now_for(&found.project_id).await).await.map_err(|e| e.to_string())?;
     Ok(matches!(done, LinkChange::Changed(_)))
 }
 

@@ -44,6 +44,15 @@ pub fn router() -> Router<App> {
 }
 
 /// `text` with the five HTML-special characters escaped.
+/// The now a public token is judged by: its project's (virtual time), or
+/// the real one for a token not found.
+pub async fn token_now(app: &App, token: Option<&open131_store::PublicTokenRecord>) -> time::OffsetDateTime {
+    match token {
+        Some(t) => app.now_for(&t.project_id).await,
+        None => app.clock.now(),
+    }
+}
+
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

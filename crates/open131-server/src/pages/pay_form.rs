@@ -347,7 +347,7 @@ async fn pay(
         Err(page) => return page,
     };
     let Some(view) = view_of(token, found, &session, locale, origin) else { return cannot(locale, origin) };
-    let card = match read_card(entered, locale, moscow_today(app.clock.now())) {
+    let card = match read_card(entered, locale, moscow_today(app.now_for(&found.project_id).await)) {
         Ok(card) => card,
         Err(mistakes) => return form(&view, &mistakes),
     };
@@ -404,8 +404,9 @@ fn stage(session: &SessionRecord) -> Stage {
 
 pub async fn status(State(app): State<App>, Path(token): Path<String>, Query(shown): Query<Shown>) -> Response {
     let origin = origin(shown.origin.as_deref());
-    let now = app.clock.now();
-    let found = match app.store.public_token_by_value(&token).await {
+    let looked = app.store.public_token_by_value(&token).await;
+    let now = super::token_now(&app, looked.as_ref().ok().and_then(Option::as_ref)).await;
+    let found = match looked {
         // Served while the token lasts, used or not: the payment's page.
         Ok(Some(found)) if pays(&found.grant) && now < found.expires_at => found,
         Ok(_) => return gone(language(shown.locale.as_deref(), None), origin.as_deref()),

@@ -300,7 +300,9 @@ fn account_form(token: &str, locale: Locale, origin: Option<&str>, errors: (Opti
 /// Uses the token up once what it opened is saved (the write that marks it
 /// used decides the race); the page to answer instead when it was not.
 pub(super) async fn use_token(app: &App, token: &str, locale: Locale, origin: Option<&str>) -> Option<Response> {
-    match app.store.use_public_token(token, app.clock.now()).await {
+    let found = app.store.public_token_by_value(token).await.ok().flatten();
+    let now = super::token_now(app, found.as_ref()).await;
+    match app.store.use_public_token(token, now).await {
         Ok(Some(_)) => None,
         Ok(None) => Some(gone(locale, origin)),
         Err(e) => {
@@ -384,7 +386,7 @@ pub(super) async fn usable(
     opens: fn(&WidgetGrant) -> bool,
 ) -> Result<Option<PublicTokenRecord>, String> {
     let found = app.store.public_token_by_value(token).await.map_err(|e| e.to_string())?;
-    let now = app.clock.now();
+    let now = super::token_now(app, found.as_ref()).await;
     Ok(found.filter(|t| opens(&t.grant) && t.used_at.is_none() && now < t.expires_at))
 }
 
@@ -483,7 +485,7 @@ pub async fn submit(State(app): State<App>, Path(token): Path<String>, Form(ente
 async fn save_card(app: &App, token: &str, found: &PublicTokenRecord, entered: &Entered, locale: Locale) -> Response {
     let origin = origin(Some(&entered.origin));
     let t = texts(locale);
-    let today = moscow_today(app.clock.now());
+    let today = moscow_today(app.now_for(&found.project_id).await);
     let number = CardNumber::parse(&entered.number).ok();
     let expiry = entered
         .expiry

@@ -166,6 +166,9 @@ impl open131_store::InstanceStore for Faulty {
 
 #[async_trait]
 impl ProjectStore for Faulty {
+    async fn clocked_projects(&self) -> Result<Vec<(String, open131_domain::settings::ClockOffset)>> {
+        self.inner.clocked_projects().await
+    }
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
         self.inner.create_project(id, now).await
     }
@@ -192,6 +195,16 @@ impl CheckStore for Faulty {
     async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>> {
         self.trip().await?;
         self.inner.check(project_id, id).await
+    }
+    async fn claim_project_due_checks(
+        &self,
+        p: &str,
+        up_to: OffsetDateTime,
+        n: OffsetDateTime,
+        l: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<open131_store::CheckRecord>> {
+        self.inner.claim_project_due_checks(p, up_to, n, l, limit).await
     }
     async fn claim_due_checks(
         &self,
@@ -236,6 +249,15 @@ impl SessionStore for Faulty {
     async fn disable_recurrent_token(&self, p: &str, token: &str) -> Result<bool> {
         self.trip().await?;
         self.inner.disable_recurrent_token(p, token).await
+    }
+    async fn claim_project_due_timers(
+        &self,
+        p: &str,
+        n: OffsetDateTime,
+        l: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<open131_store::DueTimer>> {
+        self.inner.claim_project_due_timers(p, n, l, limit).await
     }
     async fn claim_due_timers(
         &self,

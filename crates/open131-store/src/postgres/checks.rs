@@ -137,23 +137,18 @@ impl CheckStore for PgStore {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<CheckRecord>> {
-        let sql = format!(
-            "UPDATE kyc_checks SET retry_at_us = $4, postponed = FALSE, lease_owner = $5
-             WHERE (project_id, id) IN (
-                 SELECT project_id, id FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= $1
-                     AND (retry_at_us IS NULL OR retry_at_us <= $3)
-                 ORDER BY created_at_us LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING {CHECK_COLUMNS}"
-        );
-        let (up_to, limit, now, lease) = (to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until));
-        // A repeat after a lost commit only delays the first claim's checks to its lease end.
-        let sql = sql.as_str();
-        let owner = self.instance.as_str();
-        let rows =
-            with_retries(|| async move { self.query(sql, &[&up_to, &limit, &now, &lease, &owner]).await }).await?;
-        let mut checks = decode_checks(&rows)?;
-        checks.sort_by_key(|c| c.created_at);
-        Ok(checks)
+        self.claim_checks(None, created_up_to, now, lease_until, limit).await
+    }
+
+    async fn claim_project_due_checks(
+        &self,
+        project_id: &str,
+        created_up_to: OffsetDateTime,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>> {
+        self.claim_checks(Some(project_id), created_up_to, now, lease_until, limit).await
     }
 
     async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()> {
@@ -202,5 +197,42 @@ impl CheckStore for PgStore {
 
     async fn finish_checks(&self, decisions: Vec<Decision>, now: OffsetDateTime) -> Result<Vec<bool>> {
         with_retries(|| self.finish_checks_once(&decisions, now)).await
+    }
+}
+
+impl PgStore {
+    /// Claims due checks of `project` (on its own clock), or of every project
+    /// not on a clock of its own.
+    async fn claim_checks(
+        &self,
+        project: Option<&str>,
+        created_up_to: OffsetDateTime,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>> {
+        let scope = match project {
+            Some(_) => "project_id = $6".to_string(),
+            None => format!("$6::text IS NULL AND {}", crate::NOT_CLOCKED),
+        };
+        let sql = format!(
+            "UPDATE kyc_checks SET retry_at_us = $4, postponed = FALSE, lease_owner = $5
+             WHERE (project_id, id) IN (
+                 SELECT project_id, id FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= $1
+                     AND (retry_at_us IS NULL OR retry_at_us <= $3) AND {scope}
+                 ORDER BY created_at_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING {CHECK_COLUMNS}"
+        );
+        let (up_to, limit, now, lease) = (to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until));
+        // A repeat after a lost commit only delays the first claim's checks to its lease end.
+        let sql = sql.as_str();
+        let owner = self.instance.as_str();
+        let rows =
+            with_retries(|| async move { self.query(sql, &[&up_to, &limit, &now, &lease, &owner, &project]).await })
+                .await?;
+
+        let mut checks = decode_checks(&rows)?;
+        checks.sort_by_key(|c| c.created_at);
+        Ok(checks)
     }
 }

@@ -88,6 +88,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "fiscal_payouts", include_str!("../../migrations/postgres/0015_fiscal_payouts.sql")),
     (16, "receipts", include_str!("../../migrations/postgres/0016_receipts.sql")),
     (17, "webhook_faults", include_str!("../../migrations/postgres/0017_webhook_faults.sql")),
+    (18, "project_clocks", include_str!("../../migrations/postgres/0018_project_clocks.sql")),
 ];
 
 pub struct PgStore {
@@ -340,6 +341,11 @@ impl ProjectStore for PgStore {
         .await
     }
 
+    async fn clocked_projects(&self) -> Result<Vec<(String, open131_domain::settings::ClockOffset)>> {
+        let rows = with_retries(|| async { self.query(crate::CLOCKED_PROJECTS_SQL, &[]).await }).await?;
+        rows.iter().map(|r| crate::clocked(r.try_get(0)?, r.try_get(1)?)).collect()
+    }
+
     async fn projects(&self) -> Result<Vec<ProjectRecord>> {
         with_retries(|| async {
             let client = self.client().await?;
@@ -380,11 +386,12 @@ impl PgStore {
                      payment_fee_bp = COALESCE($13, payment_fee_bp),
                      contractors = COALESCE($14, contractors),
                      widget_origins = COALESCE($15, widget_origins),
-                     webhook_faults = COALESCE($16, webhook_faults)
+                     webhook_faults = COALESCE($16, webhook_faults),
+                     clock_offset_us = COALESCE($17, clock_offset_us)
                  WHERE id = $1",
             )
             .await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 17] = [
             &project_id,
             &s.set_webhook_url,
             &s.webhook_url,
@@ -401,6 +408,7 @@ impl PgStore {
             &s.contractors,
             &s.widget_origins,
             &s.webhook_faults,
+            &s.clock_offset_us,
         ];
         if tx.execute(&update, &params).await? == 0 {
             return Err(StoreError::NoSuchProject(project_id.to_string()));

@@ -68,7 +68,8 @@ impl OutboxStore for PgStore {
         limit: usize,
         skip_projects: Vec<String>,
     ) -> Result<Vec<WebhookRecord>> {
-        self.claim(now, lease_until, limit, "project_id <> ALL($4)", &skip_projects).await
+        let scope = format!("project_id <> ALL($4) AND {}", crate::NOT_CLOCKED);
+        self.claim(now, lease_until, limit, &scope, &skip_projects).await
     }
 
     async fn claim_project_webhooks(

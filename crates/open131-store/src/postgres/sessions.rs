@@ -465,22 +465,17 @@ impl SessionStore for PgStore {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<DueTimer>> {
-        let (now, limit, lease) = (to_us(now), limit as i64, to_us(lease_until));
-        let owner = self.instance.as_str();
-        // A repeat after a lost commit only delays the first claim's timers to its lease end.
-        let rows = with_retries(|| async move {
-            self.query(
-                "UPDATE session_timers SET due_at_us = $3, lease_owner = $4
-                 WHERE (project_id, session_id, timer) IN (
-                     SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= $1
-                     ORDER BY due_at_us LIMIT $2 FOR UPDATE SKIP LOCKED)
-                 RETURNING project_id, session_id, timer",
-                &[&now, &limit, &lease, &owner],
-            )
-            .await
-        })
-        .await?;
-        rows.iter().map(|r| due_timer(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)).collect()
+        self.claim_timers(None, now, lease_until, limit).await
+    }
+
+    async fn claim_project_due_timers(
+        &self,
+        project_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>> {
+        self.claim_timers(Some(project_id), now, lease_until, limit).await
     }
 
     async fn drop_timer(
@@ -914,5 +909,36 @@ impl crate::InstanceStore for PgStore {
             Ok::<_, StoreError>(usize::try_from(released).unwrap_or(usize::MAX))
         })
         .await
+    }
+}
+
+impl PgStore {
+    /// Claims due timers of `project` (on its own clock), or of every project
+    /// not on a clock of its own.
+    async fn claim_timers(
+        &self,
+        project: Option<&str>,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>> {
+        let scope = match project {
+            Some(_) => "project_id = $5".to_string(),
+            None => format!("$5::text IS NULL AND {}", crate::NOT_CLOCKED),
+        };
+        let sql = format!(
+            "UPDATE session_timers SET due_at_us = $3, lease_owner = $4
+             WHERE (project_id, session_id, timer) IN (
+                 SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= $1 AND {scope}
+                 ORDER BY due_at_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING project_id, session_id, timer"
+        );
+        let sql = sql.as_str();
+        let (now, limit, lease) = (to_us(now), limit as i64, to_us(lease_until));
+        let owner = self.instance.as_str();
+        // A repeat after a lost commit only delays the first claim's timers to its lease end.
+        let rows =
+            with_retries(|| async move { self.query(sql, &[&now, &limit, &lease, &owner, &project]).await }).await?;
+        rows.iter().map(|r| due_timer(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)).collect()
     }
 }

@@ -67,6 +67,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (21, "fiscal_payouts", include_str!("../../migrations/sqlite/0021_fiscal_payouts.sql")),
     (22, "receipts", include_str!("../../migrations/sqlite/0022_receipts.sql")),
     (23, "webhook_faults", include_str!("../../migrations/sqlite/0023_webhook_faults.sql")),
+    (24, "project_clocks", include_str!("../../migrations/sqlite/0024_project_clocks.sql")),
 ];
 
 pub struct SqliteStore {
@@ -79,6 +80,48 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Claims due checks of `project` (on its own clock), or of every project
+    /// not on a clock of its own.
+    async fn claim_checks(
+        &self,
+        project: Option<String>,
+        created_up_to: OffsetDateTime,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>> {
+        let owner = self.instance.clone();
+        let scope = if project.is_some() {
+            "project_id = ?6".to_string()
+        } else {
+            format!("?6 IS NULL AND {}", crate::NOT_CLOCKED)
+        };
+        let rows = self
+            .writer
+            .write(move |conn| {
+                conn.prepare_cached(&format!(
+                    "UPDATE kyc_checks SET retry_at_us = ?4, postponed = 0, lease_owner = ?5
+                     WHERE (project_id, id) IN (
+                         SELECT project_id, id FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= ?1
+                             AND (retry_at_us IS NULL OR retry_at_us <= ?3) AND {scope}
+                         ORDER BY created_at_us LIMIT ?2)
+                     RETURNING {CHECK_COLUMNS}"
+                ))
+                .map_err(db)?
+                .query_map(
+                    params![to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until), owner, project],
+                    |r| CheckRow::read(r),
+                )
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)
+            })
+            .await?;
+        let mut checks = rows.into_iter().map(CheckRow::decode).collect::<Result<Vec<_>>>()?;
+        checks.sort_by_key(|c| c.created_at);
+        Ok(checks)
+    }
+
     /// Opens (creating if needed) the database in `data_dir` and migrates it.
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| StoreError::io(data_dir, e))?;
@@ -621,6 +664,18 @@ impl ProjectStore for SqliteStore {
         self.read(|conn| load_project(conn, id))
     }
 
+    async fn clocked_projects(&self) -> Result<Vec<(String, open131_domain::settings::ClockOffset)>> {
+        let rows: Vec<(String, i64)> = self.read(|conn| {
+            conn.prepare_cached(crate::CLOCKED_PROJECTS_SQL)
+                .map_err(db)?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db)
+        })?;
+        rows.into_iter().map(|(id, us)| crate::clocked(id, us)).collect()
+    }
+
     async fn projects(&self) -> Result<Vec<ProjectRecord>> {
         self.read(|conn| {
             let ids: Vec<String> = conn
@@ -655,7 +710,8 @@ impl ProjectStore for SqliteStore {
                              payment_fee_bp = COALESCE(?13, payment_fee_bp),
                              contractors = COALESCE(?14, contractors),
                              widget_origins = COALESCE(?15, widget_origins),
-                             webhook_faults = COALESCE(?16, webhook_faults)
+                             webhook_faults = COALESCE(?16, webhook_faults),
+                             clock_offset_us = COALESCE(?17, clock_offset_us)
                          WHERE id = ?1",
                         params![
                             project_id,
@@ -674,6 +730,7 @@ impl ProjectStore for SqliteStore {
                             stored.contractors,
                             stored.widget_origins,
                             stored.webhook_faults,
+                            stored.clock_offset_us,
                         ],
                     )
                     .map_err(db)?;
@@ -780,30 +837,18 @@ impl CheckStore for SqliteStore {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<CheckRecord>> {
-        let owner = self.instance.clone();
-        let rows = self
-            .writer
-            .write(move |conn| {
-                conn.prepare_cached(&format!(
-                    "UPDATE kyc_checks SET retry_at_us = ?4, postponed = 0, lease_owner = ?5
-                     WHERE (project_id, id) IN (
-                         SELECT project_id, id FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= ?1
-                             AND (retry_at_us IS NULL OR retry_at_us <= ?3)
-                         ORDER BY created_at_us LIMIT ?2)
-                     RETURNING {CHECK_COLUMNS}"
-                ))
-                .map_err(db)?
-                .query_map(params![to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until), owner], |r| {
-                    CheckRow::read(r)
-                })
-                .map_err(db)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(db)
-            })
-            .await?;
-        let mut checks = rows.into_iter().map(CheckRow::decode).collect::<Result<Vec<_>>>()?;
-        checks.sort_by_key(|c| c.created_at);
-        Ok(checks)
+        self.claim_checks(None, created_up_to, now, lease_until, limit).await
+    }
+
+    async fn claim_project_due_checks(
+        &self,
+        project_id: &str,
+        created_up_to: OffsetDateTime,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<CheckRecord>> {
+        self.claim_checks(Some(project_id.to_string()), created_up_to, now, lease_until, limit).await
     }
 
     async fn oldest_pending(&self, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
@@ -929,7 +974,20 @@ impl SessionStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<DueTimer>> {
         let owner = self.instance.clone();
-        self.writer.write(move |conn| payouts::claim_due_timers(conn, (now, lease_until, &owner), limit)).await
+        self.writer.write(move |conn| payouts::claim_due_timers(conn, (now, lease_until, &owner), limit, None)).await
+    }
+
+    async fn claim_project_due_timers(
+        &self,
+        project_id: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>> {
+        let (owner, project) = (self.instance.clone(), project_id.to_string());
+        self.writer
+            .write(move |conn| payouts::claim_due_timers(conn, (now, lease_until, &owner), limit, Some(&project)))
+            .await
     }
 
     async fn drop_timer(

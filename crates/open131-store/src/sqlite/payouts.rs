@@ -415,17 +415,24 @@ pub(crate) fn claim_due_timers(
     conn: &Connection,
     (now, lease_until, owner): (OffsetDateTime, OffsetDateTime, &str),
     limit: usize,
+    project: Option<&str>,
 ) -> Result<Vec<DueTimer>> {
+    // `?5` is the project, or (every project but the clocked ones) NULL.
+    let scope = if project.is_some() {
+        "project_id = ?5".to_string()
+    } else {
+        format!("?5 IS NULL AND {}", crate::NOT_CLOCKED)
+    };
     let rows = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE session_timers SET due_at_us = ?3, lease_owner = ?4
              WHERE (project_id, session_id, timer) IN (
-                 SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= ?1
+                 SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= ?1 AND {scope}
                  ORDER BY due_at_us LIMIT ?2)
-             RETURNING project_id, session_id, timer",
-        )
+             RETURNING project_id, session_id, timer"
+        ))
         .map_err(db)?
-        .query_map(params![to_us(now), limit as i64, to_us(lease_until), owner], |r| {
+        .query_map(params![to_us(now), limit as i64, to_us(lease_until), owner, project], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
         })
         .map_err(db)?
@@ -522,7 +529,8 @@ pub(crate) fn claim_webhooks(
 ) -> Result<Vec<WebhookRecord>> {
     let (condition, projects) = match scope {
         Scope::AllBut(skip) => (
-            "project_id NOT IN (SELECT value FROM json_each(?4))",
+            "project_id NOT IN (SELECT value FROM json_each(?4)) AND project_id NOT IN \
+             (SELECT id FROM projects WHERE clock_offset_us <> 0)",
             format!("[{}]", skip.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(",")),
         ),
         Scope::Only(project) => ("project_id = ?4", project.to_string()),
