@@ -8,7 +8,8 @@
 // partner's page): {"frame": "iframe", "fill"|"type": "#number", "text": "..."}
 // ("type" presses the keys one by one, as a person types) or {"frame":
 // "iframe", "click": "button"} or {"frame": "iframe", "visible": "#x"} (the run
-// fails unless it shows); {"wait": "#result.done"} waits for a selector.
+// fails unless it shows); {"wait": "#result.done"} waits for a selector;
+// {"press": "#connect"} clicks a button that acts in the page (no navigation).
 // After loading and after every step it saves <screenshots>/<name>-<n>.png.
 // It prints one JSON line: [{"name", "url", "title", "text", "screenshots": [...]}].
 import { chromium } from 'playwright-core';
@@ -62,6 +63,9 @@ try {
         await page.fill(step.fill, step.text);
       } else if (step.click !== undefined) {
         await Promise.all([page.waitForNavigation(), page.click(step.click)]);
+      } else if (step.press !== undefined) {
+        // A button that acts in the page (a script's), with no navigation.
+        await page.click(step.press);
       }
       await shoot();
     }

@@ -405,6 +405,7 @@ pub struct ClockOffset(i64);
 pub const CLOCK_OFFSET_MAX_DAYS: i64 = 3_660;
 
 impl ClockOffset {
+    /// Real time.
     pub const NONE: Self = Self(0);
 
     /// From microseconds; `None` when negative or past the limit.

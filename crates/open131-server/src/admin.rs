@@ -19,6 +19,7 @@
 //!   "full_name"?, "phone"?, "service_error"?}` says what the tax service
 //!   knows of a person (over the sandbox's rules).
 //! - `GET /metrics`: the Prometheus figures ([`crate::metrics`]).
+//! - `/admin/inspector` and `/admin/v1/inspect…`: the inspector ([`crate::inspector`]).
 //! - `POST /admin/v1/clock` `{"project", "advance_s"? | "set"? | "reset"?}`
 //!   shows or moves a project's clock (virtual time).
 //! - `POST /admin/v1/webhooks/faults` `{"project", "delay_ms"?, "duplicate"?,
@@ -49,6 +50,16 @@ use open131_domain::webhook_faults::WebhookFaults;
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
     (status, Json(json!({"status": "error", "error": {"code": code, "description": description}}))).into_response()
+}
+
+/// A 404 in the admin envelope, saying what was not found.
+pub(crate) fn not_found(what: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+/// A 500 in the admin envelope that says nothing of internals.
+pub(crate) fn internal() -> Response {
+    Admin::internal()
 }
 
 /// The admin endpoints' own rendering of the errors no handler produced.
@@ -87,6 +98,7 @@ pub fn router() -> Router<App> {
         .route("/admin/v1/webhooks/faults", post(webhook_faults))
         .route("/admin/v1/clock", post(clock))
         .route(crate::metrics::PATH, axum::routing::get(metrics))
+        .merge(crate::inspector::router())
 }
 
 /// A project's clock (`POST /admin/v1/clock`): `{"project"}` shows it;
@@ -142,6 +154,7 @@ pub async fn clock(State(app): State<App>, headers: HeaderMap, body: axum::body:
         }
         Err(ClockError::NoSuchProject) => error(StatusCode::NOT_FOUND, "not_found", "no such project"),
         Err(e @ ClockError::Backwards) => error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+        Err(e @ ClockError::Busy) => error(StatusCode::CONFLICT, "busy", &e.to_string()),
         Err(ClockError::Store(e)) => {
             tracing::error!(error = %e, "changing a project's clock failed");
             Admin::internal()
@@ -344,7 +357,7 @@ pub async fn act_on_link(app: &App, project: &str, inn: &Inn, event: LinkEvent) 
 pub const LINK_CHANGE_TRIES_MAX: usize = 8;
 
 /// The refusal to send, if the request does not carry the admin token.
-fn refusal(app: &App, headers: &HeaderMap) -> Option<Response> {
+pub(crate) fn refusal(app: &App, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = app.admin_token.as_deref() else {
         return Some(Admin::not_found());
     };

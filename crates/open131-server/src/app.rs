@@ -88,6 +88,16 @@ impl App {
         }
     }
 
+    /// The projects on virtual time, for the workers' claims on their own
+    /// clocks; none (logged) when they cannot be read, so a worker still
+    /// serves every other project and never drops what it claimed.
+    pub async fn clocked_projects(&self) -> Vec<(String, open131_domain::settings::ClockOffset)> {
+        self.store.clocked_projects().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not list the projects on virtual time; their work waits");
+            Vec::new()
+        })
+    }
+
     /// The card vault. A data directory of its own (SQLite) makes its key
     /// file on first use; nodes sharing PostgreSQL must be given one.
     pub fn vault(&self) -> Result<Arc<crate::vault::Vault>, String> {
@@ -261,6 +271,11 @@ fn method_label(surface: SurfaceOf, req: &Request) -> String {
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string())
 }
 
+/// `router` with the request-id and metrics layer every listener's routes have.
+pub fn observed(router: Router<App>, app: App) -> Router {
+    router.layer(middleware::from_fn_with_state(app.clone(), observe)).with_state(app)
+}
+
 /// Every request: a request id (the caller's, or a new one) on its log
 /// lines and in its response, and its figures in the metrics.
 async fn observe(axum::extract::State(app): axum::extract::State<App>, req: Request, next: Next) -> Response {
@@ -323,7 +338,7 @@ pub fn guarded<S: Surface + 'static>(routes: Router<App>, limit: std::time::Dura
 /// serves gets the 404 of the surface its prefix belongs to.
 pub fn router(app: App) -> Router {
     let limit = app.config.request_timeout;
-    Router::new()
+    let routes = Router::new()
         .merge(guarded::<crate::kyc::KycApi>(crate::kyc::router(), limit))
         .merge(guarded::<crate::api::MainApi>(crate::api::router(), limit))
         .merge(guarded::<crate::admin::Admin>(crate::admin::router(), limit))
@@ -337,9 +352,8 @@ pub fn router(app: App) -> Router {
                 SurfaceOf::Kyc | SurfaceOf::Main => crate::kyc::KycApi::not_found(),
             }
         })
-        .layer(middleware::from_fn(limit_head))
-        .layer(middleware::from_fn_with_state(app.clone(), observe))
-        .with_state(app)
+        .layer(middleware::from_fn(limit_head));
+    observed(routes, app)
 }
 
 /// A request that outlives the limit is answered with the surface's generic

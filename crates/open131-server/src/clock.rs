@@ -64,6 +64,8 @@ pub enum ClockError {
     NoSuchProject,
     #[error("a project's clock only moves forward, at most {max} days ahead of real time", max = open131_domain::settings::CLOCK_OFFSET_MAX_DAYS)]
     Backwards,
+    #[error("the clock kept changing under this change; try again")]
+    Busy,
     #[error(transparent)]
     Store(#[from] open131_store::StoreError),
 }
@@ -86,17 +88,22 @@ pub async fn change_project_clock(
     real: OffsetDateTime,
 ) -> Result<ProjectClock, ClockError> {
     use open131_domain::settings::ClockOffset;
-    let current = store.project(project).await?.ok_or(ClockError::NoSuchProject)?.settings.clock_offset;
-    let offset = match change {
-        ClockChange::Show => return Ok(ProjectClock { now: current.apply(real), offset: current }),
-        ClockChange::Advance(by) => current.advanced(by).ok_or(ClockError::Backwards)?,
-        ClockChange::Set(at) => ClockOffset::to_reach(current, at, real).ok_or(ClockError::Backwards)?,
-        ClockChange::Reset => ClockOffset::NONE,
-    };
-    let settings = open131_store::SettingsChange { clock_offset: Some(offset), ..Default::default() };
-    match store.set_project_settings(project, settings, real).await {
-        Ok(()) => Ok(ProjectClock { now: offset.apply(real), offset }),
-        Err(open131_store::StoreError::NoSuchProject(_)) => Err(ClockError::NoSuchProject),
-        Err(e) => Err(e.into()),
+    // Read, compute, write only if unchanged: two advances at once make two
+    // steps, and a `set` computed from a stale offset never turns it back.
+    for _ in 0..CLOCK_CHANGE_TRIES_MAX {
+        let current = store.project(project).await?.ok_or(ClockError::NoSuchProject)?.settings.clock_offset;
+        let offset = match change {
+            ClockChange::Show => return Ok(ProjectClock { now: current.apply(real), offset: current }),
+            ClockChange::Advance(by) => current.advanced(by).ok_or(ClockError::Backwards)?,
+            ClockChange::Set(at) => ClockOffset::to_reach(current, at, real).ok_or(ClockError::Backwards)?,
+            ClockChange::Reset => ClockOffset::NONE,
+        };
+        if store.move_clock(project, current, offset).await? {
+            return Ok(ProjectClock { now: offset.apply(real), offset });
+        }
     }
+    Err(ClockError::Busy)
 }
+
+/// Most tries of a clock change that keeps losing to other changes.
+pub const CLOCK_CHANGE_TRIES_MAX: usize = 8;

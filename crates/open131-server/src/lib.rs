@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod edge;
+pub mod inspector;
 pub mod kyc;
 pub mod lease;
 pub mod metrics;

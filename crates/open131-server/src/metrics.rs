@@ -244,7 +244,7 @@ impl open131_store::CommitObserver for Metrics {
 /// `GET /metrics` on a listener of its own (`serve --metrics-listen`): no
 /// token, so bind it where only the scraper reaches it.
 pub fn router(app: App) -> axum::Router {
-    axum::Router::new().route(PATH, axum::routing::get(scrape)).with_state(app)
+    crate::app::observed(axum::Router::new().route(PATH, axum::routing::get(scrape)), app)
 }
 
 /// The exposition, or a bare 500 when it cannot be encoded.

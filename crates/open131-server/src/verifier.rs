@@ -74,10 +74,11 @@ impl Verifier for KycVerifier {
 pub async fn verify_due(app: &App) -> anyhow::Result<usize> {
     let lease = time::Duration::seconds(VERIFY_LEASE_S);
     let real = app.clock.now();
+    let clocked = app.clocked_projects().await;
     let due = app.store.claim_due_checks(real - delay(app), real, real + lease, VERIFY_BATCH_MAX_CHECKS).await?;
     let mut finished = decide(app, due, real).await?;
     // A project on virtual time: its checks are due by its own clock.
-    for (project, offset) in app.store.clocked_projects().await? {
+    for (project, offset) in clocked {
         let now = offset.apply(real);
         let due = app
             .store

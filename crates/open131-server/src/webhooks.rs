@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use open131_domain::settings::ClockOffset;
 use open131_domain::webhook_faults::{self, Claimed, Plan, Sender, WebhookFaults};
-use open131_store::{AttemptResult, WebhookRecord};
+use open131_store::{AttemptResult, OwnClaim, WebhookRecord};
 use tokio::sync::{watch, Semaphore};
 
 use crate::app::App;
@@ -322,18 +322,18 @@ impl Dispatcher {
             }
         };
         // A project on virtual time: its webhooks are due by its own clock.
-        match app.store.clocked_projects().await {
-            Ok(clocked) => {
-                for (project, offset) in clocked.into_iter().filter(|(p, _)| !full.contains(p)) {
-                    let (own_now, own_lease) = (offset.apply(now), offset.apply(lease_until));
-                    let room = free.saturating_sub(claimed.len());
-                    match app.store.claim_project_webhooks(&project, own_now, own_lease, room).await {
-                        Ok(more) => claimed.extend(more),
-                        Err(e) => tracing::error!(error = %e, %project, "could not claim a clocked project's webhooks"),
-                    }
-                }
+        for (project, offset) in app.clocked_projects().await.into_iter().filter(|(p, _)| !full.contains(p)) {
+            let own = OwnClaim {
+                now: offset.apply(now),
+                lease_until: offset.apply(lease_until),
+                real_now: now,
+                real_lease_until: lease_until,
+            };
+            let room = free.saturating_sub(claimed.len());
+            match app.store.claim_project_webhooks(&project, own, room).await {
+                Ok(more) => claimed.extend(more),
+                Err(e) => tracing::error!(error = %e, %project, "could not claim a clocked project's webhooks"),
             }
-            Err(e) => tracing::error!(error = %e, "could not list the projects on virtual time"),
         }
         self.dispatch(app, claimed, Sender::Background).await
     }
@@ -420,17 +420,17 @@ pub async fn before_response(app: &App, project: &str) {
     if let Err(e) = crate::api::processor::process_due(app).await {
         tracing::warn!(error = %e, "could not run the due steps before the response; they run after it");
     }
-    let now = app.now_for(project).await;
+    let (real, now) = (app.clock.now(), app.now_for(project).await);
     let lease = app.config.webhook_lease.max(std::time::Duration::from_secs(WEBHOOK_LEASE_MIN_S));
-    let lease_until = now + time::Duration::try_from(lease).unwrap_or(time::Duration::MAX);
-    let claimed =
-        match app.store.claim_project_webhooks(project, now, lease_until, WEBHOOK_CONCURRENCY_PER_PROJECT).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                tracing::error!(error = %e, "could not claim webhooks to send before the response; they go after it");
-                return;
-            }
-        };
+    let lease = time::Duration::try_from(lease).unwrap_or(time::Duration::MAX);
+    let own = OwnClaim { now, lease_until: now + lease, real_now: real, real_lease_until: real + lease };
+    let claimed = match app.store.claim_project_webhooks(project, own, WEBHOOK_CONCURRENCY_PER_PROJECT).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::error!(error = %e, "could not claim webhooks to send before the response; they go after it");
+            return;
+        }
+    };
     let dispatcher = Dispatcher::default();
     dispatcher.dispatch(app, claimed, Sender::Request).await;
     dispatcher.drained(app.config.webhook_timeout * 2 + Duration::from_secs(1)).await;

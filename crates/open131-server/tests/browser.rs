@@ -442,3 +442,81 @@ async fn npd_check(s: &TestServer, inn: &str) -> Value {
     s.advance(2).await;
     s.call("v1", "npd/request/status", &json!({"request_id": id})).await.body
 }
+
+/// The inspector (issue 13 §3) in Chromium on a phone-sized screen: the
+/// token asked once, projects, a session with its timeline, a check, the
+/// webhook deliveries with their attempts; the clock advanced from the page
+/// and a webhook resent from it, both seen without a reload; no personal data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspector_shows_a_project_live_in_chromium() {
+    let Some((chromium, s)) = chromium_and_server().await else { return };
+    let r = common::Receiver::start().await;
+    s.set_webhook("alpha", &r.url).await;
+    s.app.store.topup("alpha", "rub", 100_000, common::START).await.unwrap();
+    let payout = json!({"payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+        "amount_details": {"amount": 1_000, "currency": "rub"}, "participant_details": {"recipient": {"full_name": "Петров Иван"}}});
+    let session = common::id_of(&s.call("v1", "session/init/payout", &payout).await);
+    s.settle().await;
+    s.advance(2).await;
+    let (code, check) = s.post_check("alpha", common::key(0), &common::person()).await;
+    assert_eq!(code, 200, "{check}");
+    let mut app = s.app.clone();
+    app.admin_token = Some("inspector-token".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(open131_server::run(listener, app, std::future::pending()));
+
+    let visits = json!([{"name": "inspector-js", "url": format!("{admin}/admin/inspector"), "javascript": true, "steps": [
+        {"fill": "#token", "text": "inspector-token"},
+        {"press": "#connect"},
+        {"wait": "button.project.on"},
+        {"wait": "#sessions li:has-text(\"succeeded\")"},
+        {"fill": "#clock-step", "text": "1d"},
+        {"press": "#advance"},
+        {"wait": "#clock-offset:has-text(\"86400 s ahead\")"},
+        {"press": "button.resend"},
+        {"wait": "#webhooks li:has-text(\"#2\")"}
+    ]}, {"name": "inspector-desktop", "url": format!("{admin}/admin/inspector"), "javascript": true,
+        "viewport": {"width": 1280, "height": 800}, "steps": [
+        {"fill": "#token", "text": "inspector-token"},
+        {"press": "#connect"},
+        {"wait": "#webhooks li:has-text(\"#2\")"}
+    ]}, {"name": "inspector-refused", "url": format!("{admin}/admin/inspector"), "javascript": true, "steps": [
+        {"fill": "#token", "text": "wrong"},
+        {"press": "#connect"},
+        {"wait": "#login-error:has-text(\"refused\")"}
+    ]}]);
+    // The resend is delivered by the dispatcher: run it while the browser waits.
+    let deliverer = {
+        let app = s.app.clone();
+        tokio::spawn(async move {
+            for _ in 0..400 {
+                let _ = app.deliver_due().await;
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+        })
+    };
+    let seen = tokio::task::spawn_blocking(move || drive(&chromium, visits)).await.unwrap();
+    deliverer.abort();
+    let text = seen[0]["text"].as_str().unwrap();
+    for shown in [
+        session.as_str(),
+        "alpha",
+        "beta",
+        "payment_finished",
+        "pending",
+        "HTTP 200",
+        "86400 s ahead",
+        "2026-12-01T12:00:02",
+    ] {
+        assert!(text.contains(shown), "{shown:?} not on the page:\n{text}");
+    }
+    for secret in ["4242424242424242", "Петров", "4510123456", "500100732259"] {
+        assert!(!text.contains(secret), "personal data {secret:?} on the page");
+    }
+    assert!(seen[2]["text"].as_str().unwrap().contains("That token was refused."), "{}", seen[2]);
+    for shot in seen[0]["screenshots"].as_array().unwrap() {
+        assert!(std::fs::metadata(shot.as_str().unwrap()).unwrap().len() > 1_000, "a real screenshot: {shot}");
+    }
+    s.stop().await;
+}

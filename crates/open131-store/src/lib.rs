@@ -177,6 +177,15 @@ pub trait ProjectStore: Send + Sync + 'static {
     /// The projects on a clock of their own, with their offsets (few: a test
     /// stand's), for the workers' claims on each one's time.
     async fn clocked_projects(&self) -> Result<Vec<(String, open131_domain::settings::ClockOffset)>>;
+    /// Moves the project's clock from `from` to `to`; `false` when its offset
+    /// is no longer `from` (another change came first: read it again) or
+    /// there is no such project.
+    async fn move_clock(
+        &self,
+        project_id: &str,
+        from: open131_domain::settings::ClockOffset,
+        to: open131_domain::settings::ClockOffset,
+    ) -> Result<bool>;
     /// Creates a project; `false` if it already existed (nothing changes then).
     async fn create_project(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
     /// Registers a public key; `false` if the project already had it.
@@ -220,6 +229,8 @@ pub trait CheckStore: Send + Sync + 'static {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<CheckRecord>>;
+    /// The project's latest checks, newest first, at most `limit` (the inspector).
+    async fn recent_checks(&self, project_id: &str, limit: usize) -> Result<Vec<CheckRecord>>;
     /// Leaves pending checks alone until `until` (a verifier that cannot decide yet).
     async fn postpone_checks(&self, checks: Vec<(String, i64)>, until: OffsetDateTime) -> Result<()>;
     /// Makes every postponed pending check due again (a registry was just loaded); returns how many.
@@ -239,6 +250,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// when a repeat would also be in the wrong state; the insert still enforces it).
     async fn idempotency_key_used(&self, project_id: &str, key: &str) -> Result<bool>;
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>>;
+    /// The project's latest sessions, newest first, at most `limit` (the inspector).
+    async fn recent_sessions(&self, project_id: &str, limit: usize) -> Result<Vec<SessionRecord>>;
     /// The project's recurrent token `token`, if it issued one.
     async fn recurrent_token(&self, project_id: &str, token: &str) -> Result<Option<RecurrentToken>>;
     /// Makes the project's token inactive for good; `false` when it has no such token.
@@ -331,15 +344,13 @@ pub trait OutboxStore: Send + Sync + 'static {
         limit: usize,
         skip_projects: Vec<String>,
     ) -> Result<Vec<WebhookRecord>>;
-    /// As [`OutboxStore::claim_webhooks`], of `project_id`'s webhooks alone
-    /// (a request delivering its own before it answers).
-    async fn claim_project_webhooks(
-        &self,
-        project_id: &str,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: usize,
-    ) -> Result<Vec<WebhookRecord>>;
+    /// As [`OutboxStore::claim_webhooks`], of `project_id`'s webhooks alone,
+    /// due by `own.now` (its own clock): a request delivering its own before
+    /// it answers, or a project on virtual time. The lease is kept on the real
+    /// clock (`own.real_lease_until`), so moving a project's clock never ends
+    /// a delivery's lease early.
+    async fn claim_project_webhooks(&self, project_id: &str, own: OwnClaim, limit: usize)
+        -> Result<Vec<WebhookRecord>>;
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()>;
     async fn webhooks(&self, filter: WebhookFilter) -> Result<Vec<WebhookRecord>>;
     async fn webhook_attempts(&self, webhook_id: i64) -> Result<Vec<AttemptRecord>>;
@@ -376,12 +387,33 @@ pub struct Backlog {
     pub webhooks_pending: Vec<(String, i64)>,
 }
 
-/// The backlog's queries, the same text on both backends (`?1`/`$1` aside).
+/// A claim on one project's own clock: its now and lease for what is due,
+/// the real now and lease for the lease itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnClaim {
+    pub now: OffsetDateTime,
+    pub lease_until: OffsetDateTime,
+    pub real_now: OffsetDateTime,
+    pub real_lease_until: OffsetDateTime,
+}
+
+impl OwnClaim {
+    /// A claim on the real clock (a project without an offset).
+    pub fn real(now: OffsetDateTime, lease_until: OffsetDateTime) -> Self {
+        Self { now, lease_until, real_now: now, real_lease_until: lease_until }
+    }
+}
+
 /// What a claim of every project's due work adds: projects on a clock of
 /// their own are claimed each on its own time (`claim_project_*`), never on
 /// the real one (which would claim their work late, or lease it short).
 pub(crate) const NOT_CLOCKED: &str = "project_id NOT IN (SELECT id FROM projects WHERE clock_offset_us <> 0)";
 
+/// A clock moved only from the offset its mover read (`?1` project, `?2` from, `?3` to).
+pub(crate) const MOVE_CLOCK_SQL: &str =
+    "UPDATE projects SET clock_offset_us = ?3 WHERE id = ?1 AND clock_offset_us = ?2";
+
+/// The projects on virtual time, with their offsets.
 pub(crate) const CLOCKED_PROJECTS_SQL: &str =
     "SELECT id, clock_offset_us FROM projects WHERE clock_offset_us <> 0 ORDER BY id";
 
@@ -392,6 +424,7 @@ pub(crate) fn clocked(id: String, us: i64) -> Result<(String, open131_domain::se
     Ok((id, offset))
 }
 
+/// The backlog's queries, the same text on both backends.
 pub(crate) const BACKLOG_CHECKS_SQL: &str = "SELECT COUNT(*) FROM kyc_checks WHERE outcome IS NULL";
 pub(crate) const BACKLOG_WEBHOOKS_SQL: &str =
     "SELECT project_id, COUNT(*) FROM webhooks WHERE state = 'pending' GROUP BY project_id ORDER BY project_id";
@@ -412,6 +445,14 @@ pub trait SubscriptionStore: Send + Sync + 'static {
         &self,
         now: OffsetDateTime,
         lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>>;
+    /// As [`SubscriptionStore::claim_due_subscriptions`], of `project_id`'s
+    /// alone, due by its own clock, leased on the real one.
+    async fn claim_project_due_subscriptions(
+        &self,
+        project_id: &str,
+        own: OwnClaim,
         limit: usize,
     ) -> Result<Vec<SubscriptionRecord>>;
 }

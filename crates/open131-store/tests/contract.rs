@@ -19,6 +19,7 @@ use open131_domain::settings::{CaptureMode, ClockOffset, FeeRate, KycMode, Metho
 use open131_domain::webhook_faults::WebhookFaults;
 use open131_store::sqlite::SqliteStore;
 use open131_store::testing::{fresh_database, postgres_admin_url, TEST_POSTGRES_ENV};
+use open131_store::OwnClaim;
 use open131_store::{
     AttemptResult, Decision, InsertCheck, NewCheck, NewWebhook, PayoutRecord, PgStore, SessionRecord, SessionWrite,
     SettingsChange, Store, StoreError, SubjectKind, WebhookFilter, WebhookState, WriteOutcome,
@@ -673,11 +674,14 @@ async fn a_projects_own_claim_takes_its_due_webhooks_alone() {
             store.topup(project, "RUB", 100, NOW).await.unwrap();
             store.write_session(creation(session(project, id, 10), &format!("k-{id}")), NOW).await.unwrap();
         }
-        let alpha = store.claim_project_webhooks("alpha", NOW, lease(), 1).await.unwrap();
+        let alpha = store.claim_project_webhooks("alpha", OwnClaim::real(NOW, lease()), 1).await.unwrap();
         assert_eq!(alpha.iter().map(|w| w.subject_id.as_str()).collect::<Vec<_>>(), ["a-1"], "{name}: its limit");
-        let rest = store.claim_project_webhooks("alpha", NOW, lease(), 10).await.unwrap();
+        let rest = store.claim_project_webhooks("alpha", OwnClaim::real(NOW, lease()), 10).await.unwrap();
         assert_eq!(rest.iter().map(|w| w.subject_id.as_str()).collect::<Vec<_>>(), ["a-2"], "{name}: leased once");
-        assert!(store.claim_project_webhooks("gamma", NOW, lease(), 10).await.unwrap().is_empty(), "{name}");
+        assert!(
+            store.claim_project_webhooks("gamma", OwnClaim::real(NOW, lease()), 10).await.unwrap().is_empty(),
+            "{name}"
+        );
         let others = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap();
         assert_eq!(others.iter().map(|w| w.subject_id.as_str()).collect::<Vec<_>>(), ["b-1"], "{name}");
     }
@@ -710,11 +714,26 @@ async fn a_project_on_its_own_clock_is_claimed_on_its_own_time_alone() {
         let checks = store.claim_project_due_checks("alpha", own, own, own + Duration::seconds(30), 10).await.unwrap();
         assert_eq!(checks.len(), 1, "{name}");
         assert!(store.claim_project_due_timers("beta", later, later, 10).await.unwrap().is_empty(), "{name}: leased");
+        // A lease is kept on the real clock: moving alpha's clock on does not end it.
+        let claim = |own: OffsetDateTime, real: OffsetDateTime| OwnClaim {
+            now: own,
+            lease_until: own + Duration::seconds(30),
+            real_now: real,
+            real_lease_until: real + Duration::seconds(30),
+        };
+        assert_eq!(store.claim_project_webhooks("alpha", claim(own, later), 10).await.unwrap().len(), 1, "{name}");
+        let a_day_on = own + Duration::days(1);
+        let again = store.claim_project_webhooks("alpha", claim(a_day_on, later + Duration::seconds(1)), 10).await;
+        assert!(again.unwrap().is_empty(), "{name}: still leased on the real clock");
+        let expired = store.claim_project_webhooks("alpha", claim(a_day_on, later + Duration::seconds(31)), 10).await;
+        assert_eq!(expired.unwrap().len(), 1, "{name}: the lease ended in real time");
         // Back on real time, nothing is left out.
         let back = SettingsChange { clock_offset: Some(ClockOffset::NONE), ..Default::default() };
         store.set_project_settings("alpha", back, NOW).await.unwrap();
         assert!(store.clocked_projects().await.unwrap().is_empty(), "{name}");
-        assert_eq!(store.claim_webhooks(later, lease(), 10, vec![]).await.unwrap().len(), 1, "{name}: alpha's");
+        let far = later + Duration::days(3);
+        let all = store.claim_webhooks(far, far + Duration::seconds(30), 10, vec![]).await.unwrap();
+        assert_eq!(all.iter().filter(|w| w.project_id == "alpha").count(), 1, "{name}: alpha's, on the real clock");
     }
 }
 

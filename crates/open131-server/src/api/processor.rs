@@ -31,15 +31,18 @@ pub const TIMER_LEASE_S: i64 = 30;
 pub async fn process_due(app: &App) -> anyhow::Result<usize> {
     let lease = time::Duration::seconds(TIMER_LEASE_S);
     let real = app.clock.now();
+    // Listed before claiming: nothing claimed is dropped for a failure after.
+    let clocked = app.clocked_projects().await;
     let mut due: Vec<(DueTimer, time::OffsetDateTime)> = Vec::new();
     for t in app.store.claim_due_timers(real, real + lease, TIMER_BATCH_MAX).await? {
         due.push((t, real + lease));
     }
     // A project on virtual time: its timers are due by its own clock.
-    for (project, offset) in app.store.clocked_projects().await? {
+    for (project, offset) in clocked {
         let now = offset.apply(real);
-        for t in app.store.claim_project_due_timers(&project, now, now + lease, TIMER_BATCH_MAX).await? {
-            due.push((t, now + lease));
+        match app.store.claim_project_due_timers(&project, now, now + lease, TIMER_BATCH_MAX).await {
+            Ok(timers) => due.extend(timers.into_iter().map(|t| (t, now + lease))),
+            Err(e) => tracing::error!(error = %e, %project, "could not claim a clocked project's timers"),
         }
     }
     let mut tasks = tokio::task::JoinSet::new();

@@ -79,7 +79,21 @@ fn ok() -> ApiReply {
 pub async fn charge_due(app: &App) -> anyhow::Result<usize> {
     let now = app.clock.now();
     let lease_until = now + time::Duration::seconds(CHARGE_LEASE_S);
-    let due = app.store.claim_due_subscriptions(now, lease_until, CHARGE_BATCH_MAX).await?;
+    let clocked = app.clocked_projects().await;
+    let mut due = app.store.claim_due_subscriptions(now, lease_until, CHARGE_BATCH_MAX).await?;
+    // A project on virtual time: its charges are due by its own clock (leased on the real one).
+    for (project, offset) in clocked {
+        let own = open131_store::OwnClaim {
+            now: offset.apply(now),
+            lease_until: offset.apply(lease_until),
+            real_now: now,
+            real_lease_until: lease_until,
+        };
+        match app.store.claim_project_due_subscriptions(&project, own, CHARGE_BATCH_MAX).await {
+            Ok(more) => due.extend(more),
+            Err(e) => tracing::error!(error = %e, %project, "could not claim a clocked project's subscriptions"),
+        }
+    }
     let mut begun = 0;
     for s in due {
         let id = s.id.clone();
@@ -100,7 +114,6 @@ pub async fn charge_due(app: &App) -> anyhow::Result<usize> {
 /// with the subscription moved to its next point (a stale version writes
 /// neither: the engine answers `NoSuchSession` for the session never made).
 async fn charge(app: &App, s: SubscriptionRecord) -> Result<(), EngineError> {
-    // Claimed on the real clock (README: virtual time); charged at the project's now.
     let now = app.now_for(&s.project_id).await;
     let schedule = subscription::transition(s.schedule, SubscriptionEvent::Charge, now)
         .map_err(|e| EngineError::Internal(e.to_string()))?;

@@ -43,7 +43,6 @@ pub fn router() -> Router<App> {
         .route("/widget/page.js", axum::routing::get(widgets::page_script))
 }
 
-/// `text` with the five HTML-special characters escaped.
 /// The now a public token is judged by: its project's (virtual time), or
 /// the real one for a token not found.
 pub async fn token_now(app: &App, token: Option<&open131_store::PublicTokenRecord>) -> time::OffsetDateTime {
@@ -53,6 +52,7 @@ pub async fn token_now(app: &App, token: Option<&open131_store::PublicTokenRecor
     }
 }
 
+/// `text` with the five HTML-special characters escaped.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {

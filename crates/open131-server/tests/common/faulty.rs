@@ -83,6 +83,14 @@ impl open131_store::SubscriptionStore for Faulty {
     ) -> Result<Vec<open131_store::SubscriptionRecord>> {
         self.inner.claim_due_subscriptions(now, lease_until, limit).await
     }
+    async fn claim_project_due_subscriptions(
+        &self,
+        p: &str,
+        own: open131_store::OwnClaim,
+        limit: usize,
+    ) -> Result<Vec<open131_store::SubscriptionRecord>> {
+        self.inner.claim_project_due_subscriptions(p, own, limit).await
+    }
 }
 
 #[async_trait]
@@ -166,6 +174,14 @@ impl open131_store::InstanceStore for Faulty {
 
 #[async_trait]
 impl ProjectStore for Faulty {
+    async fn move_clock(
+        &self,
+        p: &str,
+        from: open131_domain::settings::ClockOffset,
+        to: open131_domain::settings::ClockOffset,
+    ) -> Result<bool> {
+        self.inner.move_clock(p, from, to).await
+    }
     async fn clocked_projects(&self) -> Result<Vec<(String, open131_domain::settings::ClockOffset)>> {
         self.inner.clocked_projects().await
     }
@@ -195,6 +211,9 @@ impl CheckStore for Faulty {
     async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>> {
         self.trip().await?;
         self.inner.check(project_id, id).await
+    }
+    async fn recent_checks(&self, p: &str, limit: usize) -> Result<Vec<open131_store::CheckRecord>> {
+        self.inner.recent_checks(p, limit).await
     }
     async fn claim_project_due_checks(
         &self,
@@ -249,6 +268,9 @@ impl SessionStore for Faulty {
     async fn disable_recurrent_token(&self, p: &str, token: &str) -> Result<bool> {
         self.trip().await?;
         self.inner.disable_recurrent_token(p, token).await
+    }
+    async fn recent_sessions(&self, p: &str, limit: usize) -> Result<Vec<open131_store::SessionRecord>> {
+        self.inner.recent_sessions(p, limit).await
     }
     async fn claim_project_due_timers(
         &self,
@@ -316,11 +338,10 @@ impl OutboxStore for Faulty {
     async fn claim_project_webhooks(
         &self,
         p: &str,
-        n: OffsetDateTime,
-        l: OffsetDateTime,
+        own: open131_store::OwnClaim,
         limit: usize,
     ) -> Result<Vec<WebhookRecord>> {
-        self.inner.claim_project_webhooks(p, n, l, limit).await
+        self.inner.claim_project_webhooks(p, own, limit).await
     }
     async fn record_attempts(&self, r: Vec<AttemptResult>) -> Result<()> {
         self.cut(self.inner.record_attempts(r).await)

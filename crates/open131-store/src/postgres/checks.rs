@@ -123,6 +123,13 @@ impl CheckStore for PgStore {
         Ok(outcome)
     }
 
+    async fn recent_checks(&self, project_id: &str, limit: usize) -> Result<Vec<CheckRecord>> {
+        let sql = format!("SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE project_id = $1 ORDER BY id DESC LIMIT $2");
+        let (sql, limit) = (sql.as_str(), limit as i64);
+        let rows = with_retries(|| async move { self.query(sql, &[&project_id, &limit]).await }).await?;
+        decode_checks(&rows)
+    }
+
     async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>> {
         let sql = format!("SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE project_id = $1 AND id = $2");
         let sql = sql.as_str();

@@ -341,6 +341,20 @@ impl ProjectStore for PgStore {
         .await
     }
 
+    async fn move_clock(
+        &self,
+        project_id: &str,
+        from: open131_domain::settings::ClockOffset,
+        to: open131_domain::settings::ClockOffset,
+    ) -> Result<bool> {
+        let sql = crate::MOVE_CLOCK_SQL.replace("?1", "$1").replace("?2", "$2").replace("?3", "$3");
+        let sql = sql.as_str();
+        let (from, to) = (from.us(), to.us());
+        // A repeat after a lost commit finds the offset moved and answers `false`: the caller reads again.
+        let n = with_retries(|| async move { self.execute(sql, &[&project_id, &from, &to]).await }).await?;
+        Ok(n == 1)
+    }
+
     async fn clocked_projects(&self) -> Result<Vec<(String, open131_domain::settings::ClockOffset)>> {
         let rows = with_retries(|| async { self.query(crate::CLOCKED_PROJECTS_SQL, &[]).await }).await?;
         rows.iter().map(|r| crate::clocked(r.try_get(0)?, r.try_get(1)?)).collect()

@@ -69,17 +69,16 @@ impl OutboxStore for PgStore {
         skip_projects: Vec<String>,
     ) -> Result<Vec<WebhookRecord>> {
         let scope = format!("project_id <> ALL($4) AND {}", crate::NOT_CLOCKED);
-        self.claim(now, lease_until, limit, &scope, &skip_projects).await
+        self.claim(crate::OwnClaim::real(now, lease_until), limit, &scope, &skip_projects).await
     }
 
     async fn claim_project_webhooks(
         &self,
         project_id: &str,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
+        own: crate::OwnClaim,
         limit: usize,
     ) -> Result<Vec<WebhookRecord>> {
-        self.claim(now, lease_until, limit, "project_id = $4", &project_id).await
+        self.claim(own, limit, "project_id = $4", &project_id).await
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> Result<()> {
@@ -193,25 +192,27 @@ impl PgStore {
     /// Claims due webhooks whose project meets `condition` (on `$4`, `projects`).
     async fn claim(
         &self,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
+        claim: crate::OwnClaim,
         limit: usize,
         condition: &str,
         projects: &(dyn tokio_postgres::types::ToSql + Sync),
     ) -> Result<Vec<WebhookRecord>> {
         let sql = format!(
-            "UPDATE webhooks SET next_attempt_at_us = $2, leased_until_us = $2, lease_owner = $5
+            "UPDATE webhooks SET next_attempt_at_us = $2, leased_until_us = $6, lease_owner = $5
              WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= $1
-                              AND {condition}
+                              AND (leased_until_us IS NULL OR leased_until_us <= $7) AND {condition}
                           ORDER BY next_attempt_at_us LIMIT $3 FOR UPDATE SKIP LOCKED)
              RETURNING {WEBHOOK_COLUMNS}"
         );
         let sql = sql.as_str();
-        let (now, lease, limit) = (to_us(now), to_us(lease_until), limit as i64);
+        let (now, lease, limit) = (to_us(claim.now), to_us(claim.lease_until), limit as i64);
+        let (real_now, real_lease) = (to_us(claim.real_now), to_us(claim.real_lease_until));
         // A repeat after a lost commit only delays the first claim's webhooks to its lease end.
         let owner = self.instance.as_str();
-        let rows =
-            with_retries(|| async move { self.query(sql, &[&now, &lease, &limit, projects, &owner]).await }).await?;
+        let rows = with_retries(|| async move {
+            self.query(sql, &[&now, &lease, &limit, projects, &owner, &real_lease, &real_now]).await
+        })
+        .await?;
         let mut out = decode_webhooks(&rows)?;
         out.sort_by_key(|w| w.id);
         Ok(out)

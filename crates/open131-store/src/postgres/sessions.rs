@@ -450,6 +450,26 @@ impl SessionStore for PgStore {
         Ok(!rows.is_empty())
     }
 
+    async fn recent_sessions(&self, project_id: &str, limit: usize) -> Result<Vec<SessionRecord>> {
+        let limit = limit as i64;
+        let rows = with_retries(|| async move {
+            self.query(
+                "SELECT id FROM sessions WHERE project_id = $1 ORDER BY created_at_us DESC, id DESC LIMIT $2",
+                &[&project_id, &limit],
+            )
+            .await
+        })
+        .await?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get(0)?;
+            if let Some(s) = self.session(project_id, &id).await? {
+                sessions.push(s);
+            }
+        }
+        Ok(sessions)
+    }
+
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>> {
         let rows = with_retries(|| async move { self.query(SELECT_SESSION, &[&project_id, &id]).await }).await?;
         let mut session = SessionRows::new();
@@ -657,20 +677,16 @@ impl SubscriptionStore for PgStore {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<SubscriptionRecord>> {
-        let (now, limit, lease) = (to_us(now), limit as i64, to_us(lease_until));
-        let sql = format!(
-            "UPDATE subscriptions SET lease_until_us = $3, lease_owner = $4
-             WHERE (project_id, id) IN (
-                 SELECT project_id, id FROM subscriptions
-                 WHERE state = 'active' AND next_point_us <= $1 AND (lease_until_us IS NULL OR lease_until_us <= $1)
-                 ORDER BY next_point_us LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING {SUBSCRIPTION_COLUMNS}"
-        );
-        let owner = self.instance.as_str();
-        let rows = with_retries(|| async { self.query(&sql, &[&now, &limit, &lease, &owner]).await }).await?;
-        rows.iter()
-            .map(|r| SubscriptionRow::read(r).map_err(StoreError::from).and_then(SubscriptionRow::decode))
-            .collect()
+        self.claim_subscriptions(crate::OwnClaim::real(now, lease_until), limit, None).await
+    }
+
+    async fn claim_project_due_subscriptions(
+        &self,
+        project_id: &str,
+        own: crate::OwnClaim,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>> {
+        self.claim_subscriptions(own, limit, Some(project_id)).await
     }
 }
 
@@ -940,5 +956,39 @@ impl PgStore {
         let rows =
             with_retries(|| async move { self.query(sql, &[&now, &limit, &lease, &owner, &project]).await }).await?;
         rows.iter().map(|r| due_timer(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)).collect()
+    }
+}
+
+impl PgStore {
+    /// Claims due subscriptions of `project` (on its own clock), or of every
+    /// project not on a clock of its own; leased on the real clock.
+    async fn claim_subscriptions(
+        &self,
+        claim: crate::OwnClaim,
+        limit: usize,
+        project: Option<&str>,
+    ) -> Result<Vec<SubscriptionRecord>> {
+        let scope = match project {
+            Some(_) => "project_id = $6".to_string(),
+            None => format!("$6::text IS NULL AND {}", crate::NOT_CLOCKED),
+        };
+        let (now, limit, lease) = (to_us(claim.now), limit as i64, to_us(claim.real_lease_until));
+        let real_now = to_us(claim.real_now);
+        let sql = format!(
+            "UPDATE subscriptions SET lease_until_us = $3, lease_owner = $4
+             WHERE (project_id, id) IN (
+                 SELECT project_id, id FROM subscriptions
+                 WHERE state = 'active' AND next_point_us <= $1 AND (lease_until_us IS NULL OR lease_until_us <= $5)
+                     AND {scope}
+                 ORDER BY next_point_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING {SUBSCRIPTION_COLUMNS}"
+        );
+        let owner = self.instance.as_str();
+        let rows =
+            with_retries(|| async { self.query(&sql, &[&now, &limit, &lease, &owner, &real_now, &project]).await })
+                .await?;
+        rows.iter()
+            .map(|r| SubscriptionRow::read(r).map_err(StoreError::from).and_then(SubscriptionRow::decode))
+            .collect()
     }
 }

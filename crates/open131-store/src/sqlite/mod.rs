@@ -278,7 +278,20 @@ impl SubscriptionStore for SqliteStore {
             return Ok(Vec::new());
         }
         let owner = self.instance.clone();
-        self.writer.write(move |conn| payouts::claim_due_subscriptions(conn, (now, lease_until, &owner), limit)).await
+        let claim = crate::OwnClaim::real(now, lease_until);
+        self.writer.write(move |conn| payouts::claim_due_subscriptions(conn, (claim, &owner), limit, None)).await
+    }
+
+    async fn claim_project_due_subscriptions(
+        &self,
+        project_id: &str,
+        own: crate::OwnClaim,
+        limit: usize,
+    ) -> Result<Vec<SubscriptionRecord>> {
+        let (owner, project) = (self.instance.clone(), project_id.to_string());
+        self.writer
+            .write(move |conn| payouts::claim_due_subscriptions(conn, (own, &owner), limit, Some(&project)))
+            .await
     }
 }
 
@@ -664,6 +677,25 @@ impl ProjectStore for SqliteStore {
         self.read(|conn| load_project(conn, id))
     }
 
+    async fn move_clock(
+        &self,
+        project_id: &str,
+        from: open131_domain::settings::ClockOffset,
+        to: open131_domain::settings::ClockOffset,
+    ) -> Result<bool> {
+        let project = project_id.to_string();
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .prepare_cached(crate::MOVE_CLOCK_SQL)
+                    .map_err(db)?
+                    .execute(params![project, from.us(), to.us()])
+                    .map_err(db)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
     async fn clocked_projects(&self) -> Result<Vec<(String, open131_domain::settings::ClockOffset)>> {
         let rows: Vec<(String, i64)> = self.read(|conn| {
             conn.prepare_cached(crate::CLOCKED_PROJECTS_SQL)
@@ -819,6 +851,20 @@ impl CheckStore for SqliteStore {
             .await
     }
 
+    async fn recent_checks(&self, project_id: &str, limit: usize) -> Result<Vec<CheckRecord>> {
+        let rows = self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE project_id = ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .map_err(db)?
+            .query_map(params![project_id, limit as i64], |r| CheckRow::read(r))
+            .map_err(db)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db)
+        })?;
+        rows.into_iter().map(CheckRow::decode).collect()
+    }
+
     async fn check(&self, project_id: &str, id: i64) -> Result<Option<CheckRecord>> {
         let row = self.read(|conn| {
             conn.prepare_cached(&format!("SELECT {CHECK_COLUMNS} FROM kyc_checks WHERE project_id = ?1 AND id = ?2"))
@@ -940,6 +986,22 @@ impl SessionStore for SqliteStore {
 
     async fn session(&self, project_id: &str, id: &str) -> Result<Option<SessionRecord>> {
         self.read(|conn| payouts::session(conn, project_id, id))
+    }
+
+    async fn recent_sessions(&self, project_id: &str, limit: usize) -> Result<Vec<SessionRecord>> {
+        self.read(|conn| {
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT id FROM sessions WHERE project_id = ?1 ORDER BY created_at_us DESC, id DESC LIMIT ?2",
+                )
+                .map_err(db)?
+                .query_map(params![project_id, limit as i64], |r| r.get(0))
+                .map_err(db)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db)?;
+            let sessions = ids.iter().map(|id| payouts::session(conn, project_id, id));
+            Ok(sessions.collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
+        })
     }
 
     async fn recurrent_token(&self, project_id: &str, token: &str) -> Result<Option<crate::RecurrentToken>> {
@@ -1072,7 +1134,8 @@ impl OutboxStore for SqliteStore {
         let owner = self.instance.clone();
         self.writer
             .write(move |conn| {
-                payouts::claim_webhooks(conn, (now, lease_until, &owner), limit, payouts::Scope::AllBut(&skip_projects))
+                let claim = crate::OwnClaim::real(now, lease_until);
+                payouts::claim_webhooks(conn, (claim, &owner), limit, payouts::Scope::AllBut(&skip_projects))
             })
             .await
     }
@@ -1080,15 +1143,12 @@ impl OutboxStore for SqliteStore {
     async fn claim_project_webhooks(
         &self,
         project_id: &str,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
+        own: crate::OwnClaim,
         limit: usize,
     ) -> Result<Vec<WebhookRecord>> {
         let (owner, project) = (self.instance.clone(), project_id.to_string());
         self.writer
-            .write(move |conn| {
-                payouts::claim_webhooks(conn, (now, lease_until, &owner), limit, payouts::Scope::Only(&project))
-            })
+            .write(move |conn| payouts::claim_webhooks(conn, (own, &owner), limit, payouts::Scope::Only(&project)))
             .await
     }
 

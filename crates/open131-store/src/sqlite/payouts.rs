@@ -390,21 +390,39 @@ pub(crate) fn any_due_subscription(conn: &Connection, now: OffsetDateTime) -> Re
 
 pub(crate) fn claim_due_subscriptions(
     conn: &Connection,
-    (now, lease_until, owner): (OffsetDateTime, OffsetDateTime, &str),
+    (claim, owner): (crate::OwnClaim, &str),
     limit: usize,
+    project: Option<&str>,
 ) -> Result<Vec<SubscriptionRecord>> {
+    // `?6` is the project, or (every project but the clocked ones) NULL.
+    let scope = if project.is_some() {
+        "project_id = ?6".to_string()
+    } else {
+        format!("?6 IS NULL AND {}", crate::NOT_CLOCKED)
+    };
     let sql = format!(
         "UPDATE subscriptions SET lease_until_us = ?3, lease_owner = ?4
          WHERE (project_id, id) IN (
              SELECT project_id, id FROM subscriptions
-             WHERE state = 'active' AND next_point_us <= ?1 AND (lease_until_us IS NULL OR lease_until_us <= ?1)
+             WHERE state = 'active' AND next_point_us <= ?1 AND (lease_until_us IS NULL OR lease_until_us <= ?5)
+                 AND {scope}
              ORDER BY next_point_us LIMIT ?2)
          RETURNING {SUBSCRIPTION_COLUMNS}"
     );
     let rows = conn
         .prepare_cached(&sql)
         .map_err(db)?
-        .query_map(params![to_us(now), limit as i64, to_us(lease_until), owner], |r| SubscriptionRow::read(r))
+        .query_map(
+            params![
+                to_us(claim.now),
+                limit as i64,
+                to_us(claim.real_lease_until),
+                owner,
+                to_us(claim.real_now),
+                project
+            ],
+            |r| SubscriptionRow::read(r),
+        )
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;
@@ -523,7 +541,7 @@ pub(crate) enum Scope<'a> {
 
 pub(crate) fn claim_webhooks(
     conn: &Connection,
-    (now, lease_until, owner): (OffsetDateTime, OffsetDateTime, &str),
+    (claim, owner): (crate::OwnClaim, &str),
     limit: usize,
     scope: Scope<'_>,
 ) -> Result<Vec<WebhookRecord>> {
@@ -537,14 +555,25 @@ pub(crate) fn claim_webhooks(
     };
     let raw = conn
         .prepare_cached(&format!(
-            "UPDATE webhooks SET next_attempt_at_us = ?2, leased_until_us = ?2, lease_owner = ?5
+            "UPDATE webhooks SET next_attempt_at_us = ?2, leased_until_us = ?6, lease_owner = ?5
              WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= ?1
-                              AND {condition}
+                              AND (leased_until_us IS NULL OR leased_until_us <= ?7) AND {condition}
                           ORDER BY next_attempt_at_us LIMIT ?3)
              RETURNING {WEBHOOK_COLUMNS}"
         ))
         .map_err(db)?
-        .query_map(params![to_us(now), to_us(lease_until), limit as i64, projects, owner], |r| WebhookRow::read(r))
+        .query_map(
+            params![
+                to_us(claim.now),
+                to_us(claim.lease_until),
+                limit as i64,
+                projects,
+                owner,
+                to_us(claim.real_lease_until),
+                to_us(claim.real_now)
+            ],
+            |r| WebhookRow::read(r),
+        )
         .map_err(db)?
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db)?;

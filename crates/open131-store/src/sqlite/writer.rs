@@ -86,8 +86,8 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, commits: &CommitWatc
             }
         }
         let jobs = batch.len();
-        let began = std::time::Instant::now();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            commits.report(jobs, std::time::Duration::ZERO, false);
             tracing::error!(error = %e, jobs, "could not begin a write transaction");
             for job in batch {
                 // Nothing ran: answer every job with the error without touching the database.
@@ -111,6 +111,7 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, commits: &CommitWatc
                 }
             })
             .collect();
+        let began = std::time::Instant::now();
         let commit = conn.execute_batch("COMMIT").map_err(|e| std::sync::Arc::new(crate::BackendError::Sqlite(e)));
         if let Err(e) = &commit {
             tracing::error!(error = %e, jobs, "group commit failed; every job in it is answered with an error");
