@@ -1,4 +1,8 @@
-//! Rust SDK for the passport verification (KYC) API, against Bank 131 or open131.
+//! Rust SDK for the Bank 131 API, against the bank or open131: the passport
+//! verification (KYC) API ([`KycClient`], v1.1 and v2.0), the main API
+//! ([`MainClient`]: sessions, payouts, payments, refunds, tokens, the
+//! self-employed methods, with safe retries and idempotency keys) and
+//! webhooks ([`webhooks::verify`]: signature and typed event).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), open131_client::ClientError> {
@@ -12,6 +16,11 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod main_api;
+pub mod webhooks;
+
+pub use main_api::{MainAnswer, MainClient};
 
 use open131_wire::canonical::{canonical_bytes, CanonicalError};
 use open131_wire::kyc::KycResponse;
@@ -32,6 +41,13 @@ pub enum ClientError {
     Http(#[from] reqwest::Error),
     #[error("unexpected answer (HTTP {status}): {body}")]
     Unexpected { status: u16, body: String },
+    /// The API answered an error (main API).
+    #[error("HTTP {http_status}: {} ({})", error.code, error.description)]
+    Api { http_status: u16, error: open131_wire::api::ApiError },
+    /// A change repeated under its idempotency key met the key: its first try
+    /// went through (its answer was lost). Read the session's status.
+    #[error("the change under idempotency key {idempotency_key} was applied already")]
+    AlreadyApplied { idempotency_key: String },
 }
 
 /// An answer: the HTTP status (read it first, as the bank says) and the envelope.

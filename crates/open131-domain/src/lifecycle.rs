@@ -39,6 +39,19 @@ pub enum WebhookKind {
 }
 
 impl WebhookKind {
+    pub const ALL: [Self; 5] = [
+        Self::ReadyToConfirm,
+        Self::ActionRequired,
+        Self::ReadyToCapture,
+        Self::PaymentFinished,
+        Self::PaymentRefunded,
+    ];
+
+    /// The kind a webhook's `type` names; `None` for one this version does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ReadyToConfirm => "ready_to_confirm",

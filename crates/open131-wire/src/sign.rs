@@ -24,6 +24,8 @@ pub enum KeyError {
     Rsa(String),
     #[error("RSA key of {0} bits is too small (minimum {RSA_MODULUS_MIN_BITS})")]
     TooSmall(usize),
+    #[error("the system's random source failed")]
+    Random,
 }
 
 /// A partner's (or the bank's) private key. `Debug` never shows key material.
@@ -190,6 +192,11 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
         out
     })
+}
+
+/// Fills `out` from the system's random source (idempotency keys, ids).
+pub fn random_bytes(out: &mut [u8]) -> Result<(), KeyError> {
+    aws_lc_rs::rand::fill(out).map_err(|_| KeyError::Random)
 }
 
 #[cfg(test)]

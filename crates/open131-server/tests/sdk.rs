@@ -1,0 +1,202 @@
+//! The Rust SDK (crates/open131-client, issue 13 §6) against the server: the
+//! main API typed, idempotency keys, retries safe for each method (through
+//! a proxy that loses answers or fails), webhooks verified and typed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::{key, CloneKey, TestServer};
+use open131_client::webhooks::{self, WebhookError, WebhookKind};
+use open131_client::{ClientError, MainClient};
+use serde_json::{json, Value};
+
+fn payout(amount: i64) -> Value {
+    json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "2200000000004940"}}},
+        "participant_details": {"recipient": {"full_name": "Иванов Иван Иванович"}},
+        "amount_details": {"amount": amount, "currency": "rub"}
+    })
+}
+
+async fn server() -> TestServer {
+    let s = common::start().await;
+    s.app.store.topup("alpha", "rub", 1_000_000, common::START).await.unwrap();
+    s
+}
+
+fn client(url: &str) -> MainClient {
+    MainClient::new(url, "alpha", key(0).clone_key())
+}
+
+/// A proxy in front of the server that answers the first `failures` requests
+/// to a method path with `status` (`lose`: after forwarding them, as when an
+/// answer is lost on the way back); how many requests it saw.
+async fn proxy(target: String, failures: usize, status: u16, lose: bool) -> (String, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (http, target, count) = (http.clone(), target.clone(), count.clone());
+            async move {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let failing = n < failures;
+                if failing && !lose {
+                    return (axum::http::StatusCode::from_u16(status).unwrap(), String::new());
+                }
+                let mut request = http.post(format!("{target}{uri}")).body(body);
+                for (name, value) in &headers {
+                    if name.as_str().starts_with("x-") || name == "content-type" {
+                        request = request.header(name, value);
+                    }
+                }
+                let answer = request.send().await.unwrap();
+                let (code, text) = (answer.status().as_u16(), answer.text().await.unwrap());
+                if failing {
+                    return (axum::http::StatusCode::from_u16(status).unwrap(), String::new());
+                }
+                (axum::http::StatusCode::from_u16(code).unwrap(), text)
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_payout_runs_through_the_sdk_typed_from_init_to_its_end() {
+    let s = server().await;
+    let c = client(&s.url);
+    let created = c.session("session/init/payout", &payout(1_000)).await.unwrap();
+    assert_eq!(created.status, "ok");
+    let id = created.session.id.clone();
+    s.settle().await;
+    let waiting = c.status(&id).await.unwrap();
+    assert_eq!(
+        (waiting.session.status.as_str(), waiting.session.next_action.as_deref()),
+        ("in_progress", Some("confirm"))
+    );
+    c.confirm(&id).await.unwrap();
+    s.advance(2).await;
+    let done = c.status(&id).await.unwrap();
+    assert_eq!(done.session.status, "accepted");
+    assert_eq!(done.session.payouts()[0].status, "succeeded");
+    let balance = c.wallet_balance().await.unwrap();
+    assert_eq!(balance.wallets[0].amount_details.amount, 1_000_000 - 1_000);
+    // v2 names come typed under the same accessors.
+    let v2 = MainClient::new(&s.url, "alpha", key(0).clone_key()).with_version("v2");
+    assert_eq!(v2.status(&id).await.unwrap().session.payouts().len(), 1);
+    // The API's errors come typed.
+    match c.confirm(&id).await {
+        Err(ClientError::Api { http_status, error }) => {
+            assert_eq!((http_status, error.code.as_str()), (400, "session_wrong_state"));
+        }
+        other => panic!("{other:?}"),
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_whose_answer_was_lost_is_repeated_under_its_key_and_never_applied_twice() {
+    let s = server().await;
+    // The first answer is lost after the server committed the payout.
+    let (url, seen) = proxy(s.url.clone(), 1, 502, true).await;
+    match client(&url).call("session/init/payout", &payout(1_000)).await {
+        Err(ClientError::AlreadyApplied { idempotency_key }) => assert_eq!(idempotency_key.len(), 32),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 2, "asked once more, under the same key");
+    let sessions = s.app.store.recent_sessions("alpha", 10).await.unwrap();
+    assert_eq!(sessions.len(), 1, "applied once");
+    // A change refused on its way in (never applied) goes through on its repeat.
+    let (url, seen) = proxy(s.url.clone(), 1, 503, false).await;
+    let created = client(&url).session("session/init/payout", &payout(2_000)).await.unwrap();
+    assert_eq!((created.status.as_str(), seen.load(Ordering::SeqCst)), ("ok", 2));
+    assert_eq!(s.app.store.recent_sessions("alpha", 10).await.unwrap().len(), 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn reads_are_asked_again_and_a_keyless_change_is_not() {
+    let s = server().await;
+    let id = client(&s.url).session("session/init/payout", &payout(1_000)).await.unwrap().session.id;
+    let (url, seen) = proxy(s.url.clone(), 2, 503, false).await;
+    assert_eq!(client(&url).status(&id).await.unwrap().session.id, id);
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "two failures, then the answer");
+    // A change without a key is never repeated: the caller decides.
+    let (url, seen) = proxy(s.url.clone(), 1, 503, false).await;
+    let answer = client(&url).call_with_key("session/init/payout", &payout(1_000), None).await;
+    assert!(matches!(answer, Err(ClientError::Unexpected { status: 503, .. })), "{answer:?}");
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    s.stop().await;
+}
+
+/// Raw bytes and signatures, as a partner's endpoint gets them.
+type Raw = Arc<Mutex<Vec<(Vec<u8>, String)>>>;
+
+async fn raw_receiver() -> (String, Raw) {
+    let got: Raw = Arc::default();
+    let keep = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let keep = keep.clone();
+            async move {
+                let sign = headers.get("x-partner-sign").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                keep.lock().unwrap().push((body.to_vec(), sign));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_over_their_bytes_and_parsed_into_typed_events() {
+    let s = server().await;
+    let (url, got) = raw_receiver().await;
+    s.set_webhook("alpha", &url).await;
+    let id = client(&s.url).session("session/init/payout", &payout(1_000)).await.unwrap().session.id;
+    s.settle().await;
+    let (body, sign) = got.lock().unwrap()[0].clone();
+    let bank = common::bank_key().verifying_key().unwrap();
+    let event = webhooks::verify(&body, &sign, &bank).unwrap();
+    assert_eq!(event.kind, Some(WebhookKind::ReadyToConfirm));
+    assert_eq!(event.body.session.id, id);
+    // One byte changed, or another key: refused.
+    let mut changed = body.clone();
+    changed[10] ^= 1;
+    assert!(matches!(webhooks::verify(&changed, &sign, &bank), Err(WebhookError::BadSignature)));
+    let stranger = key(2).verifying_key().unwrap();
+    assert!(matches!(webhooks::verify(&body, &sign, &stranger), Err(WebhookError::BadSignature)));
+    // A type this SDK does not know is passed on, not refused.
+    let mut future: Value = serde_json::from_slice(&body).unwrap();
+    future["type"] = json!("payment_disputed");
+    let bytes = serde_json::to_vec(&future).unwrap();
+    let signed = common::bank_key().sign_base64(&bytes).unwrap();
+    let event = webhooks::verify(&bytes, &signed, &bank).unwrap();
+    assert_eq!((event.kind, event.body.kind.as_str()), (None, "payment_disputed"));
+    let not_json = b"not a webhook";
+    let signed = common::bank_key().sign_base64(not_json).unwrap();
+    assert!(matches!(webhooks::verify(not_json, &signed, &bank), Err(WebhookError::Malformed(_))));
+    s.stop().await;
+}
+
+/// The SDK's list of reads (retried freely) names served methods that change nothing.
+#[test]
+fn the_sdks_reads_are_the_servers_non_mutating_methods() {
+    use open131_server::api::ApiMethod;
+    for path in open131_client::main_api::READ_METHODS {
+        let method = ApiMethod::parse(path).unwrap_or_else(|| panic!("{path} is not served"));
+        assert!(!method.mutating(), "{path} changes a session: never retried without its key");
+    }
+    assert!(ApiMethod::all().filter(|m| m.mutating()).all(|m| !open131_client::main_api::is_read(m.path())));
+}
