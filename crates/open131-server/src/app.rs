@@ -249,13 +249,26 @@ fn request_id(headers: &axum::http::HeaderMap) -> String {
     };
     match given.filter(plain) {
         Some(id) => id.to_string(),
-        None => {
-            let mut bytes = [0u8; 12];
-            // A failing system RNG leaves zeros: the id is for reading logs, not a secret.
-            let _ = aws_lc_rs::rand::fill(&mut bytes);
-            format!("req_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-        }
+        None => new_request_id(),
     }
+}
+
+/// `req_` + this process's random 8-byte prefix + a counter (24 hex digits):
+/// unique across nodes and restarts, and no system call per request.
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // A failing system RNG leaves the clock: the id is for reading logs, not a secret.
+        if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            bytes = (nanos as u64).to_le_bytes();
+        }
+        u64::from_le_bytes(bytes)
+    });
+    format!("req_{prefix:016x}{:08x}", COUNTER.fetch_add(1, Ordering::Relaxed) as u32)
 }
 
 /// The metrics' name of what a request asked for: a served main-API
