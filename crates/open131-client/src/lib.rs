@@ -74,12 +74,8 @@ pub struct KycClient {
 impl KycClient {
     /// A v1.1 client for `base_url` (e.g. `http://127.0.0.1:8131`).
     pub fn new(base_url: &str, project: &str, key: SigningKey) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S))
-            .build()
-            .unwrap_or_default();
         Self {
-            http,
+            http: http_client(),
             base_url: base_url.trim_end_matches('/').to_string(),
             project: project.to_string(),
             key,
@@ -117,6 +113,11 @@ impl KycClient {
             .await?;
         answer(response).await
     }
+}
+
+/// The SDK's HTTP client: every request bounded by [`REQUEST_TIMEOUT_S`].
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_S)).build().unwrap_or_default()
 }
 
 async fn answer(response: reqwest::Response) -> Result<Answer, ClientError> {

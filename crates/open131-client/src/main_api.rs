@@ -95,12 +95,8 @@ pub struct MainClient {
 impl MainClient {
     /// A v1 client for `base_url` (e.g. `http://127.0.0.1:8131` or the bank's host).
     pub fn new(base_url: &str, project: &str, key: SigningKey) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(crate::REQUEST_TIMEOUT_S))
-            .build()
-            .unwrap_or_default();
         Self {
-            http,
+            http: crate::http_client(),
             base_url: base_url.trim_end_matches('/').to_string(),
             project: project.to_string(),
             key,

@@ -621,13 +621,9 @@ async fn webhook_faults_set_from_the_cli_reach_a_running_server() {
     assert!(out.contains("webhook faults of demo: delay=300ms,duplicate=1"), "{out}");
     // The running server reads changed settings within a second.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
-    let body = json!({
-        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
-        "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
-        "amount_details": {"amount": 1000, "currency": "rub"}
-    });
-    let created = signed(&reqwest::Client::new(), &server.url, "session/init/payout", &key, &body).await;
+    let key = common::demo_key(&site);
+    let created =
+        signed(&reqwest::Client::new(), &server.url, "session/init/payout", &key, &common::card_payout()).await;
     assert_eq!(created["status"], "ok", "{created}");
     wait_until(|| seen.lock().unwrap().len() >= 2, 1_000).await;
     let bodies = seen.lock().unwrap().clone();
@@ -652,14 +648,8 @@ async fn webhook_faults_set_from_the_cli_reach_a_running_server() {
 async fn the_clock_command_makes_a_running_servers_timeouts_fire() {
     let site = Site::new().await;
     let server = serve(&site, "0");
-    let key = SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap();
-    let http = reqwest::Client::new();
-    let body = json!({
-        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
-        "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
-        "amount_details": {"amount": 1000, "currency": "rub"}
-    });
-    let created = signed(&http, &server.url, "session/init/payout", &key, &body).await;
+    let (key, http) = (common::demo_key(&site), reqwest::Client::new());
+    let created = signed(&http, &server.url, "session/init/payout", &key, &common::card_payout()).await;
     let session = created["session"]["id"].as_str().unwrap().to_string();
     let status = || {
         let (http, url, key, session) = (http.clone(), server.url.clone(), &key, session.clone());

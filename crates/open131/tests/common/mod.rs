@@ -273,3 +273,17 @@ pub async fn wait_until(mut done: impl FnMut() -> bool, ticks: usize) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// The demo project's private key, as the first start wrote it.
+pub fn demo_key(site: &Site) -> SigningKey {
+    SigningKey::from_pem(&std::fs::read_to_string(site.path().join("demo.key.pem")).unwrap()).unwrap()
+}
+
+/// A payout of 10.00 RUB to a card, as the process tests send it.
+pub fn card_payout() -> Value {
+    json!({
+        "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+        "participant_details": {"recipient": {"full_name": "Ivanov Ivan"}},
+        "amount_details": {"amount": 1000, "currency": "rub"}
+    })
+}
