@@ -16,6 +16,7 @@ pub mod inspector;
 pub mod kyc;
 pub mod lease;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod projects;
 pub mod qr;

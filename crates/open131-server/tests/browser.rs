@@ -520,3 +520,20 @@ async fn the_inspector_shows_a_project_live_in_chromium() {
     }
     s.stop().await;
 }
+
+/// The API reference (`/docs`) renders the generated document offline, on a phone-sized screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_reference_renders_the_document_in_chromium() {
+    let Some((chromium, s)) = chromium_and_server().await else { return };
+    let visits = json!([{"name": "api-docs", "url": format!("{}/docs", s.url), "javascript": true, "steps": [
+        {"wait": "body[data-ready=yes]"},
+        {"fill": "#filter", "text": "session/refund"},
+        {"wait": "summary:has-text(\"/api/v2/session/refund\")"}
+    ]}]);
+    let seen = tokio::task::spawn_blocking(move || drive(&chromium, visits)).await.unwrap();
+    let text = seen[0]["text"].as_str().unwrap();
+    assert!(text.contains("OpenAPI 3.1.0"), "{text}");
+    assert!(text.contains("/api/v1/session/refund") && !text.contains("/api/v1/session/init/payout"), "{text}");
+    assert!(text.contains("SessionResponse") && text.contains("ErrorEnvelope"), "{text}");
+    s.stop().await;
+}

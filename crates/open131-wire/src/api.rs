@@ -138,7 +138,7 @@ impl ApiErrorCode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApiError {
     pub code: String,
     pub description: String,
@@ -146,7 +146,7 @@ pub struct ApiError {
     pub details: Vec<FieldDetail>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorEnvelope {
     pub status: String,
     pub error: ApiError,
@@ -165,13 +165,13 @@ impl ErrorEnvelope {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Amount {
     pub amount: i64,
     pub currency: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RefundWire {
     pub id: String,
     pub status: String,
@@ -191,7 +191,7 @@ pub struct RefundWire {
 
 /// `amounts` of a refund or a payment: gross and net, and on a captured
 /// payment of a project with a fee rate the bank's fee.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Amounts {
     pub gross: Amount,
     pub net: Amount,
@@ -200,7 +200,7 @@ pub struct Amounts {
 }
 
 /// `amounts.fee` (the SDK's `Fee`: `merchant_fee`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fee {
     pub merchant_fee: Amount,
 }
@@ -208,7 +208,7 @@ pub struct Fee {
 /// An acquiring payment (`acquiring_payments` in v1, `payment_list` in v2).
 /// The SDK's non-nullable getters decide what is always sent: id, status,
 /// created_at, customer, payment_details, amount_details, amounts, refunds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AcquiringPaymentWire {
     pub id: String,
     pub status: String,
@@ -244,7 +244,7 @@ pub struct AcquiringPaymentWire {
 }
 
 /// A recurrent token (the SDK's `RecurrentDetails`: all four always sent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecurrentWire {
     pub token: String,
     pub created_at: String,
@@ -253,7 +253,7 @@ pub struct RecurrentWire {
 }
 
 /// Answer of `recurrent/status` and `recurrent/disable`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecurrentResponse {
     pub status: String,
     pub recurrent: RecurrentWire,
@@ -261,7 +261,7 @@ pub struct RecurrentResponse {
 
 /// What the customer must do (`customer_interaction`): a redirect to 3-D
 /// Secure (`type: redirect`), or an FPS QR code to pay (`type: inform`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CustomerInteraction {
     #[serde(rename = "type")]
     pub kind: String,
@@ -273,7 +273,7 @@ pub struct CustomerInteraction {
 
 /// `customer_interaction.inform`: `type: qr` and the code (the SDK's newer
 /// `Inform` reads `type`; older ones read `qr` with both fields required).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Inform {
     #[serde(rename = "type")]
     pub kind: String,
@@ -281,14 +281,14 @@ pub struct Inform {
 }
 
 /// An FPS QR code: the payment link and its image (a PNG, base64).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Qr {
     pub content: String,
     pub img: String,
 }
 
 /// `customer_interaction.redirect`: the SDK needs url, base_url and method.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Redirect {
     pub url: String,
     pub base_url: String,
@@ -299,7 +299,7 @@ pub struct Redirect {
     pub params: serde_json::Map<String, Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PayoutWire {
     pub id: String,
     pub status: String,
@@ -338,7 +338,7 @@ impl PayoutWire {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionWire {
     pub id: String,
     pub status: String,
@@ -379,14 +379,14 @@ impl SessionWire {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SessionResponse {
     pub status: String,
     pub session: SessionWire,
 }
 
 /// Body of a webhook: `{"type": …, "session": {…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookBody {
     #[serde(rename = "type")]
     pub kind: String,
@@ -396,26 +396,26 @@ pub struct WebhookBody {
     pub confirm_information: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WalletWire {
     pub id: String,
     pub amount_details: Amount,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WalletBalanceResponse {
     pub status: String,
     pub wallets: Vec<WalletWire>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BankWire {
     pub id: String,
     pub eng_name: String,
     pub ru_name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BanksResponse {
     pub status: String,
     pub banks: Vec<BankWire>,

@@ -16,7 +16,7 @@ pub const DESCRIPTION_PASSPORT_INVALID: &str = "passport is invalid";
 pub const DESCRIPTION_PASSPORT_NOT_FOUND: &str = "no information about the passport";
 
 /// `status` of a KYC answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KycStatus {
     Ok,
@@ -126,13 +126,13 @@ impl KycErrorCode {
 }
 
 /// One offending field of a 422, so a developer sees every mistake at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FieldDetail {
     pub field: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KycError {
     pub code: String,
     pub description: String,
@@ -140,7 +140,7 @@ pub struct KycError {
     pub details: Vec<FieldDetail>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KycData {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,7 +149,7 @@ pub struct KycData {
 
 /// The whole KYC response body. Field order matches the bank's examples:
 /// `status`, `error`, `data`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KycResponse {
     pub status: KycStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]

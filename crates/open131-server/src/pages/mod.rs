@@ -26,12 +26,16 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inl
 
 /// Where the pages live: a path under one of them that no page serves gets
 /// the pages' own 404.
-pub const PAGE_PREFIXES: [&str; 5] = ["/3ds/", "/fps/pay/", "/sberpay/pay/", "/widget/", "/npd/receipt/"];
+pub const PAGE_PREFIXES: [&str; 7] =
+    ["/3ds/", "/fps/pay/", "/sberpay/pay/", "/widget/", "/npd/receipt/", "/openapi.json", "/docs"];
 
 /// The pages' routes (panic and timeout layers are added by the caller).
 pub fn router() -> Router<App> {
     Router::new()
         .route("/3ds/{project}/{session}", axum::routing::get(three_ds::show).post(three_ds::submit))
+        .route(crate::openapi::DOCUMENT_PATH, axum::routing::get(crate::openapi::serve_document))
+        .route(crate::openapi::PAGE_PATH, axum::routing::get(crate::openapi::serve_page))
+        .route("/docs.js", axum::routing::get(crate::openapi::serve_script))
         .route("/fps/pay/{project}/{session}", axum::routing::get(bank_app::show).post(bank_app::pay))
         .route("/sberpay/pay/{project}/{session}", axum::routing::get(bank_app::show).post(bank_app::pay))
         .route("/widget/tokenize/{token}", axum::routing::get(widgets::show).post(widgets::submit))
