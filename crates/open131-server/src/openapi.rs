@@ -51,10 +51,25 @@ fn header_param(name: &str, required: bool, description: &str) -> Value {
     json!({"name": name, "in": "header", "required": required, "description": description, "schema": {"type": "string"}})
 }
 
+/// Every status the main API's error table gives, in its envelope (and the
+/// generic 500), so the document follows the table.
 fn error_answers() -> Value {
     let error = json!({"description": "An error, in the main API's envelope",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}});
-    json!({"400": error, "401": error, "403": error, "404": error, "413": error, "500": error})
+    let mut answers = Map::new();
+    for code in open131_wire::api::ApiErrorCode::ALL.iter().map(|c| c.http_status()).chain([404, 405, 500]) {
+        answers.insert(code.to_string(), error.clone());
+    }
+    Value::Object(answers)
+}
+
+/// Every status the KYC API's error table gives (and 200), in its envelope.
+fn kyc_answers(answer: &Value) -> Value {
+    let mut answers = Map::new();
+    for code in open131_wire::kyc::KycErrorCode::ALL.iter().map(|c| c.http_status()).chain([200, 404, 405, 500]) {
+        answers.insert(code.to_string(), answer.clone());
+    }
+    Value::Object(answers)
 }
 
 /// One main-API method under one version.
@@ -93,7 +108,7 @@ fn kyc_paths(paths: &mut Map<String, Value>) {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
                     "required": ["payload", "signature"],
                     "properties": {"payload": {"type": "object"}, "signature": {"type": "string"}}}}}},
-                "responses": {"200": answer, "400": answer, "401": answer, "403": answer, "409": answer, "500": answer},
+                "responses": kyc_answers(&answer),
             }}),
         );
         paths.insert(
@@ -101,7 +116,7 @@ fn kyc_paths(paths: &mut Map<String, Value>) {
             json!({"get": {
                 "operationId": format!("kyc_{}_status", version.replace('.', "_")), "tags": ["KYC"],
                 "parameters": [project, {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "responses": {"200": answer, "404": answer, "500": answer},
+                "responses": kyc_answers(&answer),
             }}),
         );
     }
