@@ -14,12 +14,19 @@ if [ ! -x "$VENV/bin/st" ]; then
   "$VENV/bin/pip" install -q "schemathesis==4.32.5" "cryptography>=42"
 fi
 cargo build -q -p open131
+BIN="${CARGO_TARGET_DIR:-target}/debug/open131"
 WORK="$(mktemp -d)"
 PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-target/debug/open131 serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+"$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/openapi.json" && break; sleep 0.1; done
+# Up once it answers (it writes the demo key before it listens); at most 60 s.
+for _ in $(seq 600); do
+  python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/openapi.json', timeout=1)" 2>/dev/null && break
+  kill -0 "$PID" 2>/dev/null || { echo "open131 exited:" >&2; cat "$WORK/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -f "$WORK/data/demo.key.pem" ] || { echo "open131 did not start within 60 s:" >&2; cat "$WORK/server.log" >&2; exit 1; }
 export OPEN131_KEY="$WORK/data/demo.key.pem" SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$PWD/scripts"
 "$VENV/bin/st" run "http://127.0.0.1:$PORT/openapi.json" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance \

@@ -1325,3 +1325,48 @@ async fn declined_charges_are_retried_and_the_third_stops_the_subscription() {
     assert_eq!(charges(&r).len(), 4);
     s.stop().await;
 }
+
+/// Virtual time (issue 13 §1): a subscription's charge and a refund's result
+/// come on the project's clock, moved over the admin API while the real clock
+/// stands still.
+#[tokio::test]
+async fn a_subscription_charge_and_a_refunds_result_follow_the_projects_clock() {
+    let auto = SettingsChange { auto_confirm: Some(true), ..SettingsChange::default() };
+    let (s, r) = server(auto).await;
+    let mut app = s.app.clone();
+    app.admin_token = Some("clock-token".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let clock = format!("http://{}/admin/v1/clock", listener.local_addr().unwrap());
+    tokio::spawn(open131_server::run(listener, app, std::future::pending()));
+    let advance = |seconds: i64| {
+        let (s, clock) = (&s, clock.clone());
+        async move {
+            let body = json!({"project": "alpha", "advance_s": seconds});
+            let r = s.http.post(&clock).bearer_auth("clock-token").json(&body).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            s.settle().await;
+        }
+    };
+    let first = id_of(&s.call("v2", "session/init/payment", &subscribing(("12", "30"), "month")).await);
+    s.settle().await;
+    advance(1).await;
+    assert_eq!(the_payment(&status(&s, "v2", &first).await, "v2")["status"], "succeeded");
+    assert!(charges(&r).is_empty());
+    advance(30 * 86_400).await;
+    advance(1).await;
+    advance(1).await;
+    let done = charges(&r);
+    assert_eq!(done.len(), 1, "charged a month on by alpha's clock: {done:?}");
+    assert_eq!(done[0]["payment_list"][0]["status"], "succeeded");
+
+    let a = s.call("v2", "session/refund", &json!({"session_id": first})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    s.settle().await;
+    assert_eq!(refunds(&status(&s, "v2", &first).await)[0]["status"], "in_progress");
+    advance(1).await;
+    let list = refunds(&status(&s, "v2", &first).await);
+    assert_eq!(list[0]["status"], "accepted", "{list:?}");
+    let finished = list[0]["finished_at"].as_str().unwrap();
+    assert!(finished.starts_with("2026-12-3"), "stamped with alpha's time, a month on: {finished}");
+    s.stop().await;
+}
