@@ -17,7 +17,7 @@
 //! recipient or the customer), webhooks by type and delivery (never the body).
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -30,10 +30,6 @@ use crate::app::App;
 
 /// Most checks, sessions and webhooks one project's view lists (newest first).
 pub const INSPECT_ROWS_MAX: usize = 50;
-
-/// What the page may load: its own script, and the JSON it asks for.
-const PAGE_POLICY: &str =
-    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src data:";
 
 const PAGE: &str = include_str!("inspector/inspector.html");
 const SCRIPT: &str = include_str!("inspector/inspector.js");
@@ -49,15 +45,12 @@ pub fn router() -> Router<App> {
 }
 
 async fn page() -> Response {
-    crate::pages::html_response(StatusCode::OK, PAGE.to_string(), HeaderValue::from_static(PAGE_POLICY))
+    let policy = HeaderValue::from_static(crate::pages::SCRIPTED_PAGE_POLICY);
+    crate::pages::html_response(StatusCode::OK, PAGE.to_string(), policy)
 }
 
 async fn script() -> Response {
-    let mut response = SCRIPT.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    crate::pages::script_response(SCRIPT)
 }
 
 fn time_text(t: time::OffsetDateTime) -> String {

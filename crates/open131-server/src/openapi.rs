@@ -21,8 +21,6 @@ pub const PAGE_PATH: &str = "/docs";
 
 const PAGE: &str = include_str!("openapi/docs.html");
 const SCRIPT: &str = include_str!("openapi/docs.js");
-const PAGE_POLICY: &str =
-    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src data:";
 
 /// The schema a method's 200 answers with, by name in `components.schemas`.
 fn answer_schema(method: ApiMethod) -> &'static str {
@@ -212,14 +210,11 @@ pub async fn serve_document() -> Response {
 
 /// `GET /docs`: the page that renders the document.
 pub async fn serve_page() -> Response {
-    crate::pages::html_response(StatusCode::OK, PAGE.to_string(), HeaderValue::from_static(PAGE_POLICY))
+    let policy = HeaderValue::from_static(crate::pages::SCRIPTED_PAGE_POLICY);
+    crate::pages::html_response(StatusCode::OK, PAGE.to_string(), policy)
 }
 
 /// `GET /docs.js`.
 pub async fn serve_script() -> Response {
-    let mut response = SCRIPT.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    crate::pages::script_response(SCRIPT)
 }

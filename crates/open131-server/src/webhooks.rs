@@ -323,12 +323,7 @@ impl Dispatcher {
         };
         // A project on virtual time: its webhooks are due by its own clock.
         for (project, offset) in app.clocked_projects().await.into_iter().filter(|(p, _)| !full.contains(p)) {
-            let own = OwnClaim {
-                now: offset.apply(now),
-                lease_until: offset.apply(lease_until),
-                real_now: now,
-                real_lease_until: lease_until,
-            };
+            let own = OwnClaim::ahead(offset, now, lease_until);
             let room = free.saturating_sub(claimed.len());
             match app.store.claim_project_webhooks(&project, own, room).await {
                 Ok(more) => claimed.extend(more),
@@ -409,22 +404,18 @@ impl Dispatcher {
 /// all before the request answers. The race a partner must survive: a
 /// webhook about a session whose id its own request has not returned yet.
 /// Without the fault, does nothing.
-pub async fn before_response(app: &App, project: &str) {
-    let faults = match app.projects.get(project).await {
-        Ok(Some(p)) => p.settings.webhook_faults,
-        _ => return,
-    };
-    if !faults.before_response() {
+pub async fn before_response(app: &App, project: &crate::projects::Project) {
+    if !project.settings.webhook_faults.before_response() {
         return;
     }
     if let Err(e) = crate::api::processor::process_due(app).await {
         tracing::warn!(error = %e, "could not run the due steps before the response; they run after it");
     }
-    let (real, now) = (app.clock.now(), app.now_for(project).await);
+    let real = app.clock.now();
     let lease = app.config.webhook_lease.max(std::time::Duration::from_secs(WEBHOOK_LEASE_MIN_S));
-    let lease = time::Duration::try_from(lease).unwrap_or(time::Duration::MAX);
-    let own = OwnClaim { now, lease_until: now + lease, real_now: real, real_lease_until: real + lease };
-    let claimed = match app.store.claim_project_webhooks(project, own, WEBHOOK_CONCURRENCY_PER_PROJECT).await {
+    let lease_until = real + time::Duration::try_from(lease).unwrap_or(time::Duration::MAX);
+    let own = OwnClaim::ahead(project.settings.clock_offset, real, lease_until);
+    let claimed = match app.store.claim_project_webhooks(&project.id, own, WEBHOOK_CONCURRENCY_PER_PROJECT).await {
         Ok(claimed) => claimed,
         Err(e) => {
             tracing::error!(error = %e, "could not claim webhooks to send before the response; they go after it");

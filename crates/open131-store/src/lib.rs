@@ -402,6 +402,21 @@ impl OwnClaim {
     pub fn real(now: OffsetDateTime, lease_until: OffsetDateTime) -> Self {
         Self { now, lease_until, real_now: now, real_lease_until: lease_until }
     }
+
+    /// A claim on a clock `offset` ahead of the real one, whose `now` and
+    /// lease end are the real clock's.
+    pub fn ahead(
+        offset: open131_domain::settings::ClockOffset,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Self {
+        Self {
+            now: offset.apply(now),
+            lease_until: offset.apply(lease_until),
+            real_now: now,
+            real_lease_until: lease_until,
+        }
+    }
 }
 
 /// What a claim of every project's due work adds: projects on a clock of

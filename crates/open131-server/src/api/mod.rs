@@ -468,8 +468,8 @@ async fn handle(State(app): State<App>, call: ApiCall, signed: SignedRequest) ->
     match dispatch(&app, call, signed).await {
         Ok(reply) => {
             // A test stand's fault: the webhooks this change made reach the partner first.
-            if mutating && project.settings.webhook_faults.before_response() {
-                crate::webhooks::before_response(&app, &project.id).await;
+            if mutating {
+                crate::webhooks::before_response(&app, &project).await;
             }
             reply.into_response()
         }

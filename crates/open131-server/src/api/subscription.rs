@@ -83,12 +83,7 @@ pub async fn charge_due(app: &App) -> anyhow::Result<usize> {
     let mut due = app.store.claim_due_subscriptions(now, lease_until, CHARGE_BATCH_MAX).await?;
     // A project on virtual time: its charges are due by its own clock (leased on the real one).
     for (project, offset) in clocked {
-        let own = open131_store::OwnClaim {
-            now: offset.apply(now),
-            lease_until: offset.apply(lease_until),
-            real_now: now,
-            real_lease_until: lease_until,
-        };
+        let own = open131_store::OwnClaim::ahead(offset, now, lease_until);
         match app.store.claim_project_due_subscriptions(&project, own, CHARGE_BATCH_MAX).await {
             Ok(more) => due.extend(more),
             Err(e) => tracing::error!(error = %e, %project, "could not claim a clocked project's subscriptions"),

@@ -85,6 +85,21 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     html_response(status, html, HeaderValue::from_static(CONTENT_SECURITY_POLICY))
 }
 
+/// The policy of a page that runs its own script (served beside it) and reads
+/// JSON from this server: the inspector, the API reference.
+pub const SCRIPTED_PAGE_POLICY: &str =
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src data:";
+
+/// A script the pages load from this server, with the headers every one has.
+pub fn script_response(text: &'static str) -> Response {
+    let mut response = text.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
 /// An HTML page's answer with the headers every page sends: its policy,
 /// never cached, no referrer.
 pub fn html_response(status: StatusCode, html: String, policy: HeaderValue) -> Response {
