@@ -32,8 +32,113 @@ impl<T> std::fmt::Display for Personal<T> {
     }
 }
 
+/// Keys whose string values name no person: ids, states, amounts, codes,
+/// times, the kinds of things. Everything else a body holds is masked by
+/// [`masked_json`], so a field the list forgets is hidden, never shown.
+const SHOWN_KEYS: &[&str] = &[
+    "id",
+    "session_id",
+    "payout_id",
+    "payment_id",
+    "refund_id",
+    "request_id",
+    "subscription_id",
+    "token_id",
+    "status",
+    "state",
+    "type",
+    "system_type",
+    "kind",
+    "code",
+    "error",
+    "description",
+    "field",
+    "message",
+    "amount",
+    "value",
+    "currency",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "expired_at",
+    "action",
+    "next_action",
+    "brand",
+    "last4",
+    "bin",
+    "bank_id",
+    "is_fast",
+    "capture",
+    "recurrent",
+    "webhook_type",
+    "result",
+    "outcome",
+    "reason",
+    "version",
+    "confirm_timeout_s",
+    "project",
+];
+
+/// Numbers this long (or longer: digits, spaces, `+`, `-`, `*`) keep their
+/// last four characters when masked, as card and account numbers are shown
+/// on a receipt; any other text is masked whole.
+const TAIL_SHOWN_MIN_CHARS: usize = 12;
+
+/// A JSON body with everything that may name a person masked: objects and
+/// arrays keep their shape; a string is shown only under a key of
+/// [`SHOWN_KEYS`], otherwise it becomes `***` (with its last four
+/// characters when it is a number long enough to be a card or account); a
+/// number of four or more digits under another key is masked the same way.
+pub fn masked_json(value: &serde_json::Value) -> serde_json::Value {
+    masked_under(None, value)
+}
+
+fn masked_under(key: Option<&str>, value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let shown = key.is_some_and(|k| SHOWN_KEYS.contains(&k));
+    match value {
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), masked_under(Some(k), v))).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| masked_under(key, v)).collect()),
+        Value::String(s) if !shown => Value::String(masked_text(s)),
+        Value::Number(n) if !shown && n.to_string().len() >= 4 => Value::String(masked_text(&n.to_string())),
+        other => other.clone(),
+    }
+}
+
+fn masked_text(s: &str) -> String {
+    let n = s.chars().count();
+    let number_like = s.chars().all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '*'));
+    if n >= TAIL_SHOWN_MIN_CHARS && number_like {
+        let tail: String = s.chars().skip(n - 4).collect();
+        format!("***{tail}")
+    } else {
+        "***".to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn masks_every_value_but_the_shown_keys() {
+        let body = serde_json::json!({
+            "session_id": "ps_1", "amount_details": {"amount": 10000, "currency": "rub"},
+            "payment_method": {"type": "card", "card": {"bank_card": {"number": "4242424242424242"}}},
+            "participant_details": {"recipient": {"full_name": "Петров Иван", "phones": ["+79001234567"]}},
+            "passport": 4510123456u64, "metadata": {"order": "a"}, "count": 7,
+            "address": "г. Москва, ул. Льва Толстого, 16",
+        });
+        let masked = super::masked_json(&body);
+        assert_eq!(
+            masked,
+            serde_json::json!({
+                "session_id": "ps_1", "amount_details": {"amount": 10000, "currency": "rub"},
+                "payment_method": {"type": "card", "card": {"bank_card": {"number": "***4242"}}},
+                "participant_details": {"recipient": {"full_name": "***", "phones": ["***4567"]}},
+                "passport": "***", "metadata": {"order": "***"}, "count": 7, "address": "***",
+            })
+        );
+    }
+
     #[test]
     fn never_prints_its_content() {
         let p = super::Personal::new("4510123456".to_string());

@@ -44,6 +44,8 @@ pub struct App {
     pub vault: Arc<crate::vault::VaultCell>,
     /// The figures `/metrics` serves.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The latest requests per project, for the inspector.
+    pub request_log: Arc<crate::request_log::RequestLog>,
 }
 
 impl App {
@@ -61,6 +63,7 @@ impl App {
         }
         Self {
             metrics,
+            request_log: Arc::new(crate::request_log::RequestLog::new(config.request_log_entries_max)),
             processor_wake: Arc::new(Notify::new()),
             webhook_wake: Arc::new(Notify::new()),
             bank_key: Arc::new(bank_key),
@@ -289,15 +292,20 @@ pub fn observed(router: Router<App>, app: App) -> Router {
     router.layer(middleware::from_fn_with_state(app.clone(), observe)).with_state(app)
 }
 
+/// A request's id, as [`observe`] gave it, for the layers inside.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Every request: a request id (the caller's, or a new one) on its log
 /// lines and in its response, and its figures in the metrics.
-async fn observe(axum::extract::State(app): axum::extract::State<App>, req: Request, next: Next) -> Response {
+async fn observe(axum::extract::State(app): axum::extract::State<App>, mut req: Request, next: Next) -> Response {
     use tracing::Instrument;
     let started = std::time::Instant::now();
     let surface = surface_of(req.uri().path());
     let method = method_label(surface, &req);
     let id = request_id(req.headers());
     let span = tracing::info_span!("request", request_id = %id, surface = surface.as_str(), method = %method);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(req).instrument(span.clone()).await;
     let (status, elapsed) = (response.status().as_u16(), started.elapsed());
     app.metrics.request(surface.as_str(), &method, status, elapsed);
@@ -347,13 +355,18 @@ pub fn guarded<S: Surface + 'static>(routes: Router<App>, limit: std::time::Dura
         }))
 }
 
+/// A partner surface's routes with their requests kept for the inspector.
+fn recorded(routes: Router<App>, app: &App) -> Router<App> {
+    routes.layer(middleware::from_fn_with_state(app.clone(), crate::request_log::record))
+}
+
 /// Every surface, each guarded by its own renderer; a path that none of them
 /// serves gets the 404 of the surface its prefix belongs to.
 pub fn router(app: App) -> Router {
     let limit = app.config.request_timeout;
     let routes = Router::new()
-        .merge(guarded::<crate::kyc::KycApi>(crate::kyc::router(), limit))
-        .merge(guarded::<crate::api::MainApi>(crate::api::router(), limit))
+        .merge(recorded(guarded::<crate::kyc::KycApi>(crate::kyc::router(), limit), &app))
+        .merge(recorded(guarded::<crate::api::MainApi>(crate::api::router(), limit), &app))
         .merge(guarded::<crate::admin::Admin>(crate::admin::router(), limit))
         .merge(guarded::<crate::pages::Pages>(crate::pages::router(), limit))
         .fallback(|uri: axum::http::Uri| async move {

@@ -53,6 +53,8 @@ pub struct Config {
     /// process can hold a lease, so it takes every one over at start
     /// ([`crate::lease`]). Off unless the caller took the lock.
     pub sole_process: bool,
+    /// Requests of each project the inspector's log keeps in memory (0: none).
+    pub request_log_entries_max: usize,
 }
 
 impl Config {
@@ -72,6 +74,7 @@ impl Config {
             background_workers: true,
             public_url: None,
             sole_process: false,
+            request_log_entries_max: crate::request_log::REQUEST_LOG_ENTRIES_DEFAULT,
         }
     }
 }

@@ -7,14 +7,18 @@
 //! - `GET /admin/v1/inspect`: every project (settings, clock, wallets) and
 //!   the registries' state.
 //! - `GET /admin/v1/inspect/{project}`: its latest checks, sessions (with
-//!   their operations and the webhooks they caused, a timeline) and
-//!   webhook deliveries with their attempts.
+//!   their operations and the webhooks they caused, a timeline), webhook
+//!   deliveries with their attempts, and the requests it made
+//!   ([`crate::request_log`], bodies masked).
+//! - `GET /admin/v1/inspect/{project}/sessions/{id}`: one session with its
+//!   ledger postings and the requests that named it.
 //! - `POST /admin/v1/inspect/{project}/webhooks/{id}/resend`: sends one again.
 //!
 //! Invariant: no personal data leaves these endpoints: checks are shown by
 //! id, state and times (never the applicant's data), sessions by their
 //! operations' kinds, states, amounts and masked methods (never the
-//! recipient or the customer), webhooks by type and delivery (never the body).
+//! recipient or the customer), webhooks by type and delivery (never the
+//! body), requests and answers only through `masked_json`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -28,8 +32,10 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 
-/// Most checks, sessions and webhooks one project's view lists (newest first).
+/// Most checks, sessions, webhooks and requests one project's view lists (newest first).
 pub const INSPECT_ROWS_MAX: usize = 50;
+/// Most postings one session's view lists (oldest first).
+pub const SESSION_POSTINGS_MAX: usize = 500;
 
 const PAGE: &str = include_str!("inspector/inspector.html");
 const SCRIPT: &str = include_str!("inspector/inspector.js");
@@ -41,6 +47,7 @@ pub fn router() -> Router<App> {
         .route("/admin/inspector.js", get(script))
         .route("/admin/v1/inspect", get(overview))
         .route("/admin/v1/inspect/{project}", get(project))
+        .route("/admin/v1/inspect/{project}/sessions/{id}", get(session_detail))
         .route("/admin/v1/inspect/{project}/webhooks/{id}/resend", post(resend))
 }
 
@@ -151,8 +158,52 @@ async fn project(State(app): State<App>, headers: HeaderMap, Path(id): Path<Stri
         .collect();
     let sessions: Vec<Value> = sessions.iter().map(|s| session_view(s, &hooks)).collect();
     let now = app.now_for(&id).await;
+    let requests: Vec<Value> = app.request_log.of(&id).iter().take(INSPECT_ROWS_MAX).map(|r| r.view()).collect();
     Json(json!({"status": "ok", "project": id, "now": time_text(now), "checks": checks, "sessions": sessions,
-        "webhooks": webhooks}))
+        "webhooks": webhooks, "requests": requests}))
+    .into_response()
+}
+
+/// One session: its view, its ledger postings and the requests that named it.
+async fn session_detail(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((project, id)): Path<(String, String)>,
+) -> Response {
+    if let Some(r) = crate::admin::refusal(&app, &headers) {
+        return r;
+    }
+    let found = tokio::try_join!(
+        app.store.session(&project, &id),
+        app.store.session_postings(&project, &id, SESSION_POSTINGS_MAX),
+        app.store.webhooks(WebhookFilter {
+            project_id: Some(project.clone()),
+            subject_id: Some(id.clone()),
+            limit: None
+        }),
+    );
+    let (session, postings, hooks) = match found {
+        Ok((Some(session), postings, hooks)) => (session, postings, hooks),
+        Ok((None, ..)) => return crate::admin::not_found("no such session of this project"),
+        Err(e) => return internal(&e),
+    };
+    let postings: Vec<Value> = postings
+        .iter()
+        .map(|p| {
+            json!({"id": p.posting.id, "at": time_text(p.posting.created_at), "book": p.book.as_str(),
+                "currency": p.currency, "movement": p.posting.movement, "account": p.posting.account,
+                "amount": p.posting.amount})
+        })
+        .collect();
+    let requests: Vec<Value> = app
+        .request_log
+        .of(&project)
+        .iter()
+        .map(|r| r.view())
+        .filter(|v| v["sessions"].as_array().is_some_and(|s| s.iter().any(|x| x.as_str() == Some(id.as_str()))))
+        .collect();
+    Json(json!({"status": "ok", "project": project, "session": session_view(&session, &hooks),
+        "postings": postings, "requests": requests}))
     .into_response()
 }
 

@@ -132,7 +132,8 @@ pub const ADMIN_ENDPOINTS: &[(&str, &str, &str)] = &[
     ("/admin/v1/webhooks/faults", "post", "Set a project's webhook faults"),
     ("/admin/v1/clock", "post", "Show or move a project's clock"),
     ("/admin/v1/inspect", "get", "Every project, for the inspector"),
-    ("/admin/v1/inspect/{project}", "get", "One project's checks, sessions and webhooks"),
+    ("/admin/v1/inspect/{project}", "get", "One project's checks, sessions, webhooks and requests"),
+    ("/admin/v1/inspect/{project}/sessions/{id}", "get", "One session's postings and the requests naming it"),
     ("/admin/v1/inspect/{project}/webhooks/{id}/resend", "post", "Send a webhook again"),
     ("/metrics", "get", "The Prometheus figures"),
 ];

@@ -475,12 +475,20 @@ async fn the_inspector_shows_a_project_live_in_chromium() {
         {"press": "#advance"},
         {"wait": "#clock-offset:has-text(\"86400 s ahead\")"},
         {"press": "button.resend"},
-        {"wait": "#webhooks li:has-text(\"#2\")"}
+        {"wait": "#webhooks li:has-text(\"#2\")"},
+        {"press": "button.session-open"},
+        {"wait": "#postings td:has-text(\"10.00 RUB\")"},
+        {"press": "#session-requests summary"},
+        {"wait": "#session-requests pre:has-text(\"***4242\")"}
     ]}, {"name": "inspector-desktop", "url": format!("{admin}/admin/inspector"), "javascript": true,
         "viewport": {"width": 1280, "height": 800}, "steps": [
         {"fill": "#token", "text": "inspector-token"},
         {"press": "#connect"},
-        {"wait": "#webhooks li:has-text(\"#2\")"}
+        {"wait": "#webhooks li:has-text(\"#2\")"},
+        {"press": "#requests summary"},
+        {"wait": "#requests pre:has-text(\"status\")"},
+        {"press": "button.session-open"},
+        {"wait": "#postings td:has-text(\"10.00 RUB\")"}
     ]}, {"name": "inspector-refused", "url": format!("{admin}/admin/inspector"), "javascript": true, "steps": [
         {"fill": "#token", "text": "wrong"},
         {"press": "#connect"},
@@ -512,7 +520,12 @@ async fn the_inspector_shows_a_project_live_in_chromium() {
         assert!(text.contains(shown), "{shown:?} not on the page:\n{text}");
     }
     for secret in ["4242424242424242", "Петров", "4510123456", "500100732259"] {
-        assert!(!text.contains(secret), "personal data {secret:?} on the page");
+        for visit in &seen[..2] {
+            assert!(!visit["text"].as_str().unwrap().contains(secret), "personal data {secret:?} on the page");
+        }
+    }
+    for shown in ["Ledger postings", "Requests naming it", "/api/v1/session/init/payout", "***4242"] {
+        assert!(text.contains(shown), "{shown:?} not on the page:\n{text}");
     }
     assert!(seen[2]["text"].as_str().unwrap().contains("That token was refused."), "{}", seen[2]);
     for shot in seen[0]["screenshots"].as_array().unwrap() {

@@ -165,3 +165,68 @@ async fn every_response_carries_a_request_id_the_callers_when_it_is_plain() {
         .unwrap();
     assert_eq!(kept.headers()["x-request-id"], "abc-17.x_y");
 }
+
+/// The inspector's request log and a session's postings (issue 13 §3):
+/// each project sees its own requests with their answers, masked; a
+/// session lists the postings its payout made (summing to zero) and the
+/// requests that named it; another project learns nothing of it.
+#[tokio::test]
+async fn the_inspector_shows_requests_masked_and_a_sessions_postings() {
+    let s = start().await;
+    s.app.store.topup("alpha", "rub", 1_000_000, common::START).await.unwrap();
+    let admin = admin_url(&s).await;
+    let session = common::id_of(&s.call("v1", "session/init/payout", &payout(1_000)).await);
+    s.settle().await;
+    let confirm = s.call("v1", "session/confirm", &json!({"session_id": session})).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.text);
+    s.advance(2).await;
+    let status = s.call("v1", "session/status", &json!({"session_id": session})).await;
+    assert_eq!(status.status, 200, "{}", status.text);
+    let (code, check) = s.post_check("alpha", common::key(0), &common::person()).await;
+    assert_eq!(code, 200, "{check}");
+    let body = serde_json::to_vec(&json!({"session_id": session})).unwrap();
+    let unknown = s.call_bytes("v1", "session/status", "nope", common::key(0), body, None).await;
+    assert_eq!(unknown.status, 401);
+
+    let get = |path: String| {
+        let request = s.http.get(format!("{admin}{path}")).bearer_auth(TOKEN);
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (code, text) = get("/admin/v1/inspect/alpha".into()).await;
+    assert_eq!(code, 200, "{text}");
+    let view: Value = serde_json::from_str(&text).unwrap();
+    let requests = view["requests"].as_array().unwrap();
+    let paths: Vec<&str> = requests.iter().map(|r| r["path"].as_str().unwrap()).collect();
+    let expected =
+        ["/api/v1.1/check", "/api/v1/session/status", "/api/v1/session/confirm", "/api/v1/session/init/payout"];
+    assert_eq!(paths, expected, "newest first");
+    let init = &requests[3];
+    assert_eq!((init["method"].as_str(), init["status"].as_u64()), (Some("POST"), Some(200)));
+    assert_eq!(init["request"]["amount_details"], json!({"amount": 1_000, "currency": "rub"}));
+    assert_eq!(init["request"]["payment_method"]["card"]["bank_card"]["number"], "***4940");
+    assert_eq!(init["response"]["session"]["id"], session.as_str());
+    assert!(init["request_id"].as_str().unwrap().starts_with("req_"), "{init}");
+    for secret in ["2200000000004940", "Иванов", "Петров", "4510123456", "500100732259", "ivan@example.ru"]
+    {
+        assert!(!text.contains(secret), "personal data {secret:?} in the inspector's view");
+    }
+    let (_, beta) = get("/admin/v1/inspect/beta".into()).await;
+    let beta: Value = serde_json::from_str(&beta).unwrap();
+    assert_eq!(beta["requests"], json!([]), "beta made no request");
+
+    let (code, text) = get(format!("/admin/v1/inspect/alpha/sessions/{session}")).await;
+    assert_eq!(code, 200, "{text}");
+    let detail: Value = serde_json::from_str(&text).unwrap();
+    let postings = detail["postings"].as_array().unwrap();
+    assert!(!postings.is_empty(), "{detail}");
+    assert_eq!(postings.iter().map(|p| p["amount"].as_i64().unwrap()).sum::<i64>(), 0, "double entry: {detail}");
+    assert!(postings.iter().any(|p| p["amount"] == 1_000), "{detail}");
+    let named: Vec<&str> = detail["requests"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(named, expected[1..]);
+    assert_eq!(detail["session"]["state"], "accepted");
+    let (code, _) = get(format!("/admin/v1/inspect/beta/sessions/{session}")).await;
+    assert_eq!(code, 404, "another project's session");
+}

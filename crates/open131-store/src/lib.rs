@@ -324,6 +324,14 @@ pub trait LedgerStore: Send + Sync + 'static {
         to: OffsetDateTime,
         limit: usize,
     ) -> Result<StatementRecord>;
+    /// The postings a session's operations made, in every book and
+    /// currency, oldest first, at most `limit`.
+    async fn session_postings(
+        &self,
+        project_id: &str,
+        session_id: &str,
+        limit: usize,
+    ) -> Result<Vec<SessionPostingRecord>>;
     /// Sets (`Some`) or removes (`None`) the rate of a currency; `false` when
     /// there was nothing to remove.
     async fn set_rate(&self, currency: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool>;

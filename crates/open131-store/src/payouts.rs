@@ -452,6 +452,14 @@ pub struct PostingRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// A posting with the wallet it belongs to, as a session's postings list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPostingRecord {
+    pub book: Book,
+    pub currency: String,
+    pub posting: PostingRecord,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueTimer {
     pub project_id: String,

@@ -29,8 +29,9 @@ use time::{Date, OffsetDateTime};
 use crate::{
     CheckRecord, ContractorWalletRecord, DueTimer, Exchange, NpdLinkRecord, NpdRequestKind, NpdRequestRecord,
     PaymentRecord, PaymentRefundRecord, PaymentSubscription, PayoutRecord, PostingRecord, ProjectSettings,
-    PublicTokenRecord, RecurrentToken, RefundRecord, Result, SealedItem, SessionRecord, StoreError, SubjectKind,
-    SubscriptionRecord, VaultAccountRecord, VaultCardRecord, VaultKind, WalletRecord, WebhookRecord, WebhookState,
+    PublicTokenRecord, RecurrentToken, RefundRecord, Result, SealedItem, SessionPostingRecord, SessionRecord,
+    StoreError, SubjectKind, SubscriptionRecord, VaultAccountRecord, VaultCardRecord, VaultKind, WalletRecord,
+    WebhookRecord, WebhookState,
 };
 
 /// A result row of either driver, read by column position: each row struct
@@ -1008,6 +1009,29 @@ pub(crate) fn contractor_wallet<C: Columns>(r: &C) -> std::result::Result<Result
 }
 
 pub(crate) const POSTING_COLUMNS: &str = "id, movement, account, amount, session_id, created_at_us";
+
+/// A posting with its wallet: [`POSTING_COLUMNS`], then book and currency.
+pub(crate) const SESSION_POSTING_COLUMNS: &str =
+    "id, movement, account, amount, session_id, created_at_us, book, currency";
+
+/// A row of `ledger_postings` in [`SESSION_POSTING_COLUMNS`] order.
+pub(crate) struct SessionPostingRow {
+    posting: PostingRow,
+    book: String,
+    currency: String,
+}
+
+impl SessionPostingRow {
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(Self { posting: PostingRow::read(r)?, book: r.text(6)?, currency: r.text(7)? })
+    }
+
+    pub(crate) fn decode(self) -> Result<SessionPostingRecord> {
+        let book = Book::parse(&self.book)
+            .ok_or_else(|| StoreError::corrupt(format!("posting {}", self.posting.id), "book"))?;
+        Ok(SessionPostingRecord { book, currency: self.currency, posting: self.posting.decode()? })
+    }
+}
 
 /// A row of `ledger_postings`, in [`POSTING_COLUMNS`] order.
 pub(crate) struct PostingRow {

@@ -81,6 +81,10 @@ pub enum Command {
         /// behind the admin token either way.
         #[arg(long, env = "OPEN131_METRICS_LISTEN")]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// Requests of each project kept in memory for the inspector's
+        /// request log (bodies masked when shown); 0 keeps none.
+        #[arg(long, env = "OPEN131_REQUEST_LOG", default_value_t = open131_server::request_log::REQUEST_LOG_ENTRIES_DEFAULT)]
+        request_log: usize,
     },
     /// Apply the database migrations and exit (servers also apply them at start).
     Migrate,
@@ -440,10 +444,19 @@ fn print_answer(answer: &open131_client::Answer) -> anyhow::Result<()> {
 pub async fn execute(args: Args) -> anyhow::Result<()> {
     let location = location(&args)?;
     match args.command {
-        Command::Serve { listen, kyc_delay, payout_delay, webhook_lease, bank_key, public_url, metrics_listen } => {
+        Command::Serve {
+            listen,
+            kyc_delay,
+            payout_delay,
+            webhook_lease,
+            bank_key,
+            public_url,
+            metrics_listen,
+            request_log,
+        } => {
             let node = Node { location, data_dir: DataDir::new(&args.data_dir), bank_key };
             let delays = Delays { kyc: kyc_delay, payout: payout_delay, webhook_lease };
-            serve(node, Listen { api: listen, metrics: metrics_listen }, delays, public_url).await
+            serve(node, Listen { api: listen, metrics: metrics_listen }, delays, public_url, request_log).await
         }
         Command::Migrate => {
             open_store(&location).await?;
@@ -854,7 +867,13 @@ struct Listen {
     metrics: Option<std::net::SocketAddr>,
 }
 
-async fn serve(node: Node, listen: Listen, delays: Delays, public_url: Option<String>) -> anyhow::Result<()> {
+async fn serve(
+    node: Node,
+    listen: Listen,
+    delays: Delays,
+    public_url: Option<String>,
+    request_log_entries: usize,
+) -> anyhow::Result<()> {
     let dir = node.data_dir.clone();
     dir.create().with_context(|| format!("creating {}", dir.root().display()))?;
     let lock = lock_sqlite(&node)?;
@@ -879,6 +898,7 @@ async fn serve(node: Node, listen: Listen, delays: Delays, public_url: Option<St
     config.payout_processing_delay = delays.payout;
     config.webhook_lease = delays.webhook_lease;
     config.public_url = public_url;
+    config.request_log_entries_max = request_log_entries;
     // Holding the serve lock proves no other process holds a lease here.
     config.sole_process = lock.is_some();
     let mut app = App::new(config, store, Arc::new(SystemClock), bank_key);

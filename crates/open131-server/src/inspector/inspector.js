@@ -1,6 +1,7 @@
 // The inspector's page script (crates/open131-server/src/inspector.rs): asks
 // for the admin token once (kept in this tab's session storage), then reads
-// /admin/v1/inspect every two seconds and the chosen project's view with it.
+// /admin/v1/inspect every two seconds and the chosen project's view with it
+// (and the opened session's postings and requests).
 // Everything shown is built as DOM text (never HTML from the server).
 'use strict';
 (() => {
@@ -9,6 +10,9 @@
   let token = sessionStorage.getItem(tokenKey) || '';
   let chosen = null;
   let timer = null;
+  let openSession = null;
+  // Requests whose bodies are unfolded, kept across the live redraws.
+  const unfolded = new Set();
 
   const el = (tag, text, cls) => {
     const e = document.createElement(tag);
@@ -58,7 +62,7 @@
       const b = el('button', p.id, `project${p.id === chosen ? ' on' : ''}`);
       b.type = 'button';
       b.dataset.project = p.id;
-      b.addEventListener('click', () => { chosen = p.id; refresh(); });
+      b.addEventListener('click', () => { chosen = p.id; closeSession(); refresh(); });
       list.appendChild(b);
     });
     $('registries').textContent = `${overview.backend} · registries: ` + overview.registries
@@ -76,14 +80,41 @@
       w.book, w.currency, money(w.available, w.currency), money(w.reserved, w.currency), money(w.held, w.currency)]));
   }
 
+  // A request of the log: its line, and its masked bodies folded below it.
+  function requestCells(r) {
+    const bodies = el('details', undefined, 'bodies');
+    bodies.open = unfolded.has(r.seq);
+    bodies.addEventListener('toggle', () => { if (bodies.open) unfolded.add(r.seq); else unfolded.delete(r.seq); });
+    bodies.appendChild(el('summary', `${r.method} ${r.path}`));
+    bodies.appendChild(el('div', 'Request', 'muted'));
+    bodies.appendChild(el('pre', JSON.stringify(r.request, null, 2)));
+    bodies.appendChild(el('div', 'Response', 'muted'));
+    bodies.appendChild(el('pre', JSON.stringify(r.response, null, 2)));
+    const status = el('td', String(r.status), r.status < 400 ? 'state-ok' : 'state-error');
+    return [r.at, td(bodies, 'wrap'), status, `${(r.duration_us / 1000).toFixed(1)} ms`, r.request_id];
+  }
+
+  function showSession(detail) {
+    $('session-box').classList.remove('hidden');
+    const s = detail.session;
+    $('session-title').textContent = `Session ${s.id} · ${s.state}`;
+    table($('postings'), ['At', 'Book', 'Account', 'Movement', 'Amount'], detail.postings.map((p) => [
+      p.at, p.book, p.account, p.movement, money(p.amount, p.currency)]));
+    table($('session-requests'), ['At', 'Request', 'Status', 'Took', 'Request id'], detail.requests.map(requestCells));
+  }
+
   function showProject(view) {
-    ['sessions-box', 'checks-box', 'webhooks-box'].forEach((id) => $(id).classList.remove('hidden'));
+    ['sessions-box', 'checks-box', 'webhooks-box', 'requests-box'].forEach((id) => $(id).classList.remove('hidden'));
+    table($('requests'), ['At', 'Request', 'Status', 'Took', 'Request id'], view.requests.map(requestCells));
     table($('sessions'), ['Session', 'State', 'Operations', 'Timeline'], view.sessions.map((s) => {
       const ops = el('ul', undefined, 'timeline');
       s.operations.forEach((o) => ops.appendChild(el('li', `${o.kind} ${o.id}: ${o.state}, ${money(o.amount, o.currency)}`)));
       const line = el('ul', undefined, 'timeline');
       s.timeline.forEach((t) => line.appendChild(el('li', `${t.at} ${t.what}`)));
-      return [s.id, stateCell(s.state), td(ops, 'wrap'), td(line, 'wrap')];
+      const open = el('button', s.id, 'link session-open');
+      open.type = 'button';
+      open.addEventListener('click', () => { openSession = s.id; refresh(); });
+      return [td(open), stateCell(s.state), td(ops, 'wrap'), td(line, 'wrap')];
     }));
     table($('checks'), ['Check', 'State', 'Created', 'Finished'], view.checks.map((c) => [
       String(c.id), stateCell(c.state), c.created_at, c.finished_at || '—']));
@@ -108,12 +139,20 @@
       if (!chosen && overview.projects.length) chosen = overview.projects[0].id;
       showProjects(overview);
       if (chosen) showProject(await call(`/admin/v1/inspect/${encodeURIComponent(chosen)}`));
+      if (chosen && openSession) {
+        showSession(await call(`/admin/v1/inspect/${encodeURIComponent(chosen)}/sessions/${encodeURIComponent(openSession)}`));
+      }
       $('live').textContent = `live · updated ${new Date().toLocaleTimeString()}`;
       $('live').dataset.updates = String(Number($('live').dataset.updates || 0) + 1);
     } catch (e) {
       if (e.status === 401) { logout('That token was refused.'); return; }
       $('live').textContent = `disconnected: ${e.message}`;
     }
+  }
+
+  function closeSession() {
+    openSession = null;
+    $('session-box').classList.add('hidden');
   }
 
   function logout(why) {
@@ -146,5 +185,6 @@
     try { await call('/admin/v1/clock', { method: 'POST', body: JSON.stringify({ project: chosen, advance_s: by }) }); } catch (e) { $('clock-offset').textContent = e.message; }
     refresh();
   });
+  $('session-close').addEventListener('click', closeSession);
   if (token) connect();
 })();

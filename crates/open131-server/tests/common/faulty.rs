@@ -316,6 +316,14 @@ impl LedgerStore for Faulty {
     ) -> Result<StatementRecord> {
         self.inner.statement(p, b, c, from, to, limit).await
     }
+    async fn session_postings(
+        &self,
+        p: &str,
+        s: &str,
+        limit: usize,
+    ) -> Result<Vec<open131_store::SessionPostingRecord>> {
+        self.inner.session_postings(p, s, limit).await
+    }
     async fn set_rate(&self, c: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool> {
         self.inner.set_rate(c, rate, now).await
     }

@@ -89,6 +89,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "receipts", include_str!("../../migrations/postgres/0016_receipts.sql")),
     (17, "webhook_faults", include_str!("../../migrations/postgres/0017_webhook_faults.sql")),
     (18, "project_clocks", include_str!("../../migrations/postgres/0018_project_clocks.sql")),
+    (19, "postings_by_session", include_str!("../../migrations/postgres/0019_postings_by_session.sql")),
 ];
 
 pub struct PgStore {

@@ -16,9 +16,9 @@ use super::{after_commit_sent, PgStore};
 use crate::payouts::*;
 use crate::rows::{
     contractor_wallet, decode_rate, due_timer, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow,
-    RefundValues, SessionRows, SessionValues, TokenRow, WalletRow, CONTRACTOR_WALLETS, CONTRACTOR_WALLET_CREATE,
-    CONTRACTOR_WALLET_UPDATE, DISABLE_TOKEN, DROP_CLAIMED_TIMER, POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION,
-    SELECT_TOKEN, WALLET_COLUMNS, WALLET_UPDATE,
+    RefundValues, SessionPostingRow, SessionRows, SessionValues, TokenRow, WalletRow, CONTRACTOR_WALLETS,
+    CONTRACTOR_WALLET_CREATE, CONTRACTOR_WALLET_UPDATE, DISABLE_TOKEN, DROP_CLAIMED_TIMER, POSTING_COLUMNS,
+    RATE_COLUMNS, SELECT_SESSION, SELECT_TOKEN, SESSION_POSTING_COLUMNS, WALLET_COLUMNS, WALLET_UPDATE,
 };
 use crate::rows::{
     SubscriptionRow, SubscriptionValues, INSERT_SUBSCRIPTION, SUBSCRIPTION_COLUMNS, UPDATE_SUBSCRIPTION,
@@ -575,6 +575,23 @@ impl LedgerStore for PgStore {
             .map(|r| PostingRow::read(r).map_err(StoreError::from).and_then(PostingRow::decode))
             .collect::<Result<_>>()?;
         Ok(StatementRecord { opening, postings })
+    }
+
+    async fn session_postings(
+        &self,
+        project_id: &str,
+        session_id: &str,
+        limit: usize,
+    ) -> Result<Vec<SessionPostingRecord>> {
+        let sql = format!(
+            "SELECT {SESSION_POSTING_COLUMNS} FROM ledger_postings
+             WHERE session_id = $1 AND project_id = $2 ORDER BY id LIMIT $3"
+        );
+        let limit = limit as i64;
+        let rows = with_retries(|| async { self.query(&sql, &[&session_id, &project_id, &limit]).await }).await?;
+        rows.iter()
+            .map(|r| SessionPostingRow::read(r).map_err(StoreError::from).and_then(SessionPostingRow::decode))
+            .collect()
     }
 
     async fn set_rate(&self, currency: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool> {

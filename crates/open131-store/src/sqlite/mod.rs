@@ -27,8 +27,8 @@ use open131_domain::ident::CardExpiry;
 use crate::{
     AttemptRecord, AttemptResult, Backend, CheckRecord, CheckStore, ContractorWalletRecord, Decision, DueTimer,
     InsertCheck, LedgerStore, MetaStore, NewCheck, OutboxStore, ProjectKey, ProjectRecord, ProjectStore, Result,
-    SessionRecord, SessionStore, SessionWrite, SettingsChange, StatementRecord, Store, StoreError, WalletRecord,
-    WebhookFilter, WebhookRecord, WriteOutcome,
+    SessionPostingRecord, SessionRecord, SessionStore, SessionWrite, SettingsChange, StatementRecord, Store,
+    StoreError, WalletRecord, WebhookFilter, WebhookRecord, WriteOutcome,
 };
 use open131_domain::fx::FxRate;
 use open131_domain::ledger::{Book, Leg, Movement};
@@ -68,6 +68,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (22, "receipts", include_str!("../../migrations/sqlite/0022_receipts.sql")),
     (23, "webhook_faults", include_str!("../../migrations/sqlite/0023_webhook_faults.sql")),
     (24, "project_clocks", include_str!("../../migrations/sqlite/0024_project_clocks.sql")),
+    (25, "postings_by_session", include_str!("../../migrations/sqlite/0025_postings_by_session.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1110,6 +1111,15 @@ impl LedgerStore for SqliteStore {
         limit: usize,
     ) -> Result<StatementRecord> {
         self.read(|conn| payouts::statement(conn, project_id, book, currency, (from, to), limit))
+    }
+
+    async fn session_postings(
+        &self,
+        project_id: &str,
+        session_id: &str,
+        limit: usize,
+    ) -> Result<Vec<SessionPostingRecord>> {
+        self.read(|conn| payouts::session_postings(conn, project_id, session_id, limit))
     }
 
     async fn set_rate(&self, currency: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool> {

@@ -11,8 +11,9 @@ use super::writer::db;
 use crate::payouts::*;
 use crate::rows::{
     attempt_outcome, decode_rate, due_timer, from_us, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow,
-    RefundValues, SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS, RATE_COLUMNS,
-    SELECT_SESSION, UPSERT_PAYMENT, UPSERT_REFUND, WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
+    RefundValues, SessionPostingRow, SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS,
+    RATE_COLUMNS, SELECT_SESSION, SESSION_POSTING_COLUMNS, UPSERT_PAYMENT, UPSERT_REFUND, WALLET_COLUMNS,
+    WALLET_UPDATE, WEBHOOK_COLUMNS,
 };
 use crate::rows::{contractor_wallet, CONTRACTOR_WALLETS, CONTRACTOR_WALLET_CREATE, CONTRACTOR_WALLET_UPDATE};
 use crate::rows::{
@@ -504,6 +505,25 @@ pub(crate) fn statement(
         .map_err(db)?;
     let postings = rows.into_iter().map(PostingRow::decode).collect::<Result<_>>()?;
     Ok(StatementRecord { opening, postings })
+}
+
+pub(crate) fn session_postings(
+    conn: &Connection,
+    project: &str,
+    session: &str,
+    limit: usize,
+) -> Result<Vec<SessionPostingRecord>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {SESSION_POSTING_COLUMNS} FROM ledger_postings
+             WHERE session_id = ?1 AND project_id = ?2 ORDER BY id LIMIT ?3"
+        ))
+        .map_err(db)?
+        .query_map(params![session, project, limit as i64], |r| SessionPostingRow::read(r))
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)?;
+    rows.into_iter().map(SessionPostingRow::decode).collect()
 }
 
 pub(crate) fn set_rate(conn: &Connection, currency: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool> {
