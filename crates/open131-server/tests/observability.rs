@@ -111,6 +111,17 @@ async fn the_verifiers_queue_and_due_timers_are_read_when_scraped() {
     s.settle().await;
     let (_, _, text) = scrape(&s, &admin, Some(TOKEN)).await;
     assert_eq!(sample(&text, "open131_session_timers_due"), Some(0.0));
+    // Due on the project's own clock once it is moved past the timeout.
+    let (store, now) = (s.app.store.as_ref(), open131_server::Clock::now(s.clock.as_ref()));
+    let advance = open131_server::clock::ClockChange::Advance(time::Duration::days(30));
+    open131_server::clock::change_project_clock(store, "alpha", advance, now).await.unwrap();
+    let (_, _, text) = scrape(&s, &admin, Some(TOKEN)).await;
+    assert_eq!(sample(&text, "open131_session_timers_due"), Some(1.0), "{text}");
+    open131_server::clock::change_project_clock(store, "alpha", open131_server::clock::ClockChange::Reset, now)
+        .await
+        .unwrap();
+    let (_, _, text) = scrape(&s, &admin, Some(TOKEN)).await;
+    assert_eq!(sample(&text, "open131_session_timers_due"), Some(0.0), "back on real time");
     s.clock.advance(time::Duration::days(30));
     let (_, _, text) = scrape(&s, &admin, Some(TOKEN)).await;
     assert_eq!(sample(&text, "open131_session_timers_due"), Some(1.0), "{text}");

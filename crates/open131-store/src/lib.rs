@@ -449,6 +449,10 @@ pub(crate) fn clocked(id: String, us: i64) -> Result<(String, open131_domain::se
 
 /// The backlog's queries, the same text on both backends.
 pub(crate) const BACKLOG_CHECKS_SQL: &str = "SELECT COUNT(*) FROM kyc_checks WHERE outcome IS NULL";
+/// Timers due at `$1` (real time, microseconds) on each project's own clock.
+pub(crate) const BACKLOG_TIMERS_SQL: &str =
+    "SELECT COUNT(*) FROM session_timers t JOIN projects p ON p.id = t.project_id
+     WHERE t.due_at_us <= $1 + p.clock_offset_us";
 pub(crate) const BACKLOG_WEBHOOKS_SQL: &str =
     "SELECT project_id, COUNT(*) FROM webhooks WHERE state = 'pending' GROUP BY project_id ORDER BY project_id";
 

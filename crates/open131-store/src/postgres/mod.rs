@@ -449,10 +449,7 @@ impl MetaStore for PgStore {
         with_retries(|| async {
             let client = self.client().await?;
             let checks_pending = client.query_one(crate::BACKLOG_CHECKS_SQL, &[]).await?.try_get(0)?;
-            let timers_due = client
-                .query_one("SELECT COUNT(*) FROM session_timers WHERE due_at_us <= $1", &[&now_us])
-                .await?
-                .try_get(0)?;
+            let timers_due = client.query_one(crate::BACKLOG_TIMERS_SQL, &[&now_us]).await?.try_get(0)?;
             let webhooks_pending = client
                 .query(crate::BACKLOG_WEBHOOKS_SQL, &[])
                 .await?

@@ -1235,9 +1235,7 @@ impl MetaStore for SqliteStore {
     async fn backlog(&self, now: OffsetDateTime) -> Result<crate::Backlog> {
         self.read(|conn| {
             let checks_pending = conn.query_row(crate::BACKLOG_CHECKS_SQL, [], |r| r.get(0)).map_err(db)?;
-            let timers_due = conn
-                .query_row("SELECT COUNT(*) FROM session_timers WHERE due_at_us <= ?1", [to_us(now)], |r| r.get(0))
-                .map_err(db)?;
+            let timers_due = conn.query_row(crate::BACKLOG_TIMERS_SQL, [to_us(now)], |r| r.get(0)).map_err(db)?;
             let mut stmt = conn.prepare_cached(crate::BACKLOG_WEBHOOKS_SQL).map_err(db)?;
             let webhooks_pending = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
