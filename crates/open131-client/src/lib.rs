@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod main_api;
+pub mod requests;
 pub mod webhooks;
 
 pub use main_api::{MainAnswer, MainClient};

@@ -29,7 +29,11 @@
 
 use std::time::Duration;
 
-use open131_wire::api::{ApiError, SessionResponse, WalletBalanceResponse};
+use open131_wire::answers::{
+    AccountBalanceResponse, AccountStatementResponse, NpdRequestResponse, NpdStatusResponse, PublicTokenResponse,
+    StatusResponse, TokenInfoResponse, TokenizeResponse,
+};
+use open131_wire::api::{ApiError, BanksResponse, RecurrentResponse, SessionResponse, WalletBalanceResponse};
 use open131_wire::headers;
 use open131_wire::sign::SigningKey;
 use serde::de::DeserializeOwned;
@@ -195,6 +199,20 @@ impl MainClient {
         self.call(method, body).await?.typed()
     }
 
+    /// `session/init/payout` (or `session/start/payout` for a payout naming its session).
+    pub async fn payout(&self, payout: &crate::requests::Payout) -> Result<SessionResponse, ClientError> {
+        let body = payout.body();
+        let method = if body.get("session_id").is_some() { "session/start/payout" } else { "session/init/payout" };
+        self.session(method, &body).await
+    }
+
+    /// `session/init/payment` (or `session/start/payment` for a payment naming its session).
+    pub async fn payment(&self, payment: &crate::requests::Payment) -> Result<SessionResponse, ClientError> {
+        let body = payment.body();
+        let method = if body.get("session_id").is_some() { "session/start/payment" } else { "session/init/payment" };
+        self.session(method, &body).await
+    }
+
     /// `session/status`.
     pub async fn status(&self, session_id: &str) -> Result<SessionResponse, ClientError> {
         self.session("session/status", &json!({"session_id": session_id})).await
@@ -227,6 +245,143 @@ impl MainClient {
     /// `wallet/balance`.
     pub async fn wallet_balance(&self) -> Result<WalletBalanceResponse, ClientError> {
         self.call("wallet/balance", &json!({})).await?.typed()
+    }
+
+    /// `session/chargeback` [INF] of `amount` minor units (`None`: all that is left).
+    pub async fn chargeback(
+        &self,
+        session_id: &str,
+        amount: Option<(i64, &str)>,
+    ) -> Result<SessionResponse, ClientError> {
+        let mut body = json!({"session_id": session_id});
+        if let Some((amount, currency)) = amount {
+            body["amount_details"] = json!({"amount": amount, "currency": currency});
+        }
+        self.session("session/chargeback", &body).await
+    }
+
+    /// `recurrent/status` of a recurrent token.
+    pub async fn recurrent_status(&self, token: &str) -> Result<RecurrentResponse, ClientError> {
+        self.call("recurrent/status", &json!({"recurrent": {"token": token}})).await?.typed()
+    }
+
+    /// `recurrent/disable`: the token pays no more (disabling twice is harmless).
+    pub async fn recurrent_disable(&self, token: &str) -> Result<RecurrentResponse, ClientError> {
+        self.call("recurrent/disable", &json!({"recurrent": {"token": token}})).await?.typed()
+    }
+
+    /// `subscription/cancel`.
+    pub async fn subscription_cancel(&self, subscription_id: &str) -> Result<StatusResponse, ClientError> {
+        self.call("subscription/cancel", &json!({"subscription_id": subscription_id})).await?.typed()
+    }
+
+    /// `subscription/restore`.
+    pub async fn subscription_restore(&self, subscription_id: &str) -> Result<StatusResponse, ClientError> {
+        self.call("subscription/restore", &json!({"subscription_id": subscription_id})).await?.typed()
+    }
+
+    /// `sberpay/push`: a push (or SMS) to a SberPay payment's customer.
+    pub async fn sberpay_push(&self, session_id: &str, phone: &str) -> Result<StatusResponse, ClientError> {
+        self.call("sberpay/push", &json!({"session_id": session_id, "phone": phone})).await?.typed()
+    }
+
+    /// `token`: a public token for the widgets `body` asks for
+    /// (`acquiring_widget`, `self_employed_widget`, …, as the bank documents them).
+    pub async fn public_token(&self, body: &Value) -> Result<PublicTokenResponse, ClientError> {
+        self.call("token", body).await?.typed()
+    }
+
+    /// `token/info` of a public token.
+    pub async fn public_token_info(&self, token: &str) -> Result<TokenInfoResponse, ClientError> {
+        self.call("token/info", &json!({"type": "public_token", "public_token": {"token": token}})).await?.typed()
+    }
+
+    /// `token/info` of a recurrent token.
+    pub async fn recurrent_token_info(&self, token: &str) -> Result<TokenInfoResponse, ClientError> {
+        let body = json!({"type": "recurrent_token", "recurrent_token": {"token": token}});
+        self.call("token/info", &body).await?.typed()
+    }
+
+    /// `token/info` of a card in the project's vault, by its `number_hash`.
+    pub async fn card_info(&self, number_hash: &str) -> Result<TokenInfoResponse, ClientError> {
+        let body =
+            json!({"type": "card", "card": {"type": "encrypted_card", "encrypted_card": {"number_hash": number_hash}}});
+        self.call("token/info", &body).await?.typed()
+    }
+
+    /// `tokenize/elements`: a card into the project's vault; `info` names it by `number_hash`.
+    pub async fn tokenize_card(
+        &self,
+        number: &str,
+        expiry: Option<(u8, u16)>,
+    ) -> Result<TokenInfoResponse, ClientError> {
+        let mut card = json!({"number": number});
+        if let Some((month, year)) = expiry {
+            card["expiration_month"] = json!(format!("{month:02}"));
+            card["expiration_year"] = json!(format!("{:02}", year % 100));
+        }
+        let body = json!({"type": "card", "card": {"type": "bank_card", "bank_card": card}});
+        self.call("tokenize/elements", &body).await?.typed()
+    }
+
+    /// `tokenize`: a Russian bank account into the project's vault.
+    pub async fn tokenize_account(&self, bik: &str, account: &str) -> Result<TokenizeResponse, ClientError> {
+        let body = json!({"type": "bank_account_ru", "bank_account_ru": {"bik": bik, "account": account}});
+        self.call("tokenize", &body).await?.typed()
+    }
+
+    /// `fps/banks`: the Faster Payments System's participants.
+    pub async fn fps_banks(&self) -> Result<BanksResponse, ClientError> {
+        self.call("fps/banks", &json!({})).await?.typed()
+    }
+
+    /// `report/account_balance` of one of the project's accounts.
+    pub async fn account_balance(&self, account_number: &str) -> Result<AccountBalanceResponse, ClientError> {
+        self.call("report/account_balance", &json!({"account_number": account_number})).await?.typed()
+    }
+
+    /// `report/account_statement` of one Moscow day (`YYYY-MM-DD`).
+    pub async fn account_statement(
+        &self,
+        account_number: &str,
+        date: &str,
+    ) -> Result<AccountStatementResponse, ClientError> {
+        let body = json!({"account_number": account_number, "date_from": date, "date_to": date});
+        self.call("report/account_statement", &body).await?.typed()
+    }
+
+    /// `npd/check`: asks the tax service whether the person of `inn` is
+    /// self-employed; the answer comes by [`Self::npd_request_status`].
+    pub async fn npd_check(&self, inn: &str) -> Result<NpdRequestResponse, ClientError> {
+        self.call("npd/check", &json!({"tax_reference": inn})).await?.typed()
+    }
+
+    /// `npd/taxpayer/check_personal_info`: whether the name and phone match the register.
+    pub async fn npd_check_personal_info(
+        &self,
+        inn: &str,
+        full_name: &str,
+        phone: &str,
+    ) -> Result<NpdRequestResponse, ClientError> {
+        let body = json!({"tax_reference": inn, "full_name": full_name, "phone": phone});
+        self.call("npd/taxpayer/check_personal_info", &body).await?.typed()
+    }
+
+    /// `npd/request/status`: `pending`, then the answer. The tax service's
+    /// refusal (an unknown person, its own failure) is [`ClientError::Api`].
+    pub async fn npd_request_status(&self, request_id: &str) -> Result<NpdStatusResponse, ClientError> {
+        self.call("npd/request/status", &json!({"request_id": request_id})).await?.typed()
+    }
+
+    /// `fiscalization`: the receipt of a succeeded payout that went without
+    /// one (`body`: `session_id`, `fiscalization_details`, …).
+    pub async fn fiscalize(&self, body: &Value) -> Result<SessionResponse, ClientError> {
+        self.session("fiscalization", body).await
+    }
+
+    /// `fiscalization/cancel` [INF]: a registered receipt cancelled (`reason`: `mistake` or `refund`).
+    pub async fn cancel_receipt(&self, session_id: &str, reason: &str) -> Result<SessionResponse, ClientError> {
+        self.session("fiscalization/cancel", &json!({"session_id": session_id, "reason": reason})).await
     }
 }
 

@@ -28,19 +28,14 @@ fn answer_schema(method: ApiMethod) -> &'static str {
         "wallet/balance" => "WalletBalanceResponse",
         "fps/banks" => "BanksResponse",
         "recurrent/status" | "recurrent/disable" => "RecurrentResponse",
-        "token"
-        | "token/info"
-        | "tokenize"
-        | "tokenize/elements"
-        | "report/account_balance"
-        | "report/account_statement"
-        | "npd/check"
-        | "npd/taxpayer/check_personal_info"
-        | "npd/request/status"
-        | "fps/customer_verification"
-        | "sberpay/push"
-        | "subscription/cancel"
-        | "subscription/restore" => "Ok",
+        "token" => "PublicTokenResponse",
+        "token/info" | "tokenize/elements" => "TokenInfoResponse",
+        "tokenize" => "TokenizeResponse",
+        "report/account_balance" | "account_balance" => "AccountBalanceResponse",
+        "report/account_statement" => "AccountStatementResponse",
+        "npd/check" | "npd/taxpayer/check_personal_info" => "NpdRequestResponse",
+        "npd/request/status" => "NpdStatusResponse",
+        "sberpay/push" | "subscription/cancel" | "subscription/restore" => "StatusResponse",
         _ => "SessionResponse",
     }
 }
@@ -167,14 +162,17 @@ pub fn document() -> Value {
     generator.subschema_for::<open131_wire::api::WalletBalanceResponse>();
     generator.subschema_for::<open131_wire::api::BanksResponse>();
     generator.subschema_for::<open131_wire::api::RecurrentResponse>();
+    generator.subschema_for::<open131_wire::answers::StatusResponse>();
+    generator.subschema_for::<open131_wire::answers::PublicTokenResponse>();
+    generator.subschema_for::<open131_wire::answers::TokenInfoResponse>();
+    generator.subschema_for::<open131_wire::answers::TokenizeResponse>();
+    generator.subschema_for::<open131_wire::answers::AccountBalanceResponse>();
+    generator.subschema_for::<open131_wire::answers::AccountStatementResponse>();
+    generator.subschema_for::<open131_wire::answers::NpdRequestResponse>();
+    generator.subschema_for::<open131_wire::answers::NpdStatusResponse>();
     generator.subschema_for::<open131_wire::api::WebhookBody>();
     generator.subschema_for::<open131_wire::kyc::KycResponse>();
-    let mut schemas = generator.definitions().clone();
-    schemas.insert(
-        "Ok".into(),
-        json!({"type": "object", "required": ["status"],
-        "properties": {"status": {"const": "ok"}}, "additionalProperties": true}),
-    );
+    let schemas = generator.definitions().clone();
 
     let mut paths = Map::new();
     for method in ApiMethod::all() {

@@ -200,3 +200,89 @@ fn the_sdks_reads_are_the_servers_non_mutating_methods() {
     }
     assert!(ApiMethod::all().filter(|m| m.mutating()).all(|m| !open131_client::main_api::is_read(m.path())));
 }
+
+/// Every method that answers no session, through its typed call (issue 13
+/// §6): a card payment built with `requests::Payment` that saves the card,
+/// its recurrent token's status, info and disabling; the vault (a card and
+/// an account); a public token and its info; the FPS banks; an account's
+/// balance and statement; the self-employed register's requests; and the
+/// API's refusals as typed errors.
+#[tokio::test]
+async fn every_other_method_answers_typed() {
+    use open131_client::requests::{Payment, Payout};
+    use open131_wire::answers::TokenInfo;
+    let s = server().await;
+    let c = client(&s.url);
+
+    // A payout built with the typed request, to its end.
+    let payout = Payout::card("2200000000004940", 1_500, "rub").recipient("Иванов Иван").metadata("order-7");
+    let id = c.payout(&payout).await.unwrap().session.id;
+    s.settle().await;
+    c.confirm(&id).await.unwrap();
+    s.advance(2).await;
+    let done = c.status(&id).await.unwrap().session;
+    assert_eq!(
+        (done.status.as_str(), done.payouts()[0].amount_details.as_ref().map(|a| a.amount)),
+        ("accepted", Some(1_500))
+    );
+
+    // A card payment that saves the card, confirmed when the project asks it.
+    let payment = Payment::card("4242424242424242", (12, 2030), "123", 5_000, "rub", "customer-17")
+        .return_url("https://shop.example/back")
+        .save_card();
+    let id = c.payment(&payment).await.unwrap().session.id;
+    s.settle().await;
+    if c.status(&id).await.unwrap().session.next_action.as_deref() == Some("confirm") {
+        c.confirm(&id).await.unwrap();
+    }
+    s.advance(2).await;
+    let paid = c.status(&id).await.unwrap().session;
+    assert_eq!(paid.acquiring()[0].status, "succeeded", "{paid:?}");
+    let token = paid.acquiring()[0].recurrent.clone().expect("a recurrent token").token;
+    assert!(c.recurrent_status(&token).await.unwrap().recurrent.is_active);
+    assert!(matches!(c.recurrent_token_info(&token).await.unwrap().info, TokenInfo::RecurrentToken(r) if r.is_active));
+    assert!(!c.recurrent_disable(&token).await.unwrap().recurrent.is_active);
+
+    // The vault.
+    let TokenInfo::Card(card) = c.tokenize_card("4242424242424242", Some((12, 2030))).await.unwrap().info else {
+        panic!("a card")
+    };
+    assert_eq!((card.last4.as_str(), card.bin.as_str()), ("4242", "424242"));
+    assert!(matches!(c.card_info(&card.number_hash).await.unwrap().info, TokenInfo::Card(again) if again == card));
+    let account = c.tokenize_account("044525974", "40817810400003869535").await.unwrap();
+    assert_eq!(account.data.masked_account, "40817***********9535");
+
+    // A public token and what token/info says of it.
+    let public = c.public_token(&json!({"tokenize_widget": {"access": true}})).await.unwrap().public_token;
+    let TokenInfo::PublicToken(info) = c.public_token_info(&public).await.unwrap().info else { panic!("public") };
+    assert!(info.is_active && info.used_at.is_none() && info.token == public, "{info:?}");
+
+    // FPS banks, an account's balance and statement.
+    assert!(!c.fps_banks().await.unwrap().banks.is_empty());
+    let own = open131_domain::books::account_number("alpha", open131_domain::ledger::Book::Nominal).unwrap();
+    let balance = c.account_balance(&own).await.unwrap();
+    assert_eq!((balance.account_number.as_str(), balance.balance.current_balance), (own.as_str(), 0));
+    let statement = c.account_statement(&own, "2026-11-30").await.unwrap().method.account_statement;
+    assert_eq!((statement.date_from.as_str(), statement.total_balance.closing), ("2026-11-30", 0));
+
+    // The self-employed register: asked, pending, then answered.
+    let asked = c.npd_check("500100732259").await.unwrap().request_id;
+    assert_eq!(c.npd_request_status(&asked).await.unwrap().status, "pending");
+    let info = c.npd_check_personal_info("500100732259", "Иванов Иван", "+79001234567").await.unwrap().request_id;
+    s.advance(5).await;
+    let answer = c.npd_request_status(&asked).await.unwrap();
+    assert_eq!((answer.is_professional_income_taxpayer, answer.is_linked), (Some(true), Some(false)));
+    assert_eq!(c.npd_request_status(&info).await.unwrap().mismatches, Some(vec![]));
+
+    // Refusals come typed.
+    for refused in
+        [c.subscription_cancel("sub_none").await.map(|_| ()), c.sberpay_push(&id, "+79001234567").await.map(|_| ())]
+    {
+        match refused {
+            Err(ClientError::Api { http_status, error }) => {
+                assert_eq!((http_status, error.code.as_str()), (400, "invalid_request"), "{error:?}")
+            }
+            other => panic!("a typed refusal, not {other:?}"),
+        }
+    }
+}

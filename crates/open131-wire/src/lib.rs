@@ -6,6 +6,7 @@
 //! shapes of the public API; the domain and the store have their own types.
 #![forbid(unsafe_code)]
 
+pub mod answers;
 pub mod api;
 pub mod canonical;
 pub mod headers;

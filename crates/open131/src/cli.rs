@@ -124,6 +124,30 @@ pub enum Command {
     /// Passport verification as a partner would call it.
     #[command(subcommand)]
     Kyc(KycCommand),
+    /// Call a main-API method as a partner does (signed, with an idempotency
+    /// key for a change, retried where safe), through the Rust SDK; prints
+    /// `HTTP <status> <body>`. By default as the demo project with its key
+    /// from the data directory.
+    Call {
+        /// The method's path, e.g. `session/status` or `session/init/payout`.
+        method: String,
+        /// The JSON body, or `@file` to read it from a file (default `{}`).
+        #[arg(default_value = "{}")]
+        body: String,
+        #[arg(long, default_value = open131_server::demo::DEMO_PROJECT_ID)]
+        project: String,
+        /// The project's private key (PEM); by default the data directory's demo key.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long, default_value = "http://127.0.0.1:8131")]
+        url: String,
+        /// `v1` or `v2` (the v2 names: `payout_details`, `payout_list`, …).
+        #[arg(long = "api", default_value = "v1", value_parser = ["v1", "v2"])]
+        version: String,
+        /// The idempotency key of a change (by default a new one).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
     /// Load benchmarks against a running server.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -578,6 +602,25 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             print_answer(&client.status(&id).await?)
         }
         Command::Bench(cmd) => crate::bench::run(&location, &args.data_dir, cmd).await,
+        Command::Call { method, body, project, key, url, version, idempotency_key } => {
+            let key = key.unwrap_or_else(|| DataDir::new(&args.data_dir).demo_key());
+            let body = match body.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
+                None => body,
+            };
+            let body: serde_json::Value = serde_json::from_str(&body).context("the body is not JSON")?;
+            let client =
+                open131_client::MainClient::new(&url, &project, read_signing_key(&key)?).with_version(&version);
+            let answer = match idempotency_key {
+                Some(k) => client.call_with_key(&method, &body, Some(&k)).await?,
+                None => client.call(&method, &body).await?,
+            };
+            println!("HTTP {} {}", answer.http_status, serde_json::to_string(&answer.body)?);
+            if answer.http_status != 200 {
+                bail!("the call was refused");
+            }
+            Ok(())
+        }
     }
 }
 

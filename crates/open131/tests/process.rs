@@ -7,7 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{cli, person, serve, serve_with, signed, wait_until, webhook_receiver, Site};
+use common::{card_payout, cli, person, serve, serve_with, signed, wait_until, webhook_receiver, Site};
 
 use open131_wire::sign::SigningKey;
 use serde_json::{json, Value};
@@ -168,6 +168,22 @@ async fn admin_and_client_commands_work_against_a_running_server() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(out.trim(), r#"HTTP 200 {"status":"ok","data":{"id":"1","description":"valid"}}"#);
+
+    // `call`: the main API through the SDK, as the demo project with its key from the data directory.
+    let body_file = d.join("payout.json");
+    std::fs::write(&body_file, card_payout().to_string()).unwrap();
+    let at = format!("@{}", body_file.display());
+    let (ok, out, err) = cli(&site, &["call", "session/init/payout", &at, "--url", &server.url]);
+    assert!(ok && out.starts_with("HTTP 200 "), "{out} {err}");
+    let created: Value = serde_json::from_str(out.trim().trim_start_matches("HTTP 200 ")).unwrap();
+    let id = created["session"]["id"].as_str().unwrap();
+    let status = json!({"session_id": id}).to_string();
+    let (ok, out, _) = cli(&site, &["call", "session/status", &status, "--url", &server.url, "--api", "v2"]);
+    assert!(ok && out.contains(id) && out.contains("payout_list"), "v2 names: {out}");
+    let (ok, out, err) = cli(&site, &["call", "session/status", "{}", "--url", &server.url]);
+    assert!(!ok && out.starts_with("HTTP 400 ") && out.contains("session_id") && err.contains("refused"), "{out}");
+    let (ok, _, err) = cli(&site, &["call", "session/status", "not json", "--url", &server.url]);
+    assert!(!ok && err.contains("not JSON"), "{err}");
 
     // A second start reuses the demo project and key.
     let key_before = std::fs::read(d.join("demo.key.pem")).unwrap();

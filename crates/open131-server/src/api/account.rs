@@ -7,8 +7,12 @@ use open131_domain::dates::{moscow_day_start, parse_iso_date};
 use open131_domain::fx::FUNDING_CURRENCY;
 use open131_domain::ledger::{Account, Book, Movement};
 use open131_store::PostingRecord;
+use open131_wire::answers::{
+    AccountBalance, AccountBalanceResponse, AccountStatement, AccountStatementResponse, StatementBalance,
+    StatementMethod, StatementTransaction, Turnover,
+};
 use open131_wire::api::timestamp;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::{detail, only_fields, ApiReply, Ctx};
 
@@ -46,12 +50,12 @@ impl Ctx<'_> {
         only_fields(body, &["account_number"], &[])?;
         let (book, number) = self.own_account(body)?;
         let balance = self.book_balance(book).await?;
-        Ok(ApiReply::ok(&json!({
-            "status": "ok",
-            "account_number": number,
-            "account_currency": "RUB",
-            "balance": {"current_balance": balance},
-        })))
+        Ok(ApiReply::ok(&AccountBalanceResponse {
+            status: "ok".into(),
+            account_number: number,
+            account_currency: "RUB".into(),
+            balance: AccountBalance { current_balance: balance },
+        }))
     }
 
     /// `report/account_statement`: one Moscow calendar day of an account.
@@ -87,29 +91,30 @@ impl Ctx<'_> {
         let in_account =
             |account: &str| account == Account::Available.as_str() || account == Account::Reserved.as_str();
         let opening: i64 = statement.opening.iter().filter(|(a, _)| in_account(a)).map(|(_, s)| s).sum();
-        let transactions: Vec<Value> =
+        let transactions: Vec<StatementTransaction> =
             statement.postings.iter().filter(|p| in_account(&p.account)).filter_map(transaction).collect();
-        let total = |kind: &str| -> i64 {
-            transactions.iter().filter(|t| t["type"] == kind).filter_map(|t| t["amount"].as_i64()).sum()
-        };
+        let total = |kind: &str| -> i64 { transactions.iter().filter(|t| t.kind == kind).map(|t| t.amount).sum() };
         let (credit, debet) = (total("credit"), total("debet"));
-        Ok(ApiReply::ok(&json!({
-            "status": "ok",
-            "method": {"name": "account_statement", "account_statement": {
-                "date_from": from.to_string(),
-                "date_to": to.to_string(),
-                "account_number": number,
-                "total_turnover": {"debet": debet, "credit": credit},
-                "total_balance": {"opening": opening, "closing": opening + credit - debet},
-                "transactions": transactions,
-            }},
-        })))
+        Ok(ApiReply::ok(&AccountStatementResponse {
+            status: "ok".into(),
+            method: StatementMethod {
+                name: "account_statement".into(),
+                account_statement: AccountStatement {
+                    date_from: from.to_string(),
+                    date_to: to.to_string(),
+                    account_number: number,
+                    total_turnover: Turnover { debet, credit },
+                    total_balance: StatementBalance { opening, closing: opening + credit - debet },
+                    transactions,
+                },
+            },
+        }))
     }
 }
 
 /// A posting that moved money into or out of the account; reservations and
 /// their release stay inside it and are not transactions.
-fn transaction(p: &PostingRecord) -> Option<Value> {
+fn transaction(p: &PostingRecord) -> Option<StatementTransaction> {
     let purpose = match p.movement.as_str() {
         m if m == Movement::TopUp.as_str() => "Account top-up",
         m if m == Movement::Debit.as_str() || m == Movement::ExchangeOut.as_str() => "Payout",
@@ -118,13 +123,13 @@ fn transaction(p: &PostingRecord) -> Option<Value> {
         }
         _ => return None,
     };
-    Some(json!({
-        "transaction_id": format!("tx_{}", p.id),
-        "session_id": p.session_id,
-        "type": if p.amount >= 0 { "credit" } else { "debet" },
-        "amount": p.amount.abs(),
-        "currency": "RUB",
-        "payment_date": timestamp(p.created_at),
-        "purpose": purpose,
-    }))
+    Some(StatementTransaction {
+        transaction_id: format!("tx_{}", p.id),
+        session_id: p.session_id.clone(),
+        kind: if p.amount >= 0 { "credit" } else { "debet" }.into(),
+        amount: p.amount.abs(),
+        currency: "RUB".into(),
+        payment_date: timestamp(p.created_at),
+        purpose: purpose.into(),
+    })
 }

@@ -17,6 +17,7 @@ use open131_domain::personal::Personal;
 use open131_domain::receipt::CancelReason;
 use open131_domain::FieldError;
 use open131_store::{NpdLinkRecord, NpdRequestKind, NpdRequestRecord, StoreError};
+use open131_wire::answers::NpdRequestResponse;
 use open131_wire::api::ApiErrorCode;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
@@ -49,7 +50,7 @@ impl Ctx<'_> {
         };
         let id = request.id.clone();
         store.insert_npd_request(request).await.map_err(|e| ApiReply::internal(&e))?;
-        Ok(ApiReply::ok(&json!({"status": "ok", "request_id": id})))
+        Ok(ApiReply::ok(&NpdRequestResponse { status: "ok".into(), request_id: id }))
     }
 
     /// `fiscalization`: the receipt of a session's succeeded payout that went

@@ -192,7 +192,7 @@ impl Ctx<'_> {
         if p.state != PaymentState::AwaitingAction {
             return Err(ApiReply::error(ApiErrorCode::SessionWrongState, None, Vec::new()));
         }
-        Ok(ApiReply::ok(&serde_json::json!({"status": "ok"})))
+        Ok(ApiReply::ok(&open131_wire::answers::StatusResponse::ok()))
     }
 
     /// `session/refund` (`chargeback: false`) and `session/chargeback`: all

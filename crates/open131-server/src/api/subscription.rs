@@ -72,7 +72,7 @@ impl Ctx<'_> {
 }
 
 fn ok() -> ApiReply {
-    ApiReply::ok(&serde_json::json!({"status": "ok"}))
+    ApiReply::ok(&open131_wire::answers::StatusResponse::ok())
 }
 
 /// Charges every active subscription due now; returns how many charges began.

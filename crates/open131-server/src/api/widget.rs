@@ -6,6 +6,10 @@ use open131_domain::ident::CardNumber;
 use open131_domain::payment::{SavedCard, SavedCards};
 use open131_domain::widget::{self, PUBLIC_TOKEN_TTL_S};
 use open131_store::{PublicTokenRecord, VaultCardRecord};
+use open131_wire::answers::{
+    PublicTokenInfo, PublicTokenResponse, TokenInfo, TokenInfoResponse, TokenizeResponse, TokenizedAccount,
+    VaultCardWire,
+};
 use open131_wire::api::{timestamp, ApiErrorCode};
 use open131_wire::kyc::FieldDetail;
 use serde_json::{json, Map, Value};
@@ -51,7 +55,7 @@ impl Ctx<'_> {
         };
         let public_token = record.token.clone();
         self.app.store.insert_public_token(record).await.map_err(|e| ApiReply::internal(&e))?;
-        Ok(ApiReply::ok(&json!({"status": "ok", "public_token": public_token})))
+        Ok(ApiReply::ok(&PublicTokenResponse { status: "ok".into(), public_token }))
     }
 
     /// `token/info`: `{type, <type>: {...}}` for a public token or a
@@ -82,12 +86,10 @@ impl Ctx<'_> {
                 let saved = store.recurrent_token(self.project_id, &token).await.map_err(|e| ApiReply::internal(&e))?;
                 let saved =
                     saved.ok_or_else(|| ApiReply::invalid(vec![detail("recurrent_token.token", "no such token")]))?;
-                let mut info = serde_json::to_value(super::render::recurrent(&saved)).unwrap_or(Value::Null);
-                info["type"] = json!("recurrent_token");
-                info
+                TokenInfo::RecurrentToken(super::render::recurrent(&saved))
             }
         };
-        Ok(ApiReply::ok(&json!({"status": "ok", "info": info})))
+        Ok(ApiReply::ok(&TokenInfoResponse { status: "ok".into(), info }))
     }
 }
 
@@ -100,7 +102,7 @@ impl Ctx<'_> {
         let (number, expiry) = open131_domain::payout_method::parse_vault_card(body, self.today())
             .map_err(|e| ApiReply::invalid(from_domain(e)))?;
         let card = self.app.put_card(self.project_id, &number, expiry).await.map_err(|e| ApiReply::internal(&e))?;
-        Ok(ApiReply::ok(&json!({"status": "ok", "info": card_wire(&card)})))
+        Ok(ApiReply::ok(&TokenInfoResponse { status: "ok".into(), info: card_wire(&card) }))
     }
 
     /// `token/info` of `{type: card, card: {type: encrypted_card, encrypted_card: {number_hash}}}`.
@@ -112,7 +114,7 @@ impl Ctx<'_> {
         let card = card.ok_or_else(|| {
             ApiReply::invalid(vec![detail("card.encrypted_card.number_hash", "no such card in this project's vault")])
         })?;
-        Ok(ApiReply::ok(&json!({"status": "ok", "info": card_wire(&card)})))
+        Ok(ApiReply::ok(&TokenInfoResponse { status: "ok".into(), info: card_wire(&card) }))
     }
 
     /// `body` with the vault's cards and accounts its payout methods name
@@ -228,9 +230,11 @@ impl Ctx<'_> {
         let (bik, account) =
             open131_domain::payout_method::parse_vault_account(body).map_err(|e| ApiReply::invalid(from_domain(e)))?;
         let saved = self.app.put_account(self.project_id, &bik, &account).await.map_err(|e| ApiReply::internal(&e))?;
-        Ok(ApiReply::ok(
-            &json!({"status": "ok", "token": saved.token, "data": {"masked_account": saved.masked_account}}),
-        ))
+        Ok(ApiReply::ok(&TokenizeResponse {
+            status: "ok".into(),
+            token: saved.token,
+            data: TokenizedAccount { masked_account: saved.masked_account },
+        }))
     }
 }
 
@@ -303,8 +307,13 @@ fn vault_name_shape() -> String {
 }
 
 /// A vault card as `token/info` shows it (the SDK's `TokenInfo`).
-fn card_wire(card: &VaultCardRecord) -> Value {
-    json!({"type": "card", "number_hash": card.number_hash, "brand": card.brand, "last4": card.last4, "bin": card.bin})
+fn card_wire(card: &VaultCardRecord) -> TokenInfo {
+    TokenInfo::Card(VaultCardWire {
+        number_hash: card.number_hash.clone(),
+        brand: card.brand.clone(),
+        last4: card.last4.clone(),
+        bin: card.bin.clone(),
+    })
 }
 
 /// `<kind>.token`, named by its path when missing or bad.
@@ -328,17 +337,13 @@ fn token_of(body: &Map<String, Value>, kind: &str) -> Result<String, ApiReply> {
 }
 
 /// A public token as `token/info` shows it: active until used or expired.
-fn public_token_info(t: &PublicTokenRecord, now: time::OffsetDateTime) -> Value {
-    let mut info = json!({
-        "type": "public_token",
-        "token": t.token,
-        "is_active": t.used_at.is_none() && now < t.expires_at,
-        "created_at": timestamp(t.created_at),
-        "expires_at": timestamp(t.expires_at),
-        "widgets": t.grant.wire(),
-    });
-    if let Some(used) = t.used_at {
-        info["used_at"] = json!(timestamp(used));
-    }
-    info
+fn public_token_info(t: &PublicTokenRecord, now: time::OffsetDateTime) -> TokenInfo {
+    TokenInfo::PublicToken(PublicTokenInfo {
+        token: t.token.clone(),
+        is_active: t.used_at.is_none() && now < t.expires_at,
+        created_at: timestamp(t.created_at),
+        expires_at: timestamp(t.expires_at),
+        used_at: t.used_at.map(timestamp),
+        widgets: t.grant.wire(),
+    })
 }

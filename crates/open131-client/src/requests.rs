@@ -1,0 +1,235 @@
+//! Typed bodies for the main API's most used requests: a payout (to a card,
+//! a Russian bank account or by the Faster Payments System) and a card
+//! payment. Each builds the JSON the bank documents; anything rarer (split
+//! payments, multi-sessions, fiscal details, widgets' tokens) is sent as a
+//! `serde_json::Value` through [`crate::MainClient::call`] or
+//! [`crate::MainClient::session`].
+//!
+//! ```
+//! use open131_client::requests::{Payout, Payment};
+//! let payout = Payout::card("2200000000004940", 1_000, "rub").recipient("Иванов Иван").body();
+//! assert_eq!(payout["payment_method"]["card"]["bank_card"]["number"], "2200000000004940");
+//! let payment = Payment::card("4242424242424242", (12, 30), "123", 5_000, "rub", "customer-17")
+//!     .return_url("https://shop.example/back")
+//!     .body();
+//! assert_eq!(payment["customer"]["reference"], "customer-17");
+//! ```
+
+use serde_json::{json, Value};
+
+use open131_domain::personal::Personal;
+
+/// Where a payout goes.
+#[derive(Debug, Clone)]
+pub enum PayoutTo {
+    /// A card, by its number.
+    Card { number: Personal<String> },
+    /// A Russian bank account: BIK, account number and the holder's name.
+    BankAccountRu { bik: String, account: Personal<String>, full_name: Personal<String> },
+    /// The Faster Payments System: the recipient's phone and bank (`fps/banks`' id).
+    Fps { phone: Personal<String>, bank_id: String },
+}
+
+/// The body of `session/init/payout` (or, with [`Payout::session`],
+/// `session/start/payout`).
+#[derive(Debug, Clone)]
+pub struct Payout {
+    to: PayoutTo,
+    amount: i64,
+    currency: String,
+    recipient: Option<Personal<String>>,
+    description: Option<String>,
+    metadata: Option<String>,
+    session_id: Option<String>,
+}
+
+impl Payout {
+    fn new(to: PayoutTo, amount: i64, currency: &str) -> Self {
+        Self {
+            to,
+            amount,
+            currency: currency.to_string(),
+            recipient: None,
+            description: None,
+            metadata: None,
+            session_id: None,
+        }
+    }
+
+    /// `amount` minor units of `currency` to the card `number`.
+    pub fn card(number: &str, amount: i64, currency: &str) -> Self {
+        Self::new(PayoutTo::Card { number: Personal::new(number.to_string()) }, amount, currency)
+    }
+
+    /// `amount` kopecks to a Russian bank account.
+    pub fn bank_account(bik: &str, account: &str, full_name: &str, amount: i64) -> Self {
+        let to = PayoutTo::BankAccountRu {
+            bik: bik.to_string(),
+            account: Personal::new(account.to_string()),
+            full_name: Personal::new(full_name.to_string()),
+        };
+        Self::new(to, amount, "rub")
+    }
+
+    /// `amount` kopecks by the Faster Payments System.
+    pub fn fps(phone: &str, bank_id: &str, amount: i64) -> Self {
+        let to = PayoutTo::Fps { phone: Personal::new(phone.to_string()), bank_id: bank_id.to_string() };
+        Self::new(to, amount, "rub")
+    }
+
+    /// The recipient's full name (`participant_details.recipient.full_name`).
+    pub fn recipient(mut self, full_name: &str) -> Self {
+        self.recipient = Some(Personal::new(full_name.to_string()));
+        self
+    }
+
+    /// The payment's purpose, for a bank account or FPS payout.
+    pub fn description(mut self, text: &str) -> Self {
+        self.description = Some(text.to_string());
+        self
+    }
+
+    /// The partner's own data, echoed back in the session and its webhooks.
+    pub fn metadata(mut self, text: &str) -> Self {
+        self.metadata = Some(text.to_string());
+        self
+    }
+
+    /// For `session/start/payout`: the session made by `session/create`.
+    pub fn session(mut self, session_id: &str) -> Self {
+        self.session_id = Some(session_id.to_string());
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let method = match &self.to {
+            PayoutTo::Card { number } => {
+                json!({"type": "card", "card": {"type": "bank_card", "bank_card": {"number": number.expose()}}})
+            }
+            PayoutTo::BankAccountRu { bik, account, full_name } => {
+                let mut ru = json!({"bik": bik, "account": account.expose(), "full_name": full_name.expose()});
+                if let Some(d) = &self.description {
+                    ru["description"] = json!(d);
+                }
+                json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": ru}})
+            }
+            PayoutTo::Fps { phone, bank_id } => {
+                let mut fps = json!({"phone": phone.expose(), "bank_id": bank_id});
+                if let Some(d) = &self.description {
+                    fps["description"] = json!(d);
+                }
+                json!({"type": "bank_account", "bank_account": {"system_type": "faster_payment_system",
+                    "faster_payment_system": fps}})
+            }
+        };
+        let mut body = json!({"payment_method": method,
+            "amount_details": {"amount": self.amount, "currency": self.currency}});
+        if let Some(name) = &self.recipient {
+            body["participant_details"] = json!({"recipient": {"full_name": name.expose()}});
+        }
+        if let Some(m) = &self.metadata {
+            body["metadata"] = json!(m);
+        }
+        if let Some(id) = &self.session_id {
+            body["session_id"] = json!(id);
+        }
+        body
+    }
+}
+
+/// The body of `session/init/payment` (or, with [`Payment::session`],
+/// `session/start/payment`): a card payment.
+#[derive(Debug, Clone)]
+pub struct Payment {
+    number: Personal<String>,
+    expiry: (u8, u16),
+    security_code: Personal<String>,
+    amount: i64,
+    currency: String,
+    customer: String,
+    return_url: Option<String>,
+    save_card: bool,
+    metadata: Option<String>,
+    session_id: Option<String>,
+}
+
+impl Payment {
+    /// `amount` minor units of `currency` from the card `number` expiring
+    /// `(month, year)` (year as two or four digits), paid by the partner's
+    /// customer `customer_reference`.
+    pub fn card(
+        number: &str,
+        expiry: (u8, u16),
+        security_code: &str,
+        amount: i64,
+        currency: &str,
+        customer_reference: &str,
+    ) -> Self {
+        Self {
+            number: Personal::new(number.to_string()),
+            expiry,
+            security_code: Personal::new(security_code.to_string()),
+            amount,
+            currency: currency.to_string(),
+            customer: customer_reference.to_string(),
+            return_url: None,
+            save_card: false,
+            metadata: None,
+            session_id: None,
+        }
+    }
+
+    /// Where the customer's browser returns after 3-D Secure.
+    pub fn return_url(mut self, url: &str) -> Self {
+        self.return_url = Some(url.to_string());
+        self
+    }
+
+    /// Asks for a recurrent token of the card (`payment_options.recurrent`).
+    pub fn save_card(mut self) -> Self {
+        self.save_card = true;
+        self
+    }
+
+    /// The partner's own data, echoed back in the session and its webhooks.
+    pub fn metadata(mut self, text: &str) -> Self {
+        self.metadata = Some(text.to_string());
+        self
+    }
+
+    /// For `session/start/payment`: the session made by `session/create`.
+    pub fn session(mut self, session_id: &str) -> Self {
+        self.session_id = Some(session_id.to_string());
+        self
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let (month, year) = self.expiry;
+        let card = json!({"number": self.number.expose(), "expiration_month": format!("{month:02}"),
+            "expiration_year": format!("{:02}", year % 100), "security_code": self.security_code.expose()});
+        let mut body = json!({
+            "payment_details": {"type": "card", "card": {"type": "bank_card", "bank_card": card}},
+            "amount_details": {"amount": self.amount, "currency": self.currency},
+            "customer": {"reference": self.customer},
+        });
+        let mut options = serde_json::Map::new();
+        if let Some(url) = &self.return_url {
+            options.insert("return_url".into(), json!(url));
+        }
+        if self.save_card {
+            options.insert("recurrent".into(), json!(true));
+        }
+        if !options.is_empty() {
+            body["payment_options"] = Value::Object(options);
+        }
+        if let Some(m) = &self.metadata {
+            body["metadata"] = json!(m);
+        }
+        if let Some(id) = &self.session_id {
+            body["session_id"] = json!(id);
+        }
+        body
+    }
+}
