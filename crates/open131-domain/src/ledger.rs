@@ -156,6 +156,30 @@ impl Movement {
             Self::SplitBack => "split_back",
         }
     }
+
+    pub const ALL: [Movement; 16] = [
+        Self::TopUp,
+        Self::Reserve,
+        Self::Debit,
+        Self::Release,
+        Self::Return,
+        Self::ExchangeOut,
+        Self::ExchangeIn,
+        Self::ReturnToExchange,
+        Self::ReturnFromExchange,
+        Self::Hold,
+        Self::Capture,
+        Self::ReleaseHold,
+        Self::Fee,
+        Self::Refund,
+        Self::SplitOut,
+        Self::SplitBack,
+    ];
+
+    /// The movement named `text` (as stored).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,12 +286,20 @@ pub struct Leg {
     /// The contractor whose wallet a split movement credits or debits (the
     /// other side of the project's `contractors` account); `None` otherwise.
     pub contractor: Option<String>,
+    /// The operation whose money it moves (a payout, payment or refund id),
+    /// which the registers name; `None` for a top-up.
+    pub operation: Option<String>,
 }
 
 impl Leg {
     /// A movement of the project's own wallet (no contractor's).
     pub fn own(book: Book, currency: &str, movement: Movement, amount: i64) -> Self {
-        Self { book, currency: currency.to_string(), movement, amount, contractor: None }
+        Self { book, currency: currency.to_string(), movement, amount, contractor: None, operation: None }
+    }
+
+    /// The same leg, made by the operation `id`.
+    pub fn of(self, id: &str) -> Self {
+        Self { operation: Some(id.to_string()), ..self }
     }
 
     /// What the movement does to its contractor's wallet: the change of the
@@ -392,5 +424,6 @@ mod tests {
         let own = Funding { book: Book::Nominal, paid: (5, "rub".into()), charged: None };
         assert_eq!(legs(Movement::Debit, &own), [Leg::own(Book::Nominal, "rub", Movement::Debit, 5)]);
         assert!(Book::ALL.iter().all(|b| Book::parse(b.as_str()) == Some(*b)));
+        assert!(Movement::ALL.iter().all(|m| Movement::parse(m.as_str()) == Some(*m)));
     }
 }

@@ -27,6 +27,7 @@ pub mod payout_method;
 pub mod personal;
 pub mod receipt;
 pub mod refund_flow;
+pub mod reports;
 pub mod session;
 pub mod settings;
 pub mod split;

@@ -22,6 +22,7 @@ pub mod projects;
 pub mod qr;
 pub mod registries;
 pub mod reply;
+pub mod reports;
 pub mod request_log;
 pub mod vault;
 pub mod verifier;

@@ -97,35 +97,60 @@ pub enum FileMode {
     Default,
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
-/// rename, then (best effort) fsync of the directory so the rename is durable.
+/// Writes `bytes` to `path` atomically (an [`AtomicFile`] written whole).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: FileMode) -> std::io::Result<()> {
-    let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if mode == FileMode::Private {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let written = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-        return written;
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
+    let mut file = AtomicFile::create(path, mode)?;
+    file.file().write_all(bytes)?;
+    file.commit()
+}
+
+/// A file written in full or not at all: a temporary file beside `path`
+/// until [`AtomicFile::commit`] (fsync, rename, then, best effort, fsync of
+/// the directory so the rename is durable); dropped uncommitted, it is removed.
+pub struct AtomicFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path, mode: FileMode) -> std::io::Result<Self> {
+        let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if mode == FileMode::Private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
         }
+        let file = options.open(&tmp)?;
+        Ok(Self { tmp, path: path.to_path_buf(), file })
     }
-    Ok(())
+
+    /// The temporary file, to write to.
+    pub fn file(&mut self) -> &mut std::fs::File {
+        &mut self.file
+    }
+
+    /// Makes the written file `path`'s content.
+    pub fn commit(self) -> std::io::Result<()> {
+        self.file.sync_all()?;
+        std::fs::rename(&self.tmp, &self.path)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // After a commit the temporary name is gone and this does nothing.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
 }
 
 #[cfg(test)]

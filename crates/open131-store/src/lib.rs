@@ -332,6 +332,21 @@ pub trait LedgerStore: Send + Sync + 'static {
         session_id: &str,
         limit: usize,
     ) -> Result<Vec<SessionPostingRecord>>;
+    /// One page of a register's postings on a wallet in `[from, to)`
+    /// (`open131_domain::reports`), oldest first, after `after` (the time and
+    /// id of the last one read), at most `limit`: a register streams page by
+    /// page, whatever its size.
+    #[allow(clippy::too_many_arguments)]
+    async fn register_page(
+        &self,
+        project_id: &str,
+        register: open131_domain::reports::Register,
+        book: Book,
+        currency: &str,
+        (from, to): (OffsetDateTime, OffsetDateTime),
+        after: Option<(OffsetDateTime, i64)>,
+        limit: usize,
+    ) -> Result<Vec<open131_domain::reports::RegisterPosting>>;
     /// Sets (`Some`) or removes (`None`) the rate of a currency; `false` when
     /// there was nothing to remove.
     async fn set_rate(&self, currency: &str, rate: Option<FxRate>, now: OffsetDateTime) -> Result<bool>;

@@ -1010,6 +1010,98 @@ pub(crate) fn contractor_wallet<C: Columns>(r: &C) -> std::result::Result<Result
 
 pub(crate) const POSTING_COLUMNS: &str = "id, movement, account, amount, session_id, created_at_us";
 
+/// A register's postings of one wallet and day, with their operations' facts
+/// (`$1` project, `$2` book, `$3` currency, `$4`..`$5` the day, `$6`/`$7`
+/// the time and id after which to read, `$8` the page's size); the same
+/// text serves both backends.
+pub(crate) fn register_sql(register: open131_domain::reports::Register) -> String {
+    let pairs = register.postings();
+    let quoted = |names: Vec<&str>| names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+    let movements = quoted(pairs.iter().map(|(m, _)| m.as_str()).collect());
+    let accounts = quoted(pairs.iter().map(|(_, a)| *a).collect());
+    format!(
+        "SELECT lp.id, lp.movement, lp.amount, lp.session_id, lp.operation_id, lp.created_at_us,
+                COALESCE(po.created_at_us, pm.created_at_us), COALESCE(po.method_masked, pm.method_masked),
+                COALESCE(rf.metadata, po.metadata, pm.metadata), COALESCE(pm.fee_amount, 0),
+                pm.captured_amount IS NOT NULL, (pm.subscription_id IS NOT NULL AND NOT pm.subscription_initial),
+                rf.payment_id
+         FROM ledger_postings lp
+         LEFT JOIN payouts po ON po.project_id = lp.project_id AND po.id = lp.operation_id
+         LEFT JOIN payment_refunds rf ON rf.project_id = lp.project_id AND rf.id = lp.operation_id
+         LEFT JOIN payments pm ON pm.project_id = lp.project_id AND pm.id = COALESCE(rf.payment_id, lp.operation_id)
+         WHERE lp.project_id = $1 AND lp.book = $2 AND lp.currency = $3
+           AND lp.created_at_us >= $4 AND lp.created_at_us < $5 AND (lp.created_at_us, lp.id) > ($6, $7)
+           AND lp.movement IN ({movements}) AND lp.account IN ({accounts})
+         ORDER BY lp.created_at_us, lp.id LIMIT $8"
+    )
+}
+
+/// A row of [`register_sql`].
+pub(crate) struct RegisterRow {
+    id: i64,
+    movement: String,
+    amount: i64,
+    session_id: Option<String>,
+    operation_id: Option<String>,
+    at_us: i64,
+    created_at_us: Option<i64>,
+    method_masked: Option<String>,
+    metadata: Option<String>,
+    fee_amount: i64,
+    partial: bool,
+    recurrent: bool,
+    payment_id: Option<String>,
+}
+
+impl RegisterRow {
+    pub(crate) fn read<C: Columns>(r: &C) -> std::result::Result<Self, C::Error> {
+        Ok(Self {
+            id: r.int(0)?,
+            movement: r.text(1)?,
+            amount: r.int(2)?,
+            session_id: r.opt_text(3)?,
+            operation_id: r.opt_text(4)?,
+            at_us: r.int(5)?,
+            created_at_us: r.opt_int(6)?,
+            method_masked: r.opt_text(7)?,
+            metadata: r.opt_text(8)?,
+            fee_amount: r.int(9)?,
+            partial: r.flag(10)?,
+            recurrent: r.flag(11)?,
+            payment_id: r.opt_text(12)?,
+        })
+    }
+
+    pub(crate) fn decode(self, book: Book, currency: &str) -> Result<open131_domain::reports::RegisterPosting> {
+        let what = || format!("posting {}", self.id);
+        let movement = open131_domain::ledger::Movement::parse(&self.movement)
+            .ok_or_else(|| StoreError::corrupt(what(), "movement"))?;
+        let operation = match (self.created_at_us, self.method_masked) {
+            (Some(created), Some(method_masked)) => Some(open131_domain::reports::OperationFacts {
+                created_at: Some(from_us(created)?),
+                method_masked,
+                metadata: self.metadata,
+                fee_amount: self.fee_amount,
+                partial: self.partial,
+                recurrent: self.recurrent,
+                payment_id: self.payment_id,
+            }),
+            _ => None,
+        };
+        Ok(open131_domain::reports::RegisterPosting {
+            posting_id: self.id,
+            book,
+            currency: currency.to_string(),
+            movement,
+            amount: self.amount,
+            at: from_us(self.at_us)?,
+            session_id: self.session_id,
+            operation_id: self.operation_id,
+            operation,
+        })
+    }
+}
+
 /// A posting with its wallet: [`POSTING_COLUMNS`], then book and currency.
 pub(crate) const SESSION_POSTING_COLUMNS: &str =
     "id, movement, account, amount, session_id, created_at_us, book, currency";

@@ -494,19 +494,24 @@ impl Carried {
             match effect {
                 Effect::Ledger(movement) if matches!(change, Change::Refund { .. }) => {
                     let Change::Refund { id, .. } = change else { continue };
-                    self.movements.extend(refund_legs(next, id, *movement)?);
+                    self.movements.extend(refund_legs(next, id, *movement)?.into_iter().map(|l| l.of(id)));
                 }
                 // A multi-session holds a payment and payouts: the kind of
                 // movement tells whose money it is.
                 Effect::Ledger(movement) if !movement.is_acquiring() => {
                     let payout =
                         next.payout().ok_or_else(|| EngineError::Internal("money moved without a payout".into()))?;
-                    self.movements.extend(ledger::legs(*movement, &payout.funding(next.book)));
+                    let legs = ledger::legs(*movement, &payout.funding(next.book));
+                    self.movements.extend(legs.into_iter().map(|l| l.of(&payout.id)));
                     if *movement == Movement::Return {
                         next.refund = Some(open131_store::RefundRecord { id: new_id("rf_"), created_at: at.now });
                     }
                 }
-                Effect::Ledger(movement) => self.movements.extend(payment_legs(next, *movement, how, at.settings)?),
+                Effect::Ledger(movement) => {
+                    let legs = payment_legs(next, *movement, how, at.settings)?;
+                    let id = next.payment().map(|p| p.id.clone()).unwrap_or_default();
+                    self.movements.extend(legs.into_iter().map(|l| l.of(&id)));
+                }
                 // SberPay from a desktop browser has no redirect to announce.
                 Effect::Webhook(WebhookKind::ActionRequired)
                     if next.payment().is_some_and(|p| !payment::sends_action_required(&render::method(p))) => {}

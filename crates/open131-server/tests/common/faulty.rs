@@ -316,6 +316,18 @@ impl LedgerStore for Faulty {
     ) -> Result<StatementRecord> {
         self.inner.statement(p, b, c, from, to, limit).await
     }
+    async fn register_page(
+        &self,
+        p: &str,
+        r: open131_domain::reports::Register,
+        b: Book,
+        c: &str,
+        day: (OffsetDateTime, OffsetDateTime),
+        after: Option<(OffsetDateTime, i64)>,
+        limit: usize,
+    ) -> Result<Vec<open131_domain::reports::RegisterPosting>> {
+        self.inner.register_page(p, r, b, c, day, after, limit).await
+    }
     async fn session_postings(
         &self,
         p: &str,

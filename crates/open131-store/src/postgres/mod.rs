@@ -90,6 +90,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (17, "webhook_faults", include_str!("../../migrations/postgres/0017_webhook_faults.sql")),
     (18, "project_clocks", include_str!("../../migrations/postgres/0018_project_clocks.sql")),
     (19, "postings_by_session", include_str!("../../migrations/postgres/0019_postings_by_session.sql")),
+    (20, "posting_operations", include_str!("../../migrations/postgres/0020_posting_operations.sql")),
 ];
 
 pub struct PgStore {

@@ -369,13 +369,13 @@ async fn apply_movement(
     let post = tx
         .prepare_cached(
             "INSERT INTO ledger_postings (project_id, book, currency, movement, account, amount, session_id,
-                 created_at_us, contractor)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 created_at_us, contractor, operation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .await?;
     for p in pair {
         let movement = leg.movement.as_str();
-        let params: [Param<'_>; 9] = [
+        let params: [Param<'_>; 10] = [
             &project,
             &book,
             &currency,
@@ -385,6 +385,7 @@ async fn apply_movement(
             &session,
             &to_us(now),
             &leg.contractor,
+            &leg.operation,
         ];
         tx.execute(&post, &params).await?;
     }
@@ -575,6 +576,30 @@ impl LedgerStore for PgStore {
             .map(|r| PostingRow::read(r).map_err(StoreError::from).and_then(PostingRow::decode))
             .collect::<Result<_>>()?;
         Ok(StatementRecord { opening, postings })
+    }
+
+    async fn register_page(
+        &self,
+        project_id: &str,
+        register: open131_domain::reports::Register,
+        book: Book,
+        currency: &str,
+        (from, to): (OffsetDateTime, OffsetDateTime),
+        after: Option<(OffsetDateTime, i64)>,
+        limit: usize,
+    ) -> Result<Vec<open131_domain::reports::RegisterPosting>> {
+        let sql = crate::rows::register_sql(register);
+        let (after_us, after_id) = after.map_or((i64::MIN, i64::MIN), |(t, id)| (to_us(t), id));
+        let (book_name, from, to, limit) = (book.as_str(), to_us(from), to_us(to), limit as i64);
+        let rows = with_retries(|| async {
+            self.query(&sql, &[&project_id, &book_name, &currency, &from, &to, &after_us, &after_id, &limit]).await
+        })
+        .await?;
+        rows.iter()
+            .map(|r| {
+                crate::rows::RegisterRow::read(r).map_err(StoreError::from).and_then(|row| row.decode(book, currency))
+            })
+            .collect()
     }
 
     async fn session_postings(

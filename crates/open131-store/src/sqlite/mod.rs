@@ -69,6 +69,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (23, "webhook_faults", include_str!("../../migrations/sqlite/0023_webhook_faults.sql")),
     (24, "project_clocks", include_str!("../../migrations/sqlite/0024_project_clocks.sql")),
     (25, "postings_by_session", include_str!("../../migrations/sqlite/0025_postings_by_session.sql")),
+    (26, "posting_operations", include_str!("../../migrations/sqlite/0026_posting_operations.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1111,6 +1112,42 @@ impl LedgerStore for SqliteStore {
         limit: usize,
     ) -> Result<StatementRecord> {
         self.read(|conn| payouts::statement(conn, project_id, book, currency, (from, to), limit))
+    }
+
+    async fn register_page(
+        &self,
+        project_id: &str,
+        register: open131_domain::reports::Register,
+        book: Book,
+        currency: &str,
+        (from, to): (OffsetDateTime, OffsetDateTime),
+        after: Option<(OffsetDateTime, i64)>,
+        limit: usize,
+    ) -> Result<Vec<open131_domain::reports::RegisterPosting>> {
+        let sql = crate::rows::register_sql(register);
+        let (after_us, after_id) = after.map_or((i64::MIN, i64::MIN), |(t, id)| (to_us(t), id));
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(&sql)
+                .map_err(db)?
+                .query_map(
+                    params![
+                        project_id,
+                        book.as_str(),
+                        currency,
+                        to_us(from),
+                        to_us(to),
+                        after_us,
+                        after_id,
+                        limit as i64
+                    ],
+                    |r| crate::rows::RegisterRow::read(r),
+                )
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)?;
+            rows.into_iter().map(|r| r.decode(book, currency)).collect()
+        })
     }
 
     async fn session_postings(

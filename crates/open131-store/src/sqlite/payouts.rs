@@ -259,15 +259,15 @@ pub(crate) fn apply_movement(
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO ledger_postings (project_id, book, currency, movement, account, amount, session_id,
-                 created_at_us, contractor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 created_at_us, contractor, operation_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(err)?;
     for p in pair {
         let movement = leg.movement.as_str();
         let row = params![project, book, currency, movement, p.account.as_str(), p.amount, session, to_us(now)];
-        stmt.execute(params_from_iter(row.iter().copied().chain([&leg.contractor as &dyn rusqlite::ToSql])))
-            .map_err(err)?;
+        let tail = [&leg.contractor as &dyn rusqlite::ToSql, &leg.operation];
+        stmt.execute(params_from_iter(row.iter().copied().chain(tail))).map_err(err)?;
     }
     Ok(true)
 }
