@@ -335,29 +335,116 @@ pub struct Totals {
     /// Per currency: (Σ advice, Σ refund) for payouts; (Σ advice and
     /// recurrent, Σ refund, Σ fee, Σ settlement, Σ adjustment) for payments.
     pub by_currency: std::collections::BTreeMap<String, [i64; 5]>,
+    /// Per currency, how many rows each sum above counts (fee and
+    /// settlement: every payments row).
+    pub counts: std::collections::BTreeMap<String, [u64; 5]>,
 }
 
 impl Totals {
-    pub fn add_payout(&mut self, currency: &str, row: &PayoutRow) {
+    fn add(&mut self, currency: &str, slots: &[(usize, i64)]) {
         self.rows += 1;
-        let t = self.by_currency.entry(currency.to_string()).or_default();
-        match row.kind {
-            RowKind::Refund => t[1] += row.gross,
-            _ => t[0] += row.gross,
+        let sums = self.by_currency.entry(currency.to_string()).or_default();
+        let counts = self.counts.entry(currency.to_string()).or_default();
+        for &(slot, amount) in slots {
+            sums[slot] += amount;
+            counts[slot] += 1;
         }
     }
 
-    pub fn add_payment(&mut self, currency: &str, row: &PaymentRow) {
-        self.rows += 1;
-        let t = self.by_currency.entry(currency.to_string()).or_default();
-        match row.kind {
-            RowKind::Advice | RowKind::Recurrent => t[0] += row.amount,
-            RowKind::Refund => t[1] += row.amount,
-            RowKind::Adjustment => t[4] += row.amount,
-        }
-        t[2] += row.fee;
-        t[3] += row.settlement;
+    pub fn add_payout(&mut self, currency: &str, row: &PayoutRow) {
+        let slot = if row.kind == RowKind::Refund { 1 } else { 0 };
+        self.add(currency, &[(slot, row.gross)]);
     }
+
+    pub fn add_payment(&mut self, currency: &str, row: &PaymentRow) {
+        let slot = match row.kind {
+            RowKind::Advice | RowKind::Recurrent => 0,
+            RowKind::Refund => 1,
+            RowKind::Adjustment => 4,
+        };
+        self.add(currency, &[(slot, row.amount), (2, row.fee), (3, row.settlement)]);
+    }
+}
+
+/// A line of the monthly act.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActLine {
+    pub text: String,
+    /// A heading: larger and bold.
+    pub heading: bool,
+}
+
+/// The monthly act of services (spec §8: "payouts and payments templates"),
+/// in Russian, from a month's register totals: parties, period, services
+/// with their counts and sums per currency, the bank's fee, signatures.
+/// `month` is its first day; `last` its last.
+pub fn act(register: Register, project: &str, first: time::Date, last: time::Date, totals: &Totals) -> Vec<ActLine> {
+    let line = |text: String| ActLine { text, heading: false };
+    let dd = |d: time::Date| format!("{:02}.{:02}.{}", d.day(), u8::from(d.month()), d.year());
+    let subject = match register {
+        Register::Payouts => "об оказании услуг по осуществлению выплат",
+        Register::Payments => "об оказании услуг по приёму платежей по картам",
+    };
+    let mut lines = vec![
+        ActLine {
+            text: format!("АКТ № {project}-{}-{:02}", first.year(), u8::from(first.month())), heading: true
+        },
+        ActLine { text: subject.to_string(), heading: true },
+        line(format!("г. Москва, {}", dd(last))),
+        line(String::new()),
+        line("Исполнитель: АО «Банк 131»".into()),
+        line(format!("Заказчик: {project}")),
+        line(format!("Период: с {} по {} (время московское)", dd(first), dd(last))),
+        line(String::new()),
+        line("Исполнитель оказал, а Заказчик принял следующие услуги:".into()),
+    ];
+    let mut n = 0;
+    let mut item = |text: String| {
+        n += 1;
+        line(format!("{n}. {text}"))
+    };
+    let zero = ([0; 5], [0; 5]);
+    let currencies: Vec<&String> = totals.by_currency.keys().collect();
+    let rub = "rub".to_string();
+    for currency in if currencies.is_empty() { vec![&rub] } else { currencies } {
+        let (sums, counts) = totals
+            .by_currency
+            .get(currency)
+            .map(|s| (*s, totals.counts.get(currency).copied().unwrap_or_default()))
+            .unwrap_or(zero);
+        let money = |minor: i64| format!("{} {}", major(minor), currency.to_uppercase());
+        match register {
+            Register::Payouts => {
+                lines.push(item(format!("Выплаты (операций: {}) на сумму {}", counts[0], money(sums[0]))));
+                lines.push(item(format!(
+                    "Возвраты выплат банками получателей (операций: {}) на сумму {}",
+                    counts[1],
+                    money(sums[1])
+                )));
+                lines.push(item(format!("Итого выплачено за период: {}", money(sums[0] - sums[1]))));
+                lines.push(item(format!("Вознаграждение Исполнителя: {}", money(0))));
+            }
+            Register::Payments => {
+                lines.push(item(format!("Платежи по картам (операций: {}) на сумму {}", counts[0], money(sums[0]))));
+                lines.push(item(format!("Возвраты платежей (операций: {}) на сумму {}", counts[1], money(sums[1]))));
+                lines.push(item(format!("Частичные отмены (операций: {}) на сумму {}", counts[4], money(sums[4]))));
+                lines.push(item(format!("Вознаграждение Исполнителя (комиссия): {}", money(-sums[2]))));
+                lines.push(item(format!("К перечислению Заказчику: {}", money(sums[3]))));
+            }
+        }
+    }
+    lines.extend([
+        line(String::new()),
+        line("Услуги оказаны полностью и в срок. Заказчик претензий по объёму, качеству и срокам".into()),
+        line("оказания услуг не имеет.".into()),
+        line(String::new()),
+        line("Исполнитель: ____________________ / АО «Банк 131» /".into()),
+        line(format!("Заказчик: ____________________ / {project} /")),
+        line(String::new()),
+        line("Акт подписывается квалифицированной электронной подписью и возвращается".into()),
+        line("Исполнителю в течение 5 рабочих дней.".into()),
+    ]);
+    lines
 }
 
 #[cfg(test)]

@@ -65,6 +65,8 @@ pub enum ReportError {
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
     #[error("the day is past the last one the server can count")]
     DayOutOfRange,
+    #[error("the bundled font could not be read")]
+    Font,
 }
 
 /// The instants a Moscow day spans: `[start, end)`.
@@ -72,6 +74,18 @@ pub fn day_span(day: Date) -> Result<(OffsetDateTime, OffsetDateTime), ReportErr
     let start = open131_domain::dates::moscow_day_start(day);
     let end = start.checked_add(time::Duration::DAY).ok_or(ReportError::DayOutOfRange)?;
     Ok((start, end))
+}
+
+/// The instants a Moscow month spans, `[start, end)`, and its first and last days.
+pub fn month_span(year: i32, month: time::Month) -> Result<(OffsetDateTime, OffsetDateTime, Date, Date), ReportError> {
+    let first = Date::from_calendar_date(year, month, 1).map_err(|_| ReportError::DayOutOfRange)?;
+    let next = match month {
+        time::Month::December => Date::from_calendar_date(year + 1, time::Month::January, 1),
+        _ => Date::from_calendar_date(year, month.next(), 1),
+    }
+    .map_err(|_| ReportError::DayOutOfRange)?;
+    let last = next.previous_day().ok_or(ReportError::DayOutOfRange)?;
+    Ok((day_span(first)?.0, day_span(next)?.0, first, last))
 }
 
 /// Calls `row` with the fields of each row of `project`'s register for
@@ -82,9 +96,19 @@ pub async fn each_row(
     project: &str,
     register: Register,
     day: Date,
+    row: impl FnMut(&[String]) -> Result<(), ReportError>,
+) -> Result<Totals, ReportError> {
+    each_row_in(store, project, register, day_span(day)?, row).await
+}
+
+/// [`each_row`] over any span: a month's for the act.
+pub async fn each_row_in(
+    store: &dyn Store,
+    project: &str,
+    register: Register,
+    span: (OffsetDateTime, OffsetDateTime),
     mut row: impl FnMut(&[String]) -> Result<(), ReportError>,
 ) -> Result<Totals, ReportError> {
-    let span = day_span(day)?;
     let owner = RegisterOwner { project: project.to_string() };
     let mut totals = Totals::default();
     for wallet in store.wallets(project).await? {
@@ -198,4 +222,59 @@ pub async fn write_file(
     };
     file.commit()?;
     Ok(totals)
+}
+
+/// The bundled font of the act (DejaVu Sans: Cyrillic; its licence beside it).
+const ACT_FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+const ACT_FONT_BOLD: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-Bold.ttf");
+/// A4, in millimetres.
+const PAGE_MM: (f32, f32) = (210.0, 297.0);
+const MARGIN_MM: f32 = 20.0;
+const LINE_MM: f32 = 6.5;
+
+/// The monthly act of `project`'s `register` for `year`/`month` as a PDF:
+/// the month's register totals (streamed, as the daily registers are) in
+/// the act's template ([`reports::act`]).
+pub async fn act_pdf(
+    store: &dyn Store,
+    project: &str,
+    register: Register,
+    year: i32,
+    month: time::Month,
+) -> Result<Vec<u8>, ReportError> {
+    let (start, end, first, last) = month_span(year, month)?;
+    let totals = each_row_in(store, project, register, (start, end), |_| Ok(())).await?;
+    render_pdf(
+        &format!("{project} {year}-{:02}", u8::from(month)),
+        &reports::act(register, project, first, last, &totals),
+    )
+}
+
+/// Lays `lines` out on A4 pages, top to bottom.
+fn render_pdf(title: &str, lines: &[reports::ActLine]) -> Result<Vec<u8>, ReportError> {
+    use printpdf::{Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, TextItem};
+    let mut warnings = Vec::new();
+    let parse = |bytes| ParsedFont::from_bytes(bytes, 0, &mut Vec::new()).ok_or(ReportError::Font);
+    let (regular, bold) = (parse(ACT_FONT)?, parse(ACT_FONT_BOLD)?);
+    let mut doc = PdfDocument::new(title);
+    let (regular, bold) = (doc.add_font(&regular), doc.add_font(&bold));
+    let per_page = ((PAGE_MM.1 - 2.0 * MARGIN_MM) / LINE_MM) as usize;
+    let pages = lines
+        .chunks(per_page.max(1))
+        .map(|chunk| {
+            let mut ops = Vec::new();
+            for (i, line) in chunk.iter().enumerate() {
+                let y = PAGE_MM.1 - MARGIN_MM - LINE_MM * i as f32;
+                let (font, size) = if line.heading { (&bold, 14.0) } else { (&regular, 11.0) };
+                // A text section per line: its cursor is absolute (a section starts at the origin).
+                ops.push(Op::StartTextSection);
+                ops.push(Op::SetTextCursor { pos: Point::new(Mm(MARGIN_MM), Mm(y)) });
+                ops.push(Op::SetFont { font: PdfFontHandle::External(font.clone()), size: Pt(size) });
+                ops.push(Op::ShowText { items: vec![TextItem::Text(line.text.clone())] });
+                ops.push(Op::EndTextSection);
+            }
+            PdfPage::new(Mm(PAGE_MM.0), Mm(PAGE_MM.1), ops)
+        })
+        .collect();
+    Ok(doc.with_pages(pages).save(&PdfSaveOptions::default(), &mut warnings))
 }

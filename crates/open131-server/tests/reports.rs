@@ -279,3 +279,74 @@ async fn the_xlsx_register_reads_back_as_the_csv() {
     let lines: Vec<Vec<String>> = csv.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
     assert_eq!(cells, lines);
 }
+
+/// The monthly act as a PDF, Cyrillic in its bundled font: its text read
+/// back with poppler's `pdftotext` holds the month's totals, and its page
+/// is rendered to PNG (`target/screenshots/act-*.png`) to be looked at.
+#[tokio::test]
+async fn the_monthly_act_is_a_pdf_with_the_months_totals() {
+    let Some(poppler) = std::env::var_os("OPEN131_TEST_POPPLER").map(std::path::PathBuf::from) else {
+        eprintln!("OPEN131_TEST_POPPLER is not set (scripts/test sets it): skipped");
+        return;
+    };
+    let (s, _r) = server(settings()).await;
+    s.app.store.topup("alpha", "rub", 1_000_000, common::START).await.unwrap();
+    for amount in [1_000, 2_050] {
+        ok(&s, "session/init/payout", &card_payout(amount)).await;
+    }
+    let paid = id_of(&s.call("v1", "session/init/payment", &payment(10_000)).await);
+    s.settle().await;
+    s.advance(1).await;
+    ok(&s, "session/capture", &json!({"session_id": paid})).await;
+    s.advance(2).await;
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (register, expected) in [
+        (
+            Register::Payouts,
+            vec![
+                "АКТ № alpha-2026-11",
+                "об оказании услуг по осуществлению выплат",
+                "Период: с 01.11.2026 по 30.11.2026",
+                "1. Выплаты (операций: 2) на сумму 30.50 RUB",
+                "3. Итого выплачено за период: 30.50 RUB",
+            ],
+        ),
+        (
+            Register::Payments,
+            vec![
+                "об оказании услуг по приёму платежей по картам",
+                "1. Платежи по картам (операций: 1) на сумму 100.00 RUB",
+                "4. Вознаграждение Исполнителя (комиссия): 2.50 RUB",
+                "5. К перечислению Заказчику: 97.50 RUB",
+            ],
+        ),
+    ] {
+        let pdf = reports::act_pdf(s.app.store.as_ref(), "alpha", register, 2026, time::Month::November).await.unwrap();
+        assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+        let file = s.dir.path().join(format!("act-{}.pdf", register.as_str()));
+        std::fs::write(&file, &pdf).unwrap();
+        let text = std::process::Command::new(poppler.join("pdftotext"))
+            .args(["-layout"])
+            .arg(&file)
+            .arg("-")
+            .output()
+            .unwrap();
+        assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+        let text = String::from_utf8(text.stdout).unwrap();
+        for line in expected {
+            assert!(text.contains(line), "{line:?} not in the act:\n{text}");
+        }
+        let png = shots.join(format!("act-{}", register.as_str()));
+        let rendered = std::process::Command::new(poppler.join("pdftoppm"))
+            .args(["-png", "-r", "60", "-singlefile"])
+            .arg(&file)
+            .arg(&png)
+            .status()
+            .unwrap();
+        assert!(rendered.success());
+        assert!(std::fs::metadata(png.with_extension("png")).unwrap().len() > 1_000, "a rendered page");
+    }
+    let (empty, _, _, _) = reports::month_span(2026, time::Month::October).unwrap();
+    assert!(empty < common::START);
+}
