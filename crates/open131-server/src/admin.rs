@@ -48,7 +48,7 @@ use open131_domain::npd::{operator_taxpayer, TaxStatus};
 use open131_domain::npd_link::{LinkEvent, LinkState, WrongLinkState};
 use open131_domain::webhook_faults::WebhookFaults;
 
-fn error(status: StatusCode, code: &str, description: &str) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, description: &str) -> Response {
     (status, Json(json!({"status": "error", "error": {"code": code, "description": description}}))).into_response()
 }
 
@@ -99,6 +99,7 @@ pub fn router() -> Router<App> {
         .route("/admin/v1/clock", post(clock))
         .route(crate::metrics::PATH, axum::routing::get(metrics))
         .merge(crate::inspector::router())
+        .merge(crate::reports::router())
 }
 
 /// A project's clock (`POST /admin/v1/clock`): `{"project"}` shows it;

@@ -130,6 +130,11 @@ pub const ADMIN_ENDPOINTS: &[(&str, &str, &str)] = &[
     ("/admin/v1/inspect/{project}", "get", "One project's checks, sessions, webhooks and requests"),
     ("/admin/v1/inspect/{project}/sessions/{id}", "get", "One session's postings and the requests naming it"),
     ("/admin/v1/inspect/{project}/webhooks/{id}/resend", "post", "Send a webhook again"),
+    (
+        "/admin/v1/reports/{project}/{kind}",
+        "get",
+        "A daily register (payouts, payments: CSV, XLSX) or a monthly act (PDF)",
+    ),
     ("/metrics", "get", "The Prometheus figures"),
 ];
 

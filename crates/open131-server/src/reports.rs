@@ -9,6 +9,10 @@
 //! written straight to its destination; XLSX uses the writer's constant-memory
 //! mode, which keeps rows in a temporary file until the workbook is closed).
 //!
+//! Served on the admin surface (admin token), as files:
+//! - `GET /admin/v1/reports/{project}/payouts|payments?date=YYYY-MM-DD[&format=csv|xlsx]`;
+//! - `GET /admin/v1/reports/{project}/act?month=YYYY-MM&register=payouts|payments`.
+//!
 //! Invariant: a register's [`Totals`] equal the ledger's movement of the
 //! day (`tests/reports.rs` proves it over random operation sequences).
 
@@ -224,9 +228,11 @@ pub async fn write_file(
     Ok(totals)
 }
 
-/// The bundled font of the act (DejaVu Sans: Cyrillic; its licence beside it).
+/// The bundled font of the act (DejaVu Sans: Cyrillic; its licence beside
+/// it). Embedded whole: printpdf subsets only with its layout engine, which
+/// this crate does not pull in, so the act has one font (headings larger,
+/// not bold) and weighs about 370 KB.
 const ACT_FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
-const ACT_FONT_BOLD: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-Bold.ttf");
 /// A4, in millimetres.
 const PAGE_MM: (f32, f32) = (210.0, 297.0);
 const MARGIN_MM: f32 = 20.0;
@@ -254,10 +260,9 @@ pub async fn act_pdf(
 fn render_pdf(title: &str, lines: &[reports::ActLine]) -> Result<Vec<u8>, ReportError> {
     use printpdf::{Mm, Op, ParsedFont, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt, TextItem};
     let mut warnings = Vec::new();
-    let parse = |bytes| ParsedFont::from_bytes(bytes, 0, &mut Vec::new()).ok_or(ReportError::Font);
-    let (regular, bold) = (parse(ACT_FONT)?, parse(ACT_FONT_BOLD)?);
+    let font = ParsedFont::from_bytes(ACT_FONT, 0, &mut Vec::new()).ok_or(ReportError::Font)?;
     let mut doc = PdfDocument::new(title);
-    let (regular, bold) = (doc.add_font(&regular), doc.add_font(&bold));
+    let font = doc.add_font(&font);
     let per_page = ((PAGE_MM.1 - 2.0 * MARGIN_MM) / LINE_MM) as usize;
     let pages = lines
         .chunks(per_page.max(1))
@@ -265,7 +270,7 @@ fn render_pdf(title: &str, lines: &[reports::ActLine]) -> Result<Vec<u8>, Report
             let mut ops = Vec::new();
             for (i, line) in chunk.iter().enumerate() {
                 let y = PAGE_MM.1 - MARGIN_MM - LINE_MM * i as f32;
-                let (font, size) = if line.heading { (&bold, 14.0) } else { (&regular, 11.0) };
+                let size = if line.heading { 15.0 } else { 11.0 };
                 // A text section per line: its cursor is absolute (a section starts at the origin).
                 ops.push(Op::StartTextSection);
                 ops.push(Op::SetTextCursor { pos: Point::new(Mm(MARGIN_MM), Mm(y)) });
@@ -277,4 +282,182 @@ fn render_pdf(title: &str, lines: &[reports::ActLine]) -> Result<Vec<u8>, Report
         })
         .collect();
     Ok(doc.with_pages(pages).save(&PdfSaveOptions::default(), &mut warnings))
+}
+
+/// Writes `project`'s `register` of Moscow `day` into `dir` under the
+/// bank's file name; the file's path and the register's totals.
+pub async fn write_day(
+    store: &dyn Store,
+    dir: &std::path::Path,
+    project: &str,
+    register: Register,
+    day: Date,
+    format: Format,
+) -> Result<(std::path::PathBuf, Totals), ReportError> {
+    let path = dir.join(reports::file_name(project, day, day, format.extension()));
+    let totals = write_file(store, project, register, day, format, &path).await?;
+    Ok((path, totals))
+}
+
+/// Writes the monthly act of `project`'s `register` into `dir`
+/// (`<project>_<YYYY-MM>_<register>.pdf`); its path.
+pub async fn write_act(
+    store: &dyn Store,
+    dir: &std::path::Path,
+    project: &str,
+    register: Register,
+    (year, month): (i32, time::Month),
+) -> Result<std::path::PathBuf, ReportError> {
+    use open131_store::layout::{write_atomic, FileMode};
+    let pdf = act_pdf(store, project, register, year, month).await?;
+    std::fs::create_dir_all(dir)?;
+    let name = reports::file_name(project, month_span(year, month)?.2, month_span(year, month)?.3, "pdf");
+    let path = dir.join(name.replace(".pdf", &format!("_{}.pdf", register.as_str())));
+    write_atomic(&path, &pdf, FileMode::Default)?;
+    Ok(path)
+}
+
+/// The admin surface's report routes.
+pub fn router() -> axum::Router<crate::App> {
+    axum::Router::new().route("/admin/v1/reports/{project}/{kind}", axum::routing::get(serve_report))
+}
+
+/// A report's query: only these keys, each a string.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    date: Option<String>,
+    month: Option<String>,
+    format: Option<String>,
+    register: Option<String>,
+}
+
+/// What the query asks for, parsed, or the message naming the bad key.
+enum Asked {
+    Day(Register, Date, Format),
+    Act(Register, (i32, time::Month)),
+}
+
+fn asked(kind: &str, q: ReportQuery) -> Result<Asked, String> {
+    let day = |text: &str| {
+        Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
+            .map_err(|_| "date must be a day, YYYY-MM-DD".to_string())
+    };
+    match (kind, Register::parse(kind)) {
+        (_, Some(register)) => {
+            if q.month.is_some() || q.register.is_some() {
+                return Err("month and register are the act's: a register takes date and format".into());
+            }
+            let date = day(q.date.as_deref().ok_or("date is required: YYYY-MM-DD")?)?;
+            let format = Format::parse(q.format.as_deref().unwrap_or("csv")).ok_or("format must be csv or xlsx")?;
+            Ok(Asked::Day(register, date, format))
+        }
+        ("act", None) => {
+            if q.date.is_some() || q.format.is_some() {
+                return Err("date and format are a register's: the act takes month and register".into());
+            }
+            let month = day(&format!("{}-01", q.month.as_deref().ok_or("month is required: YYYY-MM")?))
+                .map_err(|_| "month must be YYYY-MM".to_string())?;
+            let register =
+                q.register.as_deref().and_then(Register::parse).ok_or("register must be payouts or payments")?;
+            Ok(Asked::Act(register, (month.year(), month.month())))
+        }
+        _ => Err("the report is payouts, payments or act".into()),
+    }
+}
+
+async fn serve_report(
+    axum::extract::State(app): axum::extract::State<crate::App>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path((project, kind)): axum::extract::Path<(String, String)>,
+    query: Result<axum::extract::Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    if let Some(r) = crate::admin::refusal(&app, &headers) {
+        return r;
+    }
+    let asked = match query.map_err(|e| e.body_text()).and_then(|q| asked(&kind, q.0)) {
+        Ok(asked) => asked,
+        Err(why) => return crate::admin::error(StatusCode::BAD_REQUEST, "invalid_request", &why),
+    };
+    match app.store.project(&project).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return crate::admin::not_found("no such project"),
+        Err(e) => return report_failed(&ReportError::Store(e)),
+    }
+    let store = app.store.as_ref();
+    let (name, content_type, file) = match asked {
+        Asked::Day(register, day, format) => {
+            let name = reports::file_name(&project, day, day, format.extension());
+            let file = spool(|out| async move {
+                match format {
+                    Format::Csv => write_csv(store, &project, register, day, out).await.map(drop),
+                    Format::Xlsx => write_xlsx(store, &project, register, day, out).await.map(drop),
+                }
+            })
+            .await;
+            (name, format.content_type(), file)
+        }
+        Asked::Act(register, (year, month)) => {
+            let name = format!("{project}_{year}-{:02}_{}.pdf", u8::from(month), register.as_str());
+            let file = async {
+                let pdf = act_pdf(store, &project, register, year, month).await?;
+                let mut file = tempfile::tempfile()?;
+                file.write_all(&pdf)?;
+                Ok(file)
+            }
+            .await;
+            (name, "application/pdf", file)
+        }
+    };
+    match file {
+        Ok(file) => file_response(file, &name, content_type),
+        Err(e) => report_failed(&e),
+    }
+}
+
+/// Writes a report into an unnamed temporary file (a register of any size
+/// never sits in memory), ready to be read from its start.
+async fn spool<F, Fut>(write: F) -> Result<std::fs::File, ReportError>
+where
+    F: FnOnce(std::io::BufWriter<std::fs::File>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ReportError>>,
+{
+    use std::io::Seek;
+    let mut file = tempfile::tempfile()?;
+    write(std::io::BufWriter::new(file.try_clone()?)).await?;
+    file.rewind()?;
+    Ok(file)
+}
+
+/// The file as the response body, read a chunk at a time.
+fn file_response(mut file: std::fs::File, name: &str, content_type: &'static str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use std::io::{Read, Seek};
+    let _ = file.rewind();
+    let chunks = futures_util::stream::unfold(file, |mut file| async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf) {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let disposition = format!("attachment; filename=\"{name}\"");
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+fn report_failed(e: &ReportError) -> axum::response::Response {
+    tracing::error!(error = %e, "a report could not be written");
+    crate::admin::internal()
 }

@@ -479,7 +479,11 @@ async fn the_inspector_shows_a_project_live_in_chromium() {
         {"press": "button.session-open"},
         {"wait": "#postings td:has-text(\"10.00 RUB\")"},
         {"press": "#session-requests summary"},
-        {"wait": "#session-requests pre:has-text(\"***4242\")"}
+        {"wait": "#session-requests pre:has-text(\"***4242\")"},
+        {"press": "button.report[data-kind=payouts][data-format=csv]"},
+        {"wait": "#report-status:has-text(\"downloaded alpha_\")"},
+        {"press": "button.report[data-kind=act][data-register=payments]"},
+        {"wait": "#report-status:has-text(\"payments.pdf\")"}
     ]}, {"name": "inspector-desktop", "url": format!("{admin}/admin/inspector"), "javascript": true,
         "viewport": {"width": 1280, "height": 800}, "steps": [
         {"fill": "#token", "text": "inspector-token"},

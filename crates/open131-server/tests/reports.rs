@@ -324,6 +324,7 @@ async fn the_monthly_act_is_a_pdf_with_the_months_totals() {
     ] {
         let pdf = reports::act_pdf(s.app.store.as_ref(), "alpha", register, 2026, time::Month::November).await.unwrap();
         assert!(pdf.starts_with(b"%PDF-"), "a PDF");
+        assert!(pdf.len() < 500_000, "one embedded font: {} bytes", pdf.len());
         let file = s.dir.path().join(format!("act-{}.pdf", register.as_str()));
         std::fs::write(&file, &pdf).unwrap();
         let text = std::process::Command::new(poppler.join("pdftotext"))
@@ -349,4 +350,57 @@ async fn the_monthly_act_is_a_pdf_with_the_months_totals() {
     }
     let (empty, _, _, _) = reports::month_span(2026, time::Month::October).unwrap();
     assert!(empty < common::START);
+}
+
+/// The admin API serves the registers and acts as files, behind the admin
+/// token, refusing a bad query by name.
+#[tokio::test]
+async fn the_admin_api_serves_registers_and_acts() {
+    let (s, _r) = server(settings()).await;
+    s.app.store.topup("alpha", "rub", 1_000_000, common::START).await.unwrap();
+    ok(&s, "session/init/payout", &card_payout(1_000)).await;
+    s.settle().await;
+    s.advance(2).await;
+    let mut app = s.app.clone();
+    app.admin_token = Some("report-token".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}/admin/v1/reports", listener.local_addr().unwrap());
+    tokio::spawn(open131_server::run(listener, app, std::future::pending()));
+    let get = |path: &str, token: &str| {
+        let request = s.http.get(format!("{admin}/{path}")).bearer_auth(token);
+        async move {
+            let r = request.send().await.unwrap();
+            let head = |h: &str| r.headers().get(h).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+            let (kind, disposition) = (head("content-type"), head("content-disposition"));
+            (r.status().as_u16(), kind, disposition, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let day = moscow_today(common::START);
+    let (code, kind, disposition, body) = get(&format!("alpha/payouts?date={day}"), "report-token").await;
+    assert_eq!((code, kind.as_str()), (200, "text/csv; charset=utf-8"));
+    assert_eq!(disposition, format!("attachment; filename=\"alpha_{day}_{day}.csv\""));
+    assert_eq!(String::from_utf8(body).unwrap(), register(&s, Register::Payouts, day).await.1);
+    let (code, kind, _, body) = get(&format!("alpha/payments?date={day}&format=xlsx"), "report-token").await;
+    assert_eq!((code, kind.as_str()), (200, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"));
+    assert!(body.starts_with(b"PK"), "a zip container");
+    let (code, kind, disposition, body) = get("alpha/act?month=2026-11&register=payouts", "report-token").await;
+    assert_eq!((code, kind.as_str()), (200, "application/pdf"));
+    assert!(disposition.contains("alpha_2026-11_payouts.pdf") && body.starts_with(b"%PDF-"), "{disposition}");
+
+    for (path, named) in [
+        ("alpha/payouts", "date is required"),
+        ("alpha/payouts?date=2026-13-01", "date must be"),
+        ("alpha/payouts?date=2026-11-30&format=pdf", "format must be"),
+        ("alpha/payouts?date=2026-11-30&colour=red", "colour"),
+        ("alpha/act?month=2026-11", "register must be"),
+        ("alpha/act?month=2026-11&register=payouts&date=2026-11-30", "date and format"),
+        ("alpha/ledger?date=2026-11-30", "payouts, payments or act"),
+    ] {
+        let (code, _, _, body) = get(path, "report-token").await;
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((code, answer["error"]["code"].as_str()), (400, Some("invalid_request")), "{path}: {answer}");
+        assert!(answer["error"]["description"].as_str().unwrap().contains(named), "{path}: {answer}");
+    }
+    assert_eq!(get(&format!("alpha/payouts?date={day}"), "wrong").await.0, 401);
+    assert_eq!(get(&format!("nobody/payouts?date={day}"), "report-token").await.0, 404);
 }

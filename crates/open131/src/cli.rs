@@ -106,6 +106,9 @@ pub enum Command {
     /// new time fires at once (a running server within a second).
     #[command(subcommand)]
     Clock(ClockCommand),
+    /// The bank's daily registers and monthly acts, written from the ledger.
+    #[command(subcommand)]
+    Reports(ReportsCommand),
     /// The MVD invalid-passports registry.
     #[command(subcommand)]
     Registry(crate::registry_cli::RegistryCommand),
@@ -352,6 +355,55 @@ pub enum ClockCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ReportsCommand {
+    /// The payouts register of a Moscow day (CSV or XLSX).
+    Payouts {
+        project: String,
+        /// The Moscow day, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_day)]
+        date: time::Date,
+        #[arg(long, default_value = "csv", value_parser = ["csv", "xlsx"])]
+        format: String,
+        /// The folder the file goes to.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// The payments register of a Moscow day (CSV or XLSX).
+    Payments {
+        project: String,
+        #[arg(long, value_parser = parse_day)]
+        date: time::Date,
+        #[arg(long, default_value = "csv", value_parser = ["csv", "xlsx"])]
+        format: String,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// The monthly act (PDF) of the payouts or of the payments.
+    Act {
+        project: String,
+        /// The month, YYYY-MM.
+        #[arg(long, value_parser = parse_month)]
+        month: (i32, time::Month),
+        #[arg(long, value_parser = ["payouts", "payments"])]
+        register: String,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+/// `YYYY-MM-DD`.
+fn parse_day(text: &str) -> Result<time::Date, String> {
+    time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
+        .map_err(|_| "must be a date, YYYY-MM-DD".into())
+}
+
+/// `YYYY-MM`.
+fn parse_month(text: &str) -> Result<(i32, time::Month), String> {
+    let day = parse_day(&format!("{text}-01")).map_err(|_| "must be a month, YYYY-MM".to_string())?;
+    Ok((day.year(), day.month()))
+}
+
+#[derive(Subcommand, Debug)]
 pub enum KeysCommand {
     /// Print the bank's public key (PEM): partners verify webhooks with it.
     BankPublic,
@@ -565,6 +617,7 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         }
         Command::Webhooks(cmd) => webhooks(&location, cmd).await,
         Command::Clock(cmd) => clock(&location, cmd).await,
+        Command::Reports(cmd) => reports(&location, cmd).await,
         Command::Project(cmd) => project(&location, cmd).await,
         Command::Keys(KeysCommand::Generate { private_key, public_key }) => {
             let key = SigningKey::generate()?;
@@ -777,6 +830,32 @@ async fn rates(location: &Location, cmd: RatesCommand) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn reports(location: &Location, cmd: ReportsCommand) -> anyhow::Result<()> {
+    use open131_domain::reports::Register;
+    use open131_server::reports::{self, Format};
+    let store = open_store(location).await?;
+    let (project, day, format, out, register) = match cmd {
+        ReportsCommand::Payouts { project, date, format, out } => (project, date, format, out, Register::Payouts),
+        ReportsCommand::Payments { project, date, format, out } => (project, date, format, out, Register::Payments),
+        ReportsCommand::Act { project, month, register, out } => {
+            if store.project(&project).await?.is_none() {
+                bail!("no project {project:?}");
+            }
+            let register = Register::parse(&register).context("the register is payouts or payments")?;
+            let path = reports::write_act(store.as_ref(), &out, &project, register, month).await?;
+            println!("{}", path.display());
+            return Ok(());
+        }
+    };
+    if store.project(&project).await?.is_none() {
+        bail!("no project {project:?}");
+    }
+    let format = Format::parse(&format).context("the format is csv or xlsx")?;
+    let (path, totals) = reports::write_day(store.as_ref(), &out, &project, register, day, format).await?;
+    println!("{}\t{} rows", path.display(), totals.rows);
     Ok(())
 }
 

@@ -185,6 +185,28 @@
     try { await call('/admin/v1/clock', { method: 'POST', body: JSON.stringify({ project: chosen, advance_s: by }) }); } catch (e) { $('clock-offset').textContent = e.message; }
     refresh();
   });
+  // A report from /admin/v1/reports, fetched with the token and saved as a file.
+  async function download(button) {
+    const day = $('report-day').value || $('clock-now').textContent.slice(0, 10);
+    const { kind, format, register } = button.dataset;
+    const query = kind === 'act' ? `month=${day.slice(0, 7)}&register=${register}` : `date=${day}&format=${format}`;
+    const path = `/admin/v1/reports/${encodeURIComponent(chosen)}/${kind}?${query}`;
+    try {
+      const response = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+      if (!response.ok) throw new Error((await response.json().catch(() => ({})))?.error?.description || `HTTP ${response.status}`);
+      const blob = await response.blob();
+      const name = (/filename="([^"]+)"/.exec(response.headers.get('Content-Disposition') || '') || [])[1] || 'report';
+      const link = el('a');
+      link.href = URL.createObjectURL(blob);
+      link.download = name;
+      link.click();
+      URL.revokeObjectURL(link.href);
+      $('report-status').textContent = `downloaded ${name} (${blob.size} bytes)`;
+    } catch (e) {
+      $('report-status').textContent = `no report: ${e.message}`;
+    }
+  }
+  document.querySelectorAll('button.report').forEach((b) => b.addEventListener('click', () => download(b)));
   $('session-close').addEventListener('click', closeSession);
   if (token) connect();
 })();
