@@ -198,6 +198,11 @@ impl App {
         crate::api::processor::process_due(self).await
     }
 
+    /// Writes (and sends) every scheduled report due now; how many.
+    pub async fn write_due_reports(&self) -> anyhow::Result<usize> {
+        crate::report_schedule::write_due(self).await
+    }
+
     /// Attempts every webhook due now; returns how many were attempted.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
         crate::webhooks::deliver_due(self).await

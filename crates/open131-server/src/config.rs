@@ -55,6 +55,11 @@ pub struct Config {
     pub sole_process: bool,
     /// Requests of each project the inspector's log keeps in memory (0: none).
     pub request_log_entries_max: usize,
+    /// Where the schedule writes the daily registers and monthly acts
+    /// ([`crate::report_schedule`]); `None`: no schedule.
+    pub reports_dir: Option<PathBuf>,
+    /// Where it e-mails them; `None`: files only.
+    pub reports_mail: Option<crate::report_schedule::ReportsMail>,
 }
 
 impl Config {
@@ -75,6 +80,8 @@ impl Config {
             public_url: None,
             sole_process: false,
             request_log_entries_max: crate::request_log::REQUEST_LOG_ENTRIES_DEFAULT,
+            reports_dir: None,
+            reports_mail: None,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod projects;
 pub mod qr;
 pub mod registries;
 pub mod reply;
+pub mod report_schedule;
 pub mod reports;
 pub mod request_log;
 pub mod vault;
@@ -60,6 +61,7 @@ pub async fn run(
             tokio::spawn(api::processor::run_worker(app.clone(), stop_rx.clone())),
             tokio::spawn(webhooks::run_worker(app.clone(), stop_rx.clone())),
             tokio::spawn(registries::run_watcher(app.clone(), stop_rx.clone())),
+            tokio::spawn(report_schedule::run_worker(app.clone(), stop_rx.clone())),
         ]
     } else {
         Vec::new()

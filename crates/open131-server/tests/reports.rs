@@ -404,3 +404,126 @@ async fn the_admin_api_serves_registers_and_acts() {
     assert_eq!(get(&format!("alpha/payouts?date={day}"), "wrong").await.0, 401);
     assert_eq!(get(&format!("nobody/payouts?date={day}"), "report-token").await.0, 404);
 }
+
+/// What the test's SMTP server received: each message's recipients and data.
+type Mailbox = std::sync::Arc<std::sync::Mutex<Vec<(Vec<String>, String)>>>;
+
+/// A small SMTP server on port 0 (enough of RFC 5321 for one client): it
+/// refuses the first `refuse` messages with a 451 and keeps the rest.
+async fn smtp_server(refuse: usize) -> (u16, Mailbox) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mailbox = Mailbox::default();
+    let (kept, refused) = (mailbox.clone(), std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (kept, refused) = (kept.clone(), refused.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 test ESMTP\r\n").await.unwrap();
+                let (mut to, mut data, mut in_data) = (Vec::new(), String::new(), false);
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let reply: &[u8] = if in_data {
+                        if line != "." {
+                            data.push_str(&line);
+                            data.push('\n');
+                            continue;
+                        }
+                        in_data = false;
+                        if refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < refuse {
+                            b"451 try again later\r\n"
+                        } else {
+                            kept.lock().unwrap().push((std::mem::take(&mut to), std::mem::take(&mut data)));
+                            b"250 queued\r\n"
+                        }
+                    } else {
+                        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                        match verb.as_str() {
+                            "EHLO" | "HELO" => b"250 test\r\n",
+                            "RCPT" => {
+                                to.push(line[8..].trim_matches(|c| c == '<' || c == '>').to_string());
+                                b"250 ok\r\n"
+                            }
+                            "DATA" => {
+                                in_data = true;
+                                b"354 go on\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            _ => b"250 ok\r\n",
+                        }
+                    };
+                    write.write_all(reply).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, mailbox)
+}
+
+/// The daily schedule: once a project's Moscow day is over, its two
+/// registers are written to its folder (the first of a month, the acts of
+/// the month before too) and e-mailed to its address; a refused mail is
+/// sent again when its claim's lease runs out; nothing is written twice.
+#[tokio::test]
+async fn the_schedule_writes_and_mails_each_report_once() {
+    use open131_server::report_schedule::{ReportsMail, REPORT_LEASE_S};
+    let (port, mailbox) = smtp_server(1).await;
+    let folder = tempfile::tempdir().unwrap();
+    let root = folder.path().to_path_buf();
+    let s = common::start_with(
+        move |c| {
+            c.reports_dir = Some(root);
+            c.reports_mail = Some(ReportsMail {
+                smtp: ("127.0.0.1".into(), port),
+                from: "open131 <reports@open131.test>".into(),
+                to: vec![("alpha".into(), "finance@shop.example".into())],
+            });
+        },
+        |store| store,
+    )
+    .await;
+    s.set_settings("alpha", settings()).await;
+    s.app.store.topup("alpha", "rub", 1_000_000, common::START).await.unwrap();
+    let session = id_of(&s.call("v1", "session/init/payout", &card_payout(1_000)).await);
+    s.settle().await;
+    s.advance(2).await;
+
+    // 2026-11-30 in Moscow: the 29th is over (empty registers, as the bank
+    // sends them); alpha's first mail is refused, so its report stays due.
+    assert_eq!(s.app.write_due_reports().await.unwrap(), 3, "alpha's payments, beta's two");
+    assert_eq!(s.app.write_due_reports().await.unwrap(), 0, "held by its claim");
+    s.advance(REPORT_LEASE_S + 1).await;
+    assert_eq!(s.app.write_due_reports().await.unwrap(), 1, "the refused one, again");
+    assert_eq!(mailbox.lock().unwrap().len(), 2);
+
+    // The 1st of December: the 30th's registers and November's acts.
+    s.advance(86_400).await;
+    assert_eq!(s.app.write_due_reports().await.unwrap(), 8);
+    assert_eq!(s.app.write_due_reports().await.unwrap(), 0, "each report once");
+    let alpha = folder.path().join("alpha");
+    let register = std::fs::read_to_string(alpha.join("payouts/alpha_2026-11-30_2026-11-30.csv")).unwrap();
+    assert!(register.lines().nth(1).is_some_and(|l| l.contains(&session)), "{register}");
+    let empty = std::fs::read_to_string(alpha.join("payments/alpha_2026-11-29_2026-11-29.csv")).unwrap();
+    assert_eq!(empty.lines().count(), 1);
+    for register in ["payouts", "payments"] {
+        let act = std::fs::read(alpha.join(format!("acts/alpha_2026-11-01_2026-11-30_{register}.pdf"))).unwrap();
+        assert!(act.starts_with(b"%PDF-"));
+    }
+    assert!(folder.path().join("beta/payments/beta_2026-11-30_2026-11-30.csv").exists());
+
+    let mails = mailbox.lock().unwrap().clone();
+    assert_eq!(mails.len(), 6, "alpha's six reports, beta has no address");
+    assert!(mails.iter().all(|(to, _)| to == &["finance@shop.example"]));
+    let names: Vec<bool> = ["alpha_2026-11-29_2026-11-29.csv", "alpha_2026-11-30_2026-11-30.csv", "_payouts.pdf"]
+        .iter()
+        .map(|n| mails.iter().any(|(_, data)| data.contains(n)))
+        .collect();
+    assert_eq!(names, [true, true, true], "attachments by name");
+    assert!(mails.iter().any(|(_, data)| data.contains("Content-Type: text/csv")));
+}

@@ -395,6 +395,17 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Sets `key` only if unset; returns the value that is stored afterwards
     /// (so of two nodes starting together, both end up with the first one's).
     async fn meta_init(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>>;
+    /// Claims the scheduled report `report` of `project_id` until
+    /// `lease_until`: `true` unless it is done or another claim still holds.
+    async fn claim_report(
+        &self,
+        project_id: &str,
+        report: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Marks a claimed report done: never claimed again.
+    async fn finish_report(&self, project_id: &str, report: &str) -> Result<()>;
     /// What waits for the workers at `now` (read for the metrics, on scrape).
     async fn backlog(&self, now: OffsetDateTime) -> Result<Backlog>;
 }
@@ -463,6 +474,15 @@ pub(crate) fn clocked(id: String, us: i64) -> Result<(String, open131_domain::se
 }
 
 /// The backlog's queries, the same text on both backends.
+/// [`MetaStore::claim_report`], for both backends (`$1` project, `$2` report,
+/// `$3` the lease's end, `$4` now). SQL text shared by both backends writes
+/// `$N` in numeric order: SQLite numbers them by first appearance.
+pub(crate) const CLAIM_REPORT_SQL: &str = "INSERT INTO report_runs (project_id, report, claimed_until_us)
+     VALUES ($1, $2, $3)
+     ON CONFLICT (project_id, report) DO UPDATE SET claimed_until_us = excluded.claimed_until_us
+     WHERE NOT report_runs.done AND report_runs.claimed_until_us < $4";
+pub(crate) const FINISH_REPORT_SQL: &str = "UPDATE report_runs SET done = TRUE WHERE project_id = $1 AND report = $2";
+
 pub(crate) const BACKLOG_CHECKS_SQL: &str = "SELECT COUNT(*) FROM kyc_checks WHERE outcome IS NULL";
 /// Timers due at `$1` (real time, microseconds) on each project's own clock.
 pub(crate) const BACKLOG_TIMERS_SQL: &str =

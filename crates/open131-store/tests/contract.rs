@@ -751,6 +751,25 @@ async fn the_backlog_counts_what_waits_for_the_workers() {
     }
 }
 
+/// A scheduled report is claimed by one node at a time, taken over once its
+/// lease runs out, and never again once done.
+#[tokio::test]
+async fn a_report_is_claimed_once_until_its_lease_ends_and_never_once_done() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        let (lease, later) = (NOW + Duration::minutes(10), NOW + Duration::minutes(11));
+        assert!(store.claim_report("alpha", "payouts:2026-11-30", NOW, lease).await.unwrap(), "{name}");
+        assert!(!store.claim_report("alpha", "payouts:2026-11-30", NOW, lease).await.unwrap(), "{name}: held");
+        assert!(store.claim_report("beta", "payouts:2026-11-30", NOW, lease).await.unwrap(), "{name}: beta's own");
+        assert!(
+            store.claim_report("alpha", "payouts:2026-11-30", later, later + Duration::minutes(10)).await.unwrap(),
+            "{name}: a dead node's claim is taken over"
+        );
+        store.finish_report("alpha", "payouts:2026-11-30").await.unwrap();
+        let far = later + Duration::days(1);
+        assert!(!store.claim_report("alpha", "payouts:2026-11-30", far, far).await.unwrap(), "{name}: done");
+    }
+}
+
 #[tokio::test]
 async fn a_new_webhook_url_releases_parked_webhooks() {
     for Case { name, store, .. } in cases_with_projects().await {

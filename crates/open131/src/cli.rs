@@ -85,6 +85,8 @@ pub enum Command {
         /// request log (bodies masked when shown); 0 keeps none.
         #[arg(long, env = "OPEN131_REQUEST_LOG", default_value_t = open131_server::request_log::REQUEST_LOG_ENTRIES_DEFAULT)]
         request_log: usize,
+        #[command(flatten)]
+        reports: ReportsArgs,
     },
     /// Apply the database migrations and exit (servers also apply them at start).
     Migrate,
@@ -354,6 +356,47 @@ pub enum ClockCommand {
     Reset { project: String },
 }
 
+/// The reports' daily schedule (`serve`).
+#[derive(clap::Args, Debug)]
+pub struct ReportsArgs {
+    /// Write each project's daily registers and monthly acts here
+    /// (`<dir>/<project>/payouts|payments|acts/`) once its Moscow day is over.
+    #[arg(long, env = "OPEN131_REPORTS_DIR")]
+    reports_dir: Option<PathBuf>,
+    /// E-mail them through this SMTP relay (`host:port`, plain SMTP).
+    #[arg(long, env = "OPEN131_REPORTS_SMTP", requires = "reports_dir")]
+    reports_smtp: Option<String>,
+    /// The mails' sender.
+    #[arg(long, env = "OPEN131_REPORTS_FROM", default_value = "open131 <reports@localhost>")]
+    reports_from: String,
+    /// A project's address, `project=address` (repeat for each project).
+    #[arg(long = "reports-mail", requires = "reports_smtp")]
+    reports_mail: Vec<String>,
+}
+
+impl ReportsArgs {
+    fn mail(&self) -> anyhow::Result<Option<open131_server::report_schedule::ReportsMail>> {
+        let Some(smtp) = &self.reports_smtp else { return Ok(None) };
+        let (host, port) = smtp.rsplit_once(':').context("--reports-smtp is host:port")?;
+        let port = port.parse().context("--reports-smtp's port is a number")?;
+        let to = self
+            .reports_mail
+            .iter()
+            .map(|pair| {
+                let (project, address) = pair.split_once('=').context("--reports-mail is project=address")?;
+                Ok((project.to_string(), address.to_string()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mail = open131_server::report_schedule::ReportsMail {
+            smtp: (host.to_string(), port),
+            from: self.reports_from.clone(),
+            to,
+        };
+        mail.check().map_err(|why| anyhow::anyhow!("--reports-mail: {why}"))?;
+        Ok(Some(mail))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ReportsCommand {
     /// The payouts register of a Moscow day (CSV or XLSX).
@@ -529,10 +572,12 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
             public_url,
             metrics_listen,
             request_log,
+            reports,
         } => {
             let node = Node { location, data_dir: DataDir::new(&args.data_dir), bank_key };
             let delays = Delays { kyc: kyc_delay, payout: payout_delay, webhook_lease };
-            serve(node, Listen { api: listen, metrics: metrics_listen }, delays, public_url, request_log).await
+            let features = Features { public_url, request_log, reports };
+            serve(node, Listen { api: listen, metrics: metrics_listen }, delays, features).await
         }
         Command::Migrate => {
             open_store(&location).await?;
@@ -989,13 +1034,16 @@ struct Listen {
     metrics: Option<std::net::SocketAddr>,
 }
 
-async fn serve(
-    node: Node,
-    listen: Listen,
-    delays: Delays,
+/// What a node serves beside the API.
+struct Features {
     public_url: Option<String>,
-    request_log_entries: usize,
-) -> anyhow::Result<()> {
+    request_log: usize,
+    reports: ReportsArgs,
+}
+
+async fn serve(node: Node, listen: Listen, delays: Delays, features: Features) -> anyhow::Result<()> {
+    let Features { public_url, request_log: request_log_entries, reports } = features;
+    let reports_mail = reports.mail()?;
     let dir = node.data_dir.clone();
     dir.create().with_context(|| format!("creating {}", dir.root().display()))?;
     let lock = lock_sqlite(&node)?;
@@ -1021,6 +1069,8 @@ async fn serve(
     config.webhook_lease = delays.webhook_lease;
     config.public_url = public_url;
     config.request_log_entries_max = request_log_entries;
+    config.reports_dir = reports.reports_dir;
+    config.reports_mail = reports_mail;
     // Holding the serve lock proves no other process holds a lease here.
     config.sole_process = lock.is_some();
     let mut app = App::new(config, store, Arc::new(SystemClock), bank_key);

@@ -185,6 +185,27 @@ async fn admin_and_client_commands_work_against_a_running_server() {
     let (ok, _, err) = cli(&site, &["call", "session/status", "not json", "--url", &server.url]);
     assert!(!ok && err.contains("not JSON"), "{err}");
 
+    // `reports`: a register and an act written from the data directory's ledger.
+    let out = d.join("reports");
+    let out_arg = out.to_str().unwrap();
+    let (ok, printed, err) = cli(&site, &["reports", "payouts", "demo", "--date", "2026-01-01", "--out", out_arg]);
+    assert!(ok, "{err}");
+    assert_eq!(printed.trim(), format!("{}\t0 rows", out.join("demo_2026-01-01_2026-01-01.csv").display()));
+    let header = std::fs::read_to_string(out.join("demo_2026-01-01_2026-01-01.csv")).unwrap();
+    assert!(header.starts_with("operationId,transactionDate,") && header.lines().count() == 1, "{header}");
+    let args = ["reports", "act", "demo", "--month", "2026-01", "--register", "payments", "--out", out_arg];
+    let (ok, printed, err) = cli(&site, &args);
+    assert!(ok && printed.trim().ends_with("demo_2026-01-01_2026-01-31_payments.pdf"), "{printed} {err}");
+    assert!(std::fs::read(printed.trim()).unwrap().starts_with(b"%PDF-"));
+    let (ok, _, err) = cli(&site, &["reports", "payments", "demo", "--date", "2026-1-1"]);
+    assert!(!ok && err.contains("YYYY-MM-DD"), "{err}");
+    let (ok, _, err) = cli(&site, &["reports", "payments", "nobody", "--date", "2026-01-01"]);
+    assert!(!ok && err.contains("no project"), "{err}");
+    let bad_mail =
+        ["--reports-dir", out_arg, "--reports-smtp", "127.0.0.1:25", "--reports-mail", "demo=not an address"];
+    let (ok, _, err) = cli(&site, &[&["serve", "--listen", "127.0.0.1:0"][..], &bad_mail[..]].concat());
+    assert!(!ok && err.contains("demo's address"), "refused at start: {err}");
+
     // A second start reuses the demo project and key.
     let key_before = std::fs::read(d.join("demo.key.pem")).unwrap();
     server.child.kill().unwrap();

@@ -388,6 +388,12 @@ impl OutboxStore for Faulty {
 
 #[async_trait]
 impl MetaStore for Faulty {
+    async fn claim_report(&self, p: &str, r: &str, now: OffsetDateTime, until: OffsetDateTime) -> Result<bool> {
+        self.inner.claim_report(p, r, now, until).await
+    }
+    async fn finish_report(&self, p: &str, r: &str) -> Result<()> {
+        self.inner.finish_report(p, r).await
+    }
     async fn backlog(&self, now: OffsetDateTime) -> Result<open131_store::Backlog> {
         self.inner.backlog(now).await
     }

@@ -91,6 +91,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "project_clocks", include_str!("../../migrations/postgres/0018_project_clocks.sql")),
     (19, "postings_by_session", include_str!("../../migrations/postgres/0019_postings_by_session.sql")),
     (20, "posting_operations", include_str!("../../migrations/postgres/0020_posting_operations.sql")),
+    (21, "report_runs", include_str!("../../migrations/postgres/0021_report_runs.sql")),
 ];
 
 pub struct PgStore {
@@ -466,6 +467,31 @@ impl MetaStore for PgStore {
         with_retries(|| async {
             let rows = self.query("SELECT value FROM meta WHERE key = $1", &[&key]).await?;
             Ok(rows.first().map(|r| r.try_get(0)).transpose()?)
+        })
+        .await
+    }
+
+    async fn claim_report(
+        &self,
+        project_id: &str,
+        report: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool> {
+        let (now, until) = (to_us(now), to_us(lease_until));
+        let n = with_retries(|| async {
+            let client = self.client().await?;
+            Ok(client.execute(crate::CLAIM_REPORT_SQL, &[&project_id, &report, &until, &now]).await?)
+        })
+        .await?;
+        Ok(n == 1)
+    }
+
+    async fn finish_report(&self, project_id: &str, report: &str) -> Result<()> {
+        with_retries(|| async {
+            let client = self.client().await?;
+            client.execute(crate::FINISH_REPORT_SQL, &[&project_id, &report]).await?;
+            Ok(())
         })
         .await
     }

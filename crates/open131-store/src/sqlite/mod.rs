@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (24, "project_clocks", include_str!("../../migrations/sqlite/0024_project_clocks.sql")),
     (25, "postings_by_session", include_str!("../../migrations/sqlite/0025_postings_by_session.sql")),
     (26, "posting_operations", include_str!("../../migrations/sqlite/0026_posting_operations.sql")),
+    (27, "report_runs", include_str!("../../migrations/sqlite/0027_report_runs.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1287,6 +1288,31 @@ impl MetaStore for SqliteStore {
         self.read(|conn| {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db)
         })
+    }
+
+    async fn claim_report(
+        &self,
+        project_id: &str,
+        report: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool> {
+        let (project, report) = (project_id.to_string(), report.to_string());
+        self.writer
+            .write(move |conn| {
+                let n = conn
+                    .execute(crate::CLAIM_REPORT_SQL, params![project, report, to_us(lease_until), to_us(now)])
+                    .map_err(db)?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn finish_report(&self, project_id: &str, report: &str) -> Result<()> {
+        let (project, report) = (project_id.to_string(), report.to_string());
+        self.writer
+            .write(move |conn| conn.execute(crate::FINISH_REPORT_SQL, params![project, report]).map(drop).map_err(db))
+            .await
     }
 
     async fn meta_init(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>> {
