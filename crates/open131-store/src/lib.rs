@@ -8,6 +8,7 @@
 //! Invariant: a method that returns `Ok` from a write has committed it durably.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod error;
 pub mod layout;
 pub mod observe;
@@ -475,8 +476,7 @@ pub(crate) fn clocked(id: String, us: i64) -> Result<(String, open131_domain::se
 
 /// The backlog's queries, the same text on both backends.
 /// [`MetaStore::claim_report`], for both backends (`$1` project, `$2` report,
-/// `$3` the lease's end, `$4` now). SQL text shared by both backends writes
-/// `$N` in numeric order: SQLite numbers them by first appearance.
+/// `$3` the lease's end, `$4` now); SQLite runs it through `sqlite::numbered`.
 pub(crate) const CLAIM_REPORT_SQL: &str = "INSERT INTO report_runs (project_id, report, claimed_until_us)
      VALUES ($1, $2, $3)
      ON CONFLICT (project_id, report) DO UPDATE SET claimed_until_us = excluded.claimed_until_us

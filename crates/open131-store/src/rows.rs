@@ -1013,7 +1013,9 @@ pub(crate) const POSTING_COLUMNS: &str = "id, movement, account, amount, session
 /// A register's postings of one wallet and day, with their operations' facts
 /// (`$1` project, `$2` book, `$3` currency, `$4`..`$5` the day, `$6`/`$7`
 /// the time and id after which to read, `$8` the page's size); the same
-/// text serves both backends.
+/// text serves both backends. The page's start is written as a range on the
+/// time (which the wallet index serves) and a filter on the id, so every
+/// page seeks rather than scanning the day from its start.
 pub(crate) fn register_sql(register: open131_domain::reports::Register) -> String {
     let pairs = register.postings();
     let quoted = |names: Vec<&str>| names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
@@ -1030,7 +1032,8 @@ pub(crate) fn register_sql(register: open131_domain::reports::Register) -> Strin
          LEFT JOIN payment_refunds rf ON rf.project_id = lp.project_id AND rf.id = lp.operation_id
          LEFT JOIN payments pm ON pm.project_id = lp.project_id AND pm.id = COALESCE(rf.payment_id, lp.operation_id)
          WHERE lp.project_id = $1 AND lp.book = $2 AND lp.currency = $3
-           AND lp.created_at_us >= $4 AND lp.created_at_us < $5 AND (lp.created_at_us, lp.id) > ($6, $7)
+           AND lp.created_at_us >= $4 AND lp.created_at_us < $5
+           AND lp.created_at_us >= $6 AND (lp.created_at_us > $6 OR lp.id > $7)
            AND lp.movement IN ({movements}) AND lp.account IN ({accounts})
          ORDER BY lp.created_at_us, lp.id LIMIT $8"
     )

@@ -100,6 +100,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 50_000)]
         reads: usize,
     },
+    /// A day's payouts register of many operations, written from a seeded
+    /// ledger: rows/s and peak memory (no server needed).
+    Reports {
+        /// Payouts in the day.
+        #[arg(long, default_value_t = 1_000_000)]
+        operations: u64,
+        /// Also write it as XLSX.
+        #[arg(long)]
+        xlsx: bool,
+    },
 }
 
 pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
@@ -113,6 +123,7 @@ pub async fn run(location: &Location, data_dir: &Path, cmd: BenchCommand) -> any
         BenchCommand::Payouts { target, payouts, reads } => {
             crate::bench_payouts::run(location, data_dir, target.load(data_dir)?, payouts, reads).await
         }
+        BenchCommand::Reports { operations, xlsx } => crate::bench_reports::run(location, operations, xlsx).await,
     }
 }
 

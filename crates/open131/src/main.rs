@@ -4,6 +4,7 @@
 mod bench;
 mod bench_payments;
 mod bench_payouts;
+mod bench_reports;
 mod cli;
 mod registry_cli;
 

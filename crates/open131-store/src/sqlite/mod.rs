@@ -5,7 +5,15 @@
 //! blocking thread would cost, so readers run on the caller's thread.
 
 mod payouts;
-mod writer;
+pub(crate) mod writer;
+
+/// SQL written once for both backends (`$1`, `$2`, … as PostgreSQL numbers
+/// its parameters) in SQLite's explicit form (`?1`, `?2`, …). SQLite reads
+/// `$1` as a *named* parameter numbered by first appearance, so `$4` written
+/// first would bind the first value: the explicit form binds by the number.
+pub(crate) fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
+}
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1125,7 +1133,7 @@ impl LedgerStore for SqliteStore {
         after: Option<(OffsetDateTime, i64)>,
         limit: usize,
     ) -> Result<Vec<open131_domain::reports::RegisterPosting>> {
-        let sql = crate::rows::register_sql(register);
+        let sql = numbered(&crate::rows::register_sql(register));
         let (after_us, after_id) = after.map_or((i64::MIN, i64::MIN), |(t, id)| (to_us(t), id));
         self.read(|conn| {
             let rows = conn
@@ -1273,7 +1281,8 @@ impl MetaStore for SqliteStore {
     async fn backlog(&self, now: OffsetDateTime) -> Result<crate::Backlog> {
         self.read(|conn| {
             let checks_pending = conn.query_row(crate::BACKLOG_CHECKS_SQL, [], |r| r.get(0)).map_err(db)?;
-            let timers_due = conn.query_row(crate::BACKLOG_TIMERS_SQL, [to_us(now)], |r| r.get(0)).map_err(db)?;
+            let timers_due =
+                conn.query_row(&numbered(crate::BACKLOG_TIMERS_SQL), [to_us(now)], |r| r.get(0)).map_err(db)?;
             let mut stmt = conn.prepare_cached(crate::BACKLOG_WEBHOOKS_SQL).map_err(db)?;
             let webhooks_pending = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -1301,7 +1310,10 @@ impl MetaStore for SqliteStore {
         self.writer
             .write(move |conn| {
                 let n = conn
-                    .execute(crate::CLAIM_REPORT_SQL, params![project, report, to_us(lease_until), to_us(now)])
+                    .execute(
+                        &numbered(crate::CLAIM_REPORT_SQL),
+                        params![project, report, to_us(lease_until), to_us(now)],
+                    )
                     .map_err(db)?;
                 Ok(n == 1)
             })
@@ -1311,7 +1323,9 @@ impl MetaStore for SqliteStore {
     async fn finish_report(&self, project_id: &str, report: &str) -> Result<()> {
         let (project, report) = (project_id.to_string(), report.to_string());
         self.writer
-            .write(move |conn| conn.execute(crate::FINISH_REPORT_SQL, params![project, report]).map(drop).map_err(db))
+            .write(move |conn| {
+                conn.execute(&numbered(crate::FINISH_REPORT_SQL), params![project, report]).map(drop).map_err(db)
+            })
             .await
     }
 
