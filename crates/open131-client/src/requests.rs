@@ -19,6 +19,17 @@ use serde_json::{json, Value};
 
 use open131_domain::personal::Personal;
 
+/// `body` with the partner's metadata and the session it starts, when given.
+fn with_tail(mut body: Value, metadata: Option<&str>, session_id: Option<&str>) -> Value {
+    if let Some(m) = metadata {
+        body["metadata"] = json!(m);
+    }
+    if let Some(id) = session_id {
+        body["session_id"] = json!(id);
+    }
+    body
+}
+
 /// Where a payout goes.
 #[derive(Debug, Clone)]
 pub enum PayoutTo {
@@ -128,13 +139,7 @@ impl Payout {
         if let Some(name) = &self.recipient {
             body["participant_details"] = json!({"recipient": {"full_name": name.expose()}});
         }
-        if let Some(m) = &self.metadata {
-            body["metadata"] = json!(m);
-        }
-        if let Some(id) = &self.session_id {
-            body["session_id"] = json!(id);
-        }
-        body
+        with_tail(body, self.metadata.as_deref(), self.session_id.as_deref())
     }
 }
 
@@ -224,12 +229,6 @@ impl Payment {
         if !options.is_empty() {
             body["payment_options"] = Value::Object(options);
         }
-        if let Some(m) = &self.metadata {
-            body["metadata"] = json!(m);
-        }
-        if let Some(id) = &self.session_id {
-            body["session_id"] = json!(id);
-        }
-        body
+        with_tail(body, self.metadata.as_deref(), self.session_id.as_deref())
     }
 }

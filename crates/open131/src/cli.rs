@@ -400,27 +400,9 @@ impl ReportsArgs {
 #[derive(Subcommand, Debug)]
 pub enum ReportsCommand {
     /// The payouts register of a Moscow day (CSV or XLSX).
-    Payouts {
-        project: String,
-        /// The Moscow day, YYYY-MM-DD.
-        #[arg(long, value_parser = parse_day)]
-        date: time::Date,
-        #[arg(long, default_value = "csv", value_parser = ["csv", "xlsx"])]
-        format: String,
-        /// The folder the file goes to.
-        #[arg(long, default_value = ".")]
-        out: PathBuf,
-    },
+    Payouts(DayReport),
     /// The payments register of a Moscow day (CSV or XLSX).
-    Payments {
-        project: String,
-        #[arg(long, value_parser = parse_day)]
-        date: time::Date,
-        #[arg(long, default_value = "csv", value_parser = ["csv", "xlsx"])]
-        format: String,
-        #[arg(long, default_value = ".")]
-        out: PathBuf,
-    },
+    Payments(DayReport),
     /// The monthly act (PDF) of the payouts or of the payments.
     Act {
         project: String,
@@ -432,6 +414,20 @@ pub enum ReportsCommand {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+}
+
+/// Which register of a day to write, and where.
+#[derive(clap::Args, Debug)]
+pub struct DayReport {
+    project: String,
+    /// The Moscow day, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_day)]
+    date: time::Date,
+    #[arg(long, default_value = "csv", value_parser = ["csv", "xlsx"])]
+    format: String,
+    /// The folder the file goes to.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
 }
 
 /// `YYYY-MM-DD`.
@@ -882,9 +878,9 @@ async fn reports(location: &Location, cmd: ReportsCommand) -> anyhow::Result<()>
     use open131_domain::reports::Register;
     use open131_server::reports::{self, Format};
     let store = open_store(location).await?;
-    let (project, day, format, out, register) = match cmd {
-        ReportsCommand::Payouts { project, date, format, out } => (project, date, format, out, Register::Payouts),
-        ReportsCommand::Payments { project, date, format, out } => (project, date, format, out, Register::Payments),
+    let (DayReport { project, date: day, format, out }, register) = match cmd {
+        ReportsCommand::Payouts(day) => (day, Register::Payouts),
+        ReportsCommand::Payments(day) => (day, Register::Payments),
         ReportsCommand::Act { project, month, register, out } => {
             if store.project(&project).await?.is_none() {
                 bail!("no project {project:?}");
