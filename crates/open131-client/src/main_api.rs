@@ -200,9 +200,15 @@ impl MainClient {
     }
 
     /// `session/init/payout` (or `session/start/payout` for a payout naming its session).
+    /// (`…/fiscalization` when it carries a receipt's details).
     pub async fn payout(&self, payout: &crate::requests::Payout) -> Result<SessionResponse, ClientError> {
         let body = payout.body();
-        let method = if body.get("session_id").is_some() { "session/start/payout" } else { "session/init/payout" };
+        let method = match (body.get("session_id").is_some(), payout.is_fiscal()) {
+            (false, false) => "session/init/payout",
+            (true, false) => "session/start/payout",
+            (false, true) => "session/init/payout/fiscalization",
+            (true, true) => "session/start/payout/fiscalization",
+        };
         self.session(method, &body).await
     }
 
@@ -291,6 +297,11 @@ impl MainClient {
         self.call("token", body).await?.typed()
     }
 
+    /// `token` for one widget, typed.
+    pub async fn widget_token(&self, token: &crate::requests::PublicToken) -> Result<PublicTokenResponse, ClientError> {
+        self.public_token(&token.body()).await
+    }
+
     /// `token/info` of a public token.
     pub async fn public_token_info(&self, token: &str) -> Result<TokenInfoResponse, ClientError> {
         self.call("token/info", &json!({"type": "public_token", "public_token": {"token": token}})).await?.typed()
@@ -373,10 +384,14 @@ impl MainClient {
         self.call("npd/request/status", &json!({"request_id": request_id})).await?.typed()
     }
 
-    /// `fiscalization`: the receipt of a succeeded payout that went without
-    /// one (`body`: `session_id`, `fiscalization_details`, …).
-    pub async fn fiscalize(&self, body: &Value) -> Result<SessionResponse, ClientError> {
-        self.session("fiscalization", body).await
+    /// `fiscalization`: the receipt of a succeeded payout that went without one.
+    pub async fn fiscalize(
+        &self,
+        session_id: &str,
+        details: &crate::requests::Fiscalization,
+    ) -> Result<SessionResponse, ClientError> {
+        self.session("fiscalization", &json!({"session_id": session_id, "fiscalization_details": details.details()}))
+            .await
     }
 
     /// `fiscalization/cancel` [INF]: a registered receipt cancelled (`reason`: `mistake` or `refund`).

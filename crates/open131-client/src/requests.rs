@@ -1,9 +1,10 @@
-//! Typed bodies for the main API's most used requests: a payout (to a card,
-//! a Russian bank account or by the Faster Payments System) and a card
-//! payment. Each builds the JSON the bank documents; anything rarer (split
-//! payments, multi-sessions, fiscal details, widgets' tokens) is sent as a
-//! `serde_json::Value` through [`crate::MainClient::call`] or
-//! [`crate::MainClient::session`].
+//! Typed bodies for the main API's requests that carry more than an id: a
+//! payout (to a card, a Russian bank account or by the Faster Payments
+//! System; with a self-employed person's receipt details, [`Fiscalization`]),
+//! a card payment, and a widget's public token ([`PublicToken`]). Each
+//! builds the JSON the bank documents; anything rarer (split payments,
+//! multi-sessions) is sent as a `serde_json::Value` through
+//! [`crate::MainClient::call`] or [`crate::MainClient::session`].
 //!
 //! ```
 //! use open131_client::requests::{Payout, Payment};
@@ -52,6 +53,7 @@ pub struct Payout {
     description: Option<String>,
     metadata: Option<String>,
     session_id: Option<String>,
+    fiscalization: Option<Fiscalization>,
 }
 
 impl Payout {
@@ -64,7 +66,20 @@ impl Payout {
             description: None,
             metadata: None,
             session_id: None,
+            fiscalization: None,
         }
+    }
+
+    /// A payout to a self-employed person with the receipt's details
+    /// (`session/init/payout/fiscalization`).
+    pub fn fiscalization(mut self, details: Fiscalization) -> Self {
+        self.fiscalization = Some(details);
+        self
+    }
+
+    /// Whether it carries receipt details (`…/fiscalization` methods).
+    pub fn is_fiscal(&self) -> bool {
+        self.fiscalization.is_some()
     }
 
     /// `amount` minor units of `currency` to the card `number`.
@@ -138,6 +153,9 @@ impl Payout {
             "amount_details": {"amount": self.amount, "currency": self.currency}});
         if let Some(name) = &self.recipient {
             body["participant_details"] = json!({"recipient": {"full_name": name.expose()}});
+        }
+        if let Some(f) = &self.fiscalization {
+            body["fiscalization_details"] = f.details();
         }
         with_tail(body, self.metadata.as_deref(), self.session_id.as_deref())
     }
@@ -230,5 +248,119 @@ impl Payment {
             body["payment_options"] = Value::Object(options);
         }
         with_tail(body, self.metadata.as_deref(), self.session_id.as_deref())
+    }
+}
+
+/// A self-employed person's receipt (`fiscalization_details`): their INN,
+/// who pays them, and the services paid for.
+#[derive(Debug, Clone)]
+pub struct Fiscalization {
+    inn: Personal<String>,
+    payer: Option<(String, Option<String>, Option<String>)>,
+    services: Vec<(String, i64, u32)>,
+}
+
+impl Fiscalization {
+    /// The receipt of the self-employed person of `inn` (12 digits).
+    pub fn new(inn: &str) -> Self {
+        Self { inn: Personal::new(inn.to_string()), payer: None, services: Vec::new() }
+    }
+
+    /// A service: its name, what it costs in all (kopecks; the services sum
+    /// to the payout's amount) and how many.
+    pub fn service(mut self, name: &str, amount: i64, quantity: u32) -> Self {
+        self.services.push((name.to_string(), amount, quantity));
+        self
+    }
+
+    /// Who pays: `legal`, `individual` (the default) or `foreign`, with
+    /// its tax number and name where the kind needs them.
+    pub fn payer(mut self, kind: &str, tax_number: Option<&str>, name: Option<&str>) -> Self {
+        self.payer = Some((kind.to_string(), tax_number.map(str::to_string), name.map(str::to_string)));
+        self
+    }
+
+    /// The `fiscalization_details` object.
+    pub fn details(&self) -> Value {
+        let services: Vec<Value> = self
+            .services
+            .iter()
+            .map(|(name, amount, quantity)| {
+                json!({"name": name, "amount_details": {"amount": amount, "currency": "rub"}, "quantity": quantity})
+            })
+            .collect();
+        let mut taxpayer = json!({"tax_reference": self.inn.expose(), "services": services});
+        if let Some((kind, number, name)) = &self.payer {
+            taxpayer["payer_type"] = json!(kind);
+            if let Some(n) = number {
+                taxpayer["payer_tax_number"] = json!(n);
+            }
+            if let Some(n) = name {
+                taxpayer["payer_name"] = json!(n);
+            }
+        }
+        json!({"professional_income_taxpayer": taxpayer})
+    }
+}
+
+/// The body of `token`: a public token that opens one widget.
+#[derive(Debug, Clone)]
+pub struct PublicToken {
+    body: Value,
+}
+
+impl PublicToken {
+    /// The payment form of the session `session_id` (made by `session/create`).
+    pub fn acquiring(session_id: &str) -> Self {
+        Self { body: json!({"acquiring_widget": {"session_id": session_id}}) }
+    }
+
+    /// Where the payment form sends the customer after paying, and after failing.
+    pub fn return_urls(mut self, success: &str, failure: &str) -> Self {
+        if let Some(widget) = self.body.get_mut("acquiring_widget") {
+            widget["success_return_url"] = json!(success);
+            widget["failure_return_url"] = json!(failure);
+        }
+        self
+    }
+
+    /// The widget that links the self-employed person of `inn` to the bank.
+    pub fn self_employed(inn: &str) -> Self {
+        Self { body: json!({"self_employed_widget": {"tax_reference": inn}}) }
+    }
+
+    /// The card-tokenizing widget.
+    pub fn tokenize() -> Self {
+        Self { body: json!({"tokenize_widget": {"access": true}}) }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        self.body.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fiscal_payout_and_the_tokens_have_the_banks_shapes() {
+        let receipt =
+            Fiscalization::new("500100732259").service("Доставка", 1_000, 2).payer("legal", Some("7707083893"), None);
+        let body = Payout::card("2200000000004940", 2_000, "rub").fiscalization(receipt).body();
+        let t = &body["fiscalization_details"]["professional_income_taxpayer"];
+        assert_eq!(
+            t["services"][0],
+            json!({"name": "Доставка", "amount_details": {"amount": 1_000, "currency": "rub"}, "quantity": 2})
+        );
+        assert_eq!((t["tax_reference"].as_str(), t["payer_type"].as_str()), (Some("500100732259"), Some("legal")));
+        assert!(t.get("payer_name").is_none());
+        let token = PublicToken::acquiring("ps_1").return_urls("https://a.example/ok", "https://a.example/no").body();
+        assert_eq!(token["acquiring_widget"]["failure_return_url"], "https://a.example/no");
+        assert_eq!(
+            PublicToken::self_employed("500100732259").body()["self_employed_widget"]["tax_reference"],
+            "500100732259"
+        );
     }
 }

@@ -209,7 +209,7 @@ fn the_sdks_reads_are_the_servers_non_mutating_methods() {
 /// API's refusals as typed errors.
 #[tokio::test]
 async fn every_other_method_answers_typed() {
-    use open131_client::requests::{Payment, Payout};
+    use open131_client::requests::{Fiscalization, Payment, Payout, PublicToken};
     use open131_wire::answers::TokenInfo;
     let s = server().await;
     let c = client(&s.url);
@@ -225,6 +225,14 @@ async fn every_other_method_answers_typed() {
         (done.status.as_str(), done.payouts()[0].amount_details.as_ref().map(|a| a.amount)),
         ("accepted", Some(1_500))
     );
+
+    // A self-employed person's payout with the receipt's details: the
+    // typed body reaches the fiscal method, which echoes the details.
+    let receipt = Fiscalization::new("500100732259").service("Доставка", 1_500, 1);
+    let fiscal = Payout::card("2200000000004940", 1_500, "rub").recipient("Иванов Иван").fiscalization(receipt);
+    let fiscal = c.payout(&fiscal).await.unwrap();
+    let echoed = fiscal.session.payouts()[0].fiscalization_details.clone().unwrap();
+    assert_eq!(echoed["professional_income_taxpayer"]["services"][0]["name"], "Доставка");
 
     // A card payment that saves the card, confirmed when the project asks it.
     let payment = Payment::card("4242424242424242", (12, 2030), "123", 5_000, "rub", "customer-17")
@@ -253,7 +261,7 @@ async fn every_other_method_answers_typed() {
     assert_eq!(account.data.masked_account, "40817***********9535");
 
     // A public token and what token/info says of it.
-    let public = c.public_token(&json!({"tokenize_widget": {"access": true}})).await.unwrap().public_token;
+    let public = c.widget_token(&PublicToken::tokenize()).await.unwrap().public_token;
     let TokenInfo::PublicToken(info) = c.public_token_info(&public).await.unwrap().info else { panic!("public") };
     assert!(info.is_active && info.used_at.is_none() && info.token == public, "{info:?}");
 
