@@ -50,7 +50,7 @@ pub struct Payout {
     amount: i64,
     currency: String,
     recipient: Option<Personal<String>>,
-    description: Option<String>,
+    description: Option<Personal<String>>,
     metadata: Option<String>,
     session_id: Option<String>,
     fiscalization: Option<Fiscalization>,
@@ -111,7 +111,7 @@ impl Payout {
 
     /// The payment's purpose, for a bank account or FPS payout.
     pub fn description(mut self, text: &str) -> Self {
-        self.description = Some(text.to_string());
+        self.description = Some(Personal::new(text.to_string()));
         self
     }
 
@@ -136,14 +136,14 @@ impl Payout {
             PayoutTo::BankAccountRu { bik, account, full_name } => {
                 let mut ru = json!({"bik": bik, "account": account.expose(), "full_name": full_name.expose()});
                 if let Some(d) = &self.description {
-                    ru["description"] = json!(d);
+                    ru["description"] = json!(d.expose());
                 }
                 json!({"type": "bank_account", "bank_account": {"system_type": "ru", "ru": ru}})
             }
             PayoutTo::Fps { phone, bank_id } => {
                 let mut fps = json!({"phone": phone.expose(), "bank_id": bank_id});
                 if let Some(d) = &self.description {
-                    fps["description"] = json!(d);
+                    fps["description"] = json!(d.expose());
                 }
                 json!({"type": "bank_account", "bank_account": {"system_type": "faster_payment_system",
                     "faster_payment_system": fps}})
@@ -256,7 +256,7 @@ impl Payment {
 #[derive(Debug, Clone)]
 pub struct Fiscalization {
     inn: Personal<String>,
-    payer: Option<(String, Option<String>, Option<String>)>,
+    payer: Option<Payer>,
     services: Vec<(String, i64, u32)>,
 }
 
@@ -276,7 +276,8 @@ impl Fiscalization {
     /// Who pays: `legal`, `individual` (the default) or `foreign`, with
     /// its tax number and name where the kind needs them.
     pub fn payer(mut self, kind: &str, tax_number: Option<&str>, name: Option<&str>) -> Self {
-        self.payer = Some((kind.to_string(), tax_number.map(str::to_string), name.map(str::to_string)));
+        let wrap = |t: Option<&str>| t.map(|t| Personal::new(t.to_string()));
+        self.payer = Some(Payer { kind: kind.to_string(), tax_number: wrap(tax_number), name: wrap(name) });
         self
     }
 
@@ -290,53 +291,63 @@ impl Fiscalization {
             })
             .collect();
         let mut taxpayer = json!({"tax_reference": self.inn.expose(), "services": services});
-        if let Some((kind, number, name)) = &self.payer {
+        if let Some(Payer { kind, tax_number: number, name }) = &self.payer {
             taxpayer["payer_type"] = json!(kind);
             if let Some(n) = number {
-                taxpayer["payer_tax_number"] = json!(n);
+                taxpayer["payer_tax_number"] = json!(n.expose());
             }
             if let Some(n) = name {
-                taxpayer["payer_name"] = json!(n);
+                taxpayer["payer_name"] = json!(n.expose());
             }
         }
         json!({"professional_income_taxpayer": taxpayer})
     }
 }
 
+/// Who pays a self-employed person: its kind, tax number and name.
+#[derive(Debug, Clone)]
+struct Payer {
+    kind: String,
+    tax_number: Option<Personal<String>>,
+    name: Option<Personal<String>>,
+}
+
 /// The body of `token`: a public token that opens one widget.
 #[derive(Debug, Clone)]
 pub struct PublicToken {
-    body: Value,
+    /// It may hold an INN (the self-employed widget): `Debug` prints `***`.
+    body: Personal<Value>,
 }
 
 impl PublicToken {
     /// The payment form of the session `session_id` (made by `session/create`).
     pub fn acquiring(session_id: &str) -> Self {
-        Self { body: json!({"acquiring_widget": {"session_id": session_id}}) }
+        Self { body: Personal::new(json!({"acquiring_widget": {"session_id": session_id}})) }
     }
 
     /// Where the payment form sends the customer after paying, and after failing.
-    pub fn return_urls(mut self, success: &str, failure: &str) -> Self {
-        if let Some(widget) = self.body.get_mut("acquiring_widget") {
+    pub fn return_urls(self, success: &str, failure: &str) -> Self {
+        let mut body = self.body.into_inner();
+        if let Some(widget) = body.get_mut("acquiring_widget") {
             widget["success_return_url"] = json!(success);
             widget["failure_return_url"] = json!(failure);
         }
-        self
+        Self { body: Personal::new(body) }
     }
 
     /// The widget that links the self-employed person of `inn` to the bank.
     pub fn self_employed(inn: &str) -> Self {
-        Self { body: json!({"self_employed_widget": {"tax_reference": inn}}) }
+        Self { body: Personal::new(json!({"self_employed_widget": {"tax_reference": inn}})) }
     }
 
     /// The card-tokenizing widget.
     pub fn tokenize() -> Self {
-        Self { body: json!({"tokenize_widget": {"access": true}}) }
+        Self { body: Personal::new(json!({"tokenize_widget": {"access": true}})) }
     }
 
     /// The JSON body.
     pub fn body(&self) -> Value {
-        self.body.clone()
+        self.body.expose().clone()
     }
 }
 

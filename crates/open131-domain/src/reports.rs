@@ -153,9 +153,23 @@ impl RegisterOwner {
 /// `<Project name>_YYYY-MM-DD_YYYY-MM-DD.<ext>`, as the bank names its files
 /// (the two registers of a day share the name: they go to folders of their own).
 pub fn file_name(project: &str, from: time::Date, to: time::Date, extension: &str) -> String {
-    let safe: String =
-        project.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
-    format!("{safe}_{from}_{to}.{extension}")
+    format!("{}_{from}_{to}.{extension}", safe_name(project))
+}
+
+/// The monthly act's file name: `<Project>_<first>_<last>_<register>.pdf`.
+pub fn act_file_name(project: &str, first: time::Date, last: time::Date, register: Register) -> String {
+    format!("{}_{first}_{last}_{}.pdf", safe_name(project), register.as_str())
+}
+
+/// A project id as a file or folder name: letters, digits, `-`, `_` and
+/// (not first) `.`; anything else, a `/` above all, becomes `_`, so no id
+/// reaches outside the folder it is written to.
+pub fn safe_name(project: &str) -> String {
+    project
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if c.is_ascii_alphanumeric() || "-_".contains(c) || (c == '.' && i > 0) { c } else { '_' })
+        .collect()
 }
 
 /// Minor units as major with two decimals: `-1234` → `-12.34`.
@@ -528,5 +542,7 @@ mod tests {
         assert_eq!(file_name("Shop 1", day, day, "csv"), "Shop_1_2026-12-01_2026-12-01.csv");
         assert_eq!((major(-1234), major(5), major(100)), ("-12.34".into(), "0.05".into(), "1.00".into()));
         assert_eq!(Register::parse("payments"), Some(Register::Payments));
+        assert_eq!(safe_name("../etc/x"), "_._etc_x");
+        assert_eq!(act_file_name("a/b", day, day, Register::Payouts), "a_b_2026-12-01_2026-12-01_payouts.pdf");
     }
 }

@@ -8,7 +8,9 @@
 //! Each report is claimed in the store with a lease on the real clock
 //! ([`open131_store::MetaStore::claim_report`]) and marked done once written
 //! and sent: of several nodes one writes it, and a report whose node died or
-//! whose mail failed is taken again once the lease runs out.
+//! whose mail failed is taken again once the lease runs out. (A node that
+//! sends the mail and then cannot mark it done, or that takes longer than
+//! the lease, lets it be sent twice: at least once, as webhooks are.)
 //!
 //! Decided where the issue is silent [INF]: only the day just over is
 //! written (a node that was down for days leaves the days it missed to
@@ -19,7 +21,7 @@
 use std::path::{Path, PathBuf};
 
 use open131_domain::dates::moscow_today;
-use open131_domain::reports::Register;
+use open131_domain::reports::{self as reports_domain, Register};
 use tokio::sync::watch;
 
 use crate::app::App;
@@ -137,12 +139,13 @@ async fn run(app: &App, root: &Path, project: &str, job: Job) -> anyhow::Result<
     let store = app.store.as_ref();
     let path = match job {
         Job::Day(register, day) => {
-            let dir = root.join(project).join(register.as_str());
+            let dir = root.join(reports_domain::safe_name(project)).join(register.as_str());
             let (path, _) = reports::write_day(store, &dir, project, register, day, Format::Csv).await?;
             zipped_if_large(&path)?
         }
         Job::Act(register, month) => {
-            reports::write_act(store, &root.join(project).join("acts"), project, register, month).await?
+            let dir = root.join(reports_domain::safe_name(project)).join("acts");
+            reports::write_act(store, &dir, project, register, month).await?
         }
     };
     tracing::info!(project, report = %key, path = %path.display(), "report written");

@@ -22,6 +22,9 @@ use open131_domain::reports::{self, Register, RegisterOwner, RegisterPosting, To
 use open131_store::{Store, StoreError};
 use time::{Date, OffsetDateTime};
 
+/// Rows a worksheet holds below its header (Excel's limit, 1,048,576 rows).
+pub const XLSX_ROWS_MAX: u32 = 1_048_575;
+
 /// Postings read from the store at a time.
 pub const REGISTER_PAGE_ROWS: usize = 10_000;
 
@@ -71,6 +74,8 @@ pub enum ReportError {
     DayOutOfRange,
     #[error("the bundled font could not be read")]
     Font,
+    #[error("more than {XLSX_ROWS_MAX} rows: a spreadsheet holds no more (ask for CSV)")]
+    TooManyRows,
 }
 
 /// The instants a Moscow day spans: `[start, end)`.
@@ -191,6 +196,9 @@ pub async fn write_xlsx<W: Write + std::io::Seek + Send>(
     }
     let mut next_row = 1u32;
     let totals = each_row(store, project, register, day, |fields| {
+        if next_row > XLSX_ROWS_MAX {
+            return Err(ReportError::TooManyRows);
+        }
         for (col, field) in (0u16..).zip(fields) {
             sheet.write_string(next_row, col, field)?;
         }
@@ -311,8 +319,8 @@ pub async fn write_act(
     use open131_store::layout::{write_atomic, FileMode};
     let pdf = act_pdf(store, project, register, year, month).await?;
     std::fs::create_dir_all(dir)?;
-    let name = reports::file_name(project, month_span(year, month)?.2, month_span(year, month)?.3, "pdf");
-    let path = dir.join(name.replace(".pdf", &format!("_{}.pdf", register.as_str())));
+    let (_, _, first, last) = month_span(year, month)?;
+    let path = dir.join(reports::act_file_name(project, first, last, register));
     write_atomic(&path, &pdf, FileMode::Default)?;
     Ok(path)
 }
@@ -349,6 +357,7 @@ fn asked(kind: &str, q: ReportQuery) -> Result<Asked, String> {
                 return Err("month and register are the act's: a register takes date and format".into());
             }
             let date = day(q.date.as_deref().ok_or("date is required: YYYY-MM-DD")?)?;
+            day_span(date).map_err(|_| "date is past the last day the server can count".to_string())?;
             let format = Format::parse(q.format.as_deref().unwrap_or("csv")).ok_or("format must be csv or xlsx")?;
             Ok(Asked::Day(register, date, format))
         }
@@ -360,6 +369,8 @@ fn asked(kind: &str, q: ReportQuery) -> Result<Asked, String> {
                 .map_err(|_| "month must be YYYY-MM".to_string())?;
             let register =
                 q.register.as_deref().and_then(Register::parse).ok_or("register must be payouts or payments")?;
+            month_span(month.year(), month.month())
+                .map_err(|_| "month is past the last one the server can count".to_string())?;
             Ok(Asked::Act(register, (month.year(), month.month())))
         }
         _ => Err("the report is payouts, payments or act".into()),
@@ -399,7 +410,11 @@ async fn serve_report(
             (name, format.content_type(), file)
         }
         Asked::Act(register, (year, month)) => {
-            let name = format!("{project}_{year}-{:02}_{}.pdf", u8::from(month), register.as_str());
+            let (_, _, first, last) = match month_span(year, month) {
+                Ok(span) => span,
+                Err(e) => return report_failed(&e),
+            };
+            let name = reports::act_file_name(&project, first, last, register);
             let file = async {
                 let pdf = act_pdf(store, &project, register, year, month).await?;
                 let mut file = tempfile::tempfile()?;
@@ -412,6 +427,9 @@ async fn serve_report(
     };
     match file {
         Ok(file) => file_response(file, &name, content_type),
+        Err(e @ ReportError::TooManyRows) => {
+            crate::admin::error(StatusCode::BAD_REQUEST, "invalid_request", &format!("format: {e}"))
+        }
         Err(e) => report_failed(&e),
     }
 }

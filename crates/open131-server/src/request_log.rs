@@ -10,7 +10,9 @@
 //! Decided where the issue is silent [INF]: the log is per node and lost on
 //! restart (it is a tool for looking, not a record: the ledger, the
 //! sessions and the webhook log are the records); only requests naming an
-//! existing project are kept; `serve --request-log 0` turns it off.
+//! existing project are kept, and not those refused for a wrong signature
+//! (nobody may write into a project's log without its key; the KYC API's
+//! unsigned status reads are kept); `serve --request-log 0` turns it off.
 //!
 //! Invariant: a body leaves this module only through [`masked_json`], so no
 //! personal data reaches the inspector.
@@ -159,9 +161,16 @@ pub async fn record(State(app): State<App>, req: Request, next: Next) -> Respons
     let response = next.run(req).await;
     let (parts, body) = response.into_parts();
     // Our own answers on these surfaces are whole JSON bodies, never streams.
-    let answer = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-    if matches!(app.projects.get(&project).await, Ok(Some(_))) {
+    let answer = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(error = %e, "an answer could not be read for the request log");
+            return Response::from_parts(parts, Body::empty());
+        }
+    };
+    if !refused_caller(parts.status, &answer) && matches!(app.projects.get(&project).await, Ok(Some(_))) {
         let request = seen.lock().map(|mut b| Bytes::from(std::mem::take(&mut *b))).unwrap_or_default();
+        let kept = answer.slice(..answer.len().min(REQUEST_LOG_BODY_MAX_BYTES + 1));
         let logged = LoggedRequest {
             seq: 0,
             at: app.now_for(&project).await,
@@ -171,11 +180,20 @@ pub async fn record(State(app): State<App>, req: Request, next: Next) -> Respons
             duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             request_id,
             request: Personal::new(request),
-            response: Personal::new(answer.clone()),
+            response: Personal::new(kept),
         };
         app.request_log.push(&project, logged);
     }
     Response::from_parts(parts, Body::from(answer))
+}
+
+/// Whether the answer refused a caller that did not prove to be the
+/// project (the main API's 401, the KYC API's `invalid_sign`): such a
+/// request is not kept, so nobody can write into a project's log, or push
+/// its entries out, without its key.
+fn refused_caller(status: axum::http::StatusCode, answer: &[u8]) -> bool {
+    const INVALID_SIGN: &[u8] = b"\"invalid_sign\"";
+    status == axum::http::StatusCode::UNAUTHORIZED || answer.windows(INVALID_SIGN.len()).any(|w| w == INVALID_SIGN)
 }
 
 /// A request body that keeps a copy of what its reader took (up to one
@@ -250,6 +268,16 @@ mod tests {
         assert_eq!(view["response"]["session"]["id"], "ps_b");
         assert_eq!(view["sessions"], json!(["ps_a", "ps_b"]));
         assert!(!view.to_string().contains("4242424242424242"));
+    }
+
+    #[test]
+    fn a_refused_caller_is_not_kept() {
+        use axum::http::StatusCode;
+        assert!(refused_caller(StatusCode::UNAUTHORIZED, b"{}"));
+        let kyc =
+            br#"{"status":"error","error":{"code":"invalid_sign","description":"Signature verification failure"}}"#;
+        assert!(refused_caller(StatusCode::OK, kyc));
+        assert!(!refused_caller(StatusCode::BAD_REQUEST, br#"{"status":"error"}"#));
     }
 
     #[test]

@@ -196,8 +196,11 @@ async fn the_inspector_shows_requests_masked_and_a_sessions_postings() {
     let (code, check) = s.post_check("alpha", common::key(0), &common::person()).await;
     assert_eq!(code, 200, "{check}");
     let body = serde_json::to_vec(&json!({"session_id": session})).unwrap();
-    let unknown = s.call_bytes("v1", "session/status", "nope", common::key(0), body, None).await;
+    let unknown = s.call_bytes("v1", "session/status", "nope", common::key(0), body.clone(), None).await;
     assert_eq!(unknown.status, 401);
+    // Signed with another project's key: refused, and kept out of alpha's log.
+    let forged = s.call_bytes("v1", "session/status", "alpha", common::key(1), body, None).await;
+    assert_eq!(forged.status, 401);
 
     let get = |path: String| {
         let request = s.http.get(format!("{admin}{path}")).bearer_auth(TOKEN);

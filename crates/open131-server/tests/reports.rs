@@ -385,7 +385,10 @@ async fn the_admin_api_serves_registers_and_acts() {
     assert!(body.starts_with(b"PK"), "a zip container");
     let (code, kind, disposition, body) = get("alpha/act?month=2026-11&register=payouts", "report-token").await;
     assert_eq!((code, kind.as_str()), (200, "application/pdf"));
-    assert!(disposition.contains("alpha_2026-11_payouts.pdf") && body.starts_with(b"%PDF-"), "{disposition}");
+    assert!(
+        disposition.contains("alpha_2026-11-01_2026-11-30_payouts.pdf") && body.starts_with(b"%PDF-"),
+        "{disposition}"
+    );
 
     for (path, named) in [
         ("alpha/payouts", "date is required"),
@@ -395,6 +398,8 @@ async fn the_admin_api_serves_registers_and_acts() {
         ("alpha/act?month=2026-11", "register must be"),
         ("alpha/act?month=2026-11&register=payouts&date=2026-11-30", "date and format"),
         ("alpha/ledger?date=2026-11-30", "payouts, payments or act"),
+        ("alpha/payouts?date=9999-12-31", "past the last day"),
+        ("alpha/act?month=9999-12&register=payouts", "past the last one"),
     ] {
         let (code, _, _, body) = get(path, "report-token").await;
         let answer: Value = serde_json::from_slice(&body).unwrap();
