@@ -202,21 +202,12 @@ impl MainClient {
     /// `session/init/payout` (or `session/start/payout` for a payout naming its session).
     /// (`…/fiscalization` when it carries a receipt's details).
     pub async fn payout(&self, payout: &crate::requests::Payout) -> Result<SessionResponse, ClientError> {
-        let body = payout.body();
-        let method = match (body.get("session_id").is_some(), payout.is_fiscal()) {
-            (false, false) => "session/init/payout",
-            (true, false) => "session/start/payout",
-            (false, true) => "session/init/payout/fiscalization",
-            (true, true) => "session/start/payout/fiscalization",
-        };
-        self.session(method, &body).await
+        self.session(payout.method(), &payout.body()).await
     }
 
     /// `session/init/payment` (or `session/start/payment` for a payment naming its session).
     pub async fn payment(&self, payment: &crate::requests::Payment) -> Result<SessionResponse, ClientError> {
-        let body = payment.body();
-        let method = if body.get("session_id").is_some() { "session/start/payment" } else { "session/init/payment" };
-        self.session(method, &body).await
+        self.session(payment.method(), &payment.body()).await
     }
 
     /// `session/status`.

@@ -77,9 +77,15 @@ impl Payout {
         self
     }
 
-    /// Whether it carries receipt details (`…/fiscalization` methods).
-    pub fn is_fiscal(&self) -> bool {
-        self.fiscalization.is_some()
+    /// The method that sends it: `init` or, naming a session, `start`;
+    /// `…/fiscalization` when it carries a receipt's details.
+    pub fn method(&self) -> &'static str {
+        match (self.session_id.is_some(), self.fiscalization.is_some()) {
+            (false, false) => "session/init/payout",
+            (true, false) => "session/start/payout",
+            (false, true) => "session/init/payout/fiscalization",
+            (true, true) => "session/start/payout/fiscalization",
+        }
     }
 
     /// `amount` minor units of `currency` to the card `number`.
@@ -219,6 +225,15 @@ impl Payment {
     pub fn metadata(mut self, text: &str) -> Self {
         self.metadata = Some(text.to_string());
         self
+    }
+
+    /// The method that sends it: `init`, or `start` naming a session.
+    pub fn method(&self) -> &'static str {
+        if self.session_id.is_some() {
+            "session/start/payment"
+        } else {
+            "session/init/payment"
+        }
     }
 
     /// For `session/start/payment`: the session made by `session/create`.

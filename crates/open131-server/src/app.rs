@@ -199,8 +199,9 @@ impl App {
     }
 
     /// Writes (and sends) every scheduled report due now; how many.
+    /// (Each call asks the store afresh, as a new node would.)
     pub async fn write_due_reports(&self) -> anyhow::Result<usize> {
-        crate::report_schedule::write_due(self).await
+        crate::report_schedule::write_due(self, &mut crate::report_schedule::Finished::new()).await
     }
 
     /// Attempts every webhook due now; returns how many were attempted.

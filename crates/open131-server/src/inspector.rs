@@ -199,6 +199,7 @@ async fn session_detail(
         .request_log
         .of(&project)
         .iter()
+        .filter(|r| r.mentions(&id))
         .map(|r| r.view())
         .filter(|v| v["sessions"].as_array().is_some_and(|s| s.iter().any(|x| x.as_str() == Some(id.as_str()))))
         .collect();

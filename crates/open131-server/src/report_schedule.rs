@@ -95,20 +95,32 @@ pub async fn run_worker(app: App, stop: watch::Receiver<bool>) {
         return;
     }
     let idle = std::time::Duration::from_secs(REPORT_ROUND_S);
-    crate::worker::run_loop("reports", stop, None, || async {
-        if let Err(e) = write_due(&app).await {
-            tracing::warn!(error = %e, "the reports' round failed; the next one tries again");
+    // What this node finished: not claimed again every round (a claim is a write).
+    let finished = std::sync::Arc::new(tokio::sync::Mutex::new(Finished::new()));
+    crate::worker::run_loop("reports", stop, None, || {
+        let (app, finished) = (app.clone(), finished.clone());
+        async move {
+            if let Err(e) = write_due(&app, &mut *finished.lock().await).await {
+                tracing::warn!(error = %e, "the reports' round failed; the next one tries again");
+            }
+            Pace::Idle(idle)
         }
-        Pace::Idle(idle)
     })
     .await;
 }
 
+/// The reports (project, key) this node wrote and finished, among those
+/// still due: the store has them done, so asking again is a wasted write.
+pub type Finished = std::collections::HashSet<(String, String)>;
+
 /// Writes (and sends) every report due now that no node has written;
-/// how many it wrote.
-pub async fn write_due(app: &App) -> anyhow::Result<usize> {
+/// how many it wrote. `finished` remembers the ones it finished, so later
+/// rounds skip them; it keeps only reports still due.
+pub async fn write_due(app: &App, finished: &mut Finished) -> anyhow::Result<usize> {
     let Some(root) = app.config.reports_dir.clone() else { return Ok(0) };
     let mut written = 0;
+    // The finished reports still due this round: what `finished` becomes.
+    let mut due = Finished::new();
     for project in app.store.projects().await? {
         let today = moscow_today(app.now_for(&project.id).await);
         let Some(day) = today.previous_day() else { continue };
@@ -117,14 +129,24 @@ pub async fn write_due(app: &App) -> anyhow::Result<usize> {
             jobs.extend([Register::Payouts, Register::Payments].map(|r| Job::Act(r, (day.year(), day.month()))));
         }
         for job in jobs {
+            let name = (project.id.clone(), job.key());
+            if finished.contains(&name) {
+                due.insert(name);
+                continue;
+            }
             // One report's failure (a mail refused, a full disk) holds up no other.
             match run(app, &root, &project.id, job).await {
-                Ok(done) => written += usize::from(done),
+                Ok(true) => {
+                    written += 1;
+                    due.insert(name);
+                }
+                Ok(false) => {}
                 Err(e) => tracing::warn!(project = %project.id, report = %job.key(), error = %e,
                     "a report failed; taken again when its lease ends"),
             }
         }
     }
+    *finished = due;
     Ok(written)
 }
 

@@ -53,6 +53,15 @@ pub struct LoggedRequest {
 }
 
 impl LoggedRequest {
+    /// Whether either body holds `text` at all: a cheap test before [`Self::view`] parses them.
+    pub fn mentions(&self, text: &str) -> bool {
+        let needle = text.as_bytes();
+        !needle.is_empty()
+            && [self.request.expose(), self.response.expose()]
+                .iter()
+                .any(|body| body.windows(needle.len()).any(|w| w == needle))
+    }
+
     /// The inspector's form: both bodies parsed and masked, and the sessions they name.
     pub fn view(&self) -> Value {
         let (request, response) = (body_view(self.request.expose()), body_view(self.response.expose()));
