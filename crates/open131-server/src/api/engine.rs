@@ -166,9 +166,24 @@ pub(super) fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// Random digits after an id's millisecond: as many as the whole id had
+/// before it began with the time (the 3-D Secure and receipt pages take a
+/// session's id as their capability, so it must stay as hard to guess).
+const ID_RANDOM_SPACE: u64 = 10_000_000_000_000_000;
+
+/// A new id: `prefix`, the millisecond of its making, then sixteen random digits.
+///
+/// Why the time first: ids are the keys of their tables' indexes, and an id
+/// made of random digits alone lands on a random page of each index, so a
+/// group commit of N new rows wrote about N pages per index (measured: 2.5×
+/// the writer's time per row of ids that grow with time). Ids of one
+/// millisecond sit together at the end of the index. The random digits keep
+/// ids unguessable, and nothing in them counts operations: sequential ids
+/// would tell a partner how busy other partners are.
 pub(crate) fn new_id(prefix: &str) -> String {
-    // Random ids: sequential ones would tell a partner how busy other partners are.
-    format!("{prefix}{}", u64::from_le_bytes(random_bytes()) % 10_000_000_000_000_000)
+    let ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let random = u64::from_le_bytes(random_bytes()) % ID_RANDOM_SPACE;
+    format!("{prefix}{ms}{random:016}")
 }
 
 pub fn new_session_id() -> String {

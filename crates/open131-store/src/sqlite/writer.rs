@@ -63,10 +63,11 @@ fn in_savepoint<R, E: From<StoreError>>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<R, E>,
 ) -> Result<R, E> {
-    conn.execute_batch("SAVEPOINT job").map_err(|e| E::from(db(e)))?;
+    // Prepared once per connection (a batch statement is parsed at every call).
+    run_cached(conn, "SAVEPOINT job").map_err(|e| E::from(db(e)))?;
     match f(conn) {
         Ok(value) => {
-            conn.execute_batch("RELEASE job").map_err(|e| E::from(db(e)))?;
+            run_cached(conn, "RELEASE job").map_err(|e| E::from(db(e)))?;
             Ok(value)
         }
         Err(e) => {
@@ -74,6 +75,10 @@ fn in_savepoint<R, E: From<StoreError>>(
             Err(e)
         }
     }
+}
+
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, commits: &CommitWatch) {
