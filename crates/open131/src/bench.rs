@@ -4,6 +4,13 @@
 //! ~0.4 ms on the client, far more than the server's verify), then sent by
 //! `concurrency` tasks over keep-alive connections. Reports requests/s and
 //! p50/p99 latency per phase.
+//!
+//! With `--ceiling URL` every write phase first sends the same pre-signed
+//! requests, with the same load generator, to the ceiling server (the
+//! minimal signed, durable writer of `../shared/bench/ceiling`, started with
+//! the project's public key) and prints open131's ratio to it: the
+//! performance goals are ratios measured in one run, because this machine's
+//! speed varies by tens of per cent from hour to hour.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,6 +44,12 @@ pub struct Target {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// The ceiling server to measure beside open131, e.g.
+    /// `http://127.0.0.1:9131` for `ceiling serve --port 9131 --verify awslc
+    /// --pubkey <the project's public key> --db FILE --sync full`: each write
+    /// phase sends it the same signed requests first and prints the ratio.
+    #[arg(long)]
+    pub ceiling: Option<String>,
 }
 
 /// A [`Target`] made ready: the signing key read, the URL normalised.
@@ -46,6 +59,8 @@ pub(crate) struct Loaded {
     pub bases: Vec<String>,
     pub project: String,
     pub concurrency: usize,
+    /// The ceiling's base URL, without a trailing slash.
+    pub ceiling: Option<String>,
 }
 
 impl Target {
@@ -59,12 +74,22 @@ impl Target {
             bases: self.url.iter().map(|u| u.trim_end_matches('/').to_string()).collect(),
             project: self.project,
             concurrency: self.concurrency.max(1),
+            ceiling: self.ceiling.map(|u| u.trim_end_matches('/').to_string()),
         })
     }
 }
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// Signed `session/create` (durable creations, each body distinct and
+    /// pre-signed): the request the ceiling server models.
+    Sessions {
+        #[command(flatten)]
+        target: Target,
+        /// Sessions to create.
+        #[arg(long, default_value_t = 100_000)]
+        sessions: usize,
+    },
     /// POST check (durable creations) then GET check/{id} (status reads).
     Kyc {
         #[command(flatten)]
@@ -116,6 +141,7 @@ pub(crate) type HttpClient = Client<hyper_util::client::legacy::connect::HttpCon
 
 pub async fn run(location: &Location, data_dir: &Path, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Sessions { target, sessions } => create_sessions(target.load(data_dir)?, sessions).await,
         BenchCommand::Kyc { target, checks, reads } => kyc(target.load(data_dir)?, checks, reads).await,
         BenchCommand::Payments { target, payments } => {
             crate::bench_payments::run(location, target.load(data_dir)?, payments).await
@@ -135,12 +161,50 @@ pub(crate) fn node_uris(bases: &[String], path: &str) -> anyhow::Result<Vec<hype
     Ok(bases.iter().map(|b| format!("{b}{path}").parse()).collect::<Result<_, _>>()?)
 }
 
-async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> {
-    let Loaded { key, bases, project, concurrency } = target;
+/// `session/create` with the body of the ceiling's benchmark
+/// (`../shared/bench/session-create.json`), each one's metadata distinct.
+async fn create_sessions(target: Loaded, sessions: usize) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let signed = parallel(sessions, |i| {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "amount_details": {"amount": 10000, "currency": "rub"},
+            "payout_details": {
+                "payment_method": {"type": "card", "card": {"type": "bank_card", "bank_card": {"number": "4242424242424242"}}},
+                "recipient": {"full_name": "Ivan Petrov"}
+            },
+            "participant_details": {"recipient": {"full_name": "Ivan Petrov", "reference": "user_42"}},
+            "metadata": {"order": i.to_string()}
+        }))?;
+        let sign = target.key.sign_base64(&body)?;
+        Ok((body, sign))
+    })?;
+    println!("pre-signed {sessions} sessions in {:.1}s (outside the timed window)", t.elapsed().as_secs_f64());
+    let signed: Signed = Arc::new(signed);
+    let path = "/api/v1/session/create";
+    let ceiling = ceiling_phase(&target, path, &signed, sessions).await?;
+    let (report, _) = signed_posts(&target, path, signed, sessions, read_ok).await?;
+    report.print("POST /api/v1/session/create (sessions created)");
+    report.print_ratio(ceiling.as_ref());
+    if report.requests == report.errors {
+        bail!("no session was created; are the servers at {:?} and project {:?} right?", target.bases, target.project);
+    }
+    Ok(())
+}
 
+async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> {
     let started = Instant::now();
-    let bodies = presign(&key, checks)?;
+    let bodies = presign(&target.key, checks)?;
     println!("pre-signed {checks} checks in {:.1}s (outside the timed window)", started.elapsed().as_secs_f64());
+    // The ceiling reads its signature from the header: the same bodies, signed
+    // over their bytes (the KYC API signs inside the body).
+    let ceiling = match target.ceiling {
+        Some(_) => {
+            let signed = parallel(checks, |i| Ok((bodies[i].clone(), target.key.sign_base64(&bodies[i])?)))?;
+            ceiling_phase(&target, "/api/v1.1/check", &Arc::new(signed), checks).await?
+        }
+        None => None,
+    };
+    let Loaded { bases, project, concurrency, .. } = target;
 
     let client = http_client(concurrency);
 
@@ -164,6 +228,7 @@ async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> 
     )
     .await?;
     report.print("POST /api/v1.1/check (durable creations)");
+    report.print_ratio(ceiling.as_ref());
     if ids.is_empty() {
         bail!("no check was created; are the servers at {bases:?} and project {project:?} right?");
     }
@@ -281,6 +346,18 @@ impl Report {
         self.percentile(0.99)
     }
 
+    /// Answered requests per second.
+    pub(crate) fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// open131's figures against the ceiling's of the same run, when measured.
+    pub(crate) fn print_ratio(&self, ceiling: Option<&Report>) {
+        if let Some(c) = ceiling {
+            println!("{}", ratio_line(self.rate(), c.rate(), self.p99_ms(), c.p99_ms()));
+        }
+    }
+
     fn percentile(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return 0.0;
@@ -302,8 +379,51 @@ impl Report {
     }
 }
 
+/// `ratio open131/ceiling = R; p99 = P × the ceiling's`.
+fn ratio_line(rate: f64, ceiling_rate: f64, p99_ms: f64, ceiling_p99_ms: f64) -> String {
+    format!(
+        "ratio open131/ceiling = {:.2}; p99 = {:.2}× the ceiling's",
+        rate / ceiling_rate.max(1e-9),
+        p99_ms / ceiling_p99_ms.max(1e-9)
+    )
+}
+
 /// Pre-signed main-API bodies (`(body, X-PARTNER-SIGN)`).
 pub(crate) type Signed = Arc<Vec<(Vec<u8>, String)>>;
+
+/// Sends `signed` to the ceiling (when `--ceiling` names one) exactly as
+/// [`signed_posts`] sends them to open131, and prints its figures. The
+/// ceiling answers every verified request with 200 after its commit.
+pub(crate) async fn ceiling_phase(
+    target: &Loaded,
+    path: &str,
+    signed: &Signed,
+    total: usize,
+) -> anyhow::Result<Option<Report>> {
+    let Some(base) = &target.ceiling else { return Ok(None) };
+    let make = signed_requests(node_uris(std::slice::from_ref(base), path)?, target.project.clone(), signed.clone());
+    let (report, _) =
+        phase(&http_client(target.concurrency), target.concurrency, total, make, |status, _| (status == 200, None))
+            .await?;
+    report.print(&format!("ceiling, the same requests to {base}{path}"));
+    Ok(Some(report))
+}
+
+/// Request `i`: a POST of `signed[i mod len]` to `uris[i mod n]`.
+fn signed_requests(
+    uris: Vec<hyper::Uri>,
+    project: String,
+    signed: Signed,
+) -> impl Fn(usize) -> Result<hyper::Request<Full<Bytes>>, hyper::http::Error> + Send + Sync + 'static {
+    move |i: usize| {
+        let (body, sign) = &signed[i % signed.len()];
+        hyper::Request::post(uris[i % uris.len()].clone())
+            .header("content-type", "application/json")
+            .header(headers::PROJECT, project.as_str())
+            .header(headers::SIGN, sign.as_str())
+            .body(Full::new(Bytes::from(body.clone())))
+    }
+}
 
 /// POSTs `total` requests to `path` on the target's nodes (request `i` to
 /// node `i mod n`), request `i` carrying `signed[i mod len]`.
@@ -320,16 +440,7 @@ where
     if signed.is_empty() {
         bail!("nothing to send to {path}");
     }
-    let uris = node_uris(&target.bases, path)?;
-    let project = target.project.clone();
-    let make = move |i: usize| {
-        let (body, sign) = &signed[i % signed.len()];
-        hyper::Request::post(uris[i % uris.len()].clone())
-            .header("content-type", "application/json")
-            .header(headers::PROJECT, project.as_str())
-            .header(headers::SIGN, sign.as_str())
-            .body(Full::new(Bytes::from(body.clone())))
-    };
+    let make = signed_requests(node_uris(&target.bases, path)?, target.project.clone(), signed);
     phase(&http_client(target.concurrency), target.concurrency, total, make, classify).await
 }
 
@@ -391,4 +502,17 @@ where
     report.requests = report.latencies_us.len();
     report.latencies_us.sort_unstable();
     Ok((report, ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ratio_line;
+
+    #[test]
+    fn the_ratio_line_divides_open131_by_the_ceiling() {
+        assert_eq!(
+            ratio_line(8_000.0, 20_000.0, 15.0, 10.0),
+            "ratio open131/ceiling = 0.40; p99 = 1.50× the ceiling's"
+        );
+    }
 }

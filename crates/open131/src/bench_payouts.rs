@@ -22,7 +22,7 @@ use open131_wire::sign::VerifyingKey;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::bench::{parallel, signed_posts, Loaded};
+use crate::bench::{ceiling_phase, parallel, signed_posts, Loaded};
 
 /// How long phase 3 waits for the outbox to drain before reporting what arrived, in seconds.
 const DRAIN_WAIT_MAX_S: u64 = 120;
@@ -71,8 +71,11 @@ pub async fn run(
         })?;
         println!("pre-signed {payouts} payouts in {:.1}s (outside the timed window)", t.elapsed().as_secs_f64());
         let path = "/api/v1/session/init/payout";
-        let (report, ids) = signed_posts(&target, path, Arc::new(signed), payouts, session_id).await?;
+        let signed = Arc::new(signed);
+        let ceiling = ceiling_phase(&target, path, &signed, payouts).await?;
+        let (report, ids) = signed_posts(&target, path, signed, payouts, session_id).await?;
         report.print("POST /api/v1/session/init/payout (payouts created)");
+        report.print_ratio(ceiling.as_ref());
         if ids.is_empty() {
             bail!("no payout was created; are the servers at {bases:?} serving this database?");
         }
@@ -104,15 +107,45 @@ pub async fn run(
         let bad = arrivals.bad_signature.load(Ordering::Relaxed);
         let span = arrivals.first_last.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.map(|(a, b)| b - a);
         let secs = span.map_or(0.0, |d| d.as_secs_f64()).max(1e-9);
+        let rate = verified as f64 / secs;
         println!(
-            "webhook deliveries: {verified} of {expected} verified in {secs:.2}s = {:.0} deliveries/s; {bad} with a bad signature",
-            verified as f64 / secs
+            "webhook deliveries: {verified} of {expected} verified in {secs:.2}s = {rate:.0} deliveries/s; {bad} with a bad signature"
         );
+        print_signing_ratio(rate);
         anyhow::Ok(())
     }
     .await;
     store.set_project_settings(&project, set_url(saved.webhook_url), OffsetDateTime::now_utc()).await?;
     result
+}
+
+/// How long `openssl speed` signs for, in seconds.
+const SIGNING_SPEED_S: u32 = 3;
+
+/// Deliveries against this machine's RSA-2048 signing rate on every core,
+/// measured now by `openssl speed -multi N rsa2048` (each delivery is one
+/// signature, so signing is their ceiling).
+fn print_signing_ratio(deliveries_per_s: f64) {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", &SIGNING_SPEED_S.to_string(), "-multi", &cores.to_string(), "rsa2048"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    match out.ok().and_then(|o| signs_per_s(&String::from_utf8_lossy(&o.stdout))) {
+        Some(signs) => println!(
+            "RSA-2048 signing on {cores} cores (openssl speed): {signs:.0}/s; ratio deliveries/signing = {:.2}",
+            deliveries_per_s / signs.max(1e-9)
+        ),
+        None => println!("no signing ceiling: `openssl speed` did not run here"),
+    }
+}
+
+/// `sign/s` from `openssl speed … rsa2048`'s summary line
+/// (`rsa 2048 bits 0.000391s 0.000011s   2556.0  89934.0`).
+fn signs_per_s(text: &str) -> Option<f64> {
+    let line = text.lines().rev().find(|l| l.starts_with("rsa") && l.contains("2048 bits"))?;
+    let figures: Vec<f64> = line.split("bits").nth(1)?.split_whitespace().filter_map(|t| t.parse().ok()).collect();
+    figures.first().copied()
 }
 
 /// Waits until the bank has prepared every payout (one `ready_to_confirm` each
@@ -159,4 +192,16 @@ async fn receiver(bank: VerifyingKey, arrivals: Arc<Arrivals>) -> anyhow::Result
         let _ = axum::serve(listener, app).await;
     });
     Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signs_per_s;
+
+    #[test]
+    fn the_signing_rate_is_read_from_openssls_summary() {
+        let out = "options: bn(64,64)\n                  sign    verify    sign/s verify/s\nrsa 2048 bits 0.000391s 0.000011s   2556.0  89934.0\n";
+        assert_eq!(signs_per_s(out), Some(2556.0));
+        assert_eq!(signs_per_s("openssl: command not found"), None);
+    }
 }
