@@ -15,6 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${ROUNDS:-3}"; SESSIONS="${SESSIONS:-100000}"; CHECKS="${CHECKS:-50000}"
 PAYOUTS="${PAYOUTS:-20000}"; CONC="${CONC:-64}"
+# Seconds between scenarios: the verifier and the bank's timers finish the
+# last scenario's work, which would otherwise slow the ceiling's next phase.
+PAUSE_S="${PAUSE_S:-10}"
 CEILING_SRC="${CEILING_SRC:-../shared/bench/ceiling}"
 CEIL_TARGET="${CEILING_TARGET_DIR:-/tmp/open131-ceiling-target}"
 (cd "$CEILING_SRC" && CARGO_TARGET_DIR="$CEIL_TARGET" cargo build --release -q --locked)
@@ -39,8 +42,8 @@ for r in $(seq "$ROUNDS"); do
   wait_up "http://127.0.0.1:$cp/"
   run() { "$BIN" --data-dir "$WORK/data" bench "$@" --url "http://127.0.0.1:$op" --ceiling "http://127.0.0.1:$cp" \
     --concurrency "$CONC" | grep -v '^pre-signed'; }
-  run sessions --sessions "$SESSIONS"
-  run kyc --checks "$CHECKS" --reads 1
+  run sessions --sessions "$SESSIONS"; sleep "$PAUSE_S"
+  run kyc --checks "$CHECKS" --reads 1; sleep "$PAUSE_S"
   run payouts --payouts "$PAYOUTS" --reads 1
   echo "open131 peak resident memory: $(awk '/VmHWM/{printf "%.1f MiB", $2/1024}' "/proc/$server/status")"
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=()
