@@ -65,16 +65,45 @@ async fn status(s: &TestServer, version: &str, id: &str) -> Value {
     a.body["session"].clone()
 }
 
+/// `prefix` + the millisecond of its making + 16 random digits (README):
+/// new rows sit at the end of their indexes, and the id is as hard to guess
+/// as one of 16 random digits.
+fn assert_id_shape(id: &str, prefix: &str) {
+    let digits = id.strip_prefix(prefix).unwrap_or_else(|| panic!("{id} starts with {prefix}"));
+    assert!(digits.len() > 16 && digits.bytes().all(|b| b.is_ascii_digit()), "{id}");
+    let ms: i128 = digits[..digits.len() - 16].parse().unwrap();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    assert!((now_ms - 60_000..=now_ms).contains(&ms), "{id} begins with the millisecond of its making");
+}
+
+#[tokio::test]
+async fn ids_begin_with_their_millisecond_and_sort_by_it() {
+    let (s, _r) = server().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(session_id(&s.call("v1", "session/create", &json!({})).await));
+        // Ids of different milliseconds sort by their making.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    for id in &ids {
+        assert_id_shape(id, "ps_");
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids);
+    assert_ne!(ids[0][3..ids[0].len() - 16], ids[2][3..ids[2].len() - 16]);
+}
+
 #[tokio::test]
 async fn v1_card_payout_confirm_and_finish() {
     let (s, r) = server().await;
     let a = s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 10_000)).await;
     let id = session_id(&a);
     let session = &a.body["session"];
-    assert!(id.starts_with("ps_"));
+    assert_id_shape(&id, "ps_");
     assert_eq!(session["status"], "in_progress");
     let payout = &session["payments"][0];
-    assert!(payout["id"].as_str().unwrap().starts_with("po_"));
+    assert_id_shape(payout["id"].as_str().unwrap(), "po_");
     assert_eq!(payout["status"], "in_progress");
     assert_eq!(
         payout["payment_method"],
