@@ -371,7 +371,7 @@ impl Report {
             "{title}: {} requests in {:.2}s = {:.0} req/s; p50 {:.2} ms, p99 {:.2} ms; {} not ok",
             self.requests,
             self.elapsed.as_secs_f64(),
-            self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            self.rate(),
             self.percentile(0.50),
             self.percentile(0.99),
             self.errors
@@ -402,9 +402,8 @@ pub(crate) async fn ceiling_phase(
 ) -> anyhow::Result<Option<Report>> {
     let Some(base) = &target.ceiling else { return Ok(None) };
     let make = signed_requests(node_uris(std::slice::from_ref(base), path)?, target.project.clone(), signed.clone());
-    let (report, _) =
-        phase(&http_client(target.concurrency), target.concurrency, total, make, |status, _| (status == 200, None))
-            .await?;
+    let ok = |status: u16, _: &[u8]| (status == 200, None);
+    let (report, _) = phase(&http_client(target.concurrency), target.concurrency, total, make, ok).await?;
     report.print(&format!("ceiling, the same requests to {base}{path}"));
     Ok(Some(report))
 }
