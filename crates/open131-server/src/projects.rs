@@ -78,7 +78,9 @@ impl Projects {
         self.reload(id).await
     }
 
-    async fn reload(&self, id: &str) -> Result<Option<Arc<Project>>, StoreError> {
+    /// The project as the store has it now (a forget-then-get could be
+    /// answered from a stale copy another task put back in between).
+    pub async fn reload(&self, id: &str) -> Result<Option<Arc<Project>>, StoreError> {
         let Some(record) = self.store.project(id).await? else { return Ok(None) };
         let project = Arc::new(Project::from_record(record));
         if let Ok(mut cache) = self.cache.write() {

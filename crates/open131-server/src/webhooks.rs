@@ -136,8 +136,7 @@ async fn webhook_url(app: &App, project: &str) -> Result<Option<String>, open131
     if cached.is_some() {
         return Ok(cached);
     }
-    app.projects.forget(project);
-    Ok(app.projects.get(project).await?.and_then(|p| p.settings.webhook_url.clone()))
+    Ok(app.projects.reload(project).await?.and_then(|p| p.settings.webhook_url.clone()))
 }
 
 /// What a delivery does, after the project's faults were applied.

@@ -1254,6 +1254,18 @@ pub(crate) fn attempt_outcome(a: &crate::AttemptResult) -> (&'static str, i64, O
     }
 }
 
+/// How parking leaves a webhook (next attempt, error), given whether its
+/// project has a URL by now: one set since the claim released every parked
+/// webhook but this leased one, so it is made due at once instead of waiting
+/// for the hourly re-check.
+pub(crate) fn parking(a: &crate::AttemptResult, project_has_url: bool) -> (i64, Option<&str>) {
+    if project_has_url {
+        (to_us(a.at), None)
+    } else {
+        (a.next_attempt_at.map_or(to_us(a.at), to_us), a.error.as_deref())
+    }
+}
+
 /// A subscription's columns, in order (the INSERT's and the reads').
 pub(crate) const SUBSCRIPTION_COLUMNS: &str = "project_id, id, version, state, period, next_point_us, failures, \
      charges, amount, currency, method_masked, card_expiry, customer, metadata, api_version, first_session_id, \

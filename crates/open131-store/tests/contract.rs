@@ -792,6 +792,31 @@ async fn a_new_webhook_url_releases_parked_webhooks() {
     }
 }
 
+/// The race behind parked webhooks that waited an hour: a deliverer claims a
+/// webhook, reads "no URL", an operator sets the URL (which releases parked
+/// webhooks but leaves the leased one to its deliverer), then the deliverer
+/// parks it. Parking must see the committed URL and release it instead.
+#[tokio::test]
+async fn a_webhook_is_not_parked_once_its_project_has_a_url() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        store.topup("alpha", "RUB", 100, NOW).await.unwrap();
+        store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
+        let w = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap().remove(0);
+        let later = NOW + Duration::seconds(10);
+        let url = SettingsChange { webhook_url: Some(Some("https://p.example/h".into())), ..Default::default() };
+        store.set_project_settings("alpha", url, later).await.unwrap();
+        let parked = AttemptResult {
+            parked: true,
+            error: Some("no webhook URL".into()),
+            at: later,
+            ..attempt(w.id, 0, Some(NOW + Duration::hours(1)))
+        };
+        store.record_attempts(vec![parked]).await.unwrap();
+        assert_eq!(store.next_webhook_at().await.unwrap(), Some(later), "{name}: due at once, not in an hour");
+        let again = store.claim_webhooks(later, later + Duration::seconds(30), 10, vec![]).await.unwrap();
+        assert_eq!(again.iter().map(|w| w.id).collect::<Vec<_>>(), [w.id], "{name}: claimable again");
+    }
+}
 /// Takes everything due with two claimers at once; returns what each got.
 async fn claim_with_two(store: &Arc<dyn Store>, kind: &'static str) -> Vec<Vec<String>> {
     let claimer = |store: Arc<dyn Store>| async move {

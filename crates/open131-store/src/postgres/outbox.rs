@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 
 use super::PgStore;
 use crate::payouts::*;
-use crate::rows::{attempt_outcome, from_us, to_us, WebhookRow, WEBHOOK_COLUMNS};
+use crate::rows::{attempt_outcome, from_us, parking, to_us, WebhookRow, WEBHOOK_COLUMNS};
 use crate::{with_retries, OutboxStore, Result};
 
 fn decode_webhooks(rows: &[Row]) -> Result<Vec<WebhookRecord>> {
@@ -19,15 +19,27 @@ fn decode_webhooks(rows: &[Row]) -> Result<Vec<WebhookRecord>> {
 /// Records one attempt, unless another claim recorded one since this one's.
 async fn record_attempt(tx: &impl GenericClient, a: &AttemptResult) -> Result<()> {
     if a.parked {
-        // Not an attempt: the project has nowhere to send it yet.
+        // Not an attempt: the project has nowhere to send it yet. Its row is
+        // read under a share lock, so a URL being set either commits first
+        // (and is seen here) or waits for this park (and then releases it).
+        let url = tx
+            .prepare_cached(
+                "SELECT p.webhook_url IS NOT NULL FROM projects p JOIN webhooks w ON w.project_id = p.id
+                 WHERE w.id = $1 FOR SHARE OF p",
+            )
+            .await?;
+        let has_url = match tx.query_opt(&url, &[&a.webhook_id]).await? {
+            Some(row) => row.try_get(0)?,
+            None => false,
+        };
+        let (next, error) = parking(a, has_url);
         let stmt = tx
             .prepare_cached(
                 "UPDATE webhooks SET next_attempt_at_us = $2, last_error = $3, leased_until_us = NULL
                  WHERE id = $1 AND attempts = $4",
             )
             .await?;
-        let next = a.next_attempt_at.map_or(to_us(a.at), to_us);
-        tx.execute(&stmt, &[&a.webhook_id, &next, &a.error, &a.claimed_attempts]).await?;
+        tx.execute(&stmt, &[&a.webhook_id, &next, &error, &a.claimed_attempts]).await?;
         return Ok(());
     }
     let bump = tx

@@ -10,10 +10,10 @@ use time::OffsetDateTime;
 use super::writer::db;
 use crate::payouts::*;
 use crate::rows::{
-    attempt_outcome, decode_rate, due_timer, from_us, to_us, wallet_deltas, PaymentValues, PayoutValues, PostingRow,
-    RefundValues, SessionPostingRow, SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT, POSTING_COLUMNS,
-    RATE_COLUMNS, SELECT_SESSION, SESSION_POSTING_COLUMNS, UPSERT_PAYMENT, UPSERT_REFUND, WALLET_COLUMNS,
-    WALLET_UPDATE, WEBHOOK_COLUMNS,
+    attempt_outcome, decode_rate, due_timer, from_us, parking, to_us, wallet_deltas, PaymentValues, PayoutValues,
+    PostingRow, RefundValues, SessionPostingRow, SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT,
+    POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, SESSION_POSTING_COLUMNS, UPSERT_PAYMENT, UPSERT_REFUND,
+    WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
 };
 use crate::rows::{contractor_wallet, CONTRACTOR_WALLETS, CONTRACTOR_WALLET_CREATE, CONTRACTOR_WALLET_UPDATE};
 use crate::rows::{
@@ -605,13 +605,25 @@ pub(crate) fn claim_webhooks(
 pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> Result<()> {
     for a in results {
         if a.parked {
-            // Not an attempt: the project has nowhere to send it yet.
+            // Not an attempt: the project has nowhere to send it yet (read in
+            // this write transaction, so a URL set since the claim is seen).
+            let has_url: bool = conn
+                .prepare_cached(
+                    "SELECT p.webhook_url IS NOT NULL FROM projects p JOIN webhooks w ON w.project_id = p.id
+                     WHERE w.id = ?1",
+                )
+                .map_err(db)?
+                .query_row(params![a.webhook_id], |r| r.get(0))
+                .optional()
+                .map_err(db)?
+                .unwrap_or(false);
+            let (next, error) = parking(a, has_url);
             conn.prepare_cached(
                 "UPDATE webhooks SET next_attempt_at_us = ?2, last_error = ?3, leased_until_us = NULL
                  WHERE id = ?1 AND attempts = ?4",
             )
             .map_err(db)?
-            .execute(params![a.webhook_id, a.next_attempt_at.map_or(to_us(a.at), to_us), a.error, a.claimed_attempts])
+            .execute(params![a.webhook_id, next, error, a.claimed_attempts])
             .map_err(db)?;
             continue;
         }
