@@ -7,9 +7,11 @@
 //! with the bank key (`X-PARTNER-SIGN`), and POSTs them. Only HTTP 200 counts
 //! as delivered; anything else, a timeout or a refused connection is retried.
 //!
-//! A project without a webhook URL has its webhooks parked (re-checked hourly,
-//! no attempt counted); setting a URL releases them at once, so the partner
-//! gets the backlog.
+//! A project without a webhook URL has its webhooks wait in the outbox
+//! unclaimed (no write per webhook, no attempt counted); setting a URL makes
+//! them claimable at once, so the partner gets the backlog. One claimed just
+//! before its URL was removed is parked (re-checked hourly) unless a URL is
+//! back by the time it is recorded.
 //!
 //! Retry schedule: after the n-th failed attempt wait
 //! `min(5 s × 2^(n−1), 1 h)`, times a random factor in [0.8, 1.2); give up

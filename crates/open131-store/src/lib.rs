@@ -358,7 +358,8 @@ pub trait LedgerStore: Send + Sync + 'static {
 /// The webhook outbox.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
-    /// Pending webhooks due at `now`, except those of `skip_projects`; each is
+    /// Pending webhooks due at `now`, except those of `skip_projects` and of
+    /// projects without a webhook URL (they wait untouched until one is set); each is
     /// leased until `lease_until` (or until its attempt is recorded) so a crash
     /// mid-delivery only delays it and no operator command reschedules it meanwhile.
     async fn claim_webhooks(
@@ -385,7 +386,7 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn release_webhooks(&self, ids: Vec<i64>, at: OffsetDateTime) -> Result<()>;
     /// Makes every pending webhook (of one project, or all) due at `now`; returns how many.
     async fn resend_pending(&self, project_id: Option<&str>, now: OffsetDateTime) -> Result<usize>;
-    /// Earliest next attempt among pending webhooks.
+    /// Earliest next attempt among pending webhooks of projects with a webhook URL.
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>>;
 }
 
@@ -458,6 +459,11 @@ impl OwnClaim {
 /// their own are claimed each on its own time (`claim_project_*`), never on
 /// the real one (which would claim their work late, or lease it short).
 pub(crate) const NOT_CLOCKED: &str = "project_id NOT IN (SELECT id FROM projects WHERE clock_offset_us <> 0)";
+
+/// What every webhook claim and the next-due read add: a project without a
+/// webhook URL has its webhooks wait in the outbox untouched (no claim, no
+/// write per webhook) until a URL is set, which makes them claimable at once.
+pub(crate) const HAS_WEBHOOK_URL: &str = "project_id IN (SELECT id FROM projects WHERE webhook_url IS NOT NULL)";
 
 /// A clock moved only from the offset its mover read (`?1` project, `?2` from, `?3` to).
 pub(crate) const MOVE_CLOCK_SQL: &str =

@@ -82,15 +82,23 @@ async fn cases() -> Vec<Case> {
     cases
 }
 
-/// One empty store per backend, with projects `alpha` and `beta`.
+/// One empty store per backend, with projects `alpha` and `beta`, each with a
+/// webhook URL (a project without one has its webhooks left unclaimed).
 async fn cases_with_projects() -> Vec<Case> {
     let cases = cases().await;
     for c in &cases {
         assert!(c.store.create_project("alpha", NOW).await.unwrap(), "{}", c.name);
         assert!(c.store.create_project("beta", NOW).await.unwrap(), "{}", c.name);
         assert!(!c.store.create_project("alpha", NOW).await.unwrap(), "{}", c.name);
+        for project in ["alpha", "beta"] {
+            c.store.set_project_settings(project, url_change(Some("https://p.example/h")), NOW).await.unwrap();
+        }
     }
     cases
+}
+
+fn url_change(url: Option<&str>) -> SettingsChange {
+    SettingsChange { webhook_url: Some(url.map(str::to_string)), ..Default::default() }
 }
 
 fn new_check(project: &str, passport: &str, contract: &str) -> NewCheck {
@@ -776,6 +784,8 @@ async fn a_new_webhook_url_releases_parked_webhooks() {
         store.topup("alpha", "RUB", 100, NOW).await.unwrap();
         store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
         let w = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap().remove(0);
+        // The URL is removed while the webhook is being delivered: it is parked.
+        store.set_project_settings("alpha", url_change(None), NOW).await.unwrap();
         let parked_until = NOW + Duration::hours(1);
         let parked = AttemptResult {
             parked: true,
@@ -783,12 +793,35 @@ async fn a_new_webhook_url_releases_parked_webhooks() {
             ..attempt(w.id, 0, Some(parked_until))
         };
         store.record_attempts(vec![parked]).await.unwrap();
-        assert_eq!(store.next_webhook_at().await.unwrap(), Some(parked_until), "{name}");
+        let parked_row = store.webhooks(Default::default()).await.unwrap().remove(0);
+        assert_eq!(parked_row.next_attempt_at, parked_until, "{name}");
         assert!(store.webhook_attempts(w.id).await.unwrap().is_empty(), "{name}: parking is no attempt");
         let later = NOW + Duration::seconds(10);
-        let url = SettingsChange { webhook_url: Some(Some("https://p.example/h".into())), ..Default::default() };
-        store.set_project_settings("alpha", url, later).await.unwrap();
+        store.set_project_settings("alpha", url_change(Some("https://p.example/new")), later).await.unwrap();
         assert_eq!(store.next_webhook_at().await.unwrap(), Some(later), "{name}");
+    }
+}
+
+/// A project without a webhook URL has its webhooks wait untouched: no claim
+/// (so no write per webhook), no next-due time that would wake a dispatcher;
+/// setting a URL makes them claimable at once.
+#[tokio::test]
+async fn webhooks_wait_unclaimed_until_their_project_has_a_url() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        store.set_project_settings("alpha", url_change(None), NOW).await.unwrap();
+        store.topup("alpha", "RUB", 100, NOW).await.unwrap();
+        store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
+        let far = NOW + Duration::days(1);
+        assert!(store.claim_webhooks(far, far + Duration::seconds(30), 10, vec![]).await.unwrap().is_empty(), "{name}");
+        let own = OwnClaim::real(far, far + Duration::seconds(30));
+        assert!(store.claim_project_webhooks("alpha", own, 10).await.unwrap().is_empty(), "{name}");
+        assert_eq!(store.next_webhook_at().await.unwrap(), None, "{name}: nothing to wake for");
+        let waiting = store.webhooks(Default::default()).await.unwrap();
+        assert_eq!((waiting.len(), waiting[0].attempts, waiting[0].next_attempt_at), (1, 0, NOW), "{name}: untouched");
+        store.set_project_settings("alpha", url_change(Some("https://p.example/h")), far).await.unwrap();
+        assert!(store.next_webhook_at().await.unwrap().is_some_and(|at| at <= far), "{name}");
+        let claimed = store.claim_webhooks(far, far + Duration::seconds(30), 10, vec![]).await.unwrap();
+        assert_eq!(claimed.iter().map(|w| w.id).collect::<Vec<_>>(), [waiting[0].id], "{name}");
     }
 }
 
@@ -802,9 +835,10 @@ async fn a_webhook_is_not_parked_once_its_project_has_a_url() {
         store.topup("alpha", "RUB", 100, NOW).await.unwrap();
         store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
         let w = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap().remove(0);
+        // Removed, then set again while the deliverer still holds the webhook.
+        store.set_project_settings("alpha", url_change(None), NOW).await.unwrap();
         let later = NOW + Duration::seconds(10);
-        let url = SettingsChange { webhook_url: Some(Some("https://p.example/h".into())), ..Default::default() };
-        store.set_project_settings("alpha", url, later).await.unwrap();
+        store.set_project_settings("alpha", url_change(Some("https://p.example/new")), later).await.unwrap();
         let parked = AttemptResult {
             parked: true,
             error: Some("no webhook URL".into()),

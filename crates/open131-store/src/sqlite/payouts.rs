@@ -578,8 +578,10 @@ pub(crate) fn claim_webhooks(
             "UPDATE webhooks SET next_attempt_at_us = ?2, leased_until_us = ?6, lease_owner = ?5
              WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= ?1
                               AND (leased_until_us IS NULL OR leased_until_us <= ?7) AND {condition}
+                              AND {has_url}
                           ORDER BY next_attempt_at_us LIMIT ?3)
-             RETURNING {WEBHOOK_COLUMNS}"
+             RETURNING {WEBHOOK_COLUMNS}",
+            has_url = crate::HAS_WEBHOOK_URL
         ))
         .map_err(db)?
         .query_map(
