@@ -7,11 +7,10 @@
 //! with the bank key (`X-PARTNER-SIGN`), and POSTs them. Only HTTP 200 counts
 //! as delivered; anything else, a timeout or a refused connection is retried.
 //!
-//! A project without a webhook URL has its webhooks wait in the outbox
-//! unclaimed (no write per webhook, no attempt counted); setting a URL makes
-//! them claimable at once, so the partner gets the backlog. One claimed just
-//! before its URL was removed is parked (re-checked hourly) unless a URL is
-//! back by the time it is recorded.
+//! A project without a webhook URL has its webhooks parked (re-checked hourly,
+//! no attempt counted): written parked when the project has no URL then (no
+//! claim and re-write per webhook), or parked by the deliverer that finds the
+//! URL gone. Setting a URL releases them at once, so the partner gets the backlog.
 //!
 //! Retry schedule: after the n-th failed attempt wait
 //! `min(5 s × 2^(n−1), 1 h)`, times a random factor in [0.8, 1.2); give up
@@ -51,8 +50,7 @@ pub const WEBHOOK_LEASE_S: u64 = 120;
 /// its own timeout; a shorter lease would let another node deliver it meanwhile.
 pub const WEBHOOK_LEASE_MIN_S: u64 =
     (WEBHOOK_QUEUED_PER_PROJECT_MAX / WEBHOOK_CONCURRENCY_PER_PROJECT + 2) as u64 * WEBHOOK_TIMEOUT_S;
-/// How long a webhook of a project without a URL waits before it is looked at again, in seconds.
-pub const WEBHOOK_PARK_S: i64 = 3_600;
+pub use open131_store::{WEBHOOK_PARKED_ERROR, WEBHOOK_PARK_S};
 /// Claimed webhooks (in flight plus waiting) per project. Four times the
 /// concurrency: a waiting webhook starts within about four timeouts (40 s), well
 /// inside its lease, and claims come in batches rather than one per delivery.
@@ -169,7 +167,7 @@ async fn attempt(app: &App, hook: &WebhookRecord, delivery: Delivery) -> Attempt
             claimed_attempts: hook.attempts,
             at,
             status: None,
-            error: Some("no webhook URL is set for the project".into()),
+            error: Some(WEBHOOK_PARKED_ERROR.into()),
             duration_ms: 0,
             injected: None,
             next_attempt_at: Some(at + time::Duration::seconds(WEBHOOK_PARK_S)),

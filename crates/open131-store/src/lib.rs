@@ -358,8 +358,7 @@ pub trait LedgerStore: Send + Sync + 'static {
 /// The webhook outbox.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
-    /// Pending webhooks due at `now`, except those of `skip_projects` and of
-    /// projects without a webhook URL (they wait untouched until one is set); each is
+    /// Pending webhooks due at `now`, except those of `skip_projects`; each is
     /// leased until `lease_until` (or until its attempt is recorded) so a crash
     /// mid-delivery only delays it and no operator command reschedules it meanwhile.
     async fn claim_webhooks(
@@ -386,7 +385,7 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn release_webhooks(&self, ids: Vec<i64>, at: OffsetDateTime) -> Result<()>;
     /// Makes every pending webhook (of one project, or all) due at `now`; returns how many.
     async fn resend_pending(&self, project_id: Option<&str>, now: OffsetDateTime) -> Result<usize>;
-    /// Earliest next attempt among pending webhooks of projects with a webhook URL.
+    /// Earliest next attempt among pending webhooks.
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>>;
 }
 
@@ -460,10 +459,12 @@ impl OwnClaim {
 /// the real one (which would claim their work late, or lease it short).
 pub(crate) const NOT_CLOCKED: &str = "project_id NOT IN (SELECT id FROM projects WHERE clock_offset_us <> 0)";
 
-/// What every webhook claim and the next-due read add: a project without a
-/// webhook URL has its webhooks wait in the outbox untouched (no claim, no
-/// write per webhook) until a URL is set, which makes them claimable at once.
-pub(crate) const HAS_WEBHOOK_URL: &str = "project_id IN (SELECT id FROM projects WHERE webhook_url IS NOT NULL)";
+/// How long a webhook of a project without a webhook URL waits before it is
+/// looked at again, in seconds. One written while its project has no URL is
+/// parked from the start; setting a URL releases the backlog at once.
+pub const WEBHOOK_PARK_S: i64 = 3_600;
+/// The `last_error` of a parked webhook.
+pub const WEBHOOK_PARKED_ERROR: &str = "no webhook URL is set for the project";
 
 /// A clock moved only from the offset its mover read (`?1` project, `?2` from, `?3` to).
 pub(crate) const MOVE_CLOCK_SQL: &str =

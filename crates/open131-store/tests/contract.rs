@@ -802,26 +802,32 @@ async fn a_new_webhook_url_releases_parked_webhooks() {
     }
 }
 
-/// A project without a webhook URL has its webhooks wait untouched: no claim
-/// (so no write per webhook), no next-due time that would wake a dispatcher;
-/// setting a URL makes them claimable at once.
+/// A webhook written while its project has no URL is parked from the start
+/// (no claim and re-write per webhook); one with a URL is due at once; setting
+/// a URL releases the parked backlog.
 #[tokio::test]
-async fn webhooks_wait_unclaimed_until_their_project_has_a_url() {
+async fn a_webhook_written_without_a_url_is_parked_from_the_start() {
     for Case { name, store, .. } in cases_with_projects().await {
         store.set_project_settings("alpha", url_change(None), NOW).await.unwrap();
-        store.topup("alpha", "RUB", 100, NOW).await.unwrap();
-        store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
-        let far = NOW + Duration::days(1);
-        assert!(store.claim_webhooks(far, far + Duration::seconds(30), 10, vec![]).await.unwrap().is_empty(), "{name}");
-        let own = OwnClaim::real(far, far + Duration::seconds(30));
-        assert!(store.claim_project_webhooks("alpha", own, 10).await.unwrap().is_empty(), "{name}");
-        assert_eq!(store.next_webhook_at().await.unwrap(), None, "{name}: nothing to wake for");
-        let waiting = store.webhooks(Default::default()).await.unwrap();
-        assert_eq!((waiting.len(), waiting[0].attempts, waiting[0].next_attempt_at), (1, 0, NOW), "{name}: untouched");
-        store.set_project_settings("alpha", url_change(Some("https://p.example/h")), far).await.unwrap();
-        assert!(store.next_webhook_at().await.unwrap().is_some_and(|at| at <= far), "{name}");
-        let claimed = store.claim_webhooks(far, far + Duration::seconds(30), 10, vec![]).await.unwrap();
-        assert_eq!(claimed.iter().map(|w| w.id).collect::<Vec<_>>(), [waiting[0].id], "{name}");
+        for project in ["alpha", "beta"] {
+            store.topup(project, "RUB", 100, NOW).await.unwrap();
+            store.write_session(creation(session(project, &format!("s-{project}"), 10), project), NOW).await.unwrap();
+        }
+        let hooks = store.webhooks(Default::default()).await.unwrap();
+        let of = |p: &str| hooks.iter().find(|w| w.project_id == p).unwrap();
+        let park_until = NOW + Duration::seconds(open131_store::WEBHOOK_PARK_S);
+        assert_eq!(of("alpha").next_attempt_at, park_until, "{name}: parked");
+        assert_eq!(of("alpha").last_error.as_deref(), Some(open131_store::WEBHOOK_PARKED_ERROR), "{name}");
+        assert_eq!((of("beta").next_attempt_at, of("beta").last_error.as_deref()), (NOW, None), "{name}: due");
+        let claimed = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap();
+        assert_eq!(claimed.iter().map(|w| w.id).collect::<Vec<_>>(), [of("beta").id], "{name}: beta's alone");
+        store.record_attempts(vec![attempt(of("beta").id, 0, None)]).await.unwrap();
+        assert_eq!(store.next_webhook_at().await.unwrap(), Some(park_until), "{name}: beta's delivered");
+        let later = NOW + Duration::seconds(10);
+        store.set_project_settings("alpha", url_change(Some("https://p.example/h")), later).await.unwrap();
+        assert_eq!(store.next_webhook_at().await.unwrap(), Some(later), "{name}: released");
+        let claimed = store.claim_webhooks(later, later + Duration::seconds(30), 10, vec![]).await.unwrap();
+        assert_eq!(claimed.iter().map(|w| w.id).collect::<Vec<_>>(), [of("alpha").id], "{name}");
     }
 }
 

@@ -192,11 +192,7 @@ impl OutboxStore for PgStore {
 
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>> {
         let rows = with_retries(|| async move {
-            let sql = format!(
-                "SELECT MIN(next_attempt_at_us) FROM webhooks WHERE state = 'pending' AND {}",
-                crate::HAS_WEBHOOK_URL
-            );
-            self.query(&sql, &[]).await
+            self.query("SELECT MIN(next_attempt_at_us) FROM webhooks WHERE state = 'pending'", &[]).await
         })
         .await?;
         let us: Option<i64> = rows.first().map(|r| r.try_get(0)).transpose()?.flatten();
@@ -217,10 +213,8 @@ impl PgStore {
             "UPDATE webhooks SET next_attempt_at_us = $2, leased_until_us = $6, lease_owner = $5
              WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= $1
                               AND (leased_until_us IS NULL OR leased_until_us <= $7) AND {condition}
-                              AND {has_url}
                           ORDER BY next_attempt_at_us LIMIT $3 FOR UPDATE SKIP LOCKED)
-             RETURNING {WEBHOOK_COLUMNS}",
-            has_url = crate::HAS_WEBHOOK_URL
+             RETURNING {WEBHOOK_COLUMNS}"
         );
         let sql = sql.as_str();
         let (now, lease, limit) = (to_us(claim.now), to_us(claim.lease_until), limit as i64);

@@ -299,12 +299,20 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
         .join(", ");
         q.text += &format!(", n AS (INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) SELECT {values} FROM s)");
     }
+    let parked = (now_us + crate::WEBHOOK_PARK_S * 1_000_000, crate::WEBHOOK_PARKED_ERROR);
     for (i, hook) in w.webhooks.iter().enumerate() {
         let (kind, body, at) = (q.p(&hook.kind, "TEXT"), q.p(&hook.body, "BYTEA"), q.p(&now_us, "BIGINT"));
+        let (park_until, park_error) = (q.p(&parked.0, "BIGINT"), q.p(&parked.1, "TEXT"));
+        // Parked from the start while the project has no URL. (A URL set by a
+        // transaction committing while this statement runs is not seen: such a
+        // webhook waits for its hourly re-check, which then finds the URL.)
         q.text += &format!(
             ", w{i} AS (INSERT INTO webhooks (project_id, subject_kind, subject_id, type, body, created_at_us, state,
-                 next_attempt_at_us)
-             SELECT {project}, 'session', {id}, {kind}, {body}, {at}, 'pending', {at} FROM s)"
+                 next_attempt_at_us, last_error)
+             SELECT {project}, 'session', {id}, {kind}, {body}, {at}, 'pending',
+                 CASE WHEN pr.webhook_url IS NULL THEN {park_until} ELSE {at} END,
+                 CASE WHEN pr.webhook_url IS NULL THEN {park_error} END
+             FROM s, projects pr WHERE pr.id = {project})"
         );
     }
     if let Some(timer) = &consumed {

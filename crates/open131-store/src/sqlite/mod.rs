@@ -1274,11 +1274,10 @@ impl OutboxStore for SqliteStore {
 
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>> {
         let us: Option<i64> = self.read(|conn| {
-            let sql = format!(
-                "SELECT MIN(next_attempt_at_us) FROM webhooks WHERE state = 'pending' AND {}",
-                crate::HAS_WEBHOOK_URL
-            );
-            conn.prepare_cached(&sql).map_err(db)?.query_row([], |r| r.get(0)).map_err(db)
+            conn.prepare_cached("SELECT MIN(next_attempt_at_us) FROM webhooks WHERE state = 'pending'")
+                .map_err(db)?
+                .query_row([], |r| r.get(0))
+                .map_err(db)
         })?;
         us.map(from_us).transpose()
     }

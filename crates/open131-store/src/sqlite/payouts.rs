@@ -189,13 +189,26 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
         write_subscription(conn, s)?;
     }
     for hook in &w.webhooks {
+        // Parked from the start while the project has no URL (read in this
+        // write transaction: a URL set after it releases the webhook).
         conn.prepare_cached(
             "INSERT INTO webhooks (project_id, subject_kind, subject_id, type, body, created_at_us, state,
-                 next_attempt_at_us)
-             VALUES (?1, 'session', ?2, ?3, ?4, ?5, 'pending', ?5)",
+                 next_attempt_at_us, last_error)
+             SELECT ?1, 'session', ?2, ?3, ?4, ?5, 'pending',
+                 CASE WHEN webhook_url IS NULL THEN ?5 + ?6 ELSE ?5 END,
+                 CASE WHEN webhook_url IS NULL THEN ?7 END
+             FROM projects WHERE id = ?1",
         )
         .map_err(err)?
-        .execute(params![r.project_id, r.id, hook.kind, hook.body, to_us(now)])
+        .execute(params![
+            r.project_id,
+            r.id,
+            hook.kind,
+            hook.body,
+            to_us(now),
+            crate::WEBHOOK_PARK_S * 1_000_000,
+            crate::WEBHOOK_PARKED_ERROR
+        ])
         .map_err(err)?;
     }
     if let Some(t) = w.consumed_timer {
@@ -578,10 +591,8 @@ pub(crate) fn claim_webhooks(
             "UPDATE webhooks SET next_attempt_at_us = ?2, leased_until_us = ?6, lease_owner = ?5
              WHERE id IN (SELECT id FROM webhooks WHERE state = 'pending' AND next_attempt_at_us <= ?1
                               AND (leased_until_us IS NULL OR leased_until_us <= ?7) AND {condition}
-                              AND {has_url}
                           ORDER BY next_attempt_at_us LIMIT ?3)
-             RETURNING {WEBHOOK_COLUMNS}",
-            has_url = crate::HAS_WEBHOOK_URL
+             RETURNING {WEBHOOK_COLUMNS}"
         ))
         .map_err(db)?
         .query_map(
