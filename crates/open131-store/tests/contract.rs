@@ -778,14 +778,19 @@ async fn a_report_is_claimed_once_until_its_lease_ends_and_never_once_done() {
     }
 }
 
+/// Alpha's webhook, claimed; then alpha's URL is removed while it is being delivered.
+async fn claimed_then_url_removed(store: &dyn Store) -> open131_store::WebhookRecord {
+    store.topup("alpha", "RUB", 100, NOW).await.unwrap();
+    store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
+    let w = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap().remove(0);
+    store.set_project_settings("alpha", url_change(None), NOW).await.unwrap();
+    w
+}
+
 #[tokio::test]
 async fn a_new_webhook_url_releases_parked_webhooks() {
     for Case { name, store, .. } in cases_with_projects().await {
-        store.topup("alpha", "RUB", 100, NOW).await.unwrap();
-        store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
-        let w = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap().remove(0);
-        // The URL is removed while the webhook is being delivered: it is parked.
-        store.set_project_settings("alpha", url_change(None), NOW).await.unwrap();
+        let w = claimed_then_url_removed(store.as_ref()).await;
         let parked_until = NOW + Duration::hours(1);
         let parked = AttemptResult {
             parked: true,
@@ -838,11 +843,8 @@ async fn a_webhook_written_without_a_url_is_parked_from_the_start() {
 #[tokio::test]
 async fn a_webhook_is_not_parked_once_its_project_has_a_url() {
     for Case { name, store, .. } in cases_with_projects().await {
-        store.topup("alpha", "RUB", 100, NOW).await.unwrap();
-        store.write_session(creation(session("alpha", "s-1", 10), "k"), NOW).await.unwrap();
-        let w = store.claim_webhooks(NOW, lease(), 10, vec![]).await.unwrap().remove(0);
-        // Removed, then set again while the deliverer still holds the webhook.
-        store.set_project_settings("alpha", url_change(None), NOW).await.unwrap();
+        let w = claimed_then_url_removed(store.as_ref()).await;
+        // Set again while the deliverer still holds the webhook.
         let later = NOW + Duration::seconds(10);
         store.set_project_settings("alpha", url_change(Some("https://p.example/new")), later).await.unwrap();
         let parked = AttemptResult {
