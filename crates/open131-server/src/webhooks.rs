@@ -152,7 +152,7 @@ struct Delivery {
 
 /// One attempt: returns its result (never fails; failures are results). The
 /// caller holds the project's concurrency permit.
-async fn attempt(app: &App, hook: &WebhookRecord, delivery: Delivery) -> AttemptResult {
+async fn attempt(app: &App, hook: &WebhookRecord, delivery: Delivery, signature: Signature) -> AttemptResult {
     let url = match webhook_url(app, &hook.project_id).await {
         Ok(url) => url,
         Err(e) => {
@@ -181,9 +181,9 @@ async fn attempt(app: &App, hook: &WebhookRecord, delivery: Delivery) -> Attempt
         notes.push("lost before sending".into());
         Err("injected: lost before the receiver saw it".to_string())
     } else {
-        let first = send(app, hook, &url).await;
+        let first = send(app, hook, &url, &signature).await;
         if twice {
-            let second = send(app, hook, &url).await;
+            let second = send(app, hook, &url, &signature).await;
             notes.push(match second {
                 Ok(status) => format!("sent twice (the duplicate answered {status})"),
                 Err(e) => format!("sent twice (the duplicate: {e})"),
@@ -224,15 +224,25 @@ async fn attempt(app: &App, hook: &WebhookRecord, delivery: Delivery) -> Attempt
     result
 }
 
-/// Signs and POSTs the webhook's exact bytes once: the HTTP status, or why none came.
-async fn send(app: &App, hook: &WebhookRecord, url: &str) -> Result<u16, String> {
-    let key = app.bank_key.clone();
-    let body = hook.body.clone();
-    // RSA signing takes ~0.4 ms: keep it off the async workers.
-    let signature = tokio::task::spawn_blocking(move || key.sign_base64(&body))
+/// The bank's signature over a webhook's exact bytes (`X-PARTNER-SIGN`), or why there is none.
+type Signature = Result<String, String>;
+
+/// Signs the webhook's bytes with the bank key on a blocking thread (RSA
+/// takes ~0.1–0.4 ms: never on the async workers), one signature per core at
+/// a time (`signers`), so a long queue keeps every core signing without
+/// crowding them with threads.
+async fn sign(app: &App, signers: &Semaphore, hook: &WebhookRecord) -> Signature {
+    let _core = signers.acquire().await.map_err(|e| e.to_string())?;
+    let (key, body) = (app.bank_key.clone(), hook.body.clone());
+    tokio::task::spawn_blocking(move || key.sign_base64(&body))
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// POSTs the webhook's exact bytes once with their signature: the HTTP status, or why none came.
+async fn send(app: &App, hook: &WebhookRecord, url: &str, signature: &Signature) -> Result<u16, String> {
+    let signature = signature.clone()?;
     let response = app
         .http
         .post(url)
@@ -291,11 +301,18 @@ async fn apply_faults(app: &App, hook: &WebhookRecord, sender: Sender) -> Result
 pub struct Dispatcher {
     limits: Arc<Limits>,
     in_flight: Arc<Semaphore>,
+    /// Signatures made at once: one per core.
+    signers: Arc<Semaphore>,
 }
 
 impl Default for Dispatcher {
     fn default() -> Self {
-        Self { limits: Arc::default(), in_flight: Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX)) }
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Self {
+            limits: Arc::default(),
+            in_flight: Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX)),
+            signers: Arc::new(Semaphore::new(cores)),
+        }
     }
 }
 
@@ -374,15 +391,23 @@ impl Dispatcher {
         // Gives the queue slot back however the delivery ends (a panic included).
         let slot = QueueSlot(queued);
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else { return Err(hook.id) };
-        let app = app.clone();
+        let (app, signers) = (app.clone(), self.signers.clone());
         tokio::spawn(async move {
+            // Signed before the project's permit: the permit bounds requests
+            // to the partner, not the bank's CPU work, so the queue is signed
+            // ahead on every core while the partner answers.
+            let signature = sign(&app, &signers, &hook).await;
             let project_permit = semaphore.acquire_owned().await;
-            let result = attempt(&app, &hook, delivery).await;
+            let result = attempt(&app, &hook, delivery, signature).await;
+            // The partner's endpoint is free: the project's next delivery may
+            // start while this one's result is committed (the queue slot and
+            // the global permit stay held until it is).
+            drop(project_permit);
             app.metrics.delivery(&hook.project_id, crate::metrics::Delivery::of(&result));
             if let Err(e) = app.store.record_attempts(vec![result]).await {
                 tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
             }
-            drop((permit, project_permit, slot));
+            drop((permit, slot));
             // Room for more: let the dispatcher claim again without waiting for its timer.
             app.webhook_wake.notify_one();
         });

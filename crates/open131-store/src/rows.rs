@@ -1254,6 +1254,14 @@ pub(crate) fn attempt_outcome(a: &crate::AttemptResult) -> (&'static str, i64, O
     }
 }
 
+/// One attempt's result, in one statement: the attempt counted and the
+/// webhook settled (`$3` state, `$4` next attempt, `$5` status, `$6` error,
+/// `$7` delivery time), only if no other claim recorded a result since this
+/// one's (`$2`, the attempts it was claimed at); returns the attempt's number.
+pub(crate) const SETTLE_ATTEMPT: &str = "UPDATE webhooks SET attempts = attempts + 1, state = $3, \
+     next_attempt_at_us = $4, last_status = $5, last_error = $6, delivered_at_us = COALESCE($7, delivered_at_us), \
+     leased_until_us = NULL WHERE id = $1 AND attempts = $2 RETURNING attempts";
+
 /// How parking leaves a webhook (next attempt, error), given whether its
 /// project has a URL by now: one set since the claim released every parked
 /// webhook but this leased one, so it is made due at once instead of waiting

@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 
 use super::PgStore;
 use crate::payouts::*;
-use crate::rows::{attempt_outcome, from_us, parking, to_us, WebhookRow, WEBHOOK_COLUMNS};
+use crate::rows::{attempt_outcome, from_us, parking, to_us, WebhookRow, SETTLE_ATTEMPT, WEBHOOK_COLUMNS};
 use crate::{with_retries, OutboxStore, Result};
 
 fn decode_webhooks(rows: &[Row]) -> Result<Vec<WebhookRecord>> {
@@ -42,14 +42,13 @@ async fn record_attempt(tx: &impl GenericClient, a: &AttemptResult) -> Result<()
         tx.execute(&stmt, &[&a.webhook_id, &next, &error, &a.claimed_attempts]).await?;
         return Ok(());
     }
-    let bump = tx
-        .prepare_cached(
-            "UPDATE webhooks SET attempts = attempts + 1 WHERE id = $1 AND attempts = $2 RETURNING attempts",
-        )
-        .await?;
+    let (state, next, delivered) = attempt_outcome(a);
+    let settle = tx.prepare_cached(SETTLE_ATTEMPT).await?;
+    let values: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&a.webhook_id, &a.claimed_attempts, &state, &next, &a.status, &a.error, &delivered];
     // Another claim (after this one's lease ran out) already recorded a result.
-    let Some(row) = tx.query_opt(&bump, &[&a.webhook_id, &a.claimed_attempts]).await? else { return Ok(()) };
-    let attempt: i64 = row.try_get(0)?;
+    let Some(settled) = tx.query_opt(&settle, &values).await? else { return Ok(()) };
+    let attempt: i64 = settled.try_get(0)?;
     let log = tx
         .prepare_cached(
             "INSERT INTO webhook_attempts (webhook_id, attempt, at_us, status, error, duration_ms, injected)
@@ -59,15 +58,6 @@ async fn record_attempt(tx: &impl GenericClient, a: &AttemptResult) -> Result<()
     let row: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
         [&a.webhook_id, &attempt, &to_us(a.at), &a.status, &a.error, &a.duration_ms, &a.injected];
     tx.execute(&log, &row).await?;
-    let (state, next, delivered) = attempt_outcome(a);
-    let settle = tx
-        .prepare_cached(
-            "UPDATE webhooks SET state = $2, next_attempt_at_us = $3, last_status = $4, last_error = $5,
-                 delivered_at_us = COALESCE($6, delivered_at_us), leased_until_us = NULL
-             WHERE id = $1",
-        )
-        .await?;
-    tx.execute(&settle, &[&a.webhook_id, &state, &next, &a.status, &a.error, &delivered]).await?;
     Ok(())
 }
 

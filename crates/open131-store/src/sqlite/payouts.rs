@@ -12,8 +12,8 @@ use crate::payouts::*;
 use crate::rows::{
     attempt_outcome, decode_rate, due_timer, from_us, parking, to_us, wallet_deltas, PaymentValues, PayoutValues,
     PostingRow, RefundValues, SessionPostingRow, SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT,
-    POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, SESSION_POSTING_COLUMNS, UPSERT_PAYMENT, UPSERT_REFUND,
-    WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
+    POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, SESSION_POSTING_COLUMNS, SETTLE_ATTEMPT, UPSERT_PAYMENT,
+    UPSERT_REFUND, WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
 };
 use crate::rows::{contractor_wallet, CONTRACTOR_WALLETS, CONTRACTOR_WALLET_CREATE, CONTRACTOR_WALLET_UPDATE};
 use crate::rows::{
@@ -640,12 +640,13 @@ pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> R
             .map_err(db)?;
             continue;
         }
+        let (state, next, delivered) = attempt_outcome(a);
         let attempt: Option<i64> = conn
-            .prepare_cached(
-                "UPDATE webhooks SET attempts = attempts + 1 WHERE id = ?1 AND attempts = ?2 RETURNING attempts",
-            )
+            .prepare_cached(&super::numbered(SETTLE_ATTEMPT))
             .map_err(db)?
-            .query_row(params![a.webhook_id, a.claimed_attempts], |r| r.get(0))
+            .query_row(params![a.webhook_id, a.claimed_attempts, state, next, a.status, a.error, delivered], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(db)?;
         // Another claim (after this one's lease ran out) already recorded a result.
@@ -656,15 +657,6 @@ pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> R
         )
         .map_err(db)?
         .execute(params![a.webhook_id, attempt, to_us(a.at), a.status, a.error, a.duration_ms, a.injected])
-        .map_err(db)?;
-        let (state, next, delivered) = attempt_outcome(a);
-        conn.prepare_cached(
-            "UPDATE webhooks SET state = ?2, next_attempt_at_us = ?3, last_status = ?4, last_error = ?5,
-                 delivered_at_us = COALESCE(?6, delivered_at_us), leased_until_us = NULL
-             WHERE id = ?1",
-        )
-        .map_err(db)?
-        .execute(params![a.webhook_id, state, next, a.status, a.error, delivered])
         .map_err(db)?;
     }
     Ok(())
