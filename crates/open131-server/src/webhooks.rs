@@ -55,8 +55,14 @@ pub use open131_store::{WEBHOOK_PARKED_ERROR, WEBHOOK_PARK_S};
 /// concurrency: a waiting webhook starts within about four timeouts (40 s), well
 /// inside its lease, and claims come in batches rather than one per delivery.
 pub const WEBHOOK_QUEUED_PER_PROJECT_MAX: usize = 4 * WEBHOOK_CONCURRENCY_PER_PROJECT;
-/// Rows a claim may take beyond the known projects' room (for projects not seen yet).
+/// Rows a claim may take when the known projects' queues are full (for projects not seen yet).
 pub const WEBHOOK_CLAIM_SLACK: usize = 8;
+/// A finished delivery wakes the dispatcher to claim more only once its
+/// project's queue is down to this: claims come in batches of at least one
+/// concurrency's worth (a claim per delivery cost three writes: the claim, the
+/// give-back of its slack, an empty claim), and the partner still has a
+/// queue's worth of work meanwhile.
+pub const WEBHOOK_REFILL_AT: usize = WEBHOOK_QUEUED_PER_PROJECT_MAX - WEBHOOK_CONCURRENCY_PER_PROJECT;
 /// A webhook whose project's queue is full is looked at again after this, in ms.
 pub const WEBHOOK_BUSY_RETRY_MS: i64 = 1_000;
 /// Longest sleep of an idle dispatcher, in ms.
@@ -113,18 +119,23 @@ impl Limits {
             .collect()
     }
 
-    /// How many more webhooks the known projects' queues can take, plus one
-    /// queue's worth for projects not seen yet: the size of the next claim, so
-    /// a claim does not fetch rows only to give them back.
+    /// How many more webhooks the known projects' queues can take (rows of
+    /// projects not seen yet fit in it too), or, when they are all full, a
+    /// little room for projects not seen yet: the size of the next claim, so a
+    /// claim does not fetch rows only to give them back.
     fn room(&self) -> usize {
         let map = self.per_project.lock().unwrap_or_else(|p| p.into_inner());
         let known: usize = map
             .values()
             .map(|(_, q)| WEBHOOK_QUEUED_PER_PROJECT_MAX.saturating_sub(q.load(std::sync::atomic::Ordering::SeqCst)))
             .sum();
-        // A little room for projects not seen yet: claimed rows beyond the real
-        // room are given back, so a large allowance would churn.
-        known + WEBHOOK_CLAIM_SLACK
+        // Claimed rows beyond the real room are given back, so the allowance
+        // for projects not seen yet is small and only when nothing else fits.
+        if known > 0 {
+            known
+        } else {
+            WEBHOOK_CLAIM_SLACK
+        }
     }
 }
 
@@ -389,7 +400,7 @@ impl Dispatcher {
             return Err(hook.id);
         }
         // Gives the queue slot back however the delivery ends (a panic included).
-        let slot = QueueSlot(queued);
+        let slot = QueueSlot(queued.clone());
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else { return Err(hook.id) };
         let (app, signers) = (app.clone(), self.signers.clone());
         tokio::spawn(async move {
@@ -408,8 +419,10 @@ impl Dispatcher {
                 tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
             }
             drop((permit, slot));
-            // Room for more: let the dispatcher claim again without waiting for its timer.
-            app.webhook_wake.notify_one();
+            // Room for a batch: let the dispatcher claim again without waiting for its timer.
+            if queued.load(std::sync::atomic::Ordering::SeqCst) <= WEBHOOK_REFILL_AT {
+                app.webhook_wake.notify_one();
+            }
         });
         Ok(())
     }
@@ -493,6 +506,25 @@ pub async fn run_worker(app: App, stop: watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A claim takes what the known queues can hold, so nothing is fetched
+    /// only to be given back; when every known queue is full, a little for
+    /// projects not seen yet.
+    #[test]
+    fn a_claim_is_sized_to_the_room_left() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let limits = Limits::default();
+        assert_eq!(limits.room(), WEBHOOK_CLAIM_SLACK, "no project seen yet");
+        let (_, a) = limits.entry("a");
+        a.store(10, SeqCst);
+        assert_eq!(limits.room(), WEBHOOK_QUEUED_PER_PROJECT_MAX - 10);
+        let (_, b) = limits.entry("b");
+        b.store(WEBHOOK_QUEUED_PER_PROJECT_MAX, SeqCst);
+        assert_eq!(limits.room(), WEBHOOK_QUEUED_PER_PROJECT_MAX - 10, "a full queue adds nothing");
+        assert_eq!(limits.full_projects(), ["b"]);
+        a.store(WEBHOOK_QUEUED_PER_PROJECT_MAX, SeqCst);
+        assert_eq!(limits.room(), WEBHOOK_CLAIM_SLACK, "all full: room for projects not seen yet");
+    }
 
     #[test]
     fn schedule_doubles_with_jitter_and_caps() {
