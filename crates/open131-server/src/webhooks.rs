@@ -306,6 +306,41 @@ async fn apply_faults(app: &App, hook: &WebhookRecord, sender: Sender) -> Result
     }
 }
 
+/// Delivery results waiting to be recorded, and the one recording under way:
+/// results that finish while a recording commits go together in the next
+/// (one writer job for many deliveries, instead of one each).
+#[derive(Default)]
+struct Recorder {
+    waiting: Mutex<Vec<(AttemptResult, tokio::sync::oneshot::Sender<()>)>>,
+    recording: tokio::sync::Mutex<()>,
+}
+
+impl Recorder {
+    /// Records `result` with whatever else is waiting; returns once it is
+    /// committed (or could not be: its lease then retries it).
+    async fn record(&self, app: &App, result: AttemptResult) {
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let leads = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            waiting.push((result, done));
+            waiting.len() == 1
+        };
+        if leads {
+            // The first to wait records for all, once the recording before is done.
+            let _one_at_a_time = self.recording.lock().await;
+            let batch = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
+            let (results, done): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            if let Err(e) = app.store.record_attempts(results).await {
+                tracing::error!(error = %e, "could not record delivery attempts; their leases will retry them");
+            }
+            for d in done {
+                let _ = d.send(());
+            }
+        }
+        let _ = committed.await;
+    }
+}
+
 /// The dispatcher: per-project limits and the global in-flight bound, shared
 /// by all its rounds. The worker runs rounds in a loop; tests and admin calls
 /// run the same rounds through [`deliver_due`].
@@ -314,6 +349,7 @@ pub struct Dispatcher {
     in_flight: Arc<Semaphore>,
     /// Signatures made at once: one per core.
     signers: Arc<Semaphore>,
+    recorder: Arc<Recorder>,
 }
 
 impl Default for Dispatcher {
@@ -323,6 +359,7 @@ impl Default for Dispatcher {
             limits: Arc::default(),
             in_flight: Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX)),
             signers: Arc::new(Semaphore::new(cores)),
+            recorder: Arc::default(),
         }
     }
 }
@@ -402,7 +439,7 @@ impl Dispatcher {
         // Gives the queue slot back however the delivery ends (a panic included).
         let slot = QueueSlot(queued.clone());
         let Ok(permit) = self.in_flight.clone().try_acquire_owned() else { return Err(hook.id) };
-        let (app, signers) = (app.clone(), self.signers.clone());
+        let (app, signers, recorder) = (app.clone(), self.signers.clone(), self.recorder.clone());
         tokio::spawn(async move {
             // Signed before the project's permit: the permit bounds requests
             // to the partner, not the bank's CPU work, so the queue is signed
@@ -415,9 +452,7 @@ impl Dispatcher {
             // the global permit stay held until it is).
             drop(project_permit);
             app.metrics.delivery(&hook.project_id, crate::metrics::Delivery::of(&result));
-            if let Err(e) = app.store.record_attempts(vec![result]).await {
-                tracing::error!(error = %e, webhook = hook.id, "could not record a delivery attempt; the lease will retry it");
-            }
+            recorder.record(&app, result).await;
             drop((permit, slot));
             // Room for a batch: let the dispatcher claim again without waiting for its timer.
             if queued.load(std::sync::atomic::Ordering::SeqCst) <= WEBHOOK_REFILL_AT {
