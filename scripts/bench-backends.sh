@@ -12,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CHECKS="${CHECKS:-20000}"; KYC_READS="${KYC_READS:-50000}"
 PAYOUTS="${PAYOUTS:-10000}"; PAYOUT_READS="${PAYOUT_READS:-20000}"; CONC="${CONC:-64}"
+# Seconds between the KYC and the payout scenarios: the verifier finishes the
+# checks first (as in bench-ceiling.sh), so each scenario is measured alone.
+PAUSE_S="${PAUSE_S:-10}"
 BIN="${OPEN131_BIN:-target/release/open131}"
 [ -n "${OPEN131_BIN:-}" ] || cargo build --release -q
 ADMIN=$(bash scripts/postgres.sh)
@@ -43,6 +46,7 @@ stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 
 bench() {
   echo "== $1"
   OPEN131_DATABASE_URL="$3" "$BIN" --data-dir "$2" bench kyc --url "$4" --checks "$CHECKS" --reads "$KYC_READS" --concurrency "$CONC" | grep -v '^pre-signed'
+  sleep "$PAUSE_S"
   OPEN131_DATABASE_URL="$3" "$BIN" --data-dir "$2" bench payouts --url "$4" --payouts "$PAYOUTS" --reads "$PAYOUT_READS" --concurrency "$CONC" | grep -v '^pre-signed'
 }
 
