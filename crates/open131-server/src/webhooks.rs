@@ -354,7 +354,10 @@ pub struct Dispatcher {
 
 impl Default for Dispatcher {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        // A dispatcher is made per request with the `before_response` fault;
+        // the core count (cgroup files on Linux) is read once per process.
+        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get));
         Self {
             limits: Arc::default(),
             in_flight: Arc::new(Semaphore::new(WEBHOOK_IN_FLIGHT_MAX)),

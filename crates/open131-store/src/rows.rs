@@ -1262,6 +1262,11 @@ pub(crate) const SETTLE_ATTEMPT: &str = "UPDATE webhooks SET attempts = attempts
      next_attempt_at_us = $4, last_status = $5, last_error = $6, delivered_at_us = COALESCE($7, delivered_at_us), \
      leased_until_us = NULL WHERE id = $1 AND attempts = $2 RETURNING attempts";
 
+/// Whether webhook `$1`'s project has a URL now (parking reads it in its own
+/// write transaction; PostgreSQL adds a share lock on the project row).
+pub(crate) const WEBHOOK_PROJECT_HAS_URL: &str = "SELECT p.webhook_url IS NOT NULL FROM projects p \
+     JOIN webhooks w ON w.project_id = p.id WHERE w.id = $1";
+
 /// How parking leaves a webhook (next attempt, error), given whether its
 /// project has a URL by now: one set since the claim released every parked
 /// webhook but this leased one, so it is made due at once instead of waiting

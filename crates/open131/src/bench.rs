@@ -275,9 +275,14 @@ pub(crate) fn read_ok(status: u16, body: &[u8]) -> (bool, Option<String>) {
     (status == 200 && ok, None)
 }
 
+/// This machine's cores (2 when it cannot tell).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
 /// Runs `f(i)` for `0..n` on every core, keeping the order.
 pub(crate) fn parallel<T: Send>(n: usize, f: impl Fn(usize) -> anyhow::Result<T> + Sync) -> anyhow::Result<Vec<T>> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = cores();
     let chunk = n.div_ceil(threads.max(1)).max(1);
     let f = &f;
     std::thread::scope(|scope| {
@@ -296,7 +301,7 @@ pub(crate) fn parallel<T: Send>(n: usize, f: impl Fn(usize) -> anyhow::Result<T>
 /// Distinct, valid v1.1 checks, signed on all cores.
 fn presign(key: &SigningKey, n: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let threads = cores();
     let chunk = n.div_ceil(threads.max(1)).max(1);
     let ranges: Vec<(usize, usize)> = (0..n).step_by(chunk).map(|s| (s, (s + chunk).min(n))).collect();
     std::thread::scope(|scope| {

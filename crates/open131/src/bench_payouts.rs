@@ -126,7 +126,7 @@ const SIGNING_SPEED_S: u32 = 3;
 /// measured now by `openssl speed -multi N rsa2048` (each delivery is one
 /// signature, so signing is their ceiling).
 fn print_signing_ratio(deliveries_per_s: f64) {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = crate::bench::cores();
     let out = std::process::Command::new("openssl")
         .args(["speed", "-seconds", &SIGNING_SPEED_S.to_string(), "-multi", &cores.to_string(), "rsa2048"])
         .stderr(std::process::Stdio::null())

@@ -9,7 +9,9 @@ use tokio_postgres::Row;
 
 use super::PgStore;
 use crate::payouts::*;
-use crate::rows::{attempt_outcome, from_us, parking, to_us, WebhookRow, SETTLE_ATTEMPT, WEBHOOK_COLUMNS};
+use crate::rows::{
+    attempt_outcome, from_us, parking, to_us, WebhookRow, SETTLE_ATTEMPT, WEBHOOK_COLUMNS, WEBHOOK_PROJECT_HAS_URL,
+};
 use crate::{with_retries, OutboxStore, Result};
 
 fn decode_webhooks(rows: &[Row]) -> Result<Vec<WebhookRecord>> {
@@ -22,12 +24,7 @@ async fn record_attempt(tx: &impl GenericClient, a: &AttemptResult) -> Result<()
         // Not an attempt: the project has nowhere to send it yet. Its row is
         // read under a share lock, so a URL being set either commits first
         // (and is seen here) or waits for this park (and then releases it).
-        let url = tx
-            .prepare_cached(
-                "SELECT p.webhook_url IS NOT NULL FROM projects p JOIN webhooks w ON w.project_id = p.id
-                 WHERE w.id = $1 FOR SHARE OF p",
-            )
-            .await?;
+        let url = tx.prepare_cached(&format!("{WEBHOOK_PROJECT_HAS_URL} FOR SHARE OF p")).await?;
         let has_url = match tx.query_opt(&url, &[&a.webhook_id]).await? {
             Some(row) => row.try_get(0)?,
             None => false,

@@ -13,7 +13,7 @@ use crate::rows::{
     attempt_outcome, decode_rate, due_timer, from_us, parking, to_us, wallet_deltas, PaymentValues, PayoutValues,
     PostingRow, RefundValues, SessionPostingRow, SessionRows, SessionValues, WalletRow, WebhookRow, INSERT_PAYOUT,
     POSTING_COLUMNS, RATE_COLUMNS, SELECT_SESSION, SESSION_POSTING_COLUMNS, SETTLE_ATTEMPT, UPSERT_PAYMENT,
-    UPSERT_REFUND, WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS,
+    UPSERT_REFUND, WALLET_COLUMNS, WALLET_UPDATE, WEBHOOK_COLUMNS, WEBHOOK_PROJECT_HAS_URL,
 };
 use crate::rows::{contractor_wallet, CONTRACTOR_WALLETS, CONTRACTOR_WALLET_CREATE, CONTRACTOR_WALLET_UPDATE};
 use crate::rows::{
@@ -621,10 +621,7 @@ pub(crate) fn record_attempts(conn: &Connection, results: &[AttemptResult]) -> R
             // Not an attempt: the project has nowhere to send it yet (read in
             // this write transaction, so a URL set since the claim is seen).
             let has_url: bool = conn
-                .prepare_cached(
-                    "SELECT p.webhook_url IS NOT NULL FROM projects p JOIN webhooks w ON w.project_id = p.id
-                     WHERE w.id = ?1",
-                )
+                .prepare_cached(&super::numbered(WEBHOOK_PROJECT_HAS_URL))
                 .map_err(db)?
                 .query_row(params![a.webhook_id], |r| r.get(0))
                 .optional()
