@@ -374,7 +374,11 @@ async fn apply_change(
             consumed_timer: how.consumed_timer,
             subscription,
         };
-        let has_webhooks = !write.webhooks.is_empty();
+        // A webhook of a project without a URL is parked by its own insert: no
+        // delivery to wake the dispatcher for. Under load a wake per write kept
+        // it in back-to-back rounds that found nothing. If the cached settings
+        // are stale, the dispatcher's idle limit bounds the wait.
+        let has_webhooks = !write.webhooks.is_empty() && settings.webhook_url.is_some();
         let has_timers = !write.timers.is_empty();
         match app.store.write_session(write, now).await? {
             WriteOutcome::Applied(version) => {

@@ -211,7 +211,7 @@ async fn post_check_inner(
     match app.store.insert_check(new).await {
         Ok(InsertCheck::Created(id)) => {
             tracing::debug!(project = %project.id, id, "check accepted");
-            app.verifier_wake.notify_one();
+            crate::verifier::new_check(app);
             Ok(KycReply::ok(KycResponse::pending(id.to_string())))
         }
         Ok(InsertCheck::Duplicate(id)) => Ok(KycReply::error_with(
