@@ -196,6 +196,34 @@ async fn verdicts_follow_the_lifecycle() {
     }
 }
 
+/// Concurrent checks share a write (one statement on PostgreSQL): one that
+/// the database refuses (here, of a project that does not exist) must fail
+/// alone, never its neighbours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_check_fails_alone() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = store.clone();
+                let project = if i == 32 { "nobody" } else { "alpha" };
+                tokio::spawn(async move {
+                    store.insert_check(new_check(project, &format!("45{:08}", 10_000_000 + i), "R")).await
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for (i, t) in tasks.into_iter().enumerate() {
+            match (i, t.await.unwrap()) {
+                (32, answer) => assert!(answer.is_err(), "{name}: a check of no project was {answer:?}"),
+                (_, Ok(InsertCheck::Created(_))) => created += 1,
+                (_, other) => panic!("{name}: check {i} was {other:?}"),
+            }
+        }
+        assert_eq!(created, 63, "{name}");
+        assert_eq!(store.recent_checks("alpha", 100).await.unwrap().len(), 63, "{name}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_inserts_are_all_committed_with_unique_ids() {
     for Case { name, store, home } in cases_with_projects().await {

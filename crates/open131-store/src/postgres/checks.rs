@@ -9,12 +9,10 @@ use tokio_postgres::Row;
 
 use std::sync::Arc;
 
-use deadpool_postgres::Transaction;
-
-use super::batch::{statements, Step};
+use super::inserts::CheckInsert;
 use super::{after_commit_sent, PgStore};
 use crate::rows::{format_date, from_us, to_us, CheckRow, CHECK_COLUMNS};
-use crate::{with_retries, CheckRecord, CheckStore, Decision, InsertCheck, NewCheck, Result, StoreError};
+use crate::{with_retries, CheckRecord, CheckStore, Decision, InsertCheck, NewCheck, Result};
 
 fn decode_checks(rows: &[Row]) -> Result<Vec<CheckRecord>> {
     rows.iter().map(|r| CheckRow::read(r)?.decode()).collect()
@@ -44,57 +42,6 @@ impl PgStore {
     }
 }
 
-/// The columns of a new check, as stored.
-struct CheckInsert {
-    check: NewCheck,
-    id: i64,
-    birthday: String,
-    issuer_date: Option<String>,
-}
-
-/// Inserts a check under the UNIQUE duplicate rule (`ON CONFLICT DO NOTHING`,
-/// never a lookup first); a duplicate answers the earlier check's id.
-async fn insert_check_in(tx: &Transaction<'_>, c: &CheckInsert) -> Result<InsertCheck> {
-    let (check, app) = (&c.check, &c.check.application);
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO kyc_checks (project_id, id, api_version, passport_number, inn, agent_contract_number,
-                 birthday, issuer_date, payload, created_at_us)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (project_id, passport_number, inn, agent_contract_number) DO NOTHING",
-        )
-        .await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
-        &check.project_id,
-        &c.id,
-        &app.version.as_str(),
-        &app.document_key.expose(),
-        &app.inn.expose(),
-        &app.agent_contract_number.expose(),
-        &c.birthday,
-        &c.issuer_date,
-        &check.payload_json.expose(),
-        &to_us(check.created_at),
-    ];
-    if tx.execute(&insert, &params).await? == 1 {
-        return Ok(InsertCheck::Created(c.id));
-    }
-    // The conflicting row is committed or ours: ON CONFLICT waited for its transaction.
-    let earlier = tx
-        .prepare_cached(
-            "SELECT id FROM kyc_checks WHERE project_id = $1 AND passport_number = $2 AND inn = $3
-                 AND agent_contract_number = $4",
-        )
-        .await?;
-    let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-        [&check.project_id, &app.document_key.expose(), &app.inn.expose(), &app.agent_contract_number.expose()];
-    let earlier = tx
-        .query_opt(&earlier, &keys)
-        .await?
-        .ok_or_else(|| StoreError::corrupt(format!("check of {}", check.project_id), "duplicate without a row"))?;
-    Ok(InsertCheck::Duplicate(earlier.try_get(0)?))
-}
-
 #[async_trait]
 impl CheckStore for PgStore {
     async fn insert_check(&self, check: NewCheck) -> Result<InsertCheck> {
@@ -108,14 +55,7 @@ impl CheckStore for PgStore {
             // Only a new block needs a connection.
             None => self.ids.take(&self.client().await?, &project).await?,
         };
-        let insert = Arc::new(CheckInsert { check, id, birthday, issuer_date });
-        let outcome = self
-            .batch
-            .run(statements(move |tx| {
-                let insert = insert.clone();
-                Box::pin(async move { Ok(Step::Commit(insert_check_in(tx, &insert).await?)) })
-            }))
-            .await?;
+        let outcome = self.inserts.insert(Arc::new(CheckInsert { check, id, birthday, issuer_date })).await?;
         if let InsertCheck::Duplicate(_) = outcome {
             // Unused: the next check of this project takes it.
             self.ids.give_back(&project, id);

@@ -23,6 +23,7 @@
 mod batch;
 mod checks;
 mod ids;
+mod inserts;
 mod outbox;
 mod sessions;
 
@@ -99,6 +100,8 @@ pub struct PgStore {
     ids: ids::IdBlocks,
     /// Group commit of the hot writes ([`batch`]).
     batch: batch::Batcher,
+    /// New checks, many per statement ([`inserts`]).
+    inserts: inserts::CheckInserter,
     commits: crate::CommitWatch,
     /// The owner this handle's claims record ([`crate::InstanceStore`]).
     pub(crate) instance: String,
@@ -139,6 +142,7 @@ impl PgStore {
         let commits = crate::CommitWatch::default();
         Ok(PgStore {
             batch: batch::Batcher::start(pool.clone(), commits.clone()),
+            inserts: inserts::CheckInserter::start(pool.clone(), commits.clone()),
             commits,
             pool,
             ids: ids::IdBlocks::default(),
