@@ -47,7 +47,11 @@ fn account_payout(amount: i64) -> Value {
 }
 
 async fn server() -> (TestServer, Receiver) {
-    let s = start().await;
+    server_with(|_| {}).await
+}
+
+async fn server_with(configure: impl FnOnce(&mut open131_server::Config)) -> (TestServer, Receiver) {
+    let s = common::start_with(configure, |store| store).await;
     let r = Receiver::start().await;
     s.set_webhook("alpha", &r.url).await;
     s.app.store.topup("alpha", "rub", START_BALANCE, common::START).await.unwrap();
@@ -197,12 +201,14 @@ async fn v2_create_then_start_uses_v2_names_everywhere() {
 
 #[tokio::test]
 async fn cancel_before_confirm_and_wrong_states() {
-    let (s, r) = server().await;
+    // The bank takes a while to prepare here (without a delay its preparation
+    // is written with the payout, and the payout is ready at once).
+    let (s, r) = server_with(|c| c.payout_prepare_delay = std::time::Duration::from_secs(5)).await;
     let id = session_id(&s.call("v1", "session/init/payout", &card_payout("v1", &mir_card(), 7_000)).await);
     // Confirming before the bank is ready is a state error.
     let early = s.call("v1", "session/confirm", &json!({"session_id": id})).await;
     assert_eq!((early.status, early.body["error"]["code"].as_str()), (400, Some("session_wrong_state")));
-    s.settle().await;
+    s.advance(5).await;
     let a = s.call("v1", "session/cancel", &json!({"session_id": id})).await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["session"]["status"], "cancelled");

@@ -7,9 +7,9 @@
 //! database reports:
 //! a concurrent change (re-read, recompute) and an empty wallet (the
 //! `ReserveRefused` event from the same starting phase).
-//! A change fired by one of the bank's timers runs on through the next
-//! timer its machine asks for when that one is already due ([`chain_due`]),
-//! in the same write.
+//! A change fired by one of the bank's timers (or a payout's start) runs on
+//! through the next timer its machine asks for when that one is already due
+//! ([`chain_due`]), in the same write.
 
 use open131_domain::books;
 use open131_domain::ledger::{self, Book, Leg, Movement};
@@ -353,7 +353,12 @@ async fn apply_change(
             out.carry(&at, &change, &how, &mut next, &begun)?;
         }
         let mut webhooks = Vec::new();
-        if how.consumed_timer.is_some() && !begin {
+        // What the partner is answered: the session as its own step left it.
+        let mut answered = None;
+        if !begin && runs_on(&change, &how) {
+            if how.consumed_timer.is_none() {
+                answered = Some(next.clone());
+            }
             next = chain_due(&at, &how, next, &mut out, &mut webhooks)?;
         }
         stamp_finished(&mut next, now);
@@ -383,6 +388,13 @@ async fn apply_change(
         match app.store.write_session(write, now).await? {
             WriteOutcome::Applied(version) => {
                 next.version = version;
+                let next = match answered {
+                    Some(mut answered) => {
+                        answered.version = version;
+                        answered
+                    }
+                    None => next,
+                };
                 if has_webhooks {
                     app.webhook_wake.notify_one();
                 }
@@ -436,11 +448,24 @@ fn render_webhooks(at: &At<'_>, next: &SessionRecord, kinds: &[WebhookKind]) -> 
         .collect()
 }
 
-/// A change fired by a timer whose machine asks for another of the bank's
-/// timers that is due already (no delay configured) goes on at once, in the
-/// same write: the bank's side of a flow commits once instead of once per
-/// timer, and nothing is claimed, read and written again. Each step's
-/// webhooks show the session as that step left it.
+/// Whether a change runs on through the bank's timers that are due at once
+/// ([`chain_due`]): every change a timer fires, and a payout's start (the
+/// bank's preparation with no delay configured is then written with the
+/// session: one write per new payout instead of a write, a claim, a read and a
+/// second write). Other changes of the partner are left to their timers, so
+/// that what answers them (a confirmation, a card payment) is not the
+/// provider's verdict.
+fn runs_on(change: &Change, how: &Apply) -> bool {
+    how.consumed_timer.is_some() || matches!(change, Change::Session(Event::StartPayout))
+}
+
+/// A change whose machine asks for another of the bank's timers that is due
+/// already (no delay configured) goes on at once, in the same write: the
+/// bank's side of a flow commits once instead of once per timer, and nothing
+/// is claimed, read and written again. Each step's webhooks show the session
+/// as that step left it; a partner's request is answered with the session as
+/// its own step left it (the record returned then is that one, with the
+/// version written).
 fn chain_due(
     at: &At<'_>,
     how: &Apply,
