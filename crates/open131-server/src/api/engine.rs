@@ -384,7 +384,10 @@ async fn apply_change(
         // it in back-to-back rounds that found nothing. If the cached settings
         // are stale, the dispatcher's idle limit bounds the wait.
         let has_webhooks = !write.webhooks.is_empty() && settings.webhook_url.is_some();
-        let has_timers = !write.timers.is_empty();
+        // Only a timer due already needs the processor now: an idle one looks
+        // again within `PROCESSOR_IDLE_MAX_MS` and fires only what is due, so a
+        // wake for a later timer (a confirmation's timeout) makes an empty round.
+        let has_timers = write.timers.iter().any(|(_, due)| *due <= now);
         match app.store.write_session(write, now).await? {
             WriteOutcome::Applied(version) => {
                 next.version = version;
