@@ -107,11 +107,9 @@ impl Batcher {
     /// Starts the writers on the current tokio runtime; they end when the
     /// batcher is dropped.
     pub(super) fn start(pool: Pool, commits: crate::CommitWatch) -> Self {
-        let (queue, jobs) = mpsc::channel(BATCH_QUEUE_MAX_JOBS);
-        let jobs = Arc::new(Mutex::new(jobs));
-        for _ in 0..BATCH_WRITERS {
-            tokio::spawn(write_batches(pool.clone(), jobs.clone(), commits.clone()));
-        }
+        let queue = shared_queue(BATCH_QUEUE_MAX_JOBS, BATCH_WRITERS, |jobs| {
+            write_batches(pool.clone(), jobs, commits.clone())
+        });
         Self { queue }
     }
 
@@ -129,20 +127,41 @@ impl Batcher {
     }
 }
 
+/// A queue of at most `max_items` shared by `writers` tasks, each made by
+/// `writer` and spawned on the current tokio runtime; they end when the
+/// returned sender is dropped (their `next_group` answers `None`).
+pub(super) fn shared_queue<T, W, F>(max_items: usize, writers: usize, writer: W) -> mpsc::Sender<T>
+where
+    T: Send + 'static,
+    W: Fn(Arc<Mutex<mpsc::Receiver<T>>>) -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (queue, items) = mpsc::channel(max_items);
+    let items = Arc::new(Mutex::new(items));
+    for _ in 0..writers {
+        tokio::spawn(writer(items.clone()));
+    }
+    queue
+}
+
+/// The next group of a queue shared by several writers: the first item to
+/// come, then every item already waiting, up to `max`; `None` once the queue
+/// is closed. One writer gathers at a time.
+pub(super) async fn next_group<T>(queue: &Mutex<mpsc::Receiver<T>>, max: usize) -> Option<Vec<T>> {
+    let mut queue = queue.lock().await;
+    let first = queue.recv().await?;
+    let mut group = vec![first];
+    while group.len() < max {
+        match queue.try_recv() {
+            Ok(item) => group.push(item),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
 async fn write_batches(pool: Pool, jobs: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>, commits: crate::CommitWatch) {
-    loop {
-        let batch = {
-            let mut jobs = jobs.lock().await;
-            let Some(first) = jobs.recv().await else { return };
-            let mut batch = vec![first];
-            while batch.len() < BATCH_MAX_JOBS {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-            batch
-        };
+    while let Some(batch) = next_group(&jobs, BATCH_MAX_JOBS).await {
         // In a task of its own: a panicking job fails its batch's callers
         // (their answers are dropped: `Closed`), never this writer.
         let _ = tokio::spawn(run_batch(pool.clone(), batch, commits.clone())).await;

@@ -57,11 +57,9 @@ pub(super) struct CheckInserter {
 impl CheckInserter {
     /// Starts the inserters on the current tokio runtime; they end when this is dropped.
     pub(super) fn start(pool: Pool, commits: crate::CommitWatch) -> Self {
-        let (queue, waiting) = mpsc::channel(CHECK_INSERT_QUEUE_MAX);
-        let waiting = Arc::new(Mutex::new(waiting));
-        for _ in 0..CHECK_INSERTERS {
-            tokio::spawn(insert_groups(pool.clone(), waiting.clone(), commits.clone()));
-        }
+        let queue = super::batch::shared_queue(CHECK_INSERT_QUEUE_MAX, CHECK_INSERTERS, |waiting| {
+            insert_groups(pool.clone(), waiting, commits.clone())
+        });
         Self { queue }
     }
 
@@ -79,19 +77,7 @@ impl CheckInserter {
 }
 
 async fn insert_groups(pool: Pool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>, commits: crate::CommitWatch) {
-    loop {
-        let group = {
-            let mut waiting = waiting.lock().await;
-            let Some(first) = waiting.recv().await else { return };
-            let mut group = vec![first];
-            while group.len() < CHECK_INSERT_GROUP_MAX {
-                match waiting.try_recv() {
-                    Ok(w) => group.push(w),
-                    Err(_) => break,
-                }
-            }
-            group
-        };
+    while let Some(group) = super::batch::next_group(&waiting, CHECK_INSERT_GROUP_MAX).await {
         // In a task of its own: a panic fails this group's callers (their
         // answers are dropped: `Closed`), never the inserter.
         let _ = tokio::spawn(insert_group(pool.clone(), group, commits.clone())).await;
