@@ -473,8 +473,8 @@ impl Dispatcher {
 }
 
 /// With the project's `before_response` fault: runs the bank's steps that
-/// are already due (as a bank faster than its own API would: a payout's
-/// `ready_to_confirm` comes from such a step), then delivers the project's
+/// are already due (as a bank faster than its own API would; a payout's
+/// `ready_to_confirm` is mostly written by the request itself now), then delivers the project's
 /// due webhooks (the ones this request made among them) and waits for them,
 /// all before the request answers. The race a partner must survive: a
 /// webhook about a session whose id its own request has not returned yet.

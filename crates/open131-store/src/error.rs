@@ -15,6 +15,9 @@ pub enum BackendError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("connection pool setup: {0}")]
     PoolBuild(#[from] deadpool_postgres::BuildError),
+    /// One failure told to every caller of a group write.
+    #[error(transparent)]
+    Shared(std::sync::Arc<BackendError>),
 }
 
 /// What a stored value failed to decode as.

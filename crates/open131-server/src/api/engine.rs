@@ -202,7 +202,10 @@ pub fn new_refund_id() -> String {
     new_id("rf_")
 }
 
-/// Applies `event` to `record` (re-reading it after a lost race) and returns the committed state.
+/// Applies `event` to `record` (re-reading it after a lost race) and returns the committed state,
+/// except after a payout's start that ran on through the bank's steps ([`runs_on`]): then the
+/// session as the start left it (what the partner is answered), with the version written. Render
+/// it; read the session again before another change.
 /// `record.version == 0` in `Created` means "a session not yet stored": it is created.
 pub async fn apply(app: &App, record: SessionRecord, event: Event, how: Apply) -> Result<SessionRecord, EngineError> {
     apply_change(app, record, Change::Session(event), how).await
@@ -428,7 +431,7 @@ async fn apply_change(
     Err(EngineError::Internal("too many concurrent changes to one session".into()))
 }
 
-/// Most timers a timer-fired change runs on in the same write ([`chain_due`]).
+/// Most timers a timer-fired change (or a payout's start) runs on in the same write ([`chain_due`]).
 pub const CHAINED_STEPS_MAX: usize = 4;
 
 /// The webhooks of `kinds`, each showing the session as `next` stands.

@@ -1,5 +1,6 @@
-//! Group commit on PostgreSQL: concurrent writes (check inserts, session
-//! changes, delivery results) share one transaction.
+//! Group commit on PostgreSQL: concurrent writes (session changes, delivery
+//! results, verdicts) share one transaction. New checks have a writer of
+//! their own, one statement per group ([`super::inserts`]).
 //!
 //! Why: on this kind of machine PostgreSQL's CPU binds first, and a
 //! transaction's BEGIN, COMMIT and WAL flush cost as much as its statements

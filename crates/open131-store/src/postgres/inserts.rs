@@ -10,7 +10,9 @@
 //! exchange (figures in ARCHITECTURE.md).
 //!
 //! Invariant: a caller hears of its check only after the statement holding
-//! it committed (an autocommit statement commits before it answers).
+//! it committed (an autocommit statement commits before it answers); a
+//! statement with no answer is tried again by every caller of its group,
+//! which finds a check that did commit as its own row.
 //! Invariant: the duplicate rule is still the UNIQUE constraint: a row the
 //! statement skipped (`ON CONFLICT DO NOTHING`, also against a row of the same
 //! group) is answered with the id of the committed row it conflicts with.
@@ -28,9 +30,9 @@ use crate::rows::to_us;
 use crate::{BackendError, InsertCheck, NewCheck, Result, StoreError};
 
 /// Most checks one statement inserts.
-pub const CHECK_INSERT_GROUP_MAX: usize = 256;
+pub const CHECK_INSERT_GROUP_MAX_CHECKS: usize = 256;
 /// Checks waiting for the inserters at most; past it callers wait for room.
-pub const CHECK_INSERT_QUEUE_MAX: usize = 8_192;
+pub const CHECK_INSERT_QUEUE_MAX_CHECKS: usize = 8_192;
 /// Inserter tasks per node, each with a statement in flight at a time: while
 /// one group is being written the next one gathers and goes on a second
 /// connection (one inserter was busy all the time under load).
@@ -57,7 +59,7 @@ pub(super) struct CheckInserter {
 impl CheckInserter {
     /// Starts the inserters on the current tokio runtime; they end when this is dropped.
     pub(super) fn start(pool: Pool, commits: crate::CommitWatch) -> Self {
-        let queue = super::batch::shared_queue(CHECK_INSERT_QUEUE_MAX, CHECK_INSERTERS, |waiting| {
+        let queue = super::batch::shared_queue(CHECK_INSERT_QUEUE_MAX_CHECKS, CHECK_INSERTERS, |waiting| {
             insert_groups(pool.clone(), waiting, commits.clone())
         });
         Self { queue }
@@ -77,7 +79,7 @@ impl CheckInserter {
 }
 
 async fn insert_groups(pool: Pool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>, commits: crate::CommitWatch) {
-    while let Some(group) = super::batch::next_group(&waiting, CHECK_INSERT_GROUP_MAX).await {
+    while let Some(group) = super::batch::next_group(&waiting, CHECK_INSERT_GROUP_MAX_CHECKS).await {
         // In a task of its own: a panic fails this group's callers (their
         // answers are dropped: `Closed`), never the inserter.
         let _ = tokio::spawn(insert_group(pool.clone(), group, commits.clone())).await;
@@ -88,13 +90,23 @@ async fn insert_groups(pool: Pool, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>,
 enum Grouped {
     /// Committed: each check's answer, in the group's order.
     Answered(Vec<Result<InsertCheck>>),
-    /// Nothing committed: no connection, or the server refused the statement.
+    /// The server refused the statement (one row may be the cause): nothing committed.
     Refused(StoreError),
-    /// Sent, and the outcome is unknown (the connection was lost).
-    Unknown(Arc<BackendError>),
+    /// No answer (no connection, or it was lost): nothing or everything may
+    /// have committed. Every check of the group may be tried again: a check
+    /// that did commit is then found as its own row, and answered `Created`.
+    Unanswered(Arc<BackendError>),
 }
 
-async fn insert_group(pool: Pool, group: Vec<Waiting>, commits: crate::CommitWatch) {
+/// What a check of a group that had no answer is told: try again.
+fn try_again(e: &Arc<BackendError>) -> StoreError {
+    StoreError::Retryable(BackendError::Shared(e.clone()))
+}
+
+async fn insert_group(pool: Pool, mut group: Vec<Waiting>, commits: crate::CommitWatch) {
+    // In key order: two groups waiting on each other's duplicates then lock
+    // them in one order, so they cannot deadlock.
+    group.sort_by(|a, b| key(&a.insert).cmp(&key(&b.insert)));
     let rows: Vec<&CheckInsert> = group.iter().map(|w| w.insert.as_ref()).collect();
     match insert_together(&pool, &rows, &commits).await {
         Grouped::Answered(answers) => {
@@ -103,9 +115,9 @@ async fn insert_group(pool: Pool, group: Vec<Waiting>, commits: crate::CommitWat
                 let _ = w.reply.send(answer);
             }
         }
-        Grouped::Unknown(e) => {
+        Grouped::Unanswered(e) => {
             for w in group {
-                let _ = w.reply.send(Err(StoreError::CommitFailed(e.clone())));
+                let _ = w.reply.send(Err(try_again(&e)));
             }
         }
         Grouped::Refused(e) if group.len() == 1 => {
@@ -118,12 +130,18 @@ async fn insert_group(pool: Pool, group: Vec<Waiting>, commits: crate::CommitWat
                 let answer = match insert_together(&pool, &[w.insert.as_ref()], &commits).await {
                     Grouped::Answered(mut answers) => answers.pop().unwrap_or(Err(StoreError::Closed)),
                     Grouped::Refused(e) => Err(e),
-                    Grouped::Unknown(e) => Err(StoreError::CommitFailed(e)),
+                    Grouped::Unanswered(e) => Err(try_again(&e)),
                 };
                 let _ = w.reply.send(answer);
             }
         }
     }
+}
+
+/// A check's duplicate key (`UNIQUE (project_id, passport_number, inn, agent_contract_number)`).
+fn key(c: &CheckInsert) -> (&str, &str, &str, &str) {
+    let app = &c.check.application;
+    (&c.check.project_id, app.document_key.expose(), app.inn.expose(), app.agent_contract_number.expose())
 }
 
 /// The group's statement. Column types are spelled out: the arrays carry them.
@@ -141,7 +159,7 @@ const EARLIER: &str = "SELECT id FROM kyc_checks WHERE project_id = $1 AND passp
 async fn insert_together(pool: &Pool, rows: &[&CheckInsert], commits: &crate::CommitWatch) -> Grouped {
     let client = match pool.get().await {
         Ok(client) => client,
-        Err(e) => return Grouped::Refused(e.into()),
+        Err(e) => return Grouped::Unanswered(Arc::new(BackendError::Pool(e))),
     };
     let column = |f: fn(&CheckInsert) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<&str>>();
     let projects = column(|r| &r.check.project_id);
@@ -173,18 +191,21 @@ async fn insert_together(pool: &Pool, rows: &[&CheckInsert], commits: &crate::Co
         }
         Err(e) => Err(e),
     };
-    commits.report(rows.len(), began.elapsed(), inserted.is_ok());
     let inserted = match inserted {
         Ok(inserted) => inserted,
         // The server answered with an error: the statement rolled back.
         Err(e) if e.code().is_some() => return Grouped::Refused(e.into()),
-        Err(e) => return Grouped::Unknown(Arc::new(BackendError::Postgres(e))),
+        Err(e) => {
+            commits.report(rows.len(), began.elapsed(), false);
+            return Grouped::Unanswered(Arc::new(BackendError::Postgres(e)));
+        }
     };
+    commits.report(rows.len(), began.elapsed(), true);
     let mut created_ids = HashSet::with_capacity(inserted.len());
     for row in &inserted {
         match (row.try_get::<_, String>(0), row.try_get::<_, i64>(1)) {
             (Ok(project), Ok(id)) => created_ids.insert((project, id)),
-            (Err(e), _) | (_, Err(e)) => return Grouped::Unknown(Arc::new(BackendError::Postgres(e))),
+            (Err(e), _) | (_, Err(e)) => return Grouped::Unanswered(Arc::new(BackendError::Postgres(e))),
         };
     }
     let mut answers = Vec::with_capacity(rows.len());
