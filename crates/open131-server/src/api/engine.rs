@@ -393,14 +393,8 @@ async fn apply_change(
         let has_timers = write.timers.iter().any(|(_, due)| *due <= now);
         match app.store.write_session(write, now).await? {
             WriteOutcome::Applied(version) => {
+                let mut next = answered.unwrap_or(next);
                 next.version = version;
-                let next = match answered {
-                    Some(mut answered) => {
-                        answered.version = version;
-                        answered
-                    }
-                    None => next,
-                };
                 if has_webhooks {
                     app.webhook_wake.notify_one();
                 }

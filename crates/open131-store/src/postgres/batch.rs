@@ -117,15 +117,24 @@ impl Batcher {
     /// Runs `statements` in a shared transaction and answers after its commit;
     /// a retryable failure (nothing committed) is tried again.
     pub(super) async fn run<T: Send + 'static>(&self, statements: Statements<T>) -> Result<T> {
-        crate::with_retries(|| self.run_once(statements.clone())).await
+        crate::with_retries(|| {
+            ask(&self.queue, |reply| -> Box<dyn Job> {
+                Box::new(TypedJob { statements: statements.clone(), last: None, reply })
+            })
+        })
+        .await
     }
+}
 
-    async fn run_once<T: Send + 'static>(&self, statements: Statements<T>) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let job = Box::new(TypedJob { statements, last: None, reply });
-        self.queue.send(job).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
-    }
+/// Puts the item `make` builds around its reply channel on a writers'
+/// queue and waits for the answer.
+pub(super) async fn ask<I, R>(
+    queue: &mpsc::Sender<I>,
+    make: impl FnOnce(oneshot::Sender<Result<R>>) -> I,
+) -> Result<R> {
+    let (reply, answer) = oneshot::channel();
+    queue.send(make(reply)).await.map_err(|_| StoreError::Closed)?;
+    answer.await.map_err(|_| StoreError::Closed)?
 }
 
 /// A queue of at most `max_items` shared by `writers` tasks, each made by

@@ -68,13 +68,7 @@ impl CheckInserter {
     /// Inserts `insert` with the checks waiting beside it and answers after
     /// the commit; a retryable failure (nothing committed) is tried again.
     pub(super) async fn insert(&self, insert: Arc<CheckInsert>) -> Result<InsertCheck> {
-        crate::with_retries(|| async {
-            let (reply, answer) = oneshot::channel();
-            let waiting = Waiting { insert: insert.clone(), reply };
-            self.queue.send(waiting).await.map_err(|_| StoreError::Closed)?;
-            answer.await.map_err(|_| StoreError::Closed)?
-        })
-        .await
+        crate::with_retries(|| super::batch::ask(&self.queue, |reply| Waiting { insert: insert.clone(), reply })).await
     }
 }
 
@@ -173,24 +167,9 @@ async fn insert_together(pool: &Pool, rows: &[&CheckInsert], commits: &crate::Co
     let issuer_dates: Vec<Option<&str>> = rows.iter().map(|r| r.issuer_date.as_deref()).collect();
     let created: Vec<i64> = rows.iter().map(|r| to_us(r.check.created_at)).collect();
     let began = std::time::Instant::now();
-    let inserted = match client.prepare_cached(INSERT_GROUP).await {
-        Ok(statement) => {
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
-                &projects,
-                &ids,
-                &versions,
-                &passports,
-                &inns,
-                &agents,
-                &birthdays,
-                &issuer_dates,
-                &payloads,
-                &created,
-            ];
-            client.query(&statement, &params).await
-        }
-        Err(e) => Err(e),
-    };
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] =
+        [&projects, &ids, &versions, &passports, &inns, &agents, &birthdays, &issuer_dates, &payloads, &created];
+    let inserted = async { client.query(&client.prepare_cached(INSERT_GROUP).await?, &params).await }.await;
     let inserted = match inserted {
         Ok(inserted) => inserted,
         // The server answered with an error: the statement rolled back.
@@ -220,10 +199,9 @@ async fn insert_together(pool: &Pool, rows: &[&CheckInsert], commits: &crate::Co
 
 /// The answer for a row that was skipped: the committed check it conflicts
 /// with (its own row when an earlier attempt of this very check committed).
-pub(super) async fn earlier(client: &impl GenericClient, r: &CheckInsert) -> Result<InsertCheck> {
-    let app = &r.check.application;
-    let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-        [&r.check.project_id, &app.document_key.expose(), &app.inn.expose(), &app.agent_contract_number.expose()];
+async fn earlier(client: &impl GenericClient, r: &CheckInsert) -> Result<InsertCheck> {
+    let (project, passport, inn, agent) = key(r);
+    let keys: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&project, &passport, &inn, &agent];
     let statement = client.prepare_cached(EARLIER).await?;
     let found = client
         .query_opt(&statement, &keys)
