@@ -543,6 +543,74 @@ async fn session_writes_commit_whole_or_not_at_all() {
     }
 }
 
+/// A creation that moves no money (PostgreSQL writes such creations many per
+/// statement), with two webhooks in order.
+fn plain_creation(project: &str, id: &str, key: &str) -> SessionWrite {
+    let mut write = creation(session(project, id, 10), key);
+    write.movements.clear();
+    write.webhooks.push(NewWebhook { kind: "second".into(), body: format!("{{\"after\":\"{id}\"}}").into_bytes() });
+    write
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creations_each_get_their_own_outcome() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        // Written alone first: the session id and the key the group below reuses.
+        store.write_session(plain_creation("alpha", "s-taken", "k-taken"), NOW).await.unwrap();
+        store.topup("alpha", "RUB", 10_000, NOW).await.unwrap();
+        let write = |i: usize| match i {
+            // One that moves money, among them (PostgreSQL writes it on its own).
+            50 => SessionWrite {
+                movements: reserve(&session("alpha", "s-50", 10)),
+                ..plain_creation("alpha", "s-50", "k-50")
+            },
+            10 => plain_creation("alpha", "s-taken", "k-10"),
+            20 | 21 => plain_creation("alpha", &format!("s-{i}"), "k-shared"),
+            30 => plain_creation("alpha", "s-30", "k-taken"),
+            40 => plain_creation("beta", "s-40", "k-taken"),
+            _ => plain_creation("alpha", &format!("s-{i}"), &format!("k-{i}")),
+        };
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let (store, write) = (store.clone(), write(i));
+                tokio::spawn(async move { store.write_session(write, NOW).await })
+            })
+            .collect();
+        let mut applied = Vec::new();
+        let mut shared = Vec::new();
+        for (i, t) in tasks.into_iter().enumerate() {
+            match (i, t.await.unwrap()) {
+                (10, answer) => assert!(answer.is_err(), "{name}: a taken session id was {answer:?}"),
+                (20 | 21, Ok(answer)) => shared.push(answer),
+                (30, answer) => assert_eq!(answer.unwrap(), WriteOutcome::IdempotencyConflict, "{name}"),
+                (_, Ok(WriteOutcome::Applied(1))) => applied.push(i),
+                (_, other) => panic!("{name}: creation {i} was {other:?}"),
+            }
+        }
+        shared.sort_by_key(|o| format!("{o:?}"));
+        assert_eq!(shared, [WriteOutcome::Applied(1), WriteOutcome::IdempotencyConflict], "{name}: one key, once");
+        assert_eq!(applied.len(), 60, "{name}");
+        assert!(!store.idempotency_key_used("alpha", "k-10").await.unwrap(), "{name}: the refused key is free");
+        let taken = store.session("alpha", "s-taken").await.unwrap().unwrap();
+        assert_eq!(taken.payouts[0].amount, 10, "{name}: the first session of an id is untouched");
+        for i in applied {
+            let (project, id) = (if i == 40 { "beta" } else { "alpha" }, format!("s-{i}"));
+            let expected = SessionRecord { version: 1, ..write(i).record };
+            assert_eq!(store.session(project, &id).await.unwrap(), Some(expected), "{name}: {id}");
+            let filter = WebhookFilter { subject_id: Some(id.clone()), ..Default::default() };
+            let hooks = store.webhooks(filter).await.unwrap();
+            let mut kinds: Vec<(i64, &str)> = hooks.iter().map(|h| (h.id, h.kind.as_str())).collect();
+            kinds.sort_unstable();
+            assert_eq!(kinds.iter().map(|k| k.1).collect::<Vec<_>>(), ["payment_finished", "second"], "{name}: {id}");
+            assert!(hooks.iter().all(|h| h.project_id == project), "{name}: {id}");
+        }
+        let due = NOW + Duration::seconds(5);
+        let timers = store.claim_due_timers(due, lease(), 100).await.unwrap();
+        // The 60, one of the two with a shared key, and the one written first.
+        assert_eq!(timers.len(), 62, "{name}: one prepare timer per written session");
+    }
+}
+
 #[tokio::test]
 async fn a_claimed_timer_waits_for_its_lease() {
     for Case { name, store, .. } in cases_with_projects().await {

@@ -98,6 +98,7 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
     let r = &w.record;
     let v = SessionValues::of(r);
     let now_us = to_us(now);
+    let park_until = now_us + crate::WEBHOOK_PARK_S * 1_000_000;
     let payouts: Vec<PayoutValues<'_>> = r.payouts.iter().map(PayoutValues::of).collect();
     let payments: Vec<PaymentValues<'_>> = r.payments.iter().map(PaymentValues::of).collect();
     let refunds = RefundValues::of(r);
@@ -299,21 +300,8 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
         .join(", ");
         q.text += &format!(", n AS (INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) SELECT {values} FROM s)");
     }
-    let parked = (now_us + crate::WEBHOOK_PARK_S * 1_000_000, crate::WEBHOOK_PARKED_ERROR);
-    for (i, hook) in w.webhooks.iter().enumerate() {
-        let (kind, body, at) = (q.p(&hook.kind, "TEXT"), q.p(&hook.body, "BYTEA"), q.p(&now_us, "BIGINT"));
-        let (park_until, park_error) = (q.p(&parked.0, "BIGINT"), q.p(&parked.1, "TEXT"));
-        // Parked from the start while the project has no URL. (A URL set by a
-        // transaction committing while this statement runs is not seen: such a
-        // webhook waits for its hourly re-check, which then finds the URL.)
-        q.text += &format!(
-            ", w{i} AS (INSERT INTO webhooks (project_id, subject_kind, subject_id, type, body, created_at_us, state,
-                 next_attempt_at_us, last_error)
-             SELECT {project}, 'session', {id}, {kind}, {body}, {at}, 'pending',
-                 CASE WHEN pr.webhook_url IS NULL THEN {park_until} ELSE {at} END,
-                 CASE WHEN pr.webhook_url IS NULL THEN {park_error} END
-             FROM s, projects pr WHERE pr.id = {project})"
-        );
+    if !w.webhooks.is_empty() {
+        webhooks_cte(&mut q, &w.webhooks, (&now_us, &park_until), (&project, &id));
     }
     if let Some(timer) = &consumed {
         let timer = q.p(timer, "TEXT");
@@ -342,6 +330,38 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
         None if keyed == 0 => Err(Refusal::Outcome(WriteOutcome::IdempotencyConflict)),
         None => Err(Refusal::Outcome(WriteOutcome::VersionConflict)),
     }
+}
+
+/// The write's webhooks, in one CTE so that their ids follow their order
+/// (PostgreSQL runs a statement's data-modifying CTEs in no promised order;
+/// it ran two webhook CTEs last first). The ids (the identity default) are
+/// drawn above the sort, which `OFFSET 0` keeps in a subquery of its own.
+fn webhooks_cte<'a>(
+    q: &mut Sql<'a>,
+    hooks: &'a [NewWebhook],
+    (now_us, park_until): (&'a i64, &'a i64),
+    (project, id): (&str, &str),
+) {
+    let (at, park_until) = (q.p(now_us, "BIGINT"), q.p(park_until, "BIGINT"));
+    let park_error = q.p(&crate::WEBHOOK_PARKED_ERROR, "TEXT");
+    let rows: Vec<String> = (0_i64..)
+        .zip(hooks)
+        .map(|(n, hook)| format!("({n}, {}, {})", q.p(&hook.kind, "TEXT"), q.p(&hook.body, "BYTEA")))
+        .collect();
+    let rows = rows.join(", ");
+    // Parked from the start while the project has no URL. (A URL set by a
+    // transaction committing while this statement runs is not seen: such a
+    // webhook waits for its hourly re-check, which then finds the URL.)
+    q.text += &format!(
+        ", w AS (INSERT INTO webhooks (project_id, subject_kind, subject_id, type, body, created_at_us, state,
+             next_attempt_at_us, last_error)
+         SELECT * FROM (
+             SELECT {project}, 'session', {id}, v.kind, v.body, {at}, 'pending',
+                 CASE WHEN pr.webhook_url IS NULL THEN {park_until} ELSE {at} END,
+                 CASE WHEN pr.webhook_url IS NULL THEN {park_error} END
+             FROM s, projects pr, (VALUES {rows}) AS v(n, kind, body) WHERE pr.id = {project}
+             ORDER BY v.n OFFSET 0) AS ordered)"
+    );
 }
 
 /// Applies a movement to the wallet (and a split movement to its
