@@ -22,6 +22,7 @@
 
 mod batch;
 mod checks;
+mod creations;
 mod ids;
 mod inserts;
 mod outbox;
@@ -102,6 +103,8 @@ pub struct PgStore {
     batch: batch::Batcher,
     /// New checks, many per statement ([`inserts`]).
     inserts: inserts::CheckInserter,
+    /// Plain session creations, many per statement ([`creations`]).
+    creations: creations::Creator,
     commits: crate::CommitWatch,
     /// The owner this handle's claims record ([`crate::InstanceStore`]).
     pub(crate) instance: String,
@@ -143,6 +146,7 @@ impl PgStore {
         Ok(PgStore {
             batch: batch::Batcher::start(pool.clone(), commits.clone()),
             inserts: inserts::CheckInserter::start(pool.clone(), commits.clone()),
+            creations: creations::Creator::start(pool.clone(), commits.clone()),
             commits,
             pool,
             ids: ids::IdBlocks::default(),

@@ -450,7 +450,18 @@ async fn topup_once(store: &PgStore, project: &str, leg: &Leg, now: OffsetDateTi
 #[async_trait]
 impl SessionStore for PgStore {
     async fn write_session(&self, write: SessionWrite, now: OffsetDateTime) -> Result<WriteOutcome> {
-        // Group commit; retried only when nothing committed (batch.rs).
+        // A plain creation goes with the others waiting (creations.rs), unless
+        // its group was refused; the rest, group commit (batch.rs). Each is
+        // retried only when nothing committed.
+        if super::creations::groupable(&write) {
+            let write = Arc::new(write);
+            match self.creations.create(write.clone(), now).await? {
+                super::creations::Grouped::Outcome(outcome) => return Ok(outcome),
+                super::creations::Grouped::Alone => {
+                    return self.batch.run(session_job(Arc::unwrap_or_clone(write), now)).await;
+                }
+            }
+        }
         self.batch.run(session_job(write, now)).await
     }
 
