@@ -19,26 +19,37 @@ fn decode_checks(rows: &[Row]) -> Result<Vec<CheckRecord>> {
 }
 
 impl PgStore {
+    /// Records every verdict in one statement (one round trip, one executor
+    /// start-up: the verifier's 1,024 one-row UPDATEs in turn were its
+    /// bottleneck, about 1,000 verdicts/s under load, leaving a backlog behind
+    /// a KYC burst).
     async fn finish_checks_once(&self, decisions: &[Decision], now: OffsetDateTime) -> Result<Vec<bool>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let stmt = tx
+        // The domain's lifecycle says a verdict is only legal on a pending
+        // check; `outcome IS NULL` is how the database enforces it.
+        debug_assert!(decisions
+            .iter()
+            .all(|d| kyc::transition(CheckState::Pending, CheckEvent::Decide(d.outcome)).is_ok()));
+        let projects: Vec<&str> = decisions.iter().map(|d| d.project_id.as_str()).collect();
+        let ids: Vec<i64> = decisions.iter().map(|d| d.id).collect();
+        let outcomes: Vec<&str> = decisions.iter().map(|d| d.outcome.as_str()).collect();
+        let client = self.client().await?;
+        let statement = client
             .prepare_cached(
-                "UPDATE kyc_checks SET outcome = $3, finished_at_us = $4
-                 WHERE project_id = $1 AND id = $2 AND outcome IS NULL",
+                "UPDATE kyc_checks k SET outcome = d.outcome, finished_at_us = $4
+                 FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[]) AS d(project_id, id, outcome)
+                 WHERE k.project_id = d.project_id AND k.id = d.id AND k.outcome IS NULL
+                 RETURNING k.project_id, k.id",
             )
             .await?;
-        let mut done = Vec::with_capacity(decisions.len());
-        for d in decisions {
-            // The domain's lifecycle says a verdict is only legal on a pending
-            // check; the WHERE clause is how the database enforces it.
-            debug_assert!(kyc::transition(CheckState::Pending, CheckEvent::Decide(d.outcome)).is_ok());
-            let n = tx.execute(&stmt, &[&d.project_id, &d.id, &d.outcome.as_str(), &to_us(now)]).await?;
-            done.push(n == 1);
+        // An autocommit statement: a repeat after a lost answer would answer
+        // `false` for verdicts it recorded, so only a server rollback is retried.
+        let rows =
+            client.query(&statement, &[&projects, &ids, &outcomes, &to_us(now)]).await.map_err(after_commit_sent)?;
+        let mut recorded = std::collections::HashSet::with_capacity(rows.len());
+        for row in &rows {
+            recorded.insert((row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?));
         }
-        // A repeat after a lost COMMIT would answer `false` for verdicts it recorded.
-        tx.commit().await.map_err(after_commit_sent)?;
-        Ok(done)
+        Ok(decisions.iter().map(|d| recorded.contains(&(d.project_id.clone(), d.id))).collect())
     }
 }
 
@@ -164,10 +175,10 @@ impl PgStore {
         };
         let sql = format!(
             "UPDATE kyc_checks SET retry_at_us = $4, postponed = FALSE, lease_owner = $5
-             WHERE (project_id, id) IN (
-                 SELECT project_id, id FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= $1
+             WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM kyc_checks WHERE outcome IS NULL AND created_at_us <= $1
                      AND (retry_at_us IS NULL OR retry_at_us <= $3) AND {scope}
-                 ORDER BY created_at_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 ORDER BY created_at_us LIMIT $2 FOR UPDATE SKIP LOCKED))
              RETURNING {CHECK_COLUMNS}"
         );
         let (up_to, limit, now, lease) = (to_us(created_up_to), limit as i64, to_us(now), to_us(lease_until));
