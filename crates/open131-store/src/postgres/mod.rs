@@ -12,7 +12,12 @@
 //! - Semantics equal the SQLite backend's ([`crate::sqlite`]): the same guarded
 //!   UPDATEs, ON CONFLICT rules and leases; rows decode through [`crate::rows`].
 //! - Claims lock with `FOR UPDATE SKIP LOCKED`, so concurrent claimers on any
-//!   node never get the same item while its lease runs.
+//!   node never get the same item while its lease runs. A claim of a table with
+//!   a composite key updates the rows it locked by `ctid` (a TID scan, whatever
+//!   the statistics): the generic plan of `(project_id, id) IN (…)`, made while
+//!   `kyc_checks` was empty, looked each claimed row up through another index
+//!   by `project_id` alone, and under a burst of checks every claim ran into the
+//!   statement timeout (the verifier stalled with 14,000 checks pending).
 //! - Check ids are unique per project across nodes, taken in blocks
 //!   ([`ids`]); one node keeps them dense, a restart or a second node leaves gaps.
 //! - Retries ([`crate::with_retries`]) repeat a whole transaction only when no

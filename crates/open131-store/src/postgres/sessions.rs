@@ -1025,9 +1025,9 @@ impl PgStore {
         };
         let sql = format!(
             "UPDATE session_timers SET due_at_us = $3, lease_owner = $4
-             WHERE (project_id, session_id, timer) IN (
-                 SELECT project_id, session_id, timer FROM session_timers WHERE due_at_us <= $1 AND {scope}
-                 ORDER BY due_at_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+             WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM session_timers WHERE due_at_us <= $1 AND {scope}
+                 ORDER BY due_at_us LIMIT $2 FOR UPDATE SKIP LOCKED))
              RETURNING project_id, session_id, timer"
         );
         let sql = sql.as_str();
@@ -1057,11 +1057,11 @@ impl PgStore {
         let real_now = to_us(claim.real_now);
         let sql = format!(
             "UPDATE subscriptions SET lease_until_us = $3, lease_owner = $4
-             WHERE (project_id, id) IN (
-                 SELECT project_id, id FROM subscriptions
+             WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM subscriptions
                  WHERE state = 'active' AND next_point_us <= $1 AND (lease_until_us IS NULL OR lease_until_us <= $5)
                      AND {scope}
-                 ORDER BY next_point_us LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 ORDER BY next_point_us LIMIT $2 FOR UPDATE SKIP LOCKED))
              RETURNING {SUBSCRIPTION_COLUMNS}"
         );
         let owner = self.instance.as_str();
