@@ -33,18 +33,22 @@ impl PgStore {
         let ids: Vec<i64> = decisions.iter().map(|d| d.id).collect();
         let outcomes: Vec<&str> = decisions.iter().map(|d| d.outcome.as_str()).collect();
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
+        // Planned at each round (an unnamed statement), not cached: a plan made
+        // while the table was nearly empty joined every pending check with
+        // every verdict (its generic plan scanned `kyc_checks_pending`), and
+        // kept doing so after a burst; planning once per round costs nothing.
+        // An autocommit statement: a repeat after a lost answer would answer
+        // `false` for verdicts it recorded, so only a server rollback is retried.
+        let rows = client
+            .query(
                 "UPDATE kyc_checks k SET outcome = d.outcome, finished_at_us = $4
                  FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[]) AS d(project_id, id, outcome)
                  WHERE k.project_id = d.project_id AND k.id = d.id AND k.outcome IS NULL
                  RETURNING k.project_id, k.id",
+                &[&projects, &ids, &outcomes, &to_us(now)],
             )
-            .await?;
-        // An autocommit statement: a repeat after a lost answer would answer
-        // `false` for verdicts it recorded, so only a server rollback is retried.
-        let rows =
-            client.query(&statement, &[&projects, &ids, &outcomes, &to_us(now)]).await.map_err(after_commit_sent)?;
+            .await
+            .map_err(after_commit_sent)?;
         let mut recorded = std::collections::HashSet::with_capacity(rows.len());
         for row in &rows {
             recorded.insert((row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?));
