@@ -145,7 +145,7 @@ impl CheckStore for PgStore {
     async fn oldest_pending(&self, now: OffsetDateTime) -> Result<Option<OffsetDateTime>> {
         let now = to_us(now);
         let rows = with_retries(|| async move {
-            self.query(
+            self.query_replanned(
                 "SELECT MIN(created_at_us) FROM kyc_checks
                  WHERE outcome IS NULL AND (retry_at_us IS NULL OR retry_at_us <= $1)",
                 &[&now],
@@ -189,9 +189,10 @@ impl PgStore {
         // A repeat after a lost commit only delays the first claim's checks to its lease end.
         let sql = sql.as_str();
         let owner = self.instance.as_str();
-        let rows =
-            with_retries(|| async move { self.query(sql, &[&up_to, &limit, &now, &lease, &owner, &project]).await })
-                .await?;
+        let rows = with_retries(|| async move {
+            self.query_replanned(sql, &[&up_to, &limit, &now, &lease, &owner, &project]).await
+        })
+        .await?;
 
         let mut checks = decode_checks(&rows)?;
         checks.sort_by_key(|c| c.created_at);

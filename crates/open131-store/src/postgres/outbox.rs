@@ -179,7 +179,7 @@ impl OutboxStore for PgStore {
 
     async fn next_webhook_at(&self) -> Result<Option<OffsetDateTime>> {
         let rows = with_retries(|| async move {
-            self.query("SELECT MIN(next_attempt_at_us) FROM webhooks WHERE state = 'pending'", &[]).await
+            self.query_replanned("SELECT MIN(next_attempt_at_us) FROM webhooks WHERE state = 'pending'", &[]).await
         })
         .await?;
         let us: Option<i64> = rows.first().map(|r| r.try_get(0)).transpose()?.flatten();
@@ -209,7 +209,7 @@ impl PgStore {
         // A repeat after a lost commit only delays the first claim's webhooks to its lease end.
         let owner = self.instance.as_str();
         let rows = with_retries(|| async move {
-            self.query(sql, &[&now, &lease, &limit, projects, &owner, &real_lease, &real_now]).await
+            self.query_replanned(sql, &[&now, &lease, &limit, projects, &owner, &real_lease, &real_now]).await
         })
         .await?;
         let mut out = decode_webhooks(&rows)?;

@@ -1035,7 +1035,8 @@ impl PgStore {
         let owner = self.instance.as_str();
         // A repeat after a lost commit only delays the first claim's timers to its lease end.
         let rows =
-            with_retries(|| async move { self.query(sql, &[&now, &limit, &lease, &owner, &project]).await }).await?;
+            with_retries(|| async move { self.query_replanned(sql, &[&now, &limit, &lease, &owner, &project]).await })
+                .await?;
         rows.iter().map(|r| due_timer(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)).collect()
     }
 }
@@ -1065,9 +1066,10 @@ impl PgStore {
              RETURNING {SUBSCRIPTION_COLUMNS}"
         );
         let owner = self.instance.as_str();
-        let rows =
-            with_retries(|| async { self.query(&sql, &[&now, &limit, &lease, &owner, &real_now, &project]).await })
-                .await?;
+        let rows = with_retries(|| async {
+            self.query_replanned(&sql, &[&now, &limit, &lease, &owner, &real_now, &project]).await
+        })
+        .await?;
         rows.iter()
             .map(|r| SubscriptionRow::read(r).map_err(StoreError::from).and_then(SubscriptionRow::decode))
             .collect()
