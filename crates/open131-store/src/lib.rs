@@ -463,6 +463,11 @@ pub(crate) const NOT_CLOCKED: &str = "project_id NOT IN (SELECT id FROM projects
 /// looked at again, in seconds. One written while its project has no URL is
 /// parked from the start; setting a URL releases the backlog at once.
 pub const WEBHOOK_PARK_S: i64 = 3_600;
+/// [`WEBHOOK_PARK_S`] in microseconds, the stores' unit: every statement that
+/// parks a webhook in its own insert (`CASE WHEN webhook_url IS NULL …`, in
+/// `sqlite/payouts.rs`, `postgres/sessions.rs` and `postgres/creations.rs`)
+/// adds this.
+pub(crate) const WEBHOOK_PARK_US: i64 = WEBHOOK_PARK_S * 1_000_000;
 /// The `last_error` of a parked webhook.
 pub const WEBHOOK_PARKED_ERROR: &str = "no webhook URL is set for the project";
 

@@ -33,12 +33,12 @@ impl PgStore {
         let ids: Vec<i64> = decisions.iter().map(|d| d.id).collect();
         let outcomes: Vec<&str> = decisions.iter().map(|d| d.outcome.as_str()).collect();
         let client = self.client().await?;
-        // Planned at each round (an unnamed statement), not cached: a plan made
-        // while the table was nearly empty joined every pending check with
-        // every verdict (its generic plan scanned `kyc_checks_pending`), and
-        // kept doing so after a burst; planning once per round costs nothing.
-        // An autocommit statement: a repeat after a lost answer would answer
-        // `false` for verdicts it recorded, so only a server rollback is retried.
+        // Planned at each call (an unnamed statement), for the reason
+        // `PgStore::query_replanned` gives (here a plan made on a nearly empty
+        // table scanned every pending check for each verdict); not through it,
+        // since this is an autocommit write: a repeat after a lost answer would
+        // answer `false` for verdicts it recorded, so only a server rollback is
+        // retried (`after_commit_sent`).
         let rows = client
             .query(
                 "UPDATE kyc_checks k SET outcome = d.outcome, finished_at_us = $4
@@ -49,11 +49,15 @@ impl PgStore {
             )
             .await
             .map_err(after_commit_sent)?;
-        let mut recorded = std::collections::HashSet::with_capacity(rows.len());
+        let index: std::collections::HashMap<(&str, i64), usize> =
+            decisions.iter().enumerate().map(|(i, d)| ((d.project_id.as_str(), d.id), i)).collect();
+        let mut recorded = vec![false; decisions.len()];
         for row in &rows {
-            recorded.insert((row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?));
+            if let Some(&i) = index.get(&(row.try_get::<_, &str>(0)?, row.try_get::<_, i64>(1)?)) {
+                recorded[i] = true;
+            }
         }
-        Ok(decisions.iter().map(|d| recorded.contains(&(d.project_id.clone(), d.id))).collect())
+        Ok(recorded)
     }
 }
 

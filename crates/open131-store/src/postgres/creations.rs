@@ -341,7 +341,7 @@ async fn create_together(
     let client = pool.get().await.map_err(|e| Together::NotSent(Arc::new(BackendError::Pool(e))))?;
     let c = Columns::of(writes);
     let (s, p) = (&c.sessions, &c.payouts);
-    let park_us = crate::WEBHOOK_PARK_S * 1_000_000;
+    let park_us = crate::WEBHOOK_PARK_US;
     let params: [Param<'_>; 49] = [
         &c.key_projects,
         &c.keys,
@@ -405,18 +405,18 @@ async fn create_together(
         }
     };
     commits.report(writes.len(), began.elapsed(), true);
-    let mut written = HashSet::with_capacity(created.len());
+    let mut written: HashSet<(&str, &str)> = HashSet::with_capacity(created.len());
     for row in &created {
-        let id = row.try_get::<_, String>(0).and_then(|project| Ok((project, row.try_get::<_, String>(1)?)));
+        let id = row.try_get::<_, &str>(0).and_then(|project| Ok((project, row.try_get::<_, &str>(1)?)));
         written.insert(id.map_err(|e| Together::Unanswered(Arc::new(BackendError::Postgres(e))))?);
     }
     Ok(writes.iter().map(|(w, _)| outcome(w, &written)).collect())
 }
 
 /// A write's outcome from the sessions its group's statement wrote.
-fn outcome(w: &SessionWrite, written: &HashSet<(String, String)>) -> Option<WriteOutcome> {
+fn outcome(w: &SessionWrite, written: &HashSet<(&str, &str)>) -> Option<WriteOutcome> {
     let r = &w.record;
-    match written.contains(&(r.project_id.clone(), r.id.clone())) {
+    match written.contains(&(r.project_id.as_str(), r.id.as_str())) {
         true => Some(WriteOutcome::Applied(1)),
         false if w.idempotency.is_some() => Some(WriteOutcome::IdempotencyConflict),
         false => None,

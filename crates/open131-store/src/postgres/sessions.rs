@@ -98,7 +98,7 @@ async fn change_in_one_statement(tx: &Transaction<'_>, w: &SessionWrite, now: Of
     let r = &w.record;
     let v = SessionValues::of(r);
     let now_us = to_us(now);
-    let park_until = now_us + crate::WEBHOOK_PARK_S * 1_000_000;
+    let park_until = now_us + crate::WEBHOOK_PARK_US;
     let payouts: Vec<PayoutValues<'_>> = r.payouts.iter().map(PayoutValues::of).collect();
     let payments: Vec<PaymentValues<'_>> = r.payments.iter().map(PaymentValues::of).collect();
     let refunds = RefundValues::of(r);

@@ -206,7 +206,7 @@ pub(crate) fn write_session(conn: &Connection, w: &SessionWrite, now: OffsetDate
             hook.kind,
             hook.body,
             to_us(now),
-            crate::WEBHOOK_PARK_S * 1_000_000,
+            crate::WEBHOOK_PARK_US,
             crate::WEBHOOK_PARKED_ERROR
         ])
         .map_err(err)?;
