@@ -422,18 +422,50 @@ pub struct BanksResponse {
 }
 
 /// RFC 3339, UTC, microseconds: `2020-05-29T07:01:37.499907Z`.
+///
+/// Written digit by digit (a year outside 0..=9999 through `format!`):
+/// every answer carries several, and `format!` showed in the profile of
+/// `session/create` (issue 12).
 pub fn timestamp(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
+    let Some(year) = u32::try_from(t.year()).ok().filter(|y| *y <= 9999) else {
+        return format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.microsecond()
+        );
+    };
+    let mut out = String::with_capacity(TIMESTAMP_BYTES);
+    let parts: [(u32, u32, char); 7] = [
+        (year, 4, '-'),
+        (u32::from(u8::from(t.month())), 2, '-'),
+        (u32::from(t.day()), 2, 'T'),
+        (u32::from(t.hour()), 2, ':'),
+        (u32::from(t.minute()), 2, ':'),
+        (u32::from(t.second()), 2, '.'),
+        (t.microsecond(), 6, 'Z'),
+    ];
+    for (value, width, then) in parts {
+        push_digits(&mut out, value, width);
+        out.push(then);
+    }
+    out
+}
+
+/// Length of a [`timestamp`] of a year within 0..=9999.
+const TIMESTAMP_BYTES: usize = "2020-05-29T07:01:37.499907Z".len();
+
+/// `value`'s last `width` decimal digits, zero-padded.
+fn push_digits(out: &mut String, value: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = value / 10_u32.pow(place) % 10;
+        out.push(char::from_digit(digit, 10).unwrap_or('0'));
+    }
 }
 
 #[cfg(test)]
@@ -446,6 +478,10 @@ mod tests {
         assert_eq!(timestamp(t), "2020-05-29T07:01:37.499907Z");
         let t = time::macros::datetime!(2020-05-29 10:01:37 +03:00);
         assert_eq!(timestamp(t), "2020-05-29T07:01:37.000000Z");
+        let t = time::macros::datetime!(0001-01-01 00:00:00.000001 UTC);
+        assert_eq!(timestamp(t), "0001-01-01T00:00:00.000001Z");
+        let t = time::macros::datetime!(9999-12-31 23:59:59.999999 UTC);
+        assert_eq!(timestamp(t), "9999-12-31T23:59:59.999999Z");
     }
 
     #[test]

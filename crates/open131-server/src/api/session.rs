@@ -150,7 +150,9 @@ impl Ctx<'_> {
             }
             (!parts.is_empty()).then(|| parts.to_draft())
         };
-        record.draft = draft.map(|d| Personal::new(d.to_string()));
+        // `to_string` rather than `Display`: the same text, written straight into its buffer.
+        let draft = draft.map(|d| serde_json::to_string(&d)).transpose().map_err(|e| ApiReply::internal(&e))?;
+        record.draft = draft.map(Personal::new);
         // Creating is storing the `Created` phase as is: no transition, no effects.
         let write = open131_store::SessionWrite {
             expected_version: None,
