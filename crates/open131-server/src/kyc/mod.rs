@@ -155,23 +155,31 @@ async fn post_check_inner(
             None
         }
     };
-    let payload = match root.remove("payload") {
-        Some(Value::Object(map)) => Some(map),
+    // The canonical bytes, made once: they are what the signature covers, and
+    // making them is also what finds a float (over which no signature could
+    // be checked).
+    let (payload, message) = match root.remove("payload") {
+        Some(Value::Object(map)) => {
+            let payload = Value::Object(map);
+            match canonical::canonical_bytes(&payload) {
+                Ok(message) => (Some(payload), Some(message)),
+                Err(canonical::CanonicalError::Float { path }) => {
+                    details.push(detail(&path, "floating-point numbers are not allowed"));
+                    (Some(payload), None)
+                }
+            }
+        }
         None | Some(Value::Null) => {
             details.push(detail("payload", "is required"));
-            None
+            (None, None)
         }
         Some(_) => {
             details.push(detail("payload", "must be a JSON object"));
-            None
+            (None, None)
         }
     };
-    let application = match &payload {
+    let application = match payload.as_ref().and_then(Value::as_object) {
         Some(map) => {
-            let payload_value = Value::Object(map.clone());
-            if let Some(path) = canonical::find_float(&payload_value) {
-                details.push(detail(&path, "floating-point numbers are not allowed"));
-            }
             let parsed = match version {
                 KycVersion::V11 => kyc::parse_v11(map, now),
                 KycVersion::V20 => open131_domain::kyc_v2::parse_v20(map, now),
@@ -186,16 +194,14 @@ async fn post_check_inner(
         }
         None => None,
     };
-    let (Some(signature), Some(payload), Some(application), true) =
-        (signature, payload, application, details.is_empty())
+    let (Some(signature), Some(payload), Some(message), Some(application), true) =
+        (signature, payload, message, application, details.is_empty())
     else {
         details.sort_by(|a, b| a.field.cmp(&b.field));
         return Err(invalid(details));
     };
 
     let project = project(app, project_id, peer).await?;
-    let payload = Value::Object(payload);
-    let message = canonical::canonical_bytes(&payload).map_err(|e| KycReply::internal(&e))?;
     let verified = app.projects.verify(&project, &message, &signature).await.map_err(|e| KycReply::internal(&e))?;
     if !verified {
         tracing::info!(project = %project.id, "check refused: no registered key verifies the signature");
@@ -205,7 +211,7 @@ async fn post_check_inner(
     let new = NewCheck {
         project_id: project.id.clone(),
         application,
-        payload_json: Personal::new(payload.to_string()),
+        payload_json: Personal::new(serde_json::to_string(&payload).map_err(|e| KycReply::internal(&e))?),
         created_at: now,
     };
     match app.store.insert_check(new).await {
