@@ -197,6 +197,9 @@ pub fn session(record: &SessionRecord, naming: ApiVersion, public_url: &str) -> 
         (_, Some(state)) => payment_flow::next_action(state).map(str::to_string),
         _ => None,
     };
+    // Each list goes under one name of the two (moved, not copied).
+    let (payments_v1, payout_list) = if v2 { (None, payouts) } else { (payouts, None) };
+    let (acquiring_payments, payment_list) = if v2 { (None, payments) } else { (payments, None) };
     SessionWire {
         id: record.id.clone(),
         status: session::wire_status(record.state).to_string(),
@@ -204,10 +207,10 @@ pub fn session(record: &SessionRecord, naming: ApiVersion, public_url: &str) -> 
         updated_at: timestamp(record.updated_at),
         finished_at: record.finished_at.map(timestamp),
         next_action,
-        payments: if v2 { None } else { payouts.clone() },
-        payout_list: if v2 { payouts } else { None },
-        acquiring_payments: if v2 { None } else { payments.clone() },
-        payment_list: if v2 { payments } else { None },
+        payments: payments_v1,
+        payout_list,
+        acquiring_payments,
+        payment_list,
         error: error_of(payout_state).or_else(|| payment_state.and_then(payment_error)),
         submerchant: record.submerchant.clone(),
     }
@@ -275,14 +278,16 @@ fn payout(record: &SessionRecord, p: &PayoutRecord, v2: bool, public_url: &str) 
             revenue_split_info: None,
         })
         .collect();
+    // The method goes under one name of the two (moved, not copied).
+    let (payment_method, payout_details) = if v2 { (None, method) } else { (method, None) };
     PayoutWire {
         id: p.id.clone(),
         status: payout_flow::wire_status(p.state).to_string(),
         created_at: timestamp(p.created_at),
         finished_at: payout_flow::settled(p.state).and(p.finished_at.or(record.finished_at).map(timestamp)),
         customer: json(&p.customer),
-        payment_method: if v2 { None } else { method.clone() },
-        payout_details: if v2 { method } else { None },
+        payment_method,
+        payout_details,
         // A verification (amount 0) moves no money and shows none.
         amount_details: (p.amount > 0).then(money),
         participant_details: serde_json::from_str(p.participant_details.expose()).ok(),
