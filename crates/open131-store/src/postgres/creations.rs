@@ -341,7 +341,6 @@ async fn create_together(
     let client = pool.get().await.map_err(|e| Together::NotSent(Arc::new(BackendError::Pool(e))))?;
     let c = Columns::of(writes);
     let (s, p) = (&c.sessions, &c.payouts);
-    let park_us = crate::WEBHOOK_PARK_US;
     let params: [Param<'_>; 49] = [
         &c.key_projects,
         &c.keys,
@@ -386,7 +385,7 @@ async fn create_together(
         &c.hook_kinds,
         &c.hook_bodies,
         &c.hook_at,
-        &park_us,
+        &crate::WEBHOOK_PARK_US,
         &crate::WEBHOOK_PARKED_ERROR,
         &c.timer_projects,
         &c.timer_sessions,
