@@ -25,16 +25,10 @@ use open131_store::{Location, SettingsChange, Store};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::bench::{parallel, signed_posts, Loaded};
+use crate::bench::{parallel, session_id, signed_posts, Loaded};
 
 /// Longest wait for the bank's side of one phase, in seconds.
 const BANK_WAIT_MAX_S: u64 = 300;
-
-fn session_id(status: u16, body: &[u8]) -> (bool, Option<String>) {
-    let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let good = status == 200 && body["status"] == "ok";
-    (good, body["session"]["id"].as_str().map(str::to_string))
-}
 
 pub async fn run(location: &Location, target: Loaded, payments: usize) -> anyhow::Result<()> {
     let store = crate::cli::open_store(location).await?;

@@ -22,16 +22,10 @@ use open131_wire::sign::VerifyingKey;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::bench::{ceiling_phase, parallel, signed_posts, Loaded};
+use crate::bench::{ceiling_phase, parallel, session_id, signed_posts, Loaded};
 
 /// How long phase 3 waits for the outbox to drain before reporting what arrived, in seconds.
 const DRAIN_WAIT_MAX_S: u64 = 120;
-
-fn session_id(status: u16, body: &[u8]) -> (bool, Option<String>) {
-    let body: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let good = status == 200 && body["status"] == "ok";
-    (good, body["session"]["id"].as_str().map(str::to_string))
-}
 
 #[derive(Default)]
 struct Arrivals {
