@@ -9,7 +9,6 @@ use axum::Router;
 use open131_store::Store;
 use open131_wire::sign::SigningKey;
 use tokio::sync::Notify;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -258,6 +257,26 @@ enum SurfaceOf {
 }
 
 impl SurfaceOf {
+    /// The surface's generic 500 (a panic or a timeout).
+    fn internal(self) -> Response {
+        match self {
+            Self::Kyc => crate::kyc::KycApi::internal(),
+            Self::Main => crate::api::MainApi::internal(),
+            Self::Admin => crate::admin::Admin::internal(),
+            Self::Pages => crate::pages::Pages::internal(),
+        }
+    }
+
+    /// The surface's 414 or 431.
+    fn too_large(self, part: crate::edge::TooLarge) -> Response {
+        match self {
+            Self::Kyc => crate::kyc::KycApi::too_large(part),
+            Self::Main => crate::api::MainApi::too_large(part),
+            Self::Admin => crate::admin::Admin::too_large(part),
+            Self::Pages => crate::pages::Pages::too_large(part),
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Kyc => "kyc",
@@ -306,36 +325,35 @@ fn new_request_id() -> String {
 /// The metrics' name of what a request asked for: a served main-API
 /// method, or the route template it matched (never the raw path: a label
 /// must not grow with what callers send).
-fn method_label(surface: SurfaceOf, req: &Request) -> String {
+fn method_label(surface: SurfaceOf, req: &Request) -> std::borrow::Cow<'static, str> {
     if let SurfaceOf::Main = surface {
         let rest = req.uri().path().trim_start_matches("/api/").split_once('/').map_or("", |(_, rest)| rest);
-        return crate::api::ApiMethod::parse(rest).map_or("unknown", |m| m.path()).to_string();
+        return crate::api::ApiMethod::parse(rest).map_or("unknown", |m| m.path()).into();
     }
     req.extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string())
+        .map_or_else(|| "unmatched".into(), |p| p.as_str().to_string().into())
 }
 
-/// `router` with the request-id and metrics layer every listener's routes have.
+/// `router` with the front layer every listener's routes have.
 pub fn observed(router: Router<App>, app: App) -> Router {
-    router.layer(middleware::from_fn_with_state(app.clone(), observe)).with_state(app)
+    router.layer(middleware::from_fn_with_state(app.clone(), front)).with_state(app)
 }
 
-/// A request's id, as [`observe`] gave it, for the layers inside.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-/// Every request: a request id (the caller's, or a new one) on its log
-/// lines and in its response, and its figures in the metrics.
-async fn observe(axum::extract::State(app): axum::extract::State<App>, mut req: Request, next: Next) -> Response {
+/// Every request passes this one layer: a request id (the caller's, or a
+/// new one) on its log lines and in its response, its figures in the
+/// metrics, and [`guarded`]'s limits. One layer rather than five: each axum
+/// layer clones and boxes its inner service and its future for every
+/// request, and the five cost about a sixth of `session/create`'s CPU
+/// (`perf`, issue 12).
+async fn front(axum::extract::State(app): axum::extract::State<App>, req: Request, next: Next) -> Response {
     use tracing::Instrument;
     let started = std::time::Instant::now();
     let surface = surface_of(req.uri().path());
     let method = method_label(surface, &req);
     let id = request_id(req.headers());
     let span = tracing::info_span!("request", request_id = %id, surface = surface.as_str(), method = %method);
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response = guarded(&app, surface, &id, req, next).instrument(span.clone()).await;
     let (status, elapsed) = (response.status().as_u16(), started.elapsed());
     app.metrics.request(surface.as_str(), &method, status, elapsed);
     span.in_scope(|| tracing::debug!(status, elapsed_us = elapsed.as_micros() as u64, "answered"));
@@ -343,6 +361,40 @@ async fn observe(axum::extract::State(app): axum::extract::State<App>, mut req: 
         response.headers_mut().insert(open131_wire::headers::REQUEST_ID, value);
     }
     response
+}
+
+/// A request head past the edge's limits is answered in the envelope of
+/// the surface its path belongs to, before any route reads it (past hyper's
+/// own, larger limits, hyper answers with an empty body: README). The KYC
+/// and main APIs' requests are kept for the inspector. A handler that
+/// outlives the time limit or panics is answered with its surface's generic
+/// 500. Its write, if already queued, may still commit: a 200 always means
+/// committed, the converse is not promised (the client retries and meets
+/// `already_exists` or the idempotency error).
+async fn guarded(app: &App, surface: SurfaceOf, id: &str, req: Request, next: Next) -> Response {
+    use futures_util::FutureExt as _;
+    if let Some(part) = crate::edge::too_large(req.uri(), req.headers()) {
+        tracing::info!(?part, "request head past the edge's limits");
+        return surface.too_large(part);
+    }
+    let limit = app.config.request_timeout;
+    let run = |req: Request| async move {
+        match std::panic::AssertUnwindSafe(tokio::time::timeout(limit, next.run(req))).catch_unwind().await {
+            Ok(Ok(response)) => response,
+            Ok(Err(_)) => {
+                tracing::error!("a request timed out");
+                surface.internal()
+            }
+            Err(_) => {
+                tracing::error!("a request handler panicked");
+                surface.internal()
+            }
+        }
+    };
+    match surface {
+        SurfaceOf::Kyc | SurfaceOf::Main => crate::request_log::record(app, id, req, run).await,
+        SurfaceOf::Admin | SurfaceOf::Pages => run(req).await,
+    }
 }
 
 fn surface_of(path: &str) -> SurfaceOf {
@@ -359,45 +411,20 @@ fn surface_of(path: &str) -> SurfaceOf {
     }
 }
 
-/// A request head past the edge's limits is answered in the envelope of
-/// the surface its path belongs to, before any route reads it. (Past
-/// hyper's own, larger limits, hyper answers with an empty body: README.)
-async fn limit_head(req: Request, next: Next) -> Response {
-    let Some(part) = crate::edge::too_large(req.uri(), req.headers()) else { return next.run(req).await };
-    tracing::info!(?part, "request head past the edge's limits");
-    match surface_of(req.uri().path()) {
-        SurfaceOf::Kyc => crate::kyc::KycApi::too_large(part),
-        SurfaceOf::Main => crate::api::MainApi::too_large(part),
-        SurfaceOf::Admin => crate::admin::Admin::too_large(part),
-        SurfaceOf::Pages => crate::pages::Pages::too_large(part),
-    }
+/// Adds a surface's own 405 to its routes (the front layer gives the rest
+/// of its answers no handler gives).
+fn answering_405<S: Surface + 'static>(routes: Router<App>) -> Router<App> {
+    routes.method_not_allowed_fallback(|| async { S::method_not_allowed() })
 }
 
-/// Adds a surface's 405, time limit and panic guard to its routes.
-pub fn guarded<S: Surface + 'static>(routes: Router<App>, limit: std::time::Duration) -> Router<App> {
-    routes
-        .method_not_allowed_fallback(|| async { S::method_not_allowed() })
-        .layer(middleware::from_fn(move |req: Request, next: Next| limit_time::<S>(req, next, limit)))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            tracing::error!("a request handler panicked");
-            S::internal()
-        }))
-}
-
-/// A partner surface's routes with their requests kept for the inspector.
-fn recorded(routes: Router<App>, app: &App) -> Router<App> {
-    routes.layer(middleware::from_fn_with_state(app.clone(), crate::request_log::record))
-}
-
-/// Every surface, each guarded by its own renderer; a path that none of them
-/// serves gets the 404 of the surface its prefix belongs to.
+/// Every surface with its own 405; a path that none of them serves gets
+/// the 404 of the surface its prefix belongs to.
 pub fn router(app: App) -> Router {
-    let limit = app.config.request_timeout;
     let routes = Router::new()
-        .merge(recorded(guarded::<crate::kyc::KycApi>(crate::kyc::router(), limit), &app))
-        .merge(recorded(guarded::<crate::api::MainApi>(crate::api::router(), limit), &app))
-        .merge(guarded::<crate::admin::Admin>(crate::admin::router(), limit))
-        .merge(guarded::<crate::pages::Pages>(crate::pages::router(), limit))
+        .merge(answering_405::<crate::kyc::KycApi>(crate::kyc::router()))
+        .merge(answering_405::<crate::api::MainApi>(crate::api::router()))
+        .merge(answering_405::<crate::admin::Admin>(crate::admin::router()))
+        .merge(answering_405::<crate::pages::Pages>(crate::pages::router()))
         .fallback(|uri: axum::http::Uri| async move {
             match surface_of(uri.path()) {
                 SurfaceOf::Admin => crate::admin::Admin::not_found(),
@@ -406,21 +433,6 @@ pub fn router(app: App) -> Router {
                 // takes every /api/{version}/…); what reaches here is the KYC API's.
                 SurfaceOf::Kyc | SurfaceOf::Main => crate::kyc::KycApi::not_found(),
             }
-        })
-        .layer(middleware::from_fn(limit_head));
+        });
     observed(routes, app)
-}
-
-/// A request that outlives the limit is answered with the surface's generic
-/// 500. Its write, if already queued, may still commit: a 200 always means
-/// committed, the converse is not promised (the client retries and meets
-/// `already_exists` or the idempotency error).
-async fn limit_time<S: Surface + 'static>(req: Request, next: Next, limit: std::time::Duration) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::error!("a request timed out");
-            S::internal()
-        }
-    }
 }

@@ -23,8 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use http_body::Frame;
 use open131_domain::personal::{masked_json, Personal};
@@ -136,14 +135,21 @@ impl RequestLog {
     }
 
     fn push(&self, project: &str, mut logged: LoggedRequest) {
-        let Ok(mut rings) = self.rings.lock() else { return };
-        rings.next_seq += 1;
-        logged.seq = rings.next_seq;
-        let ring = rings.by_project.entry(project.to_string()).or_default();
-        if ring.len() >= self.entries_max {
-            ring.pop_front();
-        }
-        ring.push_back(Arc::new(logged));
+        let evicted = {
+            let Ok(mut rings) = self.rings.lock() else { return };
+            rings.next_seq += 1;
+            logged.seq = rings.next_seq;
+            // `get_mut` first: the project's name is copied only for its first entry.
+            let ring = match rings.by_project.get_mut(project) {
+                Some(ring) => ring,
+                None => rings.by_project.entry(project.to_string()).or_default(),
+            };
+            let evicted = if ring.len() >= self.entries_max { ring.pop_front() } else { None };
+            ring.push_back(Arc::new(logged));
+            evicted
+        };
+        // Freed after the lock: the other requests' pushes do not wait on it.
+        drop(evicted);
     }
 
     /// A project's requests, newest first.
@@ -153,21 +159,25 @@ impl RequestLog {
     }
 }
 
-/// Middleware of the KYC and main APIs: records each request that names an
-/// existing project, with its answer.
-pub async fn record(State(app): State<App>, req: Request, next: Next) -> Response {
+/// The KYC and main APIs' part of the front layer: runs the request with
+/// `run` and keeps it, with its answer, when it names an existing project.
+pub async fn record<F, Fut>(app: &App, request_id: &str, req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let Some(project) = crate::edge::project_id(req.headers()).map(str::to_string) else {
-        return next.run(req).await;
+        return run(req).await;
     };
     if !app.request_log.enabled() {
-        return next.run(req).await;
+        return run(req).await;
     }
     let started = std::time::Instant::now();
-    let (method, path) = (req.method().to_string(), req.uri().path().to_string());
-    let request_id = req.extensions().get::<crate::app::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    // `as_str`, not `to_string`: a method's `Display` goes through the formatter.
+    let (method, path) = (req.method().as_str().to_string(), req.uri().path().to_string());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let req = req.map(|body| Body::new(Tee { inner: body, seen: seen.clone() }));
-    let response = next.run(req).await;
+    let response = run(req).await;
     let (parts, body) = response.into_parts();
     // Our own answers on these surfaces are whole JSON bodies, never streams.
     let answer = match axum::body::to_bytes(body, usize::MAX).await {
@@ -177,17 +187,21 @@ pub async fn record(State(app): State<App>, req: Request, next: Next) -> Respons
             return Response::from_parts(parts, Body::empty());
         }
     };
-    if !refused_caller(parts.status, &answer) && matches!(app.projects.get(&project).await, Ok(Some(_))) {
+    if refused_caller(parts.status, &answer) {
+        return Response::from_parts(parts, Body::from(answer));
+    }
+    // One read of the project: whether it exists, and its clock.
+    if let Ok(Some(p)) = app.projects.get(&project).await {
         let request = seen.lock().map(|mut b| Bytes::from(std::mem::take(&mut *b))).unwrap_or_default();
         let kept = answer.slice(..answer.len().min(REQUEST_LOG_BODY_MAX_BYTES + 1));
         let logged = LoggedRequest {
             seq: 0,
-            at: app.now_for(&project).await,
+            at: p.settings.clock_offset.apply(app.clock.now()),
             method,
             path,
             status: parts.status.as_u16(),
             duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            request_id,
+            request_id: request_id.to_string(),
             request: Personal::new(request),
             response: Personal::new(kept),
         };
