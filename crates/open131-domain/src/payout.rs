@@ -394,7 +394,9 @@ fn unnest(body: &Map<String, Value>) -> Option<Nested> {
     let mut errors = Vec::new();
     let f = &mut Fields { errors: &mut errors };
     f.only(nested, "payout_details", &["payment_method", "recipient"], &[]);
-    let mut flat = body.clone();
+    // Every field but the nesting copied once: the nesting's own copy would be dropped unread.
+    let mut flat: Map<String, Value> =
+        body.iter().filter(|(k, _)| *k != "payout_details").map(|(k, v)| (k.clone(), v.clone())).collect();
     flat.insert("payout_details".into(), nested["payment_method"].clone());
     let mut recipient_keys = Vec::new();
     if let Some(Some(recipient)) = f.optional_object(nested, "recipient", "payout_details.recipient") {
