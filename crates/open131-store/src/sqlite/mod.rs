@@ -677,7 +677,7 @@ impl ProjectStore for SqliteStore {
                     .query_row("SELECT EXISTS(SELECT 1 FROM projects WHERE id = ?1)", [&project_id], |r| r.get(0))
                     .map_err(db)?;
                 if !exists {
-                    return Err(StoreError::NoSuchProject(project_id));
+                    return Err(StoreError::NoSuchProject(project_id.clone()));
                 }
                 let n = conn
                     .execute(
@@ -785,7 +785,7 @@ impl ProjectStore for SqliteStore {
                     )
                     .map_err(db)?;
                 if n == 0 {
-                    return Err(StoreError::NoSuchProject(project_id));
+                    return Err(StoreError::NoSuchProject(project_id.clone()));
                 }
                 if matches!(change.webhook_url, Some(Some(_))) {
                     // A (new) URL releases the webhooks parked while there was none.
