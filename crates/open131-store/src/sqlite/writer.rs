@@ -199,6 +199,18 @@ pub(crate) fn db(e: rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
 
+    /// The test table's values, in order, read through the writer.
+    async fn values(writer: &Writer) -> Vec<i64> {
+        writer
+            .write(|c: &Connection| {
+                let mut s = c.prepare("SELECT v FROM t ORDER BY v").map_err(db)?;
+                let rows = s.query_map([], |r| r.get(0)).map_err(db)?;
+                rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(db)
+            })
+            .await
+            .unwrap()
+    }
+
     /// A group with a failing job in it: the group is run again with each job
     /// alone, so the failing job's own write is undone and the others commit.
     #[tokio::test]
@@ -244,14 +256,7 @@ mod tests {
         let (blocked, (a, b, c, d)) = tokio::join!(blocker, group);
         assert!(blocked.is_ok() && a.is_ok() && c.is_ok() && d.is_ok(), "the jobs beside the failing one commit");
         assert!(matches!(b, Err(StoreError::Closed)), "the failing job is answered with its own error");
-        let values: Vec<i64> = writer
-            .write(|c: &Connection| {
-                let mut s = c.prepare("SELECT v FROM t ORDER BY v").map_err(db)?;
-                let rows = s.query_map([], |r| r.get(0)).map_err(db)?;
-                rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(db)
-            })
-            .await
-            .unwrap();
+        let values = values(&writer).await;
         assert_eq!(values, vec![1, 3, 4], "the failing job's insert was rolled back, each other job's kept once");
         assert_eq!(runs.load(SeqCst), 2, "the group ran straight, then each job alone");
     }
@@ -271,14 +276,7 @@ mod tests {
             .await;
         assert!(boom.is_err(), "the panicking job is answered with an error");
         writer.write(insert(3)).await.unwrap();
-        let values: Vec<i64> = writer
-            .write(|c: &Connection| {
-                let mut s = c.prepare("SELECT v FROM t ORDER BY v").map_err(db)?;
-                let rows = s.query_map([], |r| r.get(0)).map_err(db)?;
-                rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(db)
-            })
-            .await
-            .unwrap();
+        let values = values(&writer).await;
         assert_eq!(values, vec![1, 3], "the panicking job's insert was rolled back");
     }
 }
