@@ -414,7 +414,7 @@ fn surface_of(path: &str) -> SurfaceOf {
 /// Adds a surface's own 405 to its routes (the front layer gives the rest
 /// of its answers no handler gives).
 fn answering_405<S: Surface + 'static>(routes: Router<App>) -> Router<App> {
-    routes.method_not_allowed_fallback(|| async { S::method_not_allowed() })
+    routes.method_not_allowed_fallback(|| async { crate::request_log::not_kept(S::method_not_allowed()) })
 }
 
 /// Every surface with its own 405; a path that none of them serves gets
@@ -426,13 +426,13 @@ pub fn router(app: App) -> Router {
         .merge(answering_405::<crate::admin::Admin>(crate::admin::router()))
         .merge(answering_405::<crate::pages::Pages>(crate::pages::router()))
         .fallback(|uri: axum::http::Uri| async move {
-            match surface_of(uri.path()) {
+            crate::request_log::not_kept(match surface_of(uri.path()) {
                 SurfaceOf::Admin => crate::admin::Admin::not_found(),
                 SurfaceOf::Pages => crate::pages::Pages::not_found(),
                 // An unknown main-API path is the main API's own (its one route
                 // takes every /api/{version}/…); what reaches here is the KYC API's.
                 SurfaceOf::Kyc | SurfaceOf::Main => crate::kyc::KycApi::not_found(),
-            }
+            })
         });
     observed(routes, app)
 }

@@ -187,7 +187,7 @@ where
             return Response::from_parts(parts, Body::empty());
         }
     };
-    if refused_caller(parts.status, &answer) {
+    if parts.extensions.get::<NotKept>().is_some() || refused_caller(parts.status, &answer) {
         return Response::from_parts(parts, Body::from(answer));
     }
     // One read of the project: whether it exists, and its clock.
@@ -208,6 +208,17 @@ where
         app.request_log.push(&project, logged);
     }
     Response::from_parts(parts, Body::from(answer))
+}
+
+/// Marks an answer given before the caller could prove to be the project
+/// (an unknown path, a method not allowed): such a request is not kept.
+#[derive(Debug, Clone, Copy)]
+struct NotKept;
+
+/// `response`, marked so the request log does not keep its request.
+pub fn not_kept(mut response: Response) -> Response {
+    response.extensions_mut().insert(NotKept);
+    response
 }
 
 /// Whether the answer refused a caller that did not prove to be the

@@ -200,6 +200,16 @@ async fn the_inspector_shows_requests_masked_and_a_sessions_postings() {
     // Signed with another project's key: refused, and kept out of alpha's log.
     let forged = s.call_bytes("v1", "session/status", "alpha", common::key(1), body, None).await;
     assert_eq!(forged.status, 401);
+    // Refused before any signature is read (an unknown path, a method not
+    // allowed): naming alpha does not put them in alpha's log either.
+    for (method, path, status) in [
+        (reqwest::Method::POST, "/api/v1.1/nothing", 404),
+        (reqwest::Method::POST, "/api/v1/session/no/such/method", 404),
+        (reqwest::Method::GET, "/api/v1.1/check", 405),
+    ] {
+        let r = s.http.request(method, format!("{}{path}", s.url)).header("X-PARTNER-PROJECT", "alpha").send().await;
+        assert_eq!(r.unwrap().status().as_u16(), status, "{path}");
+    }
 
     let get = |path: String| {
         let request = s.http.get(format!("{admin}{path}")).bearer_auth(TOKEN);

@@ -391,6 +391,13 @@ impl FromRequestParts<App> for ApiCall {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &App) -> Result<Self, Response> {
+        // Refused before the caller proved to be the project: not kept in its request log.
+        Self::parse(parts, state).await.map_err(crate::request_log::not_kept)
+    }
+}
+
+impl ApiCall {
+    async fn parse(parts: &mut Parts, state: &App) -> Result<Self, Response> {
         let path = Path::<(String, String)>::from_request_parts(parts, state).await;
         // An unknown version is not a main-API path at all: the KYC surface's 404.
         let Some((version, path)) = path.ok().and_then(|Path((v, p))| Some((ApiVersion::parse(&v)?, p))) else {
