@@ -12,6 +12,7 @@
 //! performance goals are ratios measured in one run, because this machine's
 //! speed varies by tens of per cent from hour to hour.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -269,7 +270,7 @@ pub(crate) fn http_client(concurrency: usize) -> HttpClient {
 #[derive(serde::Deserialize)]
 struct Answer<'a> {
     #[serde(borrow)]
-    status: Option<std::borrow::Cow<'a, str>>,
+    status: Option<Cow<'a, str>>,
     #[serde(borrow, alias = "data")]
     session: Option<Identified<'a>>,
 }
@@ -277,27 +278,29 @@ struct Answer<'a> {
 #[derive(serde::Deserialize)]
 struct Identified<'a> {
     #[serde(borrow)]
-    id: Option<std::borrow::Cow<'a, str>>,
+    id: Option<Cow<'a, str>>,
 }
 
-/// An answer's `status` and the `id` of its `session` (the KYC API's `data`).
-fn status_and_id(body: &[u8]) -> (Option<String>, Option<String>) {
+/// Whether an answer is HTTP 200 with a `status` that `good` accepts, and
+/// the `id` of its `session` (the KYC API's `data`). The status is only
+/// compared, never copied.
+fn judged(status: u16, body: &[u8], good: impl Fn(&str) -> bool) -> (bool, Option<String>) {
     match serde_json::from_slice::<Answer>(body) {
-        Ok(a) => (a.status.map(|s| s.into_owned()), a.session.and_then(|s| s.id).map(|id| id.into_owned())),
-        Err(_) => (None, None),
+        Ok(a) => {
+            (status == 200 && a.status.as_deref().is_some_and(good), a.session.and_then(|s| s.id).map(Cow::into_owned))
+        }
+        Err(_) => (false, None),
     }
 }
 
 /// A KYC answer is good when pending or ok; its id is `data.id`.
 fn kyc_id(status: u16, body: &[u8]) -> (bool, Option<String>) {
-    let (said, id) = status_and_id(body);
-    (status == 200 && matches!(said.as_deref(), Some("pending" | "ok")), id)
+    judged(status, body, |said| matches!(said, "pending" | "ok"))
 }
 
 /// A main-API answer is good when it says ok; its id is `session.id`.
 pub(crate) fn session_id(status: u16, body: &[u8]) -> (bool, Option<String>) {
-    let (said, id) = status_and_id(body);
-    (status == 200 && said.as_deref() == Some("ok"), id)
+    judged(status, body, |said| said == "ok")
 }
 
 /// A read is good when it answers HTTP 200 with `"status":"ok"` or `"pending"`
