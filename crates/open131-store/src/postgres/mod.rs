@@ -99,6 +99,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (19, "postings_by_session", include_str!("../../migrations/postgres/0019_postings_by_session.sql")),
     (20, "posting_operations", include_str!("../../migrations/postgres/0020_posting_operations.sql")),
     (21, "report_runs", include_str!("../../migrations/postgres/0021_report_runs.sql")),
+    (22, "fiscal_inn_partial", include_str!("../../migrations/postgres/0022_fiscal_inn_partial.sql")),
 ];
 
 pub struct PgStore {
@@ -537,5 +538,29 @@ impl MetaStore for PgStore {
             Ok(client.query_one("SELECT value FROM meta WHERE key = $1", &[&key]).await?.try_get(0)?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    /// PostgreSQL's side of the SQLite test of the same name: with
+    /// sequential scans priced out, the yearly-income sum still plans on the
+    /// partial index, so the index is one its query can use.
+    #[tokio::test]
+    async fn the_fiscal_income_sum_searches_the_partial_index() {
+        let Some(admin) = crate::testing::postgres_admin_url() else {
+            eprintln!("{} is not set: the PostgreSQL plan is not checked", crate::testing::TEST_POSTGRES_ENV);
+            return;
+        };
+        let store = super::PgStore::connect(&crate::testing::fresh_database(&admin).await.unwrap()).await.unwrap();
+        let client = store.client().await.unwrap();
+        client.batch_execute("SET enable_seqscan = off").await.unwrap();
+        let sql = format!("EXPLAIN {}", crate::rows::FISCAL_INCOME);
+        let (from, to) = (0i64, 1i64);
+        let rows = client.query(&sql, &[&"shop", &"500100732259", &from, &to]).await.unwrap();
+        let plan: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        assert!(plan.iter().any(|line| line.contains("payouts_fiscal_inn")), "{plan:?}");
     }
 }

@@ -79,6 +79,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (25, "postings_by_session", include_str!("../../migrations/sqlite/0025_postings_by_session.sql")),
     (26, "posting_operations", include_str!("../../migrations/sqlite/0026_posting_operations.sql")),
     (27, "report_runs", include_str!("../../migrations/sqlite/0027_report_runs.sql")),
+    (28, "fiscal_inn_partial", include_str!("../../migrations/sqlite/0028_fiscal_inn_partial.sql")),
 ];
 
 pub struct SqliteStore {
@@ -1348,5 +1349,28 @@ impl MetaStore for SqliteStore {
                 conn.query_row("SELECT value FROM meta WHERE key = ?1", [&key], |r| r.get(0)).map_err(db)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    /// The yearly-income sum reads the partial index of fiscal payouts (a
+    /// plan that scanned the table would still answer, only slowly, so only
+    /// the plan shows the index is usable).
+    #[test]
+    fn the_fiscal_income_sum_searches_the_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(super::SqliteStore::open(dir.path()).unwrap());
+        let conn = super::connect(&crate::layout::DataDir::new(dir.path()).database()).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", crate::rows::FISCAL_INCOME))
+            .unwrap()
+            .query_map(rusqlite::params!["shop", "500100732259", 0, 1], |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(plan.iter().any(|step| step.contains("USING INDEX payouts_fiscal_inn")), "{plan:?}");
     }
 }
