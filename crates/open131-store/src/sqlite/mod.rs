@@ -173,12 +173,14 @@ impl SqliteStore {
 fn connect(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(db)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(db)?;
-    // temp_store = MEMORY: the writer runs each job in a SAVEPOINT, and SQLite
-    // copies every page a savepoint first changes into a sub-journal, a temp
-    // file past 64 KiB; `perf` showed those pwrite calls at a fifth of the
-    // writer's time under `session/init/payout`. Held in memory, a
-    // sub-journal costs no system call; it lives only until its RELEASE, so
-    // durability is untouched (the WAL and its fsync are).
+    // temp_store = MEMORY: SQLite copies every page a statement that may
+    // abort (an upsert, a foreign key) or a savepoint (a group run again after
+    // a failing job) first changes into a sub-journal, a temp file past
+    // 64 KiB; `perf` showed those pwrite calls at a fifth of the writer's time
+    // under `session/init/payout` when every job had its savepoint. Held in
+    // memory, a sub-journal costs no system call; it lives only until its
+    // statement or RELEASE ends, so durability is untouched (the WAL and its
+    // fsync are).
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
