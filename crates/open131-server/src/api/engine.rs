@@ -186,7 +186,14 @@ struct RandomPool {
 impl RandomPool {
     fn take(&mut self, out: &mut [u8]) {
         if RANDOM_POOL_BYTES - self.used < out.len() {
-            fill_random(&mut self.bytes);
+            if aws_lc_rs::rand::fill(&mut self.bytes).is_err() {
+                // Nothing is kept from a failed refill: this call alone gets
+                // the clock, and the next one asks the generator again.
+                self.bytes.fill(0);
+                self.used = RANDOM_POOL_BYTES;
+                clock_bytes(out);
+                return;
+            }
             self.used = 0;
         }
         let taken = &mut self.bytes[self.used..self.used + out.len()];
@@ -198,10 +205,15 @@ impl RandomPool {
 
 fn fill_random(out: &mut [u8]) {
     if aws_lc_rs::rand::fill(out).is_err() {
-        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes();
-        for (b, n) in out.iter_mut().zip(nanos.iter().cycle()) {
-            *b = *n;
-        }
+        clock_bytes(out);
+    }
+}
+
+/// The clock's nanoseconds, repeated: what a failing generator leaves.
+fn clock_bytes(out: &mut [u8]) {
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes();
+    for (b, n) in out.iter_mut().zip(nanos.iter().cycle()) {
+        *b = *n;
     }
 }
 
