@@ -547,7 +547,7 @@ mod tests {
 
     /// PostgreSQL's side of the SQLite test of the same name: with
     /// sequential scans priced out, the yearly-income sum still plans on the
-    /// partial index, so the index is one its query can use.
+    /// index, and the index holds fiscal payouts alone.
     #[tokio::test]
     async fn the_fiscal_income_sum_searches_the_partial_index() {
         let Some(admin) = crate::testing::postgres_admin_url() else {
@@ -562,5 +562,11 @@ mod tests {
         let rows = client.query(&sql, &[&"shop", &"500100732259", &from, &to]).await.unwrap();
         let plan: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
         assert!(plan.iter().any(|line| line.contains("payouts_fiscal_inn")), "{plan:?}");
+        let definition: String = client
+            .query_one("SELECT indexdef FROM pg_indexes WHERE indexname = 'payouts_fiscal_inn'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(definition.contains("WHERE (fiscal_inn IS NOT NULL)"), "{definition}");
     }
 }

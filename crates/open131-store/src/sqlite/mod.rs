@@ -1358,9 +1358,9 @@ impl MetaStore for SqliteStore {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    /// The yearly-income sum reads the partial index of fiscal payouts (a
-    /// plan that scanned the table would still answer, only slowly, so only
-    /// the plan shows the index is usable).
+    /// The index of fiscal payouts holds them alone (it is partial), and the
+    /// yearly-income sum still reads it (a plan that scanned the table would
+    /// still answer, only slowly, so only the plan shows the index is usable).
     #[test]
     fn the_fiscal_income_sum_searches_the_partial_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -1374,5 +1374,11 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert!(plan.iter().any(|step| step.contains("USING INDEX payouts_fiscal_inn")), "{plan:?}");
+        let partial: bool = conn
+            .query_row("SELECT partial FROM pragma_index_list('payouts') WHERE name = 'payouts_fiscal_inn'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(partial, "payouts_fiscal_inn indexes every payout");
     }
 }
