@@ -933,6 +933,11 @@ fn parse_receipt(text: &str) -> Result<Receipt> {
 pub(crate) const WALLET_COLUMNS: &str =
     "book, currency, available, reserved, payouts, funding, exchange, held, acquiring, fees, contractors";
 
+/// Creates a project's wallet in a book and currency (`$1..$3`), empty, if
+/// it is not there yet.
+pub(crate) const WALLET_CREATE: &str = "INSERT INTO wallets (project_id, book, currency) VALUES ($1, $2, $3) \
+     ON CONFLICT (project_id, book, currency) DO NOTHING";
+
 /// One movement's change of a wallet, both backends' text: `$1..$9` one delta
 /// per account in [`Account::ALL`] order ([`wallet_deltas`]), then the
 /// project, book and currency; guarded so no account that must stay

@@ -1260,6 +1260,23 @@ async fn holds_capture_and_release_on_both_backends() {
     }
 }
 
+/// A wallet is created by the first movement that succeeds on it: a
+/// reservation on a project that has none yet is refused and leaves no
+/// empty wallet behind, and the next movement it can cover creates it.
+#[tokio::test]
+async fn a_refused_first_movement_leaves_no_wallet_on_both_backends() {
+    for Case { name, store, .. } in cases_with_projects().await {
+        let refused = store.write_session(creation(session("alpha", "s-1", 100), "key-1"), NOW).await.unwrap();
+        assert_eq!(refused, WriteOutcome::Insufficient, "{name}");
+        assert!(store.wallets("alpha").await.unwrap().is_empty(), "{name}");
+        let mut hold = creation(session("alpha", "s-2", 100), "key-2");
+        hold.movements = vec![Leg::own(Book::Main, "rub", Movement::Hold, 100)];
+        assert_eq!(store.write_session(hold, NOW).await.unwrap(), WriteOutcome::Applied(1), "{name}");
+        let wallets = store.wallets("alpha").await.unwrap();
+        assert_eq!(wallets.iter().map(|w| (w.held, w.acquiring)).collect::<Vec<_>>(), [(100, -100)], "{name}");
+    }
+}
+
 /// A split payment's parts: each contractor's wallet moves with the
 /// project's `contractors` account in the same write, never goes negative
 /// (the whole write is refused then), and is the project's alone.
