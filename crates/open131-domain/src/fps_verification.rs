@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::fields::{join, present, Fields};
 use crate::ident::RuPhone;
-use crate::payout::{strip_nulls, SandboxPlan};
+use crate::payout::{strip_nulls, strip_nulls_map, SandboxPlan};
 use crate::payout_flow::FailureCode;
 use crate::FieldError;
 
@@ -82,13 +82,13 @@ pub fn parse_verification(body: &Map<String, Value>) -> Result<VerificationReque
         let first = f.string(r, "first_name", &join(path, "first_name"));
         let last = f.string(r, "last_name", &join(path, "last_name"));
         let middle = f.optional_string(r, "middle_name", &join(path, "middle_name"));
-        Some((first?, last?, middle, strip_nulls(Value::Object(p.clone()))?))
+        Some((first?, last?, middle, Value::Object(strip_nulls_map(p))))
     });
     let customer = match present("customer") {
         true => f.object(body, "customer", "customer").and_then(|c| crate::payout::parse_customer(&mut f, c)),
         false => None,
     };
-    let metadata = body.get("metadata").cloned().and_then(strip_nulls);
+    let metadata = body.get("metadata").and_then(strip_nulls);
     match (method, names) {
         (Some((phone, bank_id)), Some((first_name, last_name, middle_name, participant_details)))
             if errors.is_empty() =>

@@ -15,7 +15,7 @@ use time::Date;
 use crate::fields::{join, present, Fields, Refused};
 use crate::ident::{CardExpiry, CardNumber};
 use crate::payment_flow::PaymentFailure;
-use crate::payout::{parse_amount, parse_customer, strip_nulls, Money, PayoutMethod};
+use crate::payout::{parse_amount, parse_customer, strip_nulls, strip_nulls_map, Money, PayoutMethod};
 use crate::payout_method::{parse_bank_card, CardUse};
 use crate::split::{self, Split};
 use crate::subscription::Period;
@@ -161,11 +161,11 @@ fn collect(
     let participant_details = match present(body, "participant_details") {
         true => f.object(body, "participant_details", "participant_details").and_then(|p| {
             f.only(p, "participant_details", &["sender", "recipient"], &[]);
-            strip_nulls(Value::Object(p.clone()))
+            Some(Value::Object(strip_nulls_map(p)))
         }),
         false => None,
     };
-    let metadata = body.get("metadata").cloned().and_then(strip_nulls);
+    let metadata = body.get("metadata").and_then(strip_nulls);
     // A bad split is named and fails the whole request below.
     let split = body.get("revenue_split_info").filter(|v| !v.is_null());
     let split = split.and_then(|value| split::parse(f, value, "revenue_split_info"));
@@ -288,7 +288,7 @@ pub fn parse_payment_draft(
         // Read once more for the caller's check of its contractors (it parsed above).
         let split = body.get("revenue_split_info").filter(|v| !v.is_null());
         let split = split.and_then(|value| split::parse(&mut Fields { errors: &mut Vec::new() }, value, ""));
-        let fields = strip_nulls(Value::Object(body.clone())).unwrap_or_else(|| Value::Object(Map::new()));
+        let fields = Value::Object(strip_nulls_map(body));
         Ok(PaymentDraft { fields, split })
     } else {
         errors.sort_by(|a, b| a.field.cmp(&b.field));
@@ -677,7 +677,7 @@ pub fn parse_refund(body: &Map<String, Value>, currency: &str) -> Result<RefundA
     if amount.as_ref().is_some_and(|a| a.currency() != currency) {
         f.err("amount_details.currency", format!("must be the payment's currency, {currency}"));
     }
-    let metadata = body.get("metadata").cloned().and_then(strip_nulls);
+    let metadata = body.get("metadata").and_then(strip_nulls);
     if errors.is_empty() {
         Ok(RefundAsk { amount: amount.map(|a| a.amount()), metadata })
     } else {

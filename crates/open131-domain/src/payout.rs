@@ -468,7 +468,7 @@ fn collect_flat(body: &Map<String, Value>, call: PayoutCall, today: Date) -> (Pa
         true => f.object(body, "customer", "customer").and_then(|c| parse_customer(&mut f, c)),
         false => None,
     };
-    let metadata = body.get("metadata").cloned().and_then(strip_nulls);
+    let metadata = body.get("metadata").and_then(strip_nulls);
     let fiscalization = body
         .get("fiscalization_details")
         .filter(|v| !v.is_null())
@@ -514,7 +514,7 @@ fn parse_participants(f: &mut Fields<'_>, p: &Map<String, Value>) -> Option<Valu
             f.only(person, &path, &PARTICIPANT_KEYS, &[]);
         }
     }
-    strip_nulls(Value::Object(p.clone()))
+    Some(Value::Object(strip_nulls_map(p)))
 }
 
 pub(crate) fn parse_customer(f: &mut Fields<'_>, c: &Map<String, Value>) -> Option<Value> {
@@ -533,19 +533,25 @@ pub(crate) fn parse_customer(f: &mut Fields<'_>, c: &Map<String, Value>) -> Opti
         }
         Some(_) => f.err("customer.contacts", "must be an array"),
     }
-    strip_nulls(Value::Object(c.clone()))
+    Some(Value::Object(strip_nulls_map(c)))
 }
 
-/// Drops `null`s (and keys holding them) so echoed partner data never emits `null`.
-pub fn strip_nulls(value: Value) -> Option<Value> {
+/// A copy of `value` without its `null`s (and keys holding them), so echoed
+/// partner data never emits `null`. Copied in one pass from the borrowed
+/// body: every caller kept a part of it, and cloning that part only to take
+/// it apart and build it again was about 1.5 % of `session/create` (issue 12).
+pub fn strip_nulls(value: &Value) -> Option<Value> {
     match value {
         Value::Null => None,
-        Value::Array(items) => Some(Value::Array(items.into_iter().filter_map(strip_nulls).collect())),
-        Value::Object(map) => {
-            Some(Value::Object(map.into_iter().filter_map(|(k, v)| Some((k, strip_nulls(v)?))).collect()))
-        }
-        other => Some(other),
+        Value::Array(items) => Some(Value::Array(items.iter().filter_map(strip_nulls).collect())),
+        Value::Object(map) => Some(Value::Object(strip_nulls_map(map))),
+        other => Some(other.clone()),
     }
+}
+
+/// An object's copy without its `null`s ([`strip_nulls`]).
+pub fn strip_nulls_map(map: &Map<String, Value>) -> Map<String, Value> {
+    map.iter().filter_map(|(k, v)| Some((k.clone(), strip_nulls(v)?))).collect()
 }
 
 /// What the sandbox provider will do with a payout, decided when it is
@@ -615,6 +621,15 @@ mod tests {
     use serde_json::json;
 
     const TODAY: Date = time::macros::date!(2026 - 11 - 30);
+
+    #[test]
+    fn nulls_are_dropped_at_every_depth_and_the_rest_kept() {
+        let sent = json!({"a": null, "b": {"c": null, "d": [1, null, {"e": null, "f": "x"}]}, "g": 0});
+        assert_eq!(strip_nulls(&sent), Some(json!({"b": {"d": [1, {"f": "x"}]}, "g": 0})));
+        assert_eq!(strip_nulls(&Value::Null), None);
+        let Value::Object(map) = sent else { unreachable!() };
+        assert_eq!(Value::Object(strip_nulls_map(&map)), json!({"b": {"d": [1, {"f": "x"}]}, "g": 0}));
+    }
 
     #[test]
     fn every_plan_reads_back_from_its_stored_name() {

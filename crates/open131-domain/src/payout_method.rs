@@ -502,7 +502,7 @@ fn parse_tax(f: &mut Fields<'_>, tax: &Map<String, Value>, p: &str) -> Option<Pa
     if f.errors.len() != before {
         return None;
     }
-    Some(PayoutMethod::Tax { tax: crate::payout::strip_nulls(Value::Object(tax.clone()))? })
+    Some(PayoutMethod::Tax { tax: Value::Object(crate::payout::strip_nulls_map(tax)) })
 }
 
 fn check_tax(f: &mut Fields<'_>, tax: &Map<String, Value>, p: &str) {
