@@ -159,9 +159,9 @@ fn collect(
     };
     let Options { return_url, save_card, subscription } = options;
     let participant_details = match present(body, "participant_details") {
-        true => f.object(body, "participant_details", "participant_details").and_then(|p| {
+        true => f.object(body, "participant_details", "participant_details").map(|p| {
             f.only(p, "participant_details", &["sender", "recipient"], &[]);
-            Some(Value::Object(strip_nulls_map(p)))
+            Value::Object(strip_nulls_map(p))
         }),
         false => None,
     };
