@@ -4,7 +4,9 @@
 # verifies the signature and appends one row to SQLite with group commit),
 # sent the same pre-signed requests by the same load generator, then
 # webhook deliveries beside `openssl speed`'s two-core signing rate, and the
-# server's peak resident memory. ROUNDS rounds, each on fresh data.
+# server's peak resident memory. ROUNDS rounds, each on fresh data. Each
+# write phase also prints both servers' CPU time per request (from /proc):
+# steadier than the ratio, which moves with the load generator's share.
 #
 #   bash scripts/bench-ceiling.sh                         # builds both
 #   OPEN131_BIN=target/release/open131 ROUNDS=3 bash scripts/bench-ceiling.sh
@@ -38,10 +40,10 @@ for r in $(seq "$ROUNDS"); do
   wait_up "http://127.0.0.1:$op/"
   openssl rsa -in "$WORK/data/demo.key.pem" -pubout -out "$WORK/demo.pub" 2>/dev/null
   cp=$(port); "$CEIL" serve --port "$cp" --verify awslc --pubkey "$WORK/demo.pub" --db "$WORK/ceiling.db" \
-    --sync full --batch-max 1024 --max-seconds 900 >"$WORK/ceiling.log" 2>&1 & PIDS+=($!)
+    --sync full --batch-max 1024 --max-seconds 900 >"$WORK/ceiling.log" 2>&1 & ceil=$!; PIDS+=("$ceil")
   wait_up "http://127.0.0.1:$cp/"
   run() { "$BIN" --data-dir "$WORK/data" bench "$@" --url "http://127.0.0.1:$op" --ceiling "http://127.0.0.1:$cp" \
-    --concurrency "$CONC" | grep -v '^pre-signed'; }
+    --concurrency "$CONC" --server-pid "$server" --ceiling-pid "$ceil" | grep -v '^pre-signed'; }
   run sessions --sessions "$SESSIONS"; sleep "$PAUSE_S"
   run kyc --checks "$CHECKS" --reads 1; sleep "$PAUSE_S"
   run payouts --payouts "$PAYOUTS" --reads 1

@@ -51,6 +51,14 @@ pub struct Target {
     /// phase sends it the same signed requests first and prints the ratio.
     #[arg(long)]
     pub ceiling: Option<String>,
+    /// Process ids of the open131 servers (Linux): each write phase then
+    /// also prints the CPU time they used per request, beside the ceiling's
+    /// when `--ceiling-pid` names it.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
+    /// Process id of the ceiling server (Linux), for its CPU time per request.
+    #[arg(long)]
+    pub ceiling_pid: Option<u32>,
 }
 
 /// A [`Target`] made ready: the signing key read, the URL normalised.
@@ -62,6 +70,10 @@ pub(crate) struct Loaded {
     pub concurrency: usize,
     /// The ceiling's base URL, without a trailing slash.
     pub ceiling: Option<String>,
+    /// Processes whose CPU time a phase of open131's requests is charged with.
+    pub server_pids: Vec<u32>,
+    /// The same for the ceiling's phase.
+    pub ceiling_pids: Vec<u32>,
 }
 
 impl Target {
@@ -76,6 +88,8 @@ impl Target {
             project: self.project,
             concurrency: self.concurrency.max(1),
             ceiling: self.ceiling.map(|u| u.trim_end_matches('/').to_string()),
+            server_pids: self.server_pid,
+            ceiling_pids: self.ceiling_pid.into_iter().collect(),
         })
     }
 }
@@ -205,13 +219,14 @@ async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> 
         }
         None => None,
     };
-    let Loaded { bases, project, concurrency, .. } = target;
+    let Loaded { bases, project, concurrency, server_pids, .. } = target;
 
     let client = http_client(concurrency);
 
     let post_uris = node_uris(&bases, "/api/v1.1/check")?;
     let bodies = Arc::new(bodies);
-    let (report, ids) = phase(
+    let meter = CpuMeter::start(&server_pids);
+    let (mut report, ids) = phase(
         &client,
         concurrency,
         checks,
@@ -228,6 +243,7 @@ async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> 
         kyc_id,
     )
     .await?;
+    report.cpu = meter.stop();
     report.print("POST /api/v1.1/check (durable creations)");
     report.print_ratio(ceiling.as_ref());
     if ids.is_empty() {
@@ -371,6 +387,9 @@ pub(crate) struct Report {
     errors: usize,
     elapsed: Duration,
     latencies_us: Vec<u64>,
+    /// CPU time of the measured server's processes during the phase, when
+    /// their ids were given.
+    cpu: Option<Duration>,
 }
 
 impl Report {
@@ -396,6 +415,15 @@ impl Report {
         if let Some(c) = ceiling {
             println!("{}", ratio_line(self.rate(), c.rate(), self.p99_ms(), c.p99_ms()));
         }
+        if let Some(line) = cpu_line(self.cpu_per_request_us(), ceiling.and_then(Report::cpu_per_request_us)) {
+            println!("{line}");
+        }
+    }
+
+    /// The server's CPU time per answered request, in µs.
+    fn cpu_per_request_us(&self) -> Option<f64> {
+        let cpu = self.cpu?;
+        (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
     }
 
     fn percentile(&self, p: f64) -> f64 {
@@ -428,6 +456,67 @@ fn ratio_line(rate: f64, ceiling_rate: f64, p99_ms: f64, ceiling_p99_ms: f64) ->
     )
 }
 
+/// `server CPU per request: open131 N µs; ceiling M µs (R×)`, from what
+/// was measured.
+fn cpu_line(open131_us: Option<f64>, ceiling_us: Option<f64>) -> Option<String> {
+    let open131_us = open131_us?;
+    Some(match ceiling_us {
+        Some(c) => format!(
+            "server CPU per request: open131 {open131_us:.1} µs; ceiling {c:.1} µs ({:.2}×)",
+            open131_us / c.max(1e-9)
+        ),
+        None => format!("server CPU per request: open131 {open131_us:.1} µs"),
+    })
+}
+
+/// The CPU time (user and system, every thread, the dead ones too) that
+/// some processes use over a phase, from `/proc/<pid>/stat` (Linux).
+///
+/// Why beside the ratio: the load generator shares the cores with the
+/// server, so requests/s move with its share from run to run; the server's
+/// own CPU per request is the steadier measure of the work it does. A phase
+/// is charged with everything its processes do meanwhile, background
+/// workers included (the KYC verifier, the bank's timers, webhooks).
+pub(crate) struct CpuMeter {
+    pids: Vec<u32>,
+    start_ticks: Option<u64>,
+}
+
+/// Units of `/proc/<pid>/stat`'s times: Linux's `USER_HZ`, 100 on every
+/// architecture the project builds for (it is part of the kernel's ABI).
+const PROC_TICKS_PER_S: u64 = 100;
+
+impl CpuMeter {
+    pub(crate) fn start(pids: &[u32]) -> Self {
+        CpuMeter { pids: pids.to_vec(), start_ticks: cpu_ticks(pids) }
+    }
+
+    /// The CPU time since [`Self::start`]; `None` when no process was named
+    /// or one could not be read.
+    pub(crate) fn stop(self) -> Option<Duration> {
+        let ticks = cpu_ticks(&self.pids)?.checked_sub(self.start_ticks?)?;
+        Some(Duration::from_millis(ticks * 1000 / PROC_TICKS_PER_S))
+    }
+}
+
+/// The sum of `utime + stime` over `pids`; `None` for none or an unreadable one.
+fn cpu_ticks(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|pid| stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)).sum()
+}
+
+/// `utime + stime` of one `/proc/<pid>/stat` line: fields 14 and 15, counted
+/// after the command name, which is in parentheses and may hold spaces.
+fn stat_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// Pre-signed main-API bodies (`(body, X-PARTNER-SIGN)`).
 pub(crate) type Signed = Arc<Vec<(Vec<u8>, String)>>;
 
@@ -443,7 +532,9 @@ pub(crate) async fn ceiling_phase(
     let Some(base) = &target.ceiling else { return Ok(None) };
     let make = signed_requests(node_uris(std::slice::from_ref(base), path)?, target.project.clone(), signed.clone());
     let ok = |status: u16, _: &[u8]| (status == 200, None);
-    let (report, _) = phase(&http_client(target.concurrency), target.concurrency, total, make, ok).await?;
+    let meter = CpuMeter::start(&target.ceiling_pids);
+    let (mut report, _) = phase(&http_client(target.concurrency), target.concurrency, total, make, ok).await?;
+    report.cpu = meter.stop();
     report.print(&format!("ceiling, the same requests to {base}{path}"));
     Ok(Some(report))
 }
@@ -480,7 +571,10 @@ where
         bail!("nothing to send to {path}");
     }
     let make = signed_requests(node_uris(&target.bases, path)?, target.project.clone(), signed);
-    phase(&http_client(target.concurrency), target.concurrency, total, make, classify).await
+    let meter = CpuMeter::start(&target.server_pids);
+    let (mut report, ids) = phase(&http_client(target.concurrency), target.concurrency, total, make, classify).await?;
+    report.cpu = meter.stop();
+    Ok((report, ids))
 }
 
 /// Sends `total` requests built by `make(i)` with `concurrency` tasks. `classify`
@@ -529,7 +623,7 @@ where
         })
         .collect();
     let mut report =
-        Report { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::with_capacity(total) };
+        Report { requests: 0, errors: 0, elapsed: Duration::ZERO, latencies_us: Vec::with_capacity(total), cpu: None };
     let mut ids = Vec::new();
     for w in workers {
         let (lat, got, errors) = w.await??;
@@ -557,6 +651,29 @@ mod tests {
         let check = br#"{"status":"pending","data":{"id":"c_\u0031","passport":"x"}}"#;
         assert_eq!(super::kyc_id(200, check), (true, Some("c_1".to_string())), "escapes are read");
         assert_eq!(super::kyc_id(200, b"not json"), (false, None));
+    }
+
+    #[test]
+    fn cpu_is_read_after_the_command_name_and_compared_per_request() {
+        // A command name with a space and a parenthesis, as a thread may have.
+        let stat = "4242 (open131 (x) y) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20 0 5 0 100 0 0";
+        assert_eq!(super::stat_ticks(stat), Some(287));
+        assert_eq!(super::stat_ticks("4242 (open131) S 1"), None, "a cut line reads as nothing");
+        let own = std::process::id();
+        let meter = super::CpuMeter::start(&[own]);
+        let before = super::cpu_ticks(&[own]).expect("this process's own stat");
+        // Spin until the kernel has charged a tick (bounded, never timed).
+        let (bound, mut x) = (std::time::Instant::now() + std::time::Duration::from_secs(30), 0u64);
+        while super::cpu_ticks(&[own]) == Some(before) && std::time::Instant::now() < bound {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(meter.stop().is_some_and(|cpu| cpu > std::time::Duration::ZERO), "spinning used CPU");
+        assert!(super::CpuMeter::start(&[]).stop().is_none(), "no process, no figure");
+        assert_eq!(
+            super::cpu_line(Some(73.0), Some(39.0)).as_deref(),
+            Some("server CPU per request: open131 73.0 µs; ceiling 39.0 µs (1.87×)")
+        );
+        assert_eq!(super::cpu_line(None, Some(39.0)), None);
     }
 
     #[test]
