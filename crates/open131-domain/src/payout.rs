@@ -5,7 +5,7 @@
 //!
 //! The methods themselves are [`crate::payout_method`].
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use time::Date;
 
 use crate::fields::{join, present, Fields, Refused};
@@ -223,35 +223,49 @@ impl PayoutParts {
         }
     }
 
-    /// The draft a created session keeps, as JSON.
-    pub fn to_draft(&self) -> Value {
-        let mut d = Map::new();
-        if let Some(m) = &self.method {
-            d.insert("method".into(), m.masked.clone());
-            d.insert("returnable".into(), json!(m.returnable));
-            if let Some(holder) = &m.holder {
-                d.insert("holder".into(), json!(holder));
-            }
+    /// The draft a created session keeps, as JSON text, written from
+    /// borrowed parts: building a tree first cloned every echo field (2 % of
+    /// the workers under signed `session/create`). The fields come in the
+    /// order of their names, as a `serde_json` object writes its keys.
+    pub fn draft_json(&self) -> serde_json::Result<String> {
+        #[derive(serde::Serialize)]
+        struct Amount<'a> {
+            amount: i64,
+            currency: &'a str,
         }
-        if let Some(a) = &self.amount {
-            d.insert("amount_details".into(), json!({"amount": a.amount(), "currency": a.currency()}));
+        #[derive(serde::Serialize)]
+        struct Draft<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            amount_details: Option<Amount<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            customer: Option<&'a Value>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            fiscalization_details: Option<Value>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            holder: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            metadata: Option<&'a Value>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            method: Option<&'a Value>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            participant_details: Option<&'a Value>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            returnable: Option<bool>,
         }
-        for (key, v) in [
-            ("participant_details", &self.participant_details),
-            ("customer", &self.customer),
-            ("metadata", &self.metadata),
-        ] {
-            if let Some(v) = v {
-                d.insert(key.into(), v.clone());
-            }
-        }
-        if let Some(f) = &self.fiscalization {
-            d.insert("fiscalization_details".into(), f.wire(None));
-        }
-        Value::Object(d)
+        let method = self.method.as_ref();
+        serde_json::to_string(&Draft {
+            amount_details: self.amount.as_ref().map(|a| Amount { amount: a.amount(), currency: a.currency() }),
+            customer: self.customer.as_ref(),
+            fiscalization_details: self.fiscalization.as_ref().map(|f| f.wire(None)),
+            holder: method.and_then(|m| m.holder.as_deref()),
+            metadata: self.metadata.as_ref(),
+            method: method.map(|m| &m.masked),
+            participant_details: self.participant_details.as_ref(),
+            returnable: method.map(|m| m.returnable),
+        })
     }
 
-    /// Reads back [`PayoutParts::to_draft`]; `None` if it is not one.
+    /// Reads back [`PayoutParts::draft_json`]; `None` if it is not one.
     pub fn from_draft(draft: &Value) -> Option<PayoutParts> {
         let d = draft.as_object()?;
         let method = match (d.get("method"), d.get("returnable")) {
@@ -740,12 +754,43 @@ mod tests {
     }
 
     #[test]
+    fn a_draft_is_written_as_its_tree_would_be() {
+        let fiscal = crate::fiscal::Fiscalization::parse_stored(
+            r#"{"professional_income_taxpayer": {"tax_reference": "500100732259", "payer_type": "legal",
+                "payer_tax_number": "7707083893", "payer_name": "OOO Vector",
+                "services": [{"name": "Goods delivery", "amount_details": {"amount": 5000, "currency": "rub"}, "quantity": 1}]}}"#,
+        )
+        .unwrap();
+        let masked = json!({"type": "bank_account", "bank_account": {"ru": {"full_name": "Ivan \"Petrov\""}}});
+        let full = PayoutParts {
+            method: Some(MethodParts { masked: masked.clone(), returnable: true, holder: Some("Иван".into()) }),
+            amount: Some(Money::new(5000, "rub").unwrap()),
+            participant_details: Some(json!({"recipient": {"full_name": "Ivan Petrov"}})),
+            customer: Some(json!({"reference": "c1"})),
+            metadata: Some(json!({"order": "42", "nested": [1, {"b": null}]})),
+            fiscalization: Some(fiscal.clone()),
+        };
+        // The tree the draft used to be built as, written by serde_json.
+        let tree = json!({"method": masked, "returnable": true, "holder": "Иван",
+            "amount_details": {"amount": 5000, "currency": "rub"},
+            "participant_details": full.participant_details, "customer": full.customer, "metadata": full.metadata,
+            "fiscalization_details": fiscal.wire(None)});
+        assert_eq!(full.draft_json().unwrap(), tree.to_string());
+        let bare = PayoutParts { metadata: Some(json!({"a": 1})), ..PayoutParts::default() };
+        assert_eq!(bare.draft_json().unwrap(), r#"{"metadata":{"a":1}}"#);
+        assert_eq!(PayoutParts::default().draft_json().unwrap(), "{}");
+        let back: Value = serde_json::from_str(&full.draft_json().unwrap()).unwrap();
+        assert_eq!(PayoutParts::from_draft(&back), Some(full));
+    }
+
+    #[test]
     fn drafts_round_trip_and_start_completes_them() {
         let create = json!({"payout_details": {"type": "bank_account", "bank_account": {"system_type": "faster_payment_system",
                 "faster_payment_system": {"phone": "79261234567", "bank_id": "100000000069"}}},
             "amount_details": {"amount": 10_000, "currency": "rub"}});
         let parts = parse_parts(create.as_object().unwrap(), PayoutCall::Create, TODAY).unwrap();
-        assert_eq!(PayoutParts::from_draft(&parts.to_draft()), Some(parts.clone()));
+        let draft: Value = serde_json::from_str(&parts.draft_json().unwrap()).unwrap();
+        assert_eq!(PayoutParts::from_draft(&draft), Some(parts.clone()));
         assert_eq!(parts.clone().complete("payout_details").unwrap_err()[0].field, "participant_details");
         let start =
             json!({"session_id": "ps_1", "participant_details": {"recipient": {"first_name": "A", "last_name": "B"}}});

@@ -140,7 +140,8 @@ impl Ctx<'_> {
             if let Some(split) = &draft.split {
                 self.check_contractors(split, &|field| field.to_string()).await?;
             }
-            Some(draft.fields)
+            // `to_string` rather than `Display`: the same text, written straight into its buffer.
+            Some(serde_json::to_string(&draft.fields))
         } else {
             let mut errors = Vec::new();
             let (rest, _) = self.split_transfer(body, book, shape, PayoutCall::Create, &mut errors);
@@ -148,10 +149,9 @@ impl Ctx<'_> {
             if parts.fiscalization.is_some() && book != Book::Main {
                 return Err(ApiReply::invalid(vec![detail("fiscalization_details", NOT_OFF_MAIN)]));
             }
-            (!parts.is_empty()).then(|| parts.to_draft())
+            (!parts.is_empty()).then(|| parts.draft_json())
         };
-        // `to_string` rather than `Display`: the same text, written straight into its buffer.
-        let draft = draft.map(|d| serde_json::to_string(&d)).transpose().map_err(|e| ApiReply::internal(&e))?;
+        let draft = draft.transpose().map_err(|e| ApiReply::internal(&e))?;
         record.draft = draft.map(Personal::new);
         // Creating is storing the `Created` phase as is: no transition, no effects.
         let write = open131_store::SessionWrite {
