@@ -319,8 +319,17 @@ fn new_request_id() -> String {
         }
         u64::from_le_bytes(bytes)
     });
-    format!("req_{prefix:016x}{:08x}", COUNTER.fetch_add(1, Ordering::Relaxed) as u32)
+    let counter = COUNTER.fetch_add(1, Ordering::Relaxed) as u32;
+    let mut id = String::with_capacity(REQUEST_ID_PREFIX.len() + 24);
+    id.push_str(REQUEST_ID_PREFIX);
+    // Big-endian: the digits read as the numbers' own hex.
+    open131_wire::sign::push_hex(&mut id, &prefix.to_be_bytes());
+    open131_wire::sign::push_hex(&mut id, &counter.to_be_bytes());
+    id
 }
+
+/// What every request id the server makes begins with.
+const REQUEST_ID_PREFIX: &str = "req_";
 
 /// The metrics' name of what a request asked for: a served main-API
 /// method, or the route template it matched (never the raw path: a label

@@ -187,11 +187,21 @@ fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 /// Lower-case hex of `bytes`: the one encoding of fingerprints, tokens and
 /// hashes the project writes.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// [`hex`] appended to `out`, two digits a byte from a table (`write!` with
+/// a width took a formatter's way through every byte, and the server makes
+/// a request id this way for every request).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
 }
 
 /// Fills `out` from the system's random source (idempotency keys, ids).
@@ -202,6 +212,17 @@ pub fn random_bytes(out: &mut [u8]) -> Result<(), KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte_as_format_writes_them() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let formatted: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), formatted);
+        let mut out = String::from("req_");
+        push_hex(&mut out, &0x0123_4567_89ab_cdef_u64.to_be_bytes());
+        assert_eq!(out, format!("req_{:016x}", 0x0123_4567_89ab_cdef_u64));
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn sign_and_verify_round_trip_and_pem_forms() {
