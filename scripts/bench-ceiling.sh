@@ -5,7 +5,7 @@
 # sent the same pre-signed requests by the same load generator, then
 # webhook deliveries beside `openssl speed`'s two-core signing rate, and the
 # server's peak resident memory. ROUNDS rounds, each on fresh data. Each
-# write phase also prints both servers' CPU time per request (from /proc):
+# phase with a ratio also prints both servers' CPU time per request (/proc):
 # steadier than the ratio, which moves with the load generator's share.
 #
 #   bash scripts/bench-ceiling.sh                         # builds both

@@ -399,5 +399,5 @@ pub fn new_idempotency_key() -> String {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         bytes = nanos.to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    open131_wire::sign::hex(&bytes)
 }

@@ -60,7 +60,8 @@ fn write_value(value: &Value, out: &mut Vec<u8>, path: &mut String) -> Result<()
         Value::Object(map) => {
             // Rust's `str` ordering is byte-wise UTF-8, which is code-point order:
             // the same order as Python's `sorted()` on `str` keys.
-            // Pairs, not keys: no lookup per key once sorted.
+            // Sorted here though `Map` is a BTreeMap today: the order must not
+            // hang on serde_json's features. Pairs, not keys: no lookup per key.
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             out.push(b'{');

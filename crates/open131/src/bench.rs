@@ -51,9 +51,10 @@ pub struct Target {
     /// phase sends it the same signed requests first and prints the ratio.
     #[arg(long)]
     pub ceiling: Option<String>,
-    /// Process ids of the open131 servers (Linux): each write phase then
-    /// also prints the CPU time they used per request, beside the ceiling's
-    /// when `--ceiling-pid` names it.
+    /// Process ids of the open131 servers (Linux): each write phase that
+    /// prints a ratio to the ceiling (sessions, KYC checks, payouts) then also
+    /// prints the CPU time they used per request, beside the ceiling's when
+    /// `--ceiling-pid` names it.
     #[arg(long, value_delimiter = ',')]
     pub server_pid: Vec<u32>,
     /// Process id of the ceiling server (Linux), for its CPU time per request.
@@ -461,10 +462,11 @@ fn ratio_line(rate: f64, ceiling_rate: f64, p99_ms: f64, ceiling_p99_ms: f64) ->
 fn cpu_line(open131_us: Option<f64>, ceiling_us: Option<f64>) -> Option<String> {
     let open131_us = open131_us?;
     Some(match ceiling_us {
-        Some(c) => format!(
-            "server CPU per request: open131 {open131_us:.1} µs; ceiling {c:.1} µs ({:.2}×)",
-            open131_us / c.max(1e-9)
-        ),
+        // A phase too short for one tick of the ceiling's has no ratio.
+        Some(c) if c > 0.0 => {
+            format!("server CPU per request: open131 {open131_us:.1} µs; ceiling {c:.1} µs ({:.2}×)", open131_us / c)
+        }
+        Some(c) => format!("server CPU per request: open131 {open131_us:.1} µs; ceiling {c:.1} µs"),
         None => format!("server CPU per request: open131 {open131_us:.1} µs"),
     })
 }
@@ -488,7 +490,11 @@ const PROC_TICKS_PER_S: u64 = 100;
 
 impl CpuMeter {
     pub(crate) fn start(pids: &[u32]) -> Self {
-        CpuMeter { pids: pids.to_vec(), start_ticks: cpu_ticks(pids) }
+        let start_ticks = cpu_ticks(pids);
+        if start_ticks.is_none() && !pids.is_empty() {
+            eprintln!("cannot read /proc/<pid>/stat of {pids:?}: no CPU figure for this phase");
+        }
+        CpuMeter { pids: pids.to_vec(), start_ticks }
     }
 
     /// The CPU time since [`Self::start`]; `None` when no process was named
@@ -507,8 +513,9 @@ fn cpu_ticks(pids: &[u32]) -> Option<u64> {
     pids.iter().map(|pid| stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)).sum()
 }
 
-/// `utime + stime` of one `/proc/<pid>/stat` line: fields 14 and 15, counted
-/// after the command name, which is in parentheses and may hold spaces.
+/// `utime + stime` of one `/proc/<pid>/stat` line: fields 14 and 15
+/// (1-based: the pid is field 1, the command name field 2), counted from the
+/// last `)`, since the name is in parentheses and may hold spaces.
 fn stat_ticks(stat: &str) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace().skip(11);
@@ -674,6 +681,11 @@ mod tests {
             Some("server CPU per request: open131 73.0 µs; ceiling 39.0 µs (1.87×)")
         );
         assert_eq!(super::cpu_line(None, Some(39.0)), None);
+        assert_eq!(
+            super::cpu_line(Some(73.0), Some(0.0)).as_deref(),
+            Some("server CPU per request: open131 73.0 µs; ceiling 0.0 µs"),
+            "no ratio over nothing"
+        );
     }
 
     #[test]
