@@ -60,12 +60,10 @@ fn write_value(value: &Value, out: &mut Vec<u8>, path: &mut String) -> Result<()
         Value::Object(map) => {
             // Rust's `str` ordering is byte-wise UTF-8, which is code-point order:
             // the same order as Python's `sorted()` on `str` keys.
-            // Sorted here though `Map` is a BTreeMap today: the order must not
-            // hang on serde_json's features. Pairs, not keys: no lookup per key.
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
             out.push(b'{');
-            for (i, (key, value)) in entries.into_iter().enumerate() {
+            for (i, key) in keys.iter().enumerate() {
                 if i > 0 {
                     out.extend_from_slice(b", ");
                 }
@@ -74,7 +72,7 @@ fn write_value(value: &Value, out: &mut Vec<u8>, path: &mut String) -> Result<()
                 let len = path.len();
                 path.push('.');
                 path.push_str(key);
-                write_value(value, out, path)?;
+                write_value(&map[key.as_str()], out, path)?;
                 path.truncate(len);
             }
             out.push(b'}');
@@ -87,98 +85,36 @@ fn write_value(value: &Value, out: &mut Vec<u8>, path: &mut String) -> Result<()
 /// escapes, everything else as `\uXXXX` (lowercase hex), astral code points as a
 /// surrogate pair.
 fn write_string(s: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
-    let mut rest = s;
-    loop {
-        // The longest run that stays as it is, copied at once: ASCII text
-        // (Latin names, numbers) is most of what a partner signs.
-        let plain = rest.bytes().position(|b| !is_plain(b)).unwrap_or(rest.len());
-        out.extend_from_slice(&rest.as_bytes()[..plain]);
-        rest = &rest[plain..];
-        let Some(c) = rest.chars().next() else { break };
-        write_escaped(c, out);
-        rest = &rest[c.len_utf8()..];
-    }
-    out.push(b'"');
-}
-
-/// Printable ASCII but the two characters JSON escapes.
-fn is_plain(b: u8) -> bool {
-    matches!(b, b' '..=b'~') && b != b'"' && b != b'\\'
-}
-
-/// One character that is not [`is_plain`], escaped.
-fn write_escaped(c: char, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    match c {
-        '"' => out.extend_from_slice(b"\\\""),
-        '\\' => out.extend_from_slice(b"\\\\"),
-        '\n' => out.extend_from_slice(b"\\n"),
-        '\r' => out.extend_from_slice(b"\\r"),
-        '\t' => out.extend_from_slice(b"\\t"),
-        '\u{08}' => out.extend_from_slice(b"\\b"),
-        '\u{0c}' => out.extend_from_slice(b"\\f"),
-        _ => {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                let hex = |shift: u16| HEX[usize::from((*unit >> shift) & 0xf)];
-                out.extend_from_slice(&[b'\\', b'u', hex(12), hex(8), hex(4), hex(0)]);
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\u{08}' => out.extend_from_slice(b"\\b"),
+            '\u{0c}' => out.extend_from_slice(b"\\f"),
+            ' '..='~' => out.push(c as u8),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.extend_from_slice(b"\\u");
+                    for shift in [12, 8, 4, 0] {
+                        out.push(HEX[((*unit >> shift) & 0xf) as usize]);
+                    }
+                }
             }
         }
     }
+    out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    /// The escaping written one character at a time, as it was before runs
-    /// were copied at once: the new one must write the same bytes.
-    fn escaped_one_by_one(s: &str) -> Vec<u8> {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = vec![b'"'];
-        for c in s.chars() {
-            match c {
-                '"' => out.extend_from_slice(b"\\\""),
-                '\\' => out.extend_from_slice(b"\\\\"),
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\t' => out.extend_from_slice(b"\\t"),
-                '\u{08}' => out.extend_from_slice(b"\\b"),
-                '\u{0c}' => out.extend_from_slice(b"\\f"),
-                ' '..='~' => out.push(c as u8),
-                _ => {
-                    let mut units = [0u16; 2];
-                    for unit in c.encode_utf16(&mut units) {
-                        out.extend_from_slice(b"\\u");
-                        for shift in [12, 8, 4, 0] {
-                            out.push(HEX[((*unit >> shift) & 0xf) as usize]);
-                        }
-                    }
-                }
-            }
-        }
-        out.push(b'"');
-        out
-    }
-
-    #[test]
-    fn runs_are_escaped_as_one_character_at_a_time() {
-        // Every code point below U+3000 and a few astral ones, each between
-        // plain runs, at the start, at the end and alone.
-        let odd = (0u32..0x3000).chain([0x1F600, 0x10FFFF, 0x10000]).filter_map(char::from_u32);
-        for c in odd {
-            for s in [format!("{c}"), format!("ab{c}cd"), format!("{c}{c}x"), format!("Ivan {c}")] {
-                let mut out = Vec::new();
-                write_string(&s, &mut out);
-                assert_eq!(out, escaped_one_by_one(&s), "{s:?}");
-            }
-        }
-        let mut out = Vec::new();
-        write_string("", &mut out);
-        assert_eq!(out, b"\"\"");
-    }
 
     #[test]
     fn python_defaults() {
