@@ -485,9 +485,15 @@ impl Dispatcher {
 /// webhook about a session whose id its own request has not returned yet.
 /// Without the fault, does nothing.
 pub async fn before_response(app: &App, project: &crate::projects::Project) {
-    if !project.settings.webhook_faults.before_response() {
-        return;
+    if project.settings.webhook_faults.before_response() {
+        // Boxed: the work's future is about 8 KiB, and unboxed it would be
+        // part of every mutating request's future, fault or not.
+        Box::pin(run_before_response(app, project)).await;
     }
+}
+
+/// [`before_response`]'s work, for a project with the fault.
+async fn run_before_response(app: &App, project: &crate::projects::Project) {
     if let Err(e) = crate::api::processor::process_due(app).await {
         tracing::warn!(error = %e, "could not run the due steps before the response; they run after it");
     }
