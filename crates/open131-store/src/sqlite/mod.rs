@@ -813,11 +813,13 @@ impl CheckStore for SqliteStore {
         self.writer
             .write(move |conn| {
                 let app = &check.application;
+                // The next id is one past the project's last: the only writer
+                // runs this inside its transaction, and checks are never deleted,
+                // so no id is handed out twice or left unused. (A counter row
+                // cost an upsert with RETURNING per check and a page per commit;
+                // PostgreSQL, with concurrent writers, keeps its counter.)
                 let id: i64 = conn
-                    .prepare_cached(
-                        "INSERT INTO id_sequences (project_id, kind, last) VALUES (?1, 'kyc_check', 1)
-                         ON CONFLICT (project_id, kind) DO UPDATE SET last = last + 1 RETURNING last",
-                    )
+                    .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM kyc_checks WHERE project_id = ?1")
                     .map_err(db)?
                     .query_row([&check.project_id], |r| r.get(0))
                     .map_err(db)?;
@@ -860,12 +862,6 @@ impl CheckStore for SqliteStore {
                         ],
                         |r| r.get(0),
                     )
-                    .map_err(db)?;
-                // Give the sequence number back: the savepoint is rolled back on Err,
-                // so undo the bump by hand and report the duplicate as success.
-                conn.prepare_cached("UPDATE id_sequences SET last = last - 1 WHERE project_id = ?1 AND kind = 'kyc_check'")
-                    .map_err(db)?
-                    .execute([&check.project_id])
                     .map_err(db)?;
                 Ok(InsertCheck::Duplicate(earlier))
             })
