@@ -817,7 +817,7 @@ impl CheckStore for SqliteStore {
                 // runs this inside its transaction, and checks are never deleted,
                 // so no id is handed out twice or left unused. (A counter row
                 // cost an upsert with RETURNING per check and a page per commit;
-                // PostgreSQL, with concurrent writers, keeps its counter.)
+                // PostgreSQL, with concurrent writers, keeps its blocks.)
                 let id: i64 = conn
                     .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM kyc_checks WHERE project_id = ?1")
                     .map_err(db)?
