@@ -226,25 +226,26 @@ async fn kyc(target: Loaded, checks: usize, reads: usize) -> anyhow::Result<()> 
 
     let post_uris = node_uris(&bases, "/api/v1.1/check")?;
     let bodies = Arc::new(bodies);
-    let meter = CpuMeter::start(&server_pids);
-    let (mut report, ids) = phase(
-        &client,
-        concurrency,
-        checks,
-        {
-            let bodies = bodies.clone();
-            let project = project.clone();
-            move |i| {
-                hyper::Request::post(post_uris[i % post_uris.len()].clone())
-                    .header("content-type", "application/json")
-                    .header(headers::PROJECT, project.as_str())
-                    .body(Full::new(Bytes::from(bodies[i].clone())))
-            }
-        },
-        kyc_id,
+    let (report, ids) = metered(
+        &server_pids,
+        phase(
+            &client,
+            concurrency,
+            checks,
+            {
+                let bodies = bodies.clone();
+                let project = project.clone();
+                move |i| {
+                    hyper::Request::post(post_uris[i % post_uris.len()].clone())
+                        .header("content-type", "application/json")
+                        .header(headers::PROJECT, project.as_str())
+                        .body(Full::new(Bytes::from(bodies[i].clone())))
+                }
+            },
+            kyc_id,
+        ),
     )
     .await?;
-    report.cpu = meter.stop();
     report.print("POST /api/v1.1/check (durable creations)");
     report.print_ratio(ceiling.as_ref());
     if ids.is_empty() {
@@ -539,9 +540,8 @@ pub(crate) async fn ceiling_phase(
     let Some(base) = &target.ceiling else { return Ok(None) };
     let make = signed_requests(node_uris(std::slice::from_ref(base), path)?, target.project.clone(), signed.clone());
     let ok = |status: u16, _: &[u8]| (status == 200, None);
-    let meter = CpuMeter::start(&target.ceiling_pids);
-    let (mut report, _) = phase(&http_client(target.concurrency), target.concurrency, total, make, ok).await?;
-    report.cpu = meter.stop();
+    let client = http_client(target.concurrency);
+    let (report, _) = metered(&target.ceiling_pids, phase(&client, target.concurrency, total, make, ok)).await?;
     report.print(&format!("ceiling, the same requests to {base}{path}"));
     Ok(Some(report))
 }
@@ -578,10 +578,19 @@ where
         bail!("nothing to send to {path}");
     }
     let make = signed_requests(node_uris(&target.bases, path)?, target.project.clone(), signed);
-    let meter = CpuMeter::start(&target.server_pids);
-    let (mut report, ids) = phase(&http_client(target.concurrency), target.concurrency, total, make, classify).await?;
+    let client = http_client(target.concurrency);
+    metered(&target.server_pids, phase(&client, target.concurrency, total, make, classify)).await
+}
+
+/// Runs a phase, its report charged with the CPU time `pids` used meanwhile.
+async fn metered<T>(
+    pids: &[u32],
+    phase: impl std::future::Future<Output = anyhow::Result<(Report, T)>>,
+) -> anyhow::Result<(Report, T)> {
+    let meter = CpuMeter::start(pids);
+    let (mut report, out) = phase.await?;
     report.cpu = meter.stop();
-    Ok((report, ids))
+    Ok((report, out))
 }
 
 /// Sends `total` requests built by `make(i)` with `concurrency` tasks. `classify`
