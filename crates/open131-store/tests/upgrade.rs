@@ -139,3 +139,53 @@ async fn postgres_sessions_split_their_phase_across_the_upgrade() {
     assert_eq!(store.session("shop", "ps_1").await.unwrap().unwrap().payout().map(|p| p.amount), Some(1500));
     assert_split(store.as_ref()).await;
 }
+
+/// Schema 29 rebuilt the timers and the idempotency keys as WITHOUT ROWID
+/// tables: an installation from before it keeps both, and they still work.
+#[tokio::test]
+async fn timers_and_idempotency_keys_survive_their_rebuild() {
+    use open131_domain::lifecycle::Timer;
+    use open131_store::sqlite::MIGRATIONS;
+    let dir = tempfile::tempdir().unwrap();
+    let path = DataDir::new(dir.path()).database();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL) STRICT",
+        )
+        .unwrap();
+        for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 29) {
+            conn.execute_batch(sql).unwrap();
+            conn.execute("INSERT INTO schema_migrations VALUES (?1, ?2, 0)", rusqlite::params![version, name]).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO projects (id, created_at_us) VALUES ('shop', 0);
+             INSERT INTO idempotency_keys VALUES ('shop', 'key-1', 'session/create', 5);
+             INSERT INTO session_timers (project_id, session_id, timer, due_at_us, lease_owner)
+             VALUES ('shop', 'ps_1', 'confirm_timeout', 1000000, NULL);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert!(store.idempotency_key_used("shop", "key-1").await.unwrap(), "the key is still used");
+    assert!(!store.idempotency_key_used("shop", "key-2").await.unwrap());
+    let at = |s: i64| time::OffsetDateTime::from_unix_timestamp(s).unwrap();
+    let due = store.claim_due_timers(at(2), at(60), 10).await.unwrap();
+    assert_eq!(due.len(), 1, "the timer is still due: {due:?}");
+    assert_eq!((due[0].project_id.as_str(), due[0].session_id.as_str()), ("shop", "ps_1"));
+    assert_eq!(due[0].timer, Timer::ConfirmTimeout);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for table in ["session_timers", "idempotency_keys"] {
+        let without_rowid: i64 =
+            conn.query_row("SELECT wr FROM pragma_table_list WHERE name = ?1", [table], |r| r.get(0)).unwrap();
+        assert_eq!(without_rowid, 1, "{table} is a WITHOUT ROWID table");
+    }
+    let index: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_index_list('session_timers') WHERE name = 'session_timers_due'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 1, "the due index is back");
+}

@@ -50,8 +50,9 @@ pub const READ_POOL_CONNECTIONS: usize = 4;
 /// How long a connection waits for another process's write lock (the admin CLI), in ms.
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 
-/// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+/// Versioned migrations (version, name, SQL), applied in order, each once.
+/// Public so that upgrade tests can build an older installation from a prefix.
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, "payouts", include_str!("../../migrations/sqlite/0002_payouts.sql")),
     (3, "kyc_v2", include_str!("../../migrations/sqlite/0003_kyc_v2.sql")),
@@ -80,6 +81,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (26, "posting_operations", include_str!("../../migrations/sqlite/0026_posting_operations.sql")),
     (27, "report_runs", include_str!("../../migrations/sqlite/0027_report_runs.sql")),
     (28, "fiscal_inn_partial", include_str!("../../migrations/sqlite/0028_fiscal_inn_partial.sql")),
+    (29, "keyed_without_rowid", include_str!("../../migrations/sqlite/0029_keyed_without_rowid.sql")),
 ];
 
 pub struct SqliteStore {
