@@ -10,30 +10,28 @@ use open131_store::layout::DataDir;
 use open131_store::sqlite::SqliteStore;
 use open131_store::SessionStore;
 
-const BEFORE_PAYOUTS_TABLE: [&str; 8] = [
-    include_str!("../migrations/sqlite/0001_init.sql"),
-    include_str!("../migrations/sqlite/0002_payouts.sql"),
-    include_str!("../migrations/sqlite/0003_kyc_v2.sql"),
-    include_str!("../migrations/sqlite/0004_webhook_revival.sql"),
-    include_str!("../migrations/sqlite/0005_allowed_ips.sql"),
-    include_str!("../migrations/sqlite/0006_webhook_lease.sql"),
-    include_str!("../migrations/sqlite/0007_webhook_subjects.sql"),
-    include_str!("../migrations/sqlite/0008_check_postponed.sql"),
-];
+/// The last SQLite schema before the payouts table.
+const BEFORE_PAYOUTS_TABLE: i64 = 8;
+
+/// An installation's database as the migrations up to `version` left it.
+fn installation_at(path: &std::path::Path, version: i64) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL) STRICT",
+    )
+    .unwrap();
+    for (v, name, sql) in open131_store::sqlite::MIGRATIONS.iter().filter(|(v, _, _)| *v <= version) {
+        conn.execute_batch(sql).unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (?1, ?2, 0)", rusqlite::params![v, name]).unwrap();
+    }
+    conn
+}
 
 #[tokio::test]
 async fn sessions_keep_their_payouts_across_the_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let conn = rusqlite::Connection::open(DataDir::new(dir.path()).database()).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL) STRICT",
-        )
-        .unwrap();
-        for (i, sql) in BEFORE_PAYOUTS_TABLE.iter().enumerate() {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 'old', 0)", [i as i64 + 1]).unwrap();
-        }
+        let conn = installation_at(&DataDir::new(dir.path()).database(), BEFORE_PAYOUTS_TABLE);
         conn.execute_batch(
             "INSERT INTO projects (id, created_at_us) VALUES ('shop', 0);
              INSERT INTO sessions (project_id, id, api_version, phase, version, payout_id, amount, currency,
@@ -145,19 +143,10 @@ async fn postgres_sessions_split_their_phase_across_the_upgrade() {
 #[tokio::test]
 async fn timers_and_idempotency_keys_survive_their_rebuild() {
     use open131_domain::lifecycle::Timer;
-    use open131_store::sqlite::MIGRATIONS;
     let dir = tempfile::tempdir().unwrap();
     let path = DataDir::new(dir.path()).database();
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL) STRICT",
-        )
-        .unwrap();
-        for (version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v < 29) {
-            conn.execute_batch(sql).unwrap();
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, ?2, 0)", rusqlite::params![version, name]).unwrap();
-        }
+        let conn = installation_at(&path, 28);
         conn.execute_batch(
             "INSERT INTO projects (id, created_at_us) VALUES ('shop', 0);
              INSERT INTO idempotency_keys VALUES ('shop', 'key-1', 'session/create', 5);
