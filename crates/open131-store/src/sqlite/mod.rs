@@ -82,6 +82,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (27, "report_runs", include_str!("../../migrations/sqlite/0027_report_runs.sql")),
     (28, "fiscal_inn_partial", include_str!("../../migrations/sqlite/0028_fiscal_inn_partial.sql")),
     (29, "keyed_without_rowid", include_str!("../../migrations/sqlite/0029_keyed_without_rowid.sql")),
+    (30, "no_id_sequences", include_str!("../../migrations/sqlite/0030_no_id_sequences.sql")),
 ];
 
 pub struct SqliteStore {
